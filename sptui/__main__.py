@@ -1,0 +1,3 @@
+from sptui.cli import main
+
+raise SystemExit(main())

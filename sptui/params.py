@@ -1,0 +1,217 @@
+"""Kind parameters: one dataclass per kind holds every parameter, its default, its doc and its checks.
+
+A kind declares its parameters like this:
+
+    @dataclass
+    class Params:
+        n_features: int = param(20, "number of input features", ge=1)
+        dropout: float = param(0.0, "hidden dropout rate (training only)", ge=0, lt=1, batchable=True)
+
+        def check(self):            # optional: cross-field rules
+            if self.n_hidden > self.n_features:
+                raise ParamError("n_hidden", "must be <= n_features")
+
+`batchable=True` marks a parameter that does not change tensor shapes, so a sweep over it can be laid
+along an instance dimension and trained as one batched model (kinds that support it say so).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+
+class ParamError(ValueError):
+    """A parameter value that is wrong; `key` is the parameter's name (or a dotted path inside it)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, batchable: bool = False):
+    """A documented parameter field with optional numeric bounds (applied to every number in a list too)."""
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "batchable": batchable}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def param_fields(cls) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(cls))
+
+
+def batchable_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if f.metadata.get("batchable")}
+
+
+def type_name(tp) -> str:
+    """A short human name for a type annotation: 'float', 'list of float', 'one of "a", "b"'."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) if not isinstance(a, str) else f'"{a}"' for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return " or ".join(type_name(a) for a in args)
+    if origin is list:
+        (inner,) = get_args(tp) or (Any,)
+        return f"list of {type_name(inner)}"
+    if origin is dict:
+        _, inner = get_args(tp) or (str, Any)
+        return f"table of {type_name(inner)}"
+    if tp is float:
+        return "number"
+    if tp is int:
+        return "integer"
+    if tp is bool:
+        return "true/false"
+    if tp is str:
+        return "string"
+    return getattr(tp, "__name__", str(tp))
+
+
+def describe_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, str):
+        return f'"{value}" (string)'
+    if isinstance(value, int):
+        return f"{value} (integer)"
+    if isinstance(value, float):
+        return f"{value} (number)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def coerce(value: Any, tp) -> Any:
+    """Check `value` against annotation `tp`, returning it normalised (ints accepted as floats)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        # `True == 1` in Python: only accept a bool where the literal itself is a bool.
+        if any(value == a and isinstance(value, bool) == isinstance(a, bool) for a in get_args(tp)):
+            return value
+        raise _Mismatch
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
+        for arg in get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is list:
+        if not isinstance(value, list):
+            raise _Mismatch
+        (inner,) = get_args(tp) or (Any,)
+        return [coerce(v, inner) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Mismatch
+        _, inner = get_args(tp) or (str, Any)
+        return {str(k): coerce(v, inner) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    raise TypeError(f"unsupported parameter annotation {tp!r}")
+
+
+def _numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+
+
+def _check_bounds(name: str, value: Any, meta) -> None:
+    for x in _numbers(value):
+        for bound, ok, words in (
+            ("ge", lambda a, b: a >= b, ">="),
+            ("gt", lambda a, b: a > b, ">"),
+            ("le", lambda a, b: a <= b, "<="),
+            ("lt", lambda a, b: a < b, "<"),
+        ):
+            limit = meta.get(bound)
+            if limit is not None and not ok(x, limit):
+                raise ParamError(name, f"expected a value {words} {limit}, found {x}")
+
+
+def closest(name: str, known: typing.Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def check_value(cls, name: str, value: Any) -> Any:
+    """Type- and range-check one parameter value; returns the normalised value."""
+    hints = typing.get_type_hints(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in by_name:
+        hint = closest(name, by_name)
+        suggestion = f' (did you mean "{hint}"?)' if hint else ""
+        raise ParamError(name, f"unknown parameter{suggestion}")
+    tp = hints[name]
+    try:
+        value = coerce(value, tp)
+    except _Mismatch:
+        raise ParamError(name, f"expected {type_name(tp)}, found {describe_value(value)}") from None
+    _check_bounds(name, value, by_name[name].metadata)
+    return value
+
+
+def build(cls, raw: dict[str, Any]):
+    """Build a Params instance from a plain dict, with every value checked. Raises ParamError."""
+    values = {name: check_value(cls, name, value) for name, value in raw.items()}
+    instance = cls(**values)
+    check = getattr(instance, "check", None)
+    if check is not None:
+        check()
+    return instance
+
+
+def to_dict(instance) -> dict[str, Any]:
+    return dataclasses.asdict(instance)
+
+
+def describe(cls) -> list[tuple[str, str, Any, str, bool]]:
+    """(name, type, default, doc, batchable) for every parameter, for `sptui kinds` and the TUI."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("doc", ""), bool(f.metadata.get("batchable"))))
+    return rows

@@ -1,0 +1,205 @@
+"""Job files: TOML -> validated JobSpecs, with sweep expansion and errors that name the exact key.
+
+    [[job]]
+    kind = "tms"
+    name = "dropout-grid"
+    priority = 0                 # optional, higher runs first
+    n_features = 20              # the kind's parameters, directly in the job table
+    [job.sweep]                  # optional: parameter -> list of values; the grid is their product
+    feature_probability = [1.0, 0.1, 0.01]
+    dropout = [0.0, 0.2]
+
+Sweeps over a kind's batchable parameters stay one job whose instances train together; sweeps over
+any other parameter expand into one job per combination. A file is accepted whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from sptui import params as P
+from sptui.errors import SpecError, SptuiError
+from sptui.kinds import kind_names, load_kind
+
+JOB_KEYS = ("kind", "name", "priority", "sweep")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    kind: str
+    name: str
+    params: dict[str, Any]  # every parameter of the kind, defaults filled in
+    sweep: dict[str, list] = field(default_factory=dict)  # batchable params laid along instances
+    priority: int = 0
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Per-instance overrides: the product of the sweep lists ([{}] when there is no sweep)."""
+        keys = list(self.sweep)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.sweep[k] for k in keys))]
+
+    def instances(self) -> list[Any]:
+        """One Params object per instance, in grid order."""
+        cls = load_kind(self.kind).Params
+        return [P.build(cls, {**self.params, **point}) for point in self.grid()]
+
+    def canonical(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": self.params, "sweep": self.sweep}
+
+    def digest(self) -> str:
+        """Identity of the experiment: kind, resolved parameters and sweep (not its name or priority)."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps({**self.canonical(), "name": self.name, "priority": self.priority}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "JobSpec":
+        d = json.loads(text)
+        return cls(kind=d["kind"], name=d["name"], params=d["params"], sweep=d.get("sweep", {}), priority=d.get("priority", 0))
+
+    def to_toml(self) -> str:
+        """The resolved spec as a job file of one job, runnable again with `sptui batch`."""
+        job: dict[str, Any] = {"kind": self.kind, "name": self.name, "priority": self.priority}
+        job.update({k: v for k, v in self.params.items() if v is not None})
+        if self.sweep:
+            job["sweep"] = self.sweep
+        return tomli_w.dumps({"job": [job]})
+
+
+def load_file(path: str | Path) -> list[JobSpec]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such job file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read job file ({e})") from None
+    return parse_text(text, str(path))
+
+
+def parse_text(text: str, source: str) -> list[JobSpec]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{source}: not valid TOML: {e}") from None
+    return parse_document(doc, source)
+
+
+def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
+    for key in doc:
+        if key != "job":
+            hint = ' (did you mean "job"? write [[job]] tables)' if P.closest(key, ["job"]) else " (a job file holds [[job]] tables)"
+            raise SpecError(f"{source}: {key}: unknown top-level key{hint}")
+    jobs = doc.get("job")
+    if not isinstance(jobs, list) or not jobs:
+        raise SpecError(f"{source}: no jobs: expected one or more [[job]] tables")
+    specs: list[JobSpec] = []
+    seen_names: dict[str, int] = {}
+    for index, raw in enumerate(jobs, start=1):
+        where = f"{source}: job {index}"
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where}: expected a [[job]] table, found {P.describe_value(raw)}")
+        name = raw.get("name")
+        if isinstance(name, str) and name:
+            where = f'{source}: job {index} ("{name}")'
+            if name in seen_names:
+                raise SpecError(f"{where}: name: duplicate job name (also job {seen_names[name]})")
+            seen_names[name] = index
+        specs.extend(_parse_job(raw, where))
+    return specs
+
+
+def _parse_job(raw: dict[str, Any], where: str) -> list[JobSpec]:
+    kind = raw.get("kind")
+    if kind is None:
+        raise SpecError(f"{where}: kind: missing; expected one of {', '.join(kind_names())}")
+    if not isinstance(kind, str) or kind not in kind_names():
+        found = P.describe_value(kind)
+        hint = P.closest(str(kind), kind_names())
+        hint_text = f' (did you mean "{hint}"?)' if hint else ""
+        raise SpecError(f"{where}: kind: unknown kind {found}{hint_text}; known kinds: {', '.join(kind_names())}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError(f"{where}: name: expected a non-empty string, found {'nothing' if name is None else P.describe_value(name)}")
+    priority = raw.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise SpecError(f"{where}: priority: expected integer, found {P.describe_value(priority)}")
+    sweep = raw.get("sweep", {})
+    if not isinstance(sweep, dict):
+        raise SpecError(f"{where}: sweep: expected a table of parameter = [values], found {P.describe_value(sweep)}")
+
+    cls = load_kind(kind).Params
+    base_raw = {k: v for k, v in raw.items() if k not in JOB_KEYS}
+    try:
+        for key, value in base_raw.items():
+            base_raw[key] = P.check_value(cls, key, value)
+    except P.ParamError as e:
+        raise SpecError(f"{where}: {e.key}: {e.message}") from None
+
+    checked_sweep: dict[str, list] = {}
+    for key, values in sweep.items():
+        if key in base_raw:
+            raise SpecError(f"{where}: sweep.{key}: also set as a single value in the job; set it in one place")
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: sweep.{key}: expected a non-empty list of values, found {P.describe_value(values)}")
+        checked = []
+        for i, value in enumerate(values):
+            try:
+                checked.append(P.check_value(cls, key, value))
+            except P.ParamError as e:
+                detail = e.message if e.key == key else f"{e.key}: {e.message}"
+                raise SpecError(f"{where}: sweep.{key}[{i}]: {detail}") from None
+        checked_sweep[key] = checked
+
+    batchable = P.batchable_names(cls)
+    separate = {k: v for k, v in checked_sweep.items() if k not in batchable}
+    batched = {k: v for k, v in checked_sweep.items() if k in batchable}
+    specs = []
+    for combo in itertools.product(*separate.values()):
+        point = dict(zip(separate, combo))
+        try:
+            base = P.build(cls, {**base_raw, **point})
+        except P.ParamError as e:
+            raise SpecError(f"{where}{_label(point)}: {e.key}: {e.message}") from None
+        spec = JobSpec(
+            kind=kind,
+            name=name + (_label(point) if point else ""),
+            params=P.to_dict(base),
+            sweep=batched,
+            priority=priority,
+        )
+        for instance in spec.grid():  # every instance must be valid before anything is accepted
+            try:
+                P.build(cls, {**spec.params, **instance})
+            except P.ParamError as e:
+                raise SpecError(f"{where}{_label({**point, **instance})}: {e.key}: {e.message}") from None
+        specs.append(spec)
+    return specs
+
+
+def _label(point: dict[str, Any]) -> str:
+    return "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]" if point else ""
+
+
+def describe_kind(name: str) -> str:
+    """A plain-text reference of one kind's parameters."""
+    module = load_kind(name)
+    lines = [f"{name}: {getattr(module, 'SUMMARY', '')}", ""]
+    for pname, tname, default, doc, batchable in P.describe(module.Params):
+        flag = "  [batched in sweeps]" if batchable else ""
+        lines.append(f"  {pname} ({tname}, default {default!r}){flag}\n      {doc}")
+    return "\n".join(lines)
+
+
+def ensure_kind(name: str) -> None:
+    if name not in kind_names():
+        raise SptuiError(f'unknown kind "{name}"; known kinds: {", ".join(kind_names())}')
