@@ -100,11 +100,11 @@ def save_arrays(path: str | Path, arrays: dict[str, Any], metadata: dict[str, st
     """Save numpy arrays or torch tensors as one .safetensors file, atomically."""
     if any(not isinstance(v, np.ndarray) for v in arrays.values()):
         import torch  # only when the caller already works in torch
-        import safetensors.torch
+        from safetensors.torch import save as save_torch
 
         tensors = {k: (torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v.detach().cpu().contiguous())
                    for k, v in arrays.items()}
-        data = safetensors.torch.save(tensors, metadata=metadata)
+        data = save_torch(tensors, metadata=metadata)
     else:
         data = safetensors.numpy.save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=metadata)
     atomic_write_bytes(path, data)

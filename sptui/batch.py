@@ -1,0 +1,179 @@
+"""`sptui batch FILE`: run job files in the foreground, no worker needed (for SSH and nohup).
+
+Runs land in the same queue DB and run folders as worker runs, so `sptui ls` and the TUI show them.
+On a TTY it shows rich progress per job; otherwise it prints plain lines at a modest rate.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sptui.context import Hooks
+from sptui.queue import Queue, own_identity
+from sptui.runner import Outcome, QueueHooks, Terminated, execute, resolve_device
+from sptui.runs import RunDir
+from sptui.spec import JobSpec
+
+PLAIN_EVERY_SECONDS = 10.0
+
+
+@dataclass
+class BatchResult:
+    run_id: str
+    id: int
+    name: str
+    kind: str
+    state: str
+    error: str | None
+    seconds: float
+    run_dir: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _headline(values: dict[str, Any]) -> str:
+    """A short 'loss=0.123 acc=0.98' from a metrics record (means of per-instance lists)."""
+    parts = []
+    for key, value in values.items():
+        if key in ("split",) or len(parts) >= 3:
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+            value = sum(value) / len(value)
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.4g}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+class BatchHooks(QueueHooks):
+    """Queue progress (so `sptui ls` and the TUI follow the run) plus the console display."""
+
+    def __init__(self, queue: Queue, job_id: int, display: "Display"):
+        super().__init__(queue, job_id)
+        self.display = display
+
+    def progress(self, step: int, total: int | None, values: dict[str, Any]) -> None:
+        super().progress(step, total, values)
+        self.display.update(step, total, values)
+
+    def info(self, message: str) -> None:
+        self.display.info(message)
+
+
+class Display:
+    """Rich progress on a terminal, plain throttled lines elsewhere."""
+
+    def __init__(self, console: Console, name: str):
+        self.console = console
+        self.name = name
+        self.fancy = console.is_terminal
+        self.last_plain = 0.0
+        self.last_values = ""
+        self.started = time.monotonic()
+        if self.fancy:
+            self.progress = Progress(
+                TextColumn("{task.description}", markup=False, style="bold"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[values]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=console, transient=True,
+            )
+            self.task = self.progress.add_task(name, total=None, values="")
+            self.progress.start()
+
+    def update(self, step: int, total: int | None, values: dict[str, Any]) -> None:
+        if values:
+            self.last_values = _headline(values)
+        if self.fancy:
+            self.progress.update(self.task, completed=step, total=total, values=self.last_values)
+            return
+        now = time.monotonic()
+        if now - self.last_plain >= PLAIN_EVERY_SECONDS:
+            self.last_plain = now
+            of = f"/{total}" if total else ""
+            eta = ""
+            if total and step:
+                eta = f" eta {((now - self.started) / step * (total - step)):.0f}s"
+            self.console.print(f"[{self.name}] step {step}{of} {self.last_values}{eta}", highlight=False, markup=False)
+
+    def info(self, message: str) -> None:
+        if message.startswith("==="):
+            return
+        first = message.splitlines()[0] if message else ""
+        self.console.print(f"[{self.name}] {first}", highlight=False, markup=False)
+
+    def close(self) -> None:
+        if self.fancy:
+            self.progress.stop()
+
+
+def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto",
+              console: Console | None = None) -> list[BatchResult]:
+    console = console or Console(stderr=True)
+    device = resolve_device(device)
+    queue = Queue(root)
+    queue.recover()
+    pid, _ = own_identity()
+    results: list[BatchResult] = []
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        for spec in specs:
+            (job,) = queue.submit([spec], source=source, force=True, executor="batch", state="running",
+                                  device=device, owner_pid=pid)
+            run = RunDir(job.run_dir(root))
+            queue.set_process(job.id, pid, device, None)
+            console.print(f"{job.run_id} {spec.kind} on {device} -> {run.root}", highlight=False, markup=False)
+            display = Display(console, spec.name)
+            started = time.monotonic()
+            hooks = BatchHooks(queue, job.id, display)
+            interrupted = False
+            try:
+                outcome = execute(spec, run, device=device, hooks=hooks)
+            except Terminated:
+                outcome, interrupted = Outcome("interrupted", "stopped by a signal; requeue to resume"), True
+            finally:
+                display.close()
+            if outcome.state == "interrupted":
+                interrupted = True
+            hooks.flush()
+            queue.finish(job.id, outcome.state, exit_code=0 if outcome.state == "succeeded" else 1, error=outcome.error)
+            results.append(BatchResult(job.run_id, job.id, spec.name, spec.kind, outcome.state, outcome.error,
+                                       round(time.monotonic() - started, 2), str(run.root)))
+            style = "green" if outcome.state == "succeeded" else "red"
+            console.print(f"{outcome.state} {job.run_id}" + (f": {outcome.error}" if outcome.error else ""),
+                          style=style, highlight=False, markup=False)
+            if interrupted:
+                break  # Ctrl-C or a hang-up stops the whole batch, not just this job
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        queue.close()
+    return results
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def summary_table(results: list[BatchResult]) -> Table:
+    table = Table(title="sptui batch", show_lines=False)
+    for col in ("run id", "name", "kind", "state", "time", "run dir"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        style = {"succeeded": "green", "failed": "red"}.get(r.state, "yellow")
+        table.add_row(r.run_id, r.name, r.kind, f"[{style}]{r.state}[/]", f"{r.seconds:.1f}s", r.run_dir)
+    return table
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

@@ -1,0 +1,356 @@
+"""Command-line interface: argument parsing only; every command calls one core function.
+
+`sptui` with no command opens the terminal app; everything else works without Textual, over SSH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sptui.config import artifacts_root
+from sptui.errors import SpecError, SptuiError
+
+EXIT_INPUT = 2
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS  # sub-commands don't overwrite what came before them
+    parser.add_argument("--artifacts", metavar="DIR", default=default,
+                        help="artifacts root (default: $SPTUI_ARTIFACTS or ./artifacts)")
+    parser.add_argument("--device", default=default, help="cpu, cuda, cuda:N or auto (default auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sptui", description="A terminal workbench for superposition experiments.")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p, top=False)
+        return p
+
+    p = command("validate", "check job files without queueing anything")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="print the expanded jobs as JSON")
+
+    p = command("submit", "queue the jobs of a job file for the worker (prints run ids)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true", help="queue even if the same resolved spec was queued before")
+    p.add_argument("--priority", type=int, help="override the file's priority (higher runs first)")
+    p.add_argument("--json", action="store_true")
+
+    p = command("ls", "list runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--state", action="append", help="only runs in this state (repeatable)")
+
+    p = command("show", "one run's details: spec, state, error, files")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+
+    p = command("logs", "print a run's log")
+    p.add_argument("run")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the run ends")
+
+    p = command("cancel", "cancel queued or running jobs")
+    p.add_argument("runs", nargs="+")
+
+    p = command("requeue", "queue failed, cancelled or interrupted runs again (checkpointing kinds resume)")
+    p.add_argument("runs", nargs="*")
+    p.add_argument("--failed", action="store_true", help="requeue every failed run")
+
+    p = command("priority", "set a queued run's priority (higher runs first)")
+    p.add_argument("run")
+    p.add_argument("value", type=int)
+
+    p = command("worker", "run queued jobs on this machine until stopped")
+    p.add_argument("--gpus", help="comma-separated GPU indices to use (default: all visible)")
+    p.add_argument("--slots-per-gpu", type=int, default=1, help="jobs at once on each GPU")
+    p.add_argument("--slots", type=int, default=1, help="jobs at once on CPU")
+    p.add_argument("--once", action="store_true", help="drain the queue, then exit")
+
+    p = command("batch", "run a job file in the foreground, no worker needed")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+
+    p = command("export", "(re)render a run's PNGs from its saved results")
+    p.add_argument("run")
+
+    p = command("kinds", "list job kinds, or one kind's parameters")
+    p.add_argument("kind", nargs="?")
+
+    p = command("neuroscope", "Neuroscope pages of a neuroscope run")
+    ns = p.add_subparsers(dest="ns_command", metavar="ACTION", required=True)
+    q = ns.add_parser("export", help="write the static Neuroscope site")
+    q.add_argument("run")
+    q.add_argument("--out", type=Path, required=True)
+    q = ns.add_parser("show", help="print one neuron in the terminal")
+    q.add_argument("run")
+    q.add_argument("neuron", type=int)
+    q.add_argument("--layer", type=int)
+
+    p = command("tui", "open the terminal app (the default with no command)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    root = artifacts_root(args.artifacts)
+    try:
+        handler = COMMANDS.get(args.command or "tui")
+        return handler(args, root) or 0
+    except SpecError as e:
+        print(f"sptui: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except SptuiError as e:
+        print(f"sptui: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `sptui ls | head`
+        return 0
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_validate(args, root: Path) -> int:
+    from sptui.spec import load_file
+
+    everything = []
+    for path in args.files:
+        specs = load_file(path)
+        everything += [json.loads(s.to_json()) | {"source": str(path), "instances": len(s.grid())} for s in specs]
+        if not args.json:
+            instances = sum(len(s.grid()) for s in specs)
+            print(f"{path}: ok: {len(specs)} job(s), {instances} model instance(s)")
+            for s in specs:
+                extra = f" x {len(s.grid())} instances over {', '.join(s.sweep)}" if s.sweep else ""
+                print(f"  {s.kind:<16} {s.name}{extra}")
+    if args.json:
+        print(json.dumps(everything, indent=2))
+    return 0
+
+
+def cmd_submit(args, root: Path) -> int:
+    from dataclasses import replace
+
+    from sptui.queue import Queue
+    from sptui.spec import load_file
+
+    specs = load_file(args.file)
+    if args.priority is not None:
+        specs = [replace(s, priority=args.priority) for s in specs]
+    with Queue(root) as queue:
+        jobs = queue.submit(specs, source=str(args.file), force=args.force, device=args.device)
+        workers = queue.live_workers()
+    if args.json:
+        print(json.dumps([{"id": j.id, "run_id": j.run_id, "name": j.name, "kind": j.kind} for j in jobs]))
+    else:
+        for j in jobs:
+            print(j.run_id)
+        if not workers:
+            print("note: no worker is running; start one with `sptui worker` (or use `sptui batch`)", file=sys.stderr)
+    return 0
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def cmd_ls(args, root: Path) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sptui.queue import Queue
+
+    with Queue(root) as queue:
+        queue.recover()
+        jobs = queue.list(states=args.state)
+    if args.json:
+        print(json.dumps([j.as_dict(root) for j in jobs], indent=2))
+        return 0
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio"):
+        table.add_column(col, no_wrap=col != "run id", overflow="fold")
+    colours = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "cancelled": "dim"}
+    for j in jobs:
+        progress = f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else "")
+        table.add_row(str(j.id), Text(j.run_id), j.kind, Text(j.state, style=colours.get(j.state, "")), progress,
+                      j.device or "", _fmt_seconds(j.elapsed()), _fmt_seconds(j.eta()), str(j.priority))
+    console = Console()
+    if jobs:
+        console.print(table)
+    else:
+        console.print(f"no runs in {root}")
+    return 0
+
+
+def cmd_show(args, root: Path) -> int:
+    from sptui.queue import Queue
+
+    with Queue(root) as queue:
+        job = queue.get(args.run)
+    info = job.as_dict(root)
+    info["spec"] = json.loads(job.spec)
+    run_dir = job.run_dir(root)
+    info["files"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) if run_dir.exists() else []
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key in ("run_id", "name", "kind", "state", "error", "device", "attempts", "source", "run_dir"):
+        if info.get(key) not in (None, ""):
+            print(f"{key:>9}: {info[key]}")
+    print(f"{'files':>9}: {', '.join(info['files']) or '(none yet)'}")
+    return 0
+
+
+def cmd_logs(args, root: Path) -> int:
+    from sptui.queue import FINAL, Queue
+    from sptui.runs import RunDir
+
+    with Queue(root) as queue:
+        job = queue.get(args.run)
+        log = RunDir(job.run_dir(root)).log
+        offset = 0
+        while True:
+            if log.exists():
+                with open(log, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                if chunk:
+                    offset += len(chunk)
+                    sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                    sys.stdout.flush()
+            if not args.follow:
+                break
+            if queue.get(job.id).state in FINAL + ("cancelled",) and log.exists() and log.stat().st_size == offset:
+                break
+            time.sleep(0.25)
+    return 0
+
+
+def cmd_cancel(args, root: Path) -> int:
+    from sptui.queue import Queue
+
+    with Queue(root) as queue:
+        for ref in args.runs:
+            job = queue.cancel(ref)
+            print(f"{job.run_id}: {'cancelled' if job.state == 'cancelled' else 'cancel requested'}")
+    return 0
+
+
+def cmd_requeue(args, root: Path) -> int:
+    from sptui.queue import Queue
+
+    if not args.runs and not args.failed:
+        raise SptuiError("requeue: give run ids, or --failed")
+    with Queue(root) as queue:
+        jobs = [queue.requeue(ref) for ref in args.runs]
+        if args.failed:
+            jobs += queue.requeue_failed()
+    for job in jobs:
+        print(f"{job.run_id}: queued")
+    if not jobs:
+        print("nothing to requeue")
+    return 0
+
+
+def cmd_priority(args, root: Path) -> int:
+    from sptui.queue import Queue
+
+    with Queue(root) as queue:
+        job = queue.set_priority(args.run, args.value)
+    print(f"{job.run_id}: priority {job.priority}")
+    return 0
+
+
+def cmd_worker(args, root: Path) -> int:
+    from sptui.worker import Worker, WorkerOptions
+
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    options = WorkerOptions(device=args.device or "auto", gpus=gpus, slots_per_gpu=args.slots_per_gpu,
+                            cpu_slots=args.slots, once=args.once,
+                            say=lambda text: print(time.strftime("%H:%M:%S ") + text, flush=True))
+    return Worker(root, options).run()
+
+
+def cmd_batch(args, root: Path) -> int:
+    from rich.console import Console
+
+    from sptui.batch import run_batch, summary_table
+    from sptui.spec import load_file
+
+    specs = load_file(args.file)
+    console = Console(stderr=True) if args.json else Console()
+    results = run_batch(root, specs, str(args.file), device=args.device or "auto", console=console)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        console.print(summary_table(results))
+    if len(results) < len(specs):
+        return 130
+    return 0 if all(r.state == "succeeded" for r in results) else 1
+
+
+def cmd_export(args, root: Path) -> int:
+    from sptui.export import export_run
+    from sptui.queue import Queue
+
+    with Queue(root) as queue:
+        job = queue.get(args.run)
+    for path in export_run(job.run_dir(root), job.kind):
+        print(path)
+    return 0
+
+
+def cmd_kinds(args, root: Path) -> int:
+    from sptui.kinds import kind_names, load_kind
+    from sptui.spec import describe_kind
+
+    if args.kind:
+        print(describe_kind(args.kind))
+        return 0
+    for name in kind_names():
+        print(f"{name:<20} {getattr(load_kind(name), 'SUMMARY', '')}")
+    return 0
+
+
+def cmd_neuroscope(args, root: Path) -> int:
+    from sptui.neuroscope.store import resolve_run
+
+    run_dir = resolve_run(args.run)
+    if args.ns_command == "export":
+        from sptui.neuroscope.site import export_site
+
+        print(export_site(run_dir, args.out))
+    else:
+        from rich.console import Console
+
+        from sptui.neuroscope.show import show_neuron
+
+        show_neuron(run_dir, args.neuron, args.layer, Console())
+    return 0
+
+
+def cmd_tui(args, root: Path) -> int:
+    try:
+        from sptui.tui.app import run_app
+    except ImportError as e:
+        raise SptuiError(f"the terminal app is not available ({e}); every other command works") from None
+    return run_app(root, device=args.device)
+
+
+COMMANDS = {
+    "validate": cmd_validate, "submit": cmd_submit, "ls": cmd_ls, "show": cmd_show, "logs": cmd_logs,
+    "cancel": cmd_cancel, "requeue": cmd_requeue, "priority": cmd_priority, "worker": cmd_worker,
+    "batch": cmd_batch, "export": cmd_export, "kinds": cmd_kinds, "neuroscope": cmd_neuroscope, "tui": cmd_tui,
+}

@@ -1,0 +1,164 @@
+"""Runs one job: the same code path under the worker (in a child process) and under `sptui batch`.
+
+`execute` makes the run folder, builds the Context, calls the kind, renders its PNGs and returns the
+final state. `python -m sptui.runner ROOT JOB_ID DEVICE` is how the worker starts a job's own process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sptui.context import Context, Hooks
+from sptui.errors import JobCancelled, SptuiError
+from sptui.kinds import load_kind
+from sptui.runs import RunDir
+from sptui.spec import JobSpec
+
+
+class Terminated(BaseException):
+    """SIGTERM/SIGINT/SIGHUP arrived: stop now, recording the job as cancelled or interrupted."""
+
+
+@dataclass
+class Outcome:
+    state: str  # succeeded | failed | cancelled | interrupted
+    error: str | None = None
+
+
+def configure_threads() -> None:
+    """Honour SPTUI_TORCH_THREADS (tests and benchmarks choose thread counts on purpose)."""
+    threads = os.environ.get("SPTUI_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def resolve_device(name: str | None) -> str:
+    """'auto' -> cuda when visible, else cpu; 'cuda' without a GPU is a clear error, not a crash later."""
+    name = (name or "auto").strip()
+    if name == "cpu":
+        return "cpu"
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SptuiError(f"--device {name}: no CUDA GPU is visible to torch here (torch.cuda.is_available() is "
+                             "False); use --device cpu, or check the driver and CUDA_VISIBLE_DEVICES")
+        return name
+    raise SptuiError(f'--device {name}: expected "cpu", "cuda", "cuda:N" or "auto"')
+
+
+def one_line(error: BaseException) -> str:
+    if isinstance(error, SptuiError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None = None) -> Outcome:
+    """Run a job to its end in this process. Never raises for a job's own failure: returns the outcome."""
+    configure_threads()
+    if not run.job_toml.exists():
+        run.create(spec.to_toml())
+    else:
+        for d in (run.checkpoints, run.results, run.plots):
+            d.mkdir(parents=True, exist_ok=True)
+    ctx = Context(spec, run, device=device, hooks=hooks)
+    started = time.monotonic()
+    try:
+        ctx.info(f"=== {spec.kind} job {spec.name!r} on {device} (pid {os.getpid()}) ===")
+        kind = load_kind(spec.kind)
+        kind.run(ctx)
+        outcome = Outcome("succeeded")
+        render = getattr(kind, "render", None)
+        if render is not None:
+            try:
+                files = render(run)
+                ctx.info(f"wrote {len(files or [])} plot(s) to {run.plots}")
+            except Exception as e:  # the results are good; a drawing bug must not fail the run
+                ctx.info("rendering plots failed:\n" + traceback.format_exc())
+                outcome = Outcome("succeeded", error=f"plots not rendered: {one_line(e)}")
+    except JobCancelled:
+        outcome = Outcome("cancelled", "cancelled by the user")
+    except Terminated:
+        cancelled = hooks is not None and hooks.cancel_requested()
+        outcome = Outcome("cancelled", "cancelled by the user") if cancelled else Outcome(
+            "interrupted", "stopped by a signal; requeue to resume")
+    except KeyboardInterrupt:
+        outcome = Outcome("interrupted", "interrupted (Ctrl-C); requeue to resume")
+    except Exception as e:
+        ctx.info(traceback.format_exc())
+        outcome = Outcome("failed", one_line(e))
+    ctx.info(f"=== {outcome.state} after {time.monotonic() - started:.1f}s" + (f": {outcome.error}" if outcome.error else ""))
+    ctx.close()
+    return outcome
+
+
+class QueueHooks(Hooks):
+    """Progress and cancellation through the queue DB, throttled so a fast loop costs nothing."""
+
+    WRITE_EVERY = 1.0
+
+    def __init__(self, queue, job_id: int):
+        self.queue = queue
+        self.job_id = job_id
+        self._last = 0.0
+        self.step: int | None = None
+        self.total: int | None = None
+
+    def progress(self, step: int, total: int | None, values: dict[str, Any]) -> None:
+        self.step, self.total = step, total
+        now = time.monotonic()
+        if now - self._last >= self.WRITE_EVERY:
+            self._last = now
+            self.flush()
+
+    def flush(self) -> None:
+        self.queue.progress(self.job_id, self.step, self.total)
+
+    def cancel_requested(self) -> bool:
+        return self.queue.cancel_requested(self.job_id)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def child_main(argv: list[str]) -> int:
+    """Entry point of a job's own process, started by the worker in a new process group."""
+    from sptui.queue import Queue
+
+    root, job_id, device = Path(argv[0]), int(argv[1]), argv[2]
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _raise_terminated)
+    queue = Queue(root)
+    job = queue.get(job_id)
+    if not queue.adopt(job_id, os.getpid()):
+        print(f"job {job_id} is no longer running (state {queue.get(job_id).state}); not starting it")
+        return 1
+    hooks = QueueHooks(queue, job_id)
+    try:
+        outcome = execute(job.job_spec(), RunDir(job.run_dir(root)), device=device, hooks=hooks)
+    except Terminated:
+        outcome = Outcome("interrupted", "stopped by a signal before the job started")
+    except Exception as e:  # e.g. a run folder that cannot be written
+        traceback.print_exc()
+        outcome = Outcome("failed", one_line(e))
+    hooks.flush()
+    queue.finish(job_id, outcome.state, exit_code=0, error=outcome.error)
+    queue.close()
+    return 0 if outcome.state == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

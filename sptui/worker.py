@@ -1,0 +1,217 @@
+"""The local worker: claims queued jobs and runs each in its own process, one per slot.
+
+Each job runs as `python -m sptui.runner` in a new process group (so cancelling ends everything it
+started), with CUDA_VISIBLE_DEVICES set to its slot's GPU and its output appended to the run's log.txt.
+The job process records its own result in the queue; the worker records what a job could not say itself
+(killed by a signal -> interrupted, crashed -> failed) and enforces cancellation.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sptui.errors import SptuiError
+from sptui.queue import Job, Queue, own_identity
+from sptui.runner import resolve_device
+from sptui.runs import RunDir
+
+
+@dataclass
+class Slot:
+    index: int
+    gpu: str | None  # physical GPU index for CUDA_VISIBLE_DEVICES, None on CPU
+
+
+@dataclass
+class Running:
+    job: Job
+    slot: Slot
+    process: subprocess.Popen
+    log: object
+    signalled_at: float | None = None
+    killed: bool = False
+
+
+@dataclass
+class WorkerOptions:
+    device: str = "auto"
+    gpus: list[str] | None = None
+    slots_per_gpu: int = 1
+    cpu_slots: int = 1
+    once: bool = False
+    poll_seconds: float = 0.5
+    cancel_grace_seconds: float = 10.0
+    say: object = field(default=print)
+
+
+def plan_slots(device: str, gpus: list[str] | None, slots_per_gpu: int, cpu_slots: int) -> list[Slot]:
+    if slots_per_gpu < 1 or cpu_slots < 1:
+        raise SptuiError("--slots-per-gpu and --slots must be at least 1")
+    if device == "cpu":
+        return [Slot(i, None) for i in range(cpu_slots)]
+    import torch
+
+    visible = torch.cuda.device_count()
+    chosen = gpus if gpus else [str(i) for i in range(visible)]
+    for g in chosen:
+        if not g.isdigit() or int(g) >= visible:
+            raise SptuiError(f"--gpus: GPU {g!r} is not one of the {visible} visible GPU(s) (0..{visible - 1})")
+    return [Slot(i, g) for i, (g, _) in enumerate((g, k) for g in chosen for k in range(slots_per_gpu))]
+
+
+class Worker:
+    def __init__(self, root: Path, options: WorkerOptions):
+        self.root = Path(root)
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.slots = plan_slots(self.device, options.gpus, options.slots_per_gpu, options.cpu_slots)
+        self.queue = Queue(self.root)
+        self.running: dict[int, Running] = {}
+        self.stopping = False
+        self.say = options.say
+
+    # ------------------------------------------------------------ main loop
+    def run(self) -> int:
+        pid, _ = own_identity()
+        for job in self.queue.recover():
+            self.say(f"{job.run_id}: marked interrupted (its process was gone); `sptui requeue {job.id}` resumes it")
+        self.queue.register_worker(pid, self.device, len(self.slots))
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._request_stop)
+        where = ", ".join(f"GPU {s.gpu}" for s in self.slots) if self.device != "cpu" else f"{len(self.slots)} CPU slot(s)"
+        self.say(f"worker {pid} on {where}; queue {self.queue.path}")
+        last_beat = 0.0
+        try:
+            while True:
+                self._reap()
+                self._enforce_cancels()
+                if self.stopping:
+                    self._stop_all()
+                    break
+                claimed = self._fill_slots()
+                if self.options.once and not self.running and not claimed and not self._queued_left():
+                    break
+                if time.monotonic() - last_beat > 2.0:
+                    self.queue.worker_heartbeat(pid)
+                    last_beat = time.monotonic()
+                time.sleep(self.options.poll_seconds)
+        finally:
+            self.queue.unregister_worker(pid)
+            self.queue.close()
+        return 0
+
+    def _request_stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _queued_left(self) -> bool:
+        return bool(self.queue.list(states=["queued"], limit=1))
+
+    # ------------------------------------------------------------ start jobs
+    def _fill_slots(self) -> bool:
+        claimed = False
+        busy = {r.slot.index for r in self.running.values()}
+        for slot in self.slots:
+            if slot.index in busy or self.stopping:
+                continue
+            pid, start = own_identity()
+            job = self.queue.claim(pid, start)
+            if job is None:
+                break
+            claimed = True
+            self._start(job, slot)
+        return claimed
+
+    def _start(self, job: Job, slot: Slot) -> None:
+        run = RunDir(job.run_dir(self.root))
+        run.root.mkdir(parents=True, exist_ok=True)
+        log = open(run.log, "ab")
+        env = dict(os.environ)
+        device = job.device_request or self.device
+        if slot.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+            device = "cuda" if device.startswith("cuda") or device == "auto" else device
+        elif len(self.slots) > 1 and "SPTUI_TORCH_THREADS" not in env:
+            # CPU slots share the cores: give each job its share instead of oversubscribing
+            env["SPTUI_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(self.slots)))
+        env["SPTUI_ARTIFACTS"] = str(self.root)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sptui.runner", str(self.root), str(job.id), device],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,  # its own process group: cancel ends everything it started
+        )
+        label = device if slot.gpu is None else f"cuda (GPU {slot.gpu})"
+        self.queue.set_process(job.id, process.pid, label, slot.gpu)
+        self.running[job.id] = Running(job, slot, process, log)
+        self.say(f"{job.run_id}: started on {label} (pid {process.pid})")
+
+    # ------------------------------------------------------------ watch jobs
+    def _reap(self) -> None:
+        for job_id, r in list(self.running.items()):
+            code = r.process.poll()
+            if code is None:
+                continue
+            r.log.close()
+            del self.running[job_id]
+            cancelled = self.queue.cancel_requested(job_id)
+            if code < 0:
+                sig = signal.Signals(-code).name
+                state = "cancelled" if cancelled else "interrupted"
+                recorded = self.queue.finish(job_id, state, exit_code=code,
+                                             error=f"killed by {sig}" + ("" if cancelled else "; requeue to resume"))
+            else:
+                recorded = self.queue.finish(job_id, "failed", exit_code=code,
+                                             error=f"job process exited with status {code} without recording a "
+                                                   f"result; see {RunDir(r.job.run_dir(self.root)).log}")
+            final = self.queue.get(job_id)
+            note = "" if not recorded else " (recorded by the worker)"
+            self.say(f"{final.run_id}: {final.state}{note}" + (f": {final.error}" if final.error else ""))
+
+    def _enforce_cancels(self) -> None:
+        now = time.monotonic()
+        for job_id, r in self.running.items():
+            if r.signalled_at is None and self.queue.cancel_requested(job_id):
+                self._signal(r, signal.SIGTERM)
+                r.signalled_at = now
+            elif r.signalled_at is not None and not r.killed and now - r.signalled_at > self.options.cancel_grace_seconds:
+                self._signal(r, signal.SIGKILL)
+                r.killed = True
+
+    def _signal(self, r: Running, sig: signal.Signals) -> None:
+        try:
+            os.killpg(r.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _stop_all(self) -> None:
+        """Worker asked to stop: jobs are interrupted (resumable), never left running unsupervised."""
+        if self.running:
+            self.say(f"stopping {len(self.running)} running job(s); requeue them to resume")
+        for r in self.running.values():
+            self._signal(r, signal.SIGTERM)
+        deadline = time.monotonic() + self.options.cancel_grace_seconds
+        while self.running and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.1)
+        for r in self.running.values():
+            self._signal(r, signal.SIGKILL)
+        while self.running:
+            self._reap()
+            time.sleep(0.05)
+
+
+def start_detached(root: Path, device: str = "auto", log_path: Path | None = None) -> int:
+    """Start `sptui worker` in its own session so it outlives the caller (the TUI, an SSH session)."""
+    log_path = log_path or (Path(root) / "worker.log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sptui", "--artifacts", str(root), "worker", "--device", device],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return process.pid
