@@ -1,0 +1,201 @@
+"""Toy models of superposition (Elhage et al. 2022) and their extensions: dropout, L1, activations,
+tied/untied weights, non-uniform sparsity and importance. A sweep over batchable parameters trains as one
+batched model with an instance dimension.
+
+Results: results/model.safetensors (W [I, n_features, n_hidden], b [I, n_features], plus W_out / b_hidden
+when present), results/instances.json (per instance: parameter values, grid point, final metrics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sptui.params import ParamError, param
+
+SUMMARY = "toy models of superposition: sparsity, importance, dropout, L1, activations; sweeps train batched"
+
+OutputActivation = Literal["relu", "gelu", "none", "leaky_relu", "sigmoid", "softplus"]
+HiddenActivation = Literal["none", "relu", "gelu", "leaky_relu"]
+
+
+@dataclass
+class Params:
+    n_features: int = param(5, "number of input features n", ge=1)
+    n_hidden: int = param(2, "hidden dimensions m", ge=1)
+    output_activation: OutputActivation = param("relu", 'activation on the output x\' ("none" = the linear model)')
+    hidden_activation: HiddenActivation = param("none", "activation on the hidden layer h (a privileged basis when not none)")
+    tied: bool = param(True, "decode with W^T (tied) or with a separate W_out")
+    bias: bool = param(True, "output bias b")
+    hidden_bias: bool = param(False, "bias on the hidden layer (useful with a hidden activation)")
+    feature_probability: float | list[float] = param(
+        0.1, "probability that a feature is non-zero (1 - sparsity): one number or one per feature", ge=0, le=1, batchable=True)
+    dense_features: int = param(0, "size of a dense feature class using dense_probability instead", ge=0, batchable=True)
+    dense_probability: float = param(1.0, "feature probability of the dense class", ge=0, le=1, batchable=True)
+    dense_first: bool = param(True, "the dense class is the first (most important) features; false: the last", batchable=True)
+    importance_decay: float = param(1.0, "importance of feature i is importance_decay^i (1 = uniform)", gt=0, batchable=True)
+    importance: list[float] | None = param(None, "explicit per-feature importance (overrides importance_decay)", ge=0, batchable=True)
+    dropout: float = param(0.0, "dropout rate on the hidden layer, training only", ge=0, lt=1, batchable=True)
+    inverted_dropout: bool = param(True, "true: scale kept units by 1/(1-p) in training; false: scale h by (1-p) at evaluation")
+    l1_hidden: float = param(0.0, "L1 penalty on hidden activations (sum over neurons, mean over batch)", ge=0, batchable=True)
+    l1_weight: float = param(0.0, "L1 penalty on W (sum of |W_ik|)", ge=0, batchable=True)
+    weight_decay: float = param(0.01, "weight decay (decoupled for adamw, L2 for adam); 0.01 = torch AdamW default", ge=0, batchable=True)
+    optimizer: Literal["adamw", "adam"] = param("adamw", "adamw (the paper notebook's) or adam")
+    lr: float = param(1e-3, "learning rate", gt=0, batchable=True)
+    lr_schedule: Literal["constant", "cosine", "linear"] = param("constant", "learning-rate schedule after warm-up")
+    warmup_steps: int = param(0, "linear warm-up steps", ge=0)
+    steps: int = param(10_000, "optimiser steps", ge=1)
+    batch_size: int = param(1024, "examples per step", ge=1)
+    seed: int = param(0, "seed for this instance's init and its data/dropout stream", ge=0, batchable=True)
+    eval_batch: int = param(4096, "size of the fixed evaluation batch (dropout off)", ge=16)
+    log_points: int = param(60, "how many times metrics are logged over training", ge=1)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
+    snapshots: int = param(0, "W/b snapshots kept over training (for animations and polysemanticity over time)", ge=0)
+
+    def check(self):
+        n = self.n_features
+        if isinstance(self.feature_probability, list) and len(self.feature_probability) != n:
+            raise ParamError("feature_probability", f"expected one value per feature ({n}), found {len(self.feature_probability)}")
+        if self.importance is not None and len(self.importance) != n:
+            raise ParamError("importance", f"expected one value per feature ({n}), found {len(self.importance)}")
+        if self.dense_features > n:
+            raise ParamError("dense_features", f"expected at most n_features ({n}), found {self.dense_features}")
+        if self.warmup_steps >= self.steps and self.warmup_steps:
+            raise ParamError("warmup_steps", f"expected fewer than steps ({self.steps}), found {self.warmup_steps}")
+
+
+def feature_probabilities(p: Params) -> list[float]:
+    n = p.n_features
+    probs = list(p.feature_probability) if isinstance(p.feature_probability, list) else [p.feature_probability] * n
+    dense = range(p.dense_features) if p.dense_first else range(n - p.dense_features, n)
+    for i in dense:
+        probs[i] = p.dense_probability
+    return probs
+
+
+def importances(p: Params) -> list[float]:
+    if p.importance is not None:
+        return list(p.importance)
+    return [p.importance_decay**i for i in range(p.n_features)]
+
+
+def _science(p: Params):
+    from sptui.science import tms as T
+
+    shape = T.ModelShape(
+        n_features=p.n_features, n_hidden=p.n_hidden, output_activation=p.output_activation,
+        hidden_activation=p.hidden_activation, tied=p.tied, bias=p.bias, hidden_bias=p.hidden_bias,
+        inverted_dropout=p.inverted_dropout)
+    settings = T.TrainSettings(steps=p.steps, batch_size=p.batch_size, optimizer=p.optimizer,
+                               lr_schedule=p.lr_schedule, warmup_steps=p.warmup_steps, eval_batch=p.eval_batch)
+    return shape, settings
+
+
+def hyper_of(p: Params):
+    from sptui.science import tms as T
+
+    return T.InstanceHyper(probability=feature_probabilities(p), importance=importances(p), seed=p.seed, lr=p.lr,
+                           weight_decay=p.weight_decay, dropout=p.dropout, l1_hidden=p.l1_hidden, l1_weight=p.l1_weight)
+
+
+def build_trainer(instances: list[Params], device="cpu"):
+    from sptui.science import tms as T
+
+    shape, settings = _science(instances[0])
+    return T.BatchedTrainer(shape, settings, [hyper_of(p) for p in instances], device)
+
+
+def schedule(steps: int, points: int) -> set[int]:
+    """`points` steps spread evenly over training, always including the last."""
+    return {max(1, round(steps * k / points)) for k in range(1, points + 1)} | {steps}
+
+
+def evaluation_metrics(trainer) -> dict[str, list]:
+    """Per-instance metrics on the fixed evaluation batch (dropout off) and of W."""
+    from sptui.science import tms_metrics as M
+
+    W = trainer.weights["W"].detach()
+    ev = trainer.evaluate()
+    values = {"loss": ev["loss"], **M.summary(W), "hidden_kurtosis": M.hidden_kurtosis(ev["hidden"])}
+    return {k: (v.cpu().tolist() if not v.is_floating_point() else v.float().cpu().tolist()) for k, v in values.items()}
+
+
+def run(ctx) -> None:
+    import torch
+
+    p0 = ctx.instances[0]
+    trainer = build_trainer(ctx.instances, ctx.device)
+    ctx.info(f"tms: {trainer.n_instances} instance(s), n={p0.n_features} m={p0.n_hidden}, "
+             f"{p0.output_activation} output, {p0.optimizer} lr schedule {p0.lr_schedule}, {p0.steps} steps x {p0.batch_size}")
+    start = 0
+    ckpt = ctx.load_checkpoint()
+    if ckpt is not None:
+        trainer.load_state({k: v.to(trainer.device) if not k.startswith("rng.") else v for k, v in ckpt.tensors.items()}, ckpt.step)
+        start = ckpt.step
+    ctx.set_total(p0.steps)
+    log_at = schedule(p0.steps, p0.log_points)
+    snap_at = schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
+    if start == 0:
+        ctx.log(0, split="test", **evaluation_metrics(trainer))
+    running = torch.zeros(trainer.n_instances, device=trainer.device)
+    since = 0
+    for step in range(start, p0.steps):
+        running += trainer.step()
+        since += 1
+        done = step + 1
+        if done in log_at:
+            ctx.log(done, split="train", loss=(running / since).cpu().tolist())
+            running.zero_()
+            since = 0
+            ctx.log(done, split="test", **evaluation_metrics(trainer))
+        if done in snap_at:
+            ctx.save_snapshot(done, {k: v.detach() for k, v in trainer.weights.items()})
+        if done % p0.checkpoint_every == 0 and done < p0.steps:
+            ctx.save_checkpoint(done, trainer.state(), {"instances": trainer.n_instances})
+        if done % 25 == 0:
+            ctx.check_cancelled()
+    save_results(ctx, trainer)
+
+
+def save_results(ctx, trainer) -> None:
+    import dataclasses
+
+    import torch
+
+    from sptui.science import tms_metrics as M
+
+    W = trainer.weights["W"].detach()
+    arrays = {k: v.detach() for k, v in trainer.weights.items()}
+    arrays.setdefault("b", torch.zeros(W.shape[0], W.shape[1], device=W.device))  # the contract always has b
+    arrays["importance"] = trainer.hyper.importance
+    arrays["feature_probability"] = trainer.hyper.probability
+    ctx.save_arrays("model", arrays)
+
+    final = evaluation_metrics(trainer)
+    ev = trainer.evaluate()
+    per_feature = {
+        "feature_norm": M.feature_norms(W),
+        "feature_dim": M.feature_dimensionality(W),
+        "feature_interference": M.interference(W),
+        "feature_loss": ev["feature_loss"],
+    }
+    per_feature = {k: v.float().cpu().tolist() for k, v in per_feature.items()}
+    batchable = [f.name for f in dataclasses.fields(Params) if f.metadata.get("batchable")]
+    records = []
+    for i, (p, point) in enumerate(zip(ctx.instances, ctx.grid)):
+        records.append({
+            "instance": i,
+            "grid": point,
+            "params": {k: getattr(p, k) for k in batchable},
+            "metrics": {**{k: v[i] for k, v in final.items()}, **{k: v[i] for k, v in per_feature.items()}},
+        })
+    ctx.save_json("instances", records)
+    ctx.info("final: " + ", ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in final.items() if all(x is not None for x in v)
+                                  ) + " (means over instances)")
+
+
+def render(run) -> list[Path]:
+    from sptui.plots.tms import render_run
+
+    return render_run(run)

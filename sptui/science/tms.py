@@ -1,0 +1,361 @@
+"""Toy models of superposition as pure tensor code: many independent models trained as one batched model.
+
+Every tensor carries a leading instance dimension I. Instance i is a whole toy model
+    h  = act_hidden(x @ W[i] + b_hidden[i])          W: [I, n_features, n_hidden]  (row W_i = feature i)
+    x' = act_out(dropout(h) @ W_out[i]^T + b[i])     W_out = W when weights are tied
+trained on importance-weighted MSE (+ optional L1 on h and on W). Everything that does not change a tensor
+shape (feature probability, importance, dropout, L1, weight decay, lr, seed) is a per-instance tensor, so
+a sweep over it is one batched step with no Python work per instance.
+
+Batching never changes results:
+- each instance's weights are drawn from its own generator seeded by its `seed`;
+- the random numbers behind the data and the dropout masks come from one generator per distinct `seed`
+  (common random numbers): instances sharing a seed see the same uniforms, thresholded by their own
+  feature probability / dropout rate. An instance trained alone therefore sees exactly the same stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "none": lambda t: t,
+    "relu": torch.relu,
+    "gelu": F.gelu,
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.01),
+    "sigmoid": torch.sigmoid,
+    "softplus": F.softplus,
+}
+
+# Distinct streams derived from one user seed (any fixed odd constants will do).
+_DATA_STREAM = 0x5EED_DA7A
+_EVAL_STREAM = 0xE7A1_0001
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Settings shared by every instance of a batched model (they change the computation's structure)."""
+
+    n_features: int
+    n_hidden: int
+    output_activation: str = "relu"
+    hidden_activation: str = "none"
+    tied: bool = True
+    bias: bool = True
+    hidden_bias: bool = False
+    inverted_dropout: bool = True  # True: scale kept units by 1/(1-p) in training; False: scale h by (1-p) at eval
+
+
+@dataclass
+class InstanceHyper:
+    """One instance's hyperparameters (the things a batched sweep may vary)."""
+
+    probability: list[float]  # per-feature probability of being non-zero (1 - sparsity)
+    importance: list[float]
+    seed: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    dropout: float = 0.0
+    l1_hidden: float = 0.0  # coefficient on the L1 norm of h (sum over neurons, mean over batch)
+    l1_weight: float = 0.0  # coefficient on the L1 norm of W (sum of |W_ik|)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 10_000
+    batch_size: int = 1024
+    optimizer: str = "adamw"  # "adamw" (decoupled decay, the paper notebook's choice) or "adam" (L2 in the gradient)
+    lr_schedule: str = "constant"  # constant | cosine | linear (decay to 0), after `warmup_steps` linear warm-up
+    warmup_steps: int = 0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    eval_batch: int = 4096
+
+
+def lr_factor(step: int, settings: TrainSettings) -> float:
+    """Multiplier on every instance's lr at optimiser step `step` (0-based)."""
+    if settings.warmup_steps and step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    span = max(1, settings.steps - settings.warmup_steps)
+    t = min(1.0, (step - settings.warmup_steps) / span)
+    if settings.lr_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if settings.lr_schedule == "linear":
+        return 1 - t
+    return 1.0
+
+
+# ---------------------------------------------------------------- per-instance tensors
+
+@dataclass
+class HyperTensors:
+    """The per-instance hyperparameters as tensors along the instance dimension."""
+
+    probability: torch.Tensor  # [I, n]
+    importance: torch.Tensor  # [I, n]
+    lr: torch.Tensor  # [I]
+    weight_decay: torch.Tensor
+    dropout: torch.Tensor
+    l1_hidden: torch.Tensor
+    l1_weight: torch.Tensor
+    seeds: list[int] = field(default_factory=list)
+    group: torch.Tensor | None = None  # [I] index of each instance's seed group
+    group_seeds: list[int] = field(default_factory=list)
+
+    @classmethod
+    def stack(cls, hypers: list[InstanceHyper], n_features: int, device) -> "HyperTensors":
+        def vec(name):
+            return torch.tensor([float(getattr(h, name)) for h in hypers], device=device)
+
+        for h in hypers:
+            if len(h.probability) != n_features or len(h.importance) != n_features:
+                raise ValueError("probability and importance need one value per feature")
+        group_seeds = sorted({h.seed for h in hypers})
+        return cls(
+            probability=torch.tensor([h.probability for h in hypers], device=device, dtype=torch.float32),
+            importance=torch.tensor([h.importance for h in hypers], device=device, dtype=torch.float32),
+            lr=vec("lr"), weight_decay=vec("weight_decay"), dropout=vec("dropout"),
+            l1_hidden=vec("l1_hidden"), l1_weight=vec("l1_weight"),
+            seeds=[h.seed for h in hypers],
+            group=torch.tensor([group_seeds.index(h.seed) for h in hypers], device=device),
+            group_seeds=group_seeds,
+        )
+
+
+def _generator(seed: int, stream: int, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed((int(seed) * 1_000_003 + stream) % (2**63))
+    return g
+
+
+def init_weights(shape: ModelShape, seeds: list[int], device) -> dict[str, torch.Tensor]:
+    """Xavier-normal W (and W_out) per instance from its own seed; zero biases."""
+    n, m = shape.n_features, shape.n_hidden
+    std = math.sqrt(2.0 / (n + m))
+    Ws, Wouts = [], []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed))  # init on CPU: identical weights on every device
+        Ws.append(torch.randn(n, m, generator=g) * std)
+        if not shape.tied:
+            Wouts.append(torch.randn(n, m, generator=g) * std)
+    I = len(seeds)
+    weights = {"W": torch.stack(Ws).to(device)}
+    if not shape.tied:
+        weights["W_out"] = torch.stack(Wouts).to(device)
+    if shape.bias:
+        weights["b"] = torch.zeros(I, n, device=device)
+    if shape.hidden_bias:
+        weights["b_hidden"] = torch.zeros(I, m, device=device)
+    return weights
+
+
+# ---------------------------------------------------------------- data
+
+class UniformStreams:
+    """One generator per distinct seed; `draw` returns uniforms [G, batch, width] (G = number of seeds)."""
+
+    def __init__(self, seeds: list[int], stream: int, device):
+        self.device = torch.device(device)
+        self.generators = [_generator(s, stream, self.device) for s in seeds]
+
+    def draw(self, batch: int, width: int) -> torch.Tensor:
+        return torch.stack([torch.rand(batch, width, generator=g, device=self.device) for g in self.generators])
+
+    def get_state(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        for g, s in zip(self.generators, states):
+            g.set_state(s.cpu())
+
+
+def per_instance(u: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """[G, B, w] shared uniforms -> something broadcastable to [I, B, w] (no copy with a single seed)."""
+    return u if u.shape[0] == 1 else u.index_select(0, group)
+
+
+def features_from_uniforms(u_mask: torch.Tensor, u_value: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
+    """x_i = U[0,1] with probability p_i, else 0.  u_*: [I or 1, B, n]; probability: [I, n] -> x [I, B, n]."""
+    return torch.where(u_mask < probability[:, None, :], u_value, torch.zeros((), device=u_value.device))
+
+
+# ---------------------------------------------------------------- model
+
+def forward(weights: dict[str, torch.Tensor], shape: ModelShape, x: torch.Tensor, dropout: torch.Tensor,
+            keep_uniforms: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, x') for x [I, B, n]. Training when `keep_uniforms` ([I or 1, B, m]) is given, else evaluation."""
+    W = weights["W"]
+    h = torch.bmm(x, W)
+    if "b_hidden" in weights:
+        h = h + weights["b_hidden"][:, None, :]
+    h = ACTIVATIONS[shape.hidden_activation](h)
+    h_used = h
+    p = dropout[:, None, None]
+    if keep_uniforms is not None:
+        keep = keep_uniforms >= p
+        h_used = torch.where(keep, h / (1 - p), 0.0) if shape.inverted_dropout else torch.where(keep, h, 0.0)
+    elif not shape.inverted_dropout:
+        h_used = h * (1 - p)  # classic dropout: expected training activation at test time
+    W_out = weights.get("W_out", W)
+    out = torch.bmm(h_used, W_out.transpose(1, 2))
+    if "b" in weights:
+        out = out + weights["b"][:, None, :]
+    return h, ACTIVATIONS[shape.output_activation](out)
+
+
+def reconstruction_loss(x: torch.Tensor, out: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """Per-instance importance-weighted MSE, mean over batch and features: [I]."""
+    return (importance[:, None, :] * (x - out) ** 2).mean(dim=(1, 2))
+
+
+# ---------------------------------------------------------------- optimiser
+
+class BatchedAdam:
+    """Adam/AdamW with a learning rate and weight decay per instance (tensors [I]); matches torch.optim.
+
+    AdamW (decoupled): p <- p * (1 - lr*wd), then the Adam update. Adam: grad += wd * p (L2), as torch.optim.Adam.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
+                 decoupled: bool = True, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = params
+        self.lr, self.weight_decay = lr, weight_decay
+        self.decoupled, self.betas, self.eps = decoupled, betas, eps
+        self.exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, lr_scale: float = 1.0) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        for k, p in self.params.items():
+            g = p.grad
+            if g is None:
+                continue
+            view = (-1,) + (1,) * (p.dim() - 1)
+            lr = (self.lr * lr_scale).view(view)
+            wd = self.weight_decay.view(view)
+            if self.decoupled:
+                p.mul_(1 - lr * wd)
+            else:
+                g = g + wd * p
+            m, v = self.exp_avg[k], self.exp_avg_sq[k]
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v / bc2).sqrt_().add_(self.eps)
+            p.sub_(lr / bc1 * m / denom)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {f"exp_avg.{k}": v for k, v in self.exp_avg.items()}
+        out.update({f"exp_avg_sq.{k}": v for k, v in self.exp_avg_sq.items()})
+        return out
+
+    def load_state(self, tensors: dict[str, torch.Tensor], t: int) -> None:
+        for k in self.params:
+            self.exp_avg[k].copy_(tensors[f"exp_avg.{k}"])
+            self.exp_avg_sq[k].copy_(tensors[f"exp_avg_sq.{k}"])
+        self.t = t
+
+
+# ---------------------------------------------------------------- trainer
+
+class BatchedTrainer:
+    """Trains I toy models side by side; `step()` is one optimiser step for all of them."""
+
+    def __init__(self, shape: ModelShape, settings: TrainSettings, hypers: list[InstanceHyper], device="cpu"):
+        self.shape, self.settings, self.device = shape, settings, torch.device(device)
+        self.hyper = HyperTensors.stack(hypers, shape.n_features, self.device)
+        self.weights = init_weights(shape, self.hyper.seeds, self.device)
+        for w in self.weights.values():
+            w.requires_grad_(True)
+        self.optimizer = BatchedAdam(self.weights, self.hyper.lr, self.hyper.weight_decay,
+                                     decoupled=settings.optimizer == "adamw", betas=settings.betas, eps=settings.eps)
+        self.data = UniformStreams(self.hyper.group_seeds, _DATA_STREAM, self.device)
+        self.step_count = 0
+        self._eval_uniforms: torch.Tensor | None = None
+
+    @property
+    def n_instances(self) -> int:
+        return len(self.hyper.seeds)
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch x [I, B, n] and the dropout uniforms [I or 1, B, m]."""
+        n, m = self.shape.n_features, self.shape.n_hidden
+        u = per_instance(self.data.draw(batch, 2 * n + m), self.hyper.group)
+        x = features_from_uniforms(u[..., :n], u[..., n:2 * n], self.hyper.probability)
+        return x, u[..., 2 * n:]
+
+    def loss(self, x: torch.Tensor, keep_uniforms: torch.Tensor | None) -> torch.Tensor:
+        """Per-instance training objective [I]: weighted MSE + L1 penalties."""
+        h, out = forward(self.weights, self.shape, x, self.hyper.dropout, keep_uniforms)
+        loss = reconstruction_loss(x, out, self.hyper.importance)
+        if bool((self.hyper.l1_hidden > 0).any()):
+            loss = loss + self.hyper.l1_hidden * h.abs().sum(-1).mean(-1)
+        if bool((self.hyper.l1_weight > 0).any()):
+            loss = loss + self.hyper.l1_weight * self.weights["W"].abs().sum(dim=(1, 2))
+        return loss
+
+    def step(self) -> torch.Tensor:
+        """One optimiser step for every instance; returns the per-instance training loss (detached)."""
+        x, keep_u = self.sample(self.settings.batch_size)
+        for w in self.weights.values():
+            w.grad = None
+        loss = self.loss(x, keep_u)
+        loss.sum().backward()  # instances share no parameters, so each gets its own gradient
+        self.optimizer.step(lr_factor(self.step_count, self.settings))
+        self.step_count += 1
+        return loss.detach()
+
+    # ------------------------------------------------------------ evaluation
+    def eval_batch(self) -> torch.Tensor:
+        """A fixed evaluation batch per seed (drawn once), thresholded per instance: x [I, B, n]."""
+        if self._eval_uniforms is None:
+            streams = UniformStreams(self.hyper.group_seeds, _EVAL_STREAM, self.device)
+            self._eval_uniforms = streams.draw(self.settings.eval_batch, 2 * self.shape.n_features)
+        n = self.shape.n_features
+        u = per_instance(self._eval_uniforms, self.hyper.group)
+        return features_from_uniforms(u[..., :n], u[..., n:], self.hyper.probability)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, torch.Tensor]:
+        """Dropout off: loss [I], per-feature MSE [I, n], hidden activations [I, B, m]."""
+        x = self.eval_batch()
+        h, out = forward(self.weights, self.shape, x, self.hyper.dropout, None)
+        return {
+            "loss": reconstruction_loss(x, out, self.hyper.importance),
+            "feature_loss": ((x - out) ** 2).mean(dim=1),
+            "hidden": h,
+        }
+
+    # ------------------------------------------------------------ resume state
+    def state(self) -> dict[str, torch.Tensor]:
+        tensors = {f"weights.{k}": v.detach() for k, v in self.weights.items()}
+        tensors.update({f"optim.{k}": v for k, v in self.optimizer.state().items()})
+        for i, s in enumerate(self.data.get_state()):
+            tensors[f"rng.data.{i}"] = s
+        return tensors
+
+    def load_state(self, tensors: dict[str, torch.Tensor], step: int) -> None:
+        with torch.no_grad():
+            for k, w in self.weights.items():
+                w.copy_(tensors[f"weights.{k}"])
+        self.optimizer.load_state({k[len("optim."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")}, step)
+        self.data.set_state([tensors[f"rng.data.{i}"] for i in range(len(self.data.generators))])
+        self.step_count = step
+
+
+# ---------------------------------------------------------------- closed forms
+
+def linear_optimum_loss(importance: list[float], probability: list[float], n_hidden: int) -> float:
+    """Expected loss of the optimal linear model x' = W^T W x + b with independent features:
+    keep the n_hidden features with the largest I_i Var(x_i) orthogonally; predict the mean p_i/2 for the rest."""
+    var = [p / 3 - p * p / 4 for p in probability]  # x = U[0,1] w.p. p: E[x^2] = p/3, E[x] = p/2
+    weighted = sorted((i * v for i, v in zip(importance, var)), reverse=True)
+    return sum(weighted[n_hidden:]) / len(importance)
