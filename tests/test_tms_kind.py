@@ -1,0 +1,129 @@
+"""The `tms` kind end to end: one batched job per sweep, the results contract, resume, plots, bad input."""
+
+import json
+
+import pytest
+import torch
+
+from sptui import runs
+from sptui.context import Context, Hooks
+from sptui.errors import JobCancelled, SpecError
+from sptui.kinds import load_kind
+from sptui.runs import RunDir
+from sptui.spec import parse_text
+
+GRID = """
+[[job]]
+kind = "tms"
+name = "grid"
+n_features = 6
+n_hidden = 2
+importance_decay = 0.9
+steps = 300
+batch_size = 128
+log_points = 12
+checkpoint_every = 100
+[job.sweep]
+feature_probability = [1.0, 0.1]
+dropout = [0.0, 0.3]
+"""
+
+
+def make_run(tmp_path, name, text=GRID):
+    spec = parse_text(text, "test.toml")[0]
+    run = RunDir(tmp_path / name)
+    run.create(spec.to_toml())
+    return spec, run
+
+
+def run_job(spec, run, hooks=None):
+    ctx = Context(spec, run, device="cpu", hooks=hooks)
+    ctx.CANCEL_POLL_SECONDS = 0
+    try:
+        load_kind("tms").run(ctx)
+    finally:
+        ctx.close()
+
+
+def test_sweep_is_one_batched_job_with_the_results_contract(tmp_path):
+    specs = parse_text(GRID, "test.toml")
+    assert len(specs) == 1 and len(specs[0].grid()) == 4
+    spec, run = make_run(tmp_path, "run")
+    run_job(spec, run)
+    arrays = runs.load_arrays(run.results / "model.safetensors")
+    assert arrays["W"].shape == (4, 6, 2) and arrays["b"].shape == (4, 6)
+    records = json.loads((run.results / "instances.json").read_text())
+    assert [r["grid"] for r in records] == spec.grid()
+    for r in records:
+        assert r["params"]["dropout"] == r["grid"]["dropout"]
+        assert len(r["metrics"]["feature_dim"]) == 6
+        assert isinstance(r["metrics"]["represented"], int)
+    metrics = runs.read_metrics(run.metrics)
+    test_steps = [m["step"] for m in metrics if m["split"] == "test"]
+    assert test_steps[0] == 0 and test_steps[-1] == 300 and len(test_steps) == 13
+    assert all(len(m["loss"]) == 4 for m in metrics)
+
+    paths = load_kind("tms").render(run)
+    names = {p.name for p in paths}
+    assert {"wtw_bias.png", "feature_norms.png", "geometry_2d.png", "dims_per_feature.png", "sweep.png", "training.png"} <= names
+    assert all(p.stat().st_size > 5000 for p in paths)
+
+
+class CancelAfter(Hooks):
+    def __init__(self, step):
+        self.step, self.seen = step, 0
+
+    def progress(self, step, total, values):
+        self.seen = max(self.seen, step)
+
+    def cancel_requested(self):
+        return self.seen >= self.step
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    spec, whole = make_run(tmp_path, "whole")
+    run_job(spec, whole)
+    spec, broken = make_run(tmp_path, "broken")
+    with pytest.raises(JobCancelled):
+        run_job(spec, broken, hooks=CancelAfter(150))  # cancelled at 150; last checkpoint at 100
+    assert not (broken.results / "model.safetensors").exists()
+    run_job(spec, broken)
+    a = runs.load_arrays(whole.results / "model.safetensors")
+    b = runs.load_arrays(broken.results / "model.safetensors")
+    assert torch.allclose(torch.from_numpy(a["W"]), torch.from_numpy(b["W"]), atol=1e-6)
+    steps = [m["step"] for m in runs.read_metrics(broken.metrics) if m["split"] == "test"]
+    assert steps == sorted(set(steps))  # metrics after the checkpoint were dropped, not duplicated
+
+
+def test_phase_diagram_is_drawn_for_two_features_in_one_dimension(tmp_path):
+    text = """
+[[job]]
+kind = "tms"
+name = "phase"
+n_features = 2
+n_hidden = 1
+steps = 20
+batch_size = 32
+log_points = 2
+[job.sweep]
+feature_probability = [1.0, 0.1]
+importance = [[1.0, 0.5], [1.0, 2.0]]
+"""
+    spec, run = make_run(tmp_path, "phase", text)
+    run_job(spec, run)
+    assert "phase_diagram.png" in {p.name for p in load_kind("tms").render(run)}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("n_features = 3\nfeature_probability = [0.1, 0.2]", "feature_probability: expected one value per feature (3), found 2"),
+        ("dropout = 1.0", "dropout: expected a value < 1"),
+        ('output_activation = "tanh"', "output_activation: expected one of"),
+        ("n_features = 4\n[job.sweep]\nimportance = [[1.0, 1.0]]", "importance: expected one value per feature (4)"),
+    ],
+)
+def test_bad_parameters_are_one_line_errors(body, message):
+    with pytest.raises(SpecError) as err:
+        parse_text(f'[[job]]\nkind = "tms"\nname = "bad"\n{body}\n', "bad.toml")
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,136 @@
+"""The batched toy-model trainer: batching invariance, the optimiser, dropout, and the paper's results."""
+
+import math
+
+import pytest
+import torch
+
+from sptui.science import tms as T
+from sptui.science import tms_metrics as M
+
+
+def hyper(n, p=0.1, decay=0.9, **kw):
+    return T.InstanceHyper(probability=[p] * n, importance=[decay**i for i in range(n)], **kw)
+
+
+def train(shape, hypers, steps, **settings):
+    trainer = T.BatchedTrainer(shape, T.TrainSettings(steps=steps, **settings), hypers)
+    for _ in range(steps):
+        trainer.step()
+    return trainer
+
+
+def test_instances_trained_together_equal_instances_trained_alone():
+    shape = T.ModelShape(6, 3, tied=False, hidden_activation="relu", hidden_bias=True)
+    hypers = [
+        hyper(6, p=0.3, seed=0, dropout=0.2),
+        hyper(6, p=0.05, seed=7, l1_hidden=0.01, lr=3e-3),
+        hyper(6, p=0.3, seed=0, l1_weight=0.001, weight_decay=0.1),
+    ]
+    together = train(shape, hypers, 60, batch_size=64)
+    for i, h in enumerate(hypers):
+        alone = train(shape, [h], 60, batch_size=64)
+        for name, w in together.weights.items():
+            assert torch.allclose(w[i], alone.weights[name][0], atol=1e-6), (i, name)
+
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_batched_adam_matches_torch_optimizers_per_instance(decoupled):
+    g = torch.Generator().manual_seed(0)
+    lrs, wds = [1e-3, 3e-2, 0.1], [0.0, 0.01, 0.5]
+    start = torch.randn(3, 4, 2, generator=g)
+    grads = [torch.randn(3, 4, 2, generator=g) for _ in range(5)]
+    ours = start.clone().requires_grad_(True)
+    opt = T.BatchedAdam({"W": ours}, torch.tensor(lrs), torch.tensor(wds), decoupled=decoupled)
+    for grad in grads:
+        ours.grad = grad.clone()
+        opt.step(lr_scale=0.5)
+    for i in range(3):
+        ref = start[i].clone().requires_grad_(True)
+        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+        ref_opt = cls([ref], lr=lrs[i] * 0.5, weight_decay=wds[i])
+        for grad in grads:
+            ref.grad = grad[i].clone()
+            ref_opt.step()
+        assert torch.allclose(ours[i], ref, atol=1e-6)
+
+
+def test_dropout_is_off_at_evaluation():
+    shape = T.ModelShape(5, 2)
+    trainer = T.BatchedTrainer(shape, T.TrainSettings(steps=1, eval_batch=256), [hyper(5, dropout=0.7), hyper(5, dropout=0.0)])
+    with torch.no_grad():
+        trainer.weights["W"][1] = trainer.weights["W"][0]  # same model, different dropout rates
+    first, second = trainer.evaluate(), trainer.evaluate()
+    assert torch.equal(first["loss"], second["loss"])  # deterministic
+    assert first["loss"][0] == pytest.approx(first["loss"][1].item(), rel=1e-6)
+    x, keep = trainer.sample(256)
+    train_loss = trainer.loss(x, keep).detach()
+    assert train_loss[0] != pytest.approx(train_loss[1].item(), rel=1e-3)  # but on in training
+
+
+def test_inverted_dropout_preserves_the_mean_and_classic_dropout_rescales_at_eval():
+    n, m, B = 4, 3, 20_000
+    weights = {"W": torch.rand(1, n, m)}
+    x = torch.rand(1, B, n)
+    p = torch.tensor([0.4])
+    keep_u = torch.rand(1, B, m, generator=torch.Generator().manual_seed(1))
+    for inverted in (True, False):
+        shape = T.ModelShape(n, m, output_activation="none", bias=False, inverted_dropout=inverted)
+        _, train_out = T.forward(weights, shape, x, p, keep_u)
+        _, eval_out = T.forward(weights, shape, x, p, None)
+        assert torch.allclose(train_out.mean(1), eval_out.mean(1), rtol=0.03)
+    _, plain = T.forward(weights, T.ModelShape(n, m, output_activation="none", bias=False), x, p, None)
+    assert torch.allclose(eval_out, plain * 0.6)
+
+
+@pytest.mark.parametrize("p", [1.0, 0.1])
+def test_linear_model_reaches_its_closed_form_optimum(p):
+    shape = T.ModelShape(20, 5, output_activation="none")
+    hypers = [hyper(20, p=p, decay=0.7, seed=s, lr=1e-2, weight_decay=0.0) for s in range(2)]
+    trainer = train(shape, hypers, 1500, batch_size=512, eval_batch=32_768)
+    W = trainer.weights["W"].detach()
+    kept = M.feature_norms(W) > 0.5
+    assert kept[:, :5].all() and not kept[:, 5:].any()  # exactly the 5 most important features
+    optimum = T.linear_optimum_loss(hypers[0].importance, hypers[0].probability, 5)
+    assert trainer.evaluate()["loss"].tolist() == pytest.approx([optimum] * 2, rel=0.05)
+    assert torch.allclose(trainer.weights["b"][:, 5:].detach(), torch.full((2, 15), p / 2), atol=0.03)
+
+
+def test_linear_optimum_formula():
+    # One feature kept of two: the loss is the other's importance-weighted variance over n.
+    assert T.linear_optimum_loss([1.0, 0.5], [1.0, 1.0], 1) == pytest.approx(0.5 * (1 / 3 - 1 / 4) / 2)
+
+
+def test_five_to_two_reproduces_the_paper_across_seeds():
+    shape = T.ModelShape(5, 2)
+    seeds = range(4)
+    hypers = [hyper(5, p=p, seed=s, lr=1e-2, weight_decay=0.0) for p in (1.0, 0.03) for s in seeds]
+    trainer = train(shape, hypers, 1500, batch_size=512)
+    W = trainer.weights["W"].detach()
+    dense, sparse = W[:4], W[4:]
+    # dense: the two most important features, orthogonal, nothing else
+    assert (M.feature_norms(dense)[:, :2] > 0.9).all() and (M.feature_norms(dense)[:, 2:] < 0.5).all()
+    cos = torch.nn.functional.cosine_similarity(dense[:, 0], dense[:, 1], dim=-1)
+    assert cos.abs().max() < 0.1
+    # sparse: antipodal pairs (D_i = 1/2) or a pentagon (D_i = 2/5) with 4-5 features stored in 2 dims
+    assert (M.represented(sparse) >= 4).all()
+    D = M.feature_dimensionality(sparse)[M.feature_norms(sparse) > 0.5]
+    near = torch.minimum((D - 0.5).abs(), (D - 0.4).abs())
+    assert near.max() < 0.05
+
+
+def test_relu_model_packs_more_features_than_linear_as_sparsity_grows():
+    hypers = [hyper(20, p=0.01, decay=0.7, seed=0, lr=1e-2)]
+    relu = train(T.ModelShape(20, 5), hypers, 1500, batch_size=512)
+    linear = train(T.ModelShape(20, 5, output_activation="none"), hypers, 1500, batch_size=512)
+    assert M.represented(linear.weights["W"].detach()).item() == 5
+    assert M.represented(relu.weights["W"].detach()).item() >= 9
+
+
+def test_lr_schedules():
+    s = T.TrainSettings(steps=100, lr_schedule="cosine", warmup_steps=10)
+    assert T.lr_factor(0, s) == pytest.approx(0.1)
+    assert T.lr_factor(10, s) == pytest.approx(1.0)
+    assert T.lr_factor(99, s) < 0.01
+    assert T.lr_factor(55, T.TrainSettings(steps=100, lr_schedule="linear")) == pytest.approx(0.45)
+    assert math.isclose(T.lr_factor(70, T.TrainSettings(steps=100)), 1.0)
