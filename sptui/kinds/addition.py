@@ -1,0 +1,242 @@
+"""Kind `addition`: train the paper's one-layer, attention-only n-digit addition transformer.
+
+Writes, besides metrics (train: running means since the last log; test: the whole test set):
+    results/model.safetensors + results/config.json   plain TransformerLens rebuilds it:
+        HookedTransformer(HookedTransformerConfig(**cfg)); model.load_state_dict(load_file(...))
+    results/summary.json        final train/test metrics, steps/s, step and seconds to the target accuracy
+    results/ablation.safetensors, projections.safetensors, patterns.safetensors   (see science/head_analysis)
+    checkpoints/snapshots/step-*.safetensors   model state dicts on a geometric schedule (animations)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sptui.params import ParamError, param
+
+SUMMARY = "one-layer attention-only transformer learning n-digit addition (attention-head superposition)"
+
+
+@dataclass
+class Params:
+    n_digits: int = param(6, "digits per operand (the sum has one more)", ge=1, le=9)
+    n_train: int = param(25000, "training examples (distinct pairs, disjoint from the test set)", ge=1)
+    n_test: int = param(2000, "test examples", ge=1)
+    data_seed: int = param(0, "seed for drawing the train/test pairs", ge=0)
+    seed: int = param(0, "seed for the model's init and the batch order", ge=0)
+    n_heads: int = param(32, "attention heads", ge=1)
+    d_head: int = param(2, "dimension of each head", ge=1)
+    d_model: int = param(128, "residual stream width", ge=1)
+    lr: float = param(1e-3, "AdamW learning rate (peak, after warm-up)", gt=0)
+    weight_decay: float = param(0.01, "AdamW weight decay", ge=0)
+    batch_size: int = param(256, "examples per optimizer step (last partial batch of an epoch dropped)", ge=1)
+    epochs: int = param(1000, "passes over the training set", ge=1)
+    schedule: Literal["cosine-epoch", "cosine-step", "constant"] = param(
+        "cosine-epoch", "cosine-epoch: CosineAnnealingLR(T_max=epochs) stepped per epoch (the paper); "
+        "cosine-step: linear warm-up then cosine to 0, per step; constant")
+    warmup_steps: int = param(0, "linear warm-up steps (cosine-step only)", ge=0)
+    log_every: int = param(100, "steps between train-metric lines", ge=1)
+    eval_every: int = param(1000, "steps between test-set evaluations", ge=1)
+    checkpoint_every: int = param(5000, "steps between resume checkpoints (a multiple of log_every)", ge=1)
+    snapshot_growth: float = param(1.1, "geometric growth of the snapshot schedule (0 = no snapshots)", ge=0)
+    target_accuracy: float = param(0.98, "per-digit test accuracy whose first step and time are reported", gt=0, le=1)
+    analyse: bool = param(True, "after training, compute the ablation grid, projections and attention patterns")
+
+    def check(self):
+        if self.n_train + self.n_test > 10 ** (2 * self.n_digits):
+            raise ParamError("n_train", f"n_train + n_test = {self.n_train + self.n_test} exceeds the "
+                             f"{10 ** (2 * self.n_digits)} distinct {self.n_digits}-digit pairs")
+        if self.batch_size > self.n_train:
+            raise ParamError("batch_size", f"must be <= n_train ({self.n_train})")
+        if self.checkpoint_every % self.log_every:
+            raise ParamError("checkpoint_every", f"must be a multiple of log_every ({self.log_every})")
+        if 0 < self.snapshot_growth <= 1:
+            raise ParamError("snapshot_growth", "must be 0 (no snapshots) or > 1")
+
+
+def steps_per_epoch(p: Params) -> int:
+    return p.n_train // p.batch_size
+
+
+def snapshot_steps(total: int, growth: float) -> list[int]:
+    """0, 1, 2, ... then x growth each time (next = max(next + 1, int(next * growth))), and the last step."""
+    if growth <= 0:
+        return []
+    steps, s = [], 0
+    while s < total:
+        steps.append(s)
+        s = max(s + 1, int(s * growth))
+    return steps + [total]
+
+
+def epoch_order(seed: int, epoch: int, n: int, device):
+    """The batch order of one epoch, a function of (seed, epoch) only, so a resumed run repeats it."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)
+
+
+def make_optimizer(model, p: Params, total_steps: int):
+    """AdamW (torch defaults besides lr and weight decay) and the scheduler; returns (opt, sched, per_step)."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    if p.schedule == "cosine-epoch":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs), False
+    if p.schedule == "cosine-step":
+        warm = p.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor), True
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0), True
+
+
+def _log_eval(ctx, step: int, split: str, metrics: dict) -> None:
+    per_pos = {f"acc_pos_{j}": v for j, v in enumerate(metrics["acc_pos"])}
+    ctx.log(step, split=split, loss=metrics["loss"], acc=metrics["acc"], exact=metrics["exact"], **per_pos)
+
+
+def run(ctx) -> None:
+    import torch
+
+    from sptui import checkpoint
+    from sptui.science import addition as A
+
+    p: Params = ctx.params
+    if len(ctx.instances) > 1:
+        raise ParamError("sweep", "addition trains one model per job; sweep non-batchable parameters instead")
+    device = ctx.device
+    n = p.n_digits
+    train, test = A.make_data(n, p.n_train, p.n_test, p.data_seed)
+    train, test = train.to(device), test.to(device)
+
+    config = A.model_config(n, p.n_heads, p.d_head, p.d_model, seed=p.seed)
+    model = A.build_model(config, device)
+    ctx.save_json("config.json", A.portable_config(model))  # written first: analysis can read snapshots early
+    fast = A.FastAddition(model, n)
+
+    per_epoch = steps_per_epoch(p)
+    total = per_epoch * p.epochs
+    opt, sched, sched_per_step = make_optimizer(model, p, total)
+    ctx.set_total(total)
+    snapshots = set(snapshot_steps(total, p.snapshot_growth))
+
+    step, elapsed, target = 0, 0.0, {"step": None, "seconds": None}
+    resumed = ctx.load_checkpoint()
+    if resumed is not None:
+        checkpoint.unpack(resumed.tensors, resumed.meta, model=model, optimizer=opt, scheduler=sched)
+        step, elapsed, target = resumed.step, resumed.meta["elapsed"], resumed.meta["target"]
+    else:
+        ctx.info(f"addition: {n} digits, {p.n_train} train / {p.n_test} test, {total} steps "
+                 f"({p.epochs} epochs x {per_epoch}), {sum(x.numel() for x in model.parameters())} parameters")
+
+    def snapshot(at: int) -> None:
+        ctx.save_snapshot(at, {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def evaluate_test(at: int) -> None:
+        nonlocal target
+        metrics = A.evaluate(fast, test)
+        _log_eval(ctx, at, "test", metrics)
+        if target["step"] is None and metrics["acc"] >= p.target_accuracy:
+            target = {"step": at, "seconds": round(elapsed + time.perf_counter() - started, 3)}
+            ctx.info(f"test accuracy {metrics['acc']:.4f} >= {p.target_accuracy} at step {at}")
+
+    # running sums on the device, read back once per log line (no per-step host sync)
+    loss_sum = torch.zeros((), device=device)
+    hits_sum = torch.zeros(n + 1, device=device)
+    exact_sum = torch.zeros((), device=device)
+    since_log = 0
+
+    started = time.perf_counter()
+    if step == 0:
+        if 0 in snapshots:
+            snapshot(0)
+        evaluate_test(0)
+    epoch, offset = divmod(step, per_epoch)
+    while step < total:
+        order = epoch_order(p.seed, epoch, p.n_train, device)
+        for b in range(offset, per_epoch):
+            idx = order[b * p.batch_size:(b + 1) * p.batch_size]
+            answers = train.answers[idx]
+            logits = fast(train.operands[idx])
+            loss = A.loss_fn(logits, answers)
+            lr = opt.param_groups[0]["lr"]  # the rate this step uses, for the log
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched_per_step:
+                sched.step()
+            with torch.no_grad():
+                hit = logits.argmax(-1) == answers
+                loss_sum += loss.detach()
+                hits_sum += hit.sum(0)
+                exact_sum += hit.all(-1).sum()
+            since_log += 1
+            step += 1
+
+            if step % p.log_every == 0 or step == total:
+                count = since_log * p.batch_size
+                per_pos = (hits_sum / count).tolist()
+                ctx.log(step, split="train", loss=float(loss_sum) / since_log, acc=sum(per_pos) / len(per_pos),
+                        exact=float(exact_sum) / count, lr=lr,
+                        **{f"acc_pos_{j}": v for j, v in enumerate(per_pos)})
+                loss_sum.zero_(), hits_sum.zero_(), exact_sum.zero_()
+                since_log = 0
+            if step % p.eval_every == 0 or step == total:
+                evaluate_test(step)
+            if step in snapshots:
+                snapshot(step)
+            if step % 50 == 0:
+                ctx.check_cancelled()
+            if b + 1 == per_epoch and not sched_per_step:
+                sched.step()  # the paper steps its cosine schedule once per epoch
+            if step % p.checkpoint_every == 0 and step < total:
+                tensors, meta = checkpoint.pack(model=model, optimizer=opt, scheduler=sched, rng=False)
+                meta.update(elapsed=elapsed + time.perf_counter() - started, target=target)
+                ctx.save_checkpoint(step, tensors, meta)
+        epoch, offset = epoch + 1, 0
+
+    seconds = elapsed + time.perf_counter() - started
+    final_train = A.evaluate(fast, train)
+    final_test = A.evaluate(fast, test)
+    _log_eval(ctx, total, "train_full", final_train)
+    save_model(ctx, model)
+    ctx.save_json("summary.json", {
+        "steps": total, "seconds": round(seconds, 3),
+        "steps_per_second": round(total / seconds, 2) if seconds > 0 else None,
+        "target_accuracy": p.target_accuracy, "step_at_target": target["step"], "seconds_at_target": target["seconds"],
+        "train": final_train, "test": final_test, "device": str(device), "torch_threads": torch.get_num_threads(),
+    })
+    ctx.info(f"done: test per-digit accuracy {final_test['acc']:.4f}, exact match {final_test['exact']:.4f}, "
+             f"train {final_train['acc']:.4f}; {total / max(seconds, 1e-9):.1f} steps/s")
+    if p.analyse:
+        analyse(ctx, model, n, test)
+
+
+def save_model(ctx, model) -> None:
+    ctx.save_arrays("model.safetensors", {k: v.detach().contiguous() for k, v in model.state_dict().items()})
+
+
+def analyse(ctx, model, n_digits: int, test, example: int = 0) -> None:
+    """The per-head results the TUI and the plots read: ablation grid, projections, attention patterns."""
+    from sptui.science import head_analysis as HA
+
+    model.eval()
+    ctx.save_arrays("ablation.safetensors", HA.ablation_grid(model, n_digits))
+    ctx.save_arrays("projections.safetensors", HA.projections(model))
+    ctx.save_arrays("patterns.safetensors", HA.attention_patterns(model, test.tokens(), example))
+
+
+def render(run) -> list[Path]:
+    from sptui.plots import addition as plots
+
+    return plots.render_run(run)

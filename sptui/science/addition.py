@@ -1,0 +1,238 @@
+"""The one-layer, attention-only addition transformer of "Experiments in Superposition" (project 1).
+
+Pure tensor code: the data, the TransformerLens config, and a fast training forward.
+
+Data. Two n-digit operands a, b, zero-padded and written least-significant digit first, then n+1 answer
+positions fed as `=` (token 10); the target at answer position j is digit j of a+b. Vocabulary
+"0123456789=^" (12 tokens, `^` unused), outputs are the 10 digits. For n=6: 6 + 6 + 7 = 19 positions.
+
+Fast forward. The model is tiny, so a training step is dominated by per-op overhead, not FLOPs. Every
+answer position holds the same token, so its residual stream, query and key/value are the same for every
+example; only the 2n operand positions vary, and each of those is one of 10 tokens at a known position.
+`FastAddition` therefore builds per-(position, digit) key/value tables (a 20x128 @ 128x128 matmul instead
+of a batch x 19 one), reads only the n+1 answer queries, and folds W_O @ W_U. It computes the same
+function with the same parameters as `HookedTransformer.forward` (tested to float tolerance, and the
+gradients too), so the HookedTransformer stays the saved and analysed model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EQUALS = 10  # the `=` token fed at every answer position
+VOCAB = "0123456789=^"
+D_VOCAB = len(VOCAB)
+D_VOCAB_OUT = 10
+
+
+def n_ctx(n_digits: int) -> int:
+    return 3 * n_digits + 1
+
+
+# ------------------------------------------------------------------ data
+
+@dataclass
+class AdditionData:
+    """Operand digits and answer digits, LSB first. `operands` [N, 2n] (a then b), `answers` [N, n+1]."""
+
+    operands: torch.Tensor
+    answers: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.operands.shape[0]
+
+    def tokens(self) -> torch.Tensor:
+        """The model's input as TransformerLens sees it: operands then n+1 `=` tokens, [N, 3n+1]."""
+        n_answer = self.answers.shape[1]
+        eq = torch.full((len(self), n_answer), EQUALS, dtype=self.operands.dtype, device=self.operands.device)
+        return torch.cat([self.operands, eq], dim=1)
+
+    def to(self, device) -> "AdditionData":
+        return AdditionData(self.operands.to(device), self.answers.to(device))
+
+
+def digits_lsb_first(x: np.ndarray, n: int) -> np.ndarray:
+    """[N] non-negative integers -> [N, n] digits, least significant first."""
+    powers = 10 ** np.arange(n, dtype=np.int64)
+    return (x[:, None] // powers[None, :]) % 10
+
+
+def sample_pairs(n_digits: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` distinct pairs (a, b), each uniform in [0, 10^n), in random order (no duplicates)."""
+    space = 10 ** (2 * n_digits)  # every pair as one code a * 10^n + b; 10^18 < 2^63 for n <= 9
+    if count > space:
+        raise ValueError(f"{count} distinct pairs asked for, but {n_digits}-digit addition has only {space}")
+    rng = np.random.default_rng(seed)
+    if space <= 4 * count or space <= 10**7:
+        codes = rng.choice(space, size=count, replace=False)
+    else:
+        codes = np.empty(0, dtype=np.int64)
+        while codes.size < count:  # draw with replacement, keep first occurrences in draw order
+            draw = np.concatenate([codes, rng.integers(0, space, size=count - codes.size + 64, dtype=np.int64)])
+            _, first = np.unique(draw, return_index=True)
+            codes = draw[np.sort(first)]
+        codes = codes[:count]
+    base = 10**n_digits
+    return codes // base, codes % base
+
+
+def make_data(n_digits: int, n_train: int, n_test: int, seed: int) -> tuple[AdditionData, AdditionData]:
+    """Disjoint train and test sets: the first n_train distinct pairs are train, the next n_test test."""
+    a, b = sample_pairs(n_digits, n_train + n_test, seed)
+    operands = np.concatenate([digits_lsb_first(a, n_digits), digits_lsb_first(b, n_digits)], axis=1)
+    answers = digits_lsb_first(a + b, n_digits + 1)
+    ops, ans = torch.from_numpy(operands).long(), torch.from_numpy(answers).long()
+    return AdditionData(ops[:n_train], ans[:n_train]), AdditionData(ops[n_train:], ans[n_train:])
+
+
+# ------------------------------------------------------------------ model
+
+def model_config(n_digits: int, n_heads: int = 32, d_head: int = 2, d_model: int = 128, seed: int = 0) -> dict[str, Any]:
+    """HookedTransformerConfig arguments for the paper's model (seed-code.md, project 1)."""
+    return dict(
+        n_layers=1,
+        n_heads=n_heads,
+        d_head=d_head,
+        d_model=d_model,
+        attn_only=True,
+        d_mlp=None,
+        act_fn=None,
+        normalization_type=None,
+        attention_dir="causal",
+        d_vocab=D_VOCAB,
+        d_vocab_out=D_VOCAB_OUT,
+        n_ctx=n_ctx(n_digits),
+        positional_embedding_type="standard",
+        use_attn_scale=True,
+        init_mode="gpt2",  # std 0.8 / sqrt(d_model), as the paper's notebook
+        seed=seed,
+    )
+
+
+def build_model(config: dict[str, Any], device="cpu"):
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    return HookedTransformer(HookedTransformerConfig(**{**config, "device": str(device)})).to(device)
+
+
+def portable_config(model) -> dict[str, Any]:
+    """The model's HookedTransformerConfig as plain JSON that `HookedTransformerConfig(**cfg)` accepts.
+
+    `dtype` is left out (the config rejects a string there; the default float32 is what we train) and
+    so is `device` (the loader picks its own)."""
+    cfg = dict(model.cfg.to_dict())  # to_dict returns the live __dict__: copy before editing
+    if cfg.get("dtype") not in (None, torch.float32):
+        raise ValueError(f"only float32 models can be saved portably, found {cfg['dtype']}")
+    cfg.pop("dtype", None)
+    cfg.pop("device", None)
+    return {k: v for k, v in cfg.items() if _jsonable(v)}
+
+
+def _jsonable(v: Any) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_jsonable(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _jsonable(x) for k, x in v.items())
+    return False
+
+
+class FastAddition:
+    """Answer-position logits of a one-layer attention-only HookedTransformer, computed with few ops.
+
+    Holds references to the model's own parameters, so gradients and optimizer steps update the
+    HookedTransformer itself. Assumes the config `model_config` builds (checked on construction).
+    """
+
+    def __init__(self, model, n_digits: int):
+        cfg = model.cfg
+        if not (cfg.n_layers == 1 and cfg.attn_only and cfg.normalization_type is None
+                and cfg.positional_embedding_type == "standard" and cfg.attention_dir == "causal"
+                and cfg.n_ctx == n_ctx(n_digits)):
+            raise ValueError("FastAddition needs the one-layer attention-only addition model")
+        self.model = model
+        self.n = n_digits
+        self.n_heads, self.d_head = cfg.n_heads, cfg.d_head
+        self.scale = math.sqrt(cfg.d_head) if cfg.use_attn_scale else 1.0
+        n_ans = n_digits + 1
+        device = model.embed.W_E.device
+        # causal mask among the answer positions, [key, query]: answer query i sees answer keys 0..i
+        self.answer_mask = torch.full((n_ans, n_ans), -math.inf, device=device).tril(-1)
+        # operand position p holding digit t is row p * 10 + t of the key/value table
+        self.row_offset = (torch.arange(2 * n_digits, device=device) * 10)
+
+    def __call__(self, operands: torch.Tensor) -> torch.Tensor:
+        """operands [B, 2n] digit tokens -> logits [B, n+1, 10] at the answer positions."""
+        m, n, H, dh = self.model, self.n, self.n_heads, self.d_head
+        attn = m.blocks[0].attn
+        W_E, W_pos, W_U = m.embed.W_E, m.pos_embed.W_pos, m.unembed.W_U
+        d = W_E.shape[1]
+        n_op, n_ans = 2 * n, n + 1
+        B = operands.shape[0]
+
+        # residual stream: one row per operand (position, digit), and the fixed answer rows
+        x_ops = (W_E[None, :10, :] + W_pos[:n_op, None, :]).reshape(n_op * 10, d)
+        x_ans = W_E[EQUALS] + W_pos[n_op:]  # [n+1, d]
+        x_all = torch.cat([x_ops, x_ans], dim=0)  # [2n*10 + n+1, d]
+
+        q = (torch.einsum("id,hde->hie", x_ans, attn.W_Q) + attn.b_Q[:, None, :]) / self.scale  # [H, n+1, dh]
+        k = torch.einsum("rd,hde->hre", x_all, attn.W_K) + attn.b_K[:, None, :]  # [H, rows, dh]
+        v = torch.einsum("rd,hde->hre", x_all, attn.W_V) + attn.b_V[:, None, :]  # [H, rows, dh]
+        W_OU = attn.W_O @ W_U  # [H, dh, 10]: what a head's 2-D output does to the logits
+        # every score and every value-times-readout a key row can produce, as tables (key row first)
+        scores = torch.bmm(k, q.transpose(1, 2)).permute(1, 0, 2)  # [rows, H, n+1]
+        vo = torch.bmm(v, W_OU).permute(1, 0, 2)  # [rows, H, 10]
+        n_rows = n_op * 10
+
+        rows = operands + self.row_offset  # [B, 2n]
+        flat = rows.reshape(-1)
+        s_ops = scores[:n_rows].index_select(0, flat).reshape(B, n_op, H, n_ans)
+        s_ans = (scores[n_rows:] + self.answer_mask[:, None, :]).expand(B, n_ans, H, n_ans)
+        pattern = torch.softmax(torch.cat([s_ops, s_ans], dim=1), dim=1)  # over key positions
+        p_ops = pattern[:, :n_op].reshape(B, n_op * H, n_ans)
+        p_ans = pattern[:, n_op:].reshape(B, n_ans * H, n_ans)
+        vo_ops = vo[:n_rows].index_select(0, flat).reshape(B, n_op * H, 10)
+        vo_ans = vo[n_rows:].reshape(n_ans * H, 10)
+        direct = (x_ans + attn.b_O) @ W_U + m.unembed.b_U  # [n+1, 10]: residual path and output bias
+        return torch.bmm(p_ops.transpose(1, 2), vo_ops) + torch.matmul(p_ans.transpose(1, 2), vo_ans) + direct
+
+
+def answer_logits(model, data_tokens: torch.Tensor, n_digits: int) -> torch.Tensor:
+    """The plain TransformerLens readout: logits at the n+1 answer positions, [B, n+1, 10]."""
+    return model(data_tokens, return_type="logits")[:, -(n_digits + 1):, :]
+
+
+def loss_fn(logits: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every answer position (the paper's loss)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(forward, data: AdditionData, batch_size: int = 4096) -> dict[str, Any]:
+    """Loss, per-digit accuracy, exact-match accuracy and accuracy per answer position (as floats)."""
+    total_loss = 0.0
+    correct_pos = torch.zeros(data.answers.shape[1], dtype=torch.float64, device=data.answers.device)
+    exact = 0.0
+    for start in range(0, len(data), batch_size):
+        ops = data.operands[start:start + batch_size]
+        ans = data.answers[start:start + batch_size]
+        logits = forward(ops)
+        total_loss += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ans.reshape(-1), reduction="sum"))
+        hit = logits.argmax(-1) == ans
+        correct_pos += hit.sum(0).double()
+        exact += float(hit.all(-1).sum())
+    n = len(data)
+    per_pos = (correct_pos / n).tolist()
+    return {
+        "loss": total_loss / (n * data.answers.shape[1]),
+        "acc": float(sum(per_pos) / len(per_pos)),
+        "exact": exact / n,
+        "acc_pos": per_pos,
+    }
