@@ -1,0 +1,525 @@
+"""A half-block heatmap for large matrices: two data rows per terminal row, a colour scale legend.
+
+Each terminal cell is `▄` with the foreground = the lower data row and the background = the upper one,
+so a cell is roughly square. Colours come from a matplotlib colormap quantised to a few levels and
+snapped to the fixed xterm-256 palette (indices 16-255), so the picture is the same over SSH at 256
+colours as in a truecolor terminal. Only the viewport is ever coloured: a mean pyramid (2x2 blocks per
+level) is built once per matrix, and each frame samples the level whose cell is just finer than a
+screen cell, so a 4096 x 4096 matrix pans and zooms in about the time of one small array copy.
+
+The pure parts (`Colormap256`, `Pyramid`, `Viewport.frame`) need no Textual and are benchmarked in
+benchmarks/bench_heatmap.py; `Heatmap` is the widget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
+
+LEVELS = 32  # colour steps; more would mostly collapse onto the same xterm-256 entries
+NAN = LEVELS  # LUT index for missing values (NaN: gaps, padding)
+CURSOR = LEVELS + 1  # LUT index for the cursor cell
+BLANK = LEVELS + 2  # outside the matrix
+HALF = "▄"
+
+# a cursor colour that stands out against each map (xterm-256 index)
+_CURSOR_COLOUR = {"viridis": 201, "magma": 46, "RdBu_r": 46, "coolwarm": 46, "Greys": 201, "cividis": 201}
+_NAN_COLOUR = 236
+_BLANK_COLOUR = 233
+
+
+def _xterm_palette() -> np.ndarray:
+    """RGB of the xterm-256 colours 16-255 (the 6x6x6 cube and the grey ramp), which terminals don't retheme."""
+    steps = [0, 95, 135, 175, 215, 255]
+    cube = [(r, g, b) for r in steps for g in steps for b in steps]
+    greys = [(8 + 10 * i,) * 3 for i in range(24)]
+    return np.array(cube + greys, dtype=np.float64)
+
+
+@lru_cache(maxsize=16)
+def colormap_256(name: str) -> "Colormap256":
+    return Colormap256(name)
+
+
+class Colormap256:
+    """`LEVELS` colours sampled from a matplotlib colormap, each snapped to the nearest xterm-256 entry."""
+
+    def __init__(self, name: str):
+        import matplotlib
+
+        try:
+            cmap = matplotlib.colormaps[name]
+        except KeyError:
+            raise ValueError(f'unknown colormap "{name}"') from None
+        self.name = name
+        rgb = cmap((np.arange(LEVELS) + 0.5) / LEVELS)[:, :3] * 255
+        palette = _xterm_palette()
+        nearest = ((rgb[:, None, :] - palette[None, :, :]) ** 2).sum(-1).argmin(1)
+        self.ansi = [16 + int(i) for i in nearest] + [_NAN_COLOUR, _CURSOR_COLOUR.get(name, 201), _BLANK_COLOUR]
+        self.rgb = [tuple(int(c) for c in palette[i]) for i in nearest]
+        self._colors = [Color.from_ansi(i) for i in self.ansi]
+        self._styles: dict[int, Style] = {}
+
+    def style(self, upper: int, lower: int) -> Style:
+        key = upper * 64 + lower
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = Style(color=self._colors[lower], bgcolor=self._colors[upper])
+        return style
+
+    def swatch(self, level: int) -> Style:
+        return Style(color=self._colors[level], bgcolor=self._colors[level])
+
+
+def quantise(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Values -> colour level 0..LEVELS-1 (NaN -> NAN), the same linear map matplotlib's Normalize uses."""
+    span = vmax - vmin if vmax > vmin else 1.0
+    with np.errstate(invalid="ignore"):
+        scaled = (values - vmin) * (LEVELS / span)
+    out = np.clip(np.nan_to_num(scaled, nan=-1.0), 0, LEVELS - 1).astype(np.int16)
+    out[np.isnan(values)] = NAN
+    return out
+
+
+class Pyramid:
+    """Level k holds the mean of 2^k x 2^k blocks (NaN-aware), so any zoom reads a viewport-sized sample."""
+
+    def __init__(self, matrix: np.ndarray):
+        m = np.asarray(matrix)
+        if m.ndim != 2 or m.size == 0:
+            raise ValueError(f"a heatmap needs a non-empty 2-D array, found shape {m.shape}")
+        base = m.astype(np.float32, copy=m.dtype != np.float32)
+        self.shape = base.shape
+        self.levels = [base]
+        while max(self.levels[-1].shape) > 1:
+            self.levels.append(_halve(self.levels[-1]))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.levels[0]
+
+    def level_for(self, scale: float) -> int:
+        """The coarsest level whose cell is no bigger than one screen half-cell (`scale` data cells)."""
+        if scale < 2:
+            return 0
+        return min(int(math.floor(math.log2(scale))), len(self.levels) - 1)
+
+
+def _halve(a: np.ndarray) -> np.ndarray:
+    rows, cols = a.shape
+    if rows % 2 or cols % 2:
+        padded = np.full((rows + rows % 2, cols + cols % 2), np.nan, dtype=a.dtype)
+        padded[:rows, :cols] = a
+        a = padded
+    blocks = a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2)
+    if np.isnan(blocks).any():
+        with np.errstate(invalid="ignore"), _quiet_nanmean():
+            return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
+
+
+class _quiet_nanmean:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+
+
+@dataclass
+class Viewport:
+    """Which part of the matrix is on screen: top-left data cell and data cells per screen half-cell."""
+
+    row0: float = 0.0
+    col0: float = 0.0
+    scale: float = 1.0  # data cells per screen half-cell (>1 zoomed out, <1 zoomed in)
+
+    def data_rows(self, half_rows: int) -> np.ndarray:
+        """For each screen half-row, the data row at its centre (float, before clipping)."""
+        return self.row0 + (np.arange(half_rows) + 0.5) * self.scale
+
+    def data_cols(self, cols: int) -> np.ndarray:
+        return self.col0 + (np.arange(cols) + 0.5) * self.scale
+
+    def region(self, shape: tuple[int, int], half_rows: int, cols: int) -> tuple[int, int, int, int]:
+        """The data rows [r0, r1) and cols [c0, c1) visible in a half_rows x cols screen area."""
+        r0 = max(0, int(math.floor(self.row0)))
+        c0 = max(0, int(math.floor(self.col0)))
+        r1 = min(shape[0], int(math.ceil(self.row0 + half_rows * self.scale)))
+        c1 = min(shape[1], int(math.ceil(self.col0 + cols * self.scale)))
+        return r0, max(r0, r1), c0, max(c0, c1)
+
+    def frame(self, pyramid: Pyramid, half_rows: int, cols: int, vmin: float, vmax: float,
+              cursor: tuple[int, int] | None = None) -> np.ndarray:
+        """Colour levels [half_rows, cols] for this view: BLANK outside the matrix, CURSOR on the cursor."""
+        level = pyramid.level_for(self.scale)
+        data = pyramid.levels[level]
+        size = 2**level
+        rows = np.floor(self.data_rows(half_rows)).astype(np.int64)
+        colsi = np.floor(self.data_cols(cols)).astype(np.int64)
+        row_ok = (rows >= 0) & (rows < pyramid.shape[0])
+        col_ok = (colsi >= 0) & (colsi < pyramid.shape[1])
+        lr = np.clip(rows // size, 0, data.shape[0] - 1)
+        lc = np.clip(colsi // size, 0, data.shape[1] - 1)
+        out = quantise(data[np.ix_(lr, lc)], vmin, vmax)
+        out[~row_ok, :] = BLANK
+        out[:, ~col_ok] = BLANK
+        if cursor is not None:
+            r_hit = self._hits(cursor[0], self.row0, half_rows)
+            c_hit = self._hits(cursor[1], self.col0, cols)
+            out[np.ix_(r_hit, c_hit)] = CURSOR
+        return out
+
+    def _hits(self, index: int, origin: float, n: int) -> np.ndarray:
+        """Screen positions (along one axis) that show data index `index`."""
+        if self.scale < 1:
+            centres = np.floor(origin + (np.arange(n) + 0.5) * self.scale)
+            return np.flatnonzero(centres == index)
+        pos = int(math.floor((index - origin) / self.scale))
+        return np.array([pos], dtype=np.int64) if 0 <= pos < n else np.array([], dtype=np.int64)
+
+
+def frame_strips(frame: np.ndarray, cmap: Colormap256) -> list[list[Segment]]:
+    """Pairs of half-rows -> rows of `▄` segments, merging runs of the same colour pair."""
+    if frame.shape[0] % 2:
+        frame = np.vstack([frame, np.full((1, frame.shape[1]), BLANK, dtype=frame.dtype)])
+    upper, lower = frame[0::2].astype(np.int32), frame[1::2].astype(np.int32)
+    pairs = upper * 64 + lower
+    lines = []
+    for u, low, p in zip(upper, lower, pairs):
+        starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+        ends = np.r_[starts[1:], len(p)]
+        lines.append([Segment(HALF * int(e - s), cmap.style(int(u[s]), int(low[s]))) for s, e in zip(starts, ends)])
+    return lines
+
+
+def auto_range(matrix: np.ndarray, symmetric: bool) -> tuple[float, float]:
+    """Colour range from the data: min..max, or -m..m around zero for signed (diverging) data."""
+    finite = matrix[np.isfinite(matrix)]
+    if finite.size == 0:
+        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
+    lo, hi = float(finite.min()), float(finite.max())
+    if symmetric:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return -m, m
+    if hi <= lo:
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def fmt(v: float) -> str:
+    if v is None or not math.isfinite(v):
+        return "nan"
+    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
+
+
+class Heatmap(Widget, can_focus=True):
+    """A pannable, zoomable half-block heatmap with a cursor and a colour scale legend (bottom line).
+
+    Keys: arrows/hjkl move the cursor (the view follows), shift+arrows pan, +/- zoom around the cursor,
+    0 fits the matrix, enter selects. Mouse: hover moves the cursor, click selects, wheel zooms.
+    """
+
+    DEFAULT_CSS = """
+    Heatmap { height: 1fr; width: 1fr; min-height: 4; }
+    Heatmap:focus { background: $surface; }
+    """
+
+    BINDINGS = [
+        Binding("up,k", "move(-1, 0)", "up", show=False),
+        Binding("down,j", "move(1, 0)", "down", show=False),
+        Binding("left,h", "move(0, -1)", "left", show=False),
+        Binding("right,l", "move(0, 1)", "right", show=False),
+        Binding("shift+up", "pan(-1, 0)", "pan", show=False),
+        Binding("shift+down", "pan(1, 0)", "pan", show=False),
+        Binding("shift+left", "pan(0, -1)", "pan", show=False),
+        Binding("shift+right", "pan(0, 1)", "pan", show=False),
+        Binding("plus,equals_sign", "zoom(0.5)", "zoom in"),
+        Binding("minus", "zoom(2)", "zoom out"),
+        Binding("0", "fit", "fit"),
+        Binding("enter", "select", "select", show=False),
+    ]
+
+    class CursorMoved(Message):
+        def __init__(self, heatmap: "Heatmap", row: int, col: int, value: float):
+            super().__init__()
+            self.heatmap, self.row, self.col, self.value = heatmap, row, col, value
+
+        @property
+        def control(self) -> "Heatmap":
+            return self.heatmap
+
+    class Selected(CursorMoved):
+        """Enter or a click on a cell."""
+
+    def __init__(self, matrix: np.ndarray | Pyramid | None = None, *, cmap: str = "viridis",
+                 vmin: float | None = None, vmax: float | None = None, symmetric: bool = False,
+                 legend: str = "", name: str | None = None, id: str | None = None, classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.cmap = colormap_256(cmap)
+        self.symmetric = symmetric
+        self.legend = legend
+        self.view = Viewport()
+        self.cursor = (0, 0)
+        self.pyramid: Pyramid | None = None
+        self.vmin, self.vmax = 0.0, 1.0
+        self._fixed_range = (vmin, vmax)
+        self._lines: list[list[Segment]] | None = None
+        self._fit_pending = True
+        if matrix is not None:
+            self.set_data(matrix, vmin=vmin, vmax=vmax)
+
+    # ------------------------------------------------------------------ data
+
+    def set_data(self, matrix: np.ndarray | Pyramid, *, vmin: float | None = None, vmax: float | None = None,
+                 cmap: str | None = None, keep_view: bool = False, legend: str | None = None) -> None:
+        """Show a new matrix (or a pyramid built in a worker thread); the colour range is auto unless given."""
+        self.pyramid = matrix if isinstance(matrix, Pyramid) else Pyramid(matrix)
+        if cmap is not None:
+            self.cmap = colormap_256(cmap)
+        if legend is not None:
+            self.legend = legend
+        auto = auto_range(self.pyramid.matrix, self.symmetric)
+        self.vmin = vmin if vmin is not None else auto[0]
+        self.vmax = vmax if vmax is not None else auto[1]
+        rows, cols = self.pyramid.shape
+        if not keep_view:
+            self.cursor = (0, 0)
+            self._fit_pending = True
+        self.cursor = (min(self.cursor[0], rows - 1), min(self.cursor[1], cols - 1))
+        self._changed()
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        return None if self.pyramid is None else self.pyramid.matrix
+
+    @property
+    def cmap_name(self) -> str:
+        return self.cmap.name
+
+    def value_at(self, row: int, col: int) -> float:
+        return float(self.pyramid.matrix[row, col]) if self.pyramid is not None else math.nan
+
+    # ------------------------------------------------------------------ geometry
+
+    @property
+    def half_rows(self) -> int:
+        return max(0, self.size.height - 1) * 2  # the last line is the legend
+
+    def visible_region(self) -> tuple[int, int, int, int]:
+        """Data rows [r0, r1) and columns [c0, c1) on screen now (what `export PNG` draws)."""
+        if self.pyramid is None:
+            return 0, 0, 0, 0
+        self._fit_if_pending()
+        return self.view.region(self.pyramid.shape, self.half_rows, self.size.width)
+
+    def fit(self) -> None:
+        if self.pyramid is None or self.size.width == 0 or self.half_rows == 0:
+            self._fit_pending = True
+            return
+        rows, cols = self.pyramid.shape
+        self.view = Viewport(0.0, 0.0, max(rows / self.half_rows, cols / self.size.width))
+        self._fit_pending = False
+        self._changed()
+
+    def _fit_if_pending(self) -> None:
+        if self._fit_pending and self.size.width and self.half_rows:
+            self.fit()
+
+    def goto(self, row: int, col: int, scale: float | None = None, centre: bool = True) -> None:
+        """Put the cursor on (row, col), optionally at a new zoom, centring the view on it."""
+        if self.pyramid is None:
+            return
+        self._fit_if_pending()
+        rows, cols = self.pyramid.shape
+        self.cursor = (int(np.clip(row, 0, rows - 1)), int(np.clip(col, 0, cols - 1)))
+        if scale is not None:
+            self.view.scale = scale
+        if centre:
+            self.view.row0 = self.cursor[0] + 0.5 - self.half_rows * self.view.scale / 2
+            self.view.col0 = self.cursor[1] + 0.5 - self.size.width * self.view.scale / 2
+            self._clamp_view()
+        else:
+            self._follow_cursor()
+        self._changed()
+        self._post_cursor(self.CursorMoved)
+
+    def _clamp_view(self) -> None:
+        rows, cols = self.pyramid.shape
+        s = self.view.scale
+        span_r, span_c = self.half_rows * s, self.size.width * s
+        self.view.row0 = float(np.clip(self.view.row0, min(0.0, rows - span_r), max(0.0, rows - span_r)))
+        self.view.col0 = float(np.clip(self.view.col0, min(0.0, cols - span_c), max(0.0, cols - span_c)))
+        if span_r >= rows:
+            self.view.row0 = 0.0
+        if span_c >= cols:
+            self.view.col0 = 0.0
+        # whole data cells at the top-left edge, so what is on screen is exactly a slice of the matrix
+        self.view.row0, self.view.col0 = float(round(self.view.row0)), float(round(self.view.col0))
+
+    def _follow_cursor(self) -> None:
+        s = self.view.scale
+        r, c = self.cursor
+        if r < self.view.row0:
+            self.view.row0 = float(r)
+        elif r + 1 > self.view.row0 + self.half_rows * s:
+            self.view.row0 = r + 1 - self.half_rows * s
+        if c < self.view.col0:
+            self.view.col0 = float(c)
+        elif c + 1 > self.view.col0 + self.size.width * s:
+            self.view.col0 = c + 1 - self.size.width * s
+        self._clamp_view()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_move(self, drow: int, dcol: int) -> None:
+        if self.pyramid is None:
+            return
+        self._fit_if_pending()
+        step = max(1, int(round(self.view.scale)))  # one screen cell, whatever the zoom
+        self.goto(self.cursor[0] + drow * step, self.cursor[1] + dcol * step, centre=False)
+
+    def action_pan(self, drow: int, dcol: int) -> None:
+        if self.pyramid is None:
+            return
+        self._fit_if_pending()
+        self.view.row0 += drow * self.half_rows * self.view.scale / 4
+        self.view.col0 += dcol * self.size.width * self.view.scale / 4
+        self._clamp_view()
+        self._changed()
+
+    def action_zoom(self, factor: float) -> None:
+        """Zoom by `factor` (data cells per screen cell) keeping the cursor's screen position."""
+        if self.pyramid is None:
+            return
+        self._fit_if_pending()
+        v = self.view
+        fit_scale = max(self.pyramid.shape[0] / max(1, self.half_rows), self.pyramid.shape[1] / max(1, self.size.width))
+        new = float(np.clip(v.scale * factor, 1 / 16, max(fit_scale, 1 / 16)))
+        r, c = self.cursor
+        v.row0 = r + 0.5 - (r + 0.5 - v.row0) * new / v.scale
+        v.col0 = c + 0.5 - (c + 0.5 - v.col0) * new / v.scale
+        v.scale = new
+        self._clamp_view()
+        self._changed()
+
+    def action_fit(self) -> None:
+        self.fit()
+
+    def action_select(self) -> None:
+        self._post_cursor(self.Selected)
+
+    def _post_cursor(self, kind) -> None:
+        if self.pyramid is not None:
+            r, c = self.cursor
+            self.post_message(kind(self, r, c, self.value_at(r, c)))
+
+    # ------------------------------------------------------------------ mouse
+
+    def _cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        if self.pyramid is None or y >= self.size.height - 1:
+            return None
+        r = int(math.floor(self.view.row0 + (2 * y + 0.5) * self.view.scale))
+        c = int(math.floor(self.view.col0 + (x + 0.5) * self.view.scale))
+        if 0 <= r < self.pyramid.shape[0] and 0 <= c < self.pyramid.shape[1]:
+            return r, c
+        return None
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        cell = self._cell_at(event.x, event.y)
+        if cell is not None and cell != self.cursor:
+            self.cursor = cell
+            self._changed()
+            self._post_cursor(self.CursorMoved)
+
+    def on_click(self, event: events.Click) -> None:
+        cell = self._cell_at(event.x, event.y)
+        if cell is not None:
+            self.cursor = cell
+            self._changed()
+            self._post_cursor(self.Selected)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.action_zoom(0.5)
+        event.stop()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        self.action_zoom(2)
+        event.stop()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _changed(self) -> None:
+        self._lines = None
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._fit_pending:
+            self.fit()
+        elif self.pyramid is not None:
+            self._clamp_view()
+        self._lines = None
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if self.pyramid is None:
+            return 2
+        return min(viewport.height, math.ceil(self.pyramid.shape[0] / 2) + 1)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == self.size.height - 1:
+            return Strip(self._legend_segments(width)).crop_extend(0, width, None)
+        if self.pyramid is None:
+            return Strip.blank(width)
+        if self._lines is None:
+            self._fit_if_pending()
+            frame = self.view.frame(self.pyramid, self.half_rows, width, self.vmin, self.vmax,
+                                    cursor=self.cursor if self.has_focus or self._show_cursor_unfocused else None)
+            self._lines = frame_strips(frame, self.cmap)
+        if y >= len(self._lines):
+            return Strip.blank(width)
+        return Strip(self._lines[y], width)
+
+    _show_cursor_unfocused = True
+
+    def _legend_segments(self, width: int) -> list[Segment]:
+        bar = min(LEVELS, max(8, width // 3))
+        levels = (np.arange(bar) * LEVELS // bar).tolist()
+        segs = [Segment(f"{fmt(self.vmin)} ")]
+        segs += [Segment(" ", self.cmap.swatch(int(lv))) for lv in levels]
+        segs.append(Segment(f" {fmt(self.vmax)}"))
+        if self.pyramid is not None:
+            r0, r1, c0, c1 = self.view.region(self.pyramid.shape, self.half_rows, width)
+            zoom = f"1:{self.view.scale:.3g}" if self.view.scale >= 1 else f"{1 / self.view.scale:.3g}:1"
+            info = f"  {self.legend + ' ' if self.legend else ''}rows {r0}-{max(r0, r1 - 1)} cols {c0}-{max(c0, c1 - 1)} zoom {zoom}"
+            segs.append(Segment(info, Style(dim=True)))
+        return segs
+
+    # ------------------------------------------------------------------ export
+
+    def export_png(self, path: str | Path, title: str = "", row_label: str = "row", col_label: str = "col",
+                   row_offset: int = 0, col_offset: int = 0) -> Path:
+        """Draw exactly what is on screen (same slice, colour range, colormap) with matplotlib."""
+        from sptui.plots.screen_export import export_heatmap
+
+        r0, r1, c0, c1 = self.visible_region()
+        return export_heatmap(path, self.pyramid.matrix, (r0, r1, c0, c1), vmin=self.vmin, vmax=self.vmax,
+                              cmap=self.cmap.name, title=title, row_label=row_label, col_label=col_label,
+                              row_offset=row_offset, col_offset=col_offset)
