@@ -69,7 +69,7 @@ class JobSpec:
     def to_toml(self) -> str:
         """The resolved spec as a job file of one job, runnable again with `sptui batch`."""
         job: dict[str, Any] = {"kind": self.kind, "name": self.name, "priority": self.priority}
-        job.update({k: v for k, v in self.params.items() if v is not None})
+        job.update({k: v for k, v in self.params.items() if v is not None and k not in self.sweep})
         if self.sweep:
             job["sweep"] = self.sweep
         return tomli_w.dumps({"job": [job]})

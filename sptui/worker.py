@@ -158,6 +158,7 @@ class Worker:
                 continue
             r.log.close()
             del self.running[job_id]
+            self._signal(r, signal.SIGKILL)  # nothing a job started outlives it
             cancelled = self.queue.cancel_requested(job_id)
             if code < 0:
                 sig = signal.Signals(-code).name

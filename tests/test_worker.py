@@ -1,0 +1,135 @@
+"""A real worker process running real jobs: success, cancel, kill -9 of a job or of everything, resume."""
+
+import json
+import os
+import signal
+
+from sptui.queue import Queue, is_alive
+from sptui.runs import RunDir, read_metrics
+
+from .helpers import sptui, start_worker, tms_job, wait_for
+
+LONG = dict(steps=400_000)  # far longer than any test waits: these jobs end only when killed or cancelled
+
+
+def submit(root, text, tmp_path, name="job.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    result = sptui("submit", str(path), root=root, check=True)
+    return [line for line in result.stdout.split() if line]
+
+
+def job(root, ref):
+    with Queue(root) as q:
+        return q.get(ref)
+
+
+def has_checkpoint(root, ref):
+    return list(RunDir(job(root, ref).run_dir(root)).checkpoints.glob("step-*.safetensors"))
+
+
+def stop(worker):
+    worker.send_signal(signal.SIGTERM)
+    return worker.communicate(timeout=60)[0]
+
+
+def test_worker_once_drains_the_queue_in_priority_order(artifacts, tmp_path):
+    ids = submit(artifacts, tms_job("first", seeds=(1,)) + tms_job("urgent", seeds=(2,), priority=9), tmp_path)
+    worker = start_worker(artifacts, "--once")
+    out = worker.communicate(timeout=300)[0]
+    assert worker.returncode == 0, out
+    jobs = [job(artifacts, i) for i in ids]
+    assert [j.state for j in jobs] == ["succeeded", "succeeded"], out
+    assert jobs[1].started < jobs[0].started  # higher priority ran first
+    for j in jobs:
+        run = RunDir(j.run_dir(artifacts))
+        assert (run.results / "model.safetensors").exists() and run.plot_files()
+        assert j.step == j.total == 300 and j.attempts == 1 and j.device == "cpu"
+        assert "=== succeeded" in run.log.read_text()
+
+
+def test_cancel_ends_a_running_job_and_its_process_group(artifacts, tmp_path):
+    (ref,) = submit(artifacts, tms_job("long", **LONG), tmp_path)
+    worker = start_worker(artifacts)
+    try:
+        running = wait_for(lambda: (j := job(artifacts, ref)).pid and j.step and j, what="the job to make progress")
+        assert sptui("cancel", ref, root=artifacts, check=True).stdout.strip().endswith("cancel requested")
+        done = wait_for(lambda: (j := job(artifacts, ref)).state != "running" and j, what="the job to stop")
+        assert done.state == "cancelled"
+        wait_for(lambda: not _pgid_alive(running.pid), what="the job's whole process group to be gone")
+    finally:
+        stop(worker)
+
+
+def _pgid_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_kill_9_of_a_job_shows_interrupted_and_requeue_resumes_from_its_checkpoint(artifacts, tmp_path):
+    (ref,) = submit(artifacts, tms_job("crashy", steps=3000, checkpoint_every=500, log_points=30), tmp_path)
+    worker = start_worker(artifacts)
+    try:
+        wait_for(lambda: has_checkpoint(artifacts, ref), timeout=120, what="a first checkpoint")
+        victim = job(artifacts, ref)
+        os.kill(victim.pid, signal.SIGKILL)
+        lost = wait_for(lambda: (j := job(artifacts, ref)).state != "running" and j, what="the worker to notice")
+        assert lost.state == "interrupted" and "SIGKILL" in lost.error
+        checkpoint_step = int(has_checkpoint(artifacts, ref)[0].stem.split("-")[1])
+
+        sptui("requeue", ref, root=artifacts, check=True)
+        done = wait_for(lambda: (j := job(artifacts, ref)).state in ("succeeded", "failed") and j, timeout=240,
+                        what="the resumed job to finish")
+        assert done.state == "succeeded" and done.attempts == 2
+        run = RunDir(done.run_dir(artifacts))
+        assert f"resuming from checkpoint at step {checkpoint_step}" in run.log.read_text()
+        steps = [r["step"] for r in read_metrics(run.metrics) if r["split"] == "train"]
+        assert steps == sorted(set(steps)) and steps[-1] == 3000  # one clean curve, nothing logged twice
+    finally:
+        stop(worker)
+
+
+def test_kill_9_of_worker_and_job_loses_nothing_and_runs_nothing_twice(artifacts, tmp_path):
+    first, second = submit(artifacts, tms_job("a", seeds=(1,), **LONG) + tms_job("b", seeds=(2,)), tmp_path)
+    worker = start_worker(artifacts)
+    running = wait_for(lambda: (j := job(artifacts, first)).pid and j.step and j, what="the first job to run")
+    os.kill(worker.pid, signal.SIGKILL)
+    os.killpg(running.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    wait_for(lambda: not is_alive(running.pid, running.pid_start), what="the job process to die")
+    assert job(artifacts, first).state == "running"  # nobody alive has recorded anything yet
+
+    again = start_worker(artifacts, "--once")
+    out = again.communicate(timeout=300)[0]
+    assert job(artifacts, first).state == "interrupted", out  # shown as interrupted, not silently rerun
+    b = job(artifacts, second)
+    assert b.state == "succeeded" and b.attempts == 1, out
+    assert "marked interrupted" in out
+
+
+def test_ls_json_and_logs(artifacts, tmp_path):
+    (ref,) = submit(artifacts, tms_job("listed"), tmp_path)
+    start_worker(artifacts, "--once").communicate(timeout=300)
+    rows = json.loads(sptui("ls", "--json", root=artifacts, check=True).stdout)
+    assert [(r["run_id"], r["state"], r["kind"]) for r in rows] == [(ref, "succeeded", "tms")]
+    assert os.path.isdir(rows[0]["run_dir"])
+    log = sptui("logs", ref, root=artifacts, check=True).stdout
+    assert "tms job 'listed'" in log and "=== succeeded" in log
+
+
+def test_logs_follow_streams_until_the_job_ends(artifacts, tmp_path):
+    (ref,) = submit(artifacts, tms_job("followed", steps=2000), tmp_path)
+    worker = start_worker(artifacts, "--once")
+    follow = sptui("logs", "-f", ref, root=artifacts, check=True, timeout=300)
+    worker.communicate(timeout=300)
+    assert follow.stdout.rstrip().splitlines()[-1].split(" ", 2)[2].startswith("=== succeeded")
+
+
+def test_worker_on_missing_gpu_is_a_clear_one_line_error(artifacts):
+    result = sptui("worker", "--device", "cuda", root=artifacts)
+    assert result.returncode == 2
+    assert result.stderr.startswith("sptui: error: --device cuda: no CUDA GPU is visible")
+    assert len(result.stderr.strip().splitlines()) == 1
