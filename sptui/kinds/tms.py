@@ -127,7 +127,7 @@ def run(ctx) -> None:
     p0 = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
     ctx.info(f"tms: {trainer.n_instances} instance(s), n={p0.n_features} m={p0.n_hidden}, "
-             f"{p0.output_activation} output, {p0.optimizer} lr schedule {p0.lr_schedule}, {p0.steps} steps x {p0.batch_size}")
+             f"{p0.output_activation} output, {p0.optimizer} ({p0.lr_schedule} lr), {p0.steps} steps x batch {p0.batch_size}")
     start = 0
     ckpt = ctx.load_checkpoint()
     if ckpt is not None:

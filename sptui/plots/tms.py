@@ -245,8 +245,9 @@ def draw_sweep(records, axes: dict[str, list], path: Path) -> Path:
         if ykey:
             im = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
             for (yi, xi), v in np.ndenumerate(values):
-                if not math.isnan(v):
-                    ax.text(xi, yi, f"{v:.2g}", ha="center", va="center", fontsize=6, color="white")
+                if not math.isnan(v):  # dark text on the bright end of viridis
+                    ax.text(xi, yi, f"{v:.2g}", ha="center", va="center", fontsize=6,
+                            color="black" if im.norm(v) > 0.6 else "white")
             ax.set_yticks(range(len(axes[ykey])), _ticks(axes[ykey]), fontsize=7)
             ax.set_ylabel(ykey, fontsize=8)
             fig.colorbar(im, ax=ax, fraction=0.046)

@@ -1,0 +1,108 @@
+"""Small MLPs learning |x|, x AND y, x OR y, max(|x|,|y|), x^2 with ReLU or GeLU hidden units (paper project 4.1).
+
+Results: results/model.safetensors (W1 [I, width, d_in], b1, W2 [I, 1, width], b2, combined = W2 @ W1 [I, 1, d_in]),
+results/function.safetensors (the learned and target function on a grid), results/instances.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sptui.params import param
+
+SUMMARY = "one-hidden-layer MLPs learning |x|, AND, OR, max(|x|,|y|), x^2 (ReLU vs GeLU); seeds train batched"
+
+
+@dataclass
+class Params:
+    target: Literal["abs", "and", "or", "max_abs", "square"] = param("abs", "function to learn")
+    activation: Literal["relu", "gelu"] = param("relu", "hidden activation")
+    width: int = param(8, "hidden units", ge=1)
+    steps: int = param(5000, "optimiser steps", ge=1)
+    batch_size: int = param(256, "examples per step", ge=1)
+    optimizer: Literal["adamw", "adam"] = param("adamw", "adamw or adam")
+    lr: float = param(3e-3, "learning rate", gt=0, batchable=True)
+    lr_schedule: Literal["constant", "cosine", "linear"] = param("cosine", "learning-rate schedule")
+    weight_decay: float = param(0.0, "weight decay", ge=0, batchable=True)
+    seed: int = param(0, "seed for this instance's init and data stream", ge=0, batchable=True)
+    eval_batch: int = param(4096, "fixed evaluation batch", ge=16)
+    log_points: int = param(50, "how many times metrics are logged", ge=1)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
+
+
+def build_trainer(instances: list[Params], device="cpu"):
+    from sptui.science import functions as F
+    from sptui.science.tms import TrainSettings
+
+    p = instances[0]
+    settings = TrainSettings(steps=p.steps, batch_size=p.batch_size, optimizer=p.optimizer, lr_schedule=p.lr_schedule,
+                             eval_batch=p.eval_batch)
+    return F.FunctionTrainer(p.target, p.activation, p.width, [q.seed for q in instances], [q.lr for q in instances],
+                             [q.weight_decay for q in instances], settings, device)
+
+
+def run(ctx) -> None:
+    import torch
+
+    from sptui.kinds.tms import schedule
+
+    p = ctx.instances[0]
+    trainer = build_trainer(ctx.instances, ctx.device)
+    ctx.info(f"functions: {p.target} with {p.width} {p.activation} units, {len(ctx.instances)} instance(s), {p.steps} steps")
+    start = 0
+    ckpt = ctx.load_checkpoint()
+    if ckpt is not None:
+        trainer.load_state(ckpt.tensors, ckpt.step)
+        start = ckpt.step
+    ctx.set_total(p.steps)
+    log_at = schedule(p.steps, p.log_points)
+    if start == 0:
+        ctx.log(0, split="test", loss=trainer.evaluate().tolist())
+    running, since = torch.zeros(len(ctx.instances), device=trainer.device), 0
+    for step in range(start, p.steps):
+        running += trainer.step()
+        since += 1
+        done = step + 1
+        if done in log_at:
+            ctx.log(done, split="train", loss=(running / since).cpu().tolist())
+            running.zero_()
+            since = 0
+            ctx.log(done, split="test", loss=trainer.evaluate().cpu().tolist())
+        if done % p.checkpoint_every == 0 and done < p.steps:
+            ctx.save_checkpoint(done, trainer.state())
+        if done % 25 == 0:
+            ctx.check_cancelled()
+    save_results(ctx, trainer)
+
+
+def save_results(ctx, trainer) -> None:
+    import torch
+
+    from sptui.science import functions as F
+
+    p = ctx.instances[0]
+    weights = {k: v.detach() for k, v in trainer.weights.items()}
+    ctx.save_arrays("model", {**weights, "combined": torch.bmm(weights["W2"], weights["W1"])})
+    axis, learned, target = F.function_grid(weights, p.target, p.activation)
+    ctx.save_arrays("function", {"axis": axis, "learned": learned, "target": target})
+    final = trainer.evaluate().cpu().tolist()
+    exact = None
+    if p.activation == "relu" and p.target in F.EXACT_WIDTH:
+        solution = F.exact_relu_solution(p.target, max(p.width, F.EXACT_WIDTH[p.target]))
+        exact = F.mse(solution, trainer.eval_x[:1].cpu(), F.TARGETS[p.target], "relu").item()
+    records = [{"instance": i, "grid": point, "params": {"seed": q.seed, "lr": q.lr, "weight_decay": q.weight_decay},
+                "metrics": {"loss": final[i]}}
+               for i, (q, point) in enumerate(zip(ctx.instances, ctx.grid))]
+    ctx.save_json("instances", records)
+    ctx.save_json("summary", {"target": p.target, "text": F.TARGETS[p.target].text, "activation": p.activation,
+                              "width": p.width, "exact_relu_loss": exact,
+                              "exact_relu_width": F.EXACT_WIDTH.get(p.target)})
+    ctx.info(f"final loss: {', '.join(f'{v:.3g}' for v in final)}" + (f" (exact ReLU solution: {exact:.1g})" if exact is not None else ""))
+
+
+def render(run) -> list[Path]:
+    from sptui.plots.functions import render_run
+
+    return render_run(run)

@@ -1,0 +1,92 @@
+"""PNGs of a `functions` run from its saved results: the neuron stacks (W1, b1, W2, W2 * W1 per neuron,
+and the combined W2 @ W1) and the learned function against the target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sptui import runs  # noqa: E402
+
+MAX_INSTANCES = 6
+
+
+def render_run(run) -> list[Path]:
+    model = runs.load_arrays(run.results / "model.safetensors")
+    grid = runs.load_arrays(run.results / "function.safetensors")
+    summary = runs.read_json(run.results / "summary.json")
+    records = runs.read_json(run.results / "instances.json")
+    shown = list(range(min(len(records), MAX_INSTANCES)))
+    labels = [f"seed {r['params']['seed']}, lr {r['params']['lr']:g}: loss {_fmt(r['metrics']['loss'])}" for r in records]
+    title = f"{summary['text']} with {summary['width']} {summary['activation']} units"
+    run.plots.mkdir(parents=True, exist_ok=True)
+    return [
+        draw_weights(model, shown, labels, title, run.plots / "weights.png"),
+        draw_function(grid, shown, labels, title, run.plots / "function.png"),
+    ]
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.2g}"
+
+
+def draw_weights(model, shown, labels, title, path: Path) -> Path:
+    """One heatmap per instance: rows = hidden units (sorted by |W2|), columns = W1 | b1 | W2 | W2*W1."""
+    W1, b1, W2, combined = model["W1"], model["b1"], model["W2"], model["combined"]
+    d_in = W1.shape[2]
+    fig, axs = plt.subplots(1, len(shown), figsize=(2.2 + 1.1 * d_in * len(shown), 0.35 * W1.shape[1] + 2.2), squeeze=False)
+    for ax, i in zip(axs[0], shown):
+        order = np.argsort(-np.abs(W2[i, 0]))
+        per_neuron = W2[i, 0][:, None] * W1[i]  # each unit's contribution to the combined map
+        stack = np.concatenate([W1[i], b1[i][:, None], W2[i, 0][:, None], per_neuron], axis=1)[order]
+        lim = float(np.abs(stack).max()) or 1.0
+        im = ax.imshow(stack, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        names = [f"W1[{k}]" for k in range(d_in)] + ["b1", "W2"] + [f"W2*W1[{k}]" for k in range(d_in)]
+        ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
+        ax.set_yticks(range(len(order)), [str(k) for k in order], fontsize=6)
+        combo = ", ".join(f"{v:.2f}" for v in combined[i, 0])
+        ax.set_title(f"{labels[i]}\nW2 @ W1 = [{combo}]", fontsize=7)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"neuron stacks: {title} (rows: hidden units by |W2|)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_function(grid, shown, labels, title, path: Path) -> Path:
+    axis, learned, target = grid["axis"], grid["learned"], grid["target"]
+    if target.ndim == 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(axis, target, color="black", lw=2.5, label="target")
+        for i in shown:
+            ax.plot(axis, learned[i], lw=1, label=labels[i])
+        ax.set_xlabel("x")
+        ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=9)
+    else:
+        cols = len(shown) + 1
+        fig, axs = plt.subplots(2, cols, figsize=(2.8 * cols, 5.4), squeeze=False)
+        extent = (axis[0], axis[-1], axis[0], axis[-1])
+        lo, hi = float(target.min()), float(target.max())
+        axs[0, 0].imshow(target, origin="lower", extent=extent, vmin=lo, vmax=hi, cmap="viridis")
+        axs[0, 0].set_title("target", fontsize=8)
+        axs[1, 0].axis("off")
+        for c, i in enumerate(shown, start=1):
+            axs[0, c].imshow(learned[i], origin="lower", extent=extent, vmin=lo, vmax=hi, cmap="viridis")
+            axs[0, c].set_title(labels[i], fontsize=7)
+            err = learned[i] - target
+            lim = float(np.abs(err).max()) or 1.0
+            im = axs[1, c].imshow(err, origin="lower", extent=extent, vmin=-lim, vmax=lim, cmap="RdBu")
+            axs[1, c].set_title("learned - target", fontsize=7)
+            fig.colorbar(im, ax=axs[1, c], fraction=0.046)
+        fig.suptitle(title + (" (inputs are {0,1}: corners are the data)" if axis[0] == 0 else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,79 @@
+"""MLPs learning target functions: exact ReLU solutions, training to low loss, the kind's results."""
+
+import json
+
+import pytest
+import torch
+
+from sptui import runs
+from sptui.context import Context
+from sptui.kinds import load_kind
+from sptui.runs import RunDir
+from sptui.science import functions as F
+from sptui.science.tms import TrainSettings
+from sptui.spec import parse_text
+
+
+def sample(name, n=4096, seed=0):
+    target = F.TARGETS[name]
+    u = torch.rand(1, n, target.inputs, generator=torch.Generator().manual_seed(seed))
+    return F.inputs_from_uniforms(u, target)
+
+
+@pytest.mark.parametrize("name", ["abs", "and", "or", "max_abs"])
+def test_exact_relu_solutions_have_zero_error(name):
+    weights = F.exact_relu_solution(name, width=6)
+    x = sample(name)
+    assert F.mse(weights, x, F.TARGETS[name], "relu").item() < 1e-12
+    # and they are not exact with GeLU units, so the test distinguishes the activations
+    assert F.mse(weights, x, F.TARGETS[name], "gelu").item() > 1e-4
+
+
+def test_targets_compute_the_named_functions():
+    corners = torch.tensor([[[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]])
+    assert F.TARGETS["and"].fn(corners).tolist() == [[0, 0, 0, 1]]
+    assert F.TARGETS["or"].fn(corners).tolist() == [[0, 1, 1, 1]]
+    pts = torch.tensor([[[-0.5, 0.2], [0.1, -0.9]]])
+    assert F.TARGETS["max_abs"].fn(pts)[0].tolist() == pytest.approx([0.5, 0.9])
+    assert set(sample("and").unique().tolist()) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("name", ["abs", "or"])
+def test_relu_mlp_learns_piecewise_linear_targets(name):
+    settings = TrainSettings(steps=1500, batch_size=256, lr_schedule="cosine", eval_batch=2048)
+    trainer = F.FunctionTrainer(name, "relu", 8, seeds=[0, 1], lr=[1e-2, 1e-2], weight_decay=[0.0, 0.0], settings=settings)
+    before = trainer.evaluate()
+    for _ in range(settings.steps):
+        trainer.step()
+    after = trainer.evaluate()
+    assert (after < 2e-3).all() and (after < before / 20).all()
+
+
+def test_functions_kind_writes_weights_function_grid_and_plots(tmp_path):
+    spec = parse_text("""
+[[job]]
+kind = "functions"
+name = "max"
+target = "max_abs"
+activation = "gelu"
+width = 6
+steps = 60
+batch_size = 64
+log_points = 3
+[job.sweep]
+seed = [0, 1]
+""", "t.toml")[0]
+    run = RunDir(tmp_path / "run")
+    run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu")
+    load_kind("functions").run(ctx)
+    ctx.close()
+    model = runs.load_arrays(run.results / "model.safetensors")
+    assert model["W1"].shape == (2, 6, 2) and model["W2"].shape == (2, 1, 6)
+    assert torch.allclose(torch.from_numpy(model["combined"]), torch.from_numpy(model["W2"] @ model["W1"]))
+    assert not torch.equal(torch.from_numpy(model["W1"][0]), torch.from_numpy(model["W1"][1]))  # own init per seed
+    grid = runs.load_arrays(run.results / "function.safetensors")
+    assert grid["learned"].shape == (2, 101, 101) and grid["target"].shape == (101, 101)
+    assert len(json.loads((run.results / "instances.json").read_text())) == 2
+    names = {p.name for p in load_kind("functions").render(run)}
+    assert names == {"weights.png", "function.png"}
