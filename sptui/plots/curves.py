@@ -1,0 +1,320 @@
+"""A run's metric curves: incremental min/max downsampling for live views, and PNG export.
+
+`CurveSet` takes metrics.jsonl records as they arrive (from `MetricsTail.poll`) and keeps, for every
+(metric, split), a fixed number of step buckets holding the min and max of each column (one column per
+model instance). When steps outgrow the buckets, neighbouring buckets merge and the bucket width doubles,
+so memory and the cost of drawing stay constant however long the run gets: a million metric lines cost
+the same per update as a hundred. PNG export reads the raw file instead and draws every point.
+
+No Textual here: the terminal app and the CLI share this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+RESERVED = ("step", "time", "split")
+MAX_LINES = 6  # per-instance lines drawn before falling back to the mean and the min-max envelope
+
+
+class Buckets:
+    """Min/max of C columns over step buckets of width 2^k; merges pairs when steps outgrow them."""
+
+    def __init__(self, columns: int, capacity: int = 1024):
+        assert capacity >= 2 and capacity & (capacity - 1) == 0, "capacity must be a power of two"
+        self.columns = columns
+        self.capacity = capacity
+        self.origin = 0.0  # steps count from 0; a negative step is drawn at 0
+        self.width = 1.0
+        nan = np.full((capacity, columns), np.nan)
+        self.lo, self.hi = nan.copy(), nan.copy()
+        self.x_first = np.full(capacity, np.nan)
+        self.x_last = np.full(capacity, np.nan)
+        self.count = 0
+
+    def add(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Add rows: steps [n], values [n, C] (NaN = missing)."""
+        if len(steps) == 0:
+            return
+        steps = np.maximum(np.asarray(steps, dtype=float), self.origin)
+        values = np.asarray(values, dtype=float).reshape(len(steps), self.columns)
+        top = int((steps.max() - self.origin) // self.width)
+        while top >= self.capacity:
+            self._halve()
+            top = int((steps.max() - self.origin) // self.width)
+        index = ((steps - self.origin) // self.width).astype(np.int64)
+        np.fmin.at(self.lo, index, values)
+        np.fmax.at(self.hi, index, values)
+        np.fmin.at(self.x_first, index, steps)
+        np.fmax.at(self.x_last, index, steps)
+        self.count += len(steps)
+
+    def _halve(self) -> None:
+        half = self.capacity // 2
+
+        def merge(a: np.ndarray, ufunc) -> np.ndarray:
+            merged = ufunc.reduce(a.reshape(half, 2, *a.shape[1:]), axis=1)
+            out = np.full_like(a, np.nan)
+            out[:half] = merged
+            return out
+
+        self.lo, self.hi = merge(self.lo, np.fmin), merge(self.hi, np.fmax)
+        self.x_first, self.x_last = merge(self.x_first, np.fmin), merge(self.x_last, np.fmax)
+        self.width *= 2
+
+    def envelope(self, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, lo, hi) over at most `points` buckets (re-bucketed coarser for a narrow widget)."""
+        lo, hi, xf, xl = self.lo, self.hi, self.x_first, self.x_last
+        factor = 1
+        while self.capacity // factor > max(1, points) and factor < self.capacity:
+            factor *= 2
+        if factor > 1:
+            n = self.capacity // factor
+            lo = np.fmin.reduce(lo.reshape(n, factor, -1), axis=1)
+            hi = np.fmax.reduce(hi.reshape(n, factor, -1), axis=1)
+            xf = np.fmin.reduce(xf.reshape(n, factor), axis=1)
+            xl = np.fmax.reduce(xl.reshape(n, factor), axis=1)
+        keep = ~np.isnan(xf)
+        return (xf[keep] + xl[keep]) / 2, lo[keep], hi[keep]
+
+
+@dataclass
+class Line:
+    """One drawable line: a label and points already reduced to fit the widget."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    split: str
+    instance: int | None = None  # None: one scalar metric, or the mean / min / max of instances
+
+
+@dataclass
+class CurveSet:
+    """Every metric of one run, fed incrementally, drawable at a fixed cost."""
+
+    capacity: int = 1024
+    series: dict[tuple[str, str], Buckets] = field(default_factory=dict)
+    means: dict[tuple[str, str], Buckets] = field(default_factory=dict)
+    records: int = 0
+
+    def clear(self) -> None:
+        self.series.clear()
+        self.means.clear()
+        self.records = 0
+
+    def metrics(self) -> list[str]:
+        names = {m for m, _ in self.series}
+        # loss first, then the rest alphabetically: loss is what people look at first
+        return sorted(names, key=lambda m: (m != "loss", m))
+
+    def splits(self, metric: str) -> list[str]:
+        return sorted(s for m, s in self.series if m == metric)
+
+    def instances(self, metric: str) -> int:
+        return max((b.columns for (m, _), b in self.series.items() if m == metric), default=0)
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        """Add metrics.jsonl records. Values that are numbers or flat lists of numbers become curves."""
+        grouped: dict[tuple[str, str, int], tuple[list[float], list[list[float]]]] = {}
+        for rec in records:
+            step = rec.get("step")
+            if not isinstance(step, (int, float)):
+                continue
+            split = str(rec.get("split", "train"))
+            self.records += 1
+            for key, value in rec.items():
+                if key in RESERVED:
+                    continue
+                row = _as_row(value)
+                if row is None:
+                    continue
+                steps, rows = grouped.setdefault((key, split, len(row)), ([], []))
+                steps.append(float(step))
+                rows.append(row)
+        for (metric, split, width), (steps, rows) in grouped.items():
+            values = np.array(rows, dtype=float)
+            self._buckets(self.series, metric, split, width).add(np.array(steps), values)
+            if width > 1:
+                mean = _nanmean(values)[:, None]
+                self._buckets(self.means, metric, split, 1).add(np.array(steps), mean)
+
+    def _buckets(self, table: dict, metric: str, split: str, width: int) -> Buckets:
+        b = table.get((metric, split))
+        if b is None or b.columns != width:  # a metric that changed its instance count: keep the latest shape
+            b = table[(metric, split)] = Buckets(width, self.capacity)
+        return b
+
+    def lines(self, metric: str, points: int, log_scale: bool = False) -> list[Line]:
+        """The lines to draw for one metric, every split overlaid, with at most ~2*points points each.
+
+        Up to MAX_LINES instances are drawn one line each; more are drawn as their mean plus the
+        min and max over instances, so a 100-instance sweep stays readable."""
+        out: list[Line] = []
+        for split in self.splits(metric):
+            b = self.series[(metric, split)]
+            if b.columns <= MAX_LINES:
+                for col in range(b.columns):
+                    label = split if b.columns == 1 else f"{split} #{col}"
+                    out.append(_line(label, split, b, col, points, log_scale, col if b.columns > 1 else None))
+            else:
+                out.append(_line(f"{split} mean of {b.columns}", split, self.means[(metric, split)], 0, points, log_scale))
+                x, lo, hi = b.envelope(points)
+                out.append(_clean(Line(f"{split} min", list(x), list(np.fmin.reduce(lo, axis=1)), split), log_scale))
+                out.append(_clean(Line(f"{split} max", list(x), list(np.fmax.reduce(hi, axis=1)), split), log_scale))
+        return [line for line in out if line.x]
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over instances ignoring NaN/inf; NaN where a row has no finite value (no warning)."""
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=1)
+    count = finite.sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _as_row(value: Any) -> list[float] | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if value is None:
+        return [np.nan]
+    if isinstance(value, list) and value and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                                   for v in value):
+        return [np.nan if v is None else float(v) for v in value]
+    return None  # nested lists (per-feature arrays) and strings are not curves
+
+
+def _line(label: str, split: str, b: Buckets, col: int, points: int, log_scale: bool,
+          instance: int | None = None) -> Line:
+    """Min and max of each bucket as two points at the bucket's centre: noise shows as a band, not lost."""
+    x, lo, hi = b.envelope(points)
+    xs: list[float] = []
+    ys: list[float] = []
+    for xi, a, c in zip(x, lo[:, col], hi[:, col]):
+        if np.isnan(a):
+            continue
+        xs.append(float(xi))
+        ys.append(float(a))
+        if c != a:
+            xs.append(float(xi))
+            ys.append(float(c))
+    return _clean(Line(label, xs, ys, split, instance), log_scale)
+
+
+def _clean(line: Line, log_scale: bool) -> Line:
+    """Drop NaN/inf, and values a log axis cannot show."""
+    keep = [(x, y) for x, y in zip(line.x, line.y) if np.isfinite(y) and (y > 0 or not log_scale)]
+    line.x = [x for x, _ in keep]
+    line.y = [y for _, y in keep]
+    return line
+
+
+# ---------------------------------------------------------------- PNG export (matplotlib, raw data)
+
+def raw_series(records: Iterable[dict[str, Any]], metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every point of one metric, per split: (steps [n], values [n, instances])."""
+    by_split: dict[str, tuple[list[float], list[list[float]]]] = {}
+    for rec in records:
+        row = _as_row(rec.get(metric)) if metric in rec else None
+        if row is None or not isinstance(rec.get("step"), (int, float)):
+            continue
+        steps, rows = by_split.setdefault(str(rec.get("split", "train")), ([], []))
+        if rows and len(rows[0]) != len(row):
+            continue
+        steps.append(float(rec["step"]))
+        rows.append(row)
+    return {s: (np.array(st), np.array(rw, dtype=float)) for s, (st, rw) in by_split.items()}
+
+
+def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, title: str = "",
+               log_scale: bool = False) -> Path:
+    """Draw one metric of a run, every split and instance, from the raw records, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sptui.errors import SptuiError
+
+    data = raw_series(records, metric)
+    if not data:
+        raise SptuiError(f'no values of metric "{metric}" to draw')
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    styles = {"train": "-", "test": "--"}
+    for i, (split, (steps, values)) in enumerate(sorted(data.items())):
+        colour = f"C{i}"
+        n = values.shape[1]
+        if n == 1:
+            ax.plot(steps, values[:, 0], styles.get(split, "-"), color=colour, label=split)
+        else:
+            for col in range(n):
+                ax.plot(steps, values[:, col], styles.get(split, "-"), color=colour, alpha=max(0.15, 1.5 / n),
+                        linewidth=0.8, label=f"{split} ({n} instances)" if col == 0 else None)
+            ax.plot(steps, _nanmean(values), styles.get(split, "-"), color=colour, linewidth=2,
+                        label=f"{split} mean")
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], metric: str, path: str | Path,
+                       title: str = "", log_scale: bool = False) -> Path:
+    """Overlay one metric across runs: groups are (group label, line label, steps, values); one colour per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sptui.errors import SptuiError
+
+    if not groups:
+        raise SptuiError(f'no values of metric "{metric}" in the chosen runs')
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    colours: dict[str, str] = {}
+    for group, label, steps, values in groups:
+        colour = colours.setdefault(group, f"C{len(colours) % 10}")
+        ax.plot(steps, values, color=colour, linewidth=1.2, label=label)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from sptui.runs import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def downsample(steps: np.ndarray, values: np.ndarray, points: int, capacity: int = 1024) -> tuple[list[float], list[float]]:
+    """One column of raw points reduced to min/max pairs over at most `points` step buckets."""
+    b = Buckets(1, capacity)
+    b.add(np.asarray(steps, dtype=float), np.asarray(values, dtype=float).reshape(-1, 1))
+    line = _line("", "", b, 0, points, False)
+    return line.x, line.y

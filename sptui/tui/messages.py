@@ -1,0 +1,55 @@
+"""Messages thread workers post to the UI thread. Workers never touch widgets; `@on` handlers own state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from sptui.gpu import GpuStatus
+from sptui.queue import Job
+
+
+@dataclass
+class JobsLoaded(Message):
+    """A fresh read of the queue (only posted when the DB changed, or on request)."""
+
+    jobs: list[Job]
+    workers: list[dict[str, Any]]
+
+
+@dataclass
+class JobUpdated(Message):
+    """One job's row, re-read (the run screen follows a single job)."""
+
+    job: Job
+
+
+@dataclass
+class MetricsArrived(Message):
+    """New metric records were added to a CurveSet by a worker thread (the set itself is shared under a lock)."""
+
+    records: int
+    reset: bool
+
+
+@dataclass
+class LogLines(Message):
+    lines: list[str]
+    reset: bool = False
+
+
+@dataclass
+class GpuRead(Message):
+    status: GpuStatus
+
+
+@dataclass
+class ActionDone(Message):
+    """A user action (cancel, requeue, submit, worker start, export) finished: text to show, error or not."""
+
+    text: str
+    error: bool = False
+    paths: tuple[Path, ...] = ()

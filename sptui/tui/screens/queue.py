@@ -1,0 +1,267 @@
+"""The home screen: every run in the queue, with actions on the highlighted one.
+
+The queue DB is polled about once a second in a thread worker, with SQLite's cheap data_version check:
+rows are read again only when another process committed. Actions run in thread workers too, each with
+its own connection, and post an ActionDone; the table is refreshed right after.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from sptui.errors import SptuiError
+from sptui.queue import Queue
+from sptui.tui.messages import ActionDone, JobsLoaded
+from sptui.tui.widgets.gpu import GpuStrip
+from sptui.tui.widgets.runtable import RunTable
+
+RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
+
+
+class QueueScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open_run", "Open"),
+        Binding("n", "submit", "Submit"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("R", "requeue", "Requeue"),
+        Binding("plus", "priority(1)", "Prio+"),
+        Binding("minus", "priority(-1)", "Prio-"),
+        Binding("w", "start_worker", "Worker"),
+        Binding("space", "mark", "Mark", show=False),
+        Binding("C", "compare", "Compare"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, root: Path, poll_interval: float = 1.0):
+        super().__init__()
+        self.root = root
+        self.poll_interval = poll_interval
+        self._poll_queue: Queue | None = None
+        self._poll_lock = threading.Lock()
+        self._version = -1
+        self._last_recover = 0.0
+        self.workers_alive: list[dict] = []
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="queue-top"):
+            yield Static("", id="queue-summary")
+            yield Static("", id="queue-workers")
+        yield Input(placeholder="filter: words to match (id, name, kind, state:running, device)", id="filter")
+        yield RunTable(id="runs")
+        yield Static("", id="status")
+        yield GpuStrip(id="gpu")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.table.focus()
+        self.refresh_jobs(force=True)
+        self.set_interval(self.poll_interval, self._tick)
+
+    def on_unmount(self) -> None:
+        with self._poll_lock:
+            if self._poll_queue is not None:
+                self._poll_queue.close()
+                self._poll_queue = None
+
+    @property
+    def table(self) -> RunTable:
+        return self.query_one(RunTable)
+
+    # ------------------------------------------------------------ polling
+    def _tick(self) -> None:
+        self.refresh_jobs()
+        self.table.tick()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="queue-poll")
+    def refresh_jobs(self, force: bool = False) -> None:
+        with self._poll_lock:  # one poller connection, never used by two threads at once
+            if self._poll_queue is None:
+                self._poll_queue = Queue(self.root)
+            queue = self._poll_queue
+            now = time.monotonic()
+            if now - self._last_recover > RECOVER_EVERY:
+                self._last_recover = now
+                queue.recover()
+            version, changed = queue.changed_since(self._version)
+            if not (changed or force):
+                return
+            self._version = version
+            jobs = queue.list()
+            workers = queue.live_workers()
+        self.post_message(JobsLoaded(jobs, workers))
+
+    @on(JobsLoaded)
+    def _jobs_loaded(self, message: JobsLoaded) -> None:
+        self.loaded = True
+        self.workers_alive = message.workers
+        self.table.show(message.jobs)
+        self._summarise()
+
+    def _summarise(self) -> None:
+        jobs = self.table.jobs.values()
+        counts: dict[str, int] = {}
+        for j in jobs:
+            counts[j.state] = counts.get(j.state, 0) + 1
+        parts = [f"{n} {s}" for s, n in sorted(counts.items())]
+        shown = len(self.table.visible_ids)
+        summary = f"{len(self.table.jobs)} runs" + (f" ({', '.join(parts)})" if parts else "")
+        if self.table.filter_text:
+            summary += f"  filter '{self.table.filter_text}': {shown} shown"
+        summary += f"  sort: {self.table.sort.label}"
+        if self.table.marked:
+            summary += f"  marked: {len(self.table.marked)}"
+        self.query_one("#queue-summary", Static).update(summary)
+        if self.workers_alive:
+            w = self.workers_alive[0]
+            text = f"worker pid {w['pid']} on {w['device']}" + (f" (+{len(self.workers_alive) - 1})" if len(self.workers_alive) > 1 else "")
+        else:
+            text = "no worker running (w starts one)"
+        self.query_one("#queue-workers", Static).update(text)
+
+    # ------------------------------------------------------------ feedback
+    def say(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(text)
+        status.set_class(error, "error")
+
+    @on(ActionDone)
+    def _action_done(self, message: ActionDone) -> None:
+        self.say(message.text, message.error)
+        self.notify(message.text, severity="error" if message.error else "information")
+        self.refresh_jobs(force=True)
+
+    def _selected(self):
+        job = self.table.selected_job()
+        if job is None:
+            self.say("no run selected", error=True)
+        return job
+
+    # ------------------------------------------------------------ actions
+    def action_open_run(self) -> None:
+        job = self._selected()
+        if job is not None:
+            from sptui.tui.screens.run import RunScreen
+
+            self.app.push_screen(RunScreen(self.root, job))
+
+    def action_submit(self) -> None:
+        from sptui.tui.screens.picker import PickerScreen
+
+        def submitted(result: str | None) -> None:
+            if result:
+                self.say(result)
+                self.refresh_jobs(force=True)
+
+        self.app.push_screen(PickerScreen(self.root, self.app.jobs_dir, device=self.app.device), submitted)
+
+    def action_cancel(self) -> None:
+        job = self._selected()
+        if job is not None:
+            self._queue_action("cancel", job.id)
+
+    def action_requeue(self) -> None:
+        job = self._selected()
+        if job is not None:
+            self._queue_action("requeue", job.id)
+
+    def action_priority(self, delta: int) -> None:
+        job = self._selected()
+        if job is not None:
+            self._queue_action("priority", job.id, job.priority + delta)
+
+    @work(thread=True, exit_on_error=False, group="queue-action")
+    def _queue_action(self, verb: str, job_id: int, value: int | None = None) -> None:
+        try:
+            with Queue(self.root) as queue:
+                if verb == "cancel":
+                    job = queue.cancel(job_id)
+                    text = f"{job.run_id}: " + ("cancelled" if job.state == "cancelled" else "cancel requested")
+                elif verb == "requeue":
+                    job = queue.requeue(job_id)
+                    text = f"{job.run_id}: queued again"
+                else:
+                    job = queue.set_priority(job_id, int(value))
+                    text = f"{job.run_id}: priority {job.priority}"
+            self.post_message(ActionDone(text))
+        except SptuiError as e:
+            self.post_message(ActionDone(str(e), error=True))
+
+    def action_start_worker(self) -> None:
+        self._start_worker(self.app.device or "auto")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="start-worker")
+    def _start_worker(self, device: str) -> None:
+        from sptui.worker import start_detached
+
+        with Queue(self.root) as queue:
+            alive = queue.live_workers()
+        if alive:
+            self.post_message(ActionDone(f"a worker is already running (pid {alive[0]['pid']}); not starting another"))
+            return
+        pid = start_detached(self.root, device)
+        self.post_message(ActionDone(f"started worker pid {pid} on {device}; it keeps running after sptui quits "
+                                     f"(log: {self.root / 'worker.log'})"))
+
+    def action_mark(self) -> None:
+        job = self.table.toggle_mark()
+        if job is not None:
+            self._summarise()
+
+    def action_compare(self) -> None:
+        ids = sorted(self.table.marked)
+        if len(ids) < 1:
+            self.say("mark runs with space first, then press C to compare them", error=True)
+            return
+        from sptui.tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(self.root, [self.table.jobs[i] for i in ids]))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.filter_text = event.value.strip()
+        self.table.show()
+        self._summarise()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.display = False
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.table.filter_text = ""
+        self.table.show()
+        self._summarise()
+        self.table.focus()
+
+    def action_cycle_sort(self) -> None:
+        from sptui.tui.widgets.runtable import SORTS
+
+        self.table.sort_index = (self.table.sort_index + 1) % len(SORTS)
+        self.table.show()
+        self._summarise()
+
+    @on(RunTable.RowSelected)
+    def _row_selected(self, event: RunTable.RowSelected) -> None:
+        self.action_open_run()

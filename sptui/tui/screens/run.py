@@ -1,0 +1,251 @@
+"""One run: live curves, the log following live, the resolved spec, the run's files, PNG export.
+
+A thread worker polls twice a second: the metrics file from its byte offset (new records go straight
+into the curves' downsampled store), the log from its byte offset, and the job's row. The curves redraw
+on their own timer at 2 Hz when something new arrived.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from sptui.errors import SptuiError
+from sptui.queue import Job, Queue
+from sptui.runs import MetricsTail, RunDir
+from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
+from sptui.tui.widgets.curves import LiveCurves
+from sptui.tui.widgets.logtail import FileTail, LogTail
+from sptui.tui.widgets.runtable import STATE_STYLE, fmt_progress, fmt_seconds
+
+POLL_SECONDS = 0.5
+FILES_EVERY = 2.0
+
+
+@dataclass
+class FilesListed(Message):
+    files: list[tuple[str, int]]
+
+
+def list_files(run_dir: Path) -> list[tuple[str, int]]:
+    if not run_dir.exists():
+        return []
+    return sorted((str(p.relative_to(run_dir)), p.stat().st_size) for p in run_dir.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n}"
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("m", "metric(1)", "Metric"),
+        Binding("M", "metric(-1)", "Prev metric", show=False),
+        Binding("l", "log_scale", "Log y"),
+        Binding("e", "export", "Export PNG"),
+        Binding("r", "results", "Results"),
+        Binding("1", "tab('curves')", "Curves", show=False),
+        Binding("2", "tab('log')", "Log", show=False),
+        Binding("3", "tab('spec')", "Spec", show=False),
+        Binding("4", "tab('files')", "Files", show=False),
+    ]
+
+    def __init__(self, root: Path, job: Job, poll_interval: float = POLL_SECONDS):
+        super().__init__()
+        self.root = root
+        self.job = job
+        self.run = RunDir(job.run_dir(root))
+        self.poll_interval = poll_interval
+        self.metrics_tail = MetricsTail(self.run.metrics)
+        self.log_tail = FileTail(self.run.log)
+        self._poll_lock = threading.Lock()
+        self._queue: Queue | None = None
+        self._files_at = 0.0
+        self.exported: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="run-head")
+        with TabbedContent(initial="curves"):
+            with TabPane("Curves", id="curves"):
+                yield LiveCurves(id="plot")
+                yield Static("m: next metric   l: log y   e: export PNG   r: result browser", id="curves-help")
+            with TabPane("Log", id="log"):
+                yield LogTail(id="logtail")
+            with TabPane("Spec", id="spec"):
+                yield Static(Syntax(self.job.job_spec().to_toml(), "toml", theme="ansi_dark", background_color="default"),
+                             id="spec-text")
+            with TabPane("Files", id="files"):
+                yield Static("", id="files-list")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_head()
+        self.poll()
+        self.set_interval(self.poll_interval, self.poll)
+
+    def on_unmount(self) -> None:
+        with self._poll_lock:
+            if self._queue is not None:
+                self._queue.close()
+                self._queue = None
+
+    @property
+    def curves(self) -> LiveCurves:
+        return self.query_one(LiveCurves)
+
+    # ------------------------------------------------------------ polling (thread)
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run-poll")
+    def poll(self) -> None:
+        with self._poll_lock:
+            records = self.metrics_tail.poll()
+            reset = self.metrics_tail.reset
+            if records or reset:
+                self.curves.feed(records, reset)
+                self.post_message(MetricsArrived(len(records), reset))
+            lines, log_reset = self.log_tail.poll()
+            if lines or log_reset:
+                self.post_message(LogLines(lines, log_reset))
+            if self._queue is None:
+                self._queue = Queue(self.root)
+            try:
+                job = self._queue.get(self.job.id)
+            except SptuiError:
+                job = None
+            if job is not None:
+                self.post_message(JobUpdated(job))
+            now = time.monotonic()
+            if now - self._files_at > FILES_EVERY or (job is not None and job.state != self.job.state):
+                self._files_at = now
+                self.post_message(FilesListed(list_files(self.run.root)))
+
+    @on(JobUpdated)
+    def _job_updated(self, message: JobUpdated) -> None:
+        self.job = message.job
+        self._show_head()
+
+    @on(LogLines)
+    def _log_lines(self, message: LogLines) -> None:
+        self.query_one(LogTail).add(message.lines, message.reset)
+
+    @on(MetricsArrived)
+    def _metrics_arrived(self, message: MetricsArrived) -> None:
+        pass  # the curves redraw on their own timer; the message lets tests and hooks see progress
+
+    @on(FilesListed)
+    def _files_listed(self, message: FilesListed) -> None:
+        if not message.files:
+            text = Text(f"{self.run.root}: no files yet", style="dim")
+        else:
+            text = Text(f"{self.run.root}\n", style="bold")
+            for name, size in message.files:
+                text.append(f"  {human_size(size):>7}  {name}\n", style="magenta" if name.endswith(".png") else "")
+        self.query_one("#files-list", Static).update(text)
+
+    def _show_head(self) -> None:
+        j = self.job
+        text = Text()
+        text.append(f"{j.run_id}", style="bold")
+        text.append(f"  {j.kind}  ")
+        text.append(j.state, style=STATE_STYLE.get(j.state, ""))
+        for label, value in (("progress", fmt_progress(j)), ("device", j.device or ""),
+                             ("elapsed", fmt_seconds(j.elapsed())), ("eta", fmt_seconds(j.eta()))):
+            if value:
+                text.append(f"  {label} {value}", style="dim" if label != "progress" else "")
+        if j.error:
+            text.append(f"\n{j.error}", style="red")
+        self.query_one("#run-head", Static).update(text)
+
+    # ------------------------------------------------------------ actions
+    def say(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(text)
+        status.set_class(error, "error")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_metric(self, step: int) -> None:
+        metric = self.curves.cycle_metric(step)
+        self.say(f"metric: {metric}" if metric else "no metrics yet")
+
+    def action_log_scale(self) -> None:
+        on_ = self.curves.toggle_log()
+        self.say("log y axis" if on_ else "linear y axis")
+
+    def action_export(self) -> None:
+        self.say("exporting PNGs ...")
+        self._export(self.curves.metric, self.curves.log_scale)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run-export")
+    def _export(self, metric: str | None, log_scale: bool) -> None:
+        from sptui.plots.curves import export_png
+        from sptui.runs import read_metrics
+
+        paths: list[Path] = []
+        notes: list[str] = []
+        try:
+            records = read_metrics(self.run.metrics)
+            metrics = [metric] if metric else []
+            if not metrics:
+                raise SptuiError("no metrics yet to export")
+            for name in metrics:
+                paths.append(export_png(records, name, self.run.plots / f"curves-{name}.png",
+                                        title=f"{self.job.run_id}: {name}", log_scale=log_scale))
+        except SptuiError as e:
+            notes.append(str(e))
+        if self.job.state == "succeeded":
+            try:
+                from sptui.export import export_run
+
+                paths += export_run(self.run.root, self.job.kind)
+            except SptuiError as e:
+                notes.append(str(e))
+            except Exception as e:  # a kind's renderer failing must not take the app down
+                notes.append(f"the {self.job.kind} plots failed: {type(e).__name__}: {e}")
+        if paths:
+            text = f"saved {paths[0]}" + (f" and {len(paths) - 1} more in {self.run.plots}" if len(paths) > 1 else "")
+            if notes:
+                text += f"  ({'; '.join(notes)})"
+            self.post_message(ActionDone(text, paths=tuple(paths)))
+        else:
+            self.post_message(ActionDone("; ".join(notes) or "nothing to export", error=True))
+
+    @on(ActionDone)
+    def _action_done(self, message: ActionDone) -> None:
+        if message.paths:
+            self.exported = list(message.paths)
+        self.say(message.text, message.error)
+        self.notify(message.text, severity="error" if message.error else "information")
+
+    def action_results(self) -> None:
+        try:
+            from sptui.tui.browsers import browser_for
+        except ImportError:
+            browser_for = None
+        screen = browser_for(self.job.kind, self.run.root) if browser_for is not None else None
+        if screen is None:
+            self.notify(f"no result browser for {self.job.kind}", severity="warning")
+            self.say(f"no result browser for {self.job.kind}")
+            return
+        self.app.push_screen(screen)

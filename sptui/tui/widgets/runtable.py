@@ -1,0 +1,163 @@
+"""The queue table: one row per run, filtered and sorted, updated cell by cell.
+
+A refresh that changes nothing but a few running jobs' progress touches only those cells, so a queue of
+1,000 runs costs little per tick; the table is rebuilt only when the visible set or its order changes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from sptui.queue import Job
+
+STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "bold cyan", "interrupted": "yellow",
+               "cancelled": "dim", "queued": ""}
+# (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure
+COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("kind", "kind", None),
+           ("state", "state", 11), ("progress", "progress", 16), ("device", "device", 14),
+           ("elapsed", "elapsed", 7), ("eta", "eta", 7), ("prio", "prio", 4))
+
+
+@dataclass(frozen=True)
+class Sort:
+    label: str
+    key: object  # Job -> sortable
+    reverse: bool = False
+
+
+SORTS = (
+    Sort("id", lambda j: j.id),
+    Sort("newest", lambda j: j.id, reverse=True),
+    Sort("state", lambda j: (j.state, j.id)),
+    Sort("priority", lambda j: (-j.priority, j.id)),
+    Sort("kind", lambda j: (j.kind, j.id)),
+    Sort("name", lambda j: (j.name, j.id)),
+)
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def fmt_progress(job: Job) -> str:
+    if job.total:
+        pct = 100 * (job.step or 0) / job.total
+        return f"{job.step or 0}/{job.total} {pct:3.0f}%"
+    return str(job.step) if job.step else ""
+
+
+def matches(job: Job, text: str) -> bool:
+    """Filter words must all appear in the id, name, kind, state or device (`state:running` is fine too)."""
+    hay = f"{job.id} {job.run_id} {job.name} {job.kind} state:{job.state} {job.device or ''}".lower()
+    return all(word in hay for word in text.lower().split())
+
+
+def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
+    return {
+        "mark": "*" if marked else " ",
+        "id": str(job.id),
+        "name": job.name,
+        "kind": job.kind,
+        "state": Text("cancelling" if job.cancel_requested and job.state == "running" else job.state,
+                      style=STATE_STYLE.get(job.state, "")),
+        "progress": fmt_progress(job),
+        "device": job.device or job.device_request or "",
+        "elapsed": fmt_seconds(job.elapsed(now)),
+        "eta": fmt_seconds(job.eta(now)),
+        "prio": str(job.priority),
+    }
+
+
+class RunTable(DataTable):
+    """Rows keyed by job id. `show(jobs)` diffs against what is on screen."""
+
+    DEFAULT_CSS = """
+    RunTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.jobs: dict[int, Job] = {}
+        self.filter_text = ""
+        self.sort_index = 0
+        self.marked: set[int] = set()
+        self._order: list[int] = []
+        self._cells: dict[int, dict[str, object]] = {}
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    @property
+    def sort(self) -> Sort:
+        return SORTS[self.sort_index]
+
+    @property
+    def visible_ids(self) -> list[int]:
+        return list(self._order)
+
+    def selected_job(self) -> Job | None:
+        if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):
+            return None
+        return self.jobs.get(self._order[self.cursor_row])
+
+    def show(self, jobs: list[Job] | None = None, now: float | None = None) -> None:
+        """Replace the job list (or just re-render the current one) and update the table minimally."""
+        if jobs is not None:
+            self.jobs = {j.id: j for j in jobs}
+            self.marked &= set(self.jobs)
+        now = now if now is not None else time.time()
+        visible = [j for j in self.jobs.values() if matches(j, self.filter_text)] if self.filter_text else list(self.jobs.values())
+        visible.sort(key=self.sort.key, reverse=self.sort.reverse)
+        order = [j.id for j in visible]
+        if order != self._order:
+            self._rebuild(visible, now)
+            return
+        for job in visible:
+            cells = row_cells(job, job.id in self.marked, now)
+            old = self._cells.get(job.id, {})
+            for key, value in cells.items():
+                if str(old.get(key)) != str(value):
+                    self.update_cell(str(job.id), key, value)
+            self._cells[job.id] = cells
+
+    def tick(self) -> None:
+        """Once a second: the elapsed and ETA cells of running jobs move even when the DB does not."""
+        now = time.time()
+        for job_id in self._order:
+            job = self.jobs[job_id]
+            if job.state == "running":
+                for key in ("elapsed", "eta"):
+                    value = row_cells(job, False, now)[key]
+                    if self._cells[job_id].get(key) != value:
+                        self._cells[job_id][key] = value
+                        self.update_cell(str(job_id), key, value)
+
+    def _rebuild(self, visible: list[Job], now: float) -> None:
+        current = self.selected_job()
+        keep = current.id if current else None
+        self.clear()
+        self._cells = {}
+        for job in visible:
+            cells = row_cells(job, job.id in self.marked, now)
+            self._cells[job.id] = cells
+            self.add_row(*cells.values(), key=str(job.id))
+        self._order = [j.id for j in visible]
+        if keep in self._order:
+            self.move_cursor(row=self._order.index(keep), animate=False)
+
+    def toggle_mark(self) -> Job | None:
+        job = self.selected_job()
+        if job is None:
+            return None
+        self.marked ^= {job.id}
+        self.update_cell(str(job.id), "mark", "*" if job.id in self.marked else " ")
+        self._cells[job.id]["mark"] = "*" if job.id in self.marked else " "
+        return job
