@@ -1,0 +1,101 @@
+"""`sptui batch`: foreground runs in the same queue and layout, progress on a TTY or plain, summaries."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from sptui.queue import Queue
+from sptui.runs import RunDir
+
+from .helpers import REPO, sptui, start_worker, tms_job, wait_for
+
+
+def write(tmp_path, text, name="jobs.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_batch_json_summary_and_runs_visible_to_ls(artifacts, tmp_path):
+    path = write(tmp_path, tms_job("one", seeds=(1,)) + tms_job("two", seeds=(2, 3)))
+    result = sptui("batch", "--json", path, root=artifacts)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds only the JSON; progress went to stderr
+    assert [(r["name"], r["kind"], r["state"]) for r in summary] == [("one", "tms", "succeeded"), ("two", "tms", "succeeded")]
+    for r in summary:
+        run = RunDir(r["run_dir"])
+        assert (run.results / "model.safetensors").exists() and run.plot_files()
+        assert run.job_toml.read_text().startswith("[[job]]")
+    listed = json.loads(sptui("ls", "--json", root=artifacts, check=True).stdout)
+    assert [(r["run_id"], r["state"], r["executor"]) for r in listed] == [(r["run_id"], "succeeded", "batch") for r in summary]
+    # batch reruns the same file on purpose (no duplicate refusal in the foreground)
+    assert sptui("batch", path, root=artifacts).returncode == 0
+
+
+def test_plain_progress_lines_and_summary_table_when_not_a_terminal(artifacts, tmp_path):
+    result = sptui("batch", write(tmp_path, tms_job("plain")), root=artifacts)
+    assert result.returncode == 0
+    assert "[plain] step 0/300" in result.stdout
+    assert "succeeded 0001-plain" in result.stdout
+    table = result.stdout[result.stdout.index("sptui batch"):]
+    assert "0001-plain" in table and "succeeded" in table and "\x1b[" not in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="needs util-linux `script` for a pseudo-terminal")
+def test_rich_progress_on_a_terminal(artifacts, tmp_path):
+    path = write(tmp_path, tms_job("fancy", steps=3000))
+    env = {**os.environ, "SPTUI_ARTIFACTS": str(artifacts), "SPTUI_TORCH_THREADS": "1", "COLUMNS": "120", "TERM": "xterm-256color"}
+    command = f"{sys.executable} -m sptui batch {path}"
+    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, env=env,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert "━" in result.stdout and "/3000" in result.stdout  # a live bar with step/total
+    assert "loss=" in result.stdout
+
+
+def test_bad_device_and_bad_file_fail_before_anything_runs(artifacts, tmp_path):
+    result = sptui("batch", "--device", "cuda", write(tmp_path, tms_job("x")), root=artifacts)
+    assert result.returncode == 2 and "no CUDA GPU is visible" in result.stderr
+    bad = sptui("batch", write(tmp_path, tms_job("x", extra="stepz = 3"), "bad.toml"), root=artifacts)
+    assert bad.returncode == 2 and 'stepz: unknown parameter (did you mean "steps"?)' in bad.stderr
+    with Queue(artifacts) as q:
+        assert q.list() == []
+
+
+def test_hangup_interrupts_the_job_and_a_worker_resumes_it(artifacts, tmp_path):
+    path = write(tmp_path, tms_job("dropped", steps=3000, checkpoint_every=500, log_points=30) + tms_job("never", seeds=(5,)))
+    env = {**os.environ, "SPTUI_ARTIFACTS": str(artifacts), "SPTUI_TORCH_THREADS": "1"}
+    batch = subprocess.Popen([sys.executable, "-m", "sptui", "batch", path], env=env, cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = wait_for(lambda: (rows := Queue(artifacts).list()) and RunDir(rows[0].run_dir(artifacts)), what="the run to start")
+    wait_for(lambda: list(run.checkpoints.glob("step-*")), timeout=120, what="a checkpoint")
+    batch.send_signal(signal.SIGHUP)  # what an SSH drop sends
+    out = batch.communicate(timeout=60)[0]
+    assert batch.returncode == 130, out
+    with Queue(artifacts) as q:
+        (job,) = q.list()  # the second job never started, so it was never recorded
+        assert job.state == "interrupted"
+        q.requeue(job.id)
+    start_worker(artifacts, "--once").communicate(timeout=300)
+    with Queue(artifacts) as q:
+        assert q.get(job.id).state == "succeeded"
+    assert "resuming from checkpoint" in run.log.read_text()
+
+
+def test_validate_and_submit_exit_2_and_queue_nothing_on_a_bad_file(artifacts, tmp_path):
+    good_then_bad = tms_job("fine", seeds=(1,)) + tms_job("broken", seeds=(2,), extra="dropout = 2.0")
+    path = write(tmp_path, good_then_bad)
+    for command in ("validate", "submit"):
+        result = sptui(command, path, root=artifacts)
+        assert result.returncode == 2
+        assert result.stderr.strip() == f'sptui: {path}: job 2 ("broken"): dropout: expected a value < 1, found 2.0'
+    with Queue(artifacts) as q:
+        assert q.list() == []
+    ok = sptui("validate", write(tmp_path, tms_job("grid", probability=None, sweep="dropout = [0.0, 0.1]\nfeature_probability = [1.0, 0.1]"), "g.toml"),
+               root=artifacts, check=True)
+    assert "1 job(s), 4 model instance(s)" in ok.stdout
