@@ -1,0 +1,293 @@
+"""Neuroscope: what makes each MLP neuron fire, from one streaming pass over a corpus.
+
+For every neuron of the chosen layers (`blocks.L.mlp.hook_post`) it records the top-k texts by max
+activation (with the max's position), a uniform sample of texts from which quantile examples are drawn,
+an exact activation histogram and summary statistics, the direct logit effect (W_out @ W_U) and the
+neurons with the most similar and most opposite output weights. Memory is O(neurons x k) whatever the
+corpus length; the scan checkpoints and resumes to identical results.
+
+Results (results/):
+    topk.safetensors         L{l}.top_values/top_text_ids/top_positions [d_mlp, k],
+                             L{l}.sample_values/sample_text_ids/sample_positions [d_mlp, Q], sample_quantiles [Q]
+    activations.safetensors  L{l}.top_acts / L{l}.sample_acts (float16, flat) + *_offsets: the per-token
+                             activations of each kept text for its neuron (entry i*k+j = neuron i, slot j)
+    histograms.safetensors   L{l}.counts [d_mlp, bins], L{l}.edges [bins+1], L{l}.mean/std/density/min/max
+    weights.safetensors      L{l}.logit_top_ids/values, L{l}.logit_bottom_ids/values [d_mlp, t],
+                             L{l}.similar_layer/neuron/cos, L{l}.dissimilar_layer/neuron/cos [d_mlp, s]
+    texts.safetensors        ids [U], tokens (int32, flat), offsets [U+1]: only the texts referenced above
+    tokens.json              token id -> string, for every token those texts and logit lists use
+    summary.json             model, corpus, layers, token counts, tokens/s, per-layer summaries
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sptui.errors import SptuiError
+from sptui.params import ParamError, param
+
+SUMMARY = "Neuroscope: top texts, histograms, logit effects and neighbours of every MLP neuron over a corpus"
+
+WINDOW_BATCHES = 8  # documents are read in windows of batch_size * this, sorted by length inside a window
+
+
+@dataclass
+class Params:
+    model: str = param("tiny-stories-2L-33M", "model: TransformerLens name, Hugging Face folder, or run id")
+    corpus: str = param("tinystories", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin", '
+                        'or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
+    split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
+    token_budget: int = param(1_000_000, "stop after this many tokens (the whole corpus if it is shorter)", ge=1)
+    context_length: int = param(512, "longer documents are cut into texts of this many tokens", ge=2)
+    layers: list[int] = param([], "layers to scan (empty: all)", ge=0)
+    top_k: int = param(20, "top texts kept per neuron", ge=1)
+    sample_size: int = param(64, "uniform sample of texts kept per neuron, for quantile examples", ge=1)
+    sample_quantiles: list[float] = param([0.1, 0.25, 0.5, 0.75, 0.9, 0.99],
+                                          "quantiles of per-text max activation shown as examples", ge=0, le=1)
+    histogram_bins: int = param(64, "bins of each neuron's activation histogram (even)", ge=2)
+    logit_tokens: int = param(10, "top and bottom tokens of the direct logit effect", ge=1)
+    neighbours: int = param(8, "most similar / most opposite neurons by output-weight cosine", ge=1)
+    batch_size: int = param(16, "texts per forward pass", ge=1)
+    checkpoint_minutes: float = param(5.0, "minutes between resume checkpoints (0: after every window)", ge=0)
+    seed: int = param(0, "seed of the uniform text samples")
+
+    def check(self):
+        if self.histogram_bins % 2:
+            raise ParamError("histogram_bins", f"must be even (bins merge in pairs), found {self.histogram_bins}")
+        if not self.sample_quantiles:
+            raise ParamError("sample_quantiles", "needs at least one quantile")
+        if len(set(self.layers)) != len(self.layers):
+            raise ParamError("layers", "lists a layer twice")
+
+
+def run(ctx) -> None:
+    import numpy as np
+    import torch
+
+    from sptui.models import load_model
+    from sptui.neuroscope import scan as S
+    from sptui.science.topk import LayerScan, uniform_keys
+
+    p: Params = ctx.params
+    device = ctx.device
+    ctx.info(f"loading model {p.model}")
+    model = load_model(p.model, device=str(device))
+    cfg = model.cfg
+    if getattr(cfg, "attn_only", False) or not cfg.d_mlp:
+        raise SptuiError(f"model {p.model} has no MLP layers: nothing for the Neuroscope to scan")
+    if model.tokenizer is None:
+        raise SptuiError(f"model {p.model} has no tokenizer: the Neuroscope needs one to read text")
+    layers = sorted(p.layers) or list(range(cfg.n_layers))
+    if layers[-1] >= cfg.n_layers:
+        raise ParamError("layers", f"model {p.model} has layers 0..{cfg.n_layers - 1}, found {layers[-1]}")
+    context = min(p.context_length, cfg.n_ctx)
+    tok = model.tokenizer
+    bos = tok.bos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (bos or 0)
+    n = cfg.d_mlp
+
+    scans = {layer: LayerScan(n, p.top_k, p.sample_size, p.histogram_bins, device) for layer in layers}
+    log = S.TextLog(ctx.run.checkpoints)
+    progress = {"documents": 0, "texts": 0, "tokens": 0, "batches": 0, "seconds": 0.0, "done": False}
+    ck = ctx.load_checkpoint()
+    if ck is not None:
+        for layer, scan in scans.items():
+            scan.load_state(ck.tensors, f"L{layer}.")
+        progress = ck.meta["progress"]
+        log.truncate(progress["texts"], progress["tokens"])
+    else:
+        log.reset()
+    ctx.set_total(p.token_budget)
+
+    def checkpoint():
+        state = {k: v for scan_layer, scan in scans.items() for k, v in scan.state(f"L{scan_layer}.").items()}
+        ctx.save_checkpoint(progress["tokens"], state, {"progress": progress})
+
+    last_checkpoint = time.monotonic()
+    docs = _documents(p)
+    for _ in range(progress["documents"]):  # skip what a resumed run already scanned
+        if next(docs, None) is None:
+            break
+    window_docs = p.batch_size * WINDOW_BATCHES
+    while not progress["done"]:
+        started = time.perf_counter()
+        texts, n_docs, room = [], 0, p.token_budget - progress["tokens"]
+        for text in docs:
+            n_docs += 1
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            for chunk in S.chunk_tokens(ids, bos, context):
+                if room <= 0:
+                    break
+                texts.append(chunk)
+                room -= len(chunk)
+            if n_docs >= window_docs or room <= 0:
+                break
+        if n_docs == 0 or not texts:
+            progress["done"] = True
+            break
+        first_id = progress["texts"]
+        for batch in S.length_sorted_batches([len(t) for t in texts], p.batch_size):
+            ctx.check_cancelled()
+            tokens, mask = S.pad_batch([texts[i] for i in batch], pad, device)
+            acts = S.mlp_activations(model, tokens, mask, layers)
+            text_ids = torch.as_tensor([first_id + i for i in batch], device=device)
+            keys = uniform_keys((len(batch), n), p.seed, progress["batches"], device)
+            for layer in layers:
+                scans[layer].update(acts[layer], mask, text_ids, keys)
+            progress["batches"] += 1
+        log.append(texts)
+        window_tokens = sum(map(len, texts))
+        progress["documents"] += n_docs
+        progress["texts"] += len(texts)
+        progress["tokens"] += window_tokens
+        progress["seconds"] += time.perf_counter() - started
+        progress["done"] = progress["tokens"] >= p.token_budget
+        ctx.log(progress["tokens"], split="scan", texts=progress["texts"],
+                tokens_per_s=window_tokens / max(time.perf_counter() - started, 1e-9))
+        if progress["done"] or time.monotonic() - last_checkpoint >= p.checkpoint_minutes * 60:
+            checkpoint()
+            last_checkpoint = time.monotonic()
+    if progress["texts"] == 0:
+        raise SptuiError(f"corpus {p.corpus} gave no text to scan")
+    checkpoint()  # the finished scan: an interrupted write-up below resumes from here
+    ctx.info(f"scanned {progress['tokens']:,} tokens in {progress['texts']:,} texts "
+             f"({progress['tokens'] / max(progress['seconds'], 1e-9):,.0f} tokens/s)")
+    _write_results(ctx, p, model, layers, scans, log, progress, pad)
+    log.remove()
+
+
+def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> None:
+    import numpy as np
+    import torch
+
+    from sptui.neuroscope import scan as S
+    from sptui.neuroscope import weights as W
+
+    topk, hists, entry_ids = {}, {}, {}
+    for layer in layers:
+        scan = scans[layer]
+        q = scan.quantile_samples(p.sample_quantiles)
+        topk[f"L{layer}.top_values"] = scan.top.keys
+        topk[f"L{layer}.top_text_ids"] = scan.top.payload["text_id"]
+        topk[f"L{layer}.top_positions"] = scan.top.payload["position"]
+        for name in ("value", "text_id", "position"):
+            topk[f"L{layer}.sample_{name}s"] = q[name]
+        entry_ids[layer] = torch.cat([scan.top.payload["text_id"], q["text_id"]], dim=1).cpu()
+        hists[f"L{layer}.counts"] = scan.hist.counts
+        hists[f"L{layer}.edges"] = scan.hist.edges()
+        for name, values in scan.moments.summary().items():
+            hists[f"L{layer}.{name}"] = values
+    topk["sample_quantiles"] = torch.tensor(p.sample_quantiles, dtype=torch.float64)
+
+    kept = np.unique(torch.cat([ids.flatten() for ids in entry_ids.values()]).numpy())
+    kept = kept[kept >= 0]
+    tokens, offsets = log.read(kept)
+    ctx.info(f"recording per-token activations of {len(kept):,} kept texts")
+    acts = S.entry_activations(model, layers, entry_ids, kept, tokens, offsets, p.batch_size, pad, ctx.device,
+                               check=ctx.check_cancelled)
+    k = p.top_k
+    act_arrays = {}
+    for layer, (values, offs) in acts.items():
+        # split the combined (top + sample) entries back into two flat arrays with their own offsets
+        width = entry_ids[layer].shape[1]
+        per_entry = np.diff(offs).reshape(-1, width)
+        starts = offs[:-1].reshape(-1, width)
+        for name, cols in (("top", slice(0, k)), ("sample", slice(k, width))):
+            lens = per_entry[:, cols].reshape(-1)
+            first = starts[:, cols].reshape(-1)
+            index = np.concatenate([np.arange(a, a + m) for a, m in zip(first, lens)]) if lens.sum() else np.zeros(0, np.int64)
+            act_arrays[f"L{layer}.{name}_acts"] = values[index.astype(np.int64)]
+            act_arrays[f"L{layer}.{name}_offsets"] = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+
+    weight_arrays = {}
+    w_u = model.W_U.detach()
+    w_outs = [model.W_out[layer].detach() for layer in layers]
+    for layer, w_out in zip(layers, w_outs):
+        for name, values in W.direct_logit_effect(w_out, w_u, p.logit_tokens).items():
+            weight_arrays[f"L{layer}.logit_{name}"] = values
+    for layer, neighbours in zip(layers, W.cosine_neighbours(w_outs, p.neighbours)):
+        for name, values in neighbours.items():
+            if name.endswith("_layer"):
+                values = torch.as_tensor(layers)[values]  # index into w_outs -> real layer number
+            weight_arrays[f"L{layer}.{name}"] = values
+
+    ctx.save_arrays("topk", {k_: v.cpu() for k_, v in topk.items()})
+    ctx.save_arrays("histograms", {k_: v.cpu() for k_, v in hists.items()})
+    ctx.save_arrays("activations", act_arrays)
+    ctx.save_arrays("weights", weight_arrays)
+    ctx.save_arrays("texts", {"ids": kept.astype(np.int64), "tokens": tokens, "offsets": offsets})
+
+    used = set(tokens.tolist())
+    for name, values in weight_arrays.items():
+        if "logit_" in name and name.endswith("_ids"):
+            used.update(values.flatten().tolist())
+    tok = model.tokenizer
+    ctx.save_json("tokens", {str(t): tok.decode([t]) for t in sorted(used)})
+
+    per_layer = {}
+    for layer in layers:
+        density = hists[f"L{layer}.density"]
+        per_layer[str(layer)] = {
+            "dead_neurons": int((hists[f"L{layer}.max"] <= 0).sum()),
+            "mean_density": float(density.mean()),
+            "median_density": float(density.median()),
+            "max_activation": float(hists[f"L{layer}.max"].max()),
+        }
+    ctx.save_json("summary", {
+        "model": p.model,
+        "model_name": model.cfg.model_name,
+        "corpus": p.corpus,
+        "split": p.split,
+        "layers": layers,
+        "d_mlp": model.cfg.d_mlp,
+        "top_k": p.top_k,
+        "sample_quantiles": p.sample_quantiles,
+        "context_length": min(p.context_length, model.cfg.n_ctx),
+        "documents": progress["documents"],
+        "texts": progress["texts"],
+        "tokens": progress["tokens"],
+        "kept_texts": int(len(kept)),
+        "scan_seconds": progress["seconds"],
+        "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
+        "per_layer": per_layer,
+    })
+
+
+def _documents(p: Params):
+    """Documents (strings) of the corpus, in a fixed order (a resumed scan skips those already read)."""
+    from sptui.corpus import iter_texts
+
+    return iter(iter_texts(p.corpus, split=p.split))
+
+
+def render(run) -> list[Path]:
+    """Per layer: how sparse the neurons are (density) against how strongly they fire (max activation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    summary = run.load_json("summary.json")
+    hists = run.load_arrays("histograms.safetensors")
+    paths = []
+    for layer in summary["layers"]:
+        density = hists[f"L{layer}.density"]
+        peak = hists[f"L{layer}.max"]
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        axes[0].hist(np.log10(np.clip(density, 1e-7, None)), bins=50, color="#4063d8")
+        axes[0].set_xlabel("log10 density of positive activation")
+        axes[0].set_ylabel("neurons")
+        axes[1].scatter(np.log10(np.clip(density, 1e-7, None)), peak, s=2, alpha=0.5, color="#4063d8")
+        axes[1].set_xlabel("log10 density")
+        axes[1].set_ylabel("max activation")
+        fig.suptitle(f"{summary['model']} layer {layer}: {summary['tokens']:,} tokens")
+        fig.tight_layout()
+        path = run.plots / f"neuroscope-layer{layer}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,168 @@
+"""The model side of a Neuroscope scan: texts -> padded batches -> MLP activations, and the text log.
+
+    chunk_tokens(ids, bos, context)     one document's tokens -> texts of at most `context` tokens
+    length_sorted_batches(texts, size)  batches of similar length (less padding), deterministic
+    mlp_activations(model, batch, layers)   {layer: [B, T, d_mlp]} from blocks.L.mlp.hook_post, stopping
+                                         the forward pass after the last needed block (no unembedding)
+    TextLog                             every scanned text's token ids, appended to disk (never held in
+                                         memory), truncatable to a checkpoint, read back by id at the end
+    entry_activations(...)              per-token activations of the texts kept for each neuron
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+
+def hook_name(layer: int) -> str:
+    return f"blocks.{layer}.mlp.hook_post"
+
+
+def chunk_tokens(ids: Sequence[int], bos: int | None, context: int) -> list[list[int]]:
+    """Split one document into texts of <= `context` tokens, each starting with BOS (when the model has one)."""
+    prefix = [bos] if bos is not None else []
+    room = context - len(prefix)
+    ids = list(ids)
+    if not ids:
+        return []
+    return [prefix + ids[i:i + room] for i in range(0, len(ids), room)]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices into `lengths`, grouped into batches of similar length (longest first); stable for ties."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(texts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded tokens [B, T] and mask [B, T] (True = real token). Right padding leaves every real
+    position's activations unchanged in a causal model with absolute positions."""
+    width = max(len(t) for t in texts)
+    tokens = torch.full((len(texts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(texts), width), dtype=torch.bool)
+    for row, t in enumerate(texts):
+        tokens[row, :len(t)] = torch.as_tensor(t, dtype=torch.long)
+        mask[row, :len(t)] = True
+    return tokens.to(device), mask.to(device)
+
+
+@torch.inference_mode()
+def mlp_activations(model, tokens: torch.Tensor, mask: torch.Tensor, layers: Sequence[int]) -> dict[int, torch.Tensor]:
+    """Run the model up to the last needed block and return each layer's MLP post-activations."""
+    found: dict[int, torch.Tensor] = {}
+
+    def keep(layer):
+        def hook(act, hook):
+            found[layer] = act
+        return hook
+
+    model.run_with_hooks(
+        tokens,
+        attention_mask=mask.long(),
+        stop_at_layer=max(layers) + 1,
+        fwd_hooks=[(hook_name(layer), keep(layer)) for layer in layers],
+    )
+    return found
+
+
+class TextLog:
+    """Token ids of every scanned text, in scan order (text id = row), as two append-only raw files.
+
+    int32 tokens + int64 lengths (plain little-endian arrays, no pickle). Memory stays O(1) while
+    scanning; a checkpoint records the sizes and a resume truncates back to them.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.tokens_path = self.folder / "scanned-tokens.i32"
+        self.lengths_path = self.folder / "scanned-lengths.i64"
+
+    def reset(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.tokens_path.write_bytes(b"")
+        self.lengths_path.write_bytes(b"")
+
+    def append(self, texts: Iterable[Sequence[int]]) -> None:
+        texts = list(texts)
+        if not texts:
+            return
+        with open(self.tokens_path, "ab") as f:
+            f.write(np.concatenate([np.asarray(t, dtype="<i4") for t in texts]).tobytes())
+        with open(self.lengths_path, "ab") as f:
+            f.write(np.asarray([len(t) for t in texts], dtype="<i8").tobytes())
+
+    def truncate(self, n_texts: int, n_tokens: int) -> None:
+        """Back to the state of a checkpoint (the files may hold texts appended after it)."""
+        if not self.tokens_path.exists() or self.lengths_path.stat().st_size < n_texts * 8 \
+                or self.tokens_path.stat().st_size < n_tokens * 4:
+            raise RuntimeError("the scanned-text log is shorter than its checkpoint says; restart the run")
+        with open(self.tokens_path, "r+b") as f:
+            f.truncate(n_tokens * 4)
+        with open(self.lengths_path, "r+b") as f:
+            f.truncate(n_texts * 8)
+
+    def lengths(self) -> np.ndarray:
+        return np.fromfile(self.lengths_path, dtype="<i8")
+
+    def read(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens of texts `ids` (sorted, unique) -> (flat int32 tokens, int64 offsets [len(ids) + 1])."""
+        lengths = self.lengths()
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        tokens = np.memmap(self.tokens_path, dtype="<i4", mode="r") if self.tokens_path.stat().st_size else np.zeros(0, "<i4")
+        pieces = [np.asarray(tokens[starts[i]:starts[i + 1]]) for i in ids]
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+        flat = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, np.int32)
+        return flat, offsets
+
+    def remove(self) -> None:
+        self.tokens_path.unlink(missing_ok=True)
+        self.lengths_path.unlink(missing_ok=True)
+
+
+def entry_activations(model, layers: Sequence[int], entry_ids: dict[int, torch.Tensor], text_ids: np.ndarray,
+                      tokens: np.ndarray, offsets: np.ndarray, batch_size: int, pad_id: int, device,
+                      check=lambda: None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per-token activations of each kept (neuron, slot) entry, in one pass over the kept texts.
+
+    entry_ids[layer]: [n, E] text ids (-1 = empty slot). text_ids / tokens / offsets: the kept texts
+    (sorted ids, flat tokens, offsets). Returns {layer: (flat float16 activations, int64 offsets
+    [n * E + 1])}, entry (neuron i, slot j) at offsets[i * E + j] : offsets[i * E + j + 1].
+    """
+    lengths = torch.from_numpy(np.diff(offsets))
+    if len(text_ids) == 0:
+        return {layer: (np.zeros(0, np.float16), np.zeros(ids.numel() + 1, np.int64)) for layer, ids in entry_ids.items()}
+    out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    plans = {}
+    for layer, ids in entry_ids.items():
+        flat_ids = ids.flatten().cpu()
+        # row of each entry's text among the kept texts (empty slots point at row 0 and get length 0)
+        where = torch.from_numpy(np.searchsorted(text_ids, flat_ids.clamp(min=0).numpy())).clamp(max=len(text_ids) - 1)
+        entry_len = torch.where(flat_ids >= 0, lengths[where], 0)
+        entry_off = torch.cat([torch.zeros(1, dtype=torch.long), entry_len.cumsum(0)])
+        neuron = torch.arange(ids.numel()) // ids.shape[1]
+        plans[layer] = (flat_ids, where, entry_len, entry_off, neuron)
+        out[layer] = (torch.zeros(int(entry_off[-1]), dtype=torch.float16), entry_off)
+
+    texts = [tokens[offsets[i]:offsets[i + 1]].tolist() for i in range(len(text_ids))]
+    for batch in length_sorted_batches([len(t) for t in texts], batch_size):
+        check()
+        batch_tokens, mask = pad_batch([texts[i] for i in batch], pad_id, device)
+        acts = mlp_activations(model, batch_tokens, mask, layers)
+        row_of = torch.full((len(texts),), -1, dtype=torch.long)
+        row_of[torch.as_tensor(batch)] = torch.arange(len(batch))
+        for layer in layers:
+            flat_ids, where, entry_len, entry_off, neuron = plans[layer]
+            rows = torch.where(flat_ids >= 0, row_of[where], -1)
+            chosen = (rows >= 0).nonzero().squeeze(1)
+            if chosen.numel() == 0:
+                continue
+            lens = entry_len[chosen]
+            rep = torch.repeat_interleave(torch.arange(len(chosen)), lens)
+            pos = torch.arange(int(lens.sum())) - torch.repeat_interleave(lens.cumsum(0) - lens, lens)
+            src = acts[layer].float().cpu()[rows[chosen][rep], pos, neuron[chosen][rep]]
+            out[layer][0][entry_off[chosen][rep] + pos] = src.to(torch.float16)
+    return {layer: (values.numpy(), offs.numpy()) for layer, (values, offs) in out.items()}

@@ -1,0 +1,198 @@
+"""Reading a finished Neuroscope run: per-neuron records for the site, the terminal view and the TUI.
+
+    results = NeuroscopeResults(resolve_run("neuroscope-0003"))
+    results.layers, results.d_mlp, results.summary
+    neuron = results.neuron(layer=1, index=123)        # top texts, quantile samples, histogram, logits, neighbours
+    overview = results.layer_overview(1)               # per-neuron arrays for an index table
+
+Arrays are read from the safetensors files lazily and only the slices a neuron needs, so opening one
+neuron of a large run is fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sptui.errors import SptuiError
+
+RESULT_FILES = ("summary.json", "topk.safetensors", "activations.safetensors", "histograms.safetensors",
+                "weights.safetensors", "texts.safetensors", "tokens.json")
+
+
+def resolve_run(ref: str) -> Path:
+    """A run id (under the artifacts root's runs/) or a run folder -> the run folder of a Neuroscope run."""
+    from sptui.config import artifacts_root, runs_dir
+
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        candidate = runs_dir(artifacts_root()) / ref
+        if not candidate.is_dir():
+            raise SptuiError(f'no run "{ref}": not a folder and not a run id under {runs_dir(artifacts_root())}')
+        path = candidate
+    if path.name == "results":
+        path = path.parent
+    missing = [name for name in RESULT_FILES if not (path / "results" / name).exists()]
+    if missing:
+        raise SptuiError(f"{path}: not a finished neuroscope run (missing results/{missing[0]})")
+    return path.resolve()
+
+
+@dataclass
+class Example:
+    """One text as seen by one neuron."""
+
+    text_id: int
+    token_ids: np.ndarray        # int32 [T]
+    acts: np.ndarray             # float32 [T], this neuron's activation at every token
+    max_value: float
+    max_position: int
+    quantile: float | None = None  # for quantile samples: the level it was drawn at
+
+
+@dataclass
+class Neuron:
+    layer: int
+    index: int
+    d_mlp: int
+    top: list[Example]
+    samples: list[Example]
+    counts: np.ndarray           # int64 [bins]
+    edges: np.ndarray            # float64 [bins + 1]
+    stats: dict[str, float]      # mean, std, density, min, max, count
+    logit_top: list[tuple[int, float]]
+    logit_bottom: list[tuple[int, float]]
+    similar: list[tuple[int, int, float]]     # (layer, neuron, cosine)
+    dissimilar: list[tuple[int, int, float]]
+    colour_max: float = field(init=False)     # shared colour scale across the top texts
+
+    def __post_init__(self):
+        self.colour_max = max([e.max_value for e in self.top] + [1e-6])
+
+
+class _Arrays:
+    """Lazily opened safetensors file: whole small tensors, or row slices of big ones."""
+
+    def __init__(self, path: Path):
+        from safetensors import safe_open
+
+        try:
+            self._file = safe_open(str(path), framework="numpy")
+        except Exception as e:
+            raise SptuiError(f"{path}: corrupt safetensors file ({e})") from None
+        self._cache: dict[str, np.ndarray] = {}
+        self.path = path
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            try:
+                self._cache[name] = self._file.get_tensor(name)
+            except Exception:
+                raise SptuiError(f"{self.path}: no array {name}") from None
+        return self._cache[name]
+
+    def slice(self, name: str, start: int, stop: int) -> np.ndarray:
+        return self._file.get_slice(name)[int(start):int(stop)]
+
+    def keys(self):
+        return self._file.keys()
+
+
+class NeuroscopeResults:
+    def __init__(self, run_dir: str | Path):
+        from sptui.runs import read_json
+
+        self.run_dir = Path(run_dir)
+        results = self.run_dir / "results"
+        self.summary = read_json(results / "summary.json")
+        self.layers: list[int] = list(self.summary["layers"])
+        self.d_mlp: int = int(self.summary["d_mlp"])
+        self.topk = _Arrays(results / "topk.safetensors")
+        self.acts = _Arrays(results / "activations.safetensors")
+        self.hists = _Arrays(results / "histograms.safetensors")
+        self.weights = _Arrays(results / "weights.safetensors")
+        self.texts = _Arrays(results / "texts.safetensors")
+        self._strings = {int(k): v for k, v in read_json(results / "tokens.json").items()}
+
+    # ------------------------------------------------------------ lookups
+    def token_string(self, token_id: int) -> str:
+        return self._strings.get(int(token_id), f"<{int(token_id)}>")
+
+    def text_tokens(self, text_id: int) -> np.ndarray:
+        ids = self.texts["ids"]
+        row = int(np.searchsorted(ids, text_id))
+        if row >= len(ids) or ids[row] != text_id:
+            raise SptuiError(f"text {text_id} is not in this run's text store")
+        offsets = self.texts["offsets"]
+        return self.texts.slice("tokens", offsets[row], offsets[row + 1])
+
+    def text(self, text_id: int) -> str:
+        return "".join(self.token_string(t) for t in self.text_tokens(text_id))
+
+    def check(self, layer: int | None, index: int) -> int:
+        """The layer to use (None: the only scanned layer); a clear error for a wrong layer or neuron."""
+        if layer is None:
+            if len(self.layers) != 1:
+                raise SptuiError(f"this run scanned layers {', '.join(map(str, self.layers))}: choose one with --layer")
+            layer = self.layers[0]
+        if layer not in self.layers:
+            raise SptuiError(f"layer {layer} was not scanned (scanned: {', '.join(map(str, self.layers))})")
+        if not 0 <= index < self.d_mlp:
+            raise SptuiError(f"neuron {index} out of range: layer {layer} has neurons 0..{self.d_mlp - 1}")
+        return layer
+
+    # ------------------------------------------------------------ one neuron
+    def _examples(self, layer: int, index: int, kind: str) -> list[Example]:
+        L = f"L{layer}."
+        values = self.topk[f"{L}{kind}_values"][index]
+        text_ids = self.topk[f"{L}{kind}_text_ids"][index]
+        positions = self.topk[f"{L}{kind}_positions"][index]
+        offsets = self.acts[f"{L}{kind}_offsets"]
+        width = len(values)
+        quantiles = self.topk["sample_quantiles"] if kind == "sample" else None
+        out = []
+        for slot in range(width):
+            text_id = int(text_ids[slot])
+            if text_id < 0:
+                continue  # fewer texts than slots
+            entry = index * width + slot
+            acts = self.acts.slice(f"{L}{kind}_acts", offsets[entry], offsets[entry + 1]).astype(np.float32)
+            out.append(Example(text_id=text_id, token_ids=self.text_tokens(text_id), acts=acts,
+                               max_value=float(values[slot]), max_position=int(positions[slot]),
+                               quantile=None if quantiles is None else float(quantiles[slot])))
+        return out
+
+    def neuron(self, layer: int | None, index: int) -> Neuron:
+        layer = self.check(layer, index)
+        L = f"L{layer}."
+        w = self.weights
+        stats = {name: float(self.hists[f"{L}{name}"][index]) for name in ("mean", "std", "density", "min", "max", "count")}
+        return Neuron(
+            layer=layer, index=index, d_mlp=self.d_mlp,
+            top=self._examples(layer, index, "top"),
+            samples=self._examples(layer, index, "sample"),
+            counts=self.hists[f"{L}counts"][index],
+            edges=self.hists[f"{L}edges"],
+            stats=stats,
+            logit_top=list(zip(w[f"{L}logit_top_ids"][index].tolist(), w[f"{L}logit_top_values"][index].tolist())),
+            logit_bottom=list(zip(w[f"{L}logit_bottom_ids"][index].tolist(), w[f"{L}logit_bottom_values"][index].tolist())),
+            similar=list(zip(w[f"{L}similar_layer"][index].tolist(), w[f"{L}similar_neuron"][index].tolist(),
+                             w[f"{L}similar_cos"][index].tolist())),
+            dissimilar=list(zip(w[f"{L}dissimilar_layer"][index].tolist(), w[f"{L}dissimilar_neuron"][index].tolist(),
+                                w[f"{L}dissimilar_cos"][index].tolist())),
+        )
+
+    # ------------------------------------------------------------ a layer
+    def layer_overview(self, layer: int) -> dict[str, np.ndarray]:
+        """Per-neuron arrays for an index table: max, mean, density, top/bottom logit token."""
+        self.check(layer, 0)
+        L = f"L{layer}."
+        return {
+            "max": self.hists[f"{L}max"],
+            "mean": self.hists[f"{L}mean"],
+            "density": self.hists[f"{L}density"],
+            "top_logit": self.weights[f"{L}logit_top_ids"][:, 0],
+            "bottom_logit": self.weights[f"{L}logit_bottom_ids"][:, 0],
+        }

@@ -1,0 +1,230 @@
+"""The neuroscope kind against a scan that keeps every activation: same top texts, same per-token
+activations, same statistics; weights analysis against the full products; resume; bad input."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from sptui.context import Context, Hooks
+from sptui.errors import JobCancelled, SptuiError
+from sptui.kinds import load_kind
+from sptui.params import ParamError
+from sptui.runs import RunDir
+from sptui.spec import parse_text
+
+WORDS = ("the cat dog sat on a mat and ran to the big small red house tree happy sad Lily Tom said hello "
+         "once upon a time there was little girl who liked play park sun").split()
+
+
+def make_model(tmp, attn_only=False):
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sptui.models import save_model
+    from sptui.tokenizer import gpt2_tokenizer
+
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, d_mlp=48, n_heads=2, d_head=16, n_ctx=64, d_vocab=50257,
+                                  act_fn="gelu_new", normalization_type="LN", attn_only=attn_only)
+    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer(add_bos=True))
+    save_model(model, tmp / "results")
+    return tmp
+
+
+def make_corpus(path, n=120, seed=0):
+    rng = random.Random(seed)
+    stories = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 60))) + "." for _ in range(n)]
+    path.write_text("\n\n".join(stories))
+    return path
+
+
+def job(model, corpus, **overrides):
+    params = {"model": str(model), "corpus": str(corpus), "split": "all", "token_budget": 100_000,
+              "context_length": 40, "top_k": 4, "sample_size": 6, "histogram_bins": 16, "logit_tokens": 5,
+              "neighbours": 3, "batch_size": 8, "checkpoint_minutes": 0.0, **overrides}
+    lines = ["[[job]]", 'kind = "neuroscope"', 'name = "test"']
+    for k, v in params.items():
+        lines.append(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, list) else f"{k} = {v}")
+    return parse_text("\n".join(lines) + "\n", "test.toml")[0]
+
+
+def run_job(spec, folder, hooks=None):
+    run = RunDir(folder)
+    if not run.root.exists():
+        run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu", hooks=hooks)
+    ctx.CANCEL_POLL_SECONDS = 0.0
+    try:
+        load_kind("neuroscope").run(ctx)
+    finally:
+        ctx.close()
+    return run
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("neuroscope")
+    model_dir = make_model(tmp / "model")
+    corpus = make_corpus(tmp / "stories.txt")
+    run = run_job(job(model_dir, corpus), tmp / "run")
+    return model_dir, corpus, run
+
+
+def naive_scan(model_dir, corpus, context):
+    """Every text run alone (no padding); every activation kept."""
+    from sptui.corpus import iter_texts
+    from sptui.models import load_model
+
+    model = load_model(str(model_dir))
+    tok = model.tokenizer
+    texts = []
+    for doc in iter_texts(str(corpus), split="all"):
+        ids = tok(doc, add_special_tokens=False)["input_ids"]
+        room = context - 1
+        texts += [[tok.bos_token_id] + ids[i:i + room] for i in range(0, len(ids), room)]
+    acts = {0: [], 1: []}
+    with torch.inference_mode():
+        for t in texts:
+            _, cache = model.run_with_cache(torch.tensor([t]))
+            for layer in acts:
+                acts[layer].append(cache[f"blocks.{layer}.mlp.hook_post"][0].numpy())
+    return model, texts, acts
+
+
+@pytest.fixture(scope="module")
+def naive(setup):
+    model_dir, corpus, _ = setup
+    return naive_scan(model_dir, corpus, 40)
+
+
+def test_top_texts_and_their_activations_match_a_full_scan(setup, naive):
+    from sptui.neuroscope.store import NeuroscopeResults
+
+    _, _, run = setup
+    model, texts, acts = naive
+    results = NeuroscopeResults(run.root)
+    assert results.summary["texts"] == len(texts)
+    assert results.summary["tokens"] == sum(map(len, texts))
+    for layer in (0, 1):
+        per_text_max = np.stack([a.max(0) for a in acts[layer]])  # [texts, d_mlp]
+        for index in range(model.cfg.d_mlp):
+            neuron = results.neuron(layer, index)
+            expected = np.sort(per_text_max[:, index])[::-1][:4]
+            np.testing.assert_allclose([e.max_value for e in neuron.top], expected, rtol=1e-4, atol=1e-5)
+            for top in neuron.top:
+                # a real text of the corpus (ties between texts are common in a random model), whose
+                # stored per-token activations are the neuron's activations on it
+                text = texts.index(top.token_ids.tolist())
+                truth = acts[layer][text][:, index]
+                np.testing.assert_allclose(top.acts, truth, rtol=2e-3, atol=2e-3)
+                assert truth[top.max_position] == pytest.approx(top.max_value, rel=1e-4, abs=1e-5)
+            # quantile samples are real texts with their true max activation
+            for sample in neuron.samples:
+                text_max = acts[layer][texts.index(sample.token_ids.tolist())][:, index].max()
+                assert sample.max_value == pytest.approx(float(text_max), rel=1e-4, abs=1e-5)
+
+
+def test_histograms_and_statistics_match_a_full_scan(setup, naive):
+    from sptui.neuroscope.store import NeuroscopeResults
+
+    _, _, run = setup
+    _, _, acts = naive
+    results = NeuroscopeResults(run.root)
+    for layer in (0, 1):
+        everything = np.concatenate(acts[layer])  # [tokens, d_mlp]
+        neuron = results.neuron(layer, 7)
+        column = everything[:, 7]
+        assert neuron.stats["count"] == len(column)
+        assert neuron.stats["mean"] == pytest.approx(float(column.mean()), rel=1e-4, abs=1e-6)
+        assert neuron.stats["density"] == pytest.approx(float((column > 0).mean()))
+        expected, _ = np.histogram(column, bins=neuron.edges)
+        assert np.abs(neuron.counts - expected).sum() <= 2
+        assert neuron.counts.sum() == len(column)
+
+
+def test_logit_effect_and_neighbours_match_the_full_products(setup, naive):
+    from sptui.neuroscope.store import NeuroscopeResults
+
+    _, _, run = setup
+    model, _, _ = naive
+    results = NeuroscopeResults(run.root)
+    effect = (model.W_out[1] @ model.W_U).detach()
+    all_out = torch.cat([model.W_out[0], model.W_out[1]]).detach()
+    unit = all_out / all_out.norm(dim=1, keepdim=True)
+    cos = unit @ unit.T
+    for index in (0, 5, 47):
+        neuron = results.neuron(1, index)
+        assert [t for t, _ in neuron.logit_top] == effect[index].argsort(descending=True)[:5].tolist()
+        assert [t for t, _ in neuron.logit_bottom] == effect[index].argsort()[:5].tolist()
+        row = cos[48 + index].clone()
+        row[48 + index] = float("nan")
+        order = [i for i in row.argsort(descending=True).tolist() if i != 48 + index][:3]
+        assert [(layer * 48 + n) for layer, n, _ in neuron.similar] == order
+        lowest = row.nan_to_num(float("inf")).argsort()[:3].tolist()
+        assert [(layer * 48 + n) for layer, n, _ in neuron.dissimilar] == lowest
+        assert neuron.similar[0][2] == pytest.approx(float(cos[48 + index, order[0]]), abs=1e-5)
+
+
+def test_interrupted_scan_resumes_to_identical_results(setup, tmp_path):
+    model_dir, corpus, whole = setup
+
+    class CancelAfter(Hooks):
+        def __init__(self, polls):
+            self.polls = polls
+
+        def cancel_requested(self):
+            self.polls -= 1
+            return self.polls < 0
+
+    spec = job(model_dir, corpus)
+    with pytest.raises(JobCancelled):
+        run_job(spec, tmp_path / "run", hooks=CancelAfter(20))  # 8 batches a window: cancels in window 3
+    assert list((tmp_path / "run" / "checkpoints").glob("step-*.safetensors"))
+    resumed = run_job(spec, tmp_path / "run")
+    log = resumed.log.read_text()
+    assert "resuming from checkpoint" in log
+    for name in ("topk", "histograms", "activations", "weights", "texts"):
+        a, b = whole.load_arrays(f"{name}.safetensors"), resumed.load_arrays(f"{name}.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+
+
+def test_memory_does_not_grow_with_the_corpus(setup, tmp_path):
+    """The resume state (everything the scan holds) has the same size for 500 and 2500 tokens."""
+    model_dir, corpus, _ = setup
+    sizes = []
+    for budget in (500, 2500):
+        run = run_job(job(model_dir, corpus, token_budget=budget), tmp_path / f"b{budget}")
+        (state,) = run.checkpoints.glob("step-*.safetensors")
+        from safetensors.numpy import load_file
+
+        sizes.append(sum(v.nbytes for v in load_file(str(state)).values()))
+        summary = run.load_json("summary.json")
+        assert budget <= summary["tokens"] < budget + 40  # stops at the text that reaches the budget
+    assert sizes[0] == sizes[1]
+
+
+def test_bad_input_is_a_clear_error(setup, tmp_path):
+    model_dir, corpus, _ = setup
+    with pytest.raises(ParamError, match="layers"):
+        run_job(job(model_dir, corpus, layers=[5]), tmp_path / "layers")
+    with pytest.raises(SptuiError, match="histogram_bins"):
+        job(model_dir, corpus, histogram_bins=15)
+    attn_only = make_model(tmp_path / "attn", attn_only=True)
+    with pytest.raises(SptuiError, match="no MLP"):
+        run_job(job(attn_only, corpus), tmp_path / "attn-run")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(SptuiError):
+        run_job(job(model_dir, empty), tmp_path / "empty-run")
+
+
+def test_render_draws_one_png_per_layer(setup):
+    _, _, run = setup
+    paths = load_kind("neuroscope").render(run)
+    assert [p.name for p in paths] == ["neuroscope-layer0.png", "neuroscope-layer1.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
