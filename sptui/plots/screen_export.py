@@ -81,37 +81,45 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     return _finish(fig, ax, path, meta)
 
 
-def export_scatter(path: str | Path, series: Sequence[dict[str, Any]], *, title: str = "", xlabel: str = "",
-                   ylabel: str = "", equal: bool = True) -> Path:
-    """Scatter/polyline panels as the terminal shows them.
+def export_scatter(path: str | Path, panels: Sequence[dict[str, Any]], *, title: str = "") -> Path:
+    """Scatter/polyline panels side by side, as the terminal shows them.
 
-    Each series: {"x": [...], "y": [...], "label": str, "color": str, "line": bool (join the points),
-    "closed": bool (join last to first), "labels": [text per point] (optional)}.
+    Each panel: {"title", "xlabel", "ylabel", "series": [...]}; each series: {"x": [...], "y": [...],
+    "label": str, "color": str, "line": bool (join the points), "closed": bool (join last to first),
+    "labels": [text per point] (optional)}.
     """
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=DPI)
-    for s in series:
-        x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)
-        color = s.get("color")
-        if s.get("line"):
-            xs, ys = (np.r_[x, x[:1]], np.r_[y, y[:1]]) if s.get("closed") else (x, y)
-            ax.plot(xs, ys, "-", color=color, lw=1, alpha=0.7)
-        ax.scatter(x, y, s=18, color=color, label=s.get("label"), zorder=3)
-        for xi, yi, text in zip(x, y, s.get("labels") or []):
-            ax.annotate(str(text), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if equal:
+    n = max(1, len(panels))
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.3 * rows), dpi=DPI, squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for s in panel["series"]:
+            x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)
+            color = s.get("color")
+            if s.get("line"):
+                xs, ys = (np.r_[x, x[:1]], np.r_[y, y[:1]]) if s.get("closed") else (x, y)
+                ax.plot(xs, ys, "-", color=color, lw=1, alpha=0.7)
+            ax.scatter(x, y, s=18, color=color, label=s.get("label"), zorder=3)
+            for xi, yi, text in zip(x, y, s.get("labels") or []):
+                ax.annotate(str(text), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_aspect("equal", adjustable="datalim")
-    ax.axhline(0, color="0.8", lw=0.5, zorder=0)
-    ax.axvline(0, color="0.8", lw=0.5, zorder=0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+        ax.axhline(0, color="0.85", lw=0.5, zorder=0)
+        ax.axvline(0, color="0.85", lw=0.5, zorder=0)
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        if any(s.get("label") for s in panel["series"]):
+            ax.legend(fontsize=6, loc="best")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=10)
-    if any(s.get("label") for s in series):
-        ax.legend(fontsize=7, loc="best")
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    meta = {"type": "scatter", "title": title,
-            "series": [{k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in series]}
-    return _finish(fig, ax, path, meta)
+    meta = {"type": "scatter", "title": title, "panels": [
+        {**{k: v for k, v in p.items() if k != "series"},
+         "series": [{k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in p["series"]]}
+        for p in panels]}
+    return _finish(fig, axes.flat[0], path, meta)
 
 
 def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: str = "", xlabel: str = "",

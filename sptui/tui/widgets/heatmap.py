@@ -508,7 +508,7 @@ class Heatmap(Widget, can_focus=True):
         if self.pyramid is not None:
             r0, r1, c0, c1 = self.view.region(self.pyramid.shape, self.half_rows, width)
             zoom = f"1:{self.view.scale:.3g}" if self.view.scale >= 1 else f"{1 / self.view.scale:.3g}:1"
-            info = f"  {self.legend + ' ' if self.legend else ''}rows {r0}-{max(r0, r1 - 1)} cols {c0}-{max(c0, c1 - 1)} zoom {zoom}"
+            info = f"  {self.legend + ' · ' if self.legend else ''}r{r0}-{max(r0, r1 - 1)} c{c0}-{max(c0, c1 - 1)} {zoom}"
             segs.append(Segment(info, Style(dim=True)))
         return segs
 

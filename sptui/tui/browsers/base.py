@@ -1,0 +1,108 @@
+"""What every result browser shares: a title line, a status line, loading results in a thread worker,
+and "export PNG" of the current view into the run's plots/ folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from sptui.errors import SptuiError
+from sptui.runs import RunDir
+
+
+class BrowserScreen(Screen):
+    """Subclasses implement `load()` (runs in a thread: read files, compute, return data), `show(data)`
+    (UI thread) and `export(plots: Path) -> Path` (draws the current view)."""
+
+    DEFAULT_CSS = """
+    BrowserScreen #browser-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
+    BrowserScreen .browser-body { height: 1fr; }
+    BrowserScreen #browser-status { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "close", "back"),
+        Binding("e", "export", "export PNG"),
+    ]
+
+    KIND_TITLE = "results"
+
+    class Loaded(Message):
+        def __init__(self, data: Any = None, error: str | None = None):
+            super().__init__()
+            self.data, self.error = data, error
+
+    def __init__(self, run_dir: str | Path):
+        super().__init__()
+        self.run = RunDir(run_dir)
+        self.data: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"{self.KIND_TITLE} · {self.run.run_id}", id="browser-title")
+        yield from self.compose_body()
+        yield Static("loading results…", id="browser-status")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:  # pragma: no cover - overridden
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.run_worker(self._load_thread, thread=True, exclusive=True, group="browser-load")
+
+    def _load_thread(self) -> None:
+        try:
+            self.post_message(self.Loaded(data=self.load()))
+        except SptuiError as e:
+            self.post_message(self.Loaded(error=str(e)))
+        except (KeyError, ValueError, IndexError) as e:  # a results file of an unexpected layout
+            self.post_message(self.Loaded(error=f"{self.run.results}: unexpected results layout ({e})"))
+
+    def on_browser_screen_loaded(self, event: "BrowserScreen.Loaded") -> None:
+        if event.error is not None:
+            self.status(event.error)
+            return
+        self.data = event.data
+        self.show(event.data)
+
+    def load(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def show(self, data: Any) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def export(self, plots: Path) -> Path:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def status(self, text: str) -> None:
+        self.query_one("#browser-status", Static).update(text)
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
+
+    def action_export(self) -> None:
+        if self.data is None:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        try:
+            path = self.export(self.run.plots)
+        except SptuiError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify(f"saved {path}")
+        self.status(f"exported {path}")
+        self.last_export = path
+
+    last_export: Path | None = None
+
+
+def require(path: Path) -> Path:
+    """A results file the browser cannot do without: a clear error if the run has not written it (yet)."""
+    if not path.exists():
+        raise SptuiError(f"{path.name} not found in {path.parent} (has the run finished?)")
+    return path
