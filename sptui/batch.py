@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sptui.context import Hooks
 from sptui.queue import Queue, own_identity
 from sptui.runner import Outcome, QueueHooks, Terminated, execute, resolve_device
 from sptui.runs import RunDir
@@ -60,7 +59,7 @@ def _headline(values: dict[str, Any]) -> str:
 class BatchHooks(QueueHooks):
     """Queue progress (so `sptui ls` and the TUI follow the run) plus the console display."""
 
-    def __init__(self, queue: Queue, job_id: int, display: "Display"):
+    def __init__(self, queue: Queue, job_id: int, display: Display):
         super().__init__(queue, job_id)
         self.display = display
 

@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sptui import runs
 from sptui.checkpoint import decode_meta, encode_meta

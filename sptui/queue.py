@@ -13,9 +13,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sptui.config import queue_path, runs_dir
 from sptui.errors import SptuiError

@@ -16,14 +16,14 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import safetensors.numpy
 
 from sptui.errors import SptuiError
-
 
 # ---------------------------------------------------------------- atomic files
 

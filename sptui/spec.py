@@ -62,7 +62,7 @@ class JobSpec:
         return json.dumps({**self.canonical(), "name": self.name, "priority": self.priority}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "JobSpec":
+    def from_json(cls, text: str) -> JobSpec:
         d = json.loads(text)
         return cls(kind=d["kind"], name=d["name"], params=d["params"], sweep=d.get("sweep", {}), priority=d.get("priority", 0))
 
