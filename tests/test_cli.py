@@ -1,0 +1,39 @@
+"""Small CLI commands: kinds reference, show, priority, bulk requeue."""
+
+import json
+
+from sptui.queue import Queue, own_identity
+from sptui.spec import parse_text
+
+from .helpers import sptui, tms_job
+
+
+def test_kinds_lists_every_kind_and_documents_parameters(artifacts):
+    listing = sptui("kinds", root=artifacts, check=True).stdout
+    for kind in ("tms", "functions"):
+        assert any(line.split()[0] == kind for line in listing.splitlines() if line.strip())
+    tms = sptui("kinds", "tms", root=artifacts, check=True).stdout
+    assert "dropout (number, default 0.0)  [batched in sweeps]" in tms
+    assert "n_hidden (integer, default" in tms and "[batched in sweeps]" not in tms.split("n_hidden")[1].splitlines()[0]
+    bad = sptui("kinds", "tmz", root=artifacts)
+    assert bad.returncode == 2 and 'unknown kind "tmz"' in bad.stderr
+
+
+def test_show_priority_and_requeue_failed(artifacts):
+    with Queue(artifacts) as q:
+        a, b, c = q.submit(parse_text(tms_job("a", seeds=(1,)) + tms_job("b", seeds=(2,)) + tms_job("c", seeds=(3,)), "t.toml"))
+        pid, start = own_identity()
+        for _ in range(2):
+            q.claim(pid, start)
+        q.finish(a.id, "failed", exit_code=1, error="ValueError: boom")
+        q.finish(b.id, "cancelled")
+    shown = json.loads(sptui("show", "--json", a.run_id, root=artifacts, check=True).stdout)
+    assert shown["state"] == "failed" and shown["error"] == "ValueError: boom" and shown["spec"]["kind"] == "tms"
+    assert "ValueError: boom" in sptui("show", str(a.id), root=artifacts, check=True).stdout
+
+    assert sptui("priority", c.run_id, "7", root=artifacts, check=True).stdout.strip() == f"{c.run_id}: priority 7"
+    out = sptui("requeue", "--failed", root=artifacts, check=True).stdout
+    assert out.strip() == f"{a.run_id}: queued"  # the cancelled one is left alone
+    with Queue(artifacts) as q:
+        assert [(j.name, j.state, j.priority) for j in q.list()] == [("a", "queued", 0), ("b", "cancelled", 0), ("c", "queued", 7)]
+    assert sptui("requeue", root=artifacts).returncode == 2
