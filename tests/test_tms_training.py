@@ -20,8 +20,12 @@ def train(shape, hypers, steps, **settings):
     return trainer
 
 
-def test_instances_trained_together_equal_instances_trained_alone():
-    shape = T.ModelShape(6, 3, tied=False, hidden_activation="relu", hidden_bias=True)
+@pytest.mark.parametrize(
+    "shape",
+    [T.ModelShape(6, 3), T.ModelShape(6, 3, tied=False, hidden_activation="relu", hidden_bias=True)],
+    ids=["hand-written-gradients", "autograd"],
+)
+def test_instances_trained_together_equal_instances_trained_alone(shape):
     hypers = [
         hyper(6, p=0.3, seed=0, dropout=0.2),
         hyper(6, p=0.05, seed=7, l1_hidden=0.01, lr=3e-3),
@@ -134,3 +138,38 @@ def test_lr_schedules():
     assert T.lr_factor(99, s) < 0.01
     assert T.lr_factor(55, T.TrainSettings(steps=100, lr_schedule="linear")) == pytest.approx(0.45)
     assert math.isclose(T.lr_factor(70, T.TrainSettings(steps=100)), 1.0)
+
+
+@pytest.mark.parametrize(
+    "shape_kw, hyper_kw",
+    [
+        ({}, {"dropout": 0.3}),
+        ({"output_activation": "none", "bias": False}, {"l1_hidden": 0.05, "l1_weight": 0.01}),
+        ({"tied": False, "inverted_dropout": False}, {"dropout": 0.5, "l1_hidden": 0.02}),
+    ],
+    ids=["relu-dropout", "linear-l1", "untied-classic-dropout"],
+)
+def test_hand_written_gradients_equal_autograd(shape_kw, hyper_kw):
+    shape = T.ModelShape(7, 3, **shape_kw)
+    hypers = [hyper(7, p=0.2, seed=s, **hyper_kw) for s in range(3)] + [hyper(7, p=0.9, seed=5)]
+    trainer = T.BatchedTrainer(shape, T.TrainSettings(steps=1), hypers)
+    with torch.no_grad():  # move off the init so ReLUs and signs are in a generic state
+        for w in trainer.weights.values():
+            w.add_(0.3 * torch.randn_like(w))
+    x, keep = trainer.sample(128)
+    loss = trainer.loss(x, keep)
+    loss.sum().backward()
+    auto = {k: w.grad.clone() for k, w in trainer.weights.items()}
+    manual_loss = trainer.manual_gradients(x, keep, want_loss=True)
+    assert torch.allclose(manual_loss, loss.detach(), rtol=1e-5)
+    for k, w in trainer.weights.items():
+        assert torch.allclose(w.grad, auto[k], atol=1e-6, rtol=1e-4), k
+
+
+def test_features_have_the_requested_sparsity_and_uniform_values():
+    u = torch.rand(1, 200_000, 2, generator=torch.Generator().manual_seed(0))
+    x = T.features_from_uniforms(u, torch.tensor([[0.1, 0.7]]))[0]
+    assert (x > 0).float().mean(0).tolist() == pytest.approx([0.1, 0.7], abs=0.005)
+    nonzero = x[:, 1][x[:, 1] > 0]
+    assert nonzero.max() <= 1 and nonzero.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert nonzero.var().item() == pytest.approx(1 / 12, abs=0.002)

@@ -49,7 +49,7 @@ class Params:
     batch_size: int = param(1024, "examples per step", ge=1)
     seed: int = param(0, "seed for this instance's init and its data/dropout stream", ge=0, batchable=True)
     eval_batch: int = param(4096, "size of the fixed evaluation batch (dropout off)", ge=16)
-    log_points: int = param(60, "how many times metrics are logged over training", ge=1)
+    log_points: int = param(60, "times metrics are logged (train: that step's batch loss; test: the fixed eval batch)", ge=1)
     checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
     snapshots: int = param(0, "W/b snapshots kept over training (for animations and polysemanticity over time)", ge=0)
 
@@ -122,8 +122,6 @@ def evaluation_metrics(trainer) -> dict[str, list]:
 
 
 def run(ctx) -> None:
-    import torch
-
     p0 = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
     ctx.info(f"tms: {trainer.n_instances} instance(s), n={p0.n_features} m={p0.n_hidden}, "
@@ -138,16 +136,11 @@ def run(ctx) -> None:
     snap_at = schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
     if start == 0:
         ctx.log(0, split="test", **evaluation_metrics(trainer))
-    running = torch.zeros(trainer.n_instances, device=trainer.device)
-    since = 0
     for step in range(start, p0.steps):
-        running += trainer.step()
-        since += 1
         done = step + 1
+        batch_loss = trainer.step(want_loss=done in log_at)  # the loss costs passes: only when logged
         if done in log_at:
-            ctx.log(done, split="train", loss=(running / since).cpu().tolist())
-            running.zero_()
-            since = 0
+            ctx.log(done, split="train", loss=batch_loss.cpu().tolist())
             ctx.log(done, split="test", **evaluation_metrics(trainer))
         if done in snap_at:
             ctx.save_snapshot(done, {k: v.detach() for k, v in trainer.weights.items()})

@@ -179,9 +179,19 @@ def per_instance(u: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
     return u if u.shape[0] == 1 else u.index_select(0, group)
 
 
-def features_from_uniforms(u_mask: torch.Tensor, u_value: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
-    """x_i = U[0,1] with probability p_i, else 0.  u_*: [I or 1, B, n]; probability: [I, n] -> x [I, B, n]."""
-    return torch.where(u_mask < probability[:, None, :], u_value, torch.zeros((), device=u_value.device))
+def features_from_uniforms(u: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
+    """x_i = U[0,1] with probability p_i, else 0, from ONE uniform u: x = max(0, 1 - u/p).
+    (Given u < p, 1 - u/p is uniform on (0, 1]; otherwise it is <= 0.) u: [I or 1, B, n]; probability: [I, n].
+    Two fused passes and no torch.where, which is ~10x slower than arithmetic on CPU here."""
+    inv = 1.0 / probability.clamp_min(1e-12)
+    return torch.addcmul(torch.ones((), device=u.device), u, -inv[:, None, :]).clamp_min_(0)
+
+
+def dropout_scale(keep_uniforms: torch.Tensor, rate: torch.Tensor, inverted: bool) -> torch.Tensor:
+    """Per-unit multiplier [I, B, m]: 0 for dropped units, 1/(1-p) (inverted) or 1 for kept ones."""
+    p = rate[:, None, None]
+    keep = (keep_uniforms >= p).to(keep_uniforms.dtype)
+    return keep.mul_(1 / (1 - p)) if inverted else keep
 
 
 # ---------------------------------------------------------------- model
@@ -195,12 +205,10 @@ def forward(weights: dict[str, torch.Tensor], shape: ModelShape, x: torch.Tensor
         h = h + weights["b_hidden"][:, None, :]
     h = ACTIVATIONS[shape.hidden_activation](h)
     h_used = h
-    p = dropout[:, None, None]
     if keep_uniforms is not None:
-        keep = keep_uniforms >= p
-        h_used = torch.where(keep, h / (1 - p), 0.0) if shape.inverted_dropout else torch.where(keep, h, 0.0)
+        h_used = h * dropout_scale(keep_uniforms, dropout, shape.inverted_dropout)
     elif not shape.inverted_dropout:
-        h_used = h * (1 - p)  # classic dropout: expected training activation at test time
+        h_used = h * (1 - dropout[:, None, None])  # classic dropout: expected training activation at test time
     W_out = weights.get("W_out", W)
     out = torch.bmm(h_used, W_out.transpose(1, 2))
     if "b" in weights:
@@ -288,9 +296,8 @@ class BatchedTrainer:
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch x [I, B, n] and the dropout uniforms [I or 1, B, m]."""
         n, m = self.shape.n_features, self.shape.n_hidden
-        u = per_instance(self.data.draw(batch, 2 * n + m), self.hyper.group)
-        x = features_from_uniforms(u[..., :n], u[..., n:2 * n], self.hyper.probability)
-        return x, u[..., 2 * n:]
+        u = per_instance(self.data.draw(batch, n + m), self.hyper.group)
+        return features_from_uniforms(u[..., :n], self.hyper.probability), u[..., n:]
 
     def loss(self, x: torch.Tensor, keep_uniforms: torch.Tensor | None) -> torch.Tensor:
         """Per-instance training objective [I]: weighted MSE + L1 penalties."""
@@ -302,26 +309,79 @@ class BatchedTrainer:
             loss = loss + self.hyper.l1_weight * self.weights["W"].abs().sum(dim=(1, 2))
         return loss
 
-    def step(self) -> torch.Tensor:
-        """One optimiser step for every instance; returns the per-instance training loss (detached)."""
+    @property
+    def has_fast_path(self) -> bool:
+        """Hand-written gradients cover the paper's model family (no hidden activation or hidden bias)."""
+        s = self.shape
+        return s.hidden_activation == "none" and not s.hidden_bias and s.output_activation in ("relu", "none")
+
+    def step(self, want_loss: bool = True, fast: bool | None = None) -> torch.Tensor | None:
+        """One optimiser step for every instance; returns the per-instance training loss [I] when asked.
+        `fast` (default: when supported) uses hand-written gradients, ~2-3x fewer passes over [I, B, n] than autograd."""
         x, keep_u = self.sample(self.settings.batch_size)
-        for w in self.weights.values():
-            w.grad = None
-        loss = self.loss(x, keep_u)
-        loss.sum().backward()  # instances share no parameters, so each gets its own gradient
+        if fast if fast is not None else self.has_fast_path:
+            loss = self.manual_gradients(x, keep_u, want_loss)
+        else:
+            for w in self.weights.values():
+                w.grad = None
+            loss = self.loss(x, keep_u)
+            loss.sum().backward()  # instances share no parameters, so each gets its own gradient
+            loss = loss.detach()
         self.optimizer.step(lr_factor(self.step_count, self.settings))
         self.step_count += 1
-        return loss.detach()
+        return loss if want_loss else None
+
+    @torch.no_grad()
+    def manual_gradients(self, x: torch.Tensor, keep_u: torch.Tensor, want_loss: bool) -> torch.Tensor | None:
+        """Set .grad of every weight to the gradient of sum_i loss_i (the same numbers autograd gives)."""
+        W, b = self.weights["W"], self.weights.get("b")
+        W_out = self.weights.get("W_out", W)
+        I, B, n = x.shape
+        h = torch.bmm(x, W)
+        scale = None
+        if bool((self.hyper.dropout > 0).any()):
+            scale = dropout_scale(keep_u, self.hyper.dropout, self.shape.inverted_dropout)
+        h_used = h * scale if scale is not None else h
+        if b is not None:
+            out = torch.baddbmm(b[:, None, :], h_used, W_out.transpose(1, 2))
+        else:
+            out = torch.bmm(h_used, W_out.transpose(1, 2))
+        if self.shape.output_activation == "relu":
+            out.clamp_min_(0)
+        diff = out - x
+        loss = (diff.square() * self.hyper.importance[:, None, :]).mean(dim=(1, 2)) if want_loss else None
+        if self.shape.output_activation == "relu":  # zero where the ReLU was off, in one fused pass
+            diff = torch.ops.aten.threshold_backward(diff, out, 0)
+        g = diff.mul_((2.0 / (B * n)) * self.hyper.importance[:, None, :])  # d loss / d pre-activation
+        grad_out = torch.bmm(h_used.transpose(1, 2), g).transpose(1, 2)  # this operand order is ~2x faster on CPU
+        g_h = torch.bmm(g, W_out)
+        if scale is not None:
+            g_h.mul_(scale)
+        if bool((self.hyper.l1_hidden > 0).any()):
+            g_h.add_(torch.sign(h) * (self.hyper.l1_hidden / B)[:, None, None])
+            if want_loss:
+                loss = loss + self.hyper.l1_hidden * h.abs().sum(-1).mean(-1)
+        grad_W = torch.bmm(g_h.transpose(1, 2), x).transpose(1, 2)
+        if "W_out" in self.weights:
+            self.weights["W_out"].grad = grad_out
+        else:
+            grad_W.add_(grad_out)
+        if bool((self.hyper.l1_weight > 0).any()):
+            grad_W.add_(torch.sign(W) * self.hyper.l1_weight[:, None, None])
+            if want_loss:
+                loss = loss + self.hyper.l1_weight * W.abs().sum(dim=(1, 2))
+        W.grad = grad_W
+        if b is not None:
+            b.grad = g.sum(1)
+        return loss
 
     # ------------------------------------------------------------ evaluation
     def eval_batch(self) -> torch.Tensor:
         """A fixed evaluation batch per seed (drawn once), thresholded per instance: x [I, B, n]."""
         if self._eval_uniforms is None:
             streams = UniformStreams(self.hyper.group_seeds, _EVAL_STREAM, self.device)
-            self._eval_uniforms = streams.draw(self.settings.eval_batch, 2 * self.shape.n_features)
-        n = self.shape.n_features
-        u = per_instance(self._eval_uniforms, self.hyper.group)
-        return features_from_uniforms(u[..., :n], u[..., n:], self.hyper.probability)
+            self._eval_uniforms = streams.draw(self.settings.eval_batch, self.shape.n_features)
+        return features_from_uniforms(per_instance(self._eval_uniforms, self.hyper.group), self.hyper.probability)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, torch.Tensor]:
