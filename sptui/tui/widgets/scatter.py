@@ -73,6 +73,8 @@ def layout(series: list[Series], width: int, height: int) -> tuple[np.ndarray, n
         for i, (cx, cy) in enumerate(zip(dx // 2, dy // 4)):
             if 0 <= cy < height and 0 <= cx < width:
                 text = s.marks[i] if i < len(s.marks) else "●"
+                if not text:  # a point drawn only as the end of its line
+                    continue
                 marks[(int(cy), int(cx))] = (text, s.color)
     return bits, owner, marks
 

@@ -1,0 +1,172 @@
+"""The toy-model browser on real tiny runs: a tms sweep of sparsity x dropout (6 instances, one batched job)
+and a functions run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from textual.app import App
+
+from sptui.context import Context
+from sptui.kinds import load_kind
+from sptui.runs import RunDir, load_arrays, read_json
+from sptui.spec import parse_text
+from sptui.tui.browsers import browser_for
+from sptui.tui.browsers.toy import ToyBrowser, dstar_series, load_toy, sweep_matrix
+from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.scatter import Scatter
+
+TMS_JOB = """
+[[job]]
+kind = "tms"
+name = "tiny-sweep"
+n_features = 5
+n_hidden = 2
+steps = 150
+batch_size = 128
+eval_batch = 256
+log_points = 5
+[job.sweep]
+feature_probability = [1.0, 0.3, 0.05]
+dropout = [0.0, 0.3]
+"""
+
+FUNCTIONS_JOB = """
+[[job]]
+kind = "functions"
+name = "tiny-and"
+target = "and"
+width = 4
+steps = 60
+batch_size = 64
+eval_batch = 64
+[job.sweep]
+seed = [0, 1]
+"""
+
+
+def _run(tmp_path_factory, text, name):
+    spec = parse_text(text, "test.toml")[0]
+    run = RunDir(tmp_path_factory.mktemp(name) / "run")
+    run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu")
+    load_kind(spec.kind).run(ctx)
+    ctx.close()
+    return run
+
+
+@pytest.fixture(scope="module")
+def tms_run(tmp_path_factory):
+    return _run(tmp_path_factory, TMS_JOB, "tms")
+
+
+@pytest.fixture(scope="module")
+def functions_run(tmp_path_factory):
+    return _run(tmp_path_factory, FUNCTIONS_JOB, "functions")
+
+
+class Host(App):
+    def __init__(self, screen):
+        super().__init__()
+        self.browser = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.browser)
+
+
+async def _open(app, pilot):
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_sweep_matrix_places_each_instance_at_its_grid_point(tms_run):
+    d = load_toy(tms_run.root, "tms")
+    matrix, keys, values, index = sweep_matrix(d, "dims_per_feature")
+    assert keys == ["feature_probability", "dropout"]
+    assert values == [["0.05", "0.3", "1"], ["0", "0.3"]]
+    for i, r in enumerate(d.records):
+        a = values[0].index(f"{r['grid']['feature_probability']:g}")
+        b = values[1].index(f"{r['grid']['dropout']:g}")
+        assert index[a, b] == i
+        assert matrix[a, b] == pytest.approx(r["metrics"]["dims_per_feature"])
+
+
+def test_dstar_series_plots_against_one_over_one_minus_sparsity(tms_run):
+    d = load_toy(tms_run.root, "tms")
+    series = dstar_series(d)
+    assert [s["label"] for s in series] == ["dropout=0", "dropout=0.3"]
+    for s in series:
+        assert s["x"] == pytest.approx([1.0, 1 / 0.3, 1 / 0.05])
+
+
+async def test_toy_browser_shows_wtw_and_bias_of_each_instance(tms_run):
+    model = load_arrays(tms_run.results / "model.safetensors")
+    app = Host(browser_for("tms", tms_run.root))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _open(app, pilot)
+        hm = app.browser.query_one("#toy-weights", Heatmap)
+        for i in (0, 3):
+            app.browser.select_instance(i)
+            await pilot.pause()
+            W, b = model["W"][i], model["b"][i]
+            np.testing.assert_allclose(hm.matrix[:, :5], W @ W.T, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(hm.matrix[:, 6], b, rtol=1e-6)
+            assert np.isnan(hm.matrix[:, 5]).all()
+            assert hm.vmin == -hm.vmax  # diverging map, centred on 0
+        await pilot.press("]")
+        assert app.browser.instance == 4
+        bars = str(app.browser.query_one("#toy-bars").render())
+        norms = np.linalg.norm(model["W"][4], axis=-1)
+        assert f"{norms[0]:.2f}" in bars
+
+        await pilot.press("2")
+        geometry = app.browser.query_one("#toy-geometry", Scatter)
+        ends = np.array([[s.x[1], s.y[1]] for s in geometry.series[1:]])
+        np.testing.assert_allclose(ends, model["W"][4], rtol=1e-6)
+
+
+async def test_choosing_a_sweep_cell_opens_that_instance(tms_run):
+    records = read_json(tms_run.results / "instances.json")
+    app = Host(ToyBrowser(tms_run.root))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("3")
+        sweep = app.browser.query_one("#toy-sweep", Heatmap)
+        sweep.focus()
+        sweep.goto(0, 1)  # feature_probability 0.05, dropout 0.3
+        await pilot.press("enter")
+        await pilot.pause()
+        chosen = records[app.browser.instance]["grid"]
+        assert chosen == {"feature_probability": 0.05, "dropout": 0.3}
+        assert app.browser.tab == "weights"
+
+
+async def test_toy_exports_each_tab(tms_run):
+    app = Host(ToyBrowser(tms_run.root, instance=2))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("e")
+        meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
+        assert app.browser.last_export.name == "toy-weights-002.png"
+        assert meta["region"] == [0, 5, 0, 7]
+        await pilot.press("4", "e")
+        meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
+        test_loss = [r["loss"][2] for r in tms_run.read_metrics() if r["split"] == "test" and "loss" in r]
+        assert {s["label"]: s["y"] for s in meta["series"]}["test"] == pytest.approx(test_loss)
+
+
+async def test_functions_run_shows_hidden_weights_and_learned_function(functions_run):
+    model = load_arrays(functions_run.results / "model.safetensors")
+    fn = load_arrays(functions_run.results / "function.safetensors")
+    app = Host(browser_for("functions", functions_run.root))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("]")
+        hm = app.browser.query_one("#toy-weights", Heatmap)
+        np.testing.assert_allclose(hm.matrix[:, :2], model["W1"][1])
+        np.testing.assert_allclose(hm.matrix[:, 5], model["W2"][1].reshape(-1))
+        await pilot.press("2")
+        fmap = app.browser.query_one("#toy-function", Heatmap)
+        np.testing.assert_allclose(fmap.matrix[:, : fn["learned"].shape[-1]], fn["learned"][1])
