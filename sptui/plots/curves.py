@@ -68,12 +68,15 @@ class Buckets:
 
     def envelope(self, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, lo, hi) over at most `points` buckets (re-bucketed coarser for a narrow widget)."""
-        lo, hi, xf, xl = self.lo, self.hi, self.x_first, self.x_last
+        filled = np.flatnonzero(~np.isnan(self.x_first))
+        used = int(filled[-1]) + 1 if len(filled) else 0
         factor = 1
-        while self.capacity // factor > max(1, points) and factor < self.capacity:
+        while -(-used // factor) > max(1, points) and factor < self.capacity:
             factor *= 2
+        span = -(-used // factor) * factor  # the used buckets, padded to a whole number of groups
+        lo, hi, xf, xl = self.lo[:span], self.hi[:span], self.x_first[:span], self.x_last[:span]
         if factor > 1:
-            n = self.capacity // factor
+            n = span // factor
             lo = np.fmin.reduce(lo.reshape(n, factor, -1), axis=1)
             hi = np.fmax.reduce(hi.reshape(n, factor, -1), axis=1)
             xf = np.fmin.reduce(xf.reshape(n, factor), axis=1)

@@ -1,4 +1,7 @@
-"""Messages thread workers post to the UI thread. Workers never touch widgets; `@on` handlers own state."""
+"""Messages thread workers post to the UI thread. Workers never touch widgets; `@on` handlers own state.
+
+None bubble: each is handled by the widget or screen whose worker posted it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from sptui.queue import Job
 
 
 @dataclass
-class JobsLoaded(Message):
+class JobsLoaded(Message, bubble=False):
     """A fresh read of the queue (only posted when the DB changed, or on request)."""
 
     jobs: list[Job]
@@ -21,14 +24,14 @@ class JobsLoaded(Message):
 
 
 @dataclass
-class JobUpdated(Message):
+class JobUpdated(Message, bubble=False):
     """One job's row, re-read (the run screen follows a single job)."""
 
     job: Job
 
 
 @dataclass
-class MetricsArrived(Message):
+class MetricsArrived(Message, bubble=False):
     """New metric records were added to a CurveSet by a worker thread (the set itself is shared under a lock)."""
 
     records: int
@@ -36,18 +39,18 @@ class MetricsArrived(Message):
 
 
 @dataclass
-class LogLines(Message):
+class LogLines(Message, bubble=False):
     lines: list[str]
     reset: bool = False
 
 
 @dataclass
-class GpuRead(Message):
+class GpuRead(Message, bubble=False):
     status: GpuStatus
 
 
 @dataclass
-class ActionDone(Message):
+class ActionDone(Message, bubble=False):
     """A user action (cancel, requeue, submit, worker start, export) finished: text to show, error or not."""
 
     text: str

@@ -36,13 +36,13 @@ class Member:
 
 
 @dataclass
-class LoadedRuns(Message):
+class LoadedRuns(Message, bubble=False):
     records: dict[str, list[dict]]
     members: list[Member]
 
 
 @dataclass
-class CompareLines(Message):
+class CompareLines(Message, bubble=False):
     lines: list[PlotLine]
     title: str
     summary: str

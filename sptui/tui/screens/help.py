@@ -15,16 +15,23 @@ def key_label(key: str) -> str:
     return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
 
 
-def keys_table(screen: Screen, app_bindings: list[Binding]) -> Table:
-    table = Table(box=None, show_header=False, padding=(0, 2))
-    table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
-    seen = set()
+def key_rows(screen: Screen, app_bindings: list[Binding]) -> list[tuple[str, str]]:
+    """(key, what it does) for the screen's keys, then the app's."""
+    rows, seen = [], set()
     for binding in [*getattr(screen, "BINDINGS", []), *app_bindings]:
         if not isinstance(binding, Binding) or binding.key in seen or not binding.description:
             continue
         seen.add(binding.key)
-        table.add_row(key_label(binding.key), binding.description)
+        rows.append((key_label(binding.key), binding.description))
+    return rows
+
+
+def keys_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for key, description in rows:
+        table.add_row(key, description)
     return table
 
 
@@ -39,13 +46,13 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, screen: Screen, app_bindings: list[Binding]):
         super().__init__()
-        self.table = keys_table(screen, app_bindings)
+        self.rows = key_rows(screen, app_bindings)
         self.title_text = f"Keys: {type(screen).__name__.removesuffix('Screen').lower()} screen"
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(f"[b]{self.title_text}[/b]  (esc closes; ctrl+p: command palette)")
-            yield Static(self.table, id="help-keys")
+            yield Static(keys_table(self.rows), id="help-keys")
 
     async def action_dismiss(self, result=None) -> None:
         self.dismiss(None)

@@ -26,14 +26,14 @@ MAX_PREVIEW_ROWS = 40
 
 
 @dataclass
-class Preview(Message):
+class Preview(Message, bubble=False):
     path: Path
     specs: list[JobSpec] | None
     error: str | None
 
 
 @dataclass
-class Submitted(Message):
+class Submitted(Message, bubble=False):
     text: str | None
     error: str | None
     duplicate: bool = False

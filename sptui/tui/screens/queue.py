@@ -155,7 +155,7 @@ class QueueScreen(Screen):
         if job is not None:
             from sptui.tui.screens.run import RunScreen
 
-            self.app.push_screen(RunScreen(self.root, job))
+            self.app.push_screen(RunScreen(self.root, job, poll_interval=self.poll_interval / 2))
 
     def action_submit(self) -> None:
         from sptui.tui.screens.picker import PickerScreen

@@ -34,7 +34,7 @@ FILES_EVERY = 2.0
 
 
 @dataclass
-class FilesListed(Message):
+class FilesListed(Message, bubble=False):
     files: list[tuple[str, int]]
 
 

@@ -1,0 +1,131 @@
+"""The curve store behind the live plots (sptui/plots/curves.py): downsampling that loses no extremes,
+costs the same for a long run as a short one, and a PNG export from the raw file."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sptui.errors import SptuiError
+from sptui.plots.curves import MAX_LINES, Buckets, CurveSet, downsample, export_png, raw_series
+from sptui.runs import MetricsTail
+
+
+def brute_force(steps, values, width, capacity):
+    """Min/max per bucket computed the obvious way, for comparison."""
+    index = (steps // width).astype(int)
+    lo = np.full(capacity, np.nan)
+    hi = np.full(capacity, np.nan)
+    for i, v in zip(index, values):
+        lo[i] = v if np.isnan(lo[i]) else min(lo[i], v)
+        hi[i] = v if np.isnan(hi[i]) else max(hi[i], v)
+    return lo, hi
+
+
+def test_buckets_keep_every_bucket_min_and_max_as_they_merge():
+    rng = np.random.default_rng(0)
+    steps = np.sort(rng.choice(100_000, size=5_000, replace=False)).astype(float)
+    values = rng.normal(size=5_000)
+    b = Buckets(1, capacity=64)
+    for chunk in np.array_split(np.arange(5_000), 37):  # arrives in uneven pieces, as from a live file
+        b.add(steps[chunk], values[chunk, None])
+    assert b.width >= 100_000 / 64 and b.width == 2 ** int(np.log2(b.width))
+    lo, hi = brute_force(steps, values, b.width, 64)
+    np.testing.assert_array_equal(b.lo[:, 0], lo)
+    np.testing.assert_array_equal(b.hi[:, 0], hi)
+    assert b.count == 5_000
+
+
+def test_envelope_size_is_bounded_and_keeps_global_extremes():
+    b = Buckets(2, capacity=1024)
+    n = 200_000
+    steps = np.arange(n, dtype=float)
+    values = np.stack([np.sin(steps / 1000), np.cos(steps / 777)], axis=1)
+    values[123_456, 0] = 50.0  # a single spike must survive any amount of downsampling
+    b.add(steps, values)
+    x, lo, hi = b.envelope(points=100)
+    assert len(x) <= 100
+    assert hi[:, 0].max() == 50.0
+    assert lo[:, 1].min() == values[:, 1].min()
+    assert np.all(np.diff(x) > 0)
+
+
+def records(n, instances=1, split="train", start=1):
+    for s in range(start, start + n):
+        value = [1.0 / s + i for i in range(instances)] if instances > 1 else 1.0 / s
+        yield {"step": s, "time": 0.0, "split": split, "loss": value}
+
+
+def test_curveset_draws_each_instance_then_falls_back_to_mean_and_envelope():
+    few = CurveSet()
+    few.add(records(50, instances=3))
+    few.add(records(50, instances=3, split="test"))
+    labels = [line.label for line in few.lines("loss", points=40)]
+    assert labels == ["test #0", "test #1", "test #2", "train #0", "train #1", "train #2"]
+
+    many = CurveSet()
+    many.add(records(50, instances=MAX_LINES + 4))
+    lines = {line.label: line for line in many.lines("loss", points=200)}
+    assert set(lines) == {f"train mean of {MAX_LINES + 4}", "train min", "train max"}
+    mean = lines[f"train mean of {MAX_LINES + 4}"]
+    # loss at step s is 1/s + i: the mean over i = 0..9 is 1/s + 4.5
+    assert mean.y[0] == pytest.approx(1.0 + 4.5)
+    assert lines["train max"].y[-1] == pytest.approx(1 / 50 + MAX_LINES + 3)
+
+
+def test_curveset_skips_what_is_not_a_curve_and_handles_missing_values():
+    cs = CurveSet()
+    cs.add([
+        {"step": 1, "split": "test", "loss": [0.5, None], "per_feature": [[1, 2], [3, 4]], "note": "x", "ok": True},
+        {"step": 2, "split": "test", "loss": [0.25, 0.1]},
+        {"time": 3.0, "split": "test", "loss": [9, 9]},  # no step: not plottable
+    ])
+    assert cs.metrics() == ["loss"]
+    lines = {line.label: line for line in cs.lines("loss", points=10)}
+    assert lines["test #1"].x == [2.0] and lines["test #1"].y == [0.1]
+    assert lines["test #0"].y == [0.5, 0.25]
+
+
+def test_log_scale_drops_values_a_log_axis_cannot_show():
+    cs = CurveSet()
+    cs.add([{"step": s, "split": "train", "gap": v} for s, v in enumerate([1.0, 0.0, -2.0, 3.0])])
+    assert cs.lines("gap", 10, log_scale=False)[0].y == [1.0, 0.0, -2.0, 3.0]
+    assert cs.lines("gap", 10, log_scale=True)[0].y == [1.0, 3.0]
+
+
+def test_update_cost_does_not_grow_with_history(tmp_path):
+    """A poll after a long history reads only the new bytes and draws no more points than after a short one."""
+    path = tmp_path / "metrics.jsonl"
+    with open(path, "w") as f:
+        for rec in records(100_000, instances=2):
+            f.write(json.dumps(rec) + "\n")
+    tail, cs = MetricsTail(path), CurveSet()
+    cs.add(tail.poll())
+    offset = tail.offset
+    with open(path, "a") as f:
+        for rec in records(10, instances=2, start=100_001):
+            f.write(json.dumps(rec) + "\n")
+    new = tail.poll()
+    assert len(new) == 10 and tail.offset - offset == path.stat().st_size - offset
+    cs.add(new)
+    long_points = sum(len(line.x) for line in cs.lines("loss", points=120))
+    short = CurveSet()
+    short.add(records(500, instances=2))
+    assert long_points <= 2 * 2 * 120
+    assert cs.series[("loss", "train")].lo.shape == short.series[("loss", "train")].lo.shape
+
+
+def test_downsample_of_one_column():
+    xs, ys = downsample(np.arange(10_000), np.linspace(0, 1, 10_000), points=50)
+    assert len(xs) <= 100 and min(ys) == 0.0 and max(ys) == 1.0
+
+
+def test_export_png_from_raw_records(tmp_path):
+    recs = list(records(300, instances=3)) + list(records(300, instances=3, split="test"))
+    out = export_png(recs, "loss", tmp_path / "plots" / "curves-loss.png", log_scale=True)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+    steps, values = raw_series(recs, "loss")["test"]
+    assert values.shape == (300, 3) and steps[-1] == 300
+    with pytest.raises(SptuiError, match='no values of metric "acc"'):
+        export_png(recs, "acc", tmp_path / "x.png")

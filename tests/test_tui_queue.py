@@ -1,0 +1,222 @@
+"""Pilot tests of the queue screen: a real queue DB, real keys, assertions on the DB and on the table."""
+
+import itertools
+import os
+import signal
+import time
+from dataclasses import replace
+
+import pytest
+
+from sptui.queue import Queue, own_identity
+from sptui.spec import parse_text
+from sptui.tui.app import SptuiApp
+from sptui.tui.messages import JobsLoaded
+from sptui.tui.screens.compare import CompareScreen
+from sptui.tui.screens.help import HelpScreen
+from sptui.tui.screens.run import RunScreen
+
+SLOW_POLL = 3600.0  # timers never fire during a test: every refresh below is explicit
+SEEDS = itertools.count()  # distinct specs, so the queue's duplicate check never refuses them
+
+
+def tms_specs(names, steps=50):
+    text = "".join(f'[[job]]\nkind = "tms"\nname = "{n}"\nsteps = {steps}\nseed = {next(SEEDS)}\n' for n in names)
+    return parse_text(text, "test.toml")
+
+
+def make_jobs(root, names):
+    with Queue(root) as q:
+        return q.submit(tms_specs(names))
+
+
+async def settle(app, pilot):
+    """Let thread workers finish and their messages be handled (no sleeps)."""
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def state_cell(table, job_id):
+    return str(table.get_cell(str(job_id), "state"))
+
+
+async def test_lists_every_run_with_state_and_progress(artifacts):
+    jobs = make_jobs(artifacts, ["alpha", "beta", "gamma"])
+    with Queue(artifacts) as q:
+        pid, start = own_identity()
+        claimed = q.claim(pid, start)
+        q.progress(claimed.id, 25, 50)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        assert table.row_count == 3
+        assert [str(table.get_cell(str(j.id), "name")) for j in jobs] == ["alpha", "beta", "gamma"]
+        assert state_cell(table, claimed.id) == "running"
+        assert str(table.get_cell(str(claimed.id), "progress")).startswith("25/50")
+        assert state_cell(table, jobs[1].id) == "queued"
+        assert "3 runs" in str(app.screen.query_one("#queue-summary").render())
+
+
+async def test_cancel_requeue_and_priority_keys_change_the_queue(artifacts):
+    jobs = make_jobs(artifacts, ["a", "b"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        assert table.selected_job().id == jobs[0].id
+        await pilot.press("c")
+        await settle(app, pilot)
+        with Queue(artifacts) as q:
+            assert q.get(jobs[0].id).state == "cancelled"
+        assert state_cell(table, jobs[0].id) == "cancelled"
+
+        await pilot.press("R")
+        await settle(app, pilot)
+        with Queue(artifacts) as q:
+            assert q.get(jobs[0].id).state == "queued"
+
+        await pilot.press("plus", "plus", "minus")
+        await settle(app, pilot)
+        with Queue(artifacts) as q:
+            assert q.get(jobs[0].id).priority == 1
+        assert str(table.get_cell(str(jobs[0].id), "prio")) == "1"
+
+
+async def test_refused_action_is_a_one_line_error_not_a_crash(artifacts):
+    make_jobs(artifacts, ["a"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("R")  # a queued job cannot be requeued
+        await settle(app, pilot)
+        status = app.screen.query_one("#status")
+        assert "only failed, cancelled, interrupted jobs can be requeued" in str(status.render())
+        assert status.has_class("error")
+        assert app.is_running
+
+
+async def test_changes_by_other_processes_appear_and_no_change_posts_nothing(artifacts):
+    make_jobs(artifacts, ["a"])
+    loads = []
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30), message_hook=lambda m: loads.append(m) if isinstance(m, JobsLoaded) else None) as pilot:
+        await settle(app, pilot)
+        assert len(loads) == 1
+        app.screen.refresh_jobs()
+        await settle(app, pilot)
+        assert len(loads) == 1  # data_version unchanged: the rows were not read again
+        make_jobs(artifacts, ["from-the-cli"])  # another connection commits
+        app.screen.refresh_jobs()
+        await settle(app, pilot)
+        assert len(loads) == 2
+        assert app.screen.table.row_count == 2
+
+
+async def test_filter_and_sort(artifacts):
+    jobs = make_jobs(artifacts, ["toy-a", "toy-b", "other"])
+    with Queue(artifacts) as q:
+        q.cancel(jobs[1].id)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        await pilot.press("slash", *"state:cancelled")
+        await pilot.pause()
+        assert table.visible_ids == [jobs[1].id]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.visible_ids == [j.id for j in jobs]
+        await pilot.press("s")  # id -> newest first
+        await pilot.pause()
+        assert table.visible_ids == [j.id for j in reversed(jobs)]
+        assert "sort: newest" in str(app.screen.query_one("#queue-summary").render())
+
+
+async def test_open_run_help_and_compare_marked_runs(artifacts):
+    jobs = make_jobs(artifacts, ["a", "b", "c"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        keys = dict(app.screen.rows)
+        assert keys["c"] == "Cancel" and keys["R"] == "Requeue" and keys["+"] == "Prio+" and keys["q"] == "Quit"
+        await pilot.press("escape")
+        await pilot.press("C")  # nothing marked yet
+        await pilot.pause()
+        assert "mark runs with space" in str(app.screen.query_one("#status").render())
+        await pilot.press("space", "down", "down", "space")
+        await pilot.press("C")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        assert [j.id for j in app.screen.jobs] == [jobs[0].id, jobs[2].id]
+        await pilot.press("escape", "up", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunScreen) and app.screen.job.id == jobs[1].id
+
+
+async def test_a_thousand_runs_load_and_update_in_place(artifacts):
+    (base,) = tms_specs(["run"])
+    with Queue(artifacts) as q:  # one parsed spec, varied: parsing 1,000 job tables is not what is tested here
+        q.submit([replace(base, name=f"run-{i}", params={**base.params, "seed": 10_000 + i}) for i in range(1000)])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        assert table.row_count == 1000
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        last = table.selected_job()
+        assert last.name == "run-999"
+        with Queue(artifacts) as q:
+            q.cancel(last.id)
+        app.screen.refresh_jobs()
+        await settle(app, pilot)
+        assert state_cell(table, last.id) == "cancelled"
+        assert table.selected_job().id == last.id  # the cursor stays on the same run
+
+
+async def test_start_worker_starts_one_that_outlives_the_app(artifacts):
+    app = SptuiApp(artifacts, device="cpu", poll_interval=SLOW_POLL)
+    pid = None
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("w")
+            await settle(app, pilot)
+            status = str(app.screen.query_one("#status").render())
+            assert status.startswith("started worker pid")
+            pid = int(status.split("pid ")[1].split()[0])
+        # the app has quit; the worker registers itself and keeps running
+        deadline = time.monotonic() + 60
+        with Queue(artifacts) as q:
+            while not q.live_workers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [w["pid"] for w in q.live_workers()] == [pid]
+        app2 = SptuiApp(artifacts, device="cpu", poll_interval=SLOW_POLL)
+        async with app2.run_test(size=(120, 30)) as pilot:
+            await settle(app2, pilot)
+            assert f"worker pid {pid}" in str(app2.screen.query_one("#queue-workers").render())
+            await pilot.press("w")
+            await settle(app2, pilot)
+            assert "already running" in str(app2.screen.query_one("#status").render())
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_small_and_large_terminals(artifacts, size):
+    make_jobs(artifacts, ["a-rather-long-job-name-that-must-not-break-the-layout"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        assert app.screen.table.row_count == 1
+        assert app.screen.table.size.height >= size[1] - 6
