@@ -152,11 +152,12 @@ class NeuroscopeResults:
         offsets = self.acts[f"{L}{kind}_offsets"]
         width = len(values)
         quantiles = self.topk["sample_quantiles"] if kind == "sample" else None
-        out = []
+        out, seen = [], set()
         for slot in range(width):
             text_id = int(text_ids[slot])
-            if text_id < 0:
-                continue  # fewer texts than slots
+            if text_id < 0 or (kind == "sample" and text_id in seen):
+                continue  # fewer texts than slots, or two quantiles landing on the same sampled text
+            seen.add(text_id)
             entry = index * width + slot
             acts = self.acts.slice(f"{L}{kind}_acts", offsets[entry], offsets[entry + 1]).astype(np.float32)
             out.append(Example(text_id=text_id, token_ids=self.text_tokens(text_id), acts=acts,

@@ -1,0 +1,140 @@
+"""The Neuroscope static site (checked in real headless Chromium), the terminal view and run resolution."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from sptui.errors import SptuiError
+from sptui.neuroscope.show import show_neuron
+from sptui.neuroscope.site import export_site
+from sptui.neuroscope.store import NeuroscopeResults, resolve_run
+from tests.test_neuroscope import job, make_corpus, make_model, run_job
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    model = make_model(tmp / "model")
+    corpus = make_corpus(tmp / "stories.txt", n=60, seed=1)
+    run = run_job(job(model, corpus, layers=[0, 1], top_k=3), tmp / "runs" / "ns-0001")
+    return run.root
+
+
+@pytest.fixture(scope="module")
+def site(scanned, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    index = export_site(scanned, out)
+    return index, out
+
+
+def chromium_dom(url: str, tmp_path: Path) -> str:
+    profile = tmp_path / f"profile-{abs(hash(url))}"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+         "--disable-sync", "--disable-component-update", f"--user-data-dir={profile}", "--virtual-time-budget=3000",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_every_page_exists_and_every_link_resolves_offline(site):
+    index, out = site
+    assert index == out / "index.html"
+    pages = sorted(out.rglob("*.html"))
+    assert len(pages) == 1 + 2 * (1 + 48)  # index, and per layer an index + 48 neuron pages
+    for page in pages:
+        text = page.read_text()
+        assert not re.search(r'(src|href)="(https?:)?//', text), f"{page} reaches the network"
+        for href in re.findall(r'href="([^"#]+)"', text):
+            assert (page.parent / href).resolve().exists(), f"{page}: broken link {href}"
+    first = (out / "L0" / "0.html").read_text()
+    assert 'id="prev" href="../L1/47.html"' in first  # navigation wraps around across layers
+    assert 'id="next" href="1.html"' in first
+
+
+@needs_chromium
+def test_neuron_page_renders_coloured_texts_in_chromium(site, scanned, tmp_path):
+    _, out = site
+    results = NeuroscopeResults(scanned)
+    neuron = results.neuron(1, 5)
+    dom = chromium_dom((out / "L1" / "5.html").as_uri(), tmp_path)
+    assert 'data-rendered="1"' in dom
+    examples = re.findall(r'<div class="example">(.*?)</div></div>', dom, flags=re.S)
+    assert len(examples) == len(neuron.top) + len(neuron.samples)
+    for example, expected in zip(examples, neuron.top + neuron.samples):
+        spans = re.findall(r'<span class="tok( max)?"([^>]*)>(.*?)</span>', example, flags=re.S)
+        start = max(0, expected.max_position - 24)
+        stop = min(len(expected.token_ids), expected.max_position + 9)
+        assert len(spans) == stop - start  # a window around the max token
+        maxed = [(style, text) for is_max, style, text in spans if is_max]
+        token = results.token_string(int(expected.token_ids[expected.max_position]))
+        assert len(maxed) == 1 and html.unescape(maxed[0][1]) == token
+    # the shared colour scale: the best text's max token is the one at full strength
+    top_max_style = re.search(r'<span class="tok max"([^>]*)>', examples[0]).group(1)
+    assert "rgb(255, 120, 0)" in top_max_style
+    assert dom.count("rgb(255, 120, 0)") == 1
+
+    full = chromium_dom((out / "L1" / "5.html").as_uri() + "#full", tmp_path)
+    spans = re.findall(r'<span class="tok( max)?"', full)
+    assert len(spans) == sum(len(e.token_ids) for e in neuron.top + neuron.samples)
+
+
+@needs_chromium
+def test_layer_index_and_screenshot_render_in_chromium(site, tmp_path):
+    _, out = site
+    dom = chromium_dom((out / "L0" / "index.html").as_uri(), tmp_path)
+    assert len(re.findall(r'<a href="\d+\.html">', dom)) == 48
+    shot = tmp_path / "page.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'shot-profile'}", "--window-size=1200,1600",
+                    f"--screenshot={shot}", (out / "L0" / "3.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_show_prints_the_neuron_with_coloured_tokens(scanned):
+    results = NeuroscopeResults(scanned)
+    neuron = results.neuron(0, 11)
+    console = Console(record=True, width=160, color_system="truecolor", force_terminal=True)
+    show_neuron(scanned, 11, 0, console)
+    plain = console.export_text(clear=False)
+    assert "Layer 0 · Neuron 11" in plain
+    assert repr(results.token_string(neuron.logit_top[0][0])) in plain
+    assert f"L{neuron.similar[0][0]} N{neuron.similar[0][1]}" in plain
+    assert plain.count("#") >= len(neuron.top)
+    for example in neuron.top:
+        assert f"{example.max_value:7.3f}" in plain
+    coloured = console.export_text(styles=True)
+    best = neuron.top[0]
+    token = results.token_string(int(best.token_ids[best.max_position]))
+    underlined = re.compile(r"\x1b\[(?:[0-9]+;)*4(?:;[0-9]+)*m" + re.escape(token))
+    assert underlined.search(coloured), "the max token is not underlined"
+    assert "48;2;255;120;0m" + token in coloured  # full-strength orange on the best text's max token
+
+
+def test_show_and_resolve_give_clear_errors(scanned, artifacts):
+    with pytest.raises(SptuiError, match="--layer"):
+        show_neuron(scanned, 3, None, Console())
+    with pytest.raises(SptuiError, match="out of range"):
+        show_neuron(scanned, 48, 0, Console())
+    with pytest.raises(SptuiError, match="not scanned"):
+        show_neuron(scanned, 1, 7, Console())
+    with pytest.raises(SptuiError, match="no run"):
+        resolve_run("nope-0001")
+    (artifacts / "runs" / "half").mkdir(parents=True)
+    with pytest.raises(SptuiError, match="not a finished neuroscope run"):
+        resolve_run("half")
+    shutil.copytree(scanned, artifacts / "runs" / "ns-0001")
+    assert resolve_run("ns-0001") == (artifacts / "runs" / "ns-0001").resolve()
+    assert resolve_run(str(scanned / "results")) == scanned.resolve()
