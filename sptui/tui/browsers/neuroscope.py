@@ -1,0 +1,277 @@
+"""Neuroscope runs: find neurons, then read one: its top texts with tokens coloured by activation (one
+colour range shared by the texts), its activation histogram, its direct logit effect and its neighbours.
+
+Left: the neurons of one layer, sortable by index, max activation or density (s), filtered by the search
+box (/): a number jumps to that neuron, text keeps the neurons whose top logit token contains it.
+Right: the neuron. l: next layer · f: full texts / a window around the max · enter on a neighbour opens it
+· backspace: the neuron before · e: export PNG (the top texts' activations as a heatmap, same colours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from sptui.errors import SptuiError
+from sptui.plots.screen_export import export_heatmap
+from sptui.tui.browsers.base import BrowserScreen
+from sptui.tui.widgets.heatmap import LEVELS, colormap_256, fmt
+
+BEFORE, AFTER = 24, 8  # tokens shown around the max (as on the Neuroscope site)
+SORTS = ["index", "max", "density"]
+TEXT_CMAP, NEGATIVE_CMAP = "Oranges", "Blues"
+
+
+@dataclass
+class Overview:
+    layer: int
+    columns: dict[str, np.ndarray]  # max, mean, density, top_logit, bottom_logit per neuron
+    top_tokens: list[str]
+
+
+def token_style(value: float, scale: float) -> Style | None:
+    """Background by activation / scale on a 256-colour-safe map (orange up, blue down), black text."""
+    strength = min(abs(value) / max(scale, 1e-9), 1.0)
+    if strength < 0.05:
+        return None
+    cmap = colormap_256(TEXT_CMAP if value >= 0 else NEGATIVE_CMAP)
+    level = int(strength * (LEVELS - 1)) if value >= 0 else int(0.6 * strength * (LEVELS - 1))
+    return Style(bgcolor=f"color({cmap.ansi[level]})", color="black")
+
+
+def example_window(example, full: bool) -> tuple[int, int]:
+    if full:
+        return 0, len(example.token_ids)
+    return max(0, example.max_position - BEFORE), min(len(example.token_ids), example.max_position + AFTER + 1)
+
+
+def example_text(results, example, label: str, scale: float, full: bool) -> Text:
+    start, stop = example_window(example, full)
+    line = Text(f"{label} {example.max_value:7.3f}  ", style="dim")
+    if start > 0:
+        line.append("…")
+    for i in range(start, stop):
+        token = results.token_string(int(example.token_ids[i])).replace("\n", "↵")
+        style = token_style(float(example.acts[i]), scale)
+        if i == example.max_position:
+            style = (style or Style()) + Style(underline=True, bold=True)
+        line.append(token, style=style)
+    if stop < len(example.token_ids):
+        line.append("…")
+    return line
+
+
+def window_matrix(neuron) -> np.ndarray:
+    """The top texts' activations around each max, aligned on the max token: [texts, BEFORE+1+AFTER], NaN padded."""
+    out = np.full((len(neuron.top), BEFORE + 1 + AFTER), np.nan, dtype=np.float32)
+    for r, e in enumerate(neuron.top):
+        start, stop = example_window(e, full=False)
+        offset = BEFORE - (e.max_position - start)
+        out[r, offset: offset + stop - start] = e.acts[start:stop]
+    return out
+
+
+def sorted_neurons(columns: dict[str, np.ndarray], sort: str) -> np.ndarray:
+    n = len(columns["max"])
+    if sort == "index":
+        return np.arange(n)
+    return np.argsort(-np.nan_to_num(columns[sort], nan=-np.inf), kind="stable")
+
+
+class NeuroscopeBrowser(BrowserScreen):
+    KIND_TITLE = "neuroscope"
+    DEFAULT_CSS = """
+    NeuroscopeBrowser #ns-left { width: 44; }
+    NeuroscopeBrowser #ns-search { height: 3; }
+    NeuroscopeBrowser #ns-table { height: 1fr; }
+    NeuroscopeBrowser #ns-neighbours { height: auto; max-height: 10; }
+    NeuroscopeBrowser #ns-detail { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("slash", "search", "search"),
+        Binding("s", "sort", "sort"),
+        Binding("l", "layer", "next layer"),
+        Binding("f", "full", "full texts"),
+        Binding("backspace", "back", "previous neuron"),
+    ]
+
+    def __init__(self, run_dir, layer: int | None = None, neuron: int = 0):
+        super().__init__(run_dir)
+        self.current_layer, self.neuron_index = layer, neuron
+        self.sort, self.full, self.history = "index", False, []
+        self.results = None
+        self.neuron = None
+        self.overview: Overview | None = None
+        self.filter = ""
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="browser-body"):
+            with Vertical(id="ns-left"):
+                yield Input(placeholder="/ neuron number or logit token", id="ns-search")
+                yield DataTable(id="ns-table", cursor_type="row", zebra_stripes=True)
+            with Vertical():
+                with VerticalScroll(id="ns-detail"):
+                    yield Static("", id="ns-header")
+                    yield Static("", id="ns-texts")
+                yield OptionList(id="ns-neighbours")
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self):
+        from sptui.neuroscope.store import NeuroscopeResults, resolve_run
+
+        results = NeuroscopeResults(resolve_run(str(self.run.root)))
+        layer = self.current_layer if self.current_layer is not None else results.layers[0]
+        layer = results.check(layer, self.neuron_index)
+        return results, self._read_layer(results, layer), results.neuron(layer, self.neuron_index)
+
+    @staticmethod
+    def _read_layer(results, layer: int) -> Overview:
+        cols = results.layer_overview(layer)
+        return Overview(layer, cols, [results.token_string(int(t)) for t in cols["top_logit"]])
+
+    def show(self, data) -> None:
+        self.results, overview, neuron = data
+        self._show_layer(overview)
+        self._show_neuron(neuron)
+        self.query_one("#ns-table", DataTable).focus()
+        self.status("/ search · s sort (index, max, density) · l layer · f full texts · enter opens · "
+                    "backspace back · e export PNG")
+
+    def _show_layer(self, overview: Overview) -> None:
+        self.overview, self.current_layer = overview, overview.layer
+        table = self.query_one("#ns-table", DataTable)
+        if not table.columns:
+            table.add_columns("neuron", "max", "density", "top logit")
+        self._fill_table()
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#ns-table", DataTable)
+        table.clear()
+        ov = self.overview
+        rows = self.listed()
+        for i in rows[:2000]:  # a list longer than a screenful is for scrolling; the search finds the rest
+            table.add_row(str(i), fmt(float(ov.columns["max"][i])), f"{float(ov.columns['density'][i]):.3f}",
+                          repr(ov.top_tokens[i]), key=str(i))
+        table.border_title = f"layer {ov.layer} · {len(rows)} neurons · sorted by {self.sort}"
+
+    def listed(self) -> list[int]:
+        """Neurons of the current layer in the list's order, after the search filter."""
+        order = sorted_neurons(self.overview.columns, self.sort).tolist()
+        if self.filter and not self.filter.isdigit():
+            needle = self.filter.lower()
+            order = [i for i in order if needle in self.overview.top_tokens[i].lower()]
+        return order
+
+    def open_neuron(self, layer: int, index: int, remember: bool = True) -> None:
+        """Show another neuron (reading it is small: only its own slices of the result files)."""
+        try:
+            layer = self.results.check(layer, index)
+            neuron = self.results.neuron(layer, index)
+        except SptuiError as e:
+            self.notify(str(e), severity="warning")
+            return
+        if remember and self.neuron is not None:
+            self.history.append((self.neuron.layer, self.neuron.index))
+        if layer != self.current_layer:
+            self._show_layer(self._read_layer(self.results, layer))
+        self._show_neuron(neuron)
+
+    def _show_neuron(self, neuron) -> None:
+        from sptui.neuroscope.show import histogram_line
+
+        self.neuron, self.neuron_index = neuron, neuron.index
+        r, s = self.results, neuron.stats
+        header = Text.assemble(
+            (f"Layer {neuron.layer} · Neuron {neuron.index}", "bold"), f" of {neuron.d_mlp} · {r.summary.get('model', '')}\n",
+            ("max ", "dim"), fmt(s["max"]), ("   mean ", "dim"), fmt(s["mean"]), ("   std ", "dim"), fmt(s["std"]),
+            ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   tokens ", "dim"), f"{int(s['count']):,}\n")
+        header.append_text(histogram_line(neuron.counts, neuron.edges))
+        header.append("\n\ndirect logit effect (W_out @ W_U)\n", style="bold")
+        for (t1, v1), (t2, v2) in zip(neuron.logit_top, neuron.logit_bottom):
+            header.append(f"  {repr(r.token_string(t1)):<18} {v1:+.3f}", style="green")
+            header.append(f"    {repr(r.token_string(t2)):<18} {v2:+.3f}\n", style="red")
+        self.query_one("#ns-header", Static).update(header)
+        self._show_texts()
+        neighbours = self.query_one("#ns-neighbours", OptionList)
+        neighbours.clear_options()
+        neighbours.add_options(
+            [Option(f"similar   L{l} N{n}  cos {c:+.3f}", id=f"{l}:{n}") for l, n, c in neuron.similar]
+            + [Option(f"opposite  L{l} N{n}  cos {c:+.3f}", id=f"{l}:{n}") for l, n, c in neuron.dissimilar])
+        neighbours.border_title = "neighbours by W_out cosine (enter opens)"
+        self.query_one("#browser-title", Static).update(
+            f"neuroscope · {self.run.run_id} · layer {neuron.layer} neuron {neuron.index}")
+
+    def _show_texts(self) -> None:
+        n = self.neuron
+        text = Text(f"Top {len(n.top)} texts", style="bold underline")
+        text.append(f"  colour: activation / {n.colour_max:.3g}; the max token is underlined"
+                    f"{'' if self.full else '; f: full texts'}\n", style="dim")
+        for i, e in enumerate(n.top):
+            text.append_text(example_text(self.results, e, f"#{i + 1:<3}", n.colour_max, self.full))
+            text.append("\n")
+        if n.samples:
+            text.append("Samples at quantiles of per-text max activation\n", style="bold underline")
+            for e in n.samples:
+                text.append_text(example_text(self.results, e, f"q{e.quantile:<4g}", n.colour_max, self.full))
+                text.append("\n")
+        self.query_one("#ns-texts", Static).update(text)
+
+    # ------------------------------------------------------------------ events and actions
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.open_neuron(self.current_layer, int(event.row_key.value))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        layer, index = (int(x) for x in event.option.id.split(":"))
+        self.open_neuron(layer, index)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        query = event.value.strip()
+        self.filter = query
+        if query.isdigit():
+            self.open_neuron(self.current_layer, int(query))
+        self._fill_table()
+        self.query_one("#ns-table", DataTable).focus()
+
+    def action_search(self) -> None:
+        self.query_one("#ns-search", Input).focus()
+
+    def action_sort(self) -> None:
+        if self.overview is not None:
+            self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+            self._fill_table()
+
+    def action_layer(self) -> None:
+        if self.results is not None:
+            layers = self.results.layers
+            self.open_neuron(layers[(layers.index(self.current_layer) + 1) % len(layers)], self.neuron_index)
+
+    def action_full(self) -> None:
+        if self.neuron is not None:
+            self.full = not self.full
+            self._show_texts()
+
+    def action_back(self) -> None:
+        if self.history:
+            self.open_neuron(*self.history.pop(), remember=False)
+
+    def export(self, plots: Path) -> Path:
+        n = self.neuron
+        matrix = window_matrix(n)
+        if matrix.size == 0:
+            raise SptuiError("this neuron has no top texts to export")
+        return export_heatmap(
+            plots / f"neuroscope-L{n.layer}-N{n.index}.png", matrix, (0, matrix.shape[0], 0, matrix.shape[1]),
+            vmin=0.0, vmax=n.colour_max, cmap=TEXT_CMAP,
+            title=f"{self.run.run_id}: layer {n.layer} neuron {n.index}, top texts around the max token",
+            row_label="top text rank", col_label="token offset from the max", row_offset=1, col_offset=-BEFORE)

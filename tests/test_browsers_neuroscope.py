@@ -1,0 +1,99 @@
+"""The Neuroscope browser on a real tiny scan (a random 2-layer model over a small corpus)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from textual.app import App
+from textual.widgets import DataTable, OptionList
+
+from sptui.neuroscope.store import NeuroscopeResults
+from sptui.tui.browsers import browser_for
+from sptui.tui.browsers.neuroscope import BEFORE, NeuroscopeBrowser, sorted_neurons, window_matrix
+from tests.test_neuroscope import job, make_corpus, make_model, run_job
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ns-browser")
+    model_dir = make_model(tmp / "model")
+    corpus = make_corpus(tmp / "stories.txt", n=40)
+    return run_job(job(model_dir, corpus, token_budget=3000), tmp / "run")
+
+
+class Host(App):
+    def __init__(self, screen):
+        super().__init__()
+        self.browser = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.browser)
+
+
+async def _open(app, pilot):
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_sorting_by_max_and_density_is_descending():
+    cols = {"max": np.array([0.5, 2.0, np.nan, 1.0]), "density": np.array([0.1, 0.0, 0.3, 0.2])}
+    assert sorted_neurons(cols, "index").tolist() == [0, 1, 2, 3]
+    assert sorted_neurons(cols, "max").tolist() == [1, 3, 0, 2]
+    assert sorted_neurons(cols, "density").tolist() == [2, 3, 0, 1]
+
+
+async def test_lists_neurons_sorted_and_opens_one(scan):
+    results = NeuroscopeResults(scan.root)
+    app = Host(browser_for("neuroscope", scan.root))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _open(app, pilot)
+        screen = app.browser
+        table = screen.query_one("#ns-table", DataTable)
+        assert table.row_count == results.d_mlp
+        await pilot.press("s")  # sort by max activation
+        maxes = results.layer_overview(0)["max"]
+        first = int(table.get_row_at(0)[0])
+        assert maxes[first] == maxes.max()
+        table.focus()
+        await pilot.press("down", "enter")
+        second = int(table.get_row_at(1)[0])
+        assert screen.neuron.index == second and screen.neuron.layer == 0
+        texts = str(screen.query_one("#ns-texts").render())
+        top = screen.neuron.top[0]
+        assert results.token_string(int(top.token_ids[top.max_position])).replace("\n", "↵") in texts
+
+
+async def test_search_neighbours_layers_and_back(scan):
+    app = Host(NeuroscopeBrowser(scan.root, layer=1, neuron=5))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _open(app, pilot)
+        screen = app.browser
+        assert (screen.neuron.layer, screen.neuron.index) == (1, 5)
+        await pilot.press("slash", "1", "7", "enter")
+        assert screen.neuron.index == 17
+        neighbours = screen.query_one("#ns-neighbours", OptionList)
+        want = screen.neuron.similar[0]
+        neighbours.focus()
+        neighbours.highlighted = 0
+        await pilot.press("enter")
+        assert (screen.neuron.layer, screen.neuron.index) == (want[0], want[1])
+        await pilot.press("backspace")
+        assert (screen.neuron.layer, screen.neuron.index) == (1, 17)
+        await pilot.press("l")
+        assert screen.neuron.layer == 0 and screen.query_one("#ns-table", DataTable).row_count > 0
+
+
+async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan):
+    app = Host(NeuroscopeBrowser(scan.root, layer=0, neuron=3))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("e")
+        neuron = app.browser.neuron
+        meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
+        assert meta["vmin"] == 0 and meta["vmax"] == pytest.approx(neuron.colour_max)
+        matrix = window_matrix(neuron)
+        assert meta["region"] == [0, len(neuron.top), 0, matrix.shape[1]]
+        # every row is aligned on its max token, which holds that text's max activation
+        np.testing.assert_allclose(matrix[:, BEFORE], [e.max_value for e in neuron.top], rtol=1e-2, atol=1e-3)
