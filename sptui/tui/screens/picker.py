@@ -75,6 +75,7 @@ class PickerScreen(Screen[str | None]):
         self.specs: list[JobSpec] | None = None
         self.error: str | None = None
         self.duplicate = False
+        self.summary = ""  # the preview's first line
 
     def compose(self) -> ComposeResult:
         where = str(self.jobs_dir) if self.jobs_dir else "(no jobs/ folder)"
@@ -131,12 +132,13 @@ class PickerScreen(Screen[str | None]):
         self.specs, self.error = message.specs, message.error
         preview = self.query_one("#picker-preview", Static)
         if message.error:
+            self.summary = "invalid: nothing will be queued"
             preview.update(Text("invalid: nothing will be queued\n\n", style="bold red") + Text(message.error, style="red"))
         else:
             specs = message.specs or []
             instances = sum(len(s.grid()) for s in specs)
-            head = Text(f"{message.path.name}: {len(specs)} job(s), {instances} model instance(s); enter queues them\n",
-                        style="bold green")
+            self.summary = f"{message.path.name}: {len(specs)} job(s), {instances} model instance(s); enter queues them"
+            head = Text(self.summary + "\n", style="bold green")
             preview.update(_stack(head, preview_table(specs)))
 
     # ------------------------------------------------------------ submit

@@ -79,6 +79,8 @@ class RunScreen(Screen):
         self._queue: Queue | None = None
         self._files_at = 0.0
         self.exported: list[Path] = []
+        self.spec_toml = job.job_spec().to_toml()
+        self.files: list[tuple[str, int]] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
@@ -89,7 +91,7 @@ class RunScreen(Screen):
             with TabPane("Log", id="log"):
                 yield LogTail(id="logtail")
             with TabPane("Spec", id="spec"):
-                yield Static(Syntax(self.job.job_spec().to_toml(), "toml", theme="ansi_dark", background_color="default"),
+                yield Static(Syntax(self.spec_toml, "toml", theme="ansi_dark", background_color="default"),
                              id="spec-text")
             with TabPane("Files", id="files"):
                 yield Static("", id="files-list")
@@ -151,6 +153,7 @@ class RunScreen(Screen):
 
     @on(FilesListed)
     def _files_listed(self, message: FilesListed) -> None:
+        self.files = message.files
         if not message.files:
             text = Text(f"{self.run.root}: no files yet", style="dim")
         else:
@@ -243,7 +246,12 @@ class RunScreen(Screen):
             from sptui.tui.browsers import browser_for
         except ImportError:
             browser_for = None
-        screen = browser_for(self.job.kind, self.run.root) if browser_for is not None else None
+        try:
+            screen = browser_for(self.job.kind, self.run.root) if browser_for is not None else None
+        except SptuiError as e:  # e.g. the run has no results yet
+            self.say(str(e), error=True)
+            self.notify(str(e), severity="error")
+            return
         if screen is None:
             self.notify(f"no result browser for {self.job.kind}", severity="warning")
             self.say(f"no result browser for {self.job.kind}")

@@ -1,0 +1,218 @@
+"""Pilot tests of the run screen: live curves from a growing metrics file, the log following, spec, files,
+PNG export and the result-browser key. Real queue rows, real run folders, real files."""
+
+import json
+import sys
+import types
+
+from textual.screen import Screen
+from textual.widgets import TabbedContent
+
+from sptui.queue import Queue
+from sptui.runs import RunDir
+from sptui.spec import parse_text
+from sptui.tui.app import SptuiApp
+from sptui.tui.messages import MetricsArrived
+from sptui.tui.screens.run import RunScreen
+from sptui.tui.widgets.logtail import LogTail
+
+SLOW_POLL = 3600.0
+
+JOB = """
+[[job]]
+kind = "tms"
+name = "live"
+steps = 1000
+[job.sweep]
+feature_probability = [0.1, 0.01]
+"""
+
+
+def make_run(root):
+    with Queue(root) as q:
+        (job,) = q.submit(parse_text(JOB, "live.toml"))
+    run = RunDir(job.run_dir(root))
+    run.create(job.job_spec().to_toml())
+    return job, run
+
+
+def append_metrics(run, steps, split="train"):
+    with open(run.metrics, "a") as f:
+        for s in steps:
+            f.write(json.dumps({"step": s, "time": 0.0, "split": split, "loss": [1.0 / s, 2.0 / s],
+                                "acc": 1 - 1.0 / s}) + "\n")
+
+
+async def settle(app, pilot):
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def open_run(app, pilot):
+    await settle(app, pilot)
+    await pilot.press("enter")
+    await settle(app, pilot)
+    assert isinstance(app.screen, RunScreen)
+    return app.screen
+
+
+async def test_curves_follow_a_growing_metrics_file_incrementally(artifacts):
+    job, run = make_run(artifacts)
+    append_metrics(run, range(1, 101))
+    append_metrics(run, range(10, 101, 10), split="test")
+    arrived = []
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36), message_hook=lambda m: arrived.append(m.records) if isinstance(m, MetricsArrived) else None) as pilot:
+        screen = await open_run(app, pilot)
+        curves = screen.curves
+        assert arrived == [110]
+        curves.redraw_if_dirty()
+        assert curves.metric == "loss" and curves.metrics() == ["loss", "acc"]
+        assert [line.label for line in curves.lines] == ["test #0", "test #1", "train #0", "train #1"]
+        draws = curves.draws
+
+        append_metrics(run, range(101, 121))
+        with open(run.metrics, "a") as f:
+            f.write('{"step": 121, "split": "train", "loss": [0.0')  # a line still being written: not read yet
+        screen.poll()
+        await settle(app, pilot)
+        assert arrived == [110, 20]
+        assert curves.curves.records == 130
+        curves.redraw_if_dirty()
+        assert curves.draws == draws + 1
+        assert max(curves.lines[2].x) == 120
+
+        screen.poll()  # nothing new: no message, no redraw
+        await settle(app, pilot)
+        curves.redraw_if_dirty()
+        assert arrived == [110, 20] and curves.draws == draws + 1
+
+
+async def test_rewritten_metrics_file_starts_the_curves_over(artifacts):
+    job, run = make_run(artifacts)
+    append_metrics(run, range(1, 201))
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        run.metrics.write_text("")  # a resume truncates the file to its checkpoint
+        append_metrics(run, range(1, 51))
+        screen.poll()
+        await settle(app, pilot)
+        assert screen.curves.curves.records == 50
+
+
+async def test_metric_and_log_scale_keys(artifacts):
+    job, run = make_run(artifacts)
+    append_metrics(run, range(1, 51))
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        screen.curves.redraw_if_dirty()
+        await pilot.press("m")
+        screen.curves.redraw_if_dirty()
+        assert screen.curves.metric == "acc" and screen.curves.title == "acc"
+        await pilot.press("l")
+        screen.curves.redraw_if_dirty()
+        assert screen.curves.log_scale and screen.curves.title == "acc (log)"
+        assert "log y axis" in str(screen.query_one("#status").render())
+        await pilot.press("M")
+        assert screen.curves.metric == "loss"
+
+
+async def test_log_tail_spec_and_files(artifacts):
+    job, run = make_run(artifacts)
+    run.log.write_text("first line\nsecond line\n")
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        log = screen.query_one(LogTail)
+        assert list(log.lines) == ["first line", "second line"]
+        with open(run.log, "a") as f:
+            f.write("third line\npartial")
+        screen.poll()
+        await settle(app, pilot)
+        assert list(log.lines)[-1] == "third line" and log.received == 3
+
+        await pilot.press("3")
+        assert screen.query_one(TabbedContent).active == "spec"
+        assert 'name = "live"' in screen.spec_toml and "feature_probability = [" in screen.spec_toml
+
+        await pilot.press("4")
+        assert screen.query_one(TabbedContent).active == "files"
+        names = [name for name, _ in screen.files]
+        assert {"job.toml", "metrics.jsonl", "log.txt"} <= set(names)
+
+
+async def test_head_follows_the_job_state(artifacts):
+    job, run = make_run(artifacts)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        assert "queued" in str(screen.query_one("#run-head").render())
+        with Queue(artifacts) as q:
+            q.cancel(job.id)
+        screen.poll()
+        await settle(app, pilot)
+        assert screen.job.state == "cancelled"
+        assert "cancelled" in str(screen.query_one("#run-head").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RunScreen)
+
+
+async def test_export_writes_the_curves_png_and_says_where(artifacts):
+    job, run = make_run(artifacts)
+    append_metrics(run, range(1, 301))
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        screen.curves.redraw_if_dirty()
+        await pilot.press("e")
+        await settle(app, pilot)
+        target = run.plots / "curves-loss.png"
+        assert screen.exported == [target]
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert str(target) in str(screen.query_one("#status").render())
+
+
+async def test_export_with_no_metrics_is_a_clear_error(artifacts):
+    make_run(artifacts)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        await pilot.press("e")
+        await settle(app, pilot)
+        status = screen.query_one("#status")
+        assert "no metrics yet to export" in str(status.render()) and status.has_class("error")
+
+
+async def test_results_key_without_a_browser_says_so(artifacts, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sptui.tui.browsers", None)  # the browsers package absent
+    make_run(artifacts)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.screen is screen
+        assert "no result browser for tms" in str(screen.query_one("#status").render())
+
+
+async def test_results_key_opens_the_kinds_browser(artifacts, monkeypatch):
+    opened = []
+
+    class Browser(Screen):
+        pass
+
+    def browser_for(kind, run_dir):
+        opened.append((kind, run_dir))
+        return Browser()
+
+    monkeypatch.setitem(sys.modules, "sptui.tui.browsers", types.SimpleNamespace(browser_for=browser_for))
+    job, run = make_run(artifacts)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_run(app, pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, Browser) and opened == [("tms", run.root)]
