@@ -23,7 +23,7 @@ class BrowserScreen(Screen):
     DEFAULT_CSS = """
     BrowserScreen #browser-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
     BrowserScreen .browser-body { height: 1fr; }
-    BrowserScreen #browser-status { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
+    BrowserScreen #browser-status { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     BINDINGS = [

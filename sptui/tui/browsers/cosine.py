@@ -1,0 +1,294 @@
+"""Neuron-geometry runs: the cosine matrix of a layer's neurons, permuted so similar neurons sit together,
+as a zoomable, pannable map with the blocks found along its diagonal.
+
+Keys: arrows/hjkl cursor · +/- zoom · 0 fit · shift+arrows pan · . and , step along the diagonal ·
+n / N next / previous block (zoomed to it) · b model and random baseline side by side · r colour range
+(robust / full -1..1) · enter: the Neuroscope page of the neuron under the cursor (or chosen in the block
+list), when a Neuroscope run of the same model and layer exists next to this run · e export PNG.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from sptui.plots.screen_export import export_heatmap
+from sptui.runs import load_arrays, read_json
+from sptui.tui.browsers.base import BrowserScreen, require
+from sptui.tui.widgets.heatmap import Heatmap, Pyramid, fmt
+
+GRAM_NAMES = ("gram", "cosine", "permuted_gram", "C")  # the permuted model matrix, first name found
+BASELINE_NAMES = ("baseline_gram", "baseline_cosine", "baseline")
+ROBUST_QUANTILE = 0.999  # colour range: this quantile of |off-diagonal cosine| (the diagonal is all 1)
+
+
+@dataclass
+class Block:
+    start: int
+    stop: int
+    neurons: list[int]
+    mean: float | None
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class GeometryData:
+    order: np.ndarray  # position -> neuron index
+    model: Pyramid  # permuted cosine matrix
+    baseline: Pyramid | None
+    blocks: list[Block]
+    robust: float  # colour half-range from the data
+    summary: dict[str, Any]
+
+
+def _pick(arrays: dict[str, np.ndarray], names: tuple[str, ...], n: int) -> np.ndarray | None:
+    for name in names:
+        a = arrays.get(name)
+        if a is not None and a.ndim == 2 and a.shape == (n, n):
+            return a
+    return None
+
+
+def robust_range(matrix: np.ndarray, samples: int = 200_000, seed: int = 0) -> float:
+    """A colour half-range that shows structure: a high quantile of |cosine| off the diagonal, from a sample."""
+    n = matrix.shape[0]
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, n, samples), rng.integers(0, n, samples)
+    off = i != j
+    values = np.abs(matrix[i[off], j[off]].astype(np.float32))
+    values = values[np.isfinite(values)]
+    return float(np.quantile(values, ROBUST_QUANTILE)) if values.size else 1.0
+
+
+def load_blocks(path: Path) -> list[Block]:
+    if not path.exists():
+        return []
+    raw = read_json(path)
+    items = raw.get("blocks", []) if isinstance(raw, dict) else raw
+    return [Block(int(b["start"]), int(b["stop"]), [int(x) for x in b.get("neurons", [])],
+                  b.get("mean_cos2")) for b in items]
+
+
+def load_geometry(run_dir: Path) -> GeometryData:
+    results = run_dir / "results"
+    arrays = load_arrays(require(results / "geometry.safetensors"))
+    order = arrays["order"].astype(np.int64)
+    n = len(order)
+    gram = _pick(arrays, GRAM_NAMES, n)
+    if gram is None:
+        raise ValueError(f"no {n}x{n} cosine matrix among {sorted(arrays)}")
+    baseline = _pick(arrays, BASELINE_NAMES, n)
+    summary = read_json(results / "summary.json") if (results / "summary.json").exists() else {}
+    return GeometryData(order, Pyramid(gram), Pyramid(baseline) if baseline is not None else None,
+                        load_blocks(results / "blocks.json"), robust_range(gram), summary)
+
+
+def find_neuroscope(run_dir: Path, model: str | None, layer: int | None) -> Path | None:
+    """A finished Neuroscope run of the same model that scanned `layer`, among this run's sibling runs."""
+    if model is None:
+        return None
+    best = None
+    for sibling in sorted(run_dir.parent.iterdir()):
+        job = sibling / "job.toml"
+        if sibling == run_dir or not job.exists() or not (sibling / "results" / "summary.json").exists():
+            continue
+        try:
+            spec = tomllib.loads(job.read_text())["job"][0]
+        except (tomllib.TOMLDecodeError, KeyError, IndexError, OSError):
+            continue
+        params = spec.get("params", spec)
+        layers = params.get("layers") or []
+        if spec.get("kind") == "neuroscope" and params.get("model") == model and (not layers or layer in layers):
+            best = sibling  # the latest (runs sort by id)
+    return best
+
+
+class CosineBrowser(BrowserScreen):
+    KIND_TITLE = "neuron geometry"
+    DEFAULT_CSS = """
+    CosineBrowser #cos-side { width: 34; }
+    CosineBrowser #cos-info { height: auto; padding: 0 1; }
+    CosineBrowser #cos-blocklist { height: 1fr; }
+    CosineBrowser #cos-baseline { display: none; }
+    CosineBrowser.side-by-side #cos-baseline { display: block; }
+    """
+    BINDINGS = [
+        Binding("full_stop", "diagonal(1)", "diagonal +"),
+        Binding("comma", "diagonal(-1)", "diagonal -"),
+        Binding("n", "block(1)", "next block"),
+        Binding("N", "block(-1)", "prev block"),
+        Binding("b", "baseline", "baseline"),
+        Binding("r", "range", "colour range"),
+    ]
+
+    def __init__(self, run_dir):
+        super().__init__(run_dir)
+        self.block_index = -1
+        self.full_range = False
+        self.params = self._params()
+
+    def _params(self) -> dict[str, Any]:
+        """The job's fields as written (model, layer, ...), read as plain TOML so no kind validation is needed."""
+        try:
+            return dict(tomllib.loads(self.run.job_toml.read_text())["job"][0])
+        except (OSError, tomllib.TOMLDecodeError, KeyError, IndexError):
+            return {}
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="browser-body"):
+            yield Heatmap(cmap="RdBu_r", symmetric=True, id="cos-model")
+            yield Heatmap(cmap="RdBu_r", symmetric=True, id="cos-baseline")
+            with Vertical(id="cos-side"):
+                yield Static("", id="cos-info")
+                yield OptionList(id="cos-blocklist")
+
+    def load(self) -> GeometryData:
+        return load_geometry(self.run.root)
+
+    @property
+    def model_map(self) -> Heatmap:
+        return self.query_one("#cos-model", Heatmap)
+
+    @property
+    def baseline_map(self) -> Heatmap:
+        return self.query_one("#cos-baseline", Heatmap)
+
+    def show(self, data: GeometryData) -> None:
+        self._apply_range()
+        self.model_map.focus()
+        blocks = f"{len(data.blocks)} blocks" if data.blocks else "no blocks detected"
+        self.status(f"{len(data.order)} neurons · {blocks} · n/N block · ./, diagonal · b baseline · r range · "
+                    "enter Neuroscope · +/- 0 zoom · e export PNG")
+        self._describe(0, 0)
+
+    def _apply_range(self) -> None:
+        half = 1.0 if self.full_range else max(self.data.robust, 1e-6)
+        keep = self.model_map.matrix is not None
+        self.model_map.set_data(self.data.model, vmin=-half, vmax=half, keep_view=keep, legend="cosine")
+        if self.data.baseline is not None:
+            self.baseline_map.set_data(self.data.baseline, vmin=-half, vmax=half, keep_view=keep, legend="random baseline")
+
+    # ------------------------------------------------------------------ navigation
+
+    def action_diagonal(self, step: int) -> None:
+        hm = self.model_map
+        if hm.matrix is None:
+            return
+        move = max(1, int(round(hm.view.scale))) * step
+        i = int(np.clip(hm.cursor[0] + move, 0, hm.matrix.shape[0] - 1))
+        hm.goto(i, i, centre=False)
+
+    def action_block(self, step: int) -> None:
+        blocks = self.data.blocks if self.data else []
+        if not blocks:
+            self.notify("this run has no detected blocks", severity="warning")
+            return
+        self.block_index = (self.block_index + step) % len(blocks)
+        self.goto_block(self.block_index)
+
+    def goto_block(self, index: int) -> None:
+        block = self.data.blocks[index]
+        hm = self.model_map
+        mid = (block.start + block.stop - 1) // 2
+        # zoom so the block fills about a third of the view, never past 1/16 (cells of 16 columns)
+        scale = max(block.size * 3 / max(1, hm.half_rows), block.size * 3 / max(1, hm.size.width), 1 / 16)
+        hm.goto(mid, mid, scale=scale, centre=True)
+        options = self.query_one("#cos-blocklist", OptionList)
+        options.clear_options()
+        neurons = block.neurons or self.data.order[block.start: block.stop].tolist()
+        options.add_options([Option(f"{pos:>5}  neuron {neuron}", id=str(neuron))
+                             for pos, neuron in zip(range(block.start, block.stop), neurons)])
+        mean = f", mean cos² {block.mean:.3g}" if block.mean is not None else ""
+        options.border_title = f"block {index + 1}/{len(self.data.blocks)}: {block.size} neurons{mean}"
+
+    def action_baseline(self) -> None:
+        if self.data is None:
+            return
+        if self.data.baseline is None:
+            self.notify("this run saved no baseline matrix", severity="warning")
+            return
+        self.toggle_class("side-by-side")
+        self._sync_baseline()
+
+    def action_range(self) -> None:
+        if self.data is not None:
+            self.full_range = not self.full_range
+            self._apply_range()
+
+    def _sync_baseline(self) -> None:
+        """The baseline map shows the same positions at the same zoom as the model map."""
+        if self.has_class("side-by-side") and self.data.baseline is not None:
+            base, hm = self.baseline_map, self.model_map
+            base.view.row0, base.view.col0, base.view.scale = hm.view.row0, hm.view.col0, hm.view.scale
+            base.cursor = hm.cursor
+            base._fit_pending = False
+            base._changed()
+
+    def block_at(self, position: int) -> int | None:
+        for k, b in enumerate(self.data.blocks):
+            if b.start <= position < b.stop:
+                return k
+        return None
+
+    def _describe(self, row: int, col: int) -> None:
+        order = self.data.order
+        k = self.block_at(row)
+        value = float(self.data.model.matrix[row, col])
+        lines = [f"positions {row}, {col}", f"neurons {order[row]} · {order[col]}", f"cosine {fmt(value)}"]
+        if self.data.baseline is not None:
+            lines.append(f"baseline {fmt(float(self.data.baseline.matrix[row, col]))}")
+        lines.append(f"in block {k + 1} ({self.data.blocks[k].size} neurons)" if k is not None else "in no block")
+        self.query_one("#cos-info", Static).update("\n".join(lines))
+
+    def on_heatmap_cursor_moved(self, event: Heatmap.CursorMoved) -> None:
+        if self.data is None:
+            return
+        if event.heatmap.id == "cos-model":
+            self._describe(event.row, event.col)
+            self._sync_baseline()
+
+    def on_heatmap_selected(self, event: Heatmap.Selected) -> None:
+        if self.data is not None:
+            self.open_neuroscope(int(self.data.order[event.row]))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.open_neuroscope(int(event.option.id))
+
+    def open_neuroscope(self, neuron: int) -> None:
+        layer = self.params.get("layer")
+        found = find_neuroscope(self.run.root, self.params.get("model"), layer)
+        if found is None:
+            self.notify(f"no Neuroscope run of {self.params.get('model', 'this model')} layer {layer} next to this run",
+                        severity="warning")
+            return
+        from sptui.tui.browsers.neuroscope import NeuroscopeBrowser
+
+        self.app.push_screen(NeuroscopeBrowser(found, layer=layer, neuron=neuron))
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, plots: Path) -> Path:
+        hm = self.model_map
+        r0, r1, c0, c1 = hm.visible_region()
+        paths = [export_heatmap(plots / f"cosine-{r0}-{r1}-{c0}-{c1}.png", hm.matrix, (r0, r1, c0, c1),
+                                vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
+                                title=f"{self.run.run_id}: cosine of neurons in seriated order",
+                                row_label="position in order", col_label="position in order")]
+        if self.has_class("side-by-side") and self.data.baseline is not None:
+            paths.append(export_heatmap(plots / f"cosine-baseline-{r0}-{r1}-{c0}-{c1}.png", self.data.baseline.matrix,
+                                        (r0, r1, c0, c1), vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
+                                        title=f"{self.run.run_id}: random baseline, same pipeline",
+                                        row_label="position in order", col_label="position in order"))
+        return paths[0]
