@@ -156,11 +156,11 @@ def test_hand_written_gradients_equal_autograd(shape_kw, hyper_kw):
     with torch.no_grad():  # move off the init so ReLUs and signs are in a generic state
         for w in trainer.weights.values():
             w.add_(0.3 * torch.randn_like(w))
-    x, keep = trainer.sample(128)
-    loss = trainer.loss(x, keep)
+    u = T.per_instance(trainer.data.draw(128, 7 + 3), trainer.hyper.group)
+    loss = trainer.loss(T.features_from_uniforms(u[..., :7], trainer.hyper.probability), u[..., 7:])
     loss.sum().backward()
     auto = {k: w.grad.clone() for k, w in trainer.weights.items()}
-    manual_loss = trainer.manual_gradients(x, keep, want_loss=True)
+    manual_loss = trainer.manual_gradients(u, want_loss=True)
     assert torch.allclose(manual_loss, loss.detach(), rtol=1e-5)
     for k, w in trainer.weights.items():
         assert torch.allclose(w.grad, auto[k], atol=1e-6, rtol=1e-4), k
@@ -173,3 +173,16 @@ def test_features_have_the_requested_sparsity_and_uniform_values():
     nonzero = x[:, 1][x[:, 1] > 0]
     assert nonzero.max() <= 1 and nonzero.mean().item() == pytest.approx(0.5, abs=0.01)
     assert nonzero.var().item() == pytest.approx(1 / 12, abs=0.002)
+
+
+@pytest.mark.slow
+def test_compiled_step_trains_like_the_eager_one():
+    shape = T.ModelShape(8, 3)
+    hypers = [hyper(8, p=0.1, seed=s, dropout=d) for s, d in ((0, 0.0), (1, 0.3))]
+    settings = T.TrainSettings(steps=30, batch_size=256)
+    eager = T.BatchedTrainer(shape, settings, hypers)
+    compiled = T.BatchedTrainer(shape, settings, hypers, compile=True)
+    for _ in range(30):
+        eager.step()
+        compiled.step()
+    assert torch.allclose(eager.weights["W"], compiled.weights["W"], atol=1e-5)

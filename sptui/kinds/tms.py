@@ -47,6 +47,7 @@ class Params:
     warmup_steps: int = param(0, "linear warm-up steps", ge=0)
     steps: int = param(10_000, "optimiser steps", ge=1)
     batch_size: int = param(1024, "examples per step", ge=1)
+    compile: bool = param(False, "torch.compile the training step (one-off 30-60 s compile on CPU; ~1.7x faster steps for big grids)")
     seed: int = param(0, "seed for this instance's init and its data/dropout stream", ge=0, batchable=True)
     eval_batch: int = param(4096, "size of the fixed evaluation batch (dropout off)", ge=16)
     log_points: int = param(60, "times metrics are logged (train: that step's batch loss; test: the fixed eval batch)", ge=1)
@@ -103,7 +104,7 @@ def build_trainer(instances: list[Params], device="cpu"):
     from sptui.science import tms as T
 
     shape, settings = _science(instances[0])
-    return T.BatchedTrainer(shape, settings, [hyper_of(p) for p in instances], device)
+    return T.BatchedTrainer(shape, settings, [hyper_of(p) for p in instances], device, compile=instances[0].compile)
 
 
 def schedule(steps: int, points: int) -> set[int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sptui.science.tms import BatchedAdam, UniformStreams, lr_factor, per_instance, TrainSettings
+from sptui.science.tms import BatchedAdam, TrainSettings, UniformStreams, lr_factor, per_instance
 
 _DATA_STREAM = 0xF00D_0001
 _EVAL_STREAM = 0xF00D_0002
