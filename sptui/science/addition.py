@@ -116,9 +116,22 @@ def model_config(n_digits: int, n_heads: int = 32, d_head: int = 2, d_model: int
 
 
 def build_model(config: dict[str, Any], device="cpu"):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    """A fresh HookedTransformer on `device` (its init is seeded by config["seed"])."""
+    from transformer_lens import HookedTransformerConfig
 
-    return HookedTransformer(HookedTransformerConfig(**{**config, "device": str(device)})).to(device)
+    return hooked_transformer(HookedTransformerConfig(**{**config, "device": str(device)}))
+
+
+def hooked_transformer(cfg):
+    """HookedTransformer(cfg), without the 3.x deprecation notice: the paper's model and the saved
+    format are deliberately the HookedTransformer ones."""
+    import warnings
+
+    from transformer_lens import HookedTransformer
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+        return HookedTransformer(cfg)
 
 
 def portable_config(model) -> dict[str, Any]:
