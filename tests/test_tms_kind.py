@@ -23,6 +23,7 @@ steps = 300
 batch_size = 128
 log_points = 12
 checkpoint_every = 100
+snapshots = 3
 [job.sweep]
 feature_probability = [1.0, 0.1]
 dropout = [0.0, 0.3]
@@ -58,6 +59,8 @@ def test_sweep_is_one_batched_job_with_the_results_contract(tmp_path):
         assert r["params"]["dropout"] == r["grid"]["dropout"]
         assert len(r["metrics"]["feature_dim"]) == 6
         assert isinstance(r["metrics"]["represented"], int)
+    snapshots = sorted(run.snapshots.glob("*.safetensors"))
+    assert len(snapshots) == 3 and runs.load_arrays(snapshots[-1])["W"].shape == (4, 6, 2)
     metrics = runs.read_metrics(run.metrics)
     test_steps = [m["step"] for m in metrics if m["split"] == "test"]
     assert test_steps[0] == 0 and test_steps[-1] == 300 and len(test_steps) == 13
@@ -112,6 +115,30 @@ importance = [[1.0, 0.5], [1.0, 2.0]]
     spec, run = make_run(tmp_path, "phase", text)
     run_job(spec, run)
     assert "phase_diagram.png" in {p.name for p in load_kind("tms").render(run)}
+
+
+def test_feature_classes_set_per_feature_probability_and_get_their_own_plot(tmp_path):
+    text = """
+[[job]]
+kind = "tms"
+name = "classes"
+n_features = 6
+n_hidden = 2
+feature_probability = 0.01
+dense_probability = 0.5
+steps = 20
+batch_size = 32
+log_points = 2
+[job.sweep]
+dense_features = [2]
+dense_first = [true, false]
+"""
+    spec, run = make_run(tmp_path, "classes", text)
+    run_job(spec, run)
+    probability = runs.load_arrays(run.results / "model.safetensors")["feature_probability"]
+    assert probability[0].tolist() == pytest.approx([0.5, 0.5, 0.01, 0.01, 0.01, 0.01])
+    assert probability[1].tolist() == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.5, 0.5])
+    assert "per_feature.png" in {p.name for p in load_kind("tms").render(run)}
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,9 @@ def render_run(run) -> list[Path]:
     ]
     if W.shape[2] == 2:
         paths.append(draw_geometry_2d(W, arrays.get("importance"), shown, labels, out / "geometry_2d.png"))
+    probability = arrays.get("feature_probability")
+    if probability is not None and bool((probability.max(1) > probability.min(1)).any()):
+        paths.append(draw_per_feature(derived, probability, shown, labels, out / "per_feature.png"))
     axes = swept_axes(records)
     if "feature_probability" in axes and len(axes["feature_probability"]) >= 2:
         paths.append(draw_dims_per_feature(records, derived, out / "dims_per_feature.png"))
@@ -175,6 +178,27 @@ def draw_geometry_2d(W: np.ndarray, importance, shown, labels, path: Path) -> Pa
         ax.set_yticks([])
     fig.suptitle("feature directions W_i in the 2-D hidden space (dark = most important)", fontsize=9)
     return _save(fig, path)
+
+
+def draw_per_feature(derived, probability: np.ndarray, shown, labels, path: Path) -> Path:
+    """Non-uniform sparsity: D_i (bars) and ||W_i|| (dots) per feature, bars coloured by the feature's probability."""
+    fig, axs = _panels(len(shown), size=2.8)
+    norm = matplotlib.colors.LogNorm(vmin=max(float(probability.min()), 1e-6), vmax=max(float(probability.max()), 1e-6))
+    cmap = plt.get_cmap("coolwarm")
+    for ax, i in zip(axs, shown):
+        idx = np.arange(probability.shape[1])
+        ax.bar(idx, derived["dim"][i], color=cmap(norm(np.maximum(probability[i], 1e-6))))
+        ax.plot(idx, derived["norm"][i], "k.", ms=3)
+        for value, _ in FRACTIONS[3:]:
+            ax.axhline(value, color="grey", lw=0.4, ls="--")
+        ax.set_ylim(0, 1.25)
+        ax.set_title(labels[i], fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axs, fraction=0.02, label="feature probability")
+    fig.suptitle("per feature: D_i (bars, colour = probability: red dense, blue sparse) and ||W_i|| (dots)", fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------------------- sweeps
