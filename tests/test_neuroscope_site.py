@@ -138,3 +138,15 @@ def test_show_and_resolve_give_clear_errors(scanned, artifacts):
     shutil.copytree(scanned, artifacts / "runs" / "ns-0001")
     assert resolve_run("ns-0001") == (artifacts / "runs" / "ns-0001").resolve()
     assert resolve_run(str(scanned / "results")) == scanned.resolve()
+
+
+def test_cli_export_and_show_by_run_id(scanned, artifacts, tmp_path, capsys):
+    from sptui.cli import main
+
+    shutil.copytree(scanned, artifacts / "runs" / "ns-0007")
+    assert main(["neuroscope", "export", "ns-0007", "--out", str(tmp_path / "site")]) == 0
+    assert (tmp_path / "site" / "L1" / "47.html").exists()
+    assert main(["neuroscope", "show", "ns-0007", "2", "--layer", "1"]) == 0
+    assert "Layer 1 · Neuron 2" in capsys.readouterr().out
+    assert main(["neuroscope", "show", "ns-0007", "2"]) != 0  # two layers scanned: a one-line error
+    assert "--layer" in capsys.readouterr().err

@@ -90,8 +90,8 @@ def test_moments_match_numpy():
         m.update(p)
     data = torch.cat(parts).double().numpy()
     s = m.summary()
-    np.testing.assert_allclose(s["mean"].numpy(), data.mean(0), rtol=1e-9)
-    np.testing.assert_allclose(s["std"].numpy(), data.std(0), rtol=1e-6)
+    np.testing.assert_allclose(s["mean"].numpy(), data.mean(0), rtol=1e-6)  # float32 within a batch
+    np.testing.assert_allclose(s["std"].numpy(), data.std(0), rtol=1e-5)
     np.testing.assert_allclose(s["density"].numpy(), (data > 0).mean(0))
     np.testing.assert_allclose(s["max"].numpy(), data.max(0))
     np.testing.assert_allclose(s["min"].numpy(), data.min(0))

@@ -21,6 +21,7 @@ Results (results/):
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,15 +116,16 @@ def run(ctx) -> None:
     while not progress["done"]:
         started = time.perf_counter()
         texts, n_docs, room = [], 0, p.token_budget - progress["tokens"]
-        for text in docs:
+        window = list(itertools.islice(docs, window_docs))
+        encoded = tok(window, add_special_tokens=False)["input_ids"] if window else []  # one Rust call
+        for ids in encoded:
             n_docs += 1
-            ids = tok(text, add_special_tokens=False)["input_ids"]
             for chunk in S.chunk_tokens(ids, bos, context):
                 if room <= 0:
                     break
                 texts.append(chunk)
                 room -= len(chunk)
-            if n_docs >= window_docs or room <= 0:
+            if room <= 0:
                 break
         if n_docs == 0 or not texts:
             progress["done"] = True
@@ -153,6 +155,7 @@ def run(ctx) -> None:
     if progress["texts"] == 0:
         raise SptuiError(f"corpus {p.corpus} gave no text to scan")
     checkpoint()  # the finished scan: an interrupted write-up below resumes from here
+    ctx.set_total(progress["tokens"])  # a corpus shorter than the budget still ends at 100%
     ctx.info(f"scanned {progress['tokens']:,} tokens in {progress['texts']:,} texts "
              f"({progress['tokens'] / max(progress['seconds'], 1e-9):,.0f} tokens/s)")
     _write_results(ctx, p, model, layers, scans, log, progress, pad)

@@ -45,7 +45,7 @@ def pad_batch(texts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torc
     tokens = torch.full((len(texts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(texts), width), dtype=torch.bool)
     for row, t in enumerate(texts):
-        tokens[row, :len(t)] = torch.as_tensor(t, dtype=torch.long)
+        tokens[row, :len(t)] = torch.as_tensor(np.asarray(t), dtype=torch.long)
         mask[row, :len(t)] = True
     return tokens.to(device), mask.to(device)
 
@@ -147,7 +147,7 @@ def entry_activations(model, layers: Sequence[int], entry_ids: dict[int, torch.T
         plans[layer] = (flat_ids, where, entry_len, entry_off, neuron)
         out[layer] = (torch.zeros(int(entry_off[-1]), dtype=torch.float16), entry_off)
 
-    texts = [tokens[offsets[i]:offsets[i + 1]].tolist() for i in range(len(text_ids))]
+    texts = [tokens[offsets[i]:offsets[i + 1]] for i in range(len(text_ids))]  # views, no copies
     for batch in length_sorted_batches([len(t) for t in texts], batch_size):
         check()
         batch_tokens, mask = pad_batch([texts[i] for i in batch], pad_id, device)

@@ -22,15 +22,17 @@ RESULT_FILES = ("summary.json", "topk.safetensors", "activations.safetensors", "
                 "weights.safetensors", "texts.safetensors", "tokens.json")
 
 
-def resolve_run(ref: str) -> Path:
-    """A run id (under the artifacts root's runs/) or a run folder -> the run folder of a Neuroscope run."""
+def resolve_run(ref: str, root: Path | None = None) -> Path:
+    """A run id (under the artifacts root's runs/; `root` defaults to `sptui.config.artifacts_root()`) or a
+    run folder -> the run folder of a finished Neuroscope run."""
     from sptui.config import artifacts_root, runs_dir
 
     path = Path(ref).expanduser()
     if not path.is_dir():
-        candidate = runs_dir(artifacts_root()) / ref
+        runs = runs_dir(Path(root) if root is not None else artifacts_root())
+        candidate = runs / ref
         if not candidate.is_dir():
-            raise SptuiError(f'no run "{ref}": not a folder and not a run id under {runs_dir(artifacts_root())}')
+            raise SptuiError(f'no run "{ref}": not a folder and not a run id under {runs}')
         path = candidate
     if path.name == "results":
         path = path.parent

@@ -100,8 +100,10 @@ class StreamingHistogram:
             # a hair wider than the data, so float rounding of lo + bins * width cannot leave vmax outside
             self.width = max(vmax - vmin, 1e-6) * (1 + 1e-6) / self.bins
         self._grow(vmin, vmax)
-        idx = ((values - self.lo) / self.width).floor().long().clamp_(0, self.bins - 1)
-        idx += torch.arange(self.n, device=values.device) * self.bins
+        # bin = floor((x - lo) / width) in place on one float32 temporary, then int32 (half of int64's traffic)
+        scaled = (values - self.lo).div_(self.width).floor_().clamp_(0, self.bins - 1)
+        idx = scaled.to(torch.int32)
+        idx += torch.arange(self.n, device=values.device, dtype=torch.int32) * self.bins
         self.counts += torch.bincount(idx.flatten(), minlength=self.n * self.bins).view(self.n, self.bins)
 
     def state(self, prefix: str) -> dict[str, torch.Tensor]:
@@ -130,16 +132,18 @@ class RunningMoments:
         self.max = torch.full((n,), -math.inf, **f64)
 
     def update(self, values: torch.Tensor) -> None:
-        """values: [M, n]."""
+        """values: [M, n]. Column sums go through a matrix product (BLAS is several times faster than a
+        reduction over dim 0 on CPU), in float32 per batch, accumulated across batches in float64."""
         if values.numel() == 0:
             return
-        v = values.double()
+        v = values.float()
+        ones = torch.ones(1, v.shape[0], dtype=v.dtype, device=v.device)
         self.count += v.shape[0]
-        self.sum += v.sum(0)
-        self.sumsq += (v * v).sum(0)
-        self.positive += (v > 0).sum(0)
-        self.min = torch.minimum(self.min, v.min(0).values)
-        self.max = torch.maximum(self.max, v.max(0).values)
+        self.sum += (ones @ v)[0].double()
+        self.sumsq += (ones @ (v * v))[0].double()
+        self.positive += (ones @ (v > 0).to(v.dtype))[0].double()
+        self.min = torch.minimum(self.min, v.amin(0).double())
+        self.max = torch.maximum(self.max, v.amax(0).double())
 
     def summary(self) -> dict[str, torch.Tensor]:
         count = self.count.clamp(min=1)
