@@ -143,7 +143,7 @@ async def test_open_run_help_and_compare_marked_runs(artifacts):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         keys = dict(app.screen.rows)
-        assert keys["c"] == "Cancel" and keys["R"] == "Requeue" and keys["+"] == "Prio+" and keys["q"] == "Quit"
+        assert keys["c"] == "Cancel" and keys["R"] == "Requeue" and keys["+"] == "Priority up" and keys["q"] == "Quit"
         await pilot.press("escape")
         await pilot.press("C")  # nothing marked yet
         await pilot.pause()

@@ -142,7 +142,7 @@ class CompareScreen(Screen):
         yield CurvePlot(id="compare-plot")
         yield Static("", id="compare-legend")
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(CurvePlot).empty_text = "loading ..."

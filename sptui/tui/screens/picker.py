@@ -39,6 +39,14 @@ class Submitted(Message, bubble=False):
     duplicate: bool = False
 
 
+def short_path(path: Path) -> str:
+    """A path relative to the working directory when it is below it (what the user typed, usually)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) + "/"
+    except ValueError:
+        return str(path)
+
+
 def job_files(jobs_dir: Path | None) -> list[Path]:
     if jobs_dir is None or not jobs_dir.is_dir():
         return []
@@ -78,14 +86,14 @@ class PickerScreen(Screen[str | None]):
         self.summary = ""  # the preview's first line
 
     def compose(self) -> ComposeResult:
-        where = str(self.jobs_dir) if self.jobs_dir else "(no jobs/ folder)"
+        where = short_path(self.jobs_dir) if self.jobs_dir else "(no jobs/ folder)"
         yield Static(f"Submit a job file from {where}: pick one, or type a path; enter queues it", id="picker-title")
         with Horizontal():
             with Vertical(id="picker-left"):
                 yield Input(placeholder="path to a job file (.toml)", id="picker-path")
                 yield OptionList(*[str(p.relative_to(self.jobs_dir)) for p in self.files], id="picker-files")
             yield Static("", id="picker-preview")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         files = self.query_one("#picker-files", OptionList)

@@ -33,8 +33,8 @@ class QueueScreen(Screen):
         Binding("n", "submit", "Submit"),
         Binding("c", "cancel", "Cancel"),
         Binding("R", "requeue", "Requeue"),
-        Binding("plus", "priority(1)", "Prio+"),
-        Binding("minus", "priority(-1)", "Prio-"),
+        Binding("plus", "priority(1)", "Priority up", show=False),
+        Binding("minus", "priority(-1)", "Priority down", show=False),
         Binding("w", "start_worker", "Worker"),
         Binding("space", "mark", "Mark", show=False),
         Binding("C", "compare", "Compare"),
@@ -62,7 +62,7 @@ class QueueScreen(Screen):
         yield RunTable(id="runs")
         yield Static("", id="status")
         yield GpuStrip(id="gpu")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

@@ -96,7 +96,7 @@ class RunScreen(Screen):
             with TabPane("Files", id="files"):
                 yield Static("", id="files-list")
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._show_head()

@@ -1,0 +1,115 @@
+"""End to end in a real terminal: tmux runs `sptui`, a job file is submitted through the picker, a worker
+started from the UI trains it, and the screen shows the state change and the curve; the PNG export
+writes a file. Waits poll `capture-pane` against a deadline; nothing sleeps for a fixed time."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sptui.queue import Queue
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+JOB = """
+[[job]]
+kind = "tms"
+name = "e2e"
+steps = 1500
+batch_size = 128
+log_points = 15
+[job.sweep]
+feature_probability = [0.1, 0.01]
+"""
+
+BRAILLE = {chr(c) for c in range(0x2801, 0x2900)}  # plotext's braille marker: a drawn curve
+
+
+class Terminal:
+    def __init__(self, socket: str):
+        self.socket = socket
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "e2e")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "e2e", *keys)
+
+    def wait_for(self, predicate, what: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if predicate(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{text}")
+            time.sleep(0.2)
+
+    def wait_text(self, needle: str, timeout: float = 60.0) -> str:
+        return self.wait_for(lambda t: needle in t, repr(needle), timeout)
+
+
+def test_submit_train_watch_and_export_in_tmux(tmp_path):
+    root = tmp_path / "artifacts"
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "e2e.toml").write_text(JOB)
+    term = Terminal(f"sptui-e2e-{os.getpid()}")
+    env = {"SPTUI_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
+    # env -u: a COLUMNS/LINES inherited from the test runner would override the pane's real size
+    command = "env -u COLUMNS -u LINES " + " ".join(f"{k}={v}" for k, v in env.items()) + \
+        f" {sys.executable} -m sptui --artifacts {root} --device cpu"
+    term.tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", "-c", str(tmp_path), command)
+    worker_pid = None
+    try:
+        term.wait_text("no worker running")
+        term.keys("n")
+        term.wait_text("e2e.toml: 1 job(s), 2 model instance(s)")
+        term.keys("Enter")
+        term.wait_text("queued 1 job(s) from e2e.toml")
+        assert " queued " in term.screen()
+
+        term.keys("w")
+        term.wait_text("started worker pid")
+        with Queue(root) as q:
+            deadline = time.monotonic() + 60
+            while not q.live_workers() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            worker_pid = q.live_workers()[0]["pid"]
+        screen = term.wait_text("succeeded", timeout=180)
+        assert "1500/1500" in screen
+
+        term.keys("Enter")  # open the run
+        screen = term.wait_for(lambda t: "loss" in t and "step" in t and len(BRAILLE & set(t)) > 5, "a drawn curve")
+        assert "test #0" in screen and "train #1" in screen  # both splits, both instances
+
+        term.keys("e")
+        screen = term.wait_text("saved ")
+        png = root / "runs" / "0001-e2e" / "plots" / "curves-loss.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        term.keys("Escape")  # sent apart from q: ESC then q in one write reads as alt+q
+        term.wait_text("worker pid")
+        term.keys("q")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if subprocess.run(["tmux", "-L", term.socket, "has-session", "-t", "e2e"], capture_output=True).returncode:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("sptui did not quit on q")
+        with Queue(root) as q:  # the worker started from the UI outlives it
+            assert [w["pid"] for w in q.live_workers()] == [worker_pid]
+    finally:
+        if worker_pid:
+            os.kill(worker_pid, signal.SIGTERM)
+        subprocess.run(["tmux", "-L", term.socket, "kill-server"], capture_output=True)
