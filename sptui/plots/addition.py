@@ -33,14 +33,18 @@ def segment(pos: int, n_digits: int) -> str:
 
 def draw_qkv(ax, points: np.ndarray, n_digits: int, label_digits: bool = True) -> None:
     """points [n_ctx, d_vocab, 2] of one head and one of q/k/v."""
-    for pos in range(2 * n_digits):
-        colour = SEGMENT_COLOURS[segment(pos, n_digits)]
-        ring = points[pos, list(range(10)) + [0]]
+    for name, positions in (("a", range(n_digits)), ("b", range(n_digits, 2 * n_digits))):
+        colour = SEGMENT_COLOURS[name]
+        # all of a segment's polygons as one line, broken by NaN rows (few artists keep drawing fast)
+        rings = [np.vstack([points[pos, list(range(10)) + [0]], [np.nan, np.nan]]) for pos in positions]
+        ring = np.vstack(rings)
         ax.plot(ring[:, 0], ring[:, 1], "-", color=colour, lw=0.7, alpha=0.8)
-        ax.scatter(points[pos, :10, 0], points[pos, :10, 1], s=4, color=colour)
-        if label_digits and pos in (0, n_digits):
+        dots = points[list(positions), :10].reshape(-1, 2)
+        ax.scatter(dots[:, 0], dots[:, 1], s=4, color=colour)
+        if label_digits:
+            first = positions[0]
             for t in range(10):
-                ax.annotate(str(t), points[pos, t], fontsize=5, color=colour)
+                ax.annotate(str(t), points[first, t], fontsize=5, color=colour)
     ans = points[2 * n_digits:, 10]  # `=` at every answer position
     ax.plot(ans[:, 0], ans[:, 1], "o-", color=SEGMENT_COLOURS["sum"], ms=2.5, lw=0.8)
 
@@ -56,9 +60,13 @@ def draw_o(ax, o: np.ndarray, label_digits: bool = True) -> None:
             ax.annotate(str(c), o[c], fontsize=5, color="tab:purple")
 
 
-def _square(ax) -> None:
+def _square(ax, ticks: bool = True) -> None:
     ax.set_aspect("equal", adjustable="datalim")
-    ax.tick_params(labelsize=4)
+    if ticks:
+        ax.tick_params(labelsize=4)
+    else:  # sheets of many panels: tick labels cost most of the drawing time and say little
+        ax.set_xticks([])
+        ax.set_yticks([])
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -81,9 +89,9 @@ def projection_sheet(proj: dict[str, np.ndarray], which: str, n_digits: int, pat
         else:
             draw_qkv(ax, proj[which][h], n_digits, label_digits=False)
         ax.set_title(f"head {h}", fontsize=6)
-        _square(ax)
+        _square(ax, ticks=False)
     fig.suptitle(title or f"{which.upper()} per head (blue: a digits, orange: b digits, green: `=` at answers)", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.1, hspace=0.25)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -100,10 +108,13 @@ def head_detail_figure(proj: dict[str, np.ndarray], head: int, n_digits: int, ab
         _square(ax)
         ax = axes[1, i]
         pts = proj[name][head]
-        for t in range(10):  # one digit across the operand positions, coloured by segment
-            ax.plot(pts[:2 * n_digits, t, 0], pts[:2 * n_digits, t, 1], "-", color="0.75", lw=0.5)
-            for pos in range(2 * n_digits):
-                ax.scatter(*pts[pos, t], s=6, color=SEGMENT_COLOURS[segment(pos, n_digits)])
+        # one digit across the operand positions (grey path), its points coloured by segment
+        paths = np.vstack([np.vstack([pts[:2 * n_digits, t], [np.nan, np.nan]]) for t in range(10)])
+        ax.plot(paths[:, 0], paths[:, 1], "-", color="0.75", lw=0.5)
+        for name, positions in (("a", slice(0, n_digits)), ("b", slice(n_digits, 2 * n_digits))):
+            dots = pts[positions, :10].reshape(-1, 2)
+            ax.scatter(dots[:, 0], dots[:, 1], s=6, color=SEGMENT_COLOURS[name])
+        for t in range(10):
             ax.annotate(str(t), pts[0, t], fontsize=6)
         ans = pts[2 * n_digits:, 10]
         ax.plot(ans[:, 0], ans[:, 1], "o-", color=SEGMENT_COLOURS["sum"], ms=2.5, lw=0.8)
@@ -238,7 +249,7 @@ def pattern_sheet(patterns: np.ndarray, n_digits: int, path: Path, title: str) -
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title + " (rows: query position, columns: key position)", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.1, hspace=0.25)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
