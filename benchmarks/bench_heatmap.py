@@ -82,10 +82,10 @@ def main() -> None:
         start = max(0.0, min(args.size - span, args.size / 3))
         view = Viewport(row0=math.floor(start), col0=math.floor(start), scale=scale)
 
-        def ours():
+        def ours(view=view):
             frame_strips(view.frame(pyramid, half_rows, cols, -0.1, 0.1, cursor=(2000, 2000)), cmap)
 
-        def naive():
+        def naive(view=view):
             frame_strips(naive_frame(base, view, half_rows, cols, -0.1, 0.1), cmap)
 
         a, b = best_of(ours, args.repeats), best_of(naive, max(3, args.repeats // 3))

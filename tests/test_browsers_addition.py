@@ -81,7 +81,7 @@ async def test_ablation_browser_steps_heads_and_explains_the_cell(addition_run):
         await pilot.press("left", "left", "left")
         assert screen.head == N_HEADS - 1  # wraps around
         # one colour range for all heads and the baseline
-        stack = np.concatenate([arrays["per_head"], arrays["baseline"][None], arrays["full"][None]])
+        stack = np.concatenate([arrays["per_head"], arrays["baseline"][None]])
         assert (grid.vmin, grid.vmax) == (pytest.approx(stack.min()), pytest.approx(stack.max()))
 
         grid.goto(3, 8)
@@ -94,6 +94,10 @@ async def test_ablation_browser_steps_heads_and_explains_the_cell(addition_run):
 
         await pilot.press("b")
         np.testing.assert_array_equal(grid.matrix, arrays["baseline"])
+        assert (grid.vmin, grid.vmax) == (pytest.approx(stack.min()), pytest.approx(stack.max()))
+        await pilot.press("f")
+        np.testing.assert_array_equal(grid.matrix, arrays["full"])
+        assert grid.vmax == pytest.approx(arrays["full"].max())  # its own range
         await pilot.press("a")
         assert grid.matrix.shape == (10, 8 * 11 - 1)
         # choosing a small multiple opens that head at the chosen pair

@@ -8,8 +8,9 @@ the PNG, so a figure can be traced back to its numbers. No Textual here: this is
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 

@@ -48,9 +48,9 @@ def load_ablation(path: Path) -> AblationData:
         raise ValueError(f"per_head {per_head.shape} and baseline {baseline.shape} do not match")
     full = a.get("full")
     contribution = a.get("contribution", per_head - baseline[None])
-    shown = [per_head, baseline[None]] + ([full[None]] if full is not None else [])
-    stack = np.concatenate(shown)
-    # one colour range for every head, the baseline and the full model, so panels compare by colour
+    # one colour range for every head and the baseline, so panels compare by colour (the full model, whose
+    # logits are far larger, gets its own)
+    stack = np.concatenate([per_head, baseline[None]])
     return AblationData(per_head, baseline, full, contribution.astype(np.float32), a.get("heads_needed"),
                         float(stack.min()), float(stack.max()))
 
@@ -130,7 +130,9 @@ class AblationBrowser(BrowserScreen):
     def _draw(self, keep_view: bool = True) -> None:
         matrix, title = self.current()
         same_shape = self.grid.matrix is not None and self.grid.matrix.shape == matrix.shape
-        self.grid.set_data(matrix, vmin=self.data.vmin, vmax=self.data.vmax, keep_view=keep_view and same_shape,
+        shared = self.mode != "full"
+        self.grid.set_data(matrix, vmin=self.data.vmin if shared else None, vmax=self.data.vmax if shared else None,
+                           keep_view=keep_view and same_shape,
                            legend="logit of (a+b) mod 10")
         self.query_one("#browser-title", Static).update(
             f"{self.KIND_TITLE} · {self.run.run_id} · {title} · readout: first answer position")

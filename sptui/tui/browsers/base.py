@@ -63,7 +63,7 @@ class BrowserScreen(Screen):
         except (KeyError, ValueError, IndexError) as e:  # a results file of an unexpected layout
             self.post_message(self.Loaded(error=f"{self.run.results}: unexpected results layout ({e})"))
 
-    def on_browser_screen_loaded(self, event: "BrowserScreen.Loaded") -> None:
+    def on_browser_screen_loaded(self, event: BrowserScreen.Loaded) -> None:
         if event.error is not None:
             self.status(event.error)
             return

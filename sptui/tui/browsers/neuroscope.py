@@ -205,8 +205,8 @@ class NeuroscopeBrowser(BrowserScreen):
         neighbours = self.query_one("#ns-neighbours", OptionList)
         neighbours.clear_options()
         neighbours.add_options(
-            [Option(f"similar   L{l} N{n}  cos {c:+.3f}", id=f"{l}:{n}") for l, n, c in neuron.similar]
-            + [Option(f"opposite  L{l} N{n}  cos {c:+.3f}", id=f"{l}:{n}") for l, n, c in neuron.dissimilar])
+            [Option(f"similar   L{ly} N{n}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.similar]
+            + [Option(f"opposite  L{ly} N{n}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.dissimilar])
         neighbours.border_title = "neighbours by W_out cosine (enter opens)"
         self.query_one("#browser-title", Static).update(
             f"neuroscope · {self.run.run_id} · layer {neuron.layer} neuron {neuron.index}")

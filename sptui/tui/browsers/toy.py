@@ -345,7 +345,7 @@ class ToyBrowser(BrowserScreen):
             plt.clear_figure()
             for s in series:
                 plt.plot(s["x"], s["y"], label=s["label"], marker="braille")
-            for y, label in FRACTIONS:
+            for y, _ in FRACTIONS:
                 plt.hline(y, "gray")
             plt.xscale("log")
             plt.xlabel("1/(1-S)")
@@ -444,21 +444,24 @@ class ToyBrowser(BrowserScreen):
             series = [{"x": d.function["axis"], "y": d.function["target"], "label": "target"},
                       {"x": d.function["axis"], "y": learned[i], "label": "learned"}]
             return export_lines(plots / f"toy-function-{i:03d}.png", series, title=f"instance {i}", xlabel="x")
-        if tab == "sweep":
+        if tab == "sweep":  # the grid and the D* plot, whichever are on screen
+            paths = []
+            series = dstar_series(d)
+            if series:
+                paths.append(export_lines(plots / "toy-dstar.png", series, title=f"{self.run.run_id}: D* vs 1/(1-S)",
+                                          xlabel="1/(1-S)", ylabel="D*", logx=True, hlines=FRACTIONS))
             if len(d.swept()) >= 2:
                 hm = self.query_one("#toy-sweep", Heatmap)
                 _, keys, values, _ = sweep_matrix(d, self.sweep_metric)
-                return export_heatmap(plots / f"toy-sweep-{self.sweep_metric}.png", hm.matrix, hm.visible_region(),
-                                      vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
-                                      title=f"{self.run.run_id}: {self.sweep_metric}", row_label=f"{keys[0]} index",
-                                      col_label=f"{keys[1]} index")
-            series = dstar_series(d)
-            if not series:
+                paths.insert(0, export_heatmap(
+                    plots / f"toy-sweep-{self.sweep_metric}.png", hm.matrix, hm.visible_region(), vmin=hm.vmin,
+                    vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id}: {self.sweep_metric}",
+                    row_label=f"{keys[0]}: {', '.join(values[0])}", col_label=f"{keys[1]}: {', '.join(values[1])}"))
+            if not paths:
                 from sptui.errors import SptuiError
 
                 raise SptuiError("nothing to export on this tab: no two swept parameters and no feature_probability sweep")
-            return export_lines(plots / "toy-dstar.png", series, title=f"{self.run.run_id}: D* vs 1/(1-S)",
-                                xlabel="1/(1-S)", ylabel="D*", logx=True, hlines=FRACTIONS and [(y, t) for y, t in FRACTIONS])
+            return paths[0]
         series = metric_series(d, self.train_metric, i)
         return export_lines(plots / f"toy-training-{self.train_metric}-{i:03d}.png", series,
                             title=f"{self.run.run_id} instance {i}: {self.train_metric}", xlabel="step",

@@ -50,7 +50,7 @@ def _xterm_palette() -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def colormap_256(name: str) -> "Colormap256":
+def colormap_256(name: str) -> Colormap256:
     return Colormap256(name)
 
 
@@ -258,12 +258,12 @@ class Heatmap(Widget, can_focus=True):
     ]
 
     class CursorMoved(Message):
-        def __init__(self, heatmap: "Heatmap", row: int, col: int, value: float):
+        def __init__(self, heatmap: Heatmap, row: int, col: int, value: float):
             super().__init__()
             self.heatmap, self.row, self.col, self.value = heatmap, row, col, value
 
         @property
-        def control(self) -> "Heatmap":
+        def control(self) -> Heatmap:
             return self.heatmap
 
     class Selected(CursorMoved):
@@ -488,16 +488,17 @@ class Heatmap(Widget, can_focus=True):
             return Strip(self._legend_segments(width)).crop_extend(0, width, None)
         if self.pyramid is None:
             return Strip.blank(width)
-        if self._lines is None:
+        if self._lines is None or self._lines_size != self.size:  # a resize may render before on_resize runs
+            self._lines_size = self.size
             self._fit_if_pending()
             frame = self.view.frame(self.pyramid, self.half_rows, width, self.vmin, self.vmax,
-                                    cursor=self.cursor if self.has_focus or self._show_cursor_unfocused else None)
+                                    cursor=self.cursor)
             self._lines = frame_strips(frame, self.cmap)
         if y >= len(self._lines):
             return Strip.blank(width)
-        return Strip(self._lines[y], width)
+        return Strip(self._lines[y]).crop_extend(0, width, None)
 
-    _show_cursor_unfocused = True
+    _lines_size = Size(0, 0)
 
     def _legend_segments(self, width: int) -> list[Segment]:
         bar = min(LEVELS, max(8, width // 3))

@@ -56,7 +56,7 @@ def layout(series: list[Series], width: int, height: int) -> tuple[np.ndarray, n
         return (np.round(dots_w / 2 + (np.asarray(x) - x_mid) / unit).astype(int),
                 np.round(dots_h / 2 - (np.asarray(y) - y_mid) / unit).astype(int))
 
-    for si, s in enumerate(series):
+    for s in series:
         dx, dy = to_dots(s.x, s.y)
         if s.line and len(dx) > 1:
             pairs = list(zip(range(len(dx) - 1), range(1, len(dx))))
