@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -176,9 +177,15 @@ def closest(name: str, known: typing.Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
+@functools.cache
+def _type_hints(cls) -> dict[str, Any]:
+    # Resolving string annotations costs ~1 ms per class; a job file with a 270-point sweep checks ~8000 values.
+    return typing.get_type_hints(cls)
+
+
 def check_value(cls, name: str, value: Any) -> Any:
     """Type- and range-check one parameter value; returns the normalised value."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     by_name = {f.name: f for f in dataclasses.fields(cls)}
     if name not in by_name:
         hint = closest(name, by_name)

@@ -77,3 +77,47 @@ seed = [0, 1]
     assert len(json.loads((run.results / "instances.json").read_text())) == 2
     names = {p.name for p in load_kind("functions").render(run)}
     assert names == {"weights.png", "function.png"}
+
+
+def test_functions_kind_resumes_to_the_same_weights(tmp_path):
+    from sptui.context import Hooks
+    from sptui.errors import JobCancelled
+
+    text = """
+[[job]]
+kind = "functions"
+name = "abs"
+steps = 120
+batch_size = 32
+log_points = 12
+checkpoint_every = 40
+"""
+    spec = parse_text(text, "t.toml")[0]
+
+    class CancelAt60(Hooks):
+        seen = 0
+
+        def progress(self, step, total, values):
+            self.seen = max(self.seen, step)
+
+        def cancel_requested(self):
+            return self.seen >= 60
+
+    def go(run, hooks=None):
+        ctx = Context(spec, run, device="cpu", hooks=hooks)
+        ctx.CANCEL_POLL_SECONDS = 0
+        try:
+            load_kind("functions").run(ctx)
+        finally:
+            ctx.close()
+
+    whole, broken = RunDir(tmp_path / "whole"), RunDir(tmp_path / "broken")
+    whole.create(spec.to_toml())
+    broken.create(spec.to_toml())
+    go(whole)
+    with pytest.raises(JobCancelled):
+        go(broken, CancelAt60())
+    go(broken)
+    a = runs.load_arrays(whole.results / "model.safetensors")["W1"]
+    b = runs.load_arrays(broken.results / "model.safetensors")["W1"]
+    assert torch.allclose(torch.from_numpy(a), torch.from_numpy(b), atol=1e-6)

@@ -154,3 +154,20 @@ def test_bad_parameters_are_one_line_errors(body, message):
     with pytest.raises(SpecError) as err:
         parse_text(f'[[job]]\nkind = "tms"\nname = "bad"\n{body}\n', "bad.toml")
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_shipped_job_files_parse_into_the_documented_experiments():
+    from pathlib import Path
+
+    from sptui.spec import load_file
+
+    jobs = Path(__file__).resolve().parent.parent / "jobs"
+    dropout = load_file(jobs / "dropout.toml")
+    assert len(dropout[0].grid()) == 200 and set(dropout[0].sweep) == {"feature_probability", "dropout"}
+    hidden = load_file(jobs / "hidden_sizes.toml")
+    assert [s.params["n_hidden"] for s in hidden] == [20, 40, 60, 80, 100, 120]
+    assert all(s.params["n_features"] == 32 and s.params["tied"] and s.params["hidden_activation"] == "relu" for s in hidden)
+    linear_relu = load_file(jobs / "linear_vs_relu_20_5.toml")
+    assert [s.params["output_activation"] for s in linear_relu] == ["none", "relu"]
+    for name in ("demo", "intro_5_2", "geometry", "phase_2_1", "nonuniform_sparsity", "functions"):
+        assert load_file(jobs / f"{name}.toml")
