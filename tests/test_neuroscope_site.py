@@ -37,12 +37,12 @@ def site(scanned, tmp_path_factory):
     return index, out
 
 
-def chromium_dom(url: str, tmp_path: Path) -> str:
+def chromium_dom(url: str, tmp_path: Path, *flags: str) -> str:
     profile = tmp_path / f"profile-{abs(hash(url))}"
     result = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-sync", "--disable-component-update", f"--user-data-dir={profile}", "--virtual-time-budget=3000",
-         "--dump-dom", url],
+         "--disable-sync", "--disable-component-update", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+         *flags, "--dump-dom", url],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -88,6 +88,52 @@ def test_neuron_page_renders_coloured_texts_in_chromium(site, scanned, tmp_path)
     full = chromium_dom((out / "L1" / "5.html").as_uri() + "#full", tmp_path)
     spans = re.findall(r'<span class="tok( max)?"', full)
     assert len(spans) == sum(len(e.token_ids) for e in neuron.top + neuron.samples)
+
+
+# Drives a neuron page in an iframe like a user: expand a text, follow "random", then "next".
+HARNESS = """<!DOCTYPE html><html><body><iframe id="f" src="PAGE" width="1000" height="800"></iframe><script>
+var f = document.getElementById("f"), log = [], loads = 0;
+f.onload = function () {
+  var d = f.contentDocument;
+  log.push("page=" + f.contentWindow.location.pathname.split("/").slice(-2).join("/"));
+  loads += 1;
+  if (loads === 1) {
+    var ex = d.querySelector(".example");
+    log.push("before=" + ex.querySelectorAll(".tok").length);
+    ex.querySelector("button.expand").click();
+    log.push("after=" + ex.querySelectorAll(".tok").length);
+    ex.querySelector("button.expand").click();
+    log.push("again=" + ex.querySelectorAll(".tok").length);
+    d.getElementById("random").click();
+  } else if (loads === 2) {
+    d.getElementById("next").click();
+  } else {
+    document.body.setAttribute("data-log", log.join(" "));
+  }
+};
+</script></body></html>"""
+
+
+@needs_chromium
+def test_expand_random_and_next_work_when_clicked_in_chromium(site, scanned, tmp_path):
+    _, out = site
+    neuron = NeuroscopeResults(scanned).neuron(1, 5)
+    harness = tmp_path / "harness.html"
+    harness.write_text(HARNESS.replace("PAGE", (out / "L1" / "5.html").as_uri()))
+    dom = chromium_dom(harness.as_uri(), tmp_path, "--allow-file-access-from-files")
+    log = dict(item.split("=") for item in re.search(r'data-log="([^"]*)"', dom).group(1).split())
+    first = neuron.top[0]
+    window = min(len(first.token_ids), first.max_position + 9) - max(0, first.max_position - 24)
+    assert int(log["before"]) == window
+    assert int(log["after"]) == len(first.token_ids)  # expanded to the full text
+    assert int(log["again"]) == window  # and back
+    # "random" went to some neuron page of the same layer, and "next" from there to the following one
+    pages = [p for p in dom.split('data-log="')[1].split('"')[0].split() if p.startswith("page=")]
+    assert pages[0] == "page=L1/5.html"
+    random_page = int(re.fullmatch(r"page=L1/(\d+)\.html", pages[1]).group(1))
+    assert 0 <= random_page < 48
+    expected_next = f"L1/{random_page + 1}.html" if random_page < 47 else "L0/0.html"
+    assert pages[2] == f"page={expected_next}"
 
 
 @needs_chromium

@@ -65,7 +65,6 @@ class Params:
 
 
 def run(ctx) -> None:
-    import numpy as np
     import torch
 
     from sptui.models import load_model
@@ -108,8 +107,8 @@ def run(ctx) -> None:
         ctx.save_checkpoint(progress["tokens"], state, {"progress": progress})
 
     last_checkpoint = time.monotonic()
-    docs = _documents(p)
-    for _ in range(progress["documents"]):  # skip what a resumed run already scanned
+    docs = _documents(p) if not progress["done"] else iter(())
+    for _ in range(progress["documents"] if not progress["done"] else 0):  # skip what a resumed run scanned
         if next(docs, None) is None:
             break
     window_docs = p.batch_size * WINDOW_BATCHES

@@ -131,7 +131,7 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
         "scale": neuron.colour_max,
         "top": [_example_json(e, f"#{i + 1}") for i, e in enumerate(neuron.top)],
         "samples": [_example_json(e, f"q{e.quantile:g}") for e in neuron.samples],
-        "random": [f"{n}.html" for n in range(results.d_mlp)],
+        "neurons": results.d_mlp,  # random navigation picks a page of this layer
         "strings": {},
     }
     used = {int(t) for e in neuron.top + neuron.samples for t in e.token_ids}

@@ -12,7 +12,7 @@ can checkpoint (as safetensors) and resume to bit-identical results.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -74,8 +74,7 @@
     window.addEventListener("hashchange", draw);
     var random = document.getElementById("random");
     function goRandom() {
-      var target = data.random[Math.floor(Math.random() * data.random.length)];
-      window.location.href = target;
+      window.location.href = Math.floor(Math.random() * data.neurons) + ".html";
     }
     random.addEventListener("click", function (e) { e.preventDefault(); goRandom(); });
     document.addEventListener("keydown", function (e) {
