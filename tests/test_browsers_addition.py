@@ -112,6 +112,7 @@ async def test_ablation_export_is_the_shown_grid(addition_run):
     async with app.run_test(size=(110, 30)) as pilot:
         await _open(app, pilot)
         await pilot.press("e")
+        await _open(app, pilot)  # the export runs in a worker
         png = app.browser.last_export
         assert png == addition_run.plots / "ablation-head-03.png" and png.exists()
         meta = json.loads(png.with_suffix(".json").read_text())
@@ -135,6 +136,7 @@ async def test_projection_browser_draws_the_digit_polygon_of_the_head(addition_r
         assert [s.label for s in k] == ["a digits", "b digits", "answer positions"]
         assert sum(len(s.x) for s in k) == arrays["k"].shape[1]  # every position once
         await pilot.press("e")
+        await _open(app, pilot)  # the export runs in a worker
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
         assert [len(p["series"]) for p in meta["panels"]] == [3, 3, 3, 1]
 

@@ -115,6 +115,7 @@ async def test_diagonal_steps_and_baseline_side_by_side(geometry):
         await pilot.press("full_stop")
         assert base.cursor == hm.cursor and base.view == hm.view
         await pilot.press("e")
+        await _open(app, pilot)  # the export runs in a worker
         shown = json.loads(screen.last_export.with_suffix(".json").read_text())
         baseline_png = screen.last_export.parent / screen.last_export.name.replace("cosine-", "cosine-baseline-")
         assert json.loads(baseline_png.with_suffix(".json").read_text())["region"] == shown["region"]

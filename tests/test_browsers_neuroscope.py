@@ -90,6 +90,7 @@ async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan
     async with app.run_test(size=(140, 40)) as pilot:
         await _open(app, pilot)
         await pilot.press("e")
+        await _open(app, pilot)  # the export runs in a worker
         neuron = app.browser.neuron
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
         assert meta["vmin"] == 0 and meta["vmax"] == pytest.approx(neuron.colour_max)

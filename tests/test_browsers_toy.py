@@ -148,10 +148,12 @@ async def test_toy_exports_each_tab(tms_run):
     async with app.run_test(size=(120, 36)) as pilot:
         await _open(app, pilot)
         await pilot.press("e")
+        await _open(app, pilot)  # the export runs in a worker
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
         assert app.browser.last_export.name == "toy-weights-002.png"
         assert meta["region"] == [0, 5, 0, 7]
         await pilot.press("4", "e")
+        await _open(app, pilot)  # the export runs in a worker
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
         test_loss = [r["loss"][2] for r in tms_run.read_metrics() if r["split"] == "test" and "loss" in r]
         assert {s["label"]: s["y"] for s in meta["series"]}["test"] == pytest.approx(test_loss)

@@ -173,3 +173,13 @@ async def test_widget_export_is_what_is_on_screen(tmp_path):
 def test_export_rejects_a_region_outside_the_matrix(tmp_path):
     with pytest.raises(SptuiError, match="outside the matrix"):
         export_heatmap(tmp_path / "x.png", np.zeros((4, 4)), (0, 5, 0, 4), vmin=0, vmax=1, cmap="viridis")
+
+
+def test_a_view_larger_than_the_figure_is_block_averaged_and_says_so(tmp_path):
+    # 2048 columns of +1/-1 stripes: drawn cell by cell they would alias; 2x2 block means are exactly 0
+    m = np.tile([1.0, -1.0], (2048, 1024)).astype(np.float32)
+    png = export_heatmap(tmp_path / "big.png", m, (0, 2048, 0, 2048), vmin=-1, vmax=1, cmap="viridis")
+    meta = json.loads(png.with_suffix(".json").read_text())
+    assert meta["block_mean"] == 2 and meta["region"] == [0, 2048, 0, 2048]
+    got = _png_cells(png, meta, 16, 16, "viridis", -1, 1)
+    assert np.abs(got).max() < 3 * 2 / 255

@@ -7,6 +7,7 @@ the PNG, so a figure can be traced back to its numbers. No Textual here: this is
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,19 @@ from sptui.errors import SptuiError  # noqa: E402
 from sptui.runs import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 DPI = 100
+MAX_CELLS = 1024  # per side of an exported heatmap; larger views are block-averaged
+
+
+def block_mean(data: np.ndarray, k: int) -> np.ndarray:
+    """Mean of k x k blocks (NaN-aware; the ragged last blocks average what they have)."""
+    rows, cols = data.shape
+    pr, pc = -rows % k, -cols % k
+    padded = np.pad(data, ((0, pr), (0, pc)), constant_values=np.nan)
+    blocks = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k)
+    with np.errstate(invalid="ignore"):
+        total = np.nansum(blocks, axis=(1, 3))
+        count = np.sum(~np.isnan(blocks), axis=(1, 3))
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
 def export_name(text: str) -> str:
@@ -39,10 +53,10 @@ def _finish(fig, ax, path: Path, meta: dict[str, Any]) -> Path:
     fig.canvas.draw()
     # where the axes sit in the saved PNG (pixels, origin top-left), for readers of the image
     x0, y0, x1, y1 = ax.get_window_extent().extents
-    height = fig.get_size_inches()[1] * DPI
+    height = fig.get_size_inches()[1] * fig.dpi
     meta["axes_px"] = [round(x0, 2), round(height - y1, 2), round(x1, 2), round(height - y0, 2)]
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=fig.dpi)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     atomic_write_json(path.with_suffix(".json"), meta)
@@ -62,10 +76,15 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
         raise SptuiError(f"export: region {region} is outside the matrix of shape {tuple(matrix.shape)}")
     data = np.asarray(matrix[r0:r1, c0:c1], dtype=np.float32)
     rows, cols = data.shape
+    # more cells than a figure has pixels: average k x k blocks first, as the terminal view does (and say so)
+    block = max(1, math.ceil(max(rows, cols) / MAX_CELLS))
+    if block > 1:
+        data = block_mean(data, block)
     side = 6.0
     w, h = (side, side * rows / cols) if cols >= rows else (side * cols / rows, side)
     w, h = max(w, 2.5), max(h, 2.0)
-    fig = plt.figure(figsize=(w + 1.8, h + 1.2), dpi=DPI)
+    dpi = int(np.clip(math.ceil(max(data.shape) / side), DPI, 2 * DPI))  # at least a pixel per cell drawn
+    fig = plt.figure(figsize=(w + 1.8, h + 1.2), dpi=dpi)
     ax = fig.add_axes((0.9 / (w + 1.8), 0.7 / (h + 1.2), w / (w + 1.8), h / (h + 1.2)))
     extent = (c0 + col_offset - 0.5, c1 + col_offset - 0.5, r1 + row_offset - 0.5, r0 + row_offset - 0.5)
     image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto",
@@ -78,7 +97,7 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     fig.colorbar(image, cax=cax)
     meta = {"type": "heatmap", "title": title, "region": [r0, r1, c0, c1], "shape": [rows, cols],
             "vmin": float(vmin), "vmax": float(vmax), "cmap": cmap, "row_offset": row_offset,
-            "col_offset": col_offset}
+            "col_offset": col_offset, "block_mean": block}
     return _finish(fig, ax, path, meta)
 
 

@@ -85,18 +85,33 @@ class BrowserScreen(Screen):
     def action_close(self) -> None:
         self.app.pop_screen()
 
+    class Exported(Message):
+        def __init__(self, path: Path | None = None, error: str | None = None):
+            super().__init__()
+            self.path, self.error = path, error
+
     def action_export(self) -> None:
         if self.data is None:
             self.notify("nothing to export yet", severity="warning")
             return
+        self.status("exporting…")
+        # matplotlib takes a second or two on a big view: draw in a thread, keep the UI responsive
+        self.run_worker(self._export_thread, thread=True, exclusive=True, group="browser-export")
+
+    def _export_thread(self) -> None:
         try:
-            path = self.export(self.run.plots)
+            self.post_message(self.Exported(path=self.export(self.run.plots)))
         except SptuiError as e:
-            self.notify(str(e), severity="error")
+            self.post_message(self.Exported(error=str(e)))
+
+    def on_browser_screen_exported(self, event: "BrowserScreen.Exported") -> None:
+        if event.error is not None:
+            self.notify(event.error, severity="error")
+            self.status(event.error)
             return
-        self.notify(f"saved {path}")
-        self.status(f"exported {path}")
-        self.last_export = path
+        self.last_export = event.path
+        self.notify(f"saved {event.path}")
+        self.status(f"exported {event.path}")
 
     last_export: Path | None = None
 
