@@ -222,10 +222,10 @@ def draw_dims_per_feature(records, derived, path: Path) -> Path:
             keep = derived["norm"][i] > 0.5
             jitter = x * np.exp(np.random.default_rng(i).normal(0, 0.03, keep.sum()))
             ax.scatter(jitter, derived["dim"][i][keep], s=5, color=colour, alpha=0.35)
+    ax.set_xscale("log")
     for value, text in FRACTIONS:
         ax.axhline(value, color="grey", lw=0.5, ls="--")
-        ax.text(ax.get_xlim()[0], value, text, fontsize=7, va="bottom", color="grey")
-    ax.set_xscale("log")
+        ax.text(1.005, value, text, fontsize=7, va="center", color="grey", transform=ax.get_yaxis_transform())
     ax.set_xlabel("1/(1-S) = 1 / feature probability")
     ax.set_ylabel("dimensions per feature")
     ax.set_title("D* (lines) and per-feature D_i of represented features (points)", fontsize=9)
