@@ -122,15 +122,19 @@ async def test_filter_and_sort(artifacts):
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
         table = app.screen.table
-        await pilot.press("slash", *"state:cancelled")
+        await pilot.press("slash", *"state:cancelled", "enter")
         await pilot.pause()
-        assert table.visible_ids == [jobs[1].id]
+        assert table.visible_ids == [jobs[1].id] and table.row_count == 1
         await pilot.press("escape")
         await pilot.pause()
-        assert table.visible_ids == [j.id for j in jobs]
-        await pilot.press("s")  # id -> newest first
+        assert table.visible_ids == [j.id for j in jobs] and table.row_count == 3
+        assert table.selected_job().name == "toy-b"  # still on the run the filter found
+        rebuilds = table.rebuilds
+        await pilot.press("s")  # id -> newest first: reordered in place, the cursor stays on toy-b
         await pilot.pause()
         assert table.visible_ids == [j.id for j in reversed(jobs)]
+        assert [str(table.get_row_at(i)[2]) for i in range(3)] == ["other", "toy-b", "toy-a"]
+        assert table.selected_job().name == "toy-b" and table.rebuilds == rebuilds
         assert "sort: newest" in str(app.screen.query_one("#queue-summary").render())
 
 
@@ -171,12 +175,16 @@ async def test_a_thousand_runs_load_and_update_in_place(artifacts):
         await pilot.pause()
         last = table.selected_job()
         assert last.name == "run-999"
+        rebuilds = table.rebuilds
         with Queue(artifacts) as q:
             q.cancel(last.id)
+            q.submit(tms_specs(["newcomer"]))
         app.screen.refresh_jobs()
         await settle(app, pilot)
         assert state_cell(table, last.id) == "cancelled"
         assert table.selected_job().id == last.id  # the cursor stays on the same run
+        assert table.row_count == 1001 and str(table.get_row_at(1000)[2]) == "newcomer"
+        assert table.rebuilds == rebuilds  # a changed row and a new one: no re-adding of the other 1,000
 
 
 async def test_start_worker_starts_one_that_outlives_the_app(artifacts):

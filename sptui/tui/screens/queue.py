@@ -25,6 +25,7 @@ from sptui.tui.widgets.gpu import GpuStrip
 from sptui.tui.widgets.runtable import RunTable
 
 RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
+FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
 
 
 class QueueScreen(Screen):
@@ -53,6 +54,7 @@ class QueueScreen(Screen):
         self._last_recover = 0.0
         self.workers_alive: list[dict] = []
         self.loaded = False
+        self._filter_timer = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="queue-top"):
@@ -120,7 +122,7 @@ class QueueScreen(Screen):
         summary = f"{len(self.table.jobs)} runs" + (f" ({', '.join(parts)})" if parts else "")
         if self.table.filter_text:
             summary += f"  filter '{self.table.filter_text}': {shown} shown"
-        summary += f"  sort: {self.table.sort.label}"
+        summary += f"  sort: {self.table.ordering.label}"
         if self.table.marked:
             summary += f"  marked: {len(self.table.marked)}"
         self.query_one("#queue-summary", Static).update(summary)
@@ -236,12 +238,20 @@ class QueueScreen(Screen):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.table.filter_text = event.value.strip()
-        self.table.show()
-        self._summarise()
+        # applied once typing pauses: each application may re-add many rows
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY, lambda: self._apply_filter(event.value))
+
+    def _apply_filter(self, text: str) -> None:
+        if self.table.filter_text != text.strip():
+            self.table.filter_text = text.strip()
+            self.table.show()
+            self._summarise()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:
+        self._apply_filter(event.value)
         if not event.value.strip():
             event.input.display = False
         self.table.focus()
@@ -250,9 +260,7 @@ class QueueScreen(Screen):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
-        self.table.filter_text = ""
-        self.table.show()
-        self._summarise()
+        self._apply_filter("")
         self.table.focus()
 
     def action_cycle_sort(self) -> None:

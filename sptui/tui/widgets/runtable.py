@@ -90,13 +90,14 @@ class RunTable(DataTable):
         self.marked: set[int] = set()
         self._order: list[int] = []
         self._cells: dict[int, dict[str, object]] = {}
+        self.rebuilds = 0  # full re-adds of every row (each cell re-measured): rare by design
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
 
     @property
-    def sort(self) -> Sort:
+    def ordering(self) -> Sort:
         return SORTS[self.sort_index]
 
     @property
@@ -109,24 +110,43 @@ class RunTable(DataTable):
         return self.jobs.get(self._order[self.cursor_row])
 
     def show(self, jobs: list[Job] | None = None, now: float | None = None) -> None:
-        """Replace the job list (or just re-render the current one) and update the table minimally."""
+        """Replace the job list (or just re-render the current one) and update the table minimally.
+
+        DataTable measures every cell it is given, so rows are only added when new; a change of order
+        (sort, priority) is a reorder in place; only a filter change that brings rows back re-adds them."""
+        previous = self.jobs
         if jobs is not None:
             self.jobs = {j.id: j for j in jobs}
             self.marked &= set(self.jobs)
         now = now if now is not None else time.time()
         visible = [j for j in self.jobs.values() if matches(j, self.filter_text)] if self.filter_text else list(self.jobs.values())
-        visible.sort(key=self.sort.key, reverse=self.sort.reverse)
+        visible.sort(key=self.ordering.key, reverse=self.ordering.reverse)
         order = [j.id for j in visible]
-        if order != self._order:
+        shown = set(self._order)
+        if not shown.issubset(order) or (not shown and order):
             self._rebuild(visible, now)
             return
+        current = self.selected_job()
         for job in visible:
+            if job.id not in shown:
+                cells = row_cells(job, job.id in self.marked, now)
+                self._cells[job.id] = cells
+                self.add_row(*cells.values(), key=str(job.id))
+                continue
+            if jobs is not None and previous.get(job.id) == job:
+                continue  # the row is as drawn (a running job's clock cells move in tick())
             cells = row_cells(job, job.id in self.marked, now)
             old = self._cells.get(job.id, {})
             for key, value in cells.items():
                 if str(old.get(key)) != str(value):
                     self.update_cell(str(job.id), key, value)
             self._cells[job.id] = cells
+        if order != self._order + [i for i in order if i not in shown]:
+            rank = {job_id: i for i, job_id in enumerate(order)}
+            self.sort("id", key=lambda cell: rank[int(str(cell))])
+        self._order = order
+        if current is not None and order.index(current.id) != self.cursor_row:
+            self.move_cursor(row=order.index(current.id), animate=False)  # stay on the same run
 
     def tick(self) -> None:
         """Once a second: the elapsed and ETA cells of running jobs move even when the DB does not."""
@@ -143,6 +163,7 @@ class RunTable(DataTable):
     def _rebuild(self, visible: list[Job], now: float) -> None:
         current = self.selected_job()
         keep = current.id if current else None
+        self.rebuilds += 1
         self.clear()
         self._cells = {}
         for job in visible:
