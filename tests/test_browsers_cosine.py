@@ -36,10 +36,10 @@ def write_geometry(run: RunDir, model="m", layer=1):
     B = cosine_gram(rng.standard_normal((N, D)))
     order, base_order = greedy_path(C**2), greedy_path(B**2)
     blocks = find_blocks(C**2, order, tau=4 / D, min_size=4)
-    save_arrays(run.results / "geometry.safetensors", {
-        "order": order, "gram": C[np.ix_(order, order)].astype(np.float16),
-        "baseline_order": base_order, "baseline_gram": B[np.ix_(base_order, base_order)].astype(np.float16)})
-    atomic_write_json(run.results / "blocks.json", [b.to_json() for b in blocks])
+    save_arrays(run.results / "geometry.safetensors", {  # the neuron-geometry kind's layout, one control
+        "order": order, "gram_permuted": C[np.ix_(order, order)].astype(np.float16),
+        "random_order": base_order, "random_gram_permuted": B[np.ix_(base_order, base_order)].astype(np.float16)})
+    atomic_write_json(run.results / "blocks.json", {"tau": 4 / D, "blocks": [b.to_json() for b in blocks]})
     return C, order, blocks
 
 
@@ -111,15 +111,17 @@ async def test_diagonal_steps_and_baseline_side_by_side(geometry):
         assert hm.cursor[0] == hm.cursor[1] > 0
         await pilot.press("b")
         await pilot.pause()
-        assert screen.has_class("side-by-side") and base.region.width > 0
+        assert screen.has_class("side-by-side") and base.region.width > 0 and screen.baseline_name == "random"
         await pilot.press("full_stop")
         assert base.cursor == hm.cursor and base.view == hm.view
         await pilot.press("e")
         await _open(app, pilot)  # the export runs in a worker
         shown = json.loads(screen.last_export.with_suffix(".json").read_text())
-        baseline_png = screen.last_export.parent / screen.last_export.name.replace("cosine-", "cosine-baseline-")
+        baseline_png = screen.last_export.parent / screen.last_export.name.replace("cosine-", "cosine-random-")
         assert json.loads(baseline_png.with_suffix(".json").read_text())["region"] == shown["region"]
         assert shown["region"] == list(hm.visible_region())
+        await pilot.press("b")  # only one control saved: back to the model alone
+        assert not screen.has_class("side-by-side") and screen.baseline_name is None
 
 
 async def test_a_neuron_opens_the_neuroscope_run_of_the_same_model(geometry, tmp_path):
@@ -140,3 +142,33 @@ async def test_a_neuron_opens_the_neuroscope_run_of_the_same_model(geometry, tmp
         opened = app.screen
         assert isinstance(opened, NeuroscopeBrowser)
         assert opened.run.root == runs / "0003-ns" and opened.neuron_index == int(order[7])
+
+
+async def test_on_a_real_neuron_geometry_run(tmp_path):
+    """The kind's own results (a tiny random model): the model map and both controls, blocks from blocks.json."""
+    from sptui.context import Context
+    from sptui.kinds import load_kind
+    from sptui.runs import load_arrays, read_json
+    from sptui.spec import parse_text
+    from tests.test_neuroscope import make_model
+
+    model_dir = make_model(tmp_path / "model")
+    spec = parse_text(f'[[job]]\nkind = "neuron-geometry"\nname = "g"\nmodel = "{model_dir}"\nlayer = 1\n'
+                      'methods = ["greedy", "spectral"]\n', "t.toml")[0]
+    run = RunDir(tmp_path / "runs" / "0001-g")
+    run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu")
+    load_kind("neuron-geometry").run(ctx)
+    ctx.close()
+    arrays = load_arrays(run.results / "geometry.safetensors")
+    app = Host(browser_for("neuron-geometry", run.root))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot)
+        screen = app.browser
+        np.testing.assert_array_equal(screen.model_map.matrix, arrays["gram_permuted"])
+        assert len(screen.data.blocks) == len(read_json(run.results / "blocks.json")["blocks"])
+        await pilot.press("b")
+        np.testing.assert_array_equal(screen.baseline_map.matrix, arrays["random_gram_permuted"])
+        await pilot.press("b")
+        assert screen.baseline_name == "shuffled"
+        np.testing.assert_array_equal(screen.baseline_map.matrix, arrays["shuffled_gram_permuted"])

@@ -104,7 +104,7 @@ class BrowserScreen(Screen):
         except SptuiError as e:
             self.post_message(self.Exported(error=str(e)))
 
-    def on_browser_screen_exported(self, event: "BrowserScreen.Exported") -> None:
+    def on_browser_screen_exported(self, event: BrowserScreen.Exported) -> None:
         if event.error is not None:
             self.notify(event.error, severity="error")
             self.status(event.error)

@@ -2,7 +2,7 @@
 as a zoomable, pannable map with the blocks found along its diagonal.
 
 Keys: arrows/hjkl cursor · +/- zoom · 0 fit · shift+arrows pan · . and , step along the diagonal ·
-n / N next / previous block (zoomed to it) · b model and random baseline side by side · r colour range
+n / N next / previous block (zoomed to it) · b the model beside its random / shuffled controls (cycles) · r colour range
 (robust / full -1..1) · enter: the Neuroscope page of the neuron under the cursor (or chosen in the block
 list), when a Neuroscope run of the same model and layer exists next to this run · e export PNG.
 """
@@ -26,8 +26,10 @@ from sptui.runs import load_arrays, read_json
 from sptui.tui.browsers.base import BrowserScreen, require
 from sptui.tui.widgets.heatmap import Heatmap, Pyramid, fmt
 
-GRAM_NAMES = ("gram", "cosine", "permuted_gram", "C")  # the permuted model matrix, first name found
-BASELINE_NAMES = ("baseline_gram", "baseline_cosine", "baseline")
+GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name found
+# the controls the neuron-geometry kind runs through the same pipeline (each in its own seriated order)
+BASELINES = {"random": ("random_gram_permuted",), "shuffled": ("shuffled_gram_permuted",)}
+BASELINE_HELP = {"random": "Gaussian matrix of the same shape", "shuffled": "each coordinate shuffled across neurons"}
 ROBUST_QUANTILE = 0.999  # colour range: this quantile of |off-diagonal cosine| (the diagonal is all 1)
 
 
@@ -47,7 +49,7 @@ class Block:
 class GeometryData:
     order: np.ndarray  # position -> neuron index
     model: Pyramid  # permuted cosine matrix
-    baseline: Pyramid | None
+    baselines: dict[str, Pyramid]  # control name -> its permuted cosine matrix
     blocks: list[Block]
     robust: float  # colour half-range from the data
     summary: dict[str, Any]
@@ -89,10 +91,10 @@ def load_geometry(run_dir: Path) -> GeometryData:
     gram = _pick(arrays, GRAM_NAMES, n)
     if gram is None:
         raise ValueError(f"no {n}x{n} cosine matrix among {sorted(arrays)}")
-    baseline = _pick(arrays, BASELINE_NAMES, n)
+    baselines = {name: Pyramid(m) for name, names in BASELINES.items() if (m := _pick(arrays, names, n)) is not None}
     summary = read_json(results / "summary.json") if (results / "summary.json").exists() else {}
-    return GeometryData(order, Pyramid(gram), Pyramid(baseline) if baseline is not None else None,
-                        load_blocks(results / "blocks.json"), robust_range(gram), summary)
+    return GeometryData(order, Pyramid(gram), baselines, load_blocks(results / "blocks.json"), robust_range(gram),
+                        summary)
 
 
 def find_neuroscope(run_dir: Path, model: str | None, layer: int | None) -> Path | None:
@@ -129,7 +131,7 @@ class CosineBrowser(BrowserScreen):
         Binding("comma", "diagonal(-1)", "diagonal -"),
         Binding("n", "block(1)", "next block"),
         Binding("N", "block(-1)", "prev block"),
-        Binding("b", "baseline", "baseline"),
+        Binding("b", "baseline", "controls"),
         Binding("r", "range", "colour range"),
     ]
 
@@ -137,6 +139,7 @@ class CosineBrowser(BrowserScreen):
         super().__init__(run_dir)
         self.block_index = -1
         self.full_range = False
+        self.baseline_name: str | None = None  # the control shown beside the model, if any
         self.params = self._params()
 
     def _params(self) -> dict[str, Any]:
@@ -169,7 +172,7 @@ class CosineBrowser(BrowserScreen):
         self._apply_range()
         self.model_map.focus()
         blocks = f"{len(data.blocks)} blocks" if data.blocks else "no blocks detected"
-        self.status(f"{len(data.order)} neurons · {blocks} · n/N block · ./, diagonal · b baseline · r range · "
+        self.status(f"{len(data.order)} neurons · {blocks} · n/N block · ./, diagonal · b controls · r range · "
                     "enter Neuroscope · +/- 0 zoom · e export PNG")
         self._describe(0, 0)
 
@@ -177,8 +180,10 @@ class CosineBrowser(BrowserScreen):
         half = 1.0 if self.full_range else max(self.data.robust, 1e-6)
         keep = self.model_map.matrix is not None
         self.model_map.set_data(self.data.model, vmin=-half, vmax=half, keep_view=keep, legend="cosine")
-        if self.data.baseline is not None:
-            self.baseline_map.set_data(self.data.baseline, vmin=-half, vmax=half, keep_view=keep, legend="random baseline")
+        if self.baseline_name is not None:
+            self.baseline_map.set_data(self.data.baselines[self.baseline_name], vmin=-half, vmax=half, keep_view=True,
+                                       legend=f"{self.baseline_name} control")
+            self._sync_baseline()
 
     # ------------------------------------------------------------------ navigation
 
@@ -214,13 +219,19 @@ class CosineBrowser(BrowserScreen):
         options.border_title = f"block {index + 1}/{len(self.data.blocks)}: {block.size} neurons{mean}"
 
     def action_baseline(self) -> None:
+        """Cycle: model alone -> beside the random control -> beside the shuffled control -> alone."""
         if self.data is None:
             return
-        if self.data.baseline is None:
-            self.notify("this run saved no baseline matrix", severity="warning")
+        names = list(self.data.baselines)
+        if not names:
+            self.notify("this run saved no control matrices", severity="warning")
             return
-        self.toggle_class("side-by-side")
-        self._sync_baseline()
+        cycle = [None, *names]
+        self.baseline_name = cycle[(cycle.index(self.baseline_name) + 1) % len(cycle)]
+        self.set_class(self.baseline_name is not None, "side-by-side")
+        if self.baseline_name is not None:
+            self._apply_range()
+        self._describe(*self.model_map.cursor)
 
     def action_range(self) -> None:
         if self.data is not None:
@@ -229,7 +240,7 @@ class CosineBrowser(BrowserScreen):
 
     def _sync_baseline(self) -> None:
         """The baseline map shows the same positions at the same zoom as the model map."""
-        if self.has_class("side-by-side") and self.data.baseline is not None:
+        if self.baseline_name is not None:
             base, hm = self.baseline_map, self.model_map
             base.view.row0, base.view.col0, base.view.scale = hm.view.row0, hm.view.col0, hm.view.scale
             base.cursor = hm.cursor
@@ -247,8 +258,10 @@ class CosineBrowser(BrowserScreen):
         k = self.block_at(row)
         value = float(self.data.model.matrix[row, col])
         lines = [f"positions {row}, {col}", f"neurons {order[row]} · {order[col]}", f"cosine {fmt(value)}"]
-        if self.data.baseline is not None:
-            lines.append(f"baseline {fmt(float(self.data.baseline.matrix[row, col]))}")
+        if self.baseline_name is not None:
+            name = self.baseline_name
+            lines.append(f"{name} control {fmt(float(self.data.baselines[name].matrix[row, col]))}")
+            lines.append(f"  ({BASELINE_HELP[name]}, same pipeline, its own order)")
         lines.append(f"in block {k + 1} ({self.data.blocks[k].size} neurons)" if k is not None else "in no block")
         self.query_one("#cos-info", Static).update("\n".join(lines))
 
@@ -286,9 +299,10 @@ class CosineBrowser(BrowserScreen):
                                 vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
                                 title=f"{self.run.run_id}: cosine of neurons in seriated order",
                                 row_label="position in order", col_label="position in order")]
-        if self.has_class("side-by-side") and self.data.baseline is not None:
-            paths.append(export_heatmap(plots / f"cosine-baseline-{r0}-{r1}-{c0}-{c1}.png", self.data.baseline.matrix,
+        if self.baseline_name is not None:
+            name = self.baseline_name
+            paths.append(export_heatmap(plots / f"cosine-{name}-{r0}-{r1}-{c0}-{c1}.png", self.data.baselines[name].matrix,
                                         (r0, r1, c0, c1), vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
-                                        title=f"{self.run.run_id}: random baseline, same pipeline",
+                                        title=f"{self.run.run_id}: {name} control ({BASELINE_HELP[name]}), same pipeline",
                                         row_label="position in order", col_label="position in order"))
         return paths[0]

@@ -101,7 +101,8 @@ class Pyramid:
         m = np.asarray(matrix)
         if m.ndim != 2 or m.size == 0:
             raise ValueError(f"a heatmap needs a non-empty 2-D array, found shape {m.shape}")
-        base = m.astype(np.float32, copy=m.dtype != np.float32)
+        # float16 stays float16 (a 4096^2 Gram: 32 MB, not 64); the coarser levels are float32
+        base = m if m.dtype in (np.float16, np.float32) else m.astype(np.float32)
         self.shape = base.shape
         self.levels = [base]
         while max(self.levels[-1].shape) > 1:
