@@ -144,7 +144,7 @@ def test_training_follows_a_plain_transformer_lens_loop_step_for_step(tmp_path):
             # b_K shifts every key score of a query equally, which softmax ignores: its true gradient is 0,
             # so Adam turns each implementation's rounding noise into steps of size lr. It has no effect.
             continue
-        torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
     logged = [m for m in run.read_metrics() if m["split"] == "train"]
     expected = [np.mean(losses[i - p.log_every:i]) for i in (m["step"] for m in logged)]
     np.testing.assert_allclose([m["loss"] for m in logged], expected, rtol=1e-4)

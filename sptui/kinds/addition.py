@@ -112,8 +112,6 @@ def run(ctx) -> None:
     from sptui.science import addition as A
 
     p: Params = ctx.params
-    if len(ctx.instances) > 1:
-        raise ParamError("sweep", "addition trains one model per job; sweep non-batchable parameters instead")
     device = ctx.device
     n = p.n_digits
     train, test = A.make_data(n, p.n_train, p.n_test, p.data_seed)

@@ -229,6 +229,26 @@ def ablation_summary(ablation: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
+def contribution_map(contribution: np.ndarray, path: Path) -> Path:
+    """Which heads raise (blue) or lower (red) the correct digit's logit, for every pair (a, b)."""
+    plt = _plt()
+    H = contribution.shape[0]
+    flat = contribution.reshape(H, 100)
+    lim = float(np.abs(flat).max()) or 1.0
+    fig, ax = plt.subplots(figsize=(14, 0.18 * H + 1.5))
+    im = ax.imshow(flat, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    ax.set_xticks(np.arange(0, 100, 10) + 4.5, [f"a={a}, b=0..9" for a in range(10)], fontsize=6)
+    for edge in range(10, 100, 10):
+        ax.axvline(edge - 0.5, color="0.5", lw=0.4)
+    ax.set_yticks(range(H), [str(h) for h in range(H)], fontsize=5)
+    ax.set_ylabel("head")
+    ax.set_title("each head's own effect on the correct digit's logit (kept alone minus all ablated)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.02)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 # ------------------------------------------------------------------ attention patterns and curves
 
 def pattern_sheet(patterns: np.ndarray, n_digits: int, path: Path, title: str) -> Path:
@@ -307,6 +327,7 @@ def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict
     if ablation is not None:
         out.append(ablation_sheet(ablation["per_head"], ablation["baseline"], plots / "ablation_heads.png", ablation.get("per_head_win")))
         out.append(ablation_summary(ablation, plots / "ablation_summary.png"))
+        out.append(contribution_map(ablation["contribution"], plots / "ablation_contributions.png"))
     if (results / "projections.safetensors").exists():
         proj = load_arrays(results / "projections.safetensors")
         for which in ("q", "k", "v", "o"):

@@ -6,13 +6,15 @@ Data. Two n-digit operands a, b, zero-padded and written least-significant digit
 positions fed as `=` (token 10); the target at answer position j is digit j of a+b. Vocabulary
 "0123456789=^" (12 tokens, `^` unused), outputs are the 10 digits. For n=6: 6 + 6 + 7 = 19 positions.
 
-Fast forward. The model is tiny, so a training step is dominated by per-op overhead, not FLOPs. Every
-answer position holds the same token, so its residual stream, query and key/value are the same for every
-example; only the 2n operand positions vary, and each of those is one of 10 tokens at a known position.
-`FastAddition` therefore builds per-(position, digit) key/value tables (a 20x128 @ 128x128 matmul instead
-of a batch x 19 one), reads only the n+1 answer queries, and folds W_O @ W_U. It computes the same
-function with the same parameters as `HookedTransformer.forward` (tested to float tolerance, and the
-gradients too), so the HookedTransformer stays the saved and analysed model.
+Fast forward. The model is tiny, so a training step is dominated by per-op overhead and by batched
+matmuls with 2-wide inner dimensions, not by FLOPs. Every answer position holds the same token (`=`), so
+its query is the same for every example, and each operand position holds one of 10 digits. So
+`FastAddition` computes, for the 20n+n+1 possible (position, token) key rows, every attention score
+(against the n+1 answer queries) and every value-times-readout (V @ W_O @ W_U) once per step as small
+tables, then gathers rows of those tables per example, takes the softmax over key positions and one
+batched matmul to the logits. Only the n+1 answer positions are computed (the only ones the loss reads).
+It is the same function of the same parameters as `HookedTransformer.forward` (tested to float
+tolerance, gradients too), so the HookedTransformer stays the saved and analysed model.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class AdditionData:
         eq = torch.full((len(self), n_answer), EQUALS, dtype=self.operands.dtype, device=self.operands.device)
         return torch.cat([self.operands, eq], dim=1)
 
-    def to(self, device) -> "AdditionData":
+    def to(self, device) -> AdditionData:
         return AdditionData(self.operands.to(device), self.answers.to(device))
 
 
@@ -183,7 +185,7 @@ class FastAddition:
 
     def __call__(self, operands: torch.Tensor) -> torch.Tensor:
         """operands [B, 2n] digit tokens -> logits [B, n+1, 10] at the answer positions."""
-        m, n, H, dh = self.model, self.n, self.n_heads, self.d_head
+        m, n, H = self.model, self.n, self.n_heads
         attn = m.blocks[0].attn
         W_E, W_pos, W_U = m.embed.W_E, m.pos_embed.W_pos, m.unembed.W_U
         d = W_E.shape[1]
