@@ -194,8 +194,10 @@ def draw_per_feature(derived, probability: np.ndarray, shown, labels, path: Path
         ax.set_ylim(0, 1.25)
         ax.set_title(labels[i], fontsize=7)
         ax.tick_params(labelsize=6)
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axs, fraction=0.02, label="feature probability")
     fig.suptitle("per feature: D_i (bars, colour = probability: red dense, blue sparse) and ||W_i|| (dots)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), cax=fig.add_axes((0.935, 0.15, 0.012, 0.7)),
+                 label="feature probability")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
