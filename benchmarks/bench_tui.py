@@ -138,13 +138,13 @@ async def table_costs(runs: int) -> dict[str, float]:
             for step in range(1, 8):
                 q.progress(job.id, step, 100)
                 jobs = q.list()
-                moved.append(await timed(lambda: table.show(jobs)))
+                moved.append(await timed(lambda jobs=jobs: table.show(jobs)))
             out["one job moved"] = median(moved)
             arrived = []
             for i in range(3):
                 q.submit([replace(base, name=f"new-{i}", params={**base.params, "seed": runs + i})])
                 jobs = q.list()
-                arrived.append(await timed(lambda: table.show(jobs)))
+                arrived.append(await timed(lambda jobs=jobs: table.show(jobs)))
             out["a new job arrived"] = median(arrived)
 
             def cycle_sort():

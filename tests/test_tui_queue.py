@@ -228,3 +228,17 @@ async def test_small_and_large_terminals(artifacts, size):
         await settle(app, pilot)
         assert app.screen.table.row_count == 1
         assert app.screen.table.size.height >= size[1] - 6
+
+
+async def test_every_key_is_also_in_the_command_palette(artifacts):
+    make_jobs(artifacts, ["a", "b"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Submit", "Cancel", "Requeue", "Priority up", "Worker", "Compare", "Filter", "Sort"} <= set(commands)
+        assert "(key: s)" in commands["Sort"].help
+        commands["Sort"].callback()
+        await pilot.pause()
+        await pilot.pause()
+        assert app.screen.table.ordering.label == "newest"

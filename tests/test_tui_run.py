@@ -114,6 +114,7 @@ async def test_metric_and_log_scale_keys(artifacts):
         assert screen.curves.metric == "acc" and screen.curves.title == "acc"
         await pilot.press("l")
         screen.curves.redraw_if_dirty()
+        await pilot.pause()  # plotext builds the log-scale picture in render
         assert screen.curves.log_scale and screen.curves.title == "acc (log)"
         assert "log y axis" in str(screen.query_one("#status").render())
         await pilot.press("M")
@@ -216,3 +217,26 @@ async def test_results_key_opens_the_kinds_browser(artifacts, monkeypatch):
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(app.screen, Browser) and opened == [("tms", run.root)]
+
+
+async def test_a_run_made_by_sptui_batch_shows_its_curves(artifacts):
+    """No worker: `sptui batch` trains in the foreground; the app shows the result like any other run."""
+    from rich.console import Console
+
+    from sptui.batch import run_batch
+
+    spec = parse_text('[[job]]\nkind = "tms"\nname = "batch"\nsteps = 40\nbatch_size = 64\nlog_points = 4\n'
+                      "[job.sweep]\nfeature_probability = [0.1, 0.01]\n", "batch.toml")
+    (result,) = run_batch(artifacts, spec, "batch.toml", device="cpu", console=Console(file=open("/dev/null", "w")))
+    assert result.state == "succeeded"
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app, pilot)
+        assert str(app.screen.table.get_cell(str(result.id), "state")) == "succeeded"
+        screen = await open_run(app, pilot)
+        screen.curves.redraw_if_dirty()
+        await pilot.pause()
+        labels = [line.label for line in screen.curves.lines]
+        assert "train #0" in labels and "test #1" in labels
+        assert max(screen.curves.lines[-1].x) == 40
+        assert "succeeded" in str(screen.query_one("#run-head").render())

@@ -7,8 +7,8 @@ workers, so the app never blocks on a busy disk or a locked database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding

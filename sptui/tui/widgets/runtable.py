@@ -17,9 +17,10 @@ from sptui.queue import Job
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "bold cyan", "interrupted": "yellow",
                "cancelled": "dim", "queued": ""}
 # (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure
+# device last: on an 80-column terminal it is the one that scrolls out of view
 COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("kind", "kind", None),
-           ("state", "state", 11), ("progress", "progress", 16), ("device", "device", 14),
-           ("elapsed", "elapsed", 7), ("eta", "eta", 7), ("prio", "prio", 4))
+           ("state", "state", 11), ("progress", "progress", 15), ("elapsed", "elapsed", 7), ("eta", "eta", 7),
+           ("prio", "prio", 4), ("device", "device", 14))
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,10 @@ def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
         "state": Text("cancelling" if job.cancel_requested and job.state == "running" else job.state,
                       style=STATE_STYLE.get(job.state, "")),
         "progress": fmt_progress(job),
-        "device": job.device or job.device_request or "",
         "elapsed": fmt_seconds(job.elapsed(now)),
         "eta": fmt_seconds(job.eta(now)),
         "prio": str(job.priority),
+        "device": job.device or job.device_request or "",
     }
 
 
