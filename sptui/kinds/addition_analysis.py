@@ -24,7 +24,7 @@ SUMMARY = "per-head projections, attention patterns and head-ablation grid of a 
 
 @dataclass
 class Params:
-    run: str = param("", "the addition run: a run id (under <artifacts>/runs) or a run folder path")
+    run: str = param("", "the addition run: a run id or its prefix, a job name (its newest run) or a run folder")
     checkpoint: str = param("final", '"final" (results/model.safetensors), "latest" snapshot, or a snapshot step like "1200"')
     head: int = param(-1, "head drawn in detail and animated (-1: the head with the largest ablation effect)", ge=-1)
     example: int = param(0, "test-set example whose attention pattern is drawn", ge=0)
@@ -40,19 +40,27 @@ class Params:
 
 
 def resolve_run(ref: str):
-    """A run id under the artifacts root, or a path to a run folder; must be an addition run."""
+    """The addition run named by `ref`: a run folder path, a run id under <artifacts>/runs (or a unique
+    prefix of one, like "0007"), or a job name (its newest run, e.g. "addition-6-paper")."""
     from sptui.config import artifacts_root, runs_dir
     from sptui.runs import RunDir
 
-    candidates = [Path(ref).expanduser(), runs_dir(artifacts_root()) / ref]
-    for path in candidates:
-        if (path / "job.toml").exists():
-            run = RunDir(path.resolve())
-            kind = run.spec().kind
-            if kind != "addition":
-                raise SptuiError(f'run "{ref}" is a {kind} run; addition-analysis needs an addition run')
-            return run
-    raise SptuiError(f'run "{ref}" not found (looked in {candidates[1].parent} and at the path itself)')
+    root = runs_dir(artifacts_root())
+    found = [p for p in (Path(ref).expanduser(), root / ref) if (p / "job.toml").exists()]
+    if not found and root.is_dir() and ref and "/" not in ref:
+        runs = sorted(p for p in root.iterdir() if (p / "job.toml").exists())
+        prefixed = [p for p in runs if p.name.startswith(ref)]
+        if len(prefixed) > 1:
+            raise SptuiError(f'run "{ref}" matches several runs ({", ".join(p.name for p in prefixed[:4])}); give more of the id')
+        named = [p for p in runs if p.name.split("-", 1)[-1] == ref]  # run ids are NNNN-<job name>
+        found = prefixed or named[-1:]
+    if not found:
+        raise SptuiError(f'run "{ref}" not found: not a run folder, nor a run id or job name under {root}')
+    run = RunDir(found[0].resolve())
+    kind = run.spec().kind
+    if kind != "addition":
+        raise SptuiError(f'run "{ref}" is a {kind} run; addition-analysis needs an addition run')
+    return run
 
 
 def snapshot_files(run) -> dict[int, Path]:
