@@ -129,3 +129,14 @@ def test_export_png_from_raw_records(tmp_path):
     assert values.shape == (300, 3) and steps[-1] == 300
     with pytest.raises(SptuiError, match='no values of metric "acc"'):
         export_png(recs, "acc", tmp_path / "x.png")
+
+
+def test_core_modules_of_the_app_import_neither_textual_nor_matplotlib():
+    """The curve store and GPU readings are core: the CLI and `sptui validate` must not pay for Textual."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sptui.plots.curves, sptui.gpu; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'matplotlib', 'torch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
