@@ -98,3 +98,15 @@ async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan
         assert meta["region"] == [0, len(neuron.top), 0, matrix.shape[1]]
         # every row is aligned on its max token, which holds that text's max activation
         np.testing.assert_allclose(matrix[:, BEFORE], [e.max_value for e in neuron.top], rtol=1e-2, atol=1e-3)
+
+
+def test_histogram_bars_are_log_counts_over_the_used_range():
+    from sptui.tui.browsers.neuroscope import histogram_bars
+
+    counts = np.array([0, 0, 9, 99, 999, 0, 0])
+    edges = np.arange(8, dtype=float) - 3  # bins [-3,-2), ..., [3,4)
+    lines = str(histogram_bars(counts, edges, height=3, width=3)).splitlines()
+    bars = [line[2:5] for line in lines[1:4]]  # three rows, top first, over the three used bins
+    # log10 counts 1, 2, 3 of a peak 3 over 3 rows: one, two and three full rows
+    assert bars == ["  █", " ██", "███"]
+    assert lines[4].strip().startswith("-1") and lines[4].strip().endswith("2")

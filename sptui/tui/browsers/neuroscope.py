@@ -56,7 +56,8 @@ def example_window(example, full: bool) -> tuple[int, int]:
 
 def example_text(results, example, label: str, scale: float, full: bool) -> Text:
     start, stop = example_window(example, full)
-    line = Text(f"{label} {example.max_value:7.3f}  ", style="dim")
+    line = Text()
+    line.append(f"{label} {example.max_value:7.3f}  ", style="dim")
     if start > 0:
         line.append("…")
     for i in range(start, stop):
@@ -78,6 +79,34 @@ def window_matrix(neuron) -> np.ndarray:
         offset = BEFORE - (e.max_position - start)
         out[r, offset: offset + stop - start] = e.acts[start:stop]
     return out
+
+
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+
+
+def histogram_bars(counts: np.ndarray, edges: np.ndarray, height: int = 6, width: int = 64) -> Text:
+    """The activation histogram as `height` rows of bars (log counts), over the neuron's own range."""
+    nonzero = np.flatnonzero(counts)
+    if not len(nonzero):
+        return Text("(no activations)", style="dim")
+    counts = np.asarray(counts[nonzero[0]: nonzero[-1] + 1], dtype=float)
+    edges = np.asarray(edges[nonzero[0]: nonzero[-1] + 2], dtype=float)
+    if len(counts) > width:  # merge neighbouring bins to fit
+        groups = np.array_split(np.arange(len(counts)), width)
+        edges = np.array([edges[g[0]] for g in groups] + [edges[-1]])
+        counts = np.array([counts[g].sum() for g in groups])
+    logs = np.log10(counts + 1.0)
+    eighths = np.round(logs / logs.max() * height * 8).astype(int)
+    text = Text()  # (a style given to Text() would cover everything appended later)
+    text.append(f"activation histogram (log10 counts, peak {int(counts.max()):,})\n", style="bold")
+    repeat = max(1, width // len(counts))  # few bins: widen each bar
+    for row in range(height - 1, -1, -1):
+        fill = np.clip(eighths - row * 8, 0, 8)
+        line = "".join(EIGHTHS[f] * repeat for f in fill)
+        text.append("  " + line + "\n", style="color(39)")
+    left, right = f"{edges[0]:.3g}", f"{edges[-1]:.3g}"
+    text.append("  " + left + " " * max(1, len(counts) * repeat - len(left) - len(right)) + right + "\n", style="dim")
+    return text
 
 
 def sorted_neurons(columns: dict[str, np.ndarray], sort: str) -> np.ndarray:
@@ -187,16 +216,14 @@ class NeuroscopeBrowser(BrowserScreen):
         self._show_neuron(neuron)
 
     def _show_neuron(self, neuron) -> None:
-        from sptui.neuroscope.show import histogram_line
-
         self.neuron, self.neuron_index = neuron, neuron.index
         r, s = self.results, neuron.stats
         header = Text.assemble(
             (f"Layer {neuron.layer} · Neuron {neuron.index}", "bold"), f" of {neuron.d_mlp} · {r.summary.get('model', '')}\n",
             ("max ", "dim"), fmt(s["max"]), ("   mean ", "dim"), fmt(s["mean"]), ("   std ", "dim"), fmt(s["std"]),
             ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   tokens ", "dim"), f"{int(s['count']):,}\n")
-        header.append_text(histogram_line(neuron.counts, neuron.edges))
-        header.append("\n\ndirect logit effect (W_out @ W_U)\n", style="bold")
+        header.append_text(histogram_bars(neuron.counts, neuron.edges))
+        header.append("\ndirect logit effect (W_out @ W_U)\n", style="bold")
         for (t1, v1), (t2, v2) in zip(neuron.logit_top, neuron.logit_bottom):
             header.append(f"  {repr(r.token_string(t1)):<18} {v1:+.3f}", style="green")
             header.append(f"    {repr(r.token_string(t2)):<18} {v2:+.3f}\n", style="red")
@@ -213,7 +240,8 @@ class NeuroscopeBrowser(BrowserScreen):
 
     def _show_texts(self) -> None:
         n = self.neuron
-        text = Text(f"Top {len(n.top)} texts", style="bold underline")
+        text = Text()
+        text.append(f"Top {len(n.top)} texts", style="bold underline")
         text.append(f"  colour: activation / {n.colour_max:.3g}; the max token is underlined"
                     f"{'' if self.full else '; f: full texts'}\n", style="dim")
         for i, e in enumerate(n.top):
