@@ -3,8 +3,9 @@
     from sptui.models import load_model, save_model
     model = load_model("tiny-stories-2L-33M")            # a TransformerLens model name (hub, or HF cache)
     model = load_model("/data/TinyStories-2Layers-33M")   # a local Hugging Face folder (GPT-Neo, GPT-2, ...)
-    model = load_model("lm-tiny-0003")                    # a run id of this project (artifacts/runs/<id>)
-    model = load_model("artifacts/runs/lm-tiny-0003")     # ... or its folder, or its results/ folder
+    model = load_model("0003-lm-tiny")                    # a run id of this project (artifacts/runs/<id>)
+    model = load_model("lm-tiny")                         # ... or a job name: its newest run with a model
+    model = load_model("artifacts/runs/0003-lm-tiny")     # ... or its folder, or its results/ folder
     model = load_model(ref, device="cuda", processing=False)   # raw weights (from_pretrained_no_processing)
 
 `processing=True` applies TransformerLens's default weight processing (fold LayerNorm, centre writing
@@ -77,7 +78,8 @@ def resolve_ref(ref: str) -> tuple[str, Any]:
     if run is not None:
         found = _classify_folder(run)
         if found is None or found[0] != "sptui":
-            raise SptuiError(f"run {ref} ({run}) has no saved model (results/{MODEL_FILE} + results/{CONFIG_FILE})")
+            raise SptuiError(f"run {ref} ({run}) has no saved model yet (results/{MODEL_FILE} + results/{CONFIG_FILE}); "
+                             "has it finished?")
         return found
     return "name", _official_name(ref)
 
@@ -146,12 +148,25 @@ def _is_tl_config(path: Path) -> bool:
 
 
 def _run_folder(ref: str) -> Path | None:
+    """A run id ("0007-lm-tiny") or a job name ("lm-tiny": its newest run with a saved model) -> run folder."""
     from sptui.config import artifacts_root, runs_dir
 
     if "/" in ref or ref.startswith("."):
         return None
-    candidate = runs_dir(artifacts_root()) / ref
-    return candidate if candidate.is_dir() else None
+    runs = runs_dir(artifacts_root())
+    exact = runs / ref
+    if exact.is_dir():
+        return exact
+    named = sorted(runs.glob(f"[0-9]*-{ref}"), key=lambda p: p.name)  # ids start with a zero-padded job number
+    named = [p for p in named if p.is_dir() and p.name.split("-", 1)[0].isdigit() and p.name.split("-", 1)[1] == ref]
+    finished = [p for p in named if (p / "results" / MODEL_FILE).exists()]
+    return (finished or named or [None])[-1]
+
+
+def _runs_root() -> Path:
+    from sptui.config import artifacts_root, runs_dir
+
+    return runs_dir(artifacts_root())
 
 
 def _official_name(name: str) -> str:
@@ -166,8 +181,8 @@ def _official_name(name: str) -> str:
         close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SptuiError(
-            f'unknown model "{name}": not an existing path, not a run id under the artifacts root, and not a '
-            f"TransformerLens model name{hint}") from None
+            f'unknown model "{name}": not an existing path, not a run id or job name under '
+            f"{_runs_root()}, and not a TransformerLens model name{hint}") from None
 
 
 # ---------------------------------------------------------------- the three loaders

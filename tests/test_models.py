@@ -102,3 +102,13 @@ def test_bad_references_are_one_line_errors(tmp_path, artifacts, monkeypatch):
     (artifacts / "runs" / "empty-run").mkdir(parents=True)
     with pytest.raises(SptuiError, match="no saved model"):
         load_model("empty-run")
+
+
+def test_job_name_resolves_to_its_newest_finished_run(neo_folder, artifacts):
+    raw = load_model(str(neo_folder[0]), processing=False)
+    runs = artifacts / "runs"
+    save_model(raw, runs / "0002-lm-tiny" / "results")
+    (runs / "0005-lm-tiny" / "results").mkdir(parents=True)  # a later run still training: no model yet
+    (runs / "0009-lm-tiny-big" / "results").mkdir(parents=True)  # another job whose name only starts alike
+    kind, where = resolve_ref("lm-tiny")
+    assert kind == "sptui" and where == runs / "0002-lm-tiny" / "results"

@@ -1,0 +1,323 @@
+"""Train a small TinyStories-shaped language model (GPT-Neo style, TransformerLens) on a text corpus.
+
+The model is a TransformerLens HookedTransformer with GPT-2's BPE vocabulary (50257 tokens), learned
+positions, LayerNorm and gelu_new MLPs; `local_window > 0` alternates global and local attention like
+GPT-Neo. Batches are random windows of the packed token stream (<eot> story <eot> story ...), drawn from
+a generator seeded by (seed, step), so a resumed run sees exactly the batches it would have seen.
+
+Vocabulary restriction (`restrict_vocab`, on by default): a small corpus uses a few hundred of the 50257
+tokens. Training then runs a compact model whose vocabulary is just those tokens (the embedding and
+unembedding of the others would get no gradient anyway, but cost most of a CPU step's time). The saved
+model is an ordinary full-vocabulary GPT-2-BPE model: the corpus tokens keep their trained rows and
+columns, every other token gets a zero embedding, a zero unembedding column and a logit bias of -30, so
+its probability is below 1e-8 and the saved model's loss on the corpus equals the trained one's.
+
+Results (results/):
+    model.safetensors + config.json   the trained model, loadable by `sptui.models.load_model(run)` or plain
+                                      TransformerLens (see sptui/models.py)
+    samples.json                      sampled continuations of the prompts over training
+    summary.json                      final train/validation loss and perplexity, tokens seen, steps/s, and
+                                      per layer the seriated neighbour score (mean adjacent cos^2) of the MLP
+                                      output directions against a random Gaussian matrix of the same shape
+Metrics: loss (train), loss + perplexity (validation), lr.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sptui.errors import SptuiError
+from sptui.params import ParamError, param
+
+SUMMARY = "Train a small GPT-Neo-style language model (TransformerLens) on a text corpus"
+
+ABSENT_TOKEN_BIAS = -30.0  # logit bias of tokens that never occur in the corpus (probability < 1e-8)
+
+
+@dataclass
+class Params:
+    corpus: str = param("builtin", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin" (the shipped '
+                        'generated stories), or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
+    text_column: str = param("text", "column/field holding the text in .jsonl/.parquet/datasets sources")
+    max_stories: int | None = param(None, "use at most this many training stories (None: all)", ge=1)
+    n_layers: int = param(2, "transformer blocks", ge=1)
+    d_model: int = param(128, "residual stream width", ge=8)
+    n_heads: int = param(4, "attention heads per layer (d_head = d_model / n_heads)", ge=1)
+    d_mlp: int = param(512, "MLP neurons per layer", ge=1)
+    n_ctx: int = param(128, "context length in tokens", ge=8)
+    act_fn: Literal["gelu_new", "gelu", "relu", "silu"] = param("gelu_new", "MLP activation")
+    local_window: int = param(0, "0: all layers global; >0: GPT-Neo alternation (global, local, ...) with this window", ge=0)
+    restrict_vocab: bool = param(True, "softmax over the corpus's tokens only while training (exact, much faster; see doc)")
+    steps: int = param(1500, "optimizer steps", ge=1)
+    batch_size: int = param(16, "sequences per step", ge=1)
+    lr: float = param(3e-3, "peak AdamW learning rate", gt=0)
+    warmup_steps: int = param(50, "linear warm-up steps, then cosine decay to 10%", ge=0)
+    weight_decay: float = param(0.1, "AdamW weight decay on matrices (not biases, norms or embeddings)", ge=0)
+    grad_clip: float = param(1.0, "clip the global gradient norm to this (0: off)", ge=0)
+    seed: int = param(0, "initialisation and batch seed")
+    log_every: int = param(10, "steps between train-loss lines", ge=1)
+    eval_every: int = param(250, "steps between validation evaluations", ge=1)
+    eval_batches: int = param(8, "validation batches per evaluation", ge=1)
+    sample_every: int = param(500, "steps between sampled continuations (also at the end)", ge=1)
+    sample_prompts: list[str] = param(["Once upon a time, there was", "One day, Tom went to the"],
+                                      "prompts whose continuations are logged during training")
+    sample_tokens: int = param(40, "tokens sampled per prompt", ge=1)
+    temperature: float = param(0.7, "sampling temperature (0: greedy)", ge=0)
+    checkpoint_every: int = param(250, "steps between resume checkpoints", ge=1)
+    structure_check: bool = param(True, "at the end, score each MLP's output directions against a random baseline")
+
+    def check(self):
+        if self.d_model % self.n_heads:
+            raise ParamError("n_heads", f"must divide d_model={self.d_model}, found {self.n_heads}")
+
+
+# ---------------------------------------------------------------- model and data
+
+def build_config(p: Params, d_vocab: int, device: str = "cpu"):
+    from transformer_lens import HookedTransformerConfig
+
+    kwargs = {}
+    if p.local_window > 0:
+        kwargs = {"attn_types": ["global" if i % 2 == 0 else "local" for i in range(p.n_layers)],
+                  "window_size": p.local_window, "use_local_attn": True}
+    return HookedTransformerConfig(
+        n_layers=p.n_layers, d_model=p.d_model, n_heads=p.n_heads, d_head=p.d_model // p.n_heads, d_mlp=p.d_mlp,
+        n_ctx=p.n_ctx, d_vocab=d_vocab, act_fn=p.act_fn, normalization_type="LN",
+        positional_embedding_type="standard", original_architecture="GPTNeoForCausalLM",
+        use_attn_scale=False,  # GPT-Neo does not scale attention scores by 1/sqrt(d_head)
+        tokenizer_prepends_bos=True, default_prepend_bos=True, model_name="sptui-lm", seed=p.seed,
+        device=device, **kwargs)
+
+
+def load_stream(p: Params, split: str):
+    from sptui.corpus import iter_texts, packed_tokens
+
+    limit = p.max_stories if split == "train" else None
+    tokens = packed_tokens(iter_texts(p.corpus, split=split, limit=limit, column=p.text_column))
+    if tokens.numel() <= p.n_ctx:
+        raise SptuiError(f'corpus "{p.corpus}" ({split}) has only {tokens.numel()} tokens; need more than n_ctx={p.n_ctx}')
+    return tokens
+
+
+def batch_at(stream, step: int, p: Params, salt: int = 0):
+    """The batch of `step`: random windows of the stream from a generator seeded by (seed, step)."""
+    import torch
+
+    g = torch.Generator().manual_seed((p.seed * 1_000_003 + step) * 2 + salt)
+    starts = torch.randint(0, stream.numel() - p.n_ctx, (p.batch_size,), generator=g)
+    return stream[starts[:, None] + torch.arange(p.n_ctx)]
+
+
+def lr_at(step: int, p: Params) -> float:
+    if step < p.warmup_steps:
+        return p.lr * (step + 1) / p.warmup_steps
+    progress = (step - p.warmup_steps) / max(1, p.steps - p.warmup_steps)
+    return p.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def compact_vocab(train, val, restrict: bool):
+    """(active token ids, full id -> compact id lookup): the corpus's tokens, or all of them."""
+    import torch
+
+    from sptui.tokenizer import VOCAB_SIZE
+
+    active = torch.unique(torch.cat([train, val])) if restrict else torch.arange(VOCAB_SIZE)
+    lut = torch.full((VOCAB_SIZE,), -1, dtype=torch.long)
+    lut[active] = torch.arange(active.numel())
+    return active, lut
+
+
+def expand_vocab(compact, active, p: Params):
+    """The full-vocabulary model equal to `compact` on the active tokens (absent tokens: see module doc)."""
+    import torch
+    from transformer_lens import HookedTransformer
+
+    from sptui.tokenizer import VOCAB_SIZE, gpt2_tokenizer
+
+    full = HookedTransformer(build_config(p, VOCAB_SIZE, "cpu"), tokenizer=gpt2_tokenizer(add_bos=True),
+                             move_to_device=False)
+    state = {k: v.detach().cpu() for k, v in compact.state_dict().items()}
+    W_E = torch.zeros(VOCAB_SIZE, p.d_model)
+    W_E[active] = state["embed.W_E"]
+    W_U = torch.zeros(p.d_model, VOCAB_SIZE)
+    W_U[:, active] = state["unembed.W_U"]
+    b_U = torch.full((VOCAB_SIZE,), ABSENT_TOKEN_BIAS)
+    b_U[active] = state["unembed.b_U"]
+    state.update({"embed.W_E": W_E, "unembed.W_U": W_U, "unembed.b_U": b_U})
+    full.load_state_dict(state)
+    return full.eval()
+
+
+def make_optimizer(model, p: Params):
+    import torch
+
+    decay, no_decay = [], []
+    for name, w in model.named_parameters():
+        # matrices of attention and MLP decay; biases, norms, embeddings and the unembedding do not
+        (decay if w.ndim >= 2 and name.startswith("blocks.") else no_decay).append(w)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=p.lr, betas=(0.9, 0.95))
+
+
+def sample(model, prompt_ids, active, lut, p: Params, generator) -> list[int]:
+    """Sample a continuation (full-vocabulary ids) from the compact model; stops at <|endoftext|>."""
+    import torch
+
+    from sptui.tokenizer import EOT_ID
+
+    ids = lut[torch.tensor(prompt_ids)]
+    ids = ids[ids >= 0]  # prompt tokens absent from the corpus cannot be fed to the compact model
+    out: list[int] = []
+    with torch.no_grad():
+        for _ in range(p.sample_tokens):
+            logits = model(ids[None, -p.n_ctx:].to(model.cfg.device))[0, -1].float().cpu()
+            if p.temperature > 0:
+                nxt = int(torch.multinomial(torch.softmax(logits / p.temperature, -1), 1, generator=generator))
+            else:
+                nxt = int(logits.argmax())
+            token = int(active[nxt])
+            if token == EOT_ID:
+                break
+            out.append(token)
+            ids = torch.cat([ids, torch.tensor([nxt])])
+    return out
+
+
+def mlp_structure(model, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per layer: seriated neighbour score of W_out rows vs a Gaussian matrix of the same shape."""
+    import numpy as np
+
+    from sptui.science.seriation import cosine_gram, seriate
+
+    methods = ("greedy", "greedy+2opt")
+    out = {}
+    rng = np.random.default_rng(seed)
+    for layer in range(model.cfg.n_layers):
+        W = model.blocks[layer].mlp.W_out.detach().cpu().numpy()
+        scores = {}
+        for name, M in (("model", W), ("random", rng.standard_normal(W.shape).astype(np.float32))):
+            C = cosine_gram(M)
+            r = seriate(C * C, methods=methods, two_opt_seconds=10)
+            scores[name] = r.scores[r.method]
+        out[str(layer)] = {"model_score": scores["model"], "random_score": scores["random"],
+                           "ratio": scores["model"] / scores["random"]}
+    return out
+
+
+# ---------------------------------------------------------------- the kind
+
+def run(ctx) -> None:
+    import torch
+    from transformer_lens import HookedTransformer
+
+    from sptui.checkpoint import pack, unpack
+    from sptui.models import save_model
+    from sptui.tokenizer import gpt2_tokenizer
+
+    p: Params = ctx.params
+    device = ctx.device
+    train_full, val_full = load_stream(p, "train"), load_stream(p, "validation")
+    active, lut = compact_vocab(train_full, val_full, p.restrict_vocab)
+    train, val = lut[train_full], lut[val_full]
+    ctx.info(f"corpus {p.corpus}: {train.numel():,} train tokens, {val.numel():,} validation tokens, "
+             f"{active.numel()} distinct tokens")
+
+    torch.manual_seed(p.seed)
+    model = HookedTransformer(build_config(p, int(active.numel()), str(device)), move_to_device=False).to(device)
+    optimizer = make_optimizer(model, p)
+    ctx.info(f"model: {p.n_layers} layers, d_model {p.d_model}, {p.n_heads} heads, d_mlp {p.d_mlp}, n_ctx {p.n_ctx}; "
+             f"{sum(w.numel() for w in model.parameters()):,} parameters while training")
+
+    start, samples = 0, []
+    ckpt = ctx.load_checkpoint()
+    if ckpt is not None:
+        extra = unpack(ckpt.tensors, ckpt.meta, model=model, optimizer=optimizer)
+        if not torch.equal(extra["active"], active):
+            raise SptuiError("the corpus changed since the checkpoint (different tokens); start a new run")
+        start, samples = ckpt.step, ckpt.meta.get("samples", [])
+    ctx.set_total(p.steps)
+    tok = gpt2_tokenizer()
+    prompts = [tok(pr)["input_ids"] for pr in p.sample_prompts]
+
+    def evaluate(step: int) -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [model(batch_at(val, i, p, salt=1).to(device), return_type="loss").item()
+                      for i in range(p.eval_batches)]
+        model.train()
+        loss = sum(losses) / len(losses)
+        ctx.log(step, split="validation", loss=loss, perplexity=math.exp(min(loss, 50)))
+        return loss
+
+    def log_samples(step: int) -> None:
+        model.eval()
+        g = torch.Generator().manual_seed(p.seed + step)
+        for prompt, ids in zip(p.sample_prompts, prompts):
+            text = tok.decode(sample(model, [50256] + ids, active, lut, p, g))
+            samples.append({"step": step, "prompt": prompt, "continuation": text})
+            ctx.info(f"sample @ {step}: {prompt}|{text}")
+        model.train()
+        ctx.save_json("samples.json", samples)
+
+    model.train()
+    t0, tokens_seen, last_loss = time.perf_counter(), 0, float("nan")
+    for step in range(start, p.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, p)
+        loss = model(batch_at(train, step, p).to(device), return_type="loss")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if p.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
+        optimizer.step()
+        tokens_seen += p.batch_size * p.n_ctx
+        done = step + 1
+        if done % p.log_every == 0 or done == p.steps:
+            last_loss = loss.item()
+            ctx.log(done, split="train", loss=last_loss, lr=lr_at(step, p))
+        if done % p.eval_every == 0 and done != p.steps:
+            evaluate(done)
+        if done % p.sample_every == 0 and done != p.steps:
+            log_samples(done)
+        if done % p.checkpoint_every == 0 and done != p.steps:
+            tensors, meta = pack(model=model, optimizer=optimizer, extra={"active": active})
+            ctx.save_checkpoint(done, tensors, {**meta, "samples": samples})
+        ctx.check_cancelled()
+    seconds = time.perf_counter() - t0
+
+    val_loss = evaluate(p.steps)
+    log_samples(p.steps)
+    full = expand_vocab(model, active.cpu(), p)
+    save_model(full, ctx.run.results)
+    summary = {
+        "corpus": p.corpus, "train_tokens": int(train.numel()), "validation_tokens": int(val.numel()),
+        "corpus_vocab": int(active.numel()), "parameters": sum(w.numel() for w in full.parameters()),
+        "steps": p.steps, "final_train_loss": last_loss, "validation_loss": val_loss,
+        "validation_perplexity": math.exp(min(val_loss, 50)),
+        "steps_per_second": (p.steps - start) / seconds if seconds > 0 else None,
+        "tokens_per_second": tokens_seen / seconds if seconds > 0 else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if p.structure_check and p.d_mlp >= 4:
+        summary["mlp_structure"] = mlp_structure(model, p.seed)
+        for layer, s in summary["mlp_structure"].items():
+            ctx.info(f"layer {layer} W_out neighbour cos^2 {s['model_score']:.4f} vs random {s['random_score']:.4f} "
+                     f"({s['ratio']:.2f}x)")
+    ctx.save_json("summary.json", summary)
+    ctx.info(f"validation loss {val_loss:.3f} (perplexity {summary['validation_perplexity']:.2f}); "
+             f"model saved to results/")
+
+
+def render(run) -> list[Path]:
+    from sptui.plots.curves import export_png
+
+    records = run.read_metrics()
+    files = []
+    for metric, log_scale in (("loss", False), ("perplexity", True)):
+        if any(metric in r for r in records):
+            files.append(export_png(records, metric, run.plots / f"{metric}.png", title=f"lm {metric}", log_scale=log_scale))
+    return files

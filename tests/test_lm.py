@@ -1,0 +1,128 @@
+"""The `lm` kind: learns the shipped corpus, saves a full-vocabulary model equal to the trained one, resumes exactly."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from sptui.context import Context
+from sptui.corpus import BUILTIN_FILE, load_texts, packed_tokens
+from sptui.kinds import load_kind
+from sptui.models import load_model
+from sptui.runs import RunDir
+from sptui.spec import parse_text
+from sptui.storygen import generate
+
+TINY = """
+[[job]]
+kind = "lm"
+name = "lm-test"
+max_stories = 300
+n_layers = 2
+d_model = 32
+n_heads = 2
+d_mlp = 64
+n_ctx = 32
+batch_size = 8
+steps = 80
+lr = 1e-2
+warmup_steps = 5
+eval_every = 40
+eval_batches = 2
+sample_every = 40
+sample_tokens = 8
+checkpoint_every = 40
+structure_check = false
+"""
+
+
+def train(run_dir, toml=TINY):
+    spec = parse_text(toml, "test.toml")[0]
+    run = RunDir(run_dir)
+    if not run.job_toml.exists():
+        run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu")
+    load_kind("lm").run(ctx)
+    ctx.close()
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return train(tmp_path_factory.mktemp("lm") / "run")
+
+
+def test_shipped_corpus_is_what_the_generator_writes():
+    stories = load_texts("builtin", split="all")
+    assert stories == generate(len(stories), seed=0)
+    assert BUILTIN_FILE.stat().st_size < 3_000_000
+
+
+def test_loss_falls_far_below_uniform_over_the_corpus_vocabulary(trained):
+    val = [r for r in trained.read_metrics() if r["split"] == "validation"]
+    summary = trained.load_json("summary.json")
+    uniform = math.log(summary["corpus_vocab"])
+    assert val[-1]["loss"] < 0.65 * uniform and val[-1]["loss"] < val[0]["loss"], ([r["loss"] for r in val], uniform)
+    assert val[-1]["perplexity"] == pytest.approx(math.exp(val[-1]["loss"]))
+    samples = trained.load_json("samples.json")
+    assert {s["step"] for s in samples} == {40, 80} and all(isinstance(s["continuation"], str) for s in samples)
+
+
+@pytest.mark.parametrize("processing", [False, True])
+def test_saved_full_vocabulary_model_has_the_trained_loss(trained, processing):
+    """The saved 50257-token model scores corpus text exactly like the compact model that was trained."""
+    from sptui.kinds.lm import Params, batch_at, compact_vocab, load_stream
+    from sptui import params as P
+
+    spec = parse_text(TINY, "t.toml")[0]
+    p = P.build(Params, spec.params)
+    train_full, val_full = load_stream(p, "train"), load_stream(p, "validation")
+    active, lut = compact_vocab(train_full, val_full, True)
+    model = load_model(str(trained.root), processing=processing)
+    assert model.cfg.d_vocab == 50257 and model.tokenizer is not None
+    with torch.no_grad():
+        losses = [model(batch_at(val_full, i, p, salt=1), return_type="loss").item() for i in range(p.eval_batches)]
+    logged = [r for r in trained.read_metrics() if r["split"] == "validation"][-1]["loss"]
+    assert sum(losses) / len(losses) == pytest.approx(logged, abs=1e-4)
+    # tokens that never occur in the corpus are (almost) never predicted
+    probs = model(model.to_tokens("Once upon a time"))[0, -1].softmax(-1)
+    absent = torch.ones(50257, dtype=torch.bool)
+    absent[active] = False
+    assert probs[absent].sum() < 1e-6
+
+
+def test_resume_from_checkpoint_gives_the_same_model(trained, tmp_path):
+    """Copy the finished run, drop its results, resume from the step-40 checkpoint: same weights as straight through."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(trained.root, resumed)
+    shutil.rmtree(resumed / "results")
+    (resumed / "results").mkdir()
+    assert [p.name for p in (resumed / "checkpoints").glob("step-*.safetensors")] == ["step-0000000040.safetensors"]
+    run = train(resumed)
+    steps = [r["step"] for r in run.read_metrics() if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 80  # metrics after the checkpoint were replaced, not doubled
+    import safetensors.torch
+
+    a = safetensors.torch.load_file(trained.results / "model.safetensors")
+    b = safetensors.torch.load_file(run.results / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_corpus_too_short_is_a_clear_error(tmp_path):
+    from sptui.errors import SptuiError
+
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("The cat sat.\n\nThe dog ran.\n")
+    toml = TINY.replace('max_stories = 300', f'corpus = "{tiny}"')
+    with pytest.raises(SptuiError, match="need more than n_ctx"):
+        train(tmp_path / "run", toml)
+
+
+def test_bad_params_are_refused_before_running():
+    from sptui.errors import SpecError
+
+    with pytest.raises(SpecError, match="n_heads"):
+        parse_text(TINY.replace("n_heads = 2", "n_heads = 3"), "t.toml")
