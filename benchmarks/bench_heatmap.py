@@ -7,6 +7,10 @@ and build the rows of `▄` segments (random data: almost no runs of equal colou
 (fit), 1:8, 1:1 and 4:1 (zoomed in), plus the one-off cost of building the pyramid (in a worker thread in
 the app). numpy runs single-threaded (OMP/OPENBLAS/MKL threads = 1), so the numbers are per core.
 
+Then the same in the real widget inside a headless Textual app: seconds per key press (zoom, pan, cursor)
+including the screen update, on the 4096^2 matrix against a 64 x 64 one in the same process (the cost of
+Textual itself): a ratio near 1 means the matrix size does not show.
+
     python benchmarks/bench_heatmap.py
     python benchmarks/bench_heatmap.py --size 8192 --cols 300 --rows 80
 """
@@ -90,6 +94,37 @@ def main() -> None:
 
         a, b = best_of(ours, args.repeats), best_of(naive, max(3, args.repeats // 3))
         print(f"{label:<20} {a * 1000:>11.2f} ms {b * 1000:>9.2f} ms {b / a:>8.1f}x")
+
+    import asyncio
+
+    small = rng.standard_normal((64, 64)).astype(np.float32)
+    big_ms = asyncio.run(keys_in_app(pyramid, args.cols, args.rows + 1))
+    small_ms = asyncio.run(keys_in_app(Pyramid(small), args.cols, args.rows + 1))
+    print(f"in the app, per key press with screen update: {big_ms:.1f} ms on {args.size}^2, {small_ms:.1f} ms on 64^2 "
+          f"({big_ms / small_ms:.2f}x)")
+
+
+async def keys_in_app(pyramid, cols: int, rows: int) -> float:
+    from textual.app import App
+
+    from sptui.tui.widgets.heatmap import Heatmap
+
+    class One(App):
+        def compose(self):
+            yield Heatmap(pyramid, cmap="RdBu_r", symmetric=True)
+
+    presses = ["plus", "plus", "down", "right", "shift+right", "shift+down", "plus", "minus", "left", "up"] * 3
+    app = One()
+    async with app.run_test(size=(cols, rows)) as pilot:
+        hm = app.query_one(Heatmap)
+        hm.focus()
+        hm.goto(pyramid.shape[0] // 3, pyramid.shape[1] // 3)
+        await pilot.pause()
+        t = time.perf_counter()
+        for key in presses:
+            await pilot.press(key)
+            await pilot.pause()
+        return (time.perf_counter() - t) / len(presses) * 1000
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from sptui.tui.widgets.heatmap import LEVELS, colormap_256, fmt
 
 BEFORE, AFTER = 24, 8  # tokens shown around the max (as on the Neuroscope site)
 SORTS = ["index", "max", "density"]
+MAX_LISTED = 8192
 TEXT_CMAP, NEGATIVE_CMAP = "Oranges", "Blues"
 
 
@@ -188,7 +189,7 @@ class NeuroscopeBrowser(BrowserScreen):
         table.clear()
         ov = self.overview
         rows = self.listed()
-        for i in rows[:2000]:  # a list longer than a screenful is for scrolling; the search finds the rest
+        for i in rows[:MAX_LISTED]:  # a whole layer of TinyStories (4096); the search finds any neuron
             table.add_row(str(i), fmt(float(ov.columns["max"][i])), f"{float(ov.columns['density'][i]):.3f}",
                           repr(ov.top_tokens[i]), key=str(i))
         table.border_title = f"layer {ov.layer} · {len(rows)} neurons · sorted by {self.sort}"
