@@ -32,6 +32,16 @@ feature_probability = [0.1, 0.01]
 BRAILLE = {chr(c) for c in range(0x2801, 0x2900)}  # plotext's braille marker: a drawn curve
 
 
+LONG_JOB = """
+[[job]]
+kind = "tms"
+name = "long"
+steps = 400000
+batch_size = 64
+log_points = 4000
+"""
+
+
 class Terminal:
     def __init__(self, socket: str):
         self.socket = socket
@@ -59,16 +69,37 @@ class Terminal:
         return self.wait_for(lambda t: needle in t, repr(needle), timeout)
 
 
-def test_submit_train_watch_and_export_in_tmux(tmp_path):
+def plot_area(screen: str) -> str:
+    """The plot's frame and contents (not the header, whose clock moves on its own)."""
+    lines = screen.splitlines()
+    top = next(i for i, line in enumerate(lines) if "┌" in line)
+    bottom = next(i for i, line in enumerate(lines) if "└" in line)
+    return "\n".join(lines[top : bottom + 2])  # + the x tick labels
+
+
+def start_sptui(tmp_path, job_text: str, name: str) -> tuple[Terminal, object]:
     root = tmp_path / "artifacts"
     (tmp_path / "jobs").mkdir()
-    (tmp_path / "jobs" / "e2e.toml").write_text(JOB)
-    term = Terminal(f"sptui-e2e-{os.getpid()}")
+    (tmp_path / "jobs" / f"{name}.toml").write_text(job_text)
+    term = Terminal(f"sptui-e2e-{os.getpid()}-{name}")
     env = {"SPTUI_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
     # env -u: a COLUMNS/LINES inherited from the test runner would override the pane's real size
     command = "env -u COLUMNS -u LINES " + " ".join(f"{k}={v}" for k, v in env.items()) + \
         f" {sys.executable} -m sptui --artifacts {root} --device cpu"
     term.tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", "-c", str(tmp_path), command)
+    return term, root
+
+
+def wait_for_worker(root) -> int:
+    with Queue(root) as q:
+        deadline = time.monotonic() + 60
+        while not q.live_workers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return q.live_workers()[0]["pid"]
+
+
+def test_submit_train_watch_and_export_in_tmux(tmp_path):
+    term, root = start_sptui(tmp_path, JOB, "e2e")
     worker_pid = None
     try:
         term.wait_text("no worker running")
@@ -80,11 +111,7 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
 
         term.keys("w")
         term.wait_text("started worker pid")
-        with Queue(root) as q:
-            deadline = time.monotonic() + 60
-            while not q.live_workers() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            worker_pid = q.live_workers()[0]["pid"]
+        worker_pid = wait_for_worker(root)
         screen = term.wait_text("succeeded", timeout=180)
         assert "1500/1500" in screen
 
@@ -109,6 +136,36 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
             raise AssertionError("sptui did not quit on q")
         with Queue(root) as q:  # the worker started from the UI outlives it
             assert [w["pid"] for w in q.live_workers()] == [worker_pid]
+    finally:
+        if worker_pid:
+            os.kill(worker_pid, signal.SIGTERM)
+        subprocess.run(["tmux", "-L", term.socket, "kill-server"], capture_output=True)
+
+
+def test_curve_grows_while_training_and_cancel_from_the_ui(tmp_path):
+    term, root = start_sptui(tmp_path, LONG_JOB, "long")
+    worker_pid = None
+    try:
+        term.wait_text("no worker running")
+        term.keys("n")
+        term.wait_text("long.toml: 1 job(s), 1 model instance(s)")
+        term.keys("Enter")
+        term.wait_text("queued 1 job(s)")
+        term.keys("w")
+        worker_pid = wait_for_worker(root)
+        term.wait_text(" running ", timeout=120)
+        term.keys("Enter")
+        first = term.wait_for(lambda t: "running" in t and len(BRAILLE & set(t)) > 5, "a curve while running")
+        # the curve reaches further as steps are logged: the plot changes without any key pressed
+        later = term.wait_for(lambda t: plot_area(t) != plot_area(first) and "running" in t,
+                              "the curve to move", timeout=60)
+        assert "train" in later and "test" in later
+        term.keys("Escape")
+        term.wait_text("worker pid")
+        term.keys("c")
+        term.wait_text(" cancelled ", timeout=60)
+        with Queue(root) as q:
+            assert q.get(1).state == "cancelled"
     finally:
         if worker_pid:
             os.kill(worker_pid, signal.SIGTERM)
