@@ -28,7 +28,7 @@ from sptui.tui.widgets.heatmap import LEVELS, colormap_256, fmt
 
 BEFORE, AFTER = 24, 8  # tokens shown around the max (as on the Neuroscope site)
 SORTS = ["index", "max", "density"]
-MAX_LISTED = 8192
+MAX_LISTED = 1000  # rows in the list (a DataTable fills ~5k rows/s); the search reaches every neuron
 TEXT_CMAP, NEGATIVE_CMAP = "Oranges", "Blues"
 
 
@@ -122,7 +122,7 @@ class NeuroscopeBrowser(BrowserScreen):
     DEFAULT_CSS = """
     NeuroscopeBrowser #ns-left { width: 44; }
     NeuroscopeBrowser #ns-search { height: 3; }
-    NeuroscopeBrowser #ns-table { height: 1fr; }
+    NeuroscopeBrowser #ns-table { height: 1fr; border: round $panel; }
     NeuroscopeBrowser #ns-neighbours { height: auto; max-height: 10; }
     NeuroscopeBrowser #ns-detail { height: 1fr; }
     """
@@ -189,10 +189,11 @@ class NeuroscopeBrowser(BrowserScreen):
         table.clear()
         ov = self.overview
         rows = self.listed()
-        for i in rows[:MAX_LISTED]:  # a whole layer of TinyStories (4096); the search finds any neuron
+        for i in rows[:MAX_LISTED]:
             table.add_row(str(i), fmt(float(ov.columns["max"][i])), f"{float(ov.columns['density'][i]):.3f}",
                           repr(ov.top_tokens[i]), key=str(i))
-        table.border_title = f"layer {ov.layer} · {len(rows)} neurons · sorted by {self.sort}"
+        shown = f"first {MAX_LISTED} of {len(rows)}" if len(rows) > MAX_LISTED else f"{len(rows)}"
+        table.border_title = f"layer {ov.layer} · {shown} neurons · sorted by {self.sort}"
 
     def listed(self) -> list[int]:
         """Neurons of the current layer in the list's order, after the search filter."""
