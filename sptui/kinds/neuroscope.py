@@ -187,7 +187,8 @@ def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> 
     kept = np.unique(torch.cat([ids.flatten() for ids in entry_ids.values()]).numpy())
     kept = kept[kept >= 0]
     tokens, offsets = log.read(kept)
-    ctx.info(f"recording per-token activations of {len(kept):,} kept texts")
+    ctx.info(f"recording per-token activations of the {len(kept):,} kept texts (one more forward pass over them)")
+    started = time.perf_counter()
     acts = S.entry_activations(model, layers, entry_ids, kept, tokens, offsets, p.batch_size, pad, ctx.device,
                                check=ctx.check_cancelled)
     k = p.top_k
@@ -204,6 +205,7 @@ def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> 
             act_arrays[f"L{layer}.{name}_acts"] = values[index.astype(np.int64)]
             act_arrays[f"L{layer}.{name}_offsets"] = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
 
+    ctx.info(f"  done in {time.perf_counter() - started:.0f}s; direct logit effects and neighbours from the weights")
     weight_arrays = {}
     w_u = model.W_U.detach()
     w_outs = [model.W_out[layer].detach() for layer in layers]
