@@ -48,7 +48,7 @@ def param_fields(cls) -> list[dataclasses.Field]:
 
 
 def batchable_names(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls) if f.metadata.get("batchable")}
+    return {name for name, f in _hints_and_fields(cls)[1].items() if f.metadata.get("batchable")}
 
 
 def type_name(tp) -> str:
@@ -178,15 +178,14 @@ def closest(name: str, known: typing.Iterable[str]) -> str | None:
 
 
 @functools.cache
-def _type_hints(cls) -> dict[str, Any]:
+def _hints_and_fields(cls) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
     # Resolving string annotations costs ~1 ms per class; a job file with a 270-point sweep checks ~8000 values.
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
 def check_value(cls, name: str, value: Any) -> Any:
     """Type- and range-check one parameter value; returns the normalised value."""
-    hints = _type_hints(cls)
-    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    hints, by_name = _hints_and_fields(cls)
     if name not in by_name:
         hint = closest(name, by_name)
         suggestion = f' (did you mean "{hint}"?)' if hint else ""

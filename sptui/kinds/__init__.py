@@ -14,6 +14,7 @@ Modules whose names start with `_` are helpers, not kinds.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from types import ModuleType
@@ -21,10 +22,11 @@ from types import ModuleType
 from sptui.errors import SptuiError
 
 
-def kind_names() -> list[str]:
-    return sorted(
+@functools.cache
+def kind_names() -> tuple[str, ...]:
+    return tuple(sorted(
         m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")
-    )
+    ))
 
 
 def load_kind(name: str) -> ModuleType:
