@@ -1,0 +1,135 @@
+"""PNGs of a neuron-geometry run, drawn from its saved arrays only.
+
+    permuted.png   the whole seriated cosine Gram, blocks outlined
+    tiles.png      zoomed tiles along the diagonal (on the strongest blocks, else evenly spaced)
+    compare.png    model vs random Gaussian vs row-shuffled baseline, same colour scale, with their scores
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def colour_limit(C: np.ndarray) -> float:
+    """A symmetric colour range that shows off-diagonal structure: the 99.5th percentile of |C| off the diagonal."""
+    n = len(C)
+    if n < 2:
+        return 1.0
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, n, 200_000)
+    j = rng.integers(0, n, 200_000)
+    keep = i != j
+    vals = np.abs(C[i[keep], j[keep]].astype(np.float32))
+    return float(max(np.quantile(vals, 0.995), 1e-3))
+
+
+def _matrix(ax, C, vmax, title):
+    im = ax.imshow(C.astype(np.float32), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def _outline(ax, blocks, offset=0, limit=None, min_size=1):
+    from matplotlib.patches import Rectangle
+
+    for b in blocks:
+        if b["size"] < min_size:
+            continue
+        start, stop = b["start"] - offset, b["stop"] - offset
+        if limit is not None and (stop <= 0 or start >= limit):
+            continue
+        ax.add_patch(Rectangle((start - 0.5, start - 0.5), stop - start, stop - start, fill=False,
+                               edgecolor="black", linewidth=0.6))
+
+
+def draw_permuted(C: np.ndarray, blocks: list[dict], title: str, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 8), dpi=150)
+    vmax = colour_limit(C)
+    im = _matrix(ax, C, vmax, title)
+    # outline only blocks big enough to see at this scale
+    _outline(ax, blocks, min_size=max(2, len(C) // 400))
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="cosine")
+    return _save(fig, path)
+
+
+def tile_starts(n: int, tile: int, blocks: list[dict], count: int) -> list[int]:
+    """Tile origins: centred on the strongest blocks (by mean cos^2 x size), else evenly along the diagonal."""
+    tile = min(tile, n)
+    starts: list[int] = []
+    ranked = sorted(blocks, key=lambda b: b["mean_cos2"] * b["size"], reverse=True)
+    for b in ranked:
+        centre = (b["start"] + b["stop"]) // 2
+        s = int(np.clip(centre - tile // 2, 0, n - tile))
+        if all(abs(s - t) >= tile // 2 for t in starts):
+            starts.append(s)
+        if len(starts) == count:
+            break
+    for s in np.linspace(0, n - tile, count).astype(int):
+        if len(starts) == count:
+            break
+        if all(abs(int(s) - t) >= tile // 2 for t in starts):
+            starts.append(int(s))
+    return sorted(starts)
+
+
+def draw_tiles(C: np.ndarray, order: np.ndarray, blocks: list[dict], path: Path, tile: int = 128, count: int = 6) -> Path:
+    plt = _plt()
+    n = len(C)
+    starts = tile_starts(n, tile, blocks, count)
+    cols = min(3, len(starts))
+    rows = (len(starts) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), dpi=130, squeeze=False)
+    vmax = colour_limit(C)
+    size = min(tile, n)
+    for ax, s in zip(axes.flat, starts):
+        _matrix(ax, C[s : s + size, s : s + size], vmax, f"positions {s}-{s + size - 1}")
+        _outline(ax, blocks, offset=s, limit=size)
+        if size <= 64:  # few enough to label with neuron indices
+            ax.set_xticks(range(size))
+            ax.set_xticklabels(order[s : s + size], rotation=90, fontsize=5)
+    for ax in list(axes.flat)[len(starts):]:
+        ax.axis("off")
+    fig.suptitle("zoomed tiles along the diagonal (blocks outlined)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.8), dpi=130, squeeze=False)
+    vmax = colour_limit(panels[0][1])  # the model's scale for every panel: differences show as contrast
+    im = None
+    for ax, (title, C) in zip(axes[0], panels):
+        im = _matrix(ax, C, vmax, title)
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01, label="cosine")
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from sptui import runs
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    runs.atomic_write_bytes(path, buf.getvalue())
+    return path

@@ -1,0 +1,126 @@
+"""The `neuron-geometry` kind on a model with planted neuron groups, saved as a sptui run."""
+
+import numpy as np
+import pytest
+import torch
+
+from sptui.context import Context
+from sptui.errors import SptuiError
+from sptui.kinds import load_kind
+from sptui.kinds.neuron_geometry import shuffled_control
+from sptui.models import save_model
+from sptui.runs import RunDir
+from sptui.spec import parse_text
+
+GROUPS, GROUP_SIZE, D_MLP, D_MODEL = 6, 16, 192, 64
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    """A 2-layer TransformerLens model whose layer-1 W_out rows form 6 groups of 16 shared directions."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    root = tmp_path_factory.mktemp("artifacts")
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=2, d_model=D_MODEL, n_heads=4, d_head=16, d_mlp=D_MLP, n_ctx=16,
+                                  d_vocab=50, act_fn="gelu_new", normalization_type="LN", device="cpu")
+    model = HookedTransformer(cfg)
+    rng = np.random.default_rng(0)
+    labels = np.full(D_MLP, -1)
+    labels[: GROUPS * GROUP_SIZE] = np.repeat(np.arange(GROUPS), GROUP_SIZE)
+    labels = labels[rng.permutation(D_MLP)]
+    dirs = rng.standard_normal((GROUPS, D_MODEL))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    W = rng.standard_normal((D_MLP, D_MODEL))
+    for g in range(GROUPS):
+        W[labels == g] += 1.5 * np.sqrt(D_MODEL) * dirs[g]
+    with torch.no_grad():
+        model.blocks[1].mlp.W_out.copy_(torch.tensor(W * 0.02, dtype=torch.float32))
+    save_model(model, root / "runs" / "0001-planted" / "results")
+    return root, labels, W
+
+
+def run_kind(tmp_path, monkeypatch, root, extra=""):
+    monkeypatch.setenv("SPTUI_ARTIFACTS", str(root))
+    layer = "" if "layer" in extra else "layer = 1"
+    toml = f"""
+[[job]]
+kind = "neuron-geometry"
+name = "g"
+model = "planted"
+processing = false
+two_opt_seconds = 5.0
+{layer}
+{extra}
+"""
+    spec = parse_text(toml, "t.toml")[0]
+    run = RunDir(tmp_path / "geo")
+    run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu")
+    kind = load_kind("neuron-geometry")
+    kind.run(ctx)
+    ctx.close()
+    return run, kind
+
+
+def test_planted_groups_found_as_blocks_and_scores_beat_baselines(planted_run, tmp_path, monkeypatch):
+    root, labels, W = planted_run
+    run, kind = run_kind(tmp_path, monkeypatch, root)
+    summary = run.load_json("summary.json")
+    best = summary["model_scores"]["best_score"]
+    assert set(summary["model_scores"]["scores"]) == {"greedy", "greedy+2opt", "spectral", "hclust", "olo"}
+    assert all(s >= 0 for s in summary["model_scores"]["seconds"].values())
+    assert best == max(summary["model_scores"]["scores"].values())
+    assert best > 3 * summary["identity_order_score"]
+    assert best > 1.5 * summary["random_scores"]["best_score"]
+    assert best > 1.5 * summary["shuffled_scores"]["best_score"]
+
+    blocks = run.load_json("blocks.json")["blocks"]
+    assert len(blocks) == GROUPS
+    for b in blocks:
+        members = labels[b["neurons"]]
+        assert members[0] >= 0 and (members == members[0]).all()
+        assert b["size"] == GROUP_SIZE and b["mean_cos2"] > run.load_json("blocks.json")["tau"]
+
+    arrays = run.load_arrays("geometry.safetensors")
+    order = arrays["order"]
+    assert sorted(order.tolist()) == list(range(D_MLP))
+    Wn = W / np.linalg.norm(W, axis=1, keepdims=True)
+    expected = (Wn @ Wn.T)[np.ix_(order, order)]
+    assert arrays["gram_permuted"].dtype == np.float16
+    np.testing.assert_allclose(arrays["gram_permuted"].astype(np.float32), expected, atol=2e-3)
+    for name in ("random_order", "shuffled_order"):
+        assert sorted(arrays[name].tolist()) == list(range(D_MLP))
+
+    files = kind.render(run)
+    assert sorted(f.name for f in files) == ["compare.png", "permuted.png", "tiles.png"]
+    assert all(f.stat().st_size > 10_000 and f.read_bytes()[:4] == b"\x89PNG" for f in files)
+
+
+def test_w_in_of_the_same_layer_shows_no_structure(planted_run, tmp_path, monkeypatch):
+    root, _, _ = planted_run
+    run, _ = run_kind(tmp_path, monkeypatch, root, 'weights = "W_in"\nmethods = ["greedy", "greedy+2opt"]')
+    summary = run.load_json("summary.json")
+    assert summary["ratio_to_random"] < 1.2
+    assert len(run.load_json("blocks.json")["blocks"]) <= 1
+
+
+def test_bad_layer_is_a_clear_error(planted_run, tmp_path, monkeypatch):
+    root, _, _ = planted_run
+    with pytest.raises(SptuiError, match="layer 5 out of range: the model has 2 layers"):
+        run_kind(tmp_path, monkeypatch, root, "layer = 5")
+
+
+def test_unknown_method_refused_at_validation():
+    from sptui.errors import SpecError
+
+    with pytest.raises(SpecError, match="unknown method"):
+        parse_text('[[job]]\nkind = "neuron-geometry"\nname = "x"\nmethods = ["anneal"]\n', "t.toml")
+
+
+def test_shuffled_control_keeps_each_column_and_scrambles_rows():
+    W = np.arange(40, dtype=np.float32).reshape(10, 4)
+    S = shuffled_control(W, np.random.default_rng(0))
+    for j in range(4):
+        assert sorted(S[:, j]) == sorted(W[:, j])
+    assert not np.array_equal(S, W)
