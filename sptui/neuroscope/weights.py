@@ -36,8 +36,9 @@ def cosine_neighbours(w_outs: list[torch.Tensor], s: int, chunk: int = 1024) -> 
     unit = everything / everything.norm(dim=1, keepdim=True).clamp(min=1e-12)
     total = unit.shape[0]
     s = min(s, total - 1)
-    layer_of = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    neuron_of = torch.cat([torch.arange(n) for n in sizes])
+    device = unit.device
+    layer_of = torch.repeat_interleave(torch.arange(len(sizes), device=device), torch.tensor(sizes, device=device))
+    neuron_of = torch.cat([torch.arange(n, device=device) for n in sizes])
     result = []
     start = 0
     for n in sizes:
@@ -47,7 +48,7 @@ def cosine_neighbours(w_outs: list[torch.Tensor], s: int, chunk: int = 1024) -> 
         for a in range(start, start + n, chunk):
             b = min(a + chunk, start + n)
             cos = unit[a:b] @ unit.T
-            rows = torch.arange(b - a)
+            rows = torch.arange(b - a, device=device)
             for name, largest, fill in (("similar", True, -torch.inf), ("dissimilar", False, torch.inf)):
                 masked = cos.clone()
                 masked[rows, rows + a] = fill  # never a neuron's own neighbour
@@ -55,6 +56,6 @@ def cosine_neighbours(w_outs: list[torch.Tensor], s: int, chunk: int = 1024) -> 
                 parts[f"{name}_layer"].append(layer_of[best.indices])
                 parts[f"{name}_neuron"].append(neuron_of[best.indices])
                 parts[f"{name}_cos"].append(best.values)
-        result.append({k: torch.cat(v) for k, v in parts.items()})
+        result.append({k: torch.cat(v).cpu() for k, v in parts.items()})
         start += n
     return result

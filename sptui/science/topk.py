@@ -211,8 +211,8 @@ class LayerScan:
         Returns [n, Q] tensors value / text_id / position (text_id -1 where the sample is empty), and
         the quantile levels actually used.
         """
-        qs = torch.tensor(list(quantiles), dtype=torch.float64)
         values = self.sample.payload["value"]
+        qs = torch.tensor(list(quantiles), dtype=torch.float64, device=values.device)
         filled = self.sample.filled()
         sort_vals = values.masked_fill(~filled, math.inf)
         order = sort_vals.argsort(dim=1)  # ascending, empty slots last
