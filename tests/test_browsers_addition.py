@@ -51,6 +51,7 @@ async def _open(app, pilot):
 
 def test_browser_for_picks_the_screen_by_kind(addition_run):
     assert isinstance(browser_for("addition", addition_run.root), AblationBrowser)
+    assert isinstance(browser_for("addition-analysis", addition_run.root), AblationBrowser)
     assert browser_for("lm", addition_run.root) is None
 
 

@@ -1,6 +1,7 @@
 """Result browsers: one Textual screen per kind of result, opened from a run's screen.
 
-    browser_for("addition", run_dir)         ablation grids (and, from there, Q/K/V/O projections)
+    browser_for("addition", run_dir)         ablation grids (and, from there, Q/K/V/O projections);
+                                             also "addition-analysis" runs
     browser_for("neuron-geometry", run_dir)  the permuted cosine matrix and its blocks
     browser_for("tms" | "functions", ...)    toy models: W^T W, feature norms, geometry, sweeps, curves
     browser_for("neuroscope", run_dir)       neurons: top texts, histograms, logit effects, neighbours
@@ -19,6 +20,7 @@ from textual.screen import Screen
 # kind -> (module in this package, screen class)
 BROWSERS = {
     "addition": ("ablation", "AblationBrowser"),
+    "addition-analysis": ("ablation", "AblationBrowser"),  # the same results, from a saved run's checkpoint
     "neuron-geometry": ("cosine", "CosineBrowser"),
     "tms": ("toy", "ToyBrowser"),
     "functions": ("toy", "ToyBrowser"),
