@@ -196,3 +196,12 @@ def test_cli_export_and_show_by_run_id(scanned, artifacts, tmp_path, capsys):
     assert "Layer 1 · Neuron 2" in capsys.readouterr().out
     assert main(["neuroscope", "show", "ns-0007", "2"]) != 0  # two layers scanned: a one-line error
     assert "--layer" in capsys.readouterr().err
+
+
+def test_layer_overview_names_the_token_each_neuron_fires_most_on(scanned):
+    results = NeuroscopeResults(scanned)
+    overview = results.layer_overview(0)
+    for index in range(results.d_mlp):
+        best = results.neuron(0, index).top[0]
+        assert overview["max_token"][index] == best.token_ids[best.max_position]
+        assert overview["max"][index] == pytest.approx(best.max_value, rel=1e-6)

@@ -107,8 +107,10 @@ def _layer_page(page: _Page, results: NeuroscopeResults, layer: int) -> str:
     for n in range(results.d_mlp):
         top_tok = results.token_string(int(o["top_logit"][n]))
         bottom_tok = results.token_string(int(o["bottom_logit"][n]))
+        max_tok = results.token_string(int(o["max_token"][n])) if o["max_token"][n] >= 0 else ""
         rows.append(
             f'<tr><td data-v="{n}"><a href="{n}.html">{n}</a></td>'
+            f'<td data-v="{_e(max_tok)}"><span class="tokstr">{_e(max_tok)}</span></td>'
             f'<td class="num" data-v="{o["max"][n]:.6g}">{_fmt(float(o["max"][n]))}</td>'
             f'<td class="num" data-v="{o["mean"][n]:.6g}">{_fmt(float(o["mean"][n]))}</td>'
             f'<td class="num" data-v="{o["density"][n]:.6g}">{_fmt(float(o["density"][n]))}</td>'
@@ -119,7 +121,7 @@ def _layer_page(page: _Page, results: NeuroscopeResults, layer: int) -> str:
             f'<span class="spacer"></span>{others}</nav>'
             f"<h1>Layer {layer}: {results.d_mlp} neurons</h1>"
             f'<p class="muted">Click a column to sort. Density: fraction of tokens with activation &gt; 0.</p>'
-            f'<table id="neurons"><thead><tr><th>neuron</th><th>max</th><th>mean</th><th>density</th>'
+            f'<table id="neurons"><thead><tr><th>neuron</th><th>fires most on</th><th>max</th><th>mean</th><th>density</th>'
             f'<th>top logit</th><th>bottom logit</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
     return page.wrap(f"Layer {layer} · Neuroscope", body)
 

@@ -189,13 +189,25 @@ class NeuroscopeResults:
 
     # ------------------------------------------------------------ a layer
     def layer_overview(self, layer: int) -> dict[str, np.ndarray]:
-        """Per-neuron arrays for an index table: max, mean, density, top/bottom logit token."""
+        """Per-neuron arrays for an index table: the token of the top activation, max, mean, density,
+        top / bottom logit token (token arrays hold ids; -1 where a neuron kept no text)."""
         self.check(layer, 0)
         L = f"L{layer}."
         return {
+            "max_token": self._max_tokens(layer),
             "max": self.hists[f"{L}max"],
             "mean": self.hists[f"{L}mean"],
             "density": self.hists[f"{L}density"],
             "top_logit": self.weights[f"{L}logit_top_ids"][:, 0],
             "bottom_logit": self.weights[f"{L}logit_bottom_ids"][:, 0],
         }
+
+    def _max_tokens(self, layer: int) -> np.ndarray:
+        """Per neuron, the token at which it fired most (in its best text)."""
+        ids, offsets, tokens = self.texts["ids"], self.texts["offsets"], self.texts["tokens"]
+        text_ids = self.topk[f"L{layer}.top_text_ids"][:, 0]
+        positions = self.topk[f"L{layer}.top_positions"][:, 0]
+        rows = np.searchsorted(ids, np.maximum(text_ids, 0)).clip(max=max(len(ids) - 1, 0))
+        found = (text_ids >= 0) & (len(ids) > 0)
+        at = np.where(found, offsets[rows] + positions, 0)
+        return np.where(found, tokens[at] if len(tokens) else -1, -1)
