@@ -41,7 +41,8 @@ class Params:
     corpus: str = param("tinystories", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin", '
                         'or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
-    token_budget: int = param(1_000_000, "stop after this many tokens (the whole corpus if it is shorter)", ge=1)
+    token_budget: int = param(1_000_000, "stop once this many tokens are scanned (the text that crosses it is kept "
+                              "whole; the whole corpus if it is shorter)", ge=1)
     context_length: int = param(512, "longer documents are cut into texts of this many tokens", ge=2)
     layers: list[int] = param([], "layers to scan (empty: all)", ge=0)
     top_k: int = param(20, "top texts kept per neuron", ge=1)
