@@ -172,3 +172,23 @@ async def test_functions_run_shows_hidden_weights_and_learned_function(functions
         await pilot.press("2")
         fmap = app.browser.query_one("#toy-function", Heatmap)
         np.testing.assert_allclose(fmap.matrix[:, : fn["learned"].shape[-1]], fn["learned"][1])
+
+
+async def test_opens_from_the_run_screen_of_the_app(artifacts):
+    """The whole way: a queued tms job run by the runner, its run screen, `r` for results, back with escape."""
+    from sptui.queue import Queue
+    from sptui.runner import execute
+    from sptui.tui.app import SptuiApp
+
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text(TMS_JOB, "jobs/tiny.toml"))
+    assert execute(job.job_spec(), RunDir(job.run_dir(artifacts)), "cpu").state == "succeeded"
+    app = SptuiApp(artifacts, poll_interval=3600)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for key in ("enter", "r"):
+            await _open(app, pilot)
+            await pilot.press(key)
+        await _open(app, pilot)
+        assert isinstance(app.screen, ToyBrowser) and app.screen.data.n_instances == 6
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "RunScreen"
