@@ -154,3 +154,16 @@ def test_scatter_layout_keeps_equal_aspect_and_marks_points():
     assert abs(width_dots - height_dots) <= 4
     assert marks[(rows[-1], cols[0])][0] == "a"  # (0, 0) is bottom-left
     assert bits.any()
+
+
+async def test_a_run_without_results_says_so_in_one_line(tmp_path):
+    run = RunDir(tmp_path / "run-0")
+    run.create('[[job]]\nkind = "addition"\nname = "unfinished"\n')
+    app = Host(browser_for("addition", run.root))
+    async with app.run_test(size=(110, 30)) as pilot:
+        await _open(app, pilot)
+        status = str(app.browser.query_one("#browser-status").render())
+        assert "ablation.safetensors not found" in status and "has the run finished?" in status
+        await pilot.press("e", "right", "a")  # nothing to show: keys do nothing, no crash
+        await _open(app, pilot)
+        assert app.browser.last_export is None
