@@ -98,6 +98,8 @@ async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan
         assert meta["region"] == [0, len(neuron.top), 0, matrix.shape[1]]
         # every row is aligned on its max token, which holds that text's max activation
         np.testing.assert_allclose(matrix[:, BEFORE], [e.max_value for e in neuron.top], rtol=1e-2, atol=1e-3)
+        hist = json.loads(next(app.browser.run.plots.glob("*-histogram.json")).read_text())
+        assert hist["values"] == neuron.counts.tolist() and hist["edges"] == pytest.approx(neuron.edges.tolist())
 
 
 def test_histogram_bars_are_log_counts_over_the_used_range():

@@ -152,6 +152,10 @@ async def test_toy_exports_each_tab(tms_run):
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
         assert app.browser.last_export.name == "toy-weights-002.png"
         assert meta["region"] == [0, 5, 0, 7]
+        bars = json.loads((tms_run.plots / "toy-feature-norms-002.json").read_text())
+        record = read_json(tms_run.results / "instances.json")[2]["metrics"]
+        assert bars["values"] == pytest.approx(record["feature_norm"])
+        assert bars["colour_by"] == pytest.approx(record["feature_interference"])
         await pilot.press("4", "e")
         await _open(app, pilot)  # the export runs in a worker
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())

@@ -166,3 +166,39 @@ def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: s
     meta = {"type": "lines", "title": title, "series": [
         {k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in series]}
     return _finish(fig, ax, path, meta)
+
+
+def export_bars(path: str | Path, values: Sequence[float], *, edges: Sequence[float] | None = None,
+                colour_by: Sequence[float] | None = None, cmap: str = "viridis", vmin: float = 0.0, vmax: float = 1.0,
+                horizontal: bool = False, log: bool = False, title: str = "", xlabel: str = "", ylabel: str = "",
+                colour_label: str = "") -> Path:
+    """Bars as a browser shows them: one per item (horizontal: feature norms, top item first), or a histogram
+    over `edges`; optionally coloured by `colour_by` on `cmap` over [vmin, vmax] (with a colour bar)."""
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * len(values) + 1) if horizontal else 4), dpi=DPI)
+    colours = None
+    if colour_by is not None:
+        norm = matplotlib.colors.Normalize(vmin=vmin, vmax=vmax)
+        colours = matplotlib.colormaps[cmap](norm(np.asarray(colour_by, dtype=float)))
+        fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=colour_label)
+    if horizontal:
+        ax.barh(np.arange(len(values)), values, color=colours)
+        ax.invert_yaxis()
+        ax.set_yticks(np.arange(len(values)))
+    elif edges is not None:
+        edges = np.asarray(edges, dtype=float)
+        ax.bar(edges[:-1], values, width=np.diff(edges), align="edge", color=colours if colours is not None else "#00afff")
+    else:
+        ax.bar(np.arange(len(values)), values, color=colours)
+    if log:
+        (ax.set_xscale if horizontal else ax.set_yscale)("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    meta = {"type": "bars", "title": title, "values": values.tolist(),
+            "edges": None if edges is None else np.asarray(edges).tolist(),
+            "colour_by": None if colour_by is None else np.asarray(colour_by, dtype=float).tolist(),
+            "cmap": cmap if colour_by is not None else None, "vmin": vmin, "vmax": vmax, "log": log}
+    return _finish(fig, ax, path, meta)

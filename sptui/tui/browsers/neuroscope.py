@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from sptui.errors import SptuiError
-from sptui.plots.screen_export import export_heatmap
+from sptui.plots.screen_export import export_bars, export_heatmap
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import LEVELS, colormap_256, fmt
 
@@ -300,6 +300,9 @@ class NeuroscopeBrowser(BrowserScreen):
         matrix = window_matrix(n)
         if matrix.size == 0:
             raise SptuiError("this neuron has no top texts to export")
+        export_bars(plots / f"neuroscope-L{n.layer}-N{n.index}-histogram.png", n.counts, edges=n.edges, log=True,
+                    title=f"{self.run.run_id}: layer {n.layer} neuron {n.index}, activation histogram",
+                    xlabel="activation", ylabel="tokens (log)")
         return export_heatmap(
             plots / f"neuroscope-L{n.layer}-N{n.index}.png", matrix, (0, matrix.shape[0], 0, matrix.shape[1]),
             vmin=0.0, vmax=n.colour_max, cmap=TEXT_CMAP,

@@ -28,7 +28,7 @@ from textual.widgets import OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
-from sptui.plots.screen_export import export_heatmap, export_lines, export_scatter
+from sptui.plots.screen_export import export_bars, export_heatmap, export_lines, export_scatter
 from sptui.runs import load_arrays, read_json, read_metrics
 from sptui.tui.browsers.base import BrowserScreen, require
 from sptui.tui.widgets.heatmap import Heatmap, colormap_256, fmt
@@ -175,14 +175,19 @@ def training_metrics(d: ToyData) -> list[str]:
     return names
 
 
-def interference_bars(d: ToyData, i: int, width: int = 30) -> Text:
-    """Per feature: ||W_i|| as a bar, coloured by its interference (dark: none, bright: a lot)."""
+def feature_bars(d: ToyData, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per feature ||W_i|| and its interference, and the top of the colour range (at least 1)."""
     m = d.records[i].get("metrics", {})
     norms = np.asarray(m.get("feature_norm") or np.linalg.norm(d.weights["W"][i], axis=-1), dtype=float)
     interf = np.asarray(m.get("feature_interference") or np.zeros_like(norms), dtype=float)
+    return norms, interf, max(1.0, float(interf.max()) if interf.size else 1.0)
+
+
+def interference_bars(d: ToyData, i: int, width: int = 30) -> Text:
+    """Per feature: ||W_i|| as a bar, coloured by its interference (dark: none, bright: a lot)."""
+    norms, interf, scale = feature_bars(d, i)
     cmap = colormap_256("viridis")
     top = max(1.0, float(norms.max()) if norms.size else 1.0)
-    scale = max(1.0, float(interf.max()) if interf.size else 1.0)
     text = Text(f"feature norms ||W_i||, colour = interference sum_j!=i (W^_i.W_j)^2 (0 dark .. {scale:.2g} bright)\n")
     for f, (n, s) in enumerate(zip(norms, interf)):
         level = int(np.clip(s / scale, 0, 1) * 31)
@@ -427,6 +432,12 @@ class ToyBrowser(BrowserScreen):
         if tab == "weights":
             hm = self.query_one("#toy-weights", Heatmap)
             label = ("feature", "feature | b") if d.kind == "tms" else ("hidden unit", "input | b1 | W2")
+            if d.kind == "tms":  # the bars under the map, beside it
+                norms, interf, scale = feature_bars(d, i)
+                export_bars(plots / f"toy-feature-norms-{i:03d}.png", norms, colour_by=interf, cmap="viridis",
+                            vmin=0.0, vmax=scale, horizontal=True, xlabel="||W_i||", ylabel="feature",
+                            colour_label="interference sum_j!=i (W^_i . W_j)^2",
+                            title=f"{self.run.run_id} instance {i}: feature norms")
             return export_heatmap(plots / f"toy-weights-{i:03d}.png", hm.matrix, hm.visible_region(), vmin=hm.vmin,
                                   vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id} instance {i}: {hm.legend}",
                                   row_label=label[0], col_label=label[1])
