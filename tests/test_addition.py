@@ -82,6 +82,8 @@ def test_impossible_set_sizes_are_a_clear_parameter_error():
         parse_text(job(n_digits=1, n_train=90, n_test=20), "t.toml")
     with pytest.raises(SpecError, match="checkpoint_every: must be a multiple of log_every"):
         parse_text(job(log_every=100, checkpoint_every=150), "t.toml")
+    with pytest.raises(SpecError, match='warmup_steps: only used with schedule = "cosine-step"'):
+        parse_text(job(warmup_steps=10), "t.toml")
 
 
 # ------------------------------------------------------------------ the fast forward is the same function
@@ -237,3 +239,19 @@ def test_two_digit_addition_learns_carries(tmp_path):
     assert test["acc_pos"][1] >= 0.90, test
     logged = [m for m in run.read_metrics() if m["split"] == "test"]
     assert logged[0]["acc"] < 0.3 and logged[-1]["acc"] == pytest.approx(test["acc"])
+
+
+@pytest.mark.slow
+def test_three_digit_small_job_reaches_98_percent(tmp_path):
+    """jobs/addition_small.toml as shipped (3 digits, 7,800 steps; a few minutes on one core)."""
+    from sptui.spec import load_file
+
+    spec = load_file("jobs/addition_small.toml")[0]
+    run = RunDir(tmp_path / "small")
+    run.create(spec.to_toml())
+    ctx = Context(spec, run, device="cpu")
+    load_kind("addition").run(ctx)
+    ctx.close()
+    summary = run.load_json("summary.json")
+    assert summary["test"]["acc"] >= 0.98, summary["test"]
+    assert summary["step_at_target"] is not None

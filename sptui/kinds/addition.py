@@ -54,6 +54,8 @@ class Params:
             raise ParamError("batch_size", f"must be <= n_train ({self.n_train})")
         if self.checkpoint_every % self.log_every:
             raise ParamError("checkpoint_every", f"must be a multiple of log_every ({self.log_every})")
+        if self.warmup_steps and self.schedule != "cosine-step":
+            raise ParamError("warmup_steps", f'only used with schedule = "cosine-step" (found "{self.schedule}")')
         if 0 < self.snapshot_growth <= 1:
             raise ParamError("snapshot_growth", "must be 0 (no snapshots) or > 1")
 
