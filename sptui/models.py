@@ -48,12 +48,15 @@ _GPT2_BPE_FAMILIES = ("roneneldan/TinyStories", "gpt2", "openai-community/gpt2",
 
 # ---------------------------------------------------------------- public API
 
-def load_model(ref: str, device: str = "cpu", processing: bool = True):
-    """Resolve a model reference (TL name, local HF folder, or sptui run) to a HookedTransformer in eval mode."""
+def load_model(ref: str, device: str = "cpu", processing: bool = True, runs_root: str | Path | None = None):
+    """Resolve a model reference (TL name, local HF folder, or sptui run) to a HookedTransformer in eval mode.
+
+    Run ids and job names are looked up in `runs_root` (a kind passes its own run's parent folder), else in
+    the artifacts root's runs/ ($SPTUI_ARTIFACTS or ./artifacts)."""
     ref = str(ref).strip()
     if not ref:
         raise SptuiError("empty model reference: pass a TransformerLens name, a Hugging Face folder or a run id")
-    kind, where = resolve_ref(ref)
+    kind, where = resolve_ref(ref, runs_root)
     with _quiet():
         if kind == "sptui":
             model = _load_sptui(where, device, processing)
@@ -64,7 +67,7 @@ def load_model(ref: str, device: str = "cpu", processing: bool = True):
     return model.eval()
 
 
-def resolve_ref(ref: str) -> tuple[str, Any]:
+def resolve_ref(ref: str, runs_root: str | Path | None = None) -> tuple[str, Any]:
     """("sptui", results_dir) | ("hf-folder", folder) | ("name", official_name); SptuiError otherwise."""
     path = Path(ref).expanduser()
     if path.exists():
@@ -74,14 +77,14 @@ def resolve_ref(ref: str) -> tuple[str, Any]:
                 f'{path}: not a model folder (expected a sptui run with results/{MODEL_FILE}, or a Hugging Face '
                 f"folder with config.json and weights)")
         return found
-    run = _run_folder(ref)
+    run = _run_folder(ref, runs_root)
     if run is not None:
         found = _classify_folder(run)
         if found is None or found[0] != "sptui":
             raise SptuiError(f"run {ref} ({run}) has no saved model yet (results/{MODEL_FILE} + results/{CONFIG_FILE}); "
                              "has it finished?")
         return found
-    return "name", _official_name(ref)
+    return "name", _official_name(ref, runs_root)
 
 
 def save_model(model, results_dir: str | Path) -> tuple[Path, Path]:
@@ -147,29 +150,32 @@ def _is_tl_config(path: Path) -> bool:
     return isinstance(d, dict) and "d_model" in d and "n_layers" in d and "architectures" not in d
 
 
-def _run_folder(ref: str) -> Path | None:
-    """A run id ("0007-lm-tiny") or a job name ("lm-tiny": its newest run with a saved model) -> run folder."""
-    from sptui.config import artifacts_root, runs_dir
+def _run_folder(ref: str, runs_root: str | Path | None = None) -> Path | None:
+    """A run id ("0007-lm-tiny") or a job name ("lm-tiny": its newest run with a saved model) -> run folder.
 
+    Looked up in `runs_root` first, then in the artifacts root's runs/."""
     if "/" in ref or ref.startswith("."):
         return None
-    runs = runs_dir(artifacts_root())
-    exact = runs / ref
-    if exact.is_dir():
-        return exact
-    named = sorted(runs.glob(f"[0-9]*-{ref}"), key=lambda p: p.name)  # ids start with a zero-padded job number
-    named = [p for p in named if p.is_dir() and p.name.split("-", 1)[0].isdigit() and p.name.split("-", 1)[1] == ref]
-    finished = [p for p in named if (p / "results" / MODEL_FILE).exists()]
-    return (finished or named or [None])[-1]
+    for runs in dict.fromkeys(_runs_roots(runs_root)):
+        exact = runs / ref
+        if exact.is_dir():
+            return exact
+        named = [p for p in sorted(runs.glob(f"[0-9]*-{ref}"), key=lambda p: p.name)  # zero-padded job numbers
+                 if p.is_dir() and p.name.split("-", 1)[0].isdigit() and p.name.split("-", 1)[1] == ref]
+        finished = [p for p in named if (p / "results" / MODEL_FILE).exists()]
+        if named:
+            return (finished or named)[-1]
+    return None
 
 
-def _runs_root() -> Path:
+def _runs_roots(explicit: str | Path | None = None) -> list[Path]:
     from sptui.config import artifacts_root, runs_dir
 
-    return runs_dir(artifacts_root())
+    default = runs_dir(artifacts_root())
+    return [Path(explicit).resolve(), default] if explicit is not None else [default]
 
 
-def _official_name(name: str) -> str:
+def _official_name(name: str, runs_root: str | Path | None = None) -> str:
     from transformer_lens import loading_from_pretrained as loading
 
     try:
@@ -182,7 +188,7 @@ def _official_name(name: str) -> str:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SptuiError(
             f'unknown model "{name}": not an existing path, not a run id or job name under '
-            f"{_runs_root()}, and not a TransformerLens model name{hint}") from None
+            f"{' or '.join(str(r) for r in dict.fromkeys(_runs_roots(runs_root)))}, and not a TransformerLens model name{hint}") from None
 
 
 # ---------------------------------------------------------------- the three loaders

@@ -112,3 +112,12 @@ def test_job_name_resolves_to_its_newest_finished_run(neo_folder, artifacts):
     (runs / "0009-lm-tiny-big" / "results").mkdir(parents=True)  # another job whose name only starts alike
     kind, where = resolve_ref("lm-tiny")
     assert kind == "sptui" and where == runs / "0002-lm-tiny" / "results"
+
+
+def test_runs_root_is_searched_before_the_artifacts_root(neo_folder, tmp_path, artifacts):
+    raw = load_model(str(neo_folder[0]), processing=False)
+    elsewhere = tmp_path / "other-artifacts" / "runs"
+    save_model(raw, elsewhere / "0003-lm-tiny" / "results")
+    with pytest.raises(SptuiError, match="unknown model"):
+        resolve_ref("lm-tiny")  # not under $SPTUI_ARTIFACTS
+    assert resolve_ref("lm-tiny", runs_root=elsewhere) == ("sptui", elsewhere / "0003-lm-tiny" / "results")

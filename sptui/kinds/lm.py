@@ -52,7 +52,7 @@ class Params:
     act_fn: Literal["gelu_new", "gelu", "relu", "silu"] = param("gelu_new", "MLP activation")
     local_window: int = param(0, "0: all layers global; >0: GPT-Neo alternation (global, local, ...) with this window", ge=0)
     restrict_vocab: bool = param(True, "softmax over the corpus's tokens only while training (exact, much faster; see doc)")
-    steps: int = param(1500, "optimizer steps", ge=1)
+    steps: int = param(1200, "optimizer steps", ge=1)
     batch_size: int = param(16, "sequences per step", ge=1)
     lr: float = param(3e-3, "peak AdamW learning rate", gt=0)
     warmup_steps: int = param(50, "linear warm-up steps, then cosine decay to 10%", ge=0)
@@ -60,14 +60,14 @@ class Params:
     grad_clip: float = param(1.0, "clip the global gradient norm to this (0: off)", ge=0)
     seed: int = param(0, "initialisation and batch seed")
     log_every: int = param(10, "steps between train-loss lines", ge=1)
-    eval_every: int = param(250, "steps between validation evaluations", ge=1)
+    eval_every: int = param(200, "steps between validation evaluations", ge=1)
     eval_batches: int = param(8, "validation batches per evaluation", ge=1)
-    sample_every: int = param(500, "steps between sampled continuations (also at the end)", ge=1)
+    sample_every: int = param(400, "steps between sampled continuations (also at the end)", ge=1)
     sample_prompts: list[str] = param(["Once upon a time, there was", "One day, Tom went to the"],
                                       "prompts whose continuations are logged during training")
     sample_tokens: int = param(40, "tokens sampled per prompt", ge=1)
     temperature: float = param(0.7, "sampling temperature (0: greedy)", ge=0)
-    checkpoint_every: int = param(250, "steps between resume checkpoints", ge=1)
+    checkpoint_every: int = param(200, "steps between resume checkpoints", ge=1)
     structure_check: bool = param(True, "at the end, score each MLP's output directions against a random baseline")
 
     def check(self):

@@ -97,7 +97,8 @@ def run(ctx) -> None:
     t_start = time.perf_counter()
     ctx.set_total(4)
     ctx.info(f"loading {p.model} ({'processed' if p.processing else 'raw'} weights)")
-    model = load_model(p.model, device="cpu", processing=p.processing)
+    # run ids / job names resolve next to this run first (its artifacts root, whatever --artifacts said)
+    model = load_model(p.model, device="cpu", processing=p.processing, runs_root=ctx.run.root.parent)
     W = neuron_matrix(model, p.layer, p.weights)
     del model
     n, d = W.shape
