@@ -5,7 +5,8 @@ two baselines run in the same process on the same batches:
   (b) a naive scan that keeps every MLP activation and computes the same results at the end
       (per-text max, sort for the top-k, mean / density, histograms).
 
-Reported: tokens/s of each, and the memory each holds for its results: the streaming state (top-k,
+Reported: tokens per CPU second of each (process time, so other processes on a shared machine do not count;
+wall time on a GPU), and the memory each holds for its results: the streaming state (top-k,
 uniform sample, histograms, moments; independent of corpus length) against the kept activations
 (tokens x neurons x 4 bytes, growing with the corpus); plus the process's peak RSS after each phase
 (the streaming scan runs first, so its peak is its own).
@@ -121,9 +122,12 @@ def main():
     forward_only(model, batches[:1], device)  # warm-up
 
     def timed(fn, *a):
-        start = time.perf_counter()
+        # CPU seconds of this process, not wall time: on a shared machine other processes steal the cores
+        # at random moments, which wall time counts and process time does not (GPU: wall time after sync).
+        clock = time.perf_counter if device.type == "cuda" else time.process_time
+        start = clock()
         out = fn(*a)
-        return time.perf_counter() - start, out
+        return clock() - start, out
 
     print(f"TinyStories-2L-33M shape (random weights), layers {LAYERS} x {n} neurons, {total:,} tokens in "
           f"{len(batches)} batches of <= {args.batch_size} texts, device {device}, {args.threads} torch thread(s)")
@@ -141,12 +145,12 @@ def main():
             if name not in best or seconds < best[name][0]:
                 best[name] = (seconds, out)
     (t_fwd, _), (t_stream, state) = best["forward"], best["stream"]
-    print(f"  forward only      {total / t_fwd:10,.0f} tokens/s")
-    print(f"  streaming scan    {total / t_stream:10,.0f} tokens/s   ({t_fwd / t_stream:.2f}x of forward only)   "
+    print(f"  forward only      {total / t_fwd:10,.0f} tokens/CPU-s")
+    print(f"  streaming scan    {total / t_stream:10,.0f} tokens/CPU-s   ({t_fwd / t_stream:.2f}x of forward only)   "
           f"holds {state / 2**20:8.1f} MiB (fixed)   peak RSS {rss_stream:,.0f} MiB")
     if not args.skip_naive:
         t_naive, held = best["naive"]
-        print(f"  naive keep-all    {total / t_naive:10,.0f} tokens/s   ({t_fwd / t_naive:.2f}x of forward only)   "
+        print(f"  naive keep-all    {total / t_naive:10,.0f} tokens/CPU-s   ({t_fwd / t_naive:.2f}x of forward only)   "
               f"holds {held / 2**20:8.1f} MiB (grows {held / total / 1024:.0f} KiB/token)   peak RSS {peak_rss_mb():,.0f} MiB")
         print(f"  streaming / naive: {t_naive / t_stream:.2f}x the speed, {held / state:.1f}x less memory at this "
               f"length; the naive scan needs {2 * n * 4 * 1_000_000 / 2**30:.1f} GiB per million tokens")
