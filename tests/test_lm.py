@@ -126,3 +126,27 @@ def test_bad_params_are_refused_before_running():
 
     with pytest.raises(SpecError, match="n_heads"):
         parse_text(TINY.replace("n_heads = 2", "n_heads = 3"), "t.toml")
+
+
+@pytest.mark.slow
+def test_shipped_job_learns_the_corpus_with_non_random_mlp_neurons(tmp_path, monkeypatch):
+    """jobs/lm_tiny.toml as shipped (minutes on one CPU thread), then neuron-geometry on its layer 1."""
+    from pathlib import Path
+
+    toml = (Path(__file__).parent.parent / "jobs" / "lm_tiny.toml").read_text()
+    runs = tmp_path / "artifacts" / "runs"
+    run = train(runs / "0001-lm-tiny", toml)
+    summary = run.load_json("summary.json")
+    assert summary["validation_perplexity"] < 2.0
+    assert summary["mlp_structure"]["1"]["ratio"] > 1.3
+
+    geo_toml = (Path(__file__).parent.parent / "jobs" / "neuron_geometry.toml").read_text()
+    spec = parse_text(geo_toml, "neuron_geometry.toml")[0]
+    geo = RunDir(runs / "0002-geometry")
+    geo.create(spec.to_toml())
+    ctx = Context(spec, geo, device="cpu")
+    load_kind("neuron-geometry").run(ctx)
+    ctx.close()
+    g = geo.load_json("summary.json")
+    assert g["ratio_to_random"] > 1.3 and g["ratio_to_shuffled"] > 1.3
+    assert g["blocks"]["count"] >= 5

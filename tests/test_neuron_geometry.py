@@ -124,3 +124,13 @@ def test_shuffled_control_keeps_each_column_and_scrambles_rows():
     for j in range(4):
         assert sorted(S[:, j]) == sorted(W[:, j])
     assert not np.array_equal(S, W)
+
+
+def test_pooled_controls_average_cells_and_keep_small_matrices_whole():
+    from sptui.kinds.neuron_geometry import pooled
+
+    M = np.arange(25, dtype=np.float32).reshape(5, 5)
+    P = pooled(M, max_side=3)  # 2 x 2 cells, the last row/column of cells holds what is left
+    assert P.shape == (3, 3)
+    assert P[0, 0] == np.mean([0, 1, 5, 6]) and P[2, 2] == 24 and P[0, 2] == np.mean([4, 9])
+    np.testing.assert_array_equal(pooled(M, max_side=5), M)

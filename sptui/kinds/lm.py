@@ -24,6 +24,8 @@ Metrics: loss (train), loss + perplexity (validation), lr.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -227,7 +229,9 @@ def run(ctx) -> None:
              f"{active.numel()} distinct tokens")
 
     torch.manual_seed(p.seed)
-    model = HookedTransformer(build_config(p, int(active.numel()), str(device)), move_to_device=False).to(device)
+    model = HookedTransformer(build_config(p, int(active.numel()), str(device)), move_to_device=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # TransformerLens prints "Moving model to device"
+        model.to(device)
     optimizer = make_optimizer(model, p)
     ctx.info(f"model: {p.n_layers} layers, d_model {p.d_model}, {p.n_heads} heads, d_mlp {p.d_mlp}, n_ctx {p.n_ctx}; "
              f"{sum(w.numel() for w in model.parameters()):,} parameters while training")

@@ -10,8 +10,10 @@ tau = block_factor x the random control's neighbour score (exact DP segmentation
 
 Results (results/):
     geometry.safetensors  order [n] (int64), gram_permuted [n, n] (float16, C[order][:, order]),
-                          random_order, shuffled_order [n], random_gram_permuted [n, n] (float16),
-                          shuffled_gram_permuted [n, n] (float16), method_orders.<method> [n]
+                          random_order, shuffled_order [n], random_gram_permuted, shuffled_gram_permuted
+                          (float16; the controls' seriated Grams, mean-pooled to at most POOLED_SIDE per
+                          side to keep the file small: 2 x 2 cells at n=2048, 4 x 4 at n=4096),
+                          method_orders.<method> [n]
     blocks.json           tau, baseline, and each block: start, stop, size, mean_cos2, ratio_to_baseline, neurons
     summary.json          model, layer, shape, per-method scores and seconds (model and both controls),
                           identity-order score, mean off-diagonal cos^2, blocks found, timings
@@ -28,6 +30,8 @@ from typing import Literal
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
 from sptui.science.seriation import METHODS as _METHOD_NAMES  # numpy only: `sptui validate` stays quick
+
+POOLED_SIDE = 1024
 
 SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, against random and shuffled baselines"
 
@@ -73,6 +77,20 @@ def shuffled_control(W, rng):
 
     idx = np.argsort(rng.random(W.shape), axis=0)
     return np.take_along_axis(W, idx, axis=0)
+
+
+def pooled(M, max_side: int = POOLED_SIDE):
+    """Mean over f x f cells (f = ceil(n / max_side)); the last partial cells average what they hold."""
+    import numpy as np
+
+    n = len(M)
+    f = -(-n // max_side)
+    if f == 1:
+        return M.astype(np.float32)
+    m = -(-n // f)
+    padded = np.full((m * f, m * f), np.nan, dtype=np.float32)
+    padded[:n, :n] = M
+    return np.nanmean(padded.reshape(m, f, m, f), axis=(1, 3))
 
 
 def analyse(W, methods, two_opt_seconds=60.0, olo_max_n=1024, seed=0):
@@ -129,13 +147,15 @@ def run(ctx) -> None:
     ctx.progress(4)
 
     def permuted(M, order):
-        return M[np.ix_(order, order)].astype(np.float16)
+        return M[np.ix_(order, order)]
 
     arrays = {
-        "order": res.order, "gram_permuted": permuted(C, res.order),
-        "random_order": random_res.order, "random_gram_permuted": permuted(random_C, random_res.order),
+        "order": res.order, "gram_permuted": permuted(C, res.order).astype(np.float16),
+        "random_order": random_res.order,
+        "random_gram_permuted": pooled(permuted(random_C, random_res.order)).astype(np.float16),
         "shuffled_order": analysed["shuffled"][1].order,
-        "shuffled_gram_permuted": permuted(analysed["shuffled"][0], analysed["shuffled"][1].order),
+        "shuffled_gram_permuted": pooled(permuted(analysed["shuffled"][0], analysed["shuffled"][1].order)
+                                         ).astype(np.float16),
         **{f"method_orders.{m}": o for m, o in res.orders.items()},
     }
     ctx.save_arrays("geometry", arrays)
@@ -186,7 +206,7 @@ def render(run) -> list[Path]:
                         run.plots / "permuted.png"),
         G.draw_tiles(C, arrays["order"], blocks, run.plots / "tiles.png", tile=run.spec().params.get("tile_size", 128)),
         G.draw_compare([
-            (f"model: {score('model_scores')}", C),
+            (f"model: {score('model_scores')}", pooled(C.astype("float32"))),  # pooled like the controls
             (f"random Gaussian: {score('random_scores')}", arrays["random_gram_permuted"]),
             (f"rows shuffled per column: {score('shuffled_scores')}", arrays["shuffled_gram_permuted"]),
         ], run.plots / "compare.png"),
