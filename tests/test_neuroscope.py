@@ -193,19 +193,56 @@ def test_interrupted_scan_resumes_to_identical_results(setup, tmp_path):
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
 
 
+def test_scan_interrupted_during_the_write_up_resumes_to_identical_results(setup, tmp_path):
+    model_dir, corpus, whole = setup
+
+    class CancelInWriteUp(Hooks):
+        writing = False
+
+        def info(self, message):
+            self.writing = self.writing or "recording per-token activations" in message
+
+        def cancel_requested(self):
+            return self.writing
+
+    spec = job(model_dir, corpus)
+    with pytest.raises(JobCancelled):
+        run_job(spec, tmp_path / "run", hooks=CancelInWriteUp())
+    assert not (tmp_path / "run" / "results" / "summary.json").exists()
+    resumed = run_job(spec, tmp_path / "run")
+    assert "resuming from checkpoint" in resumed.log.read_text()
+    for name in ("topk", "activations", "texts"):
+        a, b = whole.load_arrays(f"{name}.safetensors"), resumed.load_arrays(f"{name}.safetensors")
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    # a finished run keeps its results only: no resume state, no scanned-text log
+    assert sorted(p.name for p in resumed.checkpoints.iterdir() if p.is_file()) == []
+
+
 def test_memory_does_not_grow_with_the_corpus(setup, tmp_path):
     """The resume state (everything the scan holds) has the same size for 500 and 2500 tokens."""
+    from safetensors.numpy import load_file
+
     model_dir, corpus, _ = setup
     sizes = []
-    for budget in (500, 2500):
-        run = run_job(job(model_dir, corpus, token_budget=budget), tmp_path / f"b{budget}")
-        (state,) = run.checkpoints.glob("step-*.safetensors")
-        from safetensors.numpy import load_file
 
-        sizes.append(sum(v.nbytes for v in load_file(str(state)).values()))
+    class MeasureState(Hooks):
+        """When the scan ends (its final checkpoint just written), record what that state holds."""
+
+        def __init__(self, folder):
+            self.folder = folder
+
+        def info(self, message):
+            if message.startswith("scanned "):
+                (state,) = (self.folder / "checkpoints").glob("step-*.safetensors")
+                sizes.append(sum(v.nbytes for v in load_file(str(state)).values()))
+
+    for budget in (500, 2500):
+        folder = tmp_path / f"b{budget}"
+        run = run_job(job(model_dir, corpus, token_budget=budget), folder, hooks=MeasureState(folder))
         summary = run.load_json("summary.json")
         assert budget <= summary["tokens"] < budget + 40  # stops at the text that reaches the budget
-    assert sizes[0] == sizes[1]
+    assert len(sizes) == 2 and sizes[0] == sizes[1]
 
 
 def test_bad_input_is_a_clear_error(setup, tmp_path):

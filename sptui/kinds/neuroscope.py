@@ -159,6 +159,9 @@ def run(ctx) -> None:
     ctx.info(f"scanned {progress['tokens']:,} tokens in {progress['texts']:,} texts "
              f"({progress['tokens'] / max(progress['seconds'], 1e-9):,.0f} tokens/s)")
     _write_results(ctx, p, model, layers, scans, log, progress, pad)
+    # The results are complete: the resume state and the text log have done their job.
+    for path in ctx.run.checkpoints.glob("step-*.safetensors"):
+        path.unlink()
     log.remove()
 
 

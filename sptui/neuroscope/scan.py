@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sptui.errors import SptuiError
+
 
 def hook_name(layer: int) -> str:
     return f"blocks.{layer}.mlp.hook_post"
@@ -99,7 +101,8 @@ class TextLog:
         """Back to the state of a checkpoint (the files may hold texts appended after it)."""
         if not self.tokens_path.exists() or self.lengths_path.stat().st_size < n_texts * 8 \
                 or self.tokens_path.stat().st_size < n_tokens * 4:
-            raise RuntimeError("the scanned-text log is shorter than its checkpoint says; restart the run")
+            raise SptuiError(f"{self.folder}: the scanned-text log is shorter than its checkpoint says; delete "
+                             "the run's checkpoints/ folder to scan again from the start")
         with open(self.tokens_path, "r+b") as f:
             f.truncate(n_tokens * 4)
         with open(self.lengths_path, "r+b") as f:
