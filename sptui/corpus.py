@@ -25,9 +25,9 @@ from __future__ import annotations
 import glob
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sptui.errors import SptuiError
 from sptui.tokenizer import EOT, EOT_ID
@@ -225,7 +225,7 @@ def packed_batches(texts: Iterable[str], n_ctx: int, batch_size: int, tokenizer=
         yield torch.tensor(rows, dtype=torch.long)
 
 
-def packed_tokens(texts: Iterable[str], tokenizer=None) -> "torch.Tensor":  # noqa: F821
+def packed_tokens(texts: Iterable[str], tokenizer=None) -> torch.Tensor:  # noqa: F821
     """The whole stream <eot> story <eot> story ... as one LongTensor (for corpora that fit in memory)."""
     import torch
 
@@ -238,8 +238,8 @@ def packed_tokens(texts: Iterable[str], tokenizer=None) -> "torch.Tensor":  # no
 @dataclass
 class TextBatch:
     ids: list[int]             # index of each row's text in the order `texts` yielded them
-    tokens: "torch.Tensor"     # noqa: F821  [B, n_ctx] long; BOS first, padded with <eot> after `lengths`
-    lengths: "torch.Tensor"    # noqa: F821  [B] long; real tokens per row (texts longer than n_ctx are cut)
+    tokens: torch.Tensor     # noqa: F821  [B, n_ctx] long; BOS first, padded with <eot> after `lengths`
+    lengths: torch.Tensor    # noqa: F821  [B] long; real tokens per row (texts longer than n_ctx are cut)
 
 
 def text_batches(texts: Iterable[str], n_ctx: int, batch_size: int, tokenizer=None, pad_id: int = EOT_ID):

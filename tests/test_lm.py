@@ -1,6 +1,5 @@
 """The `lm` kind: learns the shipped corpus, saves a full-vocabulary model equal to the trained one, resumes exactly."""
 
-import json
 import math
 import shutil
 
@@ -8,7 +7,7 @@ import pytest
 import torch
 
 from sptui.context import Context
-from sptui.corpus import BUILTIN_FILE, load_texts, packed_tokens
+from sptui.corpus import BUILTIN_FILE, load_texts
 from sptui.kinds import load_kind
 from sptui.models import load_model
 from sptui.runs import RunDir
@@ -73,8 +72,8 @@ def test_loss_falls_far_below_uniform_over_the_corpus_vocabulary(trained):
 @pytest.mark.parametrize("processing", [False, True])
 def test_saved_full_vocabulary_model_has_the_trained_loss(trained, processing):
     """The saved 50257-token model scores corpus text exactly like the compact model that was trained."""
-    from sptui.kinds.lm import Params, batch_at, compact_vocab, load_stream
     from sptui import params as P
+    from sptui.kinds.lm import Params, batch_at, compact_vocab, load_stream
 
     spec = parse_text(TINY, "t.toml")[0]
     p = P.build(Params, spec.params)

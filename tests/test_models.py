@@ -68,8 +68,8 @@ def test_gpt2_vocab_model_gets_offline_tokenizer_with_bos(neo_folder):
 
 
 def test_sptui_run_round_trip_and_plain_transformer_lens(neo_folder, tmp_path, artifacts):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
     import safetensors.torch
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     raw = load_model(str(neo_folder[0]), processing=False)
     run = artifacts / "runs" / "lm-0001"

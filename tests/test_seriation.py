@@ -7,7 +7,15 @@ import pytest
 
 from sptui.science.blocks import find_blocks, segment
 from sptui.science.seriation import (
-    METHODS, cosine_gram, greedy_path, has_scipy, neighbour_score, seriate, spectral_order, two_opt)
+    METHODS,
+    cosine_gram,
+    greedy_path,
+    has_scipy,
+    neighbour_score,
+    seriate,
+    spectral_order,
+    two_opt,
+)
 
 
 def planted(n=256, d=128, groups=8, group_size=16, seed=0):

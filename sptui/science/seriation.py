@@ -210,10 +210,10 @@ def seriate(S: np.ndarray, methods=DEFAULT_METHODS, two_opt_seconds: float = 30.
                 if base == "olo" and len(S) > olo_max_n:
                     skipped[m] = f"n={len(S)} > olo_max_n={olo_max_n} (optimal leaf ordering grows ~n^3)"
                     continue
-                timed(base, lambda: hclust_order(S, optimal=base == "olo"))
+                timed(base, lambda optimal=(base == "olo"): hclust_order(S, optimal=optimal))
         if m.endswith("+2opt") and base in orders:
             start = orders[base]
-            timed(m, lambda: two_opt(S, start, max_seconds=two_opt_seconds), base=base)
+            timed(m, lambda start=start: two_opt(S, start, max_seconds=two_opt_seconds), base=base)
     # drop helper runs the caller did not ask for (a "+2opt" method needs its start)
     orders = {m: o for m, o in orders.items() if m in methods}
     seconds = {m: s for m, s in seconds.items() if m in methods}
