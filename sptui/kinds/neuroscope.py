@@ -149,7 +149,7 @@ def run(ctx) -> None:
         progress["done"] = progress["tokens"] >= p.token_budget
         ctx.log(progress["tokens"], split="scan", texts=progress["texts"],
                 tokens_per_s=window_tokens / max(time.perf_counter() - started, 1e-9))
-        if progress["done"] or time.monotonic() - last_checkpoint >= p.checkpoint_minutes * 60:
+        if not progress["done"] and time.monotonic() - last_checkpoint >= p.checkpoint_minutes * 60:
             checkpoint()
             last_checkpoint = time.monotonic()
     if progress["texts"] == 0:
