@@ -183,3 +183,20 @@ def test_a_view_larger_than_the_figure_is_block_averaged_and_says_so(tmp_path):
     assert meta["block_mean"] == 2 and meta["region"] == [0, 2048, 0, 2048]
     got = _png_cells(png, meta, 16, 16, "viridis", -1, 1)
     assert np.abs(got).max() < 3 * 2 / 255
+
+
+async def test_moving_the_cursor_rebuilds_only_the_rows_it_leaves_and_enters():
+    m = np.random.default_rng(3).standard_normal((200, 200))
+    app = HeatmapApp(m)
+    async with app.run_test(size=(60, 21)) as pilot:
+        hm = app.query_one(Heatmap)
+        hm.focus()
+        hm.goto(20, 20, scale=1.0)
+        await pilot.pause()
+        before = [hm.render_line(y) for y in range(20)]
+        r0 = int(hm.view.row0)
+        await pilot.press("down", "down")  # two data rows down: from screen row (20-r0)//2 to (22-r0)//2
+        after = [hm.render_line(y) for y in range(20)]
+        changed = {y for y in range(20) if after[y] is not before[y]}
+        assert changed == {(20 - r0) // 2, (22 - r0) // 2}
+        assert hm.cursor == (22, 20)

@@ -24,7 +24,7 @@ from textual.widgets.option_list import Option
 from sptui.plots.screen_export import export_heatmap
 from sptui.runs import load_arrays, read_json
 from sptui.tui.browsers.base import BrowserScreen, require
-from sptui.tui.widgets.heatmap import Heatmap, Pyramid, fmt
+from sptui.tui.widgets.heatmap import Heatmap, Pyramid, Viewport, fmt
 
 GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name found
 # the controls the neuron-geometry kind runs through the same pipeline (each in its own seriated order)
@@ -242,9 +242,13 @@ class CosineBrowser(BrowserScreen):
         """The baseline map shows the same positions at the same zoom as the model map."""
         if self.baseline_name is not None:
             base, hm = self.baseline_map, self.model_map
-            base.view.row0, base.view.col0, base.view.scale = hm.view.row0, hm.view.col0, hm.view.scale
-            base.cursor = hm.cursor
             base._fit_pending = False
+            if base.view == hm.view and base._frame is not None:  # only the cursor moved: repaint its rows
+                old, base.cursor = base.cursor, hm.cursor
+                base._cursor_changed(old)
+                return
+            base.view = Viewport(hm.view.row0, hm.view.col0, hm.view.scale)
+            base.cursor = hm.cursor
             base._changed()
 
     def block_at(self, position: int) -> int | None:

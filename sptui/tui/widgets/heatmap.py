@@ -24,7 +24,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -197,18 +197,20 @@ class Viewport:
         return np.array([pos], dtype=np.int64) if 0 <= pos < n else np.array([], dtype=np.int64)
 
 
+def line_segments(upper: np.ndarray, lower: np.ndarray, cmap: Colormap256) -> list[Segment]:
+    """Two half-rows of colour levels -> one terminal row of `▄` segments, runs of one colour pair merged."""
+    u, low = upper.astype(np.int32), lower.astype(np.int32)
+    pairs = u * 64 + low
+    starts = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]])
+    ends = np.r_[starts[1:], len(pairs)]
+    return [Segment(HALF * int(e - s), cmap.style(int(u[s]), int(low[s]))) for s, e in zip(starts, ends)]
+
+
 def frame_strips(frame: np.ndarray, cmap: Colormap256) -> list[list[Segment]]:
-    """Pairs of half-rows -> rows of `▄` segments, merging runs of the same colour pair."""
+    """A whole frame of half-rows -> its terminal rows of segments."""
     if frame.shape[0] % 2:
         frame = np.vstack([frame, np.full((1, frame.shape[1]), BLANK, dtype=frame.dtype)])
-    upper, lower = frame[0::2].astype(np.int32), frame[1::2].astype(np.int32)
-    pairs = upper * 64 + lower
-    lines = []
-    for u, low, p in zip(upper, lower, pairs):
-        starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-        ends = np.r_[starts[1:], len(p)]
-        lines.append([Segment(HALF * int(e - s), cmap.style(int(u[s]), int(low[s]))) for s, e in zip(starts, ends)])
-    return lines
+    return [line_segments(frame[2 * i], frame[2 * i + 1], cmap) for i in range(frame.shape[0] // 2)]
 
 
 def auto_range(matrix: np.ndarray, symmetric: bool) -> tuple[float, float]:
@@ -282,7 +284,9 @@ class Heatmap(Widget, can_focus=True):
         self.pyramid: Pyramid | None = None
         self.vmin, self.vmax = 0.0, 1.0
         self._fixed_range = (vmin, vmax)
-        self._lines: list[list[Segment]] | None = None
+        self._frame: np.ndarray | None = None  # colour levels of the current view, cursor not drawn
+        self._frame_size = Size(0, 0)
+        self._lines: list[Strip | None] = []  # built lazily per terminal row from the frame
         self._fit_pending = True
         if matrix is not None:
             self.set_data(matrix, vmin=vmin, vmax=vmax)
@@ -351,6 +355,7 @@ class Heatmap(Widget, can_focus=True):
             return
         self._fit_if_pending()
         rows, cols = self.pyramid.shape
+        old_cursor, old_view = self.cursor, (self.view.row0, self.view.col0, self.view.scale)
         self.cursor = (int(np.clip(row, 0, rows - 1)), int(np.clip(col, 0, cols - 1)))
         if scale is not None:
             self.view.scale = scale
@@ -360,7 +365,10 @@ class Heatmap(Widget, can_focus=True):
             self._clamp_view()
         else:
             self._follow_cursor()
-        self._changed()
+        if (self.view.row0, self.view.col0, self.view.scale) == old_view:
+            self._cursor_changed(old_cursor)  # the view stays: repaint two rows, not the frame
+        else:
+            self._changed()
         self._post_cursor(self.CursorMoved)
 
     def _clamp_view(self) -> None:
@@ -447,15 +455,15 @@ class Heatmap(Widget, can_focus=True):
     def on_mouse_move(self, event: events.MouseMove) -> None:
         cell = self._cell_at(event.x, event.y)
         if cell is not None and cell != self.cursor:
-            self.cursor = cell
-            self._changed()
+            old, self.cursor = self.cursor, cell
+            self._cursor_changed(old)
             self._post_cursor(self.CursorMoved)
 
     def on_click(self, event: events.Click) -> None:
         cell = self._cell_at(event.x, event.y)
         if cell is not None:
-            self.cursor = cell
-            self._changed()
+            old, self.cursor = self.cursor, cell
+            self._cursor_changed(old)
             self._post_cursor(self.Selected)
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
@@ -469,15 +477,47 @@ class Heatmap(Widget, can_focus=True):
     # ------------------------------------------------------------------ rendering
 
     def _changed(self) -> None:
-        self._lines = None
+        """The view, data or colours changed: a new frame on the next render."""
+        self._frame = None
         self.refresh()
+
+    def _cursor_changed(self, old: tuple[int, int]) -> None:
+        """Only the cursor moved: rebuild and repaint the terminal rows it left and entered."""
+        if self._frame is None:
+            self.refresh()
+            return
+        for y in self._cursor_lines(old) | self._cursor_lines(self.cursor):
+            if y < len(self._lines):
+                self._lines[y] = None
+            self.refresh(Region(0, y, self.size.width, 1))
+
+    def _cursor_lines(self, cursor: tuple[int, int]) -> set[int]:
+        return {int(h) // 2 for h in self.view._hits(cursor[0], self.view.row0, self.half_rows)}
+
+    def _ensure_frame(self) -> None:
+        if self._frame is None or self._frame_size != self.size:  # a resize may render before on_resize runs
+            self._frame_size = self.size
+            self._fit_if_pending()
+            self._frame = self.view.frame(self.pyramid, self.half_rows, self.size.width, self.vmin, self.vmax)
+            self._lines = [None] * ((self._frame.shape[0] + 1) // 2)
+
+    def _build_line(self, y: int) -> Strip:
+        rows = self._frame[2 * y: 2 * y + 2].copy()
+        if rows.shape[0] == 1:
+            rows = np.vstack([rows, np.full_like(rows, BLANK)])
+        on_line = [int(h) - 2 * y for h in self.view._hits(self.cursor[0], self.view.row0, self.half_rows)
+                   if 2 * y <= h < 2 * y + 2]
+        if on_line:
+            cols = self.view._hits(self.cursor[1], self.view.col0, self.size.width)
+            rows[np.ix_(on_line, cols)] = CURSOR
+        return Strip(line_segments(rows[0], rows[1], self.cmap), self.size.width)
 
     def on_resize(self, event: events.Resize) -> None:
         if self._fit_pending:
             self.fit()
         elif self.pyramid is not None:
             self._clamp_view()
-        self._lines = None
+        self._frame = None
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if self.pyramid is None:
@@ -490,17 +530,12 @@ class Heatmap(Widget, can_focus=True):
             return Strip(self._legend_segments(width)).crop_extend(0, width, None)
         if self.pyramid is None:
             return Strip.blank(width)
-        if self._lines is None or self._lines_size != self.size:  # a resize may render before on_resize runs
-            self._lines_size = self.size
-            self._fit_if_pending()
-            frame = self.view.frame(self.pyramid, self.half_rows, width, self.vmin, self.vmax,
-                                    cursor=self.cursor)
-            self._lines = frame_strips(frame, self.cmap)
+        self._ensure_frame()
         if y >= len(self._lines):
             return Strip.blank(width)
-        return Strip(self._lines[y]).crop_extend(0, width, None)
-
-    _lines_size = Size(0, 0)
+        if self._lines[y] is None:
+            self._lines[y] = self._build_line(y)
+        return self._lines[y]
 
     def _legend_segments(self, width: int) -> list[Segment]:
         bar = min(LEVELS, max(8, width // 3))
