@@ -265,3 +265,31 @@ def test_render_draws_one_png_per_layer(setup):
     paths = load_kind("neuroscope").render(run)
     assert [p.name for p in paths] == ["neuroscope-layer0.png", "neuroscope-layer1.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+@pytest.mark.slow
+def test_tinystories_2l_shaped_model_end_to_end(tmp_path):
+    """The full-size shapes (2 x 4096 neurons, 50257-token vocabulary) through scan, write-up and reader."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sptui.models import load_model, save_model
+    from sptui.neuroscope.store import NeuroscopeResults
+    from sptui.tokenizer import gpt2_tokenizer
+
+    cfg = HookedTransformerConfig(n_layers=2, d_model=1024, n_heads=16, d_head=64, d_mlp=4096, d_vocab=50257,
+                                  n_ctx=2048, act_fn="gelu_new", normalization_type="LN", seed=0)
+    save_model(HookedTransformer(cfg, tokenizer=gpt2_tokenizer(add_bos=True)), tmp_path / "model" / "results")
+    spec = job(tmp_path / "model", "builtin", token_budget=3000, context_length=512, top_k=20, sample_size=64,
+               histogram_bins=64, logit_tokens=10, neighbours=8, batch_size=16)
+    run = run_job(spec, tmp_path / "run")
+    results = NeuroscopeResults(run.root)
+    assert results.d_mlp == 4096 and results.layers == [0, 1]
+    model = load_model(str(tmp_path / "model"))
+    for layer, index in ((0, 17), (1, 4095)):
+        neuron = results.neuron(layer, index)
+        assert len(neuron.top) == 20 and len(neuron.logit_top) == 10 and len(neuron.similar) == 8
+        best = neuron.top[0]
+        _, cache = model.run_with_cache(torch.tensor([best.token_ids.tolist()]))
+        truth = cache[f"blocks.{layer}.mlp.hook_post"][0, :, index].numpy()
+        np.testing.assert_allclose(best.acts, truth, rtol=5e-3, atol=5e-3)
+        assert best.max_value == pytest.approx(float(truth.max()), rel=1e-4, abs=1e-4)
