@@ -327,7 +327,7 @@ def cmd_kinds(args, root: Path) -> int:
 def cmd_neuroscope(args, root: Path) -> int:
     from sptui.neuroscope.store import resolve_run
 
-    run_dir = resolve_run(args.run)
+    run_dir = resolve_run(args.run, root)
     if args.ns_command == "export":
         from sptui.neuroscope.site import export_site
 
