@@ -67,6 +67,20 @@ def test_gpt2_vocab_model_gets_offline_tokenizer_with_bos(neo_folder):
     assert model.to_tokens("Once upon a time").tolist() == [[50256, 7454, 2402, 257, 640]]
 
 
+def test_folder_with_its_own_tokenizer_uses_it_offline(neo_folder, tmp_path, monkeypatch):
+    import shutil
+
+    from sptui.tokenizer import gpt2_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "neo-with-tokenizer"
+    shutil.copytree(neo_folder[0], folder)
+    gpt2_tokenizer().save_pretrained(folder)
+    model = load_model(str(folder))
+    assert str(folder) in model.tokenizer.name_or_path
+    assert model.to_tokens("Once upon a time").tolist() == [[50256, 7454, 2402, 257, 640]]
+
+
 def test_sptui_run_round_trip_and_plain_transformer_lens(neo_folder, tmp_path, artifacts):
     import safetensors.torch
     from transformer_lens import HookedTransformer, HookedTransformerConfig

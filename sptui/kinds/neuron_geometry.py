@@ -39,7 +39,7 @@ SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, against 
 
 @dataclass
 class Params:
-    model: str = param("tiny-stories-2L-33M", "model: TransformerLens name, Hugging Face folder, or run id/folder")
+    model: str = param("tiny-stories-2L-33M", "TransformerLens name, Hugging Face folder, or sptui run (id, job name or folder)")
     layer: int = param(1, "MLP layer", ge=0)
     weights: Literal["W_out", "W_in"] = param("W_out", "neuron directions: W_out rows (writes) or W_in columns (reads)")
     processing: bool = param(True, "TransformerLens weight processing as from_pretrained (false: raw weights)")
