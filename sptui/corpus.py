@@ -225,13 +225,16 @@ def packed_batches(texts: Iterable[str], n_ctx: int, batch_size: int, tokenizer=
         yield torch.tensor(rows, dtype=torch.long)
 
 
-def packed_tokens(texts: Iterable[str], tokenizer=None) -> torch.Tensor:  # noqa: F821
-    """The whole stream <eot> story <eot> story ... as one LongTensor (for corpora that fit in memory)."""
+def packed_tokens(texts: Iterable[str], tokenizer=None, max_tokens: int | None = None) -> torch.Tensor:  # noqa: F821
+    """The stream <eot> story <eot> story ... as one LongTensor, cut at `max_tokens` (None: everything)."""
     import torch
 
     out: list[int] = []
     for ids in encode(texts, tokenizer, bos=True):
         out.extend(ids)
+        if max_tokens is not None and len(out) >= max_tokens:
+            del out[max_tokens:]
+            break
     return torch.tensor(out, dtype=torch.long)
 
 

@@ -81,3 +81,9 @@ def test_hf_dataset_without_hub_says_what_to_download(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SptuiError, match="huggingface-cli download roneneldan/TinyStories --repo-type dataset"):
         next(iter_texts("tinystories"))
+
+
+def test_packed_tokens_stop_at_max_tokens():
+    full = packed_tokens(STORIES)
+    cut = packed_tokens(iter(STORIES), max_tokens=50)
+    assert torch.equal(cut, full[:50])

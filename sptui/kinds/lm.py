@@ -46,6 +46,7 @@ class Params:
                         'generated stories), or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
     text_column: str = param("text", "column/field holding the text in .jsonl/.parquet/datasets sources")
     max_stories: int | None = param(None, "use at most this many training stories (None: all)", ge=1)
+    max_tokens: int = param(50_000_000, "read at most this many training tokens (held in memory, 8 bytes each)", ge=1)
     n_layers: int = param(2, "transformer blocks", ge=1)
     d_model: int = param(128, "residual stream width", ge=8)
     n_heads: int = param(4, "attention heads per layer (d_head = d_model / n_heads)", ge=1)
@@ -99,7 +100,7 @@ def load_stream(p: Params, split: str):
     from sptui.corpus import iter_texts, packed_tokens
 
     limit = p.max_stories if split == "train" else None
-    tokens = packed_tokens(iter_texts(p.corpus, split=split, limit=limit, column=p.text_column))
+    tokens = packed_tokens(iter_texts(p.corpus, split=split, limit=limit, column=p.text_column), max_tokens=p.max_tokens)
     if tokens.numel() <= p.n_ctx:
         raise SptuiError(f'corpus "{p.corpus}" ({split}) has only {tokens.numel()} tokens; need more than n_ctx={p.n_ctx}')
     return tokens
