@@ -135,3 +135,25 @@ def test_runs_root_is_searched_before_the_artifacts_root(neo_folder, tmp_path, a
     with pytest.raises(SptuiError, match="unknown model"):
         resolve_ref("lm-tiny")  # not under $SPTUI_ARTIFACTS
     assert resolve_ref("lm-tiny", runs_root=elsewhere) == ("sptui", elsewhere / "0003-lm-tiny" / "results")
+
+
+def test_transformer_lens_name_loads_offline_from_the_hf_cache(neo_folder, tmp_path, monkeypatch):
+    """No hub: a TransformerLens name resolves to its snapshot in the local Hugging Face cache."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    folder, hf = neo_folder
+    cache = tmp_path / "hub"
+    repo = cache / "models--roneneldan--TinyStories-1M"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = load_model("tiny-stories-1M", processing=False)
+    assert model.cfg.model_name == "TinyStories-1M"
+    tokens = _tokens(50257, seed=5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), hf(tokens).logits, atol=2e-5, rtol=1e-4)
