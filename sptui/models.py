@@ -154,17 +154,16 @@ def _run_folder(ref: str, runs_root: str | Path | None = None) -> Path | None:
     """A run id ("0007-lm-tiny") or a job name ("lm-tiny": its newest run with a saved model) -> run folder.
 
     Looked up in `runs_root` first, then in the artifacts root's runs/."""
+    from sptui.runs import find_run
+
     if "/" in ref or ref.startswith("."):
         return None
-    for runs in dict.fromkeys(_runs_roots(runs_root)):
-        exact = runs / ref
-        if exact.is_dir():
-            return exact
-        named = [p for p in sorted(runs.glob(f"[0-9]*-{ref}"), key=lambda p: p.name)  # zero-padded job numbers
-                 if p.is_dir() and p.name.split("-", 1)[0].isdigit() and p.name.split("-", 1)[1] == ref]
-        finished = [p for p in named if (p / "results" / MODEL_FILE).exists()]
-        if named:
-            return (finished or named)[-1]
+    for runs in _runs_roots(runs_root):
+        root = runs.parent
+        try:
+            return find_run(ref, root, prefer=f"results/{MODEL_FILE}").root
+        except SptuiError:
+            continue
     return None
 
 
@@ -172,7 +171,7 @@ def _runs_roots(explicit: str | Path | None = None) -> list[Path]:
     from sptui.config import artifacts_root, runs_dir
 
     default = runs_dir(artifacts_root())
-    return [Path(explicit).resolve(), default] if explicit is not None else [default]
+    return list(dict.fromkeys([Path(explicit).resolve(), default] if explicit is not None else [default]))
 
 
 def _official_name(name: str, runs_root: str | Path | None = None) -> str:

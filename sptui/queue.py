@@ -20,6 +20,7 @@ from typing import Any
 
 from sptui.config import queue_path, runs_dir
 from sptui.errors import SptuiError
+from sptui.runs import slug
 from sptui.spec import JobSpec
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -400,10 +401,7 @@ class Queue:
 
 
 def make_run_id(job_id: int, name: str) -> str:
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
-    return f"{job_id:04d}-{slug[:60] or 'job'}"
+    return f"{job_id:04d}-{slug(name)}"
 
 
 def own_identity() -> tuple[int, str | None]:

@@ -262,3 +262,54 @@ class RunDir:
 
     def plot_files(self) -> list[Path]:
         return sorted(self.plots.glob("*.png")) + sorted(self.plots.glob("*.gif"))
+
+
+def find_run(ref: str, root: str | Path | None = None, *, kind: str | None = None,
+             prefer: str | None = None) -> RunDir:
+    """The run a user names, in one way for every command and kind:
+
+    a run folder (or its results/ folder), a run id under <root>/runs ("0007-dropout-grid"), a unique prefix
+    of one ("0007"), or a job name (its newest run; with `prefer`, the newest that has that file, e.g.
+    "results/model.safetensors"). `kind` refuses a run of another kind. Errors are one clear line.
+    """
+    from sptui.config import artifacts_root, runs_dir
+
+    ref = str(ref).strip()
+    if not ref:
+        raise SptuiError("empty run reference: give a run id, a job name or a run folder")
+    runs = runs_dir(Path(root) if root is not None else artifacts_root())
+    path = Path(ref).expanduser()
+    if path.name == "results" and path.is_dir():
+        path = path.parent
+    if path.is_dir() and ((path / "job.toml").exists() or (path / "results").is_dir()):
+        found = path
+    elif (runs / ref).is_dir():
+        found = runs / ref
+    else:
+        known = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+        prefixed = [p for p in known if p.name.startswith(ref)]
+        named = [p for p in known if p.name.split("-", 1)[-1] == slug(ref) and p.name.split("-", 1)[0].isdigit()]
+        if named:
+            finished = [p for p in named if prefer and (p / prefer).exists()]
+            found = (finished or named)[-1]
+        elif len(prefixed) == 1:
+            found = prefixed[0]
+        elif prefixed:
+            raise SptuiError(f'run "{ref}" matches several runs ({", ".join(p.name for p in prefixed[:4])}); '
+                             "give more of the run id")
+        else:
+            raise SptuiError(f'no run "{ref}": not a run folder, nor a run id or job name under {runs}')
+    run = RunDir(found.resolve())
+    if kind is not None:
+        actual = run.spec().kind
+        if actual != kind:
+            raise SptuiError(f'run "{ref}" is a {actual} run, not {kind}')
+    return run
+
+
+def slug(name: str) -> str:
+    """A job name as it appears in run ids and folder names."""
+    text = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text[:60] or "job"

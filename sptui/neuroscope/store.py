@@ -23,23 +23,14 @@ RESULT_FILES = ("summary.json", "topk.safetensors", "activations.safetensors", "
 
 
 def resolve_run(ref: str, root: Path | None = None) -> Path:
-    """A run id (under the artifacts root's runs/; `root` defaults to `sptui.config.artifacts_root()`) or a
-    run folder -> the run folder of a finished Neuroscope run."""
-    from sptui.config import artifacts_root, runs_dir
+    """A run id, job name or run folder (see `sptui.runs.find_run`) -> the folder of a finished Neuroscope run."""
+    from sptui.runs import find_run
 
-    path = Path(ref).expanduser()
-    if not path.is_dir():
-        runs = runs_dir(Path(root) if root is not None else artifacts_root())
-        candidate = runs / ref
-        if not candidate.is_dir():
-            raise SptuiError(f'no run "{ref}": not a folder and not a run id under {runs}')
-        path = candidate
-    if path.name == "results":
-        path = path.parent
+    path = find_run(ref, root).root
     missing = [name for name in RESULT_FILES if not (path / "results" / name).exists()]
     if missing:
         raise SptuiError(f"{path}: not a finished neuroscope run (missing results/{missing[0]})")
-    return path.resolve()
+    return path
 
 
 @dataclass
