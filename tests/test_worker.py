@@ -9,7 +9,7 @@ from sptui.runs import RunDir, read_metrics
 
 from .helpers import sptui, start_worker, tms_job, wait_for
 
-LONG = dict(steps=400_000)  # far longer than any test waits: these jobs end only when killed or cancelled
+LONG = dict(steps=400_000, log_points=40_000)  # far longer than any test waits: these jobs end only when killed or cancelled
 
 
 def submit(root, text, tmp_path, name="job.toml"):
