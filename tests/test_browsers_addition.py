@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from textual.app import App
 
 from sptui.runs import RunDir, load_arrays, save_arrays
 from sptui.tui.browsers import browser_for
@@ -15,6 +14,8 @@ from sptui.tui.browsers.ablation import AblationBrowser, multiples_cell, small_m
 from sptui.tui.browsers.projections import ProjectionsBrowser
 from sptui.tui.widgets.heatmap import Heatmap
 from sptui.tui.widgets.scatter import Scatter, layout
+
+from .browser_host import Host, _open
 
 N_HEADS = 6
 
@@ -33,20 +34,6 @@ def addition_run(tmp_path_factory):
     save_arrays(run.results / "ablation.safetensors", HA.ablation_grid(model, 2))
     save_arrays(run.results / "projections.safetensors", HA.projections(model))
     return run
-
-
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.browser = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.browser)
-
-
-async def _open(app, pilot):
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def test_browser_for_picks_the_screen_by_kind(addition_run):

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from textual.app import App
 from textual.widgets import OptionList
 
 from sptui.runs import RunDir, atomic_write_json, save_arrays
@@ -17,6 +16,8 @@ from sptui.tui.browsers import browser_for
 from sptui.tui.browsers.cosine import CosineBrowser, find_neuroscope, robust_range
 from sptui.tui.browsers.neuroscope import NeuroscopeBrowser
 from sptui.tui.widgets.heatmap import Heatmap
+
+from .browser_host import Host, _open
 
 N, D = 240, 48
 
@@ -50,20 +51,6 @@ def geometry(tmp_path):
     run.create('[[job]]\nkind = "neuron-geometry"\nname = "g"\nmodel = "m"\nlayer = 1\n')
     C, order, blocks = write_geometry(run)
     return run, C, order, blocks
-
-
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.browser = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.browser)
-
-
-async def _open(app, pilot):
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def test_robust_range_ignores_the_unit_diagonal():

@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from textual.app import App
 from textual.widgets import DataTable, OptionList
 
 from sptui.neuroscope.store import NeuroscopeResults
 from sptui.tui.browsers import browser_for
 from sptui.tui.browsers.neuroscope import BEFORE, NeuroscopeBrowser, sorted_neurons, window_matrix
 from tests.test_neuroscope import job, make_corpus, make_model, run_job
+
+from .browser_host import Host, _open
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +22,6 @@ def scan(tmp_path_factory):
     model_dir = make_model(tmp / "model")
     corpus = make_corpus(tmp / "stories.txt", n=40)
     return run_job(job(model_dir, corpus, token_budget=3000), tmp / "run")
-
-
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.browser = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.browser)
-
-
-async def _open(app, pilot):
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def test_sorting_by_max_and_density_is_descending():

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from textual.app import App
 
 from sptui.context import Context
 from sptui.kinds import load_kind
@@ -17,6 +16,8 @@ from sptui.tui.browsers import browser_for
 from sptui.tui.browsers.toy import ToyBrowser, dstar_series, load_toy, sweep_matrix
 from sptui.tui.widgets.heatmap import Heatmap
 from sptui.tui.widgets.scatter import Scatter
+
+from .browser_host import Host, _open
 
 TMS_JOB = """
 [[job]]
@@ -65,20 +66,6 @@ def tms_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def functions_run(tmp_path_factory):
     return _run(tmp_path_factory, FUNCTIONS_JOB, "functions")
-
-
-class Host(App):
-    def __init__(self, screen):
-        super().__init__()
-        self.browser = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self.browser)
-
-
-async def _open(app, pilot):
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def test_sweep_matrix_places_each_instance_at_its_grid_point(tms_run):
