@@ -82,12 +82,14 @@ class Context:
         self.step = int(step)
         self.hooks.progress(self.step, self.total, {})
 
-    def info(self, message: str) -> None:
+    def info(self, message: str, echo: bool = True) -> None:
+        """A line in log.txt; `echo` also shows it to whoever runs the job (the batch console)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         for line in str(message).splitlines() or [""]:
             self._log_file.write(f"{stamp} {line}\n")
         self._log_file.flush()
-        self.hooks.info(str(message))
+        if echo:
+            self.hooks.info(str(message))
 
     # ------------------------------------------------------------ cancellation
     def cancelled(self) -> bool:

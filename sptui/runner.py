@@ -86,7 +86,7 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
                 files = render(run)
                 ctx.info(f"wrote {len(files or [])} plot(s) to {run.plots}")
             except Exception as e:  # the results are good; a drawing bug must not fail the run
-                ctx.info("rendering plots failed:\n" + traceback.format_exc())
+                ctx.info("rendering plots failed:\n" + traceback.format_exc(), echo=False)
                 outcome = Outcome("succeeded", error=f"plots not rendered: {one_line(e)}")
     except JobCancelled:
         outcome = Outcome("cancelled", "cancelled by the user")
@@ -96,8 +96,10 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
             "interrupted", "stopped by a signal; requeue to resume")
     except KeyboardInterrupt:
         outcome = Outcome("interrupted", "interrupted (Ctrl-C); requeue to resume")
+    except SptuiError as e:  # the user's input: the message says it all
+        outcome = Outcome("failed", one_line(e))
     except Exception as e:
-        ctx.info(traceback.format_exc())
+        ctx.info(traceback.format_exc(), echo=False)  # for the log; the console gets the one-line outcome
         outcome = Outcome("failed", one_line(e))
     ctx.info(f"=== {outcome.state} after {time.monotonic() - started:.1f}s" + (f": {outcome.error}" if outcome.error else ""))
     ctx.close()

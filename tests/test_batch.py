@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,14 @@ def test_validate_and_submit_exit_2_and_queue_nothing_on_a_bad_file(artifacts, t
     ok = sptui("validate", write(tmp_path, tms_job("grid", probability=None, sweep="dropout = [0.0, 0.1]\nfeature_probability = [1.0, 0.1]"), "g.toml"),
                root=artifacts, check=True)
     assert "1 job(s), 4 model instance(s)" in ok.stdout
+
+
+def test_a_failed_job_gives_exit_1_a_one_line_error_and_the_batch_goes_on(artifacts, tmp_path):
+    broken = '[[job]]\nkind = "neuron-geometry"\nname = "no-model"\nmodel = "/nonexistent/model-folder"\n\n'
+    result = sptui("batch", "--json", write(tmp_path, broken + tms_job("after")), root=artifacts)
+    assert result.returncode == 1
+    failed, after = json.loads(result.stdout)
+    assert failed["state"] == "failed" and after["state"] == "succeeded"
+    assert failed["error"].startswith('unknown model "/nonexistent/model-folder"') and "\n" not in failed["error"]
+    assert "Traceback" not in result.stderr
+    assert failed["error"] in (Path(failed["run_dir"]) / "log.txt").read_text()
