@@ -32,13 +32,23 @@ class Outcome:
     error: str | None = None
 
 
-def configure_threads() -> None:
-    """Honour SPTUI_TORCH_THREADS (tests and benchmarks choose thread counts on purpose)."""
+DEFAULT_CPU_THREADS = 1
+
+
+def configure_threads(device: str) -> None:
+    """Torch CPU threads for a job: $SPTUI_TORCH_THREADS, else one.
+
+    One on purpose: sptui's models are small, so extra threads gain little on a quiet machine, while on a
+    busy one (a shared workstation, a second job) two threads ran the demo over 40x slower than one
+    (15.6 s against more than 10 minutes, measured on 2 cores with another process busy)."""
     threads = os.environ.get("SPTUI_TORCH_THREADS")
-    if threads:
+    if threads or device == "cpu":
         import torch
 
-        torch.set_num_threads(int(threads))
+        try:
+            torch.set_num_threads(max(1, int(threads or DEFAULT_CPU_THREADS)))
+        except ValueError:
+            raise SptuiError(f"SPTUI_TORCH_THREADS={threads!r}: expected a whole number of threads") from None
 
 
 def resolve_device(name: str | None) -> str:
@@ -67,7 +77,7 @@ def one_line(error: BaseException) -> str:
 
 def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None = None) -> Outcome:
     """Run a job to its end in this process. Never raises for a job's own failure: returns the outcome."""
-    configure_threads()
+    configure_threads(device)
     if not run.job_toml.exists():
         run.create(spec.to_toml())
     else:

@@ -136,9 +136,6 @@ class Worker:
         if slot.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu
             device = "cuda" if device.startswith("cuda") or device == "auto" else device
-        elif len(self.slots) > 1 and "SPTUI_TORCH_THREADS" not in env:
-            # CPU slots share the cores: give each job its share instead of oversubscribing
-            env["SPTUI_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(self.slots)))
         env["SPTUI_ARTIFACTS"] = str(self.root)
         process = subprocess.Popen(
             [sys.executable, "-m", "sptui.runner", str(self.root), str(job.id), device],
