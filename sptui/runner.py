@@ -86,7 +86,10 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
     ctx = Context(spec, run, device=device, hooks=hooks)
     started = time.monotonic()
     try:
-        ctx.info(f"=== {spec.kind} job {spec.name!r} on {device} (pid {os.getpid()}) ===")
+        import torch
+
+        ctx.info(f"=== {spec.kind} job {spec.name!r} on {device} (pid {os.getpid()}, "
+                 f"{torch.get_num_threads()} torch CPU thread(s)) ===")
         kind = load_kind(spec.kind)
         kind.run(ctx)
         outcome = Outcome("succeeded")
