@@ -169,12 +169,12 @@ def test_analysis_of_a_snapshot_by_run_id(artifacts):
 
 def test_analysis_errors_name_the_problem(artifacts):
     run_job(artifacts, ADDITION, "0001-tiny")
-    with pytest.raises(SptuiError, match='run "nope" not found'):
+    with pytest.raises(SptuiError, match='no run "nope"'):
         run_job(artifacts, analysis("nope"), "an1")
     with pytest.raises(SptuiError, match="no snapshot at step 25; available: 0, 1, 2"):
         run_job(artifacts, analysis("tiny", "25"), "an2")  # by job name: 0001-tiny
     run_job(artifacts, analysis("0001", "latest", animate=False), "an3")  # by run-id prefix
-    with pytest.raises(SptuiError, match="is a addition-analysis run"):
+    with pytest.raises(SptuiError, match="is a addition-analysis run, not addition"):
         run_job(artifacts, analysis("an3"), "an4")
     with pytest.raises(SpecError, match='checkpoint: expected "final", "latest" or a step number'):
         parse_text(analysis("tiny", "best"), "t.toml")

@@ -39,28 +39,12 @@ class Params:
             raise ParamError("checkpoint", f'expected "final", "latest" or a step number, found "{c}"')
 
 
-def resolve_run(ref: str):
-    """The addition run named by `ref`: a run folder path, a run id under <artifacts>/runs (or a unique
-    prefix of one, like "0007"), or a job name (its newest run, e.g. "addition-6-paper")."""
-    from sptui.config import artifacts_root, runs_dir
-    from sptui.runs import RunDir
+def resolve_run(ref: str, root: Path | None = None):
+    """The addition run named by `ref`: a run folder, a run id, a unique prefix of one, or a job name (its
+    newest run); see `sptui.runs.find_run`."""
+    from sptui.runs import find_run
 
-    root = runs_dir(artifacts_root())
-    found = [p for p in (Path(ref).expanduser(), root / ref) if (p / "job.toml").exists()]
-    if not found and root.is_dir() and ref and "/" not in ref:
-        runs = sorted(p for p in root.iterdir() if (p / "job.toml").exists())
-        prefixed = [p for p in runs if p.name.startswith(ref)]
-        if len(prefixed) > 1:
-            raise SptuiError(f'run "{ref}" matches several runs ({", ".join(p.name for p in prefixed[:4])}); give more of the id')
-        named = [p for p in runs if p.name.split("-", 1)[-1] == ref]  # run ids are NNNN-<job name>
-        found = prefixed or named[-1:]
-    if not found:
-        raise SptuiError(f'run "{ref}" not found: not a run folder, nor a run id or job name under {root}')
-    run = RunDir(found[0].resolve())
-    kind = run.spec().kind
-    if kind != "addition":
-        raise SptuiError(f'run "{ref}" is a {kind} run; addition-analysis needs an addition run')
-    return run
+    return find_run(ref, root, kind="addition", prefer="results/model.safetensors")
 
 
 def snapshot_files(run) -> dict[int, Path]:
@@ -116,7 +100,8 @@ def run(ctx) -> None:
     from sptui.science import head_analysis as HA
 
     p: Params = ctx.params
-    source = resolve_run(p.run)
+    runs = ctx.run.root.parent  # the source run sits beside this one under <artifacts>/runs
+    source = resolve_run(p.run, runs.parent if runs.name == "runs" else None)
     src = source.spec().params
     n = int(src["n_digits"])
     weights, step = choose_weights(source, p.checkpoint)
