@@ -27,11 +27,11 @@ def show_neuron(run_dir: Path, neuron: int, layer: int | None, console: Console)
     console.print(Text(f"Top {len(record.top)} texts", style="bold underline"),
                   Text(f"  colour: activation / {record.colour_max:.3g}; the max token is underlined", style="dim"))
     for i, example in enumerate(record.top):
-        console.print(_example_line(results, example, f"#{i + 1:<3}", record.colour_max))
+        console.print(example_line(results, example, f"#{i + 1:<3}", record.colour_max))
     if record.samples:
         console.print(Text("Samples at quantiles of per-text max activation", style="bold underline"))
         for example in record.samples:
-            console.print(_example_line(results, example, f"q{example.quantile:<4g}", record.colour_max))
+            console.print(example_line(results, example, f"q{example.quantile:<4g}", record.colour_max))
 
 
 def _header(results: NeuroscopeResults, n: Neuron) -> Panel:
@@ -97,15 +97,26 @@ def token_style(value: float, scale: float) -> Style | None:
     return Style(bgcolor=f"rgb({colour[0]},{colour[1]},{colour[2]})", color="black")
 
 
-def _example_line(results: NeuroscopeResults, e: Example, label: str, scale: float) -> Text:
-    start, stop = max(0, e.max_position - BEFORE), min(len(e.token_ids), e.max_position + AFTER + 1)
+def example_window(e: Example, full: bool = False) -> tuple[int, int]:
+    """The token range shown: a window around the max (as on the site), or the whole text."""
+    if full:
+        return 0, len(e.token_ids)
+    return max(0, e.max_position - BEFORE), min(len(e.token_ids), e.max_position + AFTER + 1)
+
+
+def example_line(results: NeuroscopeResults, e: Example, label: str, scale: float, full: bool = False,
+                 style_of=None) -> Text:
+    """One text as a line: tokens coloured by activation on a shared `scale`, the max token underlined.
+    `style_of(value, scale)` picks the colours (truecolor here; the TUI passes a 256-colour one)."""
+    style_of = style_of or token_style
+    start, stop = example_window(e, full)
     line = Text()
     line.append(f"{label} {e.max_value:7.3f}  ", style="dim")
     if start > 0:
         line.append("…")
     for i in range(start, stop):
         text = results.token_string(int(e.token_ids[i])).replace("\n", "↵")
-        style = token_style(float(e.acts[i]), scale)
+        style = style_of(float(e.acts[i]), scale)
         if i == e.max_position:
             style = (style or Style()) + Style(underline=True, bold=True)
         line.append(text, style=style)

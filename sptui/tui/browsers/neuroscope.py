@@ -22,11 +22,11 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from sptui.errors import SptuiError
+from sptui.neuroscope.show import AFTER, BEFORE, example_line, example_window
 from sptui.plots.screen_export import export_bars, export_heatmap
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import LEVELS, colormap_256, fmt
 
-BEFORE, AFTER = 24, 8  # tokens shown around the max (as on the Neuroscope site)
 SORTS = ["index", "max", "density"]
 MAX_LISTED = 1000  # rows in the list (a DataTable fills ~5k rows/s); the search reaches every neuron
 TEXT_CMAP, NEGATIVE_CMAP = "Oranges", "Blues"
@@ -49,27 +49,8 @@ def token_style(value: float, scale: float) -> Style | None:
     return Style(bgcolor=f"color({cmap.ansi[level]})", color="black")
 
 
-def example_window(example, full: bool) -> tuple[int, int]:
-    if full:
-        return 0, len(example.token_ids)
-    return max(0, example.max_position - BEFORE), min(len(example.token_ids), example.max_position + AFTER + 1)
-
-
 def example_text(results, example, label: str, scale: float, full: bool) -> Text:
-    start, stop = example_window(example, full)
-    line = Text()
-    line.append(f"{label} {example.max_value:7.3f}  ", style="dim")
-    if start > 0:
-        line.append("…")
-    for i in range(start, stop):
-        token = results.token_string(int(example.token_ids[i])).replace("\n", "↵")
-        style = token_style(float(example.acts[i]), scale)
-        if i == example.max_position:
-            style = (style or Style()) + Style(underline=True, bold=True)
-        line.append(token, style=style)
-    if stop < len(example.token_ids):
-        line.append("…")
-    return line
+    return example_line(results, example, label, scale, full=full, style_of=token_style)
 
 
 def window_matrix(neuron) -> np.ndarray:
