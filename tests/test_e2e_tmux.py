@@ -13,6 +13,8 @@ import pytest
 
 from sptui.queue import Queue
 
+from .helpers import wait_for
+
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
@@ -91,10 +93,7 @@ def start_sptui(tmp_path, job_text: str, name: str) -> tuple[Terminal, object]:
 
 def wait_for_worker(root) -> int:
     with Queue(root) as q:
-        deadline = time.monotonic() + 60
-        while not q.live_workers() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return q.live_workers()[0]["pid"]
+        return wait_for(q.live_workers, timeout=60, what="a live worker")[0]["pid"]
 
 
 def test_submit_train_watch_and_export_in_tmux(tmp_path):
@@ -126,13 +125,8 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
         term.keys("Escape")  # sent apart from q: ESC then q in one write reads as alt+q
         term.wait_text(" runs (")  # the queue screen's header
         term.keys("q")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if subprocess.run(["tmux", "-L", term.socket, "has-session", "-t", "e2e"], capture_output=True).returncode:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("sptui did not quit on q")
+        wait_for(lambda: subprocess.run(["tmux", "-L", term.socket, "has-session", "-t", "e2e"],
+                                        capture_output=True).returncode, timeout=20, what="sptui to quit on q")
         with Queue(root) as q:  # the worker started from the UI outlives it
             assert [w["pid"] for w in q.live_workers()] == [worker_pid]
     finally:
