@@ -6,7 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 setup:
     SPTUI_EXTRAS=test scripts/setup.sh
 
-# run the demo job file in the foreground (a few minutes on a laptop CPU)
+# run the demo job file in the foreground (under a minute on a laptop CPU)
 demo: setup
     .venv/bin/sptui batch jobs/demo.toml
 
