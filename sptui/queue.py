@@ -172,14 +172,24 @@ class Queue:
         self.root.mkdir(parents=True, exist_ok=True)
         runs_dir(self.root).mkdir(exist_ok=True)
         self.path = queue_path(self.root)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise SptuiError(f"{self.path}: cannot open the queue database ({e})") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = FULL")
+                self.db.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as e:
+                # switching a new file to WAL takes an exclusive lock without waiting on the busy handler:
+                # processes opening a fresh queue at the same moment retry briefly instead of failing
+                self.db.close()
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise SptuiError(f"{self.path}: cannot open the queue database ({e})") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
+                raise SptuiError(f"{self.path}: cannot open the queue database ({e})") from None
 
     def close(self) -> None:
         self.db.close()
