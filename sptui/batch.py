@@ -6,9 +6,7 @@ On a TTY it shows rich progress per job; otherwise it prints plain lines at a mo
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +171,3 @@ def summary_table(results: list[BatchResult]) -> Table:
         table.add_row(r.run_id, r.name, r.kind, f"[{style}]{r.state}[/]", f"{r.seconds:.1f}s", r.run_dir)
     return table
 
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"

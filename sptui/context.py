@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,5 +165,3 @@ def _base_params(spec: JobSpec):
 
     return P.build(load_kind(spec.kind).Params, spec.params)
 
-
-ProgressCallback = Callable[[int, int | None, dict[str, Any]], None]

@@ -43,10 +43,6 @@ def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, batchab
     return dataclasses.field(default=default, metadata=meta)
 
 
-def param_fields(cls) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(cls))
-
-
 def batchable_names(cls) -> set[str]:
     return {name for name, f in _hints_and_fields(cls)[1].items() if f.metadata.get("batchable")}
 

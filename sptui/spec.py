@@ -26,7 +26,7 @@ from typing import Any
 import tomli_w
 
 from sptui import params as P
-from sptui.errors import SpecError, SptuiError
+from sptui.errors import SpecError
 from sptui.kinds import kind_names, load_kind
 
 JOB_KEYS = ("kind", "name", "priority", "sweep")
@@ -199,7 +199,3 @@ def describe_kind(name: str) -> str:
         lines.append(f"  {pname} ({tname}, default {default!r}){flag}\n      {doc}")
     return "\n".join(lines)
 
-
-def ensure_kind(name: str) -> None:
-    if name not in kind_names():
-        raise SptuiError(f'unknown kind "{name}"; known kinds: {", ".join(kind_names())}')

@@ -236,6 +236,19 @@ def raw_series(records: Iterable[dict[str, Any]], metric: str) -> dict[str, tupl
     return {s: (np.array(st), np.array(rw, dtype=float)) for s, (st, rw) in by_split.items()}
 
 
+def _finish(fig, ax, metric: str, path: str | Path, title: str, log_scale: bool, legend_size: int) -> Path:
+    """Axes, labels and legend shared by every curve PNG, then save."""
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, title: str = "",
                log_scale: bool = False) -> Path:
     """Draw one metric of a run, every split and instance, from the raw records, to a PNG."""
@@ -262,15 +275,7 @@ def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, tit
                         linewidth=0.8, label=f"{split} ({n} instances)" if col == 0 else None)
             ax.plot(steps, _nanmean(values), styles.get(split, "-"), color=colour, linewidth=2,
                         label=f"{split} mean")
-    if log_scale:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.set_title(title or metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish(fig, ax, metric, path, title, log_scale, legend_size=8)
 
 
 def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], metric: str, path: str | Path,
@@ -290,15 +295,7 @@ def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], me
     for group, label, steps, values in groups:
         colour = colours.setdefault(group, f"C{len(colours) % 10}")
         ax.plot(steps, values, color=colour, linewidth=1.2, label=label)
-    if log_scale:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.set_title(title or metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish(fig, ax, metric, path, title, log_scale, legend_size=7)
 
 
 def _save(fig, path: str | Path) -> Path:
