@@ -77,6 +77,35 @@ def test_data_is_a_function_of_its_seed():
     assert not torch.equal(first.operands, other.operands)
 
 
+def test_swapped_pairs_keep_the_sum_and_never_leak_a_test_pair():
+    train, test = A.make_data(1, 60, 20, seed=0)  # 1 digit: 80 of the 100 pairs, so many swaps hit the test set
+    swapped = A.swap_operands(train.operands)
+    assert torch.equal(swapped[:, 0] + swapped[:, 1], train.operands[:, 0] + train.operands[:, 1])
+    assert torch.equal(swapped[:, [1, 0]], train.operands)
+    test_pairs = {tuple(r) for r in test.operands.tolist()}
+    leaks = [(b, a) in test_pairs for a, b in train.operands.tolist()]
+    assert sum(leaks) > 0 and A.swap_is_in(train, test).tolist() == leaks
+
+    kind = load_kind("addition")
+    can_swap = ~A.swap_is_in(train, test)
+    fed = torch.stack([kind.epoch_swaps(0, e, can_swap, "cpu") for e in range(40)])
+    assert not fed[:, ~can_swap].any()  # a pair whose swap is a test pair is never fed swapped
+    assert 0.4 < fed[:, can_swap].float().mean() < 0.6  # the others about half the time...
+    assert not torch.equal(fed[0], fed[1])  # ...a fresh draw each epoch...
+    assert torch.equal(fed[3], kind.epoch_swaps(0, 3, can_swap, "cpu"))  # ...that a resumed run repeats
+
+
+def test_swap_augmentation_trains_on_the_swapped_pairs(tmp_path):
+    """The same seed with and without swapping starts from the same init and batch order, so the loss
+    curves agree at the first log line only if swapping did nothing."""
+    plain = train(tmp_path, job(**TINY), "plain")
+    swapped = train(tmp_path, job(**dict(TINY, swap_operands=True)), "swapped")
+    first = [[m["loss"] for m in r.read_metrics() if m["split"] == "train"][0] for r in (plain, swapped)]
+    assert first[0] != first[1]
+    test0 = [[m["loss"] for m in r.read_metrics() if m["split"] == "test"][0] for r in (plain, swapped)]
+    assert test0[0] == test0[1]  # same init: the untrained model's test loss is identical
+
+
 def test_impossible_set_sizes_are_a_clear_parameter_error():
     with pytest.raises(SpecError, match="n_train.*exceeds the 100 distinct 1-digit pairs"):
         parse_text(job(n_digits=1, n_train=90, n_test=20), "t.toml")
@@ -199,8 +228,10 @@ class CancelAt(Hooks):
         return self.seen >= self.at
 
 
-def test_resume_after_a_crash_continues_from_the_checkpoint_with_the_same_curve(tmp_path):
-    params = dict(TINY, epochs=7, log_every=5, eval_every=10, checkpoint_every=20)  # 8 steps/epoch, 56 steps
+@pytest.mark.parametrize("swap", [False, True])
+def test_resume_after_a_crash_continues_from_the_checkpoint_with_the_same_curve(tmp_path, swap):
+    params = dict(TINY, epochs=7, log_every=5, eval_every=10, checkpoint_every=20,  # 8 steps/epoch, 56 steps
+                  swap_operands=swap)
     whole = train(tmp_path, job(**params), "whole")
 
     spec, run, ctx = start(tmp_path, job(**params), "crashed", hooks=CancelAt(50))

@@ -43,6 +43,9 @@ class Params:
     eval_every: int = param(1000, "steps between test-set evaluations", ge=1)
     checkpoint_every: int = param(5000, "steps between resume checkpoints (a multiple of log_every)", ge=1)
     snapshot_growth: float = param(1.1, "geometric growth of the snapshot schedule (0 = no snapshots)", ge=0)
+    swap_operands: bool = param(
+        False, "augmentation: each epoch a seeded random half of the training pairs is fed as b + a (the same "
+        "sum; a pair whose swap is a test pair is never swapped). Not in the paper's recipe")
     target_accuracy: float = param(0.98, "per-digit test accuracy whose first step and time are reported", gt=0, le=1)
     analyse: bool = param(True, "after training, compute the ablation grid, projections and attention patterns")
 
@@ -83,6 +86,14 @@ def epoch_order(seed: int, epoch: int, n: int, device):
     return torch.randperm(n, generator=g).to(device)
 
 
+def epoch_swaps(seed: int, epoch: int, can_swap, device):
+    """Which training pairs an epoch feeds as b + a: a seeded coin per pair, a function of (seed, epoch) only."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 500_009)
+    return (torch.rand(can_swap.shape[0], generator=g) < 0.5).to(device) & can_swap
+
+
 def make_optimizer(model, p: Params, total_steps: int):
     """AdamW (torch defaults besides lr and weight decay) and the scheduler; returns (opt, sched, per_step)."""
     import torch
@@ -117,6 +128,8 @@ def run(ctx) -> None:
     device = ctx.device
     n = p.n_digits
     train, test = A.make_data(n, p.n_train, p.n_test, p.data_seed)
+    # pairs whose swap b + a is a test pair are never swapped, so the test set stays unseen
+    can_swap = ~A.swap_is_in(train, test) if p.swap_operands else None
     train, test = train.to(device), test.to(device)
 
     config = A.model_config(n, p.n_heads, p.d_head, p.d_model, seed=p.seed)
@@ -164,10 +177,14 @@ def run(ctx) -> None:
     epoch, offset = divmod(step, per_epoch)
     while step < total:
         order = epoch_order(p.seed, epoch, p.n_train, device)
+        swaps = epoch_swaps(p.seed, epoch, can_swap, device) if p.swap_operands else None
         for b in range(offset, per_epoch):
             idx = order[b * p.batch_size:(b + 1) * p.batch_size]
             answers = train.answers[idx]
-            logits = fast(train.operands[idx])
+            operands = train.operands[idx]
+            if swaps is not None:
+                operands = torch.where(swaps[idx, None], A.swap_operands(operands), operands)
+            logits = fast(operands)
             loss = A.loss_fn(logits, answers)
             lr = opt.param_groups[0]["lr"]  # the rate this step uses, for the log
             opt.zero_grad(set_to_none=True)

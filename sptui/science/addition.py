@@ -93,6 +93,18 @@ def make_data(n_digits: int, n_train: int, n_test: int, seed: int) -> tuple[Addi
     return AdditionData(ops[:n_train], ans[:n_train]), AdditionData(ops[n_train:], ans[n_train:])
 
 
+def swap_operands(operands: torch.Tensor) -> torch.Tensor:
+    """[N, 2n] a then b -> b then a (the same sum: addition commutes)."""
+    return operands.roll(operands.shape[1] // 2, dims=1)
+
+
+def swap_is_in(data: AdditionData, other: AdditionData) -> torch.Tensor:
+    """[len(data)] bool: whether the pair b + a of each example of `data` is an example of `other`."""
+    weights = 10 ** torch.arange(data.operands.shape[1], dtype=torch.int64)
+    codes = (other.operands.cpu() * weights).sum(1)
+    return torch.isin((swap_operands(data.operands.cpu()) * weights).sum(1), codes)
+
+
 # ------------------------------------------------------------------ model
 
 def model_config(n_digits: int, n_heads: int = 32, d_head: int = 2, d_model: int = 128, seed: int = 0) -> dict[str, Any]:
