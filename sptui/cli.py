@@ -182,15 +182,22 @@ def cmd_ls(args, root: Path) -> int:
         return 0
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold")
-    for col in ("id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio"):
-        table.add_column(col, no_wrap=col != "run id", overflow="fold")
     colours = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "cancelled": "dim"}
-    for j in jobs:
-        progress = f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else "")
-        table.add_row(str(j.id), Text(j.run_id), j.kind, Text(j.state, style=colours.get(j.state, "")), progress,
-                      j.device or "", _fmt_seconds(j.elapsed()), _fmt_seconds(j.eta()), str(j.priority))
+    rows = [(str(j.id), j.run_id, j.kind, Text(j.state, style=colours.get(j.state, "")),
+             f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
+             j.device or "", _fmt_seconds(j.elapsed()), _fmt_seconds(j.eta()), str(j.priority)) for j in jobs]
+    table = Table(box=None, header_style="bold")
+    # one line a run on any width: a narrow terminal shortens the run id and kind with an ellipsis (the id
+    # names the run too) and keeps id, state and progress whole
+    keep_whole = {"id", "state", "progress"}
+    for i, col in enumerate(("id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio")):
+        width = max([len(col)] + [len(str(r[i])) for r in rows])
+        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width if col in keep_whole else None)
+    for row in rows:
+        table.add_row(*row)
     console = Console()
+    if not console.is_terminal:  # piped or in a log: one line a run (grep, awk), not folded to 80 columns
+        console = Console(width=1000)
     if jobs:
         console.print(table)
     else:

@@ -260,7 +260,7 @@ class Queue:
 
     # -------------------------------------------------------- reads
     def get(self, ref: int | str) -> Job:
-        """A job by numeric id or run id (a unique prefix of the run id is enough)."""
+        """A job by numeric id, run id (a unique prefix of it is enough) or job name (its newest run)."""
         text = str(ref).strip()
         rows = []
         if text.isdigit():
@@ -272,8 +272,10 @@ class Queue:
                               (text.replace("%", "\\%").replace("_", "\\_") + "%",))
             if len(rows) > 1:
                 raise SptuiError(f'"{text}" matches several runs; give more of the run id')
+        if not rows:  # a job name: its newest run, as find_run resolves names for the other commands
+            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE name = ? ORDER BY id DESC LIMIT 1", (text,))
         if not rows:
-            raise SptuiError(f'no run "{text}" in {self.path}')
+            raise SptuiError(f'no run "{text}" in {self.path}: give a job id, run id (or its prefix) or job name')
         return rows[0]
 
     def list(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[Job]:

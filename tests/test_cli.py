@@ -37,3 +37,14 @@ def test_show_priority_and_requeue_failed(artifacts):
     with Queue(artifacts) as q:
         assert [(j.name, j.state, j.priority) for j in q.list()] == [("a", "queued", 0), ("b", "cancelled", 0), ("c", "queued", 7)]
     assert sptui("requeue", root=artifacts).returncode == 2
+
+
+def test_ls_piped_prints_one_whole_line_per_run_and_commands_take_job_names(artifacts):
+    long_name = "a-rather-long-job-name-that-would-not-fit-an-eighty-column-table"
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text(tms_job(long_name), "t.toml"))
+    lines = sptui("ls", root=artifacts, check=True).stdout.splitlines()
+    assert len(lines) == 2 and job.run_id in lines[1] and lines[1].split()[3] == "queued"
+    assert json.loads(sptui("show", "--json", long_name, root=artifacts, check=True).stdout)["run_id"] == job.run_id
+    missing = sptui("show", "no-such-job", root=artifacts)
+    assert missing.returncode == 2 and 'no run "no-such-job"' in missing.stderr and "job name" in missing.stderr

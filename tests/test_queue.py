@@ -88,10 +88,13 @@ def test_recover_marks_jobs_of_dead_processes_interrupted_and_leaves_live_ones(a
         assert q.get(a.id).state == "interrupted" and q.get(b.id).state == "running"
 
 
-def test_get_by_id_run_id_or_prefix(artifacts):
+def test_get_by_id_run_id_prefix_or_job_name(artifacts):
     with Queue(artifacts) as q:
         (job,) = q.submit(specs(tms_job("unique-name")))
         assert q.get(job.id).id == q.get(job.run_id).id == q.get("0001-uniq").id == job.id
+        assert q.get("unique-name").id == job.id
+        (again,) = q.submit(specs(tms_job("unique-name")), force=True)
+        assert q.get("unique-name").id == again.id  # a name means its newest run
         with pytest.raises(SptuiError, match='no run "nope"'):
             q.get("nope")
 
