@@ -129,6 +129,7 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.98, help="test per-digit accuracy to time (set --eval-every)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as sptui's job processes do (runner.configure_torch), for both loops
     print(f"addition benchmark: {args.digits} digits, {args.epochs} epochs x {args.n_train // 256} steps, "
           f"device {args.device}, torch threads {torch.get_num_threads()}, {args.rounds} rounds")
     ratios, plain_sps, sptui_sps, gaps = [], [], [], []

@@ -35,16 +35,20 @@ class Outcome:
 DEFAULT_CPU_THREADS = 1
 
 
-def configure_threads(device: str) -> None:
-    """Torch CPU threads for a job: $SPTUI_TORCH_THREADS, else one.
+def configure_torch(device: str) -> None:
+    """Process-wide torch settings for a job: CPU threads ($SPTUI_TORCH_THREADS, else one) and denormals.
 
-    One on purpose: sptui's models are small, so extra threads gain little on a quiet machine, while on a
-    busy one (a shared workstation, a second job) two threads ran the demo over 40x slower than one
-    (15.6 s against more than 10 minutes, measured on 2 cores with another process busy)."""
+    One thread on purpose: sptui's models are small, so extra threads gain little on a quiet machine, while
+    on a busy one (a shared workstation, a second job) two threads ran the demo over 40x slower than one
+    (15.6 s against more than 10 minutes, measured on 2 cores with another process busy).
+    Denormal floats are flushed to zero: trained models make them (softmax weights and gradients below
+    1e-38) and CPUs handle them very slowly. A trained 6-digit addition model stepped at 36 ms with them
+    and 13.5 ms without (same machine, same process); values that small change no result."""
+    import torch
+
+    torch.set_flush_denormal(True)
     threads = os.environ.get("SPTUI_TORCH_THREADS")
     if threads or device == "cpu":
-        import torch
-
         try:
             torch.set_num_threads(max(1, int(threads or DEFAULT_CPU_THREADS)))
         except ValueError:
@@ -77,7 +81,7 @@ def one_line(error: BaseException) -> str:
 
 def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None = None) -> Outcome:
     """Run a job to its end in this process. Never raises for a job's own failure: returns the outcome."""
-    configure_threads(device)
+    configure_torch(device)
     if not run.job_toml.exists():
         run.create(spec.to_toml())
     else:
