@@ -59,6 +59,15 @@ def test_sweep_is_one_batched_job_with_the_results_contract(tmp_path):
         assert r["params"]["dropout"] == r["grid"]["dropout"]
         assert len(r["metrics"]["feature_dim"]) == 6
         assert isinstance(r["metrics"]["represented"], int)
+        assert isinstance(r["metrics"]["represented_relative"], int)
+        for key in ("dims_per_feature_scaled", "sum_sq_norms", "mean_feature_dim"):
+            assert isinstance(r["metrics"][key], float)
+        # a neuron basis exists only with dropout here (linear hidden layer): alignment, kurtosis and
+        # participation are null without it
+        privileged = r["grid"]["dropout"] > 0
+        for key in ("axis_alignment", "hidden_kurtosis", "neuron_participation"):
+            assert (r["metrics"][key] is not None) == privileged, (key, r["grid"])
+    assert arrays["transfer"].shape == (4, 6, 6)
     snapshots = sorted(run.snapshots.glob("*.safetensors"))
     assert len(snapshots) == 3 and runs.load_arrays(snapshots[-1])["W"].shape == (4, 6, 2)
     metrics = runs.read_metrics(run.metrics)
@@ -171,3 +180,30 @@ def test_shipped_job_files_parse_into_the_documented_experiments():
     assert [s.params["output_activation"] for s in linear_relu] == ["none", "relu"]
     for name in ("demo", "intro_5_2", "geometry", "phase_2_1", "nonuniform_sparsity", "functions"):
         assert load_file(jobs / f"{name}.toml")
+
+
+def test_untied_hidden_relu_run_is_measured_on_what_it_computes(tmp_path):
+    text = """
+[[job]]
+kind = "tms"
+name = "untied"
+n_features = 5
+n_hidden = 3
+tied = false
+hidden_activation = "relu"
+steps = 30
+batch_size = 32
+log_points = 2
+"""
+    spec, run = make_run(tmp_path, "untied", text)
+    run_job(spec, run)
+    arrays = runs.load_arrays(run.results / "model.safetensors")
+    W, W_out = torch.from_numpy(arrays["W"]), torch.from_numpy(arrays["W_out"])
+    G = W_out @ torch.relu(W).transpose(1, 2)
+    assert torch.allclose(torch.from_numpy(arrays["transfer"]), G, atol=1e-6)
+    record = json.loads((run.results / "instances.json").read_text())[0]
+    norms = torch.diagonal(G, dim1=1, dim2=2).clamp_min(0).sqrt()[0]
+    assert record["metrics"]["feature_norm"] == pytest.approx(norms.tolist(), abs=1e-6)
+    assert record["metrics"]["axis_alignment"] is not None  # hidden ReLU: a privileged basis
+    model = load_kind("tms").saved_model(run)
+    assert model.hidden_activation == "relu" and torch.allclose(model.transfer(), G, atol=1e-6)

@@ -112,14 +112,43 @@ def schedule(steps: int, points: int) -> set[int]:
     return {max(1, round(steps * k / points)) for k in range(1, points + 1)} | {steps}
 
 
-def evaluation_metrics(trainer) -> dict[str, list]:
-    """Per-instance metrics on the fixed evaluation batch (dropout off) and of W."""
+def toy_model(weights: dict, p0: Params, dropout, l1_hidden, l1_weight):
+    """The metrics' view of a batched model: its weights, how the hidden layer treats them, and which instances
+    have a privileged neuron basis (a hidden activation, dropout or an L1 penalty). weights: name -> [I, ...]
+    tensors (W, optional W_out, b_hidden); dropout, l1_hidden, l1_weight: one value per instance."""
+    import torch
+
     from sptui.science import tms_metrics as M
 
-    W = trainer.weights["W"].detach()
-    ev = trainer.evaluate()
-    values = {"loss": ev["loss"], **M.summary(W), "hidden_kurtosis": M.hidden_kurtosis(ev["hidden"])}
+    W = torch.as_tensor(weights["W"]).detach().float()
+    dropout = torch.as_tensor(dropout, dtype=torch.float32)
+    penalties = (torch.as_tensor(l1_hidden, dtype=torch.float32) > 0) | (torch.as_tensor(l1_weight, dtype=torch.float32) > 0)
+    privileged = (dropout > 0) | penalties | (p0.hidden_activation != "none")
+    optional = {k: torch.as_tensor(weights[k]).detach().float() for k in ("W_out", "b_hidden") if k in weights}
+    return M.ToyModel(W=W, W_out=optional.get("W_out"), b_hidden=optional.get("b_hidden"),
+                      hidden_activation=p0.hidden_activation,
+                      eval_scale=None if p0.inverted_dropout else 1 - dropout, privileged=privileged)
+
+
+def trainer_model(trainer, p0: Params):
+    hy = trainer.hyper
+    return toy_model({k: v.cpu() for k, v in trainer.weights.items()}, p0, hy.dropout.cpu(), hy.l1_hidden.cpu(),
+                     hy.l1_weight.cpu())
+
+
+def _lists(values: dict) -> dict[str, list]:
     return {k: (v.cpu().tolist() if not v.is_floating_point() else v.float().cpu().tolist()) for k, v in values.items()}
+
+
+def evaluation_metrics(trainer, p0: Params, ev: dict | None = None) -> dict[str, list]:
+    """Per-instance metrics on the fixed evaluation batch (dropout off) and of what the model computes."""
+    from sptui.science import tms_metrics as M
+
+    model = trainer_model(trainer, p0)
+    ev = ev if ev is not None else trainer.evaluate()
+    values = {"loss": ev["loss"], **M.summary(model),
+              "hidden_kurtosis": M.hidden_kurtosis(ev["hidden"].cpu(), model.privileged_basis())}
+    return _lists(values)
 
 
 def run(ctx) -> None:
@@ -136,13 +165,13 @@ def run(ctx) -> None:
     log_at = schedule(p0.steps, p0.log_points)
     snap_at = schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
     if start == 0:
-        ctx.log(0, split="test", **evaluation_metrics(trainer))
+        ctx.log(0, split="test", **evaluation_metrics(trainer, p0))
     for step in range(start, p0.steps):
         done = step + 1
         batch_loss = trainer.step(want_loss=done in log_at)  # the loss costs passes: only when logged
         if done in log_at:
             ctx.log(done, split="train", loss=batch_loss.cpu().tolist())
-            ctx.log(done, split="test", **evaluation_metrics(trainer))
+            ctx.log(done, split="test", **evaluation_metrics(trainer, p0))
         if done in snap_at:
             ctx.save_snapshot(done, {k: v.detach() for k, v in trainer.weights.items()})
         if done % p0.checkpoint_every == 0 and done < p0.steps:
@@ -159,22 +188,19 @@ def save_results(ctx, trainer) -> None:
 
     from sptui.science import tms_metrics as M
 
+    p0 = ctx.instances[0]
     W = trainer.weights["W"].detach()
     arrays = {k: v.detach() for k, v in trainer.weights.items()}
     arrays.setdefault("b", torch.zeros(W.shape[0], W.shape[1], device=W.device))  # the contract always has b
     arrays["importance"] = trainer.hyper.importance
     arrays["feature_probability"] = trainer.hyper.probability
+    model = trainer_model(trainer, p0)
+    arrays["transfer"] = model.transfer()  # G = what the model computes (W W^T when tied and linear)
     ctx.save_arrays("model", arrays)
 
-    final = evaluation_metrics(trainer)
     ev = trainer.evaluate()
-    per_feature = {
-        "feature_norm": M.feature_norms(W),
-        "feature_dim": M.feature_dimensionality(W),
-        "feature_interference": M.interference(W),
-        "feature_loss": ev["feature_loss"],
-    }
-    per_feature = {k: v.float().cpu().tolist() for k, v in per_feature.items()}
+    final = evaluation_metrics(trainer, p0, ev)
+    per_feature = _lists({**M.per_feature(model), "feature_loss": ev["feature_loss"]})
     batchable = [f.name for f in dataclasses.fields(Params) if f.metadata.get("batchable")]
     records = []
     for i, (p, point) in enumerate(zip(ctx.instances, ctx.grid)):
@@ -185,11 +211,24 @@ def save_results(ctx, trainer) -> None:
             "metrics": {**{k: v[i] for k, v in final.items()}, **{k: v[i] for k, v in per_feature.items()}},
         })
     ctx.save_json("instances", records)
-    ctx.info("final: " + ", ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in final.items() if all(x is not None for x in v)
-                                  ) + " (means over instances)")
+
+    def mean(values):
+        finite = [x for x in values if x is not None and x == x]
+        return f"{sum(finite) / len(finite):.4g}" if finite else "n/a"
+
+    ctx.info("final: " + ", ".join(f"{k} {mean(v)}" for k, v in final.items()) + " (means over instances)")
+
+
+def saved_model(run):
+    """The metrics' view (`toy_model`) of a finished run, from its results and job file."""
+    from sptui import runs
+
+    arrays = runs.load_arrays(run.results / "model.safetensors")
+    ps = run.spec().instances()
+    return toy_model(arrays, ps[0], [q.dropout for q in ps], [q.l1_hidden for q in ps], [q.l1_weight for q in ps])
 
 
 def render(run) -> list[Path]:
     from sptui.plots.tms import render_run
 
-    return render_run(run)
+    return render_run(run, saved_model(run))

@@ -179,7 +179,8 @@ def export_bars(path: str | Path, values: Sequence[float], *, edges: Sequence[fl
     colours = None
     if colour_by is not None:
         norm = matplotlib.colors.Normalize(vmin=vmin, vmax=vmax)
-        colours = matplotlib.colormaps[cmap](norm(np.asarray(colour_by, dtype=float)))
+        # NaN (e.g. the interference of a feature that is not represented) draws grey, not invisible
+        colours = matplotlib.colormaps[cmap].with_extremes(bad="#b0b0b0")(norm(np.asarray(colour_by, dtype=float)))
         fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=colour_label)
     if horizontal:
         ax.barh(np.arange(len(values)), values, color=colours)

@@ -28,26 +28,26 @@ SWEEP_METRICS = [
 PHASES = ["extra feature\nnot represented", "extra feature\ngets the dimension", "superposition\n(antipodal)"]
 
 
-def render_run(run) -> list[Path]:
-    import torch
-
+def render_run(run, model) -> list[Path]:
+    """All PNGs of a run; `model` is the metrics' view of its weights (kinds.tms.saved_model)."""
     from sptui.science import tms_metrics as M
 
     arrays = runs.load_arrays(run.results / "model.safetensors")
     records = runs.read_json(run.results / "instances.json")
     W = arrays["W"]
-    Wt = torch.from_numpy(W)
+    features = M.per_feature(model)
     derived = {
-        "norm": M.feature_norms(Wt).numpy(),
-        "interference": M.interference(Wt).numpy(),
-        "dim": M.feature_dimensionality(Wt).numpy(),
+        "norm": features["feature_norm"].numpy(),
+        "interference": features["feature_interference"].numpy(),
+        "dim": features["feature_dim"].numpy(),
+        "represented": M.represented_mask(model).numpy(),
     }
     labels = [instance_label(r["grid"]) for r in records]
     shown = pick(len(records))
     out = run.plots
     out.mkdir(parents=True, exist_ok=True)
     paths = [
-        draw_wtw(W, arrays["b"], shown, labels, out / "wtw_bias.png"),
+        draw_wtw(model.transfer().numpy(), arrays["b"], shown, labels, out / "wtw_bias.png"),
         draw_feature_norms(derived, shown, labels, out / "feature_norms.png"),
     ]
     if W.shape[2] == 2:
@@ -61,7 +61,7 @@ def render_run(run) -> list[Path]:
     if axes:
         paths.append(draw_sweep(records, axes, out / "sweep.png"))
     if W.shape[1] == 2 and W.shape[2] == 1 and len(axes) >= 2:
-        phases = M.phase_2_1(Wt).numpy()
+        phases = M.phase_2_1(model).numpy()
         paths.append(draw_phase_diagram(records, axes, phases, out / "phase_diagram.png"))
     curves = draw_training(run, labels, shown, out / "training.png")
     if curves:
@@ -129,13 +129,14 @@ def _save(fig, path: Path) -> Path:
 
 # ---------------------------------------------------------------- per-instance pictures
 
-def draw_wtw(W: np.ndarray, b: np.ndarray, shown, labels, path: Path) -> Path:
-    """W^T W (feature x feature, [n, n]) with the bias as an extra column after a gap."""
+def draw_wtw(G: np.ndarray, b: np.ndarray, shown, labels, path: Path) -> Path:
+    """The transfer matrix G (W^T W for the paper's model; feature x feature, [n, n]) with the bias as an extra
+    column after a gap."""
     fig, axs = _panels(len(shown))
-    n = W.shape[1]
+    n = G.shape[1]
     for ax, i in zip(axs, shown):
         image = np.full((n, n + 2), np.nan)
-        image[:, :n] = W[i] @ W[i].T
+        image[:, :n] = G[i]
         image[:, n + 1] = b[i]
         ax.imshow(image, cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(labels[i], fontsize=7)
@@ -221,7 +222,7 @@ def draw_dims_per_feature(records, derived, path: Path) -> Path:
         ax.plot(xs[order], ds[order], color=colour, lw=1.5, label=name if name != "model" else "D*")
         for r, x in zip(members, xs):
             i = r["instance"]
-            keep = derived["norm"][i] > 0.5
+            keep = derived["represented"][i]
             jitter = x * np.exp(np.random.default_rng(i).normal(0, 0.03, keep.sum()))
             ax.scatter(jitter, derived["dim"][i][keep], s=5, color=colour, alpha=0.35)
     ax.set_xscale("log")
@@ -322,7 +323,7 @@ def draw_training(run, labels, shown, path: Path) -> Path | None:
         return None
     steps = [r["step"] for r in records]
     panels = [("loss", "eval loss"), ("dims_per_feature", "D*"), ("represented", "represented features"),
-              ("polysemantic_neurons", "polysemantic neurons"), ("axis_alignment", "axis alignment"),
+              ("neuron_participation", "features per neuron (participation ratio)"), ("axis_alignment", "axis alignment"),
               ("hidden_kurtosis", "hidden kurtosis")]
     fig, axs = plt.subplots(2, 3, figsize=(13, 7))
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(shown)))

@@ -34,9 +34,11 @@ from sptui.tui.browsers.base import BrowserScreen, require
 from sptui.tui.widgets.heatmap import Heatmap, colormap_256, fmt
 from sptui.tui.widgets.scatter import Scatter, Series
 
-SWEEP_METRICS = ["dims_per_feature", "represented", "axis_alignment", "mean_feature_dim", "interference",
-                 "polysemantic_neurons", "hidden_kurtosis", "loss"]
-METRIC_NAMES = {"dims_per_feature": "D* (dims per feature)", "represented": "represented features"}
+SWEEP_METRICS = ["dims_per_feature", "represented", "represented_relative", "mean_feature_dim", "dims_per_feature_scaled",
+                 "sum_sq_norms", "interference", "axis_alignment", "neuron_participation", "hidden_kurtosis", "loss"]
+METRIC_NAMES = {"dims_per_feature": "D* (dims per feature)", "represented": "represented features (norm > 0.5)",
+                "represented_relative": "represented features (norm > 0.5 x largest)",
+                "dims_per_feature_scaled": "D* of rows scaled by the largest norm"}
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
 TABS = ["weights", "geometry", "sweep", "training"]
 
@@ -90,14 +92,17 @@ def load_toy(run_dir: Path, kind: str) -> ToyData:
 
 
 def weights_matrix(d: ToyData, i: int) -> tuple[np.ndarray, str]:
-    """tms: [W^T W | gap | b] (n x n+2); functions: [W1 | gap | b1 | gap | W2^T]."""
+    """tms: [G | gap | b] (n x n+2), G the saved transfer matrix (what the model computes; W^T W for a tied
+    linear model, and for runs saved before it existed); functions: [W1 | gap | b1 | gap | W2^T]."""
     if d.kind == "tms":
         W = d.weights["W"][i].astype(np.float32)  # [n, m]
-        gram = W @ W.T
+        saved = d.weights.get("transfer")
+        gram = saved[i].astype(np.float32) if saved is not None else W @ W.T
         b = d.weights.get("b", np.zeros((d.n_instances, W.shape[0])))[i].astype(np.float32)
         out = np.full((gram.shape[0], gram.shape[1] + 2), np.nan, dtype=np.float32)
         out[:, :-2], out[:, -1] = gram, b
-        return out, "W^T W (features x features) | b"
+        what = "W^T W" if saved is None or "W_out" not in d.weights else "W_out^T W"
+        return out, f"{what} (features x features) | b"
     W1 = d.weights["W1"][i].astype(np.float32)  # [width, d_in]
     cols = [W1, d.weights["b1"][i].reshape(-1, 1), d.weights["W2"][i].reshape(-1, 1)]
     out = np.full((W1.shape[0], W1.shape[1] + 4), np.nan, dtype=np.float32)
@@ -176,11 +181,12 @@ def training_metrics(d: ToyData) -> list[str]:
 
 
 def feature_bars(d: ToyData, i: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per feature ||W_i|| and its interference, and the top of the colour range (at least 1)."""
+    """Per feature ||W_i|| and its interference (NaN: not represented), and the top of the colour range (>= 1)."""
     m = d.records[i].get("metrics", {})
     norms = np.asarray(m.get("feature_norm") or np.linalg.norm(d.weights["W"][i], axis=-1), dtype=float)
     interf = np.asarray(m.get("feature_interference") or np.zeros_like(norms), dtype=float)
-    return norms, interf, max(1.0, float(interf.max()) if interf.size else 1.0)
+    finite = interf[np.isfinite(interf)]
+    return norms, interf, max(1.0, float(finite.max()) if finite.size else 1.0)
 
 
 def interference_bars(d: ToyData, i: int, width: int = 30) -> Text:
@@ -190,9 +196,13 @@ def interference_bars(d: ToyData, i: int, width: int = 30) -> Text:
     top = max(1.0, float(norms.max()) if norms.size else 1.0)
     text = Text(f"feature norms ||W_i||, colour = interference sum_j!=i (W^_i.W_j)^2 (0 dark .. {scale:.2g} bright)\n")
     for f, (n, s) in enumerate(zip(norms, interf)):
-        level = int(np.clip(s / scale, 0, 1) * 31)
         bar = "█" * int(round(n / top * width))
         text.append(f"{f:>3} ")
+        if not np.isfinite(s):  # not represented: interference is not defined
+            text.append(bar.ljust(width), style="grey50")
+            text.append(f" {n:.2f}  not represented\n")
+            continue
+        level = int(np.clip(s / scale, 0, 1) * 31)
         text.append(bar.ljust(width), style=f"color({cmap.ansi[level]})")
         text.append(f" {n:.2f}  interference {s:.2f}\n")
     return text
