@@ -98,13 +98,13 @@ async def test_diagonal_steps_and_baseline_side_by_side(geometry):
         assert hm.cursor[0] == hm.cursor[1] > 0
         await pilot.press("b")
         await pilot.pause()
-        assert screen.has_class("side-by-side") and base.region.width > 0 and screen.baseline_name == "random"
+        assert screen.has_class("side-by-side") and base.region.width > 0 and screen.baseline_name == "gaussian"  # an old run's control
         await pilot.press("full_stop")
         assert base.cursor == hm.cursor and base.view == hm.view
         await pilot.press("e")
         await _open(app, pilot)  # the export runs in a worker
         shown = json.loads(screen.last_export.with_suffix(".json").read_text())
-        baseline_png = screen.last_export.parent / screen.last_export.name.replace("cosine-", "cosine-random-")
+        baseline_png = screen.last_export.parent / screen.last_export.name.replace("cosine-", "cosine-gaussian-")
         assert json.loads(baseline_png.with_suffix(".json").read_text())["region"] == shown["region"]
         assert shown["region"] == list(hm.visible_region())
         await pilot.press("b")  # only one control saved: back to the model alone
@@ -132,7 +132,7 @@ async def test_a_neuron_opens_the_neuroscope_run_of_the_same_model(geometry, tmp
 
 
 async def test_on_a_real_neuron_geometry_run(tmp_path):
-    """The kind's own results (a tiny random model): the model map and both controls, blocks from blocks.json."""
+    """The kind's own results (a tiny random model): the model map, a draw of every null, blocks from blocks.json."""
     from sptui.context import Context
     from sptui.kinds import load_kind
     from sptui.runs import load_arrays, read_json
@@ -141,7 +141,7 @@ async def test_on_a_real_neuron_geometry_run(tmp_path):
 
     model_dir = make_model(tmp_path / "model")
     spec = parse_text(f'[[job]]\nkind = "neuron-geometry"\nname = "g"\nmodel = "{model_dir}"\nlayer = 1\n'
-                      'methods = ["greedy", "spectral"]\n', "t.toml")[0]
+                      'methods = ["greedy", "spectral"]\nnull_draws = 3\n', "t.toml")[0]
     run = RunDir(tmp_path / "runs" / "0001-g")
     run.create(spec.to_toml())
     ctx = Context(spec, run, device="cpu")
@@ -154,8 +154,7 @@ async def test_on_a_real_neuron_geometry_run(tmp_path):
         screen = app.browser
         np.testing.assert_array_equal(screen.model_map.matrix, arrays["gram_permuted"])
         assert len(screen.data.blocks) == len(read_json(run.results / "blocks.json")["blocks"])
-        await pilot.press("b")
-        np.testing.assert_array_equal(screen.baseline_map.matrix, arrays["random_gram_permuted"])
-        await pilot.press("b")
-        assert screen.baseline_name == "shuffled"
-        np.testing.assert_array_equal(screen.baseline_map.matrix, arrays["shuffled_gram_permuted"])
+        for name in ("covariance", "rotation", "gaussian", "shuffled"):
+            await pilot.press("b")
+            assert screen.baseline_name == name
+            np.testing.assert_array_equal(screen.baseline_map.matrix, arrays[f"null.{name}.gram_permuted"])

@@ -7,7 +7,6 @@ import torch
 from sptui.context import Context
 from sptui.errors import SptuiError
 from sptui.kinds import load_kind
-from sptui.kinds.neuron_geometry import shuffled_control
 from sptui.models import save_model
 from sptui.runs import RunDir
 from sptui.spec import parse_text
@@ -63,24 +62,27 @@ two_opt_seconds = 5.0
     return run, kind
 
 
-def test_planted_groups_found_as_blocks_and_scores_beat_baselines(planted_run, tmp_path, monkeypatch):
+def test_planted_groups_found_as_significant_blocks(planted_run, tmp_path, monkeypatch):
     root, labels, W = planted_run
-    run, kind = run_kind(tmp_path, monkeypatch, root)
+    run, kind = run_kind(tmp_path, monkeypatch, root, 'null_draws = 19\nmethods = ["greedy", "spectral"]')
     summary = run.load_json("summary.json")
     best = summary["model_scores"]["best_score"]
-    assert set(summary["model_scores"]["scores"]) == {"greedy", "greedy+2opt", "spectral", "hclust", "olo"}
-    assert all(s >= 0 for s in summary["model_scores"]["seconds"].values())
-    assert best == max(summary["model_scores"]["scores"].values())
     assert best > 3 * summary["identity_order_score"]
-    assert best > 1.5 * summary["random_scores"]["best_score"]
-    assert best > 1.5 * summary["shuffled_scores"]["best_score"]
+    assert set(summary["null"]) == {"covariance", "rotation", "gaussian", "shuffled"}
+    for null in summary["null"].values():
+        assert null["draws"] == 19 and len(null["scores"]) == 19 and len(null["block_counts"]) == 19
+        assert best > max(null["scores"]) and null["p_value"] == pytest.approx(1 / 20)
+    assert summary["p_value"] == pytest.approx(1 / 20)
 
-    blocks = run.load_json("blocks.json")["blocks"]
-    assert len(blocks) == GROUPS
+    found = run.load_json("blocks.json")
+    blocks = found["blocks"]
+    assert len(blocks) == GROUPS == summary["blocks"]["count"]
     for b in blocks:
         members = labels[b["neurons"]]
         assert members[0] >= 0 and (members == members[0]).all()
-        assert b["size"] == GROUP_SIZE and b["mean_cos2"] > run.load_json("blocks.json")["tau"]
+        assert b["size"] == GROUP_SIZE and b["mean_cos2"] > found["tau"]
+        assert b["p_value"] <= 0.05 and set(b["p_values"]) == set(summary["null"])
+    assert len(found["candidates"]) >= len(blocks)
 
     arrays = run.load_arrays("geometry.safetensors")
     order = arrays["order"]
@@ -89,20 +91,30 @@ def test_planted_groups_found_as_blocks_and_scores_beat_baselines(planted_run, t
     expected = (Wn @ Wn.T)[np.ix_(order, order)]
     assert arrays["gram_permuted"].dtype == np.float16
     np.testing.assert_allclose(arrays["gram_permuted"].astype(np.float32), expected, atol=2e-3)
-    for name in ("random_order", "shuffled_order"):
-        assert sorted(arrays[name].tolist()) == list(range(D_MLP))
+    for name in summary["null"]:
+        assert arrays[f"null.{name}.gram_permuted"].shape == (D_MLP, D_MLP)
 
     files = kind.render(run)
-    assert sorted(f.name for f in files) == ["compare.png", "permuted.png", "tiles.png"]
+    assert sorted(f.name for f in files) == ["compare.png", "null.png", "permuted.png", "tiles.png"]
     assert all(f.stat().st_size > 10_000 and f.read_bytes()[:4] == b"\x89PNG" for f in files)
 
 
-def test_w_in_of_the_same_layer_shows_no_structure(planted_run, tmp_path, monkeypatch):
+def test_every_method_is_scored_and_timed(planted_run, tmp_path, monkeypatch):
     root, _, _ = planted_run
-    run, _ = run_kind(tmp_path, monkeypatch, root, 'weights = "W_in"\nmethods = ["greedy", "greedy+2opt"]')
+    run, _ = run_kind(tmp_path, monkeypatch, root, 'null_draws = 1\nnulls = ["gaussian"]')
+    scores = run.load_json("summary.json")["model_scores"]
+    assert set(scores["scores"]) == {"greedy", "greedy+2opt", "spectral", "hclust", "olo"}
+    assert all(s >= 0 for s in scores["seconds"].values())
+    assert scores["best_score"] == max(scores["scores"].values())
+
+
+def test_w_in_of_the_same_layer_shows_no_significant_structure(planted_run, tmp_path, monkeypatch):
+    root, _, _ = planted_run
+    run, _ = run_kind(tmp_path, monkeypatch, root, 'weights = "W_in"\nmethods = ["greedy"]\n'
+                      'null_draws = 19\nnulls = ["covariance", "rotation"]')
     summary = run.load_json("summary.json")
-    assert summary["ratio_to_random"] < 1.2
-    assert len(run.load_json("blocks.json")["blocks"]) <= 1
+    assert summary["p_value"] > 0.05
+    assert summary["blocks"]["count"] == 0 and run.load_json("blocks.json")["blocks"] == []
 
 
 def test_bad_layer_is_a_clear_error(planted_run, tmp_path, monkeypatch):
@@ -111,19 +123,13 @@ def test_bad_layer_is_a_clear_error(planted_run, tmp_path, monkeypatch):
         run_kind(tmp_path, monkeypatch, root, "layer = 5")
 
 
-def test_unknown_method_refused_at_validation():
+def test_unknown_method_or_null_refused_at_validation():
     from sptui.errors import SpecError
 
     with pytest.raises(SpecError, match="unknown method"):
         parse_text('[[job]]\nkind = "neuron-geometry"\nname = "x"\nmethods = ["anneal"]\n', "t.toml")
-
-
-def test_shuffled_control_keeps_each_column_and_scrambles_rows():
-    W = np.arange(40, dtype=np.float32).reshape(10, 4)
-    S = shuffled_control(W, np.random.default_rng(0))
-    for j in range(4):
-        assert sorted(S[:, j]) == sorted(W[:, j])
-    assert not np.array_equal(S, W)
+    with pytest.raises(SpecError, match="unknown null model"):
+        parse_text('[[job]]\nkind = "neuron-geometry"\nname = "x"\nnulls = ["bootstrap"]\n', "t.toml")
 
 
 def test_pooled_controls_average_cells_and_keep_small_matrices_whole():

@@ -191,23 +191,28 @@ def sample(model, prompt_ids, active, lut, p: Params, generator) -> list[int]:
 
 
 def mlp_structure(model, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Per layer: seriated neighbour score of W_out rows vs a Gaussian matrix of the same shape."""
+    """Per layer: seriated neighbour score of W_out rows against one draw of two null models: an i.i.d.
+    Gaussian matrix of the same shape (the paper's control) and the model's rows mixed by a random rotation
+    (same mean, covariance and spectrum; sptui.science.null). A quick look only: `neuron-geometry` draws
+    each null many times and gives p-values."""
     import numpy as np
 
+    from sptui.science.null import draw
     from sptui.science.seriation import cosine_gram, seriate
 
     methods = ("greedy", "greedy+2opt")
     out = {}
-    rng = np.random.default_rng(seed)
     for layer in range(model.cfg.n_layers):
         W = model.blocks[layer].mlp.W_out.detach().cpu().numpy()
         scores = {}
-        for name, M in (("model", W), ("random", rng.standard_normal(W.shape).astype(np.float32))):
+        for k, (name, M) in enumerate((("model", W), ("random", "gaussian"), ("rotation", "rotation"))):
+            M = M if name == "model" else draw(W, M, np.random.default_rng([seed, layer, k]))
             C = cosine_gram(M)
             r = seriate(C * C, methods=methods, two_opt_seconds=10)
             scores[name] = r.scores[r.method]
         out[str(layer)] = {"model_score": scores["model"], "random_score": scores["random"],
-                           "ratio": scores["model"] / scores["random"]}
+                           "ratio": scores["model"] / scores["random"], "rotation_score": scores["rotation"],
+                           "ratio_to_rotation": scores["model"] / scores["rotation"]}
     return out
 
 

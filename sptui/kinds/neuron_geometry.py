@@ -1,23 +1,29 @@
-"""Neuron geometry of an MLP layer: the seriated cosine Gram of its neurons against random baselines.
+"""Neuron geometry of an MLP layer: the seriated cosine Gram of its neurons, tested against null models.
 
 For one model and layer: C = cosine similarity of the neurons' output directions (rows of W_out; or the
 read directions, columns of W_in), d_mlp x d_mlp. Neurons are ordered so that neighbours are similar
-(several seriation methods, each scored by the mean adjacent cos^2 and timed; the best kept). The same
-pipeline runs on two controls: a Gaussian matrix of the same shape, and the model's matrix with every
-column's entries shuffled across neurons (same values per coordinate, no neuron-level structure).
-Blocks are contiguous stretches of the seriated order whose within-block mean cos^2 beats
-tau = block_factor x the random control's neighbour score (exact DP segmentation, sptui.science.blocks).
+(several seriation methods, each scored by the mean adjacent cos^2 and timed; the best kept), and the
+diagonal is cut into candidate blocks (exact DP segmentation, sptui.science.blocks).
+
+Whether any of that is more than chance is tested against null models that keep what is not evidence of
+clustering (sptui.science.null): a Gaussian with the model's row mean and covariance, the model's rows
+mixed by a random rotation (mean, covariance and spectrum kept exactly), an i.i.d. Gaussian and the
+per-coordinate shuffle. Each null is drawn `null_draws` times and every draw goes through the same
+pipeline. The neighbour score and the block count get their null distributions and p-values; a candidate
+block is listed only if its p-value, corrected for the search over orders and positions (max statistic),
+is at most `alpha` against every null.
 
 Results (results/):
     geometry.safetensors  order [n] (int64), gram_permuted [n, n] (float16, C[order][:, order]),
-                          random_order, shuffled_order [n], random_gram_permuted, shuffled_gram_permuted
-                          (float16; the controls' seriated Grams, mean-pooled to at most POOLED_SIDE per
-                          side to keep the file small: 2 x 2 cells at n=2048, 4 x 4 at n=4096),
+                          null.<name>.gram_permuted (float16): each null's first draw in its own seriated
+                          order, mean-pooled to at most POOLED_SIDE per side (2 x 2 cells at n=2048),
                           method_orders.<method> [n]
-    blocks.json           tau, baseline, and each block: start, stop, size, mean_cos2, ratio_to_baseline, neurons
-    summary.json          model, layer, shape, per-method scores and seconds (model and both controls),
-                          identity-order score, mean off-diagonal cos^2, blocks found, timings
-Plots: permuted.png, tiles.png, compare.png (sptui.plots.geometry).
+    blocks.json           tau, alpha, and the significant blocks (start, stop, size, mean_cos2, excess,
+                          p_value, p_values per null, neurons); `candidates`: every DP segment with its p-values
+    summary.json          model, layer, shape; p_value (neighbour score against the nulls); per null: the
+                          draws' scores, block counts and max excess, p-values; per-method scores and seconds;
+                          identity-order score, mean off-diagonal cos^2, effective rank; blocks; timings
+Plots: permuted.png, tiles.png, compare.png, null.png (sptui.plots.geometry).
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ from typing import Literal
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
-from sptui.science.seriation import METHODS as _METHOD_NAMES  # numpy only: `sptui validate` stays quick
+from sptui.science.null import NULL_HELP, NULLS  # numpy only: `sptui validate` stays quick
+from sptui.science.seriation import METHODS as _METHOD_NAMES
 
 POOLED_SIDE = 1024
 
-SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, against random and shuffled baselines"
-
+SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, tested against null models"
 
 
 @dataclass
@@ -47,9 +53,14 @@ class Params:
                                "seriation methods to run: " + ", ".join(_METHOD_NAMES))
     two_opt_seconds: float = param(60.0, "time cap of each 2-opt improvement", gt=0)
     olo_max_n: int = param(1024, "run optimal leaf ordering only up to this many neurons (cost ~n^3)", ge=2)
-    block_factor: float = param(1.5, "blocks must beat this times the random control's neighbour cos^2", gt=0)
+    nulls: list[str] = param(list(NULLS), "null models, each drawn null_draws times through the same pipeline: "
+                             + "; ".join(f"{k}: {v}" for k, v in NULL_HELP.items()))
+    null_draws: int = param(39, "draws of each null model (p-values are at least 1 / (draws + 1))", ge=1)
+    alpha: float = param(0.05, "a block is listed when its search-corrected p-value is at most this", gt=0, le=1)
+    block_factor: float = param(1.0, "candidate blocks must beat tau = this x the median best neighbour cos^2 "
+                                "of the model and the null draws", gt=0)
     min_block_size: int = param(3, "smallest block reported", ge=2)
-    seed: int = param(0, "seed of the random and shuffled controls")
+    seed: int = param(0, "seed of the null draws")
     tile_size: int = param(128, "side of the zoomed diagonal tiles (plots)", ge=8)
 
     def check(self):
@@ -58,6 +69,13 @@ class Params:
             raise ParamError("methods", f"unknown method(s) {unknown}; known: {', '.join(_METHOD_NAMES)}")
         if not self.methods:
             raise ParamError("methods", "need at least one method")
+        unknown = [m for m in self.nulls if m not in NULLS]
+        if unknown:
+            raise ParamError("nulls", f"unknown null model(s) {unknown}; known: {', '.join(NULLS)}")
+        if not self.nulls:
+            raise ParamError("nulls", "need at least one null model")
+        if len(set(self.nulls)) != len(self.nulls):
+            raise ParamError("nulls", "lists a null model twice")
 
 
 def neuron_matrix(model, layer: int, weights: str):
@@ -69,14 +87,6 @@ def neuron_matrix(model, layer: int, weights: str):
         raise SptuiError(f"layer {layer} has no standard MLP (W_in/W_out): attention-only or gated model")
     W = mlp.W_out if weights == "W_out" else mlp.W_in.T
     return W.detach().float().cpu().numpy()
-
-
-def shuffled_control(W, rng):
-    """Each column's entries permuted independently across rows: per-coordinate values kept, rows scrambled."""
-    import numpy as np
-
-    idx = np.argsort(rng.random(W.shape), axis=0)
-    return np.take_along_axis(W, idx, axis=0)
 
 
 def pooled(M, max_side: int = POOLED_SIDE):
@@ -93,99 +103,97 @@ def pooled(M, max_side: int = POOLED_SIDE):
     return np.nanmean(padded.reshape(m, f, m, f), axis=(1, 3))
 
 
-def analyse(W, methods, two_opt_seconds=60.0, olo_max_n=1024, seed=0):
-    """Gram + seriation of one matrix: (C, SeriationResult, gram seconds)."""
-    from sptui.science.seriation import cosine_gram, seriate
+def effective_rank(W) -> float:
+    """Participation ratio of the centred rows' covariance spectrum, (sum l)^2 / sum l^2: d for an isotropic
+    cloud, 1 when every neuron lies on one line."""
+    import numpy as np
 
-    t = time.perf_counter()
-    C = cosine_gram(W)
-    gram_seconds = time.perf_counter() - t
-    result = seriate(C * C, methods=methods, two_opt_seconds=two_opt_seconds, olo_max_n=olo_max_n, seed=seed)
-    return C, result, gram_seconds
+    s2 = np.linalg.svd(W - W.mean(axis=0), compute_uv=False).astype(np.float64) ** 2
+    return float(s2.sum() ** 2 / max((s2 ** 2).sum(), 1e-300))
 
 
 def run(ctx) -> None:
     import numpy as np
 
     from sptui.models import load_model
-    from sptui.science.blocks import find_blocks
+    from sptui.science.null import null_test
     from sptui.science.seriation import mean_offdiagonal, neighbour_score
 
     p: Params = ctx.params
     t_start = time.perf_counter()
-    ctx.set_total(4)
+    total = 2 + len(p.nulls) * p.null_draws
+    ctx.set_total(total)
     ctx.info(f"loading {p.model} ({'processed' if p.processing else 'raw'} weights)")
     # run ids / job names resolve next to this run first (its artifacts root, whatever --artifacts said)
     model = load_model(p.model, device="cpu", processing=p.processing, runs_root=ctx.run.root.parent)
     W = neuron_matrix(model, p.layer, p.weights)
     del model
     n, d = W.shape
-    ctx.info(f"layer {p.layer} {p.weights}: {n} neurons x {d} dims")
-    rng = np.random.default_rng(p.seed)
-    controls = {"random": rng.standard_normal(W.shape).astype(np.float32), "shuffled": shuffled_control(W, rng)}
+    ctx.info(f"layer {p.layer} {p.weights}: {n} neurons x {d} dims; {p.null_draws} draws of each null "
+             f"({', '.join(p.nulls)}) through the same pipeline")
+
+    done = [1]
+
+    def progress(name, b):
+        done[0] += 1
+        ctx.progress(done[0])
+        ctx.check_cancelled()
 
     kw = dict(methods=tuple(p.methods), two_opt_seconds=p.two_opt_seconds, olo_max_n=p.olo_max_n, seed=p.seed)
-    C, res, gram_seconds = analyse(W, **kw)
+    test = null_test(W, nulls=p.nulls, draws=p.null_draws, seriate_kw=kw, min_size=p.min_block_size,
+                     block_factor=p.block_factor, alpha=p.alpha, seed=p.seed, progress=progress)
+    res = test.seriation
+    C = test.C
     S = C * C
-    ctx.progress(1)
-    ctx.check_cancelled()
-    analysed = {}
-    for step, (name, M) in enumerate(controls.items(), start=2):
-        analysed[name] = analyse(M, **kw)
-        ctx.progress(step)
-        ctx.check_cancelled()
-    for name, r in (("model", res), *((k, v[1]) for k, v in analysed.items())):
-        ctx.info(f"{name}: " + ", ".join(f"{m} {r.scores[m]:.5f} ({r.seconds[m]:.1f}s)" for m in r.scores)
-                 + (f"; skipped {r.skipped}" if r.skipped else ""))
-
-    random_C, random_res, _ = analysed["random"]
-    random_score = random_res.scores[random_res.method]
-    tau = p.block_factor * random_score
-    t = time.perf_counter()
-    blocks = find_blocks(S, res.order, tau=tau, min_size=p.min_block_size)
-    block_seconds = time.perf_counter() - t
-    ctx.progress(4)
-
-    def permuted(M, order):
-        return M[np.ix_(order, order)]
+    ctx.progress(total)
+    ctx.info("model: " + ", ".join(f"{m} {res.scores[m]:.5f} ({res.seconds[m]:.1f}s)" for m in res.scores)
+             + (f"; skipped {res.skipped}" if res.skipped else ""))
+    for name, dist in test.nulls.items():
+        ctx.info(f"{name} null ({len(dist.scores)} draws): neighbour cos^2 {dist.scores.mean():.5f} "
+                 f"+- {dist.scores.std():.5f}, p = {dist.p_score:.3g}; blocks median {np.median(dist.block_counts):g} "
+                 f"(model {len(test.candidates)}, p = {dist.p_count:.3g})")
 
     arrays = {
-        "order": res.order, "gram_permuted": permuted(C, res.order).astype(np.float16),
-        "random_order": random_res.order,
-        "random_gram_permuted": pooled(permuted(random_C, random_res.order)).astype(np.float16),
-        "shuffled_order": analysed["shuffled"][1].order,
-        "shuffled_gram_permuted": pooled(permuted(analysed["shuffled"][0], analysed["shuffled"][1].order)
-                                         ).astype(np.float16),
+        "order": res.order, "gram_permuted": C[np.ix_(res.order, res.order)].astype(np.float16),
+        **{f"null.{name}.gram_permuted": pooled(dist.example).astype(np.float16)
+           for name, dist in test.nulls.items() if dist.example is not None},
         **{f"method_orders.{m}": o for m, o in res.orders.items()},
     }
     ctx.save_arrays("geometry", arrays)
     ctx.save_json("blocks.json", {
-        "tau": tau, "baseline": random_score, "block_factor": p.block_factor, "min_size": p.min_block_size,
-        "blocks": [b.to_json(random_score) for b in blocks]})
+        "tau": test.tau, "alpha": p.alpha, "block_factor": p.block_factor, "min_size": p.min_block_size,
+        "nulls": list(p.nulls), "null_draws": p.null_draws,
+        "blocks": [b.to_json() for b in test.blocks],
+        "candidates": [b.to_json() for b in test.all_blocks]})
 
     def describe(r):
         return {"best_method": r.method, "best_score": r.scores[r.method], "scores": r.scores, "seconds": r.seconds,
                 "skipped": r.skipped}
 
+    best = test.model.score
     summary = {
         "model": p.model, "layer": p.layer, "weights": p.weights, "processing": p.processing,
         "neurons": n, "d_model": d,
+        "p_value": test.p_value,
         "model_scores": describe(res),
-        "random_scores": describe(random_res),
-        "shuffled_scores": describe(analysed["shuffled"][1]),
+        "null": {name: dist.to_json() for name, dist in test.nulls.items()},
+        "ratio_to_null": {name: best / float(dist.scores.mean()) for name, dist in test.nulls.items()},
         "identity_order_score": neighbour_score(S, np.arange(n)),
-        "ratio_to_random": res.scores[res.method] / random_score,
-        "ratio_to_shuffled": res.scores[res.method] / analysed["shuffled"][1].scores[analysed["shuffled"][1].method],
-        "mean_offdiagonal_cos2": {"model": mean_offdiagonal(S), "random": mean_offdiagonal(random_C * random_C)},
-        "blocks": {"count": len(blocks), "neurons_in_blocks": sum(b.size for b in blocks), "tau": tau,
-                   "largest": max((b.size for b in blocks), default=0)},
-        "seconds": {"gram": gram_seconds, "seriation": sum(res.seconds.values()), "blocks": block_seconds,
-                    "total": time.perf_counter() - t_start},
+        "mean_offdiagonal_cos2": {"model": mean_offdiagonal(S),
+                                  **{name: mean_offdiagonal(dist.example.astype(np.float64) ** 2)
+                                     for name, dist in test.nulls.items() if dist.example is not None}},
+        "effective_rank": effective_rank(W),
+        "blocks": {"count": len(test.blocks), "candidates": len(test.candidates),
+                   "count_p_value": test.count_p_value, "tau": test.tau, "alpha": p.alpha,
+                   "neurons_in_blocks": sum(b.candidate.size for b in test.blocks),
+                   "largest": max((b.candidate.size for b in test.blocks), default=0)},
+        "seconds": {"model_seriation": sum(res.seconds.values()), "total": time.perf_counter() - t_start},
     }
     ctx.save_json("summary.json", summary)
-    ctx.info(f"best {res.method}: neighbour cos^2 {res.scores[res.method]:.5f} vs random {random_score:.5f} "
-             f"({summary['ratio_to_random']:.2f}x), shuffled {summary['shuffled_scores']['best_score']:.5f}; "
-             f"{len(blocks)} blocks above tau={tau:.5f} holding {summary['blocks']['neurons_in_blocks']} neurons")
+    ctx.info(f"best {res.method}: neighbour cos^2 {best:.5f}, p = {test.p_value:.3g} against "
+             f"{', '.join(p.nulls)}; {len(test.candidates)} candidate blocks above tau={test.tau:.5f} "
+             f"(p = {test.count_p_value:.3g}), {len(test.blocks)} significant at alpha={p.alpha} holding "
+             f"{summary['blocks']['neurons_in_blocks']} neurons")
 
 
 def render(run) -> list[Path]:
@@ -193,21 +201,21 @@ def render(run) -> list[Path]:
 
     arrays = run.load_arrays("geometry.safetensors")
     summary = run.load_json("summary.json")
-    blocks = run.load_json("blocks.json")["blocks"]
+    found = run.load_json("blocks.json")
+    blocks = found["blocks"]
     C = arrays["gram_permuted"]
     label = f"{summary['model']} layer {summary['layer']} {summary['weights']}"
-
-    def score(key):
-        s = summary[key]
-        return f"{s['best_score']:.4f} ({s['best_method']})"
-
+    best = summary["model_scores"]
+    panels = [(f"model: {best['best_score']:.4f} ({best['best_method']})", pooled(C.astype("float32")))]
+    for name, null in summary.get("null", {}).items():
+        key = f"null.{name}.gram_permuted"
+        if key in arrays:
+            panels.append((f"{name} null: {null['score_mean']:.4f} ± {null['score_std']:.4f}\n"
+                           f"({null['draws']} draws; model p = {null['p_value']:.3g})", arrays[key]))
     return [
-        G.draw_permuted(C, blocks, f"{label}: seriated cosine Gram, neighbour cos² {score('model_scores')}",
-                        run.plots / "permuted.png"),
+        G.draw_permuted(C, blocks, f"{label}: seriated cosine Gram, neighbour cos² {best['best_score']:.4f} "
+                        f"(p = {summary['p_value']:.3g}), {len(blocks)} significant blocks", run.plots / "permuted.png"),
         G.draw_tiles(C, arrays["order"], blocks, run.plots / "tiles.png", tile=run.spec().params.get("tile_size", 128)),
-        G.draw_compare([
-            (f"model: {score('model_scores')}", pooled(C.astype("float32"))),  # pooled like the controls
-            (f"random Gaussian: {score('random_scores')}", arrays["random_gram_permuted"]),
-            (f"rows shuffled per column: {score('shuffled_scores')}", arrays["shuffled_gram_permuted"]),
-        ], run.plots / "compare.png"),
+        G.draw_compare(panels, run.plots / "compare.png"),
+        G.draw_null(summary, found["candidates"], run.plots / "null.png", title=label),
     ]

@@ -2,7 +2,9 @@
 
     permuted.png   the whole seriated cosine Gram, blocks outlined
     tiles.png      zoomed tiles along the diagonal (on the strongest blocks, else evenly spaced)
-    compare.png    model vs random Gaussian vs row-shuffled baseline, same colour scale, with their scores
+    compare.png    the model beside one draw of each null model, same colour scale, with their scores
+    null.png       the null distributions (one dot per draw) of the neighbour score, the candidate block
+                   count and the largest block excess, the model's values marked, with p-values
 """
 
 from __future__ import annotations
@@ -116,6 +118,52 @@ def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
     for ax, (title, C) in zip(axes[0], panels):
         im = _matrix(ax, C, vmax, title)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01, label="cosine")
+    return _save(fig, path)
+
+
+NULL_COLOURS = {"covariance": "#4063d8", "rotation": "#9558b2", "gaussian": "#389826", "shuffled": "#cb8a00"}
+
+
+def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = "") -> Path:
+    """Strip plots: each null's draws as dots on one row, the model as a red line, p-values at the right.
+    The third panel: each null draw's largest block excess, and the model's candidate blocks (red ticks;
+    solid where significant, i.e. p_value <= alpha)."""
+    plt = _plt()
+    nulls = summary.get("null", {})
+    names = list(nulls)
+    blocks = summary["blocks"]
+    panels = [
+        ("best neighbour cos²", "scores", summary["model_scores"]["best_score"], "p_value"),
+        (f"candidate blocks (tau = {blocks['tau']:.4f})", "block_counts", blocks["candidates"], "block_count_p_value"),
+        ("largest block excess Σ(cos² − tau) per draw; red: the model's blocks (solid: significant)",
+         "max_excess", None, None),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 1.2 + 0.55 * max(len(names), 1)), dpi=130, squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, (label, key, model_value, p_key) in zip(axes[0], panels):
+        for row, name in enumerate(names):
+            values = np.asarray(nulls[name][key], dtype=float)
+            jitter = rng.uniform(-0.18, 0.18, len(values))
+            ax.scatter(values, row + jitter, s=9, color=NULL_COLOURS.get(name, "0.4"), alpha=0.75, linewidths=0)
+            if p_key:
+                ax.annotate(f"p = {nulls[name][p_key]:.3g}", (1.01, row), xycoords=("axes fraction", "data"),
+                            va="center", fontsize=7)
+        if model_value is not None:
+            ax.axvline(model_value, color="#c0392b", linewidth=1.5, label="model")
+        else:  # the model's candidate blocks: one line each, the significant ones solid
+            for b in candidates:
+                significant = b["p_value"] <= blocks["alpha"]
+                ax.axvline(b["excess"], color="#c0392b", linewidth=1.2 if significant else 0.6,
+                           linestyle="-" if significant else ":", alpha=0.9 if significant else 0.5)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels([f"{n} ({nulls[n]['draws']})" for n in names], fontsize=8)
+        ax.set_ylim(-0.6, len(names) - 0.4)
+        ax.set_xlabel(label, fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.invert_yaxis()
+    axes[0][0].legend(loc="lower right", fontsize=7, frameon=False)
+    fig.suptitle(f"{title}: the model (red) against null draws through the same pipeline", fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)
 
 

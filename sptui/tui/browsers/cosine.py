@@ -23,13 +23,17 @@ from textual.widgets.option_list import Option
 
 from sptui.plots.screen_export import export_heatmap
 from sptui.runs import load_arrays, read_json
+from sptui.science.null import NULL_HELP, NULLS
 from sptui.tui.browsers.base import BrowserScreen, require
 from sptui.tui.widgets.heatmap import Heatmap, Pyramid, Viewport, fmt
 
 GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name found
-# the controls the neuron-geometry kind runs through the same pipeline (each in its own seriated order)
-BASELINES = {"random": ("random_gram_permuted",), "shuffled": ("shuffled_gram_permuted",)}
-BASELINE_HELP = {"random": "Gaussian matrix of the same shape", "shuffled": "each coordinate shuffled across neurons"}
+# one draw of each null model the neuron-geometry kind runs through the same pipeline (its own seriated
+# order); the second names are those of runs made before null models (one Gaussian and one shuffled control)
+BASELINES = {name: (f"null.{name}.gram_permuted",) for name in NULLS}
+BASELINES["gaussian"] += ("random_gram_permuted",)
+BASELINES["shuffled"] += ("shuffled_gram_permuted",)
+BASELINE_HELP = NULL_HELP
 ROBUST_QUANTILE = 0.999  # colour range: this quantile of |off-diagonal cosine| (the diagonal is all 1)
 
 
