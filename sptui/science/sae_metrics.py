@@ -1,0 +1,185 @@
+"""How good a sparse autoencoder is: reconstruction, sparsity, and recovery of known true features.
+
+Every function takes batched tensors with a leading instance dimension I (one SAE per instance) and
+returns one number per instance unless it says otherwise. x [I, N, d] are activations, x_hat their
+reconstructions, f [I, N, D] the SAE latents, `latent_mask` [I, D] marks each instance's real latents
+(a batched sweep over dictionary sizes pads the smaller ones).
+
+Reconstruction and sparsity:
+    mse        mean over tokens and dimensions of (x - x_hat)^2 (torch's F.mse_loss)
+    fvu        fraction of variance unexplained, sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 (Gao et al. 2024's
+               "normalized MSE"; 1 - SAELens's `explained_variance`); 0 is perfect, 1 is no better than the mean
+    l0         mean over tokens of the number of non-zero latents
+    dead       a latent that did not fire on any token of a window (Gao et al. 2024: 10M tokens; here the
+               trainer's `dead_window`, or an evaluation sample)
+    dense      a latent firing on more than 10% of tokens (the "high-frequency latents" of Rajamanoharan et
+               al. 2024, JumpReLU SAEs)
+Language models:
+    ce_loss_recovered  (CE_ablated - CE_sae) / (CE_ablated - CE_clean): the share of the cross-entropy cost
+               of ablating the hooked activation (to zero, or to its mean) that splicing in the SAE's
+               reconstruction wins back (Bricken et al. 2023 "Towards Monosemanticity"; SAELens's
+               `ce_loss_score`). 1 = as good as the clean model, 0 = no better than the ablation.
+Recovery of true features (toy sources, where the true directions and activations are known):
+    mmcs       mean max cosine similarity (Sharkey, Braun & Millidge 2022, "Taking features out of
+               superposition with sparse autoencoders"): for each true feature direction g, the largest
+               cosine between g and any decoder row, averaged over the true features. Signed: a latent
+               pointing at -g does not represent g (latents only fire positively).
+    matched_correlation   Pearson correlation between each true feature's activation and each latent's
+               over a sample, then a one-to-one matching of features to latents maximising the total
+               correlation (Hungarian algorithm, scipy's linear_sum_assignment); the mean matched
+               correlation is the "mean correlation coefficient" (MCC) of the identifiability literature
+               (Hyvarinen & Morioka 2016; Khemakhem et al. 2020).
+    f1         for each true feature and its matched latent, F1 = 2TP / (2TP + FP + FN) of "the latent
+               fires" (f > 0) as a detector of "the feature is present" (x_i > 0), averaged over features
+               (the classification view of SAELens's synthetic-data evals).
+Features that never occur in the sample have no correlation or F1 and are left out of those means.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+DENSE_FREQUENCY = 0.1
+EPS = 1e-12
+
+
+def _all(mask: Tensor | None, like: Tensor) -> Tensor:
+    return torch.ones_like(like, dtype=torch.bool) if mask is None else mask.to(like.device)
+
+
+# ---------------------------------------------------------------- reconstruction and sparsity
+
+def mse(x: Float[Tensor, "I N d"], x_hat: Float[Tensor, "I N d"]) -> Float[Tensor, " I"]:
+    return (x - x_hat).pow(2).mean(dim=(1, 2))
+
+
+def fvu(x: Float[Tensor, "I N d"], x_hat: Float[Tensor, "I N d"]) -> Float[Tensor, " I"]:
+    residual = (x - x_hat).pow(2).sum(dim=(1, 2))
+    variance = (x - x.mean(dim=1, keepdim=True)).pow(2).sum(dim=(1, 2))
+    return residual / variance.clamp_min(EPS)
+
+
+def l0(f: Float[Tensor, "I N D"]) -> Float[Tensor, " I"]:
+    return (f != 0).sum(-1).to(torch.float32).mean(-1)
+
+
+def firing_frequency(f: Float[Tensor, "I N D"]) -> Float[Tensor, "I D"]:
+    """Fraction of tokens on which each latent is non-zero."""
+    return (f != 0).to(torch.float32).mean(1)
+
+
+def dead_fraction(dead: Bool[Tensor, "I D"], latent_mask: Bool[Tensor, "I D"] | None = None) -> Float[Tensor, " I"]:
+    """Share of an instance's latents marked dead (e.g. `firing_frequency == 0`, or the trainer's window)."""
+    mask = _all(latent_mask, dead)
+    return (dead & mask).sum(-1).to(torch.float32) / mask.sum(-1).clamp_min(1)
+
+
+def dense_fraction(frequency: Float[Tensor, "I D"], latent_mask: Bool[Tensor, "I D"] | None = None,
+                   threshold: float = DENSE_FREQUENCY) -> Float[Tensor, " I"]:
+    mask = _all(latent_mask, frequency)
+    return ((frequency > threshold) & mask).sum(-1).to(torch.float32) / mask.sum(-1).clamp_min(1)
+
+
+def ce_loss_recovered(ce_clean: Tensor | float, ce_sae: Tensor | float, ce_ablated: Tensor | float) -> Tensor:
+    """(CE_ablated - CE_sae) / (CE_ablated - CE_clean); NaN when ablating costs nothing."""
+    clean, sae, ablated = (torch.as_tensor(v, dtype=torch.float64) for v in (ce_clean, ce_sae, ce_ablated))
+    gap = ablated - clean
+    return torch.where(gap.abs() > EPS, (ablated - sae) / gap.where(gap.abs() > EPS, torch.ones_like(gap)),
+                       torch.full_like(gap, float("nan")))
+
+
+# ---------------------------------------------------------------- recovery of true features
+
+def decoder_cosines(W_dec: Float[Tensor, "I D d"], true_directions: Float[Tensor, "I n d"]) -> Float[Tensor, "I n D"]:
+    """Cosine between every true feature direction and every decoder row (0 for zero-length vectors)."""
+    dec = W_dec / W_dec.norm(dim=-1, keepdim=True).clamp_min(EPS)
+    true = true_directions / true_directions.norm(dim=-1, keepdim=True).clamp_min(EPS)
+    return true @ dec.transpose(1, 2)
+
+
+def mmcs(cosines: Float[Tensor, "I n D"], feature_mask: Bool[Tensor, "I n"] | None = None,
+         latent_mask: Bool[Tensor, "I D"] | None = None) -> Float[Tensor, " I"]:
+    """Mean over the (masked) true features of the max cosine over the (masked) latents; NaN with no feature."""
+    lat = _all(latent_mask, cosines[:, 0, :])
+    feat = _all(feature_mask, cosines[:, :, 0])
+    best = cosines.masked_fill(~lat[:, None, :], -torch.inf).amax(-1)  # [I, n]
+    count = feat.sum(-1)
+    total = torch.where(feat, best, torch.zeros_like(best)).sum(-1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def correlations(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"]) -> Float[Tensor, "I n D"]:
+    """Pearson correlation over the N samples between every true feature and every latent (0 where either
+    is constant)."""
+    a = true_acts.double() - true_acts.double().mean(1, keepdim=True)
+    b = f.double() - f.double().mean(1, keepdim=True)
+    cov = a.transpose(1, 2) @ b
+    norm = a.norm(dim=1)[:, :, None] * b.norm(dim=1)[:, None, :]
+    return torch.where(norm > EPS, cov / norm.clamp_min(EPS), torch.zeros_like(cov)).float()
+
+
+def match_features(scores: Float[Tensor, "I n D"], feature_mask: Bool[Tensor, "I n"] | None = None,
+                   latent_mask: Bool[Tensor, "I D"] | None = None) -> Int[Tensor, "I n"]:
+    """One-to-one matching of (masked) true features to (masked) latents maximising the summed score
+    (Hungarian algorithm): the matched latent per feature, -1 where a feature is masked or unmatched."""
+    from scipy.optimize import linear_sum_assignment
+
+    n_inst, n, _ = scores.shape
+    lat = _all(latent_mask, scores[:, 0, :]).cpu().numpy()
+    feat = _all(feature_mask, scores[:, :, 0]).cpu().numpy()
+    s = scores.detach().double().cpu().numpy()
+    out = np.full((n_inst, n), -1, dtype=np.int64)
+    for i in range(n_inst):
+        rows, cols = np.flatnonzero(feat[i]), np.flatnonzero(lat[i])
+        if len(rows) == 0 or len(cols) == 0:
+            continue
+        r, c = linear_sum_assignment(-s[i][np.ix_(rows, cols)])
+        out[i, rows[r]] = cols[c]
+    return torch.from_numpy(out)
+
+
+def present(true_acts: Float[Tensor, "I N n"]) -> Bool[Tensor, "I n"]:
+    """Features that are non-zero at least once in the sample."""
+    return (true_acts != 0).any(dim=1)
+
+
+def matched_correlation(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"],
+                        feature_mask: Bool[Tensor, "I n"] | None = None,
+                        latent_mask: Bool[Tensor, "I D"] | None = None) -> tuple[Float[Tensor, " I"], Int[Tensor, "I n"]]:
+    """(mean correlation of Hungarian-matched feature/latent pairs [I], the matching [I, n]) over the masked
+    features that occur in the sample; NaN where none does."""
+    corr = correlations(true_acts, f)
+    feat = _all(feature_mask, corr[:, :, 0]) & present(true_acts).to(corr.device)
+    match = match_features(corr, feat, latent_mask)
+    matched = corr.gather(-1, match.clamp_min(0).to(corr.device)[..., None])[..., 0]
+    valid = match.to(corr.device) >= 0
+    matched = torch.where(valid, matched, torch.zeros_like(matched))
+    count = feat.sum(-1)
+    mean = torch.where(count > 0, matched.sum(-1) / count.clamp_min(1), torch.full_like(matched[:, 0], float("nan")))
+    return mean, match
+
+
+def firing_f1_per_feature(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"],
+                          match: Int[Tensor, "I n"]) -> Float[Tensor, "I n"]:
+    """F1 of "matched latent fires" against "feature present" per feature (0 for an unmatched feature)."""
+    idx = match.clamp_min(0).to(f.device)
+    fires = f.gather(-1, idx[:, None, :].expand(-1, f.shape[1], -1)) > 0  # [I, N, n]
+    there = true_acts > 0
+    tp = (fires & there).sum(1).double()
+    fp = (fires & ~there).sum(1).double()
+    fn = (~fires & there).sum(1).double()
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
+    return torch.where(match.to(f.device) >= 0, f1, torch.zeros_like(f1)).float()
+
+
+def firing_f1(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"], match: Int[Tensor, "I n"],
+              feature_mask: Bool[Tensor, "I n"] | None = None) -> Float[Tensor, " I"]:
+    """Mean F1 over the masked features that occur in the sample; NaN where none does."""
+    per = firing_f1_per_feature(true_acts, f, match)
+    feat = _all(feature_mask, per) & present(true_acts).to(per.device)
+    count = feat.sum(-1)
+    total = torch.where(feat, per, torch.zeros_like(per)).sum(-1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
