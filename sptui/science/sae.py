@@ -229,8 +229,9 @@ def topk_per_batch(pre: Float[Tensor, "I B D"], k: Int[Tensor, " I"], mask: Bool
 
 # ---------------------------------------------------------------- the model
 
-def pre_activations(params: dict[str, Tensor], x: Float[Tensor, "I B d_in"], architecture: str) -> Float[Tensor, "I B D"]:
-    if PRE_ENCODER_BIAS[architecture]:
+def pre_activations(params: dict[str, Tensor], x: Float[Tensor, "I B d_in"], pre_bias: bool) -> Float[Tensor, "I B D"]:
+    """x @ W_enc + b_enc, after subtracting b_dec when `pre_bias` (SAELens's apply_b_dec_to_input)."""
+    if pre_bias:
         x = x - params["b_dec"][:, None, :]
     return torch.baddbmm(params["b_enc"][:, None, :], x, params["W_enc"])
 
@@ -361,7 +362,7 @@ class BatchedSAETrainer:
 
     def encode_scaled(self, x: Tensor, training: bool = False) -> tuple[Tensor, Tensor]:
         """(pre, f) for already-scaled inputs [I, B, d_in]."""
-        pre = pre_activations(self.params, x, self.shape.architecture)
+        pre = pre_activations(self.params, x, PRE_ENCODER_BIAS[self.shape.architecture])
         f = activate(pre, self.shape.architecture, self.mask, k=self.hyper.k, threshold=self.threshold(),
                      training=training, bandwidth=self.settings.jumprelu_bandwidth)
         return pre, f
@@ -502,9 +503,11 @@ class BatchedSAETrainer:
 
 # ---------------------------------------------------------------- exported weights
 
-def encode(weights: dict[str, Tensor], x: Float[Tensor, "I B d_in"], architecture: str) -> Float[Tensor, "I B D"]:
-    """Inference latents of raw activations from `export()`-style weights (the saved SAE)."""
-    pre = pre_activations(weights, x, architecture)
+def encode(weights: dict[str, Tensor], x: Float[Tensor, "I B d_in"], architecture: str,
+           pre_bias: bool | None = None) -> Float[Tensor, "I B D"]:
+    """Inference latents of raw activations from `export()`-style weights (the saved SAE). `pre_bias`
+    defaults to the architecture's own; SAEs loaded from elsewhere say theirs (apply_b_dec_to_input)."""
+    pre = pre_activations(weights, x, PRE_ENCODER_BIAS[architecture] if pre_bias is None else pre_bias)
     D = weights["W_enc"].shape[-1]
     mask = torch.arange(D, device=pre.device)[None, :] < weights["d_sae"].to(pre.device)[:, None]
     return activate(pre, architecture, mask, k=weights["k"].to(pre.device), threshold=weights.get("threshold"))
