@@ -43,11 +43,14 @@ def make_corpus(path, n=120, seed=0):
 
 def job(model, corpus, **overrides):
     params = {"model": str(model), "corpus": str(corpus), "split": "all", "token_budget": 100_000,
-              "context_length": 40, "top_k": 4, "sample_size": 6, "histogram_bins": 16, "logit_tokens": 5,
+              "context_length": 40, "window_overlap": 10, "top_k": 4, "sample_size": 6, "histogram_bins": 16, "logit_tokens": 5,
               "neighbours": 3, "batch_size": 8, "checkpoint_minutes": 0.0, **overrides}
     lines = ["[[job]]", 'kind = "neuroscope"', 'name = "test"']
     for k, v in params.items():
-        lines.append(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, list) else f"{k} = {v}")
+        if isinstance(v, bool):
+            lines.append(f"{k} = {str(v).lower()}")
+        else:
+            lines.append(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, list) else f"{k} = {v}")
     return parse_text("\n".join(lines) + "\n", "test.toml")[0]
 
 
@@ -73,41 +76,48 @@ def setup(tmp_path_factory):
     return model_dir, corpus, run
 
 
-def naive_scan(model_dir, corpus, context):
-    """Every text run alone (no padding); every activation kept."""
+def naive_scan(model_dir, corpus, context, overlap):
+    """Every text run alone (no padding); the activations of its counted tokens kept. A document that fits
+    is one text with BOS; a longer one: BOS + its first context-1 tokens, then windows of `context`
+    document tokens starting `overlap` tokens before the last one ended, counted from there."""
     from sptui.corpus import iter_texts
     from sptui.models import load_model
 
     model = load_model(str(model_dir))
     tok = model.tokenizer
-    texts = []
+    texts, counted_from = [], []
     for doc in iter_texts(str(corpus), split="all"):
         ids = tok(doc, add_special_tokens=False)["input_ids"]
-        room = context - 1
-        texts += [[tok.bos_token_id] + ids[i:i + room] for i in range(0, len(ids), room)]
+        texts.append([tok.bos_token_id] + ids[:context - 1])
+        counted_from.append(0)
+        end = context - 1
+        while end < len(ids):
+            texts.append(ids[end - overlap:end - overlap + context])
+            counted_from.append(overlap)
+            end = end - overlap + context
     acts = {0: [], 1: []}
     with torch.inference_mode():
-        for t in texts:
+        for t, first in zip(texts, counted_from):
             _, cache = model.run_with_cache(torch.tensor([t]))
             for layer in acts:
-                acts[layer].append(cache[f"blocks.{layer}.mlp.hook_post"][0].numpy())
-    return model, texts, acts
+                acts[layer].append(cache[f"blocks.{layer}.mlp.hook_post"][0, first:].numpy())
+    return model, texts, acts, counted_from
 
 
 @pytest.fixture(scope="module")
 def naive(setup):
     model_dir, corpus, _ = setup
-    return naive_scan(model_dir, corpus, 40)
+    return naive_scan(model_dir, corpus, 40, 10)
 
 
 def test_top_texts_and_their_activations_match_a_full_scan(setup, naive):
     from sptui.neuroscope.store import NeuroscopeResults
 
     _, _, run = setup
-    model, texts, acts = naive
+    model, texts, acts, counted_from = naive
     results = NeuroscopeResults(run.root)
-    assert results.summary["texts"] == len(texts)
-    assert results.summary["tokens"] == sum(map(len, texts))
+    assert results.summary["texts"] == len(texts) > results.summary["documents"]  # some documents need windows
+    assert results.summary["tokens"] == sum(len(a) for a in acts[0])
     for layer in (0, 1):
         per_text_max = np.stack([a.max(0) for a in acts[layer]])  # [texts, d_mlp]
         for index in range(model.cfg.d_mlp):
@@ -119,8 +129,11 @@ def test_top_texts_and_their_activations_match_a_full_scan(setup, naive):
                 # stored per-token activations are the neuron's activations on it
                 text = texts.index(top.token_ids.tolist())
                 truth = acts[layer][text][:, index]
-                np.testing.assert_allclose(top.acts, truth, rtol=2e-3, atol=2e-3)
-                assert truth[top.max_position] == pytest.approx(top.max_value, rel=1e-4, abs=1e-5)
+                first = counted_from[text]
+                assert top.scored_from == first and top.mid_document == (first > 0)
+                np.testing.assert_allclose(top.acts[first:], truth, rtol=2e-3, atol=2e-3)
+                assert top.max_position >= first  # the max is a counted token
+                assert truth[top.max_position - first] == pytest.approx(top.max_value, rel=1e-4, abs=1e-5)
             # quantile samples are real texts with their true max activation
             for sample in neuron.samples:
                 text_max = acts[layer][texts.index(sample.token_ids.tolist())][:, index].max()
@@ -131,7 +144,7 @@ def test_histograms_and_statistics_match_a_full_scan(setup, naive):
     from sptui.neuroscope.store import NeuroscopeResults
 
     _, _, run = setup
-    _, _, acts = naive
+    _, _, acts, _ = naive
     results = NeuroscopeResults(run.root)
     for layer in (0, 1):
         everything = np.concatenate(acts[layer])  # [tokens, d_mlp]
@@ -143,14 +156,41 @@ def test_histograms_and_statistics_match_a_full_scan(setup, naive):
         expected, _ = np.histogram(column, bins=neuron.edges)
         assert np.abs(neuron.counts - expected).sum() <= 2
         assert neuron.counts.sum() == len(column)
+        # every neuron's bins fit its own range: within a factor 2 of range / histogram_bins
+        for index in range(results.d_mlp):
+            col = everything[:, index]
+            edges = results.neuron(layer, index).edges
+            width = edges[1] - edges[0]
+            assert edges[0] <= col.min() and edges[-1] > col.max()
+            assert (col.max() - col.min()) / 17 <= width <= 2 * (col.max() - col.min()) / 16
+
+
+def test_quantile_examples_are_labelled_with_their_true_percentile(setup, naive):
+    from sptui.neuroscope.store import NeuroscopeResults
+
+    _, _, run = setup
+    _, texts, acts, _ = naive
+    results = NeuroscopeResults(run.root)
+    for layer in (0, 1):
+        per_text_max = np.stack([a.max(0) for a in acts[layer]])  # [texts, d_mlp]
+        for index in (3, 20):
+            column = per_text_max[:, index]
+            edges = results.edges(layer, index, "text_max_")
+            for sample in results.neuron(layer, index).samples:
+                # the share of all texts below this max, to within the mass of its bin
+                b = np.searchsorted(edges, sample.max_value, side="right") - 1
+                below, in_bin = (column < edges[b]).mean(), ((column >= edges[b]) & (column < edges[b + 1])).mean()
+                assert below <= sample.percentile <= below + in_bin + 1e-9
+                assert sample.label().startswith(f"p{100 * sample.percentile:.3g} (q")
 
 
 def test_logit_effect_and_neighbours_match_the_full_products(setup, naive):
     from sptui.neuroscope.store import NeuroscopeResults
 
     _, _, run = setup
-    model, _, _ = naive
+    model, _, _, _ = naive
     results = NeuroscopeResults(run.root)
+    assert results.weights_used.startswith("TransformerLens-processed")
     effect = (model.W_out[1] @ model.W_U).detach()
     all_out = torch.cat([model.W_out[0], model.W_out[1]]).detach()
     unit = all_out / all_out.norm(dim=1, keepdim=True)
@@ -250,7 +290,7 @@ def test_bad_input_is_a_clear_error(setup, tmp_path):
     with pytest.raises(ParamError, match="layers"):
         run_job(job(model_dir, corpus, layers=[5]), tmp_path / "layers")
     with pytest.raises(SptuiError, match="histogram_bins"):
-        job(model_dir, corpus, histogram_bins=15)
+        job(model_dir, corpus, histogram_bins=1)
     attn_only = make_model(tmp_path / "attn", attn_only=True)
     with pytest.raises(SptuiError, match="no MLP"):
         run_job(job(attn_only, corpus), tmp_path / "attn-run")
@@ -293,3 +333,39 @@ def test_tinystories_2l_shaped_model_end_to_end(tmp_path):
         truth = cache[f"blocks.{layer}.mlp.hook_post"][0, :, index].numpy()
         np.testing.assert_allclose(best.acts, truth, rtol=5e-3, atol=5e-3)
         assert best.max_value == pytest.approx(float(truth.max()), rel=1e-4, abs=1e-4)
+
+
+def test_documents_are_whole_up_to_the_context_then_windows_with_overlap():
+    from sptui.neuroscope.scan import document_windows
+
+    BOS = 99
+    short = list(range(10))
+    (w,) = document_windows(short, BOS, 11, 4)
+    assert w.tokens == [BOS, *short] and w.start == 0 and w.scored_from == 0
+    ids = list(range(100, 130))  # 30 tokens, context 11, overlap 4
+    windows = document_windows(ids, BOS, 11, 4)
+    assert windows[0].tokens == [BOS, *ids[:10]]
+    assert all(BOS not in w.tokens for w in windows[1:])  # never an invented start token mid-document
+    counted = []
+    for w in windows:
+        assert len(w.tokens) <= 11 and w.tokens == (ids[w.start:w.start + len(w.tokens)] if w.start else w.tokens)
+        if w.start:
+            assert w.scored_from == 4  # each counted token has at least `overlap` tokens of context
+        counted += w.tokens[w.scored_from:] if w.start else w.tokens[1:]
+    assert counted == ids  # every document token counted exactly once, in order
+    assert document_windows([], BOS, 11, 4) == []
+    assert [w.tokens for w in document_windows(ids, None, 11, 0)] == [ids[0:11], ids[11:22], ids[22:30]]
+
+
+def test_raw_weights_on_request(setup, tmp_path):
+    from sptui.models import load_model
+    from sptui.neuroscope.store import WEIGHTS_RAW, NeuroscopeResults
+
+    model_dir, corpus, _ = setup
+    run = run_job(job(model_dir, corpus, token_budget=300, processing=False), tmp_path / "raw")
+    results = NeuroscopeResults(run.root)
+    assert results.weights_used == WEIGHTS_RAW and results.summary["processing"] is False
+    raw = load_model(str(model_dir), processing=False)
+    effect = (raw.W_out[1] @ raw.W_U).detach()
+    for index in (0, 9):
+        assert [t for t, _ in results.neuron(1, index).logit_top] == effect[index].argsort(descending=True)[:5].tolist()

@@ -61,25 +61,56 @@ def test_topk_with_fewer_candidates_than_k_leaves_empty_slots():
     assert bool((top.payload["text_id"][~filled] == -1).all())
 
 
-def test_histogram_stays_exact_while_its_range_grows_both_ways():
-    n, bins = 5, 40
+def test_histogram_stays_exact_and_fits_each_units_own_range():
+    """Ranges that grow both ways and differ by orders of magnitude across units: every unit's counts equal
+    numpy's on its own edges, and its bins are at most 2 x its range / resolution_bins wide."""
+    n, bins = 7, 65
     gen = torch.Generator().manual_seed(1)
     hist = StreamingHistogram(n, bins)
+    unit_scale = torch.tensor([1e-3, 0.1, 1.0, 10.0, 300.0, 1.0, 1.0])
     chunks = []
     for scale, shift in [(0.01, 0.0), (1.0, 0.5), (0.1, -3.0), (10.0, 20.0), (1.0, 0.0)]:
-        x = torch.randn(500, n, generator=gen) * scale + shift
+        x = (torch.randn(500, n, generator=gen) * scale + shift) * unit_scale
+        x[:, 5] = 2.5  # a constant unit
+        x[:, 6] = 5000 + 0.002 * torch.randn(500, generator=gen)  # far from zero, tiny range: integer path
         hist.update(x)
         chunks.append(x)
     data = torch.cat(chunks).double().numpy()
     edges = hist.edges().numpy()
-    assert edges[0] <= data.min() and edges[-1] >= data.max()
-    for neuron in range(n):
-        expected, _ = np.histogram(data[:, neuron], bins=edges)
-        got = hist.counts[neuron].numpy()
-        assert got.sum() == len(data)
-        assert np.abs(got - expected).sum() <= 2  # only float rounding exactly at an edge may differ
-    # doubling keeps the resolution close to what the final data range needs
-    assert hist.width <= 4 * (data.max() - data.min()) / bins
+    for unit in range(n):
+        column = data[:, unit]
+        assert edges[unit, 0] <= column.min() and edges[unit, -1] > column.max()
+        expected, _ = np.histogram(column, bins=edges[unit])
+        got = hist.counts[unit].numpy()
+        assert got.sum() == len(column)
+        assert np.array_equal(got, expected)  # power-of-two widths: no rounding at the edges
+        width = edges[unit, 1] - edges[unit, 0]
+        span = column.max() - column.min()
+        assert span / bins <= width <= 2 * span / hist.resolution_bins or span == 0
+
+
+def test_histogram_does_not_depend_on_batch_order_or_splits():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(900, 4, generator=gen) * torch.tensor([1.0, 5.0, 0.01, 100.0]) + torch.tensor([0, 3, -1, 50.0])
+    a, b = StreamingHistogram(4, 33), StreamingHistogram(4, 33)
+    for part in x.split(100):
+        a.update(part)
+    for part in reversed(x.split(37)):
+        b.update(part)
+    assert torch.equal(a.counts, b.counts) and torch.equal(a.k, b.k) and torch.equal(a.edges(), b.edges())
+
+
+def test_histogram_percentile_is_the_share_below_within_a_bin():
+    hist = StreamingHistogram(1, 11)
+    values = torch.arange(100, dtype=torch.float32).unsqueeze(1)  # 0..99
+    hist.update(values)
+    pct = hist.percentile(torch.tensor([[0.0, 50.0, 99.0]]))[0]
+    edges = hist.edges()[0].numpy()
+    for v, p in zip([0.0, 50.0, 99.0], pct.tolist()):
+        b = np.searchsorted(edges, v, side="right") - 1
+        below = (np.arange(100) < edges[b]).mean()
+        inside = ((np.arange(100) >= edges[b]) & (np.arange(100) < edges[b + 1])).mean()
+        assert below <= p <= below + inside
 
 
 def test_moments_match_numpy():
@@ -109,6 +140,7 @@ def test_layer_scan_ignores_padding_everywhere():
     assert float(scan.moments.max.max()) < 100
     assert float(scan.top.keys.max()) < 100
     assert int(scan.hist.counts.sum()) == real_tokens * n
+    assert int(scan.text_max_hist.counts.sum()) == sum(len(ids) for *_, ids in batches) * n
 
 
 def test_reservoir_is_a_uniform_sample_of_texts():
@@ -129,18 +161,22 @@ def test_reservoir_is_a_uniform_sample_of_texts():
     assert float((freq - r / n_texts).abs().max()) < 0.06
 
 
-def test_quantile_samples_pick_ranks_of_the_sample():
-    scan = LayerScan(2, k=1, reservoir=5, bins=2)
-    vals = torch.tensor([[3.0, 1.0], [1.0, 5.0], [4.0, 2.0], [2.0, 4.0], [5.0, 3.0]])  # 5 texts, 2 neurons
-    acts = vals.unsqueeze(1)  # one token per text
-    scan.update(acts, torch.ones(5, 1, dtype=torch.bool), torch.arange(5), uniform_keys((5, 2), 0, 0))
-    q = scan.quantile_samples([0.0, 0.5, 1.0])
-    assert q["value"].tolist() == [[1.0, 3.0, 5.0], [1.0, 3.0, 5.0]]
-    assert q["text_id"].tolist() == [[1, 0, 4], [0, 4, 1]]
+def test_quantile_samples_are_the_sampled_texts_nearest_each_level_among_all_texts():
+    # 100 texts with one token each, max = 0..99; a sample of 5 texts per neuron
+    scan = LayerScan(1, k=1, reservoir=5, bins=100)
+    acts = torch.arange(100, dtype=torch.float32).view(100, 1, 1)
+    scan.update(acts, torch.ones(100, 1, dtype=torch.bool), torch.arange(100), uniform_keys((100, 1), 0, 0))
+    sampled = sorted(scan.sample.payload["value"][0].tolist())
+    q = scan.quantile_samples([0.0, 0.5, 0.99])
+    for level, value, pct in zip([0.0, 0.5, 0.99], q["value"][0].tolist(), q["percentile"][0].tolist()):
+        # unit-width bins here: a text's percentile among all 100 is exactly (value + 0.5) / 100
+        assert pct == pytest.approx((value + 0.5) / 100)
+        assert value == min(sampled, key=lambda v: abs((v + 0.5) / 100 - level))
+    assert q["text_id"][0].tolist() == [int(v) for v in q["value"][0].tolist()]
 
     empty = LayerScan(2, k=1, reservoir=5, bins=2).quantile_samples([0.5])
     assert empty["text_id"].tolist() == [[-1], [-1]]
-    assert math.isnan(float(empty["value"][0, 0]))
+    assert math.isnan(float(empty["value"][0, 0])) and math.isnan(float(empty["percentile"][0, 0]))
 
 
 def test_state_round_trip_through_safetensors_resumes_identically(tmp_path):
@@ -168,6 +204,6 @@ def test_state_round_trip_through_safetensors_resumes_identically(tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_histogram_rejects_odd_bins():
+def test_histogram_needs_three_bins():
     with pytest.raises(ValueError):
-        StreamingHistogram(3, bins=5)
+        StreamingHistogram(3, bins=2)

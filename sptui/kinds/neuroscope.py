@@ -1,22 +1,37 @@
 """Neuroscope: what makes each MLP neuron fire, from one streaming pass over a corpus.
 
 For every neuron of the chosen layers (`blocks.L.mlp.hook_post`) it records the top-k texts by max
-activation (with the max's position), a uniform sample of texts from which quantile examples are drawn,
-an exact activation histogram and summary statistics, the direct logit effect (W_out @ W_U) and the
-neurons with the most similar and most opposite output weights. Memory is O(neurons x k) whatever the
-corpus length; the scan checkpoints and resumes to identical results.
+activation (with the max's position), texts at quantiles of per-text max activation (from a uniform
+sample, each labelled with its exact percentile among all texts), an exact per-neuron activation
+histogram and summary statistics, the direct logit effect (W_out @ W_U) and the neurons with the most
+similar and most opposite output weights. Memory is O(neurons x k) whatever the corpus length; the scan
+checkpoints and resumes to identical results.
+
+Texts: a document that fits in the context is read whole (BOS first); a longer one is read in windows
+that overlap by `window_overlap` tokens, each document token counted once (sptui.neuroscope.scan.
+document_windows). A window never gets an invented start-of-text token: texts record their document and
+offset so a page can say where they sit.
+
+Weights: the logit effect and similar neurons use the weights of the loaded model: TransformerLens-
+processed by default (LayerNorm folded into the next weights, W_out and W_U centred; the activations are
+the same either way), or the raw checkpoint weights with `processing = false`.
 
 Results (results/):
     topk.safetensors         L{l}.top_values/top_text_ids/top_positions [d_mlp, k],
-                             L{l}.sample_values/sample_text_ids/sample_positions [d_mlp, Q], sample_quantiles [Q]
+                             L{l}.sample_values/sample_text_ids/sample_positions/sample_percentiles
+                             [d_mlp, Q], sample_quantiles [Q] (the nominal levels asked for)
     activations.safetensors  L{l}.top_acts / L{l}.sample_acts (float16, flat) + *_offsets: the per-token
                              activations of each kept text for its neuron (entry i*k+j = neuron i, slot j)
-    histograms.safetensors   L{l}.counts [d_mlp, bins], L{l}.edges [bins+1], L{l}.mean/std/density/min/max
+    histograms.safetensors   L{l}.counts [d_mlp, bins+1] on per-neuron edges L{l}.bin_lo + L{l}.bin_width *
+                             arange(bins+2) (widths at most 2 x the neuron's range / bins);
+                             L{l}.text_max_counts/_lo/_width: the same for per-text maxima;
+                             L{l}.mean/std/density/min/max/count
     weights.safetensors      L{l}.logit_top_ids/values, L{l}.logit_bottom_ids/values [d_mlp, t],
                              L{l}.similar_layer/neuron/cos, L{l}.dissimilar_layer/neuron/cos [d_mlp, s]
-    texts.safetensors        ids [U], tokens (int32, flat), offsets [U+1]: only the texts referenced above
+    texts.safetensors        ids [U], tokens (int32, flat), offsets [U+1], documents / starts /
+                             scored_from [U]: only the texts referenced above, and where each sits
     tokens.json              token id -> string, for every token those texts and logit lists use
-    summary.json             model, corpus, layers, token counts, tokens/s, per-layer summaries
+    summary.json             model, corpus, layers, token counts, tokens/s, weights used, per-layer summaries
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from pathlib import Path
 from typing import Literal
 
 from sptui.errors import SptuiError
+from sptui.neuroscope.store import WEIGHTS_PROCESSED, WEIGHTS_RAW
 from sptui.params import ParamError, param
 
 SUMMARY = "Neuroscope: top texts, histograms, logit effects and neighbours of every MLP neuron over a corpus"
@@ -43,22 +59,26 @@ class Params:
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
     token_budget: int = param(1_000_000, "stop once this many tokens are scanned (the text that crosses it is kept "
                               "whole; the whole corpus if it is shorter)", ge=1)
-    context_length: int = param(512, "longer documents are cut into texts of this many tokens", ge=2)
+    context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4)
+    window_overlap: int = param(128, "tokens of left context a window of a long document repeats from the "
+                                "previous one (counted once, where they had more context); at most half "
+                                "the context", ge=0)
     layers: list[int] = param([], "layers to scan (empty: all)", ge=0)
     top_k: int = param(20, "top texts kept per neuron", ge=1)
     sample_size: int = param(64, "uniform sample of texts kept per neuron, for quantile examples", ge=1)
     sample_quantiles: list[float] = param([0.1, 0.25, 0.5, 0.75, 0.9, 0.99],
                                           "quantiles of per-text max activation shown as examples", ge=0, le=1)
-    histogram_bins: int = param(64, "bins of each neuron's activation histogram (even)", ge=2)
+    histogram_bins: int = param(64, "histogram resolution: each neuron's bins are at most 2 x its range / this "
+                                "wide (this + 1 bins are kept)", ge=2)
     logit_tokens: int = param(10, "top and bottom tokens of the direct logit effect", ge=1)
     neighbours: int = param(8, "most similar / most opposite neurons by output-weight cosine", ge=1)
     batch_size: int = param(16, "texts per forward pass", ge=1)
     checkpoint_minutes: float = param(5.0, "minutes between resume checkpoints (0: after every window)", ge=0)
     seed: int = param(0, "seed of the uniform text samples")
+    processing: bool = param(True, "logit effect and similar neurons from TransformerLens-processed weights "
+                             "(LayerNorm folded, W_out and W_U centred); false: the raw weights")
 
     def check(self):
-        if self.histogram_bins % 2:
-            raise ParamError("histogram_bins", f"must be even (bins merge in pairs), found {self.histogram_bins}")
         if not self.sample_quantiles:
             raise ParamError("sample_quantiles", "needs at least one quantile")
         if len(set(self.layers)) != len(self.layers):
@@ -75,7 +95,7 @@ def run(ctx) -> None:
     p: Params = ctx.params
     device = ctx.device
     ctx.info(f"loading model {p.model}")
-    model = load_model(p.model, device=str(device))
+    model = load_model(p.model, device=str(device), processing=p.processing)
     cfg = model.cfg
     if getattr(cfg, "attn_only", False) or not cfg.d_mlp:
         raise SptuiError(f"model {p.model} has no MLP layers: nothing for the Neuroscope to scan")
@@ -85,6 +105,7 @@ def run(ctx) -> None:
     if layers[-1] >= cfg.n_layers:
         raise ParamError("layers", f"model {p.model} has layers 0..{cfg.n_layers - 1}, found {layers[-1]}")
     context = min(p.context_length, cfg.n_ctx)
+    overlap = min(p.window_overlap, context // 2)
     tok = model.tokenizer
     bos = tok.bos_token_id
     pad = tok.pad_token_id if tok.pad_token_id is not None else (bos or 0)
@@ -92,13 +113,15 @@ def run(ctx) -> None:
 
     scans = {layer: LayerScan(n, p.top_k, p.sample_size, p.histogram_bins, device) for layer in layers}
     log = S.TextLog(ctx.run.checkpoints)
-    progress = {"documents": 0, "texts": 0, "tokens": 0, "batches": 0, "seconds": 0.0, "done": False}
+    # tokens: counted document tokens; logged_tokens: what the text log holds (windows repeat their overlap)
+    progress = {"documents": 0, "texts": 0, "tokens": 0, "logged_tokens": 0, "batches": 0, "seconds": 0.0,
+                "done": False}
     ck = ctx.load_checkpoint()
     if ck is not None:
         for layer, scan in scans.items():
             scan.load_state(ck.tensors, f"L{layer}.")
         progress = ck.meta["progress"]
-        log.truncate(progress["texts"], progress["tokens"])
+        log.truncate(progress["texts"], progress.get("logged_tokens", progress["tokens"]))
     else:
         log.reset()
     ctx.set_total(p.token_budget)
@@ -119,32 +142,36 @@ def run(ctx) -> None:
         window = list(itertools.islice(docs, window_docs))
         encoded = tok(window, add_special_tokens=False)["input_ids"] if window else []  # one Rust call
         for ids in encoded:
+            document = progress["documents"] + n_docs
             n_docs += 1
-            for chunk in S.chunk_tokens(ids, bos, context):
+            for w in S.document_windows(ids, bos, context, overlap):
                 if room <= 0:
                     break
-                texts.append(chunk)
-                room -= len(chunk)
+                texts.append((w, document))
+                room -= len(w.tokens) - w.scored_from  # the budget counts each document token once
             if room <= 0:
                 break
         if n_docs == 0 or not texts:
             progress["done"] = True
             break
         first_id = progress["texts"]
-        for batch in S.length_sorted_batches([len(t) for t in texts], p.batch_size):
+        for batch in S.length_sorted_batches([len(w.tokens) for w, _ in texts], p.batch_size):
             ctx.check_cancelled()
-            tokens, mask = S.pad_batch([texts[i] for i in batch], pad, device)
+            tokens, mask = S.pad_batch([texts[i][0].tokens for i in batch], pad, device)
+            counted = mask & (torch.arange(mask.shape[1], device=device).unsqueeze(0)
+                              >= torch.as_tensor([texts[i][0].scored_from for i in batch], device=device).unsqueeze(1))
             acts = S.mlp_activations(model, tokens, mask, layers)
             text_ids = torch.as_tensor([first_id + i for i in batch], device=device)
             keys = uniform_keys((len(batch), n), p.seed, progress["batches"], device)
             for layer in layers:
-                scans[layer].update(acts[layer], mask, text_ids, keys)
+                scans[layer].update(acts[layer], counted, text_ids, keys)
             progress["batches"] += 1
-        log.append(texts)
-        window_tokens = sum(map(len, texts))
+        log.append([w.tokens for w, _ in texts], [(doc, w.start, w.scored_from) for w, doc in texts])
+        window_tokens = sum(len(w.tokens) - w.scored_from for w, _ in texts)
         progress["documents"] += n_docs
         progress["texts"] += len(texts)
         progress["tokens"] += window_tokens
+        progress["logged_tokens"] = progress.get("logged_tokens", 0) + sum(len(w.tokens) for w, _ in texts)
         progress["seconds"] += time.perf_counter() - started
         progress["done"] = progress["tokens"] >= p.token_budget
         ctx.log(progress["tokens"], split="scan", texts=progress["texts"],
@@ -179,11 +206,15 @@ def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> 
         topk[f"L{layer}.top_values"] = scan.top.keys
         topk[f"L{layer}.top_text_ids"] = scan.top.payload["text_id"]
         topk[f"L{layer}.top_positions"] = scan.top.payload["position"]
-        for name in ("value", "text_id", "position"):
+        for name in ("value", "text_id", "position", "percentile"):
             topk[f"L{layer}.sample_{name}s"] = q[name]
         entry_ids[layer] = torch.cat([scan.top.payload["text_id"], q["text_id"]], dim=1).cpu()
         hists[f"L{layer}.counts"] = scan.hist.counts
-        hists[f"L{layer}.edges"] = scan.hist.edges()
+        hists[f"L{layer}.bin_lo"] = scan.hist.lo()
+        hists[f"L{layer}.bin_width"] = scan.hist.width()
+        hists[f"L{layer}.text_max_counts"] = scan.text_max_hist.counts
+        hists[f"L{layer}.text_max_lo"] = scan.text_max_hist.lo()
+        hists[f"L{layer}.text_max_width"] = scan.text_max_hist.width()
         for name, values in scan.moments.summary().items():
             hists[f"L{layer}.{name}"] = values
     topk["sample_quantiles"] = torch.tensor(p.sample_quantiles, dtype=torch.float64)
@@ -226,7 +257,10 @@ def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> 
     ctx.save_arrays("histograms", {k_: v.cpu() for k_, v in hists.items()})
     ctx.save_arrays("activations", act_arrays)
     ctx.save_arrays("weights", weight_arrays)
-    ctx.save_arrays("texts", {"ids": kept.astype(np.int64), "tokens": tokens, "offsets": offsets})
+    meta = log.meta(kept)
+    ctx.save_arrays("texts", {"ids": kept.astype(np.int64), "tokens": tokens, "offsets": offsets,
+                              "documents": meta[:, 0].copy(), "starts": meta[:, 1].copy(),
+                              "scored_from": meta[:, 2].copy()})
 
     used = set(tokens.tolist())
     for name, values in weight_arrays.items():
@@ -254,6 +288,11 @@ def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> 
         "top_k": p.top_k,
         "sample_quantiles": p.sample_quantiles,
         "context_length": min(p.context_length, model.cfg.n_ctx),
+        "window_overlap": min(p.window_overlap, min(p.context_length, model.cfg.n_ctx) // 2),
+        "histogram_bins": p.histogram_bins,
+        "sample_size": p.sample_size,
+        "weights": WEIGHTS_PROCESSED if p.processing else WEIGHTS_RAW,
+        "processing": p.processing,
         "documents": progress["documents"],
         "texts": progress["texts"],
         "tokens": progress["tokens"],

@@ -1,17 +1,21 @@
 """The model side of a Neuroscope scan: texts -> padded batches -> MLP activations, and the text log.
 
-    chunk_tokens(ids, bos, context)     one document's tokens -> texts of at most `context` tokens
+    document_windows(ids, bos, context, overlap)   one document -> the texts the model reads: the whole
+                                         document when it fits, else windows sliding with `overlap`
+                                         tokens of repeated context (BOS only at the document's start)
     length_sorted_batches(texts, size)  batches of similar length (less padding), deterministic
     mlp_activations(model, batch, layers)   {layer: [B, T, d_mlp]} from blocks.L.mlp.hook_post, stopping
                                          the forward pass after the last needed block (no unembedding)
-    TextLog                             every scanned text's token ids, appended to disk (never held in
-                                         memory), truncatable to a checkpoint, read back by id at the end
+    TextLog                             every scanned text's token ids and where it sits in its document,
+                                         appended to disk (never held in memory), truncatable to a
+                                         checkpoint, read back by id at the end
     entry_activations(...)              per-token activations of the texts kept for each neuron
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +28,44 @@ def hook_name(layer: int) -> str:
     return f"blocks.{layer}.mlp.hook_post"
 
 
-def chunk_tokens(ids: Sequence[int], bos: int | None, context: int) -> list[list[int]]:
-    """Split one document into texts of <= `context` tokens, each starting with BOS (when the model has one)."""
-    prefix = [bos] if bos is not None else []
-    room = context - len(prefix)
+@dataclass(frozen=True)
+class Window:
+    """One text the model reads: a document, or a window of a long one.
+
+    tokens      what is fed to the model (BOS first only when `start` is 0 and the model has a BOS)
+    start       index in the document's tokens (BOS not counted) of the first document token in `tokens`
+    scored_from position in `tokens` from which activations count: 0 for a document's first window; for
+                a later window, the tokens before it were already counted by the previous window, which
+                saw them with more context, so each document token is counted exactly once
+    """
+
+    tokens: list[int]
+    start: int
+    scored_from: int
+
+
+def document_windows(ids: Sequence[int], bos: int | None, context: int, overlap: int) -> list[Window]:
+    """One document's tokens -> the texts to scan.
+
+    A document that fits in `context` (with its BOS) is one text. A longer one is read in windows of
+    `context` tokens, each repeating the last `overlap` tokens of the previous window as left context
+    (counted only once, in the window where they had more context). Only the first window starts with
+    BOS: a window that starts mid-document starts with the document's own tokens, never an invented
+    start-of-text token."""
     ids = list(ids)
     if not ids:
         return []
-    return [prefix + ids[i:i + room] for i in range(0, len(ids), room)]
+    head = [bos] if bos is not None else []
+    overlap = max(0, min(int(overlap), context - 2))
+    first = context - len(head)
+    windows = [Window(head + ids[:first], 0, 0)]
+    end = first
+    while end < len(ids):
+        start = end - overlap
+        stop = min(start + context, len(ids))
+        windows.append(Window(ids[start:stop], start, end - start))
+        end = stop
+    return windows
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -72,30 +106,38 @@ def mlp_activations(model, tokens: torch.Tensor, mask: torch.Tensor, layers: Seq
 
 
 class TextLog:
-    """Token ids of every scanned text, in scan order (text id = row), as two append-only raw files.
+    """Token ids of every scanned text, in scan order (text id = row), as append-only raw files.
 
-    int32 tokens + int64 lengths (plain little-endian arrays, no pickle). Memory stays O(1) while
-    scanning; a checkpoint records the sizes and a resume truncates back to them.
+    int32 tokens, int64 lengths and int64 (document, start, scored_from) per text (plain little-endian
+    arrays, no pickle). Memory stays O(1) while scanning; a checkpoint records the sizes and a resume
+    truncates back to them.
     """
+
+    META = 3  # document index, start in the document, scored_from
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.tokens_path = self.folder / "scanned-tokens.i32"
         self.lengths_path = self.folder / "scanned-lengths.i64"
+        self.meta_path = self.folder / "scanned-meta.i64"
 
     def reset(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.tokens_path.write_bytes(b"")
-        self.lengths_path.write_bytes(b"")
+        for path in (self.tokens_path, self.lengths_path, self.meta_path):
+            path.write_bytes(b"")
 
-    def append(self, texts: Iterable[Sequence[int]]) -> None:
+    def append(self, texts: Iterable[Sequence[int]], meta: Sequence[tuple[int, int, int]] | None = None) -> None:
+        """Texts' tokens, with (document, start, scored_from) each (default: whole documents -1, 0, 0)."""
         texts = list(texts)
         if not texts:
             return
+        meta = list(meta) if meta is not None else [(-1, 0, 0)] * len(texts)
         with open(self.tokens_path, "ab") as f:
             f.write(np.concatenate([np.asarray(t, dtype="<i4") for t in texts]).tobytes())
         with open(self.lengths_path, "ab") as f:
             f.write(np.asarray([len(t) for t in texts], dtype="<i8").tobytes())
+        with open(self.meta_path, "ab") as f:
+            f.write(np.asarray(meta, dtype="<i8").reshape(-1, self.META).tobytes())
 
     def truncate(self, n_texts: int, n_tokens: int) -> None:
         """Back to the state of a checkpoint (the files may hold texts appended after it)."""
@@ -107,6 +149,8 @@ class TextLog:
             f.truncate(n_tokens * 4)
         with open(self.lengths_path, "r+b") as f:
             f.truncate(n_texts * 8)
+        with open(self.meta_path, "ab") as f:  # created if a pre-meta log is resumed
+            f.truncate(n_texts * 8 * self.META)
 
     def lengths(self) -> np.ndarray:
         return np.fromfile(self.lengths_path, dtype="<i8")
@@ -121,9 +165,15 @@ class TextLog:
         flat = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, np.int32)
         return flat, offsets
 
+    def meta(self, ids: np.ndarray) -> np.ndarray:
+        """[len(ids), 3] int64 (document, start, scored_from) of texts `ids`."""
+        table = np.fromfile(self.meta_path, dtype="<i8").reshape(-1, self.META) if self.meta_path.exists() \
+            else np.zeros((0, self.META), np.int64)
+        return table[np.asarray(ids, dtype=np.int64)] if len(table) else np.zeros((len(ids), self.META), np.int64)
+
     def remove(self) -> None:
-        self.tokens_path.unlink(missing_ok=True)
-        self.lengths_path.unlink(missing_ok=True)
+        for path in (self.tokens_path, self.lengths_path, self.meta_path):
+            path.unlink(missing_ok=True)
 
 
 def entry_activations(model, layers: Sequence[int], entry_ids: dict[int, torch.Tensor], text_ids: np.ndarray,

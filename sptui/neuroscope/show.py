@@ -29,9 +29,11 @@ def show_neuron(run_dir: Path, neuron: int, layer: int | None, console: Console)
     for i, example in enumerate(record.top):
         console.print(example_line(results, example, f"#{i + 1:<3}", record.colour_max))
     if record.samples:
-        console.print(Text("Samples at quantiles of per-text max activation", style="bold underline"))
+        console.print(Text("Samples at quantiles of per-text max activation", style="bold underline"),
+                      Text(f"  from a uniform sample of texts; pN: the text's true percentile among all "
+                           f"{results.summary['texts']:,} (exact histogram), (qN) the level it stands for", style="dim"))
         for example in record.samples:
-            console.print(example_line(results, example, f"q{example.quantile:<4g}", record.colour_max))
+            console.print(example_line(results, example, example.label(), record.colour_max))
 
 
 def _header(results: NeuroscopeResults, n: Neuron) -> Panel:
@@ -63,7 +65,8 @@ def histogram_line(counts: np.ndarray, edges: np.ndarray, width: int = 60) -> Te
 
 
 def _logits(results: NeuroscopeResults, n: Neuron) -> Table:
-    table = Table(title="direct logit effect (W_out @ W_U)", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"direct logit effect (W_out @ W_U; {results.weights_short})", title_justify="left", box=None,
+                  pad_edge=False)
     table.add_column("top", style="green")
     table.add_column("", justify="right")
     table.add_column("bottom", style="red")
@@ -106,12 +109,15 @@ def example_window(e: Example, full: bool = False) -> tuple[int, int]:
 
 def example_line(results: NeuroscopeResults, e: Example, label: str, scale: float, full: bool = False,
                  style_of=None) -> Text:
-    """One text as a line: tokens coloured by activation on a shared `scale`, the max token underlined.
+    """One text as a line: tokens coloured by activation on a shared `scale`, the max token underlined;
+    ⋯ in front of a window that starts mid-document.
     `style_of(value, scale)` picks the colours (truecolor here; the TUI passes a 256-colour one)."""
     style_of = style_of or token_style
     start, stop = example_window(e, full)
     line = Text()
     line.append(f"{label} {e.max_value:7.3f}  ", style="dim")
+    if e.mid_document and start == 0:
+        line.append("⋯ ", style="dim")  # a window of a longer document: no start token before it
     if start > 0:
         line.append("…")
     for i in range(start, stop):

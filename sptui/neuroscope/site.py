@@ -95,7 +95,9 @@ def _index_page(page: _Page, results: NeuroscopeResults) -> str:
     body = (f"<h1>Neuroscope: {_e(_model_title(results))}</h1>"
             f'<p class="muted">model <code>{_e(s["model"])}</code> · corpus <code>{_e(s["corpus"])}</code> '
             f'({_e(s["split"])}) · {s["tokens"]:,} tokens in {s["texts"]:,} texts of at most {s["context_length"]} '
-            f'tokens · top {s["top_k"]} texts per neuron · MLP activations at <code>blocks.L.mlp.hook_post</code></p>'
+            f'tokens (documents whole when they fit, else windows overlapping by {s.get("window_overlap", 0)} tokens, '
+            f'each token counted once) · top {s["top_k"]} texts per neuron · MLP activations at '
+            f'<code>blocks.L.mlp.hook_post</code> · logit effects and neighbours from {_e(results.weights_used)}</p>'
             f'<h2>Layers</h2><table><thead><tr><th>layer</th><th>neurons</th><th>mean density</th>'
             f'<th>dead (never &gt; 0)</th><th>max activation</th></tr></thead><tbody>{rows}</tbody></table>')
     return page.wrap(f"Neuroscope: {_model_title(results)}", body, script=False)
@@ -132,7 +134,7 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
     data = {
         "scale": neuron.colour_max,
         "top": [_example_json(e, f"#{i + 1}") for i, e in enumerate(neuron.top)],
-        "samples": [_example_json(e, f"q{e.quantile:g}") for e in neuron.samples],
+        "samples": [_example_json(e, e.label()) for e in neuron.samples],
         "neurons": results.d_mlp,  # random navigation picks a page of this layer
         "strings": {},
     }
@@ -160,10 +162,12 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
         f'<div>min<b>{_fmt(st["min"])}</b></div><div>tokens<b>{int(st["count"]):,}</b></div></div>'
         f'<div class="columns"><div><h2>Activation histogram</h2>{histogram_svg(neuron.counts, neuron.edges)}'
         f'<p class="muted">log scale counts over all {int(st["count"]):,} scanned tokens</p></div>'
-        f'<div><h2>Direct logit effect</h2><p class="muted">W_out[{index}] @ W_U</p>'
+        f'<div><h2>Direct logit effect</h2><p class="muted">W_out[{index}] @ W_U, from '
+        f'{_e(results.weights_used)}</p>'
         f'<table class="logits"><tbody>{logit_rows(neuron.logit_top)}</tbody></table><br>'
         f'<table class="logits"><tbody>{logit_rows(neuron.logit_bottom)}</tbody></table></div>'
-        f'<div><h2>Similar neurons</h2><p class="muted">cosine of output weights</p>'
+        f'<div><h2>Similar neurons</h2><p class="muted">cosine of output weights (W_out rows, the same '
+        f'weights)</p>'
         f'<table class="similar"><tbody>{neighbour_rows(neuron.similar)}</tbody></table>'
         f'<h2>Most opposite</h2><table class="dissimilar"><tbody>{neighbour_rows(neuron.dissimilar)}</tbody></table>'
         f"</div></div>"
@@ -172,8 +176,11 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
         f'<span style="background:rgba(40,100,255,0.6)"></span> negative · the outlined token is the max · '
         f'keys: &larr;/&rarr; or j/k, r for random</p>'
         f'<div id="top-texts"></div>'
-        f'<h2>Samples across the distribution</h2><p class="muted">texts at quantiles of per-text max activation, '
-        f"from a uniform sample of texts (same colour scale)</p><div id=\"sample-texts\"></div>"
+        f'<h2>Samples across the distribution</h2><p class="muted">from a uniform sample of '
+        f'{results.summary.get("sample_size", "")} texts, the ones nearest the quantiles (q) of per-text max '
+        f'activation; pN says where each text really sits among all {results.summary["texts"]:,} texts (its '
+        f'percentile, from the exact histogram of per-text maxima). Same colour scale.</p>'
+        f"<div id=\"sample-texts\"></div>"
         f'<noscript><p>This page draws its texts with JavaScript.</p></noscript>'
         f'<script type="application/json" id="neuron-data">{payload}</script>')
     return page.wrap(f"L{layer} N{index} · Neuroscope", body)
@@ -182,7 +189,7 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
 def _example_json(e: Example, label: str) -> dict:
     acts = [round(float(a), 3) for a in np.nan_to_num(e.acts)]
     return {"ids": [int(t) for t in e.token_ids], "acts": acts, "max": e.max_position,
-            "value": e.max_value, "label": label}
+            "value": e.max_value, "label": label, "mid": e.mid_document, "place": e.place()}
 
 
 def histogram_svg(counts: np.ndarray, edges: np.ndarray, width: int = 320, height: int = 140) -> str:

@@ -18,6 +18,11 @@ import numpy as np
 
 from sptui.errors import SptuiError
 
+# what the logit effect and the neighbours are computed from, said on every page
+WEIGHTS_PROCESSED = ("TransformerLens-processed weights: LayerNorm folded into the next weights, "
+                     "W_out and W_U centred")
+WEIGHTS_RAW = "raw checkpoint weights (no TransformerLens processing)"
+
 RESULT_FILES = ("summary.json", "topk.safetensors", "activations.safetensors", "histograms.safetensors",
                 "weights.safetensors", "texts.safetensors", "tokens.json")
 
@@ -42,7 +47,31 @@ class Example:
     acts: np.ndarray             # float32 [T], this neuron's activation at every token
     max_value: float
     max_position: int
-    quantile: float | None = None  # for quantile samples: the level it was drawn at
+    quantile: float | None = None    # for quantile samples: the nominal level asked for
+    percentile: float | None = None  # ... and where this text's max really sits among all texts (0-1)
+    document: int = -1               # the document this text comes from (-1: not recorded)
+    start: int = 0                   # its first token's offset in the document (> 0: starts mid-document)
+    scored_from: int = 0             # positions before this repeat the previous window's context
+
+    @property
+    def mid_document(self) -> bool:
+        return self.start > 0
+
+    def place(self) -> str:
+        """Where a window of a longer document sits ('' for a whole document or its first window)."""
+        if not self.mid_document:
+            return ""
+        where = f"document {self.document}, " if self.document >= 0 else ""
+        return f"{where}from token {self.start} (mid-document: no start token; its first {self.scored_from} " \
+               f"tokens are the previous window's context)"
+
+    def label(self) -> str:
+        """How a quantile example is named: its real percentile, and the level it stands for."""
+        if self.quantile is None:
+            return ""
+        if self.percentile is None or self.percentile != self.percentile:
+            return f"q{self.quantile:g}"
+        return f"p{100 * self.percentile:.3g} (q{self.quantile:g})"
 
 
 @dataclass
@@ -53,7 +82,7 @@ class Neuron:
     top: list[Example]
     samples: list[Example]
     counts: np.ndarray           # int64 [bins]
-    edges: np.ndarray            # float64 [bins + 1]
+    edges: np.ndarray            # float64 [bins + 1], this neuron's own
     stats: dict[str, float]      # mean, std, density, min, max, count
     logit_top: list[tuple[int, float]]
     logit_bottom: list[tuple[int, float]]
@@ -121,6 +150,13 @@ class NeuroscopeResults:
         offsets = self.texts["offsets"]
         return self.texts.slice("tokens", offsets[row], offsets[row + 1])
 
+    def text_place(self, text_id: int) -> tuple[int, int, int]:
+        """(document, start offset, scored_from) of a text; (-1, 0, 0) for runs that did not record it."""
+        if "documents" not in self.texts.keys():
+            return -1, 0, 0
+        row = int(np.searchsorted(self.texts["ids"], text_id))
+        return int(self.texts["documents"][row]), int(self.texts["starts"][row]), int(self.texts["scored_from"][row])
+
     def text(self, text_id: int) -> str:
         return "".join(self.token_string(t) for t in self.text_tokens(text_id))
 
@@ -145,6 +181,8 @@ class NeuroscopeResults:
         offsets = self.acts[f"{L}{kind}_offsets"]
         width = len(values)
         quantiles = self.topk["sample_quantiles"] if kind == "sample" else None
+        percentiles = self.topk[f"{L}sample_percentiles"][index] \
+            if kind == "sample" and f"{L}sample_percentiles" in self.topk.keys() else None
         out, seen = [], set()
         for slot in range(width):
             text_id = int(text_ids[slot])
@@ -153,9 +191,12 @@ class NeuroscopeResults:
             seen.add(text_id)
             entry = index * width + slot
             acts = self.acts.slice(f"{L}{kind}_acts", offsets[entry], offsets[entry + 1]).astype(np.float32)
+            document, start, scored_from = self.text_place(text_id)
             out.append(Example(text_id=text_id, token_ids=self.text_tokens(text_id), acts=acts,
                                max_value=float(values[slot]), max_position=int(positions[slot]),
-                               quantile=None if quantiles is None else float(quantiles[slot])))
+                               quantile=None if quantiles is None else float(quantiles[slot]),
+                               percentile=None if percentiles is None else float(percentiles[slot]),
+                               document=document, start=start, scored_from=scored_from))
         return out
 
     def neuron(self, layer: int | None, index: int) -> Neuron:
@@ -168,7 +209,7 @@ class NeuroscopeResults:
             top=self._examples(layer, index, "top"),
             samples=self._examples(layer, index, "sample"),
             counts=self.hists[f"{L}counts"][index],
-            edges=self.hists[f"{L}edges"],
+            edges=self.edges(layer, index),
             stats=stats,
             logit_top=list(zip(w[f"{L}logit_top_ids"][index].tolist(), w[f"{L}logit_top_values"][index].tolist())),
             logit_bottom=list(zip(w[f"{L}logit_bottom_ids"][index].tolist(), w[f"{L}logit_bottom_values"][index].tolist())),
@@ -177,6 +218,29 @@ class NeuroscopeResults:
             dissimilar=list(zip(w[f"{L}dissimilar_layer"][index].tolist(), w[f"{L}dissimilar_neuron"][index].tolist(),
                                 w[f"{L}dissimilar_cos"][index].tolist())),
         )
+
+    def edges(self, layer: int, index: int, what: str = "") -> np.ndarray:
+        """A neuron's histogram edges: its own (per-neuron lo and width), or a layer's shared edges in runs
+        made before per-neuron bins. what="text_max_" for the histogram of per-text maxima."""
+        L = f"L{layer}."
+        if what:
+            lo, width = self.hists[f"{L}{what}lo"][index], self.hists[f"{L}{what}width"][index]
+            bins = self.hists[f"{L}{what}counts"].shape[1]
+        elif f"{L}bin_lo" in self.hists.keys():
+            lo, width = self.hists[f"{L}bin_lo"][index], self.hists[f"{L}bin_width"][index]
+            bins = self.hists[f"{L}counts"].shape[1]
+        else:
+            return self.hists[f"{L}edges"]
+        return lo + width * np.arange(bins + 1, dtype=np.float64)
+
+    @property
+    def weights_used(self) -> str:
+        """Which weights the logit effect and similar neurons come from."""
+        return self.summary.get("weights", WEIGHTS_PROCESSED)
+
+    @property
+    def weights_short(self) -> str:
+        return "raw weights" if self.summary.get("processing") is False else "processed: LN folded, centred"
 
     # ------------------------------------------------------------ a layer
     def layer_overview(self, layer: int) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@
     var n = example.ids.length;
     var start = full ? 0 : Math.max(0, example.max - WINDOW_BEFORE);
     var stop = full ? n : Math.min(n, example.max + WINDOW_AFTER + 1);
+    if (example.mid && start === 0) container.appendChild(document.createTextNode("\u22ef "));  // mid-document
     if (start > 0) container.appendChild(document.createTextNode("\u2026"));
     for (var i = start; i < stop; i++) {
       var text = strings[example.ids[i]];
@@ -39,7 +40,8 @@
       item.className = "example";
       var head = document.createElement("div");
       head.className = "example-head";
-      head.textContent = example.label + "  max " + example.value.toFixed(3) + " at token " + example.max + " of " + example.ids.length;
+      head.textContent = example.label + "  max " + example.value.toFixed(3) + " at token " + example.max + " of " + example.ids.length
+        + (example.place ? "  \u00b7 " + example.place : "");
       var body = document.createElement("div");
       body.className = "text";
       var button = document.createElement("button");

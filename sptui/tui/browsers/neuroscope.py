@@ -206,7 +206,7 @@ class NeuroscopeBrowser(BrowserScreen):
             ("max ", "dim"), fmt(s["max"]), ("   mean ", "dim"), fmt(s["mean"]), ("   std ", "dim"), fmt(s["std"]),
             ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   tokens ", "dim"), f"{int(s['count']):,}\n")
         header.append_text(histogram_bars(neuron.counts, neuron.edges))
-        header.append("\ndirect logit effect (W_out @ W_U)\n", style="bold")
+        header.append(f"\ndirect logit effect (W_out @ W_U; {self.results.weights_short})\n", style="bold")
         for (t1, v1), (t2, v2) in zip(neuron.logit_top, neuron.logit_bottom):
             header.append(f"  {repr(r.token_string(t1)):<18} {v1:+.3f}", style="green")
             header.append(f"    {repr(r.token_string(t2)):<18} {v2:+.3f}\n", style="red")
@@ -231,9 +231,10 @@ class NeuroscopeBrowser(BrowserScreen):
             text.append_text(example_text(self.results, e, f"#{i + 1:<3}", n.colour_max, self.full))
             text.append("\n")
         if n.samples:
-            text.append("Samples at quantiles of per-text max activation\n", style="bold underline")
+            text.append("Samples at quantiles of per-text max activation", style="bold underline")
+            text.append(" (uniform sample; pN = true percentile among all texts, (qN) the level)\n", style="dim")
             for e in n.samples:
-                text.append_text(example_text(self.results, e, f"q{e.quantile:<4g}", n.colour_max, self.full))
+                text.append_text(example_text(self.results, e, e.label(), n.colour_max, self.full))
                 text.append("\n")
         self.query_one("#ns-texts", Static).update(text)
 
