@@ -1,10 +1,9 @@
 """The batched toy-model trainer: batching invariance, the optimiser, dropout, and the paper's results."""
 
-import math
-
 import pytest
 import torch
 
+from sptui.science import batched as B
 from sptui.science import tms as T
 from sptui.science import tms_metrics as M
 
@@ -36,27 +35,6 @@ def test_instances_trained_together_equal_instances_trained_alone(shape):
         alone = train(shape, [h], 60, batch_size=64)
         for name, w in together.weights.items():
             assert torch.allclose(w[i], alone.weights[name][0], atol=1e-6), (i, name)
-
-
-@pytest.mark.parametrize("decoupled", [True, False])
-def test_batched_adam_matches_torch_optimizers_per_instance(decoupled):
-    g = torch.Generator().manual_seed(0)
-    lrs, wds = [1e-3, 3e-2, 0.1], [0.0, 0.01, 0.5]
-    start = torch.randn(3, 4, 2, generator=g)
-    grads = [torch.randn(3, 4, 2, generator=g) for _ in range(5)]
-    ours = start.clone().requires_grad_(True)
-    opt = T.BatchedAdam({"W": ours}, torch.tensor(lrs), torch.tensor(wds), decoupled=decoupled)
-    for grad in grads:
-        ours.grad = grad.clone()
-        opt.step(lr_scale=0.5)
-    for i in range(3):
-        ref = start[i].clone().requires_grad_(True)
-        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-        ref_opt = cls([ref], lr=lrs[i] * 0.5, weight_decay=wds[i])
-        for grad in grads:
-            ref.grad = grad[i].clone()
-            ref_opt.step()
-        assert torch.allclose(ours[i], ref, atol=1e-6)
 
 
 def test_dropout_is_off_at_evaluation():
@@ -131,15 +109,6 @@ def test_relu_model_packs_more_features_than_linear_as_sparsity_grows():
     assert M.represented(relu.weights["W"].detach()).item() >= 9
 
 
-def test_lr_schedules():
-    s = T.TrainSettings(steps=100, lr_schedule="cosine", warmup_steps=10)
-    assert T.lr_factor(0, s) == pytest.approx(0.1)
-    assert T.lr_factor(10, s) == pytest.approx(1.0)
-    assert T.lr_factor(99, s) < 0.01
-    assert T.lr_factor(55, T.TrainSettings(steps=100, lr_schedule="linear")) == pytest.approx(0.45)
-    assert math.isclose(T.lr_factor(70, T.TrainSettings(steps=100)), 1.0)
-
-
 @pytest.mark.parametrize(
     "shape_kw, hyper_kw",
     [
@@ -156,7 +125,7 @@ def test_hand_written_gradients_equal_autograd(shape_kw, hyper_kw):
     with torch.no_grad():  # move off the init so ReLUs and signs are in a generic state
         for w in trainer.weights.values():
             w.add_(0.3 * torch.randn_like(w))
-    u = T.per_instance(trainer.data.draw(128, 7 + 3), trainer.hyper.group)
+    u = B.per_instance(trainer.data.draw(128, 7 + 3), trainer.group)
     loss = trainer.loss(T.features_from_uniforms(u[..., :7], trainer.hyper.probability), u[..., 7:])
     loss.sum().backward()
     auto = {k: w.grad.clone() for k, w in trainer.weights.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sptui.science.tms import BatchedAdam, TrainSettings, UniformStreams, lr_factor, per_instance
+from sptui.science.batched import BatchedTraining, TrainSettings
 
 _DATA_STREAM = 0xF00D_0001
 _EVAL_STREAM = 0xF00D_0002
@@ -97,55 +97,30 @@ def exact_relu_solution(name: str, width: int) -> dict[str, torch.Tensor]:
     return {"W1": W1, "b1": b1, "W2": W2, "b2": torch.zeros(1, 1)}
 
 
-class FunctionTrainer:
+class FunctionTrainer(BatchedTraining):
     """Trains I MLPs on one target side by side; per-instance seed, lr and weight decay."""
 
     def __init__(self, target: str, activation: str, width: int, seeds: list[int], lr: list[float],
                  weight_decay: list[float], settings: TrainSettings, device="cpu"):
         self.target, self.activation, self.settings = TARGETS[target], activation, settings
         self.device = torch.device(device)
-        self.seeds = list(seeds)
-        self.group_seeds = sorted(set(self.seeds))
-        self.group = torch.tensor([self.group_seeds.index(s) for s in self.seeds], device=self.device)
-        self.weights = init_weights(self.seeds, width, self.target.inputs, self.device)
-        for w in self.weights.values():
-            w.requires_grad_(True)
-        self.optimizer = BatchedAdam(self.weights, torch.tensor(lr, device=self.device),
-                                     torch.tensor(weight_decay, device=self.device),
-                                     decoupled=settings.optimizer == "adamw")
-        self.data = UniformStreams(self.group_seeds, _DATA_STREAM, self.device)
-        eval_u = UniformStreams(self.group_seeds, _EVAL_STREAM, self.device).draw(settings.eval_batch, self.target.inputs)
-        self.eval_x = inputs_from_uniforms(per_instance(eval_u, self.group), self.target)
-        self.step_count = 0
+        self.setup_training(seeds, init_weights(seeds, width, self.target.inputs, self.device),
+                            torch.tensor(lr, device=self.device), torch.tensor(weight_decay, device=self.device), _DATA_STREAM)
+        self.eval_x = inputs_from_uniforms(self.fixed_uniforms(_EVAL_STREAM, settings.eval_batch, self.target.inputs),
+                                           self.target)
 
     def step(self) -> torch.Tensor:
-        u = per_instance(self.data.draw(self.settings.batch_size, self.target.inputs), self.group)
-        x = inputs_from_uniforms(u, self.target)
+        x = inputs_from_uniforms(self.draw(self.settings.batch_size, self.target.inputs), self.target)
         for w in self.weights.values():
             w.grad = None
         loss = mse(self.weights, x, self.target, self.activation)
-        loss.sum().backward()
-        self.optimizer.step(lr_factor(self.step_count, self.settings))
-        self.step_count += 1
+        loss.sum().backward()  # instances share no parameters, so each gets its own gradient
+        self.optimizer_step()
         return loss.detach()
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:
         return mse(self.weights, self.eval_x, self.target, self.activation)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        tensors = {f"weights.{k}": v.detach() for k, v in self.weights.items()}
-        tensors.update({f"optim.{k}": v for k, v in self.optimizer.state().items()})
-        tensors.update({f"rng.data.{i}": s for i, s in enumerate(self.data.get_state())})
-        return tensors
-
-    def load_state(self, tensors: dict[str, torch.Tensor], step: int) -> None:
-        with torch.no_grad():
-            for k, w in self.weights.items():
-                w.copy_(tensors[f"weights.{k}"])
-        self.optimizer.load_state({k[len("optim."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")}, step)
-        self.data.set_state([tensors[f"rng.data.{i}"] for i in range(len(self.group_seeds))])
-        self.step_count = step
 
 
 @torch.no_grad()

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from sptui.science.batched import BatchedTraining, TrainSettings
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "none": lambda t: t,
@@ -65,31 +67,6 @@ class InstanceHyper:
     l1_weight: float = 0.0  # coefficient on the L1 norm of W (sum of |W_ik|)
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    steps: int = 10_000
-    batch_size: int = 1024
-    optimizer: str = "adamw"  # "adamw" (decoupled decay, the paper notebook's choice) or "adam" (L2 in the gradient)
-    lr_schedule: str = "constant"  # constant | cosine | linear (decay to 0), after `warmup_steps` linear warm-up
-    warmup_steps: int = 0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    eval_batch: int = 4096
-
-
-def lr_factor(step: int, settings: TrainSettings) -> float:
-    """Multiplier on every instance's lr at optimiser step `step` (0-based)."""
-    if settings.warmup_steps and step < settings.warmup_steps:
-        return (step + 1) / settings.warmup_steps
-    span = max(1, settings.steps - settings.warmup_steps)
-    t = min(1.0, (step - settings.warmup_steps) / span)
-    if settings.lr_schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * t))
-    if settings.lr_schedule == "linear":
-        return 1 - t
-    return 1.0
-
-
 # ---------------------------------------------------------------- per-instance tensors
 
 @dataclass
@@ -103,9 +80,6 @@ class HyperTensors:
     dropout: torch.Tensor
     l1_hidden: torch.Tensor
     l1_weight: torch.Tensor
-    seeds: list[int] = field(default_factory=list)
-    group: torch.Tensor | None = None  # [I] index of each instance's seed group
-    group_seeds: list[int] = field(default_factory=list)
 
     @classmethod
     def stack(cls, hypers: list[InstanceHyper], n_features: int, device) -> HyperTensors:
@@ -115,22 +89,12 @@ class HyperTensors:
         for h in hypers:
             if len(h.probability) != n_features or len(h.importance) != n_features:
                 raise ValueError("probability and importance need one value per feature")
-        group_seeds = sorted({h.seed for h in hypers})
         return cls(
             probability=torch.tensor([h.probability for h in hypers], device=device, dtype=torch.float32),
             importance=torch.tensor([h.importance for h in hypers], device=device, dtype=torch.float32),
             lr=vec("lr"), weight_decay=vec("weight_decay"), dropout=vec("dropout"),
             l1_hidden=vec("l1_hidden"), l1_weight=vec("l1_weight"),
-            seeds=[h.seed for h in hypers],
-            group=torch.tensor([group_seeds.index(h.seed) for h in hypers], device=device),
-            group_seeds=group_seeds,
         )
-
-
-def _generator(seed: int, stream: int, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed((int(seed) * 1_000_003 + stream) % (2**63))
-    return g
 
 
 def init_weights(shape: ModelShape, seeds: list[int], device) -> dict[str, torch.Tensor]:
@@ -155,29 +119,6 @@ def init_weights(shape: ModelShape, seeds: list[int], device) -> dict[str, torch
 
 
 # ---------------------------------------------------------------- data
-
-class UniformStreams:
-    """One generator per distinct seed; `draw` returns uniforms [G, batch, width] (G = number of seeds)."""
-
-    def __init__(self, seeds: list[int], stream: int, device):
-        self.device = torch.device(device)
-        self.generators = [_generator(s, stream, self.device) for s in seeds]
-
-    def draw(self, batch: int, width: int) -> torch.Tensor:
-        return torch.stack([torch.rand(batch, width, generator=g, device=self.device) for g in self.generators])
-
-    def get_state(self) -> list[torch.Tensor]:
-        return [g.get_state() for g in self.generators]
-
-    def set_state(self, states: list[torch.Tensor]) -> None:
-        for g, s in zip(self.generators, states):
-            g.set_state(s.cpu())
-
-
-def per_instance(u: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-    """[G, B, w] shared uniforms -> something broadcastable to [I, B, w] (no copy with a single seed)."""
-    return u if u.shape[0] == 1 else u.index_select(0, group)
-
 
 def features_from_uniforms(u: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
     """x_i = U[0,1] with probability p_i, else 0, from ONE uniform u: x = max(0, 1 - u/p).
@@ -219,57 +160,6 @@ def forward(weights: dict[str, torch.Tensor], shape: ModelShape, x: torch.Tensor
 def reconstruction_loss(x: torch.Tensor, out: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
     """Per-instance importance-weighted MSE, mean over batch and features: [I]."""
     return (importance[:, None, :] * (x - out) ** 2).mean(dim=(1, 2))
-
-
-# ---------------------------------------------------------------- optimiser
-
-class BatchedAdam:
-    """Adam/AdamW with a learning rate and weight decay per instance (tensors [I]); matches torch.optim.
-
-    AdamW (decoupled): p <- p * (1 - lr*wd), then the Adam update. Adam: grad += wd * p (L2), as torch.optim.Adam.
-    """
-
-    def __init__(self, params: dict[str, torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
-                 decoupled: bool = True, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params = params
-        self.lr, self.weight_decay = lr, weight_decay
-        self.decoupled, self.betas, self.eps = decoupled, betas, eps
-        self.exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
-        self.exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()}
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, lr_scale: float = 1.0) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        for k, p in self.params.items():
-            g = p.grad
-            if g is None:
-                continue
-            view = (-1,) + (1,) * (p.dim() - 1)
-            lr = (self.lr * lr_scale).view(view)
-            wd = self.weight_decay.view(view)
-            if self.decoupled:
-                p.mul_(1 - lr * wd)
-            else:
-                g = g + wd * p
-            m, v = self.exp_avg[k], self.exp_avg_sq[k]
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v / bc2).sqrt_().add_(self.eps)
-            p.sub_(lr / bc1 * m / denom)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        out = {f"exp_avg.{k}": v for k, v in self.exp_avg.items()}
-        out.update({f"exp_avg_sq.{k}": v for k, v in self.exp_avg_sq.items()})
-        return out
-
-    def load_state(self, tensors: dict[str, torch.Tensor], t: int) -> None:
-        for k in self.params:
-            self.exp_avg[k].copy_(tensors[f"exp_avg.{k}"])
-            self.exp_avg_sq[k].copy_(tensors[f"exp_avg_sq.{k}"])
-        self.t = t
 
 
 # ---------------------------------------------------------------- hand-written gradients
@@ -323,7 +213,7 @@ def paper_model_gradients(u, inv_probability, W, W_out, b, importance, dropout, 
 
 # ---------------------------------------------------------------- trainer
 
-class BatchedTrainer:
+class BatchedTrainer(BatchedTraining):
     """Trains I toy models side by side; `step()` is one optimiser step for all of them."""
 
     def __init__(self, shape: ModelShape, settings: TrainSettings, hypers: list[InstanceHyper], device="cpu",
@@ -337,23 +227,15 @@ class BatchedTrainer:
         # torch.compile fuses the elementwise passes (~1.7x on CPU for a 200-model grid) after a one-off
         # compile of ~30-60 s, so it pays off only for long runs.
         self._gradient_fn = torch.compile(paper_model_gradients, dynamic=False) if compile else paper_model_gradients
-        self.weights = init_weights(shape, self.hyper.seeds, self.device)
-        for w in self.weights.values():
-            w.requires_grad_(True)
-        self.optimizer = BatchedAdam(self.weights, self.hyper.lr, self.hyper.weight_decay,
-                                     decoupled=settings.optimizer == "adamw", betas=settings.betas, eps=settings.eps)
-        self.data = UniformStreams(self.hyper.group_seeds, _DATA_STREAM, self.device)
-        self.step_count = 0
+        seeds = [h.seed for h in hypers]
+        self.setup_training(seeds, init_weights(shape, seeds, self.device), self.hyper.lr, self.hyper.weight_decay,
+                            _DATA_STREAM)
         self._eval_uniforms: torch.Tensor | None = None
-
-    @property
-    def n_instances(self) -> int:
-        return len(self.hyper.seeds)
 
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch x [I, B, n] and the dropout uniforms [I or 1, B, m]."""
         n, m = self.shape.n_features, self.shape.n_hidden
-        u = per_instance(self.data.draw(batch, n + m), self.hyper.group)
+        u = self.draw(batch, n + m)
         return features_from_uniforms(u[..., :n], self.hyper.probability), u[..., n:]
 
     def loss(self, x: torch.Tensor, keep_uniforms: torch.Tensor | None) -> torch.Tensor:
@@ -377,7 +259,7 @@ class BatchedTrainer:
         `fast` (default: when supported) uses hand-written gradients, ~2-3x fewer passes over [I, B, n] than autograd."""
         if fast if fast is not None else self.has_fast_path:
             n, m = self.shape.n_features, self.shape.n_hidden
-            loss = self.manual_gradients(per_instance(self.data.draw(self.settings.batch_size, n + m), self.hyper.group), want_loss)
+            loss = self.manual_gradients(self.draw(self.settings.batch_size, n + m), want_loss)
         else:
             x, keep_u = self.sample(self.settings.batch_size)
             for w in self.weights.values():
@@ -385,8 +267,7 @@ class BatchedTrainer:
             loss = self.loss(x, keep_u)
             loss.sum().backward()  # instances share no parameters, so each gets its own gradient
             loss = loss.detach()
-        self.optimizer.step(lr_factor(self.step_count, self.settings))
-        self.step_count += 1
+        self.optimizer_step()
         return loss if want_loss else None
 
     def manual_gradients(self, u: torch.Tensor, want_loss: bool) -> torch.Tensor | None:
@@ -410,9 +291,8 @@ class BatchedTrainer:
     def eval_batch(self) -> torch.Tensor:
         """A fixed evaluation batch per seed (drawn once), thresholded per instance: x [I, B, n]."""
         if self._eval_uniforms is None:
-            streams = UniformStreams(self.hyper.group_seeds, _EVAL_STREAM, self.device)
-            self._eval_uniforms = streams.draw(self.settings.eval_batch, self.shape.n_features)
-        return features_from_uniforms(per_instance(self._eval_uniforms, self.hyper.group), self.hyper.probability)
+            self._eval_uniforms = self.fixed_uniforms(_EVAL_STREAM, self.settings.eval_batch, self.shape.n_features)
+        return features_from_uniforms(self._eval_uniforms, self.hyper.probability)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, torch.Tensor]:
@@ -424,22 +304,6 @@ class BatchedTrainer:
             "feature_loss": ((x - out) ** 2).mean(dim=1),
             "hidden": h,
         }
-
-    # ------------------------------------------------------------ resume state
-    def state(self) -> dict[str, torch.Tensor]:
-        tensors = {f"weights.{k}": v.detach() for k, v in self.weights.items()}
-        tensors.update({f"optim.{k}": v for k, v in self.optimizer.state().items()})
-        for i, s in enumerate(self.data.get_state()):
-            tensors[f"rng.data.{i}"] = s
-        return tensors
-
-    def load_state(self, tensors: dict[str, torch.Tensor], step: int) -> None:
-        with torch.no_grad():
-            for k, w in self.weights.items():
-                w.copy_(tensors[f"weights.{k}"])
-        self.optimizer.load_state({k[len("optim."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")}, step)
-        self.data.set_state([tensors[f"rng.data.{i}"] for i in range(len(self.data.generators))])
-        self.step_count = step
 
 
 # ---------------------------------------------------------------- closed forms
