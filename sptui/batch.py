@@ -135,7 +135,7 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
             hooks = BatchHooks(queue, job.id, display)
             interrupted = False
             try:
-                outcome = execute(spec, run, device=device, hooks=hooks)
+                outcome = execute(spec, run, device=device, hooks=hooks, artifacts_root=root)
             except Terminated:
                 outcome, interrupted = Outcome("interrupted", "stopped by a signal; requeue to resume"), True
             finally:

@@ -1,4 +1,5 @@
-"""Resume state as safetensors (never pickle): model, optimizer, scheduler and RNG, flattened.
+"""Resume state as safetensors (never pickle): model, optimizer, scheduler and RNG, flattened; and where
+checkpoint and snapshot files live (`step_file`, `step_files`: one file per step).
 
 `pack(...)` turns live training objects into (tensors, meta) for `ctx.save_checkpoint`; `unpack(...)`
 restores them from what `ctx.load_checkpoint()` returns. Optimizer and scheduler state dicts are split
@@ -8,9 +9,26 @@ into their tensors (stored as arrays) and their plain values (stored as JSON in 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
+
+# Resume checkpoints (checkpoints/) and snapshots (checkpoints/snapshots/) are one file per step.
+_STEP_FILE = re.compile(r"step-(\d+)\.safetensors")
+
+
+def step_file(folder: Path, step: int) -> Path:
+    """The file of `step` in a checkpoint or snapshot folder."""
+    return Path(folder) / f"step-{int(step):010d}.safetensors"
+
+
+def step_files(folder: Path) -> dict[int, Path]:
+    """step -> file of every checkpoint or snapshot in `folder`, ascending by step ({} when there is none)."""
+    folder = Path(folder)
+    found = [(int(m.group(1)), p) for p in folder.glob("step-*.safetensors") if (m := _STEP_FILE.fullmatch(p.name))]
+    return dict(sorted(found))
 
 
 def _split(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:

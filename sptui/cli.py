@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from sptui.config import ENV_ARTIFACTS, artifacts_root
+from sptui.config import artifacts_root
 from sptui.errors import SpecError, SptuiError
 
 EXIT_INPUT = 2
@@ -101,9 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = artifacts_root(args.artifacts)
-    # kinds that refer to other runs (analysis of a training run, a model by run id) resolve them against
-    # the same root, also when they run in this process (batch)
-    os.environ[ENV_ARTIFACTS] = str(root)
     try:
         handler = COMMANDS.get(args.command or "tui")
         return handler(args, root) or 0

@@ -1,32 +1,48 @@
-"""The one seam every kind shares: what a kind's `run(ctx)` may use.
+"""The one seam every kind shares: everything a kind's `run(ctx)` may use. A kind needs nothing else
+from the rest of sptui (it imports its own science and plots); see sptui/kinds/__init__.py for the contract
+a kind module fulfils and sptui/kinds/functions.py for a short example.
 
     ctx.params / ctx.instances / ctx.grid   its parameters (instances: one Params per batched sweep point)
     ctx.device                              torch.device to compute on
-    ctx.set_total(n); ctx.log(step, split="train", **values)   metrics (and progress)
+    ctx.set_total(n); ctx.progress(step)    progress (ctx.log also advances it)
+    ctx.log(step, split="train", **values)  a metrics line (numbers, per-instance lists or tensors)
     ctx.info("text")                        a line in log.txt (and on the batch console)
-    ctx.check_cancelled()                   raises JobCancelled when the user cancelled the job
+    ctx.check_cancelled()                   raises JobCancelled when the user cancelled the job (cheap: polls
+                                            whoever runs the job at most every `cancel_poll_seconds`)
     ctx.save_checkpoint(step, tensors, meta) / ctx.load_checkpoint()   resume state (latest only)
+    ctx.discard_checkpoints()               drop the resume state once the kind is done with it
     ctx.save_snapshot(step, tensors)        kept model snapshots (e.g. for animations over training)
+    ctx.snapshot_steps() / ctx.load_snapshot(step)     read them back (this run's, or another run's)
     ctx.save_arrays(name, arrays) / ctx.save_json(name, obj)           results/ files
+    ctx.scratch                             a folder for working files that are neither results nor resume
+                                            state (kept across a resume, deleted when the job succeeds)
+    ctx.artifacts_root / ctx.find_run(ref, kind=..., prefer=...)       other runs, named the way users name them
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sptui import runs
-from sptui.checkpoint import decode_meta, encode_meta
-from sptui.errors import JobCancelled
+from sptui.checkpoint import decode_meta, encode_meta, step_file, step_files
+from sptui.config import artifacts_root as default_artifacts_root
+from sptui.errors import JobCancelled, SptuiError
 from sptui.spec import JobSpec
+
+if TYPE_CHECKING:
+    import torch
+
+SCRATCH = "scratch"
 
 
 @dataclass
 class Checkpoint:
     step: int
-    tensors: dict[str, Any]  # torch tensors
+    tensors: dict[str, torch.Tensor]
     meta: dict[str, Any]
 
 
@@ -42,11 +58,17 @@ class Hooks:
 
 
 class Context:
-    CANCEL_POLL_SECONDS = 1.0
+    """What a running job sees. `artifacts_root` is where other runs are looked up (the runner passes the
+    root the job was queued under; default: --artifacts / $SPTUI_ARTIFACTS / ./artifacts). `cancel_poll_seconds`
+    bounds how often `check_cancelled` asks the hooks (a database read under the worker)."""
 
-    def __init__(self, spec: JobSpec, run: runs.RunDir, device: str = "cpu", hooks: Hooks | None = None):
+    def __init__(self, spec: JobSpec, run: runs.RunDir, device: str = "cpu", hooks: Hooks | None = None, *,
+                 artifacts_root: str | Path | None = None, cancel_poll_seconds: float = 1.0):
         self.spec = spec
         self.run = run
+        self._artifacts_root = (Path(artifacts_root).expanduser().resolve() if artifacts_root is not None
+                               else default_artifacts_root())
+        self.cancel_poll_seconds = float(cancel_poll_seconds)
         self.instances = spec.instances()
         self.params = self.instances[0] if len(self.instances) == 1 else _base_params(spec)
         self.grid = spec.grid()
@@ -56,15 +78,37 @@ class Context:
         self.step = 0
         self._metrics = runs.MetricsWriter(run.metrics)
         self._log_file = open(run.log, "a", encoding="utf-8")
-        self._last_cancel_poll = 0.0
+        self._last_cancel_poll = float("-inf")  # the first check always asks
         self._cancelled = False
 
     # ------------------------------------------------------------ compute
     @property
-    def device(self):
+    def device(self) -> torch.device:
         import torch
 
         return torch.device(self._device_name)
+
+    # ------------------------------------------------------------ other runs
+    @property
+    def artifacts_root(self) -> Path:
+        """The artifacts root this job belongs to (holding queue.db and runs/)."""
+        return self._artifacts_root
+
+    def find_run(self, ref: str, *, kind: str | None = None, prefer: str | None = None) -> runs.RunDir:
+        """The run a user names in a parameter (run folder, run id, unique prefix, job name), resolved under
+        this job's artifacts root the way every command resolves it. `kind` refuses a run of another kind;
+        `prefer` picks, among a job name's runs, the newest holding that file (e.g. "results/model.safetensors").
+        A bad name is a SptuiError with one clear line."""
+        return runs.find_run(ref, self._artifacts_root, kind=kind, prefer=prefer)
+
+    # ------------------------------------------------------------ working files
+    @property
+    def scratch(self) -> Path:
+        """A folder in the run for working files (caches, logs a resume needs): made on first use, kept
+        across a resume, deleted by the runner when the job succeeds."""
+        path = self.run.root / SCRATCH
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # ------------------------------------------------------------ progress, metrics, log
     def set_total(self, total: int) -> None:
@@ -93,7 +137,7 @@ class Context:
     # ------------------------------------------------------------ cancellation
     def cancelled(self) -> bool:
         now = time.monotonic()
-        if not self._cancelled and now - self._last_cancel_poll >= self.CANCEL_POLL_SECONDS:
+        if not self._cancelled and now - self._last_cancel_poll >= self.cancel_poll_seconds:
             self._last_cancel_poll = now
             self._cancelled = self.hooks.cancel_requested()
         return self._cancelled
@@ -103,22 +147,28 @@ class Context:
             raise JobCancelled()
 
     # ------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, step: int, tensors: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
+    def save_checkpoint(self, step: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> Path:
         """Save resume state at `step` atomically; older resume checkpoints are removed afterwards."""
-        path = self.run.checkpoints / f"step-{int(step):010d}.safetensors"
+        path = step_file(self.run.checkpoints, step)
         runs.save_arrays(path, tensors, metadata=encode_meta({"step": int(step), **(meta or {})}))
-        for old in self.run.checkpoints.glob("step-*.safetensors"):
+        for old in step_files(self.run.checkpoints).values():
             if old != path:
                 old.unlink(missing_ok=True)
         return path
+
+    def discard_checkpoints(self) -> None:
+        """Drop the resume state (not the snapshots): for a kind whose results are complete and whose
+        checkpoint would only take disk space. A later requeue then starts from the beginning."""
+        for path in step_files(self.run.checkpoints).values():
+            path.unlink(missing_ok=True)
 
     def load_checkpoint(self) -> Checkpoint | None:
         """The latest resume checkpoint, or None. Metrics logged after it are dropped, so a resumed
         run's curves continue exactly from the checkpoint."""
         import safetensors.torch
 
-        found = sorted(self.run.checkpoints.glob("step-*.safetensors"))
-        for path in reversed(found):  # a corrupt newest file (crash mid-write is impossible, disk errors are not)
+        found = step_files(self.run.checkpoints)
+        for path in reversed(found.values()):  # a corrupt newest file (crash mid-write is impossible, disk errors are not)
             try:
                 tensors = safetensors.torch.load_file(str(path))
                 meta = decode_meta(runs.load_metadata(path))
@@ -134,18 +184,34 @@ class Context:
             return Checkpoint(step=step, tensors=tensors, meta=meta)
         return None
 
-    def save_snapshot(self, step: int, tensors: dict[str, Any]) -> Path:
-        path = self.run.snapshots / f"step-{int(step):010d}.safetensors"
+    def save_snapshot(self, step: int, tensors: dict[str, torch.Tensor]) -> Path:
+        path = step_file(self.run.snapshots, step)
         runs.save_arrays(path, tensors)
         return path
 
+    def snapshot_steps(self, run: runs.RunDir | None = None) -> list[int]:
+        """The steps of the snapshots kept so far, ascending: this run's, or `run`'s (e.g. from find_run)."""
+        return sorted(step_files((run or self.run).snapshots))
+
+    def load_snapshot(self, step: int, run: runs.RunDir | None = None) -> dict[str, torch.Tensor]:
+        """The tensors of the snapshot at `step` (on the CPU): this run's, or `run`'s."""
+        import safetensors.torch
+
+        source = run or self.run
+        path = step_files(source.snapshots).get(int(step))
+        if path is None:
+            raise SptuiError(f"{source.root}: no snapshot at step {step}")
+        return safetensors.torch.load_file(str(path))
+
     # ------------------------------------------------------------ results
     def save_arrays(self, name: str, arrays: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
+        """results/<name>.safetensors from torch tensors or numpy arrays, written atomically."""
         path = self.run.results / _with_suffix(name, ".safetensors")
         runs.save_arrays(path, arrays, metadata)
         return path
 
     def save_json(self, name: str, obj: Any) -> Path:
+        """results/<name>.json, written atomically."""
         path = self.run.results / _with_suffix(name, ".json")
         runs.atomic_write_json(path, obj)
         return path
@@ -154,12 +220,16 @@ class Context:
         self._metrics.close()
         self._log_file.close()
 
+    def remove_scratch(self) -> None:
+        """For the runner, once the job succeeded: working files have done their job."""
+        shutil.rmtree(self.run.root / SCRATCH, ignore_errors=True)
+
 
 def _with_suffix(name: str, suffix: str) -> str:
     return name if name.endswith(suffix) else name + suffix
 
 
-def _base_params(spec: JobSpec):
+def _base_params(spec: JobSpec) -> Any:
     from sptui import params as P
     from sptui.kinds import load_kind
 

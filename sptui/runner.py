@@ -17,7 +17,7 @@ from typing import Any
 
 from sptui.context import Context, Hooks
 from sptui.errors import JobCancelled, SptuiError
-from sptui.kinds import load_kind
+from sptui.kinds import load_kind, renderer
 from sptui.runs import RunDir
 from sptui.spec import JobSpec
 
@@ -79,15 +79,21 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None = None) -> Outcome:
-    """Run a job to its end in this process. Never raises for a job's own failure: returns the outcome."""
+def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None = None, *,
+            artifacts_root: str | Path | None = None, cancel_poll_seconds: float = 1.0,
+            render: bool = True) -> Outcome:
+    """Run a job to its end in this process. Never raises for a job's own failure: returns the outcome.
+
+    `artifacts_root`: where the job looks up the runs it names (see Context); `render`: draw its PNGs after
+    a success (tests that do not look at plots skip them)."""
     configure_torch(device)
     if not run.job_toml.exists():
         run.create(spec.to_toml())
     else:
         for d in (run.checkpoints, run.results, run.plots):
             d.mkdir(parents=True, exist_ok=True)
-    ctx = Context(spec, run, device=device, hooks=hooks)
+    ctx = Context(spec, run, device=device, hooks=hooks, artifacts_root=artifacts_root,
+                  cancel_poll_seconds=cancel_poll_seconds)
     started = time.monotonic()
     try:
         import torch
@@ -97,10 +103,11 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
         kind = load_kind(spec.kind)
         kind.run(ctx)
         outcome = Outcome("succeeded")
-        render = getattr(kind, "render", None)
-        if render is not None:
+        ctx.remove_scratch()
+        draw = renderer(kind) if render else None
+        if draw is not None:
             try:
-                files = render(run)
+                files = draw(run)
                 ctx.info(f"wrote {len(files or [])} plot(s) to {run.plots}")
             except Exception as e:  # the results are good; a drawing bug must not fail the run
                 ctx.info("rendering plots failed:\n" + traceback.format_exc(), echo=False)
@@ -167,7 +174,7 @@ def child_main(argv: list[str]) -> int:
         return 1
     hooks = QueueHooks(queue, job_id)
     try:
-        outcome = execute(job.job_spec(), RunDir(job.run_dir(root)), device=device, hooks=hooks)
+        outcome = execute(job.job_spec(), RunDir(job.run_dir(root)), device=device, hooks=hooks, artifacts_root=root)
     except Terminated:
         outcome = Outcome("interrupted", "stopped by a signal before the job started")
     except Exception as e:  # e.g. a run folder that cannot be written

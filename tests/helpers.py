@@ -1,4 +1,5 @@
-"""Small helpers shared by the spine tests: tiny real job files and waiting on conditions."""
+"""Small helpers shared by the tests: running a kind in-process, tiny real job files, the CLI as a
+subprocess, and waiting on conditions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,3 +50,63 @@ def start_worker(root: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "SPTUI_ARTIFACTS": str(root), "SPTUI_TORCH_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "sptui", "worker", "--device", "cpu", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+
+
+class KindRunError(AssertionError):
+    """A job run by `run_kind` ended in another state than succeeded. str(): "<kind> job <state>: <error>"
+    (the one line a user sees), so `pytest.raises(KindRunError, match="cancelled")` reads like the outcome."""
+
+    def __init__(self, kind: str, state: str, error: str | None, run):
+        super().__init__(f"{kind} job {state}: {error or ''}")
+        self.state, self.error, self.run = state, error, run
+
+
+def job_toml(kind: str, params: dict[str, Any] | None = None, sweep: dict[str, list] | None = None,
+             name: str = "t") -> str:
+    """The job file of one job: `params` directly in the [[job]] table, `sweep` in its [job.sweep]."""
+    import tomli_w
+
+    job: dict[str, Any] = {"kind": kind, "name": name, **(params or {})}
+    if sweep:
+        job["sweep"] = sweep
+    return tomli_w.dumps({"job": [job]})
+
+
+def run_kind(kind: str, params: dict[str, Any] | None, root: Path, *,
+             sweep: dict[str, list] | None = None, name: str = "t", run_id: str | None = None,
+             **options: Any):
+    """Run one job of `kind` in this process the way a worker runs it: through the spec parser (validation,
+    defaults, sweep expansion) and `runner.execute` (run folder, Context, the kind, its plots).
+
+    The run lands in <root>/runs/<run_id or name>; running the same run id again resumes it. `options`:
+    see `run_toml` (device, hooks, render). Returns the RunDir; raises KindRunError unless it succeeded."""
+    return run_toml(job_toml(kind, params, sweep, name), root, run_id=run_id or name, **options)
+
+
+def run_toml(text: str, root: Path, *, run_id: str | None = None, **options: Any):
+    """`run_kind` for the text of a job file holding exactly one job (after sweep expansion)."""
+    from sptui.spec import parse_text
+
+    (spec,) = parse_text(text, "test.toml")
+    return run_spec(spec, Path(root) / "runs" / (run_id or spec.name), artifacts_root=root, **options)
+
+
+def run_spec(spec, folder: Path, *, artifacts_root: Path | None = None, device: str = "cpu", hooks=None,
+             render: bool = False):
+    """Run a parsed JobSpec into `folder` through `runner.execute`; the run's other-run lookups use
+    `artifacts_root` (default: $SPTUI_ARTIFACTS, as the `artifacts` fixture sets it).
+
+    `hooks`: a sptui.context.Hooks (progress, cancellation; asked on every check, not once a second);
+    `render`: draw the PNGs too (the runner does after every real job; off here to keep tests quick)."""
+    from sptui.runner import execute
+    from sptui.runs import RunDir
+
+    run = RunDir(folder)
+    outcome = execute(spec, run, device=device, hooks=hooks, artifacts_root=artifacts_root, cancel_poll_seconds=0.0,
+                      render=render)
+    if outcome.state != "succeeded" or outcome.error:
+        error = KindRunError(spec.kind, outcome.state, outcome.error, run)
+        if run.log.exists():
+            error.add_note("log.txt ends:\n" + "\n".join(run.log.read_text().splitlines()[-25:]))
+        raise error
+    return run

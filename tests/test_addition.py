@@ -9,12 +9,12 @@ import pytest
 import safetensors.torch
 import torch
 
-from sptui.context import Context, Hooks
-from sptui.errors import JobCancelled, SpecError
+from sptui.context import Hooks
+from sptui.errors import SpecError
 from sptui.kinds import load_kind
-from sptui.runs import RunDir
 from sptui.science import addition as A
 from sptui.spec import parse_text
+from tests.helpers import KindRunError, run_kind, run_spec
 
 
 def job(**params) -> str:
@@ -24,19 +24,8 @@ def job(**params) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start(tmp_path, text, name="run", hooks=None):
-    spec = parse_text(text, "test.toml")[0]
-    run = RunDir(tmp_path / name)
-    if not run.job_toml.exists():
-        run.create(spec.to_toml())
-    return spec, run, Context(spec, run, device="cpu", hooks=hooks)
-
-
-def train(tmp_path, text, name="run"):
-    _, run, ctx = start(tmp_path, text, name)
-    load_kind("addition").run(ctx)
-    ctx.close()
-    return run
+def train(tmp_path, params, name="run", **options):
+    return run_kind("addition", params, tmp_path, run_id=name, **options)
 
 
 TINY = dict(n_digits=2, n_train=400, n_test=100, n_heads=4, d_model=32, batch_size=50, epochs=3,
@@ -98,8 +87,8 @@ def test_swapped_pairs_keep_the_sum_and_never_leak_a_test_pair():
 def test_swap_augmentation_trains_on_the_swapped_pairs(tmp_path):
     """The same seed with and without swapping starts from the same init and batch order, so the loss
     curves agree at the first log line only if swapping did nothing."""
-    plain = train(tmp_path, job(**TINY), "plain")
-    swapped = train(tmp_path, job(**dict(TINY, swap_operands=True)), "swapped")
+    plain = train(tmp_path, TINY, "plain")
+    swapped = train(tmp_path, dict(TINY, swap_operands=True), "swapped")
     first = [[m["loss"] for m in r.read_metrics() if m["split"] == "train"][0] for r in (plain, swapped)]
     assert first[0] != first[1]
     test0 = [[m["loss"] for m in r.read_metrics() if m["split"] == "test"][0] for r in (plain, swapped)]
@@ -145,7 +134,7 @@ def test_fast_forward_matches_hooked_transformer_logits_and_gradients(n_digits, 
 
 def test_training_follows_a_plain_transformer_lens_loop_step_for_step(tmp_path):
     params = dict(TINY, epochs=2, snapshot_growth=0.0)
-    run = train(tmp_path, job(**params))
+    run = train(tmp_path, params)
     p = parse_text(job(**params), "t.toml")[0].instances()[0]
 
     # the plain loop: the standard HookedTransformer forward, same init, same batches, same optimizer
@@ -186,7 +175,7 @@ def test_training_follows_a_plain_transformer_lens_loop_step_for_step(tmp_path):
 def test_saved_model_rebuilds_in_plain_transformer_lens_with_the_same_results(tmp_path):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    run = train(tmp_path, job(**TINY))
+    run = train(tmp_path, TINY)
     cfg = json.loads((run.results / "config.json").read_text())
     model = HookedTransformer(HookedTransformerConfig(**cfg))
     model.load_state_dict(safetensors.torch.load_file(str(run.results / "model.safetensors")))
@@ -209,7 +198,7 @@ def test_snapshots_follow_the_geometric_schedule(tmp_path):
     assert steps[:12] == list(range(12)) and steps[-1] == 100
     gaps = np.diff(steps[:-1])
     assert (gaps >= 1).all() and gaps[-1] > 1  # dense early, sparser later
-    run = train(tmp_path, job(**TINY))
+    run = train(tmp_path, TINY)
     total = (TINY["n_train"] // TINY["batch_size"]) * TINY["epochs"]
     saved = sorted(int(p.stem.split("-")[1]) for p in run.snapshots.glob("step-*.safetensors"))
     assert saved == kind.snapshot_steps(total, 1.1)
@@ -232,19 +221,15 @@ class CancelAt(Hooks):
 def test_resume_after_a_crash_continues_from_the_checkpoint_with_the_same_curve(tmp_path, swap):
     params = dict(TINY, epochs=7, log_every=5, eval_every=10, checkpoint_every=20,  # 8 steps/epoch, 56 steps
                   swap_operands=swap)
-    whole = train(tmp_path, job(**params), "whole")
+    whole = train(tmp_path, params, "whole")
 
-    spec, run, ctx = start(tmp_path, job(**params), "crashed", hooks=CancelAt(50))
-    ctx.CANCEL_POLL_SECONDS = 0.0
-    with pytest.raises(JobCancelled):
-        load_kind("addition").run(ctx)  # cancelled at step 50, after the checkpoint at step 40
-    ctx.close()
+    with pytest.raises(KindRunError, match="cancelled") as cancelled:
+        train(tmp_path, params, "crashed", hooks=CancelAt(50))  # cancelled at step 50, after the checkpoint at step 40
+    run = cancelled.value.run
     assert [p.name for p in run.checkpoints.glob("step-*.safetensors")] == ["step-0000000040.safetensors"]
     assert max(m["step"] for m in run.read_metrics()) == 50
 
-    _, run, ctx = start(tmp_path, job(**params), "crashed")
-    load_kind("addition").run(ctx)
-    ctx.close()
+    run = train(tmp_path, params, "crashed")
     assert "resuming from checkpoint at step 40" in run.log.read_text()
 
     def curve(r):
@@ -262,9 +247,9 @@ def test_two_digit_addition_learns_carries(tmp_path):
     """A reduced task in the default suite: 2-digit addition with the paper's architecture (32 heads of
     2, d_model 128), 1840 steps. Stated accuracy: >= 95% per digit on the held-out test set, and >= 90%
     on the middle answer digit, which needs the carry (a carry-blind model gets ~55% there, ~83% overall)."""
-    run = train(tmp_path, job(n_digits=2, n_train=3000, n_test=500, lr=3e-3, batch_size=128, epochs=80,
-                              schedule="cosine-step", warmup_steps=50, eval_every=500, log_every=100,
-                              checkpoint_every=100000, snapshot_growth=0.0, analyse=False))
+    run = train(tmp_path, dict(n_digits=2, n_train=3000, n_test=500, lr=3e-3, batch_size=128, epochs=80,
+                               schedule="cosine-step", warmup_steps=50, eval_every=500, log_every=100,
+                               checkpoint_every=100000, snapshot_growth=0.0, analyse=False))
     test = run.load_json("summary.json")["test"]
     assert test["acc"] >= 0.95, test
     assert test["acc_pos"][1] >= 0.90, test
@@ -278,11 +263,7 @@ def test_three_digit_small_job_reaches_98_percent(tmp_path):
     from sptui.spec import load_file
 
     spec = load_file("jobs/addition_small.toml")[0]
-    run = RunDir(tmp_path / "small")
-    run.create(spec.to_toml())
-    ctx = Context(spec, run, device="cpu")
-    load_kind("addition").run(ctx)
-    ctx.close()
+    run = run_spec(spec, tmp_path / "small")
     summary = run.load_json("summary.json")
     assert summary["test"]["acc"] >= 0.98, summary["test"]
     assert summary["step_at_target"] is not None

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sptui.context import Context
-from sptui.errors import SpecError, SptuiError
+from sptui.errors import SpecError
 from sptui.kinds import load_kind
-from sptui.runs import RunDir
 from sptui.science import addition as A
 from sptui.science import head_analysis as HA
 from sptui.spec import parse_text
+from tests.helpers import KindRunError, run_toml
 
 N = 2  # digits
 
@@ -103,13 +102,7 @@ def test_attention_patterns_are_causal_means_over_the_set(model):
 # ------------------------------------------------------------------ the kinds end to end
 
 def run_job(root, text, name):
-    spec = parse_text(text, "test.toml")[0]
-    run = RunDir(root / "runs" / name)
-    run.create(spec.to_toml())
-    ctx = Context(spec, run, device="cpu")
-    load_kind(spec.kind).run(ctx)
-    ctx.close()
-    return run
+    return run_toml(text, root, run_id=name)
 
 
 ADDITION = """
@@ -169,12 +162,12 @@ def test_analysis_of_a_snapshot_by_run_id(artifacts):
 
 def test_analysis_errors_name_the_problem(artifacts):
     run_job(artifacts, ADDITION, "0001-tiny")
-    with pytest.raises(SptuiError, match='no run "nope"'):
+    with pytest.raises(KindRunError, match='failed: no run "nope"'):
         run_job(artifacts, analysis("nope"), "an1")
-    with pytest.raises(SptuiError, match="no snapshot at step 25; available: 0, 1, 2"):
+    with pytest.raises(KindRunError, match="failed: .*no snapshot at step 25; available: 0, 1, 2"):
         run_job(artifacts, analysis("tiny", "25"), "an2")  # by job name: 0001-tiny
     run_job(artifacts, analysis("0001", "latest", animate=False), "an3")  # by run-id prefix
-    with pytest.raises(SptuiError, match="is a addition-analysis run, not addition"):
+    with pytest.raises(KindRunError, match="failed: .*is a addition-analysis run, not addition"):
         run_job(artifacts, analysis("an3"), "an4")
     with pytest.raises(SpecError, match='checkpoint: expected "final", "latest" or a step number'):
         parse_text(analysis("tiny", "best"), "t.toml")

@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from sptui import runs
-from sptui.context import Context
+from sptui.context import Hooks
 from sptui.kinds import load_kind
-from sptui.runs import RunDir
 from sptui.science import functions as F
-from sptui.science.tms import TrainSettings
-from sptui.spec import parse_text
+from sptui.science.batched import TrainSettings
+from tests.helpers import KindRunError, run_kind
 
 
 def sample(name, n=4096, seed=0):
@@ -50,24 +49,8 @@ def test_relu_mlp_learns_piecewise_linear_targets(name):
 
 
 def test_functions_kind_writes_weights_function_grid_and_plots(tmp_path):
-    spec = parse_text("""
-[[job]]
-kind = "functions"
-name = "max"
-target = "max_abs"
-activation = "gelu"
-width = 6
-steps = 60
-batch_size = 64
-log_points = 3
-[job.sweep]
-seed = [0, 1]
-""", "t.toml")[0]
-    run = RunDir(tmp_path / "run")
-    run.create(spec.to_toml())
-    ctx = Context(spec, run, device="cpu")
-    load_kind("functions").run(ctx)
-    ctx.close()
+    run = run_kind("functions", dict(target="max_abs", activation="gelu", width=6, steps=60, batch_size=64,
+                                     log_points=3), tmp_path, sweep={"seed": [0, 1]})
     model = runs.load_arrays(run.results / "model.safetensors")
     assert model["W1"].shape == (2, 6, 2) and model["W2"].shape == (2, 1, 6)
     assert torch.allclose(torch.from_numpy(model["combined"]), torch.from_numpy(model["W2"] @ model["W1"]))
@@ -80,19 +63,7 @@ seed = [0, 1]
 
 
 def test_functions_kind_resumes_to_the_same_weights(tmp_path):
-    from sptui.context import Hooks
-    from sptui.errors import JobCancelled
-
-    text = """
-[[job]]
-kind = "functions"
-name = "abs"
-steps = 120
-batch_size = 32
-log_points = 12
-checkpoint_every = 40
-"""
-    spec = parse_text(text, "t.toml")[0]
+    params = dict(steps=120, batch_size=32, log_points=12, checkpoint_every=40)
 
     class CancelAt60(Hooks):
         seen = 0
@@ -103,21 +74,10 @@ checkpoint_every = 40
         def cancel_requested(self):
             return self.seen >= 60
 
-    def go(run, hooks=None):
-        ctx = Context(spec, run, device="cpu", hooks=hooks)
-        ctx.CANCEL_POLL_SECONDS = 0
-        try:
-            load_kind("functions").run(ctx)
-        finally:
-            ctx.close()
-
-    whole, broken = RunDir(tmp_path / "whole"), RunDir(tmp_path / "broken")
-    whole.create(spec.to_toml())
-    broken.create(spec.to_toml())
-    go(whole)
-    with pytest.raises(JobCancelled):
-        go(broken, CancelAt60())
-    go(broken)
+    whole = run_kind("functions", params, tmp_path, run_id="whole")
+    with pytest.raises(KindRunError, match="cancelled"):
+        run_kind("functions", params, tmp_path, run_id="broken", hooks=CancelAt60())
+    broken = run_kind("functions", params, tmp_path, run_id="broken")
     a = runs.load_arrays(whole.results / "model.safetensors")["W1"]
     b = runs.load_arrays(broken.results / "model.safetensors")["W1"]
     assert torch.allclose(torch.from_numpy(a), torch.from_numpy(b), atol=1e-6)

@@ -6,13 +6,11 @@ import shutil
 import pytest
 import torch
 
-from sptui.context import Context
 from sptui.corpus import BUILTIN_FILE, load_texts
-from sptui.kinds import load_kind
 from sptui.models import load_model
-from sptui.runs import RunDir
 from sptui.spec import parse_text
 from sptui.storygen import generate
+from tests.helpers import KindRunError, run_spec
 
 TINY = """
 [[job]]
@@ -38,14 +36,7 @@ structure_check = false
 
 
 def train(run_dir, toml=TINY):
-    spec = parse_text(toml, "test.toml")[0]
-    run = RunDir(run_dir)
-    if not run.job_toml.exists():
-        run.create(spec.to_toml())
-    ctx = Context(spec, run, device="cpu")
-    load_kind("lm").run(ctx)
-    ctx.close()
-    return run
+    return run_spec(parse_text(toml, "test.toml")[0], run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +102,10 @@ def test_resume_from_checkpoint_gives_the_same_model(trained, tmp_path):
 
 
 def test_corpus_too_short_is_a_clear_error(tmp_path):
-    from sptui.errors import SptuiError
-
     tiny = tmp_path / "tiny.txt"
     tiny.write_text("The cat sat.\n\nThe dog ran.\n")
     toml = TINY.replace('max_stories = 300', f'corpus = "{tiny}"')
-    with pytest.raises(SptuiError, match="need more than n_ctx"):
+    with pytest.raises(KindRunError, match="failed: .*need more than n_ctx"):
         train(tmp_path / "run", toml)
 
 
@@ -141,11 +130,7 @@ def test_shipped_job_learns_the_corpus_with_non_random_mlp_neurons(tmp_path, mon
 
     geo_toml = (Path(__file__).parent.parent / "jobs" / "neuron_geometry.toml").read_text()
     spec = parse_text(geo_toml, "neuron_geometry.toml")[0]
-    geo = RunDir(runs / "0002-geometry")
-    geo.create(spec.to_toml())
-    ctx = Context(spec, geo, device="cpu")
-    load_kind("neuron-geometry").run(ctx)
-    ctx.close()
+    geo = run_spec(spec, runs / "0002-geometry", artifacts_root=runs.parent)
     g = geo.load_json("summary.json")
     # measured on the shipped job: 0.1078 against 0.0963 +- 0.0008 for the rotation null (39 draws, p = 1/40),
     # 0.1107 +- 0.0012 for the covariance-matched Gaussian (p = 1); 27 candidate blocks, 4 significant

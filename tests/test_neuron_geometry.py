@@ -4,12 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from sptui.context import Context
-from sptui.errors import SptuiError
 from sptui.kinds import load_kind
 from sptui.models import save_model
-from sptui.runs import RunDir
 from sptui.spec import parse_text
+from tests.helpers import KindRunError, run_spec
 
 GROUPS, GROUP_SIZE, D_MLP, D_MODEL = 6, 16, 192, 64
 
@@ -39,8 +37,9 @@ def planted_run(tmp_path_factory):
     return root, labels, W
 
 
-def run_kind(tmp_path, monkeypatch, root, extra=""):
-    monkeypatch.setenv("SPTUI_ARTIFACTS", str(root))
+def geometry(tmp_path, root, extra=""):
+    """The kind on the planted model, named by its job name: found under `root`, the job's artifacts root
+    (no $SPTUI_ARTIFACTS involved)."""
     layer = "" if "layer" in extra else "layer = 1"
     toml = f"""
 [[job]]
@@ -53,18 +52,12 @@ two_opt_seconds = 5.0
 {extra}
 """
     spec = parse_text(toml, "t.toml")[0]
-    run = RunDir(tmp_path / "geo")
-    run.create(spec.to_toml())
-    ctx = Context(spec, run, device="cpu")
-    kind = load_kind("neuron-geometry")
-    kind.run(ctx)
-    ctx.close()
-    return run, kind
+    return run_spec(spec, tmp_path / "geo", artifacts_root=root), load_kind("neuron-geometry")
 
 
-def test_planted_groups_found_as_significant_blocks(planted_run, tmp_path, monkeypatch):
+def test_planted_groups_found_as_significant_blocks(planted_run, tmp_path):
     root, labels, W = planted_run
-    run, kind = run_kind(tmp_path, monkeypatch, root, 'null_draws = 19\nmethods = ["greedy", "spectral"]')
+    run, kind = geometry(tmp_path, root, 'null_draws = 19\nmethods = ["greedy", "spectral"]')
     summary = run.load_json("summary.json")
     best = summary["model_scores"]["best_score"]
     assert best > 3 * summary["identity_order_score"]
@@ -99,28 +92,28 @@ def test_planted_groups_found_as_significant_blocks(planted_run, tmp_path, monke
     assert all(f.stat().st_size > 10_000 and f.read_bytes()[:4] == b"\x89PNG" for f in files)
 
 
-def test_every_method_is_scored_and_timed(planted_run, tmp_path, monkeypatch):
+def test_every_method_is_scored_and_timed(planted_run, tmp_path):
     root, _, _ = planted_run
-    run, _ = run_kind(tmp_path, monkeypatch, root, 'null_draws = 1\nnulls = ["gaussian"]')
+    run, _ = geometry(tmp_path, root, 'null_draws = 1\nnulls = ["gaussian"]')
     scores = run.load_json("summary.json")["model_scores"]
     assert set(scores["scores"]) == {"greedy", "greedy+2opt", "spectral", "hclust", "olo"}
     assert all(s >= 0 for s in scores["seconds"].values())
     assert scores["best_score"] == max(scores["scores"].values())
 
 
-def test_w_in_of_the_same_layer_shows_no_significant_structure(planted_run, tmp_path, monkeypatch):
+def test_w_in_of_the_same_layer_shows_no_significant_structure(planted_run, tmp_path):
     root, _, _ = planted_run
-    run, _ = run_kind(tmp_path, monkeypatch, root, 'weights = "W_in"\nmethods = ["greedy"]\n'
-                      'null_draws = 19\nnulls = ["covariance", "rotation"]')
+    run, _ = geometry(tmp_path, root, 'weights = "W_in"\nmethods = ["greedy"]\n'
+                   'null_draws = 19\nnulls = ["covariance", "rotation"]')
     summary = run.load_json("summary.json")
     assert summary["p_value"] > 0.05
     assert summary["blocks"]["count"] == 0 and run.load_json("blocks.json")["blocks"] == []
 
 
-def test_bad_layer_is_a_clear_error(planted_run, tmp_path, monkeypatch):
+def test_bad_layer_is_a_clear_error(planted_run, tmp_path):
     root, _, _ = planted_run
-    with pytest.raises(SptuiError, match="layer 5 out of range: the model has 2 layers"):
-        run_kind(tmp_path, monkeypatch, root, "layer = 5")
+    with pytest.raises(KindRunError, match="failed: layer 5 out of range: the model has 2 layers"):
+        geometry(tmp_path, root, "layer = 5")
 
 
 def test_unknown_method_or_null_refused_at_validation():
@@ -140,3 +133,26 @@ def test_pooled_controls_average_cells_and_keep_small_matrices_whole():
     assert P.shape == (3, 3)
     assert P[0, 0] == np.mean([0, 1, 5, 6]) and P[2, 2] == 24 and P[0, 2] == np.mean([4, 9])
     np.testing.assert_array_equal(pooled(M, max_side=5), M)
+
+
+def test_batch_finds_the_model_run_under_its_artifacts_flag_not_the_environment(planted_run, tmp_path):
+    """`sptui --artifacts ROOT batch` hands ROOT to the job itself: "planted" resolves there although
+    $SPTUI_ARTIFACTS names another folder."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    root, _, _ = planted_run
+    job = tmp_path / "geo.toml"
+    job.write_text('[[job]]\nkind = "neuron-geometry"\nname = "geo-cli"\nmodel = "planted"\nprocessing = false\n'
+                   'layer = 1\nmethods = ["greedy"]\nnull_draws = 1\nnulls = ["gaussian"]\n')
+    env = {**os.environ, "SPTUI_ARTIFACTS": str(tmp_path / "elsewhere"), "SPTUI_TORCH_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "sptui", "--artifacts", str(root), "batch", str(job), "--json"],
+                            capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (outcome,) = json.loads(result.stdout)
+    assert outcome["state"] == "succeeded" and outcome["run_dir"].startswith(str(root))
+    assert not (tmp_path / "elsewhere").exists()

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from sptui.context import Context, Hooks
-from sptui.errors import JobCancelled, SptuiError
+from sptui.context import Hooks
+from sptui.errors import SptuiError
 from sptui.kinds import load_kind
-from sptui.params import ParamError
-from sptui.runs import RunDir
 from sptui.spec import parse_text
+from tests.helpers import KindRunError, run_spec
 
 WORDS = ("the cat dog sat on a mat and ran to the big small red house tree happy sad Lily Tom said hello "
          "once upon a time there was little girl who liked play park sun").split()
@@ -55,16 +54,7 @@ def job(model, corpus, **overrides):
 
 
 def run_job(spec, folder, hooks=None):
-    run = RunDir(folder)
-    if not run.root.exists():
-        run.create(spec.to_toml())
-    ctx = Context(spec, run, device="cpu", hooks=hooks)
-    ctx.CANCEL_POLL_SECONDS = 0.0
-    try:
-        load_kind("neuroscope").run(ctx)
-    finally:
-        ctx.close()
-    return run
+    return run_spec(spec, folder, hooks=hooks)
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +210,10 @@ def test_interrupted_scan_resumes_to_identical_results(setup, tmp_path):
             return self.polls < 0
 
     spec = job(model_dir, corpus)
-    with pytest.raises(JobCancelled):
+    with pytest.raises(KindRunError, match="cancelled"):
         run_job(spec, tmp_path / "run", hooks=CancelAfter(20))  # 8 batches a window: cancels in window 3
     assert list((tmp_path / "run" / "checkpoints").glob("step-*.safetensors"))
+    assert (tmp_path / "run" / "scratch" / "scanned-tokens.i32").stat().st_size > 0  # the text log, kept to resume
     resumed = run_job(spec, tmp_path / "run")
     log = resumed.log.read_text()
     assert "resuming from checkpoint" in log
@@ -246,7 +237,7 @@ def test_scan_interrupted_during_the_write_up_resumes_to_identical_results(setup
             return self.writing
 
     spec = job(model_dir, corpus)
-    with pytest.raises(JobCancelled):
+    with pytest.raises(KindRunError, match="cancelled"):
         run_job(spec, tmp_path / "run", hooks=CancelInWriteUp())
     assert not (tmp_path / "run" / "results" / "summary.json").exists()
     resumed = run_job(spec, tmp_path / "run")
@@ -257,6 +248,7 @@ def test_scan_interrupted_during_the_write_up_resumes_to_identical_results(setup
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
     # a finished run keeps its results only: no resume state, no scanned-text log
     assert sorted(p.name for p in resumed.checkpoints.iterdir() if p.is_file()) == []
+    assert not (resumed.root / "scratch").exists()
 
 
 def test_memory_does_not_grow_with_the_corpus(setup, tmp_path):
@@ -287,16 +279,16 @@ def test_memory_does_not_grow_with_the_corpus(setup, tmp_path):
 
 def test_bad_input_is_a_clear_error(setup, tmp_path):
     model_dir, corpus, _ = setup
-    with pytest.raises(ParamError, match="layers"):
+    with pytest.raises(KindRunError, match="failed: .*layers: model .* has layers 0..1, found 5"):
         run_job(job(model_dir, corpus, layers=[5]), tmp_path / "layers")
     with pytest.raises(SptuiError, match="histogram_bins"):
         job(model_dir, corpus, histogram_bins=1)
     attn_only = make_model(tmp_path / "attn", attn_only=True)
-    with pytest.raises(SptuiError, match="no MLP"):
+    with pytest.raises(KindRunError, match="failed: model .* has no MLP layers"):
         run_job(job(attn_only, corpus), tmp_path / "attn-run")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    with pytest.raises(SptuiError):
+    with pytest.raises(KindRunError, match="failed: corpus .* gave no text to scan"):
         run_job(job(model_dir, empty), tmp_path / "empty-run")
 
 

@@ -6,51 +6,22 @@ import pytest
 import torch
 
 from sptui import runs
-from sptui.context import Context, Hooks
-from sptui.errors import JobCancelled, SpecError
+from sptui.context import Hooks
+from sptui.errors import SpecError
 from sptui.kinds import load_kind
-from sptui.runs import RunDir
 from sptui.spec import parse_text
+from tests.helpers import KindRunError, job_toml, run_kind
 
-GRID = """
-[[job]]
-kind = "tms"
-name = "grid"
-n_features = 6
-n_hidden = 2
-importance_decay = 0.9
-steps = 300
-batch_size = 128
-log_points = 12
-checkpoint_every = 100
-snapshots = 3
-[job.sweep]
-feature_probability = [1.0, 0.1]
-dropout = [0.0, 0.3]
-"""
-
-
-def make_run(tmp_path, name, text=GRID):
-    spec = parse_text(text, "test.toml")[0]
-    run = RunDir(tmp_path / name)
-    run.create(spec.to_toml())
-    return spec, run
-
-
-def run_job(spec, run, hooks=None):
-    ctx = Context(spec, run, device="cpu", hooks=hooks)
-    ctx.CANCEL_POLL_SECONDS = 0
-    try:
-        load_kind("tms").run(ctx)
-    finally:
-        ctx.close()
+GRID = dict(n_features=6, n_hidden=2, importance_decay=0.9, steps=300, batch_size=128, log_points=12,
+            checkpoint_every=100, snapshots=3)
+GRID_SWEEP = {"feature_probability": [1.0, 0.1], "dropout": [0.0, 0.3]}
 
 
 def test_sweep_is_one_batched_job_with_the_results_contract(tmp_path):
-    specs = parse_text(GRID, "test.toml")
+    specs = parse_text(job_toml("tms", GRID, GRID_SWEEP), "test.toml")
     assert len(specs) == 1 and len(specs[0].grid()) == 4
-    spec, run = make_run(tmp_path, "run")
-    run_job(spec, run)
+    spec = specs[0]
+    run = run_kind("tms", GRID, tmp_path, sweep=GRID_SWEEP, run_id="run")
     arrays = runs.load_arrays(run.results / "model.safetensors")
     assert arrays["W"].shape == (4, 6, 2) and arrays["b"].shape == (4, 6)
     records = json.loads((run.results / "instances.json").read_text())
@@ -93,13 +64,12 @@ class CancelAfter(Hooks):
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    spec, whole = make_run(tmp_path, "whole")
-    run_job(spec, whole)
-    spec, broken = make_run(tmp_path, "broken")
-    with pytest.raises(JobCancelled):
-        run_job(spec, broken, hooks=CancelAfter(150))  # cancelled at 150; last checkpoint at 100
+    whole = run_kind("tms", GRID, tmp_path, sweep=GRID_SWEEP, run_id="whole")
+    with pytest.raises(KindRunError, match="cancelled") as cancelled:
+        run_kind("tms", GRID, tmp_path, sweep=GRID_SWEEP, run_id="broken", hooks=CancelAfter(150))  # last checkpoint at 100
+    broken = cancelled.value.run
     assert not (broken.results / "model.safetensors").exists()
-    run_job(spec, broken)
+    run_kind("tms", GRID, tmp_path, sweep=GRID_SWEEP, run_id="broken")
     a = runs.load_arrays(whole.results / "model.safetensors")
     b = runs.load_arrays(broken.results / "model.safetensors")
     assert torch.allclose(torch.from_numpy(a["W"]), torch.from_numpy(b["W"]), atol=1e-6)
@@ -108,42 +78,15 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
 
 
 def test_phase_diagram_is_drawn_for_two_features_in_one_dimension(tmp_path):
-    text = """
-[[job]]
-kind = "tms"
-name = "phase"
-n_features = 2
-n_hidden = 1
-steps = 20
-batch_size = 32
-log_points = 2
-[job.sweep]
-feature_probability = [1.0, 0.1]
-importance = [[1.0, 0.5], [1.0, 2.0]]
-"""
-    spec, run = make_run(tmp_path, "phase", text)
-    run_job(spec, run)
+    run = run_kind("tms", dict(n_features=2, n_hidden=1, steps=20, batch_size=32, log_points=2), tmp_path,
+                   sweep={"feature_probability": [1.0, 0.1], "importance": [[1.0, 0.5], [1.0, 2.0]]})
     assert "phase_diagram.png" in {p.name for p in load_kind("tms").render(run)}
 
 
 def test_feature_classes_set_per_feature_probability_and_get_their_own_plot(tmp_path):
-    text = """
-[[job]]
-kind = "tms"
-name = "classes"
-n_features = 6
-n_hidden = 2
-feature_probability = 0.01
-dense_probability = 0.5
-steps = 20
-batch_size = 32
-log_points = 2
-[job.sweep]
-dense_features = [2]
-dense_first = [true, false]
-"""
-    spec, run = make_run(tmp_path, "classes", text)
-    run_job(spec, run)
+    run = run_kind("tms", dict(n_features=6, n_hidden=2, feature_probability=0.01, dense_probability=0.5, steps=20,
+                               batch_size=32, log_points=2), tmp_path,
+                   sweep={"dense_features": [2], "dense_first": [True, False]})
     probability = runs.load_arrays(run.results / "model.safetensors")["feature_probability"]
     assert probability[0].tolist() == pytest.approx([0.5, 0.5, 0.01, 0.01, 0.01, 0.01])
     assert probability[1].tolist() == pytest.approx([0.01, 0.01, 0.01, 0.01, 0.5, 0.5])

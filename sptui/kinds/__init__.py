@@ -1,11 +1,16 @@
-"""The registry of job kinds.
+"""The registry of job kinds, and the contract a kind fulfils.
 
 A kind is a module `sptui/kinds/<name>.py` (module `neuron_geometry` is kind `neuron-geometry`) with:
 
     SUMMARY: str                         one line for `sptui kinds` and the TUI
     Params                               dataclass of its parameters (see sptui.params)
-    def run(ctx: Context) -> None        does the work, writing through ctx (metrics, results, checkpoints)
+    def run(ctx: Context) -> None        does the work, writing only through ctx (sptui/context.py):
+                                         metrics, log, results, checkpoints, snapshots, other runs
     def render(run: RunDir) -> list[Path]    optional: (re)draws the run's PNGs from its saved results
+
+`Kind` / `RenderingKind` below say this to the type checker; every kind module ends with an assignment of
+itself to one of them, so a type checker (mypy) confirms the fit. sptui/kinds/functions.py is a
+short, complete example.
 
 Kinds whose Params mark fields `batchable=True` receive a sweep over those fields as one job with several
 instances (`ctx.instances`); sweeps over other fields become separate jobs.
@@ -17,9 +22,35 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from types import ModuleType
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sptui.errors import SptuiError
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
+
+
+class Kind(Protocol):
+    """A kind module as the type checker sees it."""
+
+    SUMMARY: str
+    Params: type[Any]
+
+    def run(self, ctx: Context) -> None: ...
+
+
+class RenderingKind(Kind, Protocol):
+    """A kind that also draws PNGs from a finished run's results (`sptui export` redraws them)."""
+
+    def render(self, run: RunDir) -> list[Path]: ...
+
+
+def renderer(kind: Kind) -> Callable[[RunDir], list[Path]] | None:
+    """The kind's `render`, or None for a kind without plots."""
+    return getattr(kind, "render", None)
 
 
 @functools.cache
@@ -29,8 +60,9 @@ def kind_names() -> tuple[str, ...]:
     ))
 
 
-def load_kind(name: str) -> ModuleType:
+def load_kind(name: str) -> Kind:
     """Import a kind's module by kind name; a clear error lists the known kinds."""
     if name not in kind_names():
         raise SptuiError(f'unknown kind "{name}"; known kinds: {", ".join(kind_names())}')
-    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+    # each module's own annotation (its last lines) is what the type checker verifies
+    return cast("Kind", importlib.import_module(f"{__name__}.{name.replace('-', '_')}"))

@@ -14,9 +14,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sptui.params import ParamError, param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 SUMMARY = "one-layer attention-only transformer learning n-digit addition (attention-head superposition)"
 
@@ -113,12 +117,12 @@ def make_optimizer(model, p: Params, total_steps: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0), True
 
 
-def _log_eval(ctx, step: int, split: str, metrics: dict) -> None:
+def _log_eval(ctx: Context, step: int, split: str, metrics: dict) -> None:
     per_pos = {f"acc_pos_{j}": v for j, v in enumerate(metrics["acc_pos"])}
     ctx.log(step, split=split, loss=metrics["loss"], acc=metrics["acc"], exact=metrics["exact"], **per_pos)
 
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
     import torch
 
     from sptui import checkpoint
@@ -238,11 +242,11 @@ def run(ctx) -> None:
         analyse(ctx, model, n, test)
 
 
-def save_model(ctx, model) -> None:
+def save_model(ctx: Context, model) -> None:
     ctx.save_arrays("model.safetensors", {k: v.detach().contiguous() for k, v in model.state_dict().items()})
 
 
-def analyse(ctx, model, n_digits: int, test, example: int = 0) -> None:
+def analyse(ctx: Context, model, n_digits: int, test, example: int = 0) -> None:
     """The per-head results the TUI and the plots read: ablation grid, projections, attention patterns."""
     from sptui.science import head_analysis as HA
 
@@ -252,7 +256,14 @@ def analyse(ctx, model, n_digits: int, test, example: int = 0) -> None:
     ctx.save_arrays("patterns.safetensors", HA.attention_patterns(model, test.tokens(), example))
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     from sptui.plots import addition as plots
 
     return plots.render_run(run)
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import addition as _this_module
+
+    _fits: RenderingKind = _this_module

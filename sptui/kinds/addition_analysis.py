@@ -15,9 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 SUMMARY = "per-head projections, attention patterns and head-ablation grid of a trained addition run"
 
@@ -39,19 +44,13 @@ class Params:
             raise ParamError("checkpoint", f'expected "final", "latest" or a step number, found "{c}"')
 
 
-def resolve_run(ref: str, root: Path | None = None):
-    """The addition run named by `ref`: a run folder, a run id, a unique prefix of one, or a job name (its
-    newest run); see `sptui.runs.find_run`."""
-    from sptui.runs import find_run
+def snapshot_files(run: RunDir) -> dict[int, Path]:
+    from sptui.checkpoint import step_files
 
-    return find_run(ref, root, kind="addition", prefer="results/model.safetensors")
+    return step_files(run.snapshots)
 
 
-def snapshot_files(run) -> dict[int, Path]:
-    return {int(p.stem.split("-")[1]): p for p in sorted(run.snapshots.glob("step-*.safetensors"))}
-
-
-def choose_weights(run, selector: str) -> tuple[Path, int | None]:
+def choose_weights(run: RunDir, selector: str) -> tuple[Path, int | None]:
     """The weights file for "final", "latest" or a step, and its step (None for final if unknown)."""
     snaps = snapshot_files(run)
     if selector == "final":
@@ -80,7 +79,7 @@ def _listing(snaps: dict[int, Path]) -> str:
     return ", ".join(map(str, steps[:6])) + ", ..., " + ", ".join(map(str, steps[-4:]))
 
 
-def load_model(run, weights: Path, device="cpu"):
+def load_model(run: RunDir, weights: Path, device="cpu"):
     """Rebuild the HookedTransformer exactly as plain TransformerLens code would."""
     import safetensors.torch
     from transformer_lens import HookedTransformerConfig
@@ -93,15 +92,14 @@ def load_model(run, weights: Path, device="cpu"):
     return model.eval()
 
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
     import torch
 
     from sptui.science import addition as A
     from sptui.science import head_analysis as HA
 
     p: Params = ctx.params
-    runs = ctx.run.root.parent  # the source run sits beside this one under <artifacts>/runs
-    source = resolve_run(p.run, runs.parent if runs.name == "runs" else None)
+    source = ctx.find_run(p.run, kind="addition", prefer="results/model.safetensors")
     src = source.spec().params
     n = int(src["n_digits"])
     weights, step = choose_weights(source, p.checkpoint)
@@ -128,7 +126,7 @@ def run(ctx) -> None:
     ctx.info(f"test per-digit accuracy {metrics['acc']:.4f}, exact match {metrics['exact']:.4f}; detail head {head}")
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     from sptui.plots import addition as plots
 
     info = run.load_json("source.json")
@@ -141,7 +139,7 @@ def render(run) -> list[Path]:
     return out
 
 
-def animate(run, info) -> Path | None:
+def animate(run: RunDir, info: dict) -> Path | None:
     """GIF of the detail head's Q/K/V/O over the source run's snapshots (thinned to max_frames)."""
     import numpy as np
 
@@ -163,3 +161,10 @@ def animate(run, info) -> Path | None:
         frames.append((step, {k: v.numpy() for k, v in HA.projections(model).items()}))
     head = int(info["head"])
     return plots.projection_gif(frames, head, int(info["n_digits"]), run.plots / f"head_{head}_training.gif")
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import addition_analysis as _this_module
+
+    _fits: RenderingKind = _this_module

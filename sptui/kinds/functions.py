@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sptui.params import param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 SUMMARY = "one-hidden-layer MLPs learning |x|, AND, OR, max(|x|,|y|), x^2 (ReLU vs GeLU); seeds train batched"
 
@@ -34,7 +38,7 @@ class Params:
 
 def build_trainer(instances: list[Params], device="cpu"):
     from sptui.science import functions as F
-    from sptui.science.tms import TrainSettings
+    from sptui.science.batched import TrainSettings
 
     p = instances[0]
     settings = TrainSettings(steps=p.steps, batch_size=p.batch_size, optimizer=p.optimizer, lr_schedule=p.lr_schedule,
@@ -43,10 +47,10 @@ def build_trainer(instances: list[Params], device="cpu"):
                              [q.weight_decay for q in instances], settings, device)
 
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
     import torch
 
-    from sptui.kinds.tms import schedule
+    from sptui.science.batched import log_schedule
 
     p = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
@@ -57,7 +61,7 @@ def run(ctx) -> None:
         trainer.load_state(ckpt.tensors, ckpt.step)
         start = ckpt.step
     ctx.set_total(p.steps)
-    log_at = schedule(p.steps, p.log_points)
+    log_at = log_schedule(p.steps, p.log_points)
     if start == 0:
         ctx.log(0, split="test", loss=trainer.evaluate().tolist())
     running, since = torch.zeros(len(ctx.instances), device=trainer.device), 0
@@ -77,7 +81,7 @@ def run(ctx) -> None:
     save_results(ctx, trainer)
 
 
-def save_results(ctx, trainer) -> None:
+def save_results(ctx: Context, trainer) -> None:
     import torch
 
     from sptui.science import functions as F
@@ -102,7 +106,14 @@ def save_results(ctx, trainer) -> None:
     ctx.info(f"final loss: {', '.join(f'{v:.3g}' for v in final)}" + (f" (exact ReLU solution: {exact:.1g})" if exact is not None else ""))
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     from sptui.plots.functions import render_run
 
     return render_run(run)
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import functions as _this_module
+
+    _fits: RenderingKind = _this_module

@@ -30,10 +30,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 SUMMARY = "Train a small GPT-Neo-style language model (TransformerLens) on a text corpus"
 
@@ -218,7 +222,7 @@ def mlp_structure(model, seed: int = 0) -> dict[str, dict[str, float]]:
 
 # ---------------------------------------------------------------- the kind
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
     import torch
     from transformer_lens import HookedTransformer
 
@@ -322,7 +326,7 @@ def run(ctx) -> None:
              f"model saved to results/")
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     from sptui.plots.curves import export_png
 
     records = run.read_metrics()
@@ -331,3 +335,10 @@ def render(run) -> list[Path]:
         if any(metric in r for r in records):
             files.append(export_png(records, metric, run.plots / f"{metric}.png", title=f"lm {metric}", log_scale=log_scale))
     return files
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import lm as _this_module
+
+    _fits: RenderingKind = _this_module

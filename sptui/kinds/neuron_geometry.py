@@ -31,12 +31,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
 from sptui.science.null import NULL_HELP, NULLS  # numpy only: `sptui validate` stays quick
 from sptui.science.seriation import METHODS as _METHOD_NAMES
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 POOLED_SIDE = 1024
 
@@ -112,9 +116,10 @@ def effective_rank(W) -> float:
     return float(s2.sum() ** 2 / max((s2 ** 2).sum(), 1e-300))
 
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
     import numpy as np
 
+    from sptui.config import runs_dir
     from sptui.models import load_model
     from sptui.science.null import null_test
     from sptui.science.seriation import mean_offdiagonal, neighbour_score
@@ -124,8 +129,8 @@ def run(ctx) -> None:
     total = 2 + len(p.nulls) * p.null_draws
     ctx.set_total(total)
     ctx.info(f"loading {p.model} ({'processed' if p.processing else 'raw'} weights)")
-    # run ids / job names resolve next to this run first (its artifacts root, whatever --artifacts said)
-    model = load_model(p.model, device="cpu", processing=p.processing, runs_root=ctx.run.root.parent)
+    # run ids / job names resolve under this job's artifacts root first (whatever --artifacts said)
+    model = load_model(p.model, device="cpu", processing=p.processing, runs_root=runs_dir(ctx.artifacts_root))
     W = neuron_matrix(model, p.layer, p.weights)
     del model
     n, d = W.shape
@@ -196,7 +201,7 @@ def run(ctx) -> None:
              f"{summary['blocks']['neurons_in_blocks']} neurons")
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     from sptui.plots import geometry as G
 
     arrays = run.load_arrays("geometry.safetensors")
@@ -219,3 +224,10 @@ def render(run) -> list[Path]:
         G.draw_compare(panels, run.plots / "compare.png"),
         G.draw_null(summary, found["candidates"], run.plots / "null.png", title=label),
     ]
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import neuron_geometry as _this_module
+
+    _fits: RenderingKind = _this_module

@@ -40,11 +40,15 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sptui.errors import SptuiError
 from sptui.neuroscope.store import WEIGHTS_PROCESSED, WEIGHTS_RAW
 from sptui.params import ParamError, param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 SUMMARY = "Neuroscope: top texts, histograms, logit effects and neighbours of every MLP neuron over a corpus"
 
@@ -85,9 +89,10 @@ class Params:
             raise ParamError("layers", "lists a layer twice")
 
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
     import torch
 
+    from sptui.config import runs_dir
     from sptui.models import load_model
     from sptui.neuroscope import scan as S
     from sptui.science.topk import LayerScan, uniform_keys
@@ -95,7 +100,7 @@ def run(ctx) -> None:
     p: Params = ctx.params
     device = ctx.device
     ctx.info(f"loading model {p.model}")
-    model = load_model(p.model, device=str(device), processing=p.processing)
+    model = load_model(p.model, device=str(device), processing=p.processing, runs_root=runs_dir(ctx.artifacts_root))
     cfg = model.cfg
     if getattr(cfg, "attn_only", False) or not cfg.d_mlp:
         raise SptuiError(f"model {p.model} has no MLP layers: nothing for the Neuroscope to scan")
@@ -112,7 +117,7 @@ def run(ctx) -> None:
     n = cfg.d_mlp
 
     scans = {layer: LayerScan(n, p.top_k, p.sample_size, p.histogram_bins, device) for layer in layers}
-    log = S.TextLog(ctx.run.checkpoints)
+    log = S.TextLog(ctx.scratch)  # every scanned text's tokens: the write-up reads the kept ones back
     # tokens: counted document tokens; logged_tokens: what the text log holds (windows repeat their overlap)
     progress = {"documents": 0, "texts": 0, "tokens": 0, "logged_tokens": 0, "batches": 0, "seconds": 0.0,
                 "done": False}
@@ -186,13 +191,12 @@ def run(ctx) -> None:
     ctx.info(f"scanned {progress['tokens']:,} tokens in {progress['texts']:,} texts "
              f"({progress['tokens'] / max(progress['seconds'], 1e-9):,.0f} tokens/s)")
     _write_results(ctx, p, model, layers, scans, log, progress, pad)
-    # The results are complete: the resume state and the text log have done their job.
-    for path in ctx.run.checkpoints.glob("step-*.safetensors"):
-        path.unlink()
+    # The results are complete: the resume state and the text log (in scratch/) have done their job.
+    ctx.discard_checkpoints()
     log.remove()
 
 
-def _write_results(ctx, p: Params, model, layers, scans, log, progress, pad) -> None:
+def _write_results(ctx: Context, p: Params, model, layers, scans, log, progress, pad) -> None:
     import numpy as np
     import torch
 
@@ -310,7 +314,7 @@ def _documents(p: Params):
     return iter(iter_texts(p.corpus, split=p.split))
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     """Per layer: how sparse the neurons are (density) against how strongly they fire (max activation)."""
     import matplotlib
 
@@ -338,3 +342,10 @@ def render(run) -> list[Path]:
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import neuroscope as _this_module
+
+    _fits: RenderingKind = _this_module

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sptui.params import ParamError, param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
 
 SUMMARY = "toy models of superposition: sparsity, importance, dropout, L1, activations; sweeps train batched"
 
@@ -107,11 +111,6 @@ def build_trainer(instances: list[Params], device="cpu"):
     return T.BatchedTrainer(shape, settings, [hyper_of(p) for p in instances], device, compile=instances[0].compile)
 
 
-def schedule(steps: int, points: int) -> set[int]:
-    """`points` steps spread evenly over training, always including the last."""
-    return {max(1, round(steps * k / points)) for k in range(1, points + 1)} | {steps}
-
-
 def toy_model(weights: dict, p0: Params, dropout, l1_hidden, l1_weight):
     """The metrics' view of a batched model: its weights, how the hidden layer treats them, and which instances
     have a privileged neuron basis (a hidden activation, dropout or an L1 penalty). weights: name -> [I, ...]
@@ -151,7 +150,9 @@ def evaluation_metrics(trainer, p0: Params, ev: dict | None = None) -> dict[str,
     return _lists(values)
 
 
-def run(ctx) -> None:
+def run(ctx: Context) -> None:
+    from sptui.science.batched import log_schedule
+
     p0 = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
     ctx.info(f"tms: {trainer.n_instances} instance(s), n={p0.n_features} m={p0.n_hidden}, "
@@ -159,11 +160,11 @@ def run(ctx) -> None:
     start = 0
     ckpt = ctx.load_checkpoint()
     if ckpt is not None:
-        trainer.load_state({k: v.to(trainer.device) if not k.startswith("rng.") else v for k, v in ckpt.tensors.items()}, ckpt.step)
+        trainer.load_state(ckpt.tensors, ckpt.step)
         start = ckpt.step
     ctx.set_total(p0.steps)
-    log_at = schedule(p0.steps, p0.log_points)
-    snap_at = schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
+    log_at = log_schedule(p0.steps, p0.log_points)
+    snap_at = log_schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
     if start == 0:
         ctx.log(0, split="test", **evaluation_metrics(trainer, p0))
     for step in range(start, p0.steps):
@@ -181,7 +182,7 @@ def run(ctx) -> None:
     save_results(ctx, trainer)
 
 
-def save_results(ctx, trainer) -> None:
+def save_results(ctx: Context, trainer) -> None:
     import dataclasses
 
     import torch
@@ -198,7 +199,7 @@ def save_results(ctx, trainer) -> None:
     arrays["transfer"] = model.transfer()  # G = what the model computes (W W^T when tied and linear)
     ctx.save_arrays("model", arrays)
 
-    ev = trainer.evaluate()
+    ev = trainer.evaluate()  # once: the final metrics and the per-feature losses come from the same pass
     final = evaluation_metrics(trainer, p0, ev)
     per_feature = _lists({**M.per_feature(model), "feature_loss": ev["feature_loss"]})
     batchable = [f.name for f in dataclasses.fields(Params) if f.metadata.get("batchable")]
@@ -219,7 +220,7 @@ def save_results(ctx, trainer) -> None:
     ctx.info("final: " + ", ".join(f"{k} {mean(v)}" for k, v in final.items()) + " (means over instances)")
 
 
-def saved_model(run):
+def saved_model(run: RunDir):
     """The metrics' view (`toy_model`) of a finished run, from its results and job file."""
     from sptui import runs
 
@@ -228,7 +229,14 @@ def saved_model(run):
     return toy_model(arrays, ps[0], [q.dropout for q in ps], [q.l1_hidden for q in ps], [q.l1_weight for q in ps])
 
 
-def render(run) -> list[Path]:
+def render(run: RunDir) -> list[Path]:
     from sptui.plots.tms import render_run
 
     return render_run(run, saved_model(run))
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import tms as _this_module
+
+    _fits: RenderingKind = _this_module

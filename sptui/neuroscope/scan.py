@@ -141,10 +141,10 @@ class TextLog:
 
     def truncate(self, n_texts: int, n_tokens: int) -> None:
         """Back to the state of a checkpoint (the files may hold texts appended after it)."""
-        if not self.tokens_path.exists() or self.lengths_path.stat().st_size < n_texts * 8 \
-                or self.tokens_path.stat().st_size < n_tokens * 4:
-            raise SptuiError(f"{self.folder}: the scanned-text log is shorter than its checkpoint says; delete "
-                             "the run's checkpoints/ folder to scan again from the start")
+        if not self.tokens_path.exists() or not self.lengths_path.exists() \
+                or self.lengths_path.stat().st_size < n_texts * 8 or self.tokens_path.stat().st_size < n_tokens * 4:
+            raise SptuiError(f"{self.folder}: the scanned-text log is missing or shorter than its checkpoint says; "
+                             "delete the run's checkpoints/ and scratch/ folders to scan again from the start")
         with open(self.tokens_path, "r+b") as f:
             f.truncate(n_tokens * 4)
         with open(self.lengths_path, "r+b") as f:
