@@ -126,20 +126,8 @@ def test_shipped_job_files_parse_into_the_documented_experiments():
 
 
 def test_untied_hidden_relu_run_is_measured_on_what_it_computes(tmp_path):
-    text = """
-[[job]]
-kind = "tms"
-name = "untied"
-n_features = 5
-n_hidden = 3
-tied = false
-hidden_activation = "relu"
-steps = 30
-batch_size = 32
-log_points = 2
-"""
-    spec, run = make_run(tmp_path, "untied", text)
-    run_job(spec, run)
+    run = run_kind("tms", dict(n_features=5, n_hidden=3, tied=False, hidden_activation="relu", steps=30, batch_size=32,
+                               log_points=2), tmp_path)
     arrays = runs.load_arrays(run.results / "model.safetensors")
     W, W_out = torch.from_numpy(arrays["W"]), torch.from_numpy(arrays["W_out"])
     G = W_out @ torch.relu(W).transpose(1, 2)
