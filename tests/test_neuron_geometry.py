@@ -156,3 +156,63 @@ def test_batch_finds_the_model_run_under_its_artifacts_flag_not_the_environment(
     (outcome,) = json.loads(result.stdout)
     assert outcome["state"] == "succeeded" and outcome["run_dir"].startswith(str(root))
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.fixture(scope="module")
+def coactive_run(tmp_path_factory):
+    """A model whose layer-0 neurons hold two planted groups of 12: group A shares its output direction AND
+    its input direction (so its neurons fire together), group B shares only its output direction."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sptui.tokenizer import gpt2_tokenizer
+
+    root = tmp_path_factory.mktemp("artifacts")
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(n_layers=1, d_model=32, n_heads=2, d_head=16, d_mlp=128, n_ctx=64, d_vocab=50257,
+                                  act_fn="gelu_new", normalization_type="LN", device="cpu")
+    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer(add_bos=True))
+    rng = np.random.default_rng(1)
+    perm = rng.permutation(128)
+    a, b = perm[:12], perm[12:24]
+    W_out = rng.standard_normal((128, 32))
+    W_in = model.blocks[0].mlp.W_in.detach().numpy().copy()
+    for group in (a, b):
+        direction = rng.standard_normal(32)
+        W_out[group] += 1.5 * np.sqrt(32) * direction / np.linalg.norm(direction)  # within a group: cos ~ 0.7
+    W_in[:, a] = 3 * rng.standard_normal((32, 1)) + 0.3 * rng.standard_normal((32, 12))
+    with torch.no_grad():
+        model.blocks[0].mlp.W_out.copy_(torch.tensor(0.02 * W_out, dtype=torch.float32))
+        model.blocks[0].mlp.W_in.copy_(torch.tensor(W_in, dtype=torch.float32))
+    save_model(model, root / "runs" / "0001-planted" / "results")
+    return root, set(a.tolist()), set(b.tolist())
+
+
+def test_activation_blocks_beside_weight_blocks(coactive_run, tmp_path):
+    root, a, b = coactive_run
+    run, kind = geometry(tmp_path, root, 'layer = 0\nmethods = ["greedy", "spectral"]\n'
+                         'null_draws = 19\nnulls = ["covariance", "rotation"]\nactivations = true\n'
+                         'token_budget = 3000\ncontext_length = 64\nwindow_overlap = 16')
+    summary, found = run.load_json("summary.json"), run.load_json("blocks.json")
+    act = summary["activations"]
+    assert act["tokens"] >= 3000 and act["corpus"] == "builtin"
+    weight_blocks = {frozenset(x["neurons"]): x for x in found["blocks"]}
+    assert set(weight_blocks) == {frozenset(a), frozenset(b)}
+    # group A fires together: an activation block, and its weight block co-activates; group B does not
+    assert any(set(x["neurons"]) >= a for x in found["activations"]["blocks"])
+    assert not any(len(set(x["neurons"]) & b) >= 3 for x in found["activations"]["blocks"])
+    assert weight_blocks[frozenset(a)]["activation_p_value"] <= 0.01
+    assert weight_blocks[frozenset(b)]["activation_p_value"] > 0.05
+    assert act["agreement"]["weight_blocks_coactivating"] == 1 and act["p_value"] <= 0.1
+
+    arrays = run.load_arrays("geometry.safetensors")
+    order = arrays["order"]
+    in_weight_order = arrays["activations.gram_in_weight_order"].astype(np.float32)
+    assert in_weight_order.shape == (128, 128) and np.allclose(np.diag(in_weight_order), 1, atol=1e-3)
+    own = arrays["activations.gram_permuted"].astype(np.float32)
+    a_order = arrays["activations.order"]
+    # the same matrix, two orders
+    back = np.empty_like(own)
+    back[np.ix_(a_order, a_order)] = own
+    np.testing.assert_allclose(back[np.ix_(order, order)], in_weight_order, atol=2e-3)
+    names = sorted(f.name for f in kind.render(run))
+    assert names == ["activations-null.png", "activations.png", "compare.png", "null.png", "permuted.png", "tiles.png"]

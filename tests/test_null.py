@@ -115,3 +115,33 @@ def test_planted_blocks_on_an_anisotropic_background_are_found_and_nothing_else(
     assert t.p_value == pytest.approx(1 / 20)
     for d_ in t.nulls.values():
         assert len(d_.scores) == 19 and len(d_.block_counts) == 19 and d_.example.shape == (n, n)
+
+
+def test_gram_factor_rows_have_the_correlations_as_cosines():
+    from sptui.science.null import gram_factor
+    from sptui.science.seriation import cosine_gram
+
+    A = np.random.default_rng(0).standard_normal((500, 6)) @ np.random.default_rng(1).standard_normal((6, 6))
+    K = np.cov(A.T)
+    X = gram_factor(K)
+    np.testing.assert_allclose(X @ X.T, K, atol=1e-4)
+    np.testing.assert_allclose(cosine_gram(X), np.corrcoef(A.T), atol=1e-5)
+
+
+def test_mantel_and_set_enrichment_on_known_cases():
+    from sptui.science.null import mantel, set_enrichment
+
+    rng = np.random.default_rng(0)
+    A = rng.random((30, 30))
+    A = A + A.T
+    r, p = mantel(A, A, permutations=99)
+    assert r == pytest.approx(1.0) and p == pytest.approx(1 / 100)
+    B = rng.random((30, 30))
+    r, p = mantel(A, B + B.T, permutations=99)
+    assert abs(r) < 0.2 and p > 0.05
+    S = np.full((40, 40), 0.1)
+    S[:5, :5] = 0.9
+    mean, p = set_enrichment(S, [0, 1, 2, 3, 4], draws=199)
+    assert mean == pytest.approx(0.9) and p == pytest.approx(1 / 200)
+    mean, p = set_enrichment(S, [10, 11, 12, 13, 14], draws=199)
+    assert mean == pytest.approx(0.1) and p > 0.5

@@ -207,3 +207,20 @@ def test_state_round_trip_through_safetensors_resumes_identically(tmp_path):
 def test_histogram_needs_three_bins():
     with pytest.raises(ValueError):
         StreamingHistogram(3, bins=2)
+
+
+def test_streaming_covariance_matches_numpy():
+    from sptui.science.topk import StreamingCovariance
+
+    gen = torch.Generator().manual_seed(9)
+    mix = torch.randn(5, 5, generator=gen)
+    parts = [torch.randn(200, 5, generator=gen) @ mix + 3.0 for _ in range(4)]
+    cov = StreamingCovariance(5)
+    for part in parts:
+        cov.update(part)
+    data = torch.cat(parts).double().numpy()
+    np.testing.assert_allclose(cov.covariance().numpy(), np.cov(data.T, bias=True), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cov.correlation().numpy(), np.corrcoef(data.T), atol=1e-5)
+    flat = StreamingCovariance(2)
+    flat.update(torch.tensor([[1.0, 0.0], [1.0, 2.0]]))  # the first unit never varies
+    assert flat.correlation().tolist()[0] == [0.0, 0.0]

@@ -13,13 +13,26 @@ pipeline. The neighbour score and the block count get their null distributions a
 block is listed only if its p-value, corrected for the search over orders and positions (max statistic),
 is at most `alpha` against every null.
 
+With `activations = true` the same pipeline, nulls and blocks also run on the neurons' activation
+correlations over a corpus (Pearson correlation over every token, read as the Neuroscope reads texts), and
+the two are compared: a Mantel test of weight cos^2 against activation correlation^2, and for each weight
+block whether its neurons co-activate more than random sets of neurons of its size. This lives here, not
+in the Neuroscope scan, because it answers a geometry question about one layer (the weight and activation
+Grams side by side, in one run, with the same seriation and nulls), and because a d_mlp x d_mlp product per
+token would make every Neuroscope scan of every layer about twice as slow for users who never look at it.
+
 Results (results/):
     geometry.safetensors  order [n] (int64), gram_permuted [n, n] (float16, C[order][:, order]),
                           null.<name>.gram_permuted (float16): each null's first draw in its own seriated
                           order, mean-pooled to at most POOLED_SIDE per side (2 x 2 cells at n=2048),
                           method_orders.<method> [n]
+                          with activations: activations.order, activations.gram_permuted (correlations
+                          in their own order), activations.gram_in_weight_order (in the weight Gram's order),
+                          activations.null.<name>.gram_permuted
     blocks.json           tau, alpha, and the significant blocks (start, stop, size, mean_cos2, excess,
-                          p_value, p_values per null, neurons); `candidates`: every DP segment with its p-values
+                          p_value, p_values per null, neurons); `candidates`: every DP segment with its p-values;
+                          with activations: `activations` holds the same for the correlation Gram, and each
+                          weight block gains activation_mean_corr2 and activation_p_value
     summary.json          model, layer, shape; p_value (neighbour score against the nulls); per null: the
                           draws' scores, block counts and max excess, p-values; per-method scores and seconds;
                           identity-order score, mean off-diagonal cos^2, effective rank; blocks; timings
@@ -65,6 +78,16 @@ class Params:
                                 "of the model and the null draws", gt=0)
     min_block_size: int = param(3, "smallest block reported", ge=2)
     seed: int = param(0, "seed of the null draws")
+    activations: bool = param(False, "also cluster the neurons by their activation correlations over `corpus`, "
+                              "with the same seriation, nulls and blocks, and compare with the weights")
+    corpus: str = param("builtin", 'text for the activations: .txt/.jsonl/.parquet, "builtin", or "hf:NAME" / '
+                        '"tinystories"')
+    split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
+    token_budget: int = param(200_000, "tokens of activations to correlate", ge=100)
+    context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4)
+    window_overlap: int = param(128, "left context a window repeats from the previous one (at most half the "
+                                "context)", ge=0)
+    batch_size: int = param(16, "texts per forward pass", ge=1)
     tile_size: int = param(128, "side of the zoomed diagonal tiles (plots)", ge=8)
 
     def check(self):
@@ -121,84 +144,155 @@ def run(ctx: Context) -> None:
 
     from sptui.config import runs_dir
     from sptui.models import load_model
-    from sptui.science.null import null_test
-    from sptui.science.seriation import mean_offdiagonal, neighbour_score
+    from sptui.science.null import gram_factor
 
     p: Params = ctx.params
     t_start = time.perf_counter()
-    total = 2 + len(p.nulls) * p.null_draws
+    per_test = 2 + len(p.nulls) * p.null_draws
+    total = per_test * (2 if p.activations else 1) + (1 if p.activations else 0)
     ctx.set_total(total)
     ctx.info(f"loading {p.model} ({'processed' if p.processing else 'raw'} weights)")
     # run ids / job names resolve under this job's artifacts root first (whatever --artifacts said)
-    model = load_model(p.model, device="cpu", processing=p.processing, runs_root=runs_dir(ctx.artifacts_root))
+    model = load_model(p.model, device=str(ctx.device) if p.activations else "cpu", processing=p.processing,
+                       runs_root=runs_dir(ctx.artifacts_root))
     W = neuron_matrix(model, p.layer, p.weights)
-    del model
+    if not p.activations:
+        del model
     n, d = W.shape
     ctx.info(f"layer {p.layer} {p.weights}: {n} neurons x {d} dims; {p.null_draws} draws of each null "
              f"({', '.join(p.nulls)}) through the same pipeline")
+    done = [0]
 
-    done = [1]
-
-    def progress(name, b):
+    def progress(*_):
         done[0] += 1
         ctx.progress(done[0])
         ctx.check_cancelled()
 
+    test, arrays, found, summary = _analyse(ctx, p, W, "weights", progress)
+    summary = {"model": p.model, "layer": p.layer, "weights": p.weights, "processing": p.processing,
+               "neurons": n, "d_model": d, **summary, "effective_rank": effective_rank(W)}
+
+    if p.activations:
+        corr, tokens = activation_correlation(ctx, p, model, progress)
+        del model
+        X = gram_factor(corr)
+        a_test, a_arrays, a_found, a_summary = _analyse(ctx, p, X, "activations", progress)
+        arrays.update({f"activations.{k}": v for k, v in a_arrays.items() if not k.startswith("method_orders.")})
+        arrays["activations.gram_in_weight_order"] = corr[np.ix_(test.model.order, test.model.order)].astype(np.float16)
+        agreement = compare_spaces(test, corr, seed=p.seed)
+        for block, extra in zip(found["blocks"], agreement.pop("blocks")):
+            block.update(extra)
+        found["activations"] = a_found
+        summary["activations"] = {"corpus": p.corpus, "split": p.split, "tokens": tokens, **a_summary,
+                                  "agreement": agreement}
+        ctx.info(f"weights vs activations: Mantel r = {agreement['mantel_r']:.3f} (p = {agreement['mantel_p']:.3g}); "
+                 f"{agreement['weight_blocks_coactivating']} of {len(found['blocks'])} weight blocks co-activate "
+                 f"more than random sets (p <= {p.alpha})")
+
+    ctx.save_arrays("geometry", arrays)
+    ctx.save_json("blocks.json", found)
+    summary["seconds"] = {"total": time.perf_counter() - t_start}
+    ctx.save_json("summary.json", summary)
+    ctx.progress(total)
+
+
+def _analyse(ctx, p: Params, W, label: str, progress):
+    """The null test of one matrix of neuron rows: (test, arrays, blocks.json part, summary part)."""
+    import numpy as np
+
+    from sptui.science.null import null_test
+    from sptui.science.seriation import mean_offdiagonal, neighbour_score
+
     kw = dict(methods=tuple(p.methods), two_opt_seconds=p.two_opt_seconds, olo_max_n=p.olo_max_n, seed=p.seed)
     test = null_test(W, nulls=p.nulls, draws=p.null_draws, seriate_kw=kw, min_size=p.min_block_size,
                      block_factor=p.block_factor, alpha=p.alpha, seed=p.seed, progress=progress)
-    res = test.seriation
-    C = test.C
+    progress()
+    res, C = test.seriation, test.C
     S = C * C
-    ctx.progress(total)
-    ctx.info("model: " + ", ".join(f"{m} {res.scores[m]:.5f} ({res.seconds[m]:.1f}s)" for m in res.scores)
+    n = len(C)
+    ctx.info(f"[{label}] model: " + ", ".join(f"{m} {res.scores[m]:.5f} ({res.seconds[m]:.1f}s)" for m in res.scores)
              + (f"; skipped {res.skipped}" if res.skipped else ""))
     for name, dist in test.nulls.items():
-        ctx.info(f"{name} null ({len(dist.scores)} draws): neighbour cos^2 {dist.scores.mean():.5f} "
+        ctx.info(f"[{label}] {name} null ({len(dist.scores)} draws): neighbour cos^2 {dist.scores.mean():.5f} "
                  f"+- {dist.scores.std():.5f}, p = {dist.p_score:.3g}; blocks median {np.median(dist.block_counts):g} "
                  f"(model {len(test.candidates)}, p = {dist.p_count:.3g})")
-
     arrays = {
         "order": res.order, "gram_permuted": C[np.ix_(res.order, res.order)].astype(np.float16),
         **{f"null.{name}.gram_permuted": pooled(dist.example).astype(np.float16)
            for name, dist in test.nulls.items() if dist.example is not None},
         **{f"method_orders.{m}": o for m, o in res.orders.items()},
     }
-    ctx.save_arrays("geometry", arrays)
-    ctx.save_json("blocks.json", {
-        "tau": test.tau, "alpha": p.alpha, "block_factor": p.block_factor, "min_size": p.min_block_size,
-        "nulls": list(p.nulls), "null_draws": p.null_draws,
-        "blocks": [b.to_json() for b in test.blocks],
-        "candidates": [b.to_json() for b in test.all_blocks]})
-
-    def describe(r):
-        return {"best_method": r.method, "best_score": r.scores[r.method], "scores": r.scores, "seconds": r.seconds,
-                "skipped": r.skipped}
-
+    found = {"tau": test.tau, "alpha": p.alpha, "block_factor": p.block_factor, "min_size": p.min_block_size,
+             "nulls": list(p.nulls), "null_draws": p.null_draws,
+             "blocks": [b.to_json() for b in test.blocks],
+             "candidates": [b.to_json() for b in test.all_blocks]}
     best = test.model.score
     summary = {
-        "model": p.model, "layer": p.layer, "weights": p.weights, "processing": p.processing,
-        "neurons": n, "d_model": d,
         "p_value": test.p_value,
-        "model_scores": describe(res),
+        "model_scores": {"best_method": res.method, "best_score": best, "scores": res.scores,
+                         "seconds": res.seconds, "skipped": res.skipped},
         "null": {name: dist.to_json() for name, dist in test.nulls.items()},
         "ratio_to_null": {name: best / float(dist.scores.mean()) for name, dist in test.nulls.items()},
         "identity_order_score": neighbour_score(S, np.arange(n)),
         "mean_offdiagonal_cos2": {"model": mean_offdiagonal(S),
                                   **{name: mean_offdiagonal(dist.example.astype(np.float64) ** 2)
                                      for name, dist in test.nulls.items() if dist.example is not None}},
-        "effective_rank": effective_rank(W),
         "blocks": {"count": len(test.blocks), "candidates": len(test.candidates),
                    "count_p_value": test.count_p_value, "tau": test.tau, "alpha": p.alpha,
                    "neurons_in_blocks": sum(b.candidate.size for b in test.blocks),
                    "largest": max((b.candidate.size for b in test.blocks), default=0)},
-        "seconds": {"model_seriation": sum(res.seconds.values()), "total": time.perf_counter() - t_start},
     }
-    ctx.save_json("summary.json", summary)
-    ctx.info(f"best {res.method}: neighbour cos^2 {best:.5f}, p = {test.p_value:.3g} against "
+    ctx.info(f"[{label}] best {res.method}: neighbour cos^2 {best:.5f}, p = {test.p_value:.3g} against "
              f"{', '.join(p.nulls)}; {len(test.candidates)} candidate blocks above tau={test.tau:.5f} "
              f"(p = {test.count_p_value:.3g}), {len(test.blocks)} significant at alpha={p.alpha} holding "
              f"{summary['blocks']['neurons_in_blocks']} neurons")
+    return test, arrays, found, summary
+
+
+def activation_correlation(ctx, p: Params, model, progress):
+    """[n, n] Pearson correlation of the layer's neuron activations over the corpus, and the token count."""
+    import torch
+
+    from sptui.corpus import iter_texts
+    from sptui.neuroscope.scan import counted_activations
+    from sptui.science.topk import StreamingCovariance
+
+    if model.tokenizer is None:
+        raise SptuiError(f"model {p.model} has no tokenizer: activations need one to read text")
+    context = min(p.context_length, model.cfg.n_ctx)
+    cov = StreamingCovariance(model.cfg.d_mlp, device=ctx.device)
+    tokens = 0
+    started = time.perf_counter()
+    for acts, seen in counted_activations(model, iter_texts(p.corpus, split=p.split), [p.layer], context,
+                                            min(p.window_overlap, context // 2), p.token_budget, p.batch_size,
+                                            ctx.device, check=ctx.check_cancelled):
+        cov.update(acts[p.layer])
+        tokens = seen
+    if tokens == 0:
+        raise SptuiError(f"corpus {p.corpus} gave no text to read activations from")
+    ctx.info(f"activations: {tokens:,} tokens of {p.corpus} ({p.split}) in {time.perf_counter() - started:.0f}s")
+    progress()
+    with torch.no_grad():
+        return cov.correlation().cpu().numpy(), tokens
+
+
+def compare_spaces(weight_test, corr, seed: int = 0) -> dict:
+    """Do weight blocks co-activate? Mantel r of weight cos^2 against activation corr^2 over all pairs, and
+    per significant weight block its mean activation corr^2 against random neuron sets of its size."""
+    import numpy as np
+
+    from sptui.science.null import mantel, set_enrichment
+
+    S_w = weight_test.C.astype(np.float64) ** 2
+    S_a = corr.astype(np.float64) ** 2
+    r, p_r = mantel(S_w, S_a, permutations=199, seed=seed)
+    blocks = []
+    for k, b in enumerate(weight_test.blocks):
+        mean, p_b = set_enrichment(S_a, b.candidate.members, draws=999, seed=seed + k)
+        blocks.append({"activation_mean_corr2": mean, "activation_p_value": p_b})
+    alpha = weight_test.alpha
+    return {"mantel_r": r, "mantel_p": p_r, "mean_offdiagonal_corr2": float((S_a.sum() - np.trace(S_a)) / max(len(S_a) * (len(S_a) - 1), 1)),
+            "weight_blocks_coactivating": sum(b["activation_p_value"] <= alpha for b in blocks), "blocks": blocks}
 
 
 def render(run: RunDir) -> list[Path]:
@@ -217,7 +311,20 @@ def render(run: RunDir) -> list[Path]:
         if key in arrays:
             panels.append((f"{name} null: {null['score_mean']:.4f} ± {null['score_std']:.4f}\n"
                            f"({null['draws']} draws; model p = {null['p_value']:.3g})", arrays[key]))
-    return [
+    paths = []
+    if "activations.gram_in_weight_order" in arrays:
+        act = summary["activations"]
+        ag = act["agreement"]
+        paths.append(G.draw_compare([
+            (f"weights: cosine of {summary['weights']}, {len(blocks)} blocks", pooled(C.astype("float32"))),
+            (f"activation correlation, same order\nMantel r = {ag['mantel_r']:.3f} (p = {ag['mantel_p']:.3g})",
+             pooled(arrays["activations.gram_in_weight_order"].astype("float32"))),
+            (f"activation correlation, its own order\n{act['blocks']['count']} blocks, neighbour p = {act['p_value']:.3g}",
+             pooled(arrays["activations.gram_permuted"].astype("float32"))),
+        ], run.plots / "activations.png", label="cosine / correlation"))
+        paths.append(G.draw_null({**act, "model_scores": act["model_scores"]}, found["activations"]["candidates"],
+                                 run.plots / "activations-null.png", title=f"{label} activations"))
+    return paths + [
         G.draw_permuted(C, blocks, f"{label}: seriated cosine Gram, neighbour cos² {best['best_score']:.4f} "
                         f"(p = {summary['p_value']:.3g}), {len(blocks)} significant blocks", run.plots / "permuted.png"),
         G.draw_tiles(C, arrays["order"], blocks, run.plots / "tiles.png", tile=run.spec().params.get("tile_size", 128)),

@@ -219,3 +219,31 @@ def entry_activations(model, layers: Sequence[int], entry_ids: dict[int, torch.T
             src = acts[layer].float().cpu()[rows[chosen][rep], pos, neuron[chosen][rep]]
             out[layer][0][entry_off[chosen][rep] + pos] = src.to(torch.float16)
     return {layer: (values.numpy(), offs.numpy()) for layer, (values, offs) in out.items()}
+
+
+def counted_activations(model, documents: Iterable[str], layers: Sequence[int], context: int, overlap: int,
+                        token_budget: int, batch_size: int, device, check=lambda: None):
+    """Yield ({layer: [M, d_mlp] activations of counted tokens}, tokens so far) over documents, read as the
+    Neuroscope reads them (whole, or in overlapping windows, each token counted once), until `token_budget`
+    counted tokens. Where activations come from stays here; what is computed from them is the caller's."""
+    tok = model.tokenizer
+    bos = tok.bos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (bos or 0)
+    seen = 0
+    documents = iter(documents)
+    while seen < token_budget:
+        chunk = [d for _, d in zip(range(batch_size * 8), documents)]
+        if not chunk:
+            return
+        windows = [w for ids in tok(chunk, add_special_tokens=False)["input_ids"]
+                   for w in document_windows(ids, bos, context, overlap)]
+        for batch in length_sorted_batches([len(w.tokens) for w in windows], batch_size):
+            check()
+            tokens, mask = pad_batch([windows[i].tokens for i in batch], pad, device)
+            first = torch.as_tensor([windows[i].scored_from for i in batch], device=device)
+            counted = mask & (torch.arange(mask.shape[1], device=device).unsqueeze(0) >= first.unsqueeze(1))
+            acts = mlp_activations(model, tokens, mask, layers)
+            seen += int(counted.sum())
+            yield {layer: acts[layer][counted] for layer in layers}, seen
+            if seen >= token_budget:
+                return

@@ -110,14 +110,14 @@ def draw_tiles(C: np.ndarray, order: np.ndarray, blocks: list[dict], path: Path,
     return _save(fig, path)
 
 
-def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
+def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path, label: str = "cosine") -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.8), dpi=130, squeeze=False)
     vmax = colour_limit(panels[0][1])  # the model's scale for every panel: differences show as contrast
     im = None
     for ax, (title, C) in zip(axes[0], panels):
         im = _matrix(ax, C, vmax, title)
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01, label="cosine")
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01, label=label)
     return _save(fig, path)
 
 

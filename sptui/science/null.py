@@ -13,6 +13,13 @@ with the same threshold):
     test.blocks             # blocks significant against every null, each with its search-corrected p_value
     test.nulls["rotation"].scores, .block_counts, .max_excess      # the null distributions
 
+The same test applies to any Gram of cosines, e.g. neuron activation correlations over a corpus:
+`gram_factor(K)` turns a covariance matrix into rows whose cosines are the correlations, and the null
+models then act on those rows (the rotation null: random mixtures of the neurons' activations).
+Two matrices over the same neurons are compared by `mantel` (their entries' correlation against
+relabelled neurons) and `set_enrichment` (is a given set of neurons more alike in the other matrix than
+random sets of its size?).
+
 Null models (`draw(W, name, rng)`; W [n, d], one row per neuron):
     covariance  rows i.i.d. N(mu, Sigma) with the model's row mean mu and covariance Sigma (a Gaussian
                 with the model's first two moments: clusters are absent by construction)
@@ -67,6 +74,58 @@ def empirical_p(observed: float, null: Sequence[float]) -> float:
     value is exchangeable with the B draws (Davison & Hinkley 1997, eq. 4.11; Phipson & Smyth 2010)."""
     null = np.asarray(null, dtype=np.float64)
     return float((1 + np.count_nonzero(null >= observed)) / (1 + len(null)))
+
+
+def mantel(A: np.ndarray, B: np.ndarray, permutations: int = 199, seed: int = 0) -> tuple[float, float]:
+    """Mantel test (Mantel 1967): Pearson r between the off-diagonal entries of two symmetric n x n
+    matrices over the same items, and its p-value against relabelling the items of B at random
+    (rows and columns together). Returns (r, p) with p = empirical_p(r, r of the relabelled)."""
+    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    n = len(A)
+    iu = np.triu_indices(n, 1)
+    a = A[iu] - A[iu].mean()
+    a /= max(np.linalg.norm(a), 1e-300)
+
+    def r_of(Bp):
+        b = Bp[iu] - Bp[iu].mean()
+        return float(a @ b / max(np.linalg.norm(b), 1e-300))
+
+    rng = np.random.default_rng(seed)
+    r = r_of(B)
+    null = []
+    for _ in range(permutations):
+        p = rng.permutation(n)
+        null.append(r_of(B[np.ix_(p, p)]))
+    return r, empirical_p(r, null)
+
+
+def set_enrichment(S: np.ndarray, members: Sequence[int], draws: int = 999, seed: int = 0) -> tuple[float, float]:
+    """Mean of S over the distinct pairs of `members`, and its p-value against `draws` random sets of the
+    same size (empirical_p). For a block found in one matrix and looked up in another."""
+    S = np.asarray(S)
+    members = np.asarray(members, dtype=np.int64)
+    m = len(members)
+    if m < 2:
+        return float("nan"), 1.0
+
+    def mean_of(idx):
+        sub = S[np.ix_(idx, idx)]
+        return float((sub.sum() - np.trace(sub)) / (m * (m - 1)))
+
+    rng = np.random.default_rng(seed)
+    observed = mean_of(members)
+    null = [mean_of(rng.choice(len(S), size=m, replace=False)) for _ in range(draws)]
+    return observed, empirical_p(observed, null)
+
+
+def gram_factor(K: np.ndarray) -> np.ndarray:
+    """Rows X (n x r) with X X^T = K for a symmetric PSD K (eigendecomposition, negative rounding dropped):
+    the cosines of X's rows are K's correlations, so a covariance matrix goes through the same pipeline
+    and null models as a weight matrix."""
+    K = np.asarray(K, dtype=np.float64)
+    vals, vecs = np.linalg.eigh((K + K.T) / 2)
+    keep = vals > vals.max(initial=0.0) * 1e-10
+    return (vecs[:, keep] * np.sqrt(vals[keep])).astype(np.float32)
 
 
 # ---------------------------------------------------------------- null models

@@ -3,6 +3,7 @@
     StreamingTopK        the k best (key, payload...) per neuron; with random keys it is a uniform reservoir
     StreamingHistogram   exact per-unit counts on per-unit power-of-two bins fitted to each unit's own range
     RunningMoments       count, mean, std, density of positive activation, min, max per neuron
+    StreamingCovariance  the units' covariance (and correlation) matrix over every token
     LayerScan            all of the above for one MLP layer, fed one padded batch of texts at a time
 
 Everything here is pure torch: no files, no printing. Each class has `state()` / `load_state()` so a scan
@@ -215,6 +216,47 @@ class RunningMoments:
     def load_state(self, tensors: dict[str, torch.Tensor], prefix: str) -> None:
         for name in self.NAMES:
             setattr(self, name, tensors[f"{prefix}{name}"].to(self.count.device))
+
+
+class StreamingCovariance:
+    """Sum of x and of x x^T over a [tokens, units] stream (batch products in float32, accumulated in
+    float64): the units' covariance and Pearson correlation over every token seen, in O(units^2) memory."""
+
+    def __init__(self, n: int, device="cpu"):
+        f64 = dict(dtype=torch.float64, device=device)
+        self.count = torch.zeros((), **f64)
+        self.sum = torch.zeros(n, **f64)
+        self.outer = torch.zeros((n, n), **f64)
+
+    def update(self, values: torch.Tensor) -> None:
+        """values: [M, n]."""
+        if values.numel() == 0:
+            return
+        v = values.float()
+        self.count += v.shape[0]
+        self.sum += v.sum(0).double()
+        self.outer += (v.T @ v).double()
+
+    def covariance(self) -> torch.Tensor:
+        """[n, n] population covariance (divides by the token count)."""
+        mean = self.sum / self.count.clamp(min=1)
+        cov = self.outer / self.count.clamp(min=1) - torch.outer(mean, mean)
+        return (cov + cov.T) / 2
+
+    def correlation(self) -> torch.Tensor:
+        """[n, n] Pearson correlation; 0 off the diagonal for a unit that never varied (and 0 on it)."""
+        cov = self.covariance()
+        sd = cov.diagonal().clamp(min=0).sqrt()
+        ok = sd > 1e-12 * sd.max().clamp(min=1e-300)
+        inv = torch.where(ok, 1 / sd.clamp(min=1e-300), torch.zeros_like(sd))
+        return cov * inv[:, None] * inv[None, :]
+
+    def state(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}count": self.count, f"{prefix}sum": self.sum, f"{prefix}outer": self.outer}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+        device = self.sum.device
+        self.count, self.sum, self.outer = (tensors[f"{prefix}{k}"].to(device) for k in ("count", "sum", "outer"))
 
 
 def max_over_positions(acts: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
