@@ -9,7 +9,7 @@ import torch
 from sptui.corpus import BUILTIN_FILE, load_texts
 from sptui.models import load_model
 from sptui.spec import parse_text
-from sptui.storygen import generate
+from sptui.storygen import SHIPPED_STORIES, generate, main
 from tests.helpers import KindRunError, run_spec
 
 TINY = """
@@ -56,6 +56,7 @@ def test_loss_falls_far_below_uniform_over_the_corpus_vocabulary(trained):
     uniform = math.log(summary["corpus_vocab"])
     assert val[-1]["loss"] < 0.65 * uniform and val[-1]["loss"] < val[0]["loss"], ([r["loss"] for r in val], uniform)
     assert val[-1]["perplexity"] == pytest.approx(math.exp(val[-1]["loss"]))
+    assert "not comparable to perplexities on TinyStories" in summary["perplexity_note"]  # said beside the number
     samples = trained.load_json("samples.json")
     assert {s["step"] for s in samples} == {40, 80} and all(isinstance(s["continuation"], str) for s in samples)
 
@@ -138,3 +139,14 @@ def test_shipped_job_learns_the_corpus_with_non_random_mlp_neurons(tmp_path, mon
     assert g["null"]["rotation"]["p_value"] <= 0.05
     assert g["null"]["covariance"]["p_value"] > 0.5  # the plug-in covariance null is biased upward at n/d = 4
     assert 1 <= g["blocks"]["count"] < g["blocks"]["candidates"]
+
+
+def test_the_documented_storygen_command_writes_the_shipped_file(tmp_path):
+    """`python -m sptui.storygen` with its documented (default) arguments reproduces sptui/data/stories.txt."""
+    from sptui.corpus import BUILTIN_FILE, split_stories
+
+    out = tmp_path / "stories.txt"
+    main(["--out", str(out)])
+    assert out.read_bytes() == BUILTIN_FILE.read_bytes()
+    assert len(split_stories(out.read_text())) == SHIPPED_STORIES
+
