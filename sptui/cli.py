@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("neuron", type=int)
     q.add_argument("--layer", type=int)
 
+    p = command("report", "write a report from the runs (toy-models: which claims of the paper hold)")
+    p.add_argument("name", choices=["toy-models"], help="which report")
+    p.add_argument("--out", type=Path, help="output folder (default: <artifacts>/reports/<name>)")
+
     p = command("tui", "open the terminal app (the default with no command)")
     return parser
 
@@ -319,6 +323,18 @@ def cmd_export(args, root: Path) -> int:
     return 0
 
 
+def cmd_report(args, root: Path) -> int:
+    from sptui.report import toy_models
+
+    md, page = toy_models.write(root, args.out)
+    findings = toy_models.as_json(md.parent / "findings.json")
+    verdicts = [f["verdict"] for c in findings["claims"] for f in c["findings"]]
+    print(f"{md}\n{page}")
+    print(f"{len(findings['claims'])} claims, {len(verdicts)} findings: "
+          + ", ".join(f"{verdicts.count(v)} {v}" for v in ("supports", "contradicts", "cannot tell")))
+    return 0
+
+
 def cmd_kinds(args, root: Path) -> int:
     from sptui.kinds import kind_names, load_kind
     from sptui.spec import describe_kind
@@ -359,5 +375,6 @@ def cmd_tui(args, root: Path) -> int:
 COMMANDS = {
     "validate": cmd_validate, "submit": cmd_submit, "ls": cmd_ls, "show": cmd_show, "logs": cmd_logs,
     "cancel": cmd_cancel, "requeue": cmd_requeue, "priority": cmd_priority, "worker": cmd_worker,
-    "batch": cmd_batch, "export": cmd_export, "kinds": cmd_kinds, "neuroscope": cmd_neuroscope, "tui": cmd_tui,
+    "batch": cmd_batch, "export": cmd_export, "kinds": cmd_kinds, "neuroscope": cmd_neuroscope, "report": cmd_report,
+    "tui": cmd_tui,
 }

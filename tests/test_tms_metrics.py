@@ -270,3 +270,32 @@ def test_neuron_participation_counts_features_spread_thinly_over_many_neurons():
     # unequal drives: energies 9 and 1 -> (10)^2 / (81 + 1)
     W = torch.tensor([[[3.0], [1.0], [-5.0]]])
     assert M.mean_neuron_participation(M.ToyModel(W=W, hidden_activation="relu")).item() == pytest.approx(100 / 82)
+
+
+def test_feature_spread_counts_the_neurons_a_feature_uses():
+    W = torch.tensor([[[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]])
+    spread = M.feature_spread(M.ToyModel(W=W, privileged=torch.tensor([True])))[0]
+    assert spread.tolist() == pytest.approx([1.0, 2.0, 3.0])
+    assert M.feature_spread(W).isnan().all()  # no privileged basis
+
+
+def test_antipodal_pairs_polytope_share_and_negative_interactions():
+    pair_and_one = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]])
+    assert M.antipodal_features(pair_and_one).item() == 2
+    assert M.antipodal_features(polygon(5)[None]).item() == 0  # a pentagon has no antipodes
+    assert M.antipodal_features(torch.tensor([[[1.0, 0.0], [-0.5, 0.0]]])).item() == 0  # unequal: D = 0.8, 0.2
+    assert M.polytope_share(polygon(5)[None]).item() == 1.0  # every D_i = 2/5
+    assert math.isnan(M.polytope_share(torch.eye(3)[None]).item())  # nothing in superposition
+    wobbly = polygon(7)[None]  # D_i = 2/7: on no fraction
+    assert M.polytope_share(wobbly).item() == 0.0
+    # pair: cos = -1 between features 0 and 1 (2 of the 6 ordered pairs), 0 elsewhere
+    assert M.negative_interactions(pair_and_one).item() == pytest.approx(2 / 6)
+    assert M.negative_interactions(torch.eye(2)[None]).item() == 0.0
+
+
+def test_cross_class_interference():
+    # features 0, 1 (class A) antipodal; feature 2 (class B) at 60 degrees to feature 0
+    W = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.5, math.sqrt(3) / 2]]])
+    in_class = torch.tensor([[True, True, False]])
+    # 0 and 1 each see cos^2 = 1/4 from feature 2; feature 2 sees 1/4 + 1/4 from the class-A features
+    assert M.cross_class_interference(W, in_class).item() == pytest.approx((0.25 + 0.25 + 0.5) / 3)

@@ -1,0 +1,1 @@
+"""Reports written from runs: the claims of a paper, measured and judged (`sptui report toy-models`)."""

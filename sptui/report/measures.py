@@ -1,0 +1,144 @@
+"""Measurements the claims need on top of a run table: paired differences, per-instance measures, regimes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from sptui.report.runs import TmsTable, _same
+from sptui.science import tms_metrics as M
+
+
+def signature(grid: dict, without: tuple[str, ...]) -> str:
+    return json.dumps({k: v for k, v in sorted(grid.items()) if k not in without}, sort_keys=True)
+
+
+def paired(t: TmsTable, values: np.ndarray, key: str, base, test: Callable[[object], bool],
+           **where) -> np.ndarray:
+    """values[i] - values[j] for every instance i whose `key` passes `test` (and `where`), j the instance with
+    key == base and the same other grid values (same seed). NaN pairs are kept out."""
+    base_of = {signature(t.grid[j], (key,)): j for j in range(t.count) if _same(t.params[j][key], base)}
+    out = []
+    for i in t.where(**{key: test, **where}):
+        j = base_of.get(signature(t.grid[i], (key,)))
+        if j is not None and j != i and math.isfinite(values[i]) and math.isfinite(values[j]):
+            out.append(values[i] - values[j])
+    return np.asarray(out, dtype=float)
+
+
+def across(a: TmsTable, va: np.ndarray, b: TmsTable, vb: np.ndarray, **where) -> np.ndarray:
+    """vb[j] - va[i] over instances of two runs with the same grid point (e.g. GeLU run minus ReLU run)."""
+    index = {signature(g, ()): i for i, g in enumerate(a.grid)}
+    out = []
+    for j in b.where(**where):
+        i = index.get(signature(b.grid[j], ()))
+        if i is not None and math.isfinite(va[i]) and math.isfinite(vb[j]):
+            out.append(vb[j] - va[i])
+    return np.asarray(out, dtype=float)
+
+
+def privileged_view(t: TmsTable) -> M.ToyModel:
+    """The model with every instance treated as having a neuron basis: the rotation-invariant instances
+    (no dropout) then serve as the control, since their basis is random relative to the neurons."""
+    return dataclasses.replace(t.model, privileged=torch.ones(t.count, dtype=torch.bool))
+
+
+def per_instance(t: TmsTable, fn: Callable[[M.ToyModel], torch.Tensor], privileged: bool = False) -> np.ndarray:
+    model = privileged_view(t) if privileged else t.model
+    return fn(model).double().numpy()
+
+
+def cell_means(t: TmsTable, values: np.ndarray, keys: tuple[str, ...]) -> dict[tuple, list[float]]:
+    """Values grouped by the given parameters (over everything else, e.g. seeds)."""
+    out: dict[tuple, list[float]] = {}
+    for i in range(t.count):
+        out.setdefault(tuple(t.params[i][k] for k in keys), []).append(float(values[i]))
+    return out
+
+
+def select(values: np.ndarray, indices) -> np.ndarray:
+    return np.asarray([values[i] for i in indices], dtype=float)
+
+
+def transition_sharpness(t: TmsTable, values: np.ndarray, dropout: float, seed: int) -> float:
+    """Largest jump of `values` between neighbouring feature probabilities (log-ordered), as a share of its range,
+    for one dropout rate and seed: 1 = the whole change happens in one step (a sharp transition)."""
+    idx = t.where(dropout=dropout, seed=seed)
+    pts = sorted((t.params[i]["feature_probability"], values[i]) for i in idx)
+    ys = np.array([y for _, y in pts], dtype=float)
+    if ys.size < 3 or not np.isfinite(ys).all():
+        return math.nan
+    span = ys.max() - ys.min()
+    return float(np.abs(np.diff(ys)).max() / span) if span > 1e-9 else math.nan
+
+
+def importance_prefix(t: TmsTable) -> np.ndarray:
+    """1 where the represented features are exactly the k most important ones, else 0 [I]."""
+    mask = M.represented_mask(t.model).numpy()
+    out = np.zeros(t.count)
+    for i in range(t.count):
+        order = np.argsort(-t.features["importance"][i], kind="stable")
+        k = int(mask[i].sum())
+        out[i] = float(set(order[:k].tolist()) == set(np.flatnonzero(mask[i]).tolist()))
+    return out
+
+
+def class_dims(t: TmsTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per instance, mean D_i over represented dense-class and sparse-class features (NaN when none), and the
+    share of each class that is represented. The dense class: features with the instance's higher probability."""
+    D = t.features["feature_dim"]
+    mask = M.represented_mask(t.model).numpy()
+    prob = t.features["probability"]
+    dense_D, sparse_D, dense_rep, sparse_rep = (np.full(t.count, math.nan) for _ in range(4))
+    for i in range(t.count):
+        dense = prob[i] > prob[i].min() + 1e-12
+        if not dense.any() or dense.all():
+            continue
+        for cls, d_out, r_out in ((dense, dense_D, dense_rep), (~dense, sparse_D, sparse_rep)):
+            chosen = cls & mask[i]
+            r_out[i] = chosen.sum() / cls.sum()
+            if chosen.any():
+                d_out[i] = D[i][chosen].mean()
+    return dense_D, sparse_D, dense_rep, sparse_rep
+
+
+def dense_class(t: TmsTable) -> torch.Tensor:
+    prob = torch.from_numpy(t.features["probability"])
+    return prob > prob.amin(-1, keepdim=True) + 1e-12
+
+
+def diagonal_signs(t: TmsTable) -> np.ndarray:
+    """Share of the diagonal entries W_kk (k < m) that are negative, per instance [I]."""
+    W = t.arrays["W"]
+    m = min(W.shape[1], W.shape[2])
+    diag = np.stack([W[:, k, k] for k in range(m)], axis=1)
+    return (diag < 0).mean(axis=1)
+
+
+def function_variance(target: str) -> float:
+    """Variance of the target under its input distribution (closed forms): the loss of predicting the mean.
+    |x|, x ~ U[-1,1]: 1/3 - 1/4; x^2: 1/5 - 1/9; max(|x|,|y|) = max of two U[0,1]: 1/2 - 4/9;
+    AND, OR on uniform bits: 1/4 * 3/4."""
+    return {"abs": 1 / 12, "square": 4 / 45, "max_abs": 1 / 18, "and": 3 / 16, "or": 3 / 16}[target]
+
+
+def circularity(points: np.ndarray) -> float:
+    """1 - sd(r)/mean(r) of 2-D points around their centroid: 1 for points on a circle, lower for a line or blob."""
+    c = points - points.mean(0)
+    r = np.linalg.norm(c, axis=1)
+    return float(1 - r.std() / r.mean()) if r.mean() > 1e-12 else math.nan
+
+
+def random_circularity(count: int, samples: int = 20000, seed: int = 0) -> tuple[float, float]:
+    """Circularity of `count` Gaussian points in the plane: mean and 99th percentile (Monte Carlo, fixed seed)."""
+    rng = np.random.default_rng(seed)
+    pts = rng.standard_normal((samples, count, 2))
+    c = pts - pts.mean(1, keepdims=True)
+    r = np.linalg.norm(c, axis=2)
+    values = 1 - r.std(1) / r.mean(1)
+    return float(values.mean()), float(np.quantile(values, 0.99))

@@ -1,0 +1,194 @@
+"""The claims report's verdicts on planted data: each verdict follows the data, and flips when the data does."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sptui.kinds import tms as tms_kind
+from sptui.report import claims as C
+from sptui.report.runs import AdditionTable, FunctionsTable, RunInfo, tms_table
+from sptui.report.verdicts import CANNOT_TELL, CONTRADICTS, SUPPORTS, paired_effect
+
+
+def polygon(k: int, radius: float = 1.0, turn: float = 0.0) -> np.ndarray:
+    angles = np.arange(k) * 2 * np.pi / k + turn
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+
+
+def two_dense(turn: float = 0.0, n: int = 5) -> np.ndarray:
+    W = np.zeros((n, 2))
+    W[0] = [math.cos(turn), math.sin(turn)]
+    W[1] = [-math.sin(turn), math.cos(turn)]
+    return W
+
+
+def table(job: str, cells: list[tuple[dict, np.ndarray]], **job_params):
+    """A run table of planted weights: cells = (grid point, W [n, m]); b = 0; importance 0.9^i."""
+    n = cells[0][1].shape[0]
+    grid = [g for g, _ in cells]
+    defaults = tms_kind.Params(n_features=n, n_hidden=cells[0][1].shape[1], **job_params)
+    params = [{**defaults.__dict__, **g} for g in grid]
+    W = np.stack([w for _, w in cells]).astype(np.float32)
+    arrays = {"W": W, "b": np.zeros(W.shape[:2], np.float32),
+              "importance": np.array([[0.9**i for i in range(n)]] * len(cells)),
+              "feature_probability": np.array([[g.get("feature_probability", 0.1)] * n for g in grid])}
+    model = tms_kind.toy_model(arrays, defaults, [p["dropout"] for p in params], [0.0] * len(params), [0.0] * len(params))
+    return tms_table(RunInfo(f"planted-{job}", job, "tms", Path("/planted")), grid, params, arrays, model)
+
+
+def test_paired_effect_rule():
+    assert paired_effect([1.0, 1.2, 0.9, 1.1], tol=0.5, sign=+1).verdict == SUPPORTS
+    assert paired_effect([1.0, 1.2, 0.9, 1.1], tol=0.5, sign=-1).verdict == CONTRADICTS
+    assert paired_effect([0.01, -0.02, 0.0, 0.03], tol=0.5, sign=+1).verdict == CONTRADICTS  # no effect
+    assert paired_effect([1.0, -1.0, 1.0, -1.0], tol=0.5, sign=+1).verdict == CANNOT_TELL  # mixed
+    assert paired_effect([], tol=0.5).verdict == CANNOT_TELL
+    assert paired_effect([1.0, 1.0, float("nan")], tol=0.5).pairs == 2
+
+
+def dropout_grid(sparse_at_zero, sparse_at_high, dense_at_high=two_dense):
+    """5->2 dropout grid over p in {1, 0.05}, dropout in {0, 0.5}, seeds 0-2, with planted solutions."""
+    cells = []
+    for s in range(3):
+        turn = 0.1 * s
+        cells += [({"feature_probability": 1.0, "dropout": 0.0, "seed": s}, two_dense(turn)),
+                  ({"feature_probability": 1.0, "dropout": 0.5, "seed": s}, dense_at_high(turn)),
+                  ({"feature_probability": 0.05, "dropout": 0.0, "seed": s}, sparse_at_zero(turn)),
+                  ({"feature_probability": 0.05, "dropout": 0.5, "seed": s}, sparse_at_high(turn))]
+    return table("dropout-5-2", cells, dropout=0.0)
+
+
+def find(findings, reading):
+    return next(f for f in findings if f.reading == reading)
+
+
+def test_dropout_suppresses_superposition_verdict_flips_with_the_data():
+    claim = C.BY_ID["D2"]
+    pentagon = lambda t: polygon(5, 1.0, t)  # noqa: E731
+    suppresses = C.Inputs({"dropout-5-2": dropout_grid(pentagon, two_dense)})
+    f = find(C.eval_d2(claim, suppresses), "dropout-5-2")
+    assert f.verdict == SUPPORTS, f.why
+    assert f.runs == ["planted-dropout-5-2"]
+    keeps = C.Inputs({"dropout-5-2": dropout_grid(pentagon, pentagon)})  # dropout changes nothing
+    assert find(C.eval_d2(claim, keeps), "dropout-5-2").verdict == CONTRADICTS
+    adds = C.Inputs({"dropout-5-2": dropout_grid(two_dense, pentagon)})  # dropout adds superposition
+    assert find(C.eval_d2(claim, adds), "dropout-5-2").verdict == CONTRADICTS
+    # the job that is not there cannot be judged, and the finding says what to run
+    absent = find_missing(C.eval_d2(claim, suppresses))
+    assert absent.verdict == CANNOT_TELL and "jobs/dropout.toml" in absent.why
+
+
+def find_missing(findings):
+    return next(f for f in findings if f.reading is None)
+
+
+def test_antipodal_pairs_claim_follows_the_geometry():
+    claim = C.BY_ID["D8"]
+    pairs = lambda t: np.concatenate([polygon(4, 1.0, t), np.zeros((1, 2))])  # 2 antipodal pairs  # noqa: E731
+    pentagon = lambda t: polygon(5, 1.0, t)  # noqa: E731
+    assert find(C.eval_d8(claim, C.Inputs({"dropout-5-2": dropout_grid(pairs, pentagon)})), "dropout-5-2").verdict == SUPPORTS
+    assert find(C.eval_d8(claim, C.Inputs({"dropout-5-2": dropout_grid(pairs, pairs)})), "dropout-5-2").verdict == CONTRADICTS
+
+
+def test_alignment_claim_compares_with_the_random_baseline():
+    claim = C.BY_ID["D5"]
+    diagonal = lambda t: np.concatenate([polygon(4, 1.0, math.pi / 4), np.zeros((1, 2))])  # 45 degrees: 0.707  # noqa: E731
+    on_axes = lambda t: np.concatenate([polygon(4, 1.0, 0.0), np.zeros((1, 2))])  # alignment 1  # noqa: E731
+    dense_diagonal = lambda t: two_dense(math.pi / 4)  # noqa: E731
+    below = C.Inputs({"dropout-5-2": dropout_grid(on_axes, diagonal, dense_diagonal)})
+    f = find(C.eval_d5(claim, below), "dropout-5-2")
+    assert f.verdict == SUPPORTS, f.why  # 0.707 against 0.900 for random directions
+    above = C.Inputs({"dropout-5-2": dropout_grid(diagonal, on_axes)})  # on the axes (two_dense turns by <= 0.2 rad)
+    assert find(C.eval_d5(claim, above), "dropout-5-2").verdict == CONTRADICTS
+    mixed = C.Inputs({"dropout-5-2": dropout_grid(on_axes, diagonal)})  # dense on axes, sparse at 45 degrees
+    assert find(C.eval_d5(claim, mixed), "dropout-5-2").verdict == CANNOT_TELL
+
+
+def gelu_pair(relu_count: int, gelu_count: int):
+    def one(job, count):
+        cells = []
+        for s in range(3):
+            W = np.zeros((20, 5))
+            W[:count] = np.tile(np.eye(5), (4, 1))[:count] * (1 if count <= 5 else 1)
+            if count > 5:  # superposition: antipodal copies on the same axes
+                W[5:count] = -np.tile(np.eye(5), (3, 1))[: count - 5]
+            cells.append(({"feature_probability": 0.01, "dense_features": 0, "seed": s}, W + 0.001 * s))
+        return table(job, cells, dropout=0.0)
+
+    return {"gelu-output[output_activation=relu]": one("gelu-output[output_activation=relu]", relu_count),
+            "gelu-output[output_activation=gelu]": one("gelu-output[output_activation=gelu]", gelu_count)}
+
+
+def test_gelu_superposition_verdict_flips():
+    claim = C.BY_ID["G1"]
+    more = find(C.eval_g1(claim, C.Inputs(gelu_pair(5, 10))), "GeLU on the output")
+    assert more.verdict == SUPPORTS, more.why
+    less = find(C.eval_g1(claim, C.Inputs(gelu_pair(10, 5))), "GeLU on the output")
+    assert less.verdict == CONTRADICTS
+    assert find(C.eval_g1(claim, C.Inputs(gelu_pair(10, 5))), "GeLU on the hidden layer").verdict == CANNOT_TELL
+
+
+def functions_table(activation: str, losses: list[float], target: str = "max_abs") -> FunctionsTable:
+    count = len(losses)
+    rng = np.random.default_rng(0)
+    weights = {"W1": rng.normal(size=(count, 8, 2)), "W2": rng.normal(size=(count, 1, 8))}
+    weights["combined"] = weights["W2"] @ weights["W1"]
+    return FunctionsTable(RunInfo(f"planted-{activation}", "f", "functions", Path("/p")), target, activation, 8,
+                          list(range(count)), np.array(losses), weights)
+
+
+def test_max_abs_relu_vs_gelu_verdict_flips():
+    claim = C.BY_ID["F3"]
+    relu_worse = {"functions[target=max_abs,activation=relu]": functions_table("relu", [1e-2, 2e-2, 1.5e-2]),
+                  "functions[target=max_abs,activation=gelu]": functions_table("gelu", [1e-3, 2e-3, 1e-3])}
+    assert find(C.eval_f3(claim, C.Inputs(relu_worse)), "width 8 (as shipped)").verdict == SUPPORTS
+    relu_better = {"functions[target=max_abs,activation=relu]": functions_table("relu", [1e-4, 2e-4, 1e-4]),
+                   "functions[target=max_abs,activation=gelu]": functions_table("gelu", [1e-3, 2e-3, 1e-3])}
+    f = find(C.eval_f3(claim, C.Inputs(relu_better)), "width 8 (as shipped)")
+    assert f.verdict == CONTRADICTS and "ReLU better in 3 of 3 seeds" in f.why
+
+
+def addition_table(test_acc: float, train_acc: float) -> AdditionTable:
+    curves = [{"step": s, "split": sp, "acc": a} for s, sp, a in
+              [(100, "train", 0.5), (100, "test", 0.4), (1000, "train", 0.95), (1000, "test", 0.6), (5000, "test", 0.95)]]
+    needed = np.full((10, 10), 3)
+    return AdditionTable(RunInfo("planted-add", "addition-6-paper", "addition", Path("/p")), 6, 1000,
+                         {"test": {"acc": test_acc, "exact": 0.8}, "train": {"acc": train_acc}}, curves,
+                         {"heads_needed": needed, "margin_contribution": np.random.default_rng(0).normal(size=(32, 10, 10)),
+                          "heads_positive": np.full((10, 10), 10), "heads_negative": np.full((10, 10), 5)}, {})
+
+
+def test_addition_accuracy_and_grokking_verdicts():
+    good = C.Inputs({"addition-6-paper": addition_table(0.977, 0.983)})
+    assert C.eval_a1(C.BY_ID["A1"], good)[0].verdict == SUPPORTS
+    bad = C.Inputs({"addition-6-paper": addition_table(0.90, 0.99)})
+    assert C.eval_a1(C.BY_ID["A1"], bad)[0].verdict == CONTRADICTS
+    # train reaches 90% at step 1000, test at 5000: a 5x lag
+    assert C.eval_a2(C.BY_ID["A2"], good)[0].verdict == SUPPORTS
+    assert C.eval_a3(C.BY_ID["A3"], good)[0].verdict == SUPPORTS
+    assert C.eval_a4(C.BY_ID["A4"], good)[0].verdict == SUPPORTS
+
+
+def test_every_claim_has_an_evaluator_and_missing_runs_say_what_to_run():
+    assert set(C.EVALUATORS) == {c.id for c in C.CLAIMS}
+    results = C.evaluate(C.Inputs({}))
+    for claim, findings in results:
+        assert findings, claim.id
+        for f in findings:
+            assert f.verdict == CANNOT_TELL and "sptui batch jobs/" in f.why, (claim.id, f.why)
+    for claim in C.CLAIMS:
+        assert all(job in C.JOB_FILES for job in claim.jobs), claim.id
+        for job in claim.jobs:
+            assert Path(C.JOB_FILES[job]).exists()
+
+
+@pytest.mark.parametrize("path", sorted({v for v in C.JOB_FILES.values()}))
+def test_job_files_make_the_jobs_the_report_reads(path):
+    from sptui.spec import load_file
+
+    names = {s.name for s in load_file(Path(path))}
+    wanted = {j for j, f in C.JOB_FILES.items() if f == path}
+    assert wanted <= names, wanted - names

@@ -1,0 +1,158 @@
+"""`sptui report toy-models` end to end: real (tiny) runs -> Markdown, HTML with figures (checked in headless
+Chromium), findings.json; missing and damaged runs do not stop it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from sptui import cli
+from tests.test_neuroscope_site import CHROMIUM, chromium_dom, needs_chromium
+
+# Training the runs and drawing the report's figures take about a minute on a busy 2-core machine;
+# test_report_without_runs_* below are the fast variants in the default suite.
+slow = pytest.mark.slow
+
+JOBS = """
+[[job]]
+kind = "tms"
+name = "dropout-5-2"
+n_features = 5
+n_hidden = 2
+importance_decay = 0.9
+steps = 60
+batch_size = 64
+log_points = 2
+[job.sweep]
+feature_probability = [1.0, 0.05]
+dropout = [0.0, 0.5, 0.8]
+seed = [0, 1]
+
+[[job]]
+kind = "functions"
+name = "functions-max-narrow"
+target = "max_abs"
+width = 4
+steps = 30
+batch_size = 32
+log_points = 2
+[job.sweep]
+activation = ["relu", "gelu"]
+seed = [0, 1]
+"""
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """Runs made the way the worker makes them (job.toml, results), without drawing each run's PNGs."""
+    from sptui.context import Context
+    from sptui.kinds import load_kind
+    from sptui.runs import RunDir, slug
+    from sptui.spec import parse_text
+
+    root = tmp_path_factory.mktemp("art")
+    for number, spec in enumerate(parse_text(JOBS, "jobs.toml"), start=1):
+        run = RunDir(root / "runs" / f"{number:04d}-{slug(spec.name)}")
+        run.create(spec.to_toml())
+        ctx = Context(spec, run, device="cpu")
+        try:
+            load_kind(spec.kind).run(ctx)
+        finally:
+            ctx.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(artifacts):
+    assert cli.main(["--artifacts", str(artifacts), "report", "toy-models"]) == 0
+    return artifacts / "reports" / "toy-models"
+
+
+@slow
+def test_report_reads_the_runs_and_names_them(report, artifacts):
+    findings = json.loads((report / "findings.json").read_text())
+    runs = findings["runs"]
+    assert set(runs) == {"dropout-5-2", "functions-max-narrow[activation=relu]", "functions-max-narrow[activation=gelu]"}
+    for run_id in runs.values():
+        assert (artifacts / "runs" / run_id).is_dir()
+    by_id = {c["id"]: c for c in findings["claims"]}
+    d2 = [f for f in by_id["D2"]["findings"] if f["reading"] == "dropout-5-2"][0]
+    assert d2["runs"] == [runs["dropout-5-2"]] and d2["verdict"] in ("supports", "contradicts", "cannot tell")
+    assert any("represented features (high sparsity) by dropout" == n[0] for n in d2["numbers"])
+    f3 = [f for f in by_id["F3"]["findings"] if f["reading"].startswith("width 8")][0]
+    assert f3["verdict"] == "cannot tell" and "jobs/functions.toml" in f3["why"]  # width 8 was not run
+    md = (report / "report.md").read_text()
+    assert runs["dropout-5-2"] in md and "> In low sparsity situations" in md
+    for figure in re.findall(r"\]\(figures/([^)]+)\)", md):
+        assert (report / "figures" / figure).stat().st_size > 5000
+    assert "dropout_counts.png" in md
+
+
+@needs_chromium
+@slow
+def test_html_report_renders_with_every_figure_in_chromium(report, tmp_path):
+    dom = chromium_dom((report / "report.html").as_uri(), tmp_path)
+    images = int(re.search(r'data-images="(\d+)"', dom).group(1))
+    loaded = int(re.search(r'data-images-loaded="(\d+)"', dom).group(1))
+    assert images >= 3 and loaded == images
+    findings = json.loads((report / "findings.json").read_text())
+    total = sum(len(c["findings"]) for c in findings["claims"])
+    assert dom.count("class=\"finding\"") == total
+    verdicts = re.findall(r'data-verdict="([^"]+)"', dom)
+    assert set(verdicts) <= {"supports", "contradicts", "cannot tell"} and len(verdicts) == total
+
+
+@needs_chromium
+@slow
+def test_a_missing_figure_shows_as_not_loaded(report, tmp_path):
+    broken = tmp_path / "copy"
+    shutil.copytree(report, broken)
+    next((broken / "figures").glob("*.png")).unlink()
+    dom = chromium_dom((broken / "report.html").as_uri(), tmp_path)
+    images = int(re.search(r'data-images="(\d+)"', dom).group(1))
+    loaded = int(re.search(r'data-images-loaded="(\d+)"', dom).group(1))
+    assert loaded == images - 1
+
+
+@slow
+def test_damaged_run_is_listed_not_fatal(artifacts, tmp_path):
+    root = tmp_path / "art"
+    shutil.copytree(artifacts, root, ignore=shutil.ignore_patterns("reports"))
+    run = next(p for p in (root / "runs").iterdir() if p.name.endswith("dropout-5-2"))
+    (run / "results" / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert cli.main(["--artifacts", str(root), "report", "toy-models"]) == 0
+    md = (root / "reports" / "toy-models" / "report.md").read_text()
+    assert "Runs that could not be read" in md and "dropout-5-2" in md
+    assert not (root / "reports" / "toy-models" / "figures" / "dropout_counts.png").exists()
+
+
+def test_report_without_runs_says_what_to_run(tmp_path, capsys):
+    assert cli.main(["--artifacts", str(tmp_path), "report", "toy-models"]) == 0
+    assert "0 supports, 0 contradicts" in capsys.readouterr().out
+    report = tmp_path / "reports" / "toy-models"
+    findings = json.loads((report / "findings.json").read_text())
+    assert findings["runs"] == {} and all(f["verdict"] == "cannot tell" for c in findings["claims"] for f in c["findings"])
+    md = (report / "report.md").read_text()
+    assert "Not run yet" in md and "sptui batch jobs/" in md and not list((report / "figures").glob("*.png"))
+
+
+@needs_chromium
+def test_report_without_runs_renders_in_chromium(tmp_path):
+    assert cli.main(["--artifacts", str(tmp_path), "report", "toy-models"]) == 0
+    dom = chromium_dom((tmp_path / "reports" / "toy-models" / "report.html").as_uri(), tmp_path)
+    assert 'data-images="0"' in dom and dom.count('data-verdict="cannot tell"') >= 31
+
+
+def test_unwritable_output_is_one_clear_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["--artifacts", str(tmp_path), "report", "toy-models", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot create the report folder" in err[0]
+
+
+def test_chromium_is_found_where_the_site_tests_find_it():
+    assert CHROMIUM is None or shutil.which(CHROMIUM)
