@@ -115,10 +115,19 @@ def test_shipped_job_files_parse_into_the_documented_experiments():
 
     jobs = Path(__file__).resolve().parent.parent / "jobs"
     dropout = load_file(jobs / "dropout.toml")
-    assert len(dropout[0].grid()) == 200 and set(dropout[0].sweep) == {"feature_probability", "dropout"}
+    assert len(dropout[0].grid()) == 240 and set(dropout[0].sweep) == {"feature_probability", "dropout", "seed"}
+    assert dropout[2].params["inverted_dropout"] is False
     hidden = load_file(jobs / "hidden_sizes.toml")
-    assert [s.params["n_hidden"] for s in hidden] == [20, 40, 60, 80, 100, 120]
-    assert all(s.params["n_features"] == 32 and s.params["tied"] and s.params["hidden_activation"] == "relu" for s in hidden)
+    paper, relu = hidden[:6], hidden[6:]
+    assert [s.params["n_hidden"] for s in paper] == [s.params["n_hidden"] for s in relu] == [20, 40, 60, 80, 100, 120]
+    assert all(s.params["n_features"] == 32 and s.params["tied"] for s in hidden)
+    assert all(s.params["output_activation"] == "relu" and s.params["hidden_activation"] == "none" for s in paper)
+    assert all(s.params["hidden_activation"] == "relu" for s in relu)
+    nonuniform = load_file(jobs / "nonuniform_sparsity.toml")[0]
+    assert 1.0 in nonuniform.sweep["dense_probability"] and len(nonuniform.sweep["seed"]) == 3
+    gelu = load_file(jobs / "gelu.toml")
+    assert {(s.params["output_activation"], s.params["hidden_activation"]) for s in gelu} == {
+        ("relu", "none"), ("gelu", "none"), ("relu", "relu"), ("relu", "gelu")}
     linear_relu = load_file(jobs / "linear_vs_relu_20_5.toml")
     assert [s.params["output_activation"] for s in linear_relu] == ["none", "relu"]
     for name in ("demo", "intro_5_2", "geometry", "phase_2_1", "nonuniform_sparsity", "functions"):

@@ -1,10 +1,17 @@
 """PNGs of a `tms` run, drawn from its saved results only (results/model.safetensors, instances.json,
-metrics.jsonl), so `sptui export` can redraw them at any time."""
+metrics.jsonl) and the metrics' view of the model (kinds.tms.saved_model), so `sptui export` can redraw them.
+
+Per-instance sheets (W^T W, feature norms, 2-D geometry) are laid out as the sweep: rows = the first swept
+parameter, columns = the second (e.g. feature probability x dropout), so a row compares dropout at fixed
+sparsity. Seeds become the columns when fewer than two other parameters are swept; otherwise the first seed
+is shown. Big grids are thinned evenly (first and last kept) and the title says so.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,15 +22,25 @@ import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
 
-MAX_PANELS = 24
+MAX_ROWS, MAX_COLS = 10, 8
+DIVERGING = "RdBu_r"  # signed values: blue < 0 < red, white at 0
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
+SHORT = {"feature_probability": "p", "dropout": "dropout", "importance_decay": "I-decay", "importance": "I",
+         "l1_hidden": "L1 h", "l1_weight": "L1 W", "weight_decay": "wd", "seed": "seed", "dense_features": "dense",
+         "dense_first": "dense first", "dense_probability": "dense p"}
+# (metric, title, log colour scale); a metric is drawn when some instance has a finite value
 SWEEP_METRICS = [
-    ("dims_per_feature", "D* (dims per feature)"),
-    ("represented", "represented features"),
-    ("axis_alignment", "axis alignment"),
-    ("mean_feature_dim", "mean D_i (represented)"),
-    ("loss", "eval loss"),
-    ("hidden_kurtosis", "hidden kurtosis"),
+    ("dims_per_feature", "D* = m / sum ||W_i||^2", False),
+    ("dims_per_feature_scaled", "D* of rows / largest norm", False),
+    ("sum_sq_norms", "sum ||W_i||^2", False),
+    ("represented", "represented (norm > 0.5)", False),
+    ("represented_relative", "represented (norm > 0.5 x largest)", False),
+    ("mean_feature_dim", "mean D_i (represented)", False),
+    ("interference", "mean interference (represented)", False),
+    ("loss", "eval loss", True),
+    ("axis_alignment", "axis alignment", False),
+    ("neuron_participation", "features per neuron", False),
+    ("hidden_kurtosis", "hidden kurtosis", False),
 ]
 PHASES = ["extra feature\nnot represented", "extra feature\ngets the dimension", "superposition\n(antipodal)"]
 
@@ -43,63 +60,48 @@ def render_run(run, model) -> list[Path]:
         "represented": M.represented_mask(model).numpy(),
     }
     labels = [instance_label(r["grid"]) for r in records]
-    shown = pick(len(records))
+    layout = sheet_layout(records)
     out = run.plots
     out.mkdir(parents=True, exist_ok=True)
     paths = [
-        draw_wtw(model.transfer().numpy(), arrays["b"], shown, labels, out / "wtw_bias.png"),
-        draw_feature_norms(derived, shown, labels, out / "feature_norms.png"),
+        draw_wtw(model.transfer().numpy(), arrays["b"], layout, out / "wtw_bias.png", untied="W_out" in arrays),
+        draw_feature_norms(derived, layout, out / "feature_norms.png"),
     ]
     if W.shape[2] == 2:
-        paths.append(draw_geometry_2d(W, arrays.get("importance"), shown, labels, out / "geometry_2d.png"))
+        paths.append(draw_geometry_2d(W, layout, out / "geometry_2d.png"))
     probability = arrays.get("feature_probability")
     if probability is not None and bool((probability.max(1) > probability.min(1)).any()):
-        paths.append(draw_per_feature(derived, probability, shown, labels, out / "per_feature.png"))
+        paths.append(draw_per_feature(derived, probability, layout, out / "per_feature.png"))
     axes = swept_axes(records)
     if "feature_probability" in axes and len(axes["feature_probability"]) >= 2:
         paths.append(draw_dims_per_feature(records, derived, out / "dims_per_feature.png"))
     if axes:
-        paths.append(draw_sweep(records, axes, out / "sweep.png"))
+        paths.append(draw_sweep(records, axes, out / "sweep.png", m=W.shape[2]))
     if W.shape[1] == 2 and W.shape[2] == 1 and len(axes) >= 2:
         phases = M.phase_2_1(model).numpy()
         paths.append(draw_phase_diagram(records, axes, phases, out / "phase_diagram.png"))
-    curves = draw_training(run, labels, shown, out / "training.png")
+    curves = draw_training(run, labels, thin(layout.instances(), 12), out / "training.png", m=W.shape[2])
     if curves:
         paths.append(curves)
     return paths
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- layout
 
 def axis_value(value):
     """A number for a grid value: lists (e.g. an importance vector) are placed by their last entry."""
     if isinstance(value, list):
         return float(value[-1]) if value else 0.0
-    if isinstance(value, bool):
-        return float(value)
     return float(value)
 
 
+def value_label(key: str, value) -> str:
+    v = f"[..{axis_value(value):g}]" if isinstance(value, list) else (f"{value:.3g}" if isinstance(value, float) else value)
+    return f"{SHORT.get(key, key)}={v}"
+
+
 def instance_label(point: dict) -> str:
-    short = {"feature_probability": "p", "dropout": "drop", "importance_decay": "I-decay", "importance": "I",
-             "l1_hidden": "L1h", "l1_weight": "L1w", "weight_decay": "wd", "seed": "seed"}
-    parts = []
-    for k, v in point.items():
-        v = f"[..{axis_value(v):g}]" if isinstance(v, list) else (f"{v:g}" if isinstance(v, float) else v)
-        parts.append(f"{short.get(k, k)}={v}")
-    return " ".join(parts) or "model"
-
-
-def pick(count: int) -> list[int]:
-    """At most MAX_PANELS instance indices, spread evenly over the grid."""
-    if count <= MAX_PANELS:
-        return list(range(count))
-    return sorted({round(i * (count - 1) / (MAX_PANELS - 1)) for i in range(MAX_PANELS)})
-
-
-def grid_of(count: int) -> tuple[int, int]:
-    cols = min(count, 6)
-    return math.ceil(count / cols), cols
+    return " ".join(value_label(k, v) for k, v in point.items()) or "model"
 
 
 def swept_axes(records: list[dict]) -> dict[str, list]:
@@ -112,116 +114,250 @@ def swept_axes(records: list[dict]) -> dict[str, list]:
     return {k: sorted(v, key=axis_value) for k, v in values.items() if len(v) > 1}
 
 
-def _panels(count: int, size=2.4):
-    rows, cols = grid_of(count)
-    fig, axs = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
-    for ax in axs.flat[count:]:
-        ax.axis("off")
-    return fig, list(axs.flat)
+def thin(values: list, limit: int) -> list:
+    """At most `limit` values spread evenly, the first and last always kept."""
+    if len(values) <= limit:
+        return list(values)
+    return [values[round(i * (len(values) - 1) / (limit - 1))] for i in range(limit)]
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+@dataclass
+class SheetLayout:
+    """Which instance sits in which panel of a rows x columns sheet."""
+
+    row_key: str | None
+    rows: list
+    col_key: str | None
+    cols: list
+    cells: dict[tuple[int, int], int]  # (row, col) -> instance index
+    note: str  # what is fixed or thinned, for the title
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+    def instances(self) -> list[int]:
+        return [self.cells[k] for k in sorted(self.cells)]
+
+
+def sheet_layout(records: list[dict]) -> SheetLayout:
+    axes = swept_axes(records)
+    keys = [k for k in axes if k != "seed"]
+    if len(keys) < 2 and "seed" in axes:
+        keys.append("seed")  # seeds side by side when they are the only second axis
+    keys = keys[:2]
+    fixed = {k: v[0] for k, v in axes.items() if k not in keys}
+    candidates = [i for i, r in enumerate(records) if all(r["grid"].get(k) == v for k, v in fixed.items())]
+    notes = [value_label(k, v) for k, v in fixed.items()]
+    if not keys:  # a single model, or nothing swept
+        cols = list(range(min(len(candidates), MAX_ROWS * MAX_COLS)))
+        return SheetLayout(None, [None], None, cols, {(0, c): candidates[c] for c in cols}, ", ".join(notes))
+    row_key = keys[0]
+    col_key = keys[1] if len(keys) > 1 else None
+    rows_all, cols_all = axes[row_key], axes[col_key] if col_key else [None]
+    if col_key is None:  # one swept key: lay it along the columns, wrapping into rows
+        values = thin(rows_all, MAX_ROWS * MAX_COLS)
+        width = min(len(values), MAX_COLS)
+        cells = {}
+        for k, v in enumerate(values):
+            i = next(i for i in candidates if records[i]["grid"][row_key] == v)
+            cells[(k // width, k % width)] = i
+        if len(values) < len(rows_all):
+            notes.append(f"{len(values)} of {len(rows_all)} {SHORT.get(row_key, row_key)} values")
+        return SheetLayout(None, list(range(math.ceil(len(values) / width))), None, list(range(width)), cells, ", ".join(notes))
+    if row_key == "feature_probability":
+        rows_all = rows_all[::-1]  # dense at the top, sparser down the sheet
+    rows, cols = thin(rows_all, MAX_ROWS), thin(cols_all, MAX_COLS)
+    if len(rows) < len(rows_all):
+        notes.append(f"{len(rows)} of {len(rows_all)} {SHORT.get(row_key, row_key)} values")
+    if len(cols) < len(cols_all):
+        notes.append(f"{len(cols)} of {len(cols_all)} {SHORT.get(col_key, col_key)} values")
+    cells = {}
+    for i in candidates:
+        g = records[i]["grid"]
+        if g[row_key] in rows and g[col_key] in cols:
+            cells.setdefault((rows.index(g[row_key]), cols.index(g[col_key])), i)
+    return SheetLayout(row_key, rows, col_key, cols, cells, ", ".join(notes))
+
+
+def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
+    nrows, ncols = layout.shape
+    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols + extra_right + 0.6, size * nrows + 0.9), squeeze=False,
+                            layout="constrained")
+    for (r, c), ax in np.ndenumerate(axs):
+        if (r, c) not in layout.cells:
+            ax.axis("off")
+    if layout.row_key:
+        for r, value in enumerate(layout.rows):
+            axs[r, 0].set_ylabel(value_label(layout.row_key, value), fontsize=7)
+    if layout.col_key:
+        for c, value in enumerate(layout.cols):
+            axs[0, c].set_title(value_label(layout.col_key, value), fontsize=7)
+    return fig, axs
+
+
+def _title(fig, text: str, layout: SheetLayout):
+    where = f"rows: {layout.row_key}, columns: {layout.col_key}" if layout.col_key else ""
+    extra = "; ".join(x for x in (where, layout.note) if x)
+    fig.suptitle(text + (f"\n({extra})" if extra else ""), fontsize=9)
+
+
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    import io
+
+    if tight:
+        fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    runs.atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
-# ---------------------------------------------------------------- per-instance pictures
+def _colorbar(fig, axs, mappable, label: str):
+    fig.colorbar(mappable, ax=np.ravel(axs).tolist(), shrink=min(1.0, 4 / max(1, axs.shape[0])) if axs.shape[0] > 4 else 1.0,
+                 aspect=30, label=label)
 
-def draw_wtw(G: np.ndarray, b: np.ndarray, shown, labels, path: Path) -> Path:
-    """The transfer matrix G (W^T W for the paper's model; feature x feature, [n, n]) with the bias as an extra
-    column after a gap."""
-    fig, axs = _panels(len(shown))
+
+# ---------------------------------------------------------------- per-instance sheets
+
+def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, untied: bool = False) -> Path:
+    """The transfer matrix G (W^T W for the paper's model; W_out^T W untied), features x features, with the bias
+    as an extra column after a gap. One colour range for every panel, symmetric around 0."""
+    fig, axs = _sheet(layout)
     n = G.shape[1]
-    for ax, i in zip(axs, shown):
-        image = np.full((n, n + 2), np.nan)
-        image[:, :n] = G[i]
-        image[:, n + 1] = b[i]
-        ax.imshow(image, cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(labels[i], fontsize=7)
+    shown = layout.instances()
+    lim = max(1.0, float(np.nanmax(np.abs(G[shown]))), float(np.nanmax(np.abs(b[shown]))))
+    image = None
+    for (r, c), i in layout.cells.items():
+        ax = axs[r, c]
+        grid = np.full((n, n + 2), np.nan)
+        grid[:, :n] = G[i]
+        grid[:, n + 1] = b[i]
+        image = ax.imshow(grid, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("W^T W (left) and bias b (right column); red < 0 < blue", fontsize=9)
-    return _save(fig, path)
+    what = "W_out^T W" if untied else "W^T W"
+    _colorbar(fig, axs, image, "value (red > 0, blue < 0)")
+    _title(fig, f"{what} (features x features, most important first) and the bias b (last column)", layout)
+    return _save(fig, path, tight=False)
 
 
-def draw_feature_norms(derived, shown, labels, path: Path) -> Path:
-    """||W_i|| per feature, coloured by its interference sum_{j!=i} (W_i_hat . W_j)^2 (dark = none)."""
-    fig, axs = _panels(len(shown))
-    cmap = plt.get_cmap("viridis")
-    for ax, i in zip(axs, shown):
-        norms, inter = derived["norm"][i], derived["interference"][i]
-        ax.barh(np.arange(len(norms)), norms, color=cmap(np.clip(inter, 0, 1)))
+def interference_norm(values: np.ndarray) -> matplotlib.colors.Normalize:
+    """Colour range of interference: 0 to the largest shown (at least 1), so an antipodal pair (1) and a
+    pentagon (3/2) get different colours instead of both saturating at 1."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return matplotlib.colors.Normalize(0, max(1.0, float(finite.max()) if finite.size else 1.0))
+
+
+def draw_feature_norms(derived, layout: SheetLayout, path: Path) -> Path:
+    return _save(feature_norms_figure(derived, layout), path, tight=False)
+
+
+def feature_norms_figure(derived, layout: SheetLayout):
+    """||W_i|| per feature on one x scale, coloured by its interference (one colour range, not capped at 1;
+    grey: not represented). Dotted: the paper's 0.5; dashed: 0.5 x the largest norm (the relative rule)."""
+    fig, axs = _sheet(layout)
+    shown = layout.instances()
+    norm = interference_norm(derived["interference"][shown])
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#b0b0b0")
+    xmax = max(1.05, float(np.nanmax(derived["norm"][shown])) * 1.05)
+    for (r, c), i in layout.cells.items():
+        ax = axs[r, c]
+        norms = derived["norm"][i]
+        ax.barh(np.arange(len(norms)), norms, color=cmap(norm(np.ma.masked_invalid(derived["interference"][i]))))
         ax.invert_yaxis()
-        ax.axvline(0.5, color="grey", lw=0.6, ls=":")
-        ax.set_title(labels[i], fontsize=7)
-        ax.tick_params(labelsize=6)
-    fig.suptitle("feature norms ||W_i|| (colour: interference, 0 dark .. >=1 yellow; dotted: represented at 0.5)", fontsize=9)
-    return _save(fig, path)
+        ax.set_xlim(0, xmax)
+        ax.axvline(0.5, color="black", lw=0.6, ls=":")
+        ax.axvline(0.5 * float(norms.max()), color="black", lw=0.6, ls="--")
+        ax.tick_params(labelsize=5)
+        if r < layout.shape[0] - 1:
+            ax.set_xticklabels([])
+    _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "interference (grey: not represented)")
+    _title(fig, "feature norms ||W_i|| (feature 0 on top); dotted 0.5, dashed 0.5 x largest", layout)
+    return fig
 
 
-def draw_geometry_2d(W: np.ndarray, importance, shown, labels, path: Path) -> Path:
-    fig, axs = _panels(len(shown))
+def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path) -> Path:
+    fig, axs = _sheet(layout)
     n = W.shape[1]
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
-    for ax, i in zip(axs, shown):
+    lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.1)
+    for (r, c), i in layout.cells.items():
+        ax = axs[r, c]
         for f in range(n):
             x, y = W[i, f]
             ax.plot([0, x], [0, y], color=colours[f], lw=1.2)
-            ax.scatter([x], [y], color=colours[f], s=10)
-        lim = max(1.2, float(np.abs(W[i]).max()) * 1.1)
+            ax.scatter([x], [y], color=colours[f], s=8)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.set_title(labels[i], fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("feature directions W_i in the 2-D hidden space (dark = most important)", fontsize=9)
-    return _save(fig, path)
+    norm = matplotlib.colors.Normalize(0, n - 1)
+    _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
+              "feature (0 = most important)")
+    _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
+    return _save(fig, path, tight=False)
 
 
-def draw_per_feature(derived, probability: np.ndarray, shown, labels, path: Path) -> Path:
+def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path: Path) -> Path:
     """Non-uniform sparsity: D_i (bars) and ||W_i|| (dots) per feature, bars coloured by the feature's probability."""
-    fig, axs = _panels(len(shown), size=2.8)
-    norm = matplotlib.colors.LogNorm(vmin=max(float(probability.min()), 1e-6), vmax=max(float(probability.max()), 1e-6))
+    fig, axs = _sheet(layout, size=2.2)
+    norm = matplotlib.colors.LogNorm(vmin=max(float(probability.min()), 1e-6), vmax=max(float(probability.max()), 2e-6))
     cmap = plt.get_cmap("coolwarm")
-    for ax, i in zip(axs, shown):
+    for (r, c), i in layout.cells.items():
+        ax = axs[r, c]
         idx = np.arange(probability.shape[1])
         ax.bar(idx, derived["dim"][i], color=cmap(norm(np.maximum(probability[i], 1e-6))))
         ax.plot(idx, derived["norm"][i], "k.", ms=3)
         for value, _ in FRACTIONS[3:]:
             ax.axhline(value, color="grey", lw=0.4, ls="--")
         ax.set_ylim(0, 1.25)
-        ax.set_title(labels[i], fontsize=7)
-        ax.tick_params(labelsize=6)
-    fig.suptitle("per feature: D_i (bars, colour = probability: red dense, blue sparse) and ||W_i|| (dots)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.92, 1))
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), cax=fig.add_axes((0.935, 0.15, 0.012, 0.7)),
-                 label="feature probability")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        ax.tick_params(labelsize=5)
+    _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "feature probability")
+    _title(fig, "per feature: D_i (bars, colour = probability: red dense, blue sparse) and ||W_i|| (dots)", layout)
+    return _save(fig, path, tight=False)
 
 
 # ---------------------------------------------------------------- sweeps
 
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
 def draw_dims_per_feature(records, derived, path: Path) -> Path:
-    """D* against 1/(1-S) = 1/p (log x), one line per setting of the other swept keys, D_i as points."""
+    return _save(dims_per_feature_figure(records, derived), path)
+
+
+def dims_per_feature_figure(records, derived):
+    """D* against 1/(1-S) = 1/p (log x): for each setting of the other swept keys, the mean over seeds with a
+    +-1 sd band, and the D_i of represented features of every seed as points."""
     groups = defaultdict(list)
     for r in records:
         others = {k: v for k, v in r["grid"].items() if k not in ("feature_probability", "seed")}
         groups[instance_label(others)].append(r)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colours = plt.get_cmap("tab10")
-    for g, (name, members) in enumerate(sorted(groups.items())):
-        colour = colours(g % 10)
-        xs = np.array([1 / max(axis_value(r["grid"]["feature_probability"]), 1e-9) for r in members])
-        ds = np.array([_num(r["metrics"]["dims_per_feature"]) for r in members])
-        order = np.argsort(xs)
-        ax.plot(xs[order], ds[order], color=colour, lw=1.5, label=name if name != "model" else "D*")
-        for r, x in zip(members, xs):
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    names = sorted(groups, key=lambda name: [axis_value(v) for k, v in groups[name][0]["grid"].items()
+                                                if k not in ("feature_probability", "seed")])
+    colours = plt.get_cmap("viridis" if len(names) > 10 else "tab10")(np.linspace(0, 0.9, len(names)) if len(names) > 10
+                                                                         else np.arange(len(names)))
+    seeds = {r["grid"].get("seed", r.get("params", {}).get("seed")) for r in records}
+    for name, colour in zip(names, colours):
+        members = groups[name]
+        by_x = defaultdict(list)
+        for r in members:
+            by_x[1 / max(axis_value(r["grid"]["feature_probability"]), 1e-9)].append(_num(r["metrics"]["dims_per_feature"]))
+        xs = np.array(sorted(by_x))
+        mean = np.array([np.nanmean(by_x[x]) for x in xs])
+        sd = np.array([np.nanstd(by_x[x], ddof=1) if len(by_x[x]) > 1 else 0.0 for x in xs])
+        ax.plot(xs, mean, color=colour, lw=1.5, label=name if name != "model" else "D*")
+        if len(seeds) > 1:
+            ax.fill_between(xs, mean - sd, mean + sd, color=colour, alpha=0.15, lw=0)
+        for r in members:
             i = r["instance"]
+            x = 1 / max(axis_value(r["grid"]["feature_probability"]), 1e-9)
             keep = derived["represented"][i]
             jitter = x * np.exp(np.random.default_rng(i).normal(0, 0.03, keep.sum()))
             ax.scatter(jitter, derived["dim"][i][keep], s=5, color=colour, alpha=0.35)
@@ -231,14 +367,11 @@ def draw_dims_per_feature(records, derived, path: Path) -> Path:
         ax.text(1.005, value, text, fontsize=7, va="center", color="grey", transform=ax.get_yaxis_transform())
     ax.set_xlabel("1/(1-S) = 1 / feature probability")
     ax.set_ylabel("dimensions per feature")
-    ax.set_title("D* (lines) and per-feature D_i of represented features (points)", fontsize=9)
-    if len(groups) > 1:
-        ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
+    spread = f"mean over {len(seeds)} seeds, band +-1 sd; " if len(seeds) > 1 else ""
+    ax.set_title(f"D* (lines: {spread}points: D_i of represented features)", fontsize=9)
+    if len(names) > 1:
+        ax.legend(fontsize=7, ncol=2 if len(names) > 6 else 1)
+    return fig
 
 
 def _mean_grid(records, xkey, xs, ykey, ys, metric):
@@ -257,38 +390,77 @@ def _mean_grid(records, xkey, xs, ykey, ys, metric):
         return total / count
 
 
-def _ticks(values):
-    return [f"{axis_value(v):.3g}" for v in values]
+def _ticks(ax, axis: str, values: list, limit: int = 10):
+    """Tick labels for at most `limit` of the values (evenly spread), so 20 values stay readable."""
+    step = max(1, math.ceil(len(values) / limit))
+    idx = list(range(0, len(values), step))
+    labels = [f"{axis_value(values[k]):.3g}" for k in idx]
+    if axis == "x":
+        ax.set_xticks(idx, labels, fontsize=7, rotation=45)
+    else:
+        ax.set_yticks(idx, labels, fontsize=7)
 
 
-def draw_sweep(records, axes: dict[str, list], path: Path) -> Path:
-    """Heatmaps of the final metrics over the first two swept keys (mean over the rest), or lines for one key."""
+def draw_sweep(records, axes: dict[str, list], path: Path, m: int | None = None) -> Path:
+    return _save(sweep_figure(records, axes, m), path)
+
+
+def sweep_figure(records, axes: dict[str, list], m: int | None = None):
+    """Heatmaps of the final metrics over the first two swept keys (mean over the rest, e.g. seeds), or lines
+    with seed spread for one key. Loss on a log scale; cells are annotated only when they are big enough to
+    read; metrics that are undefined everywhere (alignment without a privileged basis) are left out."""
+    from sptui.science.tms_metrics import random_axis_alignment
+
     keys = [k for k in axes if k != "seed"] or list(axes)
-    fig, axs = plt.subplots(2, 3, figsize=(13, 7.5))
     xkey = keys[0]
     ykey = keys[1] if len(keys) > 1 else None
-    for ax, (metric, title) in zip(axs.flat, SWEEP_METRICS):
-        values = _mean_grid(records, xkey, axes[xkey], ykey, axes[ykey] if ykey else [None], metric)
+    metrics = [(k, t, log) for k, t, log in SWEEP_METRICS
+               if any(math.isfinite(_num(r["metrics"].get(k))) for r in records)]
+    cols = 4 if len(metrics) > 6 else 3
+    rows = math.ceil(len(metrics) / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), squeeze=False)
+    for ax in axs.flat[len(metrics):]:
+        ax.axis("off")
+    xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
+    annotate = ykey is not None and len(xs) * len(ys) <= 64
+    for ax, (metric, title, log) in zip(axs.flat, metrics):
+        values = _mean_grid(records, xkey, xs, ykey, ys, metric)
+        if metric == "axis_alignment" and m:
+            title += f" (random directions: {random_axis_alignment(m):.3f})"
         if ykey:
-            im = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
-            for (yi, xi), v in np.ndenumerate(values):
-                if not math.isnan(v):  # dark text on the bright end of viridis
-                    ax.text(xi, yi, f"{v:.2g}", ha="center", va="center", fontsize=6,
-                            color="black" if im.norm(v) > 0.6 else "white")
-            ax.set_yticks(range(len(axes[ykey])), _ticks(axes[ykey]), fontsize=7)
+            finite = values[np.isfinite(values)]
+            norm = None
+            if log and finite.size and finite.min() > 0:
+                norm = matplotlib.colors.LogNorm(vmin=finite.min(), vmax=max(finite.max(), finite.min() * 1.01))
+            cmap = plt.get_cmap("viridis").with_extremes(bad="#d0d0d0")
+            im = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap=cmap, norm=norm)
+            if annotate:
+                size = 7 if len(xs) * len(ys) <= 36 else 5.5
+                for (yi, xi), v in np.ndenumerate(values):
+                    if not math.isnan(v):
+                        ax.text(xi, yi, f"{v:.2g}", ha="center", va="center", fontsize=size,
+                                color="black" if im.norm(v) > 0.6 else "white")
+            _ticks(ax, "x", xs)
+            _ticks(ax, "y", ys)
             ax.set_ylabel(ykey, fontsize=8)
-            fig.colorbar(im, ax=ax, fraction=0.046)
-            ax.set_xticks(range(len(axes[xkey])), _ticks(axes[xkey]), fontsize=7, rotation=45)
+            fig.colorbar(im, ax=ax, fraction=0.046, label="log scale" if norm is not None else None)
         else:
-            xs = [axis_value(v) for v in axes[xkey]]
-            ax.plot(xs, values[0], marker="o")
-            if min(xs) > 0 and max(xs) / min(xs) > 20:
+            xv = [axis_value(v) for v in xs]
+            groups = [[_num(r["metrics"].get(metric)) for r in records if r["grid"][xkey] == x] for x in xs]
+            mean = np.array([np.nanmean(g) if np.isfinite(g).any() else np.nan for g in groups])
+            sd = np.array([np.nanstd(g, ddof=1) if np.isfinite(g).sum() > 1 else 0.0 for g in groups])
+            ax.plot(xv, mean, marker="o", ms=3)
+            ax.fill_between(xv, mean - sd, mean + sd, alpha=0.2, lw=0)
+            if min(xv) > 0 and max(xv) / min(xv) > 20:
                 ax.set_xscale("log")
+            if log:
+                ax.set_yscale("log")
         ax.set_xlabel(xkey, fontsize=8)
         ax.set_title(title, fontsize=9)
-    note = " (mean over " + ", ".join(k for k in axes if k not in (xkey, ykey)) + ")" if len(axes) > (2 if ykey else 1) else ""
+    rest = [k for k in axes if k not in (xkey, ykey)]
+    note = f" (mean over {', '.join(rest)}; grey: undefined)" if rest else " (grey: undefined)"
     fig.suptitle(f"final metrics over the sweep{note}", fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
 def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
@@ -305,8 +477,8 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 5))
     cmap = matplotlib.colors.ListedColormap(["#d9d9d9", "#4c72b0", "#dd8452"])
     ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=2)
-    ax.set_xticks(range(len(xs)), _ticks(xs), fontsize=7, rotation=45)
-    ax.set_yticks(range(len(ys)), _ticks(ys), fontsize=7)
+    _ticks(ax, "x", xs)
+    _ticks(ax, "y", ys)
     ax.set_xlabel(xkey)
     ax.set_ylabel(ykey + (" (last entry)" if isinstance(ys[0], list) else ""))
     handles = [matplotlib.patches.Patch(color=cmap(k), label=PHASES[k]) for k in range(3)]
@@ -317,22 +489,34 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
 
 # ---------------------------------------------------------------- over training
 
-def draw_training(run, labels, shown, path: Path) -> Path | None:
+def draw_training(run, labels, shown, path: Path, m: int | None = None) -> Path | None:
+    from sptui.science.tms_metrics import random_axis_alignment
+
     records = [r for r in runs.read_metrics(run.metrics) if r.get("split") == "test"]
     if len(records) < 2:
         return None
     steps = [r["step"] for r in records]
-    panels = [("loss", "eval loss"), ("dims_per_feature", "D*"), ("represented", "represented features"),
+    panels = [("loss", "eval loss"), ("dims_per_feature", "D*"), ("represented_relative", "represented (relative rule)"),
               ("neuron_participation", "features per neuron (participation ratio)"), ("axis_alignment", "axis alignment"),
               ("hidden_kurtosis", "hidden kurtosis")]
     fig, axs = plt.subplots(2, 3, figsize=(13, 7))
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(shown)))
     for ax, (key, title) in zip(axs.flat, panels):
+        drawn = False
         for c, i in zip(colours, shown):
             ys = [_num(r[key][i]) if isinstance(r.get(key), list) and i < len(r[key]) else float("nan") for r in records]
+            drawn |= any(math.isfinite(y) for y in ys)
             ax.plot(steps, ys, color=c, lw=1, label=labels[i])
         if key == "loss":
             ax.set_yscale("log")
+        if key == "represented_relative":
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if key == "axis_alignment" and m:
+            ax.axhline(random_axis_alignment(m), color="black", ls="--", lw=0.8, label="random directions")
+        if not drawn:
+            ax.text(0.5, 0.5, "undefined: no privileged basis" if key in ("axis_alignment", "neuron_participation",
+                                                                           "hidden_kurtosis") else "not logged",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=8, color="grey")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
     if len(shown) <= 12:

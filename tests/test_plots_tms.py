@@ -1,0 +1,105 @@
+"""The toy-model lab's figures: sheets laid out as the sweep, colour ranges, seed spread, readable heatmaps."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+from sptui.plots import tms as P
+
+PS = [1.0, 0.3, 0.1, 0.03]
+DROPS = [0.0, 0.1, 0.5]
+
+
+def records(ps=PS, drops=DROPS, seeds=(0, 1, 2), metric=lambda p, d, s: 1.0):
+    out = []
+    for p in ps:
+        for d in drops:
+            for s in seeds:
+                out.append({"instance": len(out), "grid": {"feature_probability": p, "dropout": d, "seed": s},
+                            "metrics": {"dims_per_feature": metric(p, d, s), "loss": 10 ** -(3 * (1 - p)) + 1e-4 * d,
+                                        "represented": 3, "axis_alignment": None}})
+    return out
+
+
+def test_sheet_is_laid_out_as_the_sweep_rows_by_columns():
+    recs = records()
+    layout = P.sheet_layout(recs)
+    assert layout.row_key == "feature_probability" and layout.col_key == "dropout"
+    assert layout.rows == [1.0, 0.3, 0.1, 0.03]  # dense at the top
+    assert layout.cols == DROPS
+    assert layout.shape == (4, 3) and len(layout.cells) == 12
+    for (r, c), i in layout.cells.items():
+        g = recs[i]["grid"]
+        assert (g["feature_probability"], g["dropout"], g["seed"]) == (layout.rows[r], layout.cols[c], 0)
+    assert "seed=0" in layout.note
+    # a row compares dropout at one sparsity (the old evenly-spaced pick walked the diagonal of the grid)
+    row = [recs[layout.cells[(1, c)]]["grid"]["feature_probability"] for c in range(3)]
+    assert row == [0.3, 0.3, 0.3]
+
+
+def test_seeds_become_columns_when_only_one_other_key_is_swept_and_big_grids_are_thinned():
+    recs = records(ps=PS, drops=[0.0])
+    for r in recs:
+        del r["grid"]["dropout"]
+    layout = P.sheet_layout(recs)
+    assert (layout.row_key, layout.col_key) == ("feature_probability", "seed") and layout.shape == (4, 3)
+    big = records(ps=[float(p) for p in np.logspace(0, -3, 20)], drops=[0.1 * k for k in range(10)], seeds=(0,))
+    layout = P.sheet_layout(big)
+    assert layout.shape == (P.MAX_ROWS, P.MAX_COLS)
+    assert layout.rows[0] == 1.0 and layout.rows[-1] == pytest.approx(1e-3)  # first and last kept
+    assert "10 of 20 p values" in layout.note and "8 of 10 dropout values" in layout.note
+    single = P.sheet_layout([{"instance": 0, "grid": {}, "metrics": {}}])
+    assert single.cells == {(0, 0): 0}
+
+
+def test_interference_colours_do_not_saturate_at_one():
+    antipodal, pentagon = 1.0, 1.5  # sum_j (W_i^ . W_j)^2 of a pair and of a pentagon (1/D - 1)
+    norm = P.interference_norm(np.array([antipodal, pentagon, np.nan]))
+    cmap = matplotlib.colormaps["viridis"]
+    assert cmap(norm(antipodal)) != cmap(norm(pentagon))
+    assert norm.vmax == pytest.approx(1.5)
+    assert P.interference_norm(np.array([0.2, np.nan])).vmax == 1.0
+
+
+def test_dims_per_feature_draws_mean_and_spread_over_seeds():
+    recs = records(ps=PS, drops=[0.0], metric=lambda p, d, s: 0.5 + 0.1 * s)
+    derived = {"represented": np.ones((len(recs), 3), bool), "dim": np.full((len(recs), 3), 0.5)}
+    fig = P.dims_per_feature_figure(recs, derived)
+    ax = fig.axes[0]
+    line = ax.get_lines()[0]
+    # one point per sparsity (the mean over 3 seeds), not 3 points per x joined into a sawtooth
+    assert len(line.get_xdata()) == len(PS)
+    assert np.allclose(line.get_ydata(), 0.6)
+    assert len(ax.collections) >= 1 and "mean over 3 seeds" in ax.get_title()
+    matplotlib.pyplot.close(fig)
+
+
+def test_sweep_heatmaps_stay_readable_at_20_by_10_with_log_loss():
+    ps = [float(p) for p in np.logspace(0, -3, 20)]
+    drops = [round(0.08 * k, 2) for k in range(10)]
+    recs = records(ps=ps, drops=drops, seeds=(0,))
+    fig = P.sweep_figure(recs, P.swept_axes(recs), m=5)
+    titles = {ax.get_title(): ax for ax in fig.axes}
+    loss = titles["eval loss"]
+    assert isinstance(loss.images[0].norm, matplotlib.colors.LogNorm)
+    for ax in fig.axes:
+        if ax.images:
+            assert len(ax.get_xticklabels()) <= 10 and len(ax.get_yticklabels()) <= 10
+            assert not ax.texts  # 200 cells: no overprinted numbers
+    assert not any(t.startswith("axis alignment") for t in titles)  # undefined everywhere: left out
+    matplotlib.pyplot.close(fig)
+    small = records(ps=PS, drops=DROPS, seeds=(0,))
+    fig = P.sweep_figure(small, P.swept_axes(small), m=5)
+    assert any(len(ax.texts) == 12 for ax in fig.axes)  # 4 x 3 cells are annotated
+    matplotlib.pyplot.close(fig)
+
+
+def test_axis_labels_name_values():
+    assert P.value_label("feature_probability", 0.0464) == "p=0.0464"
+    assert P.value_label("importance", [1.0, 0.5]) == "I=[..0.5]"
+    assert P.thin(list(range(20)), 5) == [0, 5, 10, 14, 19]
+    assert math.isnan(P._num(None))
