@@ -48,20 +48,13 @@ seed = [0, 1]
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     """Runs made the way the worker makes them (job.toml, results), without drawing each run's PNGs."""
-    from sptui.context import Context
-    from sptui.kinds import load_kind
-    from sptui.runs import RunDir, slug
+    from sptui.runs import slug
     from sptui.spec import parse_text
+    from tests.helpers import run_spec
 
     root = tmp_path_factory.mktemp("art")
     for number, spec in enumerate(parse_text(JOBS, "jobs.toml"), start=1):
-        run = RunDir(root / "runs" / f"{number:04d}-{slug(spec.name)}")
-        run.create(spec.to_toml())
-        ctx = Context(spec, run, device="cpu")
-        try:
-            load_kind(spec.kind).run(ctx)
-        finally:
-            ctx.close()
+        run_spec(spec, root / "runs" / f"{number:04d}-{slug(spec.name)}", artifacts_root=root)
     return root
 
 
