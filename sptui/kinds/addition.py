@@ -10,6 +10,7 @@ Writes, besides metrics (train: running means since the last log; test: the whol
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -30,26 +31,27 @@ class Params:
     n_digits: int = param(6, "digits per operand (the sum has one more)", ge=1, le=9)
     n_train: int = param(25000, "training examples (distinct pairs, disjoint from the test set)", ge=1)
     n_test: int = param(2000, "test examples", ge=1)
-    data_seed: int = param(0, "seed for drawing the train/test pairs", ge=0)
-    seed: int = param(0, "seed for the model's init and the batch order", ge=0)
+    data_seed: int = param(0, "seed for drawing the train/test pairs", ge=0, batchable=True)
+    seed: int = param(0, "seed for the model's init (and the batch order unless order_seed is set)", ge=0, batchable=True)
+    order_seed: int = param(-1, "seed for the batch order and the swap draws (-1: the same as seed)", ge=-1, batchable=True)
     n_heads: int = param(32, "attention heads", ge=1)
     d_head: int = param(2, "dimension of each head", ge=1)
     d_model: int = param(128, "residual stream width", ge=1)
-    lr: float = param(1e-3, "AdamW learning rate (peak, after warm-up)", gt=0)
-    weight_decay: float = param(0.01, "AdamW weight decay", ge=0)
+    lr: float = param(1e-3, "AdamW learning rate (peak, after warm-up)", gt=0, batchable=True)
+    weight_decay: float = param(0.01, "AdamW weight decay", ge=0, batchable=True)
     batch_size: int = param(256, "examples per optimizer step (last partial batch of an epoch dropped)", ge=1)
     epochs: int = param(1000, "passes over the training set", ge=1)
     schedule: Literal["cosine-epoch", "cosine-step", "constant"] = param(
         "cosine-epoch", "cosine-epoch: CosineAnnealingLR(T_max=epochs) stepped per epoch (the paper); "
-        "cosine-step: linear warm-up then cosine to 0, per step; constant")
-    warmup_steps: int = param(0, "linear warm-up steps (cosine-step only)", ge=0)
+        "cosine-step: linear warm-up then cosine to 0, per step; constant", batchable=True)
+    warmup_steps: int = param(0, "linear warm-up steps (cosine-step only)", ge=0, batchable=True)
     log_every: int = param(100, "steps between train-metric lines", ge=1)
     eval_every: int = param(1000, "steps between test-set evaluations", ge=1)
     checkpoint_every: int = param(5000, "steps between resume checkpoints (a multiple of log_every)", ge=1)
     snapshot_growth: float = param(1.1, "geometric growth of the snapshot schedule (0 = no snapshots)", ge=0)
     swap_operands: bool = param(
         False, "augmentation: each epoch a seeded random half of the training pairs is fed as b + a (the same "
-        "sum; a pair whose swap is a test pair is never swapped). Not in the paper's recipe")
+        "sum; a pair whose swap is a test pair is never swapped). Not in the paper's recipe", batchable=True)
     target_accuracy: float = param(0.98, "per-digit test accuracy whose first step and time are reported", gt=0, le=1)
     analyse: bool = param(True, "after training, compute the ablation grid, projections and attention patterns")
 
@@ -82,6 +84,11 @@ def snapshot_steps(total: int, growth: float) -> list[int]:
     return steps + [total]
 
 
+def order_seed(p: Params) -> int:
+    """The seed behind an instance's batch order and swap draws."""
+    return p.seed if p.order_seed < 0 else p.order_seed
+
+
 def epoch_order(seed: int, epoch: int, n: int, device):
     """The batch order of one epoch, a function of (seed, epoch) only, so a resumed run repeats it."""
     import torch
@@ -98,6 +105,20 @@ def epoch_swaps(seed: int, epoch: int, can_swap, device):
     return (torch.rand(can_swap.shape[0], generator=g) < 0.5).to(device) & can_swap
 
 
+def lr_factor(p: Params, step: int, total_steps: int) -> float:
+    """The multiplier on p.lr at optimizer step `step` (0-based), as the schedulers of `make_optimizer` give it:
+    cosine-epoch: (1 + cos(pi * epoch / epochs)) / 2, constant within an epoch (CosineAnnealingLR stepped
+    per epoch); cosine-step: linear warm-up then cosine to 0; constant: 1."""
+    if p.schedule == "cosine-epoch":
+        return 0.5 * (1 + math.cos(math.pi * (step // steps_per_epoch(p)) / p.epochs))
+    if p.schedule == "cosine-step":
+        warm = p.warmup_steps
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+    return 1.0
+
+
 def make_optimizer(model, p: Params, total_steps: int):
     """AdamW (torch defaults besides lr and weight decay) and the scheduler; returns (opt, sched, per_step)."""
     import torch
@@ -105,16 +126,7 @@ def make_optimizer(model, p: Params, total_steps: int):
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     if p.schedule == "cosine-epoch":
         return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs), False
-    if p.schedule == "cosine-step":
-        warm = p.warmup_steps
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor), True
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0), True
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(p, step, total_steps)), True
 
 
 def _log_eval(ctx: Context, step: int, split: str, metrics: dict) -> None:
@@ -123,6 +135,8 @@ def _log_eval(ctx: Context, step: int, split: str, metrics: dict) -> None:
 
 
 def run(ctx: Context) -> None:
+    if len(ctx.instances) > 1:
+        return run_batched(ctx)
     import torch
 
     from sptui import checkpoint
@@ -180,8 +194,8 @@ def run(ctx: Context) -> None:
         evaluate_test(0)
     epoch, offset = divmod(step, per_epoch)
     while step < total:
-        order = epoch_order(p.seed, epoch, p.n_train, device)
-        swaps = epoch_swaps(p.seed, epoch, can_swap, device) if p.swap_operands else None
+        order = epoch_order(order_seed(p), epoch, p.n_train, device)
+        swaps = epoch_swaps(order_seed(p), epoch, can_swap, device) if p.swap_operands else None
         for b in range(offset, per_epoch):
             idx = order[b * p.batch_size:(b + 1) * p.batch_size]
             answers = train.answers[idx]
@@ -242,18 +256,199 @@ def run(ctx: Context) -> None:
         analyse(ctx, model, n, test)
 
 
-def save_model(ctx: Context, model) -> None:
-    ctx.save_arrays("model.safetensors", {k: v.detach().contiguous() for k, v in model.state_dict().items()})
+# ------------------------------------------------------------------ many instances as one batched model
+
+def instance_folder(k: int) -> str:
+    """Where instance k of a batched run keeps its model and per-model results, under results/."""
+    return f"models/{k}/"
 
 
-def analyse(ctx: Context, model, n_digits: int, test, example: int = 0) -> None:
-    """The per-head results the TUI and the plots read: ablation grid, projections, attention patterns."""
+def run_batched(ctx: Context) -> None:
+    """Train every instance of a sweep as ONE batched model: one forward, one backward and one optimizer
+    step for all of them per training step. Instance i is initialised by TransformerLens from its own seed,
+    sees the batches of its own (data_seed, order_seed) in the same order as if trained alone, and is updated
+    by AdamW with its own lr, weight decay and schedule, so it follows the loss curve of the same model
+    trained alone (to float rounding; tested)."""
+    import torch
+
+    from sptui.science import addition as A
+    from sptui.science.tms import BatchedAdam
+
+    ps: list[Params] = ctx.instances
+    p0, I, device = ps[0], len(ctx.instances), ctx.device
+    n = p0.n_digits
+    # data: one train/test set per distinct data_seed, shared by the instances drawing from it
+    data_seeds = sorted({p.data_seed for p in ps})
+    group = torch.tensor([data_seeds.index(p.data_seed) for p in ps], device=device)
+    sets = [A.make_data(n, p0.n_train, p0.n_test, s) for s in data_seeds]
+    can_swap = torch.stack([~A.swap_is_in(tr, te) for tr, te in sets]).to(device) if any(p.swap_operands for p in ps) else None
+    train_ops = torch.stack([tr.operands for tr, _ in sets]).to(device)  # [G, N, 2n]
+    train_ans = torch.stack([tr.answers for tr, _ in sets]).to(device)
+    test_ops = torch.stack([te.operands for _, te in sets]).to(device)[group]  # [I, N_test, 2n]
+    test_ans = torch.stack([te.answers for _, te in sets]).to(device)[group]
+
+    configs = [A.model_config(n, p.n_heads, p.d_head, p.d_model, seed=p.seed) for p in ps]
+    params = A.initial_parameters(configs, device)
+    for k, config in enumerate(configs):  # written first: analysis can read snapshots early
+        portable = A.portable_config(A.build_model(config))
+        ctx.save_json(instance_folder(k) + "config.json", portable)
+    for v in params.values():
+        v.requires_grad_(True)
+    forward = A.BatchedAddition(params, n)
+
+    per_epoch = steps_per_epoch(p0)
+    total = per_epoch * p0.epochs
+    lr = torch.tensor([p.lr for p in ps], device=device)
+    opt = BatchedAdam(params, lr, torch.tensor([p.weight_decay for p in ps], device=device), decoupled=True)
+    ctx.set_total(total)
+    snapshots = set(snapshot_steps(total, p0.snapshot_growth))
+    swept = sorted(ctx.spec.sweep)
+
+    step, elapsed = 0, 0.0
+    targets: list[dict] = [{"step": None, "seconds": None} for _ in ps]
+    resumed = ctx.load_checkpoint()
+    if resumed is not None:
+        with torch.no_grad():
+            for name, v in params.items():
+                v.copy_(resumed.tensors[f"model.{name}"])
+        opt.load_state({k[len("optim."):]: v.to(device) for k, v in resumed.tensors.items() if k.startswith("optim.")},
+                       resumed.meta["optimizer_steps"])
+        step, elapsed, targets = resumed.step, resumed.meta["elapsed"], resumed.meta["targets"]
+    else:
+        ctx.info(f"addition: {I} instances trained as one batched model (sweep over {', '.join(swept)}); {n} digits, "
+                 f"{p0.n_train} train / {p0.n_test} test, {total} steps ({p0.epochs} epochs x {per_epoch}), "
+                 f"{sum(v[0].numel() for v in params.values())} parameters per instance")
+
+    def snapshot(at: int) -> None:  # all instances in one file, stacked [I, ...] under TransformerLens names
+        ctx.save_snapshot(at, {k: v.detach().clone() for k, v in params.items()})
+
+    def log_eval(at: int, split: str, metrics: list[dict]) -> None:
+        ctx.log(at, split=split, **{key: [m[key] for m in metrics] for key in ("loss", "acc", "exact")},
+                **{f"acc_pos_{j}": [m["acc_pos"][j] for m in metrics] for j in range(n + 1)})
+
+    def evaluate_test(at: int) -> None:
+        metrics = A.evaluate_batched(forward, test_ops, test_ans)
+        log_eval(at, "test", metrics)
+        for i, m in enumerate(metrics):
+            if targets[i]["step"] is None and m["acc"] >= ps[i].target_accuracy:
+                targets[i] = {"step": at, "seconds": round(elapsed + time.perf_counter() - started, 3)}
+
+    loss_sum = torch.zeros(I, device=device)
+    hits_sum = torch.zeros(I, n + 1, device=device)
+    exact_sum = torch.zeros(I, device=device)
+    since_log = 0
+    rows = group[:, None]
+    started = time.perf_counter()
+    if step == 0:
+        if 0 in snapshots:
+            snapshot(0)
+        evaluate_test(0)
+    epoch, offset = divmod(step, per_epoch)
+    while step < total:
+        order = torch.stack([epoch_order(order_seed(p), epoch, p0.n_train, device) for p in ps])  # [I, N]
+        swaps = None
+        if can_swap is not None:
+            swaps = torch.stack([epoch_swaps(order_seed(p), epoch, can_swap[g], device) if p.swap_operands
+                                 else torch.zeros_like(can_swap[g]) for p, g in zip(ps, group.tolist())])
+        for b in range(offset, per_epoch):
+            idx = order[:, b * p0.batch_size:(b + 1) * p0.batch_size]  # [I, B]
+            operands, answers = train_ops[rows, idx], train_ans[rows, idx]
+            if swaps is not None:
+                operands = torch.where(swaps.gather(1, idx)[..., None], A.swap_operands(operands), operands)
+            factors = torch.tensor([lr_factor(p, step, total) for p in ps], device=device)
+            logits = forward(operands)
+            losses = A.batched_loss(logits, answers)
+            for v in params.values():
+                v.grad = None
+            losses.sum().backward()  # instances share no parameter: each gets its own gradient
+            opt.step(factors)
+            with torch.no_grad():
+                hit = logits.argmax(-1) == answers
+                loss_sum += losses.detach()
+                hits_sum += hit.sum(1)
+                exact_sum += hit.all(-1).sum(1)
+            since_log += 1
+            step += 1
+
+            if step % p0.log_every == 0 or step == total:
+                count = since_log * p0.batch_size
+                per_pos = (hits_sum / count).tolist()
+                ctx.log(step, split="train", loss=(loss_sum / since_log).tolist(),
+                        acc=[sum(r) / len(r) for r in per_pos], exact=(exact_sum / count).tolist(),
+                        lr=(lr * factors).tolist(), **{f"acc_pos_{j}": [r[j] for r in per_pos] for j in range(n + 1)})
+                loss_sum.zero_(), hits_sum.zero_(), exact_sum.zero_()
+                since_log = 0
+            if step % p0.eval_every == 0 or step == total:
+                evaluate_test(step)
+            if step in snapshots:
+                snapshot(step)
+            ctx.check_cancelled()
+            if step % p0.checkpoint_every == 0 and step < total:
+                tensors = {f"model.{k}": v.detach() for k, v in params.items()}
+                tensors.update({f"optim.{k}": v for k, v in opt.state().items()})
+                ctx.save_checkpoint(step, tensors, {"elapsed": elapsed + time.perf_counter() - started,
+                                                    "targets": targets, "optimizer_steps": opt.t})
+        epoch, offset = epoch + 1, 0
+
+    seconds = elapsed + time.perf_counter() - started
+    final_train = A.evaluate_batched(forward, train_ops[group], train_ans[group])
+    final_test = A.evaluate_batched(forward, test_ops, test_ans)
+    log_eval(total, "train_full", final_train)
+    batchable = [f.name for f in dataclasses.fields(Params) if f.metadata.get("batchable")]
+    records = []
+    for k, (p, point) in enumerate(zip(ps, ctx.grid)):
+        model = A.hooked_transformer_from_state(configs[k], A.instance_state_dict(params, k, configs[k]))
+        save_model(ctx, model, instance_folder(k))
+        records.append({"instance": k, "grid": point, "params": {name: getattr(p, name) for name in batchable},
+                        "model": "results/" + instance_folder(k),
+                        "step_at_target": targets[k]["step"], "seconds_at_target": targets[k]["seconds"],
+                        "train": final_train[k], "test": final_test[k]})
+    ctx.save_json("instances.json", records)
+    accs = [m["acc"] for m in final_test]
+    ctx.save_json("summary.json", {
+        "instances": I, "swept": swept, "steps": total, "seconds": round(seconds, 3),
+        "steps_per_second": round(total / seconds, 2) if seconds > 0 else None,
+        "model_steps_per_second": round(I * total / seconds, 2) if seconds > 0 else None,
+        "target_accuracy": p0.target_accuracy,
+        "test_acc": _spread(accs), "test_exact": _spread([m["exact"] for m in final_test]),
+        "train_acc": _spread([m["acc"] for m in final_train]),
+        "device": str(device), "torch_threads": torch.get_num_threads(),
+    })
+    ctx.info(f"done: {I} instances, test per-digit accuracy {min(accs):.4f}-{max(accs):.4f} "
+             f"(mean {sum(accs) / I:.4f}); {total / max(seconds, 1e-9):.1f} steps/s = "
+             f"{I * total / max(seconds, 1e-9):.1f} model-steps/s")
+    if p0.analyse:
+        for k in range(I):
+            model = A.hooked_transformer_from_state(configs[k], A.instance_state_dict(params, k, configs[k]))
+            _, test = sets[data_seeds.index(ps[k].data_seed)]
+            analyse(ctx, model, n, test.to(device), folder=instance_folder(k))
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """Mean, standard deviation (n - 1), min and max of one metric across instances."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
+    return {"mean": mean, "std": math.sqrt(var), "min": min(values), "max": max(values)}
+
+
+def save_model(ctx: Context, model, folder: str = "") -> None:
+    """The whole state dict (buffers too) beside config.json, under results/<folder>."""
+    ctx.save_arrays(folder + "model.safetensors", {k: v.detach().contiguous() for k, v in model.state_dict().items()})
+    if folder:
+        from sptui.science.addition import portable_config
+
+        ctx.save_json(folder + "config.json", portable_config(model))
+
+
+def analyse(ctx: Context, model, n_digits: int, test, example: int = 0, folder: str = "") -> None:
+    """The per-head results the TUI and the plots read: ablation grid, projections, attention patterns,
+    under results/<folder>."""
     from sptui.science import head_analysis as HA
 
     model.eval()
-    ctx.save_arrays("ablation.safetensors", HA.ablation_grid(model, n_digits))
-    ctx.save_arrays("projections.safetensors", HA.projections(model))
-    ctx.save_arrays("patterns.safetensors", HA.attention_patterns(model, test.tokens(), example))
+    ctx.save_arrays(folder + "ablation.safetensors", HA.ablation_grid(model, n_digits))
+    ctx.save_arrays(folder + "projections.safetensors", HA.projections(model))
+    ctx.save_arrays(folder + "patterns.safetensors", HA.attention_patterns(model, test.tokens(), example))
 
 
 def render(run: RunDir) -> list[Path]:

@@ -94,8 +94,8 @@ def make_data(n_digits: int, n_train: int, n_test: int, seed: int) -> tuple[Addi
 
 
 def swap_operands(operands: torch.Tensor) -> torch.Tensor:
-    """[N, 2n] a then b -> b then a (the same sum: addition commutes)."""
-    return operands.roll(operands.shape[1] // 2, dims=1)
+    """[..., 2n] a then b -> b then a (the same sum: addition commutes)."""
+    return operands.roll(operands.shape[-1] // 2, dims=-1)
 
 
 def swap_is_in(data: AdditionData, other: AdditionData) -> torch.Tensor:
@@ -263,3 +263,134 @@ def evaluate(forward, data: AdditionData, batch_size: int = 4096) -> dict[str, A
         "exact": exact / n,
         "acc_pos": per_pos,
     }
+
+
+# ------------------------------------------------------------------ many models as one
+
+PARAM_NAMES = ("embed.W_E", "pos_embed.W_pos", "blocks.0.attn.W_Q", "blocks.0.attn.b_Q", "blocks.0.attn.W_K",
+               "blocks.0.attn.b_K", "blocks.0.attn.W_V", "blocks.0.attn.b_V", "blocks.0.attn.W_O",
+               "blocks.0.attn.b_O", "unembed.W_U", "unembed.b_U")
+
+
+def initial_parameters(configs: list[dict[str, Any]], device="cpu") -> dict[str, torch.Tensor]:
+    """Stacked parameters [I, ...] (TransformerLens state-dict names) of one fresh HookedTransformer per
+    config: each instance is initialised by TransformerLens itself from its own `seed`, exactly as a model
+    trained alone. (Building a HookedTransformer with a seed also reseeds torch's global generator.)"""
+    states = []
+    for config in configs:
+        model = build_model(config, "cpu")  # init on CPU: the same weights whatever the device
+        states.append({k: v.detach() for k, v in model.state_dict().items()})
+    return {k: torch.stack([s[k] for s in states]).to(device) for k in PARAM_NAMES}
+
+
+def instance_state_dict(params: dict[str, torch.Tensor], k: int, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Instance k as a full HookedTransformer state dict (its buffers too), ready for `load_state_dict`."""
+    model = build_model(config, "cpu")
+    state = {name: v.detach() for name, v in model.state_dict().items()}
+    for name in PARAM_NAMES:
+        state[name] = params[name][k].detach().to("cpu").contiguous()
+    return state
+
+
+class BatchedAddition:
+    """Answer-position logits of I one-layer attention-only addition models at once: `FastAddition` with
+    an instance dimension on every parameter and every batch.
+
+    params: TransformerLens names -> stacked tensors [I, ...] (leaves the optimizer updates in place).
+    Instance i's logits depend on its own parameters only, so the gradient of the summed per-instance
+    losses gives every instance exactly its own gradient. Checked against TransformerLens per instance.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], n_digits: int, use_attn_scale: bool = True):
+        missing = [k for k in PARAM_NAMES if k not in params]
+        if missing:
+            raise ValueError(f"missing parameters: {', '.join(missing)}")
+        self.params = params
+        self.n = n_digits
+        W_Q = params["blocks.0.attn.W_Q"]
+        self.n_instances, self.n_heads, _, self.d_head = W_Q.shape
+        if params["pos_embed.W_pos"].shape[1] != n_ctx(n_digits):
+            raise ValueError(f"the parameters are for n_ctx {params['pos_embed.W_pos'].shape[1]}, not {n_digits} digits")
+        self.scale = math.sqrt(self.d_head) if use_attn_scale else 1.0
+        device = W_Q.device
+        n_ans = n_digits + 1
+        self.answer_mask = torch.full((n_ans, n_ans), -math.inf, device=device).tril(-1)  # [key, query]
+        self.row_offset = torch.arange(2 * n_digits, device=device) * 10
+        self.n_rows = 2 * n_digits * 10 + n_ans  # key rows per instance: (operand position, digit), then answers
+
+    def __call__(self, operands: torch.Tensor) -> torch.Tensor:
+        """operands [I, B, 2n] digit tokens (each instance its own batch) -> logits [I, B, n+1, 10]."""
+        P, n, H = self.params, self.n, self.n_heads
+        I, B = operands.shape[0], operands.shape[1]
+        W_E, W_pos, W_U = P["embed.W_E"], P["pos_embed.W_pos"], P["unembed.W_U"]
+        d = W_E.shape[-1]
+        n_op, n_ans = 2 * n, n + 1
+
+        x_ops = (W_E[:, None, :10, :] + W_pos[:, :n_op, None, :]).reshape(I, n_op * 10, d)
+        x_ans = W_E[:, EQUALS, None, :] + W_pos[:, n_op:]  # [I, n+1, d]
+        x_all = torch.cat([x_ops, x_ans], dim=1)  # [I, rows, d]
+
+        q = (torch.einsum("iad,ihde->ihae", x_ans, P["blocks.0.attn.W_Q"]) + P["blocks.0.attn.b_Q"][:, :, None, :]) / self.scale
+        k = torch.einsum("ird,ihde->ihre", x_all, P["blocks.0.attn.W_K"]) + P["blocks.0.attn.b_K"][:, :, None, :]
+        v = torch.einsum("ird,ihde->ihre", x_all, P["blocks.0.attn.W_V"]) + P["blocks.0.attn.b_V"][:, :, None, :]
+        W_OU = torch.einsum("ihed,idc->ihec", P["blocks.0.attn.W_O"], W_U)  # [I, H, dh, 10]
+        R = self.n_rows
+        # every score and value-times-readout a key row can produce, per instance (key row first)
+        scores = torch.bmm(k.reshape(I * H, R, -1), q.reshape(I * H, n_ans, -1).transpose(1, 2))
+        scores = scores.reshape(I, H, R, n_ans).permute(0, 2, 1, 3)  # [I, rows, H, n+1]
+        vo = torch.bmm(v.reshape(I * H, R, -1), W_OU.reshape(I * H, -1, 10)).reshape(I, H, R, 10).permute(0, 2, 1, 3)
+        n_rows_ops = n_op * 10
+
+        # flat row index into [I * rows]: instance i's table starts at i * rows
+        flat = (operands + self.row_offset + (torch.arange(I, device=operands.device) * R)[:, None, None]).reshape(-1)
+        s_ops = scores.reshape(I * R, H, n_ans).index_select(0, flat).reshape(I, B, n_op, H, n_ans)
+        s_ans = (scores[:, n_rows_ops:] + self.answer_mask[None, :, None, :])[:, None].expand(I, B, n_ans, H, n_ans)
+        pattern = torch.softmax(torch.cat([s_ops, s_ans], dim=2), dim=2)  # over key positions
+        p_ops = pattern[:, :, :n_op].reshape(I * B, n_op * H, n_ans)
+        p_ans = pattern[:, :, n_op:].reshape(I, B, n_ans * H, n_ans)
+        vo_ops = vo.reshape(I * R, H, 10).index_select(0, flat).reshape(I * B, n_op * H, 10)
+        vo_ans = vo[:, n_rows_ops:].reshape(I, n_ans * H, 10)
+        direct = torch.einsum("iad,idc->iac", x_ans + P["blocks.0.attn.b_O"][:, None, :], W_U) + P["unembed.b_U"][:, None, :]
+        from_ops = torch.bmm(p_ops.transpose(1, 2), vo_ops).reshape(I, B, n_ans, 10)
+        from_ans = torch.bmm(p_ans.transpose(2, 3).reshape(I, B * n_ans, n_ans * H), vo_ans).reshape(I, B, n_ans, 10)
+        return from_ops + from_ans + direct[:, None]
+
+
+def batched_loss(logits: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """Per-instance mean cross-entropy over every answer position: logits [I, B, n+1, 10] -> [I]."""
+    I = logits.shape[0]
+    per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1), reduction="none")
+    return per.reshape(I, -1).mean(1)
+
+
+@torch.no_grad()
+def evaluate_batched(forward, operands: torch.Tensor, answers: torch.Tensor, batch_size: int = 4096) -> list[dict[str, Any]]:
+    """`evaluate` for I models at once: operands [I, N, 2n], answers [I, N, n+1] -> one metrics dict per instance."""
+    I, N = operands.shape[0], operands.shape[1]
+    n_ans = answers.shape[2]
+    total_loss = torch.zeros(I, dtype=torch.float64, device=answers.device)
+    correct_pos = torch.zeros(I, n_ans, dtype=torch.float64, device=answers.device)
+    exact = torch.zeros(I, dtype=torch.float64, device=answers.device)
+    chunk = max(1, batch_size // max(1, I))
+    for start in range(0, N, chunk):
+        ops, ans = operands[:, start:start + chunk], answers[:, start:start + chunk]
+        logits = forward(ops)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ans.reshape(-1), reduction="none")
+        total_loss += ce.reshape(I, -1).double().sum(1)
+        hit = logits.argmax(-1) == ans
+        correct_pos += hit.sum(1).double()
+        exact += hit.all(-1).sum(1).double()
+    per_pos = (correct_pos / N).cpu()
+    out = []
+    for i in range(I):
+        pos = per_pos[i].tolist()
+        out.append({"loss": float(total_loss[i]) / (N * n_ans), "acc": float(sum(pos) / len(pos)),
+                    "exact": float(exact[i]) / N, "acc_pos": pos})
+    return out
+
+
+def hooked_transformer_from_state(config: dict[str, Any], state: dict[str, torch.Tensor], device="cpu"):
+    """A HookedTransformer of `config` holding `state` (a full state dict), in eval mode."""
+    model = build_model(config, device)
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,183 @@
+"""Many addition models as ONE batched model: the batched forward against TransformerLens per instance,
+each instance trained exactly as if alone, saved instances loadable in plain TransformerLens, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import safetensors.torch
+import torch
+
+from sptui.context import Context, Hooks
+from sptui.errors import JobCancelled
+from sptui.kinds import load_kind
+from sptui.runs import RunDir
+from sptui.science import addition as A
+from sptui.spec import parse_text
+
+TINY = dict(n_digits=2, n_train=400, n_test=100, n_heads=4, d_model=32, batch_size=50, epochs=3,
+            log_every=4, eval_every=8, checkpoint_every=8, analyse=False, snapshot_growth=0.0)
+
+
+def job(sweep: dict | None = None, **params) -> str:
+    lines = ['[[job]]', 'kind = "addition"', 'name = "t"'] + [f"{k} = {json.dumps(v)}" for k, v in params.items()]
+    if sweep:
+        lines += ["[job.sweep]"] + [f"{k} = {json.dumps(v)}" for k, v in sweep.items()]
+    return "\n".join(lines) + "\n"
+
+
+def start(tmp_path, text, name, hooks=None):
+    spec = parse_text(text, "test.toml")[0]
+    run = RunDir(tmp_path / name)
+    if not run.job_toml.exists():
+        run.create(spec.to_toml())
+    return spec, run, Context(spec, run, device="cpu", hooks=hooks)
+
+
+def train(tmp_path, text, name):
+    _, run, ctx = start(tmp_path, text, name)
+    load_kind("addition").run(ctx)
+    ctx.close()
+    return run
+
+
+def randomised_parameters(n_digits: int, seeds: list[int]) -> dict[str, torch.Tensor]:
+    configs = [A.model_config(n_digits, n_heads=4, d_head=2, d_model=32, seed=s) for s in seeds]
+    params = A.initial_parameters(configs)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():  # biases start at zero: give every parameter a value so each term is tested
+        for v in params.values():
+            v.copy_(torch.randn(v.shape, generator=g) * 0.5)
+    return params, configs
+
+
+def test_batched_forward_is_transformer_lens_per_instance_logits_and_gradients():
+    n = 3
+    params, configs = randomised_parameters(n, [0, 1, 2])
+    for v in params.values():
+        v.requires_grad_(True)
+    data = [A.make_data(n, 64, 1, seed=s)[0] for s in range(3)]  # each instance its own batch
+    logits = A.BatchedAddition(params, n)(torch.stack([d.operands for d in data]))
+    losses = A.batched_loss(logits, torch.stack([d.answers for d in data]))
+    grads = dict(zip(A.PARAM_NAMES, torch.autograd.grad(losses.sum(), [params[k] for k in A.PARAM_NAMES])))
+    for i, config in enumerate(configs):
+        model = A.hooked_transformer_from_state(config, A.instance_state_dict(params, i, config))
+        reference = A.answer_logits(model, data[i].tokens(), n)  # the standard TransformerLens forward
+        torch.testing.assert_close(logits[i], reference, rtol=1e-5, atol=1e-5)
+        loss = A.loss_fn(reference, data[i].answers)
+        torch.testing.assert_close(losses[i], loss)
+        named = dict(model.named_parameters())
+        for name, g in zip(A.PARAM_NAMES, torch.autograd.grad(loss, [named[k] for k in A.PARAM_NAMES])):
+            torch.testing.assert_close(grads[name][i], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def _train_curve(run, i=None):
+    out = []
+    for m in run.read_metrics():
+        if m["split"] in ("train", "test"):
+            out.append((m["step"], m["split"], m["loss"] if i is None else m["loss"][i]))
+    return out
+
+
+def _same_curve(batched, alone, i):
+    a, b = _train_curve(alone), _train_curve(batched, i)
+    assert [x[:2] for x in a] == [x[:2] for x in b]
+    torch.testing.assert_close(torch.tensor([x[2] for x in b]), torch.tensor([x[2] for x in a]), rtol=2e-5, atol=1e-6)
+
+
+def _same_weights(batched, k, alone):
+    mine = safetensors.torch.load_file(str(batched.results / "models" / str(k) / "model.safetensors"))
+    theirs = safetensors.torch.load_file(str(alone.results / "model.safetensors"))
+    assert mine.keys() == theirs.keys()
+    for name in theirs:
+        if name == "blocks.0.attn.b_K":
+            continue  # its true gradient is 0 (softmax ignores it): Adam amplifies rounding noise; it has no effect
+        torch.testing.assert_close(mine[name], theirs[name], rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("sweep,fixed", [
+    (dict(seed=[0, 1], swap_operands=[False, True], warmup_steps=[0, 6]), dict(schedule="cosine-step", lr=3e-3)),
+    (dict(lr=[3e-3, 1e-3], weight_decay=[0.01, 0.1], data_seed=[0, 1]), dict(schedule="cosine-epoch")),
+    (dict(seed=[0, 1], order_seed=[-1, 5], schedule=["constant", "cosine-epoch"]), dict(lr=3e-3)),
+], ids=["seed-swap-warmup", "lr-wd-data", "order-schedule"])
+def test_an_instance_in_a_batch_of_8_follows_the_same_curve_as_alone(tmp_path, sweep, fixed):
+    """Every instance of an 8-model batch against the same model trained alone by the single-model path."""
+    params = {**TINY, **fixed}
+    batched = train(tmp_path, job(sweep, **params), "batched")
+    spec = parse_text(job(sweep, **params), "t.toml")[0]
+    assert len(spec.grid()) == 8
+    for k, point in enumerate(spec.grid()):
+        alone = train(tmp_path, job(**{**params, **point}), f"alone-{k}")
+        _same_curve(batched, alone, k)
+        _same_weights(batched, k, alone)
+    records = batched.load_json("instances.json")
+    assert [r["grid"] for r in records] == spec.grid()
+    alone_test = RunDir(tmp_path / "alone-3").load_json("summary.json")["test"]
+    assert records[3]["test"]["acc"] == pytest.approx(alone_test["acc"], abs=1e-9)
+
+
+def test_saved_instances_load_in_plain_transformer_lens_with_the_batched_logits(tmp_path):
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    run = train(tmp_path, job(dict(seed=[3, 4, 5]), **TINY), "b")
+    records = run.load_json("instances.json")
+    assert [r["params"]["seed"] for r in records] == [3, 4, 5]
+    _, test = A.make_data(2, TINY["n_train"], TINY["n_test"], 0)
+    for r in records:
+        folder = run.root / r["model"]
+        cfg = json.loads((folder / "config.json").read_text())
+        assert cfg["seed"] == r["params"]["seed"]
+        model = HookedTransformer(HookedTransformerConfig(**cfg))
+        model.load_state_dict(safetensors.torch.load_file(str(folder / "model.safetensors")))
+        logits = A.answer_logits(model, test.tokens(), 2)
+        hits = logits.argmax(-1) == test.answers
+        assert hits.double().mean().item() == pytest.approx(r["test"]["acc"], abs=1e-9)
+        assert A.loss_fn(logits, test.answers).item() == pytest.approx(r["test"]["loss"], rel=1e-5)
+    summary = run.load_json("summary.json")
+    assert summary["instances"] == 3 and summary["swept"] == ["seed"]
+    assert summary["test_acc"]["min"] == pytest.approx(min(r["test"]["acc"] for r in records))
+
+
+class CancelAt(Hooks):
+    def __init__(self, step):
+        self.at, self.seen = step, 0
+
+    def progress(self, step, total, values):
+        self.seen = step
+
+    def cancel_requested(self):
+        return self.seen >= self.at
+
+
+def test_resume_of_the_whole_batch_equals_an_uninterrupted_run(tmp_path):
+    params = dict(TINY, epochs=7, log_every=5, eval_every=10, checkpoint_every=20, snapshot_growth=1.5,
+                  schedule="cosine-step")
+    sweep = dict(seed=[0, 1], swap_operands=[False, True], warmup_steps=[0, 7])
+    whole = train(tmp_path, job(sweep, **params), "whole")
+
+    _, run, ctx = start(tmp_path, job(sweep, **params), "crashed", hooks=CancelAt(50))
+    ctx.CANCEL_POLL_SECONDS = 0.0
+    with pytest.raises(JobCancelled):
+        load_kind("addition").run(ctx)  # cancelled at step 50, after the checkpoint at step 40
+    ctx.close()
+    assert [p.name for p in run.checkpoints.glob("step-*.safetensors")] == ["step-0000000040.safetensors"]
+
+    _, run, ctx = start(tmp_path, job(sweep, **params), "crashed")
+    load_kind("addition").run(ctx)
+    ctx.close()
+    assert "resuming from checkpoint at step 40" in run.log.read_text()
+
+    def curve(r):
+        return [(m["step"], m["split"], m["loss"], m.get("acc")) for m in r.read_metrics()]
+
+    assert curve(run) == curve(whole)  # bit for bit
+    for k in range(8):
+        a = safetensors.torch.load_file(str(run.results / "models" / str(k) / "model.safetensors"))
+        b = safetensors.torch.load_file(str(whole.results / "models" / str(k) / "model.safetensors"))
+        assert all(torch.equal(a[n], b[n]) for n in b)
+    snaps = sorted(p.name for p in run.snapshots.glob("step-*.safetensors"))
+    assert snaps == sorted(p.name for p in whole.snapshots.glob("step-*.safetensors")) and len(snaps) > 5
+    stacked = safetensors.torch.load_file(str(run.snapshots / snaps[-1]))
+    final = safetensors.torch.load_file(str(run.results / "models" / "5" / "model.safetensors"))
+    assert torch.equal(stacked["embed.W_E"][5], final["embed.W_E"])  # snapshots hold every instance, stacked
