@@ -275,7 +275,7 @@ def run_batched(ctx: Context) -> None:
     from sptui.science.tms import BatchedAdam
 
     ps: list[Params] = ctx.instances
-    p0, I, device = ps[0], len(ctx.instances), ctx.device
+    p0, n_models, device = ps[0], len(ctx.instances), ctx.device
     n = p0.n_digits
     # data: one train/test set per distinct data_seed, shared by the instances drawing from it
     data_seeds = sorted({p.data_seed for p in ps})
@@ -315,7 +315,7 @@ def run_batched(ctx: Context) -> None:
                        resumed.meta["optimizer_steps"])
         step, elapsed, targets = resumed.step, resumed.meta["elapsed"], resumed.meta["targets"]
     else:
-        ctx.info(f"addition: {I} instances trained as one batched model (sweep over {', '.join(swept)}); {n} digits, "
+        ctx.info(f"addition: {n_models} instances trained as one batched model (sweep over {', '.join(swept)}); {n} digits, "
                  f"{p0.n_train} train / {p0.n_test} test, {total} steps ({p0.epochs} epochs x {per_epoch}), "
                  f"{sum(v[0].numel() for v in params.values())} parameters per instance")
 
@@ -333,9 +333,9 @@ def run_batched(ctx: Context) -> None:
             if targets[i]["step"] is None and m["acc"] >= ps[i].target_accuracy:
                 targets[i] = {"step": at, "seconds": round(elapsed + time.perf_counter() - started, 3)}
 
-    loss_sum = torch.zeros(I, device=device)
-    hits_sum = torch.zeros(I, n + 1, device=device)
-    exact_sum = torch.zeros(I, device=device)
+    loss_sum = torch.zeros(n_models, device=device)
+    hits_sum = torch.zeros(n_models, n + 1, device=device)
+    exact_sum = torch.zeros(n_models, device=device)
     since_log = 0
     rows = group[:, None]
     started = time.perf_counter()
@@ -406,19 +406,19 @@ def run_batched(ctx: Context) -> None:
     ctx.save_json("instances.json", records)
     accs = [m["acc"] for m in final_test]
     ctx.save_json("summary.json", {
-        "instances": I, "swept": swept, "steps": total, "seconds": round(seconds, 3),
+        "instances": n_models, "swept": swept, "steps": total, "seconds": round(seconds, 3),
         "steps_per_second": round(total / seconds, 2) if seconds > 0 else None,
-        "model_steps_per_second": round(I * total / seconds, 2) if seconds > 0 else None,
+        "model_steps_per_second": round(n_models * total / seconds, 2) if seconds > 0 else None,
         "target_accuracy": p0.target_accuracy,
         "test_acc": _spread(accs), "test_exact": _spread([m["exact"] for m in final_test]),
         "train_acc": _spread([m["acc"] for m in final_train]),
         "device": str(device), "torch_threads": torch.get_num_threads(),
     })
-    ctx.info(f"done: {I} instances, test per-digit accuracy {min(accs):.4f}-{max(accs):.4f} "
-             f"(mean {sum(accs) / I:.4f}); {total / max(seconds, 1e-9):.1f} steps/s = "
-             f"{I * total / max(seconds, 1e-9):.1f} model-steps/s")
+    ctx.info(f"done: {n_models} instances, test per-digit accuracy {min(accs):.4f}-{max(accs):.4f} "
+             f"(mean {sum(accs) / n_models:.4f}); {total / max(seconds, 1e-9):.1f} steps/s = "
+             f"{n_models * total / max(seconds, 1e-9):.1f} model-steps/s")
     if p0.analyse:
-        for k in range(I):
+        for k in range(n_models):
             model = A.hooked_transformer_from_state(configs[k], A.instance_state_dict(params, k, configs[k]))
             _, test = sets[data_seeds.index(ps[k].data_seed)]
             analyse(ctx, model, n, test.to(device), folder=instance_folder(k))

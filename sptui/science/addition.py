@@ -293,7 +293,7 @@ def instance_state_dict(params: dict[str, torch.Tensor], k: int, config: dict[st
 
 
 class BatchedAddition:
-    """Answer-position logits of I one-layer attention-only addition models at once: `FastAddition` with
+    """Answer-position logits of many one-layer attention-only addition models at once: `FastAddition` with
     an instance dimension on every parameter and every batch.
 
     params: TransformerLens names -> stacked tensors [I, ...] (leaves the optimizer updates in place).
@@ -321,12 +321,12 @@ class BatchedAddition:
     def __call__(self, operands: torch.Tensor) -> torch.Tensor:
         """operands [I, B, 2n] digit tokens (each instance its own batch) -> logits [I, B, n+1, 10]."""
         P, n, H = self.params, self.n, self.n_heads
-        I, B = operands.shape[0], operands.shape[1]
+        n_models, B = operands.shape[0], operands.shape[1]
         W_E, W_pos, W_U = P["embed.W_E"], P["pos_embed.W_pos"], P["unembed.W_U"]
         d = W_E.shape[-1]
         n_op, n_ans = 2 * n, n + 1
 
-        x_ops = (W_E[:, None, :10, :] + W_pos[:, :n_op, None, :]).reshape(I, n_op * 10, d)
+        x_ops = (W_E[:, None, :10, :] + W_pos[:, :n_op, None, :]).reshape(n_models, n_op * 10, d)
         x_ans = W_E[:, EQUALS, None, :] + W_pos[:, n_op:]  # [I, n+1, d]
         x_all = torch.cat([x_ops, x_ans], dim=1)  # [I, rows, d]
 
@@ -336,53 +336,53 @@ class BatchedAddition:
         W_OU = torch.einsum("ihed,idc->ihec", P["blocks.0.attn.W_O"], W_U)  # [I, H, dh, 10]
         R = self.n_rows
         # every score and value-times-readout a key row can produce, per instance (key row first)
-        scores = torch.bmm(k.reshape(I * H, R, -1), q.reshape(I * H, n_ans, -1).transpose(1, 2))
-        scores = scores.reshape(I, H, R, n_ans).permute(0, 2, 1, 3)  # [I, rows, H, n+1]
-        vo = torch.bmm(v.reshape(I * H, R, -1), W_OU.reshape(I * H, -1, 10)).reshape(I, H, R, 10).permute(0, 2, 1, 3)
+        scores = torch.bmm(k.reshape(n_models * H, R, -1), q.reshape(n_models * H, n_ans, -1).transpose(1, 2))
+        scores = scores.reshape(n_models, H, R, n_ans).permute(0, 2, 1, 3)  # [I, rows, H, n+1]
+        vo = torch.bmm(v.reshape(n_models * H, R, -1), W_OU.reshape(n_models * H, -1, 10)).reshape(n_models, H, R, 10).permute(0, 2, 1, 3)
         n_rows_ops = n_op * 10
 
         # flat row index into [I * rows]: instance i's table starts at i * rows
-        flat = (operands + self.row_offset + (torch.arange(I, device=operands.device) * R)[:, None, None]).reshape(-1)
-        s_ops = scores.reshape(I * R, H, n_ans).index_select(0, flat).reshape(I, B, n_op, H, n_ans)
-        s_ans = (scores[:, n_rows_ops:] + self.answer_mask[None, :, None, :])[:, None].expand(I, B, n_ans, H, n_ans)
+        flat = (operands + self.row_offset + (torch.arange(n_models, device=operands.device) * R)[:, None, None]).reshape(-1)
+        s_ops = scores.reshape(n_models * R, H, n_ans).index_select(0, flat).reshape(n_models, B, n_op, H, n_ans)
+        s_ans = (scores[:, n_rows_ops:] + self.answer_mask[None, :, None, :])[:, None].expand(n_models, B, n_ans, H, n_ans)
         pattern = torch.softmax(torch.cat([s_ops, s_ans], dim=2), dim=2)  # over key positions
-        p_ops = pattern[:, :, :n_op].reshape(I * B, n_op * H, n_ans)
-        p_ans = pattern[:, :, n_op:].reshape(I, B, n_ans * H, n_ans)
-        vo_ops = vo.reshape(I * R, H, 10).index_select(0, flat).reshape(I * B, n_op * H, 10)
-        vo_ans = vo[:, n_rows_ops:].reshape(I, n_ans * H, 10)
+        p_ops = pattern[:, :, :n_op].reshape(n_models * B, n_op * H, n_ans)
+        p_ans = pattern[:, :, n_op:].reshape(n_models, B, n_ans * H, n_ans)
+        vo_ops = vo.reshape(n_models * R, H, 10).index_select(0, flat).reshape(n_models * B, n_op * H, 10)
+        vo_ans = vo[:, n_rows_ops:].reshape(n_models, n_ans * H, 10)
         direct = torch.einsum("iad,idc->iac", x_ans + P["blocks.0.attn.b_O"][:, None, :], W_U) + P["unembed.b_U"][:, None, :]
-        from_ops = torch.bmm(p_ops.transpose(1, 2), vo_ops).reshape(I, B, n_ans, 10)
-        from_ans = torch.bmm(p_ans.transpose(2, 3).reshape(I, B * n_ans, n_ans * H), vo_ans).reshape(I, B, n_ans, 10)
+        from_ops = torch.bmm(p_ops.transpose(1, 2), vo_ops).reshape(n_models, B, n_ans, 10)
+        from_ans = torch.bmm(p_ans.transpose(2, 3).reshape(n_models, B * n_ans, n_ans * H), vo_ans).reshape(n_models, B, n_ans, 10)
         return from_ops + from_ans + direct[:, None]
 
 
 def batched_loss(logits: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
     """Per-instance mean cross-entropy over every answer position: logits [I, B, n+1, 10] -> [I]."""
-    I = logits.shape[0]
+    n_models = logits.shape[0]
     per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1), reduction="none")
-    return per.reshape(I, -1).mean(1)
+    return per.reshape(n_models, -1).mean(1)
 
 
 @torch.no_grad()
 def evaluate_batched(forward, operands: torch.Tensor, answers: torch.Tensor, batch_size: int = 4096) -> list[dict[str, Any]]:
-    """`evaluate` for I models at once: operands [I, N, 2n], answers [I, N, n+1] -> one metrics dict per instance."""
-    I, N = operands.shape[0], operands.shape[1]
+    """`evaluate` for many models at once: operands [I, N, 2n], answers [I, N, n+1] -> one metrics dict per instance."""
+    n_models, N = operands.shape[0], operands.shape[1]
     n_ans = answers.shape[2]
-    total_loss = torch.zeros(I, dtype=torch.float64, device=answers.device)
-    correct_pos = torch.zeros(I, n_ans, dtype=torch.float64, device=answers.device)
-    exact = torch.zeros(I, dtype=torch.float64, device=answers.device)
-    chunk = max(1, batch_size // max(1, I))
+    total_loss = torch.zeros(n_models, dtype=torch.float64, device=answers.device)
+    correct_pos = torch.zeros(n_models, n_ans, dtype=torch.float64, device=answers.device)
+    exact = torch.zeros(n_models, dtype=torch.float64, device=answers.device)
+    chunk = max(1, batch_size // max(1, n_models))
     for start in range(0, N, chunk):
         ops, ans = operands[:, start:start + chunk], answers[:, start:start + chunk]
         logits = forward(ops)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ans.reshape(-1), reduction="none")
-        total_loss += ce.reshape(I, -1).double().sum(1)
+        total_loss += ce.reshape(n_models, -1).double().sum(1)
         hit = logits.argmax(-1) == ans
         correct_pos += hit.sum(1).double()
         exact += hit.all(-1).sum(1).double()
     per_pos = (correct_pos / N).cpu()
     out = []
-    for i in range(I):
+    for i in range(n_models):
         pos = per_pos[i].tolist()
         out.append({"loss": float(total_loss[i]) / (N * n_ans), "acc": float(sum(pos) / len(pos)),
                     "exact": float(exact[i]) / N, "acc_pos": pos})
