@@ -173,3 +173,29 @@ def test_analysis_errors_name_the_problem(artifacts):
         parse_text(analysis("tiny", "best"), "t.toml")
     with pytest.raises(SpecError, match="run: missing"):
         parse_text(analysis(""), "t.toml")
+
+
+def test_grids_by_position_agree_with_the_paper_grid_and_with_hooks(model):
+    test = A.make_data(N, 300, 1, seed=2)[0]
+    grids = HA.ablation_grids_by_position(model, N, test.operands)
+    paper = HA.ablation_grid(model, N)
+    assert grids["per_head_pos"].shape == (2, N, 4, 10, 10)
+    torch.testing.assert_close(grids["per_head_pos"][0, 0], paper["per_head"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grids["baseline_pos"][0, 0], paper["baseline"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grids["full_pos"][0], paper["full"], rtol=1e-4, atol=1e-4)
+    # position 1, mean ablation, head 2 kept: through TransformerLens hooks, by hand
+    _, cache = model.run_with_cache(test.tokens())
+    mean_z = cache["blocks.0.attn.hook_z"].mean(0)
+
+    def keep_head_2(z, hook):
+        out = mean_z[None].expand_as(z).clone()
+        out[:, :, 2] = z[:, :, 2]
+        return out
+
+    ops = HA.position_pair_operands(N, 1)
+    tokens = torch.cat([ops, torch.full((100, N + 1), A.EQUALS)], 1)
+    logits = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.attn.hook_z", keep_head_2)])[:, 2 * N + 1]
+    correct = (torch.arange(10)[:, None] + torch.arange(10)[None, :]).reshape(100) % 10
+    expected = logits[torch.arange(100), correct].reshape(10, 10)
+    torch.testing.assert_close(grids["per_head_pos"][1, 1, 2], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grids["contribution_pos"], grids["per_head_pos"] - grids["baseline_pos"][:, :, None])

@@ -53,7 +53,10 @@ class Params:
         False, "augmentation: each epoch a seeded random half of the training pairs is fed as b + a (the same "
         "sum; a pair whose swap is a test pair is never swapped). Not in the paper's recipe", batchable=True)
     target_accuracy: float = param(0.98, "per-digit test accuracy whose first step and time are reported", gt=0, le=1)
-    analyse: bool = param(True, "after training, compute the ablation grid, projections and attention patterns")
+    analyse: bool = param(True, "after training, compute the ablation grids, projections and attention patterns")
+    compression: bool = param(True, "with analyse: also find the compression the heads learned (ablations and pruned head "
+                              "sets per answer position, probes of each head's output, roles; across instances, whether "
+                              "they learned the same); ~30 s per 6-digit model on one thread")
 
     def check(self):
         if self.n_train + self.n_test > 10 ** (2 * self.n_digits):
@@ -253,7 +256,7 @@ def run(ctx: Context) -> None:
     ctx.info(f"done: test per-digit accuracy {final_test['acc']:.4f}, exact match {final_test['exact']:.4f}, "
              f"train {final_train['acc']:.4f}; {total / max(seconds, 1e-9):.1f} steps/s")
     if p.analyse:
-        analyse(ctx, model, n, test)
+        analyse(ctx, model, n, test, compression=p.compression)
 
 
 # ------------------------------------------------------------------ many instances as one batched model
@@ -272,7 +275,6 @@ def run_batched(ctx: Context) -> None:
     import torch
 
     from sptui.science import addition as A
-    from sptui.science.tms import BatchedAdam
 
     ps: list[Params] = ctx.instances
     p0, n_models, device = ps[0], len(ctx.instances), ctx.device
@@ -288,18 +290,13 @@ def run_batched(ctx: Context) -> None:
     test_ans = torch.stack([te.answers for _, te in sets]).to(device)[group]
 
     configs = [A.model_config(n, p.n_heads, p.d_head, p.d_model, seed=p.seed) for p in ps]
-    params = A.initial_parameters(configs, device)
+    trainer = A.BatchedTrainer(configs, n, [p.lr for p in ps], [p.weight_decay for p in ps], device)
+    params, forward = trainer.params, trainer.forward
     for k, config in enumerate(configs):  # written first: analysis can read snapshots early
-        portable = A.portable_config(A.build_model(config))
-        ctx.save_json(instance_folder(k) + "config.json", portable)
-    for v in params.values():
-        v.requires_grad_(True)
-    forward = A.BatchedAddition(params, n)
+        ctx.save_json(instance_folder(k) + "config.json", A.portable_config(A.build_model(config)))
 
     per_epoch = steps_per_epoch(p0)
     total = per_epoch * p0.epochs
-    lr = torch.tensor([p.lr for p in ps], device=device)
-    opt = BatchedAdam(params, lr, torch.tensor([p.weight_decay for p in ps], device=device), decoupled=True)
     ctx.set_total(total)
     snapshots = set(snapshot_steps(total, p0.snapshot_growth))
     swept = sorted(ctx.spec.sweep)
@@ -308,11 +305,7 @@ def run_batched(ctx: Context) -> None:
     targets: list[dict] = [{"step": None, "seconds": None} for _ in ps]
     resumed = ctx.load_checkpoint()
     if resumed is not None:
-        with torch.no_grad():
-            for name, v in params.items():
-                v.copy_(resumed.tensors[f"model.{name}"])
-        opt.load_state({k[len("optim."):]: v.to(device) for k, v in resumed.tensors.items() if k.startswith("optim.")},
-                       resumed.meta["optimizer_steps"])
+        trainer.load_state(resumed.tensors, resumed.meta["optimizer_steps"])
         step, elapsed, targets = resumed.step, resumed.meta["elapsed"], resumed.meta["targets"]
     else:
         ctx.info(f"addition: {n_models} instances trained as one batched model (sweep over {', '.join(swept)}); {n} digits, "
@@ -356,15 +349,10 @@ def run_batched(ctx: Context) -> None:
             if swaps is not None:
                 operands = torch.where(swaps.gather(1, idx)[..., None], A.swap_operands(operands), operands)
             factors = torch.tensor([lr_factor(p, step, total) for p in ps], device=device)
-            logits = forward(operands)
-            losses = A.batched_loss(logits, answers)
-            for v in params.values():
-                v.grad = None
-            losses.sum().backward()  # instances share no parameter: each gets its own gradient
-            opt.step(factors)
+            logits, losses = trainer.step(operands, answers, factors)
             with torch.no_grad():
                 hit = logits.argmax(-1) == answers
-                loss_sum += losses.detach()
+                loss_sum += losses
                 hits_sum += hit.sum(1)
                 exact_sum += hit.all(-1).sum(1)
             since_log += 1
@@ -375,7 +363,7 @@ def run_batched(ctx: Context) -> None:
                 per_pos = (hits_sum / count).tolist()
                 ctx.log(step, split="train", loss=(loss_sum / since_log).tolist(),
                         acc=[sum(r) / len(r) for r in per_pos], exact=(exact_sum / count).tolist(),
-                        lr=(lr * factors).tolist(), **{f"acc_pos_{j}": [r[j] for r in per_pos] for j in range(n + 1)})
+                        lr=(trainer.lr * factors).tolist(), **{f"acc_pos_{j}": [r[j] for r in per_pos] for j in range(n + 1)})
                 loss_sum.zero_(), hits_sum.zero_(), exact_sum.zero_()
                 since_log = 0
             if step % p0.eval_every == 0 or step == total:
@@ -384,10 +372,8 @@ def run_batched(ctx: Context) -> None:
                 snapshot(step)
             ctx.check_cancelled()
             if step % p0.checkpoint_every == 0 and step < total:
-                tensors = {f"model.{k}": v.detach() for k, v in params.items()}
-                tensors.update({f"optim.{k}": v for k, v in opt.state().items()})
-                ctx.save_checkpoint(step, tensors, {"elapsed": elapsed + time.perf_counter() - started,
-                                                    "targets": targets, "optimizer_steps": opt.t})
+                ctx.save_checkpoint(step, trainer.state(), {"elapsed": elapsed + time.perf_counter() - started,
+                                                            "targets": targets, "optimizer_steps": trainer.optimizer.t})
         epoch, offset = epoch + 1, 0
 
     seconds = elapsed + time.perf_counter() - started
@@ -418,10 +404,14 @@ def run_batched(ctx: Context) -> None:
              f"(mean {sum(accs) / n_models:.4f}); {total / max(seconds, 1e-9):.1f} steps/s = "
              f"{n_models * total / max(seconds, 1e-9):.1f} model-steps/s")
     if p0.analyse:
+        found = []
         for k in range(n_models):
-            model = A.hooked_transformer_from_state(configs[k], A.instance_state_dict(params, k, configs[k]))
+            model = A.hooked_transformer_from_state(configs[k], A.instance_state_dict(params, k, configs[k]), device)
             _, test = sets[data_seeds.index(ps[k].data_seed)]
-            analyse(ctx, model, n, test.to(device), folder=instance_folder(k))
+            found.append(analyse(ctx, model, n, test, folder=instance_folder(k), compression=p0.compression))
+            ctx.info(f"analysed instance {k} ({instance_label(ctx.grid[k])})")
+        if p0.compression:
+            compare_instances(ctx, found, [instance_label(point) for point in ctx.grid])
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -440,15 +430,46 @@ def save_model(ctx: Context, model, folder: str = "") -> None:
         ctx.save_json(folder + "config.json", portable_config(model))
 
 
-def analyse(ctx: Context, model, n_digits: int, test, example: int = 0, folder: str = "") -> None:
-    """The per-head results the TUI and the plots read: ablation grid, projections, attention patterns,
-    under results/<folder>."""
+def analyse(ctx: Context, model, n_digits: int, test, example: int = 0, folder: str = "", compression: bool = True):
+    """The per-head results the TUI and the plots read, under results/<folder>: the ablation grids (the
+    paper's, and by position with zero and mean ablation), projections, attention patterns and, with
+    `compression`, the heads' compression (sptui.science.compression). Returns the compression results."""
+    from sptui.science import compression as C
     from sptui.science import head_analysis as HA
 
     model.eval()
-    ctx.save_arrays(folder + "ablation.safetensors", HA.ablation_grid(model, n_digits))
+    test = test.to(model.embed.W_E.device)
+    grids = HA.ablation_grid(model, n_digits)
+    grids.update(HA.ablation_grids_by_position(model, n_digits, test.operands))
+    ctx.save_arrays(folder + "ablation.safetensors", grids)
     ctx.save_arrays(folder + "projections.safetensors", HA.projections(model))
     ctx.save_arrays(folder + "patterns.safetensors", HA.attention_patterns(model, test.tokens(), example))
+    if not compression:
+        return None
+    arrays, facts = C.analyse_model(model, test.operands, test.answers)
+    ctx.save_arrays(folder + "compression.safetensors", arrays)
+    ctx.save_json(folder + "compression.json", facts)
+    return arrays, facts
+
+
+def compare_instances(ctx, results: list[tuple[dict, dict]], labels: list[str]) -> None:
+    """Whether the instances (seeds) learned the same compression: results/compression_across.*"""
+    from sptui.science import compression as C
+
+    arrays, summary = C.compare_instances([a for a, _ in results], [f for _, f in results], labels)
+    ctx.save_arrays("compression_across.safetensors", arrays)
+    ctx.save_json("compression_across.json", summary)
+    heads = summary["heads_per_position"]["mean"]
+    ctx.info(f"compression across {len(results)} instances: heads kept per answer position (mean ablation) "
+             + ", ".join(f"{m:.1f}±{s:.1f}" for m, s in zip(heads["mean"], heads["std"]))
+             + f"; {len(summary['roles_in_every_instance'])} roles in every instance, "
+             f"{len(summary['roles_in_one_instance'])} in only one; mean matched-head similarity "
+             f"{summary['mean_matched_similarity']:.3f}")
+
+
+def instance_label(point: dict) -> str:
+    """A grid point as a short label: "seed=3, lr=0.001"."""
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "instance"
 
 
 def render(run: RunDir) -> list[Path]:

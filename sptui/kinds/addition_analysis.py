@@ -2,12 +2,18 @@
 
 Reads the source run's config.json and either results/model.safetensors ("final") or one of its
 snapshots (checkpoints/snapshots/step-*.safetensors), and writes into its own run:
-    results/ablation.safetensors     per_head [H,10,10], baseline [10,10], wins, contributions, heads_needed
+    results/ablation.safetensors     per_head [H,10,10], baseline [10,10], wins, contributions, heads_needed,
+                                     and the grids at every position with zero and mean ablation (*_pos)
     results/projections.safetensors  q, k, v [H, n_ctx, d_vocab, 2], o [H, 10, 2], o_bias [10]
     results/patterns.safetensors     mean [H, n_ctx, n_ctx] over the test set, example [H, n_ctx, n_ctx]
+    results/compression.safetensors + compression.json   the heads' compression (science/compression.py)
     results/source.json              which run and checkpoint (step) was analysed
     plots/  the sheets and, with animate = true, head_<h>_training.gif from the snapshots
-(array layouts: sptui/science/head_analysis.py).
+(array layouts: sptui/science/head_analysis.py, sptui/science/compression.py).
+
+A batched source run (many instances trained as one model) is analysed per instance: instance k's results go
+to results/models/<k>/ and its plots to plots/models/<k>/; with instance = -1, every instance, plus
+results/compression_across.* (whether the instances learned the same compression).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class Params:
     example: int = param(0, "test-set example whose attention pattern is drawn", ge=0)
     animate: bool = param(True, "draw a GIF of the head's projections over the training snapshots")
     max_frames: int = param(80, "most GIF frames (snapshots are thinned evenly)", ge=2)
+    instance: int = param(-1, "of a batched run: the instance to analyse (-1: every instance, and whether they "
+                          "learned the same compression); a single-model run has only instance 0", ge=-1)
+    compression: bool = param(True, "find the compression the heads learned (ablations, pruned head sets, probes, roles)")
 
     def check(self):
         if not self.run.strip():
@@ -50,13 +59,19 @@ def snapshot_files(run: RunDir) -> dict[int, Path]:
     return step_files(run.snapshots)
 
 
-def choose_weights(run: RunDir, selector: str) -> tuple[Path, int | None]:
-    """The weights file for "final", "latest" or a step, and its step (None for final if unknown)."""
+def is_batched(run: RunDir) -> bool:
+    """Whether the run trained several instances as one batched model (its spec has a sweep)."""
+    return len(run.spec().grid()) > 1
+
+
+def choose_weights(run: RunDir, selector: str, instance: int = 0) -> tuple[Path, int | None]:
+    """The weights file for "final", "latest" or a step, and its step (None for final if unknown).
+    A batched run's final models sit in results/models/<k>/; its snapshots hold every instance."""
     snaps = snapshot_files(run)
     if selector == "final":
-        path = run.results / "model.safetensors"
+        path = run.results / (f"models/{instance}/model.safetensors" if is_batched(run) else "model.safetensors")
         if not path.exists():
-            raise SptuiError(f"{run.root}: no final model yet (results/model.safetensors); "
+            raise SptuiError(f"{run.root}: no final model yet ({path.relative_to(run.root)}); "
                              f'use checkpoint = "latest" or a step ({_listing(snaps)})')
         return path, None
     if not snaps:
@@ -79,60 +94,81 @@ def _listing(snaps: dict[int, Path]) -> str:
     return ", ".join(map(str, steps[:6])) + ", ..., " + ", ".join(map(str, steps[-4:]))
 
 
-def load_model(run: RunDir, weights: Path, device="cpu"):
-    """Rebuild the HookedTransformer exactly as plain TransformerLens code would."""
+def load_model(run: RunDir, weights: Path, device="cpu", instance: int | None = None):
+    """Rebuild the HookedTransformer exactly as plain TransformerLens code would. `instance`: which model of
+    a batched run (its config is results/models/<k>/config.json; a snapshot file holds every instance)."""
     import safetensors.torch
     from transformer_lens import HookedTransformerConfig
 
-    from sptui.science.addition import hooked_transformer
+    from sptui.science.addition import PARAM_NAMES, hooked_transformer
 
-    config = run.load_json("config.json")
+    folder = f"models/{instance}/" if instance is not None and is_batched(run) else ""
+    config = run.load_json(folder + "config.json")
     model = hooked_transformer(HookedTransformerConfig(**{**config, "device": str(device)}))
-    model.load_state_dict(safetensors.torch.load_file(str(weights), device=str(device)))
+    state = safetensors.torch.load_file(str(weights), device=str(device))
+    if state["embed.W_E"].dim() == 3:  # a batched snapshot: every instance stacked
+        state = {**model.state_dict(), **{k: state[k][instance or 0] for k in PARAM_NAMES}}
+    model.load_state_dict(state)
     return model.eval()
 
 
 def run(ctx: Context) -> None:
     import torch
 
+    from sptui.kinds import addition as training
     from sptui.science import addition as A
-    from sptui.science import head_analysis as HA
 
     p: Params = ctx.params
-    source = ctx.find_run(p.run, kind="addition", prefer="results/model.safetensors")
-    src = source.spec().params
-    n = int(src["n_digits"])
-    weights, step = choose_weights(source, p.checkpoint)
-    ctx.info(f"analysing {source.root} at {weights.name}")
-    model = load_model(source, weights, ctx.device)
-    _, test = A.make_data(n, int(src["n_train"]), int(src["n_test"]), int(src["data_seed"]))
-    if p.example >= len(test):
-        raise ParamError("example", f"the test set has {len(test)} examples")
-    ctx.set_total(3)
-    ablation = HA.ablation_grid(model, n)
-    ctx.save_arrays("ablation.safetensors", ablation)
-    ctx.progress(1)
-    ctx.save_arrays("projections.safetensors", HA.projections(model))
-    ctx.progress(2)
-    ctx.save_arrays("patterns.safetensors", HA.attention_patterns(model, test.tokens().to(ctx.device), p.example))
-    with torch.no_grad():
-        metrics = A.evaluate(A.FastAddition(model, n), test.to(ctx.device))
-    head = p.head if p.head >= 0 else int(ablation["contribution"].abs().mean(dim=(1, 2)).argmax())
-    if head >= model.cfg.n_heads:
-        raise ParamError("head", f"the model has {model.cfg.n_heads} heads (0..{model.cfg.n_heads - 1})")
-    ctx.save_json("source.json", {"run": str(source.root), "weights": str(weights), "step": step, "n_digits": n,
-                                  "head": head, "test": metrics})
-    ctx.progress(3)
-    ctx.info(f"test per-digit accuracy {metrics['acc']:.4f}, exact match {metrics['exact']:.4f}; detail head {head}")
+    source = ctx.find_run(p.run, kind="addition", prefer="results/summary.json")
+    spec = source.spec()
+    batched = len(spec.grid()) > 1
+    settings = spec.instances()
+    if p.instance >= len(settings):
+        raise ParamError("instance", f"the run has {len(settings)} instance(s) (0..{len(settings) - 1})")
+    chosen = list(range(len(settings))) if p.instance < 0 else [p.instance]
+    n = int(settings[0].n_digits)
+    ctx.set_total(len(chosen))
+    found, infos = [], []
+    for done, k in enumerate(chosen):
+        src = settings[k]
+        weights, step = choose_weights(source, p.checkpoint, k)
+        ctx.info(f"analysing {source.root} at {weights.name}" + (f", instance {k}" if batched else ""))
+        model = load_model(source, weights, ctx.device, k)
+        _, test = A.make_data(n, src.n_train, src.n_test, src.data_seed)
+        if p.example >= len(test):
+            raise ParamError("example", f"the test set has {len(test)} examples")
+        folder = f"models/{k}/" if batched else ""
+        found.append(training.analyse(ctx, model, n, test.to(ctx.device), p.example, folder, p.compression))
+        ablation = ctx.run.load_arrays(folder + "ablation.safetensors")
+        with torch.no_grad():
+            metrics = A.evaluate(A.FastAddition(model, n), test.to(ctx.device))
+        head = p.head if p.head >= 0 else int(abs(ablation["contribution"]).mean(axis=(1, 2)).argmax())
+        if head >= model.cfg.n_heads:
+            raise ParamError("head", f"the model has {model.cfg.n_heads} heads (0..{model.cfg.n_heads - 1})")
+        infos.append({"instance": k, "grid": spec.grid()[k], "weights": str(weights), "step": step, "head": head,
+                      "test": metrics})
+        ctx.progress(done + 1)
+        ctx.info(f"test per-digit accuracy {metrics['acc']:.4f}, exact match {metrics['exact']:.4f}; detail head {head}")
+    if batched and len(chosen) > 1 and p.compression:
+        training.compare_instances(ctx, found, [training.instance_label(spec.grid()[k]) for k in chosen])
+    first = infos[0]
+    ctx.save_json("source.json", {"run": str(source.root), "batched": batched, "n_digits": n, "weights": first["weights"],
+                                  "step": first["step"], "head": first["head"], "test": first["test"],
+                                  "instances": infos})
 
 
 def render(run: RunDir) -> list[Path]:
     from sptui.plots import addition as plots
 
     info = run.load_json("source.json")
-    out = plots.render_results(run.results, run.plots, info["n_digits"], head=info["head"])
-    spec = run.spec().params
-    if spec.get("animate", True):
+    n = int(info["n_digits"])
+    out: list[Path] = []
+    for entry in info.get("instances") or [{"instance": 0, "head": info["head"]}]:
+        folder = f"models/{entry['instance']}/" if info.get("batched") else ""
+        out += plots.render_results(run.results / folder, run.plots / folder, n, head=entry["head"])
+    if (run.results / "compression_across.json").exists():
+        out += plots.render_across(run.results, run.plots)
+    if run.spec().params.get("animate", True):
         gif = animate(run, info)
         if gif is not None:
             out.append(gif)
@@ -140,7 +176,8 @@ def render(run: RunDir) -> list[Path]:
 
 
 def animate(run: RunDir, info: dict) -> Path | None:
-    """GIF of the detail head's Q/K/V/O over the source run's snapshots (thinned to max_frames)."""
+    """GIF of the detail head's Q/K/V/O over the source run's snapshots (thinned to max_frames); of the first
+    analysed instance when there are several."""
     import numpy as np
 
     from sptui.plots import addition as plots
@@ -155,12 +192,16 @@ def animate(run: RunDir, info: dict) -> Path | None:
     limit = int(run.spec().params.get("max_frames", 80))
     if len(steps) > limit:
         steps = [steps[i] for i in np.unique(np.linspace(0, len(steps) - 1, limit).round().astype(int))]
+    entry = (info.get("instances") or [{"instance": 0, "head": info["head"]}])[0]
+    instance = entry["instance"] if info.get("batched") else None
     frames = []
     for step in steps:
-        model = load_model(source, snaps[step])
+        model = load_model(source, snaps[step], instance=instance)
         frames.append((step, {k: v.numpy() for k, v in HA.projections(model).items()}))
-    head = int(info["head"])
-    return plots.projection_gif(frames, head, int(info["n_digits"]), run.plots / f"head_{head}_training.gif")
+    head = int(entry["head"])
+    folder = run.plots / (f"models/{instance}" if instance is not None else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    return plots.projection_gif(frames, head, int(info["n_digits"]), folder / f"head_{head}_training.gif")
 
 
 if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)

@@ -126,7 +126,7 @@ def head_detail_figure(proj: dict[str, np.ndarray], head: int, n_digits: int, ab
     ax = axes[1, 3]
     if ablation is not None:
         lim = float(np.abs(ablation).max()) or 1.0
-        im = ax.imshow(ablation, cmap="RdBu", vmin=-lim, vmax=lim)
+        im = ax.imshow(ablation, cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_xlabel("b (position n)", fontsize=7)
         ax.set_ylabel("a (position 0)", fontsize=7)
         ax.set_title("correct logit, only this head kept", fontsize=8)
@@ -192,7 +192,7 @@ def ablation_sheet(per_head: np.ndarray, baseline: np.ndarray, path: Path, per_h
             ax.axis("off")
             continue
         grid = per_head[i] if i < H else baseline
-        im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim)
+        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
         if i < H and per_head_win is not None:
             ys, xs = np.nonzero(per_head_win[i])
             ax.scatter(xs, ys, s=1.5, color="black")
@@ -230,13 +230,13 @@ def ablation_summary(ablation: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def contribution_map(contribution: np.ndarray, path: Path) -> Path:
-    """Which heads raise (blue) or lower (red) the correct digit's logit, for every pair (a, b)."""
+    """Which heads raise (red) or lower (blue) the correct digit's logit, for every pair (a, b)."""
     plt = _plt()
     H = contribution.shape[0]
     flat = contribution.reshape(H, 100)
     lim = float(np.abs(flat).max()) or 1.0
     fig, ax = plt.subplots(figsize=(14, 0.18 * H + 1.5))
-    im = ax.imshow(flat, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    im = ax.imshow(flat, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     ax.set_xticks(np.arange(0, 100, 10) + 4.5, [f"a={a}, b=0..9" for a in range(10)], fontsize=6)
     for edge in range(10, 100, 10):
         ax.axvline(edge - 0.5, color="0.5", lw=0.4)
@@ -315,7 +315,8 @@ def most_active_head(ablation: dict[str, np.ndarray]) -> int:
 
 def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict] | None = None, head: int | None = None) -> list[Path]:
     """Every PNG the saved results allow; missing result files are skipped."""
-    from sptui.runs import load_arrays
+    from sptui.plots import compression as C
+    from sptui.runs import load_arrays, read_json
 
     plots.mkdir(parents=True, exist_ok=True)
     out: list[Path] = []
@@ -337,6 +338,14 @@ def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict
         out.append(head_detail(proj, head, n_digits, plots / f"head_{head}.png",
                                ablation["per_head"][head] if ablation is not None else None,
                                title=f"head {head}"))
+    if ablation is not None and "full_pos" in ablation:
+        out.append(C.grids_by_position(ablation, plots / "ablation_by_position.png"))
+    if (results / "compression.safetensors").exists() and (results / "compression.json").exists():
+        arrays = load_arrays(results / "compression.safetensors")
+        facts = read_json(results / "compression.json")
+        out.append(C.role_heatmap(arrays, facts, plots / "compression_roles.png"))
+        out.append(C.pruning_curves(arrays, facts, plots / "compression_pruning.png"))
+        out.append(C.ablation_table(arrays, plots / "compression_ablations.png"))
     if (results / "patterns.safetensors").exists():
         pat = load_arrays(results / "patterns.safetensors")
         out.append(pattern_sheet(pat["mean"], n_digits, plots / "attention_mean.png", "attention, mean over the test set"))
@@ -345,6 +354,30 @@ def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict
     return out
 
 
+def render_across(results: Path, plots: Path) -> list[Path]:
+    """The cross-instance figure of a batched run's compression (results/compression_across.*)."""
+    from sptui.plots import compression as C
+    from sptui.runs import load_arrays, read_json
+
+    return [C.across(load_arrays(results / "compression_across.safetensors"), read_json(results / "compression_across.json"),
+                     plots / "compression_across.png")]
+
+
+# instances of a batched run whose full sheets are drawn at the end of training (the rest: addition-analysis)
+SHEETS_FOR_INSTANCES = 8
+
+
 def render_run(run) -> list[Path]:
+    from sptui.plots.curves import instance_curves
+
     spec = run.spec()
-    return render_results(run.results, run.plots, int(spec.params["n_digits"]), run.read_metrics())
+    n = int(spec.params["n_digits"])
+    grid = spec.grid()
+    if len(grid) == 1:
+        return render_results(run.results, run.plots, n, run.read_metrics())
+    out = instance_curves(run.read_metrics(), grid, run.plots / "curves.png", title=f"{run.run_id}: {len(grid)} instances")
+    for k in range(min(len(grid), SHEETS_FOR_INSTANCES)):
+        out += render_results(run.results / f"models/{k}", run.plots / f"models/{k}", n)
+    if (run.results / "compression_across.json").exists():
+        out += render_across(run.results, run.plots)
+    return out

@@ -319,3 +319,81 @@ def downsample(steps: np.ndarray, values: np.ndarray, points: int, capacity: int
     b.add(np.asarray(steps, dtype=float), np.asarray(values, dtype=float).reshape(-1, 1))
     line = _line("", "", b, 0, points, False)
     return line.x, line.y
+
+
+# ---------------------------------------------------------------- the instances of one batched run, grouped
+
+SEED_PARAMS = ("seed", "order_seed", "data_seed")
+
+
+def default_group(grid: list[dict[str, Any]]) -> str | None:
+    """The swept parameter to group a batched run's instances by: the first one that is not a seed (so the
+    spread is across seeds); None when only seeds vary (one group, the spread is across all instances)."""
+    for key in (grid[0] if grid else {}):
+        if key not in SEED_PARAMS and len({repr(point.get(key)) for point in grid}) > 1:
+            return key
+    return None
+
+
+def instance_groups(grid: list[dict[str, Any]], by: str | None) -> list[tuple[str, list[int]]]:
+    """(label, instance columns) per value of `by`, in first-seen order; one group of every instance for None."""
+    if by is None:
+        return [(f"all {len(grid)} instances", list(range(len(grid))))]
+    groups: dict[str, list[int]] = {}
+    for i, point in enumerate(grid):
+        groups.setdefault(f"{by}={point.get(by)}", []).append(i)
+    return list(groups.items())
+
+
+def group_band(values: np.ndarray, cols: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over the instance columns `cols` of values [n, I] (ignoring NaN), per row."""
+    part = values[:, cols]
+    finite = np.isfinite(part)
+    mean = _nanmean(part)
+    lo = np.where(finite.any(1), np.nanmin(np.where(finite, part, np.inf), axis=1), np.nan)
+    hi = np.where(finite.any(1), np.nanmax(np.where(finite, part, -np.inf), axis=1), np.nan)
+    return mean, lo, hi
+
+
+def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], path: str | Path, title: str = "",
+                    by: str | None = None, panels=(("loss", "train"), ("loss", "test"), ("acc", "test"), ("exact", "test"))) -> list[Path]:
+    """A batched run's curves: per group of instances (by `by`, default `default_group`) the mean line, the
+    min-max band across the group's instances (its seeds) and each instance thin. [] when nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = by if by is not None else default_group(grid)
+    groups = instance_groups(grid, by)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), dpi=120, squeeze=False)
+    drawn = False
+    for ax, (metric, split) in zip(axes[0], panels):
+        series = raw_series(records, metric).get(split)
+        if series is None or series[1].shape[1] != len(grid):
+            ax.axis("off")
+            continue
+        steps, values = series
+        steps = np.maximum(steps, 1)
+        for g, (label, cols) in enumerate(groups):
+            colour = f"C{g % 10}"
+            mean, lo, hi = group_band(values, cols)
+            for c in cols:
+                ax.plot(steps, values[:, c], color=colour, lw=0.5, alpha=0.35)
+            ax.fill_between(steps, lo, hi, color=colour, alpha=0.18, lw=0)
+            ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} (mean, min-max of {len(cols)})")
+            drawn = True
+        ax.set_xscale("log")
+        if metric == "loss":
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} ({split})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    if not drawn:
+        plt.close(fig)
+        return []
+    fig.suptitle(title or "instances", fontsize=10)
+    fig.tight_layout()
+    return [_save(fig, path)]

@@ -394,3 +394,47 @@ def hooked_transformer_from_state(config: dict[str, Any], state: dict[str, torch
     model = build_model(config, device)
     model.load_state_dict(state)
     return model.eval()
+
+
+class BatchedTrainer:
+    """Many addition models as one: stacked parameters (TransformerLens names, [I, ...]), the batched forward,
+    and AdamW with a learning rate and weight decay per instance (torch.optim.AdamW's update, per instance).
+    `step` is one optimizer step for every instance on its own batch."""
+
+    def __init__(self, configs: list[dict[str, Any]], n_digits: int, lr: list[float], weight_decay: list[float], device="cpu"):
+        from sptui.science.tms import BatchedAdam
+
+        self.device = torch.device(device)
+        self.params = initial_parameters(configs, self.device)
+        for v in self.params.values():
+            v.requires_grad_(True)
+        self.forward = BatchedAddition(self.params, n_digits)
+        self.lr = torch.tensor(lr, device=self.device)
+        self.optimizer = BatchedAdam(self.params, self.lr, torch.tensor(weight_decay, device=self.device), decoupled=True)
+
+    @property
+    def n_instances(self) -> int:
+        return self.forward.n_instances
+
+    def step(self, operands: torch.Tensor, answers: torch.Tensor, lr_factors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One AdamW step for every instance: operands [I, B, 2n], answers [I, B, n+1], the schedule's factor on
+        each instance's lr [I]. Returns (logits [I, B, n+1, 10], per-instance losses [I]), detached."""
+        logits = self.forward(operands)
+        losses = batched_loss(logits, answers)
+        for v in self.params.values():
+            v.grad = None
+        losses.sum().backward()  # instances share no parameter: each gets exactly its own gradient
+        self.optimizer.step(lr_factors)
+        return logits.detach(), losses.detach()
+
+    def state(self) -> dict[str, torch.Tensor]:
+        tensors = {f"model.{k}": v.detach() for k, v in self.params.items()}
+        tensors.update({f"optim.{k}": v for k, v in self.optimizer.state().items()})
+        return tensors
+
+    def load_state(self, tensors: dict[str, torch.Tensor], optimizer_steps: int) -> None:
+        with torch.no_grad():
+            for name, v in self.params.items():
+                v.copy_(tensors[f"model.{name}"])
+        self.optimizer.load_state({k[len("optim."):]: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")},
+                                  optimizer_steps)

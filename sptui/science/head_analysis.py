@@ -158,3 +158,52 @@ def attention_patterns(model, tokens: torch.Tensor, example: int = 0, batch_size
         "example": cache["blocks.0.attn.hook_pattern"][0].float().cpu().contiguous(),
         "example_tokens": tokens[example].cpu().to(torch.int64).contiguous(),
     }
+
+
+def position_pair_operands(n_digits: int, position: int, device="cpu") -> torch.Tensor:
+    """[100, 2n] operands for every (a, b) at one digit position: a_j = a, b_j = b, every other digit 0 (so
+    no carry reaches position j)."""
+    ops = torch.zeros(10, 10, 2 * n_digits, dtype=torch.long, device=device)
+    ops[:, :, position] = torch.arange(10, device=device)[:, None]
+    ops[:, :, n_digits + position] = torch.arange(10, device=device)[None, :]
+    return ops.reshape(100, -1)
+
+
+@torch.no_grad()
+def ablation_grids_by_position(model, n_digits: int, operands: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The paper's grid at EVERY digit position j and with both ablations (sptui.science.compression):
+
+        per_head_pos   [mode, n, H, 10, 10]  logit of (a+b) mod 10 at answer j, only head h kept, a at
+                                             position j and b at position n+j (every other digit 0)
+        baseline_pos   [mode, n, 10, 10]     every head ablated
+        full_pos       [n, 10, 10]           no head ablated
+        contribution_pos [mode, n, H, 10, 10]  per_head_pos - baseline_pos
+    mode 0 zero-ablates the other heads (the paper; per_head_pos[0, 0] is `ablation_grid`'s per_head), mode 1
+    replaces them by their mean output over `operands` (the test set) at that answer position."""
+    from sptui.science import compression as C
+
+    H = model.cfg.n_heads
+    device = model.embed.W_E.device
+    mean = C.head_outputs(model, operands, torch.zeros(operands.shape[0], n_digits + 1, dtype=torch.long, device=device))
+    mean_c = mean.head_logits().mean(0)  # [n+1, H, 10]: each head's mean logit effect per answer position
+    correct = ((torch.arange(10, device=device)[:, None] + torch.arange(10, device=device)[None, :]) % 10).reshape(100)
+    per_head, baseline, full = [], [], []
+    for j in range(n_digits):
+        ops = position_pair_operands(n_digits, j, device)
+        out = C.head_outputs(model, ops, torch.zeros(100, n_digits + 1, dtype=torch.long, device=device))
+        c = out.head_logits()[:, j]  # [100, H, 10]
+        direct = out.direct[:, j]  # [100, 10]
+        rest = [torch.zeros(H, 10, device=device), mean_c[j]]  # what an ablated head adds, per mode
+        per_head.append(torch.stack([direct[None] + c.permute(1, 0, 2) + (r.sum(0) - r)[:, None, :] for r in rest]))
+        baseline.append(torch.stack([direct + r.sum(0) for r in rest]))
+        full.append(direct + c.sum(1))
+
+    def at_correct(logits):  # [..., 100, 10] -> [..., 10, 10]
+        picked = torch.take_along_dim(logits, correct[:, None].expand(*logits.shape[:-1], 1), dim=-1).squeeze(-1)
+        return picked.reshape(*picked.shape[:-1], 10, 10)
+
+    per_head_pos = at_correct(torch.stack(per_head, 1))  # [mode, n, H, 10, 10]
+    baseline_pos = at_correct(torch.stack(baseline, 1))  # [mode, n, 10, 10]
+    return {"per_head_pos": per_head_pos.float().cpu().contiguous(), "baseline_pos": baseline_pos.float().cpu().contiguous(),
+            "full_pos": at_correct(torch.stack(full)).float().cpu().contiguous(),
+            "contribution_pos": (per_head_pos - baseline_pos[:, :, None]).float().cpu().contiguous()}

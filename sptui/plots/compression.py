@@ -1,0 +1,210 @@
+"""PNGs of the compression the addition transformer's heads learned (sptui.science.compression), drawn from
+saved results only: compression.safetensors + compression.json of one model, compression_across.* of many.
+
+Colours: scores and shares in [0, 1] on a sequential map (0 = white/light); signed changes on the project's
+diverging map centred at 0 (RdBu_r: red = positive).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sptui.science.compression import MODES
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def _head_labels(facts: dict[str, Any], width: int = 28) -> list[str]:
+    out = []
+    for h in facts["heads"]:
+        label = h["label"] if len(h["label"]) <= width else h["label"][:width - 1] + "…"
+        out.append(f"{h['head']:>2}  {label}")
+    return out
+
+
+def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Path, title: str = "") -> Path:
+    """Heads x roles: each head's best normalised decodability per role column and its attention mass; beside
+    it, the answer positions whose pruned set (mean ablation) keeps the head, and the accuracy each position
+    loses when the head alone is mean-ablated."""
+    plt = _plt()
+    roles = arrays["roles"]  # [H, R]
+    columns = facts["role_columns"]
+    H, n_ans = roles.shape[0], len(facts["acc_full"])
+    kept = arrays["prune_kept"][MODES.index("mean")].T  # [H, n+1]
+    change = arrays["acc_ablate_one"][MODES.index("mean")] - arrays["acc_full"][None]  # [H, n+1]
+    fig, axes = plt.subplots(1, 3, figsize=(0.32 * len(columns) + 0.3 * 2 * n_ans + 6, 0.2 * H + 2.2),
+                             gridspec_kw={"width_ratios": [len(columns), n_ans, n_ans]})
+    im = axes[0].imshow(roles, cmap="Greens", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    axes[0].set_xticks(range(len(columns)), columns, rotation=90, fontsize=6)
+    axes[0].set_yticks(range(H), _head_labels(facts), fontsize=5.5, family="monospace")
+    split = len(columns) - 4  # decodability columns, then attention columns
+    axes[0].axvline(split - 0.5, color="0.3", lw=0.8)
+    axes[0].set_title("role: decodability score (0 chance, 1 perfect) | attention mass", fontsize=7)
+    fig.colorbar(im, ax=axes[0], fraction=0.03, pad=0.01)
+    axes[1].imshow(kept, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    axes[1].set_xticks(range(n_ans), [str(j) for j in range(n_ans)], fontsize=6)
+    axes[1].set_yticks([])
+    axes[1].set_xlabel("answer position", fontsize=7)
+    axes[1].set_title("kept (pruned set)", fontsize=7)
+    lim = float(np.abs(change).max()) or 0.01
+    im2 = axes[2].imshow(change, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    axes[2].set_xticks(range(n_ans), [str(j) for j in range(n_ans)], fontsize=6)
+    axes[2].set_yticks([])
+    axes[2].set_xlabel("answer position", fontsize=7)
+    axes[2].set_title("accuracy change, head\nmean-ablated alone", fontsize=7)
+    fig.colorbar(im2, ax=axes[2], fraction=0.08, pad=0.02)
+    fig.suptitle(title or "what each head does (rows: head and its role label; linear probe, see compression.json)", fontsize=9)
+    return _save(fig, path)
+
+
+def pruning_curves(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Path, title: str = "") -> Path:
+    """Accuracy vs heads kept along the greedy pruning path, one line per answer position, for each ablation
+    mode; the chosen smallest set marked; and how much the sets of two positions overlap (Jaccard)."""
+    plt = _plt()
+    curve = arrays["prune_curve"]  # [mode, n+1, H+1]
+    count = arrays["prune_count"]  # [mode, n+1]
+    n_ans, H = curve.shape[1], curve.shape[2] - 1
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, n_ans))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 3, 2]})
+    for m, mode in enumerate(MODES):
+        ax = axes[m]
+        for j in range(n_ans):
+            ax.plot(range(H + 1), curve[m, j], "-", color=colours[j], lw=1.2, label=f"answer {j} ({count[m, j]} heads)")
+            k = int(count[m, j])
+            ax.plot([k], [curve[m, j, k]], "o", color=colours[j], ms=4)
+        ax.set_xlabel("heads kept (greedy: the least needed removed first)")
+        ax.set_ylabel("accuracy at the answer position")
+        ax.set_title(f"{mode}-ablation of the removed heads (dots: smallest set within "
+                     f"{100 * facts['tolerance']:.0f} point of full)", fontsize=8)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, H)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+    ov = arrays["overlap"][MODES.index("mean")]
+    im = axes[2].imshow(ov, cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+    for (a, b), v in np.ndenumerate(ov):
+        axes[2].text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v > 0.6 else "black")
+    axes[2].set_xticks(range(n_ans))
+    axes[2].set_yticks(range(n_ans))
+    axes[2].set_xlabel("answer position")
+    axes[2].set_ylabel("answer position")
+    axes[2].set_title("overlap of the pruned sets (Jaccard, mean ablation)", fontsize=8)
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    fig.suptitle(title or "the smallest head sets per answer position", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -> Path:
+    """Accuracy change per head and answer position: the head ablated alone, zero vs mean; and with only the
+    head kept (the paper's view, as accuracy), zero vs mean."""
+    plt = _plt()
+    full = arrays["acc_full"]
+    H, n_ans = arrays["acc_ablate_one"].shape[1:]
+    fig, axes = plt.subplots(1, 4, figsize=(3 * 4 + 1.5, 0.18 * H + 2))
+    panels = [(arrays["acc_ablate_one"][m] - full[None], f"{mode}-ablate one head: accuracy change", "RdBu_r")
+              for m, mode in enumerate(MODES)]
+    panels += [(arrays["acc_keep_one"][m], f"keep one head ({mode}-ablate the rest): accuracy", "Greens")
+               for m, mode in enumerate(MODES)]
+    lim = max(float(np.abs(panels[0][0]).max()), float(np.abs(panels[1][0]).max()), 0.01)
+    for ax, (data, name, cmap) in zip(axes, panels):
+        if cmap == "RdBu_r":
+            im = ax.imshow(data, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        else:
+            im = ax.imshow(data, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=7)
+        ax.set_xticks(range(n_ans))
+        ax.set_xlabel("answer position", fontsize=7)
+        ax.set_yticks(range(0, H, 2))
+        ax.tick_params(labelsize=6)
+        fig.colorbar(im, ax=ax, fraction=0.06)
+    axes[0].set_ylabel("head")
+    fig.suptitle(title or "single-head ablations per answer position "
+                 f"(full model: {', '.join(f'{a:.3f}' for a in full)})", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = "") -> Path:
+    """The correct digit's logit over (a_j, b_j) at every position j: full model, every head ablated (zero,
+    then mean)."""
+    plt = _plt()
+    full, base = ablation["full_pos"], ablation["baseline_pos"]  # [n, 10, 10], [mode, n, 10, 10]
+    n = full.shape[0]
+    rows = [("full model", full)] + [(f"every head {mode}-ablated", base[m]) for m, mode in enumerate(MODES)]
+    lim = float(max(np.abs(full).max(), np.abs(base).max())) or 1.0
+    fig, axes = plt.subplots(3, n, figsize=(1.9 * n + 1, 6), squeeze=False)
+    for r, (name, grids) in enumerate(rows):
+        for j in range(n):
+            ax = axes[r, j]
+            im = ax.imshow(grids[j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"position {j}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02)
+    fig.suptitle(title or "logit of (a_j + b_j) mod 10 at answer j (rows a_j, columns b_j; other digits 0)", fontsize=9)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------ across instances
+
+def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, title: str = "") -> Path:
+    """Do the seeds learn the same compression? The cross-seed role matrix (heads holding each role, per
+    instance), the matched-head similarity of every two instances, and the heads kept per answer position."""
+    plt = _plt()
+    counts = arrays["role_counts"]  # [R, I]
+    sim = arrays["similarity"]
+    kept = arrays["kept_count"][MODES.index("mean")]  # [I, n+1]
+    labels = summary["instances"]
+    n_roles, n_inst = counts.shape
+    fig = plt.figure(figsize=(max(12, 0.5 * n_inst + 9), max(4.5, 0.16 * n_roles + 2)))
+    grid = fig.add_gridspec(2, 2, width_ratios=[max(1, n_inst) * 0.5 + 3, 5], height_ratios=[1, 1])
+    ax = fig.add_subplot(grid[:, 0])
+    im = ax.imshow(counts, cmap="Greens", vmin=0, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(n_roles), summary["roles"], fontsize=5.5)
+    ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=6)
+    for (r, i), v in np.ndenumerate(counts):
+        if v:
+            ax.text(i, r, str(int(v)), ha="center", va="center", fontsize=5, color="white" if v > counts.max() / 2 else "black")
+    ax.set_title("heads holding each role (answer j: target@pair offset)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    ax = fig.add_subplot(grid[0, 1])
+    im = ax.imshow(sim, cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=5)
+    ax.set_yticks(range(n_inst), labels, fontsize=5)
+    ax.set_title("mean similarity of matched heads", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = fig.add_subplot(grid[1, 1])
+    n_ans = kept.shape[1]
+    for i in range(n_inst):
+        ax.plot(range(n_ans), kept[i], "-", color="0.7", lw=0.7)
+    mean, std = kept.mean(0), kept.std(0)
+    ax.errorbar(range(n_ans), mean, yerr=std, fmt="o-", color="tab:green", capsize=3, label="mean ± std over instances")
+    ax.set_xlabel("answer position")
+    ax.set_ylabel("heads in the pruned set")
+    ax.set_xticks(range(n_ans))
+    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+    fig.suptitle(title or f"compression across {n_inst} instances", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
