@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 
 from sptui.errors import SpecError
@@ -199,3 +200,44 @@ def test_grids_by_position_agree_with_the_paper_grid_and_with_hooks(model):
     expected = logits[torch.arange(100), correct].reshape(10, 10)
     torch.testing.assert_close(grids["per_head_pos"][1, 1, 2], expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(grids["contribution_pos"], grids["per_head_pos"] - grids["baseline_pos"][:, :, None])
+
+
+# ------------------------------------------------------------------ instances of a batched run
+
+BATCHED = ADDITION.replace('name = "tiny"', 'name = "seeds"') + "snapshot_growth = 2.0\n[job.sweep]\nseed = [0, 1, 2]\n"
+
+
+def test_a_batched_run_analyses_every_instance_and_compares_them(artifacts):
+    run = run_job(artifacts, BATCHED, "seeds")
+    for k in range(3):
+        folder = f"models/{k}/"
+        model = load_kind("addition-analysis").load_model(run, run.results / folder / "model.safetensors", instance=k)
+        np.testing.assert_allclose(run.load_arrays(folder + "ablation.safetensors")["per_head"],
+                                   HA.ablation_grid(model, 2)["per_head"].numpy(), rtol=1e-5, atol=1e-6)
+        facts = run.load_json(folder + "compression.json")
+        assert len(facts["heads"]) == 4 and len(facts["acc_full"]) == 3
+    across = run.load_json("compression_across.json")
+    assert across["instances"] == ["seed=0", "seed=1", "seed=2"]
+    assert len(across["heads_per_position"]["mean"]["per_instance"]) == 3
+    assert run.load_arrays("compression_across.safetensors")["similarity"].shape == (3, 3)
+
+
+def test_analysis_of_one_instance_of_a_batched_run_at_a_snapshot(artifacts):
+    source = run_job(artifacts, BATCHED.replace("checkpoint_every = 16", "checkpoint_every = 16\nanalyse = false"), "seeds")
+    run = run_job(artifacts, analysis("seeds", "16", instance=2, head=1, max_frames=3), "an")
+    info = run.load_json("source.json")
+    assert info["batched"] and [e["instance"] for e in info["instances"]] == [2] and info["step"] == 16
+    snapshot = source.snapshots / "step-0000000016.safetensors"
+    model = load_kind("addition-analysis").load_model(source, snapshot, instance=2)
+    stacked = safetensors.torch.load_file(str(snapshot))
+    assert torch.equal(model.embed.W_E, stacked["embed.W_E"][2])  # instance 2 of the stacked snapshot
+    np.testing.assert_allclose(run.load_arrays("models/2/ablation.safetensors")["per_head"],
+                               HA.ablation_grid(model, 2)["per_head"].numpy(), rtol=1e-6)
+    assert not (run.results / "models" / "0").exists() and not (run.results / "compression_across.json").exists()
+    names = {str(p.relative_to(run.plots)) for p in load_kind("addition-analysis").render(run)}
+    assert {"models/2/head_1.png", "models/2/compression_roles.png", "models/2/head_1_training.gif"} <= names
+    with pytest.raises(KindRunError, match="instance: the run has 3 instance"):
+        run_job(artifacts, analysis("seeds", "final", instance=3), "an-bad")
+    every = run_job(artifacts, analysis("seeds", "final", animate=False), "an-all")
+    assert (every.results / "compression_across.json").exists()
+    assert all((every.results / f"models/{k}/compression.safetensors").exists() for k in range(3))

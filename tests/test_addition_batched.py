@@ -9,37 +9,18 @@ import pytest
 import safetensors.torch
 import torch
 
-from sptui.context import Context, Hooks
-from sptui.errors import JobCancelled
-from sptui.kinds import load_kind
+from sptui.context import Hooks
 from sptui.runs import RunDir
 from sptui.science import addition as A
 from sptui.spec import parse_text
+from tests.helpers import KindRunError, job_toml, run_kind
 
 TINY = dict(n_digits=2, n_train=400, n_test=100, n_heads=4, d_model=32, batch_size=50, epochs=3,
             log_every=4, eval_every=8, checkpoint_every=8, analyse=False, snapshot_growth=0.0)
 
 
-def job(sweep: dict | None = None, **params) -> str:
-    lines = ['[[job]]', 'kind = "addition"', 'name = "t"'] + [f"{k} = {json.dumps(v)}" for k, v in params.items()]
-    if sweep:
-        lines += ["[job.sweep]"] + [f"{k} = {json.dumps(v)}" for k, v in sweep.items()]
-    return "\n".join(lines) + "\n"
-
-
-def start(tmp_path, text, name, hooks=None):
-    spec = parse_text(text, "test.toml")[0]
-    run = RunDir(tmp_path / name)
-    if not run.job_toml.exists():
-        run.create(spec.to_toml())
-    return spec, run, Context(spec, run, device="cpu", hooks=hooks)
-
-
-def train(tmp_path, text, name):
-    _, run, ctx = start(tmp_path, text, name)
-    load_kind("addition").run(ctx)
-    ctx.close()
-    return run
+def train(tmp_path, params, name, sweep=None, **options):
+    return run_kind("addition", params, tmp_path, sweep=sweep, run_id=name, **options)
 
 
 def randomised_parameters(n_digits: int, seeds: list[int]) -> dict[str, torch.Tensor]:
@@ -104,23 +85,23 @@ def _same_weights(batched, k, alone):
 def test_an_instance_in_a_batch_of_8_follows_the_same_curve_as_alone(tmp_path, sweep, fixed):
     """Every instance of an 8-model batch against the same model trained alone by the single-model path."""
     params = {**TINY, **fixed}
-    batched = train(tmp_path, job(sweep, **params), "batched")
-    spec = parse_text(job(sweep, **params), "t.toml")[0]
+    batched = train(tmp_path, params, "batched", sweep)
+    spec = parse_text(job_toml("addition", params, sweep), "t.toml")[0]
     assert len(spec.grid()) == 8
     for k, point in enumerate(spec.grid()):
-        alone = train(tmp_path, job(**{**params, **point}), f"alone-{k}")
+        alone = train(tmp_path, {**params, **point}, f"alone-{k}")
         _same_curve(batched, alone, k)
         _same_weights(batched, k, alone)
     records = batched.load_json("instances.json")
     assert [r["grid"] for r in records] == spec.grid()
-    alone_test = RunDir(tmp_path / "alone-3").load_json("summary.json")["test"]
+    alone_test = RunDir(tmp_path / "runs" / "alone-3").load_json("summary.json")["test"]
     assert records[3]["test"]["acc"] == pytest.approx(alone_test["acc"], abs=1e-9)
 
 
 def test_saved_instances_load_in_plain_transformer_lens_with_the_batched_logits(tmp_path):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    run = train(tmp_path, job(dict(seed=[3, 4, 5]), **TINY), "b")
+    run = train(tmp_path, TINY, "b", dict(seed=[3, 4, 5]))
     records = run.load_json("instances.json")
     assert [r["params"]["seed"] for r in records] == [3, 4, 5]
     _, test = A.make_data(2, TINY["n_train"], TINY["n_test"], 0)
@@ -154,18 +135,14 @@ def test_resume_of_the_whole_batch_equals_an_uninterrupted_run(tmp_path):
     params = dict(TINY, epochs=7, log_every=5, eval_every=10, checkpoint_every=20, snapshot_growth=1.5,
                   schedule="cosine-step")
     sweep = dict(seed=[0, 1], swap_operands=[False, True], warmup_steps=[0, 7])
-    whole = train(tmp_path, job(sweep, **params), "whole")
+    whole = train(tmp_path, params, "whole", sweep)
 
-    _, run, ctx = start(tmp_path, job(sweep, **params), "crashed", hooks=CancelAt(50))
-    ctx.CANCEL_POLL_SECONDS = 0.0
-    with pytest.raises(JobCancelled):
-        load_kind("addition").run(ctx)  # cancelled at step 50, after the checkpoint at step 40
-    ctx.close()
+    with pytest.raises(KindRunError, match="cancelled") as cancelled:
+        train(tmp_path, params, "crashed", sweep, hooks=CancelAt(50))  # at step 50, after the checkpoint at 40
+    run = cancelled.value.run
     assert [p.name for p in run.checkpoints.glob("step-*.safetensors")] == ["step-0000000040.safetensors"]
 
-    _, run, ctx = start(tmp_path, job(sweep, **params), "crashed")
-    load_kind("addition").run(ctx)
-    ctx.close()
+    run = train(tmp_path, params, "crashed", sweep)
     assert "resuming from checkpoint at step 40" in run.log.read_text()
 
     def curve(r):

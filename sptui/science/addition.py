@@ -402,7 +402,7 @@ class BatchedTrainer:
     `step` is one optimizer step for every instance on its own batch."""
 
     def __init__(self, configs: list[dict[str, Any]], n_digits: int, lr: list[float], weight_decay: list[float], device="cpu"):
-        from sptui.science.tms import BatchedAdam
+        from sptui.science.batched import BatchedAdam
 
         self.device = torch.device(device)
         self.params = initial_parameters(configs, self.device)
