@@ -222,6 +222,15 @@ def test_a_batched_run_analyses_every_instance_and_compares_them(artifacts):
     assert run.load_arrays("compression_across.safetensors")["similarity"].shape == (3, 3)
 
 
+@pytest.mark.slow
+def test_a_batched_run_draws_its_instances(artifacts):
+    run = run_job(artifacts, BATCHED, "seeds")
+    names = {str(p.relative_to(run.plots)) for p in load_kind("addition").render(run)}
+    assert {"curves.png", "compression_across.png", "models/0/projection_q.png", "models/0/compression_roles.png",
+            "models/2/compression_roles.png", "models/2/compression_pruning.png"} <= names
+    assert "models/2/projection_q.png" not in names  # full sheets: instance 0 (addition-analysis draws any other)
+
+
 def test_analysis_of_one_instance_of_a_batched_run_at_a_snapshot(artifacts):
     source = run_job(artifacts, BATCHED.replace("checkpoint_every = 16", "checkpoint_every = 16\nanalyse = false"), "seeds")
     run = run_job(artifacts, analysis("seeds", "16", instance=2, head=1, max_frames=3), "an")

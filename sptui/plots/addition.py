@@ -363,12 +363,13 @@ def render_across(results: Path, plots: Path) -> list[Path]:
                      plots / "compression_across.png")]
 
 
-# instances of a batched run whose full sheets are drawn at the end of training (the rest: addition-analysis)
-SHEETS_FOR_INSTANCES = 8
-
-
 def render_run(run) -> list[Path]:
+    """A single run: every sheet. A batched run: the grouped curves, the cross-instance comparison, every
+    instance's compression figures, and the full sheets of instance 0 (`addition-analysis` with `instance = k`
+    draws them for any other; drawing them for 32 instances would take minutes)."""
+    from sptui.plots import compression as C
     from sptui.plots.curves import instance_curves
+    from sptui.runs import load_arrays, read_json
 
     spec = run.spec()
     n = int(spec.params["n_digits"])
@@ -376,8 +377,13 @@ def render_run(run) -> list[Path]:
     if len(grid) == 1:
         return render_results(run.results, run.plots, n, run.read_metrics())
     out = instance_curves(run.read_metrics(), grid, run.plots / "curves.png", title=f"{run.run_id}: {len(grid)} instances")
-    for k in range(min(len(grid), SHEETS_FOR_INSTANCES)):
-        out += render_results(run.results / f"models/{k}", run.plots / f"models/{k}", n)
+    out += render_results(run.results / "models/0", run.plots / "models/0", n)
+    for k in range(1, len(grid)):
+        results, plots = run.results / f"models/{k}", run.plots / f"models/{k}"
+        if (results / "compression.safetensors").exists():
+            arrays, facts = load_arrays(results / "compression.safetensors"), read_json(results / "compression.json")
+            out.append(C.role_heatmap(arrays, facts, plots / "compression_roles.png"))
+            out.append(C.pruning_curves(arrays, facts, plots / "compression_pruning.png"))
     if (run.results / "compression_across.json").exists():
         out += render_across(run.results, run.plots)
     return out

@@ -170,39 +170,44 @@ def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = 
 
 def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, title: str = "") -> Path:
     """Do the seeds learn the same compression? The cross-seed role matrix (heads holding each role, per
-    instance), the matched-head similarity of every two instances, and the heads kept per answer position."""
+    instance), the matched-head similarity of every two instances (against a random matching), and the
+    heads kept per answer position."""
     plt = _plt()
     counts = arrays["role_counts"]  # [R, I]
     sim = arrays["similarity"]
     kept = arrays["kept_count"][MODES.index("mean")]  # [I, n+1]
     labels = summary["instances"]
     n_roles, n_inst = counts.shape
-    fig = plt.figure(figsize=(max(12, 0.5 * n_inst + 9), max(4.5, 0.16 * n_roles + 2)))
-    grid = fig.add_gridspec(2, 2, width_ratios=[max(1, n_inst) * 0.5 + 3, 5], height_ratios=[1, 1])
-    ax = fig.add_subplot(grid[:, 0])
+    width = max(2.5, 0.3 * n_inst + 1.5)
+    fig, axes = plt.subplots(1, 3, figsize=(width * 2 + 5, max(4.5, 0.17 * n_roles + 2)),
+                             gridspec_kw={"width_ratios": [width, width, 4]})
+    ax = axes[0]
     im = ax.imshow(counts, cmap="Greens", vmin=0, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(n_roles), summary["roles"], fontsize=5.5)
     ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=6)
     for (r, i), v in np.ndenumerate(counts):
         if v:
             ax.text(i, r, str(int(v)), ha="center", va="center", fontsize=5, color="white" if v > counts.max() / 2 else "black")
-    ax.set_title("heads holding each role (answer j: target@pair offset)", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.03)
-    ax = fig.add_subplot(grid[0, 1])
+    ax.set_title("heads holding each role\n(answer j: target@pair offset)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.05)
+    ax = axes[1]
     im = ax.imshow(sim, cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=5)
     ax.set_yticks(range(n_inst), labels, fontsize=5)
-    ax.set_title("mean similarity of matched heads", fontsize=8)
+    random = summary.get("mean_random_matching_similarity")
+    ax.set_title("similarity of matched heads (mean)\n" + (f"off-diagonal {summary['mean_matched_similarity']:.2f}; "
+                 f"a random matching {random:.2f}" if random is not None else ""), fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    ax = fig.add_subplot(grid[1, 1])
+    ax = axes[2]
     n_ans = kept.shape[1]
     for i in range(n_inst):
-        ax.plot(range(n_ans), kept[i], "-", color="0.7", lw=0.7)
+        ax.plot(range(n_ans), kept[i], "-", color="0.7", lw=0.7, label="one instance" if i == 0 else None)
     mean, std = kept.mean(0), kept.std(0)
     ax.errorbar(range(n_ans), mean, yerr=std, fmt="o-", color="tab:green", capsize=3, label="mean ± std over instances")
     ax.set_xlabel("answer position")
-    ax.set_ylabel("heads in the pruned set")
+    ax.set_ylabel("heads in the pruned set (mean ablation)")
     ax.set_xticks(range(n_ans))
+    ax.set_ylim(0, None)
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
     fig.suptitle(title or f"compression across {n_inst} instances", fontsize=10)

@@ -525,6 +525,7 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
     """Do different seeds learn the same compression? From each instance's analyse_model results:
 
         similarity   [I, I]   mean matched-head signature similarity (1 on the diagonal)
+        similarity_random [I, I]  the same for a random one-to-one matching (its expectation): the baseline
         role_counts  [R, I]   heads holding each role (answer j, target, offset) in each instance
         kept_count   [mode, I, n+1]  size of each answer position's pruned set
     and the facts: heads per position (mean, std, range), the roles found in every instance, in most, and in
@@ -532,12 +533,14 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
     n_models = len(per_instance)
     labels = labels or [str(i) for i in range(n_models)]
     sigs = [head_signature(a) for a in per_instance]
-    similarity = torch.eye(n_models)
+    similarity, unmatched = torch.eye(n_models), torch.eye(n_models)
     matches: dict[str, Any] = {}
     for a in range(n_models):
         for b in range(a + 1, n_models):
             match, sims = match_heads(sigs[a], sigs[b])
             similarity[a, b] = similarity[b, a] = sims.mean()
+            # the baseline: a random one-to-one matching's expected similarity (the mean over all head pairs)
+            unmatched[a, b] = unmatched[b, a] = (F.normalize(sigs[a], dim=1) @ F.normalize(sigs[b], dim=1).T).mean()
             matches[f"{a}-{b}"] = {"match": match, "similarity": [round(float(s), 4) for s in sims]}
     keys = sorted({tuple(r) for f in facts for r in f["held_roles"]}, key=lambda r: (r[0], OFFSETS.index(r[2]), TARGETS.index(r[1])))
     counts = torch.zeros(len(keys), n_models, dtype=torch.int32)
@@ -551,6 +554,7 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
     summary = {
         "instances": labels,
         "mean_matched_similarity": float(similarity[~torch.eye(n_models, dtype=torch.bool)].mean()) if n_models > 1 else None,
+        "mean_random_matching_similarity": float(unmatched[~torch.eye(n_models, dtype=torch.bool)].mean()) if n_models > 1 else None,
         "heads_per_position": {m: {"mean": per_pos[k].mean(0).tolist(), "std": per_pos[k].std(0).tolist() if n_models > 1 else [0.0] * per_pos.shape[2],
                                    "min": per_pos[k].min(0).values.tolist(), "max": per_pos[k].max(0).values.tolist(),
                                    "per_instance": kept_count[k].tolist()} for k, m in enumerate(MODES)},
@@ -560,4 +564,4 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
         "roles_in_one_instance": [names[r] for r in range(len(keys)) if present[r] == 1 and n_models > 1],
         "matches": matches,
     }
-    return {"similarity": similarity, "role_counts": counts, "kept_count": kept_count}, summary
+    return {"similarity": similarity, "similarity_random": unmatched, "role_counts": counts, "kept_count": kept_count}, summary
