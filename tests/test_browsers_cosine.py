@@ -154,7 +154,13 @@ async def test_on_a_real_neuron_geometry_run(tmp_path):
         screen = app.browser
         np.testing.assert_array_equal(screen.model_map.matrix, arrays["gram_permuted"])
         assert len(screen.data.blocks) == len(read_json(run.results / "blocks.json")["blocks"])
+        summary = read_json(run.results / "summary.json")
         for name in ("covariance", "rotation", "gaussian", "shuffled"):
             await pilot.press("b")
             assert screen.baseline_name == name
             np.testing.assert_array_equal(screen.baseline_map.matrix, arrays[f"null.{name}.gram_permuted"])
+            info = str(screen.query_one("#cos-info").render())
+            null = summary["null"][name]
+            # the null's distribution and the model's p-values, beside the map
+            assert f"3 draws: cos² {null['score_mean']:.4f}" in info
+            assert f"p {null['p_value']:.3g}" in info and f"p {null['block_count_p_value']:.3g}" in info

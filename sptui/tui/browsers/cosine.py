@@ -2,7 +2,9 @@
 as a zoomable, pannable map with the blocks found along its diagonal.
 
 Keys: arrows/hjkl cursor · +/- zoom · 0 fit · shift+arrows pan · . and , step along the diagonal ·
-n / N next / previous block (zoomed to it) · b the model beside its random / shuffled controls (cycles) · r colour range
+n / N next / previous block (zoomed to it) · b the model beside a draw of each null model, then (with activations)
+the activation correlations in the same order and in their own (cycles; the panel gives each null's
+distribution and the model's p-values) · r colour range
 (robust / full -1..1) · enter: the Neuroscope page of the neuron under the cursor (or chosen in the block
 list), when a Neuroscope run of the same model and layer exists next to this run · e export PNG.
 """
@@ -33,7 +35,10 @@ GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name 
 BASELINES = {name: (f"null.{name}.gram_permuted",) for name in NULLS}
 BASELINES["gaussian"] += ("random_gram_permuted",)
 BASELINES["shuffled"] += ("shuffled_gram_permuted",)
-BASELINE_HELP = NULL_HELP
+BASELINES["activations"] = ("activations.gram_in_weight_order",)
+BASELINES["activations, own order"] = ("activations.gram_permuted",)
+BASELINE_HELP = {**NULL_HELP, "activations": "activation correlation over the corpus, in this order",
+                 "activations, own order": "activation correlation, seriated on its own"}
 ROBUST_QUANTILE = 0.999  # colour range: this quantile of |off-diagonal cosine| (the diagonal is all 1)
 
 
@@ -43,6 +48,8 @@ class Block:
     stop: int
     neurons: list[int]
     mean: float | None
+    p_value: float | None = None             # corrected for the search, against every null
+    activation_p_value: float | None = None  # do its neurons co-activate more than random sets?
 
     @property
     def size(self) -> int:
@@ -84,7 +91,30 @@ def load_blocks(path: Path) -> list[Block]:
     raw = read_json(path)
     items = raw.get("blocks", []) if isinstance(raw, dict) else raw
     return [Block(int(b["start"]), int(b["stop"]), [int(x) for x in b.get("neurons", [])],
-                  b.get("mean_cos2")) for b in items]
+                  b.get("mean_cos2"), b.get("p_value"), b.get("activation_p_value")) for b in items]
+
+
+def null_lines(summary: dict[str, Any], name: str) -> list[str]:
+    """What the panel says about the map shown beside the model: a null's distribution against the model,
+    or how the activation correlations agree with the weights."""
+    if name.startswith("activations"):
+        act = summary.get("activations")
+        if not act:
+            return []
+        ag = act["agreement"]
+        return [f"  Mantel r {ag['mantel_r']:.3f} (p {ag['mantel_p']:.3g})",
+                f"  {ag['weight_blocks_coactivating']} weight blocks co-activate",
+                f"  own blocks {act['blocks']['count']} of {act['blocks']['candidates']}",
+                f"  ({act['tokens']:,} tokens, p {act['p_value']:.3g})"]
+    null = summary.get("null", {}).get(name)
+    if not null:
+        return []
+    model = summary["model_scores"]["best_score"]
+    blocks = summary["blocks"]
+    return [f"  {null['draws']} draws: cos² {null['score_mean']:.4f}±{null['score_std']:.4f}",
+            f"  model {model:.4f}: p {null['p_value']:.3g}",
+            f"  blocks: null median {null['block_count_median']:g}",
+            f"  model {blocks['candidates']}: p {null['block_count_p_value']:.3g}"]
 
 
 def load_geometry(run_dir: Path) -> GeometryData:
@@ -175,8 +205,13 @@ class CosineBrowser(BrowserScreen):
     def show(self, data: GeometryData) -> None:
         self._apply_range()
         self.model_map.focus()
-        blocks = f"{len(data.blocks)} blocks" if data.blocks else "no blocks detected"
-        self.status(f"{len(data.order)} neurons · {blocks} · n/N block · ./, diagonal · b controls · r range · "
+        candidates = data.summary.get("blocks", {}).get("candidates")
+        tested = "significant " if "null" in data.summary else ""  # runs from before null models: untested
+        blocks = (f"{len(data.blocks)} {tested}blocks" if data.blocks else f"no {tested}blocks") \
+            + (f" of {candidates} candidates" if candidates is not None else "")
+        p = data.summary.get("p_value")
+        score = f" · neighbour p {p:.3g}" if p is not None else ""
+        self.status(f"{len(data.order)} neurons · {blocks}{score} · n/N block · ./, diagonal · b nulls · r range · "
                     "enter Neuroscope · +/- 0 zoom · e export PNG")
         self._describe(0, 0)
 
@@ -186,7 +221,7 @@ class CosineBrowser(BrowserScreen):
         self.model_map.set_data(self.data.model, vmin=-half, vmax=half, keep_view=keep, legend="cosine")
         if self.baseline_name is not None:
             self.baseline_map.set_data(self.data.baselines[self.baseline_name], vmin=-half, vmax=half, keep_view=True,
-                                       legend=f"{self.baseline_name} control")
+                                       legend=self.baseline_name)
             self._sync_baseline()
 
     # ------------------------------------------------------------------ navigation
@@ -220,7 +255,8 @@ class CosineBrowser(BrowserScreen):
         options.add_options([Option(f"{pos:>5}  neuron {neuron}", id=str(neuron))
                              for pos, neuron in zip(range(block.start, block.stop), neurons)])
         mean = f", mean cos² {block.mean:.3g}" if block.mean is not None else ""
-        options.border_title = f"block {index + 1}/{len(self.data.blocks)}: {block.size} neurons{mean}"
+        p = f", p {block.p_value:.3g}" if block.p_value is not None else ""
+        options.border_title = f"block {index + 1}/{len(self.data.blocks)}: {block.size} neurons{mean}{p}"
 
     def action_baseline(self) -> None:
         """Cycle: model alone -> beside the random control -> beside the shuffled control -> alone."""
@@ -268,9 +304,18 @@ class CosineBrowser(BrowserScreen):
         lines = [f"positions {row}, {col}", f"neurons {order[row]} · {order[col]}", f"cosine {fmt(value)}"]
         if self.baseline_name is not None:
             name = self.baseline_name
-            lines.append(f"{name} control {fmt(float(self.data.baselines[name].matrix[row, col]))}")
-            lines.append(f"  ({BASELINE_HELP[name]}, same pipeline, its own order)")
-        lines.append(f"in block {k + 1} ({self.data.blocks[k].size} neurons)" if k is not None else "in no block")
+            value = fmt(float(self.data.baselines[name].matrix[row, col]))
+            lines.append(f"{name} {'null ' if name in NULLS else ''}{value}")
+            lines.append(f"  ({BASELINE_HELP[name]})")
+            lines += null_lines(self.data.summary, name)
+        if k is not None:
+            b = self.data.blocks[k]
+            p = f", p {b.p_value:.3g}" if b.p_value is not None else ""
+            lines.append(f"in block {k + 1} ({b.size} neurons{p})")
+            if b.activation_p_value is not None:
+                lines.append(f"  co-activation p {b.activation_p_value:.3g}")
+        else:
+            lines.append("in no block")
         self.query_one("#cos-info", Static).update("\n".join(lines))
 
     def on_heatmap_cursor_moved(self, event: Heatmap.CursorMoved) -> None:
@@ -311,6 +356,6 @@ class CosineBrowser(BrowserScreen):
             name = self.baseline_name
             paths.append(export_heatmap(plots / f"cosine-{name}-{r0}-{r1}-{c0}-{c1}.png", self.data.baselines[name].matrix,
                                         (r0, r1, c0, c1), vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
-                                        title=f"{self.run.run_id}: {name} control ({BASELINE_HELP[name]}), same pipeline",
+                                        title=f"{self.run.run_id}: {name} ({BASELINE_HELP[name]})",
                                         row_label="position in order", col_label="position in order"))
         return paths[0]
