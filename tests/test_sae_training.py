@@ -197,7 +197,7 @@ def test_auxk_gives_dead_latents_a_gradient_the_main_loss_does_not():
         with torch.no_grad():
             t.params["W_enc"][:, :, 16:] *= 0.01  # latents 16.. never win the top-k
         t.tokens_since_fired[:, 16:] = 100
-        total, stats, f = t.loss(x * t.scale[:, None, None], step=0)
+        total, stats, f, _ = t.loss(x * t.scale[:, None, None], step=0)
         assert (f[..., 16:] == 0).all()
         total.sum().backward()
         grads[coef] = t.params["W_dec"].grad[0, 16:].abs().sum(-1)

@@ -205,22 +205,26 @@ class _Step(torch.autograd.Function):
         return None, grad_theta, None
 
 
-def topk_per_row(pre: Float[Tensor, "I B D"], k: Int[Tensor, " I"], mask: Bool[Tensor, "I D"]) -> Float[Tensor, "I B D"]:
-    """ReLU of the k_i largest pre-activations of each token, zero elsewhere (Gao et al.'s TopK)."""
+def topk_per_row(pre: Float[Tensor, "I B D"], k: Int[Tensor, " I"], mask: Bool[Tensor, "I D"] | None) -> Float[Tensor, "I B D"]:
+    """ReLU of the k_i largest pre-activations of each token, zero elsewhere (Gao et al.'s TopK); only
+    latents in `mask` compete (None: all)."""
     k_max = int(k.max())
-    masked = pre.masked_fill(~mask[:, None, :], -math.inf)
+    masked = pre if mask is None else pre.masked_fill(~mask[:, None, :], -math.inf)
     values, index = masked.topk(k_max, dim=-1, sorted=True)
     keep = torch.arange(k_max, device=pre.device)[None, None, :] < k[:, None, None]
     values = values.clamp_min(0) * keep.to(values.dtype)
     return torch.zeros_like(pre).scatter(-1, index, values)
 
 
-def topk_per_batch(pre: Float[Tensor, "I B D"], k: Int[Tensor, " I"], mask: Bool[Tensor, "I D"]) -> Float[Tensor, "I B D"]:
+def topk_per_batch(pre: Float[Tensor, "I B D"], k: Int[Tensor, " I"], mask: Bool[Tensor, "I D"] | None) -> Float[Tensor, "I B D"]:
     """BatchTopK: ReLU of the k_i * B largest pre-activations of the whole batch, zero elsewhere."""
     n_inst, B, D = pre.shape
     per_instance = k * B
     k_max = int(per_instance.max())
-    flat = pre.clamp_min(0).masked_fill(~mask[:, None, :], 0).reshape(n_inst, B * D)
+    flat = torch.relu(pre)
+    if mask is not None:
+        flat = flat.masked_fill(~mask[:, None, :], 0)
+    flat = flat.reshape(n_inst, B * D)
     values, index = flat.topk(min(k_max, B * D), dim=-1, sorted=True)
     keep = torch.arange(values.shape[1], device=pre.device)[None, :] < per_instance[:, None]
     values = values * keep.to(values.dtype)
@@ -236,21 +240,29 @@ def pre_activations(params: dict[str, Tensor], x: Float[Tensor, "I B d_in"], pre
     return torch.baddbmm(params["b_enc"][:, None, :], x, params["W_enc"])
 
 
-def activate(pre: Float[Tensor, "I B D"], architecture: str, mask: Bool[Tensor, "I D"], *, k: Int[Tensor, " I"] | None = None,
-             threshold: Float[Tensor, "I D"] | None = None, training: bool = False,
-             bandwidth: float = 0.05) -> Float[Tensor, "I B D"]:
+def activate(pre: Float[Tensor, "I B D"], architecture: str, mask: Bool[Tensor, "I D"] | None, *,
+             k: Int[Tensor, " I"] | None = None, threshold: Float[Tensor, "I D"] | None = None,
+             training: bool = False, bandwidth: float = 0.05) -> Float[Tensor, "I B D"]:
     """The latents f from pre-activations. BatchTopK uses the batch-level top-k when `training`, and its
-    inference JumpReLU otherwise (`threshold` [I, D]: the per-instance threshold broadcast to latents)."""
+    inference JumpReLU otherwise (`threshold` [I, D]: the per-instance threshold broadcast to latents).
+    `mask` [I, D] marks real latents (None: all are real)."""
+    if mask is not None and bool(mask.all()):
+        mask = None  # nothing padded: skip the masking passes
     if architecture == "relu":
-        return pre.clamp_min(0) * mask[:, None, :].to(pre.dtype)
+        f = torch.relu(pre)
+        return f if mask is None else f * mask[:, None, :].to(pre.dtype)
     if architecture == "topk":
         return topk_per_row(pre, k, mask)
     if architecture == "batchtopk" and training:
         return topk_per_batch(pre, k, mask)
     if architecture == "jumprelu" and training:
-        return _JumpReLU.apply(pre, threshold, bandwidth) * mask[:, None, :].to(pre.dtype)
+        f = _JumpReLU.apply(pre, threshold, bandwidth)
+        return f if mask is None else f * mask[:, None, :].to(pre.dtype)
     # inference JumpReLU (jumprelu, batchtopk): ReLU(pre) * H(pre - theta), as SAELens's JumpReLUSAE
-    return pre.clamp_min(0) * ((pre > threshold[:, None, :]) & mask[:, None, :]).to(pre.dtype)
+    gate = pre > threshold[:, None, :]
+    if mask is not None:
+        gate &= mask[:, None, :]
+    return torch.relu(pre) * gate.to(pre.dtype)
 
 
 def decode(params: dict[str, Tensor], f: Float[Tensor, "I B D"]) -> Float[Tensor, "I B d_in"]:
@@ -367,19 +379,23 @@ class BatchedSAETrainer:
                      training=training, bandwidth=self.settings.jumprelu_bandwidth)
         return pre, f
 
-    def loss(self, x: Tensor, step: int) -> tuple[Tensor, StepStats, Tensor]:
-        """(objective [I], its parts, the latents f [I, B, D]) for scaled inputs x [I, B, d_in] at step `step`."""
+    def loss(self, x: Tensor, step: int, want_stats: bool = True) -> tuple[Tensor, StepStats | None, Tensor, Tensor]:
+        """(objective [I], its parts when asked, the latents f [I, B, D], their sum over the batch [I, D]) for
+        scaled inputs x [I, B, d_in] at optimiser step `step`. Passes over [I, B, D] are the cost of a step:
+        every reduction over the batch is taken once."""
         arch, s = self.shape.architecture, self.settings
+        B = x.shape[1]
         pre, f = self.encode_scaled(x, training=True)
         x_hat = decode(self.params, f)
         mse = (x_hat - x).pow(2).sum(-1).mean(-1)
+        f_sum = f.sum(1)  # [I, D]: the L1 term's batch sum, and (f >= 0) which latents fired
         zero = torch.zeros_like(mse)
         sparsity = zero
         if arch == "relu":
-            sparsity = (f * self.params["W_dec"].norm(dim=-1)[:, None, :]).sum(-1).mean(-1)
+            sparsity = (f_sum * self.params["W_dec"].norm(dim=-1)).sum(-1) / B
         elif arch == "jumprelu":
-            sparsity = (_Step.apply(pre, self.params["threshold"], s.jumprelu_bandwidth)
-                        * self.mask[:, None, :].to(pre.dtype)).sum(-1).mean(-1)
+            active = _Step.apply(pre, self.params["threshold"], s.jumprelu_bandwidth).sum(1)  # [I, D]
+            sparsity = (active * self.mask.to(active.dtype)).sum(-1) / B
         aux = zero
         if s.aux_coefficient > 0:
             dead = (self.tokens_since_fired >= s.dead_window) & self.mask
@@ -389,19 +405,23 @@ class BatchedSAETrainer:
                 aux = (torch.bmm(z, self.params["W_dec"]) - residual).pow(2).sum(-1).mean(-1) * scale
         lam = self.hyper.sparsity * sparsity_factor(step, s)
         total = mse + lam * sparsity + s.aux_coefficient * aux
-        l0 = (f > 0).sum(-1).to(mse.dtype).mean(-1)
-        return total, StepStats(loss=total.detach(), mse=mse.detach(), sparsity=sparsity.detach(), aux=aux.detach(),
-                                l0=l0.detach()), f.detach()
+        stats = None
+        if want_stats:
+            l0 = (f > 0).sum(-1).to(mse.dtype).mean(-1)
+            stats = StepStats(loss=total.detach(), mse=mse.detach(), sparsity=sparsity.detach(), aux=aux.detach(),
+                              l0=l0.detach())
+        return total, stats, f.detach(), f_sum.detach()
 
     # ------------------------------------------------------------ one step
-    def step(self, x: Float[Tensor, "I B d_in"]) -> StepStats:
-        """One optimiser step for every instance on raw activations x ([I, B, d_in] or [1, B, d_in])."""
+    def step(self, x: Float[Tensor, "I B d_in"], want_stats: bool = True) -> StepStats | None:
+        """One optimiser step for every instance on raw activations x ([I, B, d_in] or [1, B, d_in]); the
+        step's loss, MSE, L0 ... per instance when `want_stats` (they cost passes over the latents)."""
         if not self.initialised:
             self.initialise(x)
         x = self._expand(x) * self.scale[:, None, None]
         for p in self.params.values():
             p.grad = None
-        total, stats, f = self.loss(x, self.step_count)
+        total, stats, f, f_sum = self.loss(x, self.step_count, want_stats)
         total.sum().backward()  # instances share no parameter: each gets the gradient of its own loss
         with torch.no_grad():
             if UNIT_DECODER[self.shape.architecture]:
@@ -417,7 +437,7 @@ class BatchedSAETrainer:
                 self.params["threshold"].clamp_(min=0.0)  # a negative threshold would pass negative pre-acts
             if self.shape.architecture == "batchtopk":
                 self._update_batch_threshold(f)
-            fired = (f > 0).any(dim=1)
+            fired = f_sum > 0  # latents are never negative
             self.tokens_since_fired += x.shape[1]
             self.tokens_since_fired.masked_fill_(fired, 0)
         self.step_count += 1
