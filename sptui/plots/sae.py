@@ -1,0 +1,210 @@
+"""PNGs of an `sae` run, drawn from its saved results only (results/instances.json, sae.safetensors,
+summary.json, and for toy sources the source tms run's instances.json), so `sptui export` redraws them.
+
+    metrics.png      final metrics per instance
+    latents.png      distribution of latent firing frequency (log10) per instance, dead latents counted
+    recovery.png     toy sources swept over two parameters: recovery (MMCS, F1, matched correlation) on
+                     the toy sweep's grid, beside the toy models' D* (dims per feature) on the same grid
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sptui import runs  # noqa: E402
+
+RECOVERY = [("mmcs", "MMCS (decoder vs true directions)"), ("f1", "F1 (latent fires | feature present)"),
+            ("corr", "matched correlation")]
+MAX_ROWS = 4
+
+
+def render_run(run) -> list[Path]:
+    records = runs.read_json(run.results / "instances.json")
+    summary = runs.read_json(run.results / "summary.json")
+    out = run.plots
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [draw_metrics(records, summary, out / "metrics.png")]
+    arrays = runs.load_arrays(run.results / "sae.safetensors")
+    paths.append(draw_latents(arrays, records, out / "latents.png"))
+    if summary["source"]["kind"] == "tms":
+        toy_records = _toy_records(run, summary)
+        axes = swept_axes([r.get("source_grid", {}) for r in records])
+        if axes:
+            paths.append(draw_recovery(records, toy_records, axes, summary, out / "recovery.png"))
+    return paths
+
+
+# ---------------------------------------------------------------- helpers
+
+def axis_value(value) -> float:
+    if isinstance(value, list):  # an importance vector: placed by its last entry
+        return float(value[-1]) if value else 0.0
+    return float(value)
+
+
+def swept_axes(points: list[dict]) -> dict[str, list]:
+    """Keys that take several values over the points, with their values sorted."""
+    values: dict[str, list] = {}
+    for point in points:
+        for k, v in point.items():
+            if all(v != seen for seen in values.setdefault(k, [])):
+                values[k].append(v)
+    return {k: sorted(v, key=axis_value) for k, v in values.items() if len(v) > 1 and k != "seed"}
+
+
+def label(point: dict) -> str:
+    return ", ".join(f"{k}={axis_value(v):.3g}" for k, v in point.items()) or "-"
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _toy_records(run, summary) -> list[dict] | None:
+    """The source tms run's instances.json (for D*), when that run is still there."""
+    folder = Path(run.root).parent / str(summary["source"].get("run"))
+    try:
+        return runs.read_json(folder / "results" / "instances.json")
+    except Exception:
+        return None
+
+
+# ---------------------------------------------------------------- figures
+
+def draw_metrics(records, summary, path: Path) -> Path:
+    names = [("l0", "L0 (active latents per token)"), ("fvu", "FVU (variance unexplained)"),
+             ("dead_fraction", "dead latents (fraction)")]
+    if summary["source"]["kind"] == "tms":
+        names += [("mmcs", "MMCS"), ("f1", "F1"), ("corr", "matched correlation")]
+    elif any("ce_loss_recovered" in r["metrics"] for r in records):
+        names += [("ce_loss_recovered", "CE loss recovered (zero abl.)"), ("ce_loss_recovered_mean", "CE loss recovered (mean abl.)")]
+    cols = 3
+    rows = math.ceil(len(names) / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    xs = np.arange(len(records))
+    for ax, (key, title) in zip(axs.flat, names):
+        values = np.array([_num(r["metrics"].get(key)) for r in records])
+        ax.bar(xs, values, color="#4c72b0", width=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("instance", fontsize=8)
+        if len(xs) <= 24:
+            ax.set_xticks(xs)
+        if np.all(values[np.isfinite(values)] == 0) and np.isfinite(values).any():
+            ax.text(0.5, 0.5, "0 for every instance", transform=ax.transAxes, ha="center", fontsize=8, color="#666666")
+        if key in ("mmcs", "f1", "corr", "dead_fraction"):
+            ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+    for ax in list(axs.flat)[len(names):]:
+        ax.axis("off")
+    src = summary["source"]
+    where = src.get("run") or src.get("model")
+    fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
+                 + f" - {len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=10)
+    return _save(fig, path)
+
+
+def draw_latents(arrays, records, path: Path) -> Path:
+    freq = arrays["frequency"]
+    d_sae = arrays["d_sae"]
+    shown = list(range(min(len(records), 8)))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    live = [freq[i, : int(d_sae[i])] for i in shown]
+    lowest = min([float(np.log10(f[f > 0].min())) for f in live if (f > 0).any()] + [-1.0])
+    bins = np.linspace(np.floor(lowest), 0, 41)
+    for i, f in zip(shown, live):
+        dead = int((f == 0).sum())
+        point = {**records[i]["grid"], **records[i].get("source_grid", {})}
+        ax.hist(np.log10(f[f > 0]), bins=bins, histtype="step", linewidth=1.2,
+                label=f"#{i} {label(point)} ({dead} silent)")
+    ax.set_xlabel("log10 firing frequency on the evaluation sample")
+    ax.set_ylabel("latents")
+    ax.axvline(-1, color="#999999", linestyle=":", linewidth=1)
+    ax.text(-1, ax.get_ylim()[1] * 0.95, " dense (>10%)", fontsize=7, color="#666666", va="top")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    more = f" (first {len(shown)} of {len(records)})" if len(records) > len(shown) else ""
+    ax.set_title(f"latent firing frequency{more}", fontsize=10)
+    return _save(fig, path)
+
+
+def _grid(records, xkey, xs, ykey, ys, get) -> np.ndarray:
+    """Mean of get(record) on the (y, x) grid of the records' source grid points."""
+    total = np.zeros((len(ys), len(xs)))
+    count = np.zeros((len(ys), len(xs)))
+    for r in records:
+        v = get(r)
+        point = r.get("source_grid", r.get("grid", {}))
+        if v is None or math.isnan(v) or xkey not in point or (ykey and ykey not in point):
+            continue
+        xi = next(j for j, x in enumerate(xs) if x == point[xkey])
+        yi = next(j for j, y in enumerate(ys) if y == point[ykey]) if ykey else 0
+        total[yi, xi] += v
+        count[yi, xi] += 1
+    with np.errstate(invalid="ignore"):
+        return total / count
+
+
+def _heat(fig, ax, values, xs, ys, xkey, ykey, title, vmin=None, vmax=None):
+    im = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
+    for (yi, xi), v in np.ndenumerate(values):
+        if not math.isnan(v):
+            ax.text(xi, yi, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                    color="black" if im.norm(v) > 0.6 else "white")
+    ax.set_xticks(range(len(xs)), [f"{axis_value(v):.3g}" for v in xs], fontsize=7, rotation=45)
+    ax.set_xlabel(xkey, fontsize=8)
+    if ykey:
+        ax.set_yticks(range(len(ys)), [f"{axis_value(v):.3g}" for v in ys], fontsize=7)
+        ax.set_ylabel(ykey + (" (last entry)" if isinstance(ys[0], list) else ""), fontsize=8)
+    else:
+        ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+
+
+def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Path) -> Path:
+    """Rows: the SAE's own sweep points (up to MAX_ROWS); columns: the toy models' D*, then MMCS, F1, corr."""
+    keys = list(axes)
+    xkey, ykey = keys[0], (keys[1] if len(keys) > 1 else None)
+    xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
+    sae_points = []
+    for r in records:
+        if r["grid"] not in sae_points:
+            sae_points.append(r["grid"])
+    rows = sae_points[:MAX_ROWS]
+    cols = 1 + len(RECOVERY)
+    fig, axs = plt.subplots(len(rows), cols, figsize=(4.0 * cols, 3.3 * len(rows) + 0.5), squeeze=False)
+    by_toy = {r["instance"]: r for r in (toy_records or [])}
+    for row, point in enumerate(rows):
+        mine = [r for r in records if r["grid"] == point]
+        if toy_records is not None:
+            dstar = _grid(mine, xkey, xs, ykey, ys,
+                          lambda r: _num(by_toy.get(r.get("source_instance"), {}).get("metrics", {}).get("dims_per_feature")))
+            _heat(fig, axs[row, 0], dstar, xs, ys, xkey, ykey, "toy model D* (dims per feature)")
+        else:
+            axs[row, 0].text(0.5, 0.5, "source tms run not found:\nno D*", ha="center", va="center")
+            axs[row, 0].axis("off")
+        for col, (key, title) in enumerate(RECOVERY, start=1):
+            values = _grid(mine, xkey, xs, ykey, ys, lambda r, key=key: _num(r["metrics"].get(key)))
+            _heat(fig, axs[row, col], values, xs, ys, xkey, ykey, title + (f"\nSAE {label(point)}" if len(rows) > 1 else ""),
+                  vmin=0, vmax=1)
+    others = [k for k in swept_axes([r.get("source_grid", {}) for r in records]) if k not in (xkey, ykey)]
+    note = f"; mean over {', '.join(others)}" if others else ""
+    more = f"; first {MAX_ROWS} of {len(sae_points)} SAE settings" if len(sae_points) > MAX_ROWS else ""
+    src = summary["source"]
+    fig.suptitle(f"Can an SAE recover the toy model's features? {summary['architecture']} SAEs on tms run {src['run']} "
+                 f"(n={src['n_features']} features in m={src['n_hidden']} dims; represented features only{note}{more})",
+                 fontsize=10)
+    return _save(fig, path)
