@@ -148,7 +148,7 @@ def run(ctx: Context) -> None:
 
     p: Params = ctx.params
     t_start = time.perf_counter()
-    per_test = 2 + len(p.nulls) * p.null_draws
+    per_test = 1 + 2 * len(p.nulls) * p.null_draws  # null_test reports each draw in both of its passes
     total = per_test * (2 if p.activations else 1) + (1 if p.activations else 0)
     ctx.set_total(total)
     ctx.info(f"loading {p.model} ({'processed' if p.processing else 'raw'} weights)")

@@ -282,7 +282,8 @@ def null_test(W: np.ndarray, nulls: Sequence[str] = ("covariance", "rotation"), 
               progress: Callable[[str, int], None] | None = None) -> NullTest:
     """The model W and `draws` draws of each null through the same pipeline; p-values and blocks.
 
-    progress(null_name, draw_index) is called after each draw (and may raise to cancel)."""
+    progress(null_name, draw_index) is called after each draw in each of the two passes, 2 x len(nulls) x
+    draws calls in all (it may raise to cancel)."""
     unknown = [x for x in nulls if x not in NULLS]
     if unknown:
         raise ValueError(f"unknown null model(s) {unknown}; known: {', '.join(NULLS)}")
@@ -322,6 +323,8 @@ def null_test(W: np.ndarray, nulls: Sequence[str] = ("covariance", "rotation"), 
             cb = candidates(Cb * Cb, sb.order, tau, min_size)
             counts.append(len(cb))
             excess.append(max((c.excess for c in cb), default=0.0))
+            if progress:
+                progress(name, b)
         scores = np.array([s.score for s in found[name]])
         d = NullDistribution(name, scores, [s.method for s in found[name]], np.array(counts), np.array(excess),
                              examples.get(name))
