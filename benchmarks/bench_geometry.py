@@ -6,6 +6,10 @@ nearest-neighbour path, the baseline measured in the same process on the same ma
   planted   half the rows in 64 groups sharing a direction (cos^2 within a group ~0.2), the rest Gaussian
   random    all Gaussian (what the random control of the kind sees)
 
+Then the null test's cost: `--null-draws` draws of the rotation null of the planted matrix through the
+kind's default methods, timed against the model's own pass (a run of neuron-geometry makes
+1 + nulls x null_draws such passes, plus a block pass per draw).
+
     python benchmarks/bench_geometry.py                    # 2 threads (BLAS / torch)
     python benchmarks/bench_geometry.py --threads 1 --n 2048 --d 512
 """
@@ -23,6 +27,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--d", type=int, default=1024)
     ap.add_argument("--two-opt-seconds", type=float, default=60.0)
+    ap.add_argument("--null-draws", type=int, default=2)
     args = ap.parse_args()
     # thread counts must be fixed before numpy loads its BLAS
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -31,7 +36,7 @@ def main() -> None:
 
     import numpy as np
 
-    from sptui.science.blocks import find_blocks
+    from sptui.science.null import candidates, null_test
     from sptui.science.seriation import cosine_gram, seriate
 
     methods = ("greedy", "greedy+2opt", "spectral", "hclust", "hclust+2opt", "olo")
@@ -60,7 +65,7 @@ def main() -> None:
         if name == "random":
             random_score = best
         t1 = time.perf_counter()
-        blocks = find_blocks(S, res.order, tau=1.5 * random_score, min_size=3)
+        blocks = candidates(S, res.order, tau=1.5 * random_score, min_size=3)  # a fixed tau: timing only
         block_seconds = time.perf_counter() - t1
         greedy = res.scores["greedy"]
         print(f"\n[{name}] gram {gram:.2f}s, blocks {block_seconds:.2f}s ({len(blocks)} blocks, "
@@ -78,6 +83,15 @@ def main() -> None:
         if name == "planted":
             pure = np.mean([np.bincount(labels[b.members]).max() / b.size for b in blocks]) if blocks else float("nan")
             print(f"  planted-group purity of the blocks: {pure:.3f}")
+            kw = dict(methods=default, two_opt_seconds=args.two_opt_seconds, olo_max_n=1024)
+            t2 = time.perf_counter()
+            test = null_test(W, nulls=("rotation",), draws=args.null_draws, seriate_kw=kw)
+            total = time.perf_counter() - t2
+            per_draw = (total - pipeline) / args.null_draws
+            print(f"\n[null test] model + {args.null_draws} rotation draws (both passes) in {total:.1f}s: "
+                  f"{per_draw:.1f}s a draw = {per_draw / pipeline:.2f}x the model's own pass; "
+                  f"{len(test.blocks)} of {len(test.candidates)} candidate blocks significant at p <= 0.05 "
+                  f"(p floor 1/{args.null_draws + 1})")
 
 
 if __name__ == "__main__":
