@@ -1,0 +1,512 @@
+"""The exact expected loss of a toy model of superposition, and the global minimum of it.
+
+Model and data as in Elhage et al. 2022 ("Toy Models of Superposition") and `sptui.science.tms`: one instance
+maps x [n] to x' = act(M x + b) with M = W_out W^T ([n, n]; W W^T when tied; rows W_i = feature i), act = ReLU
+or identity ("none", the linear model). Each x_j is 0 with probability 1 - p_j, else U[0, 1], independently.
+The loss is the one training minimises without penalties, in expectation instead of on a batch:
+
+    L = (1/n) sum_i I_i E[(x_i - x'_i)^2]
+
+Linear output: E[(x_i - x'_i)^2] = (sum_j C_ij mu_j - b_i)^2 + sum_j C_ij^2 var_j with C = Id - M, mu_j = p_j/2,
+var_j = p_j/3 - p_j^2/4 (closed form).
+
+ReLU output: condition on the set S of active features (2^n sets, probability prod_{S} p_j prod_{not S} (1-p_j)).
+Given S, with z = b_i + sum_{j in S} M_ij x_j and x_S uniform on the unit cube [0,1]^|S|,
+
+    E[(x_i - z_+)^2 | S] = 1/3 - 2 E[x_i z_+] + E[z_+^2]   (i in S),     E[z_+^2]   (i not in S).
+
+Both are integrals of a polynomial over the part of the cube where an affine function is positive, done exactly
+(no quadrature) by `cube_integrals`: peel one coordinate at a time, E_u[f(c + a u)] = (F(c + a) - F(c)) / a with F
+an antiderivative, which turns V_Q(c) = E[(c + a.U)_+^Q] into differences of V_{Q+1} over the remaining
+coordinates (the classical vertex formula, sum over the 2^k cube corners of (c + a.v)_+^{Q+k} / prod a, unrolled).
+The vertex formula as written loses all precision when coefficients differ in scale (a division by a tiny a_j of
+a difference of large numbers); this recursion does not, because
+  - at each step it peels the coefficient of largest |a| among those left;
+  - where c + a.u >= 0 on the whole remaining cube it expands E[(c + s)^Q] in moments of s (all terms >= 0), and
+    where c + a.u <= 0 everywhere the value is 0, so differences are only taken where the sign changes inside the
+    cube. There c <= (k - 1)|a| (a the largest coefficient), so V_{Q+1}(c) <= ((k-1)/k)^{Q+1} V_{Q+1}(c + |a|)
+    pointwise and each difference loses at most a factor 1 / (1 - ((k-1)/k)^{Q+1}) (< 2.4 for k <= 6).
+  - E[x_i z_+] peels x_i by parts: E[u f(c + a u)] = F1(c + a)/a - (F2(c + a) - F2(c))/a^2, bounded the same way
+    (the subtracted term is at most 2(k - 1) times the result when a is the largest coefficient).
+So the relative rounding error is a small multiple of float64 epsilon (tests compare with exact rational
+arithmetic and find < 1e-12 relative on random and badly scaled inputs), far below the 1e-6 the theory needs.
+Cost: n * 3^n polynomial terms per model (sum over subsets S of 2^|S| cube corners), vectorised over models.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+
+DTYPE = torch.float64
+OUTPUTS = ("relu", "none")
+
+
+# ---------------------------------------------------------------- integrals over the unit cube
+
+@functools.cache
+def _convolution(q: int) -> torch.Tensor:
+    """[(q+1)^2, q+1] matrix taking the flattened outer product g_t m_s to sum_{t+s=r} C(r, t) g_t m_s."""
+    out = torch.zeros((q + 1) * (q + 1), q + 1, dtype=DTYPE)
+    for t in range(q + 1):
+        for s in range(q + 1 - t):
+            out[t * (q + 1) + s, t + s] = math.comb(t + s, t)
+    return out
+
+
+def _powers(x: torch.Tensor, q: int) -> torch.Tensor:
+    """x^0 .. x^q along a new last dimension (products, so gradients stay finite at 0)."""
+    out = [torch.ones_like(x)]
+    for _ in range(q):
+        out.append(out[-1] * x)
+    return torch.stack(out, dim=-1)
+
+
+def _add_uniform(moments: torch.Tensor, alpha: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """Moments of s + alpha*U from those of s: new_r = sum_t C(r, t) alpha^t coef_t old_{r-t}.
+    moments [R, q+1]; alpha [R]; coef [R, q+1] or [q+1] (coef_t = E[U^t], or a weighted version).
+    One outer product and one matrix product (tiny batched products and gathers are slow on CPU)."""
+    q = moments.shape[-1] - 1
+    g = _powers(alpha, q) * coef  # alpha^t coef_t  [R, q+1]
+    outer = (g[:, :, None] * moments[:, None, :]).reshape(g.shape[0], -1)
+    return outer @ _convolution(q)
+
+
+@functools.cache
+def _expansion(q_min: int, q_max: int, degree: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index and weight tables [degree+1, Q] with E[(x + s)^Q] = sum_j x^j C(Q, j) E[s^(Q-j)] for the exponents
+    Q = q_min..q_max: index[j, Q] = Q - j (clamped), weight[j, Q] = C(Q, j) (0 for j > Q)."""
+    qs = range(q_min, q_max + 1)
+    index = torch.tensor([[max(Q - j, 0) for Q in qs] for j in range(degree + 1)], dtype=torch.int64)
+    weight = torch.tensor([[math.comb(Q, j) if j <= Q else 0 for Q in qs] for j in range(degree + 1)], dtype=DTYPE)
+    return index, weight
+
+
+def _poly_values(x: torch.Tensor, moments: torch.Tensor, q_min: int, q_max: int) -> torch.Tensor:
+    """E[(x + s)^Q] = sum_j x^j C(Q, j) E[s^(Q-j)] for Q = q_min..q_max at nodes x [R, N] (Horner's rule), from
+    moments [R, >q_max] (E[s^r]). Returns [R, N, q_max - q_min + 1]."""
+    index, weight = _expansion(q_min, q_max, q_max)
+    coef = moments[:, index] * weight  # [R, j, Q]
+    x = x[..., None]
+    acc = coef[:, None, q_max, :].expand(x.shape[0], x.shape[1], -1)
+    for j in range(q_max - 1, -1, -1):
+        acc = acc * x + coef[:, None, j, :]
+    return acc
+
+
+def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighted: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact E[(c + a.x)_+^2] and E[x_w (c + a.x)_+], row by row, for independent x_j that are 0 with
+    probability 1 - p_j and U[0, 1] otherwise (the paper's features).
+
+    c [R], a [R, k], p [R, k], weighted [R] (long: the coordinate w). Returns (V2 [R], W1 [R]), differentiable in
+    c and a. Peeling coordinate j of the mixture: E[f(c + a_j x_j)] = (1 - p_j) f(c) + p_j (F(c + a_j) - F(c)) / a_j
+    with F' = f; the weighted one: E[x_w f(c + a_w x_w)] = p_w (F1(c + a_w)/a_w - (F2(c + a_w) - F2(c))/a_w^2)
+    with F2' = F1, F1' = f. Stability: see the module docstring."""
+    R, k = a.shape
+    dt = a.dtype
+    zero = torch.zeros((), dtype=dt)
+    order = torch.argsort(a.abs(), dim=-1, descending=True, stable=True)
+    a = a.gather(-1, order)
+    p = p.gather(-1, order)
+    wpos = (order == weighted[:, None]).to(torch.int64).argmax(-1)
+    safe = torch.where(a == 0, torch.ones((), dtype=dt), a)
+
+    # Corner sums of the peeled coefficients: nodes[L] [R, 2^L]; node v + 2^L adds a_L to node v.
+    nodes = [c[:, None]]
+    for L in range(k):
+        nodes.append(torch.cat([nodes[-1], nodes[-1] + a[:, L:L + 1]], dim=1))
+    # What is left after L peels adds between low[L] and high[L] to a node.
+    tail = torch.zeros(R, 1, dtype=dt)
+    low = torch.cat([a.clamp_max(0).flip(-1).cumsum(-1).flip(-1), tail], dim=1)
+    high = torch.cat([a.clamp_min(0).flip(-1).cumsum(-1).flip(-1), tail], dim=1)
+
+    # Moments of s_L = (what is left) - low[L], a sum of terms >= 0 (a_j x_j for a_j >= 0, |a_j| (1 - x_j) for
+    # a_j < 0): plain, and multiplied by x_w (while w is left).
+    t = torch.arange(k + 4, dtype=dt)
+    first = (t == 0).to(dt)
+    P, Q1 = p[..., None], (1 - p)[..., None]
+    plain = torch.where((a < 0)[..., None], Q1 + P / (t + 1), Q1 * first + P / (t + 1))  # E[x^t] / E[(1-x)^t]
+    weight = torch.where((a < 0)[..., None], P / ((t + 1) * (t + 2)), P / (t + 2))  # E[x x^t] / E[x (1-x)^t]
+    mag = a.abs()
+    moments = first.expand(R, k + 4)
+    wmoments = torch.zeros(R, k + 4, dtype=dt)
+    levels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for L in range(k - 1, -1, -1):
+        q = L + 3
+        here = (wpos == L)[:, None]
+        m_plain = _add_uniform(moments[:, :q + 1], mag[:, L], plain[:, L, :q + 1])
+        wmoments = torch.where(here, _add_uniform(moments[:, :q + 1], mag[:, L], weight[:, L, :q + 1]),
+                               _add_uniform(wmoments[:, :q + 1], mag[:, L], plain[:, L, :q + 1]))
+        moments = m_plain
+        levels[L] = (moments, wmoments)
+
+    # Bottom-up: V[..., Q - 2] = E[(node + rest)_+^Q] for Q in 2..L+3 and W[..., Q - 1] = E[x_w (node + rest)_+^Q]
+    # for Q in 1..L+1 (meaningful while w is left) at the 2^L nodes of level L; level k has nothing left.
+    top = nodes[k].clamp_min(0)
+    V = _powers(top, k + 3)[..., 2:]
+    W = torch.zeros(R, 2**k, k + 1, dtype=dt)
+    for L in range(k - 1, -1, -1):
+        node = nodes[L]
+        half = node.shape[1]
+        aL, pL = safe[:, L, None, None], p[:, L, None, None]
+        lowest = (node + low[:, L:L + 1])[..., None]
+        positive = lowest >= 0
+        negative = (node + high[:, L:L + 1])[..., None] <= 0
+        base = lowest.squeeze(-1).clamp_min(0)
+        m_plain, m_weighted = levels[L]
+        qv = torch.arange(2, L + 4, dtype=dt)
+        qw = torch.arange(1, L + 2, dtype=dt)
+        lo, hi = slice(0, half), slice(half, 2 * half)
+        # crossing: (1 - p) f(node) + p (F(node + a) - F(node)) / a, F the next exponent over Q + 1
+        cross_v = (1 - pL) * V[:, lo, :-1] + pL * (V[:, hi, 1:] - V[:, lo, 1:]) / (aL * (qv + 1))
+        cross_other = (1 - pL) * W[:, lo, :-1] + pL * (W[:, hi, 1:] - W[:, lo, 1:]) / (aL * (qw + 1))
+        cross_self = pL * (V[:, hi, :L + 1] / aL - (V[:, hi, 1:L + 2] - V[:, lo, 1:L + 2]) / (aL * aL * (qw + 2))) / (qw + 1)
+        w_here = (wpos == L)[:, None, None]
+        w_left = (wpos >= L)[:, None, None]
+        V = torch.where(positive, _poly_values(base, m_plain, 2, L + 3), torch.where(negative, zero, cross_v))
+        W = torch.where(positive, _poly_values(base, m_weighted, 1, L + 1),
+                        torch.where(negative, zero, torch.where(w_here, cross_self, cross_other)))
+        W = torch.where(w_left, W, zero)
+    return V[:, 0, 0], W[:, 0, 0]
+
+
+# ---------------------------------------------------------------- expected loss
+
+def transfer(W: torch.Tensor, W_out: torch.Tensor | None = None) -> torch.Tensor:
+    """M = W_out W^T [I, n, n]: output i's pre-activation is sum_j M_ij x_j + b_i (tied: W W^T)."""
+    return (W if W_out is None else W_out) @ W.transpose(-1, -2)
+
+
+def _per_instance(v, count: int, n: int) -> torch.Tensor:
+    v = torch.as_tensor(v, dtype=DTYPE)
+    return v.expand(count, n) if v.dim() <= 1 else v
+
+
+def feature_losses(M: torch.Tensor, b: torch.Tensor, probability, output: str = "relu") -> torch.Tensor:
+    """E[(x_i - x'_i)^2] per feature [I, n] for transfer matrices M [I, n, n] and biases b [I, n] (exact)."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, found {output!r}")
+    M = M.to(DTYPE)
+    b = b.to(DTYPE)
+    count, n, _ = M.shape
+    p = _per_instance(probability, count, n)
+    if output == "none":
+        C = torch.eye(n, dtype=DTYPE) - M
+        mean = (C @ (p / 2)[..., None]).squeeze(-1)
+        var = p / 3 - p * p / 4
+        return (mean - b).square() + (C.square() * var[:, None, :]).sum(-1)
+    rows = count * n  # row (instance, i): output i's coefficients, weighted by x_i
+    V2, W1 = mixture_integrals(b.reshape(rows), M.reshape(rows, n), p[:, None, :].expand(count, n, n).reshape(rows, n),
+                               torch.arange(n).repeat(count))
+    return p / 3 - 2 * W1.reshape(count, n) + V2.reshape(count, n)
+
+
+def expected_loss(W: torch.Tensor, b: torch.Tensor | None, importance, probability, *,
+                  W_out: torch.Tensor | None = None, output: str = "relu") -> torch.Tensor:
+    """The exact expected loss [I] of toy models W [I, n, m] (b [I, n] or None = no bias), importance and feature
+    probability [n] or [I, n]: (1/n) sum_i I_i E[(x_i - x'_i)^2]. Differentiable (float64)."""
+    count, n, _ = W.shape
+    M = transfer(W.to(DTYPE), None if W_out is None else W_out.to(DTYPE))
+    bias = torch.zeros(count, n, dtype=DTYPE) if b is None else b
+    return (_per_instance(importance, count, n) * feature_losses(M, bias, probability, output)).mean(-1)
+
+
+# ---------------------------------------------------------------- minimising it
+
+@dataclass
+class Descent:
+    """Where `minimise` ended: weights, loss, and whether each model converged (else it hit max_iter)."""
+
+    W: torch.Tensor  # [B, n, m]
+    b: torch.Tensor  # [B, n]
+    loss: torch.Tensor  # [B]
+    converged: torch.Tensor  # [B] bool
+    evaluations: int  # model evaluations (loss and gradient) spent, over all models
+
+
+def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probability: torch.Tensor, *,
+             output: str = "relu", max_iter: int = 400, gtol: float = 1e-10, ftol: float = 1e-12,
+             callback=None) -> Descent:
+    """Local minima of the exact loss of tied models from starts W [B, n, m], b [B, n] (importance and probability
+    [B, n]): batched BFGS with a backtracking (Armijo) line search per model; only models still moving are
+    evaluated. A model stops when its largest gradient entry is below `gtol`, when its loss fell by less than
+    `ftol` (relative) over the last 5 iterations, or when a step's predicted decrease is below the rounding of its
+    loss. (Minima often sit where the loss is flat to third order on one side, e.g. a dedicated feature's bias at 0,
+    where BFGS only crawls; `ftol` stops that crawl once it no longer changes the loss.) `callback()` runs once per
+    iteration (e.g. to honour a cancellation)."""
+    B, n, m = W.shape
+    x = torch.cat([W.reshape(B, -1), b], dim=-1).to(DTYPE).clone()
+    imp, prob = importance.to(DTYPE), probability.to(DTYPE)
+    P = x.shape[1]
+    evaluations = 0
+
+    def evaluate(xs: torch.Tensor, rows: torch.Tensor):
+        nonlocal evaluations
+        evaluations += len(rows)
+        xs = xs.detach().requires_grad_(True)
+        f = expected_loss(xs[:, :n * m].reshape(-1, n, m), xs[:, n * m:], imp[rows], prob[rows], output=output)
+        (g,) = torch.autograd.grad(f.sum(), xs)
+        return f.detach(), g
+
+    f, g = evaluate(x, torch.arange(B))
+    eye = torch.eye(P, dtype=DTYPE)
+    H = eye.repeat(B, 1, 1)
+    step = torch.ones(B, dtype=DTYPE)
+    fresh = torch.ones(B, dtype=torch.bool)  # no BFGS update yet: scale H on the first one
+    active = g.abs().amax(-1) > gtol
+    converged = ~active
+    window = 5
+    history = f[None].repeat(window, 1)  # the loss at the last `window` iterations
+    for it in range(max_iter):
+        rows = active.nonzero().squeeze(-1)
+        if rows.numel() == 0:
+            break
+        if callback is not None:
+            callback()
+        xa, fa, ga, Ha, ta = x[rows], f[rows], g[rows], H[rows], step[rows]
+        d = -(Ha @ ga[..., None]).squeeze(-1)
+        slope = (ga * d).sum(-1)
+        uphill = slope >= 0
+        if uphill.any():  # lost curvature information: restart from steepest descent
+            Ha[uphill] = eye
+            d[uphill] = -ga[uphill]
+            slope = torch.where(uphill, -(ga * ga).sum(-1), slope)
+        x_try = xa + ta[:, None] * d
+        f_try, g_try = evaluate(x_try, rows)
+        ok = f_try <= fa + 1e-4 * ta * slope
+        s_, y_ = x_try - xa, g_try - ga
+        sy = (s_ * y_).sum(-1)
+        update = ok & (sy > 1e-14 * s_.norm(dim=-1) * y_.norm(dim=-1))
+        if update.any():
+            u = update.nonzero().squeeze(-1)
+            su, yu, syu = s_[u], y_[u], sy[u]
+            scale = torch.where(fresh[rows[u]], syu / (yu * yu).sum(-1), torch.ones_like(syu))
+            rho = (1 / syu)[:, None, None]
+            left = eye - rho * su[:, :, None] * yu[:, None, :]
+            Ha[u] = left @ (Ha[u] * scale[:, None, None]) @ left.transpose(1, 2) + rho * su[:, :, None] * su[:, None, :]
+            fresh[rows[u]] = False
+        # nothing left to gain: the step's predicted decrease is below the rounding of the loss
+        stalled = ~ok & ((ta < 1e-10) | (-slope * ta <= 1e-13 * fa.abs()))
+        x[rows] = torch.where(ok[:, None], x_try, xa)
+        f[rows] = torch.where(ok, f_try, fa)
+        g[rows] = torch.where(ok[:, None], g_try, ga)
+        H[rows] = Ha
+        # backtrack to the minimum of the quadratic through f, its slope and f_try, within [0.1, 0.5] x the step
+        curvature = (f_try - fa - slope * ta).clamp_min(1e-300)
+        shrink = (-slope * ta / (2 * curvature)).clamp(0.1, 0.5)
+        step[rows] = torch.where(ok, torch.ones_like(ta), ta * shrink)
+        before = history[it % window, rows]
+        history[it % window, rows] = f[rows]
+        flat = (it >= window) & (before - f[rows] <= ftol * f[rows].abs())
+        done = stalled | flat | (ok & (g_try.abs().amax(-1) <= gtol))
+        active[rows] = ~done
+        converged[rows] = done
+    return Descent(W=x[:, :n * m].reshape(B, n, m), b=x[:, n * m:], loss=f, converged=converged,
+                   evaluations=evaluations)
+
+
+# ---------------------------------------------------------------- known solutions and the global minimum
+
+# The arrangements the paper finds, as (name, features taken, dimensions used, unit vectors in those dimensions).
+def _shape_vectors(kind: str, k: int):
+    from sptui.science import tms_geometry as geometry
+
+    if kind == "dedicated":
+        return 1, [[1.0]]
+    if kind == "antipodal":
+        return 1, [[1.0], [-1.0]]
+    if kind == "polygon":
+        return 2, geometry.polygon(k).tolist()
+    if kind == "tetrahedron":
+        return 3, geometry.tetrahedron().tolist()
+    if kind == "square antiprism":
+        return 3, geometry.square_antiprism().tolist()
+    raise ValueError(kind)
+
+
+def _groups(n: int, m: int) -> list[tuple[str, int, int]]:
+    """(kind, features, dimensions) of every group a candidate may use."""
+    out = [("dedicated", 1, 1), ("antipodal", 2, 1)]
+    if m >= 2:
+        out += [("polygon", k, 2) for k in range(3, n + 1) if k != 4]  # a square is two antipodal pairs
+    if m >= 3:
+        out += [("tetrahedron", 4, 3), ("square antiprism", 8, 3)]
+    return [g for g in out if g[1] <= n and g[2] <= m]
+
+
+def candidate_solutions(n: int, m: int, limit: int = 64) -> list[tuple[str, torch.Tensor]]:
+    """Known arrangements of n features in m dimensions as starting points [n, m] (unit norms): nothing
+    represented, and every way to fill all m dimensions with dedicated features, antipodal pairs, regular polygons
+    (m >= 2), tetrahedra and square antiprisms (m >= 3), features taken in index order within a group. At most
+    `limit`, preferring arrangements that represent the lowest-index (most important, by convention) features."""
+    import itertools
+
+    names_ = {"dedicated": "dedicated", "antipodal": "antipodal", "tetrahedron": "tetrahedron",
+              "square antiprism": "square antiprism"}
+    found: dict[tuple, tuple[str, torch.Tensor]] = {}
+
+    def place(free: tuple[int, ...], dims: int, chosen: list):
+        fits = False
+        for kind, k, d in _groups(n, m):
+            if d > dims or k > len(free):
+                continue
+            fits = True
+            for members in itertools.combinations(free, k):
+                rest = tuple(f for f in free if f not in members)
+                place(rest, dims - d, chosen + [(kind, members, d)])
+        if fits:
+            return
+        key = tuple(sorted((kind, members) for kind, members, _ in chosen))
+        if key in found:
+            return
+        W = torch.zeros(n, m, dtype=DTYPE)
+        col, parts = 0, []
+        for kind, members, d in sorted(chosen, key=lambda c: (-len(c[1]), c[1])):
+            _, vectors = _shape_vectors(kind, len(members))
+            W[list(members), col:col + d] = torch.tensor(vectors, dtype=DTYPE)
+            col += d
+            label = names_.get(kind) or geometry_name(len(members))
+            parts.append(f"{label} {','.join(map(str, members))}")
+        found[key] = (" + ".join(parts), W)
+
+    place(tuple(range(n)), m, [])
+    ranked = sorted(found.values(), key=lambda c: (_cost(c[1]), c[0]))
+    return [("nothing represented", torch.zeros(n, m, dtype=DTYPE))] + ranked[:max(limit - 1, 0)]
+
+
+def geometry_name(k: int) -> str:
+    from sptui.science import tms_geometry as geometry
+
+    return geometry.POLYGON_NAMES.get(k, f"{k}-gon")
+
+
+def _cost(W: torch.Tensor) -> tuple:
+    """Sort key: arrangements representing low-index features first, fuller ones first."""
+    rep = (W.norm(dim=-1) > 0).tolist()
+    return (-sum(rep), [not r for r in rep])
+
+
+@dataclass
+class Minimum:
+    """The best solution found per problem (cell), and what every start ended at."""
+
+    W: torch.Tensor  # [C, n, m]
+    b: torch.Tensor  # [C, n]
+    loss: torch.Tensor  # [C]
+    start: list[str]  # per problem, the start that reached the best solution
+    start_names: list[str]  # [K]
+    start_losses: torch.Tensor  # [C, K] where each start ended
+    converged: torch.Tensor  # [C, K] bool: the start reached a local minimum within max_iter
+    evaluations: int
+
+
+def feature_classes(importance: torch.Tensor, probability: torch.Tensor) -> list[int]:
+    """A class label per feature; features with the same importance and probability in every problem are
+    interchangeable, so arrangements that differ only by swapping them have the same loss."""
+    key = torch.cat([importance, probability], dim=0).T.tolist()
+    labels: dict[tuple, int] = {}
+    return [labels.setdefault(tuple(col), len(labels)) for col in key]
+
+
+def _canonical(W: torch.Tensor, classes: list[int]) -> tuple:
+    """A candidate up to swaps of interchangeable features: the sorted (class, row) pairs."""
+    return tuple(sorted((c, tuple(round(v, 9) for v in row)) for c, row in zip(classes, W.tolist())))
+
+
+def starting_points(n: int, m: int, cells: int, random_starts: int, seed: int = 0, limit: int = 64,
+                    jitter: float = 0.01, classes: list[int] | None = None) -> tuple[list[str], torch.Tensor]:
+    """Names [K] and W [cells, K, n, m]: the known candidates except "nothing represented" (an exact critical point,
+    evaluated as it is), without duplicates under swaps of interchangeable features and each nudged by
+    `jitter` x N(0, 1) so that one sitting on a saddle rolls off it; then `random_starts` Xavier-normal draws
+    (as training initialises)."""
+    cands = [c for c in candidate_solutions(n, m, limit) if c[0] != "nothing represented"]
+    if classes is not None:
+        seen, kept = set(), []
+        for name, W in cands:
+            key = _canonical(W, classes)
+            if key not in seen:
+                seen.add(key)
+                kept.append((name, W))
+        cands = kept
+    g = torch.Generator().manual_seed(seed)
+    names = [c[0] for c in cands] + [f"random {r}" for r in range(random_starts)]
+    base = torch.stack([c[1] for c in cands])[None].expand(cells, -1, -1, -1)
+    nudged = base + jitter * torch.randn(base.shape, generator=g, dtype=DTYPE)
+    rand = torch.randn(cells, random_starts, n, m, generator=g, dtype=DTYPE) * math.sqrt(2 / (n + m))
+    return names, torch.cat([nudged, rand], dim=1)
+
+
+def nothing_represented(importance: torch.Tensor, probability: torch.Tensor, output: str = "relu") -> torch.Tensor:
+    """Exact loss [C] of W = 0 with the best bias b_i = E[x_i] = p_i/2 (a critical point of the loss):
+    (1/n) sum_i I_i Var(x_i), Var = p/3 - p^2/4."""
+    p = probability.to(DTYPE)
+    return (importance.to(DTYPE) * (p / 3 - p * p / 4)).mean(-1)
+
+
+def global_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: int, *, output: str = "relu",
+                   random_starts: int = 4, seed: int = 0, candidates: int = 64, max_iter: int = 400,
+                   callback=None) -> Minimum:
+    """The lowest exact loss found for tied models with importance and probability [C, n] (one problem per row):
+    W = 0, every known arrangement (`candidate_solutions`) and `random_starts` random draws per problem, each run
+    to a local minimum (`minimise`), all problems in one batch."""
+    importance, probability = importance.to(DTYPE), probability.to(DTYPE)
+    C, n = importance.shape
+    names, W0 = starting_points(n, n_hidden, C, random_starts, seed, candidates,
+                                classes=feature_classes(importance, probability))
+    K = len(names)
+    imp = importance[:, None].expand(C, K, n).reshape(C * K, n)
+    prob = probability[:, None].expand(C, K, n).reshape(C * K, n)
+    run = minimise(W0.reshape(C * K, n, n_hidden), torch.zeros(C * K, n, dtype=DTYPE), imp, prob, output=output,
+                   max_iter=max_iter, callback=callback)
+    W = torch.cat([torch.zeros(C, 1, n, n_hidden, dtype=DTYPE), run.W.reshape(C, K, n, n_hidden)], dim=1)
+    b = torch.cat([probability[:, None] / 2, run.b.reshape(C, K, n)], dim=1)
+    f = torch.cat([nothing_represented(importance, probability, output)[:, None], run.loss.reshape(C, K)], dim=1)
+    converged = torch.cat([torch.ones(C, 1, dtype=torch.bool), run.converged.reshape(C, K)], dim=1)
+    names = ["nothing represented"] + names
+    best = f.argmin(-1)
+    rows = torch.arange(C)
+    return Minimum(W=W[rows, best], b=b[rows, best], loss=f[rows, best], start=[names[i] for i in best.tolist()],
+                   start_names=names, start_losses=f, converged=converged, evaluations=run.evaluations)
+
+
+@dataclass
+class Standing:
+    """Where trained models stand against the theory (one row per model)."""
+
+    exact_loss: torch.Tensor  # [I] the exact expected loss of the trained weights
+    local: Descent  # the local minimum descent from the trained weights reaches (its basin)
+    best: Minimum  # the best known solution for each model's problem
+    relative_gap: torch.Tensor  # [I] (local minimum - best known) / best known, >= 0 up to rounding
+
+
+def standing(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probability: torch.Tensor, *,
+             output: str = "relu", random_starts: int = 4, seed: int = 0, candidates: int = 64,
+             callback=None) -> Standing:
+    """For trained tied models W [I, n, m], b [I, n] with importance and probability [I, n]: their exact loss, the
+    local minimum they sit in (descent of the exact loss from the trained weights, which also removes what weight
+    decay or an unfinished run left), and the best known solution of their problem (`global_minimum`, solved once
+    per distinct problem)."""
+    W, b = W.to(DTYPE), b.to(DTYPE)
+    importance, probability = importance.to(DTYPE), probability.to(DTYPE)
+    exact = expected_loss(W, b, importance, probability, output=output).detach()
+    local = minimise(W, b, importance, probability, output=output, callback=callback)
+    problems, index = torch.unique(torch.cat([importance, probability], dim=-1), dim=0, return_inverse=True)
+    n = W.shape[1]
+    best = global_minimum(problems[:, :n], problems[:, n:], W.shape[2], output=output, random_starts=random_starts,
+                          seed=seed, candidates=candidates, callback=callback)
+    per_model = Minimum(W=best.W[index], b=best.b[index], loss=best.loss[index],
+                        start=[best.start[i] for i in index.tolist()], start_names=best.start_names,
+                        start_losses=best.start_losses[index], converged=best.converged[index],
+                        evaluations=best.evaluations)
+    # the trained basin may beat every start: then it is the best known solution
+    better = local.loss < per_model.loss
+    per_model.loss = torch.where(better, local.loss, per_model.loss)
+    per_model.W = torch.where(better[:, None, None], local.W, per_model.W)
+    per_model.b = torch.where(better[:, None], local.b, per_model.b)
+    per_model.start = ["trained" if bt else s for bt, s in zip(better.tolist(), per_model.start)]
+    gap = (local.loss - per_model.loss) / per_model.loss
+    return Standing(exact_loss=exact, local=local, best=per_model, relative_gap=gap)
