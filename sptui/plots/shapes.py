@@ -1,0 +1,52 @@
+"""One colour convention for toy-model phases and geometries, shared by every PNG that shows them (and by the
+app, which picks the nearest terminal colours)."""
+
+from __future__ import annotations
+
+# Phase codes of sptui.science.tms_metrics.phase_2_1 / kinds.tms_theory.PHASE_NAMES:
+# extra feature not represented, gets its own dimensions, superposition.
+PHASE_COLOURS = ["#d9d9d9", "#4c72b0", "#dd8452"]
+PHASE_LABELS = ["extra feature\nnot represented", "extra feature\ngets the dimension", "superposition"]
+
+# Per-feature shapes of sptui.science.tms_geometry.SHAPES.
+SHAPE_COLOURS = {
+    "unrepresented": "#bdbdbd",
+    "dedicated": "#4c72b0",
+    "antipodal": "#dd8452",
+    "triangle": "#55a868",
+    "tetrahedron": "#8172b3",
+    "pentagon": "#c44e52",
+    "square antiprism": "#937860",
+    "other": "#222222",
+}
+
+# Instance geometries ("pentagon", "2 antipodal pairs + 1 unrepresented", ...) are an open set: each takes the
+# colour of its largest group's shape, and geometries sharing that shape get lighter and darker variants of it.
+_VARIANTS = [0.0, 0.35, -0.35, 0.6, -0.55, 0.8]
+
+
+def _shade(colour: str, amount: float) -> str:
+    """Mix a colour towards white (amount > 0) or black (amount < 0)."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    rgb = to_rgb(colour)
+    target = 1.0 if amount > 0 else 0.0
+    r, g, b = (c + (target - c) * abs(amount) for c in rgb)
+    return to_hex((r, g, b))
+
+
+def geometry_colours(geometries: list[str]) -> dict[str, str]:
+    """A colour per distinct instance geometry, by its largest group's shape (SHAPE_COLOURS), the most frequent
+    geometry of a shape in the plain colour."""
+    from collections import Counter
+
+    from sptui.science.tms_geometry import dominant_shape
+
+    out: dict[str, str] = {}
+    used: Counter[str] = Counter()
+    for label, _ in Counter(geometries).most_common():
+        shape = dominant_shape(label)
+        k = used[shape]
+        used[shape] += 1
+        out[label] = _shade(SHAPE_COLOURS[shape], _VARIANTS[k % len(_VARIANTS)])
+    return out

@@ -1,0 +1,133 @@
+"""The `tms-theory` kind end to end: the phase.json contract, the comparison with a trained tms run (with a
+planted worse local minimum), its plots, and bad input."""
+
+import json
+
+import pytest
+import torch
+
+from sptui import runs
+from sptui.kinds import load_kind
+from sptui.science import tms_theory as T
+from tests.helpers import KindRunError, run_kind
+
+F64 = torch.float64
+THEORY = dict(n_features=2, n_hidden=1, probabilities=[1.0, 0.3, 0.01], importance_ratios=[0.3, 3.0], random_starts=1)
+
+
+def test_phase_json_holds_the_global_minimum_per_cell(tmp_path):
+    run = run_kind("tms-theory", THEORY, tmp_path, run_id="theory", render=True)
+    phase = json.loads((run.results / "phase.json").read_text())
+    assert phase["probabilities"] == [1.0, 0.3, 0.01] and phase["importance_ratios"] == [0.3, 3.0]
+    # indexed [ratio][probability]: dense -> the more important feature takes the dimension; sparse -> antipodal
+    assert [row[0] for row in phase["phase"]] == [0, 1]
+    assert [row[2] for row in phase["phase"]] == [2, 2]
+    assert phase["geometry"][0][2] == "1 antipodal pair"
+    optima = runs.load_arrays(run.results / "optima.safetensors")
+    assert optima["W"].shape == (2, 3, 2, 1) and optima["start_losses"].shape[:2] == (2, 3)
+    for r, ratio in enumerate(phase["importance_ratios"]):
+        for c, p in enumerate(phase["probabilities"]):
+            exact = T.expected_loss(torch.from_numpy(optima["W"][r, c])[None], torch.from_numpy(optima["b"][r, c])[None],
+                                    [1.0, ratio], [p, p]).item()
+            assert phase["loss"][r][c] == pytest.approx(exact, rel=1e-12)
+            assert exact <= optima["start_losses"][r, c].min() * (1 + 1e-12)
+    assert phase["loss"][0][0] == pytest.approx(0.3 * (1 / 3 - 1 / 4) / 2, rel=1e-9)  # dense, closed form
+    assert {p.name for p in run.plot_files()} == {"phase.png"}
+
+
+TRAINED = dict(n_features=2, n_hidden=1, steps=1500, lr=0.01, batch_size=256, eval_batch=1024, log_points=2)
+TRAINED_SWEEP = {"feature_probability": [1.0, 0.01], "importance": [[1.0, 0.3], [1.0, 3.0]], "seed": [0, 1]}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real trained 2 -> 1 grid; one sparse instance is then put in the "dedicated" basin, a local minimum
+    whose exact loss is far above the antipodal optimum (the planted case with a known answer)."""
+    root = tmp_path_factory.mktemp("artifacts")
+    run = run_kind("tms", TRAINED, root, sweep=TRAINED_SWEEP, run_id="0001-grid")
+    path = run.results / "model.safetensors"
+    arrays = {k: torch.from_numpy(v) for k, v in runs.load_arrays(path).items()}
+    records = json.loads((run.results / "instances.json").read_text())
+    planted = next(r["instance"] for r in records
+                   if r["grid"]["feature_probability"] == 0.01 and r["grid"]["importance"] == [1.0, 3.0])
+    arrays["W"][planted] = torch.tensor([[0.0], [1.0]])
+    arrays["b"][planted] = torch.tensor([0.005, 0.0])
+    runs.save_arrays(path, arrays)
+    return root, run, planted
+
+
+def test_comparison_reports_every_instance_and_finds_the_planted_local_minimum(trained_run, tmp_path):
+    root, trained, planted = trained_run
+    run = run_kind("tms-theory", {**THEORY, "probabilities": [], "importance_ratios": [], "compare": "0001-grid"},
+                   root, run_id="compare", render=True)
+    report = json.loads((run.results / "local_minima.json").read_text())
+    rows = report["instances"]
+    assert report["run"] == "0001-grid" and len(rows) == 8
+    planted_row = rows[planted]
+    assert planted_row["worse"] and planted_row["local_geometry"] == "1 dedicated + 1 unrepresented"
+    assert planted_row["best_geometry"] == "1 antipodal pair"
+    # the gap is what the exact losses of the two arrangements say
+    assert planted_row["relative_gap"] == pytest.approx(
+        (planted_row["local_minimum"] - planted_row["best_known"]) / planted_row["best_known"], rel=1e-12)
+    assert planted_row["relative_gap"] > 1
+    arrays = runs.load_arrays(trained.results / "model.safetensors")
+    exact = T.expected_loss(torch.from_numpy(arrays["W"]), torch.from_numpy(arrays["b"]),
+                            torch.tensor([r["grid"]["importance"] for r in rows], dtype=F64),
+                            torch.tensor([[r["grid"]["feature_probability"]] * 2 for r in rows], dtype=F64))
+    assert [r["exact_loss"] for r in rows] == pytest.approx(exact.tolist(), rel=1e-12)
+    for r in rows:
+        if r["grid"]["feature_probability"] == 1.0:  # the eval batch's estimate of the same loss (1024 dense draws)
+            assert r["eval_batch_loss"] == pytest.approx(r["exact_loss"], rel=0.1)
+        assert r["local_minimum"] <= r["exact_loss"] * (1 + 1e-9)
+        assert r["relative_gap"] >= -1e-9
+
+    comparison = json.loads((run.results / "comparison.json").read_text())
+    assert comparison["probabilities"] == [0.01, 1.0] and comparison["importance_ratios"] == [0.3, 3.0]
+    assert comparison["seeds"] == [[2, 2], [2, 2]]
+    assert comparison["worse"][1][0] >= 1  # the planted cell: ratio 3, p = 0.01
+    assert comparison["theory_phase"] == [[2, 0], [2, 1]]
+    phase = json.loads((run.results / "phase.json").read_text())
+    assert phase["probabilities"] == [0.01, 1.0]  # the theory grid defaults to the compared run's values
+    assert {p.name for p in run.plot_files()} == {"phase.png", "compare.png", "local_minima.png"}
+
+
+def test_runs_the_theory_cannot_cover_get_one_line(trained_run, tmp_path):
+    root, _, _ = trained_run
+    with pytest.raises(KindRunError, match="n=2, m=1; this job has n_features=3"):
+        run_kind("tms-theory", {**THEORY, "n_features": 3, "n_hidden": 2, "compare": "0001-grid"}, root, run_id="x1")
+    with pytest.raises(KindRunError, match='no run "nonexistent"'):
+        run_kind("tms-theory", {**THEORY, "compare": "nonexistent"}, root, run_id="x2")
+    run_kind("tms", dict(n_features=2, n_hidden=1, steps=5, batch_size=8, eval_batch=16, log_points=1,
+                         hidden_activation="relu"), root, run_id="0002-relu-hidden")
+    with pytest.raises(KindRunError, match=r'this run has a hidden activation \("relu"\)'):
+        run_kind("tms-theory", {**THEORY, "compare": "0002-relu-hidden"}, root, run_id="x3")
+    run_kind("tms-theory", THEORY, root, run_id="0003-theory")
+    with pytest.raises(KindRunError, match="is a tms-theory run, not tms"):
+        run_kind("tms-theory", {**THEORY, "compare": "0003-theory"}, root, run_id="x4")
+
+
+def test_parameters_are_checked():
+    from sptui.errors import SpecError
+    from sptui.spec import parse_text
+
+    with pytest.raises(SpecError, match="n_features: expected at most 8"):
+        parse_text('[[job]]\nkind = "tms-theory"\nname = "x"\nn_features = 9\n', "x.toml")
+    with pytest.raises(SpecError, match="probabilities: expected a value > 0, found 0.0"):
+        parse_text('[[job]]\nkind = "tms-theory"\nname = "x"\nprobabilities = [0.5, 0.0]\n', "x.toml")
+    assert load_kind("tms-theory").SUMMARY
+
+
+def test_shipped_job_files_hold_the_papers_diagrams():
+    from pathlib import Path
+
+    from sptui.spec import load_file
+
+    jobs = Path(__file__).parent.parent / "jobs"
+    theory = {s.name: s.params for s in load_file(jobs / "tms_theory.toml") + load_file(jobs / "tms_theory_compare.toml")}
+    assert set(theory) == {"theory-2-1", "theory-3-2", "compare-phase-2-1", "compare-phase-3-2"}
+    for params in theory.values():
+        assert len(params["probabilities"]) == 30 and len(params["importance_ratios"]) == 30
+    assert (theory["theory-3-2"]["n_features"], theory["theory-3-2"]["n_hidden"]) == (3, 2)
+    assert theory["compare-phase-2-1"]["compare"] == "phase-2-1"
+    (trained,) = load_file(jobs / "phase_3_2.toml")
+    assert trained.name == theory["compare-phase-3-2"]["compare"] and len(trained.grid()) == 270
