@@ -20,7 +20,7 @@ from typing import Any
 
 from sptui.config import queue_path, runs_dir
 from sptui.errors import SptuiError
-from sptui.runs import slug
+from sptui.runs import known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -260,23 +260,30 @@ class Queue:
 
     # -------------------------------------------------------- reads
     def get(self, ref: int | str) -> Job:
-        """A job by numeric id, run id (a unique prefix of it is enough) or job name (its newest run)."""
+        """A job by its id (an int), or the run a user's word names, by `sptui.runs.RUN_REFERENCE_ORDER`
+        (the same order every command and `find_run` follow)."""
+        if isinstance(ref, int):
+            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (ref,))
+            if not rows:
+                raise SptuiError(f"no job {ref} in {self.path}")
+            return rows[0]
         text = str(ref).strip()
-        rows = []
-        if text.isdigit():
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (int(text),))
+        folder = run_folder_in(text) if text else None
+        if folder is not None:
+            run_id = folder.name
+            if folder.parent != runs_dir(self.root).resolve():
+                raise SptuiError(f"{folder} is not a run of {self.root} (use --artifacts {folder.parent.parent})")
+        else:
+            run_id = resolve_run_id(text, known_runs(self.root, self), where=str(self.root))
+        rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?", (run_id,))
         if not rows:
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?", (text,))
-        if not rows:
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 2",
-                              (text.replace("%", "\\%").replace("_", "\\_") + "%",))
-            if len(rows) > 1:
-                raise SptuiError(f'"{text}" matches several runs; give more of the run id')
-        if not rows:  # a job name: its newest run, as find_run resolves names for the other commands
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE name = ? ORDER BY id DESC LIMIT 1", (text,))
-        if not rows:
-            raise SptuiError(f'no run "{text}" in {self.path}: give a job id, run id (or its prefix) or job name')
+            raise SptuiError(f'run "{text}" is the folder {runs_dir(self.root) / run_id}, which is not in the '
+                             f"queue {self.path}")
         return rows[0]
+
+    def run_names(self) -> list[tuple[str, str]]:
+        """(run id, job name) of every job, for `sptui.runs.known_runs`."""
+        return self.db.execute("SELECT run_id, name FROM jobs WHERE run_id IS NOT NULL").fetchall()
 
     def list(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[Job]:
         sql = f"SELECT {JOB_COLUMNS} FROM jobs"
