@@ -217,9 +217,14 @@ def cmd_show(args, root: Path) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("run_id", "name", "kind", "state", "error", "device", "attempts", "source", "run_dir"):
-        if info.get(key) not in (None, ""):
-            print(f"{key:>9}: {info[key]}")
+    lines = dict(info)
+    lines["executor"] = job.executor + (f" (pid {job.owner_pid} on {job.host})" if job.owner_pid else "")
+    if job.quiet_for() is not None:  # a running job: when it last said something
+        lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
+    for key in ("run_id", "name", "kind", "state", "error", "device", "executor", "reported", "attempts", "source",
+                "run_dir"):
+        if lines.get(key) not in (None, ""):
+            print(f"{key:>9}: {lines[key]}")
     print(f"{'files':>9}: {', '.join(info['files']) or '(none yet)'}")
     return 0
 

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from sptui.errors import SptuiError
-from sptui.queue import Job, Queue
+from sptui.queue import JOB_QUIET_SECONDS, Job, Queue
 from sptui.runs import FileTail, MetricsTail, RunDir
 from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
 from sptui.tui.widgets.curves import LiveCurves
@@ -172,6 +172,11 @@ class RunScreen(Screen):
                              ("elapsed", fmt_seconds(j.elapsed())), ("eta", fmt_seconds(j.eta()))):
             if value:
                 text.append(f"  {label} {value}", style="dim" if label != "progress" else "")
+        if j.executor != "worker":
+            text.append(f"  via {j.executor}", style="dim")
+        quiet = j.quiet_for()
+        if quiet is not None and quiet > JOB_QUIET_SECONDS:  # a long step, or a hang: say so, don't guess
+            text.append(f"  no report for {fmt_seconds(quiet)}", style="yellow")
         if j.error:
             text.append(f"\n{j.error}", style="red")
         self.query_one("#run-head", Static).update(text)
