@@ -28,7 +28,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from sptui.tui.widgets.heatmap import Pyramid, Viewport, colormap_256, frame_strips, quantise  # noqa: E402
+from sptui.render.colormap import DIVERGING, colormap_256, quantise  # noqa: E402
+from sptui.render.frames import Viewport, frame_strips  # noqa: E402
+from sptui.render.pyramid import Pyramid  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> float:
@@ -67,7 +69,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     matrix = (rng.standard_normal((args.size, args.size), dtype=np.float32) / 32).astype(np.float16)
-    cmap = colormap_256("RdBu_r")
+    cmap = colormap_256(DIVERGING)
     half_rows, cols = 2 * args.rows, args.cols
 
     t = time.perf_counter()
@@ -111,7 +113,7 @@ async def keys_in_app(pyramid, cols: int, rows: int) -> float:
 
     class One(App):
         def compose(self):
-            yield Heatmap(pyramid, cmap="RdBu_r", symmetric=True)
+            yield Heatmap(pyramid, cmap=DIVERGING, symmetric=True)
 
     presses = ["plus", "plus", "down", "right", "shift+right", "shift+down", "plus", "minus", "left", "up"] * 3
     app = One()

@@ -217,34 +217,33 @@ def cmd_show(args, root: Path) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("run_id", "name", "kind", "state", "error", "device", "attempts", "source", "run_dir"):
-        if info.get(key) not in (None, ""):
-            print(f"{key:>9}: {info[key]}")
+    lines = dict(info)
+    lines["executor"] = job.executor + (f" (pid {job.owner_pid} on {job.host})" if job.owner_pid else "")
+    if job.quiet_for() is not None:  # a running job: when it last said something
+        lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
+    for key in ("run_id", "name", "kind", "state", "error", "device", "executor", "reported", "attempts", "source",
+                "run_dir"):
+        if lines.get(key) not in (None, ""):
+            print(f"{key:>9}: {lines[key]}")
     print(f"{'files':>9}: {', '.join(info['files']) or '(none yet)'}")
     return 0
 
 
 def cmd_logs(args, root: Path) -> int:
     from sptui.queue import FINAL, Queue
-    from sptui.runs import RunDir
+    from sptui.runs import FileTail, RunDir
 
     with Queue(root) as queue:
         job = queue.get(args.run)
-        log = RunDir(job.run_dir(root)).log
-        offset = 0
+        tail = FileTail(RunDir(job.run_dir(root)).log)
         while True:
-            if log.exists():
-                with open(log, "rb") as f:
-                    f.seek(offset)
-                    chunk = f.read()
-                if chunk:
-                    offset += len(chunk)
-                    sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-                    sys.stdout.flush()
-            if not args.follow:
+            finished = not args.follow or queue.get(job.id).state in FINAL
+            sys.stdout.write(tail.poll())  # after the state check: a finished job's last lines are all read
+            if finished:
+                sys.stdout.write(tail.rest())
+                sys.stdout.flush()
                 break
-            if queue.get(job.id).state in FINAL + ("cancelled",) and log.exists() and log.stat().st_size == offset:
-                break
+            sys.stdout.flush()
             time.sleep(0.25)
     return 0
 
@@ -314,11 +313,10 @@ def cmd_batch(args, root: Path) -> int:
 
 def cmd_export(args, root: Path) -> int:
     from sptui.export import export_run
-    from sptui.queue import Queue
+    from sptui.runs import find_run
 
-    with Queue(root) as queue:
-        job = queue.get(args.run)
-    for path in export_run(job.run_dir(root), job.kind):
+    run = find_run(args.run, root)  # the folder is enough: runs copied from elsewhere redraw too
+    for path in export_run(run.root, run.kind):
         print(path)
     return 0
 

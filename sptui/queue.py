@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from sptui.config import queue_path, runs_dir
 from sptui.errors import SptuiError
-from sptui.runs import slug
+from sptui.runs import known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -38,12 +40,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     source           TEXT,              -- the job file it came from
     priority         INTEGER NOT NULL DEFAULT 0,
     state            TEXT NOT NULL,
-    executor         TEXT NOT NULL DEFAULT 'worker',   -- worker | batch
+    executor         TEXT NOT NULL DEFAULT 'worker',   -- who runs it: worker | batch (| slurm, to come)
     device_request   TEXT,              -- --device given at submit, else the worker's choice
     created          REAL NOT NULL,
     started          REAL,
     finished         REAL,
-    heartbeat        REAL,
+    heartbeat        REAL,              -- the job's last report (claim, progress): `Job.quiet_for`
     host             TEXT,
     owner_pid        INTEGER,           -- the worker or batch process supervising the job
     owner_start      TEXT,              -- its start time, so a reused pid is not mistaken for it
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS workers (
     host        TEXT NOT NULL,
     pid_start   TEXT,
     started     REAL NOT NULL,
-    heartbeat   REAL NOT NULL,
+    heartbeat   REAL NOT NULL,          -- every 2 s from its loop: a stopped or hung worker falls silent
     device      TEXT,
     slots       INTEGER,
     PRIMARY KEY (host, pid)
@@ -129,37 +131,62 @@ class Job:
             return None
         return elapsed / self.step * max(0, self.total - self.step)
 
+    def quiet_for(self, now: float | None = None) -> float | None:
+        """Seconds since a running job last reported (claimed, or wrote progress), else None. A job reports
+        at most once a second while it makes progress; a long silence means a long step, or a hang."""
+        if self.state != "running" or self.heartbeat is None:
+            return None
+        return max(0.0, (now or time.time()) - self.heartbeat)
+
     def as_dict(self, root: Path) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in JOB_COLUMNS.replace(" ", "").split(",") if k != "spec"}
         d["run_dir"] = str(self.run_dir(root))
         d["elapsed"] = self.elapsed()
         d["eta"] = self.eta()
+        d["quiet_for"] = self.quiet_for()
         return d
 
 
 # ---------------------------------------------------------------- process identity
 
 def process_start(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot), or None if it is gone or a zombie."""
+    """A process's start time (seconds since the epoch, as text), or None if it is gone or a zombie.
+
+    With the pid, it names one process: a pid the system has since given to another process has another
+    start time, so it is not mistaken for the first (`is_alive`). psutil reads it on Linux, macOS and BSD.
+    """
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        process = psutil.Process(pid)
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):  # dead, only waiting to be reaped
+            return None
+        return f"{process.create_time():.3f}"
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):  # ValueError: a negative pid
         return None
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):  # dead, only waiting to be reaped
-        return None
-    return fields[19]
 
 
 def is_alive(pid: int | None, start: str | None) -> bool:
+    """Whether the process recorded as (pid, start) still runs: not a zombie, and not a reused pid."""
     if not pid:
         return False
-    now = process_start(pid)
-    return now is not None and (start is None or now == start)
+    try:
+        process = psutil.Process(pid)
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        if start is None or start.isdigit():  # unknown, or recorded in clock ticks by sptui before psutil
+            return True
+        return f"{process.create_time():.3f}" == start
+    except psutil.NoSuchProcess:  # gone (or a zombie, where the system says so this way)
+        return False
+    except psutil.AccessDenied:  # it exists but can't be inspected (another user's): not ours to declare dead
+        return True
+    except ValueError:  # a negative pid
+        return False
 
 
 HOST = socket.gethostname()
+WORKER_BEAT_SECONDS = 2.0  # how often a worker writes its heartbeat
+WORKER_SILENT_SECONDS = 30.0  # a worker silent this long is not responding (15 missed beats)
+JOB_QUIET_SECONDS = 60.0  # the app points out a running job that has not reported for this long
 
 
 # ---------------------------------------------------------------- the queue
@@ -260,23 +287,30 @@ class Queue:
 
     # -------------------------------------------------------- reads
     def get(self, ref: int | str) -> Job:
-        """A job by numeric id, run id (a unique prefix of it is enough) or job name (its newest run)."""
+        """A job by its id (an int), or the run a user's word names, by `sptui.runs.RUN_REFERENCE_ORDER`
+        (the same order every command and `find_run` follow)."""
+        if isinstance(ref, int):
+            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (ref,))
+            if not rows:
+                raise SptuiError(f"no job {ref} in {self.path}")
+            return rows[0]
         text = str(ref).strip()
-        rows = []
-        if text.isdigit():
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (int(text),))
+        folder = run_folder_in(text) if text else None
+        if folder is not None:
+            run_id = folder.name
+            if folder.parent != runs_dir(self.root).resolve():
+                raise SptuiError(f"{folder} is not a run of {self.root} (use --artifacts {folder.parent.parent})")
+        else:
+            run_id = resolve_run_id(text, known_runs(self.root, self), where=str(self.root))
+        rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?", (run_id,))
         if not rows:
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?", (text,))
-        if not rows:
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 2",
-                              (text.replace("%", "\\%").replace("_", "\\_") + "%",))
-            if len(rows) > 1:
-                raise SptuiError(f'"{text}" matches several runs; give more of the run id')
-        if not rows:  # a job name: its newest run, as find_run resolves names for the other commands
-            rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE name = ? ORDER BY id DESC LIMIT 1", (text,))
-        if not rows:
-            raise SptuiError(f'no run "{text}" in {self.path}: give a job id, run id (or its prefix) or job name')
+            raise SptuiError(f'run "{text}" is the folder {runs_dir(self.root) / run_id}, which is not in the '
+                             f"queue {self.path}")
         return rows[0]
+
+    def run_names(self) -> list[tuple[str, str]]:
+        """(run id, job name) of every job, for `sptui.runs.known_runs`."""
+        return self.db.execute("SELECT run_id, name FROM jobs WHERE run_id IS NOT NULL").fetchall()
 
     def list(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[Job]:
         sql = f"SELECT {JOB_COLUMNS} FROM jobs"
@@ -296,7 +330,7 @@ class Queue:
         return now, now != version
 
     # -------------------------------------------------------- claim and run
-    def claim(self, owner_pid: int, owner_start: str | None, device_ok: Iterable[str] = ("any",)) -> Job | None:
+    def claim(self, owner_pid: int, owner_start: str | None) -> Job | None:
         """Atomically take the highest-priority queued job for this worker (None when there is none)."""
         rows = self._write(
             "UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, host = ?, owner_pid = ?, owner_start = ?, "
@@ -399,16 +433,23 @@ class Queue:
     def unregister_worker(self, pid: int) -> None:
         self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (HOST, pid))
 
-    def live_workers(self) -> list[dict[str, Any]]:
-        """Workers on this host whose process is alive (stale rows of dead ones are dropped)."""
+    def live_workers(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Workers on this host whose process is alive (stale rows of dead ones are dropped).
+
+        Each says whether it is `responding`: a worker beats every 2 s from its loop, so one silent for
+        WORKER_SILENT_SECONDS is alive but not working (stopped with ctrl+z or SIGSTOP, or hung); its
+        queued jobs wait. `silent_for` is the seconds since its last beat.
+        """
+        now = now or time.time()
         alive = []
         for pid, host, start, started, heartbeat, device, slots in self.db.execute(
                 "SELECT pid, host, pid_start, started, heartbeat, device, slots FROM workers").fetchall():
             if host == HOST and not is_alive(pid, start):
                 self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))
                 continue
+            silent = max(0.0, now - heartbeat)
             alive.append({"pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "device": device,
-                          "slots": slots})
+                          "slots": slots, "silent_for": silent, "responding": silent < WORKER_SILENT_SECONDS})
         return alive
 
 

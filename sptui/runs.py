@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +30,57 @@ from sptui.errors import SptuiError
 # ---------------------------------------------------------------- atomic files
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file whole or not at all: temp file in the same folder, fsync, rename, fsync the folder."""
+    """Write a file whole or not at all: temp file in the same folder, fsync, rename, fsync the folder.
+
+    The file gets the permissions any file made here gets (0666 less the umask, usually 0644), like the
+    run's metrics and log; `tempfile.mkstemp` would leave every result and PNG private (0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
+    with _temp_beside(path) as (fd, tmp):
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """For writers that insist on a file name (matplotlib's GIF writer): they write the yielded temp path,
+    which becomes `path` only when the block ends without an error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temp_beside(path) as (fd, tmp):
+        os.close(fd)
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def _temp_beside(path: Path) -> Iterator[tuple[int, Path]]:
+    """A new, exclusive temp file next to `path` (an open fd and its path), removed if the block fails."""
+    while True:
+        # hidden, unique, and ending in the real suffix (writers that pick a format by name still work)
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield fd, tmp
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -52,32 +91,36 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "tolist"):  # torch tensors, without importing torch here
-        return obj.tolist()
+def _plain(obj: Any) -> Any:
+    """JSON-ready Python values in one pass: numpy and torch values become plain numbers and lists, and
+    NaN/inf become None (JSON has no NaN: every reader can then parse the file)."""
+    kind = type(obj)
+    if kind is float:
+        return obj if math.isfinite(obj) else None
+    if kind is str or kind is int or kind is bool or obj is None:
+        return obj
+    if kind is dict:
+        return {k: _plain(v) for k, v in obj.items()}
+    if kind is list or kind is tuple:
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float):  # np.float64 and other float subclasses
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, (np.generic, np.ndarray)) or hasattr(obj, "tolist"):  # torch tensors, without importing torch
+        return _plain(obj.tolist() if not isinstance(obj, np.generic) else obj.item())
+    if isinstance(obj, (str, int)):  # str/int subclasses (enums, np.bool_ is handled above)
+        return obj
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN/inf: write them as null so every reader can parse the file."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def dumps(obj: Any, indent: int | None = None) -> str:
-    plain = json.loads(json.dumps(obj, default=_json_default))
-    return json.dumps(_finite(plain), indent=indent, allow_nan=False)
+    """JSON text of `obj` (numbers, lists, dicts, numpy/torch values); NaN and inf are written as null."""
+    return json.dumps(_plain(obj), indent=indent, allow_nan=False)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -119,6 +162,14 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
         return safetensors.numpy.load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
         raise SptuiError(f"{path}: corrupt safetensors file ({e})") from None
+
+
+def require(path: str | Path) -> Path:
+    """A results file a reader cannot do without: a clear error if the run has not written it (yet)."""
+    path = Path(path)
+    if not path.exists():
+        raise SptuiError(f"{path.name} not found in {path.parent} (has the run finished?)")
+    return path
 
 
 def load_metadata(path: str | Path) -> dict[str, str]:
@@ -171,37 +222,91 @@ def iter_complete_lines(text: str) -> Iterator[str]:
             yield line
 
 
-class MetricsTail:
-    """Reads a metrics.jsonl incrementally: each poll returns only records appended since the last.
+class FileTail:
+    """Follows a growing text file: each poll returns the complete lines appended since the last one.
 
-    Keeps a byte offset and consumes only complete lines, so a huge file costs nothing per poll beyond
-    its new bytes. A file that shrank (rewritten on resume) is read again from the start.
+    The one follower of log.txt and metrics.jsonl (`sptui logs -f`, the app's Log tab and live curves).
+    It keeps a byte offset and consumes only complete lines, so a line being written is read once it
+    ends, and a huge file costs nothing per poll beyond its new bytes. A file that shrank (rewritten on
+    resume) is read again from its start, and `reset` says so for that poll. `last_bytes` starts near the
+    end instead (a long log opens at its tail), at a line boundary.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, last_bytes: int | None = None):
         self.path = Path(path)
         self.offset = 0
         self.reset = False  # True after a poll that started over
+        self._last_bytes = last_bytes
+        self._mid_line = False
 
-    def poll(self, max_bytes: int = 64 << 20) -> list[dict[str, Any]]:
+    def poll(self, max_bytes: int = 64 << 20) -> str:
+        """The new complete lines as text, each ending in a newline ("" when nothing new)."""
         self.reset = False
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
-            return []
-        if size < self.offset:
-            self.offset, self.reset = 0, True
-        if size == self.offset:
-            return []
+            return ""
+        if self._last_bytes is not None:  # the first poll of a tail that starts near the end
+            # one byte earlier, so a start exactly at a line's beginning sees the newline before it
+            self.offset = max(0, size - self._last_bytes - 1)
+            self._mid_line, self._last_bytes = self.offset > 0, None
+        elif size < self.offset:
+            self.offset, self.reset, self._mid_line = 0, True, False
+        if size <= self.offset:
+            return ""
         with open(self.path, "rb") as f:
             f.seek(self.offset)
             chunk = f.read(min(size - self.offset, max_bytes))
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
+        start = 0
+        if self._mid_line:  # started inside a line: it is not shown, the next whole one is
+            start = chunk.find(b"\n") + 1
+            if start == 0:
+                self.offset += len(chunk)
+                return ""
+            self._mid_line = False
+        end = chunk.rfind(b"\n") + 1
+        if end <= start:
+            self.offset += start
+            return ""
+        self.offset += end
+        return chunk[start:end].decode("utf-8", errors="replace")
+
+    def poll_lines(self, max_bytes: int = 64 << 20) -> list[str]:
+        return self.poll(max_bytes).split("\n")[:-1]
+
+    def rest(self) -> str:
+        """Whatever follows the last complete line (a last line with no newline), for a reader that stops."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return ""
+        self.offset += len(data)
+        return data.decode("utf-8", errors="replace")
+
+
+class MetricsTail:
+    """metrics.jsonl followed with `FileTail`: each poll returns the records appended since the last.
+
+    A torn line (a crash mid-write) is skipped and the rest kept; `reset` is True after a poll that read
+    the file again from its start (rewritten on resume).
+    """
+
+    def __init__(self, path: str | Path):
+        self.tail = FileTail(path)
+
+    @property
+    def offset(self) -> int:
+        return self.tail.offset
+
+    @property
+    def reset(self) -> bool:
+        return self.tail.reset
+
+    def poll(self, max_bytes: int = 64 << 20) -> list[dict[str, Any]]:
         records = []
-        for line in chunk[: end + 1].decode("utf-8", errors="replace").splitlines():
+        for line in self.tail.poll_lines(max_bytes):
             if not line.strip():
                 continue
             try:
@@ -242,6 +347,18 @@ class RunDir:
         self.metrics.touch()
         self.log.touch()
 
+    @property
+    def kind(self) -> str:
+        """The run's kind from job.toml, without validating its parameters (an old run still names its kind)."""
+        import tomllib
+
+        try:
+            return str(tomllib.loads(self.job_toml.read_text())["job"][0]["kind"])
+        except FileNotFoundError:
+            raise SptuiError(f"{self.job_toml}: missing (not a run folder?)") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
+            raise SptuiError(f"{self.job_toml}: cannot read the run's kind ({e})") from None
+
     def spec(self):
         from sptui.spec import load_file
 
@@ -264,44 +381,129 @@ class RunDir:
         return sorted(self.plots.glob("*.png")) + sorted(self.plots.glob("*.gif"))
 
 
+# ---------------------------------------------------------------- naming a run
+
+RUN_REFERENCE_ORDER = """\
+A word names a run by the first of these that matches, for every command:
+  1. a path to a run folder (or its results/ folder)
+  2. a run id, exactly                      0007-dropout-grid
+  3. a job id (digits)                      7 or 0007
+  4. a job name: its newest run             dropout-grid (as submitted, or as it appears in run ids)
+  5. a unique prefix of a run id            0007-drop
+Runs are those in the queue and the folders under <artifacts>/runs."""
+
+
+@dataclass(frozen=True)
+class KnownRun:
+    """A run a word may name: its run id, and the job name as submitted where the queue knows it."""
+
+    run_id: str
+    name: str | None = None
+
+    @property
+    def number(self) -> int | None:
+        """The job id a run id starts with ("0007-grid" -> 7), None for a folder named otherwise."""
+        head, _, rest = self.run_id.partition("-")
+        return int(head) if head.isdigit() and rest else None
+
+    @property
+    def slug(self) -> str:
+        """The job name as it appears in the run id."""
+        return self.run_id.partition("-")[2] if self.number is not None else ""
+
+
+def resolve_run_id(ref: str, known: Iterable[KnownRun], *, has: Callable[[str], bool] | None = None,
+                   where: str = "") -> str:
+    """The run id that `ref` names among `known` runs, by steps 2-5 of RUN_REFERENCE_ORDER.
+
+    Newest means the highest job id. For a job name with several runs, `has(run_id)` (when given) picks
+    the newest run for which it is true (e.g. one that has saved its model), else the newest of all.
+    Errors are one line naming what was tried.
+    """
+    ref = str(ref).strip()
+    runs = sorted(known, key=lambda k: (k.number if k.number is not None else -1, k.run_id))
+    exact = [k for k in runs if k.run_id == ref]
+    if exact:
+        return exact[0].run_id
+    if ref.isdigit():
+        numbered = [k for k in runs if k.number == int(ref)]
+        if len(numbered) == 1:
+            return numbered[0].run_id
+    named = [k for k in runs if k.name == ref] or [k for k in runs if k.number is not None and k.slug == slug(ref)]
+    if named:
+        wanted = [k for k in named if has is not None and has(k.run_id)]
+        return (wanted or named)[-1].run_id
+    prefixed = [k for k in runs if k.run_id.startswith(ref)]
+    if len(prefixed) == 1:
+        return prefixed[0].run_id
+    if prefixed:
+        shown = ", ".join(k.run_id for k in prefixed[:4]) + (", ..." if len(prefixed) > 4 else "")
+        raise SptuiError(f'run "{ref}" matches several runs ({shown}); give more of the run id')
+    raise SptuiError(f'no run "{ref}"{" in " + where if where else ""}: give a run folder, run id, '
+                     "job id, job name or a prefix of a run id")
+
+
+def known_runs(root: str | Path, queue: Any = None) -> list[KnownRun]:
+    """Every run under an artifacts root: the queue's (with their job names) and the run folders.
+
+    `queue` is an open `sptui.queue.Queue` on that root; without one the queue file is read when it
+    exists (a queue that cannot be opened leaves the folders, so a damaged queue never hides a run folder).
+    """
+    from sptui.config import queue_path, runs_dir
+
+    names: dict[str, str | None] = {}
+    folder = runs_dir(Path(root))
+    if folder.is_dir():
+        with os.scandir(folder) as entries:
+            names.update((e.name, None) for e in entries if e.is_dir() and not e.name.startswith("."))
+    if queue is None and queue_path(Path(root)).exists():
+        from sptui.queue import Queue
+
+        try:
+            with Queue(root) as opened:
+                names.update(opened.run_names())
+        except SptuiError:
+            pass
+    elif queue is not None:
+        names.update(queue.run_names())
+    return [KnownRun(run_id, name) for run_id, name in names.items()]
+
+
+def run_folder_in(ref: str) -> Path | None:
+    """Step 1: `ref` as a path to a run folder (one with job.toml or results/), or its results/ folder."""
+    path = Path(ref).expanduser()
+    if path.name == "results" and path.is_dir():
+        path = path.parent
+    if path.is_dir() and ((path / "job.toml").exists() or (path / "results").is_dir()):
+        return path.resolve()
+    return None
+
+
 def find_run(ref: str, root: str | Path | None = None, *, kind: str | None = None,
              prefer: str | None = None) -> RunDir:
-    """The run a user names, in one way for every command and kind:
+    """The run folder a user names, by RUN_REFERENCE_ORDER (the same order `Queue.get` follows).
 
-    a run folder (or its results/ folder), a run id under <root>/runs ("0007-dropout-grid"), a unique prefix
-    of one ("0007"), or a job name (its newest run; with `prefer`, the newest that has that file, e.g.
-    "results/model.safetensors"). `kind` refuses a run of another kind. Errors are one clear line.
+    With `prefer` (a file inside the run, e.g. "results/model.safetensors"), a job name picks its newest
+    run that has that file. `kind` refuses a run of another kind. A named run that has no folder yet
+    (still queued) is an error, not a silent fall-back to another run. Errors are one clear line.
     """
     from sptui.config import artifacts_root, runs_dir
 
     ref = str(ref).strip()
     if not ref:
         raise SptuiError("empty run reference: give a run id, a job name or a run folder")
-    runs = runs_dir(Path(root) if root is not None else artifacts_root())
-    path = Path(ref).expanduser()
-    if path.name == "results" and path.is_dir():
-        path = path.parent
-    if path.is_dir() and ((path / "job.toml").exists() or (path / "results").is_dir()):
-        found = path
-    elif (runs / ref).is_dir():
-        found = runs / ref
-    else:
-        known = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
-        prefixed = [p for p in known if p.name.startswith(ref)]
-        named = [p for p in known if p.name.split("-", 1)[-1] == slug(ref) and p.name.split("-", 1)[0].isdigit()]
-        if named:
-            finished = [p for p in named if prefer and (p / prefer).exists()]
-            found = (finished or named)[-1]
-        elif len(prefixed) == 1:
-            found = prefixed[0]
-        elif prefixed:
-            raise SptuiError(f'run "{ref}" matches several runs ({", ".join(p.name for p in prefixed[:4])}); '
-                             "give more of the run id")
-        else:
-            raise SptuiError(f'no run "{ref}": not a run folder, nor a run id or job name under {runs}')
-    run = RunDir(found.resolve())
+    root = Path(root) if root is not None else artifacts_root()
+    runs = runs_dir(root)
+    found = run_folder_in(ref)
+    if found is None:
+        has = (lambda run_id: (runs / run_id / prefer).exists()) if prefer else None
+        run_id = resolve_run_id(ref, known_runs(root), has=has, where=str(runs))
+        found = (runs / run_id).resolve()
+        if not found.is_dir():
+            raise SptuiError(f'run "{ref}" is {run_id}, which has no run folder yet (still queued?)')
+    run = RunDir(found)
     if kind is not None:
-        actual = run.spec().kind
+        actual = run.kind
         if actual != kind:
             raise SptuiError(f'run "{ref}" is a {actual} run, not {kind}')
     return run

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sptui.errors import SptuiError
-from sptui.queue import Job, Queue, own_identity
+from sptui.queue import WORKER_BEAT_SECONDS, Job, Queue, own_identity
 from sptui.runner import resolve_device
 from sptui.runs import RunDir
 
@@ -97,7 +97,7 @@ class Worker:
                 claimed = self._fill_slots()
                 if self.options.once and not self.running and not claimed and not self._queued_left():
                     break
-                if time.monotonic() - last_beat > 2.0:
+                if time.monotonic() - last_beat > WORKER_BEAT_SECONDS:
                     self.queue.worker_heartbeat(pid)
                     last_beat = time.monotonic()
                 time.sleep(self.options.poll_seconds)

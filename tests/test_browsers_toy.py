@@ -10,10 +10,11 @@ import pytest
 
 from sptui.context import Context
 from sptui.kinds import load_kind
+from sptui.render.toy import dstar_series, load_toy, sweep_matrix
 from sptui.runs import RunDir, load_arrays, read_json
 from sptui.spec import parse_text
 from sptui.tui.browsers import browser_for
-from sptui.tui.browsers.toy import ToyBrowser, dstar_series, load_toy, sweep_matrix
+from sptui.tui.browsers.toy import ToyBrowser
 from sptui.tui.widgets.heatmap import Heatmap
 from sptui.tui.widgets.scatter import Scatter
 

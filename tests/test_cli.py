@@ -48,3 +48,16 @@ def test_ls_piped_prints_one_whole_line_per_run_and_commands_take_job_names(arti
     assert json.loads(sptui("show", "--json", long_name, root=artifacts, check=True).stdout)["run_id"] == job.run_id
     missing = sptui("show", "no-such-job", root=artifacts)
     assert missing.returncode == 2 and 'no run "no-such-job"' in missing.stderr and "job name" in missing.stderr
+
+
+def test_show_says_who_runs_a_job_and_when_it_last_reported(artifacts):
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text(tms_job("watched"), "t.toml"))
+        pid, start = own_identity()
+        q.claim(pid, start)
+        q.db.execute("UPDATE jobs SET heartbeat = heartbeat - 125")  # its last progress, two minutes ago
+    out = sptui("show", job.run_id, root=artifacts, check=True).stdout
+    assert f" executor: worker (pid {pid} on " in out
+    assert " reported: 2m0" in out  # 2m05s ago, or a second more on a slow machine
+    shown = json.loads(sptui("show", "--json", job.run_id, root=artifacts, check=True).stdout)
+    assert shown["executor"] == "worker" and shown["quiet_for"] >= 125

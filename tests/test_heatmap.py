@@ -12,17 +12,10 @@ from textual.app import App, ComposeResult
 
 from sptui.errors import SptuiError
 from sptui.plots.screen_export import export_heatmap
-from sptui.tui.widgets.heatmap import (
-    BLANK,
-    CURSOR,
-    LEVELS,
-    NAN,
-    Heatmap,
-    Pyramid,
-    Viewport,
-    colormap_256,
-    quantise,
-)
+from sptui.render.colormap import BLANK, CURSOR, LEVELS, NAN, colormap_256, quantise
+from sptui.render.frames import Viewport
+from sptui.render.pyramid import Pyramid
+from sptui.tui.widgets.heatmap import Heatmap
 
 
 def test_pyramid_levels_are_block_means_and_nan_aware():

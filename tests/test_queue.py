@@ -135,3 +135,39 @@ def test_two_processes_submitting_hundreds_lose_and_duplicate_none(artifacts):
     claimed = [json.loads(p.communicate(timeout=300)[0]) for p in claimers]
     everything = claimed[0] + claimed[1]
     assert len(everything) == len(set(everything)) == 2 * n  # every job claimed exactly once
+
+
+def test_a_process_is_known_by_pid_and_start_time_and_a_zombie_is_dead():
+    import os
+    import time
+
+    from sptui.queue import is_alive, process_start
+
+    me = process_start(os.getpid())
+    assert me is not None and is_alive(os.getpid(), me) and is_alive(os.getpid(), None)
+    # the same pid with another start time is another process (the system gave a dead job's pid away)
+    assert not is_alive(os.getpid(), f"{float(me) - 3600:.3f}")
+    assert is_alive(os.getpid(), "123456")  # recorded in clock ticks by an older sptui: liveness only
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = process_start(child.pid)
+    deadline = time.monotonic() + 60
+    while process_start(child.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)  # it exits; unreaped, it is a zombie
+    assert process_start(child.pid) is None and not is_alive(child.pid, started)
+    assert os.waitpid(child.pid, os.WNOHANG)[0] == child.pid  # it was a zombie until now
+    assert not is_alive(child.pid, started) and not is_alive(None, None) and not is_alive(-5, None)
+
+
+def test_a_running_job_says_how_long_it_has_been_quiet(artifacts):
+    with Queue(artifacts) as q:
+        (job,) = q.submit(specs(tms_job("quiet")))
+        assert job.quiet_for() is None  # queued: not expected to report
+        pid, start = own_identity()
+        claimed = q.claim(pid, start)
+        assert claimed.quiet_for(now=claimed.heartbeat + 5) == 5  # claiming is its first report
+        q.progress(job.id, 10, 100)
+        reported = q.get(job.id)
+        assert reported.heartbeat >= claimed.heartbeat and reported.quiet_for(now=reported.heartbeat + 90) == 90
+        q.finish(job.id, "succeeded")
+        assert q.get(job.id).quiet_for() is None
+        assert "quiet_for" in q.get(job.id).as_dict(artifacts)

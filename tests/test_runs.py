@@ -1,12 +1,22 @@
 """The run folder's shared pieces: atomic writes, incremental metrics reading, run references."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sptui.errors import SptuiError
-from sptui.runs import MetricsTail, MetricsWriter, RunDir, atomic_write_text, find_run, load_arrays, save_arrays
+from sptui.runs import (
+    FileTail,
+    MetricsTail,
+    MetricsWriter,
+    RunDir,
+    atomic_write_text,
+    find_run,
+    load_arrays,
+    save_arrays,
+)
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp_files(tmp_path):
@@ -38,11 +48,61 @@ def test_metrics_tail_reads_only_new_complete_lines_and_restarts_after_a_rewrite
     assert json.loads(path.read_text().splitlines()[0])["loss"] == 9.0
 
 
+def test_file_tail_returns_whole_lines_once_and_the_rest_at_the_end(tmp_path):
+    path = tmp_path / "log.txt"
+    tail = FileTail(path)
+    assert tail.poll() == ""  # no file yet
+    path.write_bytes("one\ntwo é\nthr".encode())
+    assert tail.poll_lines() == ["one", "two é"]
+    assert tail.poll() == ""  # the unfinished line waits for its newline
+    with open(path, "ab") as f:
+        f.write(b"ee\nfour")
+    assert tail.poll() == "three\n"
+    assert tail.rest() == "four" and tail.poll() == "" and tail.rest() == ""
+    path.write_text("new\n")  # rewritten, shorter: read again from the start
+    assert tail.poll() == "new\n" and tail.reset
+    assert tail.poll() == "" and not tail.reset
+
+
+def test_file_tail_from_the_end_starts_at_a_line_boundary(tmp_path):
+    path = tmp_path / "log.txt"
+    path.write_text("".join(f"line {i:03d}\n" for i in range(100)))  # 9 bytes a line
+    assert FileTail(path, last_bytes=30).poll_lines() == ["line 097", "line 098", "line 099"]
+    assert FileTail(path, last_bytes=27).poll_lines() == ["line 097", "line 098", "line 099"]  # exactly on a line
+    assert FileTail(path, last_bytes=10_000).poll_lines()[0] == "line 000"
+    cut = FileTail(path, last_bytes=5)  # inside the last line: nothing whole to show yet
+    assert cut.poll() == ""
+    with open(path, "a") as f:
+        f.write("line 100 goes on")
+    assert cut.poll() == ""
+    inside = FileTail(path, last_bytes=3)  # starts inside a line that grows without a newline: not shown
+    assert inside.poll() == "" and inside.poll() == ""
+    with open(path, "a") as f:
+        f.write("\nline 100\n")
+    assert cut.poll_lines() == ["line 100 goes on", "line 100"]
+    assert inside.poll_lines() == ["line 100"]
+
+
 def test_metrics_nan_is_written_as_null(tmp_path):
     writer = MetricsWriter(tmp_path / "m.jsonl")
     writer.write(1, "test", {"loss": [0.5, float("nan")], "acc": float("inf")})
     record = json.loads((tmp_path / "m.jsonl").read_text())
     assert record["loss"] == [0.5, None] and record["acc"] is None
+
+
+def test_dumps_writes_numpy_torch_and_non_finite_values_as_plain_json():
+    import torch
+
+    from sptui.runs import dumps
+
+    obj = {"a": np.float32(0.5), "b": np.array([1.0, np.nan, -np.inf]), "c": torch.tensor([[1, 2]]),
+           "d": (np.int64(3), np.bool_(True), None, "x"), "e": {"f": [float("inf"), 2]}, "g": Path("/tmp/x")}
+    text = dumps(obj)
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": 0.5, "b": [1.0, None, None], "c": [[1, 2]], "d": [3, True, None, "x"],
+                                "e": {"f": [None, 2]}, "g": "/tmp/x"}
+    with pytest.raises(TypeError, match="not JSON serialisable: object"):
+        dumps({"x": object()})
 
 
 def test_arrays_round_trip_and_corruption_is_a_clear_error(tmp_path):

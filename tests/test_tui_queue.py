@@ -242,3 +242,26 @@ async def test_every_key_is_also_in_the_command_palette(artifacts):
         await pilot.pause()
         await pilot.pause()
         assert app.screen.table.ordering.label == "newest"
+
+
+async def test_a_worker_that_stopped_answering_is_pointed_out(artifacts):
+    """A live worker process whose heartbeat is 90 s old (stopped with ctrl+z, or hung)."""
+    from sptui.queue import WORKER_SILENT_SECONDS
+
+    with Queue(artifacts) as q:
+        q.register_worker(os.getpid(), "cpu", 1)  # this test's process: alive
+        q.db.execute("UPDATE workers SET heartbeat = ?", (time.time() - 90,))
+    app = SptuiApp(artifacts, device="cpu", poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(app, pilot)
+        line = app.screen.query_one("#queue-workers")
+        assert f"worker pid {os.getpid()} not responding for 1m3" in str(line.render()) and line.has_class("silent")
+        await pilot.press("w")
+        await settle(app, pilot)
+        assert "alive but not responding" in str(app.screen.query_one("#status").render())
+        with Queue(artifacts) as q:  # it answers again
+            q.worker_heartbeat(os.getpid())
+        app.screen.refresh_jobs()
+        await settle(app, pilot)
+        assert "on cpu" in str(line.render()) and not line.has_class("silent")
+    assert WORKER_SILENT_SECONDS < 90

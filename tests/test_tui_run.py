@@ -8,7 +8,7 @@ import types
 from textual.screen import Screen
 from textual.widgets import TabbedContent
 
-from sptui.queue import Queue
+from sptui.queue import Queue, own_identity
 from sptui.runs import RunDir
 from sptui.spec import parse_text
 from sptui.tui.app import SptuiApp
@@ -240,3 +240,16 @@ async def test_a_run_made_by_sptui_batch_shows_its_curves(artifacts):
         assert "train #0" in labels and "test #1" in labels
         assert max(screen.curves.lines[-1].x) == 40
         assert "succeeded" in str(screen.query_one("#run-head").render())
+
+
+async def test_head_points_out_a_running_job_that_stopped_reporting(artifacts):
+    job, run = make_run(artifacts)
+    with Queue(artifacts) as q:
+        pid, start = own_identity()
+        q.claim(pid, start)
+        q.db.execute("UPDATE jobs SET heartbeat = heartbeat - 300, executor = 'batch'")
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        head = str(screen.query_one("#run-head").render())
+        assert "via batch" in head and "no report for 5m0" in head

@@ -133,3 +133,29 @@ def test_worker_on_missing_gpu_is_a_clear_one_line_error(artifacts):
     assert result.returncode == 2
     assert result.stderr.startswith("sptui: error: --device cuda: no CUDA GPU is visible")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_stopped_worker_falls_silent_and_answers_again_when_continued(artifacts):
+    """ctrl+z on `sptui worker` leaves its process alive but its queued jobs waiting: its heartbeat says so."""
+    import time
+
+    from sptui.queue import WORKER_BEAT_SECONDS, WORKER_SILENT_SECONDS
+
+    worker = start_worker(artifacts)
+    try:
+        with Queue(artifacts) as q:
+            first = wait_for(q.live_workers, timeout=60, what="a live worker")[0]["heartbeat"]
+            wait_for(lambda: q.live_workers()[0]["heartbeat"] > first, timeout=30, what="a second beat")
+            os.kill(worker.pid, signal.SIGSTOP)
+            time.sleep(0.5)  # a beat already under way lands
+            last = q.live_workers()[0]["heartbeat"]
+            time.sleep(3 * WORKER_BEAT_SECONDS)
+            (stopped,) = q.live_workers()
+            assert stopped["heartbeat"] == last and stopped["pid"] == worker.pid  # alive, but silent
+            assert not q.live_workers(now=last + WORKER_SILENT_SECONDS + 1)[0]["responding"]
+            assert q.live_workers(now=last + 1)[0]["responding"]
+            os.kill(worker.pid, signal.SIGCONT)
+            wait_for(lambda: q.live_workers()[0]["heartbeat"] > last, timeout=30, what="the beat to come back")
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+        stop(worker)

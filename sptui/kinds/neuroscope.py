@@ -322,6 +322,8 @@ def render(run: RunDir) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from sptui.plots.save import save_figure
+
     summary = run.load_json("summary.json")
     hists = run.load_arrays("histograms.safetensors")
     paths = []
@@ -336,11 +338,7 @@ def render(run: RunDir) -> list[Path]:
         axes[1].set_xlabel("log10 density")
         axes[1].set_ylabel("max activation")
         fig.suptitle(f"{summary['model']} layer {layer}: {summary['tokens']:,} tokens")
-        fig.tight_layout()
-        path = run.plots / f"neuroscope-layer{layer}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, run.plots / f"neuroscope-layer{layer}.png", dpi=110, tight=True))
     return paths
 
 

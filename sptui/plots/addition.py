@@ -13,6 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sptui.plots.save import save_figure
+from sptui.render.colormap import DIVERGING
+from sptui.runs import atomic_output
+
 SEGMENT_COLOURS = {"a": "tab:blue", "b": "tab:orange", "sum": "tab:green"}
 
 
@@ -92,9 +96,7 @@ def projection_sheet(proj: dict[str, np.ndarray], which: str, n_digits: int, pat
         _square(ax, ticks=False)
     fig.suptitle(title or f"{which.upper()} per head (blue: a digits, orange: b digits, green: `=` at answers)", fontsize=9)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.1, hspace=0.25)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def head_detail_figure(proj: dict[str, np.ndarray], head: int, n_digits: int, ablation: np.ndarray | None = None, title: str = ""):
@@ -126,7 +128,7 @@ def head_detail_figure(proj: dict[str, np.ndarray], head: int, n_digits: int, ab
     ax = axes[1, 3]
     if ablation is not None:
         lim = float(np.abs(ablation).max()) or 1.0
-        im = ax.imshow(ablation, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        im = ax.imshow(ablation, cmap=DIVERGING, vmin=-lim, vmax=lim)
         ax.set_xlabel("b (position n)", fontsize=7)
         ax.set_ylabel("a (position 0)", fontsize=7)
         ax.set_title("correct logit, only this head kept", fontsize=8)
@@ -139,11 +141,8 @@ def head_detail_figure(proj: dict[str, np.ndarray], head: int, n_digits: int, ab
 
 
 def head_detail(proj, head: int, n_digits: int, path: Path, ablation=None, title: str = "") -> Path:
-    plt = _plt()
     fig = head_detail_figure(proj, head, n_digits, ablation, title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def projection_gif(frames: list[tuple[int, dict[str, np.ndarray]]], head: int, n_digits: int, path: Path, fps: int = 4) -> Path:
@@ -160,7 +159,7 @@ def projection_gif(frames: list[tuple[int, dict[str, np.ndarray]]], head: int, n
         limits[name] = (lo - pad, hi + pad)
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
     writer = PillowWriter(fps=fps)
-    with writer.saving(fig, str(path), dpi=80):
+    with atomic_output(path) as partial, writer.saving(fig, str(partial), dpi=80):
         for step, proj in frames:
             for ax, name in zip(axes, panels):
                 ax.cla()
@@ -192,7 +191,7 @@ def ablation_sheet(per_head: np.ndarray, baseline: np.ndarray, path: Path, per_h
             ax.axis("off")
             continue
         grid = per_head[i] if i < H else baseline
-        im = ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        im = ax.imshow(grid, cmap=DIVERGING, vmin=-lim, vmax=lim)
         if i < H and per_head_win is not None:
             ys, xs = np.nonzero(per_head_win[i])
             ax.scatter(xs, ys, s=1.5, color="black")
@@ -202,9 +201,7 @@ def ablation_sheet(per_head: np.ndarray, baseline: np.ndarray, path: Path, per_h
     fig.suptitle("correct digit's logit at the first answer position, one head kept "
                  "(rows a at position 0, columns b at position n; dots: correct digit wins)", fontsize=8)
     fig.colorbar(im, ax=list(np.atleast_1d(axes).ravel()), fraction=0.02)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def ablation_summary(ablation: dict[str, np.ndarray], path: Path) -> Path:
@@ -223,10 +220,7 @@ def ablation_summary(ablation: dict[str, np.ndarray], path: Path) -> Path:
         ax.set_xlabel("b", fontsize=7)
         ax.set_ylabel("a", fontsize=7)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=True)
 
 
 def contribution_map(contribution: np.ndarray, path: Path) -> Path:
@@ -236,7 +230,7 @@ def contribution_map(contribution: np.ndarray, path: Path) -> Path:
     flat = contribution.reshape(H, 100)
     lim = float(np.abs(flat).max()) or 1.0
     fig, ax = plt.subplots(figsize=(14, 0.18 * H + 1.5))
-    im = ax.imshow(flat, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    im = ax.imshow(flat, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     ax.set_xticks(np.arange(0, 100, 10) + 4.5, [f"a={a}, b=0..9" for a in range(10)], fontsize=6)
     for edge in range(10, 100, 10):
         ax.axvline(edge - 0.5, color="0.5", lw=0.4)
@@ -244,9 +238,7 @@ def contribution_map(contribution: np.ndarray, path: Path) -> Path:
     ax.set_ylabel("head")
     ax.set_title("each head's own effect on the correct digit's logit (kept alone minus all ablated)", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.02)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 # ------------------------------------------------------------------ attention patterns and curves
@@ -270,9 +262,7 @@ def pattern_sheet(patterns: np.ndarray, n_digits: int, path: Path, title: str) -
         ax.set_yticks([])
     fig.suptitle(title + " (rows: query position, columns: key position)", fontsize=9)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.1, hspace=0.25)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def curves(metrics: list[dict], path: Path) -> Path | None:
@@ -301,10 +291,7 @@ def curves(metrics: list[dict], path: Path) -> Path | None:
         ax.set_xscale("log")
         ax.set_xlabel("step")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=True)
 
 
 # ------------------------------------------------------------------ a whole run

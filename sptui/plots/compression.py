@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from sptui.plots.save import save_figure
+from sptui.render.colormap import DIVERGING
 from sptui.science.compression import MODES
 
 
@@ -22,13 +24,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _plt().close(fig)
-    return path
 
 
 def _head_labels(facts: dict[str, Any], width: int = 28) -> list[str]:
@@ -64,14 +59,14 @@ def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Pat
     axes[1].set_xlabel("answer position", fontsize=7)
     axes[1].set_title("kept (pruned set)", fontsize=7)
     lim = float(np.abs(change).max()) or 0.01
-    im2 = axes[2].imshow(change, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    im2 = axes[2].imshow(change, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     axes[2].set_xticks(range(n_ans), [str(j) for j in range(n_ans)], fontsize=6)
     axes[2].set_yticks([])
     axes[2].set_xlabel("answer position", fontsize=7)
     axes[2].set_title("accuracy change, head\nmean-ablated alone", fontsize=7)
     fig.colorbar(im2, ax=axes[2], fraction=0.08, pad=0.02)
     fig.suptitle(title or "what each head does (rows: head and its role label; linear probe, see compression.json)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def pruning_curves(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Path, title: str = "") -> Path:
@@ -109,7 +104,7 @@ def pruning_curves(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: P
     fig.colorbar(im, ax=axes[2], fraction=0.046)
     fig.suptitle(title or "the smallest head sets per answer position", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -> Path:
@@ -119,13 +114,13 @@ def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -
     full = arrays["acc_full"]
     H, n_ans = arrays["acc_ablate_one"].shape[1:]
     fig, axes = plt.subplots(1, 4, figsize=(3 * 4 + 1.5, 0.18 * H + 2))
-    panels = [(arrays["acc_ablate_one"][m] - full[None], f"{mode}-ablate one head: accuracy change", "RdBu_r")
+    panels = [(arrays["acc_ablate_one"][m] - full[None], f"{mode}-ablate one head: accuracy change", DIVERGING)
               for m, mode in enumerate(MODES)]
     panels += [(arrays["acc_keep_one"][m], f"keep one head ({mode}-ablate the rest): accuracy", "Greens")
                for m, mode in enumerate(MODES)]
     lim = max(float(np.abs(panels[0][0]).max()), float(np.abs(panels[1][0]).max()), 0.01)
     for ax, (data, name, cmap) in zip(axes, panels):
-        if cmap == "RdBu_r":
+        if cmap == DIVERGING:
             im = ax.imshow(data, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
         else:
             im = ax.imshow(data, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
@@ -139,7 +134,7 @@ def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -
     fig.suptitle(title or "single-head ablations per answer position "
                  f"(full model: {', '.join(f'{a:.3f}' for a in full)})", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = "") -> Path:
@@ -154,7 +149,7 @@ def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = 
     for r, (name, grids) in enumerate(rows):
         for j in range(n):
             ax = axes[r, j]
-            im = ax.imshow(grids[j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            im = ax.imshow(grids[j], cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -163,7 +158,7 @@ def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = 
                 ax.set_ylabel(name, fontsize=7)
     fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02)
     fig.suptitle(title or "logit of (a_j + b_j) mod 10 at answer j (rows a_j, columns b_j; other digits 0)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 # ------------------------------------------------------------------ across instances
@@ -212,4 +207,4 @@ def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, t
     ax.grid(alpha=0.3)
     fig.suptitle(title or f"compression across {n_inst} instances", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from sptui.plots.save import save_figure
+
 RESERVED = ("step", "time", "split")
 MAX_LINES = 6  # per-instance lines drawn before falling back to the mean and the min-max envelope
 
@@ -245,8 +247,7 @@ def _finish(fig, ax, metric: str, path: str | Path, title: str, log_scale: bool,
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=legend_size)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, tight=True)
 
 
 def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, title: str = "",
@@ -296,21 +297,6 @@ def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], me
         colour = colours.setdefault(group, f"C{len(colours) % 10}")
         ax.plot(steps, values, color=colour, linewidth=1.2, label=label)
     return _finish(fig, ax, metric, path, title, log_scale, legend_size=7)
-
-
-def _save(fig, path: str | Path) -> Path:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from sptui.runs import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, points: int, capacity: int = 1024) -> tuple[list[float], list[float]]:
@@ -395,5 +381,4 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
         plt.close(fig)
         return []
     fig.suptitle(title or "instances", fontsize=10)
-    fig.tight_layout()
-    return [_save(fig, path)]
+    return [save_figure(fig, path, tight=True)]

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
+from sptui.render.colormap import DIVERGING  # noqa: E402
 
 MAX_INSTANCES = 6
 
@@ -45,7 +47,7 @@ def draw_weights(model, shown, labels, title, path: Path) -> Path:
         per_neuron = W2[i, 0][:, None] * W1[i]  # each unit's contribution to the combined map
         stack = np.concatenate([W1[i], b1[i][:, None], W2[i, 0][:, None], per_neuron], axis=1)[order]
         lim = float(np.abs(stack).max()) or 1.0
-        im = ax.imshow(stack, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        im = ax.imshow(stack, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
         names = [f"W1[{k}]" for k in range(d_in)] + ["b1", "W2"] + [f"W2*W1[{k}]" for k in range(d_in)]
         ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
         ax.set_yticks(range(len(order)), [str(k) for k in order], fontsize=6)
@@ -53,10 +55,7 @@ def draw_weights(model, shown, labels, title, path: Path) -> Path:
         ax.set_title(f"{labels[i]}\nW2 @ W1 = [{combo}]", fontsize=7)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(f"neuron stacks: {title} (rows: hidden units by |W2|)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=True)
 
 
 def draw_function(grid, shown, labels, title, path: Path) -> Path:
@@ -82,11 +81,8 @@ def draw_function(grid, shown, labels, title, path: Path) -> Path:
             axs[0, c].set_title(labels[i], fontsize=7)
             err = learned[i] - target
             lim = float(np.abs(err).max()) or 1.0
-            im = axs[1, c].imshow(err, origin="lower", extent=extent, vmin=-lim, vmax=lim, cmap="RdBu")
+            im = axs[1, c].imshow(err, origin="lower", extent=extent, vmin=-lim, vmax=lim, cmap=DIVERGING)
             axs[1, c].set_title("learned - target", fontsize=7)
             fig.colorbar(im, ax=axs[1, c], fraction=0.046)
         fig.suptitle(title + (" (inputs are {0,1}: corners are the data)" if axis[0] == 0 else ""), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=True)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sptui.plots.save import save_figure
+from sptui.render.colormap import DIVERGING
+
 
 def _plt():
     import matplotlib
@@ -37,7 +40,7 @@ def colour_limit(C: np.ndarray) -> float:
 
 
 def _matrix(ax, C, vmax, title):
-    im = ax.imshow(C.astype(np.float32), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    im = ax.imshow(C.astype(np.float32), cmap=DIVERGING, vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -65,7 +68,7 @@ def draw_permuted(C: np.ndarray, blocks: list[dict], title: str, path: Path) -> 
     # outline only blocks big enough to see at this scale
     _outline(ax, blocks, min_size=max(2, len(C) // 400))
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="cosine")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def tile_starts(n: int, tile: int, blocks: list[dict], count: int) -> list[int]:
@@ -107,7 +110,7 @@ def draw_tiles(C: np.ndarray, order: np.ndarray, blocks: list[dict], path: Path,
         ax.axis("off")
     fig.suptitle("zoomed tiles along the diagonal (blocks outlined)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path, label: str = "cosine") -> Path:
@@ -118,7 +121,7 @@ def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path, label: str = 
     for ax, (title, C) in zip(axes[0], panels):
         im = _matrix(ax, C, vmax, title)
     fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01, label=label)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 NULL_COLOURS = {"covariance": "#4063d8", "rotation": "#9558b2", "gaussian": "#389826", "shuffled": "#cb8a00"}
@@ -163,21 +166,4 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
         ax.invert_yaxis()
     axes[0][0].legend(loc="lower right", fontsize=7, frameon=False)
     fig.suptitle(f"{title}: the model (red) against null draws through the same pipeline", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from sptui import runs
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    runs.atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_figure(fig, path, tight=True)

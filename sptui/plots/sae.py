@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
 
 RECOVERY = [("mmcs", "MMCS (decoder vs true directions)"), ("f1", "F1 (latent fires | feature present)"),
             ("corr", "matched correlation")]
@@ -61,13 +62,6 @@ def swept_axes(points: list[dict]) -> dict[str, list]:
 
 def label(point: dict) -> str:
     return ", ".join(f"{k}={axis_value(v):.3g}" for k, v in point.items()) or "-"
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def _num(v) -> float:
@@ -114,7 +108,7 @@ def draw_metrics(records, summary, path: Path) -> Path:
     where = src.get("run") or src.get("model")
     fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
                  + f" - {len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight=True)
 
 
 def draw_latents(arrays, records, path: Path) -> Path:
@@ -137,7 +131,7 @@ def draw_latents(arrays, records, path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     more = f" (first {len(shown)} of {len(records)})" if len(records) > len(shown) else ""
     ax.set_title(f"latent firing frequency{more}", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight=True)
 
 
 def _grid(records, xkey, xs, ykey, ys, get) -> np.ndarray:
@@ -207,4 +201,4 @@ def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Pa
     fig.suptitle(f"Can an SAE recover the toy model's features? {summary['architecture']} SAEs on tms run {src['run']} "
                  f"(n={src['n_features']} features in m={src['n_hidden']} dims; represented features only{note}{more})",
                  fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, tight=True)

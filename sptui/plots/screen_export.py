@@ -20,22 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui.errors import SptuiError  # noqa: E402
-from sptui.runs import atomic_write_bytes, atomic_write_json  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
+from sptui.render.pyramid import block_mean  # noqa: E402
+from sptui.runs import atomic_write_json  # noqa: E402
 
 DPI = 100
 MAX_CELLS = 1024  # per side of an exported heatmap; larger views are block-averaged
-
-
-def block_mean(data: np.ndarray, k: int) -> np.ndarray:
-    """Mean of k x k blocks (NaN-aware; the ragged last blocks average what they have)."""
-    rows, cols = data.shape
-    pr, pc = -rows % k, -cols % k
-    padded = np.pad(data, ((0, pr), (0, pc)), constant_values=np.nan)
-    blocks = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k)
-    with np.errstate(invalid="ignore"):
-        total = np.nansum(blocks, axis=(1, 3))
-        count = np.sum(~np.isnan(blocks), axis=(1, 3))
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
 def export_name(text: str) -> str:
@@ -45,8 +35,6 @@ def export_name(text: str) -> str:
 
 
 def _finish(fig, ax, path: Path, meta: dict[str, Any]) -> Path:
-    import io
-
     path = Path(path)
     if path.suffix != ".png":
         path = path.with_suffix(".png")
@@ -55,10 +43,7 @@ def _finish(fig, ax, path: Path, meta: dict[str, Any]) -> Path:
     x0, y0, x1, y1 = ax.get_window_extent().extents
     height = fig.get_size_inches()[1] * fig.dpi
     meta["axes_px"] = [round(x0, 2), round(height - y1, 2), round(x1, 2), round(height - y0, 2)]
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
     atomic_write_json(path.with_suffix(".json"), meta)
     return path
 

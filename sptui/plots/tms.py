@@ -21,9 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
+from sptui.render.colormap import DIVERGING  # noqa: E402
 
 MAX_ROWS, MAX_COLS = 10, 8
-DIVERGING = "RdBu_r"  # signed values: blue < 0 < red, white at 0
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
 SHORT = {"feature_probability": "p", "dropout": "dropout", "importance_decay": "I-decay", "importance": "I",
          "l1_hidden": "L1 h", "l1_weight": "L1 W", "weight_decay": "wd", "seed": "seed", "dense_features": "dense",
@@ -202,18 +203,6 @@ def _title(fig, text: str, layout: SheetLayout):
     fig.suptitle(text + (f"\n({extra})" if extra else ""), fontsize=9)
 
 
-def _save(fig, path: Path, tight: bool = True) -> Path:
-    import io
-
-    if tight:
-        fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    runs.atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
 def _colorbar(fig, axs, mappable, label: str):
     fig.colorbar(mappable, ax=np.ravel(axs).tolist(), shrink=min(1.0, 4 / max(1, axs.shape[0])) if axs.shape[0] > 4 else 1.0,
                  aspect=30, label=label)
@@ -240,7 +229,7 @@ def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, unti
     what = "W_out^T W" if untied else "W^T W"
     _colorbar(fig, axs, image, "value (red > 0, blue < 0)")
     _title(fig, f"{what} (features x features, most important first) and the bias b (last column)", layout)
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, dpi=110)
 
 
 def interference_norm(values: np.ndarray) -> matplotlib.colors.Normalize:
@@ -252,7 +241,7 @@ def interference_norm(values: np.ndarray) -> matplotlib.colors.Normalize:
 
 
 def draw_feature_norms(derived, layout: SheetLayout, path: Path) -> Path:
-    return _save(feature_norms_figure(derived, layout), path, tight=False)
+    return save_figure(feature_norms_figure(derived, layout), path, dpi=110)
 
 
 def feature_norms_figure(derived, layout: SheetLayout):
@@ -299,7 +288,7 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path) -> Path:
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
               "feature (0 = most important)")
     _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, dpi=110)
 
 
 def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path: Path) -> Path:
@@ -318,7 +307,7 @@ def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path
         ax.tick_params(labelsize=5)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "feature probability")
     _title(fig, "per feature: D_i (bars, colour = probability: red dense, blue sparse) and ||W_i|| (dots)", layout)
-    return _save(fig, path, tight=False)
+    return save_figure(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------- sweeps
@@ -328,7 +317,7 @@ def _num(v) -> float:
 
 
 def draw_dims_per_feature(records, derived, path: Path) -> Path:
-    return _save(dims_per_feature_figure(records, derived), path)
+    return save_figure(dims_per_feature_figure(records, derived), path, dpi=110, tight=True)
 
 
 def dims_per_feature_figure(records, derived):
@@ -402,7 +391,7 @@ def _ticks(ax, axis: str, values: list, limit: int = 10):
 
 
 def draw_sweep(records, axes: dict[str, list], path: Path, m: int | None = None) -> Path:
-    return _save(sweep_figure(records, axes, m), path)
+    return save_figure(sweep_figure(records, axes, m), path, dpi=110, tight=True)
 
 
 def sweep_figure(records, axes: dict[str, list], m: int | None = None):
@@ -484,7 +473,7 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
     handles = [matplotlib.patches.Patch(color=cmap(k), label=PHASES[k]) for k in range(3)]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title("phase diagram, n=2 features in m=1 dimension", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110, tight=True)
 
 
 # ---------------------------------------------------------------- over training
@@ -522,4 +511,4 @@ def draw_training(run, labels, shown, path: Path, m: int | None = None) -> Path 
     if len(shown) <= 12:
         axs.flat[0].legend(fontsize=6)
     fig.suptitle("metrics over training (evaluation batch, dropout off)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110, tight=True)

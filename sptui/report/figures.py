@@ -15,24 +15,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sptui import runs  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
+from sptui.render.colormap import DIVERGING  # noqa: E402
 from sptui.report import measures as X  # noqa: E402
 from sptui.report.runs import TmsTable  # noqa: E402
 from sptui.science import tms_metrics as M  # noqa: E402
 
-DIVERGING = "RdBu_r"  # red = positive, centred at 0
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
 
 
 def save(fig, path: Path) -> Path:
-    """Write a PNG whole or not at all."""
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    runs.atomic_write_bytes(path, buffer.getvalue())
-    return path
+    """Write a PNG whole or not at all (the one saver, trimmed to the drawing)."""
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _band(ax, xs, groups: list[list[float]], label: str, colour, marker="o"):

@@ -24,6 +24,13 @@ class JobsLoaded(Message, bubble=False):
 
 
 @dataclass
+class WorkersChanged(Message, bubble=False):
+    """The live workers changed: one started or ended, or one stopped or started answering its heartbeat."""
+
+    workers: list[dict[str, Any]]
+
+
+@dataclass
 class JobUpdated(Message, bubble=False):
     """One job's row, re-read (the run screen follows a single job)."""
 

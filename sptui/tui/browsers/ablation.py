@@ -17,8 +17,10 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from sptui.plots.screen_export import export_heatmap
-from sptui.tui.browsers.base import BrowserScreen, require
-from sptui.tui.widgets.heatmap import Heatmap, fmt
+from sptui.render.colormap import SEQUENTIAL, fmt
+from sptui.runs import require
+from sptui.tui.browsers.base import BrowserScreen
+from sptui.tui.widgets.heatmap import Heatmap
 
 GAP = 1  # blank cells between the small multiples
 MULTIPLES_COLS = 8
@@ -98,7 +100,7 @@ class AblationBrowser(BrowserScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="browser-body"):
-            yield Heatmap(cmap="viridis", id="ablation-grid")
+            yield Heatmap(cmap=SEQUENTIAL, id="ablation-grid")
             yield Static("", id="ablation-info")
 
     def load(self) -> AblationData:

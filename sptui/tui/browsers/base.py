@@ -114,10 +114,3 @@ class BrowserScreen(Screen):
         self.status(f"exported {event.path}")
 
     last_export: Path | None = None
-
-
-def require(path: Path) -> Path:
-    """A results file the browser cannot do without: a clear error if the run has not written it (yet)."""
-    if not path.exists():
-        raise SptuiError(f"{path.name} not found in {path.parent} (has the run finished?)")
-    return path

@@ -24,10 +24,13 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from sptui.plots.screen_export import export_heatmap
-from sptui.runs import load_arrays, read_json
+from sptui.render.colormap import DIVERGING, fmt
+from sptui.render.frames import Viewport
+from sptui.render.pyramid import Pyramid
+from sptui.runs import load_arrays, read_json, require
 from sptui.science.null import NULL_HELP, NULLS
-from sptui.tui.browsers.base import BrowserScreen, require
-from sptui.tui.widgets.heatmap import Heatmap, Pyramid, Viewport, fmt
+from sptui.tui.browsers.base import BrowserScreen
+from sptui.tui.widgets.heatmap import Heatmap
 
 GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name found
 # one draw of each null model the neuron-geometry kind runs through the same pipeline (its own seriated
@@ -185,8 +188,8 @@ class CosineBrowser(BrowserScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="browser-body"):
-            yield Heatmap(cmap="RdBu_r", symmetric=True, id="cos-model")
-            yield Heatmap(cmap="RdBu_r", symmetric=True, id="cos-baseline")
+            yield Heatmap(cmap=DIVERGING, symmetric=True, id="cos-model")
+            yield Heatmap(cmap=DIVERGING, symmetric=True, id="cos-baseline")
             with Vertical(id="cos-side"):
                 yield Static("", id="cos-info")
                 yield OptionList(id="cos-blocklist")

@@ -24,8 +24,8 @@ from textual.widgets.option_list import Option
 from sptui.errors import SptuiError
 from sptui.neuroscope.show import AFTER, BEFORE, example_line, example_window
 from sptui.plots.screen_export import export_bars, export_heatmap
+from sptui.render.colormap import LEVELS, colormap_256, fmt
 from sptui.tui.browsers.base import BrowserScreen
-from sptui.tui.widgets.heatmap import LEVELS, colormap_256, fmt
 
 SORTS = ["index", "max", "density"]
 MAX_LISTED = 1000  # rows in the list (a DataTable fills ~5k rows/s); the search reaches every neuron

@@ -19,7 +19,8 @@ from textual.containers import Grid
 
 from sptui.errors import SptuiError
 from sptui.plots.screen_export import export_scatter
-from sptui.tui.browsers.base import BrowserScreen, require
+from sptui.runs import require
+from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.scatter import Scatter, Series
 
 DIGITS = [str(d) for d in range(10)]

@@ -20,9 +20,9 @@ from textual.widgets import Footer, Input, Static
 
 from sptui.errors import SptuiError
 from sptui.queue import Queue
-from sptui.tui.messages import ActionDone, JobsLoaded
+from sptui.tui.messages import ActionDone, JobsLoaded, WorkersChanged
 from sptui.tui.widgets.gpu import GpuStrip
-from sptui.tui.widgets.runtable import RunTable
+from sptui.tui.widgets.runtable import RunTable, fmt_seconds
 
 RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
 FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
@@ -53,6 +53,7 @@ class QueueScreen(Screen):
         self._version = -1
         self._last_recover = 0.0
         self.workers_alive: list[dict] = []
+        self._workers_seen: list[tuple[int, bool]] | None = None  # the poller's last (pid, responding)
         self.loaded = False
         self._filter_timer = None
 
@@ -98,12 +99,22 @@ class QueueScreen(Screen):
                 self._last_recover = now
                 queue.recover()
             version, changed = queue.changed_since(self._version)
+            # a worker that stops answering writes nothing: its silence shows only by looking
+            workers = queue.live_workers()
+            seen = [(w["pid"], w["responding"]) for w in workers]
+            if seen != self._workers_seen:
+                self._workers_seen = seen
+                self.post_message(WorkersChanged(workers))
             if not (changed or force):
                 return
             self._version = version
             jobs = queue.list()
-            workers = queue.live_workers()
         self.post_message(JobsLoaded(jobs, workers))
+
+    @on(WorkersChanged)
+    def _workers_changed(self, message: WorkersChanged) -> None:
+        self.workers_alive = message.workers
+        self._summarise()
 
     @on(JobsLoaded)
     def _jobs_loaded(self, message: JobsLoaded) -> None:
@@ -126,12 +137,18 @@ class QueueScreen(Screen):
         if self.table.marked:
             summary += f"  marked: {len(self.table.marked)}"
         self.query_one("#queue-summary", Static).update(summary)
-        if self.workers_alive:
+        silent = [w for w in self.workers_alive if not w["responding"]]
+        if silent:  # alive but not working: its queued jobs wait
+            w = silent[0]
+            text = f"worker pid {w['pid']} not responding for {fmt_seconds(w['silent_for'])} (stopped? kill -CONT {w['pid']})"
+        elif self.workers_alive:
             w = self.workers_alive[0]
             text = f"worker pid {w['pid']} on {w['device']}" + (f" (+{len(self.workers_alive) - 1})" if len(self.workers_alive) > 1 else "")
         else:
             text = "no worker running (w starts one)"
-        self.query_one("#queue-workers", Static).update(text)
+        line = self.query_one("#queue-workers", Static)
+        line.update(text)
+        line.set_class(bool(silent), "silent")
 
     # ------------------------------------------------------------ feedback
     def say(self, text: str, error: bool = False) -> None:
@@ -211,7 +228,9 @@ class QueueScreen(Screen):
         with Queue(self.root) as queue:
             alive = queue.live_workers()
         if alive:
-            self.post_message(ActionDone(f"a worker is already running (pid {alive[0]['pid']}); not starting another"))
+            w = alive[0]
+            state = "running" if w["responding"] else f"alive but not responding (stopped? kill -CONT {w['pid']})"
+            self.post_message(ActionDone(f"a worker is already {state} (pid {w['pid']}); not starting another"))
             return
         pid = start_detached(self.root, device)
         self.post_message(ActionDone(f"started worker pid {pid} on {device}; it keeps running after sptui quits "

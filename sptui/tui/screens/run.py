@@ -22,11 +22,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from sptui.errors import SptuiError
-from sptui.queue import Job, Queue
-from sptui.runs import MetricsTail, RunDir
+from sptui.queue import JOB_QUIET_SECONDS, Job, Queue
+from sptui.runs import FileTail, MetricsTail, RunDir
 from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
 from sptui.tui.widgets.curves import LiveCurves
-from sptui.tui.widgets.logtail import FileTail, LogTail
+from sptui.tui.widgets.logtail import FIRST_READ_BYTES, LogTail
 from sptui.tui.widgets.runtable import STATE_STYLE, fmt_progress, fmt_seconds
 
 POLL_SECONDS = 0.5
@@ -74,7 +74,7 @@ class RunScreen(Screen):
         self.run = RunDir(job.run_dir(root))
         self.poll_interval = poll_interval
         self.metrics_tail = MetricsTail(self.run.metrics)
-        self.log_tail = FileTail(self.run.log)
+        self.log_tail = FileTail(self.run.log, last_bytes=FIRST_READ_BYTES)
         self._poll_lock = threading.Lock()
         self._queue: Queue | None = None
         self._files_at = 0.0
@@ -122,9 +122,9 @@ class RunScreen(Screen):
             if records or reset:
                 self.curves.feed(records, reset)
                 self.post_message(MetricsArrived(len(records), reset))
-            lines, log_reset = self.log_tail.poll()
-            if lines or log_reset:
-                self.post_message(LogLines(lines, log_reset))
+            lines = self.log_tail.poll_lines()
+            if lines or self.log_tail.reset:
+                self.post_message(LogLines(lines, self.log_tail.reset))
             if self._queue is None:
                 self._queue = Queue(self.root)
             try:
@@ -172,6 +172,11 @@ class RunScreen(Screen):
                              ("elapsed", fmt_seconds(j.elapsed())), ("eta", fmt_seconds(j.eta()))):
             if value:
                 text.append(f"  {label} {value}", style="dim" if label != "progress" else "")
+        if j.executor != "worker":
+            text.append(f"  via {j.executor}", style="dim")
+        quiet = j.quiet_for()
+        if quiet is not None and quiet > JOB_QUIET_SECONDS:  # a long step, or a hang: say so, don't guess
+            text.append(f"  no report for {fmt_seconds(quiet)}", style="yellow")
         if j.error:
             text.append(f"\n{j.error}", style="red")
         self.query_one("#run-head", Static).update(text)

@@ -1,25 +1,15 @@
-"""A half-block heatmap for large matrices: two data rows per terminal row, a colour scale legend.
+"""A pannable, zoomable half-block heatmap widget for large matrices, with a colour scale legend.
 
-Each terminal cell is `▄` with the foreground = the lower data row and the background = the upper one,
-so a cell is roughly square. Colours come from a matplotlib colormap quantised to a few levels and
-snapped to the fixed xterm-256 palette (indices 16-255), so the picture is the same over SSH at 256
-colours as in a truecolor terminal. Only the viewport is ever coloured: a mean pyramid (2x2 blocks per
-level) is built once per matrix, and each frame samples the level whose cell is just finer than a
-screen cell, so a 4096 x 4096 matrix pans and zooms in about the time of one small array copy.
-
-The pure parts (`Colormap256`, `Pyramid`, `Viewport.frame`) need no Textual and are benchmarked in
-benchmarks/bench_heatmap.py; `Heatmap` is the widget.
+The view maths is in the core (sptui/render/: colormaps, the mean pyramid, viewport frames), shared with
+the PNG exports and benchmarked in benchmarks/bench_heatmap.py; this module is the Textual widget only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -29,208 +19,9 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-LEVELS = 32  # colour steps; more would mostly collapse onto the same xterm-256 entries
-NAN = LEVELS  # LUT index for missing values (NaN: gaps, padding)
-CURSOR = LEVELS + 1  # LUT index for the cursor cell
-BLANK = LEVELS + 2  # outside the matrix
-HALF = "▄"
-
-# a cursor colour that stands out against each map (xterm-256 index)
-_CURSOR_COLOUR = {"viridis": 201, "magma": 46, "RdBu_r": 46, "coolwarm": 46, "Greys": 201, "cividis": 201}
-_NAN_COLOUR = 236
-_BLANK_COLOUR = 233
-
-
-def _xterm_palette() -> np.ndarray:
-    """RGB of the xterm-256 colours 16-255 (the 6x6x6 cube and the grey ramp), which terminals don't retheme."""
-    steps = [0, 95, 135, 175, 215, 255]
-    cube = [(r, g, b) for r in steps for g in steps for b in steps]
-    greys = [(8 + 10 * i,) * 3 for i in range(24)]
-    return np.array(cube + greys, dtype=np.float64)
-
-
-@lru_cache(maxsize=16)
-def colormap_256(name: str) -> Colormap256:
-    return Colormap256(name)
-
-
-class Colormap256:
-    """`LEVELS` colours sampled from a matplotlib colormap, each snapped to the nearest xterm-256 entry."""
-
-    def __init__(self, name: str):
-        import matplotlib
-
-        try:
-            cmap = matplotlib.colormaps[name]
-        except KeyError:
-            raise ValueError(f'unknown colormap "{name}"') from None
-        self.name = name
-        rgb = cmap((np.arange(LEVELS) + 0.5) / LEVELS)[:, :3] * 255
-        palette = _xterm_palette()
-        nearest = ((rgb[:, None, :] - palette[None, :, :]) ** 2).sum(-1).argmin(1)
-        self.ansi = [16 + int(i) for i in nearest] + [_NAN_COLOUR, _CURSOR_COLOUR.get(name, 201), _BLANK_COLOUR]
-        self.rgb = [tuple(int(c) for c in palette[i]) for i in nearest]
-        self._colors = [Color.from_ansi(i) for i in self.ansi]
-        self._styles: dict[int, Style] = {}
-
-    def style(self, upper: int, lower: int) -> Style:
-        key = upper * 64 + lower
-        style = self._styles.get(key)
-        if style is None:
-            style = self._styles[key] = Style(color=self._colors[lower], bgcolor=self._colors[upper])
-        return style
-
-    def swatch(self, level: int) -> Style:
-        return Style(color=self._colors[level], bgcolor=self._colors[level])
-
-
-def quantise(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
-    """Values -> colour level 0..LEVELS-1 (NaN -> NAN), the same linear map matplotlib's Normalize uses."""
-    span = vmax - vmin if vmax > vmin else 1.0
-    with np.errstate(invalid="ignore"):
-        scaled = (values - vmin) * (LEVELS / span)
-    out = np.clip(np.nan_to_num(scaled, nan=-1.0), 0, LEVELS - 1).astype(np.int16)
-    out[np.isnan(values)] = NAN
-    return out
-
-
-class Pyramid:
-    """Level k holds the mean of 2^k x 2^k blocks (NaN-aware), so any zoom reads a viewport-sized sample."""
-
-    def __init__(self, matrix: np.ndarray):
-        m = np.asarray(matrix)
-        if m.ndim != 2 or m.size == 0:
-            raise ValueError(f"a heatmap needs a non-empty 2-D array, found shape {m.shape}")
-        # float16 stays float16 (a 4096^2 Gram: 32 MB, not 64); the coarser levels are float32
-        base = m if m.dtype in (np.float16, np.float32) else m.astype(np.float32)
-        self.shape = base.shape
-        self.levels = [base]
-        while max(self.levels[-1].shape) > 1:
-            self.levels.append(_halve(self.levels[-1]))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return self.levels[0]
-
-    def level_for(self, scale: float) -> int:
-        """The coarsest level whose cell is no bigger than one screen half-cell (`scale` data cells)."""
-        if scale < 2:
-            return 0
-        return min(int(math.floor(math.log2(scale))), len(self.levels) - 1)
-
-
-def _halve(a: np.ndarray) -> np.ndarray:
-    rows, cols = a.shape
-    if rows % 2 or cols % 2:
-        padded = np.full((rows + rows % 2, cols + cols % 2), np.nan, dtype=a.dtype)
-        padded[:rows, :cols] = a
-        a = padded
-    blocks = a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2)
-    if np.isnan(blocks).any():
-        with np.errstate(invalid="ignore"), _quiet_nanmean():
-            return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
-
-
-class _quiet_nanmean:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
-
-
-@dataclass
-class Viewport:
-    """Which part of the matrix is on screen: top-left data cell and data cells per screen half-cell."""
-
-    row0: float = 0.0
-    col0: float = 0.0
-    scale: float = 1.0  # data cells per screen half-cell (>1 zoomed out, <1 zoomed in)
-
-    def data_rows(self, half_rows: int) -> np.ndarray:
-        """For each screen half-row, the data row at its centre (float, before clipping)."""
-        return self.row0 + (np.arange(half_rows) + 0.5) * self.scale
-
-    def data_cols(self, cols: int) -> np.ndarray:
-        return self.col0 + (np.arange(cols) + 0.5) * self.scale
-
-    def region(self, shape: tuple[int, int], half_rows: int, cols: int) -> tuple[int, int, int, int]:
-        """The data rows [r0, r1) and cols [c0, c1) visible in a half_rows x cols screen area."""
-        r0 = max(0, int(math.floor(self.row0)))
-        c0 = max(0, int(math.floor(self.col0)))
-        r1 = min(shape[0], int(math.ceil(self.row0 + half_rows * self.scale)))
-        c1 = min(shape[1], int(math.ceil(self.col0 + cols * self.scale)))
-        return r0, max(r0, r1), c0, max(c0, c1)
-
-    def frame(self, pyramid: Pyramid, half_rows: int, cols: int, vmin: float, vmax: float,
-              cursor: tuple[int, int] | None = None) -> np.ndarray:
-        """Colour levels [half_rows, cols] for this view: BLANK outside the matrix, CURSOR on the cursor."""
-        level = pyramid.level_for(self.scale)
-        data = pyramid.levels[level]
-        size = 2**level
-        rows = np.floor(self.data_rows(half_rows)).astype(np.int64)
-        colsi = np.floor(self.data_cols(cols)).astype(np.int64)
-        row_ok = (rows >= 0) & (rows < pyramid.shape[0])
-        col_ok = (colsi >= 0) & (colsi < pyramid.shape[1])
-        lr = np.clip(rows // size, 0, data.shape[0] - 1)
-        lc = np.clip(colsi // size, 0, data.shape[1] - 1)
-        out = quantise(data[np.ix_(lr, lc)], vmin, vmax)
-        out[~row_ok, :] = BLANK
-        out[:, ~col_ok] = BLANK
-        if cursor is not None:
-            r_hit = self._hits(cursor[0], self.row0, half_rows)
-            c_hit = self._hits(cursor[1], self.col0, cols)
-            out[np.ix_(r_hit, c_hit)] = CURSOR
-        return out
-
-    def _hits(self, index: int, origin: float, n: int) -> np.ndarray:
-        """Screen positions (along one axis) that show data index `index`."""
-        if self.scale < 1:
-            centres = np.floor(origin + (np.arange(n) + 0.5) * self.scale)
-            return np.flatnonzero(centres == index)
-        pos = int(math.floor((index - origin) / self.scale))
-        return np.array([pos], dtype=np.int64) if 0 <= pos < n else np.array([], dtype=np.int64)
-
-
-def line_segments(upper: np.ndarray, lower: np.ndarray, cmap: Colormap256) -> list[Segment]:
-    """Two half-rows of colour levels -> one terminal row of `▄` segments, runs of one colour pair merged."""
-    u, low = upper.astype(np.int32), lower.astype(np.int32)
-    pairs = u * 64 + low
-    starts = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]])
-    ends = np.r_[starts[1:], len(pairs)]
-    return [Segment(HALF * int(e - s), cmap.style(int(u[s]), int(low[s]))) for s, e in zip(starts, ends)]
-
-
-def frame_strips(frame: np.ndarray, cmap: Colormap256) -> list[list[Segment]]:
-    """A whole frame of half-rows -> its terminal rows of segments."""
-    if frame.shape[0] % 2:
-        frame = np.vstack([frame, np.full((1, frame.shape[1]), BLANK, dtype=frame.dtype)])
-    return [line_segments(frame[2 * i], frame[2 * i + 1], cmap) for i in range(frame.shape[0] // 2)]
-
-
-def auto_range(matrix: np.ndarray, symmetric: bool) -> tuple[float, float]:
-    """Colour range from the data: min..max, or -m..m around zero for signed (diverging) data."""
-    finite = matrix[np.isfinite(matrix)]
-    if finite.size == 0:
-        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
-    lo, hi = float(finite.min()), float(finite.max())
-    if symmetric:
-        m = max(abs(lo), abs(hi)) or 1.0
-        return -m, m
-    if hi <= lo:
-        return lo - 0.5, hi + 0.5
-    return lo, hi
-
-
-def fmt(v: float) -> str:
-    if v is None or not math.isfinite(v):
-        return "nan"
-    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
+from sptui.render.colormap import BLANK, CURSOR, LEVELS, SEQUENTIAL, auto_range, colormap_256, fmt
+from sptui.render.frames import Viewport, line_segments
+from sptui.render.pyramid import Pyramid
 
 
 class Heatmap(Widget, can_focus=True):
@@ -272,7 +63,7 @@ class Heatmap(Widget, can_focus=True):
     class Selected(CursorMoved):
         """Enter or a click on a cell."""
 
-    def __init__(self, matrix: np.ndarray | Pyramid | None = None, *, cmap: str = "viridis",
+    def __init__(self, matrix: np.ndarray | Pyramid | None = None, *, cmap: str = SEQUENTIAL,
                  vmin: float | None = None, vmax: float | None = None, symmetric: bool = False,
                  legend: str = "", name: str | None = None, id: str | None = None, classes: str | None = None):
         super().__init__(name=name, id=id, classes=classes)
@@ -492,7 +283,7 @@ class Heatmap(Widget, can_focus=True):
             self.refresh(Region(0, y, self.size.width, 1))
 
     def _cursor_lines(self, cursor: tuple[int, int]) -> set[int]:
-        return {int(h) // 2 for h in self.view._hits(cursor[0], self.view.row0, self.half_rows)}
+        return {int(h) // 2 for h in self.view.hits(cursor[0], self.view.row0, self.half_rows)}
 
     def _ensure_frame(self) -> None:
         if self._frame is None or self._frame_size != self.size:  # a resize may render before on_resize runs
@@ -505,10 +296,10 @@ class Heatmap(Widget, can_focus=True):
         rows = self._frame[2 * y: 2 * y + 2].copy()
         if rows.shape[0] == 1:
             rows = np.vstack([rows, np.full_like(rows, BLANK)])
-        on_line = [int(h) - 2 * y for h in self.view._hits(self.cursor[0], self.view.row0, self.half_rows)
+        on_line = [int(h) - 2 * y for h in self.view.hits(self.cursor[0], self.view.row0, self.half_rows)
                    if 2 * y <= h < 2 * y + 2]
         if on_line:
-            cols = self.view._hits(self.cursor[1], self.view.col0, self.size.width)
+            cols = self.view.hits(self.cursor[1], self.view.col0, self.size.width)
             rows[np.ix_(on_line, cols)] = CURSOR
         return Strip(line_segments(rows[0], rows[1], self.cmap), self.size.width)
 

@@ -1,48 +1,12 @@
-"""A run's log.txt, followed live: read from a byte offset in a thread, appended to a bounded Log widget."""
+"""A run's log.txt, followed live: `sptui.runs.FileTail` reads it from a byte offset in a thread (a long log
+opens at its last FIRST_READ_BYTES), and this bounded Log widget shows the lines."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from textual.widgets import Log
 
 FIRST_READ_BYTES = 256 << 10  # a huge log opens at its last 256 KiB, not from the top
 MAX_LINES = 5000
-
-
-class FileTail:
-    """New complete lines of a growing text file since the last call (thread-side, no Textual)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.offset: int | None = None
-        self.partial = b""
-
-    def poll(self) -> tuple[list[str], bool]:
-        """(new lines, reset): reset is True when the file shrank and was read again from its start."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return [], False
-        reset = False
-        if self.offset is None:
-            self.offset = max(0, size - FIRST_READ_BYTES)
-        elif size < self.offset:
-            self.offset, self.partial, reset = 0, b"", True
-        if size == self.offset:
-            return [], reset
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(size - self.offset)
-        self.offset += len(chunk)
-        data = self.partial + chunk
-        end = data.rfind(b"\n")
-        if end < 0:
-            self.partial = data
-            return [], reset
-        self.partial = data[end + 1 :]
-        text = data[: end + 1].decode("utf-8", errors="replace")
-        return text.splitlines(), reset
 
 
 class LogTail(Log):
@@ -58,5 +22,6 @@ class LogTail(Log):
         if reset:
             self.clear()
         if lines:
-            self.write_lines(lines)
+            # a progress bar redraws its line with \r: show what a terminal would, the last redraw
+            self.write_lines([line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines])
             self.received += len(lines)

@@ -6,8 +6,6 @@ and a polygon looks like its matplotlib export. Colours are xterm-256 indices (s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from rich.color import Color
 from rich.segment import Segment
@@ -15,25 +13,11 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from sptui.render.series import PALETTE, Series
+
+__all__ = ["PALETTE", "Scatter", "Series", "layout"]
+
 _DOT = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)  # [dy][dx]
-
-# xterm-256 colours for series (and their matplotlib equivalents, for the PNG export)
-PALETTE = [(39, "#00afff"), (208, "#ff8700"), (76, "#5fd700"), (170, "#d75fd7"), (220, "#ffd700"), (250, "#bcbcbc")]
-
-
-@dataclass
-class Series:
-    x: np.ndarray
-    y: np.ndarray
-    label: str = ""
-    color: int = 0  # index into PALETTE
-    line: bool = False
-    closed: bool = False
-    marks: list[str] = field(default_factory=list)  # one character (or short text) per point
-
-    def as_export(self) -> dict:
-        return {"x": self.x, "y": self.y, "label": self.label, "color": PALETTE[self.color % len(PALETTE)][1],
-                "line": self.line, "closed": self.closed, "labels": list(self.marks)}
 
 
 def layout(series: list[Series], width: int, height: int) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -1,0 +1,35 @@
+"""The one way a figure becomes a file: drawn in memory, written atomically, the figure closed.
+
+Every PNG (a run's plots, the app's exports) goes through `save_figure`, so a crash or a full disk
+while drawing never leaves a half-written image in plots/, and the file gets the run's usual permissions
+(0666 less the umask, like metrics.jsonl and log.txt; see `sptui.runs.atomic_write_bytes`).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: float | str | None = None, tight: bool = False,
+                **savefig: Any) -> Path:
+    """Save a matplotlib figure to `path` (its suffix picks the format, PNG by default) and close it.
+
+    `dpi` None keeps the figure's own dpi; `tight` runs `fig.tight_layout()` first; other keyword
+    arguments go to `Figure.savefig` (e.g. bbox_inches="tight").
+    """
+    import matplotlib.pyplot as plt
+
+    from sptui.runs import atomic_write_bytes
+
+    path = Path(path)
+    try:
+        if tight:
+            fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi or "figure", **savefig)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

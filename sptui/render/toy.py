@@ -1,0 +1,295 @@
+"""What the toy-model views show, shaped from a run's results: one class per kind, no Textual.
+
+`load_toy(run_dir, kind)` reads a tms or functions run into its view: `TmsView` or `FunctionsView`.
+Both share the instances, their grid points and metrics, the sweep grid over two swept parameters,
+D* against 1/(1-S) and the training curves; each kind says what its weights tab shows (`weights`, plus
+`feature_bars` for tms) and what its geometry tab shows (`geometry`). The app's toy browser draws a view
+and its PNG exports draw the same arrays; a new toy kind adds a class here and an entry in VIEWS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from sptui.render.colormap import fmt
+from sptui.render.series import Series
+from sptui.runs import load_arrays, read_json, read_metrics, require
+
+SWEEP_METRICS = ["dims_per_feature", "represented", "represented_relative", "mean_feature_dim", "dims_per_feature_scaled",
+                 "sum_sq_norms", "interference", "axis_alignment", "neuron_participation", "hidden_kurtosis", "loss"]
+METRIC_NAMES = {"dims_per_feature": "D* (dims per feature)", "represented": "represented features (norm > 0.5)",
+                "represented_relative": "represented features (norm > 0.5 x largest)",
+                "dims_per_feature_scaled": "D* of rows scaled by the largest norm"}
+FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
+
+
+@dataclass
+class Weights:
+    """The weights tab's matrix (NaN columns separate its parts), its legend and axis labels."""
+
+    matrix: np.ndarray
+    legend: str
+    row_label: str
+    col_label: str
+
+
+@dataclass
+class FeatureBars:
+    """Per feature ||W_i|| and its interference sum_j!=i (W^_i . W_j)^2 (NaN: not represented), and the top
+    of the colour range (at least 1)."""
+
+    norms: np.ndarray
+    interference: np.ndarray
+    scale: float
+
+
+@dataclass
+class Geometry:
+    """What the geometry tab shows, one of: `points` (series in a plane), `map` (a matrix), `curves`
+    (y over x, as {"x", "y", "label"} dicts), or `nothing`; `title` says what, or why nothing."""
+
+    shows: Literal["points", "map", "curves", "nothing"]
+    title: str
+    points: list[Series] = field(default_factory=list)
+    matrix: np.ndarray | None = None
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    row_label: str = ""
+    col_label: str = ""
+
+
+@dataclass
+class ToyView:
+    """A toy-model run as its views see it: the part every toy kind shares."""
+
+    kind: ClassVar[str] = ""
+    weights_arrays: dict[str, np.ndarray]
+    records: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    function: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_instances(self) -> int:
+        return len(self.records)
+
+    def swept(self) -> list[str]:
+        """Grid keys that take more than one value, in the order the job file gave them."""
+        keys: list[str] = []
+        for r in self.records:
+            for k in (r.get("grid") or {}):
+                if k not in keys:
+                    keys.append(k)
+        return [k for k in keys if len({label(r["grid"].get(k)) for r in self.records}) > 1]
+
+    def metric(self, name: str) -> np.ndarray:
+        return np.array([number(r.get("metrics", {}).get(name)) for r in self.records], dtype=float)
+
+    def sweep_metrics(self) -> list[str]:
+        have = {k for r in self.records for k, v in r.get("metrics", {}).items() if not isinstance(v, list)}
+        return [m for m in SWEEP_METRICS if m in have] + sorted(have - set(SWEEP_METRICS))
+
+    def instance_label(self, i: int) -> str:
+        r = self.records[i]
+        grid = ", ".join(f"{k}={label(v)}" for k, v in (r.get("grid") or {}).items()) or "defaults"
+        main = r.get("metrics", {}).get("dims_per_feature", r.get("metrics", {}).get("loss"))
+        tag = "D*" if "dims_per_feature" in r.get("metrics", {}) else "loss"
+        return f"#{i} {grid}  {tag} {fmt(number(main))}"
+
+    # ------------------------------------------------------------ what each kind says
+    def check(self) -> None:
+        """Raise ValueError when the arrays don't have the shapes this kind's views need."""
+
+    def weights(self, i: int) -> Weights:
+        raise NotImplementedError
+
+    def describe_weight(self, row: int, col: int, value: float) -> str:
+        """The status line for the weights cell under the cursor."""
+        raise NotImplementedError
+
+    def feature_bars(self, i: int) -> FeatureBars | None:
+        return None
+
+    def geometry(self, i: int) -> Geometry:
+        raise NotImplementedError
+
+
+class TmsView(ToyView):
+    """Anthropic's toy model: W [instances, features, hidden], bias b [instances, features]."""
+
+    kind = "tms"
+
+    def check(self) -> None:
+        if self.weights_arrays["W"].ndim != 3:
+            raise ValueError(f"W should be [instances, n_features, n_hidden], found {self.weights_arrays['W'].shape}")
+
+    @property
+    def transfer_name(self) -> str:
+        """What the features x features matrix is: the saved transfer matrix W_out^T W of an untied model,
+        else W^T W (a tied model, and runs saved before the transfer matrix was)."""
+        untied = "transfer" in self.weights_arrays and "W_out" in self.weights_arrays
+        return "W_out^T W" if untied else "W^T W"
+
+    def weights(self, i: int) -> Weights:
+        """[G | gap | b]: G the transfer matrix (features x features), then the bias as the last column."""
+        W = self.weights_arrays["W"][i].astype(np.float32)  # [n, m]
+        saved = self.weights_arrays.get("transfer")
+        gram = saved[i].astype(np.float32) if saved is not None else W @ W.T
+        b = self.weights_arrays.get("b", np.zeros((self.n_instances, W.shape[0])))[i].astype(np.float32)
+        out = np.full((gram.shape[0], gram.shape[1] + 2), np.nan, dtype=np.float32)
+        out[:, :-2], out[:, -1] = gram, b
+        return Weights(out, f"{self.transfer_name} (features x features) | b", "feature", "feature | b")
+
+    def describe_weight(self, row: int, col: int, value: float) -> str:
+        n = self.weights_arrays["W"].shape[1]
+        what = f"{self.transfer_name}[{row}, {col}]" if col < n else (f"b[{row}]" if col == n + 1 else "(gap)")
+        return f"{what} = {fmt(value)}  (feature {row} of {n})"
+
+    def feature_bars(self, i: int) -> FeatureBars:
+        m = self.records[i].get("metrics", {})
+        norms = np.asarray(m.get("feature_norm") or np.linalg.norm(self.weights_arrays["W"][i], axis=-1), dtype=float)
+        interference = np.asarray(m.get("feature_interference") or np.zeros_like(norms), dtype=float)
+        finite = interference[np.isfinite(interference)]  # NaN: not represented, interference undefined
+        return FeatureBars(norms, interference, max(1.0, float(finite.max()) if finite.size else 1.0))
+
+    def geometry(self, i: int) -> Geometry:
+        """Each feature's direction W_i in the hidden plane (m = 2 only)."""
+        W = self.weights_arrays["W"][i]
+        if W.shape[1] != 2:
+            return Geometry("nothing", f"geometry needs m = 2 hidden dimensions (this run has m = {W.shape[1]})")
+        series = [Series(np.array([0.0]), np.array([0.0]), label="origin", color=5, marks=["+"])]
+        for f in range(W.shape[0]):
+            series.append(Series(np.array([0.0, W[f, 0]]), np.array([0.0, W[f, 1]]), label=f"feature {f}",
+                                 color=f % 5, line=True, marks=["", str(f % 10)]))
+        return Geometry("points", f"instance {i}: feature vectors W_i in the hidden plane", points=series,
+                        row_label="h1", col_label="h0")
+
+
+class FunctionsView(ToyView):
+    """Small MLPs learning a function: W1 [instances, width, inputs], b1, W2; the learned function on a grid."""
+
+    kind = "functions"
+
+    def weights(self, i: int) -> Weights:
+        """[W1 | gap | b1 | gap | W2^T]: one row per hidden unit."""
+        W1 = self.weights_arrays["W1"][i].astype(np.float32)  # [width, d_in]
+        out = np.full((W1.shape[0], W1.shape[1] + 4), np.nan, dtype=np.float32)
+        out[:, : W1.shape[1]] = W1
+        out[:, W1.shape[1] + 1] = self.weights_arrays["b1"][i].reshape(-1)
+        out[:, W1.shape[1] + 3] = self.weights_arrays["W2"][i].reshape(-1)
+        return Weights(out, "hidden units: W1 (inputs) | b1 | W2", "hidden unit", "input | b1 | W2")
+
+    def describe_weight(self, row: int, col: int, value: float) -> str:
+        width, inputs = self.weights_arrays["W1"].shape[1:3]
+        what = f"W1[{row}, {col}]" if col < inputs else {inputs + 1: f"b1[{row}]", inputs + 3: f"W2[{row}]"}.get(col, "(gap)")
+        return f"{what} = {fmt(value)}  (hidden unit {row} of {width})"
+
+    def geometry(self, i: int) -> Geometry:
+        """The learned function against the target: side by side as maps (2 inputs) or as curves (1 input)."""
+        if not self.function:
+            return Geometry("nothing", "no learned function saved")
+        learned, target = self.function["learned"][i], self.function["target"]
+        if learned.ndim == 2:
+            both = np.full((learned.shape[0], learned.shape[1] * 2 + 3), np.nan, dtype=np.float32)
+            both[:, : learned.shape[1]] = learned
+            both[:, learned.shape[1] + 3:] = target
+            return Geometry("map", f"instance {i}: learned | target", matrix=both, row_label="y", col_label="x")
+        axis = self.function["axis"]
+        return Geometry("curves", f"instance {i}: learned vs target", curves=[
+            {"x": axis, "y": target, "label": "target"}, {"x": axis, "y": learned, "label": "learned"}])
+
+
+VIEWS: dict[str, type[ToyView]] = {"tms": TmsView, "functions": FunctionsView}
+
+
+def load_toy(run_dir: str | Path, kind: str) -> ToyView:
+    """A toy-model run's results as its kind's view (a clear error for a missing or mis-shaped file)."""
+    if kind not in VIEWS:
+        raise ValueError(f'no toy-model view for kind "{kind}" (known: {", ".join(VIEWS)})')
+    results = Path(run_dir) / "results"
+    weights = load_arrays(require(results / "model.safetensors"))
+    records = read_json(require(results / "instances.json"))
+    metrics = read_metrics(Path(run_dir) / "metrics.jsonl") if (Path(run_dir) / "metrics.jsonl").exists() else []
+    function = load_arrays(results / "function.safetensors") if (results / "function.safetensors").exists() else {}
+    view = VIEWS[kind](weights, records, metrics, function)
+    view.check()
+    return view
+
+
+def number(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
+
+
+def label(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def sweep_matrix(d: ToyView, metric: str) -> tuple[np.ndarray, list[str], list[list[str]], np.ndarray]:
+    """The metric over the first two swept keys: matrix [values of key 0, values of key 1], the keys,
+    their value labels, and the instance index per cell (-1: none). Further swept keys are averaged."""
+    keys = d.swept()[:2]
+    if len(keys) < 2:
+        raise ValueError("needs two swept parameters")
+    values = [sorted({label(r["grid"][k]) for r in d.records}, key=_sort_key) for k in keys]
+    total = np.zeros((len(values[0]), len(values[1])))
+    count = np.zeros_like(total)
+    index = np.full(total.shape, -1, dtype=np.int64)
+    metric_values = d.metric(metric)
+    for i, r in enumerate(d.records):
+        a, b = values[0].index(label(r["grid"][keys[0]])), values[1].index(label(r["grid"][keys[1]]))
+        if np.isfinite(metric_values[i]):
+            total[a, b] += metric_values[i]
+            count[a, b] += 1
+        if index[a, b] < 0:
+            index[a, b] = i
+    with np.errstate(invalid="ignore"):
+        return (total / count).astype(np.float32), keys, values, index
+
+
+def _sort_key(text: str):
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def dstar_series(d: ToyView) -> list[dict[str, Any]]:
+    """D* against 1/(1-S) = 1/feature_probability, one line per value of the other swept key."""
+    probs = [r.get("params", {}).get("feature_probability") for r in d.records]
+    if not all(isinstance(p, (int, float)) and p > 0 for p in probs):
+        return []
+    dstar = d.metric("dims_per_feature")
+    others = [k for k in d.swept() if k != "feature_probability"]
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(d.records):
+        name = ", ".join(f"{k}={label(r['grid'].get(k))}" for k in others[:1]) or "D*"
+        groups.setdefault(name, []).append(i)
+    series = []
+    for name, idx in groups.items():
+        idx = sorted(idx, key=lambda i: probs[i], reverse=True)
+        series.append({"x": [1 / probs[i] for i in idx], "y": [float(dstar[i]) for i in idx], "label": name,
+                       "marker": True})
+    return series
+
+
+def metric_series(d: ToyView, metric: str, instance: int) -> list[dict[str, Any]]:
+    """One metric over steps for one instance, per split."""
+    from sptui.plots.curves import raw_series
+
+    out = []
+    for split, (steps, values) in sorted(raw_series(d.metrics, metric).items()):
+        col = values[:, instance] if values.ndim == 2 and values.shape[1] > instance else values.reshape(len(steps), -1)[:, 0]
+        out.append({"x": steps.tolist(), "y": col.tolist(), "label": split})
+    return out
+
+
+def training_metrics(d: ToyView) -> list[str]:
+    names = []
+    for rec in d.metrics:
+        for k in rec:
+            if k not in ("step", "time", "split") and k not in names:
+                names.append(k)
+    return names
