@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
 from sptui.plots.shapes import PHASE_COLOURS, PHASE_LABELS, geometry_colours  # noqa: E402
 
 PHASE_CMAP = matplotlib.colors.ListedColormap(PHASE_COLOURS)
@@ -78,12 +79,6 @@ def _phase_handles():
             for k in range(3)]
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def _model_name(phase: dict) -> str:
     kind = "ReLU" if phase["output_activation"] == "relu" else "linear"
     return f"n={phase['n_features']} features in m={phase['n_hidden']} dimension{'s' if phase['n_hidden'] > 1 else ''}, {kind} output"
@@ -115,7 +110,7 @@ def draw_phase(phase: dict, path: Path) -> Path:
     _legend_below(axs[2], [matplotlib.patches.Patch(color=colours[g], label=g) for g in labels])
     fig.suptitle(f"exact theory: {_model_name(phase)}; global minimum of the expected loss over "
                  f"{len(ratios)} x {len(probs)} problems", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 # ---------------------------------------------------------------- theory against a trained run
@@ -156,7 +151,7 @@ def draw_compare(phase: dict, comparison: dict, path: Path) -> Path:
     _axes(axs[2], f"loss gap of training's local minimum\n(gaps <= {floor:g} drawn at that floor)", probs, ratios)
     fig.suptitle(f"theory vs experiment: {_model_name(phase)}; {comparison['worse_instances']} of "
                  f"{comparison['instances']} trained instances ended in a worse local minimum", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def _gap_text(gap: float) -> str:
@@ -203,7 +198,7 @@ def draw_local_minima(report: dict, path: Path) -> Path:
         ax.text(0.0, -0.14, "largest gaps (trained basin -> best known):\n" + "\n".join(lines), transform=ax.transAxes,
                 ha="left", va="top", fontsize=7)
     ax.set_title("gap per trained instance (gaps below the tolerance drawn at a tenth of it)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def _grid_label(point: dict) -> str:
