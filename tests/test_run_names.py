@@ -27,11 +27,20 @@ def queue_jobs(root, *names: str, started: bool = True) -> list:
 
 
 def both(root, word: str) -> str:
-    """The run id each path picks for `word`; the test fails here if they differ."""
+    """The run id each path picks for `word` (the queue's, the folders', and a running kind's through its
+    Context); the test fails here if they differ."""
+    from sptui.context import Context
+
     with Queue(root) as q:
-        from_queue = q.get(word).run_id
+        job = q.get(word)
+    from_queue = job.run_id
     from_folders = find_run(word, root).run_id
     assert from_queue == from_folders, f'"{word}": the queue picks {from_queue}, the folders {from_folders}'
+    ctx = Context(job.job_spec(), RunDir(job.run_dir(root)), artifacts_root=root)  # a kind running in that run
+    try:
+        assert ctx.find_run(word).run_id == from_queue
+    finally:
+        ctx.close()
     return from_queue
 
 
