@@ -131,3 +131,23 @@ def test_shipped_job_files_hold_the_papers_diagrams():
     assert theory["compare-phase-2-1"]["compare"] == "phase-2-1"
     (trained,) = load_file(jobs / "phase_3_2.toml")
     assert trained.name == theory["compare-phase-3-2"]["compare"] and len(trained.grid()) == 270
+
+
+def test_tms_instances_name_their_geometry_and_exact_loss(tmp_path):
+    # dense 5 -> 2 (two dedicated features) and sparse (antipodal pairs or a pentagon), as the tms kind saves them
+    run = run_kind("tms", dict(n_features=5, n_hidden=2, importance_decay=0.9, steps=3000, lr=3e-3, batch_size=512,
+                               log_points=2), tmp_path, sweep={"feature_probability": [1.0, 0.05]})
+    records = json.loads((run.results / "instances.json").read_text())
+    dense, sparse = records
+    assert dense["geometry"] == "2 dedicated + 3 unrepresented"
+    assert dense["shape"] == ["dedicated", "dedicated", "unrepresented", "unrepresented", "unrepresented"]
+    assert dense["shape_counts"] == {"dedicated": 2, "unrepresented": 3}
+    assert sparse["geometry"] in ("pentagon", "2 antipodal pairs + 1 unrepresented")
+    arrays = runs.load_arrays(run.results / "model.safetensors")
+    for r in records:
+        p = r["grid"]["feature_probability"]
+        exact = T.expected_loss(torch.from_numpy(arrays["W"][r["instance"]])[None],
+                                torch.from_numpy(arrays["b"][r["instance"]])[None], [0.9**i for i in range(5)], [p] * 5)
+        assert r["metrics"]["exact_loss"] == pytest.approx(exact.item(), rel=1e-6)  # float32 weights, float64 loss
+    assert dense["metrics"]["loss"] == pytest.approx(dense["metrics"]["exact_loss"], rel=0.05)  # the eval batch
+    assert T.EXACT_MAX_FEATURES == load_kind("tms-theory").MAX_FEATURES

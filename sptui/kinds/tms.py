@@ -187,6 +187,7 @@ def save_results(ctx: Context, trainer) -> None:
 
     import torch
 
+    from sptui.science import tms_geometry as geometry
     from sptui.science import tms_metrics as M
 
     p0 = ctx.instances[0]
@@ -203,13 +204,22 @@ def save_results(ctx: Context, trainer) -> None:
     final = evaluation_metrics(trainer, p0, ev)
     per_feature = _lists({**M.per_feature(model), "feature_loss": ev["feature_loss"]})
     batchable = [f.name for f in dataclasses.fields(Params) if f.metadata.get("batchable")]
+    exact = exact_losses(model, arrays["b"], ctx.instances)
+    geos = geometry.classify(model)
     records = []
     for i, (p, point) in enumerate(zip(ctx.instances, ctx.grid)):
+        metrics = {**{k: v[i] for k, v in final.items()}, **{k: v[i] for k, v in per_feature.items()}}
+        if exact is not None:
+            metrics["exact_loss"] = exact[i]
         records.append({
             "instance": i,
             "grid": point,
             "params": {k: getattr(p, k) for k in batchable},
-            "metrics": {**{k: v[i] for k, v in final.items()}, **{k: v[i] for k, v in per_feature.items()}},
+            "metrics": metrics,
+            # the arrangement it found (sptui.science.tms_geometry): per feature, in words, and counts per shape
+            "shape": geos[i].shapes,
+            "geometry": geos[i].summary,
+            "shape_counts": geos[i].counts,
         })
     ctx.save_json("instances", records)
 
@@ -218,6 +228,25 @@ def save_results(ctx: Context, trainer) -> None:
         return f"{sum(finite) / len(finite):.4g}" if finite else "n/a"
 
     ctx.info("final: " + ", ".join(f"{k} {mean(v)}" for k, v in final.items()) + " (means over instances)")
+
+
+def exact_losses(model, b, instances: list[Params]) -> list[float] | None:
+    """The exact expected loss of every instance as evaluated (dropout off; sptui.science.tms_theory) where it
+    applies: a linear hidden layer (the model is then act_out(G x + b), G its transfer matrix), ReLU or linear
+    output, at most tms_theory.EXACT_MAX_FEATURES features; None elsewhere. b: [I, n]."""
+    import torch
+
+    from sptui.science import tms_theory
+
+    p0 = instances[0]
+    if (p0.hidden_activation != "none" or p0.output_activation not in tms_theory.OUTPUTS
+            or p0.n_features > tms_theory.EXACT_MAX_FEATURES):
+        return None
+    importance = torch.tensor([importances(q) for q in instances], dtype=torch.float64)
+    probability = torch.tensor([feature_probabilities(q) for q in instances], dtype=torch.float64)
+    losses = tms_theory.feature_losses(model.transfer().double().cpu(), torch.as_tensor(b).detach().double().cpu(),
+                                       probability, p0.output_activation)
+    return (importance * losses).mean(-1).tolist()
 
 
 def saved_model(run: RunDir):

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from sptui.science.tms_metrics import ToyModel
 
 SUMMARY = "exact expected loss of toy models: global minima, theoretical phase diagrams, trained runs' local minima"
-MAX_FEATURES = 8  # the exact loss costs ~ n^2 2^n per model
+MAX_FEATURES = 8  # tms_theory.EXACT_MAX_FEATURES, repeated so `sptui kinds` needs no torch import
 PHASE_NAMES = ["extra feature not represented", "extra feature gets its own dimensions", "superposition"]
 CHUNK = 256  # problems solved per batch (bigger batches amortise per-call overhead; chunks report progress)
 
