@@ -151,3 +151,13 @@ def test_tms_instances_name_their_geometry_and_exact_loss(tmp_path):
         assert r["metrics"]["exact_loss"] == pytest.approx(exact.item(), rel=1e-6)  # float32 weights, float64 loss
     assert dense["metrics"]["loss"] == pytest.approx(dense["metrics"]["exact_loss"], rel=0.05)  # the eval batch
     assert T.EXACT_MAX_FEATURES == load_kind("tms-theory").MAX_FEATURES
+
+
+def test_a_degenerate_optimum_has_every_phase_of_its_best_solutions():
+    # two features of equal importance, dense: either one takes the dimension (the same loss), so both phases
+    # 0 and 1 are optimal and either counts as agreeing with the theory
+    from sptui.kinds.tms_theory import co_optimal_phases
+
+    found = T.global_minimum(torch.tensor([[1.0, 1.0], [1.0, 2.0]], dtype=F64), torch.ones(2, 2, dtype=F64), 1,
+                             random_starts=2)
+    assert co_optimal_phases(found, 2, 1) == [[0, 1], [1]]

@@ -187,7 +187,16 @@ def _solve(ctx: Context, p: Params, importance, probability, done: int, total: i
     return T.Minimum(W=torch.cat([q.W for q in parts]), b=torch.cat([q.b for q in parts]),
                      loss=torch.cat([q.loss for q in parts]), start=sum((q.start for q in parts), []),
                      start_names=parts[0].start_names, start_losses=torch.cat([q.start_losses for q in parts]),
-                     converged=torch.cat([q.converged for q in parts]), evaluations=sum(q.evaluations for q in parts))
+                     converged=torch.cat([q.converged for q in parts]), evaluations=sum(q.evaluations for q in parts),
+                     start_W=torch.cat([q.start_W for q in parts]))
+
+
+def co_optimal_phases(found, n: int, m: int) -> list[list[int]]:
+    """Per problem, every phase a best-loss solution has (more than one where the optimum is degenerate)."""
+    out = []
+    for row, starts in enumerate(found.co_optimal()):
+        out.append(sorted(set(phase_of(found.start_W[row, starts], n, m))))
+    return out
 
 
 def run(ctx: Context) -> None:
@@ -220,6 +229,7 @@ def run(ctx: Context) -> None:
     seconds = time.perf_counter() - started
     geos = geometry.classify(best.W)
     phase = phase_of(best.W, n, m)
+    tied = co_optimal_phases(best, n, m)
 
     def grid(values):
         return [values[r * P:(r + 1) * P] for r in range(R)]
@@ -231,6 +241,7 @@ def run(ctx: Context) -> None:
         "n_features": n, "n_hidden": m, "output_activation": p.output_activation,
         "probabilities": probabilities, "importance_ratios": ratios,
         "phase": grid(phase), "phase_names": PHASE_NAMES,
+        "optimal_phases": grid(tied),  # every phase of a solution within tms_theory.TIE of the best loss
         "loss": grid(best.loss.tolist()), "geometry": grid([g.summary for g in geos]), "start": grid(best.start),
         "starts": best.start_names, "unconverged_starts": unconverged, "seconds": round(seconds, 2),
         "loss_evaluations": best.evaluations,
@@ -257,6 +268,7 @@ def compare_run(ctx: Context, p: Params, trained: Trained, axes, done: int) -> N
     n, m = p.n_features, p.n_hidden
     trained_phase = phase_of(trained.model, n, m)
     best_phase = phase_of(st.best.W, n, m)
+    optimal = co_optimal_phases(st.best, n, m)
     report = []
     for i, record in enumerate(trained.records):
         gap = float(st.relative_gap[i])
@@ -267,7 +279,8 @@ def compare_run(ctx: Context, p: Params, trained: Trained, axes, done: int) -> N
             "relative_gap": gap, "worse": gap > p.tolerance,
             "geometry": trained_geo[i].summary, "local_geometry": local_geo[i].summary,
             "best_geometry": best_geo[i].summary, "best_start": st.best.start[i],
-            "phase": trained_phase[i], "best_phase": best_phase[i], "note": trained.notes[i],
+            "phase": trained_phase[i], "best_phase": best_phase[i], "optimal_phases": optimal[i],
+            "note": trained.notes[i],
         })
     ctx.save_json("local_minima", {"run": trained.run.root.name, "tolerance": p.tolerance, "instances": report})
     worse = [r for r in report if r["worse"]]
@@ -296,11 +309,13 @@ def comparison_grid(report: list[dict], trained: Trained, axes, tolerance: float
 
     majority = table(lambda rs: Counter(r["phase"] for r in rs).most_common(1)[0][0])
     theory = table(lambda rs: rs[0]["best_phase"])
-    agree_cells = [(majority[ri][pi] == theory[ri][pi]) for (ri, pi) in cells]
-    agree_instances = [r["phase"] == r["best_phase"] for r in report]
+    optimal = table(lambda rs: rs[0]["optimal_phases"])
+    # a phase agrees when it is one the best solutions have (a degenerate optimum has several)
+    agree_cells = [majority[ri][pi] in optimal[ri][pi] for (ri, pi) in cells]
+    agree_instances = [r["phase"] in r["optimal_phases"] for r in report]
     return {
         "probabilities": probs, "importance_ratios": ratios, "tolerance": tolerance,
-        "phase": majority, "theory_phase": theory,
+        "phase": majority, "theory_phase": theory, "optimal_phases": optimal,
         "seeds": table(len, 0), "worse": table(lambda rs: sum(r["worse"] for r in rs), 0),
         "max_gap": table(lambda rs: max(r["relative_gap"] for r in rs)),
         "best_known": table(lambda rs: rs[0]["best_known"]),

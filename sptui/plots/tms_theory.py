@@ -135,12 +135,12 @@ def draw_compare(phase: dict, comparison: dict, path: Path) -> Path:
                                                           edgecolor="black", linewidth=0.6))
             gap = comparison["max_gap"][ri][pi]
             axs[1].text(np.sqrt(x0 * x1), np.sqrt(y0 * y1), f"{worse}/{seeds}\n{_gap_text(gap)}", ha="center",
-                        va="center", fontsize=6, color="black",
+                        va="center", fontsize=max(4.0, min(7.0, 60 / len(probs))), color="black",
                         bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
     _legend_below(axs[0], _phase_handles())
     _legend_below(axs[1], [matplotlib.patches.Patch(facecolor="white", edgecolor="black", hatch="////",
-                                                    label="training ended in a worse local minimum:\nseeds there, "
-                                                          "largest loss gap")])
+                                                    label="training ended in a worse local minimum:\nseeds there of all, largest "
+                                                          "gap (+% or x the best loss)")])
 
     gap = np.array([[np.nan if v is None else max(v, 0.0) for v in row] for row in comparison["max_gap"]], dtype=float)
     floor = comparison["tolerance"]
@@ -155,10 +155,10 @@ def draw_compare(phase: dict, comparison: dict, path: Path) -> Path:
 
 
 def _gap_text(gap: float) -> str:
-    """A relative loss gap as a reader takes it in: +1.2%, or 66x the best loss when it is that far off."""
+    """A relative loss gap as a reader takes it in: +1.2%, or x66 (times the best loss) when it is that far off."""
     if gap >= 1:
-        return f"{1 + gap:.3g}x loss"
-    return f"+{100 * gap:.2g}%" if gap >= 1e-4 else f"+{gap:.1e}"
+        return f"x{1 + gap:.2g}"
+    return f"+{100 * gap:.2g}%" if gap >= 1e-4 else f"+{gap:.0e}"
 
 
 def draw_local_minima(report: dict, path: Path) -> Path:
@@ -194,7 +194,7 @@ def draw_local_minima(report: dict, path: Path) -> Path:
     worst = [rows[i] for i in order[:min(6, int(worse.sum()))]]
     if worst:
         lines = [f"#{r['instance']} {_grid_label(r['grid'])}: {r['local_geometry']} -> {r['best_geometry']} "
-                 f"({_gap_text(r['relative_gap'])})" for r in worst]
+                 f"({_gap_text(r['relative_gap'])} loss)" for r in worst]
         ax.text(0.0, -0.14, "largest gaps (trained basin -> best known):\n" + "\n".join(lines), transform=ax.transAxes,
                 ha="left", va="top", fontsize=7)
     ax.set_title("gap per trained instance (gaps below the tolerance drawn at a tenth of it)", fontsize=9)

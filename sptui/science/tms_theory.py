@@ -44,6 +44,7 @@ import torch
 DTYPE = torch.float64
 OUTPUTS = ("relu", "none")
 EXACT_MAX_FEATURES = 8  # cost per model ~ n^2 2^n: 5 ms at n = 8
+TIE = 1e-9  # relative loss difference below which two local minima count as equally good (descent stops ~1e-12)
 
 
 # ---------------------------------------------------------------- integrals over the unit cube
@@ -403,6 +404,13 @@ class Minimum:
     start_losses: torch.Tensor  # [C, K] where each start ended
     converged: torch.Tensor  # [C, K] bool: the start reached a local minimum within max_iter
     evaluations: int
+    start_W: torch.Tensor | None = None  # [C, K, n, m] where each start ended
+
+    def co_optimal(self, tie: float = TIE) -> list[list[int]]:
+        """Per problem, the starts whose loss is within `tie` (relative) of the best: several when the optimum
+        is degenerate (e.g. two interchangeable features, either of which may take the dimension)."""
+        close = self.start_losses <= self.loss[:, None] * (1 + tie) + 1e-300
+        return [row.nonzero().squeeze(-1).tolist() for row in close]
 
 
 def feature_classes(importance: torch.Tensor, probability: torch.Tensor) -> list[int]:
@@ -471,7 +479,7 @@ def global_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden
     best = f.argmin(-1)
     rows = torch.arange(C)
     return Minimum(W=W[rows, best], b=b[rows, best], loss=f[rows, best], start=[names[i] for i in best.tolist()],
-                   start_names=names, start_losses=f, converged=converged, evaluations=run.evaluations)
+                   start_names=names, start_losses=f, converged=converged, evaluations=run.evaluations, start_W=W)
 
 
 @dataclass
@@ -502,7 +510,7 @@ def standing(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probabi
     per_model = Minimum(W=best.W[index], b=best.b[index], loss=best.loss[index],
                         start=[best.start[i] for i in index.tolist()], start_names=best.start_names,
                         start_losses=best.start_losses[index], converged=best.converged[index],
-                        evaluations=best.evaluations)
+                        evaluations=best.evaluations, start_W=None if best.start_W is None else best.start_W[index])
     # the trained basin may beat every start: then it is the best known solution
     better = local.loss < per_model.loss
     per_model.loss = torch.where(better, local.loss, per_model.loss)
