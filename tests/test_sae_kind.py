@@ -10,8 +10,8 @@ from sptui import runs
 from sptui.context import Hooks
 from sptui.errors import SptuiError
 from sptui.sae import saelens_format as F
-from sptui.spec import parse_text
 from tests.helpers import KindRunError, job_toml, run_kind
+from tests.sae_helpers import fake_run, tiny_lm_run
 
 TOY = dict(source="toy", architecture="topk", k=1, d_sae=10, lr=3e-3, steps=800, batch_size=512, log_points=4,
            eval_tokens=4096)
@@ -21,19 +21,12 @@ TOY = dict(source="toy", architecture="topk", k=1, d_sae=10, lr=3e-3, steps=800,
 def root(tmp_path_factory):
     """Artifacts with a finished tms run "toy" (5 features in 2 dims, dense and sparse), a small random LM as an
     `lm` run "tiny-lm", and an untrained 2-digit addition model as an `addition` run "add"."""
-    from sptui.models import save_model
     from sptui.science import addition as A
 
     root = tmp_path_factory.mktemp("sae-artifacts")
     run_kind("tms", dict(n_features=5, n_hidden=2, steps=1500, batch_size=256), root,
              sweep={"feature_probability": [1.0, 0.05]}, name="toy")
-
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=50257, n_ctx=48,
-                                  act_fn="gelu_new", normalization_type="LN", seed=0)
-    _fake_run(root, "0100-tiny-lm", job_toml("lm", {"n_layers": 2}, name="tiny-lm"),
-              lambda results: save_model(HookedTransformer(cfg), results))
+    tiny_lm_run(root)
     add_params = {"n_digits": 2, "n_train": 300, "n_test": 60, "n_heads": 4, "d_model": 16}
     model = A.build_model(A.model_config(2, n_heads=4, d_head=2, d_model=16))
 
@@ -41,16 +34,18 @@ def root(tmp_path_factory):
         runs.atomic_write_json(results / "config.json", A.portable_config(model))
         runs.save_arrays(results / "model.safetensors", {k: v.detach() for k, v in model.state_dict().items()})
 
-    _fake_run(root, "0101-add", job_toml("addition", add_params, name="add"), save_addition)
+    fake_run(root, "0101-add", job_toml("addition", add_params, name="add"), save_addition)
+
+    def save_batched(results):  # a batched addition run: results/models/<k>/, each with its own data seed
+        for k in range(2):
+            save_addition(results / "models" / str(k))
+        runs.atomic_write_json(results / "instances.json", [
+            {"instance": k, "grid": {"data_seed": k}, "params": {"data_seed": k}, "model": f"results/models/{k}/"}
+            for k in range(2)])
+
+    fake_run(root, "0102-add-seeds", job_toml("addition", add_params, sweep={"data_seed": [0, 1]}, name="add-seeds"),
+              save_batched)
     return root
-
-
-def _fake_run(root, run_id, toml_text, write_results):
-    """A finished run of another kind without training it: its job file and its saved model."""
-    spec = parse_text(toml_text, "x.toml")[0]
-    run = runs.RunDir(root / "runs" / run_id)
-    run.create(spec.to_toml())
-    write_results(run.results)
 
 
 def records(run):
@@ -188,6 +183,16 @@ def test_addition_source_reads_the_answer_positions(root):
     assert len(seqs) == 300 and all(s.select == [4, 5, 6] for s in seqs)  # n=2: 2 + 2 operands, 3 answers
 
 
+def test_addition_source_picks_one_model_of_a_batched_run(root):
+    params = dict(source="add-seeds", source_instances=[1], architecture="relu", d_sae=16, steps=3, batch_size=32,
+                  buffer_tokens=64, eval_tokens=32, eval_sequences=4, log_points=1)
+    run = run_kind("sae", params, root, name="sae-add-seeds")
+    summary = json.loads((run.results / "summary.json").read_text())
+    assert summary["source"]["instance"] == 1
+    with pytest.raises(KindRunError, match="one model"):
+        run_kind("sae", {**params, "source_instances": [0, 1]}, root, name="bad-add")
+
+
 @pytest.mark.parametrize("params, message", [
     (dict(source="nothing-here", hook="blocks.0.hook_resid_post"), "unknown model"),
     (dict(source="tiny-lm"), "hook: is required"),
@@ -206,7 +211,7 @@ def test_bad_input_is_one_clear_line(root, params, message):
 
 
 def test_an_unfinished_tms_run_is_refused(root):
-    _fake_run(root, "0200-half", job_toml("tms", {}, name="half"), lambda results: None)
+    fake_run(root, "0200-half", job_toml("tms", {}, name="half"), lambda results: None)
     with pytest.raises(KindRunError) as err:
         run_kind("sae", {"source": "half", "steps": 2}, root, name="bad2")
     assert "has no results yet" in str(err.value.error)

@@ -81,6 +81,9 @@ class Params:
     seed: int = param(0, "seed of the uniform text samples")
     processing: bool = param(True, "logit effect and similar neurons from TransformerLens-processed weights "
                              "(LayerNorm folded, W_out and W_U centred); false: the raw weights")
+    sae: str = param("", "an sae run (id, job name or folder): scan the latents of one of its SAEs, on the model and "
+                     "hook it was trained on, instead of MLP neurons (model, layers and processing then come from it)")
+    sae_instance: int = param(0, "which SAE of that run (its instance number)", ge=0)
 
     def check(self):
         if not self.sample_quantiles:
@@ -95,26 +98,32 @@ def run(ctx: Context) -> None:
     from sptui.config import runs_dir
     from sptui.models import load_model
     from sptui.neuroscope import scan as S
+    from sptui.neuroscope.units import MLPNeurons
     from sptui.science.topk import LayerScan, uniform_keys
 
     p: Params = ctx.params
     device = ctx.device
-    ctx.info(f"loading model {p.model}")
-    model = load_model(p.model, device=str(device), processing=p.processing, runs_root=runs_dir(ctx.artifacts_root))
+    if p.sae:
+        model, units = _sae_units(ctx, p)
+    else:
+        ctx.info(f"loading model {p.model}")
+        model = load_model(p.model, device=str(device), processing=p.processing, runs_root=runs_dir(ctx.artifacts_root))
+        if getattr(model.cfg, "attn_only", False) or not model.cfg.d_mlp:
+            raise SptuiError(f"model {p.model} has no MLP layers: nothing for the Neuroscope to scan")
+        layers = sorted(p.layers) or list(range(model.cfg.n_layers))
+        if layers[-1] >= model.cfg.n_layers:
+            raise ParamError("layers", f"model {p.model} has layers 0..{model.cfg.n_layers - 1}, found {layers[-1]}")
+        units = MLPNeurons(model, layers)
     cfg = model.cfg
-    if getattr(cfg, "attn_only", False) or not cfg.d_mlp:
-        raise SptuiError(f"model {p.model} has no MLP layers: nothing for the Neuroscope to scan")
     if model.tokenizer is None:
-        raise SptuiError(f"model {p.model} has no tokenizer: the Neuroscope needs one to read text")
-    layers = sorted(p.layers) or list(range(cfg.n_layers))
-    if layers[-1] >= cfg.n_layers:
-        raise ParamError("layers", f"model {p.model} has layers 0..{cfg.n_layers - 1}, found {layers[-1]}")
+        raise SptuiError(f"model {p.model if not p.sae else p.sae} has no tokenizer: the Neuroscope needs one to read text")
+    layers = units.layers
     context = min(p.context_length, cfg.n_ctx)
     overlap = min(p.window_overlap, context // 2)
     tok = model.tokenizer
     bos = tok.bos_token_id
     pad = tok.pad_token_id if tok.pad_token_id is not None else (bos or 0)
-    n = cfg.d_mlp
+    n = units.n
 
     scans = {layer: LayerScan(n, p.top_k, p.sample_size, p.histogram_bins, device) for layer in layers}
     log = S.TextLog(ctx.scratch)  # every scanned text's tokens: the write-up reads the kept ones back
@@ -165,7 +174,7 @@ def run(ctx: Context) -> None:
             tokens, mask = S.pad_batch([texts[i][0].tokens for i in batch], pad, device)
             counted = mask & (torch.arange(mask.shape[1], device=device).unsqueeze(0)
                               >= torch.as_tensor([texts[i][0].scored_from for i in batch], device=device).unsqueeze(1))
-            acts = S.mlp_activations(model, tokens, mask, layers)
+            acts = units.activations(tokens, mask)
             text_ids = torch.as_tensor([first_id + i for i in batch], device=device)
             keys = uniform_keys((len(batch), n), p.seed, progress["batches"], device)
             for layer in layers:
@@ -190,16 +199,17 @@ def run(ctx: Context) -> None:
     ctx.set_total(progress["tokens"])  # a corpus shorter than the budget still ends at 100%
     ctx.info(f"scanned {progress['tokens']:,} tokens in {progress['texts']:,} texts "
              f"({progress['tokens'] / max(progress['seconds'], 1e-9):,.0f} tokens/s)")
-    _write_results(ctx, p, model, layers, scans, log, progress, pad)
+    _write_results(ctx, p, model, units, scans, log, progress, pad)
     # The results are complete: the resume state and the text log (in scratch/) have done their job.
     ctx.discard_checkpoints()
     log.remove()
 
 
-def _write_results(ctx: Context, p: Params, model, layers, scans, log, progress, pad) -> None:
+def _write_results(ctx: Context, p: Params, model, units, scans, log, progress, pad) -> None:
     import numpy as np
     import torch
 
+    layers = units.layers
     from sptui.neuroscope import scan as S
     from sptui.neuroscope import weights as W
 
@@ -229,7 +239,7 @@ def _write_results(ctx: Context, p: Params, model, layers, scans, log, progress,
     ctx.info(f"recording per-token activations of the {len(kept):,} kept texts (one more forward pass over them)")
     started = time.perf_counter()
     acts = S.entry_activations(model, layers, entry_ids, kept, tokens, offsets, p.batch_size, pad, ctx.device,
-                               check=ctx.check_cancelled)
+                               check=ctx.check_cancelled, activations=units.activations)
     k = p.top_k
     act_arrays = {}
     for layer, (values, offs) in acts.items():
@@ -247,11 +257,18 @@ def _write_results(ctx: Context, p: Params, model, layers, scans, log, progress,
     ctx.info(f"  done in {time.perf_counter() - started:.0f}s; direct logit effects and neighbours from the weights")
     weight_arrays = {}
     w_u = model.W_U.detach()
-    w_outs = [model.W_out[layer].detach() for layer in layers]
-    for layer, w_out in zip(layers, w_outs):
-        for name, values in W.direct_logit_effect(w_out, w_u, p.logit_tokens).items():
+    for layer in layers:
+        directions = units.output_directions(layer)
+        if directions is None:  # a hook that does not write the residual stream: no direct logit effect
+            empty = {"top_ids": torch.zeros(units.n, 0, dtype=torch.long), "top_values": torch.zeros(units.n, 0),
+                     "bottom_ids": torch.zeros(units.n, 0, dtype=torch.long), "bottom_values": torch.zeros(units.n, 0)}
+            effects = empty
+        else:
+            effects = W.direct_logit_effect(directions, w_u, p.logit_tokens)
+        for name, values in effects.items():
             weight_arrays[f"L{layer}.logit_{name}"] = values
-    for layer, neighbours in zip(layers, W.cosine_neighbours(w_outs, p.neighbours)):
+    neighbour_vectors = [units.neighbour_vectors(layer) for layer in layers]
+    for layer, neighbours in zip(layers, W.cosine_neighbours(neighbour_vectors, p.neighbours)):
         for name, values in neighbours.items():
             if name.endswith("_layer"):
                 values = torch.as_tensor(layers)[values]  # index into w_outs -> real layer number
@@ -283,20 +300,22 @@ def _write_results(ctx: Context, p: Params, model, layers, scans, log, progress,
             "max_activation": float(hists[f"L{layer}.max"].max()),
         }
     ctx.save_json("summary", {
-        "model": p.model,
+        "model": p.model if not p.sae else units.about.get("model", ""),
         "model_name": model.cfg.model_name,
+        "unit": units.word,
+        "units": units.describe(),
         "corpus": p.corpus,
         "split": p.split,
         "layers": layers,
-        "d_mlp": model.cfg.d_mlp,
+        "d_mlp": units.n,  # units per scanned layer (MLP neurons, or SAE latents)
         "top_k": p.top_k,
         "sample_quantiles": p.sample_quantiles,
         "context_length": min(p.context_length, model.cfg.n_ctx),
         "window_overlap": min(p.window_overlap, min(p.context_length, model.cfg.n_ctx) // 2),
         "histogram_bins": p.histogram_bins,
         "sample_size": p.sample_size,
-        "weights": WEIGHTS_PROCESSED if p.processing else WEIGHTS_RAW,
-        "processing": p.processing,
+        "weights": WEIGHTS_PROCESSED if units.processing(p.processing) else WEIGHTS_RAW,
+        "processing": units.processing(p.processing),
         "documents": progress["documents"],
         "texts": progress["texts"],
         "tokens": progress["tokens"],
@@ -305,6 +324,25 @@ def _write_results(ctx: Context, p: Params, model, layers, scans, log, progress,
         "tokens_per_second": progress["tokens"] / max(progress["seconds"], 1e-9),
         "per_layer": per_layer,
     })
+
+
+def _sae_units(ctx: Context, p: Params):
+    """The model an sae run read and the latents of one of its SAEs, as the scan's units."""
+    from sptui.neuroscope.units import SAELatents
+    from sptui.sae.results import SAEResults, resolve_run
+    from sptui.sae.sources import hook_layer
+
+    results = SAEResults(resolve_run(p.sae, ctx.artifacts_root))
+    if results.is_toy:
+        raise SptuiError(f"sae run {p.sae} read a toy model: the Neuroscope needs an SAE of a language model")
+    results.check(p.sae_instance)
+    ctx.info(f"loading the model of sae run {results.run_dir.name} ({results.source.get('model_ref')})")
+    model = results.open_model(str(ctx.device))
+    hook = results.hook
+    about = {"sae_run": results.run_dir.name, "sae_instance": p.sae_instance, "model": results.source.get("model_ref"),
+             "architecture": results.summary["architecture"], "processing": bool(results.source.get("processing", True))}
+    key = hook_layer(hook) if hook_layer(hook) is not None else 0
+    return model, SAELatents(model, hook, results.saved(p.sae_instance), key, about)
 
 
 def _documents(p: Params):

@@ -58,7 +58,8 @@ class Params:
         "auto", "which positions' activations: auto = every token but BOS (LMs), the answer positions (addition)")
     corpus: str = param("builtin", 'text for LM sources: .txt/.jsonl/.parquet, folder or glob, "builtin", "hf:NAME"')
     context_length: int = param(128, "LM sources: tokens per text; longer documents are read in overlapping windows", ge=4)
-    source_instances: list[int] = param([], "tms sources: which toy instances (empty: all of them)", ge=0)
+    source_instances: list[int] = param([], "tms sources: which toy instances (empty: all of them); a batched addition "
+                                        "run: which one of its models (default 0)", ge=0)
     architecture: Literal["relu", "topk", "batchtopk", "jumprelu"] = param("topk", "SAE architecture")
     d_sae: int = param(0, "latents (0: expansion_factor x d_in)", ge=0, batchable=True)
     expansion_factor: float = param(4.0, "latents per input dimension, when d_sae = 0", gt=0, batchable=True)
@@ -126,22 +127,21 @@ def open_source(ctx: Context, p: Params) -> Source:
     kind = run.spec().kind if run is not None and run.job_toml.exists() else "model"
     if kind == "tms":
         return _toy_source(ctx, p, run)
-    if p.source_instances:
-        raise ParamError("source_instances", f"only for tms sources; {p.source} is a {kind} source")
+    if p.source_instances and kind != "addition":
+        raise ParamError("source_instances", f"only for tms and addition sources; {p.source} is a {kind} source")
     device = str(ctx.device)
     if kind == "addition":
-        if p.positions not in ("auto", "answer", "all"):
-            raise ParamError("positions", "must be auto, answer or all")
-        spec = run.spec().params
+        folder, spec, instance = _addition_model(run, p)
         try:
-            model = load_model(str(run.root), device=device, processing=False)
+            model = load_model(str(folder), device=device, processing=False)
         except SptuiError as e:
             raise SptuiError(f"addition run {p.source}: {e}") from None
         sequences = src.AdditionSequences(int(spec["n_digits"]), int(spec["n_train"]), int(spec["n_test"]),
                                           int(spec["data_seed"]), "all" if p.positions == "all" else "answer")
         hook = p.hook or DEFAULT_ADDITION_HOOK
         description = {"kind": "addition", "run": run.run_id, "hook": hook, "positions": sequences.positions,
-                       "n_digits": int(spec["n_digits"])}
+                       "n_digits": int(spec["n_digits"]), "instance": instance, "model_ref": str(folder),
+                       "processing": False}
     else:
         if run is not None and kind not in ("lm", "model"):
             if not (run.results / "model.safetensors").exists():
@@ -151,8 +151,8 @@ def open_source(ctx: Context, p: Params) -> Source:
             raise ParamError("hook", "is required for a model source, e.g. blocks.1.mlp.hook_post or blocks.0.hook_resid_post")
         if p.positions == "answer":
             raise ParamError("positions", 'answer positions exist only for addition sources; use "auto" or "all"')
-        model = load_model(str(run.root) if run is not None else p.source, device=device,
-                           runs_root=ctx.artifacts_root / "runs")
+        model_ref = str(run.root) if run is not None else p.source
+        model = load_model(model_ref, device=device, runs_root=ctx.artifacts_root / "runs")
         if model.tokenizer is None:
             raise SptuiError(f"model {p.source} has no tokenizer: an LM source needs one to read {p.corpus}")
         sequences = src.LMSequences(model.tokenizer, p.corpus, min(p.context_length, model.cfg.n_ctx),
@@ -160,11 +160,34 @@ def open_source(ctx: Context, p: Params) -> Source:
         hook = p.hook
         description = {"kind": "lm", "run": run.run_id if run is not None else None, "model": p.source,
                        "hook": hook, "corpus": p.corpus, "context_length": sequences.context,
-                       "positions": "all" if p.positions == "all" else "all but BOS"}
+                       "positions": "all" if p.positions == "all" else "all but BOS",
+                       "model_ref": model_ref, "processing": True}
     reader = src.ModelActivations(model, hook, sequences, p.forward_batch, ctx.device)
     description["model_name"] = model.cfg.model_name
     return Source(kind="addition" if kind == "addition" else "model", description=description, d_in=reader.d_in,
                   reader=reader, model_name=model.cfg.model_name, hook=hook)
+
+
+def _addition_model(run, p: Params):
+    """(model folder, its parameters, instance) of an addition run: its one model, or for a batched run the
+    instance named in source_instances (default 0), whose own data seed picks the pairs it was trained on."""
+    from sptui import runs
+
+    spec = dict(run.spec().params)
+    if (run.results / "models").is_dir():
+        records = runs.read_json(run.results / "instances.json")
+        if len(p.source_instances) > 1:
+            raise ParamError("source_instances", "an addition source is one model: name one instance of the batched run")
+        k = p.source_instances[0] if p.source_instances else 0
+        if k >= len(records):
+            raise ParamError("source_instances", f"run {run.run_id} has instances 0..{len(records) - 1}, found {k}")
+        spec.update(records[k].get("params", {}))
+        return run.results / "models" / str(k), spec, k
+    if any(i != 0 for i in p.source_instances):
+        raise ParamError("source_instances", f"run {run.run_id} holds one model (instance 0)")
+    if not (run.results / "model.safetensors").exists():
+        raise SptuiError(f"addition run {run.run_id} has no saved model yet (results/model.safetensors): has it finished?")
+    return run.results, spec, 0
 
 
 def _try_run(ctx, ref: str):

@@ -178,12 +178,13 @@ class TextLog:
 
 def entry_activations(model, layers: Sequence[int], entry_ids: dict[int, torch.Tensor], text_ids: np.ndarray,
                       tokens: np.ndarray, offsets: np.ndarray, batch_size: int, pad_id: int, device,
-                      check=lambda: None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+                      check=lambda: None, activations=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per-token activations of each kept (neuron, slot) entry, in one pass over the kept texts.
 
     entry_ids[layer]: [n, E] text ids (-1 = empty slot). text_ids / tokens / offsets: the kept texts
     (sorted ids, flat tokens, offsets). Returns {layer: (flat float16 activations, int64 offsets
     [n * E + 1])}, entry (neuron i, slot j) at offsets[i * E + j] : offsets[i * E + j + 1].
+    `activations(tokens, mask) -> {layer: [B, T, n]}` says what is scanned (default: the MLP neurons).
     """
     lengths = torch.from_numpy(np.diff(offsets))
     if len(text_ids) == 0:
@@ -204,7 +205,7 @@ def entry_activations(model, layers: Sequence[int], entry_ids: dict[int, torch.T
     for batch in length_sorted_batches([len(t) for t in texts], batch_size):
         check()
         batch_tokens, mask = pad_batch([texts[i] for i in batch], pad_id, device)
-        acts = mlp_activations(model, batch_tokens, mask, layers)
+        acts = activations(batch_tokens, mask) if activations is not None else mlp_activations(model, batch_tokens, mask, layers)
         row_of = torch.full((len(texts),), -1, dtype=torch.long)
         row_of[torch.as_tensor(batch)] = torch.arange(len(batch))
         for layer in layers:

@@ -23,7 +23,7 @@ def show_neuron(run_dir: Path, neuron: int, layer: int | None, console: Console)
     results = NeuroscopeResults(run_dir)
     record = results.neuron(layer, neuron)
     console.print(_header(results, record))
-    console.print(Columns([_logits(results, record), _neighbours(record)], padding=(0, 4)))
+    console.print(Columns([_logits(results, record), _neighbours(results, record)], padding=(0, 4)))
     console.print(Text(f"Top {len(record.top)} texts", style="bold underline"),
                   Text(f"  colour: activation / {record.colour_max:.3g}; the max token is underlined", style="dim"))
     for i, example in enumerate(record.top):
@@ -43,7 +43,7 @@ def _header(results: NeuroscopeResults, n: Neuron) -> Panel:
         ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   min ", "dim"), f"{s['min']:.3g}",
         ("   tokens ", "dim"), f"{int(s['count']):,}")
     return Panel(Group(stats, histogram_line(n.counts, n.edges)),
-                 title=f"[bold]Layer {n.layer} · Neuron {n.index}[/] of {n.d_mlp}",
+                 title=f"[bold]{results.title(n.layer, n.index)}[/] of {n.d_mlp}",
                  subtitle=str(results.summary["model"]), title_align="left")
 
 
@@ -65,8 +65,10 @@ def histogram_line(counts: np.ndarray, edges: np.ndarray, width: int = 60) -> Te
 
 
 def _logits(results: NeuroscopeResults, n: Neuron) -> Table:
-    table = Table(title=f"direct logit effect (W_out @ W_U; {results.weights_short})", title_justify="left", box=None,
-                  pad_edge=False)
+    what = results.direction_name
+    title = (f"direct logit effect ({what} @ W_U; {results.weights_short})" if what
+             else f"no direct logit effect: {results.units_info.get('hook', 'this hook')} does not write the residual stream")
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     table.add_column("top", style="green")
     table.add_column("", justify="right")
     table.add_column("bottom", style="red")
@@ -76,14 +78,14 @@ def _logits(results: NeuroscopeResults, n: Neuron) -> Table:
     return table
 
 
-def _neighbours(n: Neuron) -> Table:
-    table = Table(title="neighbours (cosine of W_out)", title_justify="left", box=None, pad_edge=False)
+def _neighbours(results: NeuroscopeResults, n: Neuron) -> Table:
+    table = Table(title=f"neighbours ({results.neighbour_name})", title_justify="left", box=None, pad_edge=False)
     table.add_column("similar")
     table.add_column("", justify="right")
     table.add_column("opposite")
     table.add_column("", justify="right")
     for (l1, n1, c1), (l2, n2, c2) in zip(n.similar, n.dissimilar):
-        table.add_row(f"L{l1} N{n1}", f"{c1:+.3f}", f"L{l2} N{n2}", f"{c2:+.3f}")
+        table.add_row(results.short(l1, n1), f"{c1:+.3f}", results.short(l2, n2), f"{c2:+.3f}")
     return table
 
 

@@ -76,6 +76,16 @@ def _href(from_layer: int | None, layer: int, index: int) -> str:
     return f"{index}.html" if from_layer == layer else f"../L{layer}/{index}.html"
 
 
+def _logit_note(results: NeuroscopeResults, index: int) -> str:
+    what = results.direction_name
+    if not what:
+        return (f'<p class="muted">none: {_e(results.units_info.get("hook", "this hook"))} does not write the residual '
+                "stream</p>")
+    if results.unit == "latent":
+        return f'<p class="muted">latent {index}: {_e(what)}, times W_U, from {_e(results.weights_used)}</p>'
+    return f'<p class="muted">W_out[{index}] @ W_U, from {_e(results.weights_used)}</p>'
+
+
 def _model_title(results: NeuroscopeResults) -> str:
     s = results.summary
     return s.get("model_name") if s.get("model_name") not in (None, "", "custom") else s["model"]
@@ -85,8 +95,9 @@ def _model_title(results: NeuroscopeResults) -> str:
 
 def _index_page(page: _Page, results: NeuroscopeResults) -> str:
     s = results.summary
+    unit = results.unit
     rows = "".join(
-        f'<tr><td><a href="L{layer}/index.html">layer {layer}</a></td>'
+        f'<tr><td><a href="L{layer}/index.html">{_e(results.place(layer))}</a></td>'
         f'<td class="num">{s["d_mlp"]}</td>'
         f'<td class="num">{_fmt(s["per_layer"][str(layer)]["mean_density"])}</td>'
         f'<td class="num">{s["per_layer"][str(layer)]["dead_neurons"]}</td>'
@@ -96,9 +107,10 @@ def _index_page(page: _Page, results: NeuroscopeResults) -> str:
             f'<p class="muted">model <code>{_e(s["model"])}</code> · corpus <code>{_e(s["corpus"])}</code> '
             f'({_e(s["split"])}) · {s["tokens"]:,} tokens in {s["texts"]:,} texts of at most {s["context_length"]} '
             f'tokens (documents whole when they fit, else windows overlapping by {s.get("window_overlap", 0)} tokens, '
-            f'each token counted once) · top {s["top_k"]} texts per neuron · MLP activations at '
-            f'<code>blocks.L.mlp.hook_post</code> · logit effects and neighbours from {_e(results.weights_used)}</p>'
-            f'<h2>Layers</h2><table><thead><tr><th>layer</th><th>neurons</th><th>mean density</th>'
+            f'each token counted once) · top {s["top_k"]} texts per {unit} · {_e(results.scanned)} '
+            f'· logit effects and neighbours from {_e(results.weights_used)}</p>'
+            f'<h2>{"SAEs" if unit == "latent" else "Layers"}</h2><table><thead><tr><th>{"SAE" if unit == "latent" else "layer"}</th>'
+            f'<th>{unit}s</th><th>mean density</th>'
             f'<th>dead (never &gt; 0)</th><th>max activation</th></tr></thead><tbody>{rows}</tbody></table>')
     return page.wrap(f"Neuroscope: {_model_title(results)}", body, script=False)
 
@@ -119,13 +131,14 @@ def _layer_page(page: _Page, results: NeuroscopeResults, layer: int) -> str:
             f'<td data-v="{_e(top_tok)}"><span class="tokstr">{_e(top_tok)}</span></td>'
             f'<td data-v="{_e(bottom_tok)}"><span class="tokstr">{_e(bottom_tok)}</span></td></tr>')
     others = " ".join(f'<a href="../L{other}/index.html">layer {other}</a>' for other in results.layers if other != layer)
-    body = (f'<nav><a href="../index.html">{_e(_model_title(results))}</a><span>layer {layer}</span>'
+    place = results.place(layer)
+    body = (f'<nav><a href="../index.html">{_e(_model_title(results))}</a><span>{_e(place)}</span>'
             f'<span class="spacer"></span>{others}</nav>'
-            f"<h1>Layer {layer}: {results.d_mlp} neurons</h1>"
+            f"<h1>{_e(place[0].upper() + place[1:])}: {results.d_mlp} {results.unit}s</h1>"
             f'<p class="muted">Click a column to sort. Density: fraction of tokens with activation &gt; 0.</p>'
-            f'<table id="neurons"><thead><tr><th>neuron</th><th>fires most on</th><th>max</th><th>mean</th><th>density</th>'
+            f'<table id="neurons"><thead><tr><th>{results.unit}</th><th>fires most on</th><th>max</th><th>mean</th><th>density</th>'
             f'<th>top logit</th><th>bottom logit</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
-    return page.wrap(f"Layer {layer} · Neuroscope", body)
+    return page.wrap(f"{place} · Neuroscope", body)
 
 
 def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_, next_) -> str:
@@ -147,27 +160,26 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
                        f'<td class="num">{v:+.3f}</td></tr>' for t, v in pairs)
 
     def neighbour_rows(items):
-        return "".join(f'<tr><td><a href="{_href(layer, nl, nn)}">L{nl} N{nn}</a></td>'
+        return "".join(f'<tr><td><a href="{_href(layer, nl, nn)}">{results.short(nl, nn)}</a></td>'
                        f'<td class="num">{c:+.3f}</td></tr>' for nl, nn, c in items)
 
     body = (
         f'<nav><a href="../index.html">{_e(_model_title(results))}</a>'
-        f'<a href="index.html">layer {layer}</a><span class="spacer"></span>'
-        f'<a id="prev" href="{_href(layer, *prev_)}">&larr; L{prev_[0]} N{prev_[1]}</a>'
+        f'<a href="index.html">{_e(results.place(layer))}</a><span class="spacer"></span>'
+        f'<a id="prev" href="{_href(layer, *prev_)}">&larr; {results.short(*prev_)}</a>'
         f'<a id="random" href="#">random</a>'
-        f'<a id="next" href="{_href(layer, *next_)}">L{next_[0]} N{next_[1]} &rarr;</a></nav>'
-        f"<h1>Layer {layer} · Neuron {index}</h1>"
+        f'<a id="next" href="{_href(layer, *next_)}">{results.short(*next_)} &rarr;</a></nav>'
+        f"<h1>{_e(results.title(layer, index))}</h1>"
         f'<div class="stats"><div>max<b>{_fmt(st["max"])}</b></div><div>mean<b>{_fmt(st["mean"])}</b></div>'
         f'<div>std<b>{_fmt(st["std"])}</b></div><div>density &gt; 0<b>{_fmt(st["density"])}</b></div>'
         f'<div>min<b>{_fmt(st["min"])}</b></div><div>tokens<b>{int(st["count"]):,}</b></div></div>'
         f'<div class="columns"><div><h2>Activation histogram</h2>{histogram_svg(neuron.counts, neuron.edges)}'
         f'<p class="muted">log scale counts over all {int(st["count"]):,} scanned tokens</p></div>'
-        f'<div><h2>Direct logit effect</h2><p class="muted">W_out[{index}] @ W_U, from '
-        f'{_e(results.weights_used)}</p>'
+        f'<div><h2>Direct logit effect</h2>{_logit_note(results, index)}'
         f'<table class="logits"><tbody>{logit_rows(neuron.logit_top)}</tbody></table><br>'
         f'<table class="logits"><tbody>{logit_rows(neuron.logit_bottom)}</tbody></table></div>'
-        f'<div><h2>Similar neurons</h2><p class="muted">cosine of output weights (W_out rows, the same '
-        f'weights)</p>'
+        f'<div><h2>Similar {results.unit}s</h2><p class="muted">'
+        f'{"cosine of decoder rows (W_dec)" if results.unit == "latent" else "cosine of output weights (W_out rows, the same weights)"}</p>'
         f'<table class="similar"><tbody>{neighbour_rows(neuron.similar)}</tbody></table>'
         f'<h2>Most opposite</h2><table class="dissimilar"><tbody>{neighbour_rows(neuron.dissimilar)}</tbody></table>'
         f"</div></div>"
@@ -183,7 +195,7 @@ def _neuron_page(page: _Page, results: NeuroscopeResults, neuron: Neuron, prev_,
         f"<div id=\"sample-texts\"></div>"
         f'<noscript><p>This page draws its texts with JavaScript.</p></noscript>'
         f'<script type="application/json" id="neuron-data">{payload}</script>')
-    return page.wrap(f"L{layer} N{index} · Neuroscope", body)
+    return page.wrap(f"{results.short(layer, index)} · Neuroscope", body)
 
 
 def _example_json(e: Example, label: str) -> dict:

@@ -130,7 +130,9 @@ class NeuroscopeResults:
         results = self.run_dir / "results"
         self.summary = read_json(results / "summary.json")
         self.layers: list[int] = list(self.summary["layers"])
-        self.d_mlp: int = int(self.summary["d_mlp"])
+        self.d_mlp: int = int(self.summary["d_mlp"])  # units per layer: MLP neurons, or SAE latents
+        self.unit: str = self.summary.get("unit", "neuron")  # "neuron" | "latent" (a scan of an SAE's latents)
+        self.units_info: dict = self.summary.get("units", {})
         self.topk = _Arrays(results / "topk.safetensors")
         self.acts = _Arrays(results / "activations.safetensors")
         self.hists = _Arrays(results / "histograms.safetensors")
@@ -140,6 +142,8 @@ class NeuroscopeResults:
 
     # ------------------------------------------------------------ lookups
     def token_string(self, token_id: int) -> str:
+        if int(token_id) < 0:  # no token (a unit with no logit effect, or no kept text)
+            return ""
         return self._strings.get(int(token_id), f"<{int(token_id)}>")
 
     def text_tokens(self, text_id: int) -> np.ndarray:
@@ -169,8 +173,42 @@ class NeuroscopeResults:
         if layer not in self.layers:
             raise SptuiError(f"layer {layer} was not scanned (scanned: {', '.join(map(str, self.layers))})")
         if not 0 <= index < self.d_mlp:
-            raise SptuiError(f"neuron {index} out of range: layer {layer} has neurons 0..{self.d_mlp - 1}")
+            raise SptuiError(f"{self.unit} {index} out of range: {self.place(layer)} has {self.unit}s 0..{self.d_mlp - 1}")
         return layer
+
+    # ------------------------------------------------------------ words for what was scanned
+    def place(self, layer: int) -> str:
+        """Where the units live: "layer 1" (MLP neurons) or "SAE 0009-sae #0" (its latents)."""
+        if self.unit == "latent":
+            return f"SAE {self.units_info.get('sae_run', '?')} #{self.units_info.get('sae_instance', 0)}"
+        return f"layer {layer}"
+
+    def title(self, layer: int, index: int) -> str:
+        """"Layer 1 · Neuron 5" or "SAE 0009-sae #0 · Latent 5"."""
+        return f"{self.place(layer)[0].upper()}{self.place(layer)[1:]} · {self.unit.capitalize()} {index}"
+
+    def short(self, layer: int, index: int) -> str:
+        """"L1 N5" or "#5" (latents of one SAE need no layer)."""
+        return f"#{index}" if self.unit == "latent" else f"L{layer} N{index}"
+
+    @property
+    def scanned(self) -> str:
+        """What the activations are, for page headers."""
+        if self.unit == "latent":
+            return (f"latents of SAE {self.units_info.get('sae_run', '?')} #{self.units_info.get('sae_instance', 0)} "
+                    f"({self.units_info.get('architecture', '')}) at {self.units_info.get('hook', '?')}")
+        return "MLP activations at blocks.L.mlp.hook_post"
+
+    @property
+    def direction_name(self) -> str | None:
+        """What is multiplied by W_U for the direct logit effect (None: the scanned hook has no direct effect)."""
+        if self.unit == "latent":
+            return self.units_info.get("direction")
+        return "W_out"
+
+    @property
+    def neighbour_name(self) -> str:
+        return "decoder-row cosine (W_dec)" if self.unit == "latent" else "W_out cosine"
 
     # ------------------------------------------------------------ one neuron
     def _examples(self, layer: int, index: int, kind: str) -> list[Example]:
@@ -253,9 +291,14 @@ class NeuroscopeResults:
             "max": self.hists[f"{L}max"],
             "mean": self.hists[f"{L}mean"],
             "density": self.hists[f"{L}density"],
-            "top_logit": self.weights[f"{L}logit_top_ids"][:, 0],
-            "bottom_logit": self.weights[f"{L}logit_bottom_ids"][:, 0],
+            "top_logit": self._first_column(f"{L}logit_top_ids"),
+            "bottom_logit": self._first_column(f"{L}logit_bottom_ids"),
         }
+
+    def _first_column(self, name: str) -> np.ndarray:
+        """Column 0 of a [n, t] token array; -1s where t is 0 (latents of a hook with no direct logit effect)."""
+        values = self.weights[name]
+        return values[:, 0] if values.shape[1] else np.full(values.shape[0], -1, dtype=np.int64)
 
     def _max_tokens(self, layer: int) -> np.ndarray:
         """Per neuron, the token at which it fired most (in its best text)."""

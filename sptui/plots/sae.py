@@ -151,11 +151,11 @@ def _grid(records, xkey, xs, ykey, ys, get) -> np.ndarray:
         return total / count
 
 
-def _heat(fig, ax, values, xs, ys, xkey, ykey, title, vmin=None, vmax=None):
+def _heat(fig, ax, values, xs, ys, xkey, ykey, title, vmin=None, vmax=None, fmt="{:.2f}"):
     im = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
     for (yi, xi), v in np.ndenumerate(values):
         if not math.isnan(v):
-            ax.text(xi, yi, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+            ax.text(xi, yi, fmt.format(v), ha="center", va="center", fontsize=6.5,
                     color="black" if im.norm(v) > 0.6 else "white")
     ax.set_xticks(range(len(xs)), [f"{axis_value(v):.3g}" for v in xs], fontsize=7, rotation=45)
     ax.set_xlabel(xkey, fontsize=8)
@@ -169,7 +169,9 @@ def _heat(fig, ax, values, xs, ys, xkey, ykey, title, vmin=None, vmax=None):
 
 
 def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Path) -> Path:
-    """Rows: the SAE's own sweep points (up to MAX_ROWS); columns: the toy models' D*, then MMCS, F1, corr."""
+    """Top row: the toy models on their sweep grid (D*, represented features). Then one row per SAE setting
+    (up to MAX_ROWS): its L0 and its recovery (MMCS, F1, matched correlation) on the same grid; with several
+    settings, a last row with the best recovery any setting reached in each cell."""
     keys = list(axes)
     xkey, ykey = keys[0], (keys[1] if len(keys) > 1 else None)
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
@@ -178,27 +180,54 @@ def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Pa
         if r["grid"] not in sae_points:
             sae_points.append(r["grid"])
     rows = sae_points[:MAX_ROWS]
+    best_row = len(sae_points) > 1
+    n_rows = 1 + len(rows) + int(best_row)
     cols = 1 + len(RECOVERY)
-    fig, axs = plt.subplots(len(rows), cols, figsize=(4.0 * cols, 3.3 * len(rows) + 0.5), squeeze=False)
+    fig, axs = plt.subplots(n_rows, cols, figsize=(3.9 * cols, 3.0 * n_rows + 0.6), squeeze=False)
+    grid = lambda rs, get: _grid(rs, xkey, xs, ykey, ys, get)  # noqa: E731
+    heat = lambda ax, values, title, **kw: _heat(fig, ax, values, xs, ys, xkey, ykey, title, **kw)  # noqa: E731
+
+    # the toy models (one SAE setting's records carry each toy instance once)
+    first = [r for r in records if r["grid"] == sae_points[0]]
     by_toy = {r["instance"]: r for r in (toy_records or [])}
-    for row, point in enumerate(rows):
-        mine = [r for r in records if r["grid"] == point]
-        if toy_records is not None:
-            dstar = _grid(mine, xkey, xs, ykey, ys,
-                          lambda r: _num(by_toy.get(r.get("source_instance"), {}).get("metrics", {}).get("dims_per_feature")))
-            _heat(fig, axs[row, 0], dstar, xs, ys, xkey, ykey, "toy model D* (dims per feature)")
-        else:
-            axs[row, 0].text(0.5, 0.5, "source tms run not found:\nno D*", ha="center", va="center")
-            axs[row, 0].axis("off")
-        for col, (key, title) in enumerate(RECOVERY, start=1):
-            values = _grid(mine, xkey, xs, ykey, ys, lambda r, key=key: _num(r["metrics"].get(key)))
-            _heat(fig, axs[row, col], values, xs, ys, xkey, ykey, title + (f"\nSAE {label(point)}" if len(rows) > 1 else ""),
-                  vmin=0, vmax=1)
-    others = [k for k in swept_axes([r.get("source_grid", {}) for r in records]) if k not in (xkey, ykey)]
-    note = f"; mean over {', '.join(others)}" if others else ""
-    more = f"; first {MAX_ROWS} of {len(sae_points)} SAE settings" if len(sae_points) > MAX_ROWS else ""
+    toy_metric = lambda key: lambda r: _num(by_toy.get(r.get("source_instance"), {}).get("metrics", {}).get(key))  # noqa: E731
+    if toy_records is not None:
+        heat(axs[0, 0], grid(first, toy_metric("dims_per_feature")), "toy model: D* (dims per feature)")
+        represented = "represented_relative" if any("represented_relative" in r["metrics"] for r in toy_records) else "represented"
+        heat(axs[0, 1], grid(first, toy_metric(represented)), "toy model: represented features", fmt="{:.0f}")
+    else:
+        axs[0, 0].text(0.5, 0.5, "source tms run not found: no D*", ha="center", va="center", fontsize=8)
+        axs[0, 0].axis("off")
+        axs[0, 1].axis("off")
+    for ax in axs[0, 2:]:
+        ax.axis("off")
     src = summary["source"]
-    fig.suptitle(f"Can an SAE recover the toy model's features? {summary['architecture']} SAEs on tms run {src['run']} "
-                 f"(n={src['n_features']} features in m={src['n_hidden']} dims; represented features only{note}{more})",
-                 fontsize=10)
+    axs[0, 2].text(0, 0.9, f"tms run {src['run']}: n={src['n_features']} features in m={src['n_hidden']} dims\n"
+                   f"{summary['architecture']} SAEs, {summary['tokens']:,} activations each\n"
+                   "recovery over the features each toy model represents\n"
+                   "MMCS: best decoder cosine per true direction\n"
+                   "F1: matched latent fires <-> feature present\n"
+                   "corr: Hungarian-matched activation correlation", fontsize=8, va="top", transform=axs[0, 2].transAxes)
+
+    for row, point in enumerate(rows, start=1):
+        mine = [r for r in records if r["grid"] == point]
+        heat(axs[row, 0], grid(mine, lambda r: _num(r["metrics"].get("l0"))), f"SAE L0 (active latents)\n{label(point)}")
+        for col, (key, title) in enumerate(RECOVERY, start=1):
+            values = grid(mine, lambda r, key=key: _num(r["metrics"].get(key)))
+            heat(axs[row, col], values, f"{title}\n{label(point)}", vmin=0, vmax=1)
+    if best_row:
+        row = n_rows - 1
+        per_setting = {key: np.stack([grid([r for r in records if r["grid"] == p], lambda r, key=key: _num(r["metrics"].get(key)))
+                                      for p in sae_points]) for key in ("l0", "mmcs", "f1", "corr")}
+        with np.errstate(invalid="ignore"):
+            best_f1 = np.nanargmax(np.nan_to_num(per_setting["f1"], nan=-1), axis=0)
+        l0_at_best = np.take_along_axis(per_setting["l0"], best_f1[None], axis=0)[0]
+        heat(axs[row, 0], l0_at_best, "L0 of the setting with the best F1")
+        for col, (key, title) in enumerate(RECOVERY, start=1):
+            heat(axs[row, col], np.nanmax(per_setting[key], axis=0), f"{title}\nbest of {len(sae_points)} SAE settings",
+                 vmin=0, vmax=1)
+    others = [k for k in swept_axes([r.get("source_grid", {}) for r in records]) if k not in (xkey, ykey)]
+    note = f" (mean over {', '.join(others)})" if others else ""
+    more = f"; first {MAX_ROWS} of {len(sae_points)} SAE settings shown" if len(sae_points) > MAX_ROWS else ""
+    fig.suptitle(f"Where in the superposition phase diagram can an SAE recover the features?{note}{more}", fontsize=11)
     return save_figure(fig, path, dpi=120, tight=True)

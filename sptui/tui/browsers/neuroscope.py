@@ -162,7 +162,7 @@ class NeuroscopeBrowser(BrowserScreen):
         self.overview, self.current_layer = overview, overview.layer
         table = self.query_one("#ns-table", DataTable)
         if not table.columns:
-            table.add_columns("neuron", "max", "density", "top logit")
+            table.add_columns(self.results.unit, "max", "density", "top logit")
         self._fill_table()
 
     def _fill_table(self) -> None:
@@ -174,7 +174,7 @@ class NeuroscopeBrowser(BrowserScreen):
             table.add_row(str(i), fmt(float(ov.columns["max"][i])), f"{float(ov.columns['density'][i]):.3f}",
                           repr(ov.top_tokens[i]), key=str(i))
         shown = f"first {MAX_LISTED} of {len(rows)}" if len(rows) > MAX_LISTED else f"{len(rows)}"
-        table.border_title = f"layer {ov.layer} · {shown} neurons · sorted by {self.sort}"
+        table.border_title = f"{self.results.place(ov.layer)} · {shown} {self.results.unit}s · sorted by {self.sort}"
 
     def listed(self) -> list[int]:
         """Neurons of the current layer in the list's order, after the search filter."""
@@ -202,11 +202,13 @@ class NeuroscopeBrowser(BrowserScreen):
         self.neuron, self.neuron_index = neuron, neuron.index
         r, s = self.results, neuron.stats
         header = Text.assemble(
-            (f"Layer {neuron.layer} · Neuron {neuron.index}", "bold"), f" of {neuron.d_mlp} · {r.summary.get('model', '')}\n",
+            (r.title(neuron.layer, neuron.index), "bold"), f" of {neuron.d_mlp} · {r.summary.get('model', '')}\n",
             ("max ", "dim"), fmt(s["max"]), ("   mean ", "dim"), fmt(s["mean"]), ("   std ", "dim"), fmt(s["std"]),
             ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   tokens ", "dim"), f"{int(s['count']):,}\n")
         header.append_text(histogram_bars(neuron.counts, neuron.edges))
-        header.append(f"\ndirect logit effect (W_out @ W_U; {self.results.weights_short})\n", style="bold")
+        what = r.direction_name
+        header.append(f"\ndirect logit effect ({what} @ W_U; {r.weights_short})\n" if what
+                      else "\nno direct logit effect (this hook does not write the residual stream)\n", style="bold")
         for (t1, v1), (t2, v2) in zip(neuron.logit_top, neuron.logit_bottom):
             header.append(f"  {repr(r.token_string(t1)):<18} {v1:+.3f}", style="green")
             header.append(f"    {repr(r.token_string(t2)):<18} {v2:+.3f}\n", style="red")
@@ -215,11 +217,11 @@ class NeuroscopeBrowser(BrowserScreen):
         neighbours = self.query_one("#ns-neighbours", OptionList)
         neighbours.clear_options()
         neighbours.add_options(
-            [Option(f"similar   L{ly} N{n}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.similar]
-            + [Option(f"opposite  L{ly} N{n}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.dissimilar])
-        neighbours.border_title = "neighbours by W_out cosine (enter opens)"
+            [Option(f"similar   {r.short(ly, n)}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.similar]
+            + [Option(f"opposite  {r.short(ly, n)}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.dissimilar])
+        neighbours.border_title = f"neighbours by {r.neighbour_name} (enter opens)"
         self.query_one("#browser-title", Static).update(
-            f"neuroscope · {self.run.run_id} · layer {neuron.layer} neuron {neuron.index}")
+            f"neuroscope · {self.run.run_id} · {r.place(neuron.layer)} {r.unit} {neuron.index}")
 
     def _show_texts(self) -> None:
         n = self.neuron
