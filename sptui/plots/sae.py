@@ -230,4 +230,5 @@ def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Pa
     note = f" (mean over {', '.join(others)})" if others else ""
     more = f"; first {MAX_ROWS} of {len(sae_points)} SAE settings shown" if len(sae_points) > MAX_ROWS else ""
     fig.suptitle(f"Where in the superposition phase diagram can an SAE recover the features?{note}{more}", fontsize=11)
-    return save_figure(fig, path, dpi=120, tight=True)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title above the top row
+    return save_figure(fig, path, dpi=120)
