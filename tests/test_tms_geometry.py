@@ -165,3 +165,40 @@ def test_trained_sparse_model_forms_antipodal_pairs_or_a_pentagon(trained_5_2):
 def test_the_stated_tolerances():
     # the module docstring and the README state these; the edge tests above are written relative to them
     assert (G.ANGLE_TOL, G.NORM_TOL, G.OUTSIDE_TOL) == (10.0, 0.25, 0.1)
+
+
+def test_the_tms_pngs_show_the_geometry():
+    """sweep.png gets a categorical geometry map (most common over seeds); dims_per_feature.png colours every
+    D_i by its feature's shape."""
+    import matplotlib.colors
+    import matplotlib.pyplot as plt
+
+    from sptui.plots import tms as plots
+    from sptui.plots.shapes import SHAPE_COLOURS, geometry_colours
+
+    dense = np.array([[1.0, 0], [0, 1], [0, 0], [0, 0], [0, 0]])
+    pairs = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1], [0, 0]])
+    W = np.stack([dense, G.polygon(5), G.polygon(5), pairs])
+    geos = G.classify(torch.tensor(W, dtype=F64))
+    assert [g.summary for g in geos] == ["2 dedicated + 3 unrepresented", "pentagon", "pentagon",
+                                         "2 antipodal pairs + 1 unrepresented"]
+    grid = [(1.0, 0), (0.1, 0), (0.1, 1), (0.3, 0)]
+    records = [{"instance": i, "grid": {"feature_probability": p, "seed": s},
+                "metrics": {"dims_per_feature": 1.0, "loss": 0.1}, "shape": g.shapes, "geometry": g.summary}
+               for i, ((p, s), g) in enumerate(zip(grid, geos))]
+    axes = plots.swept_axes(records)
+    fig = plots.sweep_figure(records, axes, m=2)
+    (panel,) = [ax for ax in fig.axes if ax.get_title().startswith("geometry")]
+    legend = [t.get_text() for t in panel.get_legend().get_texts()]
+    plt.close(fig)
+    assert set(legend) == {"2 dedicated + 3 unrepresented", "pentagon", "2 antipodal pairs + 1 unrepresented"}
+    colours = geometry_colours([g.summary for g in geos])
+    assert colours["pentagon"] == SHAPE_COLOURS["pentagon"]
+    dims = M.feature_dimensionality(torch.tensor(W, dtype=F64)).numpy()
+    derived = {"represented": M.represented_mask(torch.tensor(W, dtype=F64)).numpy(), "dim": dims}
+    fig = plots.dims_per_feature_figure(records, derived)
+    points = [c for c in fig.axes[0].collections if c.get_offsets().shape[0] == 5]  # the pentagons' D_i
+    pentagon = matplotlib.colors.to_rgba(SHAPE_COLOURS["pentagon"], 0.6)
+    colours_drawn = [fc for c in points for fc in c.get_facecolors()]
+    plt.close(fig)
+    assert points and all(np.allclose(fc, pentagon) for fc in colours_drawn)

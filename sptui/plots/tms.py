@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
 from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.shapes import PHASE_COLOURS, SHAPE_COLOURS, geometry_colours  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
 
 MAX_ROWS, MAX_COLS = 10, 8
@@ -60,6 +61,12 @@ def render_run(run, model) -> list[Path]:
         "dim": features["feature_dim"].numpy(),
         "represented": M.represented_mask(model).numpy(),
     }
+    # the arrangement of every instance (the same classifier the tms kind saves in instances.json; computed
+    # here so runs saved before it are drawn the same way)
+    from sptui.science import tms_geometry
+
+    geos = tms_geometry.classify(model)
+    records = [{**r, "shape": g.shapes, "geometry": g.summary} for r, g in zip(records, geos)]
     labels = [instance_label(r["grid"]) for r in records]
     layout = sheet_layout(records)
     out = run.plots
@@ -69,7 +76,7 @@ def render_run(run, model) -> list[Path]:
         draw_feature_norms(derived, layout, out / "feature_norms.png"),
     ]
     if W.shape[2] == 2:
-        paths.append(draw_geometry_2d(W, layout, out / "geometry_2d.png"))
+        paths.append(draw_geometry_2d(W, layout, out / "geometry_2d.png", [r.get("geometry", "") for r in records]))
     probability = arrays.get("feature_probability")
     if probability is not None and bool((probability.max(1) > probability.min(1)).any()):
         paths.append(draw_per_feature(derived, probability, layout, out / "per_feature.png"))
@@ -268,7 +275,8 @@ def feature_norms_figure(derived, layout: SheetLayout):
     return fig
 
 
-def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path) -> Path:
+def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: list[str] | None = None) -> Path:
+    """Feature directions per instance; `geometry` (instances.json) names each panel's arrangement."""
     fig, axs = _sheet(layout)
     n = W.shape[1]
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
@@ -284,6 +292,9 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path) -> Path:
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
+        if geometry and geometry[i]:
+            ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=5, va="bottom",
+                    color="#333333")
     norm = matplotlib.colors.Normalize(0, n - 1)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
               "feature (0 = most important)")
@@ -330,10 +341,16 @@ def dims_per_feature_figure(records, derived):
     fig, ax = plt.subplots(figsize=(8, 4.8))
     names = sorted(groups, key=lambda name: [axis_value(v) for k, v in groups[name][0]["grid"].items()
                                                 if k not in ("feature_probability", "seed")])
-    colours = plt.get_cmap("viridis" if len(names) > 10 else "tab10")(np.linspace(0, 0.9, len(names)) if len(names) > 10
-                                                                         else np.arange(len(names)))
+    by_shape = all(r.get("shape") for r in records)
+    if by_shape:  # points carry the shape colours: lines in greys and dash patterns, so the two never mix
+        colours = plt.get_cmap("Greys")(np.linspace(0.95, 0.45, len(names)))
+    else:
+        colours = plt.get_cmap("viridis" if len(names) > 10 else "tab10")(
+            np.linspace(0, 0.9, len(names)) if len(names) > 10 else np.arange(len(names)))
+    dashes = ["-", "--", "-.", ":"] if by_shape else ["-"]
     seeds = {r["grid"].get("seed", r.get("params", {}).get("seed")) for r in records}
-    for name, colour in zip(names, colours):
+    seen_shapes: set[str] = set()
+    for k, (name, colour) in enumerate(zip(names, colours)):
         members = groups[name]
         by_x = defaultdict(list)
         for r in members:
@@ -341,7 +358,7 @@ def dims_per_feature_figure(records, derived):
         xs = np.array(sorted(by_x))
         mean = np.array([np.nanmean(by_x[x]) for x in xs])
         sd = np.array([np.nanstd(by_x[x], ddof=1) if len(by_x[x]) > 1 else 0.0 for x in xs])
-        ax.plot(xs, mean, color=colour, lw=1.5, label=name if name != "model" else "D*")
+        ax.plot(xs, mean, color=colour, lw=1.5, ls=dashes[k % len(dashes)], label=name if name != "model" else "D*")
         if len(seeds) > 1:
             ax.fill_between(xs, mean - sd, mean + sd, color=colour, alpha=0.15, lw=0)
         for r in members:
@@ -349,7 +366,11 @@ def dims_per_feature_figure(records, derived):
             x = 1 / max(axis_value(r["grid"]["feature_probability"]), 1e-9)
             keep = derived["represented"][i]
             jitter = x * np.exp(np.random.default_rng(i).normal(0, 0.03, keep.sum()))
-            ax.scatter(jitter, derived["dim"][i][keep], s=5, color=colour, alpha=0.35)
+            # each D_i in its shape's colour (sptui.science.tms_geometry, saved per feature) when the run has them
+            shapes = [s for s, k in zip(r.get("shape") or [], keep) if k]
+            point_colours = [SHAPE_COLOURS[s] for s in shapes] if len(shapes) == keep.sum() else colour
+            ax.scatter(jitter, derived["dim"][i][keep], s=6, color=point_colours, alpha=0.6)
+            seen_shapes.update(shapes)
     ax.set_xscale("log")
     for value, text in FRACTIONS:
         ax.axhline(value, color="grey", lw=0.5, ls="--")
@@ -357,9 +378,15 @@ def dims_per_feature_figure(records, derived):
     ax.set_xlabel("1/(1-S) = 1 / feature probability")
     ax.set_ylabel("dimensions per feature")
     spread = f"mean over {len(seeds)} seeds, band +-1 sd; " if len(seeds) > 1 else ""
-    ax.set_title(f"D* (lines: {spread}points: D_i of represented features)", fontsize=9)
+    ax.set_title(f"D* (lines: {spread}points: D_i of represented features"
+                 + (", coloured by shape)" if seen_shapes else ")"), fontsize=9)
     if len(names) > 1:
-        ax.legend(fontsize=7, ncol=2 if len(names) > 6 else 1)
+        ax.add_artist(ax.legend(fontsize=7, ncol=2 if len(names) > 6 else 1, loc="upper left"))
+    if seen_shapes:
+        handles = [matplotlib.lines.Line2D([], [], ls="", marker="o", ms=4, color=c, label=shape)
+                   for shape, c in SHAPE_COLOURS.items() if shape in seen_shapes]
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.04, 1), title="shape",
+                  title_fontsize=7, frameon=False)
     return fig
 
 
@@ -405,10 +432,12 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
     ykey = keys[1] if len(keys) > 1 else None
     metrics = [(k, t, log) for k, t, log in SWEEP_METRICS
                if any(math.isfinite(_num(r["metrics"].get(k))) for r in records)]
-    cols = 4 if len(metrics) > 6 else 3
-    rows = math.ceil(len(metrics) / cols)
+    geometry = all(r.get("geometry") for r in records)  # runs saved before the classifier have none
+    panels = len(metrics) + geometry
+    cols = 4 if panels > 6 else 3
+    rows = math.ceil(panels / cols)
     fig, axs = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), squeeze=False)
-    for ax in axs.flat[len(metrics):]:
+    for ax in axs.flat[panels:]:
         ax.axis("off")
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
     annotate = ykey is not None and len(xs) * len(ys) <= 64
@@ -446,10 +475,43 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 ax.set_yscale("log")
         ax.set_xlabel(xkey, fontsize=8)
         ax.set_title(title, fontsize=9)
+    if geometry:
+        geometry_panel(axs.flat[len(metrics)], records, xkey, xs, ykey, ys)
     rest = [k for k in axes if k not in (xkey, ykey)]
     note = f" (mean over {', '.join(rest)}; grey: undefined)" if rest else " (grey: undefined)"
     fig.suptitle(f"final metrics over the sweep{note}", fontsize=10)
     return fig
+
+
+def geometry_panel(ax, records, xkey, xs, ykey, ys) -> None:
+    """The geometry each grid cell's instances found (instances.json, sptui.science.tms_geometry), the most common
+    over the other swept keys (e.g. seeds), as a categorical map coloured by its largest shape, with a legend."""
+    from collections import Counter
+
+    votes: dict[tuple[int, int], Counter] = defaultdict(Counter)
+    for r in records:
+        xi = next(j for j, x in enumerate(xs) if x == r["grid"][xkey])
+        yi = next(j for j, y in enumerate(ys) if y == r["grid"][ykey]) if ykey else 0
+        votes[(yi, xi)][r["geometry"]] += 1
+    winners = {cell: count.most_common(1)[0][0] for cell, count in votes.items()}
+    colours = geometry_colours(list(winners.values()))
+    labels = list(colours)
+    codes = np.full((len(ys), len(xs)), np.nan)
+    for (yi, xi), g in winners.items():
+        codes[yi, xi] = labels.index(g)
+    cmap = matplotlib.colors.ListedColormap([colours[g] for g in labels]).with_extremes(bad="#ffffff")
+    ax.imshow(np.ma.masked_invalid(codes), origin="lower", aspect="auto", cmap=cmap, vmin=-0.5,
+              vmax=len(labels) - 0.5, interpolation="nearest")
+    _ticks(ax, "x", xs)
+    if ykey:
+        _ticks(ax, "y", ys)
+        ax.set_ylabel(ykey, fontsize=8)
+    else:
+        ax.set_yticks([])
+    ax.set_xlabel(xkey, fontsize=8)
+    ax.set_title("geometry (most common over the rest)", fontsize=9)
+    handles = [matplotlib.patches.Patch(color=colours[g], label=g) for g in labels[:12]]
+    ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
 
 
 def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
@@ -464,7 +526,7 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
         votes[yi, xi, phases[r["instance"]]] += 1
     grid = votes.argmax(-1)
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    cmap = matplotlib.colors.ListedColormap(["#d9d9d9", "#4c72b0", "#dd8452"])
+    cmap = matplotlib.colors.ListedColormap(PHASE_COLOURS)
     ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=2)
     _ticks(ax, "x", xs)
     _ticks(ax, "y", ys)
