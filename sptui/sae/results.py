@@ -108,3 +108,84 @@ class SAEResults:
             raise SptuiError(f"{self.run_dir}: the summary does not say which model the SAEs read")
         return load_model(ref, device=device, processing=bool(self.source.get("processing", True)),
                           runs_root=self.run_dir.parent)
+
+
+# ---------------------------------------------------------------- links to neuron-geometry runs
+
+def _model_identity(ref: str, runs_root: Path):
+    """What a model reference points at (run results folder, HF folder or official name), or None."""
+    from sptui.models import resolve_ref
+
+    try:
+        kind, where = resolve_ref(str(ref), runs_root)
+    except Exception:  # an unknown name or a folder that is gone: links nothing
+        return None
+    return kind, str(Path(where).resolve()) if kind != "name" else str(where)
+
+
+def _mlp_layer(hook: str | None) -> int | None:
+    import re
+
+    found = re.match(r"^blocks\.(\d+)\.mlp\.hook_post$", hook or "")
+    return int(found.group(1)) if found else None
+
+
+def _finished(runs_root: Path, kind: str, needed: str):
+    """Run folders under `runs_root` of `kind` with results/`needed`, oldest first."""
+    for folder in sorted(Path(runs_root).iterdir()) if Path(runs_root).is_dir() else []:
+        if not (folder / "results" / needed).exists():
+            continue
+        try:
+            if runs.RunDir(folder).spec().kind == kind:
+                yield folder
+        except Exception:  # an unreadable job file: not ours to link
+            continue
+
+
+def geometry_runs_for(results: SAEResults) -> list[tuple[Path, list[list[int]]]]:
+    """Neuron-geometry runs of the model and MLP layer an SAE run read (hook blocks.L.mlp.hook_post), oldest
+    first, with their significant blocks' neurons."""
+    layer = _mlp_layer(results.hook)
+    if layer is None or results.is_toy:
+        return []
+    runs_root = results.run_dir.parent
+    mine = _model_identity(results.source.get("model_ref", ""), runs_root)
+    found = []
+    for folder in _finished(runs_root, "neuron-geometry", "blocks.json"):
+        summary = runs.read_json(folder / "results" / "summary.json")
+        if int(summary.get("layer", -1)) != layer or _model_identity(summary.get("model", ""), runs_root) != mine:
+            continue
+        blocks = runs.read_json(folder / "results" / "blocks.json").get("blocks", [])
+        found.append((folder, [list(b["neurons"]) for b in blocks]))
+    return found
+
+
+def sae_runs_for_geometry(run_dir: Path) -> list[SAEResults]:
+    """Finished sae runs on the MLP layer (blocks.L.mlp.hook_post) and model of a neuron-geometry run."""
+    run_dir = Path(run_dir)
+    summary = runs.read_json(run_dir / "results" / "summary.json")
+    runs_root = run_dir.parent
+    mine = _model_identity(summary.get("model", ""), runs_root)
+    found = []
+    for folder in _finished(runs_root, "sae", "sae.safetensors"):
+        try:
+            results = SAEResults(folder)
+        except SptuiError:
+            continue
+        if _mlp_layer(results.hook) == int(summary.get("layer", -1)) and \
+                _model_identity(results.source.get("model_ref", ""), runs_root) == mine:
+            found.append(results)
+    return found
+
+
+def latents_on_block(results: SAEResults, neurons: list[int], top: int = 10) -> list[tuple[int, int, float, float]]:
+    """(instance, latent, share of ||W_dec||^2 on the block, enrichment) of the latents that load most on a
+    block of neurons, over every instance of an sae run, best first."""
+    from sptui.science.sae_metrics import block_loading
+
+    rows = []
+    for i in range(results.n_instances):
+        share, enrichment = block_loading(results.weights(i)["W_dec"], [neurons])
+        for j in np.argsort(-share[:, 0])[:top]:
+            rows.append((i, int(j), float(share[j, 0]), float(enrichment[j, 0])))
+    return sorted(rows, key=lambda r: -r[2])[:top]

@@ -33,6 +33,10 @@ Recovery of true features (toy sources, where the true directions and activation
                fires" (f > 0) as a detector of "the feature is present" (x_i > 0), averaged over features
                (the classification view of SAELens's synthetic-data evals).
 Features that never occur in the sample have no correlation or F1 and are left out of those means.
+Weights:
+    block_loading  for an SAE on an MLP layer's neurons and a set of neuron blocks (neuron-geometry), the
+               share of each latent's squared decoder norm on each block's neurons, and that share over
+               |block| / d_mlp (what a random direction would put there): which latents live on a block
 """
 
 from __future__ import annotations
@@ -183,3 +187,18 @@ def firing_f1(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"], matc
     count = feat.sum(-1)
     total = torch.where(feat, per, torch.zeros_like(per)).sum(-1)
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def block_loading(W_dec, blocks: list[list[int]]) -> tuple:
+    """W_dec [D, d_mlp] (rows: latents in neuron space), blocks: lists of neuron indices ->
+    (share [D, n_blocks] = sum_{k in B} W_jk^2 / sum_k W_jk^2, enrichment = share / (|B| / d_mlp)), numpy."""
+    W = np.asarray(W_dec, dtype=np.float64) ** 2
+    total = W.sum(axis=1, keepdims=True)
+    d = W.shape[1]
+    share = np.zeros((W.shape[0], len(blocks)))
+    for b, neurons in enumerate(blocks):
+        share[:, b] = W[:, np.asarray(neurons, dtype=np.int64)].sum(axis=1)
+    share = np.divide(share, total, out=np.zeros_like(share), where=total > 0)
+    sizes = np.array([len(b) for b in blocks], dtype=np.float64)
+    enrichment = share / np.maximum(sizes / d, 1e-12)[None, :]
+    return share, enrichment

@@ -5,6 +5,7 @@
     browser_for("neuron-geometry", run_dir)  the permuted cosine matrix and its blocks
     browser_for("tms" | "functions", ...)    toy models: W^T W, feature norms, geometry, sweeps, curves
     browser_for("neuroscope", run_dir)       neurons: top texts, histograms, logit effects, neighbours
+    browser_for("sae", run_dir)              SAEs: metrics, recovery on the toy grid, decoder vs true, latents
 
 Every browser loads its results in a thread worker, draws heatmaps with half-block cells and a colour
 scale legend, and exports what is on screen as a PNG under the run's plots/ (key `e`).
@@ -25,6 +26,7 @@ BROWSERS = {
     "tms": ("toy", "ToyBrowser"),
     "functions": ("toy", "ToyBrowser"),
     "neuroscope": ("neuroscope", "NeuroscopeBrowser"),
+    "sae": ("sae", "SAEBrowser"),
 }
 
 

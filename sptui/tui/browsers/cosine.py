@@ -12,7 +12,7 @@ list), when a Neuroscope run of the same model and layer exists next to this run
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from sptui.errors import SptuiError
 from sptui.plots.screen_export import export_heatmap
 from sptui.render.colormap import DIVERGING, fmt
 from sptui.render.frames import Viewport
@@ -67,6 +68,7 @@ class GeometryData:
     blocks: list[Block]
     robust: float  # colour half-range from the data
     summary: dict[str, Any]
+    sae_runs: list = field(default_factory=list)  # sae runs on this model's layer (SAEResults): latents per block
 
 
 def _pick(arrays: dict[str, np.ndarray], names: tuple[str, ...], n: int) -> np.ndarray | None:
@@ -195,7 +197,14 @@ class CosineBrowser(BrowserScreen):
                 yield OptionList(id="cos-blocklist")
 
     def load(self) -> GeometryData:
-        return load_geometry(self.run.root)
+        from sptui.sae.results import sae_runs_for_geometry
+
+        data = load_geometry(self.run.root)
+        try:
+            data.sae_runs = sae_runs_for_geometry(self.run.root)
+        except SptuiError:  # no summary yet, or a damaged sibling: the map still shows
+            data.sae_runs = []
+        return data
 
     @property
     def model_map(self) -> Heatmap:
@@ -257,6 +266,7 @@ class CosineBrowser(BrowserScreen):
         neurons = block.neurons or self.data.order[block.start: block.stop].tolist()
         options.add_options([Option(f"{pos:>5}  neuron {neuron}", id=str(neuron))
                              for pos, neuron in zip(range(block.start, block.stop), neurons)])
+        options.add_options(self._block_latents(neurons))
         mean = f", mean cos² {block.mean:.3g}" if block.mean is not None else ""
         p = f", p {block.p_value:.3g}" if block.p_value is not None else ""
         options.border_title = f"block {index + 1}/{len(self.data.blocks)}: {block.size} neurons{mean}{p}"
@@ -332,7 +342,26 @@ class CosineBrowser(BrowserScreen):
         if self.data is not None:
             self.open_neuroscope(int(self.data.order[event.row]))
 
+    def _block_latents(self, neurons: list[int]) -> list[Option]:
+        """The SAE latents (of sae runs on this layer) whose decoders load most on the block's neurons."""
+        from sptui.sae.results import latents_on_block
+
+        options = []
+        for sae in self.data.sae_runs:
+            for i, j, share, enrichment in latents_on_block(sae, list(neurons), top=5):
+                options.append(Option(f"  SAE {sae.run_dir.name} #{i} latent {j}: {share:.0%} of its decoder "
+                                      f"(x{enrichment:.1f} random)", id=f"sae|{sae.run_dir}|{i}|{j}"))
+        return options
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if str(event.option.id).startswith("sae|"):
+            _, run_dir, instance, _ = str(event.option.id).split("|")
+            from sptui.tui.browsers.sae import SAEBrowser
+
+            browser = SAEBrowser(Path(run_dir), instance=int(instance))
+            self.app.push_screen(browser)
+            browser.call_after_refresh(browser.action_tab, "latents")
+            return
         self.open_neuroscope(int(event.option.id))
 
     def open_neuroscope(self, neuron: int) -> None:
