@@ -41,7 +41,7 @@ class BatchResult:
 
 def _headline(values: dict[str, Any]) -> str:
     """A short 'loss=0.123 acc=0.98' from a metrics record (means of per-instance lists)."""
-    parts = []
+    parts: list[str] = []
     for key, value in values.items():
         if key in ("split",) or len(parts) >= 3:
             continue

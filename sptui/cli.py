@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = artifacts_root(args.artifacts)
     try:
-        handler = COMMANDS.get(args.command or "tui")
+        handler = COMMANDS[args.command or "tui"]
         return handler(args, root) or 0
     except SpecError as e:
         print(f"sptui: {e}", file=sys.stderr)

@@ -28,9 +28,13 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sptui.errors import SptuiError
 from sptui.tokenizer import EOT, EOT_ID
+
+if TYPE_CHECKING:
+    import torch
 
 BUILTIN = "builtin"
 BUILTIN_FILE = Path(__file__).parent / "data" / "stories.txt"
@@ -225,7 +229,7 @@ def packed_batches(texts: Iterable[str], n_ctx: int, batch_size: int, tokenizer=
         yield torch.tensor(rows, dtype=torch.long)
 
 
-def packed_tokens(texts: Iterable[str], tokenizer=None, max_tokens: int | None = None) -> torch.Tensor:  # noqa: F821
+def packed_tokens(texts: Iterable[str], tokenizer=None, max_tokens: int | None = None) -> torch.Tensor:
     """The stream <eot> story <eot> story ... as one LongTensor, cut at `max_tokens` (None: everything)."""
     import torch
 
@@ -241,8 +245,8 @@ def packed_tokens(texts: Iterable[str], tokenizer=None, max_tokens: int | None =
 @dataclass
 class TextBatch:
     ids: list[int]             # index of each row's text in the order `texts` yielded them
-    tokens: torch.Tensor     # noqa: F821  [B, n_ctx] long; BOS first, padded with <eot> after `lengths`
-    lengths: torch.Tensor    # noqa: F821  [B] long; real tokens per row (texts longer than n_ctx are cut)
+    tokens: torch.Tensor     # [B, n_ctx] long; BOS first, padded with <eot> after `lengths`
+    lengths: torch.Tensor    # [B] long; real tokens per row (texts longer than n_ctx are cut)
 
 
 def text_batches(texts: Iterable[str], n_ctx: int, batch_size: int, tokenizer=None, pad_id: int = EOT_ID):

@@ -214,6 +214,11 @@ def describe(cls) -> list[tuple[str, str, Any, str, bool]]:
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # every parameter has a default (see `param`)
+            raise TypeError(f"{cls.__name__}.{f.name} has no default")
         rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("doc", ""), bool(f.metadata.get("batchable"))))
     return rows

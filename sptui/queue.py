@@ -9,6 +9,7 @@ WAL mode with synchronous=FULL, so a committed state change survives a crash or 
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 import sqlite3
@@ -390,7 +391,7 @@ class Queue:
             "executor = 'worker' WHERE id = ?", (job.id,))
         return self.get(job.id)
 
-    def requeue_failed(self) -> list[Job]:
+    def requeue_failed(self) -> builtins.list[Job]:
         rows = self._write("UPDATE jobs SET state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, "
                            "step = NULL, executor = 'worker' WHERE state = 'failed' RETURNING id")
         return [self.get(r[0]) for r in rows]
@@ -401,7 +402,7 @@ class Queue:
         return self.get(job.id)
 
     # -------------------------------------------------------- crash recovery
-    def recover(self) -> list[Job]:
+    def recover(self) -> builtins.list[Job]:
         """Running jobs of this host whose own process is gone become `interrupted` (never rerun on their own).
 
         A job whose supervisor died but whose process still runs is left alone: it records its own end.
@@ -433,7 +434,7 @@ class Queue:
     def unregister_worker(self, pid: int) -> None:
         self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (HOST, pid))
 
-    def live_workers(self, now: float | None = None) -> list[dict[str, Any]]:
+    def live_workers(self, now: float | None = None) -> builtins.list[dict[str, Any]]:
         """Workers on this host whose process is alive (stale rows of dead ones are dropped).
 
         Each says whether it is `responding`: a worker beats every 2 s from its loop, so one silent for

@@ -39,7 +39,7 @@ def bpe_files() -> tuple[Path, Path]:
 @functools.lru_cache(maxsize=2)
 def gpt2_tokenizer(add_bos: bool = False):
     """A fast GPT-2 tokenizer (transformers). With add_bos=True it is the one to give HookedTransformer."""
-    from transformers import GPT2TokenizerFast
+    from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]  # a lazy attribute of transformers
 
     vocab, merges = bpe_files()
     # transformers 5 takes `vocab`/`merges`; older versions named them vocab_file/merges_file.

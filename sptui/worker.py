@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sptui.errors import SptuiError
 from sptui.queue import WORKER_BEAT_SECONDS, Job, Queue, own_identity
@@ -33,7 +35,7 @@ class Running:
     job: Job
     slot: Slot
     process: subprocess.Popen
-    log: object
+    log: BinaryIO  # the job's log.txt, which the child writes to
     signalled_at: float | None = None
     killed: bool = False
 
@@ -47,7 +49,7 @@ class WorkerOptions:
     once: bool = False
     poll_seconds: float = 0.5
     cancel_grace_seconds: float = 10.0
-    say: object = field(default=print)
+    say: Callable[[str], object] = field(default=print)
 
 
 def plan_slots(device: str, gpus: list[str] | None, slots_per_gpu: int, cpu_slots: int) -> list[Slot]:

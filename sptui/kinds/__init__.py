@@ -9,7 +9,7 @@ A kind is a module `sptui/kinds/<name>.py` (module `neuron_geometry` is kind `ne
     def render(run: RunDir) -> list[Path]    optional: (re)draws the run's PNGs from its saved results
 
 `Kind` / `RenderingKind` below say this to the type checker; every kind module ends with an assignment of
-itself to one of them, so a type checker (mypy) confirms the fit. sptui/kinds/functions.py is a
+itself to one of them, so mypy (tests/test_types.py) confirms the fit. sptui/kinds/functions.py is a
 short, complete example.
 
 Kinds whose Params mark fields `batchable=True` receive a sweep over those fields as one job with several

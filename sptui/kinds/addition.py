@@ -164,7 +164,8 @@ def run(ctx: Context) -> None:
     ctx.set_total(total)
     snapshots = set(snapshot_steps(total, p.snapshot_growth))
 
-    step, elapsed, target = 0, 0.0, {"step": None, "seconds": None}
+    target: dict[str, float | None] = {"step": None, "seconds": None}  # when the test accuracy first reached the target
+    step, elapsed = 0, 0.0
     resumed = ctx.load_checkpoint()
     if resumed is not None:
         checkpoint.unpack(resumed.tensors, resumed.meta, model=model, optimizer=opt, scheduler=sched)

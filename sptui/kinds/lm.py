@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
@@ -87,7 +87,7 @@ class Params:
 def build_config(p: Params, d_vocab: int, device: str = "cpu"):
     from transformer_lens import HookedTransformerConfig
 
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if p.local_window > 0:
         kwargs = {"attn_types": ["global" if i % 2 == 0 else "local" for i in range(p.n_layers)],
                   "window_size": p.local_window, "use_local_attn": True}
@@ -162,7 +162,8 @@ def expand_vocab(compact, active, p: Params):
 def make_optimizer(model, p: Params):
     import torch
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, w in model.named_parameters():
         # matrices of attention and MLP decay; biases, norms, embeddings and the unembedding do not
         (decay if w.ndim >= 2 and name.startswith("blocks.") else no_decay).append(w)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
@@ -227,7 +227,7 @@ def _analyse(ctx, p: Params, W, label: str, progress):
              "blocks": [b.to_json() for b in test.blocks],
              "candidates": [b.to_json() for b in test.all_blocks]}
     best = test.model.score
-    summary = {
+    summary: dict[str, Any] = {
         "p_value": test.p_value,
         "model_scores": {"best_method": res.method, "best_score": best, "scores": res.scores,
                          "seconds": res.seconds, "skipped": res.skipped},

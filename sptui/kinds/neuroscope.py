@@ -40,7 +40,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
 from sptui.neuroscope.store import WEIGHTS_PROCESSED, WEIGHTS_RAW
@@ -128,7 +128,7 @@ def run(ctx: Context) -> None:
     scans = {layer: LayerScan(n, p.top_k, p.sample_size, p.histogram_bins, device) for layer in layers}
     log = S.TextLog(ctx.scratch)  # every scanned text's tokens: the write-up reads the kept ones back
     # tokens: counted document tokens; logged_tokens: what the text log holds (windows repeat their overlap)
-    progress = {"documents": 0, "texts": 0, "tokens": 0, "logged_tokens": 0, "batches": 0, "seconds": 0.0,
+    progress: dict[str, Any] = {"documents": 0, "texts": 0, "tokens": 0, "logged_tokens": 0, "batches": 0, "seconds": 0.0,
                 "done": False}
     ck = ctx.load_checkpoint()
     if ck is not None:
@@ -152,7 +152,8 @@ def run(ctx: Context) -> None:
     window_docs = p.batch_size * WINDOW_BATCHES
     while not progress["done"]:
         started = time.perf_counter()
-        texts, n_docs, room = [], 0, p.token_budget - progress["tokens"]
+        texts: list[tuple[S.Window, int]] = []
+        n_docs, room = 0, p.token_budget - progress["tokens"]
         window = list(itertools.islice(docs, window_docs))
         encoded = tok(window, add_special_tokens=False)["input_ids"] if window else []  # one Rust call
         for ids in encoded:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
@@ -106,16 +106,17 @@ class Source:
     kind: str  # "tms" | "addition" | "model"
     description: dict
     d_in: int
-    reader: object | None = None  # ModelActivations (model sources)
+    # which fields are set depends on `kind` (Any: the type checker cannot follow that)
+    reader: Any = None  # ModelActivations (model sources)
     model_name: str = ""
     hook: str = ""
     # toy sources: the tms run's weights, feature probabilities, hidden activation, grid, chosen instances
-    toy_weights: dict | None = None
-    toy_probability: object | None = None
+    toy_weights: Any = None  # dict[str, Tensor]
+    toy_probability: Any = None  # Tensor
     toy_hidden: str = "none"
-    toy_grid: list | None = None
-    toy_index: list[int] | None = None
-    toy_represented: object | None = None  # [S, n] bool: the features each toy model represents (tms_metrics)
+    toy_grid: Any = None  # list[dict]
+    toy_index: Any = None  # list[int]
+    toy_represented: Any = None  # [S, n] bool: the features each toy model represents (tms_metrics)
 
 
 def open_source(ctx: Context, p: Params) -> Source:
@@ -130,6 +131,7 @@ def open_source(ctx: Context, p: Params) -> Source:
     if p.source_instances and kind != "addition":
         raise ParamError("source_instances", f"only for tms and addition sources; {p.source} is a {kind} source")
     device = str(ctx.device)
+    sequences: src.AdditionSequences | src.LMSequences
     if kind == "addition":
         folder, spec, instance = _addition_model(run, p)
         try:
@@ -291,15 +293,17 @@ def run(ctx: Context) -> None:
     p0: Params = ctx.instances[0]
     source = open_source(ctx, p0)
     lay = layout(len(ctx.instances), source)
-    toy = (src.ToySource(source.toy_weights, source.toy_probability, lay.toy, source.toy_hidden, p0.data_seed, ctx.device)
-           if source.kind == "tms" else None)
+    # exactly one of `toy` (tms sources) and `windows` (model sources) is used, as source.kind says
+    toy: Any = (src.ToySource(source.toy_weights, source.toy_probability, cast("list[int]", lay.toy), source.toy_hidden,
+                              p0.data_seed, ctx.device)
+                if source.kind == "tms" else None)
     trainer = build_trainer(ctx, p0, source, lay)
     n_inst = trainer.n_instances
     ctx.info(f"sae: {n_inst} instance(s) of {p0.architecture} on {_describe(source)}, d_in {source.d_in}, "
              f"{p0.steps} steps x {p0.batch_size} activations")
 
     # the fixed evaluation sample, and the stream of training batches
-    windows = None
+    windows: Any = None
     if source.kind == "tms":
         eval_x, eval_h = toy.sample(p0.eval_tokens, "eval")
         true_dirs = toy.true_directions()
@@ -441,9 +445,10 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
         params["d_sae"] = int(weights["d_sae"][i])
         rec = {"instance": i, "grid": ctx.grid[lay.point[i]], "params": params,
                "metrics": {k: v[i] for k, v in metrics.items()}}
-        if lay.toy[i] is not None:
-            rec["source_instance"] = lay.toy[i]
-            rec["source_grid"] = source.toy_grid[lay.toy[i]] if lay.toy[i] < len(source.toy_grid) else {}
+        t = lay.toy[i]
+        if t is not None:
+            rec["source_instance"] = t
+            rec["source_grid"] = source.toy_grid[t] if t < len(source.toy_grid) else {}
         records.append(rec)
     ctx.save_json("instances", records)
     ctx.save_json("summary", {

@@ -74,7 +74,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(texts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(texts: Sequence[Sequence[int] | np.ndarray], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded tokens [B, T] and mask [B, T] (True = real token). Right padding leaves every real
     position's activations unchanged in a causal model with absolute positions."""
     width = max(len(t) for t in texts)

@@ -90,7 +90,8 @@ def _neighbours(results: NeuroscopeResults, n: Neuron) -> Table:
 
 
 def _blend(colour: tuple[int, int, int], strength: float) -> tuple[int, int, int]:
-    return tuple(int(round(p + (c - p) * strength)) for p, c in zip(PAPER, colour))
+    r, g, b = (int(round(p + (c - p) * strength)) for p, c in zip(PAPER, colour))
+    return r, g, b
 
 
 def token_style(value: float, scale: float) -> Style | None:

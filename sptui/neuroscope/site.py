@@ -39,9 +39,9 @@ def export_site(run_dir: Path, out_dir: Path) -> Path:
                _neuron_page(page, results, neuron, prev_, next_))
     for layer in results.layers:
         _write(out_dir / f"L{layer}" / "index.html", _layer_page(page, results, layer))
-    index = out_dir / "index.html"
-    _write(index, _index_page(page, results))
-    return index
+    home = out_dir / "index.html"
+    _write(home, _index_page(page, results))
+    return home
 
 
 def _write(path: Path, text: str) -> None:

@@ -118,7 +118,7 @@ def draw_latents(arrays, records, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4))
     live = [freq[i, : int(d_sae[i])] for i in shown]
     lowest = min([float(np.log10(f[f > 0].min())) for f in live if (f > 0).any()] + [-1.0])
-    bins = np.linspace(np.floor(lowest), 0, 41)
+    bins = np.linspace(np.floor(lowest), 0, 41).tolist()
     for i, f in zip(shown, live):
         dead = int((f == 0).sum())
         point = {**records[i]["grid"], **records[i].get("source_grid", {})}

@@ -34,7 +34,7 @@ def export_name(text: str) -> str:
     return stem or "view"
 
 
-def _finish(fig, ax, path: Path, meta: dict[str, Any]) -> Path:
+def _finish(fig, ax, path: str | Path, meta: dict[str, Any]) -> Path:
     path = Path(path)
     if path.suffix != ".png":
         path = path.with_suffix(".png")
@@ -153,7 +153,7 @@ def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: s
     return _finish(fig, ax, path, meta)
 
 
-def export_bars(path: str | Path, values: Sequence[float], *, edges: Sequence[float] | None = None,
+def export_bars(path: str | Path, values: Sequence[float] | np.ndarray, *, edges: Sequence[float] | np.ndarray | None = None,
                 colour_by: Sequence[float] | None = None, cmap: str = "viridis", vmin: float = 0.0, vmax: float = 1.0,
                 horizontal: bool = False, log: bool = False, title: str = "", xlabel: str = "", ylabel: str = "",
                 colour_label: str = "") -> Path:

@@ -6,14 +6,16 @@ Diverging maps are centred at 0 with red = positive, as elsewhere in sptui.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
 
 from sptui.plots.save import save_figure  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
@@ -29,7 +31,7 @@ def save(fig, path: Path) -> Path:
     return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
-def _band(ax, xs, groups: list[list[float]], label: str, colour, marker="o"):
+def _band(ax, xs, groups: Sequence[ArrayLike], label: str, colour, marker="o"):
     """Mean line with a +-1 sd band over seeds."""
     mean = np.array([np.nanmean(g) if np.isfinite(g).any() else np.nan for g in map(np.asarray, groups)])
     sd = np.array([np.nanstd(g, ddof=1) if np.isfinite(g).sum() > 1 else 0.0 for g in map(np.asarray, groups)])
@@ -286,8 +288,8 @@ def fig_functions(tables: dict, path: Path) -> Path | None:
 
 
 def fig_hidden(tables: dict, path: Path, participation: Callable[[TmsTable, bool], np.ndarray]) -> Path | None:
-    paper = [(m, tables.get(f"tied-ae-32-paper[n_hidden={m}]")) for m in (20, 40, 60, 80, 100, 120)]
-    priv = [(m, tables.get(f"tied-ae-32[n_hidden={m}]")) for m in (20, 40, 60, 80, 100, 120)]
+    paper: list[tuple[int, Any]] = [(m, tables.get(f"tied-ae-32-paper[n_hidden={m}]")) for m in (20, 40, 60, 80, 100, 120)]
+    priv: list[tuple[int, Any]] = [(m, tables.get(f"tied-ae-32[n_hidden={m}]")) for m in (20, 40, 60, 80, 100, 120)]
     paper = [(m, t) for m, t in paper if t is not None]
     priv = [(m, t) for m, t in priv if t is not None]
     if not paper and not priv:
@@ -344,7 +346,8 @@ def fig_intro(tables: dict, path: Path) -> Path | None:
 
 
 def fig_linear_relu(tables: dict, path: Path) -> Path | None:
-    pair = [(name, tables.get(f"linear-vs-relu-20-5[output_activation={a}]")) for name, a in (("linear", "none"), ("ReLU", "relu"))]
+    pair: list[tuple[str, Any]] = [(name, tables.get(f"linear-vs-relu-20-5[output_activation={a}]"))
+                                   for name, a in (("linear", "none"), ("ReLU", "relu"))]
     pair = [(n, t) for n, t in pair if t is not None]
     if not pair:
         return None

@@ -13,18 +13,28 @@ import datetime
 import html
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from sptui import runs
 from sptui.errors import SptuiError
 from sptui.report import claims as C
 from sptui.report import figures as F
-from sptui.report.runs import find_finished, load_addition, load_functions, load_tms
+from sptui.report.runs import (
+    AdditionTable,
+    FunctionsTable,
+    TmsTable,
+    find_finished,
+    load_addition,
+    load_functions,
+    load_tms,
+)
 from sptui.report.verdicts import CANNOT_TELL, CONTRADICTS, SUPPORTS, Finding
 
 TITLE = "Experiments in Superposition: which claims hold in sptui's runs"
 MARKERS = {"tms": "results/instances.json", "functions": "results/instances.json", "addition": "results/ablation.safetensors"}
-LOADERS = {"tms": load_tms, "functions": load_functions, "addition": load_addition}
+LOADERS: dict[str, Callable[[runs.RunDir], TmsTable | FunctionsTable | AdditionTable]] = {
+    "tms": load_tms, "functions": load_functions, "addition": load_addition}
 
 
 def job_kind(job: str) -> str:
@@ -36,7 +46,8 @@ def job_kind(job: str) -> str:
 
 
 def load_inputs(root: Path, jobs: list[str] | None = None) -> C.Inputs:
-    tables, problems = {}, {}
+    tables: dict[str, TmsTable | FunctionsTable | AdditionTable] = {}
+    problems: dict[str, str] = {}
     for job in jobs or list(C.JOB_FILES):
         kind = job_kind(job)
         run = find_finished(job, root, kind, MARKERS[kind])

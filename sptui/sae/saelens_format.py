@@ -91,6 +91,7 @@ class SavedSAE:
             "metadata": {"sae_lens_version": FORMAT_VERSION, "sae_lens_training_version": FORMAT_VERSION, **self.metadata},
         }
         if self.architecture == "topk":
+            assert self.k is not None, "a TopK SAE has k"
             cfg.update(k=int(self.k), rescale_acts_by_decoder_norm=False)
         return cfg
 

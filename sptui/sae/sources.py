@@ -346,6 +346,7 @@ class ShuffledWindows:
             if index != self.index + 1:
                 raise ValueError(f"window {index} requested after window {self.index}: resume with load() first")
             self.load(index, self.next_start if self.index >= 0 else Cursor())
+        assert self.order is not None and self.buffer is not None  # load() just ran
         rows = self.order[j * self.batch_size:(j + 1) * self.batch_size]
         return self.buffer.index_select(0, rows)[None]
 

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
 
 EQUALS = 10  # the `=` token fed at every answer position
 VOCAB = "0123456789=^"
@@ -43,13 +45,13 @@ def n_ctx(n_digits: int) -> int:
 class AdditionData:
     """Operand digits and answer digits, LSB first. `operands` [N, 2n] (a then b), `answers` [N, n+1]."""
 
-    operands: torch.Tensor
-    answers: torch.Tensor
+    operands: Int[Tensor, "examples operand_digits"]
+    answers: Int[Tensor, "examples answer_digits"]
 
     def __len__(self) -> int:
         return self.operands.shape[0]
 
-    def tokens(self) -> torch.Tensor:
+    def tokens(self) -> Int[Tensor, "examples n_ctx"]:
         """The model's input as TransformerLens sees it: operands then n+1 `=` tokens, [N, 3n+1]."""
         n_answer = self.answers.shape[1]
         eq = torch.full((len(self), n_answer), EQUALS, dtype=self.operands.dtype, device=self.operands.device)
@@ -59,13 +61,13 @@ class AdditionData:
         return AdditionData(self.operands.to(device), self.answers.to(device))
 
 
-def digits_lsb_first(x: np.ndarray, n: int) -> np.ndarray:
+def digits_lsb_first(x: Int[np.ndarray, " count"], n: int) -> Int[np.ndarray, "count {n}"]:
     """[N] non-negative integers -> [N, n] digits, least significant first."""
     powers = 10 ** np.arange(n, dtype=np.int64)
     return (x[:, None] // powers[None, :]) % 10
 
 
-def sample_pairs(n_digits: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_pairs(n_digits: int, count: int, seed: int) -> tuple[Int[np.ndarray, " {count}"], Int[np.ndarray, " {count}"]]:
     """`count` distinct pairs (a, b), each uniform in [0, 10^n), in random order (no duplicates)."""
     space = 10 ** (2 * n_digits)  # every pair as one code a * 10^n + b; 10^18 < 2^63 for n <= 9
     if count > space:
@@ -93,12 +95,12 @@ def make_data(n_digits: int, n_train: int, n_test: int, seed: int) -> tuple[Addi
     return AdditionData(ops[:n_train], ans[:n_train]), AdditionData(ops[n_train:], ans[n_train:])
 
 
-def swap_operands(operands: torch.Tensor) -> torch.Tensor:
+def swap_operands(operands: Int[Tensor, "*batch operand_digits"]) -> Int[Tensor, "*batch operand_digits"]:
     """[..., 2n] a then b -> b then a (the same sum: addition commutes)."""
     return operands.roll(operands.shape[-1] // 2, dims=-1)
 
 
-def swap_is_in(data: AdditionData, other: AdditionData) -> torch.Tensor:
+def swap_is_in(data: AdditionData, other: AdditionData) -> Bool[Tensor, " examples"]:
     """[len(data)] bool: whether the pair b + a of each example of `data` is an example of `other`."""
     weights = 10 ** torch.arange(data.operands.shape[1], dtype=torch.int64)
     codes = (other.operands.cpu() * weights).sum(1)
@@ -195,7 +197,7 @@ class FastAddition:
         # operand position p holding digit t is row p * 10 + t of the key/value table
         self.row_offset = (torch.arange(2 * n_digits, device=device) * 10)
 
-    def __call__(self, operands: torch.Tensor) -> torch.Tensor:
+    def __call__(self, operands: Int[Tensor, "batch operand_digits"]) -> Float[Tensor, "batch answer_digits 10"]:
         """operands [B, 2n] digit tokens -> logits [B, n+1, 10] at the answer positions."""
         m, n, H = self.model, self.n, self.n_heads
         attn = m.blocks[0].attn
@@ -231,12 +233,12 @@ class FastAddition:
         return torch.bmm(p_ops.transpose(1, 2), vo_ops) + torch.matmul(p_ans.transpose(1, 2), vo_ans) + direct
 
 
-def answer_logits(model, data_tokens: torch.Tensor, n_digits: int) -> torch.Tensor:
+def answer_logits(model, data_tokens: Int[Tensor, "batch n_ctx"], n_digits: int) -> Float[Tensor, "batch {n_digits}+1 10"]:
     """The plain TransformerLens readout: logits at the n+1 answer positions, [B, n+1, 10]."""
     return model(data_tokens, return_type="logits")[:, -(n_digits + 1):, :]
 
 
-def loss_fn(logits: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+def loss_fn(logits: Float[Tensor, "*batch 10"], answers: Int[Tensor, "*batch"]) -> Float[Tensor, ""]:
     """Mean cross-entropy over every answer position (the paper's loss)."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), answers.reshape(-1))
 

@@ -79,7 +79,8 @@ class BatchedAdam:
         self.t = 0
 
     @torch.no_grad()
-    def step(self, lr_scale: float = 1.0) -> None:
+    def step(self, lr_scale: float | Float[Tensor, " instances"] = 1.0) -> None:
+        """One update; `lr_scale` multiplies every instance's lr (a schedule), or each its own ([I])."""
         self.t += 1
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t

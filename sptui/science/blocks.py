@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import Float, Int
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Block:
         return d
 
 
-def segment(P: np.ndarray, tau: float, max_size: int | None = None) -> list[tuple[int, int, float]]:
+def segment(P: Float[np.ndarray, "n n"], tau: float, max_size: int | None = None) -> list[tuple[int, int, float]]:
     """Optimal segmentation of an already-permuted similarity matrix P: [(start, stop, pair_sum), ...]."""
     n = len(P)
     P = np.asarray(P, dtype=np.float64)
@@ -51,9 +52,8 @@ def segment(P: np.ndarray, tau: float, max_size: int | None = None) -> list[tupl
             col = P[:b, b]
             within[:b] += np.cumsum(col[::-1])[::-1]
         within[b] = 0.0
-        a = np.arange(lo, b + 1)
-        m = b - a + 1
-        gain = best[lo : b + 1] + within[lo : b + 1] - tau * m * (m - 1) / 2
+        sizes = b - np.arange(lo, b + 1) + 1  # of the candidate blocks [a, b], a = lo..b
+        gain = best[lo : b + 1] + within[lo : b + 1] - tau * sizes * (sizes - 1) / 2
         k = int(np.argmax(gain))
         best[b + 1] = gain[k]
         back[b + 1] = lo + k
@@ -68,7 +68,8 @@ def segment(P: np.ndarray, tau: float, max_size: int | None = None) -> list[tupl
     return segments[::-1]
 
 
-def find_blocks(S: np.ndarray, order: np.ndarray, tau: float, min_size: int = 3, max_size: int | None = None) -> list[Block]:
+def find_blocks(S: Float[np.ndarray, "n n"], order: Int[np.ndarray, " n"], tau: float, min_size: int = 3,
+                max_size: int | None = None) -> list[Block]:
     """Contiguous groups of `order` with within-group mean S above `tau` (blocks of >= min_size items)."""
     order = np.asarray(order, dtype=np.int64)
     P = np.asarray(S)[np.ix_(order, order)]

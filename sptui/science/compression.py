@@ -347,7 +347,7 @@ def decodability(out: HeadOutputs, knn: bool = True) -> dict[str, torch.Tensor]:
         present = F.one_hot(y, classes).sum(1) > 0
         chance[:, t] = 1.0 / present.sum(1).float()
         result["linear"][..., t] = probe_linear(x, y, classes).reshape(H, n_ans, n)
-        if knn:
+        if neighbours is not None:  # knn
             result["knn"][..., t] = probe_knn(neighbours, y, classes).reshape(H, n_ans, n)
     result["chance"] = chance
     return result

@@ -9,10 +9,13 @@ Exact ReLU solutions exist for |x|, AND, OR and max(|x|,|y|) (`exact_relu_soluti
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
 
 from sptui.science.batched import BatchedTraining, TrainSettings
 
@@ -24,7 +27,7 @@ _EVAL_STREAM = 0xF00D_0002
 class Target:
     inputs: int
     binary: bool  # inputs in {0, 1} rather than U[-1, 1]
-    fn: object  # x [..., inputs] -> y [...]
+    fn: Callable[[torch.Tensor], torch.Tensor]  # x [..., inputs] -> y [...]
     text: str
 
 
@@ -42,11 +45,12 @@ ACTIVATIONS = {"relu": torch.relu, "gelu": F.gelu}
 EXACT_WIDTH = {"abs": 2, "and": 1, "or": 2, "max_abs": 4}
 
 
-def inputs_from_uniforms(u: torch.Tensor, target: Target) -> torch.Tensor:
+def inputs_from_uniforms(u: Float[Tensor, " *shape"], target: Target) -> Float[Tensor, " *shape"]:
     return (u >= 0.5).float() if target.binary else 2 * u - 1
 
 
-def forward(weights: dict[str, torch.Tensor], x: torch.Tensor, activation: str) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(weights: dict[str, Tensor], x: Float[Tensor, "#instances batch inputs"], activation: str
+            ) -> tuple[Float[Tensor, "instances batch width"], Float[Tensor, "instances batch"]]:
     """(hidden [I, B, width], y [I, B]) for x [I or 1, B, d_in]."""
     W1, b1, W2, b2 = weights["W1"], weights["b1"], weights["W2"], weights["b2"]
     pre = torch.matmul(x, W1.transpose(1, 2)) + b1[:, None, :]
@@ -55,7 +59,8 @@ def forward(weights: dict[str, torch.Tensor], x: torch.Tensor, activation: str) 
     return hidden, y
 
 
-def mse(weights, x, target: Target, activation: str) -> torch.Tensor:
+def mse(weights: dict[str, Tensor], x: Float[Tensor, "#instances batch inputs"], target: Target, activation: str
+        ) -> Float[Tensor, " instances"]:
     """Per-instance mean squared error [I]."""
     _, y = forward(weights, x, activation)
     return ((y - target.fn(x)) ** 2).mean(-1)
@@ -63,7 +68,7 @@ def mse(weights, x, target: Target, activation: str) -> torch.Tensor:
 
 def init_weights(seeds: list[int], width: int, inputs: int, device) -> dict[str, torch.Tensor]:
     """PyTorch nn.Linear's default init (uniform +-1/sqrt(fan_in)), each instance from its own seed."""
-    out = {"W1": [], "b1": [], "W2": [], "b2": []}
+    out: dict[str, list[torch.Tensor]] = {"W1": [], "b1": [], "W2": [], "b2": []}
     for seed in seeds:
         g = torch.Generator().manual_seed(int(seed))
         a1, a2 = 1 / math.sqrt(inputs), 1 / math.sqrt(width)
@@ -109,7 +114,7 @@ class FunctionTrainer(BatchedTraining):
         self.eval_x = inputs_from_uniforms(self.fixed_uniforms(_EVAL_STREAM, settings.eval_batch, self.target.inputs),
                                            self.target)
 
-    def step(self) -> torch.Tensor:
+    def step(self) -> Float[Tensor, " instances"]:
         x = inputs_from_uniforms(self.draw(self.settings.batch_size, self.target.inputs), self.target)
         for w in self.weights.values():
             w.grad = None
@@ -119,12 +124,13 @@ class FunctionTrainer(BatchedTraining):
         return loss.detach()
 
     @torch.no_grad()
-    def evaluate(self) -> torch.Tensor:
+    def evaluate(self) -> Float[Tensor, " instances"]:
         return mse(self.weights, self.eval_x, self.target, self.activation)
 
 
 @torch.no_grad()
-def function_grid(weights: dict[str, torch.Tensor], target_name: str, activation: str, points: int = 101):
+def function_grid(weights: dict[str, Tensor], target_name: str, activation: str, points: int = 101
+                  ) -> tuple[Float[Tensor, " {points}"], Float[Tensor, " instances *grid"], Float[Tensor, " *grid"]]:
     """The learned and the target function on a regular grid: 1-D [points], 2-D [points, points].
     Binary targets are drawn over [0, 1]^2 (how the net interpolates between the four corners)."""
     target = TARGETS[target_name]

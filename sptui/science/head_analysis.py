@@ -25,6 +25,8 @@ pair needs cheap.
 from __future__ import annotations
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from sptui.science.addition import EQUALS
 
@@ -42,7 +44,7 @@ def projections(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().float().cpu().contiguous() for k, v in out.items()}
 
 
-def pair_tokens(n_digits: int, device="cpu") -> torch.Tensor:
+def pair_tokens(n_digits: int, device="cpu") -> Int[Tensor, "100 n_ctx"]:
     """[100, 3n+1] inputs for every (a, b): a at position 0, b at position n, zeros elsewhere, `=` answers."""
     tokens = torch.zeros(10, 10, 3 * n_digits + 1, dtype=torch.long, device=device)
     tokens[:, :, 0] = torch.arange(10, device=device)[:, None]
@@ -52,7 +54,8 @@ def pair_tokens(n_digits: int, device="cpu") -> torch.Tensor:
 
 
 @torch.no_grad()
-def logits_with_heads_kept(model, tokens: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def logits_with_heads_kept(model, tokens: Int[Tensor, "batch n_ctx"], keep: Float[Tensor, "masks heads"]
+                           ) -> Float[Tensor, "masks batch n_ctx vocab_out"]:
     """Logits [S, B, pos, vocab_out] for S head masks `keep` [S, n_heads] (1 keeps a head, 0 ablates it)."""
     S, B = keep.shape[0], tokens.shape[0]
     mask = keep.to(device=tokens.device, dtype=model.embed.W_E.dtype).repeat_interleave(B, dim=0)  # [S*B, H]
@@ -115,7 +118,8 @@ def ablation_grid(model, n_digits: int) -> dict[str, torch.Tensor]:
     return {k: v.reshape(*v.shape[:-1], 10, 10).cpu().contiguous() for k, v in out.items()}
 
 
-def greedy_heads_needed(base: torch.Tensor, delta: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+def greedy_heads_needed(base: Float[Tensor, "inputs 10"], delta: Float[Tensor, "heads inputs 10"],
+                        correct: Int[Tensor, " inputs"]) -> Int[Tensor, " inputs"]:
     """For each input, add heads one at a time (the one that most raises the correct digit's margin over
     the best other digit) until the correct digit wins; the count, or -1 when all heads do not suffice.
 
@@ -142,16 +146,18 @@ def greedy_heads_needed(base: torch.Tensor, delta: torch.Tensor, correct: torch.
 
 
 @torch.no_grad()
-def attention_patterns(model, tokens: torch.Tensor, example: int = 0, batch_size: int = 1024) -> dict[str, torch.Tensor]:
+def attention_patterns(model, tokens: Int[Tensor, "examples n_ctx"], example: int = 0, batch_size: int = 1024
+                       ) -> dict[str, torch.Tensor]:
     """Attention patterns [H, query, key]: the mean over `tokens` and the one of `tokens[example]`."""
     if not 0 <= example < tokens.shape[0]:
         raise ValueError(f"example {example} is out of range: the set has {tokens.shape[0]} examples")
-    total = None
+    total: torch.Tensor | None = None
     for start in range(0, tokens.shape[0], batch_size):
         _, cache = model.run_with_cache(tokens[start:start + batch_size], names_filter="blocks.0.attn.hook_pattern")
-        pattern = cache["blocks.0.attn.hook_pattern"]  # [batch, H, q, k]
+        pattern: torch.Tensor = cache["blocks.0.attn.hook_pattern"]  # [batch, H, q, k]
         part = pattern.sum(0)
         total = part if total is None else total + part
+    assert total is not None  # the example check above means there is at least one example
     _, cache = model.run_with_cache(tokens[example:example + 1], names_filter="blocks.0.attn.hook_pattern")
     return {
         "mean": (total / tokens.shape[0]).float().cpu().contiguous(),

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sptui.science.blocks import segment
-from sptui.science.seriation import cosine_gram, seriate
+from sptui.science.seriation import SeriationResult, cosine_gram, seriate
 
 NULLS = ("covariance", "rotation", "gaussian", "shuffled")
 NULL_HELP = {
@@ -68,12 +68,12 @@ NULL_HELP = {
 
 # ---------------------------------------------------------------- p-values
 
-def empirical_p(observed: float, null: Sequence[float]) -> float:
+def empirical_p(observed: float, null: Sequence[float] | np.ndarray) -> float:
     """P(null >= observed) estimated from draws, counting the observation as one of them:
     (1 + #{null >= observed}) / (1 + B). Never 0; exact (uniform on {1/(B+1), ..., 1}) when the observed
     value is exchangeable with the B draws (Davison & Hinkley 1997, eq. 4.11; Phipson & Smyth 2010)."""
-    null = np.asarray(null, dtype=np.float64)
-    return float((1 + np.count_nonzero(null >= observed)) / (1 + len(null)))
+    draws = np.asarray(null, dtype=np.float64)
+    return float((1 + np.count_nonzero(draws >= observed)) / (1 + len(draws)))
 
 
 def mantel(A: np.ndarray, B: np.ndarray, permutations: int = 199, seed: int = 0) -> tuple[float, float]:
@@ -103,7 +103,6 @@ def set_enrichment(S: np.ndarray, members: Sequence[int], draws: int = 999, seed
     """Mean of S over the distinct pairs of `members`, and its p-value against `draws` random sets of the
     same size (empirical_p). For a block found in one matrix and looked up in another."""
     S = np.asarray(S)
-    members = np.asarray(members, dtype=np.int64)
     m = len(members)
     if m < 2:
         return float("nan"), 1.0
@@ -113,7 +112,7 @@ def set_enrichment(S: np.ndarray, members: Sequence[int], draws: int = 999, seed
         return float((sub.sum() - np.trace(sub)) / (m * (m - 1)))
 
     rng = np.random.default_rng(seed)
-    observed = mean_of(members)
+    observed = mean_of(np.asarray(members, dtype=np.int64))
     null = [mean_of(rng.choice(len(S), size=m, replace=False)) for _ in range(draws)]
     return observed, empirical_p(observed, null)
 
@@ -184,7 +183,7 @@ class Seriated:
     order: np.ndarray
 
 
-def seriated(W: np.ndarray, seriate_kw: dict) -> tuple[np.ndarray, Seriated, object]:
+def seriated(W: np.ndarray, seriate_kw: dict) -> tuple[np.ndarray, Seriated, SeriationResult]:
     """(C, Seriated, SeriationResult) for one matrix: cosine Gram, then every seriation method, best kept."""
     C = cosine_gram(W)
     result = seriate(C * C, **seriate_kw)
@@ -258,7 +257,7 @@ class Block:
 class NullTest:
     C: np.ndarray                   # the model's cosine Gram
     model: Seriated
-    seriation: object               # the model's SeriationResult (every method's score, time, order)
+    seriation: SeriationResult      # the model's SeriationResult (every method's score, time, order)
     tau: float
     candidates: list[Candidate]
     blocks: list[Block]             # significant at alpha against every null

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -252,13 +252,16 @@ def activate(pre: Float[Tensor, "I B D"], architecture: str, mask: Bool[Tensor, 
         f = torch.relu(pre)
         return f if mask is None else f * mask[:, None, :].to(pre.dtype)
     if architecture == "topk":
+        assert k is not None, "topk needs k"
         return topk_per_row(pre, k, mask)
     if architecture == "batchtopk" and training:
+        assert k is not None, "batchtopk needs k"
         return topk_per_batch(pre, k, mask)
     if architecture == "jumprelu" and training:
         f = _JumpReLU.apply(pre, threshold, bandwidth)
         return f if mask is None else f * mask[:, None, :].to(pre.dtype)
     # inference JumpReLU (jumprelu, batchtopk): ReLU(pre) * H(pre - theta), as SAELens's JumpReLUSAE
+    assert threshold is not None, f"{architecture} needs its threshold"
     gate = pre > threshold[:, None, :]
     if mask is not None:
         gate &= mask[:, None, :]
@@ -452,7 +455,7 @@ class BatchedSAETrainer:
     def _clip_per_instance(self, max_norm: float) -> None:
         """torch.nn.utils.clip_grad_norm_ per instance: the norm over all of one instance's gradients."""
         grads = [p.grad for p in self.params.values() if p.grad is not None]
-        sq = sum(g.pow(2).reshape(g.shape[0], -1).sum(-1) for g in grads)
+        sq = cast(Tensor, sum(g.pow(2).reshape(g.shape[0], -1).sum(-1) for g in grads))
         coef = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))

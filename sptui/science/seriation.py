@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from jaxtyping import Float, Int
 
 METHODS = ("greedy", "greedy+2opt", "spectral", "spectral+2opt", "hclust", "hclust+2opt", "olo")
 DEFAULT_METHODS = ("greedy", "greedy+2opt", "spectral", "hclust", "olo")
@@ -37,7 +38,7 @@ def has_scipy() -> bool:
     return True
 
 
-def cosine_gram(W: np.ndarray) -> np.ndarray:
+def cosine_gram(W: Float[np.ndarray, "n d"]) -> Float[np.ndarray, "n n"]:
     """Cosine similarity of the rows of W ([n, d] -> [n, n], float32). All-zero rows get cosine 0."""
     W = np.asarray(W, dtype=np.float32)
     norms = np.linalg.norm(W, axis=1, keepdims=True)
@@ -47,7 +48,7 @@ def cosine_gram(W: np.ndarray) -> np.ndarray:
     return C
 
 
-def neighbour_score(S: np.ndarray, order: np.ndarray) -> float:
+def neighbour_score(S: Float[np.ndarray, "n n"], order: Int[np.ndarray, " m"]) -> float:
     """Mean similarity between adjacent items of `order` (the quantity seriation maximises)."""
     order = np.asarray(order)
     if len(order) < 2:
@@ -55,14 +56,14 @@ def neighbour_score(S: np.ndarray, order: np.ndarray) -> float:
     return float(S[order[:-1], order[1:]].mean())
 
 
-def mean_offdiagonal(S: np.ndarray) -> float:
+def mean_offdiagonal(S: Float[np.ndarray, "n n"]) -> float:
     n = len(S)
     return float((S.sum(dtype=np.float64) - np.trace(S, dtype=np.float64)) / max(n * (n - 1), 1))
 
 
 # ---------------------------------------------------------------- methods
 
-def greedy_path(S: np.ndarray, starts: int = 4, seed: int = 0) -> np.ndarray:
+def greedy_path(S: Float[np.ndarray, "n n"], starts: int = 4, seed: int = 0) -> Int[np.ndarray, " n"]:
     """Nearest-neighbour paths (each step to the most similar unvisited item); the best of `starts` kept.
 
     Starts: the item with the strongest neighbour, plus random others."""
@@ -76,6 +77,7 @@ def greedy_path(S: np.ndarray, starts: int = 4, seed: int = 0) -> np.ndarray:
         score = neighbour_score(S, order)
         if score > best_score:
             best, best_score = order, score
+    assert best is not None  # there is always at least one start
     return best
 
 
@@ -92,7 +94,8 @@ def _greedy_from(S: np.ndarray, start: int) -> np.ndarray:
     return order
 
 
-def two_opt(S: np.ndarray, order: np.ndarray, max_seconds: float = 30.0, max_passes: int = 100) -> np.ndarray:
+def two_opt(S: Float[np.ndarray, "n n"], order: Int[np.ndarray, " n"], max_seconds: float = 30.0, max_passes: int = 100
+            ) -> Int[np.ndarray, " n"]:
     """Improve a path by reversing segments while the neighbour score rises (first-improvement, best j per i).
 
     Reversing order[i+1..j] swaps edges (a_i, a_i+1) and (a_j, a_j+1) for (a_i, a_j) and (a_i+1, a_j+1);
@@ -132,7 +135,7 @@ def two_opt(S: np.ndarray, order: np.ndarray, max_seconds: float = 30.0, max_pas
     return a
 
 
-def spectral_order(S: np.ndarray) -> np.ndarray:
+def spectral_order(S: Float[np.ndarray, "n n"]) -> Int[np.ndarray, " n"]:
     """Sort by the second eigenvector of the random-walk-normalised similarity graph (Fiedler ordering)."""
     n = len(S)
     A = S.astype(np.float64, copy=True)
@@ -153,7 +156,7 @@ def spectral_order(S: np.ndarray) -> np.ndarray:
     return np.argsort(fiedler * inv_sqrt, kind="stable")
 
 
-def hclust_order(S: np.ndarray, optimal: bool = False) -> np.ndarray:
+def hclust_order(S: Float[np.ndarray, "n n"], optimal: bool = False) -> Int[np.ndarray, " n"]:
     """Leaves of an average-linkage tree on 1 - S; with `optimal`, flipped by scipy's optimal leaf ordering."""
     from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
     from scipy.spatial.distance import squareform
@@ -172,7 +175,7 @@ def hclust_order(S: np.ndarray, optimal: bool = False) -> np.ndarray:
 
 @dataclass
 class SeriationResult:
-    order: np.ndarray
+    order: Int[np.ndarray, " n"]
     method: str
     scores: dict[str, float] = field(default_factory=dict)   # method -> neighbour score
     seconds: dict[str, float] = field(default_factory=dict)  # method -> time (a +2opt includes its start)
@@ -180,7 +183,7 @@ class SeriationResult:
     skipped: dict[str, str] = field(default_factory=dict)    # method -> why it did not run
 
 
-def seriate(S: np.ndarray, methods=DEFAULT_METHODS, two_opt_seconds: float = 30.0, olo_max_n: int = 1024,
+def seriate(S: Float[np.ndarray, "n n"], methods=DEFAULT_METHODS, two_opt_seconds: float = 30.0, olo_max_n: int = 1024,
             seed: int = 0) -> SeriationResult:
     """Run each method on similarity S, score and time it, keep the best order."""
     unknown = [m for m in methods if m not in METHODS]
@@ -220,6 +223,6 @@ def seriate(S: np.ndarray, methods=DEFAULT_METHODS, two_opt_seconds: float = 30.
     scores = {m: neighbour_score(S, o) for m, o in orders.items()}
     if not scores:
         raise ValueError(f"no seriation method could run: {skipped}")
-    best = max(scores, key=scores.get)
+    best = max(scores, key=scores.__getitem__)
     return SeriationResult(order=orders[best], method=best, scores=scores, seconds=seconds, orders=orders,
                            skipped=skipped)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
 
 from sptui.science.batched import BatchedTraining, TrainSettings
 
@@ -73,13 +75,13 @@ class InstanceHyper:
 class HyperTensors:
     """The per-instance hyperparameters as tensors along the instance dimension."""
 
-    probability: torch.Tensor  # [I, n]
-    importance: torch.Tensor  # [I, n]
-    lr: torch.Tensor  # [I]
-    weight_decay: torch.Tensor
-    dropout: torch.Tensor
-    l1_hidden: torch.Tensor
-    l1_weight: torch.Tensor
+    probability: Float[Tensor, "instances features"]
+    importance: Float[Tensor, "instances features"]
+    lr: Float[Tensor, " instances"]
+    weight_decay: Float[Tensor, " instances"]
+    dropout: Float[Tensor, " instances"]
+    l1_hidden: Float[Tensor, " instances"]
+    l1_weight: Float[Tensor, " instances"]
 
     @classmethod
     def stack(cls, hypers: list[InstanceHyper], n_features: int, device) -> HyperTensors:
@@ -120,7 +122,8 @@ def init_weights(shape: ModelShape, seeds: list[int], device) -> dict[str, torch
 
 # ---------------------------------------------------------------- data
 
-def features_from_uniforms(u: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
+def features_from_uniforms(u: Float[Tensor, "#instances batch features"], probability: Float[Tensor, "instances features"]
+                           ) -> Float[Tensor, "instances batch features"]:
     """x_i = U[0,1] with probability p_i, else 0, from ONE uniform u: x = max(0, 1 - u/p).
     (Given u < p, 1 - u/p is uniform on (0, 1]; otherwise it is <= 0.) u: [I or 1, B, n]; probability: [I, n].
     Two fused passes and no torch.where, which is ~10x slower than arithmetic on CPU here."""
@@ -128,7 +131,8 @@ def features_from_uniforms(u: torch.Tensor, probability: torch.Tensor) -> torch.
     return torch.addcmul(torch.ones((), device=u.device), u, -inv[:, None, :]).clamp_min_(0)
 
 
-def dropout_scale(keep_uniforms: torch.Tensor, rate: torch.Tensor, inverted: bool) -> torch.Tensor:
+def dropout_scale(keep_uniforms: Float[Tensor, "#instances batch hidden"], rate: Float[Tensor, " instances"],
+                  inverted: bool) -> Float[Tensor, "instances batch hidden"]:
     """Per-unit multiplier [I, B, m]: 0 for dropped units, 1/(1-p) (inverted) or 1 for kept ones."""
     p = rate[:, None, None]
     keep = (keep_uniforms >= p).to(keep_uniforms.dtype)
@@ -137,8 +141,9 @@ def dropout_scale(keep_uniforms: torch.Tensor, rate: torch.Tensor, inverted: boo
 
 # ---------------------------------------------------------------- model
 
-def forward(weights: dict[str, torch.Tensor], shape: ModelShape, x: torch.Tensor, dropout: torch.Tensor,
-            keep_uniforms: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(weights: dict[str, Tensor], shape: ModelShape, x: Float[Tensor, "instances batch features"],
+            dropout: Float[Tensor, " instances"], keep_uniforms: Float[Tensor, "#instances batch hidden"] | None = None,
+            ) -> tuple[Float[Tensor, "instances batch hidden"], Float[Tensor, "instances batch features"]]:
     """(h, x') for x [I, B, n]. Training when `keep_uniforms` ([I or 1, B, m]) is given, else evaluation."""
     W = weights["W"]
     h = torch.bmm(x, W)
@@ -157,16 +162,22 @@ def forward(weights: dict[str, torch.Tensor], shape: ModelShape, x: torch.Tensor
     return h, ACTIVATIONS[shape.output_activation](out)
 
 
-def reconstruction_loss(x: torch.Tensor, out: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+def reconstruction_loss(x: Float[Tensor, "instances batch features"], out: Float[Tensor, "instances batch features"],
+                        importance: Float[Tensor, "instances features"]) -> Float[Tensor, " instances"]:
     """Per-instance importance-weighted MSE, mean over batch and features: [I]."""
     return (importance[:, None, :] * (x - out) ** 2).mean(dim=(1, 2))
 
 
 # ---------------------------------------------------------------- hand-written gradients
 
-def paper_model_gradients(u, inv_probability, W, W_out, b, importance, dropout, l1_hidden, l1_weight, *,
-                          relu: bool, inverted: bool, use_dropout: bool, use_l1_hidden: bool, use_l1_weight: bool,
-                          want_loss: bool):
+def paper_model_gradients(
+    u: Float[Tensor, "#instances batch width"], inv_probability: Float[Tensor, "instances features"],
+    W: Float[Tensor, "instances features hidden"], W_out: Float[Tensor, "instances features hidden"] | None,
+    b: Float[Tensor, "instances features"] | None, importance: Float[Tensor, "instances features"],
+    dropout: Float[Tensor, " instances"], l1_hidden: Float[Tensor, " instances"], l1_weight: Float[Tensor, " instances"],
+    *, relu: bool, inverted: bool, use_dropout: bool, use_l1_hidden: bool, use_l1_weight: bool, want_loss: bool,
+) -> tuple[Float[Tensor, "instances features hidden"], Float[Tensor, "instances features hidden"] | None,
+           Float[Tensor, "instances features"] | None, Float[Tensor, " instances"] | None]:
     """Gradients of sum_i loss_i for the paper's model family x' = act(W_out^T dropout(W x) + b), act = ReLU or
     identity, with L1 penalties: (grad_W, grad_W_out or None, grad_b or None, loss [I] or None).
     u: [G or I, B, n + m] uniforms (features, then dropout). A pure tensor function, so torch.compile can fuse it;
@@ -199,14 +210,14 @@ def paper_model_gradients(u, inv_probability, W, W_out, b, importance, dropout, 
         g_h = g_h.mul_(scale)
     if use_l1_hidden:
         g_h = g_h.add_(torch.sign(h) * (l1_hidden / B)[:, None, None])
-        if want_loss:
+        if loss is not None:  # want_loss
             loss = loss + l1_hidden * h.abs().sum(-1).mean(-1)
     grad_W = torch.bmm(g_h.transpose(1, 2), x).transpose(1, 2)
     if W_out is None:
         grad_W = grad_W + grad_decoder
     if use_l1_weight:
         grad_W = grad_W + torch.sign(W) * l1_weight[:, None, None]
-        if want_loss:
+        if loss is not None:
             loss = loss + l1_weight * W.abs().sum(dim=(1, 2))
     return grad_W, (grad_decoder if W_out is not None else None), (g.sum(1) if b is not None else None), loss
 
@@ -232,13 +243,14 @@ class BatchedTrainer(BatchedTraining):
                             _DATA_STREAM)
         self._eval_uniforms: torch.Tensor | None = None
 
-    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch: int) -> tuple[Float[Tensor, "instances batch features"], Float[Tensor, "#instances batch hidden"]]:
         """A training batch x [I, B, n] and the dropout uniforms [I or 1, B, m]."""
         n, m = self.shape.n_features, self.shape.n_hidden
         u = self.draw(batch, n + m)
         return features_from_uniforms(u[..., :n], self.hyper.probability), u[..., n:]
 
-    def loss(self, x: torch.Tensor, keep_uniforms: torch.Tensor | None) -> torch.Tensor:
+    def loss(self, x: Float[Tensor, "instances batch features"], keep_uniforms: Float[Tensor, "#instances batch hidden"] | None
+             ) -> Float[Tensor, " instances"]:
         """Per-instance training objective [I]: weighted MSE + L1 penalties."""
         h, out = forward(self.weights, self.shape, x, self.hyper.dropout, keep_uniforms)
         loss = reconstruction_loss(x, out, self.hyper.importance)
@@ -254,7 +266,7 @@ class BatchedTrainer(BatchedTraining):
         s = self.shape
         return s.hidden_activation == "none" and not s.hidden_bias and s.output_activation in ("relu", "none")
 
-    def step(self, want_loss: bool = True, fast: bool | None = None) -> torch.Tensor | None:
+    def step(self, want_loss: bool = True, fast: bool | None = None) -> Float[Tensor, " instances"] | None:
         """One optimiser step for every instance; returns the per-instance training loss [I] when asked.
         `fast` (default: when supported) uses hand-written gradients, ~2-3x fewer passes over [I, B, n] than autograd."""
         if fast if fast is not None else self.has_fast_path:
@@ -270,7 +282,7 @@ class BatchedTrainer(BatchedTraining):
         self.optimizer_step()
         return loss if want_loss else None
 
-    def manual_gradients(self, u: torch.Tensor, want_loss: bool) -> torch.Tensor | None:
+    def manual_gradients(self, u: Float[Tensor, "#instances batch width"], want_loss: bool) -> Float[Tensor, " instances"] | None:
         """Set .grad of every weight to the gradient of sum_i loss_i (the same numbers autograd gives),
         for the uniforms `u` [G or I, B, n + m] behind a batch; returns the per-instance loss when asked."""
         hy, shape = self.hyper, self.shape
@@ -288,7 +300,7 @@ class BatchedTrainer(BatchedTraining):
         return loss
 
     # ------------------------------------------------------------ evaluation
-    def eval_batch(self) -> torch.Tensor:
+    def eval_batch(self) -> Float[Tensor, "instances batch features"]:
         """A fixed evaluation batch per seed (drawn once), thresholded per instance: x [I, B, n]."""
         if self._eval_uniforms is None:
             self._eval_uniforms = self.fixed_uniforms(_EVAL_STREAM, self.settings.eval_batch, self.shape.n_features)

@@ -16,6 +16,8 @@ import math
 from collections.abc import Iterable
 
 import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
 
 
 class StreamingTopK:
@@ -30,7 +32,7 @@ class StreamingTopK:
         self.keys = torch.full((n, k), -math.inf, device=device)
         self.payload = {name: torch.full((n, k), -1, dtype=dtype, device=device) for name, dtype in payload.items()}
 
-    def update(self, keys: torch.Tensor, **payload: torch.Tensor) -> None:
+    def update(self, keys: Float[Tensor, "batch neurons"], **payload: Tensor) -> None:
         """keys: [B, n] candidate keys; payload: [B, n] or [B] (broadcast to every neuron) per name."""
         batch = keys.shape[0]
         cand_keys = torch.cat([self.keys, keys.T.to(self.keys.dtype)], dim=1)
@@ -42,7 +44,7 @@ class StreamingTopK:
             cand = torch.cat([kept, new.T.to(kept.dtype)], dim=1)
             self.payload[name] = cand.gather(1, best)
 
-    def filled(self) -> torch.Tensor:
+    def filled(self) -> Bool[Tensor, "neurons k"]:
         """[n, k] bool: which slots hold a real entry (fewer than k candidates leave -inf slots)."""
         return torch.isfinite(self.keys)
 
@@ -103,7 +105,7 @@ class StreamingHistogram:
         w = torch.pow(2.0, k.double())
         return torch.floor(hi / w) - torch.floor(lo / w) <= self.bins - 1
 
-    def update(self, values: torch.Tensor) -> None:
+    def update(self, values: Float[Tensor, "tokens units"]) -> None:
         """values: [M, n] (M tokens, or M texts' maxima)."""
         if values.numel() == 0:
             return
@@ -164,7 +166,7 @@ class StreamingHistogram:
         self.max = tensors[f"{prefix}max"].to(device)
         self.k = tensors[f"{prefix}k"].to(device)
 
-    def percentile(self, values: torch.Tensor) -> torch.Tensor:
+    def percentile(self, values: Float[Tensor, "units q"]) -> Float[Tensor, "units q"]:
         """[n, Q] values -> the share of counted values below each, counting half of the value's own bin
         (exact to within that bin's mass)."""
         w = self.width().unsqueeze(1)
@@ -189,7 +191,7 @@ class RunningMoments:
         self.min = torch.full((n,), math.inf, **f64)
         self.max = torch.full((n,), -math.inf, **f64)
 
-    def update(self, values: torch.Tensor) -> None:
+    def update(self, values: Float[Tensor, "tokens neurons"]) -> None:
         """values: [M, n]. Column sums go through a matrix product (BLAS is several times faster than a
         reduction over dim 0 on CPU), in float32 per batch, accumulated across batches in float64."""
         if values.numel() == 0:
@@ -228,7 +230,7 @@ class StreamingCovariance:
         self.sum = torch.zeros(n, **f64)
         self.outer = torch.zeros((n, n), **f64)
 
-    def update(self, values: torch.Tensor) -> None:
+    def update(self, values: Float[Tensor, "tokens units"]) -> None:
         """values: [M, n]."""
         if values.numel() == 0:
             return
@@ -259,14 +261,15 @@ class StreamingCovariance:
         self.count, self.sum, self.outer = (tensors[f"{prefix}{k}"].to(device) for k in ("count", "sum", "outer"))
 
 
-def max_over_positions(acts: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def max_over_positions(acts: Float[Tensor, "batch pos neurons"], mask: Bool[Tensor, "batch pos"]
+                       ) -> tuple[Float[Tensor, "batch neurons"], Int[Tensor, "batch neurons"]]:
     """acts [B, T, n], mask [B, T] (True = real token) -> (max value [B, n], its position [B, n])."""
     masked = acts.masked_fill(~mask.unsqueeze(-1), -math.inf)
     values, positions = masked.max(dim=1)
     return values, positions
 
 
-def uniform_keys(shape: tuple[int, ...], seed: int, batch_index: int, device="cpu") -> torch.Tensor:
+def uniform_keys(shape: tuple[int, ...], seed: int, batch_index: int, device="cpu") -> Float[Tensor, " *shape"]:
     """Random keys that depend only on (seed, batch index), so a resumed scan draws the same ones."""
     gen = torch.Generator(device="cpu").manual_seed((seed * 1_000_003 + batch_index) % (2**63))
     return torch.rand(shape, generator=gen).to(device)
@@ -288,7 +291,8 @@ class LayerScan:
         self.text_max_hist = StreamingHistogram(n, bins + 1, device)  # of per-text maxima: exact percentiles
         self.moments = RunningMoments(n, device)
 
-    def update(self, acts: torch.Tensor, mask: torch.Tensor, text_ids: torch.Tensor, keys: torch.Tensor) -> None:
+    def update(self, acts: Float[Tensor, "batch pos neurons"], mask: Bool[Tensor, "batch pos"],
+               text_ids: Int[Tensor, " batch"], keys: Float[Tensor, "batch neurons"]) -> None:
         """acts [B, T, n] (any float dtype), mask [B, T] bool (True = a token that counts: real, and not
         repeated context from a previous window), text_ids [B], keys [B, n] uniform in [0, 1).
         Every row must have at least one counted token."""

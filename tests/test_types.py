@@ -1,0 +1,58 @@
+"""The core type-checks (mypy, configured in pyproject.toml), and the check is what confirms that a kind
+module fits the Kind contract: a kind whose `run` has the wrong signature fails it."""
+
+import re
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+
+def mypy(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mypy", *args], capture_output=True, text=True, cwd=REPO, timeout=900)
+
+
+def test_the_core_type_checks():
+    result = mypy()
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+def test_a_kind_with_a_wrong_run_signature_fails_the_check(tmp_path):
+    """kinds/functions.py copied as a new kind module whose run takes an extra argument."""
+    source = (REPO / "sptui" / "kinds" / "functions.py").read_text()
+    broken = source.replace("def run(ctx: Context) -> None:", "def run(ctx: Context, steps: int) -> None:")
+    broken = broken.replace("from sptui.kinds import functions as _this_module", "import wrong_kind as _this_module")
+    assert broken.count("steps: int) -> None") == 1 and "import wrong_kind" in broken
+    (tmp_path / "wrong_kind.py").write_text(broken)
+    result = mypy(str(tmp_path / "wrong_kind.py"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r'wrong_kind\.py:\d+: error: Incompatible types in assignment \(expression has type Module, '
+                     r'variable has type "RenderingKind"\)', result.stdout), result.stdout
+    assert "def run(ctx: Context, steps: int) -> None" in result.stdout  # the note names the mismatch
+    # the unbroken copy passes, so it is the signature that failed
+    (tmp_path / "right_kind.py").write_text(source.replace("from sptui.kinds import functions as _this_module",
+                                                           "import right_kind as _this_module"))
+    assert mypy(str(tmp_path / "right_kind.py")).returncode == 0
+
+
+def test_every_kind_module_declares_its_fit():
+    """Each kind ends with `_fits: Kind = <itself>` (RenderingKind when it has render) under TYPE_CHECKING,
+    so the check above covers every kind, including ones added later."""
+    import ast
+
+    from sptui.kinds import kind_names
+
+    for name in kind_names():
+        module = name.replace("-", "_")
+        tree = ast.parse((REPO / "sptui" / "kinds" / f"{module}.py").read_text())
+        has_render = any(isinstance(n, ast.FunctionDef) and n.name == "render" for n in tree.body)
+        declared = [
+            (n.annotation.id, alias)
+            for block in tree.body if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+            for n in block.body if isinstance(n, ast.AnnAssign) and ast.unparse(n.target) == "_fits"
+            for alias in [ast.unparse(n.value)]
+        ]
+        self_imports = {a.asname for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "sptui.kinds"
+                        for a in n.names if a.name == module}
+        expected = "RenderingKind" if has_render else "Kind"
+        assert len(declared) == 1 and declared[0][0] == expected and declared[0][1] in self_imports, (name, declared)
