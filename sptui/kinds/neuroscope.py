@@ -340,10 +340,12 @@ def _sae_units(ctx: Context, p: Params):
     ctx.info(f"loading the model of sae run {results.run_dir.name} ({results.source.get('model_ref')})")
     model = results.open_model(str(ctx.device))
     hook = results.hook
+    if hook is None:
+        raise SptuiError(f"sae run {p.sae} records no hook point: the Neuroscope cannot tell where its SAE reads")
     about = {"sae_run": results.run_dir.name, "sae_instance": p.sae_instance, "model": results.source.get("model_ref"),
              "architecture": results.summary["architecture"], "processing": bool(results.source.get("processing", True))}
-    key = hook_layer(hook) if hook_layer(hook) is not None else 0
-    return model, SAELatents(model, hook, results.saved(p.sae_instance), key, about)
+    layer = hook_layer(hook)
+    return model, SAELatents(model, hook, results.saved(p.sae_instance), layer if layer is not None else 0, about)
 
 
 def _documents(p: Params):

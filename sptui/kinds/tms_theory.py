@@ -28,7 +28,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from sptui.errors import SptuiError
 from sptui.params import ParamError, param
@@ -188,7 +188,7 @@ def _solve(ctx: Context, p: Params, importance, probability, done: int, total: i
                      loss=torch.cat([q.loss for q in parts]), start=sum((q.start for q in parts), []),
                      start_names=parts[0].start_names, start_losses=torch.cat([q.start_losses for q in parts]),
                      converged=torch.cat([q.converged for q in parts]), evaluations=sum(q.evaluations for q in parts),
-                     start_W=torch.cat([q.start_W for q in parts]))
+                     start_W=torch.cat([cast("torch.Tensor", q.start_W) for q in parts]))  # global_minima records them
 
 
 def co_optimal_phases(found, n: int, m: int) -> list[list[int]]:
