@@ -10,6 +10,7 @@ alternate (one by one, batched, ...) so load from other processes hits both alik
 
     python benchmarks/bench_addition_batched.py                 # CPU, 1 thread
     python benchmarks/bench_addition_batched.py --device cuda --steps 200
+    python benchmarks/bench_addition_batched.py --compile --counts 8     # torch.compile the batched step
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def one_by_one(k: int, steps: int, data: A.AdditionData, args, device) -> float:
 def batched(k: int, steps: int, data: A.AdditionData, args, device) -> float:
     """Model-steps per second of the same K models as one batched model."""
     configs = [A.model_config(args.digits, seed=s) for s in range(k)]
-    trainer = A.BatchedTrainer(configs, args.digits, [1e-3] * k, [0.01] * k, device)
+    trainer = A.BatchedTrainer(configs, args.digits, [1e-3] * k, [0.01] * k, device, compile=args.compile)
     idx = batches(data, k, steps + args.warmup, args.batch, device)
     ones = torch.ones(k, device=device)
 
@@ -93,13 +94,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true", help="compile the batched step (compile time not counted)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as sptui's job processes do
     device = torch.device(args.device)
     data = A.make_data(args.digits, 25000, 1, seed=0)[0].to(device)
     print(f"addition batched benchmark: {args.digits} digits, batch {args.batch}, {args.steps} steps per round, "
-          f"{args.rounds} rounds, device {device}, torch threads {torch.get_num_threads()}")
+          f"{args.rounds} rounds, device {device}, torch threads {torch.get_num_threads()}, batched step compiled: {args.compile}")
     for k in (int(c) for c in args.counts.split(",")):
         alone, together = [], []
         for _ in range(args.rounds):

@@ -158,3 +158,14 @@ def test_resume_of_the_whole_batch_equals_an_uninterrupted_run(tmp_path):
     stacked = safetensors.torch.load_file(str(run.snapshots / snaps[-1]))
     final = safetensors.torch.load_file(str(run.results / "models" / "5" / "model.safetensors"))
     assert torch.equal(stacked["embed.W_E"][5], final["embed.W_E"])  # snapshots hold every instance, stacked
+
+
+@pytest.mark.slow
+def test_a_compiled_batch_follows_the_eager_curves(tmp_path):
+    """compile = true fuses the step with torch.compile (a minute or more to compile): the same curves."""
+    sweep = dict(seed=[0, 1])
+    eager = train(tmp_path, TINY, "eager", sweep)
+    compiled = train(tmp_path, dict(TINY, compile=True), "compiled", sweep)
+    for k in range(2):
+        a, b = _train_curve(eager, k), _train_curve(compiled, k)
+        torch.testing.assert_close(torch.tensor([x[2] for x in b]), torch.tensor([x[2] for x in a]), rtol=1e-4, atol=1e-5)

@@ -52,6 +52,8 @@ class Params:
     swap_operands: bool = param(
         False, "augmentation: each epoch a seeded random half of the training pairs is fed as b + a (the same "
         "sum; a pair whose swap is a test pair is never swapped). Not in the paper's recipe", batchable=True)
+    compile: bool = param(False, "batched sweeps: torch.compile the forward and loss (~1.8x faster forward and backward on CPU after a "
+                          "one-off compile of a minute or more; for long runs). Single models always run eagerly")
     target_accuracy: float = param(0.98, "per-digit test accuracy whose first step and time are reported", gt=0, le=1)
     analyse: bool = param(True, "after training, compute the ablation grids, projections and attention patterns")
     compression: bool = param(True, "with analyse: also find the compression the heads learned (ablations and pruned head "
@@ -291,7 +293,7 @@ def run_batched(ctx: Context) -> None:
     test_ans = torch.stack([te.answers for _, te in sets]).to(device)[group]
 
     configs = [A.model_config(n, p.n_heads, p.d_head, p.d_model, seed=p.seed) for p in ps]
-    trainer = A.BatchedTrainer(configs, n, [p.lr for p in ps], [p.weight_decay for p in ps], device)
+    trainer = A.BatchedTrainer(configs, n, [p.lr for p in ps], [p.weight_decay for p in ps], device, compile=p0.compile)
     params, forward = trainer.params, trainer.forward
     for k, config in enumerate(configs):  # written first: analysis can read snapshots early
         ctx.save_json(instance_folder(k) + "config.json", A.portable_config(A.build_model(config)))

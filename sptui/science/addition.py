@@ -403,7 +403,8 @@ class BatchedTrainer:
     and AdamW with a learning rate and weight decay per instance (torch.optim.AdamW's update, per instance).
     `step` is one optimizer step for every instance on its own batch."""
 
-    def __init__(self, configs: list[dict[str, Any]], n_digits: int, lr: list[float], weight_decay: list[float], device="cpu"):
+    def __init__(self, configs: list[dict[str, Any]], n_digits: int, lr: list[float], weight_decay: list[float], device="cpu",
+                 compile: bool = False):
         from sptui.science.batched import BatchedAdam
 
         self.device = torch.device(device)
@@ -411,6 +412,9 @@ class BatchedTrainer:
         for v in self.params.values():
             v.requires_grad_(True)
         self.forward = BatchedAddition(self.params, n_digits)
+        # torch.compile fuses the forward's and backward's elementwise passes (~1.8x per step on CPU, measured
+        # with 8 six-digit models) after a one-off compile of a minute or more: worth it for long runs only
+        self._losses = torch.compile(self._logits_and_losses, dynamic=False) if compile else self._logits_and_losses
         self.lr = torch.tensor(lr, device=self.device)
         self.optimizer = BatchedAdam(self.params, self.lr, torch.tensor(weight_decay, device=self.device), decoupled=True)
 
@@ -421,13 +425,16 @@ class BatchedTrainer:
     def step(self, operands: torch.Tensor, answers: torch.Tensor, lr_factors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One AdamW step for every instance: operands [I, B, 2n], answers [I, B, n+1], the schedule's factor on
         each instance's lr [I]. Returns (logits [I, B, n+1, 10], per-instance losses [I]), detached."""
-        logits = self.forward(operands)
-        losses = batched_loss(logits, answers)
+        logits, losses = self._losses(operands, answers)
         for v in self.params.values():
             v.grad = None
         losses.sum().backward()  # instances share no parameter: each gets exactly its own gradient
         self.optimizer.step(lr_factors)
         return logits.detach(), losses.detach()
+
+    def _logits_and_losses(self, operands: torch.Tensor, answers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.forward(operands)
+        return logits, batched_loss(logits, answers)
 
     def state(self) -> dict[str, torch.Tensor]:
         tensors = {f"model.{k}": v.detach() for k, v in self.params.items()}
