@@ -89,14 +89,18 @@ def test_probes_find_what_each_constructed_head_carries_and_nothing_else(built):
     _, _, out = built
     dec = C.decodability(out)
     lin, knn, chance = dec["linear"], dec["knn"], dec["chance"]
-    a, b, s, carry, nine = range(5)
-    assert torch.allclose(chance[:, :3], torch.full((N_DIGITS, 3), 0.1)) and torch.allclose(chance[:, 3:], torch.full((N_DIGITS, 2), 0.5))
+    a, b, pair, s, carry, nine = range(6)
+    assert torch.allclose(chance[:, [a, b, s]], torch.full((N_DIGITS, 3), 0.1))
+    assert torch.allclose(chance[:, pair], torch.full((N_DIGITS,), 1 / 19))
+    assert torch.allclose(chance[:, 4:], torch.full((N_DIGITS, 2), 0.5))
     for j in range(N_DIGITS):
         assert lin[0, j, j, a] > 0.99 and knn[0, j, j, a] > 0.99  # the copy head carries a_j...
         assert lin[0, j, j, b] < 0.17 and knn[0, j, j, b] < 0.17  # ...and nothing about b_j (chance 0.1)
         assert lin[0, j, j, s] < 0.17 and knn[0, j, j, s] < 0.17  # nor the sum mod 10
+        assert lin[0, j, j, pair] < 0.3  # a_j alone narrows a_j + b_j to 10 of 19 values
     for j in range(1, N_DIGITS + 1):
         assert lin[1, j, j - 1, carry] > 0.99  # a threshold on (a+b)/18: linear
+        assert lin[1, j, j - 1, pair] > 0.99  # (a+b)/18 on a line: every pair sum its own point
         assert knn[1, j, j - 1, nine] > 0.99  # a single value of (a+b): only nonlinearly...
         assert lin[1, j, j - 1, nine] < 0.8  # ...a line can only cut off one side of it
         assert knn[1, j, j - 1, s] > 0.99 and lin[1, j, j - 1, s] < 0.5  # the sum mod 10 folds the line
@@ -245,9 +249,9 @@ def test_pruning_keeps_exactly_the_constructed_copy_head_where_it_is_needed():
     for m, mode in enumerate(C.MODES):
         assert facts["pruned"][mode]["heads"][:N_DIGITS] == [[0]] * N_DIGITS
         assert arrays["prune_curve"][m, :N_DIGITS, 0].max() < 0.2  # nothing kept: near chance
-    # with b = 0, a_j IS the pair's sum (and a_j == 9 its "nine"): the probes rightly find all three
-    assert facts["heads"][0]["kept_at"] == [0, 1, 2] and facts["heads"][0]["label"] == "a@0, nine@0, sum@0"
-    assert sorted(r[1] for r in facts["held_roles"] if r[0] == 1) == ["a", "nine", "sum"]
+    # with b = 0, a_j IS the pair's sum (and a_j == 9 its "nine"): the probes rightly find all of them
+    assert facts["heads"][0]["kept_at"] == [0, 1, 2] and facts["heads"][0]["label"] == "a@0, nine@0, pair@0, sum@0"
+    assert sorted(r[1] for r in facts["held_roles"] if r[0] == 1) == ["a", "nine", "pair", "sum"]
     assert facts["heads"][1]["label"] == facts["heads"][2]["label"] == "unused"
 
 

@@ -23,9 +23,11 @@ set is the first k on that path with curve[k] >= full accuracy - tolerance (defa
 an upper bound on the true minimum (checked against brute force on small models in the tests).
 
 Decodability (a probe) of a target from the head's output z_h[j] over the data set, for every answer position
-j and every operand pair i, of five targets of the pair (a_i, b_i):
+j and every operand pair i, of six targets of the pair (a_i, b_i):
     a, b        the digits a_i, b_i                                (10 classes)
-    sum         (a_i + b_i) mod 10                                 (10 classes)
+    pair        a_i + b_i itself                                   (19 classes; a head that adds the two
+                digits into one coordinate carries it linearly, while its mod 10 below needs a fold)
+    sum         (a_i + b_i) mod 10, the answer digit without carry (10 classes)
     carry       a_i + b_i >= 10                                    (2 classes)
     nine        a_i + b_i == 9: a carry into pair i passes on      (2 classes)
 Probes, each scored by 5-fold cross-validated BALANCED accuracy (mean recall over classes, so the rare
@@ -52,9 +54,10 @@ import torch
 import torch.nn.functional as F
 
 MODES = ("zero", "mean")
-TARGETS = ("a", "b", "sum", "carry", "nine")
-TARGET_CLASSES = (10, 10, 10, 2, 2)
-TARGET_WORDS = {"a": "the digit a{i}", "b": "the digit b{i}", "sum": "(a{i} + b{i}) mod 10",
+TARGETS = ("a", "b", "pair", "sum", "carry", "nine")
+TARGET_CLASSES = (10, 10, 19, 10, 2, 2)
+TARGET_WORDS = {"a": "the digit a{i}", "b": "the digit b{i}", "pair": "the pair sum a{i} + b{i} (0..18)",
+                "sum": "(a{i} + b{i}) mod 10",
                 "carry": "the carry a{i} + b{i} >= 10", "nine": "a{i} + b{i} == 9 (a carry passes through)"}
 OFFSETS = (0, -1, -2)
 # A head that carries a_i exactly already predicts the carry of pair i with score ~0.51 (P(carry | a_i) =
@@ -231,10 +234,10 @@ def overlap(kept: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------ decodability
 
 def pair_targets(operands: torch.Tensor, n_digits: int) -> torch.Tensor:
-    """[N, n, 5] labels of every operand pair i: a_i, b_i, (a_i + b_i) mod 10, carry, nine (TARGETS order)."""
+    """[N, n, 6] labels of every operand pair i: a_i, b_i, a_i + b_i, (a_i + b_i) mod 10, carry, nine (TARGETS order)."""
     a, b = operands[:, :n_digits], operands[:, n_digits:2 * n_digits]
     s = a + b
-    return torch.stack([a, b, s % 10, (s >= 10).long(), (s == 9).long()], dim=-1)
+    return torch.stack([a, b, s, s % 10, (s >= 10).long(), (s == 9).long()], dim=-1)
 
 
 def _folds(n: int, folds: int, seed: int = 0) -> torch.Tensor:
@@ -330,12 +333,12 @@ def normalised(balanced: torch.Tensor, chance: torch.Tensor) -> torch.Tensor:
 def decodability(out: HeadOutputs, knn: bool = True) -> dict[str, torch.Tensor]:
     """Every probe of the module docstring, for every head, answer position and operand pair.
 
-        linear, knn  [H, n+1, n, 5]  balanced accuracy of target t of pair i from z_h at answer position j
-        chance       [n, 5]          1 / classes present for that target of that pair
+        linear, knn  [H, n+1, n, 6]  balanced accuracy of target t of pair i from z_h at answer position j
+        chance       [n, 6]          1 / classes present for that target of that pair
     """
     n, H = out.n_digits, out.n_heads
     N, n_ans = out.z.shape[0], n + 1
-    labels = pair_targets(out.operands, n)  # [N, n, 5]
+    labels = pair_targets(out.operands, n)  # [N, n, 6]
     x = out.z.permute(2, 1, 0, 3).reshape(H * n_ans, N, -1)  # one point set per (head, answer position)
     result = {"linear": torch.zeros(H, n_ans, n, len(TARGETS))}
     if knn:
@@ -362,7 +365,7 @@ def attention_from_answers(out: HeadOutputs) -> torch.Tensor:
 
 def role_matrix(score: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The role matrix [H, R] (columns: `role_columns()`) and, per entry, the answer position j that gives
-    it [H, R] (-1 where no position has that pair). score [H, n+1, n, 5] normalised linear decodability;
+    it [H, R] (-1 where no position has that pair). score [H, n+1, n, 6] normalised linear decodability;
     attention [H, n+1, n_ctx]."""
     H, n_ans, n, _ = score.shape
     values, where = [], []
@@ -403,7 +406,7 @@ def describe_head(h: int, score: torch.Tensor, balanced: torch.Tensor, chance: t
     """One head's role in words and numbers: per answer position where it is kept (or, if nowhere, the one
     where its ablation costs most), where it attends and what its output carries (score >= ROLE_THRESHOLD).
 
-    score / balanced [H, n+1, n, 5] (normalised / raw linear), chance [n, 5], attention [H, n+1, n_ctx],
+    score / balanced [H, n+1, n, 6] (normalised / raw linear), chance [n, 6], attention [H, n+1, n_ctx],
     kept [n+1, H] (pruned sets, mean-ablation), drop [n+1] accuracy lost at each position when h alone is
     mean-ablated."""
     n_ans, n = score.shape[1], score.shape[2]
