@@ -125,18 +125,34 @@ def test_role_matrix_names_the_constructed_roles(built):
 def test_head_words_describe_the_constructed_roles(built):
     _, _, out = built
     dec = C.decodability(out)
-    score = C.normalised(dec["linear"], dec["chance"])
+    score = C.role_scores(dec)
     att = C.attention_from_answers(out)
     kept = torch.zeros(N_DIGITS + 1, 4, dtype=torch.uint8)
     kept[:N_DIGITS, 0] = 1
     kept[1:, 1] = 1
-    copy = C.describe_head(0, score, dec["linear"], dec["chance"], att, kept, torch.zeros(N_DIGITS + 1))
+    copy = C.describe_head(0, dec, score, att, kept, torch.zeros(N_DIGITS + 1))
     assert copy["kept_at"] == [0, 1, 2] and copy["label"] == "a@0"
-    assert "answer 1: attends a1 1.00; carries the digit a1 (1.00 vs chance 0.10)" in copy["words"]
-    carry = C.describe_head(1, score, dec["linear"], dec["chance"], att, kept, torch.zeros(N_DIGITS + 1))
-    assert "carry@-1" in carry["label"] and "the carry a1 + b1 >= 10" in carry["words"]
-    dead = C.describe_head(2, score, dec["linear"], dec["chance"], att, kept, torch.zeros(N_DIGITS + 1))
+    assert "answer 1: attends a1 1.00; holds the digit a1 (kNN 1.00, linear 1.00; chance 0.10)" in copy["words"]
+    carry = C.describe_head(1, dec, score, att, kept, torch.zeros(N_DIGITS + 1))
+    # it holds a1 + b1 exactly, which implies the carry, the mod-10 digit and "nine": named once, as the pair sum
+    assert carry["label"] == "pair@-1" and "the pair sum a1 + b1 (0..18) (kNN 1.00, linear 1.00" in carry["words"]
+    dead = C.describe_head(2, dec, score, att, kept, torch.zeros(N_DIGITS + 1))
     assert dead["label"] == "unused" and "no pair target" in dead["words"]
+
+
+def test_a_role_implied_by_another_is_named_once():
+    scores = torch.zeros(len(C.TARGETS))
+    high = {name: i for i, name in enumerate(C.TARGETS)}
+    for name in ("pair", "sum", "carry", "nine"):
+        scores[high[name]] = 0.9
+    assert C.held_targets(scores) == ["pair"]
+    scores[high["a"]] = scores[high["b"]] = 0.9
+    assert C.held_targets(scores) == ["a", "b"]  # the two digits imply their sum and everything after it
+    scores[:] = 0
+    scores[high["carry"]] = scores[high["nine"]] = 0.7
+    assert C.held_targets(scores) == ["carry", "nine"]
+    scores[high["nine"]] = C.ROLE_THRESHOLD - 0.01
+    assert C.held_targets(scores) == ["carry"]
 
 
 # ------------------------------------------------------------------ ablation arithmetic against TransformerLens
@@ -249,9 +265,9 @@ def test_pruning_keeps_exactly_the_constructed_copy_head_where_it_is_needed():
     for m, mode in enumerate(C.MODES):
         assert facts["pruned"][mode]["heads"][:N_DIGITS] == [[0]] * N_DIGITS
         assert arrays["prune_curve"][m, :N_DIGITS, 0].max() < 0.2  # nothing kept: near chance
-    # with b = 0, a_j IS the pair's sum (and a_j == 9 its "nine"): the probes rightly find all of them
-    assert facts["heads"][0]["kept_at"] == [0, 1, 2] and facts["heads"][0]["label"] == "a@0, nine@0, pair@0, sum@0"
-    assert sorted(r[1] for r in facts["held_roles"] if r[0] == 1) == ["a", "nine", "pair", "sum"]
+    # with b = 0, a_j IS the pair's sum: the probes rightly find both (the sum's mod 10 and "nine" are implied)
+    assert facts["heads"][0]["kept_at"] == [0, 1, 2] and facts["heads"][0]["label"] == "a@0, pair@0"
+    assert sorted(r[1] for r in facts["held_roles"] if r[0] == 1) == ["a", "pair"]
     assert facts["heads"][1]["label"] == facts["heads"][2]["label"] == "unused"
 
 

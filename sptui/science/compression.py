@@ -38,11 +38,13 @@ Probes, each scored by 5-fold cross-validated BALANCED accuracy (mean recall ove
             z, linear or not.
 `score` = (balanced accuracy - chance) / (1 - chance), clipped at 0: 0 is chance, 1 is perfect.
 
-Roles. A head's role column (target, offset) is its best linear score for that target of pair j + offset
-over the answer positions j (offset 0: the pair answer j sums; -1: the pair whose carry answer j needs; -2:
+Roles. A head's role score for a target is the better of the two normalised probes (the information is in
+its output if either finds it). Its role column (target, offset) is its best score for that target of pair
+j + offset over the answer positions j (offset 0: the pair answer j sums; -1: the pair whose carry answer j needs; -2:
 the pair before, whose carry passes through a nine at -1). The attention columns give the attention mass
 from answer j to a_{j+offset} and b_{j+offset} (mean over the data set, best over j). A head "holds" a role
-at answer j when it is in that position's pruned set and its score there is >= ROLE_THRESHOLD.
+at answer j when it is in that position's pruned set and its score there is >= ROLE_THRESHOLD; a role
+implied by another it holds is not named again (the pair sum implies its mod 10, carry and nine).
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ def attention_from_answers(out: HeadOutputs) -> torch.Tensor:
 
 def role_matrix(score: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The role matrix [H, R] (columns: `role_columns()`) and, per entry, the answer position j that gives
-    it [H, R] (-1 where no position has that pair). score [H, n+1, n, 6] normalised linear decodability;
+    it [H, R] (-1 where no position has that pair). score [H, n+1, n, 6] role scores (`role_scores`);
     attention [H, n+1, n_ctx]."""
     H, n_ans, n, _ = score.shape
     values, where = [], []
@@ -401,13 +403,38 @@ def position_name(p: int, n: int) -> str:
     return f"a{p}" if p < n else (f"b{p - n}" if p < 2 * n else f"={p - 2 * n}")
 
 
-def describe_head(h: int, score: torch.Tensor, balanced: torch.Tensor, chance: torch.Tensor,
-                  attention: torch.Tensor, kept: torch.Tensor, drop: torch.Tensor) -> dict[str, Any]:
-    """One head's role in words and numbers: per answer position where it is kept (or, if nowhere, the one
-    where its ablation costs most), where it attends and what its output carries (score >= ROLE_THRESHOLD).
+def role_scores(dec: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[H, n+1, n, 6] what a head's output holds about each target: the better of the normalised linear and
+    kNN scores (the information is there if either probe finds it)."""
+    score = normalised(dec["linear"], dec["chance"])
+    if "knn" in dec:
+        score = torch.maximum(score, normalised(dec["knn"], dec["chance"]))
+    return score
 
-    score / balanced [H, n+1, n, 6] (normalised / raw linear), chance [n, 6], attention [H, n+1, n_ctx],
-    kept [n+1, H] (pruned sets, mean-ablation), drop [n+1] accuracy lost at each position when h alone is
+
+# what holding a target already says about others (a function of it), so a role is named once
+IMPLIED = {"pair": {"sum", "carry", "nine"}}
+
+
+def held_targets(scores: torch.Tensor) -> list[str]:
+    """The targets (TARGETS order) with score >= ROLE_THRESHOLD, less those a held one implies (the pair sum
+    a + b implies its mod 10, its carry and whether it is 9; a and b together imply the pair sum)."""
+    held = {name for t, name in enumerate(TARGETS) if float(scores[t]) >= ROLE_THRESHOLD}
+    if {"a", "b"} <= held:
+        held.add("pair")
+    implied = set().union(*(IMPLIED.get(t, set()) for t in held))
+    if {"a", "b"} <= held:
+        implied.add("pair")
+    return [t for t in TARGETS if t in held and t not in implied]
+
+
+def describe_head(h: int, dec: dict[str, torch.Tensor], score: torch.Tensor, attention: torch.Tensor,
+                  kept: torch.Tensor, drop: torch.Tensor) -> dict[str, Any]:
+    """One head's role in words and numbers: per answer position where it is kept (or, if nowhere, the one
+    where its ablation costs most), where it attends and what its output holds (`held_targets`).
+
+    dec: `decodability`'s probes; score [H, n+1, n, 6] `role_scores`; attention [H, n+1, n_ctx];
+    kept [n+1, H] (pruned sets, mean ablation); drop [n+1] accuracy lost at each position when h alone is
     mean-ablated."""
     n_ans, n = score.shape[1], score.shape[2]
     used = [j for j in range(n_ans) if kept[j, h]]
@@ -419,15 +446,16 @@ def describe_head(h: int, score: torch.Tensor, balanced: torch.Tensor, chance: t
         reads = ", ".join(f"{position_name(int(p), n)} {float(att[p]):.2f}" for p in top if att[p] >= 0.1)
         carries = []
         for i in range(n):
-            for t, name in enumerate(TARGETS):
-                s = float(score[h, j, i, t])
-                if s >= ROLE_THRESHOLD:
-                    carries.append((s, f"{TARGET_WORDS[name].format(i=i)} ({float(balanced[h, j, i, t]):.2f} vs chance "
-                                       f"{float(chance[i, t]):.2f})"))
-                    roles.append({"answer": j, "pair": i, "offset": i - j, "target": name, "score": round(s, 4)})
+            for name in held_targets(score[h, j, i]):
+                t = TARGETS.index(name)
+                knn = f"kNN {float(dec['knn'][h, j, i, t]):.2f}, " if "knn" in dec else ""
+                carries.append((float(score[h, j, i, t]), f"{TARGET_WORDS[name].format(i=i)} ({knn}linear "
+                                f"{float(dec['linear'][h, j, i, t]):.2f}; chance {float(dec['chance'][i, t]):.2f})"))
+                roles.append({"answer": j, "pair": i, "offset": i - j, "target": name,
+                              "score": round(float(score[h, j, i, t]), 4)})
         carries.sort(reverse=True)
         text = f"answer {j}: attends {reads or 'diffusely'}"
-        text += "; carries " + ", ".join(c for _, c in carries[:4]) if carries else "; carries no pair target above threshold"
+        text += "; holds " + ", ".join(c for _, c in carries[:4]) if carries else "; holds no pair target above threshold"
         parts.append(text)
     label = "unused" if not used else ", ".join(sorted({f"{r['target']}@{r['offset']:+d}".replace("+0", "0")
                                                         for r in roles if r["answer"] in used})) or "kept, no clear role"
@@ -438,7 +466,7 @@ def describe_head(h: int, score: torch.Tensor, balanced: torch.Tensor, chance: t
 
 def held_roles(kept: torch.Tensor, score: torch.Tensor) -> list[tuple[int, str, int]]:
     """The roles a model's heads hold: (answer j, target, offset) once per head that is in answer j's pruned set
-    with score >= ROLE_THRESHOLD on that target of pair j + offset (offsets in OFFSETS)."""
+    and holds that target of pair j + offset (`held_targets`; offsets in OFFSETS)."""
     n_ans, H = kept.shape
     n = score.shape[2]
     out = []
@@ -449,9 +477,7 @@ def held_roles(kept: torch.Tensor, score: torch.Tensor) -> list[tuple[int, str, 
             for o in OFFSETS:
                 i = j + o
                 if 0 <= i < n:
-                    for t, name in enumerate(TARGETS):
-                        if score[h, j, i, t] >= ROLE_THRESHOLD:
-                            out.append((j, name, o))
+                    out += [(j, name, o) for name in held_targets(score[h, j, i])]
     return out
 
 
@@ -470,9 +496,8 @@ def analyse_model(model, operands: torch.Tensor, answers: torch.Tensor, toleranc
         arrays[f"prune_{key}"] = torch.stack([pruned[m][key] for m in MODES])
     arrays["overlap"] = torch.stack([overlap(pruned[m]["kept"]) for m in MODES])
     dec = decodability(out, knn=knn)
-    chance = dec["chance"]
-    score = normalised(dec["linear"], chance)
-    arrays.update(decod_linear=dec["linear"], decod_chance=chance, decod_score=score)
+    score = role_scores(dec)
+    arrays.update(decod_linear=dec["linear"], decod_chance=dec["chance"], decod_score=score)
     if knn:
         arrays["decod_knn"] = dec["knn"]
     attention = attention_from_answers(out)
@@ -481,7 +506,7 @@ def analyse_model(model, operands: torch.Tensor, answers: torch.Tensor, toleranc
     arrays["roles"], arrays["roles_at"] = roles, at
     kept = pruned["mean"]["kept"]
     drop = arrays["acc_full"][None] - arrays["acc_ablate_one"][MODES.index("mean")]  # [H, n+1]
-    heads = [describe_head(h, score, dec["linear"], chance, attention, kept, drop[h]) for h in range(H)]
+    heads = [describe_head(h, dec, score, attention, kept, drop[h]) for h in range(H)]
     facts = {
         "n_digits": n, "n_heads": H, "examples": int(answers.shape[0]), "tolerance": tolerance,
         "modes": list(MODES), "targets": list(TARGETS), "offsets": list(OFFSETS), "role_columns": role_columns(),
