@@ -12,7 +12,7 @@ from sptui.runs import RunDir, load_arrays, save_arrays
 from sptui.tui.browsers import browser_for
 from sptui.tui.browsers.ablation import AblationBrowser, multiples_cell, small_multiples
 from sptui.tui.browsers.projections import ProjectionsBrowser
-from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.heatmap import Heatmap, fmt
 from sptui.tui.widgets.scatter import Scatter, layout
 
 from .browser_host import Host, _open
@@ -154,3 +154,133 @@ async def test_a_run_without_results_says_so_in_one_line(tmp_path):
         await pilot.press("e", "right", "a")  # nothing to show: keys do nothing, no crash
         await _open(app, pilot)
         assert app.browser.last_export is None
+
+
+# ------------------------------------------------------------------ batched runs and the compression views
+
+@pytest.fixture(scope="module")
+def batched_run(tmp_path_factory):
+    """Two hand-built models with known heads (tests/test_compression.py: a copy head, a carry head, two dead
+    ones, in different head slots) written as the instances of a batched run, with every result the
+    analysis writes, on the copy task (b = 0) where the copy head is needed."""
+    from sptui.runs import atomic_write_json
+    from sptui.science import compression as C
+    from sptui.science import head_analysis as HA
+    from tests.test_compression import constructed_model, copy_task
+
+    run = RunDir(tmp_path_factory.mktemp("addition") / "run-2")
+    run.create('[[job]]\nkind = "addition"\nname = "seeds"\nn_digits = 3\nn_train = 300\nn_test = 200\n'
+               '[job.sweep]\nseed = [5, 6]\n')
+    operands, answers = copy_task(count=400)
+    found = []
+    for k, order in enumerate([(0, 1, 2, 3), (3, 2, 1, 0)]):
+        model = constructed_model(order)
+        folder = run.results / "models" / str(k)
+        grids = HA.ablation_grid(model, 3)
+        grids.update(HA.ablation_grids_by_position(model, 3, operands))
+        save_arrays(folder / "ablation.safetensors", grids)
+        save_arrays(folder / "projections.safetensors", HA.projections(model))
+        arrays, facts = C.analyse_model(model, operands, answers, knn=False)
+        save_arrays(folder / "compression.safetensors", arrays)
+        atomic_write_json(folder / "compression.json", facts)
+        found.append((arrays, facts))
+    arrays, summary = C.compare_instances([a for a, _ in found], [f for _, f in found], ["seed=5", "seed=6"])
+    save_arrays(run.results / "compression_across.safetensors", arrays)
+    atomic_write_json(run.results / "compression_across.json", summary)
+    return run
+
+
+async def test_ablation_browser_steps_seeds_positions_and_ablations(batched_run):
+    one = load_arrays(batched_run.results / "models/1/ablation.safetensors")
+    app = Host(browser_for("addition", batched_run.root))
+    async with app.run_test(size=(120, 32)) as pilot:
+        await _open(app, pilot)
+        screen, grid = app.browser, app.browser.query_one(Heatmap)
+        await pilot.press("]")
+        await _open(app, pilot)
+        assert screen.instance == 1 and "seed=6" in str(screen.query_one("#browser-title").render())
+        np.testing.assert_array_equal(grid.matrix, one["per_head_pos"][0, 0, 0])
+        np.testing.assert_allclose(grid.matrix, one["per_head"][0], rtol=1e-5, atol=1e-6)  # the paper's grid
+        await pilot.press("full_stop", "right")
+        np.testing.assert_array_equal(grid.matrix, one["per_head_pos"][0, 1, 1])  # answer 1, head 1
+        await pilot.press("z")
+        np.testing.assert_array_equal(grid.matrix, one["per_head_pos"][1, 1, 1])  # mean ablation
+        assert "mean-ablation · readout: answer 1" in str(screen.query_one("#browser-title").render())
+        grid.goto(4, 7)
+        await pilot.pause()
+        info = str(screen.query_one("#ablation-info").render())
+        assert "(a1 = 4, b1 = 7, read at answer 1)" in info
+        assert f"head 1 alone: {fmt(float(one['per_head_pos'][1, 1, 1, 4, 7]))}" in info
+        await pilot.press("b")
+        np.testing.assert_array_equal(grid.matrix, one["baseline_pos"][1, 1])
+        await pilot.press("e")
+        await _open(app, pilot)
+        assert screen.last_export == batched_run.plots / "models/1/ablation-baseline-answer1-mean.png"
+
+
+async def test_compression_browser_role_card_pruning_and_seeds(batched_run):
+    from sptui.tui.browsers.compression import CompressionBrowser
+
+    arrays = load_arrays(batched_run.results / "models/0/compression.safetensors")
+    facts = json.loads((batched_run.results / "models/0/compression.json").read_text())
+    app = Host(AblationBrowser(batched_run.root))
+    async with app.run_test(size=(140, 36)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("right", "right", "c")  # the compression of head 2, from the ablation browser
+        await _open(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, CompressionBrowser) and screen.head == 2
+        roles = screen.query_one("#roles", Heatmap)
+        np.testing.assert_array_equal(roles.matrix, arrays["roles"])
+        card = str(screen.query_one("#compression-info").render())
+        assert card.startswith(f"head 2: {facts['heads'][2]['label']}")
+        await pilot.press("up", "up")  # head 0: the copy head, kept for answers 0-2
+        card = str(screen.query_one("#compression-info").render())
+        assert screen.head == 0 and card.startswith("head 0: a@0, pair@0\n") and "\nkept for answer 0, 1, 2\n" in card
+        assert "*answer 1: attends a1 1.00" in card and "the digit a1: lin 1.00 (chance 0.10)" in card
+
+        await pilot.press("2")
+        info = str(screen.query_one("#compression-info").render())
+        mean = facts["pruned"]["mean"]
+        assert f"answer 1: {len(mean['heads'][1])} heads" in info and "mean ablation" in info
+        await pilot.press("z")
+        assert "zero ablation" in str(screen.query_one("#compression-info").render())
+        await pilot.press("e")
+        await _open(app, pilot)
+        assert screen.last_export == batched_run.plots / "models/0/compression-pruning-zero.png"
+
+        await pilot.press("3")
+        across = load_arrays(batched_run.results / "compression_across.safetensors")
+        seeds = screen.query_one("#seeds", Heatmap)
+        np.testing.assert_array_equal(seeds.matrix, across["role_counts"].astype(np.float32))
+        seeds.goto(0, 1)
+        await pilot.pause()
+        info = str(screen.query_one("#compression-info").render())
+        assert info.startswith("answer 0: a@0: in 2 of 2 instances\nseed=6: 1 head(s)") and "matched-head similarity" in info
+        await pilot.press("]", "1")
+        await _open(app, pilot)
+        other = load_arrays(batched_run.results / "models/1/compression.safetensors")
+        np.testing.assert_array_equal(screen.query_one("#roles", Heatmap).matrix, other["roles"])
+
+
+async def test_compression_of_a_single_model_has_no_seeds_to_compare(addition_run):
+    import torch
+
+    from sptui.runs import atomic_write_json
+    from sptui.science import addition as A
+    from sptui.science import compression as C
+    from sptui.tui.browsers.compression import CompressionBrowser
+
+    model = A.build_model(A.model_config(n_digits=2, n_heads=N_HEADS, d_head=2, d_model=16, seed=0))
+    test = A.make_data(2, 300, 200, seed=0)[1]
+    torch.manual_seed(0)
+    arrays, facts = C.analyse_model(model, test.operands, test.answers, knn=False)
+    save_arrays(addition_run.results / "compression.safetensors", arrays)
+    atomic_write_json(addition_run.results / "compression.json", facts)
+    app = Host(CompressionBrowser(addition_run.root, view="seeds"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _open(app, pilot)
+        assert "a single model: no seeds to compare" in str(app.browser.query_one("#compression-info").render())
+        await pilot.press("]")
+        await pilot.press("1")
+        np.testing.assert_array_equal(app.browser.query_one("#roles", Heatmap).matrix, arrays["roles"])

@@ -1,8 +1,11 @@
-"""Ablation grids of an addition run: for each head kept alone (the other heads zero-ablated), the correct
-digit's logit at the first answer position over every pair of least-significant digits (a, b).
+"""Ablation grids of an addition run: for each head kept alone (the other heads ablated), the correct
+digit's logit at answer position j over every pair of digits (a_j, b_j) (other digits 0; j = 0 with
+zero-ablation is the paper's grid).
 
 Keys: left/right step through the heads, b the all-ablated baseline, f the full model, a all heads as
-small multiples, p the head's Q/K/V/O projections; up/down/h/j/k/l or the mouse move the cursor.
+small multiples, , and . the answer position, z zero- or mean-ablation, [ and ] the instances of a batched
+run (seeds), c the heads' compression (roles, pruning, seeds side by side), p the head's Q/K/V/O
+projections; up/down/h/j/k/l or the mouse move the cursor.
 """
 
 from __future__ import annotations
@@ -28,17 +31,31 @@ MULTIPLES_COLS = 8
 
 @dataclass
 class AblationData:
-    per_head: np.ndarray  # [H, 10, 10] correct digit's logit, only head h kept
-    baseline: np.ndarray  # [10, 10] every head ablated (direct path only)
-    full: np.ndarray | None  # [10, 10] no head ablated
-    contribution: np.ndarray  # [H, 10, 10] per_head - baseline
-    heads_needed: np.ndarray | None  # [10, 10]
-    vmin: float
-    vmax: float
+    """Every grid of one model, by ablation mode (zero, mean) and answer position j (a_j, b_j varied)."""
+
+    per_head: np.ndarray  # [mode, position, H, 10, 10] correct digit's logit, only head h kept
+    baseline: np.ndarray  # [mode, position, 10, 10] every head ablated
+    full: np.ndarray | None  # [position, 10, 10] no head ablated
+    contribution: np.ndarray  # [mode, position, H, 10, 10] per_head - baseline
+    heads_needed: np.ndarray | None  # [10, 10] (position 0, zero-ablation)
 
     @property
     def n_heads(self) -> int:
+        return self.per_head.shape[2]
+
+    @property
+    def n_modes(self) -> int:
         return self.per_head.shape[0]
+
+    @property
+    def n_positions(self) -> int:
+        return self.per_head.shape[1]
+
+    def range(self, mode: int, pos: int) -> tuple[float, float]:
+        """One colour range for every head and the baseline of a view, so panels compare by colour (the full
+        model, whose logits are far larger, gets its own)."""
+        stack = np.concatenate([self.per_head[mode, pos].ravel(), self.baseline[mode, pos].ravel()])
+        return float(stack.min()), float(stack.max())
 
 
 def load_ablation(path: Path) -> AblationData:
@@ -49,12 +66,13 @@ def load_ablation(path: Path) -> AblationData:
     if per_head.ndim != 3 or per_head.shape[1:] != baseline.shape:
         raise ValueError(f"per_head {per_head.shape} and baseline {baseline.shape} do not match")
     full = a.get("full")
+    if "per_head_pos" in a:  # every position, zero and mean ablation (runs since the compression analysis)
+        return AblationData(a["per_head_pos"].astype(np.float32), a["baseline_pos"].astype(np.float32),
+                            a["full_pos"].astype(np.float32), a["contribution_pos"].astype(np.float32),
+                            a.get("heads_needed"))
     contribution = a.get("contribution", per_head - baseline[None])
-    # one colour range for every head and the baseline, so panels compare by colour (the full model, whose
-    # logits are far larger, gets its own)
-    stack = np.concatenate([per_head, baseline[None]])
-    return AblationData(per_head, baseline, full, contribution.astype(np.float32), a.get("heads_needed"),
-                        float(stack.min()), float(stack.max()))
+    return AblationData(per_head[None, None], baseline[None, None], None if full is None else full[None],
+                        contribution.astype(np.float32)[None, None], a.get("heads_needed"))
 
 
 def small_multiples(grids: np.ndarray, cols: int = MULTIPLES_COLS) -> np.ndarray:
@@ -90,13 +108,29 @@ class AblationBrowser(BrowserScreen):
         Binding("b", "mode('baseline')", "baseline"),
         Binding("f", "mode('full')", "full model"),
         Binding("a", "mode('all')", "all heads"),
+        Binding("comma", "position(-1)", "position", show=False),
+        Binding("full_stop", "position(1)", "position"),
+        Binding("z", "ablation", "zero/mean"),
+        Binding("[", "instance(-1)", "prev seed", show=False),
+        Binding("]", "instance(1)", "seed"),
+        Binding("c", "compression", "compression"),
         Binding("p", "projections", "projections"),
     ]
 
-    def __init__(self, run_dir, head: int = 0):
+    def __init__(self, run_dir, head: int = 0, instance: int = 0):
         super().__init__(run_dir)
+        from sptui.render.compression import run_models
+
+        self.models = run_models(self.run)
+        self.instance = min(instance, len(self.models) - 1)
         self.head = head
         self.mode = "head"  # head | baseline | full | all
+        self.ablation = 0  # index into science.compression.MODES: 0 zero, 1 mean
+        self.position = 0  # answer position j of the grids
+
+    @property
+    def results(self) -> Path:
+        return self.models[self.instance].folder
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="browser-body"):
@@ -104,7 +138,7 @@ class AblationBrowser(BrowserScreen):
             yield Static("", id="ablation-info")
 
     def load(self) -> AblationData:
-        return load_ablation(require(self.run.results / "ablation.safetensors"))
+        return load_ablation(require(self.results / "ablation.safetensors"))
 
     @property
     def grid(self) -> Heatmap:
@@ -112,32 +146,42 @@ class AblationBrowser(BrowserScreen):
 
     def show(self, data: AblationData) -> None:
         self.head = min(self.head, data.n_heads - 1)
+        self.position = min(self.position, data.n_positions - 1)
+        self.ablation = min(self.ablation, data.n_modes - 1)
         self._draw(keep_view=False)
         self.grid.focus()
-        self.status("←/→ head · b baseline · f full model · a all heads (enter opens one) · p projections · "
-                    "↑/↓/h/l or mouse: cursor · +/- zoom · e export PNG")
+        seeds = " · [ ] seed" if len(self.models) > 1 else ""
+        self.status("←/→ head · b baseline · f full · a all heads · ,/. position · z zero/mean" + seeds
+                    + " · c compression · p projections · +/- zoom · e export PNG")
 
     # ------------------------------------------------------------------ views
 
+    def describe_view(self) -> str:
+        from sptui.science.compression import MODES
+
+        where = f"answer {self.position}" if self.data.n_positions > 1 else "first answer position"
+        model = f"{self.models[self.instance].label} · " if len(self.models) > 1 else ""
+        return f"{model}{MODES[self.ablation]}-ablation · readout: {where}"
+
     def current(self) -> tuple[np.ndarray, str]:
         d: AblationData = self.data
+        m, j = self.ablation, self.position
         if self.mode == "baseline":
-            return d.baseline, "all heads ablated (direct path only)"
+            return d.baseline[m, j], "all heads ablated (direct path and their means)" if m else "all heads ablated (direct path only)"
         if self.mode == "full" and d.full is not None:
-            return d.full, "full model (no head ablated)"
+            return d.full[j], "full model (no head ablated)"
         if self.mode == "all":
-            return small_multiples(d.per_head), f"all {d.n_heads} heads, each kept alone"
-        return d.per_head[self.head], f"head {self.head} kept, other heads zero-ablated"
+            return small_multiples(d.per_head[m, j]), f"all {d.n_heads} heads, each kept alone"
+        return d.per_head[m, j, self.head], f"head {self.head} kept, other heads ablated"
 
     def _draw(self, keep_view: bool = True) -> None:
         matrix, title = self.current()
         same_shape = self.grid.matrix is not None and self.grid.matrix.shape == matrix.shape
-        shared = self.mode != "full"
-        self.grid.set_data(matrix, vmin=self.data.vmin if shared else None, vmax=self.data.vmax if shared else None,
-                           keep_view=keep_view and same_shape,
-                           legend="logit of (a+b) mod 10")
+        vmin, vmax = self.data.range(self.ablation, self.position) if self.mode != "full" else (None, None)
+        self.grid.set_data(matrix, vmin=vmin, vmax=vmax, keep_view=keep_view and same_shape,
+                           legend=f"logit of (a{self.position}+b{self.position}) mod 10")
         self.query_one("#browser-title", Static).update(
-            f"{self.KIND_TITLE} · {self.run.run_id} · {title} · readout: first answer position")
+            f"{self.KIND_TITLE} · {self.run.run_id} · {title} · {self.describe_view()}")
         self._describe(*self.grid.cursor)
 
     def action_head(self, step: int) -> None:
@@ -157,10 +201,41 @@ class AblationBrowser(BrowserScreen):
         self.mode = "head" if self.mode == mode else mode
         self._draw(keep_view=False)
 
+    def action_position(self, step: int) -> None:
+        if self.data is None:
+            return
+        if self.data.n_positions == 1:
+            self.notify("this run saved the grid of the first answer position only", severity="warning")
+            return
+        self.position = (self.position + step) % self.data.n_positions
+        self._draw()
+
+    def action_ablation(self) -> None:
+        if self.data is None:
+            return
+        if self.data.n_modes == 1:
+            self.notify("this run saved zero-ablation grids only", severity="warning")
+            return
+        self.ablation = 1 - self.ablation
+        self._draw()
+
+    def action_instance(self, step: int) -> None:
+        if len(self.models) < 2:
+            self.notify("a single model: no other seeds in this run", severity="information")
+            return
+        self.instance = (self.instance + step) % len(self.models)
+        self.status(f"loading {self.models[self.instance].label} …")
+        self.run_worker(self._load_thread, thread=True, exclusive=True, group="browser-load")
+
+    def action_compression(self) -> None:
+        from sptui.tui.browsers.compression import CompressionBrowser
+
+        self.app.push_screen(CompressionBrowser(self.run.root, head=self.head, instance=self.instance))
+
     def action_projections(self) -> None:
         from sptui.tui.browsers.projections import ProjectionsBrowser
 
-        self.app.push_screen(ProjectionsBrowser(self.run.root, head=self.head))
+        self.app.push_screen(ProjectionsBrowser(self.run.root, head=self.head, results=self.results))
 
     # ------------------------------------------------------------------ cursor
 
@@ -191,16 +266,19 @@ class AblationBrowser(BrowserScreen):
             return
         head, a, b = cell
         d: AblationData = self.data
+        m, j = self.ablation, self.position
         lines = [f"a = {a}   b = {b}   target (a+b) mod 10 = {(a + b) % 10}"]
+        if d.n_positions > 1:
+            lines.append(f"(a{j} = {a}, b{j} = {b}, read at answer {j})")
         if head is not None:
-            lines.append(f"head {head} alone: {fmt(float(d.per_head[head, a, b]))}")
-        lines.append(f"baseline (all ablated): {fmt(float(d.baseline[a, b]))}")
+            lines.append(f"head {head} alone: {fmt(float(d.per_head[m, j, head, a, b]))}")
+        lines.append(f"baseline (all ablated): {fmt(float(d.baseline[m, j, a, b]))}")
         if d.full is not None:
-            lines.append(f"full model: {fmt(float(d.full[a, b]))}")
-        if d.heads_needed is not None:
+            lines.append(f"full model: {fmt(float(d.full[j, a, b]))}")
+        if d.heads_needed is not None and j == 0 and m == 0:
             need = int(d.heads_needed[a, b])
             lines.append(f"heads needed (greedy): {need if need >= 0 else 'never wins'}")
-        effect = d.contribution[:, a, b]
+        effect = d.contribution[m, j, :, a, b]
         order = np.argsort(effect)
         lines.append("")
         lines.append("helps most (logit vs baseline):")
@@ -212,13 +290,21 @@ class AblationBrowser(BrowserScreen):
     # ------------------------------------------------------------------ export
 
     def export(self, plots: Path) -> Path:
+        from sptui.science.compression import MODES
+
         matrix, title = self.current()
         name = {"head": f"ablation-head-{self.head:02d}", "baseline": "ablation-baseline", "full": "ablation-full",
                 "all": "ablation-all-heads"}[self.mode]
-        labels = ("a (digit at position 0)", "b (least significant digit of b)")
+        if self.position or self.ablation:
+            name += f"-answer{self.position}-{MODES[self.ablation]}"
+        if len(self.models) > 1:
+            plots = plots / "models" / self.results.name
+        j = self.position
+        labels = (f"a{j} (digit {j} of a, least significant first)", f"b{j} (digit {j} of b)")
         if self.mode == "all":
             labels = (f"head rows of {MULTIPLES_COLS}, a within", "head columns, b within")
         return export_heatmap(plots / f"{name}.png", matrix, self.grid.visible_region(), vmin=self.grid.vmin,
                               vmax=self.grid.vmax, cmap=self.grid.cmap_name,
-                              title=f"{self.run.run_id}: {title}\nlogit of the correct digit (a+b) mod 10",
+                              title=f"{self.run.run_id}: {title} · {self.describe_view()}\n"
+                                    f"logit of the correct digit (a{j}+b{j}) mod 10",
                               row_label=labels[0], col_label=labels[1])

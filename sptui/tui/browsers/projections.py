@@ -96,8 +96,9 @@ class ProjectionsBrowser(BrowserScreen):
         Binding("t", "toggle", "digits/positions"),
     ]
 
-    def __init__(self, run_dir, head: int = 0):
+    def __init__(self, run_dir, head: int = 0, results: Path | None = None):
         super().__init__(run_dir)
+        self.results = results or self.run.results  # one instance's folder of a batched run
         self.head, self.view, self.pos, self.digit = head, "digits", 0, 0
 
     def compose_body(self) -> ComposeResult:
@@ -106,7 +107,7 @@ class ProjectionsBrowser(BrowserScreen):
                 yield Scatter(id=f"proj-{name}")
 
     def load(self) -> ProjectionData:
-        return load_projections(require(self.run.results / "projections.safetensors"))
+        return load_projections(require(self.results / "projections.safetensors"))
 
     def show(self, data: ProjectionData) -> None:
         self.head = min(self.head, data.n_heads - 1)
@@ -146,5 +147,7 @@ class ProjectionsBrowser(BrowserScreen):
         spec = [{"title": title, "xlabel": "dim 0", "ylabel": "dim 1", "series": [s.as_export() for s in series]}
                 for title, series in shown]
         what = f"pos{self.pos:02d}" if self.view == "digits" else f"digit{self.digit}"
+        if self.results != self.run.results:  # an instance of a batched run: beside its other plots
+            plots = plots / self.results.relative_to(self.run.results)
         return export_scatter(plots / f"projections-head-{self.head:02d}-{what}.png", spec,
                               title=f"{self.run.run_id}: head {self.head} projections")
