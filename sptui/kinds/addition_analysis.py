@@ -158,14 +158,19 @@ def run(ctx: Context) -> None:
 
 
 def render(run: RunDir) -> list[Path]:
+    """The analysed model's sheets; of several instances, the first one's sheets and every one's compression
+    figures (`instance = k` draws any instance's sheets: all of 32 would take many minutes)."""
     from sptui.plots import addition as plots
 
     info = run.load_json("source.json")
     n = int(info["n_digits"])
     out: list[Path] = []
-    for entry in info.get("instances") or [{"instance": 0, "head": info["head"]}]:
+    for i, entry in enumerate(info.get("instances") or [{"instance": 0, "head": info["head"]}]):
         folder = f"models/{entry['instance']}/" if info.get("batched") else ""
-        out += plots.render_results(run.results / folder, run.plots / folder, n, head=entry["head"])
+        if i == 0:
+            out += plots.render_results(run.results / folder, run.plots / folder, n, head=entry["head"])
+        else:
+            out += plots.render_compression(run.results / folder, run.plots / folder)
     if (run.results / "compression_across.json").exists():
         out += plots.render_across(run.results, run.plots)
     if run.spec().params.get("animate", True):

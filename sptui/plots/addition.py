@@ -341,6 +341,18 @@ def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict
     return out
 
 
+def render_compression(results: Path, plots: Path) -> list[Path]:
+    """One model's role map and pruning curves, when its compression was analysed."""
+    from sptui.plots import compression as C
+    from sptui.runs import load_arrays, read_json
+
+    if not (results / "compression.safetensors").exists():
+        return []
+    arrays, facts = load_arrays(results / "compression.safetensors"), read_json(results / "compression.json")
+    return [C.role_heatmap(arrays, facts, plots / "compression_roles.png"),
+            C.pruning_curves(arrays, facts, plots / "compression_pruning.png")]
+
+
 def render_across(results: Path, plots: Path) -> list[Path]:
     """The cross-instance figure of a batched run's compression (results/compression_across.*)."""
     from sptui.plots import compression as C
@@ -354,9 +366,7 @@ def render_run(run) -> list[Path]:
     """A single run: every sheet. A batched run: the grouped curves, the cross-instance comparison, every
     instance's compression figures, and the full sheets of instance 0 (`addition-analysis` with `instance = k`
     draws them for any other; drawing them for 32 instances would take minutes)."""
-    from sptui.plots import compression as C
     from sptui.plots.curves import instance_curves
-    from sptui.runs import load_arrays, read_json
 
     spec = run.spec()
     n = int(spec.params["n_digits"])
@@ -366,11 +376,7 @@ def render_run(run) -> list[Path]:
     out = instance_curves(run.read_metrics(), grid, run.plots / "curves.png", title=f"{run.run_id}: {len(grid)} instances")
     out += render_results(run.results / "models/0", run.plots / "models/0", n)
     for k in range(1, len(grid)):
-        results, plots = run.results / f"models/{k}", run.plots / f"models/{k}"
-        if (results / "compression.safetensors").exists():
-            arrays, facts = load_arrays(results / "compression.safetensors"), read_json(results / "compression.json")
-            out.append(C.role_heatmap(arrays, facts, plots / "compression_roles.png"))
-            out.append(C.pruning_curves(arrays, facts, plots / "compression_pruning.png"))
+        out += render_compression(run.results / f"models/{k}", run.plots / f"models/{k}")
     if (run.results / "compression_across.json").exists():
         out += render_across(run.results, run.plots)
     return out
