@@ -1,8 +1,8 @@
 """PNGs of the compression the addition transformer's heads learned (sptui.science.compression), drawn from
 saved results only: compression.safetensors + compression.json of one model, compression_across.* of many.
 
-Colours: scores and shares in [0, 1] on a sequential map (0 = white/light); signed changes on the project's
-diverging map centred at 0 (RdBu_r: red = positive).
+Colours: scores, shares and counts on the project's SEQUENTIAL map, signed changes on its DIVERGING map
+centred at 0 (red = positive), as the app draws them (sptui.render.colormap).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sptui.plots.save import save_figure
-from sptui.render.colormap import DIVERGING
+from sptui.render.colormap import DIVERGING, SEQUENTIAL
 from sptui.science.compression import MODES
 
 
@@ -46,7 +46,7 @@ def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Pat
     change = arrays["acc_ablate_one"][MODES.index("mean")] - arrays["acc_full"][None]  # [H, n+1]
     fig, axes = plt.subplots(1, 3, figsize=(0.32 * len(columns) + 0.3 * 2 * n_ans + 6, 0.2 * H + 2.2),
                              gridspec_kw={"width_ratios": [len(columns), n_ans, n_ans]})
-    im = axes[0].imshow(roles, cmap="Greens", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    im = axes[0].imshow(roles, cmap=SEQUENTIAL, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     axes[0].set_xticks(range(len(columns)), columns, rotation=90, fontsize=6)
     axes[0].set_yticks(range(H), _head_labels(facts), fontsize=5.5, family="monospace")
     split = len(columns) - 4  # decodability columns, then attention columns
@@ -93,9 +93,9 @@ def pruning_curves(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: P
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower right")
     ov = arrays["overlap"][MODES.index("mean")]
-    im = axes[2].imshow(ov, cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+    im = axes[2].imshow(ov, cmap=SEQUENTIAL, vmin=0, vmax=1, interpolation="nearest")
     for (a, b), v in np.ndenumerate(ov):
-        axes[2].text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v > 0.6 else "black")
+        axes[2].text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=6, color="black" if v > 0.6 else "white")
     axes[2].set_xticks(range(n_ans))
     axes[2].set_yticks(range(n_ans))
     axes[2].set_xlabel("answer position")
@@ -116,7 +116,7 @@ def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -
     fig, axes = plt.subplots(1, 4, figsize=(3 * 4 + 1.5, 0.18 * H + 2))
     panels = [(arrays["acc_ablate_one"][m] - full[None], f"{mode}-ablate one head: accuracy change", DIVERGING)
               for m, mode in enumerate(MODES)]
-    panels += [(arrays["acc_keep_one"][m], f"keep one head ({mode}-ablate the rest): accuracy", "Greens")
+    panels += [(arrays["acc_keep_one"][m], f"keep one head ({mode}-ablate the rest): accuracy", SEQUENTIAL)
                for m, mode in enumerate(MODES)]
     lim = max(float(np.abs(panels[0][0]).max()), float(np.abs(panels[1][0]).max()), 0.01)
     for ax, (data, name, cmap) in zip(axes, panels):
@@ -177,16 +177,16 @@ def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, t
     fig, axes = plt.subplots(1, 3, figsize=(width * 2 + 5, max(4.5, 0.17 * n_roles + 2)),
                              gridspec_kw={"width_ratios": [width, width, 4]})
     ax = axes[0]
-    im = ax.imshow(counts, cmap="Greens", vmin=0, aspect="auto", interpolation="nearest")
+    im = ax.imshow(counts, cmap=SEQUENTIAL, vmin=0, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(n_roles), summary["roles"], fontsize=5.5)
     ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=6)
     for (r, i), v in np.ndenumerate(counts):
         if v:
-            ax.text(i, r, str(int(v)), ha="center", va="center", fontsize=5, color="white" if v > counts.max() / 2 else "black")
+            ax.text(i, r, str(int(v)), ha="center", va="center", fontsize=5, color="black" if v > counts.max() / 2 else "white")
     ax.set_title("heads holding each role\n(answer j: target@pair offset)", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.05)
     ax = axes[1]
-    im = ax.imshow(sim, cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
+    im = ax.imshow(sim, cmap=SEQUENTIAL, vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=5)
     ax.set_yticks(range(n_inst), labels, fontsize=5)
     random = summary.get("mean_random_matching_similarity")

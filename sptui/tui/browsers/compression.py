@@ -25,6 +25,7 @@ from textual_plotext import PlotextPlot
 
 from sptui.plots.screen_export import export_heatmap, export_lines
 from sptui.render import compression as R
+from sptui.render.colormap import SEQUENTIAL
 from sptui.science.compression import MODES
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.curves import PALETTE
@@ -61,9 +62,9 @@ class CompressionBrowser(BrowserScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="browser-body"):
             with ContentSwitcher(initial=self.view):
-                yield Heatmap(cmap="viridis", id="roles")
+                yield Heatmap(cmap=SEQUENTIAL, id="roles")
                 yield PlotextPlot(id="pruning")
-                yield Heatmap(cmap="viridis", id="seeds")
+                yield Heatmap(cmap=SEQUENTIAL, id="seeds")
             yield Static("", id="compression-info")
 
     def load(self) -> R.Compression:
