@@ -75,7 +75,10 @@ async def test_compare_screen_keys_and_export(artifacts):
         assert isinstance(screen, CompareScreen) and [j.id for j in screen.jobs] == [j.id for j in jobs]
         plot = screen.query_one("#compare-plot")
         assert screen.metric == "loss" and screen.split == "test" and screen.group == "dropout"
-        assert [line.label for line in plot.lines] == ["dropout=0.0", "dropout=0.2"]
+        # each run's two instances share a dropout rate: their mean, then their min and max (the spread)
+        assert [line.label for line in plot.lines] == ["dropout=0.0", "dropout=0.2", None, None, None, None]
+        assert plot.lines[2].colour == plot.lines[3].colour == plot.lines[0].colour
+        assert plot.lines[2].y[0] == 1.0 and plot.lines[3].y[0] == 2.0  # run 1's instances at its first step
 
         await pilot.press("g")
         for _ in range(3):

@@ -253,3 +253,62 @@ async def test_head_points_out_a_running_job_that_stopped_reporting(artifacts):
         screen = await open_run(app, pilot)
         head = str(screen.query_one("#run-head").render())
         assert "via batch" in head and "no report for 5m0" in head
+
+
+SEEDS_JOB = """
+[[job]]
+kind = "addition"
+name = "seeds"
+n_digits = 2
+n_train = 300
+n_test = 100
+[job.sweep]
+seed = [0, 1, 2]
+lr = [0.001, 0.003]
+"""
+
+
+def test_grouping_options_put_the_spread_across_seeds_first():
+    from sptui.tui.screens.run import INSTANCES, grouping_options
+
+    seeds_and_lr = [{"seed": s, "lr": lr} for s in range(3) for lr in (0.001, 0.003)]
+    assert grouping_options(seeds_and_lr) == ["lr", None, INSTANCES]
+    assert grouping_options([{"seed": s} for s in range(4)]) == [None, INSTANCES]
+    assert grouping_options([{"dropout": d} for d in (0.0, 0.1)]) == []  # every group would be one instance
+    assert grouping_options([{}]) == []
+
+
+async def test_a_batched_run_draws_its_instances_grouped_like_compare(artifacts):
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text(SEEDS_JOB, "seeds.toml"))
+    run = RunDir(job.run_dir(artifacts))
+    run.create(job.job_spec().to_toml())
+    grid = job.job_spec().grid()  # instance i logs step + i
+    slow = [i for i, point in enumerate(grid) if point["lr"] == 0.001]
+    with open(run.metrics, "w") as f:
+        for step in (10, 20):
+            for split in ("train", "test"):
+                f.write(json.dumps({"step": step, "split": split, "loss": [step + i for i in range(6)]}) + "\n")
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_run(app, pilot)
+        curves = screen.curves
+        curves.redraw_if_dirty()
+        lines = curves.lines
+        # grouped by lr, the test split: per group its mean over the three seeds, then its min and max
+        assert [line.label for line in lines] == ["test lr=0.001 mean of 3", None, None, "test lr=0.003 mean of 3", None, None]
+        mean = sum(slow) / 3
+        assert lines[0].y == [10 + mean, 20 + mean] and lines[1].y == [10 + min(slow), 20 + min(slow)]
+        assert lines[2].y == [10 + max(slow), 20 + max(slow)]
+        assert lines[3].y == [10 + (15 - sum(slow)) / 3, 20 + (15 - sum(slow)) / 3]
+        assert len({line.colour for line in lines[:3]}) == 1 and lines[3].colour != lines[0].colour
+        await pilot.press("t")
+        curves.redraw_if_dirty()
+        assert curves.lines[0].label == "train lr=0.001 mean of 3"
+        await pilot.press("g")  # every instance together
+        curves.redraw_if_dirty()
+        assert [line.label for line in curves.lines][0] == "train all 6 instances mean of 6"
+        assert curves.lines[1].y == [10.0, 20.0] and curves.lines[2].y == [15.0, 25.0]
+        await pilot.press("g")  # each instance its own line, every split
+        curves.redraw_if_dirty()
+        assert [line.label for line in curves.lines] == [f"{split} #{i}" for split in ("test", "train") for i in range(6)]

@@ -97,6 +97,7 @@ class Line:
     y: list[float]
     split: str
     instance: int | None = None  # None: one scalar metric, or the mean / min / max of instances
+    group: int | None = None  # the group of instances a grouped line belongs to (`CurveSet.lines(groups=...)`)
 
 
 @dataclass
@@ -155,24 +156,50 @@ class CurveSet:
             b = table[(metric, split)] = Buckets(width, self.capacity)
         return b
 
-    def lines(self, metric: str, points: int, log_scale: bool = False) -> list[Line]:
-        """The lines to draw for one metric, every split overlaid, with at most ~2*points points each.
+    def lines(self, metric: str, points: int, log_scale: bool = False,
+              groups: list[tuple[str, list[int]]] | None = None, split: str | None = None) -> list[Line]:
+        """The lines to draw for one metric, every split overlaid (or only `split`), with at most ~2*points
+        points each.
 
         Up to MAX_LINES instances are drawn one line each; more are drawn as their mean plus the
-        min and max over instances, so a 100-instance sweep stays readable."""
+        min and max over instances, so a 100-instance sweep stays readable. With `groups` ((label,
+        instance columns), e.g. by a swept parameter, see `instance_groups`), each group is drawn as the mean
+        of its instances and the min and max across them (its spread across seeds). The group mean is taken
+        over each bucket's midpoints: exact where a bucket holds one step, as evaluations usually do."""
         out: list[Line] = []
-        for split in self.splits(metric):
-            b = self.series[(metric, split)]
-            if b.columns <= MAX_LINES:
+        for sp in self.splits(metric):
+            if split is not None and sp != split:
+                continue
+            b = self.series[(metric, sp)]
+            if groups and b.columns > 1:
+                out += self._group_lines(b, sp, groups, points, log_scale)
+            elif b.columns <= MAX_LINES:
                 for col in range(b.columns):
-                    label = split if b.columns == 1 else f"{split} #{col}"
-                    out.append(_line(label, split, b, col, points, log_scale, col if b.columns > 1 else None))
+                    label = sp if b.columns == 1 else f"{sp} #{col}"
+                    out.append(_line(label, sp, b, col, points, log_scale, col if b.columns > 1 else None))
             else:
-                out.append(_line(f"{split} mean of {b.columns}", split, self.means[(metric, split)], 0, points, log_scale))
+                out.append(_line(f"{sp} mean of {b.columns}", sp, self.means[(metric, sp)], 0, points, log_scale))
                 x, lo, hi = b.envelope(points)
-                out.append(_clean(Line(f"{split} min", list(x), list(np.fmin.reduce(lo, axis=1)), split), log_scale))
-                out.append(_clean(Line(f"{split} max", list(x), list(np.fmax.reduce(hi, axis=1)), split), log_scale))
+                out.append(_clean(Line(f"{sp} min", list(x), list(np.fmin.reduce(lo, axis=1)), sp), log_scale))
+                out.append(_clean(Line(f"{sp} max", list(x), list(np.fmax.reduce(hi, axis=1)), sp), log_scale))
         return [line for line in out if line.x]
+
+    @staticmethod
+    def _group_lines(b: Buckets, split: str, groups: list[tuple[str, list[int]]], points: int,
+                     log_scale: bool) -> list[Line]:
+        x, lo, hi = b.envelope(points)
+        out = []
+        for g, (label, cols) in enumerate(groups):
+            cols = [c for c in cols if c < b.columns]
+            if not cols:
+                continue
+            mean = _nanmean((lo[:, cols] + hi[:, cols]) / 2)
+            out.append(_clean(Line(f"{split} {label} mean of {len(cols)}" if len(cols) > 1 else f"{split} {label}",
+                                   list(x), list(mean), split, group=g), log_scale))
+            if len(cols) > 1:
+                out.append(_clean(Line("", list(x), list(np.fmin.reduce(lo[:, cols], axis=1)), split, group=g), log_scale))
+                out.append(_clean(Line("", list(x), list(np.fmax.reduce(hi[:, cols], axis=1)), split, group=g), log_scale))
+        return out
 
 
 def _nanmean(values: np.ndarray) -> np.ndarray:
@@ -280,8 +307,10 @@ def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, tit
 
 
 def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], metric: str, path: str | Path,
-                       title: str = "", log_scale: bool = False) -> Path:
-    """Overlay one metric across runs: groups are (group label, line label, steps, values); one colour per group."""
+                       title: str = "", log_scale: bool = False,
+                       spread: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = ()) -> Path:
+    """Overlay one metric across runs: groups are (group label, line label, steps, values); one colour per group.
+    `spread`: (group label, steps, min, max) bands drawn shaded in their group's colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -296,6 +325,8 @@ def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], me
     for group, label, steps, values in groups:
         colour = colours.setdefault(group, f"C{len(colours) % 10}")
         ax.plot(steps, values, color=colour, linewidth=1.2, label=label)
+    for group, steps, lo, hi in spread:
+        ax.fill_between(steps, lo, hi, color=colours.get(group, "0.5"), alpha=0.18, lw=0)
     return _finish(fig, ax, metric, path, title, log_scale, legend_size=7)
 
 

@@ -2,7 +2,8 @@
 
 Every (run, instance) is a member with its own parameter values (the run's params plus its grid point).
 The parameters that differ between members are the ones you can group by; members sharing a value are
-averaged into one line per run and drawn in one colour.
+averaged into one line per run and drawn in one colour, with their min and max (the spread across seeds when
+they differ only in seed).
 """
 
 from __future__ import annotations
@@ -106,6 +107,34 @@ def group_lines(records: dict[str, list[dict]], members: list[Member], metric: s
     return out
 
 
+def group_spread(records: dict[str, list[dict]], members: list[Member], metric: str, split: str, group: str | None,
+                 log_scale: bool = False) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(group value, steps, min, max) per (run, group value) holding more than one member: the spread around
+    `group_lines`' mean (across seeds, when the group's members differ only in seed)."""
+    from sptui.plots.curves import group_band, raw_series
+
+    out = []
+    by_run: dict[str, list[Member]] = {}
+    for m in members:
+        by_run.setdefault(m.run_id, []).append(m)
+    for run_id, run_members in by_run.items():
+        series = raw_series(records.get(run_id, []), metric).get(split)
+        if series is None or series[1].shape[1] == 1:
+            continue
+        steps, values = series
+        groups: dict[str, list[int]] = {}
+        for m in run_members:
+            if m.column < values.shape[1]:
+                groups.setdefault(value_label(m.params.get(group)) if group else run_id, []).append(m.column)
+        for key, cols in groups.items():
+            if len(cols) > 1:
+                _, lo, hi = group_band(values, cols)
+                if log_scale:
+                    lo, hi = np.where(lo > 0, lo, np.nan), np.where(hi > 0, hi, np.nan)
+                out.append((key, steps, lo, hi))
+    return out
+
+
 def _sortable(label: str):
     try:
         return (0, float(label), "")
@@ -185,6 +214,11 @@ class CompareScreen(Screen):
             keep = np.isfinite(values)
             xs, ys = downsample(steps[keep], values[keep], points)
             lines.append(PlotLine(label if first else None, xs, ys, colour))
+        for key, steps, lo, hi in group_spread(self.records, self.members, metric, split, group, log_scale):
+            for edge in (lo, hi):  # the spread of a group's members: its min and max, in its colour
+                keep = np.isfinite(edge)
+                xs, ys = downsample(steps[keep], edge[keep], points)
+                lines.append(PlotLine(None, xs, ys, colours[key]))
         title = f"{metric} ({split}){' log' if log_scale else ''}"
         summary = f"group by: {group or 'run'}  ({len(colours)} groups, {len(lines)} lines)   " \
                   f"m metric  g group  t split  l log  e export"
@@ -245,7 +279,8 @@ class CompareScreen(Screen):
             seen.add(key)
         try:
             saved = export_compare_png(groups, metric, path, title=f"{metric} ({split}) by {group or 'run'}",
-                                       log_scale=log_scale)
+                                       log_scale=log_scale,
+                                       spread=group_spread(self.records, self.members, metric, split, group, log_scale))
         except SptuiError as e:
             self.post_message(ActionDone(str(e), error=True))
             return

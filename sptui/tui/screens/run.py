@@ -53,6 +53,25 @@ def human_size(n: int) -> str:
     return f"{n}"
 
 
+INSTANCES = "instances"  # the grouping option that draws each instance on its own
+
+
+def grouping_options(grid: list[dict]) -> list[str | None]:
+    """How a batched run's instances can be grouped: by each swept parameter (the non-seed ones first, so the
+    spread is across seeds), None (all together), or each on its own. [] when grouping says nothing new (one
+    instance, or every group would hold a single instance)."""
+    from sptui.plots.curves import SEED_PARAMS, default_group, instance_groups
+
+    if len(grid) < 2:
+        return []
+    first = default_group(grid)
+    if all(len(cols) == 1 for _, cols in instance_groups(grid, first)):
+        return []
+    swept = [k for k in grid[0] if len({repr(p.get(k)) for p in grid}) > 1]
+    ordered = [first] + [k for k in swept if k != first and k not in SEED_PARAMS] + [None, INSTANCES]
+    return list(dict.fromkeys(ordered))
+
+
 class RunScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -61,6 +80,8 @@ class RunScreen(Screen):
         Binding("l", "log_scale", "Log y"),
         Binding("e", "export", "Export PNG"),
         Binding("r", "results", "Results"),
+        Binding("g", "group", "Group", show=False),
+        Binding("t", "split", "Split", show=False),
         Binding("1", "tab('curves')", "Curves", show=False),
         Binding("2", "tab('log')", "Log", show=False),
         Binding("3", "tab('spec')", "Spec", show=False),
@@ -81,13 +102,18 @@ class RunScreen(Screen):
         self.exported: list[Path] = []
         self.spec_toml = job.job_spec().to_toml()
         self.files: list[tuple[str, int]] = []
+        # a batched run's instances, drawn like runs in compare: grouped by a swept parameter, mean and spread
+        self.grid = job.job_spec().grid()
+        self.group_options = grouping_options(self.grid)
+        self.group = self.group_options[0] if self.group_options else None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
         with TabbedContent(initial="curves"):
             with TabPane("Curves", id="curves"):
                 yield LiveCurves(id="plot")
-                yield Static("m: next metric   l: log y   e: export PNG   r: result browser", id="curves-help")
+                yield Static("m: next metric   l: log y   e: export PNG   r: result browser"
+                             + ("   g: group instances   t: split" if self.group_options else ""), id="curves-help")
             with TabPane("Log", id="log"):
                 yield LogTail(id="logtail")
             with TabPane("Spec", id="spec"):
@@ -100,6 +126,8 @@ class RunScreen(Screen):
 
     def on_mount(self) -> None:
         self._show_head()
+        if self.group_options:
+            self._apply_group("test")
         self.poll()
         self.set_interval(self.poll_interval, self.poll)
 
@@ -200,6 +228,35 @@ class RunScreen(Screen):
     def action_log_scale(self) -> None:
         on_ = self.curves.toggle_log()
         self.say("log y axis" if on_ else "linear y axis")
+
+    def _apply_group(self, split: str | None) -> None:
+        from sptui.plots.curves import instance_groups
+
+        if self.group == INSTANCES:
+            self.curves.set_groups(None, None)
+        else:
+            self.curves.set_groups(instance_groups(self.grid, self.group), split)
+
+    def action_group(self) -> None:
+        if not self.group_options:
+            self.say("one model: no instances to group")
+            return
+        self.group = self.group_options[(self.group_options.index(self.group) + 1) % len(self.group_options)]
+        self._apply_group(self.curves.split or "test")
+        self.say("each instance its own line" if self.group == INSTANCES else
+                 f"instances grouped by {self.group or 'nothing (all together)'}: mean and min-max")
+
+    def action_split(self) -> None:
+        if self.curves.groups is None:
+            self.say("every split is shown")
+            return
+        with self.curves.lock:
+            splits = self.curves.curves.splits(self.curves.metric) if self.curves.metric else []
+        if splits:
+            current = self.curves.split
+            split = splits[(splits.index(current) + 1) % len(splits)] if current in splits else splits[0]
+            self.curves.set_groups(self.curves.groups, split)
+            self.say(f"split: {split}")
 
     def action_export(self) -> None:
         self.say("exporting PNGs ...")

@@ -67,13 +67,16 @@ class CurvePlot(PlotextPlot):
 
 
 def split_lines(lines: list[Line]) -> list[PlotLine]:
-    """Colour a run's lines: one colour per split, instances in shades of the palette after it."""
+    """Colour a run's lines: one colour per split, instances in shades of the palette after it; grouped
+    instances one colour per group (its mean, min and max alike; only the mean in the legend)."""
     out = []
     for i, line in enumerate(lines):
         colour = SPLIT_COLOURS.get(line.split, PALETTE[i % len(PALETTE)])
         if line.instance is not None:
             colour = PALETTE[(line.instance + (0 if line.split == "train" else 3)) % len(PALETTE)]
-        out.append(PlotLine(line.label, line.x, line.y, colour))
+        if line.group is not None:
+            colour = PALETTE[line.group % len(PALETTE)]
+        out.append(PlotLine(line.label or None, line.x, line.y, colour))
     return out
 
 
@@ -85,6 +88,8 @@ class LiveCurves(CurvePlot):
         self.curves = CurveSet()
         self.lock = threading.Lock()
         self.metric: str | None = None
+        self.groups: list[tuple[str, list[int]]] | None = None  # instances drawn as groups (mean and spread)
+        self.split: str | None = None  # None: every split
         self.dirty = True
 
     def on_mount(self) -> None:
@@ -112,6 +117,11 @@ class LiveCurves(CurvePlot):
         self.dirty = True
         return self.metric
 
+    def set_groups(self, groups: list[tuple[str, list[int]]] | None, split: str | None) -> None:
+        """Draw the instances grouped (mean and min-max per group), only `split`; None, None: as they come."""
+        self.groups, self.split = groups, split
+        self.dirty = True
+
     def toggle_log(self) -> bool:
         self.log_scale = not self.log_scale
         self.dirty = True
@@ -125,6 +135,9 @@ class LiveCurves(CurvePlot):
             names = self.curves.metrics()
             if self.metric not in names:
                 self.metric = names[0] if names else None
-            lines = self.curves.lines(self.metric, self.points_wanted, self.log_scale) if self.metric else []
+            lines = self.curves.lines(self.metric, self.points_wanted, self.log_scale, self.groups,
+                                      self.split) if self.metric else []
         title = f"{self.metric}{' (log)' if self.log_scale else ''}" if self.metric else ""
+        if self.metric and self.split:
+            title += f" ({self.split})"
         self.draw(split_lines(lines), title, self.log_scale)
