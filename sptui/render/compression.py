@@ -179,4 +179,8 @@ def across_lines(across: Across, row: int | None = None, col: int | None = None)
                      f"(a random matching: {s['mean_random_matching_similarity']:.3f})")
     lines.append(f"roles in every instance: {len(s['roles_in_every_instance'])}, in most: {len(s['roles_in_most'])}, "
                  f"in only one: {len(s['roles_in_one_instance'])}")
+    lines.append("")
+    lines.append("rows (instances holding it):")
+    lines += [f"{'>' if r == row else ' '}{r:>3} {name} ({int((counts[r] > 0).sum())}/{counts.shape[1]})"
+              for r, name in enumerate(s["roles"])]
     return lines
