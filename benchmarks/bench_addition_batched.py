@@ -99,7 +99,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as sptui's job processes do
     device = torch.device(args.device)
-    data = A.make_data(args.digits, 25000, 1, seed=0)[0].to(device)
+    data = A.make_data(args.digits, min(25000, 10 ** (2 * args.digits) - 1), 1, seed=0)[0].to(device)
     print(f"addition batched benchmark: {args.digits} digits, batch {args.batch}, {args.steps} steps per round, "
           f"{args.rounds} rounds, device {device}, torch threads {torch.get_num_threads()}, batched step compiled: {args.compile}")
     for k in (int(c) for c in args.counts.split(",")):
