@@ -22,9 +22,10 @@ test-all: setup
 bench: setup
     for b in benchmarks/bench_*.py; do echo "== $b"; .venv/bin/python "$b"; done
 
-# lint
+# lint and type-check
 lint: setup
     .venv/bin/ruff check sptui tests benchmarks
+    .venv/bin/python -m mypy
 
 # open the terminal app
 tui: setup

@@ -366,6 +366,9 @@ def cmd_tui(args, root: Path) -> int:
     try:
         from sptui.tui.app import run_app
     except ImportError as e:
+        if (e.name or "").split(".")[0] in ("textual", "textual_plotext", "plotext"):
+            raise SptuiError("the terminal app needs Textual, which is not installed here: pip install 'sptui[app]' "
+                             "(every other command works without it)") from None
         raise SptuiError(f"the terminal app is not available ({e}); every other command works") from None
     return run_app(root, device=args.device)
 
