@@ -11,7 +11,7 @@ No Textual here: the terminal app and the CLI share this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,7 +308,7 @@ def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, tit
 
 def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], metric: str, path: str | Path,
                        title: str = "", log_scale: bool = False,
-                       spread: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = ()) -> Path:
+                       spread: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = ()) -> Path:
     """Overlay one metric across runs: groups are (group label, line label, steps, values); one colour per group.
     `spread`: (group label, steps, min, max) bands drawn shaded in their group's colour."""
     import matplotlib
