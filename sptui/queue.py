@@ -430,14 +430,14 @@ class Queue:
 
     def slurm_update(self, job_id: int, state: str, slurm_state: str | None, step: int | None = None,
                      total: int | None = None, started: float | None = None, host: str | None = None,
-                     device: str | None = None) -> None:
+                     device: str | None = None, reported: float | None = None) -> None:
         """What Slurm and the job's status.json say of a job that has not ended: queued (waiting in Slurm,
-        also after a requeue) or running."""
+        also after a requeue) or running. `reported`: when the job last wrote its status (the heartbeat)."""
         assert state in ("queued", "running")
         self._write("UPDATE jobs SET state = ?, slurm_state = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
                     "started = COALESCE(?, started), host = COALESCE(?, host), device = COALESCE(?, device), "
-                    "heartbeat = ? WHERE id = ? AND state IN ('queued', 'running')",
-                    (state, slurm_state, step, total, started, host, device, time.time(), job_id))
+                    "heartbeat = COALESCE(?, heartbeat) WHERE id = ? AND state IN ('queued', 'running')",
+                    (state, slurm_state, step, total, started, host, device, reported, job_id))
 
     def slurm_finish(self, job_id: int, state: str, error: str | None, slurm_state: str | None,
                      finished: float | None = None) -> bool:

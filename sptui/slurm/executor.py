@@ -294,7 +294,9 @@ def _update_row(queue: Queue, job: Job, run_root: Path, views: list[tuple[Status
     hosts = ",".join(sorted({s.host for s in on if s.host})) or None
     devices = ",".join(sorted({s.device for s in on if s.device}))
     device = f"{devices} ({hosts})" if devices and hosts else devices or None
-    queue.slurm_update(job.id, "running" if running else "queued", slurm_state, step, total, started, hosts, device)
+    reported = max((s.updated for s in on if s.updated), default=None)  # the job's own last word, not ours
+    queue.slurm_update(job.id, "running" if running else "queued", slurm_state, step, total, started, hosts, device,
+                       reported)
     return False
 
 
