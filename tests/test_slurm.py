@@ -244,6 +244,7 @@ def signal_after_first_checkpoint(root: Path, info: dict, signal_name: str) -> R
     return run
 
 
+@pytest.mark.slow
 def test_the_time_limit_before_any_checkpoint_fails_in_words_without_requeueing(slurm, artifacts, tmp_path):
     """USR2 while the time left is within signal_delay_s: Slurm's time-limit warning. Without a checkpoint there is
     nothing to resume from, so the job is not requeued to end the same way again."""
@@ -279,6 +280,7 @@ def test_the_time_limit_signal_requeues_the_job_through_submitit_and_it_resumes(
     assert read_status(run.root).attempts == 2
 
 
+@pytest.mark.slow
 def test_a_job_out_of_requeues_at_its_time_limit_fails_in_words(slurm, artifacts, tmp_path):
     path = job_file(tmp_path, RESUMABLE.format(name="no-more"))
     # with a time limit this short, submitit takes any USR2 for the time limit (not a preemption)
