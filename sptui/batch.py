@@ -34,6 +34,7 @@ class BatchResult:
     error: str | None
     seconds: float
     run_dir: str
+    slurm_job_id: str | None = None  # --executor slurm
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -160,6 +161,82 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
 
 def _raise_terminated(signum, frame):
     raise Terminated()
+
+
+def run_batch_slurm(root: Path, specs: list[JobSpec], source: str, flags: dict[str, Any], device: str = "auto",
+                    console: Console | None = None) -> list[BatchResult]:
+    """`sptui batch --executor slurm`: submit every job to Slurm, then follow them here until all have ended.
+
+    Ctrl-C or a hang-up stops the following, not the jobs: they keep running on Slurm (`sptui ls` follows
+    them, `sptui cancel` stops them). Returns fewer results than specs in that case (exit status 130)."""
+    from sptui.slurm import executor
+
+    console = console or Console(stderr=True)
+    queue = Queue(root)
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        jobs = executor.submit(queue, root, specs, source, flags, force=True, device=device)
+        for job in jobs:
+            console.print(f"{job.run_id} {job.kind} -> Slurm job {job.slurm_job_id}, {job.run_dir(root)}",
+                          highlight=False, markup=False)
+        started = time.monotonic()
+        display = SlurmDisplay(console, jobs)
+        try:
+            final = executor.wait(queue, root, jobs, display.update)
+        except (KeyboardInterrupt, Terminated):
+            display.close()
+            console.print("stopped following; the jobs keep running on Slurm: `sptui ls` follows them, "
+                          "`sptui cancel RUN` stops one", style="yellow", highlight=False, markup=False)
+            return []
+        display.close()
+        seconds = round(time.monotonic() - started, 2)
+        results = [BatchResult(j.run_id, j.id, j.name, j.kind, j.state, j.error,
+                               round(j.elapsed() or seconds, 2), str(j.run_dir(root)), j.slurm_job_id) for j in final]
+        for r in results:
+            style = "green" if r.state == "succeeded" else "red"
+            console.print(f"{r.state} {r.run_id}" + (f": {r.error}" if r.error else ""), style=style, highlight=False,
+                          markup=False)
+        return results
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        queue.close()
+
+
+class SlurmDisplay:
+    """Progress of several Slurm jobs: one bar each on a terminal, a line per change of state elsewhere."""
+
+    def __init__(self, console: Console, jobs):
+        self.console = console
+        self.fancy = console.is_terminal
+        self.seen: dict[int, tuple] = {}
+        self.last_plain = 0.0
+        if self.fancy:
+            self.progress = Progress(
+                TextColumn("{task.description}", markup=False, style="bold"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[where]}", markup=False), TimeElapsedColumn(), console=console, transient=True)
+            self.tasks = {j.id: self.progress.add_task(j.name, total=None, where="") for j in jobs}
+            self.progress.start()
+
+    def update(self, jobs) -> None:
+        now = time.monotonic()
+        every = now - self.last_plain >= PLAIN_EVERY_SECONDS
+        for j in jobs:
+            where = j.state if j.state not in ("queued", "running") else f"{j.state} ({(j.slurm_state or '').lower()})"
+            if self.fancy:
+                self.progress.update(self.tasks[j.id], completed=j.step or 0, total=j.total, where=where)
+                continue
+            key = (j.state, j.slurm_state)
+            if self.seen.get(j.id) != key or (every and j.state == "running"):
+                of = f" step {j.step or 0}/{j.total}" if j.total else ""
+                self.console.print(f"[{j.name}] {where}{of}", highlight=False, markup=False)
+                self.seen[j.id] = key
+        if every:
+            self.last_plain = now
+
+    def close(self) -> None:
+        if self.fancy:
+            self.progress.stop()
 
 
 def summary_table(results: list[BatchResult]) -> Table:

@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="print the expanded jobs as JSON")
 
-    p = command("submit", "queue the jobs of a job file for the worker (prints run ids)")
+    p = command("submit", "queue the jobs of a job file for the worker, or submit them to Slurm (prints run ids)")
     p.add_argument("file", type=Path)
     p.add_argument("--force", action="store_true", help="queue even if the same resolved spec was queued before")
     p.add_argument("--priority", type=int, help="override the file's priority (higher runs first)")
     p.add_argument("--json", action="store_true")
+    _executor_flags(p, "local: the queue, run by `sptui worker`; slurm: each job goes to Slurm now")
 
     p = command("ls", "list runs")
     p.add_argument("--json", action="store_true")
@@ -59,9 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("cancel", "cancel queued or running jobs")
     p.add_argument("runs", nargs="+")
 
-    p = command("requeue", "queue failed, cancelled or interrupted runs again (checkpointing kinds resume)")
+    p = command("requeue", "queue failed, cancelled or interrupted runs again (checkpointing kinds resume); "
+                           "Slurm runs are submitted to Slurm again")
     p.add_argument("runs", nargs="*")
     p.add_argument("--failed", action="store_true", help="requeue every failed run")
+    from sptui.slurm.options import add_flags
+
+    add_flags(p)
 
     p = command("priority", "set a queued run's priority (higher runs first)")
     p.add_argument("run")
@@ -73,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slots", type=int, default=1, help="jobs at once on CPU")
     p.add_argument("--once", action="store_true", help="drain the queue, then exit")
 
-    p = command("batch", "run a job file in the foreground, no worker needed")
+    p = command("batch", "run a job file in the foreground, no worker needed (or on Slurm, waiting for it)")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    _executor_flags(p, "local: in this process; slurm: on Slurm, following the jobs until they end")
 
     p = command("export", "(re)render a run's PNGs from its saved results")
     p.add_argument("run")
@@ -101,6 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _executor_flags(p: argparse.ArgumentParser, help: str) -> None:
+    from sptui.slurm.options import add_flags
+
+    p.add_argument("--executor", choices=("local", "slurm"), default="local", help=help)
+    add_flags(p)
+
+
+def _slurm_flags(args) -> dict:
+    """The Slurm flags of the command line, refused without --executor slurm (they would do nothing)."""
+    from sptui.slurm import options
+
+    if getattr(args, "executor", "slurm") != "slurm" and options.given(args):
+        raise SptuiError(f"{', '.join(options.given(args))}: Slurm options need --executor slurm")
+    return options.from_flags(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = artifacts_root(args.artifacts)
@@ -122,11 +144,21 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- commands
 
 def cmd_validate(args, root: Path) -> int:
+    from sptui.slurm.options import user_config
     from sptui.spec import load_file
 
+    user_config()  # a bad ~/.config/sptui/config.toml is reported here, not at submit time
     everything = []
     for path in args.files:
         specs = load_file(path)
+        for s in specs:
+            if s.slurm.get("instances_per_task"):
+                from sptui.slurm.split import slice_specs
+
+                try:
+                    slice_specs(s, s.slurm["instances_per_task"])
+                except SptuiError as e:
+                    raise SpecError(f"{path}: {e}") from None
         everything += [json.loads(s.to_json()) | {"source": str(path), "instances": len(s.grid())} for s in specs]
         if not args.json:
             instances = sum(len(s.grid()) for s in specs)
@@ -134,6 +166,12 @@ def cmd_validate(args, root: Path) -> int:
             for s in specs:
                 extra = f" x {len(s.grid())} instances over {', '.join(s.sweep)}" if s.sweep else ""
                 print(f"  {s.kind:<16} {s.name}{extra}")
+                if s.slurm:
+                    print("  " + " " * 16 + " slurm: " + ", ".join(f"{k}={v}" for k, v in s.slurm.items()))
+                per_task = s.slurm.get("instances_per_task")
+                if per_task and per_task < len(s.grid()):
+                    tasks = -(-len(s.grid()) // per_task)
+                    print("  " + " " * 16 + f" on Slurm: an array of {tasks} tasks of at most {per_task} instances")
     if args.json:
         print(json.dumps(everything, indent=2))
     return 0
@@ -145,17 +183,26 @@ def cmd_submit(args, root: Path) -> int:
     from sptui.queue import Queue
     from sptui.spec import load_file
 
+    flags = _slurm_flags(args)
     specs = load_file(args.file)
     if args.priority is not None:
         specs = [replace(s, priority=args.priority) for s in specs]
     with Queue(root) as queue:
-        jobs = queue.submit(specs, source=str(args.file), force=args.force, device=args.device)
-        workers = queue.live_workers()
+        if args.executor == "slurm":
+            from sptui.slurm import executor
+
+            jobs = executor.submit(queue, root, specs, str(args.file), flags, force=args.force,
+                                   device=args.device or "auto")
+            workers = [True]
+        else:
+            jobs = queue.submit(specs, source=str(args.file), force=args.force, device=args.device)
+            workers = queue.live_workers()
     if args.json:
-        print(json.dumps([{"id": j.id, "run_id": j.run_id, "name": j.name, "kind": j.kind} for j in jobs]))
+        print(json.dumps([{"id": j.id, "run_id": j.run_id, "name": j.name, "kind": j.kind, "slurm_job_id": j.slurm_job_id}
+                          for j in jobs]))
     else:
         for j in jobs:
-            print(j.run_id)
+            print(j.run_id + (f" (Slurm job {j.slurm_job_id})" if j.slurm_job_id else ""))
         if not workers:
             print("note: no worker is running; start one with `sptui worker` (or use `sptui batch`)", file=sys.stderr)
     return 0
@@ -176,6 +223,7 @@ def cmd_ls(args, root: Path) -> int:
 
     with Queue(root) as queue:
         queue.recover()
+        _follow_slurm(queue, root)
         jobs = queue.list(states=args.state)
     if args.json:
         print(json.dumps([j.as_dict(root) for j in jobs], indent=2))
@@ -183,14 +231,18 @@ def cmd_ls(args, root: Path) -> int:
     from rich.text import Text
 
     colours = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "cancelled": "dim"}
-    rows = [(str(j.id), j.run_id, j.kind, Text(j.state, style=colours.get(j.state, "")),
+    rows: list[tuple] = [(str(j.id), j.run_id, j.kind, Text(j.state, style=colours.get(j.state, "")),
              f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
              j.device or "", _fmt_seconds(j.elapsed()), _fmt_seconds(j.eta()), str(j.priority)) for j in jobs]
+    columns = ["id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio"]
+    if any(j.executor == "slurm" for j in jobs):  # Slurm's id and word for the job, while it has one
+        columns.append("slurm")
+        rows = [row + (_slurm_cell(j),) for row, j in zip(rows, jobs)]
     table = Table(box=None, header_style="bold")
     # one line a run on any width: a narrow terminal shortens the run id and kind with an ellipsis (the id
     # names the run too) and keeps id, state and progress whole
     keep_whole = {"id", "state", "progress"}
-    for i, col in enumerate(("id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio")):
+    for i, col in enumerate(columns):
         width = max([len(col)] + [len(str(r[i])) for r in rows])
         table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width if col in keep_whole else None)
     for row in rows:
@@ -205,15 +257,40 @@ def cmd_ls(args, root: Path) -> int:
     return 0
 
 
+def _follow_slurm(queue, root: Path) -> None:
+    from sptui.actions import follow_slurm
+
+    note = follow_slurm(queue, root)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _slurm_cell(job) -> str:
+    """`sptui ls`'s slurm column: the Slurm job id, and Slurm's state while the job is not finished."""
+    if not job.slurm_job_id:
+        return ""
+    if job.state in ("queued", "running") and job.slurm_state:
+        return f"{job.slurm_job_id} {job.slurm_state.lower()}"
+    return job.slurm_job_id
+
+
 def cmd_show(args, root: Path) -> int:
     from sptui.queue import Queue
 
     with Queue(root) as queue:
+        _follow_slurm(queue, root)
         job = queue.get(args.run)
     info = job.as_dict(root)
     info["spec"] = json.loads(job.spec)
     run_dir = job.run_dir(root)
     info["files"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) if run_dir.exists() else []
+    if job.executor == "slurm":
+        from sptui.slurm.executor import slurm_log_paths
+        from sptui.slurm.split import describe_slices, is_split
+
+        info["slurm_logs"] = [str(p) for p in slurm_log_paths(run_dir)]
+        if is_split(run_dir):
+            info["slices"] = describe_slices(run_dir)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -222,25 +299,40 @@ def cmd_show(args, root: Path) -> int:
     if job.quiet_for() is not None:  # a running job: when it last said something
         lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
     for key in ("run_id", "name", "kind", "state", "error", "device", "executor", "reported", "attempts", "source",
-                "run_dir"):
+                "run_dir", "slurm_job_id", "slurm_state"):
         if lines.get(key) not in (None, ""):
-            print(f"{key:>9}: {lines[key]}")
-    print(f"{'files':>9}: {', '.join(info['files']) or '(none yet)'}")
+            print(f"{key:>12}: {lines[key]}")
+    if info.get("slurm_logs"):
+        folders = sorted({str(Path(p).parent) for p in info["slurm_logs"]})
+        print(f"{'slurm output':>12}: {', '.join(folders)} ({len(info['slurm_logs'])} files)")
+    for part in info.get("slices", []):
+        start, stop = (part["instances"] + [None, None])[:2]
+        progress = f" {part['step'] or 0}/{part['total']}" if part["total"] else ""
+        span = "" if start is None else f"instance {start}, " if stop - start == 1 else f"instances {start}-{stop - 1}, "
+        print(f"{'slice ' + str(part['slice']):>12}: {span}{part['state']}{progress}"
+              + (f" (Slurm {part['slurm_job_id']})" if part["slurm_job_id"] else "")
+              + (f": {part['error']}" if part["error"] else ""))
+    print(f"{'files':>12}: {', '.join(info['files']) or '(none yet)'}")
     return 0
 
 
 def cmd_logs(args, root: Path) -> int:
     from sptui.queue import FINAL, Queue
-    from sptui.runs import FileTail, RunDir
 
     with Queue(root) as queue:
         job = queue.get(args.run)
-        tail = FileTail(RunDir(job.run_dir(root)).log)
+        tails = _log_tails(job, root)
+        followed = 0.0
         while True:
+            if args.follow and job.executor == "slurm" and time.monotonic() - followed > 2.0:
+                followed = time.monotonic()  # a Slurm job's end reaches the queue when someone looks
+                _follow_slurm(queue, root)
             finished = not args.follow or queue.get(job.id).state in FINAL
-            sys.stdout.write(tail.poll())  # after the state check: a finished job's last lines are all read
+            for mark, tail in tails:  # after the state check: a finished job's last lines are all read
+                sys.stdout.write(_marked(mark, tail.poll()))
             if finished:
-                sys.stdout.write(tail.rest())
+                for mark, tail in tails:
+                    sys.stdout.write(_marked(mark, tail.rest()))
                 sys.stdout.flush()
                 break
             sys.stdout.flush()
@@ -248,12 +340,30 @@ def cmd_logs(args, root: Path) -> int:
     return 0
 
 
+def _log_tails(job, root: Path) -> list:
+    """What `sptui logs` follows: the run's log.txt, after the logs of a split Slurm run's slices (their lines
+    marked with the slice; the run's own log holds the join)."""
+    from sptui.runs import FileTail, RunDir
+
+    tails = []
+    if job.executor == "slurm":
+        from sptui.slurm.split import part_dirs
+
+        tails = [(f"[slice {i}] ", FileTail(RunDir(p).log)) for i, p in enumerate(part_dirs(job.run_dir(root)))]
+    return tails + [("", FileTail(RunDir(job.run_dir(root)).log))]
+
+
+def _marked(mark: str, text: str) -> str:
+    return "".join(mark + line for line in text.splitlines(keepends=True)) if mark else text
+
+
 def cmd_cancel(args, root: Path) -> int:
+    from sptui import actions
     from sptui.queue import Queue
 
     with Queue(root) as queue:
         for ref in args.runs:
-            job = queue.cancel(ref)
+            job = actions.cancel(queue, root, ref)
             print(f"{job.run_id}: {'cancelled' if job.state == 'cancelled' else 'cancel requested'}")
     return 0
 
@@ -263,8 +373,18 @@ def cmd_requeue(args, root: Path) -> int:
 
     if not args.runs and not args.failed:
         raise SptuiError("requeue: give run ids, or --failed")
+    from sptui import actions
+    from sptui.slurm import options
+
+    flags = options.from_flags(args)
     with Queue(root) as queue:
-        jobs = [queue.requeue(ref) for ref in args.runs]
+        _follow_slurm(queue, root)
+        chosen = [queue.get(ref) for ref in args.runs]
+        if args.failed:
+            chosen += [j for j in queue.list(states=["failed"]) if j.executor == "slurm"]
+        if flags and any(j.executor != "slurm" for j in chosen):
+            raise SptuiError(f"{', '.join(options.given(args))}: Slurm options apply to Slurm runs only")
+        jobs = [actions.requeue(queue, root, job.id, flags) for job in chosen]
         if args.failed:
             jobs += queue.requeue_failed()
     for job in jobs:
@@ -299,9 +419,15 @@ def cmd_batch(args, root: Path) -> int:
     from sptui.batch import run_batch, summary_table
     from sptui.spec import load_file
 
+    flags = _slurm_flags(args)
     specs = load_file(args.file)
     console = Console(stderr=True) if args.json else Console()
-    results = run_batch(root, specs, str(args.file), device=args.device or "auto", console=console)
+    if args.executor == "slurm":
+        from sptui.batch import run_batch_slurm
+
+        results = run_batch_slurm(root, specs, str(args.file), flags, device=args.device or "auto", console=console)
+    else:
+        results = run_batch(root, specs, str(args.file), device=args.device or "auto", console=console)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     source           TEXT,              -- the job file it came from
     priority         INTEGER NOT NULL DEFAULT 0,
     state            TEXT NOT NULL,
-    executor         TEXT NOT NULL DEFAULT 'worker',   -- who runs it: worker | batch (| slurm, to come)
+    executor         TEXT NOT NULL DEFAULT 'worker',   -- who runs it: worker | batch | slurm
     device_request   TEXT,              -- --device given at submit, else the worker's choice
     created          REAL NOT NULL,
     started          REAL,
@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts         INTEGER NOT NULL DEFAULT 0,
     exit_code        INTEGER,
     error            TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    slurm_job_id     TEXT,              -- executor slurm: the job ("123"), array task ("123_4") or split array ("123")
+    slurm_state      TEXT               -- what Slurm last said: PENDING, RUNNING, COMPLETING, ... (sptui.slurm)
 );
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_hash ON jobs(spec_hash);
@@ -78,8 +80,10 @@ CREATE TABLE IF NOT EXISTS workers (
 JOB_COLUMNS = (
     "id, run_id, name, kind, spec, spec_hash, source, priority, state, executor, device_request, created, "
     "started, finished, heartbeat, host, owner_pid, owner_start, pid, pid_start, device, gpu, step, total, "
-    "attempts, exit_code, error, cancel_requested"
+    "attempts, exit_code, error, cancel_requested, slurm_job_id, slurm_state"
 )
+# columns added after the first release: (name, SQL type) added to older queue.db files when opened
+MIGRATIONS = (("slurm_job_id", "TEXT"), ("slurm_state", "TEXT"))
 
 
 @dataclass
@@ -112,6 +116,8 @@ class Job:
     exit_code: int | None
     error: str | None
     cancel_requested: int
+    slurm_job_id: str | None = None
+    slurm_state: str | None = None
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
@@ -208,6 +214,7 @@ class Queue:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self.db.executescript(SCHEMA)
+                self._migrate()
                 break
             except sqlite3.OperationalError as e:
                 # switching a new file to WAL takes an exclusive lock without waiting on the busy handler:
@@ -218,6 +225,17 @@ class Queue:
                 time.sleep(0.05)
             except sqlite3.DatabaseError as e:
                 raise SptuiError(f"{self.path}: cannot open the queue database ({e})") from None
+
+    def _migrate(self) -> None:
+        """Add the columns a queue.db made by an older sptui lacks (ALTER TABLE ... ADD COLUMN keeps every row)."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
+        for name, sql_type in MIGRATIONS:
+            if name not in have:
+                try:
+                    self.db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):  # another process added it at the same moment
+                        raise
 
     def close(self) -> None:
         self.db.close()
@@ -336,7 +354,8 @@ class Queue:
         rows = self._write(
             "UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, host = ?, owner_pid = ?, owner_start = ?, "
             "attempts = attempts + 1, error = NULL, exit_code = NULL, finished = NULL, cancel_requested = 0 "
-            "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT 1) "
+            "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND executor != 'slurm' "
+            "ORDER BY priority DESC, id LIMIT 1) "
             f"RETURNING {JOB_COLUMNS}",
             (time.time(), time.time(), HOST, owner_pid, owner_start),
         )
@@ -386,20 +405,55 @@ class Queue:
         job = self.get(ref)
         if job.state not in REQUEUEABLE:
             raise SptuiError(f"run {job.run_id} is {job.state}; only {', '.join(REQUEUEABLE)} jobs can be requeued")
+        assert job.executor != "slurm", "Slurm runs are requeued by sptui.slurm.executor.requeue"
         self._write(
             "UPDATE jobs SET state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, step = NULL, "
             "executor = 'worker' WHERE id = ?", (job.id,))
         return self.get(job.id)
 
     def requeue_failed(self) -> builtins.list[Job]:
+        """Every failed local run back to queued (failed Slurm runs: sptui.slurm.executor.requeue)."""
         rows = self._write("UPDATE jobs SET state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, "
-                           "step = NULL, executor = 'worker' WHERE state = 'failed' RETURNING id")
+                           "step = NULL, executor = 'worker' WHERE state = 'failed' AND executor != 'slurm' RETURNING id")
         return [self.get(r[0]) for r in rows]
 
     def set_priority(self, ref: int | str, priority: int) -> Job:
         job = self.get(ref)
         self._write("UPDATE jobs SET priority = ? WHERE id = ?", (int(priority), job.id))
         return self.get(job.id)
+
+    # -------------------------------------------------------- Slurm jobs (sptui.slurm.executor)
+    def slurm_submitted(self, job_id: int, slurm_job_id: str) -> None:
+        """A queued slurm job was handed to Slurm as `slurm_job_id`."""
+        self._write("UPDATE jobs SET slurm_job_id = ?, slurm_state = 'PENDING', attempts = attempts + 1, "
+                    "cancel_requested = 0 WHERE id = ? AND state = 'queued'", (slurm_job_id, job_id))
+
+    def slurm_update(self, job_id: int, state: str, slurm_state: str | None, step: int | None = None,
+                     total: int | None = None, started: float | None = None, host: str | None = None,
+                     device: str | None = None, reported: float | None = None) -> None:
+        """What Slurm and the job's status.json say of a job that has not ended: queued (waiting in Slurm,
+        also after a requeue) or running. `reported`: when the job last wrote its status (the heartbeat)."""
+        assert state in ("queued", "running")
+        self._write("UPDATE jobs SET state = ?, slurm_state = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
+                    "started = COALESCE(?, started), host = COALESCE(?, host), device = COALESCE(?, device), "
+                    "heartbeat = COALESCE(?, heartbeat) WHERE id = ? AND state IN ('queued', 'running')",
+                    (state, slurm_state, step, total, started, host, device, reported, job_id))
+
+    def slurm_finish(self, job_id: int, state: str, error: str | None, slurm_state: str | None,
+                     finished: float | None = None) -> bool:
+        """Record the end of a slurm job (queued or running here: it may end between two looks). `slurm_state`:
+        Slurm's word for the end when it came from Slurm's account (e.g. OUT_OF_MEMORY), else None."""
+        assert state in FINAL
+        rows = self._write("UPDATE jobs SET state = ?, error = ?, slurm_state = ?, "
+                           "finished = ?, started = COALESCE(started, ?) WHERE id = ? AND state IN ('queued', 'running') "
+                           "RETURNING id", (state, error, slurm_state, finished or time.time(), finished or time.time(),
+                                            job_id))
+        return bool(rows)
+
+    def slurm_requeue(self, job_id: int) -> None:
+        """Back to queued for a resubmission to Slurm (the executor stays slurm)."""
+        self._write("UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
+                    "exit_code = NULL, slurm_job_id = NULL, slurm_state = NULL WHERE id = ?", (job_id,))
 
     # -------------------------------------------------------- crash recovery
     def recover(self) -> builtins.list[Job]:
@@ -409,7 +463,7 @@ class Queue:
         """
         lost = []
         for job in self.list(states=["running"]):
-            if job.host not in (None, HOST):
+            if job.host not in (None, HOST) or job.executor == "slurm":  # Slurm jobs: sptui.slurm.executor.reconcile
                 continue
             if job.pid is None:
                 # claimed but the child never started: only lost if the supervisor is gone too

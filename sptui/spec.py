@@ -11,6 +11,11 @@
 
 Sweeps over a kind's batchable parameters stay one job whose instances train together; sweeps over
 any other parameter expand into one job per combination. A file is accepted whole or not at all.
+
+A top-level [slurm] table (file-wide) and [job.slurm] (one job) hold Slurm options (sptui.slurm.options);
+they travel with the spec but are not part of the experiment's identity (its digest).
+`instance_range = [start, stop]` trains only those instances of the sweep's grid (what each array task of a
+split sweep runs).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,8 @@ from sptui import params as P
 from sptui.errors import SpecError
 from sptui.kinds import kind_names, load_kind
 
-JOB_KEYS = ("kind", "name", "priority", "sweep")
+JOB_KEYS = ("kind", "name", "priority", "sweep", "slurm", "instance_range")
+TOP_KEYS = ("job", "slurm")
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,21 @@ class JobSpec:
     params: dict[str, Any]  # every parameter of the kind, defaults filled in
     sweep: dict[str, list] = field(default_factory=dict)  # batchable params laid along instances
     priority: int = 0
+    slurm: dict[str, Any] = field(default_factory=dict)  # Slurm options from the job file (file-wide + per job)
+    instance_range: tuple[int, int] | None = None  # only these instances [start, stop) of the full grid
 
-    def grid(self) -> list[dict[str, Any]]:
-        """Per-instance overrides: the product of the sweep lists ([{}] when there is no sweep)."""
+    def full_grid(self) -> list[dict[str, Any]]:
+        """The product of the sweep lists ([{}] when there is no sweep), ignoring `instance_range`."""
         keys = list(self.sweep)
         return [dict(zip(keys, combo)) for combo in itertools.product(*(self.sweep[k] for k in keys))]
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Per-instance overrides of this job's instances, in order."""
+        points = self.full_grid()
+        if self.instance_range is not None:
+            start, stop = self.instance_range
+            points = points[start:stop]
+        return points
 
     def instances(self) -> list[Any]:
         """One Params object per instance, in grid order."""
@@ -51,7 +67,10 @@ class JobSpec:
         return [P.build(cls, {**self.params, **point}) for point in self.grid()]
 
     def canonical(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": self.params, "sweep": self.sweep}
+        out: dict[str, Any] = {"kind": self.kind, "params": self.params, "sweep": self.sweep}
+        if self.instance_range is not None:
+            out["instance_range"] = list(self.instance_range)
+        return out
 
     def digest(self) -> str:
         """Identity of the experiment: kind, resolved parameters and sweep (not its name or priority)."""
@@ -59,19 +78,26 @@ class JobSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_json(self) -> str:
-        return json.dumps({**self.canonical(), "name": self.name, "priority": self.priority}, sort_keys=True)
+        return json.dumps({**self.canonical(), "name": self.name, "priority": self.priority, "slurm": self.slurm},
+                          sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
         d = json.loads(text)
-        return cls(kind=d["kind"], name=d["name"], params=d["params"], sweep=d.get("sweep", {}), priority=d.get("priority", 0))
+        r = d.get("instance_range")
+        return cls(kind=d["kind"], name=d["name"], params=d["params"], sweep=d.get("sweep", {}), priority=d.get("priority", 0),
+                   slurm=d.get("slurm", {}), instance_range=tuple(r) if r is not None else None)
 
     def to_toml(self) -> str:
         """The resolved spec as a job file of one job, runnable again with `sptui batch`."""
         job: dict[str, Any] = {"kind": self.kind, "name": self.name, "priority": self.priority}
         job.update({k: v for k, v in self.params.items() if v is not None and k not in self.sweep})
+        if self.instance_range is not None:
+            job["instance_range"] = list(self.instance_range)
         if self.sweep:
             job["sweep"] = self.sweep
+        if self.slurm:
+            job["slurm"] = self.slurm
         return tomli_w.dumps({"job": [job]})
 
 
@@ -96,9 +122,14 @@ def parse_text(text: str, source: str) -> list[JobSpec]:
 
 def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
     for key in doc:
-        if key != "job":
-            hint = ' (did you mean "job"? write [[job]] tables)' if P.closest(key, ["job"]) else " (a job file holds [[job]] tables)"
+        if key not in TOP_KEYS:
+            close = P.closest(key, TOP_KEYS)
+            hint = (f' (did you mean "{close}"?' + (" write [[job]] tables)" if close == "job" else ")")) if close else \
+                " (a job file holds [[job]] tables and an optional [slurm] table)"
             raise SpecError(f"{source}: {key}: unknown top-level key{hint}")
+    from sptui.slurm.options import check_table
+
+    file_slurm = check_table(doc["slurm"], f"{source}: slurm") if "slurm" in doc else {}
     jobs = doc.get("job")
     if not isinstance(jobs, list) or not jobs:
         raise SpecError(f"{source}: no jobs: expected one or more [[job]] tables")
@@ -114,11 +145,11 @@ def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
             if name in seen_names:
                 raise SpecError(f"{where}: name: duplicate job name (also job {seen_names[name]})")
             seen_names[name] = index
-        specs.extend(_parse_job(raw, where))
+        specs.extend(_parse_job(raw, where, file_slurm))
     return specs
 
 
-def _parse_job(raw: dict[str, Any], where: str) -> list[JobSpec]:
+def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | None = None) -> list[JobSpec]:
     kind = raw.get("kind")
     if kind is None:
         raise SpecError(f"{where}: kind: missing; expected one of {', '.join(kind_names())}")
@@ -136,6 +167,9 @@ def _parse_job(raw: dict[str, Any], where: str) -> list[JobSpec]:
     sweep = raw.get("sweep", {})
     if not isinstance(sweep, dict):
         raise SpecError(f"{where}: sweep: expected a table of parameter = [values], found {P.describe_value(sweep)}")
+    from sptui.slurm.options import check_table, merge
+
+    slurm = merge(file_slurm, check_table(raw["slurm"], f"{where}: slurm") if "slurm" in raw else {})
 
     cls = load_kind(kind).Params
     base_raw = {k: v for k, v in raw.items() if k not in JOB_KEYS}
@@ -176,7 +210,10 @@ def _parse_job(raw: dict[str, Any], where: str) -> list[JobSpec]:
             params=P.to_dict(base),
             sweep=batched,
             priority=priority,
+            slurm=slurm,
         )
+        if "instance_range" in raw:
+            spec = replace(spec, instance_range=_instance_range(raw["instance_range"], len(spec.full_grid()), where))
         for instance in spec.grid():  # every instance must be valid before anything is accepted
             try:
                 P.build(cls, {**spec.params, **instance})
@@ -184,6 +221,17 @@ def _parse_job(raw: dict[str, Any], where: str) -> list[JobSpec]:
                 raise SpecError(f"{where}{_label({**point, **instance})}: {e.key}: {e.message}") from None
         specs.append(spec)
     return specs
+
+
+def _instance_range(value: Any, count: int, where: str) -> tuple[int, int]:
+    ok = (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+    if not ok:
+        raise SpecError(f"{where}: instance_range: expected [start, stop] (two integers), found {P.describe_value(value)}")
+    start, stop = value
+    if not 0 <= start < stop <= count:
+        raise SpecError(f"{where}: instance_range: expected 0 <= start < stop <= {count} (the sweep's instances), "
+                        f"found [{start}, {stop}]")
+    return start, stop
 
 
 def _label(point: dict[str, Any]) -> str:

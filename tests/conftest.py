@@ -30,3 +30,38 @@ def artifacts(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.setenv("SPTUI_ARTIFACTS", str(root))
     return root
+
+
+# ---------------------------------------------------------------- a real Slurm cluster (tests/slurm_cluster.py)
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node Slurm cluster (munge, MariaDB, slurmdbd, slurmctld, slurmd) for the whole session,
+    installed with apt-get when missing and we are root; skips with the reason where that cannot be done.
+    Its folder is made under /tmp with mode 755 (munged runs as the munge user and must reach its socket)."""
+    import shutil
+    import tempfile
+
+    from .slurm_cluster import ClusterUnavailable, SlurmCluster
+
+    folder = tempfile.mkdtemp(prefix="sptui-slurm-")
+    os.chmod(folder, 0o755)
+    cluster = SlurmCluster(folder)
+    try:
+        cluster.start()
+    except ClusterUnavailable as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"no Slurm cluster here: {e}")
+    yield cluster
+    cluster.stop()
+    assert cluster.stopped(), "a Slurm daemon outlived stop()"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm(slurm_cluster, monkeypatch):
+    """The session's cluster, with SLURM_CONF set for this test (and its subprocesses); jobs left by the test
+    are cancelled afterwards so the next test starts on an idle node."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    yield slurm_cluster
+    slurm_cluster.cancel_all()

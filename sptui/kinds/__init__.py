@@ -13,7 +13,12 @@ itself to one of them, so mypy (tests/test_types.py) confirms the fit. sptui/kin
 short, complete example.
 
 Kinds whose Params mark fields `batchable=True` receive a sweep over those fields as one job with several
-instances (`ctx.instances`); sweeps over other fields become separate jobs.
+instances (`ctx.instances`); sweeps over other fields become separate jobs. A batched kind whose instances
+train independently and whose results keep the instance dimension first (per-instance arrays first along it,
+`results/instances.json` one record per instance) says `SLICEABLE = True`: a big sweep may then be split into
+slices that train apart and are joined back exactly (Slurm's `instances_per_task`, sptui.slurm.split); arrays
+that are the same for every instance are listed in `SHARED_RESULTS: frozenset[str]` ("file.safetensors:key").
+A kind whose results compare instances with each other leaves SLICEABLE out.
 Modules whose names start with `_` are helpers, not kinds.
 """
 

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from sptui.runs import RunDir
 
 SUMMARY = "one-hidden-layer MLPs learning |x|, AND, OR, max(|x|,|y|), x^2 (ReLU vs GeLU); seeds train batched"
+SLICEABLE = True  # instances train independently, results have the instance dimension first (sptui.slurm.split)
+# the same for every instance: the grid the functions are drawn on, and the target on it
+SHARED_RESULTS = frozenset({"function.safetensors:axis", "function.safetensors:target"})
 
 
 @dataclass

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sptui.runs import RunDir
 
 SUMMARY = "toy models of superposition: sparsity, importance, dropout, L1, activations; sweeps train batched"
+SLICEABLE = True  # instances train independently, results have the instance dimension first (sptui.slurm.split)
 
 OutputActivation = Literal["relu", "gelu", "none", "leaky_relu", "sigmoid", "softplus"]
 HiddenActivation = Literal["none", "relu", "gelu", "leaky_relu"]

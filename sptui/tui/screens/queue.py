@@ -18,6 +18,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from sptui import actions
 from sptui.errors import SptuiError
 from sptui.queue import Queue
 from sptui.tui.messages import ActionDone, JobsLoaded, WorkersChanged
@@ -25,6 +26,7 @@ from sptui.tui.widgets.gpu import GpuStrip
 from sptui.tui.widgets.runtable import RunTable, fmt_seconds
 
 RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
+SLURM_EVERY = 5.0  # seconds between looks at Slurm (squeue, status.json) for unfinished Slurm runs
 FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
 
 
@@ -52,6 +54,8 @@ class QueueScreen(Screen):
         self._poll_lock = threading.Lock()
         self._version = -1
         self._last_recover = 0.0
+        self._last_slurm = 0.0
+        self._slurm_note: str | None = None
         self.workers_alive: list[dict] = []
         self._workers_seen: list[tuple[int, bool]] | None = None  # the poller's last (pid, responding)
         self.loaded = False
@@ -98,6 +102,15 @@ class QueueScreen(Screen):
             if now - self._last_recover > RECOVER_EVERY:
                 self._last_recover = now
                 queue.recover()
+            if now - self._last_slurm > SLURM_EVERY:
+                self._last_slurm = now
+                try:
+                    note = actions.follow_slurm(queue, self.root)  # Slurm jobs report into run folders
+                except SptuiError as e:
+                    note = str(e)
+                if note and note != self._slurm_note:
+                    self.post_message(ActionDone(note, error=True))
+                self._slurm_note = note
             version, changed = queue.changed_since(self._version)
             # a worker that stops answering writes nothing: its silence shows only by looking
             workers = queue.live_workers()
@@ -206,11 +219,11 @@ class QueueScreen(Screen):
         try:
             with Queue(self.root) as queue:
                 if verb == "cancel":
-                    job = queue.cancel(job_id)
+                    job = actions.cancel(queue, self.root, job_id)
                     text = f"{job.run_id}: " + ("cancelled" if job.state == "cancelled" else "cancel requested")
                 elif verb == "requeue":
-                    job = queue.requeue(job_id)
-                    text = f"{job.run_id}: queued again"
+                    job = actions.requeue(queue, self.root, job_id)
+                    text = f"{job.run_id}: queued again" + (" on Slurm" if job.executor == "slurm" else "")
                 else:
                     job = queue.set_priority(job_id, int(value))
                     text = f"{job.run_id}: priority {job.priority}"

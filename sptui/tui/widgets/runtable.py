@@ -56,7 +56,7 @@ def fmt_progress(job: Job) -> str:
 
 def matches(job: Job, text: str) -> bool:
     """Filter words must all appear in the id, name, kind, state or device (`state:running` is fine too)."""
-    hay = f"{job.id} {job.run_id} {job.name} {job.kind} state:{job.state} {job.device or ''}".lower()
+    hay = f"{job.id} {job.run_id} {job.name} {job.kind} state:{job.state} {job.device or ''} {device_cell(job)}".lower()
     return all(word in hay for word in text.lower().split())
 
 
@@ -72,8 +72,15 @@ def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
         "elapsed": fmt_seconds(job.elapsed(now)),
         "eta": fmt_seconds(job.eta(now)),
         "prio": str(job.priority),
-        "device": job.device or job.device_request or "",
+        "device": device_cell(job),
     }
+
+
+def device_cell(job: Job) -> str:
+    """Where the job runs; for a Slurm job that has not ended, its Slurm id and Slurm's word for it."""
+    if job.executor == "slurm" and job.slurm_job_id and job.state in ("queued", "running"):
+        return f"slurm {job.slurm_job_id} {(job.slurm_state or '').lower()}".rstrip()
+    return job.device or job.device_request or ""
 
 
 class RunTable(DataTable):

@@ -1,0 +1,100 @@
+"""Joining the slices of a split sweep, without a cluster: the slices are trained here, one after another, the way
+array tasks train them on nodes, then joined; the result must equal the sweep trained in one piece."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sptui.runner import execute
+from sptui.runs import RunDir, load_arrays, read_json, read_metrics, save_arrays
+from sptui.slurm import split
+from sptui.slurm.status import Status, read_status
+from sptui.spec import parse_text
+
+FUNCTIONS = """
+[[job]]
+kind = "functions"
+name = "f"
+target = "abs"
+width = 4
+steps = 120
+batch_size = 64
+eval_batch = 256
+log_points = 4
+checkpoint_every = 50
+[job.sweep]
+seed = [0, 1, 2, 3, 4]
+lr = [0.003, 0.01]
+"""
+
+
+def train_in_slices(tmp_path, text: str, per_task: int) -> tuple[RunDir, RunDir]:
+    spec = parse_text(text, "f.toml")[0]
+    one = RunDir(tmp_path / "one")
+    assert execute(spec, one, render=False).state == "succeeded"
+    run = RunDir(tmp_path / "split")
+    run.create(spec.to_toml())
+    for i, part_spec in enumerate(split.slice_specs(spec, per_task)):
+        part = RunDir(split.part_dir(run.root, i))
+        assert execute(part_spec, part, render=False).state == "succeeded"
+        Status(state="succeeded").write(part.root)
+    return one, run
+
+
+def test_functions_slices_join_to_the_unsplit_run_with_shared_arrays_kept_once(tmp_path):
+    one, run = train_in_slices(tmp_path, FUNCTIONS, per_task=4)  # 10 instances -> 4 + 4 + 2
+    status = split.try_join(run.root)
+    assert (status.state, status.error) == ("succeeded", None)
+    assert read_status(run.root).state == "succeeded"
+    for name in ("model.safetensors", "function.safetensors"):
+        expected, got = load_arrays(one.results / name), load_arrays(run.results / name)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert expected[key].shape == got[key].shape and np.array_equal(expected[key], got[key]), (name, key)
+    assert read_json(run.results / "instances.json") == read_json(one.results / "instances.json")
+    assert read_json(run.results / "summary.json") == read_json(one.results / "summary.json")
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    assert strip(read_metrics(run.metrics)) == strip(read_metrics(one.metrics))
+    assert [p.name for p in run.plot_files()]  # drawn once, from the joined results
+
+
+def test_a_join_waits_for_every_slice_and_a_failed_slice_fails_the_run(tmp_path):
+    one, run = train_in_slices(tmp_path, FUNCTIONS, per_task=4)
+    Status(state="running").write(split.part_dir(run.root, 1))
+    assert split.try_join(run.root) is None  # slice 1 still going
+    Status(state="failed", error="RuntimeError: boom").write(split.part_dir(run.root, 1))
+    status = split.try_join(run.root)
+    assert (status.state, status.error) == ("failed", "slice 1 of 3 failed: RuntimeError: boom")
+    assert not (run.results / "model.safetensors").exists()
+
+
+def test_an_array_that_is_not_per_instance_and_not_declared_shared_stops_the_join(tmp_path):
+    one, run = train_in_slices(tmp_path, FUNCTIONS, per_task=4)
+    for i in range(3):  # a kind that saved a per-grid array without declaring it
+        path = split.part_dir(run.root, i) / "results" / "extra.safetensors"
+        save_arrays(path, {"grid": np.linspace(0, 1, 7, dtype=np.float32)})
+    status = split.try_join(run.root)
+    assert status.state == "failed"
+    assert "extra.safetensors: grid has shape [7], not one row per instance (4)" in status.error
+    assert "SHARED_RESULTS" in status.error
+
+
+def test_only_one_joiner_at_a_time(tmp_path):
+    one, run = train_in_slices(tmp_path, FUNCTIONS, per_task=5)
+    (run.root / split.PARTS / split.LOCK).write_text("another process\n")
+    assert split.try_join(run.root) is None  # someone else is joining
+    (run.root / split.PARTS / split.LOCK).unlink()
+    assert split.try_join(run.root).state == "succeeded"
+    assert json.loads((run.root / "status.json").read_text())["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("per_task", [1, 3])
+def test_tms_slices_of_any_size_join_exactly(tmp_path, per_task):
+    text = ('[[job]]\nkind = "tms"\nname = "t"\nn_features = 5\nn_hidden = 2\nsteps = 60\nbatch_size = 32\n'
+            "eval_batch = 64\nlog_points = 3\n[job.sweep]\nfeature_probability = [1.0, 0.1, 0.01]\ndropout = [0.0, 0.2]\n")
+    one, run = train_in_slices(tmp_path, text, per_task)
+    assert split.try_join(run.root).state == "succeeded"
+    expected, got = load_arrays(one.results / "model.safetensors"), load_arrays(run.results / "model.safetensors")
+    assert all(np.array_equal(expected[k], got[k]) for k in expected)
+    assert read_json(run.results / "instances.json") == read_json(one.results / "instances.json")
