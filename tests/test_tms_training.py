@@ -125,11 +125,12 @@ def test_hand_written_gradients_equal_autograd(shape_kw, hyper_kw):
     with torch.no_grad():  # move off the init so ReLUs and signs are in a generic state
         for w in trainer.weights.values():
             w.add_(0.3 * torch.randn_like(w))
-    u = B.per_instance(trainer.data.draw(128, 7 + 3), trainer.group)
+    draws = trainer.data.draw(128, 7 + 3)
+    u = B.per_instance(draws, trainer.group)
     loss = trainer.loss(T.features_from_uniforms(u[..., :7], trainer.hyper.probability), u[..., 7:])
     loss.sum().backward()
     auto = {k: w.grad.clone() for k, w in trainer.weights.items()}
-    manual_loss = trainer.manual_gradients(u, want_loss=True)
+    manual_loss = trainer.manual_gradients(draws, want_loss=True)
     assert torch.allclose(manual_loss, loss.detach(), rtol=1e-5)
     for k, w in trainer.weights.items():
         assert torch.allclose(w.grad, auto[k], atol=1e-6, rtol=1e-4), k
@@ -155,3 +156,43 @@ def test_compiled_step_trains_like_the_eager_one():
         eager.step()
         compiled.step()
     assert torch.allclose(eager.weights["W"], compiled.weights["W"], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape_kw, hyper_kw",
+    [
+        ({}, {"dropout": 0.3}),
+        ({"output_activation": "none"}, {"l1_hidden": 0.05, "l1_weight": 0.01}),
+        ({"tied": False, "inverted_dropout": False}, {"dropout": 0.5, "l1_hidden": 0.02}),
+        ({"bias": False}, {}),
+    ],
+    ids=["relu-dropout", "linear-l1", "untied-classic-dropout", "no-bias"],
+)
+def test_sparse_rows_give_the_dense_gradients(shape_kw, hyper_kw):
+    """The sparse path computes only the rows where an instance can have a non-zero feature, and the all-zero
+    rest in closed form: the same gradients and loss as the whole batch."""
+    shape = T.ModelShape(20, 5, **shape_kw)
+    hypers = [hyper(20, p=p, seed=s, **hyper_kw) for p in (1.0, 0.1, 0.01, 0.001) for s in (0, 3)]
+    hypers.append(T.InstanceHyper(probability=[0.5] * 2 + [0.002] * 18, importance=[1.0] * 20, seed=3))  # dense class
+    trainer = T.BatchedTrainer(shape, T.TrainSettings(steps=1), hypers)
+    with torch.no_grad():
+        for w in trainer.weights.values():
+            w.add_(0.3 * torch.randn_like(w, generator=None))
+    draws = trainer.data.draw(1024, 25)
+    plan = trainer.sparse_plan(draws)
+    assert min(K for _, _, K in plan) < 200 and sorted(torch.cat([i for i, _, _ in plan]).tolist()) == list(range(9))
+    sparse_loss = trainer.manual_gradients(draws, want_loss=True)
+    sparse = {k: w.grad.clone() for k, w in trainer.weights.items()}
+    trainer.sparse_rows = False
+    dense_loss = trainer.manual_gradients(draws, want_loss=True)
+    assert torch.allclose(sparse_loss, dense_loss, rtol=1e-5, atol=1e-9)
+    for k, w in trainer.weights.items():
+        assert torch.allclose(sparse[k], w.grad, rtol=1e-4, atol=1e-8), k
+
+
+def test_sparse_rows_are_trained_together_as_alone():
+    hypers = [hyper(20, p=p, seed=s, dropout=0.2) for p in (0.3, 0.01, 0.001) for s in (0, 1)]
+    together = train(T.ModelShape(20, 5), hypers, 50, batch_size=512)
+    for i in (1, 4):
+        alone = train(T.ModelShape(20, 5), [hypers[i]], 50, batch_size=512)
+        assert torch.allclose(together.weights["W"][i], alone.weights["W"][0], atol=1e-6)

@@ -152,6 +152,7 @@ def evaluation_metrics(trainer, p0: Params, ev: dict | None = None) -> dict[str,
 
 def run(ctx: Context) -> None:
     from sptui.science.batched import log_schedule
+    from sptui.threads import ThreadTuner
 
     p0 = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
@@ -167,9 +168,14 @@ def run(ctx: Context) -> None:
     snap_at = log_schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
     if start == 0:
         ctx.log(0, split="test", **evaluation_metrics(trainer, p0))
+    tuner = ThreadTuner.from_environment(str(trainer.device.type))  # 1 or 2 threads, whichever is faster now
     for step in range(start, p0.steps):
         done = step + 1
+        if tuner:
+            tuner.before_step()
         batch_loss = trainer.step(want_loss=done in log_at)  # the loss costs passes: only when logged
+        if tuner:
+            tuner.step_done()
         if done in log_at:
             ctx.log(done, split="train", loss=batch_loss.cpu().tolist())
             ctx.log(done, split="test", **evaluation_metrics(trainer, p0))
@@ -179,6 +185,8 @@ def run(ctx: Context) -> None:
             ctx.save_checkpoint(done, trainer.state(), {"instances": trainer.n_instances})
         if done % 25 == 0:
             ctx.check_cancelled()
+    if tuner:
+        ctx.info(tuner.describe())
     save_results(ctx, trainer)
 
 
