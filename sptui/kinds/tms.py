@@ -45,7 +45,8 @@ class Params:
     l1_hidden: float = param(0.0, "L1 penalty on hidden activations (sum over neurons, mean over batch)", ge=0, batchable=True)
     l1_weight: float = param(0.0, "L1 penalty on W (sum of |W_ik|)", ge=0, batchable=True)
     weight_decay: float = param(0.01, "weight decay (decoupled for adamw, L2 for adam); 0.01 = torch AdamW default", ge=0, batchable=True)
-    optimizer: Literal["adamw", "adam"] = param("adamw", "adamw (the paper notebook's) or adam")
+    optimizer: Literal["adamw", "adam", "sgd"] = param(
+        "adamw", "adamw (the paper notebook's), adam, or sgd (rotation-equivariant: no preferred neuron basis)")
     lr: float = param(1e-3, "learning rate", gt=0, batchable=True)
     lr_schedule: Literal["constant", "cosine", "linear"] = param("constant", "learning-rate schedule after warm-up")
     warmup_steps: int = param(0, "linear warm-up steps", ge=0)

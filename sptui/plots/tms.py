@@ -295,9 +295,10 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
         if geometry and geometry[i]:
             ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=5, va="bottom",
                     color="#333333")
-    norm = matplotlib.colors.Normalize(0, n - 1)
-    _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
-              "feature (0 = most important)")
+    norm = matplotlib.colors.BoundaryNorm(np.arange(n + 1) - 0.5, n)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
+                       ax=np.ravel(axs).tolist(), aspect=30, label="feature (0 = most important)")
+    bar.set_ticks(range(n) if n <= 20 else range(0, n, max(1, n // 10)))
     _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
     return save_figure(fig, path, dpi=110)
 

@@ -19,14 +19,17 @@ def signature(grid: dict, without: tuple[str, ...]) -> str:
 
 
 def paired(t: TmsTable, values: np.ndarray, key: str, base, test: Callable[[object], bool],
-           **where) -> np.ndarray:
+           base_if: Callable[[float], bool] | None = None, **where) -> np.ndarray:
     """values[i] - values[j] for every instance i whose `key` passes `test` (and `where`), j the instance with
-    key == base and the same other grid values (same seed). NaN pairs are kept out."""
+    key == base and the same other grid values (same seed); `base_if` keeps only pairs whose base value passes
+    (e.g. the claim is about something the base model has). NaN pairs are kept out."""
     base_of = {signature(t.grid[j], (key,)): j for j in range(t.count) if _same(t.params[j][key], base)}
     out = []
     for i in t.where(**{key: test, **where}):
         j = base_of.get(signature(t.grid[i], (key,)))
-        if j is not None and j != i and math.isfinite(values[i]) and math.isfinite(values[j]):
+        if j is None or j == i or not (math.isfinite(values[i]) and math.isfinite(values[j])):
+            continue
+        if base_if is None or base_if(values[j]):
             out.append(values[i] - values[j])
     return np.asarray(out, dtype=float)
 
