@@ -190,8 +190,8 @@ def sheet_layout(records: list[dict]) -> SheetLayout:
 
 def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
     nrows, ncols = layout.shape
-    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols + extra_right + 0.6, size * nrows + 0.9), squeeze=False,
-                            layout="constrained")
+    width = max(6.5, size * ncols + extra_right + 0.6)  # room for the title and colour bar with few panels
+    fig, axs = plt.subplots(nrows, ncols, figsize=(width, size * nrows + 0.9), squeeze=False, layout="constrained")
     for (r, c), ax in np.ndenumerate(axs):
         if (r, c) not in layout.cells:
             ax.axis("off")
@@ -205,9 +205,13 @@ def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
 
 
 def _title(fig, text: str, layout: SheetLayout):
+    import textwrap
+
     where = f"rows: {layout.row_key}, columns: {layout.col_key}" if layout.col_key else ""
     extra = "; ".join(x for x in (where, layout.note) if x)
-    fig.suptitle(text + (f"\n({extra})" if extra else ""), fontsize=9)
+    width = int(fig.get_figwidth() * 13)  # characters that fit at 9 pt
+    lines = textwrap.wrap(text, width) + (textwrap.wrap(f"({extra})", width) if extra else [])
+    fig.suptitle("\n".join(lines), fontsize=9)
 
 
 def _colorbar(fig, axs, mappable, label: str):

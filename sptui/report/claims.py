@@ -145,7 +145,7 @@ CLAIMS = [
           "tol 0.05, predicted -."),
     Claim("D8", SECTION_DROPOUT, "Dropout seems to suppress superposition, particularly the antipodal pairs favored by "
           "the deterministic model.",
-          ("dropout-5-2", "dropout-20-5"), "Features in antipodal pairs (D_i within 0.05 of 1/2 with a partner at cos <= -0.9), "
+          ("dropout-5-2", "dropout-20-5"), "Features in antipodal pairs (named by sptui.science.tms_geometry), "
           "dropout >= 0.3 against none, in every cell where the no-dropout model has at least one pair; "
           "paired rule, tol 0.5, predicted -."),
     Claim("D9", SECTION_DROPOUT, "Dropout models show negative feature interactions along with a positive diagonal.",
@@ -164,8 +164,9 @@ CLAIMS = [
           "seed; supports if there is at least one such cell, contradicts if there is none."),
     Claim("D13", SECTION_DROPOUT, "At extreme levels of dropout, certain 'sticky' solutions still exist ... it can also "
           "decrease the 'stickiness' of certain superposition solutions.",
-          DROPOUT_JOBS, "Of the represented features in superposition (D_i < 0.95), the share with D_i within 0.03 of "
-          "3/4, 2/3, 1/2, 2/5 or 3/8 (random D_i: ~50%): (a) at dropout >= 0.7 it must exceed 75%; (b) against no "
+          DROPOUT_JOBS, "Of the represented features in superposition (not dedicated), the share that form one of the "
+          "paper's polytopes (antipodal pair, triangle, tetrahedron, pentagon, square antiprism; named by "
+          "sptui.science.tms_geometry) rather than 'other': (a) at dropout >= 0.7 it must exceed 50%; (b) against no "
           "dropout it must fall (paired, tol 0.1)."),
     Claim("N1", SECTION_NONUNIFORM, "For less sparse features, which are more prevalent, the model tends to employ less "
           "superposition.",
@@ -533,7 +534,7 @@ def eval_d7(c, inputs):
 
 
 def eval_d8(c, inputs):
-    return _paired_over_dropout(c, inputs, lambda t: X.per_instance(t, M.antipodal_features).astype(float), regime="all",
+    return _paired_over_dropout(c, inputs, X.antipodal_features, regime="all",
                                 test=lambda d: d >= 0.3 - 1e-9, tol=0.5, sign=-1, label="features in antipodal pairs",
                                 jobs=("dropout-5-2", "dropout-20-5"), fig="antipodal", base_if=lambda v: v >= 2)
 
@@ -615,14 +616,14 @@ def eval_d13(c, inputs):
         if t is None:
             out.append(missing(c, inputs, (job,)))
             continue
-        share = X.per_instance(t, M.polytope_share)
+        share = X.polytope_share(t)
         extreme = X.select(share, t.where(dropout=lambda d: d >= 0.7 - 1e-9))
         finite = extreme[np.isfinite(extreme)]
-        exists = SUPPORTS if finite.size and finite.mean() > 0.75 else (CANNOT_TELL if finite.size < 3 else CONTRADICTS)
+        exists = SUPPORTS if finite.size >= 3 and finite.mean() > 0.5 else (CANNOT_TELL if finite.size < 3 else CONTRADICTS)
         effect = paired_effect(X.paired(t, share, "dropout", 0.0, lambda d: d >= 0.3 - 1e-9), 0.1, -1)
-        numbers = [_by_dropout_text(t, share, {}, "share of superposed features on a polytope fraction"),
+        numbers = [_by_dropout_text(t, share, {}, "share of superposed features in a named polytope"),
                    ("dropout >= 0.7", spread(extreme)), ("against no dropout (dropout >= 0.3)", effect.text())]
-        out.append(Finding(c.id, exists, f"{job}: at dropout >= 0.7 {spread(extreme)} of superposed features sit on a fraction.",
+        out.append(Finding(c.id, exists, f"{job}: at dropout >= 0.7 {spread(extreme)} of superposed features form a named polytope.",
                            numbers, _runs(t), _fig(inputs, "dims"), reading=f"{job}: sticky solutions persist"))
         out.append(Finding(c.id, effect.verdict, f"{job}: stickiness against no dropout {effect.text()}.", numbers[:1] + numbers[2:],
                            _runs(t), _fig(inputs, "dims"), reading=f"{job}: dropout decreases stickiness"))

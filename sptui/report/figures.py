@@ -156,7 +156,7 @@ def fig_antipodal(tables: dict, path: Path) -> Path | None:
     fig, axs = plt.subplots(1, len(jobs), figsize=(6 * len(jobs), 3.6), squeeze=False)
     for ax, job in zip(axs[0], jobs):
         t = tables[job]
-        values = X.per_instance(t, M.antipodal_features).astype(float)
+        values = X.antipodal_features(t)
         _by_dropout(ax, t, values, _pick_ps(t), f"{job}: features in antipodal pairs", "features")
         ax.legend(fontsize=7, title="feature probability", title_fontsize=7)
     _source(fig, *[tables[j] for j in jobs])
