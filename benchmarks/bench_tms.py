@@ -1,15 +1,21 @@
-"""Speed of the batched toy-model trainer, in model-steps per second, against two baselines run in the
-same process on the same inputs:
+"""Speed of the batched toy-model trainer, in model-steps per second, against baselines run in the same
+process on the same inputs:
 
-  (a) the same models trained one by one (our trainer with one instance at a time), and
-  (b) a straightforward reimplementation of the paper notebook's loop (anthropics/toy-models-of-superposition:
-      einsum model over an instance dim, torch.where batches, autograd, torch.optim.AdamW).
+  (a) a straightforward reimplementation of the paper notebook's loop (anthropics/toy-models-of-superposition:
+      einsum model over an instance dim, torch.where batches, autograd, torch.optim.AdamW) with torch's
+      default thread count (one per core): the "plain notebook-style loop" sptui is compared with;
+  (b) sptui's own step without its shortcuts: the whole batch for every instance (no sparse rows, no shared
+      inputs), autograd, and the same models trained one by one.
+
+sptui's default is what a user gets with no settings: sparse rows + shared inputs, eager (no compile), and the
+thread tuner choosing 1 or 2 threads (sptui/threads.py). Rows with a fixed thread count show what each gives.
 
 Workload: the issue's 200-model sparsity x dropout grid (n=20, m=5, batch 1024; 20 sparsities x 10 dropout
 rates). The notebook has no dropout, so its baseline trains the same 200 models without it (less work).
+On a busy machine the absolute numbers mean little; the ratios in one run still compare like with like.
 
-    python benchmarks/bench_tms.py                  # CPU, 2 torch threads
-    python benchmarks/bench_tms.py --threads 1 --steps 100
+    python benchmarks/bench_tms.py                  # CPU
+    python benchmarks/bench_tms.py --steps 100 --compile
     python benchmarks/bench_tms.py --device cuda    # on a GPU machine
 """
 
@@ -24,6 +30,7 @@ import torch.nn.functional as F
 from sptui.science import tms as T
 
 N, M, BATCH = 20, 5, 1024
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's default (one per core), before anyone changes it
 PROBS = [float(p) for p in torch.logspace(0, -3, 20)]
 DROPOUTS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
@@ -51,15 +58,35 @@ def time_steps(step, steps: int, device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def batched(device, steps: int, fast: bool, compile: bool = False) -> float:
+def batched(device, steps: int, fast: bool = True, compile: bool = False, threads: int | None = None,
+            sparse: bool = True, tuned: bool = False) -> float:
+    """Seconds per step of the 200-model grid. threads: fixed count (None: leave as is); tuned: the thread tuner
+    runs around each step as in a job (after its first probe, so the timed steps use its choice)."""
+    from sptui.threads import ThreadTuner
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     trainer = T.BatchedTrainer(T.ModelShape(N, M), T.TrainSettings(steps=steps, batch_size=BATCH), grid_hypers(), device,
                                compile=compile)
+    trainer.sparse_rows = sparse and not compile
     if compile:
         start = time.perf_counter()
         trainer.step(want_loss=False)
         sync(device)
         print(f"  torch.compile of the step took {time.perf_counter() - start:.0f} s (once per run)")
-    return time_steps(lambda: trainer.step(want_loss=False, fast=fast), steps, device)
+    step = lambda: trainer.step(want_loss=False, fast=fast)  # noqa: E731
+    if tuned and device.type == "cpu":
+        tuner = ThreadTuner((1, 2), recheck_seconds=1e9)
+        while tuner.probing:
+            tuner.before_step()
+            step()
+            tuner.step_done()
+        print(f"  thread tuner: {tuner.describe()}")
+    try:
+        return time_steps(step, steps, device)
+    finally:
+        torch.set_num_threads(before)
 
 
 def one_by_one(device, steps: int, models: int) -> float:
@@ -95,6 +122,7 @@ class NotebookModel(torch.nn.Module):
 
 
 def notebook(device, steps: int) -> float:
+    torch.set_num_threads(_DEFAULT_THREADS)  # what a notebook gets
     model = NotebookModel(len(PROBS) * len(DROPOUTS), device)
     opt = torch.optim.AdamW(list(model.parameters()), lr=1e-3)
 
@@ -112,29 +140,32 @@ def notebook(device, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, the issue's target)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement")
-    parser.add_argument("--single-models", type=int, default=10, help="models timed one by one (extrapolated)")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
+    parser.add_argument("--single-models", type=int, default=4, help="models timed one by one (extrapolated)")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd step (a minute to compile)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     models = len(PROBS) * len(DROPOUTS)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch thread(s)"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {_DEFAULT_THREADS} core(s) seen by torch"
     print(f"toy-model trainer: {models} models n={N} m={M} batch {BATCH}, on {where}; {args.steps} timed steps each")
 
-    rows = [
-        ("batched, hand-written gradients", batched(device, args.steps, fast=True) / models),
-        ("  the same, torch.compile'd", batched(device, args.steps, fast=True, compile=True) / models),
-        ("batched, autograd", batched(device, args.steps, fast=False) / models),
-        ("one by one (same trainer, 1 instance)", one_by_one(device, args.steps, args.single_models)),
-        ("paper notebook loop (no dropout)", notebook(device, args.steps) / models),
-    ]
-    ours = rows[0][1]
-    print(f"{'':40s} {'model-steps/s':>14s} {'vs ours':>9s} {'200-model grid, 10k steps':>27s}")
+    base = notebook(device, args.steps) / models
+    rows = [("paper notebook loop (torch default threads, no dropout)", base)]
+    rows.append(("sptui default: sparse rows, shared inputs, tuned threads", batched(device, args.steps, tuned=True) / models))
+    for threads in (1, 2):
+        rows.append((f"  the same, {threads} thread(s)", batched(device, args.steps, threads=threads) / models))
+    rows.append(("  whole batch per instance (no sparse rows/sharing), 1 thread",
+                 batched(device, args.steps, threads=1, sparse=False) / models))
+    if args.compile:
+        rows.append(("  whole batch, torch.compile'd, 2 threads", batched(device, args.steps, threads=2, compile=True) / models))
+    rows.append(("  autograd instead of hand-written gradients, 1 thread",
+                 batched(device, args.steps, fast=False, threads=1) / models))
+    torch.set_num_threads(1)
+    rows.append(("  one model at a time, 1 thread", one_by_one(device, args.steps, args.single_models)))
+    print(f"{'':62s} {'model-steps/s':>14s} {'x notebook':>10s} {'grid, 10k steps':>16s}")
     for name, per_model_step in rows:
-        grid_seconds = per_model_step * models * 10_000
-        print(f"{name:40s} {1 / per_model_step:14.0f} {per_model_step / ours:8.2f}x {grid_seconds:24.0f} s")
-    print("(\"vs ours\": how many times slower than the batched trainer; projections assume the timed rate holds)")
+        print(f"{name:62s} {1 / per_model_step:14.0f} {base / per_model_step:9.2f}x {per_model_step * models * 10_000:14.0f} s")
+    print("(\"x notebook\": times faster than the notebook loop; projections assume the timed rate holds for 10k steps)")
 
 
 if __name__ == "__main__":

@@ -31,14 +31,17 @@ def available_cores() -> int:
 
 
 class ThreadTuner:
-    """Call `step_done()` after every training step; it switches torch's thread count between probes.
+    """Call `before_step()` and `step_done()` around every training step (only that time counts, not logging
+    or checkpoints); it switches torch's thread count between probes.
 
     Probing: `probe_steps` steps at each candidate (after one warm-up step each, not timed); a candidate with
-    more threads must be `margin` faster per step to be chosen. Then the choice runs for `recheck_seconds`
-    before the next probe."""
+    more threads must be `margin` faster per step to be chosen. A candidate already 1.5x slower than the best
+    is dropped after its first timed step, so a probe on a busy machine costs about two slow steps. Then the
+    choice runs for `recheck_seconds` before the next probe, twice as long after each probe that changes
+    nothing (up to `max_recheck_seconds`)."""
 
     def __init__(self, candidates: tuple[int, ...] = (1, 2), probe_steps: int = 12, recheck_seconds: float = 30.0,
-                 margin: float = 1.1, clock: Callable[[], float] = time.perf_counter,
+                 margin: float = 1.1, max_recheck_seconds: float = 600.0, clock: Callable[[], float] = time.perf_counter,
                  set_threads: Callable[[int], None] | None = None):
         if set_threads is None:
             import torch
@@ -46,12 +49,14 @@ class ThreadTuner:
             set_threads = torch.set_num_threads
         self.candidates = tuple(sorted(set(candidates)))
         self.probe_steps, self.recheck_seconds, self.margin = probe_steps, recheck_seconds, margin
+        self.base_recheck, self.max_recheck = recheck_seconds, max_recheck_seconds
         self.clock, self.set_threads = clock, set_threads
         self.timings: dict[int, float] = {}  # threads -> seconds per step in the last probe
         self.chosen = self.candidates[0]
         self._probe: list[int] = list(self.candidates)  # candidates still to time in this probe
         self._count = -1  # steps timed at the current probe candidate (-1: the warm-up step)
-        self._start = 0.0
+        self._spent = 0.0  # seconds of the timed steps at the current candidate
+        self._began = None
         self._settled_at = 0.0
         self.set_threads(self._probe[0])
 
@@ -66,8 +71,13 @@ class ThreadTuner:
     def probing(self) -> bool:
         return bool(self._probe)
 
+    def before_step(self) -> None:
+        self._began = self.clock()
+
     def step_done(self) -> None:
         now = self.clock()
+        elapsed = now - self._began if self._began is not None else 0.0
+        self._began = None
         if not self._probe:
             if now - self._settled_at >= self.recheck_seconds and len(self.candidates) > 1:
                 self._probe = list(self.candidates)
@@ -75,12 +85,16 @@ class ThreadTuner:
                 self.set_threads(self._probe[0])
             return
         if self._count < 0:  # the warm-up step after a switch is not timed
-            self._count, self._start = 0, now
+            self._count, self._spent = 0, 0.0
             return
         self._count += 1
-        if self._count < self.probe_steps:
+        self._spent += elapsed
+        candidate = self._probe[0]
+        beaten = [t for c, t in self.timings.items() if c != candidate and c not in self._probe]
+        hopeless = bool(beaten) and self._spent / self._count > 1.5 * min(beaten)
+        if self._count < self.probe_steps and not hopeless:
             return
-        self.timings[self._probe.pop(0)] = (now - self._start) / self._count
+        self.timings[self._probe.pop(0)] = self._spent / self._count
         if self._probe:
             self._count = -1
             self.set_threads(self._probe[0])
@@ -89,6 +103,8 @@ class ThreadTuner:
         for threads in self.candidates[1:]:
             if self.timings[threads] * self.margin < self.timings[best]:
                 best = threads
+        unchanged = best == self.chosen
+        self.recheck_seconds = min(self.max_recheck, self.recheck_seconds * 2) if unchanged else self.base_recheck
         self.chosen = best
         self.set_threads(best)
         self._settled_at = now

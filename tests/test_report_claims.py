@@ -45,6 +45,8 @@ def test_paired_effect_rule():
     assert paired_effect([1.0, 1.2, 0.9, 1.1], tol=0.5, sign=-1).verdict == CONTRADICTS
     assert paired_effect([0.01, -0.02, 0.0, 0.03], tol=0.5, sign=+1).verdict == CONTRADICTS  # no effect
     assert paired_effect([1.0, -1.0, 1.0, -1.0], tol=0.5, sign=+1).verdict == CANNOT_TELL  # mixed
+    assert paired_effect([-1.0, 0.0, 0.0, -1.0, 0.1], tol=0.5, sign=+1).verdict == CONTRADICTS  # none goes up
+    assert paired_effect([1.0, 1.0, 0.0, 0.0], tol=0.5, sign=+1).verdict == CANNOT_TELL  # half do, half flat
     assert paired_effect([], tol=0.5).verdict == CANNOT_TELL
     assert paired_effect([1.0, 1.0, float("nan")], tol=0.5).pairs == 2
 

@@ -21,10 +21,12 @@ class FakeMachine:
     def clock(self):
         return self.now
 
-    def run(self, tuner, steps):
+    def run(self, tuner, steps, between=0.0):
         for _ in range(steps):
+            tuner.before_step()
             self.now += self.cost[self.threads]
             tuner.step_done()
+            self.now += between  # logging, checkpoints: not the step's time
 
 
 def test_uses_the_idle_second_core_and_backs_off_under_load():
@@ -41,11 +43,31 @@ def test_uses_the_idle_second_core_and_backs_off_under_load():
     assert tuner.chosen == 2
 
 
+def test_a_hopeless_candidate_costs_one_timed_step_and_probes_thin_out():
+    machine = FakeMachine({1: 0.010, 2: 1.0})  # busy machine: 2 threads 100x slower
+    calls = []
+    tuner = ThreadTuner((1, 2), probe_steps=10, recheck_seconds=1.0, clock=machine.clock,
+                        set_threads=lambda n: (calls.append(n), machine.set_threads(n)))
+    machine.run(tuner, 30)
+    assert tuner.chosen == 1
+    slow_steps = calls.count(2)
+    assert slow_steps == 1 and tuner.timings[2] == pytest.approx(1.0)  # warm-up + one timed step, not 10
+    machine.run(tuner, 3000)  # 30 s: probes every 1, 2, 4, 8, 16 s, not every second
+    assert 3 <= calls.count(2) <= 6
+
+
 def test_more_threads_must_be_clearly_faster():
     machine = FakeMachine({1: 0.010, 2: 0.0095})  # 5% faster: not worth a second core
     tuner = ThreadTuner((1, 2), probe_steps=5, clock=machine.clock, set_threads=machine.set_threads)
     machine.run(tuner, 20)
     assert tuner.chosen == 1
+
+
+def test_only_the_steps_are_timed():
+    machine = FakeMachine({1: 0.010, 2: 0.006})
+    tuner = ThreadTuner((1, 2), probe_steps=5, clock=machine.clock, set_threads=machine.set_threads)
+    machine.run(tuner, 20, between=0.5)  # slow logging between steps must not hide the faster count
+    assert tuner.chosen == 2 and tuner.timings[2] == pytest.approx(0.006)
 
 
 def test_environment_fixes_the_count(monkeypatch):

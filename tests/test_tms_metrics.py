@@ -279,15 +279,8 @@ def test_feature_spread_counts_the_neurons_a_feature_uses():
     assert M.feature_spread(W).isnan().all()  # no privileged basis
 
 
-def test_antipodal_pairs_polytope_share_and_negative_interactions():
+def test_negative_interactions():
     pair_and_one = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]])
-    assert M.antipodal_features(pair_and_one).item() == 2
-    assert M.antipodal_features(polygon(5)[None]).item() == 0  # a pentagon has no antipodes
-    assert M.antipodal_features(torch.tensor([[[1.0, 0.0], [-0.5, 0.0]]])).item() == 0  # unequal: D = 0.8, 0.2
-    assert M.polytope_share(polygon(5)[None]).item() == 1.0  # every D_i = 2/5
-    assert math.isnan(M.polytope_share(torch.eye(3)[None]).item())  # nothing in superposition
-    wobbly = polygon(7)[None]  # D_i = 2/7: on no fraction
-    assert M.polytope_share(wobbly).item() == 0.0
     # pair: cos = -1 between features 0 and 1 (2 of the 6 ordered pairs), 0 elsewhere
     assert M.negative_interactions(pair_and_one).item() == pytest.approx(2 / 6)
     assert M.negative_interactions(torch.eye(2)[None]).item() == 0.0

@@ -46,7 +46,8 @@ class Params:
     l1_hidden: float = param(0.0, "L1 penalty on hidden activations (sum over neurons, mean over batch)", ge=0, batchable=True)
     l1_weight: float = param(0.0, "L1 penalty on W (sum of |W_ik|)", ge=0, batchable=True)
     weight_decay: float = param(0.01, "weight decay (decoupled for adamw, L2 for adam); 0.01 = torch AdamW default", ge=0, batchable=True)
-    optimizer: Literal["adamw", "adam"] = param("adamw", "adamw (the paper notebook's) or adam")
+    optimizer: Literal["adamw", "adam", "sgd"] = param(
+        "adamw", "adamw (the paper notebook's), adam, or sgd (rotation-equivariant: no preferred neuron basis)")
     lr: float = param(1e-3, "learning rate", gt=0, batchable=True)
     lr_schedule: Literal["constant", "cosine", "linear"] = param("constant", "learning-rate schedule after warm-up")
     warmup_steps: int = param(0, "linear warm-up steps", ge=0)
@@ -153,6 +154,7 @@ def evaluation_metrics(trainer, p0: Params, ev: dict | None = None) -> dict[str,
 
 def run(ctx: Context) -> None:
     from sptui.science.batched import log_schedule
+    from sptui.threads import ThreadTuner
 
     p0 = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
@@ -168,9 +170,14 @@ def run(ctx: Context) -> None:
     snap_at = log_schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
     if start == 0:
         ctx.log(0, split="test", **evaluation_metrics(trainer, p0))
+    tuner = ThreadTuner.from_environment(str(trainer.device.type))  # 1 or 2 threads, whichever is faster now
     for step in range(start, p0.steps):
         done = step + 1
+        if tuner:
+            tuner.before_step()
         batch_loss = trainer.step(want_loss=done in log_at)  # the loss costs passes: only when logged
+        if tuner:
+            tuner.step_done()
         if done in log_at:
             ctx.log(done, split="train", loss=batch_loss.cpu().tolist())
             ctx.log(done, split="test", **evaluation_metrics(trainer, p0))
@@ -180,6 +187,8 @@ def run(ctx: Context) -> None:
             ctx.save_checkpoint(done, trainer.state(), {"instances": trainer.n_instances})
         if done % 25 == 0:
             ctx.check_cancelled()
+    if tuner:
+        ctx.info(tuner.describe())
     save_results(ctx, trainer)
 
 

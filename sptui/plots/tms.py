@@ -190,8 +190,8 @@ def sheet_layout(records: list[dict]) -> SheetLayout:
 
 def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
     nrows, ncols = layout.shape
-    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols + extra_right + 0.6, size * nrows + 0.9), squeeze=False,
-                            layout="constrained")
+    width = max(6.5, size * ncols + extra_right + 0.6)  # room for the title and colour bar with few panels
+    fig, axs = plt.subplots(nrows, ncols, figsize=(width, size * nrows + 0.9), squeeze=False, layout="constrained")
     for (r, c), ax in np.ndenumerate(axs):
         if (r, c) not in layout.cells:
             ax.axis("off")
@@ -205,9 +205,13 @@ def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
 
 
 def _title(fig, text: str, layout: SheetLayout):
+    import textwrap
+
     where = f"rows: {layout.row_key}, columns: {layout.col_key}" if layout.col_key else ""
     extra = "; ".join(x for x in (where, layout.note) if x)
-    fig.suptitle(text + (f"\n({extra})" if extra else ""), fontsize=9)
+    width = int(fig.get_figwidth() * 13)  # characters that fit at 9 pt
+    lines = textwrap.wrap(text, width) + (textwrap.wrap(f"({extra})", width) if extra else [])
+    fig.suptitle("\n".join(lines), fontsize=9)
 
 
 def _colorbar(fig, axs, mappable, label: str):
@@ -295,9 +299,10 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
         if geometry and geometry[i]:
             ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=5, va="bottom",
                     color="#333333")
-    norm = matplotlib.colors.Normalize(0, n - 1)
-    _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
-              "feature (0 = most important)")
+    norm = matplotlib.colors.BoundaryNorm(np.arange(n + 1) - 0.5, n)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
+                       ax=np.ravel(axs).tolist(), aspect=30, label="feature (0 = most important)")
+    bar.set_ticks(range(n) if n <= 20 else range(0, n, max(1, n // 10)))
     _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
     return save_figure(fig, path, dpi=110)
 

@@ -28,6 +28,7 @@ JOB_FILES = {
     "dropout-20-5": "jobs/dropout.toml",
     "dropout-5-2": "jobs/dropout.toml",
     "dropout-5-2-classic": "jobs/dropout.toml",
+    "dropout-20-5-sgd": "jobs/dropout.toml",
     "nonuniform-sparsity": "jobs/nonuniform_sparsity.toml",
     "gelu-output[output_activation=relu]": "jobs/gelu.toml",
     "gelu-output[output_activation=gelu]": "jobs/gelu.toml",
@@ -126,13 +127,17 @@ CLAIMS = [
           "negative entries at dropout >= 0.7 against no dropout (paired rule, tol 0.1)."),
     Claim("D5", SECTION_DROPOUT, "At high dropout levels, dropout in the ReLU model might discourage feature "
           "alignment with the coordinate basis ... dropout may induce a non-random privileged basis that isn't neuron-aligned.",
-          DROPOUT_JOBS, "Axis alignment (mean max_k |W_ik|/||W_i||) at dropout >= 0.5 against the closed-form value for "
-          "random directions (0.900 for m = 2, 0.738 for m = 5); predicted below it, tol 0.02."),
+          DROPOUT_JOBS + ("dropout-20-5-sgd",), "Axis alignment (mean max_k |W_ik|/||W_i||) at dropout >= 0.5 against "
+          "the same grid point without dropout (paired, tol 0.02, predicted -). The no-dropout control is needed "
+          "because Adam itself is not rotation-equivariant: Adam-trained models sit below the value for random "
+          "directions (0.900 for m = 2, 0.738 for m = 5) with no dropout at all. The SGD grid (rotation-equivariant) "
+          "is compared with the random-direction value directly."),
     Claim("D6", SECTION_DROPOUT, "The ReLU output model seems to undergo three phases as dropout increases. At zero "
           "dropout, it's rotation invariant. As dropout increases, the model adopts an anti-aligned equilibrium with "
           "the coordinate basis. Beyond a 50% dropout rate, coordinate basis-aligned features are encouraged again.",
-          DROPOUT_JOBS, "Alignment minus the random baseline per instance, means over seeds and p: dropout 0 within 0.02 "
-          "of 0 (control); some dropout in (0, 0.5] below -0.02; every dropout > 0.5 above +0.02."),
+          DROPOUT_JOBS + ("dropout-20-5-sgd",), "Alignment minus the random-direction value, means over seeds and p: "
+          "(1) dropout 0 within 0.02 of it (rotation invariance); (2) some dropout in (0, 0.5] below the dropout-0 "
+          "value by > 0.02 (anti-aligned); (3) every dropout > 0.5 above the dropout-0 value by > 0.02 (re-aligned)."),
     Claim("D7", SECTION_DROPOUT, "Dropout makes phase transitions smoother in comparison to deterministic models, even "
           "with small amounts of dropout.",
           ("dropout-5-2", "dropout-20-5"), "Sharpness of the transition in represented features over p (largest jump "
@@ -140,8 +145,9 @@ CLAIMS = [
           "tol 0.05, predicted -."),
     Claim("D8", SECTION_DROPOUT, "Dropout seems to suppress superposition, particularly the antipodal pairs favored by "
           "the deterministic model.",
-          ("dropout-5-2", "dropout-20-5"), "Features in antipodal pairs (D_i within 0.05 of 1/2 with a partner at cos <= -0.9), "
-          "dropout >= 0.3 against none, high-sparsity cells; paired rule, tol 0.5, predicted -."),
+          ("dropout-5-2", "dropout-20-5"), "Features in antipodal pairs (named by sptui.science.tms_geometry), "
+          "dropout >= 0.3 against none, in every cell where the no-dropout model has at least one pair; "
+          "paired rule, tol 0.5, predicted -."),
     Claim("D9", SECTION_DROPOUT, "Dropout models show negative feature interactions along with a positive diagonal.",
           DROPOUT_JOBS, "Negative interactions (mean of max(-cos, 0) over pairs of represented features, cos from G), "
           "dropout >= 0.3 against none at every p; paired rule, tol 0.02, predicted +. The diagonal of G: share > 0."),
@@ -158,8 +164,9 @@ CLAIMS = [
           "seed; supports if there is at least one such cell, contradicts if there is none."),
     Claim("D13", SECTION_DROPOUT, "At extreme levels of dropout, certain 'sticky' solutions still exist ... it can also "
           "decrease the 'stickiness' of certain superposition solutions.",
-          DROPOUT_JOBS, "Of the represented features in superposition (D_i < 0.95), the share with D_i within 0.03 of "
-          "3/4, 2/3, 1/2, 2/5 or 3/8 (random D_i: ~50%): (a) at dropout >= 0.7 it must exceed 75%; (b) against no "
+          DROPOUT_JOBS, "Of the represented features in superposition (not dedicated), the share that form one of the "
+          "paper's polytopes (antipodal pair, triangle, tetrahedron, pentagon, square antiprism; named by "
+          "sptui.science.tms_geometry) rather than 'other': (a) at dropout >= 0.7 it must exceed 50%; (b) against no "
           "dropout it must fall (paired, tol 0.1)."),
     Claim("N1", SECTION_NONUNIFORM, "For less sparse features, which are more prevalent, the model tends to employ less "
           "superposition.",
@@ -309,7 +316,7 @@ def eval_r2(c: Claim, inputs: Inputs) -> list[Finding]:
 
 
 def _paired_over_dropout(c, inputs, metric_fn, *, regime, test, tol, sign, label, unit="", fig=None,
-                         jobs=DROPOUT_JOBS, transform=None) -> list[Finding]:
+                         jobs=DROPOUT_JOBS, transform=None, base_if=None) -> list[Finding]:
     out = []
     for job in jobs:
         t = inputs.get(job)
@@ -320,7 +327,7 @@ def _paired_over_dropout(c, inputs, metric_fn, *, regime, test, tol, sign, label
         if transform is not None:
             values = transform(values)
         cut = {"low": _low(job), "high": _high(job), "all": lambda p: True}[regime]
-        diffs = X.paired(t, values, "dropout", 0.0, test, feature_probability=cut)
+        diffs = X.paired(t, values, "dropout", 0.0, test, base_if=base_if, feature_probability=cut)
         effect = paired_effect(diffs, tol, sign)
         raw = metric_fn(t)
         numbers = [_by_dropout_text(t, raw, {"feature_probability": cut}, f"{label} ({regime} sparsity) by dropout"),
@@ -438,52 +445,71 @@ def eval_d4(c, inputs):
     return out
 
 
-def _alignment_minus_baseline(t: TmsTable) -> np.ndarray:
-    return X.per_instance(t, M.axis_alignment, privileged=True) - M.random_axis_alignment(t.model.n_hidden)
+def _alignment(t: TmsTable) -> np.ndarray:
+    """Axis alignment of every instance, dropout 0 included (there it measures the trained basis as a control)."""
+    return X.per_instance(t, M.axis_alignment, privileged=True)
+
+
+def _d5_jobs():
+    return DROPOUT_JOBS + ("dropout-20-5-sgd",)
 
 
 def eval_d5(c, inputs):
     out = []
-    for job in DROPOUT_JOBS:
+    for job in _d5_jobs():
         t = inputs.get(job)
         if t is None:
             out.append(missing(c, inputs, (job,)))
             continue
-        delta = _alignment_minus_baseline(t)
-        idx = t.where(dropout=lambda d: d >= 0.5 - 1e-9)
-        effect = paired_effect(X.select(delta, idx), 0.02, -1)
+        align = _alignment(t)
         base = M.random_axis_alignment(t.model.n_hidden)
-        raw = X.per_instance(t, M.axis_alignment, privileged=True)
-        numbers = [("random-direction baseline", f"{base:.4f} (m = {t.model.n_hidden})"),
-                   _by_dropout_text(t, raw, {}, "axis alignment by dropout (dropout 0: the rotation-invariant control)"),
-                   ("dropout >= 0.5: alignment minus baseline", effect.text())]
-        out.append(Finding(c.id, effect.verdict, f"{job}: at dropout >= 0.5 alignment minus the random baseline: {effect.text()}.",
-                           numbers, _runs(t), _fig(inputs, "alignment"), reading=job))
+        high = lambda d: d >= 0.5 - 1e-9  # noqa: E731
+        sgd = t.params[0].get("optimizer") == "sgd"
+        vs_control = paired_effect(X.paired(t, align, "dropout", 0.0, high), 0.02, -1)
+        vs_random = paired_effect(X.select(align, t.where(dropout=high)) - base, 0.02, -1)
+        control = X.select(align, t.where(dropout=0.0))
+        numbers = [("random-direction value", f"{base:.4f} (m = {t.model.n_hidden})"),
+                   _by_dropout_text(t, align, {}, "axis alignment by dropout"),
+                   ("no dropout (control) minus the random value", spread(control - base)),
+                   ("dropout >= 0.5 against the same cell without dropout", vs_control.text()),
+                   ("dropout >= 0.5 against the random value", vs_random.text())]
+        effect = vs_random if sgd else vs_control
+        why = (f"{job}: at dropout >= 0.5 alignment {'minus the random value' if sgd else 'against no dropout'}: "
+               f"{effect.text()}; without dropout the trained basis is {spread(control - base)} from random"
+               + (" (SGD)." if sgd else " (Adam prefers a basis of its own)."))
+        out.append(Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
+                           reading=job + (" (SGD: no optimizer basis)" if sgd else "")))
     return out
 
 
 def eval_d6(c, inputs):
     out = []
-    for job in DROPOUT_JOBS:
+    for job in _d5_jobs():
         t = inputs.get(job)
         if t is None:
             out.append(missing(c, inputs, (job,)))
             continue
-        delta = _alignment_minus_baseline(t)
+        base = M.random_axis_alignment(t.model.n_hidden)
+        delta = _alignment(t) - base
         means = {d: float(np.nanmean(X.select(delta, t.where(dropout=d)))) for d in t.values("dropout")}
         zero = means.get(0.0, math.nan)
-        mid = [v for d, v in means.items() if 0 < d <= 0.5 + 1e-9]
-        high = [v for d, v in means.items() if d > 0.5 + 1e-9]
+        mid = [v - zero for d, v in means.items() if 0 < d <= 0.5 + 1e-9]
+        high = [v - zero for d, v in means.items() if d > 0.5 + 1e-9]
         phase1 = abs(zero) <= 0.02
         phase2 = bool(mid) and min(mid) < -0.02
         phase3 = bool(high) and all(v > 0.02 for v in high)
         verdict = SUPPORTS if phase1 and phase2 and phase3 else (
-            CONTRADICTS if (mid and not phase2) or (high and all(v < 0.02 for v in high)) else CANNOT_TELL)
-        numbers = [("alignment minus random baseline, mean over p and seeds", "; ".join(f"dropout {d:g}: {v:+.3f}" for d, v in means.items())),
-                   ("phase 1 (dropout 0 at baseline)", str(phase1)), ("phase 2 (anti-aligned at some 0 < dropout <= 0.5)", str(phase2)),
-                   ("phase 3 (aligned at every dropout > 0.5)", str(phase3))]
-        why = f"{job}: phases found: rotation-invariant {phase1}, anti-aligned {phase2}, re-aligned above 50% {phase3}."
-        out.append(Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"), reading=job))
+            CONTRADICTS if not phase1 or (mid and not phase2) or (high and not any(v > 0.02 for v in high)) else CANNOT_TELL)
+        numbers = [("alignment minus the random-direction value, mean over p and seeds",
+                    "; ".join(f"dropout {d:g}: {v:+.3f}" for d, v in means.items())),
+                   ("(1) rotation-invariant without dropout", str(phase1)),
+                   ("(2) below the no-dropout value at some 0 < dropout <= 0.5", str(phase2)),
+                   ("(3) above the no-dropout value at every dropout > 0.5", str(phase3))]
+        why = (f"{job}: (1) no dropout at random {phase1} ({zero:+.3f}), (2) anti-aligned {phase2}, "
+               f"(3) re-aligned above 50% {phase3}.")
+        sgd = t.params[0].get("optimizer") == "sgd"
+        out.append(Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
+                           reading=job + (" (SGD: no optimizer basis)" if sgd else "")))
     return out
 
 
@@ -508,9 +534,9 @@ def eval_d7(c, inputs):
 
 
 def eval_d8(c, inputs):
-    return _paired_over_dropout(c, inputs, lambda t: X.per_instance(t, M.antipodal_features), regime="high",
+    return _paired_over_dropout(c, inputs, X.antipodal_features, regime="all",
                                 test=lambda d: d >= 0.3 - 1e-9, tol=0.5, sign=-1, label="features in antipodal pairs",
-                                jobs=("dropout-5-2", "dropout-20-5"), fig="antipodal")
+                                jobs=("dropout-5-2", "dropout-20-5"), fig="antipodal", base_if=lambda v: v >= 2)
 
 
 def eval_d9(c, inputs):
@@ -590,14 +616,14 @@ def eval_d13(c, inputs):
         if t is None:
             out.append(missing(c, inputs, (job,)))
             continue
-        share = X.per_instance(t, M.polytope_share)
+        share = X.polytope_share(t)
         extreme = X.select(share, t.where(dropout=lambda d: d >= 0.7 - 1e-9))
         finite = extreme[np.isfinite(extreme)]
-        exists = SUPPORTS if finite.size and finite.mean() > 0.75 else (CANNOT_TELL if finite.size < 3 else CONTRADICTS)
+        exists = SUPPORTS if finite.size >= 3 and finite.mean() > 0.5 else (CANNOT_TELL if finite.size < 3 else CONTRADICTS)
         effect = paired_effect(X.paired(t, share, "dropout", 0.0, lambda d: d >= 0.3 - 1e-9), 0.1, -1)
-        numbers = [_by_dropout_text(t, share, {}, "share of superposed features on a polytope fraction"),
+        numbers = [_by_dropout_text(t, share, {}, "share of superposed features in a named polytope"),
                    ("dropout >= 0.7", spread(extreme)), ("against no dropout (dropout >= 0.3)", effect.text())]
-        out.append(Finding(c.id, exists, f"{job}: at dropout >= 0.7 {spread(extreme)} of superposed features sit on a fraction.",
+        out.append(Finding(c.id, exists, f"{job}: at dropout >= 0.7 {spread(extreme)} of superposed features form a named polytope.",
                            numbers, _runs(t), _fig(inputs, "dims"), reading=f"{job}: sticky solutions persist"))
         out.append(Finding(c.id, effect.verdict, f"{job}: stickiness against no dropout {effect.text()}.", numbers[:1] + numbers[2:],
                            _runs(t), _fig(inputs, "dims"), reading=f"{job}: dropout decreases stickiness"))

@@ -100,20 +100,22 @@ def fig_dims(tables: dict, path: Path) -> Path | None:
 
 
 def fig_alignment(tables: dict, path: Path) -> Path | None:
-    jobs = [j for j in ("dropout-20-5", "dropout-5-2") if tables.get(j) is not None]
+    jobs = [j for j in ("dropout-20-5", "dropout-5-2", "dropout-20-5-sgd") if tables.get(j) is not None]
     if not jobs:
         return None
-    fig, axs = plt.subplots(1, 2 * len(jobs), figsize=(6.5 * len(jobs), 3.6), squeeze=False)
+    fig, axs = plt.subplots(len(jobs), 2, figsize=(12, 3.6 * len(jobs)), squeeze=False)
     for k, job in enumerate(jobs):
         t = tables[job]
-        ax, ax2 = axs[0, 2 * k], axs[0, 2 * k + 1]
+        ax, ax2 = axs[k, 0], axs[k, 1]
         align = X.per_instance(t, M.axis_alignment, privileged=True)
         spread = np.nanmean(X.per_instance(t, M.feature_spread, privileged=True), axis=1)
         _by_dropout(ax, t, align, _pick_ps(t), f"{job}: axis alignment", "mean max_k |W_ik| / ||W_i||")
         base = M.random_axis_alignment(t.model.n_hidden)
         ax.axhline(base, color="black", ls="--", lw=1, label=f"random directions ({base:.3f})")
         ax.axvspan(-0.02, 0.02, color="grey", alpha=0.15, lw=0)
-        ax.text(0.03, 0.02, "dropout 0: no privileged basis (control)", transform=ax.transAxes, fontsize=6, color="grey")
+        optimizer = t.params[0].get("optimizer", "adamw")
+        ax.text(0.03, 0.02, f"dropout 0: the loss has no preferred basis ({optimizer})", transform=ax.transAxes,
+                fontsize=6, color="grey")
         ax.legend(fontsize=6)
         _by_dropout(ax2, t, spread, _pick_ps(t), f"{job}: neurons per feature", "participation ratio over neurons")
     fig.suptitle("Neuron-basis alignment under dropout (mean over seeds, band = +-1 sd)", fontsize=10)
@@ -154,7 +156,7 @@ def fig_antipodal(tables: dict, path: Path) -> Path | None:
     fig, axs = plt.subplots(1, len(jobs), figsize=(6 * len(jobs), 3.6), squeeze=False)
     for ax, job in zip(axs[0], jobs):
         t = tables[job]
-        values = X.per_instance(t, M.antipodal_features).astype(float)
+        values = X.antipodal_features(t)
         _by_dropout(ax, t, values, _pick_ps(t), f"{job}: features in antipodal pairs", "features")
         ax.legend(fontsize=7, title="feature probability", title_fontsize=7)
     _source(fig, *[tables[j] for j in jobs])

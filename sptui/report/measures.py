@@ -19,14 +19,17 @@ def signature(grid: dict, without: tuple[str, ...]) -> str:
 
 
 def paired(t: TmsTable, values: np.ndarray, key: str, base, test: Callable[[object], bool],
-           **where) -> np.ndarray:
+           base_if: Callable[[float], bool] | None = None, **where) -> np.ndarray:
     """values[i] - values[j] for every instance i whose `key` passes `test` (and `where`), j the instance with
-    key == base and the same other grid values (same seed). NaN pairs are kept out."""
+    key == base and the same other grid values (same seed); `base_if` keeps only pairs whose base value passes
+    (e.g. the claim is about something the base model has). NaN pairs are kept out."""
     base_of = {signature(t.grid[j], (key,)): j for j in range(t.count) if _same(t.params[j][key], base)}
     out = []
     for i in t.where(**{key: test, **where}):
         j = base_of.get(signature(t.grid[i], (key,)))
-        if j is not None and j != i and math.isfinite(values[i]) and math.isfinite(values[j]):
+        if j is None or j == i or not (math.isfinite(values[i]) and math.isfinite(values[j])):
+            continue
+        if base_if is None or base_if(values[j]):
             out.append(values[i] - values[j])
     return np.asarray(out, dtype=float)
 
@@ -142,3 +145,32 @@ def random_circularity(count: int, samples: int = 20000, seed: int = 0) -> tuple
     r = np.linalg.norm(c, axis=2)
     values = 1 - r.std(1) / r.mean(1)
     return float(values.mean()), float(np.quantile(values, 0.99))
+
+
+POLYTOPES = ("antipodal", "triangle", "tetrahedron", "pentagon", "square antiprism")
+
+
+def geometries(t: TmsTable) -> list:
+    """Every instance's named geometry (sptui.science.tms_geometry, the one classifier), computed once per table."""
+    if "geometry" not in t.cache:
+        from sptui.science import tms_geometry
+
+        t.cache["geometry"] = tms_geometry.classify(t.model)
+    return t.cache["geometry"]
+
+
+def antipodal_features(t: TmsTable) -> np.ndarray:
+    """Features in antipodal pairs, per instance [I]."""
+    return np.array([g.counts.get("antipodal", 0) for g in geometries(t)], dtype=float)
+
+
+def polytope_share(t: TmsTable) -> np.ndarray:
+    """Of the represented features in superposition (not dedicated), the share that sit in a named polytope
+    (antipodal pair, triangle, tetrahedron, pentagon, square antiprism) rather than "other": how "sticky" the
+    paper's solutions are [I]. NaN with no feature in superposition."""
+    out = np.full(t.count, math.nan)
+    for i, g in enumerate(geometries(t)):
+        superposed = sum(c for s, c in g.counts.items() if s not in ("unrepresented", "dedicated"))
+        if superposed:
+            out[i] = sum(g.counts.get(s, 0) for s in POLYTOPES) / superposed
+    return out

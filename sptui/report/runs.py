@@ -44,6 +44,7 @@ class TmsTable:
     #                                  importance, probability
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # W, b, transfer (G), W_out ...
     model: Any = None  # the metrics' ToyModel (tms_metrics), for measures beyond the summary
+    cache: dict[str, Any] = field(default_factory=dict)  # derived per-instance results computed once (geometry)
 
     @property
     def count(self) -> int:

@@ -4,9 +4,9 @@ A claim that something changes (dropout raises X) is tested on paired difference
 seed with and without the change. With d the differences, tol the smallest change that counts and s the sign
 the claim predicts:
     supports      mean(s*d) > tol and at least 3/4 of the pairs move the predicted way by more than tol
-    contradicts   mean(s*d) < -tol and at least 3/4 move the other way by more than tol, or
-                  |mean(d)| <= tol and at least 3/4 of the pairs change by at most tol (no effect)
-    cannot tell   anything else (mixed directions), or no pairs
+    contradicts   mean(s*d) <= tol and at most 1/4 of the pairs move the predicted way by more than tol
+                  (the change goes the other way, or there is none)
+    cannot tell   anything else (the pairs disagree), or no pairs
 """
 
 from __future__ import annotations
@@ -43,12 +43,10 @@ def paired_effect(diffs, tol: float, sign: int = 1) -> Effect:
         return Effect(CANNOT_TELL, math.nan, math.nan, 0, 0, 0)
     s = sign * d
     mean, sd = float(d.mean()), float(d.std(ddof=1)) if d.size > 1 else 0.0
-    agree, oppose, flat = int((s > tol).sum()), int((s < -tol).sum()), int((np.abs(d) <= tol).sum())
+    agree, oppose = int((s > tol).sum()), int((s < -tol).sum())
     if sign * mean > tol and agree >= AGREE * d.size:
         verdict = SUPPORTS
-    elif sign * mean < -tol and oppose >= AGREE * d.size:
-        verdict = CONTRADICTS
-    elif abs(mean) <= tol and flat >= AGREE * d.size:
+    elif sign * mean <= tol and agree <= (1 - AGREE) * d.size:
         verdict = CONTRADICTS
     else:
         verdict = CANNOT_TELL

@@ -34,7 +34,9 @@ class TrainSettings:
 
     steps: int = 10_000
     batch_size: int = 1024
-    optimizer: str = "adamw"  # "adamw" (decoupled decay, the paper notebook's choice) or "adam" (L2 in the gradient)
+    optimizer: str = "adamw"  # "adamw" (decoupled decay, the paper notebook's choice), "adam" (L2 in the gradient)
+    #                           or "sgd" (plain SGD, L2 in the gradient: equivariant to rotations of the weights,
+    #                           unlike Adam's per-coordinate scaling)
     lr_schedule: str = "constant"  # constant | cosine | linear (decay to 0), after `warmup_steps` linear warm-up
     warmup_steps: int = 0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -113,6 +115,32 @@ class BatchedAdam:
         self.t = t
 
 
+class BatchedSGD:
+    """Plain SGD with a learning rate and weight decay (L2 in the gradient) per instance; matches torch.optim.SGD
+    without momentum. Unlike Adam it treats every direction of weight space alike, so it does not privilege the
+    neuron basis: the control for questions about that basis."""
+
+    def __init__(self, params: dict[str, Tensor], lr: Float[Tensor, " instances"],
+                 weight_decay: Float[Tensor, " instances"]):
+        self.params, self.lr, self.weight_decay = params, lr, weight_decay
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, lr_scale: float = 1.0) -> None:
+        self.t += 1
+        for p in self.params.values():
+            if p.grad is None:
+                continue
+            view = (-1,) + (1,) * (p.dim() - 1)
+            p.sub_((self.lr * lr_scale).view(view) * (p.grad + self.weight_decay.view(view) * p))
+
+    def state(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state(self, tensors: dict[str, Tensor], t: int) -> None:
+        self.t = t
+
+
 # ---------------------------------------------------------------- random streams
 
 def seed_groups(seeds: list[int], device: torch.device | str) -> tuple[list[int], Int[Tensor, " instances"]]:
@@ -168,7 +196,7 @@ class BatchedTraining:
     group_seeds: list[int]  # the distinct seeds: one random stream each
     group: Int[Tensor, " instances"]  # each instance's index into group_seeds
     weights: dict[str, Tensor]
-    optimizer: BatchedAdam
+    optimizer: BatchedAdam | BatchedSGD
     data: UniformStreams
     step_count: int
 
@@ -180,7 +208,11 @@ class BatchedTraining:
         for w in weights.values():
             w.requires_grad_(True)
         s = self.settings
-        self.optimizer = BatchedAdam(weights, lr, weight_decay, decoupled=s.optimizer == "adamw", betas=s.betas, eps=s.eps)
+        if s.optimizer == "sgd":
+            self.optimizer = BatchedSGD(weights, lr, weight_decay)
+        else:
+            self.optimizer = BatchedAdam(weights, lr, weight_decay, decoupled=s.optimizer == "adamw", betas=s.betas,
+                                         eps=s.eps)
         self.data = UniformStreams(self.group_seeds, data_stream, self.device)
         self.step_count = 0
 

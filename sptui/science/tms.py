@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from sptui.science.batched import BatchedTraining, TrainSettings
+from sptui.science.batched import BatchedTraining, TrainSettings, per_instance
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "none": lambda t: t,
@@ -171,22 +171,41 @@ def reconstruction_loss(x: Float[Tensor, "instances batch features"], out: Float
 # ---------------------------------------------------------------- hand-written gradients
 
 def paper_model_gradients(
-    u: Float[Tensor, "#instances batch width"], inv_probability: Float[Tensor, "instances features"],
+    u: Float[Tensor, "#instances rows width"], inv_probability: Float[Tensor, "groups features"],
     W: Float[Tensor, "instances features hidden"], W_out: Float[Tensor, "instances features hidden"] | None,
     b: Float[Tensor, "instances features"] | None, importance: Float[Tensor, "instances features"],
     dropout: Float[Tensor, " instances"], l1_hidden: Float[Tensor, " instances"], l1_weight: Float[Tensor, " instances"],
     *, relu: bool, inverted: bool, use_dropout: bool, use_l1_hidden: bool, use_l1_weight: bool, want_loss: bool,
+    zero_rows: int = 0, share: int = 1,
 ) -> tuple[Float[Tensor, "instances features hidden"], Float[Tensor, "instances features hidden"] | None,
            Float[Tensor, "instances features"] | None, Float[Tensor, " instances"] | None]:
     """Gradients of sum_i loss_i for the paper's model family x' = act(W_out^T dropout(W x) + b), act = ReLU or
     identity, with L1 penalties: (grad_W, grad_W_out or None, grad_b or None, loss [I] or None).
-    u: [G or I, B, n + m] uniforms (features, then dropout). A pure tensor function, so torch.compile can fuse it;
-    it makes ~2-3x fewer passes over [I, B, n] than autograd (which also keeps every intermediate)."""
+
+    u: [G or I, K, n + m] uniforms (features, then dropout) of K batch rows; `zero_rows` more rows of the batch
+    are known to have every feature 0 (see BatchedTrainer.sparse_plan): on them h = 0 and x' = act(b), so they add
+    to the bias gradient and the loss only, in closed form. A pure tensor function, so torch.compile can fuse it.
+
+    `share` = r > 1: consecutive groups of r instances have the same feature probabilities and seed, hence the
+    same inputs x (a sweep over dropout, importance, L1, lr ... at one sparsity); inv_probability then has one row
+    per group [I / r, n]. x is made once per group, and the two matmuls that read it run as one wide matmul per
+    group (the group's r encoders side by side), so x is read once instead of r times.
+
+    Passes over [I, K, n] are what cost: the bias rides in the decoder matmul as a column against a ones column of
+    h (which also yields the bias gradient), and the importance weights scale [I, n, m]-sized operands after the
+    matmuls instead of the [I, K, n] residual."""
     n = inv_probability.shape[-1]
+    m = W.shape[-1]
     x = torch.addcmul(torch.ones((), device=u.device), u[..., :n], -inv_probability[:, None, :]).clamp_min_(0)
-    B = x.shape[1]
+    groups, K = x.shape[0], x.shape[1]
+    count = groups * share  # instances
+    total = K + zero_rows  # the batch size the loss averages over
     decoder = W if W_out is None else W_out
-    h = torch.bmm(x, W)
+    if share == 1:
+        h = torch.bmm(x, W)
+    else:  # [U, K, n] @ [U, n, r*m] -> [U, K, r, m] -> [I, K, m]
+        wide = W.view(groups, share, n, m).permute(0, 2, 1, 3).reshape(groups, n, share * m)
+        h = torch.bmm(x, wide).view(groups, K, share, m).transpose(1, 2).reshape(count, K, m)
     scale = None
     if use_dropout:
         scale = dropout_scale(u[..., n:], dropout, inverted)
@@ -194,32 +213,57 @@ def paper_model_gradients(
     else:
         h_used = h
     if b is not None:
-        out = torch.baddbmm(b[:, None, :], h_used, decoder.transpose(1, 2))
+        h_used = torch.cat([h_used, torch.ones(count, K, 1, device=u.device, dtype=h.dtype)], dim=-1)
+        out = torch.bmm(h_used, torch.cat([decoder, b[:, :, None]], dim=-1).transpose(1, 2))
     else:
         out = torch.bmm(h_used, decoder.transpose(1, 2))
     if relu:
         out = out.clamp_min_(0)
-    diff = out - x
-    loss = (diff.square() * importance[:, None, :]).mean(dim=(1, 2)) if want_loss else None
+    if share == 1:
+        diff = out - x
+    else:
+        diff = (out.view(groups, share, K, n) - x[:, None]).view(count, K, n)
+    loss = (diff.square().sum(1) * importance).sum(-1) / (total * n) if want_loss else None
     if relu:  # zero where the ReLU was off, in one fused pass
         diff = torch.ops.aten.threshold_backward(diff, out, 0)
-    g = diff.mul_((2.0 / (B * n)) * importance[:, None, :])  # d loss / d pre-activation
-    grad_decoder = torch.bmm(h_used.transpose(1, 2), g).transpose(1, 2)  # this operand order is ~2x faster on CPU
-    g_h = torch.bmm(g, decoder)
+    c = (2.0 / (total * n)) * importance  # d loss / d pre-activation = c * diff
+    back = torch.bmm(h_used.transpose(1, 2), diff)  # [I, m (+1 for the bias), n]; this operand order is fast on CPU
+    grad_decoder = back[:, :m].transpose(1, 2) * c[:, :, None]
+    grad_b = back[:, m] * c if b is not None else None
+    g_h = torch.bmm(diff, decoder * c[:, :, None])
     if scale is not None:
         g_h = g_h.mul_(scale)
     if use_l1_hidden:
-        g_h = g_h.add_(torch.sign(h) * (l1_hidden / B)[:, None, None])
+        g_h = g_h.add_(torch.sign(h) * (l1_hidden / total)[:, None, None])
         if loss is not None:  # want_loss
-            loss = loss + l1_hidden * h.abs().sum(-1).mean(-1)
-    grad_W = torch.bmm(g_h.transpose(1, 2), x).transpose(1, 2)
+            loss = loss + l1_hidden * h.abs().sum(dim=(1, 2)) / total
+    if share == 1:
+        grad_W = torch.bmm(g_h.transpose(1, 2), x).transpose(1, 2)
+    else:  # x^T [U, n, K] @ [U, K, r*m] -> [U, n, r, m] -> [I, n, m]
+        wide = g_h.view(groups, share, K, m).transpose(1, 2).reshape(groups, K, share * m)
+        grad_W = torch.bmm(wide.transpose(1, 2), x).view(groups, share, m, n).transpose(2, 3).reshape(count, n, m)
     if W_out is None:
         grad_W = grad_W + grad_decoder
     if use_l1_weight:
         grad_W = grad_W + torch.sign(W) * l1_weight[:, None, None]
         if loss is not None:
             loss = loss + l1_weight * W.abs().sum(dim=(1, 2))
-    return grad_W, (grad_decoder if W_out is not None else None), (g.sum(1) if b is not None else None), loss
+    if zero_rows and b is not None:  # all-zero rows: x' - x = act(b), and h = 0 gives no weight gradient
+        resid = b.clamp_min(0) if relu else b
+        grad_b = grad_b + zero_rows * c * resid
+        if loss is not None:
+            loss = loss + zero_rows * (importance * resid.square()).sum(-1) / (total * n)
+    return grad_W, (grad_decoder if W_out is not None else None), grad_b, loss
+
+
+# Row counts a sparse chunk is rounded up to (a geometric ladder, so instances with similar feature
+# probabilities share a chunk and an instance's rows do not depend on what else is in the batch).
+def row_ladder(batch: int, start: int = 32) -> list[int]:
+    out, k = [], float(start)
+    while k < batch:
+        out.append(int(math.ceil(k)))
+        k *= math.sqrt(2)
+    return out + [batch]
 
 
 # ---------------------------------------------------------------- trainer
@@ -235,9 +279,12 @@ class BatchedTrainer(BatchedTraining):
         self._penalties = {"use_dropout": any(h.dropout > 0 for h in hypers),
                            "use_l1_hidden": any(h.l1_hidden > 0 for h in hypers),
                            "use_l1_weight": any(h.l1_weight > 0 for h in hypers)}
-        # torch.compile fuses the elementwise passes (~1.7x on CPU for a 200-model grid) after a one-off
-        # compile of ~30-60 s, so it pays off only for long runs.
+        # torch.compile fuses the elementwise passes after a one-off compile of ~30-60 s, so it pays off only for
+        # long runs; the compiled step keeps one shape, so it takes the batch whole (no sparse rows).
         self._gradient_fn = torch.compile(paper_model_gradients, dynamic=False) if compile else paper_model_gradients
+        self.sparse_rows = not compile
+        # an instance's rows can only be non-zero where the smallest feature uniform is below its largest p
+        self._max_probability = self.hyper.probability.amax(-1)
         seeds = [h.seed for h in hypers]
         self.setup_training(seeds, init_weights(shape, seeds, self.device), self.hyper.lr, self.hyper.weight_decay,
                             _DATA_STREAM)
@@ -271,7 +318,7 @@ class BatchedTrainer(BatchedTraining):
         `fast` (default: when supported) uses hand-written gradients, ~2-3x fewer passes over [I, B, n] than autograd."""
         if fast if fast is not None else self.has_fast_path:
             n, m = self.shape.n_features, self.shape.n_hidden
-            loss = self.manual_gradients(self.draw(self.settings.batch_size, n + m), want_loss)
+            loss = self.manual_gradients(self.data.draw(self.settings.batch_size, n + m), want_loss)
         else:
             x, keep_u = self.sample(self.settings.batch_size)
             for w in self.weights.values():
@@ -282,22 +329,85 @@ class BatchedTrainer(BatchedTraining):
         self.optimizer_step()
         return loss if want_loss else None
 
-    def manual_gradients(self, u: Float[Tensor, "#instances batch width"], want_loss: bool) -> Float[Tensor, " instances"] | None:
+    def sparse_plan(self, u: Float[Tensor, "seeds batch width"]) -> list[tuple[Tensor, Tensor, int]]:
+        """How to compute a batch from the per-seed uniforms u [G, B, n + m]: chunks (instances [k], the rows they
+        need [1, K, n + m], K). Rows are sorted by their smallest feature uniform r; an instance whose largest
+        feature probability is q has every feature 0 on rows with r >= q, so it needs only the rows with r < q
+        (a prefix), rounded up the `row_ladder` so instances with similar q share one chunk. Exact: the
+        remaining rows are handled in closed form (paper_model_gradients' zero_rows). At p = 1 every row is
+        needed and nothing is sorted."""
+        n = self.shape.n_features
+        B = u.shape[1]
+        ladder = torch.tensor(row_ladder(B), device=u.device)
+        plan = []
+        for g in range(u.shape[0]):
+            members = (self.group == g).nonzero().flatten() if u.shape[0] > 1 else torch.arange(self.n_instances, device=u.device)
+            r = u[g, :, :n].amin(-1)
+            r_sorted, order = torch.sort(r)
+            needed = torch.searchsorted(r_sorted, self._max_probability[members])  # rows with r < q
+            sizes = ladder[torch.searchsorted(ladder, needed)]
+            if bool((sizes == B).all()):
+                plan.append((members, u[g:g + 1], B))
+                continue
+            rows = u[g].index_select(0, order)[None]
+            for size in torch.unique(sizes).tolist():
+                plan.append((members[sizes == size], rows[:, :size], int(size)))
+        return plan
+
+    def manual_gradients(self, u: Float[Tensor, "seeds batch width"], want_loss: bool) -> Float[Tensor, " instances"] | None:
         """Set .grad of every weight to the gradient of sum_i loss_i (the same numbers autograd gives),
-        for the uniforms `u` [G or I, B, n + m] behind a batch; returns the per-instance loss when asked."""
+        for the per-seed uniforms `u` [G, B, n + m] behind a batch; returns the per-instance loss when asked."""
         hy, shape = self.hyper, self.shape
+        B = u.shape[1]
+        inv = 1.0 / hy.probability.clamp_min(1e-12)
+        W, W_out, b = self.weights["W"], self.weights.get("W_out"), self.weights.get("b")
+        options = dict(relu=shape.output_activation == "relu", inverted=shape.inverted_dropout, **self._penalties,
+                       want_loss=want_loss)
         with torch.no_grad():
-            grad_W, grad_W_out, grad_b, loss = self._gradient_fn(
-                u, 1.0 / hy.probability.clamp_min(1e-12), self.weights["W"], self.weights.get("W_out"),
-                self.weights.get("b"), hy.importance, hy.dropout, hy.l1_hidden, hy.l1_weight,
-                relu=shape.output_activation == "relu", inverted=shape.inverted_dropout, **self._penalties,
-                want_loss=want_loss)
+            if self.sparse_rows:
+                grads = self._chunked(self.sparse_plan(u), B, inv, W, W_out, b, options)
+            else:  # one shape for the compiled step: every instance, every row
+                grads = self._gradient_fn(per_instance(u, self.group), inv, W, W_out, b, hy.importance, hy.dropout,
+                                          hy.l1_hidden, hy.l1_weight, **options)
+        grad_W, grad_W_out, grad_b, loss = grads
         self.weights["W"].grad = grad_W
         if grad_W_out is not None:
             self.weights["W_out"].grad = grad_W_out
         if grad_b is not None:
             self.weights["b"].grad = grad_b
         return loss
+
+    def _chunked(self, plan, B: int, inv, W, W_out, b, options):
+        """Run `paper_model_gradients` per chunk of the plan (and per run of instances sharing their inputs),
+        putting each instance's results back in place."""
+        hy = self.hyper
+        grad_W = torch.empty_like(W)
+        grad_W_out = torch.empty_like(W_out) if W_out is not None else None
+        grad_b = torch.empty_like(b) if b is not None else None
+        loss = torch.empty(self.n_instances, device=W.device) if options["want_loss"] else None
+        per_instance_inputs = (W, W_out, b, hy.importance, hy.dropout, hy.l1_hidden, hy.l1_weight)
+        for chunk, rows, K in plan:
+            for idx, share in self._sharing(chunk, inv):
+                picked = [None if t is None else t.index_select(0, idx) for t in per_instance_inputs]
+                gW, gWo, gb, part = self._gradient_fn(rows, inv.index_select(0, idx[::share]), *picked,
+                                                      zero_rows=B - K, share=share, **options)
+                for total, part_value in ((grad_W, gW), (grad_W_out, gWo), (grad_b, gb), (loss, part)):
+                    if total is not None:
+                        total.index_copy_(0, idx, part_value)
+        return grad_W, grad_W_out, grad_b, loss
+
+    def _sharing(self, chunk: torch.Tensor, inv: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
+        """Split a chunk (instances of one seed) into runs of instances with the same feature probabilities,
+        group by group: (instances ordered group after group, r = instances per group), one entry per group size."""
+        if len(chunk) == 1:
+            return [(chunk, 1)]
+        _, inverse, counts = torch.unique(inv.index_select(0, chunk), dim=0, return_inverse=True, return_counts=True)
+        order = torch.argsort(inverse, stable=True)
+        out = []
+        for r in torch.unique(counts).tolist():
+            keep = (counts == r)[inverse[order]]
+            out.append((chunk[order[keep]], int(r)))
+        return out
 
     # ------------------------------------------------------------ evaluation
     def eval_batch(self) -> Float[Tensor, "instances batch features"]:

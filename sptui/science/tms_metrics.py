@@ -275,37 +275,6 @@ def feature_spread(x: ToyModel | torch.Tensor) -> torch.Tensor:
     return torch.where(keep, pr, torch.full_like(pr, math.nan))
 
 
-POLYTOPE_FRACTIONS = (3 / 4, 2 / 3, 1 / 2, 2 / 5, 3 / 8)  # D_i of the tetrahedron, triangle, pair, pentagon, antiprism
-
-
-def antipodal_features(x: ToyModel | torch.Tensor, dim_tol: float = 0.05, cos_max: float = -0.9) -> torch.Tensor:
-    """Number of represented features in antipodal pairs [I]: |D_i - 1/2| <= dim_tol and some represented partner j
-    with cos(G) = G_ij / sqrt(g_i g_j) <= cos_max that also has |D_j - 1/2| <= dim_tol. (The geometry
-    classifier names every shape; this is the one count the dropout claims need.)"""
-    G = _G(x)
-    g = gains(G)
-    mask = represented_mask(x)
-    half = mask & ((feature_dimensionality(x) - 0.5).abs() <= dim_tol)
-    cos = G / (g[..., :, None] * g[..., None, :]).sqrt().clamp_min(EPS)
-    partner = (cos <= cos_max) & half[..., None, :] & half[..., :, None]
-    partner = partner & ~torch.eye(G.shape[-1], dtype=torch.bool, device=G.device)
-    return partner.any(-1).sum(-1)
-
-
-def polytope_share(x: ToyModel | torch.Tensor, tol: float = 0.03) -> torch.Tensor:
-    """Of the represented features in superposition (D_i < 0.95), the share whose D_i is within `tol` of a polytope
-    fraction (3/4, 2/3, 1/2, 2/5, 3/8): how "sticky" the fractions are [I]. NaN with no feature in superposition.
-    A D_i uniform on [0.35, 0.95] would land there 5 x 2 x 0.03 / 0.6 = 50% of the time."""
-    D = feature_dimensionality(x)
-    superposed = represented_mask(x) & (D < 0.95)
-    near = torch.zeros_like(superposed)
-    for fraction in POLYTOPE_FRACTIONS:
-        near |= (D - fraction).abs() <= tol
-    count = superposed.sum(-1)
-    hits = (near & superposed).sum(-1)
-    return torch.where(count > 0, hits / count.clamp_min(1), torch.full(count.shape, math.nan, device=D.device))
-
-
 def negative_interactions(x: ToyModel | torch.Tensor) -> torch.Tensor:
     """Mean over ordered pairs of distinct represented features of max(-G_ij / sqrt(g_i g_j), 0) [I]: how strongly
     features inhibit each other (for the paper's model, the negative part of cos(W_i, W_j)); NaN with < 2."""
