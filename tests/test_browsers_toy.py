@@ -184,3 +184,37 @@ async def test_opens_from_the_run_screen_of_the_app(artifacts):
         assert isinstance(app.screen, ToyBrowser) and app.screen.data.n_instances == 6
         await pilot.press("escape")
         assert type(app.screen).__name__ == "RunScreen"
+
+
+async def test_sweep_grid_and_instance_panel_name_the_geometry(tms_run):
+    """m cycles the sweep grid to "geometry": each cell in its arrangement's colour band with the legend above;
+    the instance list, the title and the bars name each instance's geometry (instances.json)."""
+    from sptui.render.toy import GEOMETRY, geometry_categories
+
+    records = read_json(tms_run.results / "instances.json")
+    app = Host(ToyBrowser(tms_run.root))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _open(app, pilot)
+        assert records[0]["geometry"] in str(app.browser.query_one("#toy-bars").render())
+        assert records[0]["geometry"] in str(app.browser.query_one("#browser-title").render())
+        await pilot.press("3")
+        for _ in range(len(app.browser.data.sweep_metrics())):
+            if app.browser.sweep_metric == GEOMETRY:
+                break
+            await pilot.press("m")
+        assert app.browser.sweep_metric == GEOMETRY
+        sweep = app.browser.query_one("#toy-sweep", Heatmap)
+        labels, _ = geometry_categories(app.browser.data)
+        _, keys, values, _ = sweep_matrix(app.browser.data, GEOMETRY)
+        for r in records:
+            a = values[0].index(f"{r['grid'][keys[0]]:g}")
+            b = values[1].index(f"{r['grid'][keys[1]]:g}")
+            assert labels[int(sweep.matrix[a, b])] == r["geometry"]
+        assert (sweep.vmin, sweep.vmax) == (-0.5, len(labels) - 0.5)
+        info = str(app.browser.query_one("#toy-sweep-info").render())
+        assert all(g in info for g in labels)
+        sweep.focus()
+        sweep.goto(0, 1)
+        await pilot.pause()
+        status = str(app.browser.query_one("#browser-status").render())
+        assert records[int(sweep_matrix(app.browser.data, GEOMETRY)[3][0, 1])]["geometry"] in status

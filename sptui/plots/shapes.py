@@ -17,7 +17,7 @@ SHAPE_COLOURS = {
     "tetrahedron": "#8172b3",
     "pentagon": "#c44e52",
     "square antiprism": "#937860",
-    "other": "#222222",
+    "other": "#5a5a5a",
 }
 
 # Instance geometries ("pentagon", "2 antipodal pairs + 1 unrepresented", ...) are an open set: each takes the

@@ -78,6 +78,18 @@ def _xterm_palette() -> np.ndarray:
     return np.array(cube + greys, dtype=np.float64)
 
 
+def categorical(colours: list[str]) -> str:
+    """The name of a matplotlib colormap with these colours as equal bands (registered on first use), for
+    categories coded 0..K-1 drawn over the range (-0.5, K - 0.5): each code lands inside its own band, both in
+    the terminal (LEVELS samples, K <= LEVELS) and in a PNG export."""
+    import matplotlib
+
+    name = "sptui-categories:" + ",".join(colours)
+    if name not in matplotlib.colormaps:
+        matplotlib.colormaps.register(matplotlib.colors.ListedColormap(list(colours), name=name), name=name)
+    return name
+
+
 @lru_cache(maxsize=16)
 def colormap_256(name: str) -> Colormap256:
     return Colormap256(name)

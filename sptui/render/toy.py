@@ -26,6 +26,9 @@ METRIC_NAMES = {"dims_per_feature": "D* (dims per feature)", "represented": "rep
                 "represented_relative": "represented features (norm > 0.5 x largest)",
                 "dims_per_feature_scaled": "D* of rows scaled by the largest norm"}
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
+# The sweep grid's categorical "metric": each cell's arrangement (tms runs save it per instance,
+# sptui.science.tms_geometry), the most common over further swept keys.
+GEOMETRY = "geometry"
 
 
 @dataclass
@@ -46,6 +49,7 @@ class FeatureBars:
     norms: np.ndarray
     interference: np.ndarray
     scale: float
+    shapes: list[str] | None = None  # per feature its shape (sptui.science.tms_geometry), when the run saved it
 
 
 @dataclass
@@ -90,14 +94,24 @@ class ToyView:
 
     def sweep_metrics(self) -> list[str]:
         have = {k for r in self.records for k, v in r.get("metrics", {}).items() if not isinstance(v, list)}
-        return [m for m in SWEEP_METRICS if m in have] + sorted(have - set(SWEEP_METRICS))
+        names = [m for m in SWEEP_METRICS if m in have] + sorted(have - set(SWEEP_METRICS))
+        return names + ([GEOMETRY] if self.has_geometry else [])
+
+    @property
+    def has_geometry(self) -> bool:
+        return bool(self.records) and all(r.get("geometry") for r in self.records)
+
+    def geometry_name(self, i: int) -> str | None:
+        """The instance's arrangement in words ("pentagon", "2 antipodal pairs + 1 unrepresented"), if saved."""
+        return self.records[i].get("geometry")
 
     def instance_label(self, i: int) -> str:
         r = self.records[i]
         grid = ", ".join(f"{k}={label(v)}" for k, v in (r.get("grid") or {}).items()) or "defaults"
         main = r.get("metrics", {}).get("dims_per_feature", r.get("metrics", {}).get("loss"))
         tag = "D*" if "dims_per_feature" in r.get("metrics", {}) else "loss"
-        return f"#{i} {grid}  {tag} {fmt(number(main))}"
+        geometry = self.geometry_name(i)
+        return f"#{i} {grid}  {tag} {fmt(number(main))}" + (f"  {geometry}" if geometry else "")
 
     # ------------------------------------------------------------ what each kind says
     def check(self) -> None:
@@ -153,7 +167,8 @@ class TmsView(ToyView):
         norms = np.asarray(m.get("feature_norm") or np.linalg.norm(self.weights_arrays["W"][i], axis=-1), dtype=float)
         interference = np.asarray(m.get("feature_interference") or np.zeros_like(norms), dtype=float)
         finite = interference[np.isfinite(interference)]  # NaN: not represented, interference undefined
-        return FeatureBars(norms, interference, max(1.0, float(finite.max()) if finite.size else 1.0))
+        return FeatureBars(norms, interference, max(1.0, float(finite.max()) if finite.size else 1.0),
+                           self.records[i].get("shape"))
 
     def geometry(self, i: int) -> Geometry:
         """Each feature's direction W_i in the hidden plane (m = 2 only)."""
@@ -229,11 +244,14 @@ def label(v) -> str:
 
 def sweep_matrix(d: ToyView, metric: str) -> tuple[np.ndarray, list[str], list[list[str]], np.ndarray]:
     """The metric over the first two swept keys: matrix [values of key 0, values of key 1], the keys,
-    their value labels, and the instance index per cell (-1: none). Further swept keys are averaged."""
+    their value labels, and the instance index per cell (-1: none). Further swept keys are averaged
+    (GEOMETRY: the cell holds the index into `geometry_categories(d)` of its most common arrangement)."""
     keys = d.swept()[:2]
     if len(keys) < 2:
         raise ValueError("needs two swept parameters")
     values = [sorted({label(r["grid"][k]) for r in d.records}, key=_sort_key) for k in keys]
+    if metric == GEOMETRY:
+        return _geometry_matrix(d, keys, values)
     total = np.zeros((len(values[0]), len(values[1])))
     count = np.zeros_like(total)
     index = np.full(total.shape, -1, dtype=np.int64)
@@ -247,6 +265,41 @@ def sweep_matrix(d: ToyView, metric: str) -> tuple[np.ndarray, list[str], list[l
             index[a, b] = i
     with np.errstate(invalid="ignore"):
         return (total / count).astype(np.float32), keys, values, index
+
+
+def geometry_categories(d: ToyView) -> tuple[list[str], list[str]]:
+    """The arrangements the sweep grid shows (each cell's most common), and their colours (hex, the PNGs' convention:
+    sptui.plots.shapes.geometry_colours), most frequent first."""
+    from sptui.plots.shapes import geometry_colours
+
+    keys = d.swept()[:2]
+    winners = list(_geometry_winners(d, keys).values())
+    colours = geometry_colours(winners)
+    return list(colours), list(colours.values())
+
+
+def _geometry_winners(d: ToyView, keys: list[str]) -> dict[tuple[str, str], str]:
+    from collections import Counter
+
+    votes: dict[tuple[str, str], Counter] = {}
+    for r in d.records:
+        cell = (label(r["grid"][keys[0]]), label(r["grid"][keys[1]]))
+        votes.setdefault(cell, Counter())[r.get("geometry") or "?"] += 1
+    return {cell: count.most_common(1)[0][0] for cell, count in votes.items()}
+
+
+def _geometry_matrix(d: ToyView, keys: list[str], values: list[list[str]]):
+    labels, _ = geometry_categories(d)
+    codes = np.full((len(values[0]), len(values[1])), np.nan, dtype=np.float32)
+    index = np.full(codes.shape, -1, dtype=np.int64)
+    winners = _geometry_winners(d, keys)
+    for (a, b), g in winners.items():
+        codes[values[0].index(a), values[1].index(b)] = labels.index(g)
+    for i, r in enumerate(d.records):  # open the first instance that found the cell's arrangement
+        a, b = values[0].index(label(r["grid"][keys[0]])), values[1].index(label(r["grid"][keys[1]]))
+        if index[a, b] < 0 and r.get("geometry") == winners[(values[0][a], values[1][b])]:
+            index[a, b] = i
+    return codes, keys, values, index
 
 
 def _sort_key(text: str):

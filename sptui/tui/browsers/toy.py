@@ -6,8 +6,10 @@ Tabs (keys 1-4):
               functions: W1 | b1 | W2^T of the hidden layer.
   2 geometry  tms with m = 2: each feature's vector W_i in the hidden plane.
               functions: the learned function against the target.
-  3 sweep     a metric (m cycles: D*, represented, ...) over the two swept parameters; enter on a cell
-              opens that instance. With feature_probability swept: D* against 1/(1-S) and the fraction lines.
+  3 sweep     a metric (m cycles: D*, represented, ..., geometry) over the two swept parameters; enter on a
+              cell opens that instance. "geometry" colours each cell by the arrangement its instances found
+              (most common over seeds), with the legend above. With feature_probability swept: D* against
+              1/(1-S) and the fraction lines.
   4 training  the run's metrics over steps for the current instance (m cycles the metric).
 [ and ] step through the instances (or pick one in the list); e exports the current tab as a PNG.
 """
@@ -26,12 +28,14 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from sptui.plots.screen_export import export_bars, export_heatmap, export_lines, export_scatter
-from sptui.render.colormap import DIVERGING, SEQUENTIAL, colormap_256, fmt
+from sptui.render.colormap import DIVERGING, SEQUENTIAL, categorical, colormap_256, fmt
 from sptui.render.toy import (
     FRACTIONS,
+    GEOMETRY,
     METRIC_NAMES,
     ToyView,
     dstar_series,
+    geometry_categories,
     load_toy,
     metric_series,
     sweep_matrix,
@@ -51,9 +55,12 @@ def interference_bars(d: ToyView, i: int, width: int = 30) -> Text:
         return Text("")
     cmap = colormap_256(SEQUENTIAL)
     top = max(1.0, float(bars.norms.max()) if bars.norms.size else 1.0)
-    text = Text("feature norms ||W_i||, colour = interference sum_j!=i (W^_i.W_j)^2 "
+    geometry = d.geometry_name(i)
+    text = Text((f"geometry: {geometry}\n" if geometry else "")
+                + "feature norms ||W_i||, colour = interference sum_j!=i (W^_i.W_j)^2 "
                 f"(0 dark .. {bars.scale:.2g} bright)\n")
-    for f, (n, s) in enumerate(zip(bars.norms, bars.interference)):
+    shapes = bars.shapes or [""] * len(bars.norms)
+    for f, (n, s, shape) in enumerate(zip(bars.norms, bars.interference, shapes)):
         bar = "█" * int(round(n / top * width))
         text.append(f"{f:>3} ")
         if not np.isfinite(s):  # not represented: interference is not defined
@@ -62,7 +69,7 @@ def interference_bars(d: ToyView, i: int, width: int = 30) -> Text:
             continue
         level = int(np.clip(s / bars.scale, 0, 1) * 31)
         text.append(bar.ljust(width), style=f"color({cmap.ansi[level]})")
-        text.append(f" {n:.2f}  interference {s:.2f}\n")
+        text.append(f" {n:.2f}  interference {s:.2f}" + (f"  {shape}" if shape else "") + "\n")
     return text
 
 
@@ -75,7 +82,7 @@ class ToyBrowser(BrowserScreen):
     ToyBrowser TabbedContent { height: 1fr; }
     ToyBrowser TabPane { height: 1fr; padding: 0; }
     ToyBrowser #toy-bars { height: auto; max-height: 50%; }
-    ToyBrowser #toy-sweep-info { height: 2; }
+    ToyBrowser #toy-sweep-info { height: auto; min-height: 2; max-height: 5; }
     ToyBrowser PlotextPlot { height: 1fr; }
     """
     BINDINGS = [
@@ -182,9 +189,27 @@ class ToyBrowser(BrowserScreen):
         name = METRIC_NAMES.get(self.sweep_metric, self.sweep_metric)
         swept = d.swept()
         grid.display = len(swept) >= 2
-        if len(swept) >= 2:
+        if len(swept) >= 2 and self.sweep_metric == GEOMETRY:
+            matrix, keys, values, _ = sweep_matrix(d, GEOMETRY)
+            labels, colours = geometry_categories(d)
+            grid.set_data(matrix, vmin=-0.5, vmax=len(labels) - 0.5, cmap=categorical(colours), keep_view=True,
+                          legend=f"geometry: rows {keys[0]}, cols {keys[1]}")
+            extra = f", most common over {', '.join(swept[2:])}" if len(swept) > 2 else ""
+            legend = Text(f"geometry over {keys[0]} x {keys[1]}{extra}:")
+            cmap = colormap_256(grid.cmap_name)
+            width = 0
+            for k, g in enumerate(labels):  # each label in its band's terminal colour, lines broken by hand
+                if width == 0 or width + len(g) + 4 > 88:
+                    legend.append("\n ")
+                    width = 1
+                legend.append("■ ", style=f"color({cmap.ansi[int((k + 0.5) * len(cmap.rgb) / len(labels))]})")
+                legend.append(g + "   ")
+                width += len(g) + 5
+            info.update(legend)
+        elif len(swept) >= 2:
             matrix, keys, values, _ = sweep_matrix(d, self.sweep_metric)
-            grid.set_data(matrix, legend=f"{name}: rows {keys[0]}, cols {keys[1]}", keep_view=True)
+            grid.set_data(matrix, legend=f"{name}: rows {keys[0]}, cols {keys[1]}", keep_view=True, cmap=SEQUENTIAL,
+                          vmin=None, vmax=None)
             extra = f" (averaged over {', '.join(swept[2:])})" if len(swept) > 2 else ""
             info.update(f"{name} over {keys[0]} (rows: {', '.join(values[0])}) x {keys[1]} "
                         f"(cols: {', '.join(values[1])}){extra}")
@@ -255,8 +280,13 @@ class ToyBrowser(BrowserScreen):
         if event.heatmap.id == "toy-sweep" and self.data is not None:
             _, keys, values, index = sweep_matrix(self.data, self.sweep_metric)
             i = int(index[event.row, event.col])
-            self.status(f"{keys[0]}={values[0][event.row]}  {keys[1]}={values[1][event.col]}  "
-                        f"{self.sweep_metric} {fmt(event.value)}" + (f"  (instance {i}; enter opens it)" if i >= 0 else ""))
+            if self.sweep_metric == GEOMETRY:
+                labels = geometry_categories(self.data)[0]
+                shown = labels[int(event.value)] if np.isfinite(event.value) else "no instance"
+            else:
+                shown = f"{self.sweep_metric} {fmt(event.value)}"
+            self.status(f"{keys[0]}={values[0][event.row]}  {keys[1]}={values[1][event.col]}  {shown}"
+                        + (f"  (instance {i}; enter opens it)" if i >= 0 else ""))
         elif event.heatmap.id == "toy-weights" and self.data is not None:
             self.status(self.data.describe_weight(event.row, event.col, event.value))
 
