@@ -354,7 +354,7 @@ def dims_per_feature_figure(records, derived):
             np.linspace(0, 0.9, len(names)) if len(names) > 10 else np.arange(len(names)))
     dashes = ["-", "--", "-.", ":"] if by_shape else ["-"]
     seeds = {r["grid"].get("seed", r.get("params", {}).get("seed")) for r in records}
-    seen_shapes: set[str] = set()
+    seen_shapes = set()  # shapes drawn, for the legend
     for k, (name, colour) in enumerate(zip(names, colours)):
         members = groups[name]
         by_x = defaultdict(list)

@@ -293,12 +293,12 @@ def _geometry_matrix(d: ToyView, keys: list[str], values: list[list[str]]):
     codes = np.full((len(values[0]), len(values[1])), np.nan, dtype=np.float32)
     index = np.full(codes.shape, -1, dtype=np.int64)
     winners = _geometry_winners(d, keys)
-    for (a, b), g in winners.items():
-        codes[values[0].index(a), values[1].index(b)] = labels.index(g)
+    for (row_value, col_value), g in winners.items():
+        codes[values[0].index(row_value), values[1].index(col_value)] = labels.index(g)
     for i, r in enumerate(d.records):  # open the first instance that found the cell's arrangement
-        a, b = values[0].index(label(r["grid"][keys[0]])), values[1].index(label(r["grid"][keys[1]]))
-        if index[a, b] < 0 and r.get("geometry") == winners[(values[0][a], values[1][b])]:
-            index[a, b] = i
+        row, col = values[0].index(label(r["grid"][keys[0]])), values[1].index(label(r["grid"][keys[1]]))
+        if index[row, col] < 0 and r.get("geometry") == winners[(values[0][row], values[1][col])]:
+            index[row, col] = i
     return codes, keys, values, index
 
 
