@@ -56,7 +56,7 @@ class ThreadTuner:
         self._probe: list[int] = list(self.candidates)  # candidates still to time in this probe
         self._count = -1  # steps timed at the current probe candidate (-1: the warm-up step)
         self._spent = 0.0  # seconds of the timed steps at the current candidate
-        self._began = None
+        self._began: float | None = None
         self._settled_at = 0.0
         self.set_threads(self._probe[0])
 

@@ -248,7 +248,7 @@ def paper_model_gradients(
         grad_W = grad_W + torch.sign(W) * l1_weight[:, None, None]
         if loss is not None:
             loss = loss + l1_weight * W.abs().sum(dim=(1, 2))
-    if zero_rows and b is not None:  # all-zero rows: x' - x = act(b), and h = 0 gives no weight gradient
+    if zero_rows and b is not None and grad_b is not None:  # all-zero rows: x' - x = act(b); h = 0: no weight gradient
         resid = b.clamp_min(0) if relu else b
         grad_b = grad_b + zero_rows * c * resid
         if loss is not None:
@@ -385,14 +385,19 @@ class BatchedTrainer(BatchedTraining):
         grad_W_out = torch.empty_like(W_out) if W_out is not None else None
         grad_b = torch.empty_like(b) if b is not None else None
         loss = torch.empty(self.n_instances, device=W.device) if options["want_loss"] else None
-        per_instance_inputs = (W, W_out, b, hy.importance, hy.dropout, hy.l1_hidden, hy.l1_weight)
+        def pick(t: Tensor | None, idx: Tensor) -> Tensor | None:
+            return None if t is None else t.index_select(0, idx)
+
         for chunk, rows, K in plan:
             for idx, share in self._sharing(chunk, inv):
-                picked = [None if t is None else t.index_select(0, idx) for t in per_instance_inputs]
-                gW, gWo, gb, part = self._gradient_fn(rows, inv.index_select(0, idx[::share]), *picked,
-                                                      zero_rows=B - K, share=share, **options)
-                for total, part_value in ((grad_W, gW), (grad_W_out, gWo), (grad_b, gb), (loss, part)):
-                    if total is not None:
+                gW, gWo, gb, part = self._gradient_fn(
+                    rows, inv.index_select(0, idx[::share]), W.index_select(0, idx), pick(W_out, idx), pick(b, idx),
+                    hy.importance.index_select(0, idx), hy.dropout.index_select(0, idx),
+                    hy.l1_hidden.index_select(0, idx), hy.l1_weight.index_select(0, idx),
+                    zero_rows=B - K, share=share, **options)
+                grad_W.index_copy_(0, idx, gW)
+                for total, part_value in ((grad_W_out, gWo), (grad_b, gb), (loss, part)):
+                    if total is not None and part_value is not None:
                         total.index_copy_(0, idx, part_value)
         return grad_W, grad_W_out, grad_b, loss
 
