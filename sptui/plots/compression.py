@@ -51,13 +51,13 @@ def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Pat
     axes[0].set_yticks(range(H), _head_labels(facts), fontsize=5.5, family="monospace")
     split = len(columns) - 4  # decodability columns, then attention columns
     axes[0].axvline(split - 0.5, color="0.3", lw=0.8)
-    axes[0].set_title("role: decodability score (0 chance, 1 perfect) | attention mass", fontsize=7)
+    axes[0].set_title("role score (best of LDA and kNN probes; 0 chance, 1 perfect) | attention mass", fontsize=7)
     fig.colorbar(im, ax=axes[0], fraction=0.03, pad=0.01)
     axes[1].imshow(kept, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     axes[1].set_xticks(range(n_ans), [str(j) for j in range(n_ans)], fontsize=6)
     axes[1].set_yticks([])
     axes[1].set_xlabel("answer position", fontsize=7)
-    axes[1].set_title("kept (pruned set)", fontsize=7)
+    axes[1].set_title("in the pruned set\n(black: kept, mean abl.)", fontsize=7)
     lim = float(np.abs(change).max()) or 0.01
     im2 = axes[2].imshow(change, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     axes[2].set_xticks(range(n_ans), [str(j) for j in range(n_ans)], fontsize=6)
@@ -65,7 +65,7 @@ def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Pat
     axes[2].set_xlabel("answer position", fontsize=7)
     axes[2].set_title("accuracy change, head\nmean-ablated alone", fontsize=7)
     fig.colorbar(im2, ax=axes[2], fraction=0.08, pad=0.02)
-    fig.suptitle(title or "what each head does (rows: head and its role label; linear probe, see compression.json)", fontsize=9)
+    fig.suptitle(title or "what each head does (rows: head and its role label; its words in compression.json)", fontsize=9)
     return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
