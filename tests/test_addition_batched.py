@@ -105,13 +105,17 @@ def test_saved_instances_load_in_plain_transformer_lens_with_the_batched_logits(
     records = run.load_json("instances.json")
     assert [r["params"]["seed"] for r in records] == [3, 4, 5]
     _, test = A.make_data(2, TINY["n_train"], TINY["n_test"], 0)
-    for r in records:
+    states = [safetensors.torch.load_file(str(run.root / r["model"] / "model.safetensors")) for r in records]
+    stacked = {k: torch.stack([s[k] for s in states]) for k in A.PARAM_NAMES}
+    batched = A.BatchedAddition(stacked, 2)(test.operands[None].expand(3, -1, -1))  # the saved models, batched
+    for k, r in enumerate(records):
         folder = run.root / r["model"]
         cfg = json.loads((folder / "config.json").read_text())
         assert cfg["seed"] == r["params"]["seed"]
         model = HookedTransformer(HookedTransformerConfig(**cfg))
         model.load_state_dict(safetensors.torch.load_file(str(folder / "model.safetensors")))
         logits = A.answer_logits(model, test.tokens(), 2)
+        torch.testing.assert_close(logits, batched[k], rtol=1e-5, atol=1e-5)  # plain TransformerLens: the same logits
         hits = logits.argmax(-1) == test.answers
         assert hits.double().mean().item() == pytest.approx(r["test"]["acc"], abs=1e-9)
         assert A.loss_fn(logits, test.answers).item() == pytest.approx(r["test"]["loss"], rel=1e-5)

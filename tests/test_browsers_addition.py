@@ -284,3 +284,18 @@ async def test_compression_of_a_single_model_has_no_seeds_to_compare(addition_ru
         await pilot.press("]")
         await pilot.press("1")
         np.testing.assert_array_equal(app.browser.query_one("#roles", Heatmap).matrix, arrays["roles"])
+
+
+async def test_compression_browser_without_results_says_what_to_run(tmp_path):
+    from sptui.tui.browsers.compression import CompressionBrowser
+
+    run = RunDir(tmp_path / "run-3")
+    run.create('[[job]]\nkind = "addition"\nname = "old"\n')
+    app = Host(CompressionBrowser(run.root))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _open(app, pilot)
+        status = str(app.browser.query_one("#browser-status").render())
+        assert "no compression results in" in status and "addition-analysis with compression = true" in status
+        await pilot.press("2", "3", "z", "]", "e")  # nothing loaded: keys do nothing, no crash
+        await _open(app, pilot)
+        assert app.browser.last_export is None
