@@ -205,7 +205,7 @@ async def test_ablation_browser_steps_seeds_positions_and_ablations(batched_run)
         np.testing.assert_array_equal(grid.matrix, one["per_head_pos"][0, 1, 1])  # answer 1, head 1
         await pilot.press("z")
         np.testing.assert_array_equal(grid.matrix, one["per_head_pos"][1, 1, 1])  # mean ablation
-        assert "mean-ablation · readout: answer 1" in str(screen.query_one("#browser-title").render())
+        assert "head 1 kept alone · seed=6 · mean-ablation · answer 1" in str(screen.query_one("#browser-title").render())
         grid.goto(4, 7)
         await pilot.pause()
         info = str(screen.query_one("#ablation-info").render())

@@ -159,20 +159,19 @@ class AblationBrowser(BrowserScreen):
     def describe_view(self) -> str:
         from sptui.science.compression import MODES
 
-        where = f"answer {self.position}" if self.data.n_positions > 1 else "first answer position"
         model = f"{self.models[self.instance].label} · " if len(self.models) > 1 else ""
-        return f"{model}{MODES[self.ablation]}-ablation · readout: {where}"
+        return f"{model}{MODES[self.ablation]}-ablation · answer {self.position}"
 
     def current(self) -> tuple[np.ndarray, str]:
         d: AblationData = self.data
         m, j = self.ablation, self.position
         if self.mode == "baseline":
-            return d.baseline[m, j], "all heads ablated (direct path and their means)" if m else "all heads ablated (direct path only)"
+            return d.baseline[m, j], "every head ablated"
         if self.mode == "full" and d.full is not None:
-            return d.full[j], "full model (no head ablated)"
+            return d.full[j], "full model"
         if self.mode == "all":
             return small_multiples(d.per_head[m, j]), f"all {d.n_heads} heads, each kept alone"
-        return d.per_head[m, j, self.head], f"head {self.head} kept, other heads ablated"
+        return d.per_head[m, j, self.head], f"head {self.head} kept alone"
 
     def _draw(self, keep_view: bool = True) -> None:
         matrix, title = self.current()
