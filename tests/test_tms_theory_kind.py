@@ -124,9 +124,10 @@ def test_shipped_job_files_hold_the_papers_diagrams():
 
     jobs = Path(__file__).parent.parent / "jobs"
     theory = {s.name: s.params for s in load_file(jobs / "tms_theory.toml") + load_file(jobs / "tms_theory_compare.toml")}
-    assert set(theory) == {"theory-2-1", "theory-3-2", "compare-phase-2-1", "compare-phase-3-2"}
-    for params in theory.values():
-        assert len(params["probabilities"]) == 30 and len(params["importance_ratios"]) == 30
+    assert set(theory) == {"theory-2-1", "theory-3-2", "compare-phase-2-1", "compare-phase-3-2", "compare-intro-5-2"}
+    for name, params in theory.items():
+        if name != "compare-intro-5-2":  # that run is no grid: its report only
+            assert len(params["probabilities"]) == 30 and len(params["importance_ratios"]) == 30
     assert (theory["theory-3-2"]["n_features"], theory["theory-3-2"]["n_hidden"]) == (3, 2)
     assert theory["compare-phase-2-1"]["compare"] == "phase-2-1"
     (trained,) = load_file(jobs / "phase_3_2.toml")
@@ -161,3 +162,16 @@ def test_a_degenerate_optimum_has_every_phase_of_its_best_solutions():
     found = T.global_minimum(torch.tensor([[1.0, 1.0], [1.0, 2.0]], dtype=F64), torch.ones(2, 2, dtype=F64), 1,
                              random_starts=2)
     assert co_optimal_phases(found, 2, 1) == [[0, 1], [1]]
+
+
+def test_a_run_that_is_no_phase_grid_gets_its_local_minimum_report(tmp_path):
+    # 3 -> 2 with importance 0.9^i: no (probability x ratio) grid, so only the report (and no 20 x 20 theory)
+    run_kind("tms", dict(n_features=3, n_hidden=2, importance_decay=0.9, steps=800, lr=0.01, batch_size=256,
+                         log_points=2), tmp_path, sweep={"feature_probability": [1.0, 0.05]}, run_id="0001-decay")
+    run = run_kind("tms-theory", dict(n_features=3, n_hidden=2, random_starts=1, compare="0001-decay"), tmp_path,
+                   run_id="report", render=True)
+    assert not (run.results / "phase.json").exists()
+    report = json.loads((run.results / "local_minima.json").read_text())["instances"]
+    assert len(report) == 2 and all(r["best_known"] <= r["local_minimum"] * (1 + 1e-9) for r in report)
+    assert report[0]["best_geometry"] == "2 dedicated + 1 unrepresented"  # dense: the top two features
+    assert {p.name for p in run.plot_files()} == {"local_minima.png"}

@@ -200,12 +200,6 @@ def co_optimal_phases(found, n: int, m: int) -> list[list[int]]:
 
 
 def run(ctx: Context) -> None:
-    import time
-
-    import torch
-
-    from sptui.science import tms_geometry as geometry
-
     p: Params = ctx.params
     n, m = p.n_features, p.n_hidden
     trained = load_trained(ctx, p.compare) if p.compare.strip() else None
@@ -213,17 +207,39 @@ def run(ctx: Context) -> None:
         raise SptuiError(f"{trained.run.root.name} has n={trained.W.shape[1]}, m={trained.W.shape[2]}; this job has "
                          f"n_features={n}, n_hidden={m}")
     axes = grid_axes(trained.importance, trained.probability) if trained is not None else None
+    # a compared run that is no phase grid (e.g. importance 0.9^i) gets its local-minimum report only, unless
+    # the job asks for a theory grid too
+    if trained is None or axes is not None or p.probabilities or p.importance_ratios:
+        solve_grid(ctx, p, axes, compared=len(trained.records) if trained is not None else 0,
+                   label=f"; comparing {len(trained.records)} instances of {trained.run.root.name}" if trained else "")
+        done = (ctx.total or 0) - (len(trained.records) if trained is not None else 0)
+    else:
+        ctx.set_total(len(trained.records))
+        ctx.info(f"tms-theory: n={n} m={m}; {trained.run.root.name} is no probability x importance-ratio grid and "
+                 f"no grid was asked for: the local-minimum report of its {len(trained.records)} instances only")
+        done = 0
+    if trained is not None:
+        compare_run(ctx, p, trained, axes, done)
+
+
+def solve_grid(ctx: Context, p: Params, axes, compared: int, label: str) -> None:
+    """The theory over the (importance ratio x probability) grid: results/phase.json and optima.safetensors."""
+    import time
+
+    import torch
+
+    from sptui.science import tms_geometry as geometry
+
+    n, m = p.n_features, p.n_hidden
     probabilities = p.probabilities or (axes[0] if axes else _log_grid(1.0, 0.01, 20))
     ratios = p.importance_ratios or (axes[1] if axes else _log_grid(0.1, 10.0, 20))
     R, P = len(ratios), len(probabilities)
     importance = torch.ones(R * P, n, dtype=torch.float64)
     importance[:, -1] = torch.tensor(ratios, dtype=torch.float64).repeat_interleave(P)
     probability = torch.tensor(probabilities, dtype=torch.float64).repeat(R)[:, None].expand(-1, n).contiguous()
-    compared = len(trained.records) if trained is not None else 0
     ctx.set_total(R * P + compared)
     ctx.info(f"tms-theory: n={n} m={m} {p.output_activation} output, {R} importance ratios x {P} probabilities, "
-             f"{p.random_starts} random starts + known arrangements per problem"
-             + (f"; comparing {compared} instances of {trained.run.root.name}" if trained else ""))
+             f"{p.random_starts} random starts + known arrangements per problem{label}")
     started = time.perf_counter()
     best = _solve(ctx, p, importance, probability, 0, R * P + compared)
     seconds = time.perf_counter() - started
@@ -250,8 +266,6 @@ def run(ctx: Context) -> None:
     ctx.info(f"theory: {R * P} problems in {seconds:.1f} s ({best.evaluations} loss+gradient evaluations, "
              f"{unconverged} of {best.start_losses.numel()} starts stopped at the iteration limit); phases: "
              + ", ".join(f"{PHASE_NAMES[k]} {counts.get(k, 0)}" for k in range(3)))
-    if trained is not None:
-        compare_run(ctx, p, trained, axes, R * P)
 
 
 def compare_run(ctx: Context, p: Params, trained: Trained, axes, done: int) -> None:

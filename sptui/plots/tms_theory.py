@@ -26,10 +26,12 @@ PHASE_CMAP = matplotlib.colors.ListedColormap(PHASE_COLOURS)
 def render_run(run) -> list[Path]:
     out = run.plots
     out.mkdir(parents=True, exist_ok=True)
-    phase = runs.read_json(run.results / "phase.json")
-    paths = [draw_phase(phase, out / "phase.png")]
+    paths = []
+    phase = runs.read_json(run.results / "phase.json") if (run.results / "phase.json").exists() else None
+    if phase is not None:  # no theory grid when the compared run is no grid and none was asked for
+        paths.append(draw_phase(phase, out / "phase.png"))
     comparison = run.results / "comparison.json"
-    if comparison.exists():
+    if comparison.exists() and phase is not None:
         paths.append(draw_compare(phase, runs.read_json(comparison), out / "compare.png"))
     report = run.results / "local_minima.json"
     if report.exists():
