@@ -240,9 +240,9 @@ def solve_grid(ctx: Context, p: Params, axes, compared: int, label: str) -> None
     ctx.set_total(R * P + compared)
     ctx.info(f"tms-theory: n={n} m={m} {p.output_activation} output, {R} importance ratios x {P} probabilities, "
              f"{p.random_starts} random starts + known arrangements per problem{label}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     best = _solve(ctx, p, importance, probability, 0, R * P + compared)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     geos = geometry.classify(best.W)
     phase = phase_of(best.W, n, m)
     tied = co_optimal_phases(best, n, m)
@@ -260,10 +260,11 @@ def solve_grid(ctx: Context, p: Params, axes, compared: int, label: str) -> None
         "optimal_phases": grid(tied),  # every phase of a solution within tms_theory.TIE of the best loss
         "loss": grid(best.loss.tolist()), "geometry": grid([g.summary for g in geos]), "start": grid(best.start),
         "starts": best.start_names, "unconverged_starts": unconverged, "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),  # this process's CPU time: the cost on a machine shared with other work
         "loss_evaluations": best.evaluations,
     })
     counts = Counter(phase)
-    ctx.info(f"theory: {R * P} problems in {seconds:.1f} s ({best.evaluations} loss+gradient evaluations, "
+    ctx.info(f"theory: {R * P} problems in {seconds:.1f} s ({cpu:.1f} s CPU; {best.evaluations} loss+gradient evaluations, "
              f"{unconverged} of {best.start_losses.numel()} starts stopped at the iteration limit); phases: "
              + ", ".join(f"{PHASE_NAMES[k]} {counts.get(k, 0)}" for k in range(3)))
 
