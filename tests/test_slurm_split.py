@@ -1,7 +1,10 @@
 """Joining the slices of a split sweep, without a cluster: the slices are trained here, one after another, the way
-array tasks train them on nodes, then joined; the result must equal the sweep trained in one piece."""
+array tasks train them on nodes, then joined; the result must equal the sweep trained in one piece (exactly for
+`functions`; to float32 rounding for `tms`, whose sparse batched step sums a batch's all-zero rows in closed form,
+so the last bits of a bias depend on which rows the instances of one model share)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -27,6 +30,28 @@ checkpoint_every = 50
 seed = [0, 1, 2, 3, 4]
 lr = [0.003, 0.01]
 """
+
+
+ROUNDING = {"rtol": 1e-5, "atol": 1e-6}  # float32 rounding after thousands of steps is ~1e-7
+
+
+def assert_same_to_rounding(expected, got, where="") -> None:
+    """Equal JSON-like values and arrays, numbers to float32 rounding (strings, keys, shapes and lengths exactly)."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and expected.keys() == got.keys(), where
+        for key in expected:
+            assert_same_to_rounding(expected[key], got[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(got, (list, tuple)) and len(expected) == len(got), where
+        for i, (a, b) in enumerate(zip(expected, got)):
+            assert_same_to_rounding(a, b, f"{where}[{i}]")
+    elif isinstance(expected, np.ndarray):
+        assert expected.shape == got.shape and np.allclose(expected, got, **ROUNDING), where
+    elif isinstance(expected, float) and not isinstance(expected, bool):
+        assert isinstance(got, (int, float)) and math.isclose(expected, got, rel_tol=ROUNDING["rtol"],
+                                                              abs_tol=ROUNDING["atol"]), (where, expected, got)
+    else:
+        assert expected == got, (where, expected, got)
 
 
 def train_in_slices(tmp_path, text: str, per_task: int) -> tuple[RunDir, RunDir]:
@@ -90,11 +115,12 @@ def test_only_one_joiner_at_a_time(tmp_path):
 
 
 @pytest.mark.parametrize("per_task", [1, 3])
-def test_tms_slices_of_any_size_join_exactly(tmp_path, per_task):
+def test_tms_slices_of_any_size_join_to_the_unsplit_run(tmp_path, per_task):
     text = ('[[job]]\nkind = "tms"\nname = "t"\nn_features = 5\nn_hidden = 2\nsteps = 60\nbatch_size = 32\n'
             "eval_batch = 64\nlog_points = 3\n[job.sweep]\nfeature_probability = [1.0, 0.1, 0.01]\ndropout = [0.0, 0.2]\n")
     one, run = train_in_slices(tmp_path, text, per_task)
     assert split.try_join(run.root).state == "succeeded"
-    expected, got = load_arrays(one.results / "model.safetensors"), load_arrays(run.results / "model.safetensors")
-    assert all(np.array_equal(expected[k], got[k]) for k in expected)
-    assert read_json(run.results / "instances.json") == read_json(one.results / "instances.json")
+    assert_same_to_rounding(load_arrays(one.results / "model.safetensors"), load_arrays(run.results / "model.safetensors"))
+    assert_same_to_rounding(read_json(one.results / "instances.json"), read_json(run.results / "instances.json"))
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
+    assert_same_to_rounding(strip(read_metrics(one.metrics)), strip(read_metrics(run.metrics)))

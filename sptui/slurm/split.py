@@ -16,9 +16,10 @@ whichever sees it first) joins them into the run folder, so the run reads as if 
   instances, which is what sptui's kinds log as scalars; not for other summaries);
 - plots are drawn once from the joined results.
 
-Exact because batched kinds make every instance's result independent of what else is in the batch (each
-instance has its own init seed and data stream; tms is tested merged == unsplit). What is not joined: each
-slice's resume checkpoint and log stay in its part folder.
+The same as the unsplit run because batched kinds make every instance's result independent of what else is in the
+batch (each instance has its own init seed and data stream): exactly for functions, to float32 rounding for tms,
+whose sparse step sums a batch's all-zero rows in closed form (tests/test_slurm_split.py). What is not joined:
+each slice's resume checkpoint and log stay in its part folder.
 """
 
 from __future__ import annotations
