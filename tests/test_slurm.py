@@ -307,7 +307,8 @@ def test_a_node_failure_under_a_job_is_said_in_words_and_requeue_resumes_it(slur
         slurm_cmd("scontrol", "update", f"nodename={slurm.node}", "state=down", "reason=sptui-test")
         job = wait_final(artifacts, info["id"], timeout=120)
     finally:
-        slurm_cmd("scontrol", "update", f"nodename={slurm.node}", "state=resume")
+        # (ReturnToService=2 may have brought it back already; then resume has nothing to do)
+        subprocess.run(["scontrol", "update", f"nodename={slurm.node}", "state=resume"], capture_output=True, timeout=30)
         wait_for(lambda: slurm_cmd("sinfo", "-h", "-n", slurm.node, "-o", "%T").strip() == "idle", timeout=60,
                  what="the node to be back", interval=0.5)
     assert job.state == "interrupted" and job.slurm_state == "NODE_FAIL"
