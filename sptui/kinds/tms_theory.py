@@ -62,7 +62,8 @@ class Params:
         [], "importance r of the extra (last) feature, the others having 1; empty: the compared run's values, else "
         "20 log-spaced from 0.1 to 10", gt=0)
     random_starts: int = param(4, "random starts per problem besides every known arrangement", ge=0)
-    candidates: int = param(64, "most known arrangements tried per problem (all of them for n <= 5, m <= 2)", ge=1)
+    candidates: int = param(64, "most known arrangements tried per problem, those representing the lowest-index features "
+                            "first (all of them up to n=4; n=5, m=2 has 67, n=6, m=2 has 148)", ge=1)
     seed: int = param(0, "seed of the random starts and of the nudges that move candidates off saddles", ge=0)
     compare: str = param("", "a trained tms run (run id, job name or folder): local-minimum report, and its phase "
                          "diagram beside the theory when it is a probability x importance-ratio grid")
