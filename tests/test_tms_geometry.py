@@ -63,6 +63,7 @@ def test_several_shapes_in_one_model_and_the_summary():
     geo = G.classify(torch.tensor(W, dtype=F64)[None])[0]
     assert geo.counts == {"pentagon": 5, "tetrahedron": 4, "antipodal": 2, "dedicated": 2}
     assert geo.summary == "pentagon + tetrahedron + 1 antipodal pair + 2 dedicated"
+    assert geo.arrangement == "pentagon 0,1,2,3,4 + tetrahedron 5,6,7,8 + antipodal 9,10 + dedicated 11 + dedicated 12"
     assert geo.groups[0] == [0, 1, 2, 3, 4]
 
 

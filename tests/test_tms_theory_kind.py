@@ -66,6 +66,8 @@ def test_comparison_reports_every_instance_and_finds_the_planted_local_minimum(t
     planted_row = rows[planted]
     assert planted_row["worse"] and planted_row["local_geometry"] == "1 dedicated + 1 unrepresented"
     assert planted_row["best_geometry"] == "1 antipodal pair"
+    assert (planted_row["local_arrangement"], planted_row["best_arrangement"]) == ("dedicated 1 + unrepresented 0",
+                                                                                   "antipodal 0,1")
     # the gap is what the exact losses of the two arrangements say
     assert planted_row["relative_gap"] == pytest.approx(
         (planted_row["local_minimum"] - planted_row["best_known"]) / planted_row["best_known"], rel=1e-12)

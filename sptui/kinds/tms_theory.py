@@ -295,6 +295,7 @@ def compare_run(ctx: Context, p: Params, trained: Trained, axes, done: int) -> N
             "relative_gap": gap, "worse": gap > p.tolerance,
             "geometry": trained_geo[i].summary, "local_geometry": local_geo[i].summary,
             "best_geometry": best_geo[i].summary, "best_start": st.best.start[i],
+            "local_arrangement": local_geo[i].arrangement, "best_arrangement": best_geo[i].arrangement,
             "phase": trained_phase[i], "best_phase": best_phase[i], "optimal_phases": optimal[i],
             "note": trained.notes[i],
         })

@@ -178,6 +178,8 @@ def draw_local_minima(report: dict, path: Path) -> Path:
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # labels at powers of ten only: minor labels collide on short ranges
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("best known loss of the instance's problem (exact)")
     ax.set_ylabel("loss of the local minimum training reached (exact)")
     ax.legend(fontsize=8, frameon=False)
@@ -195,12 +197,18 @@ def draw_local_minima(report: dict, path: Path) -> Path:
     ax.set_ylabel("(local minimum - best known) / best known")
     worst = [rows[i] for i in order[:min(6, int(worse.sum()))]]
     if worst:
-        lines = [f"#{r['instance']} {_grid_label(r['grid'])}: {r['local_geometry']} -> {r['best_geometry']} "
+        lines = [f"#{r['instance']} {_grid_label(r['grid'])}: {_arrangement(r, 'local')} -> {_arrangement(r, 'best')} "
                  f"({_gap_text(r['relative_gap'])} loss)" for r in worst]
-        ax.text(0.0, -0.14, "largest gaps (trained basin -> best known):\n" + "\n".join(lines), transform=ax.transAxes,
+        ax.text(-1.2, -0.14, "largest gaps (features by shape: trained basin -> best known):\n" + "\n".join(lines),
+                transform=ax.transAxes,
                 ha="left", va="top", fontsize=7)
     ax.set_title("gap per trained instance (gaps below the tolerance drawn at a tenth of it)", fontsize=9)
     return save_figure(fig, path, dpi=120, bbox_inches="tight")
+
+
+def _arrangement(record: dict, which: str) -> str:
+    """Which features form which shape (reports written before arrangements were saved: the summary)."""
+    return record.get(f"{which}_arrangement") or record[f"{which}_geometry"]
 
 
 def _grid_label(point: dict) -> str:

@@ -111,6 +111,16 @@ class Geometry:
         """Per feature: its shape, with D_i for "other" ("other (D=0.57)")."""
         return [f"other (D={d:.2f})" if s == "other" else s for s, d in zip(self.shapes, self.dims)]
 
+    @property
+    def arrangement(self) -> str:
+        """Which features form which shape, e.g. "antipodal 0,2 + antipodal 1,3 + unrepresented 4": two models
+        with the same summary can differ here (which features pair up, their order around a polygon)."""
+        parts = [f"{shape} {','.join(map(str, members))}" for shape, members in zip(self.group_shapes, self.groups)]
+        dropped = [i for i, s in enumerate(self.shapes) if s == "unrepresented"]
+        if dropped:
+            parts.append("unrepresented " + ",".join(map(str, dropped)))
+        return " + ".join(parts)
+
     def to_json(self) -> dict:
         return {"shapes": self.shapes, "geometry": self.summary, "shape_counts": self.counts,
                 "polygon": self.polygon, "groups": self.groups}
