@@ -203,3 +203,10 @@ def test_the_tms_pngs_show_the_geometry():
     colours_drawn = [fc for c in points for fc in c.get_facecolors()]
     plt.close(fig)
     assert points and all(np.allclose(fc, pentagon) for fc in colours_drawn)
+
+
+def test_a_polygons_arrangement_reads_its_features_around_it():
+    order = [0, 3, 1, 4, 2]  # feature k at angle position order.index(k)
+    W = G.polygon(5)[[order.index(k) for k in range(5)]]
+    geo = G.classify(torch.tensor(W, dtype=F64)[None])[0]
+    assert geo.arrangement == "pentagon 0,2,4,1,3"  # from 0 towards its lower neighbour: 0 3 1 4 2 reversed

@@ -157,6 +157,18 @@ def _components(adjacent: np.ndarray) -> list[list[int]]:
     return groups
 
 
+def cyclic_order(W: np.ndarray, members) -> list[int]:
+    """Features of a 2-D group in their order around the origin, from the lowest index, towards its lower-index
+    neighbour (so a polygon reads the same up to rotation and reflection): "pentagon 0,2,4,1,3" is a pentagon
+    whose neighbours of feature 0 are features 2 and 3."""
+    members = [int(i) for i in members]
+    angle = {i: math.atan2(W[i, 1], W[i, 0]) for i in members}
+    ring = sorted(members, key=lambda i: angle[i])
+    start = ring.index(min(members))
+    ring = ring[start:] + ring[:start]
+    return ring if len(ring) < 3 or ring[1] < ring[-1] else [ring[0]] + ring[1:][::-1]
+
+
 def regular_polygon(vectors: np.ndarray) -> str | None:
     """Name of the regular polygon that 2-D vectors [k, 2] form (k >= 2), or None."""
     k = len(vectors)
@@ -196,6 +208,8 @@ def classify_one(G: np.ndarray, represented: np.ndarray, dims: np.ndarray, W: np
                     shape = "other"
             for i in members:
                 shapes[i] = shape
+            if W is not None and W.shape[1] == 2 and len(members) >= 3:
+                members = cyclic_order(W, members)
             groups.append([int(i) for i in members])
             group_shapes.append(shape)
     order = sorted(range(len(groups)), key=lambda j: (-len(groups[j]), groups[j]))
