@@ -208,9 +208,8 @@ def classify_one(G: np.ndarray, represented: np.ndarray, dims: np.ndarray, W: np
                     shape = "other"
             for i in members:
                 shapes[i] = shape
-            if W is not None and W.shape[1] == 2 and len(members) >= 3:
-                members = cyclic_order(W, members)
-            groups.append([int(i) for i in members])
+            flat = [int(i) for i in members]
+            groups.append(cyclic_order(W, flat) if W is not None and W.shape[1] == 2 and len(flat) >= 3 else flat)
             group_shapes.append(shape)
     order = sorted(range(len(groups)), key=lambda j: (-len(groups[j]), groups[j]))
     groups = [groups[j] for j in order]
