@@ -56,3 +56,26 @@ def test_every_kind_module_declares_its_fit():
                         for a in n.names if a.name == module}
         expected = "RenderingKind" if has_render else "Kind"
         assert len(declared) == 1 and declared[0][0] == expected and declared[0][1] in self_imports, (name, declared)
+
+
+def test_kinds_do_not_import_each_other():
+    """A kind module imports no other kind (shared code lives in science/, or in a `sptui/kinds/_*.py` helper)."""
+    import ast
+
+    from sptui.kinds import kind_names
+
+    modules = {name.replace("-", "_") for name in kind_names()}
+    offenders = []
+    for module in sorted(modules):
+        tree = ast.parse((REPO / "sptui" / "kinds" / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "sptui.kinds":
+                imported = {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sptui.kinds."):
+                imported = {node.module.split(".")[2]}
+            elif isinstance(node, ast.Import):
+                imported = {a.name.split(".")[2] for a in node.names if a.name.startswith("sptui.kinds.")}
+            else:
+                continue
+            offenders += [f"{module} imports {other}" for other in (imported & modules) - {module}]
+    assert not offenders, offenders

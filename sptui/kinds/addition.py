@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sptui.kinds._addition_results import analyse, compare_instances, instance_label
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -431,48 +432,6 @@ def save_model(ctx: Context, model, folder: str = "") -> None:
         from sptui.science.addition import portable_config
 
         ctx.save_json(folder + "config.json", portable_config(model))
-
-
-def analyse(ctx: Context, model, n_digits: int, test, example: int = 0, folder: str = "", compression: bool = True):
-    """The per-head results the TUI and the plots read, under results/<folder>: the ablation grids (the
-    paper's, and by position with zero and mean ablation), projections, attention patterns and, with
-    `compression`, the heads' compression (sptui.science.compression). Returns the compression results."""
-    from sptui.science import compression as C
-    from sptui.science import head_analysis as HA
-
-    model.eval()
-    test = test.to(model.embed.W_E.device)
-    grids = HA.ablation_grid(model, n_digits)
-    grids.update(HA.ablation_grids_by_position(model, n_digits, test.operands))
-    ctx.save_arrays(folder + "ablation.safetensors", grids)
-    ctx.save_arrays(folder + "projections.safetensors", HA.projections(model))
-    ctx.save_arrays(folder + "patterns.safetensors", HA.attention_patterns(model, test.tokens(), example))
-    if not compression:
-        return None
-    arrays, facts = C.analyse_model(model, test.operands, test.answers)
-    ctx.save_arrays(folder + "compression.safetensors", arrays)
-    ctx.save_json(folder + "compression.json", facts)
-    return arrays, facts
-
-
-def compare_instances(ctx, results: list[tuple[dict, dict]], labels: list[str]) -> None:
-    """Whether the instances (seeds) learned the same compression: results/compression_across.*"""
-    from sptui.science import compression as C
-
-    arrays, summary = C.compare_instances([a for a, _ in results], [f for _, f in results], labels)
-    ctx.save_arrays("compression_across.safetensors", arrays)
-    ctx.save_json("compression_across.json", summary)
-    heads = summary["heads_per_position"]["mean"]
-    ctx.info(f"compression across {len(results)} instances: heads kept per answer position (mean ablation) "
-             + ", ".join(f"{m:.1f}±{s:.1f}" for m, s in zip(heads["mean"], heads["std"]))
-             + f"; {len(summary['roles_in_every_instance'])} roles in every instance, "
-             f"{len(summary['roles_in_one_instance'])} in only one; mean matched-head similarity "
-             f"{summary['mean_matched_similarity']:.3f} (a random matching: {summary['mean_random_matching_similarity']:.3f})")
-
-
-def instance_label(point: dict) -> str:
-    """A grid point as a short label: "seed=3, lr=0.001"."""
-    return ", ".join(f"{k}={v}" for k, v in point.items()) or "instance"
 
 
 def render(run: RunDir) -> list[Path]:

@@ -115,7 +115,7 @@ def load_model(run: RunDir, weights: Path, device="cpu", instance: int | None = 
 def run(ctx: Context) -> None:
     import torch
 
-    from sptui.kinds import addition as training
+    from sptui.kinds import _addition_results as training
     from sptui.science import addition as A
 
     p: Params = ctx.params

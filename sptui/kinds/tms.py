@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sptui.kinds._toy_models import feature_probabilities, importances, saved_model, toy_model
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -72,21 +73,6 @@ class Params:
             raise ParamError("warmup_steps", f"expected fewer than steps ({self.steps}), found {self.warmup_steps}")
 
 
-def feature_probabilities(p: Params) -> list[float]:
-    n = p.n_features
-    probs = list(p.feature_probability) if isinstance(p.feature_probability, list) else [p.feature_probability] * n
-    dense = range(p.dense_features) if p.dense_first else range(n - p.dense_features, n)
-    for i in dense:
-        probs[i] = p.dense_probability
-    return probs
-
-
-def importances(p: Params) -> list[float]:
-    if p.importance is not None:
-        return list(p.importance)
-    return [p.importance_decay**i for i in range(p.n_features)]
-
-
 def _science(p: Params):
     from sptui.science import tms as T
 
@@ -111,24 +97,6 @@ def build_trainer(instances: list[Params], device="cpu"):
 
     shape, settings = _science(instances[0])
     return T.BatchedTrainer(shape, settings, [hyper_of(p) for p in instances], device, compile=instances[0].compile)
-
-
-def toy_model(weights: dict, p0: Params, dropout, l1_hidden, l1_weight):
-    """The metrics' view of a batched model: its weights, how the hidden layer treats them, and which instances
-    have a privileged neuron basis (a hidden activation, dropout or an L1 penalty). weights: name -> [I, ...]
-    tensors (W, optional W_out, b_hidden); dropout, l1_hidden, l1_weight: one value per instance."""
-    import torch
-
-    from sptui.science import tms_metrics as M
-
-    W = torch.as_tensor(weights["W"]).detach().float()
-    dropout = torch.as_tensor(dropout, dtype=torch.float32)
-    penalties = (torch.as_tensor(l1_hidden, dtype=torch.float32) > 0) | (torch.as_tensor(l1_weight, dtype=torch.float32) > 0)
-    privileged = (dropout > 0) | penalties | (p0.hidden_activation != "none")
-    optional = {k: torch.as_tensor(weights[k]).detach().float() for k in ("W_out", "b_hidden") if k in weights}
-    return M.ToyModel(W=W, W_out=optional.get("W_out"), b_hidden=optional.get("b_hidden"),
-                      hidden_activation=p0.hidden_activation,
-                      eval_scale=None if p0.inverted_dropout else 1 - dropout, privileged=privileged)
 
 
 def trainer_model(trainer, p0: Params):
@@ -257,15 +225,6 @@ def exact_losses(model, b, instances: list[Params]) -> list[float] | None:
     losses = tms_theory.feature_losses(model.transfer().double().cpu(), torch.as_tensor(b).detach().double().cpu(),
                                        probability, p0.output_activation)
     return (importance * losses).mean(-1).tolist()
-
-
-def saved_model(run: RunDir):
-    """The metrics' view (`toy_model`) of a finished run, from its results and job file."""
-    from sptui import runs
-
-    arrays = runs.load_arrays(run.results / "model.safetensors")
-    ps = run.spec().instances()
-    return toy_model(arrays, ps[0], [q.dropout for q in ps], [q.l1_hidden for q in ps], [q.l1_weight for q in ps])
 
 
 def render(run: RunDir) -> list[Path]:

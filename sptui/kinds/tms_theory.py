@@ -92,7 +92,7 @@ class Trained:
     output: str
     records: list[dict]
     notes: list[str]  # per instance: how its training objective differs from the exact loss ("" = it does not)
-    model: ToyModel  # the metrics' view (sptui.kinds.tms.saved_model)
+    model: ToyModel  # the metrics' view (sptui.kinds._toy_models.saved_model)
 
 
 def load_trained(ctx: Context, ref: str) -> Trained:
@@ -100,7 +100,7 @@ def load_trained(ctx: Context, ref: str) -> Trained:
     import torch
 
     from sptui import runs
-    from sptui.kinds import tms
+    from sptui.kinds import _toy_models as tms
 
     run = ctx.find_run(ref, kind="tms", prefer="results/model.safetensors")
     path = run.results / "model.safetensors"
