@@ -186,19 +186,21 @@ def test_auxk_uses_only_dead_latents_and_is_damped():
     assert scale.item() == pytest.approx(3 / 4)
 
 
-def test_auxk_gives_dead_latents_a_gradient_the_main_loss_does_not():
+@pytest.mark.parametrize("sparse", [False, True])
+def test_auxk_gives_dead_latents_a_gradient_the_main_loss_does_not(sparse):
     _, batch = planted(n=16, d=8, p=0.08)
     grads = {}
     for coef in (0.0, 1 / 32):
-        t = S.BatchedSAETrainer(S.SAEShape(8, 32, "topk"), S.SAETrainSettings(aux_coefficient=coef, dead_window=100),
+        t = S.BatchedSAETrainer(S.SAEShape(8, 32, "topk"), S.SAETrainSettings(aux_coefficient=coef, dead_window=100,
+                                                                              sparse_topk=sparse),
                                 [S.SAEHyper(d_sae=32, k=2)])
         x = batch(256)[1][None]
         t.initialise(x)
         with torch.no_grad():
             t.params["W_enc"][:, :, 16:] *= 0.01  # latents 16.. never win the top-k
         t.tokens_since_fired[:, 16:] = 100
-        total, stats, f, _ = t.loss(x * t.scale[:, None, None], step=0)
-        assert (f[..., 16:] == 0).all()
+        total, stats, _, f_sum = t.loss(x * t.scale[:, None, None], step=0)
+        assert (f_sum[:, 16:] == 0).all()
         total.sum().backward()
         grads[coef] = t.params["W_dec"].grad[0, 16:].abs().sum(-1)
         assert (stats.aux > 0).item() == (coef > 0)
@@ -285,3 +287,31 @@ def test_bad_hyperparameters_are_refused():
         S.BatchedSAETrainer(S.SAEShape(4, 8, "relu"), S.SAETrainSettings(), [S.SAEHyper(d_sae=9)])
     with pytest.raises(ValueError, match="architecture"):
         S.SAEShape(4, 8, "gated")
+
+
+def test_sparse_topk_gives_the_dense_loss_and_gradients():
+    """TopK through the chosen latents only (embedding_bag decode, sparse encoder gradient) is the same
+    function: loss and every gradient equal the dense path's, with padding and AuxK on."""
+    _, batch = planted(n=12, d=8)
+    hypers = [S.SAEHyper(d_sae=24, k=3, lr=1e-2, seed=0), S.SAEHyper(d_sae=16, k=2, lr=1e-2, seed=1)]
+    x = batch(64)[1][None]
+    results = {}
+    shift = torch.randn(2, 24, generator=torch.Generator().manual_seed(3)) * 0.1
+    for sparse in (False, True):
+        t = S.BatchedSAETrainer(S.SAEShape(8, 24, "topk"), S.SAETrainSettings(
+            aux_coefficient=0.5, dead_window=64, sparse_topk=sparse), hypers)
+        t.initialise(x)
+        with torch.no_grad():
+            t.params["b_dec"].add_(0.1)
+            t.params["b_enc"].add_(shift * t.mask)
+        t.tokens_since_fired[:, ::3] = 100  # some dead latents: AuxK runs
+        xs = x.expand(2, -1, -1) * t.scale[:, None, None]
+        total, stats, _, f_sum = t.loss(xs, step=5)
+        total.sum().backward()
+        results[sparse] = (total.detach(), stats, f_sum, {k: v.grad.clone() for k, v in t.params.items()})
+    dense, sparse = results[False], results[True]
+    assert torch.allclose(dense[0], sparse[0], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(dense[1].aux, sparse[1].aux, rtol=1e-5) and (sparse[1].aux > 0).all()
+    assert torch.allclose(dense[1].l0, sparse[1].l0) and torch.allclose(dense[2], sparse[2], atol=1e-5)
+    for name in dense[3]:
+        assert torch.allclose(dense[3][name], sparse[3][name], rtol=1e-4, atol=1e-5), name

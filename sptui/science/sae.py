@@ -102,6 +102,7 @@ class SAETrainSettings:
     jumprelu_bandwidth: float = 0.05  # width of the straight-through rectangle kernel (normalised units)
     jumprelu_init_threshold: float = 0.01
     threshold_momentum: float = 0.01  # batchtopk: EMA rate of the inference threshold
+    sparse_topk: bool = True  # topk: decode and back-propagate through the k active latents only (same numbers)
 
 
 def lr_factor(step: int, settings: SAETrainSettings) -> float:
@@ -283,6 +284,47 @@ def auxk_latents(pre: Float[Tensor, "I B D"], dead: Bool[Tensor, "I D"], k_aux: 
     return topk_per_row(pre, k, dead), scale
 
 
+# ---------------------------------------------------------------- sparse TopK (Gao et al.'s sparse kernels, on CPU)
+
+class _GatherEncode(torch.autograd.Function):
+    """vals = pre[i, b, idx[i, b, j]] for pre = (x - b_dec * pre_bias) @ W_enc + b_enc computed beforehand
+    without autograd; the backward touches only the chosen latents: grad W_enc[:, :, l] = sum over the
+    (token, slot) pairs that chose l of grad * x (one sparse x dense product), grad b_enc by index_add, and
+    grad b_dec = -W_enc @ grad b_enc (the pre-encoder bias). B * k * d work instead of B * D * d."""
+
+    @staticmethod
+    def forward(ctx, W_enc, b_enc, b_dec, x, pre, idx, pre_bias):
+        # x: the encoder's input (already x - b_dec when pre_bias), without autograd
+        ctx.save_for_backward(W_enc, x, idx)
+        ctx.pre_bias = pre_bias
+        return pre.gather(-1, idx)
+
+    @staticmethod
+    def backward(ctx, grad):
+        W_enc, x, idx = ctx.saved_tensors
+        n_inst, B, k = idx.shape
+        D = W_enc.shape[-1]
+        rows = (idx + (torch.arange(n_inst, device=idx.device) * D)[:, None, None]).reshape(-1)
+        cols = torch.arange(n_inst * B, device=idx.device).repeat_interleave(k)
+        values = grad.reshape(-1)
+        grad_b_enc = torch.zeros(n_inst * D, dtype=grad.dtype, device=grad.device).index_add_(0, rows, values)
+        grad_b_enc = grad_b_enc.view(n_inst, D)
+        S = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n_inst * D, n_inst * B), check_invariants=False)
+        grad_W_enc = torch.sparse.mm(S, x.reshape(n_inst * B, -1)).view(n_inst, D, -1).transpose(1, 2)
+        grad_b_dec = -torch.bmm(W_enc, grad_b_enc[..., None])[..., 0] if ctx.pre_bias else None
+        return grad_W_enc, grad_b_enc, grad_b_dec, None, None, None, None
+
+
+def sparse_decode(vals: Float[Tensor, "I B k"], idx: Int[Tensor, "I B k"], W_dec: Float[Tensor, "I D d"]) -> Float[Tensor, "I B d"]:
+    """sum_j vals[i, b, j] * W_dec[i, idx[i, b, j]] without the dense [I, B, D] latents (embedding_bag)."""
+    n_inst, B, k = idx.shape
+    D, d = W_dec.shape[1], W_dec.shape[2]
+    flat = (idx + (torch.arange(n_inst, device=idx.device) * D)[:, None, None]).reshape(n_inst * B, k)
+    out = torch.nn.functional.embedding_bag(flat, W_dec.reshape(n_inst * D, d), per_sample_weights=vals.reshape(n_inst * B, k),
+                                            mode="sum")
+    return out.view(n_inst, B, d)
+
+
 # ---------------------------------------------------------------- trainer
 
 @dataclass
@@ -387,6 +429,8 @@ class BatchedSAETrainer:
         scaled inputs x [I, B, d_in] at optimiser step `step`. Passes over [I, B, D] are the cost of a step:
         every reduction over the batch is taken once."""
         arch, s = self.shape.architecture, self.settings
+        if arch == "topk" and s.sparse_topk:
+            return self._sparse_topk_loss(x, step, want_stats)
         B = x.shape[1]
         pre, f = self.encode_scaled(x, training=True)
         x_hat = decode(self.params, f)
@@ -414,6 +458,51 @@ class BatchedSAETrainer:
             stats = StepStats(loss=total.detach(), mse=mse.detach(), sparsity=sparsity.detach(), aux=aux.detach(),
                               l0=l0.detach())
         return total, stats, f.detach(), f_sum.detach()
+
+    def _sparse_topk_loss(self, x: Tensor, step: int, want_stats: bool):
+        """`loss` for TopK through the chosen latents only: the dense pre-activations are computed once
+        without autograd (to choose), then encoder and decoder gradients touch the k chosen latents per
+        token (and AuxK's dead ones). Same loss and gradients as the dense path (tested)."""
+        s, p = self.settings, self.params
+        n_inst, B, _ = x.shape
+        with torch.no_grad():
+            x_in = x - p["b_dec"][:, None, :]  # TopK has the pre-encoder bias
+            pre = torch.baddbmm(p["b_enc"][:, None, :], x_in, p["W_enc"])
+            padded = not bool(self.mask.all())
+            chosen = pre.masked_fill(~self.mask[:, None, :], -math.inf) if padded else pre
+            k = self.hyper.k
+            k_max = int(k.max())
+            idx = chosen.topk(k_max, dim=-1, sorted=True).indices
+            keep = (torch.arange(k_max, device=x.device)[None, None, :] < k[:, None, None]).to(x.dtype)
+            aux_idx = None
+            if s.aux_coefficient > 0:
+                dead = (self.tokens_since_fired >= s.dead_window) & self.mask
+                if bool(dead.any()):
+                    n_dead = dead.sum(-1)
+                    k_aux = n_dead.clamp(max=self.aux_k)
+                    aux_scale = (n_dead.to(x.dtype) / self.aux_k).clamp(max=1.0)
+                    aux_keep = (torch.arange(int(k_aux.max()), device=x.device)[None, None, :] < k_aux[:, None, None]).to(x.dtype)
+                    aux_idx = pre.masked_fill(~dead[:, None, :], -math.inf).topk(int(k_aux.max()), dim=-1).indices
+            all_idx = idx if aux_idx is None else torch.cat([idx, aux_idx], dim=-1)
+        vals = _GatherEncode.apply(p["W_enc"], p["b_enc"], p["b_dec"], x_in, pre, all_idx, True)
+        main = vals[..., :k_max].clamp_min(0) * keep
+        x_hat = sparse_decode(main, idx, p["W_dec"]) + p["b_dec"][:, None, :]
+        mse = (x_hat - x).pow(2).sum(-1).mean(-1)
+        aux = torch.zeros_like(mse)
+        if aux_idx is not None:
+            z = vals[..., k_max:].clamp_min(0) * aux_keep
+            residual = (x - x_hat).detach()
+            aux = (sparse_decode(z, aux_idx, p["W_dec"]) - residual).pow(2).sum(-1).mean(-1) * aux_scale
+        total = mse + s.aux_coefficient * aux
+        with torch.no_grad():
+            f_sum = torch.zeros(n_inst, self.shape.d_sae, dtype=x.dtype, device=x.device)
+            f_sum.scatter_add_(-1, idx.reshape(n_inst, -1), main.detach().reshape(n_inst, -1))
+        stats = None
+        if want_stats:
+            l0 = (main.detach() > 0).sum(-1).to(mse.dtype).mean(-1)
+            stats = StepStats(loss=total.detach(), mse=mse.detach(), sparsity=torch.zeros_like(mse), aux=aux.detach(),
+                              l0=l0)
+        return total, stats, None, f_sum
 
     # ------------------------------------------------------------ one step
     def step(self, x: Float[Tensor, "I B d_in"], want_stats: bool = True) -> StepStats | None:
