@@ -78,7 +78,7 @@ def test_matched_correlation_finds_a_permutation_and_f1_scores_detection():
     f[:, 4] = (torch.rand(N, generator=g) < 0.5).float()
     corr, match = M.matched_correlation(codes[None], f[None])
     assert match[0].tolist() == perm.tolist()
-    assert corr.item() == pytest.approx(1.0, abs=1e-5)
+    assert corr.item() == pytest.approx(1.0, abs=1e-4)  # float32 correlations
     assert M.firing_f1(codes[None], f[None], match).item() == pytest.approx(1.0)
 
     # latent 5 (feature 2) also fires on 100 tokens where the feature is absent: precision drops, F1 = 2TP/(2TP+FP)
