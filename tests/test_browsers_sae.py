@@ -39,7 +39,10 @@ def root(tmp_path_factory):
 
     def geometry(results):  # a neuron-geometry run of layer 1 of the same model, with two blocks
         order = np.arange(32)
-        runs.save_arrays(results / "geometry.safetensors", {"order": order, "gram_permuted": np.eye(32, dtype=np.float16)})
+        gram = np.random.default_rng(0).uniform(-0.3, 0.3, (32, 32))
+        gram = ((gram + gram.T) / 2).astype(np.float16)
+        np.fill_diagonal(gram, 1.0)
+        runs.save_arrays(results / "geometry.safetensors", {"order": order, "gram_permuted": gram})
         runs.atomic_write_json(results / "blocks.json", {"blocks": [
             {"start": b[0], "stop": b[-1] + 1, "size": len(b), "neurons": b, "mean_cos2": 0.5, "p_value": 0.01}
             for b in BLOCKS]})

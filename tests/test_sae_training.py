@@ -187,7 +187,8 @@ def test_auxk_uses_only_dead_latents_and_is_damped():
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_auxk_gives_dead_latents_a_gradient_the_main_loss_does_not(sparse):
+def test_auxk_gives_dead_latents_a_gradient_the_main_loss_does_not(sparse, monkeypatch):
+    monkeypatch.setattr(S, "SPARSE_TOPK_MIN", 1)
     _, batch = planted(n=16, d=8, p=0.08)
     grads = {}
     for coef in (0.0, 1 / 32):
@@ -289,7 +290,8 @@ def test_bad_hyperparameters_are_refused():
         S.SAEShape(4, 8, "gated")
 
 
-def test_sparse_topk_gives_the_dense_loss_and_gradients():
+def test_sparse_topk_gives_the_dense_loss_and_gradients(monkeypatch):
+    monkeypatch.setattr(S, "SPARSE_TOPK_MIN", 1)  # the sparse path at this small size too
     """TopK through the chosen latents only (embedding_bag decode, sparse encoder gradient) is the same
     function: loss and every gradient equal the dense path's, with padding and AuxK on."""
     _, batch = planted(n=12, d=8)

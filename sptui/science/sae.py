@@ -58,6 +58,7 @@ ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
 PRE_ENCODER_BIAS = {"topk": True, "batchtopk": True, "relu": False, "jumprelu": False}
 # Architectures whose decoder rows are held at unit norm (the others put the norm into the L1 penalty).
 UNIT_DECODER = {"topk": True, "batchtopk": True, "jumprelu": True, "relu": False}
+SPARSE_TOPK_MIN = 256
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class SAETrainSettings:
     jumprelu_bandwidth: float = 0.05  # width of the straight-through rectangle kernel (normalised units)
     jumprelu_init_threshold: float = 0.01
     threshold_momentum: float = 0.01  # batchtopk: EMA rate of the inference threshold
-    sparse_topk: bool = True  # topk: decode and back-propagate through the k active latents only (same numbers)
+    sparse_topk: bool = True  # topk: decode and back-propagate through the k active latents only (same numbers),
+    # used from SPARSE_TOPK_MIN latents up (below that the dense matmuls are cheaper than the sparse bookkeeping)
 
 
 def lr_factor(step: int, settings: SAETrainSettings) -> float:
@@ -429,7 +431,7 @@ class BatchedSAETrainer:
         scaled inputs x [I, B, d_in] at optimiser step `step`. Passes over [I, B, D] are the cost of a step:
         every reduction over the batch is taken once."""
         arch, s = self.shape.architecture, self.settings
-        if arch == "topk" and s.sparse_topk:
+        if arch == "topk" and s.sparse_topk and self.shape.d_sae >= SPARSE_TOPK_MIN:
             return self._sparse_topk_loss(x, step, want_stats)
         B = x.shape[1]
         pre, f = self.encode_scaled(x, training=True)
