@@ -47,4 +47,5 @@ def test_export_of_a_run_without_results(artifacts, tmp_path):
     path.write_text(tms_job("queued-only"))
     sptui("submit", str(path), root=artifacts, check=True)
     result = sptui("export", "1", root=artifacts)
-    assert result.returncode == 2 and "no results yet" in result.stderr
+    line = result.stderr.strip()
+    assert result.returncode == 2 and "\n" not in line and "no run folder yet" in line
