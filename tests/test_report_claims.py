@@ -194,3 +194,34 @@ def test_job_files_make_the_jobs_the_report_reads(path):
     names = {s.name for s in load_file(Path(path))}
     wanted = {j for j, f in C.JOB_FILES.items() if f == path}
     assert wanted <= names, wanted - names
+
+
+def addition_with_projections(circle: bool, same_positions: bool) -> AdditionTable:
+    """Key projections [H, n_ctx, vocab, 2] with a circle of digits in head 3 (or a line), and the operands'
+    positions on the same points (or far apart)."""
+    rng = np.random.default_rng(1)
+    H, n, vocab = 8, 3, 12
+    k = rng.normal(size=(H, 3 * n + 1, vocab, 2)) * 0.05
+    angles = np.arange(10) * 2 * np.pi / 10
+    digits = np.stack([np.cos(angles), np.sin(angles)], -1) if circle else np.stack([np.linspace(-1, 1, 10), np.zeros(10)], -1)
+    k[3, 0, :10] += 3 * digits
+    for h in range(H):
+        for i in range(n):
+            place = rng.normal(size=2) * 2
+            k[h, i, :10] += place
+            k[h, n + i, :10] += place if same_positions else rng.normal(size=2) * 2
+    table = addition_table(0.98, 0.985)
+    table.n_digits = n
+    table.projections = {"k": k}
+    return table
+
+
+def test_addition_projection_claims_follow_the_geometry():
+    circle = C.eval_a5(C.BY_ID["A5"], C.Inputs({"addition-6-paper": addition_with_projections(True, True)}))[0]
+    assert circle.verdict == SUPPORTS and "head 3" in circle.why
+    line = C.eval_a5(C.BY_ID["A5"], C.Inputs({"addition-6-paper": addition_with_projections(False, True)}))[0]
+    assert line.verdict == CONTRADICTS
+    same = C.eval_a6(C.BY_ID["A6"], C.Inputs({"addition-6-paper": addition_with_projections(True, True)}))[0]
+    assert same.verdict == SUPPORTS
+    apart = C.eval_a6(C.BY_ID["A6"], C.Inputs({"addition-6-paper": addition_with_projections(True, False)}))[0]
+    assert apart.verdict == CONTRADICTS

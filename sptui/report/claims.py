@@ -154,8 +154,9 @@ CLAIMS = [
     Claim("D10", SECTION_DROPOUT, "The dimensions per feature seem to increase sharply with increased dropout, showing "
           "that the model tries to 'work around' dropout.",
           DROPOUT_JOBS + ("dropout-5-2-classic",), "log D* at dropout >= 0.3 against none (paired, tol log 1.1, predicted +); "
-          "then the same for D* of rows scaled by the largest norm, which removes the uniform shrinkage that inverted "
-          "dropout causes, and for classic (non-inverted) dropout."),
+          "then the same for D* of rows scaled by the largest norm, which removes a uniform shrinkage of the map the "
+          "model applies at evaluation (G = W W^T for inverted dropout, (1 - p) W W^T for classic dropout: both "
+          "are measured on what the model computes, so the two parametrisations give the same D*)."),
     Claim("D11", SECTION_DROPOUT, "Dropout leads to redundant encoding in dense scenarios ...",
           DROPOUT_JOBS, "Feature spread (participation ratio of a represented feature over neurons: 1 = one neuron), "
           "dropout >= 0.3 against none at p >= the low-sparsity cut; paired rule, tol 0.1, predicted +."),

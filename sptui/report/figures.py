@@ -67,7 +67,7 @@ def fig_dropout_counts(tables: dict, path: Path) -> Path | None:
     jobs = [j for j in ("dropout-20-5", "dropout-5-2") if tables.get(j) is not None]
     if not jobs:
         return None
-    fig, axs = plt.subplots(len(jobs), 3, figsize=(13, 3.6 * len(jobs)), squeeze=False)
+    fig, axs = plt.subplots(len(jobs), 3, figsize=(13, 3.6 * len(jobs)), squeeze=False, layout="constrained")
     for row, job in zip(axs, jobs):
         t = tables[job]
         ps = _pick_ps(t)
@@ -84,7 +84,7 @@ def fig_dims(tables: dict, path: Path) -> Path | None:
     jobs = [j for j in ("dropout-20-5", "dropout-5-2", "dropout-5-2-classic") if tables.get(j) is not None]
     if not jobs:
         return None
-    fig, axs = plt.subplots(len(jobs), 3, figsize=(13, 3.4 * len(jobs)), squeeze=False)
+    fig, axs = plt.subplots(len(jobs), 3, figsize=(13, 3.4 * len(jobs)), squeeze=False, layout="constrained")
     for row, job in zip(axs, jobs):
         t = tables[job]
         ps = _pick_ps(t)
@@ -103,7 +103,7 @@ def fig_alignment(tables: dict, path: Path) -> Path | None:
     jobs = [j for j in ("dropout-20-5", "dropout-5-2", "dropout-20-5-sgd") if tables.get(j) is not None]
     if not jobs:
         return None
-    fig, axs = plt.subplots(len(jobs), 2, figsize=(12, 3.6 * len(jobs)), squeeze=False)
+    fig, axs = plt.subplots(len(jobs), 2, figsize=(12, 3.6 * len(jobs)), squeeze=False, layout="constrained")
     for k, job in enumerate(jobs):
         t = tables[job]
         ax, ax2 = axs[k, 0], axs[k, 1]
@@ -127,7 +127,7 @@ def fig_transitions(tables: dict, path: Path) -> Path | None:
     jobs = [j for j in ("dropout-5-2", "dropout-20-5") if tables.get(j) is not None]
     if not jobs:
         return None
-    fig, axs = plt.subplots(1, len(jobs), figsize=(6.5 * len(jobs), 3.8), squeeze=False)
+    fig, axs = plt.subplots(1, len(jobs), figsize=(6.5 * len(jobs), 3.8), squeeze=False, layout="constrained")
     for ax, job in zip(axs[0], jobs):
         t = tables[job]
         drops = [d for d in t.values("dropout") if d in (0.0, 0.05, 0.1, 0.3, 0.5)] or t.values("dropout")[:4]
@@ -153,7 +153,7 @@ def fig_antipodal(tables: dict, path: Path) -> Path | None:
     jobs = [j for j in ("dropout-5-2", "dropout-20-5") if tables.get(j) is not None]
     if not jobs:
         return None
-    fig, axs = plt.subplots(1, len(jobs), figsize=(6 * len(jobs), 3.6), squeeze=False)
+    fig, axs = plt.subplots(1, len(jobs), figsize=(6 * len(jobs), 3.6), squeeze=False, layout="constrained")
     for ax, job in zip(axs[0], jobs):
         t = tables[job]
         values = X.antipodal_features(t)
@@ -170,7 +170,7 @@ def fig_wtw_extreme(tables: dict, path: Path) -> Path | None:
         return None
     p = min(t.values("feature_probability"))
     drops = t.values("dropout")
-    fig, axs = plt.subplots(1, len(drops), figsize=(2.2 * len(drops) + 1, 2.8), squeeze=False)
+    fig, axs = plt.subplots(1, len(drops), figsize=(2.2 * len(drops) + 1, 2.8), squeeze=False, layout="constrained")
     image = None
     for ax, d in zip(axs[0], drops):
         idx = t.where(feature_probability=p, dropout=d, seed=t.values("seed")[0])
@@ -201,7 +201,7 @@ def fig_nonuniform(tables: dict, path: Path) -> Path | None:
     cross = M.cross_class_interference(t.model, X.dense_class(t)).double().numpy()
     cells = [(k, f, dp) for dp in t.values("dense_probability") for f in (True, False) for k in t.values("dense_features")
              if 0 < k < t.features["probability"].shape[1]]
-    fig, axs = plt.subplots(1, 2, figsize=(13, 4))
+    fig, axs = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
     xs = np.arange(len(cells))
     for offset, values, label, colour in ((-0.18, dense_D, "dense class", "#c0392b"), (0.18, sparse_D, "sparse class", "#2471a3")):
         for x, (k, f, dp) in zip(xs, cells):
@@ -233,7 +233,7 @@ def fig_gelu(tables: dict, path: Path) -> Path | None:
     pairs = [p for p in pairs if tables.get(p[1]) is not None and tables.get(p[2]) is not None]
     if not pairs:
         return None
-    fig, axs = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 4.6), squeeze=False)
+    fig, axs = plt.subplots(1, len(pairs), figsize=(5.2 * len(pairs), 4.6), squeeze=False, layout="constrained")
     for ax, (title, ja, jb) in zip(axs[0], pairs):
         a, b = tables[ja], tables[jb]
         index = {X.signature(g, ()): i for i, g in enumerate(a.grid)}
@@ -276,7 +276,7 @@ def fig_functions(tables: dict, path: Path) -> Path | None:
             rows.append((f"max_abs w4\n{act}", t, "max_abs"))
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(max(6, 0.75 * len(rows) + 1), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 0.75 * len(rows) + 1), 4), layout="constrained")
     for x, (label, t, target) in enumerate(rows):
         colour = "#c0392b" if "relu" in label else "#2471a3"
         rel = t.loss / X.function_variance(target)
@@ -296,7 +296,7 @@ def fig_hidden(tables: dict, path: Path, participation: Callable[[TmsTable, bool
     priv = [(m, t) for m, t in priv if t is not None]
     if not paper and not priv:
         return None
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axs = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     if paper:
         ms = [m for m, _ in paper]
         _band(axs[0], ms, [participation(t, False) for _, t in paper], "trained basis", "#c0392b")
@@ -324,7 +324,7 @@ def fig_intro(tables: dict, path: Path) -> Path | None:
     t = tables.get("intro-5-2")
     if t is None:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     mask = M.represented_mask(t.model).numpy()
     colours = plt.get_cmap("tab10")
     for k, s in enumerate(t.values("seed")):
@@ -353,7 +353,7 @@ def fig_linear_relu(tables: dict, path: Path) -> Path | None:
     pair = [(n, t) for n, t in pair if t is not None]
     if not pair:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
     for (name, t), colour in zip(pair, ("#7f8c8d", "#c0392b")):
         ps = t.values("feature_probability")
         _band(ax, [1 / p for p in ps], [X.select(t.metrics["represented_relative"], t.where(feature_probability=p)) for p in ps],
@@ -372,7 +372,7 @@ def fig_addition(tables: dict, path: Path) -> Path | None:
     t = tables.get("addition-6-paper")
     if t is None:
         return None
-    fig, axs = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, axs = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
     for split, colour in (("train", "#c0392b"), ("test", "#2471a3")):
         pts = [(r["step"], r["acc"]) for r in t.curves if r.get("split") == split and r.get("acc") is not None]
         if pts:
