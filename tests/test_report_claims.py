@@ -225,3 +225,29 @@ def test_addition_projection_claims_follow_the_geometry():
     assert same.verdict == SUPPORTS
     apart = C.eval_a6(C.BY_ID["A6"], C.Inputs({"addition-6-paper": addition_with_projections(True, False)}))[0]
     assert apart.verdict == CONTRADICTS
+
+
+def nonuniform(dense_dims: float):
+    """4 features in 2 dims; dense_features 0 (all sparse: two antipodal pairs, D = 1/2) or 2 (features 0, 1 dense):
+    dedicated (D = 1) if dense_dims == 1, else still an antipodal pair each."""
+    cells, probs = [], []
+    square = polygon(4)[[0, 2, 1, 3]]  # features 0/1 antipodal, 2/3 antipodal
+    for s in range(3):
+        cells.append(({"dense_features": 0, "seed": s}, square))
+        probs.append([0.01] * 4)
+        W = square.copy() if dense_dims < 1 else np.array([[1.0, 0], [0, 1.0], [0, 0], [0, 0]])
+        cells.append(({"dense_features": 2, "seed": s}, W))
+        probs.append([0.3, 0.3, 0.01, 0.01])
+    t = table("nonuniform-sparsity", cells, dropout=0.0)
+    t.features["probability"] = np.array(probs)
+    for p, g in zip(t.params, t.grid):
+        p.update(g)
+    return t
+
+
+def test_non_uniform_dense_features_claim_flips():
+    claim = C.BY_ID["N1"]
+    less = C.eval_n1(claim, C.Inputs({"nonuniform-sparsity": nonuniform(1.0)}))[0]
+    assert less.verdict == SUPPORTS and less.reading.startswith("a feature made dense"), less.why
+    same = C.eval_n1(claim, C.Inputs({"nonuniform-sparsity": nonuniform(0.5)}))[0]
+    assert same.verdict == CONTRADICTS

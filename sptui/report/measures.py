@@ -174,3 +174,23 @@ def polytope_share(t: TmsTable) -> np.ndarray:
         if superposed:
             out[i] = sum(g.counts.get(s, 0) for s in POLYTOPES) / superposed
     return out
+
+
+def dense_feature_change(t: TmsTable) -> np.ndarray:
+    """Per instance with a dense class: mean over its dense-class features (represented in both) of D_i minus the
+    D_i the same feature (same index, importance and seed) has when every feature is sparse (dense_features = 0):
+    what making a feature dense does to its superposition. NaN where no feature is represented in both."""
+    mask = M.represented_mask(t.model).numpy()
+    D = t.features["feature_dim"]
+    prob = t.features["probability"]
+    base_of = {signature(t.grid[j], ("dense_features",)): j for j in range(t.count) if t.params[j]["dense_features"] == 0}
+    out = np.full(t.count, math.nan)
+    for i in range(t.count):
+        j = base_of.get(signature(t.grid[i], ("dense_features",)))
+        dense = prob[i] > prob[i].min() + 1e-12
+        if j is None or j == i or not dense.any() or dense.all():
+            continue
+        both = dense & mask[i] & mask[j]
+        if both.any():
+            out[i] = float((D[i][both] - D[j][both]).mean())
+    return out
