@@ -212,7 +212,7 @@ def fig_nonuniform(tables: dict, path: Path) -> Path | None:
                 axs[0].scatter(np.full(finite.size, x + offset), finite, color="black", s=6, zorder=3)
         for value, _ in FRACTIONS[:4]:
             axs[0].axhline(value, color="grey", lw=0.4, ls="--")
-    labels = [f"{k} dense\n{'dense' if f else 'sparse'} first\np={dp:g}" for k, f, dp in cells]
+    labels = [f"{k} dense\n{'dense' if f else 'sparse'} 1st\np={dp:g}" for k, f, dp in cells]
     axs[0].set_xticks(xs, labels, fontsize=6)
     axs[0].set_ylabel("mean D_i of represented features", fontsize=8)
     axs[0].set_title("D_i by class (bars: mean, dots: seeds)", fontsize=9)
