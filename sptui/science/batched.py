@@ -2,7 +2,8 @@
 
 A sweep over anything that keeps tensor shapes (seed, lr, weight decay, sparsity, ...) becomes one model whose
 tensors carry a leading instance dimension I. The batched kinds (tms, functions, and the next ones) share
-these pieces, which keep every instance exactly what it would be if trained alone:
+these pieces, which keep every instance what it would be if trained alone (exactly, or to float32 rounding where a
+kind's step groups instances by batch content, as tms's sparse step does):
 
     TrainSettings, lr_factor     steps, batch size, optimiser and the lr schedule (warm-up, then constant,
                                  cosine or linear decay), the same for every instance
