@@ -215,3 +215,15 @@ def test_an_unfinished_tms_run_is_refused(root):
     with pytest.raises(KindRunError) as err:
         run_kind("sae", {"source": "half", "steps": 2}, root, name="bad2")
     assert "has no results yet" in str(err.value.error)
+
+
+def test_a_job_name_reads_its_newest_finished_run(root):
+    """A newer run of the same job that has not finished (queued, or crashed) does not hide the finished one."""
+    import shutil
+
+    finished = root / "runs" / "toy" / "results"
+    fake_run(root, "0500-toy2", job_toml("tms", {"n_features": 5, "n_hidden": 2}, name="toy2"),
+             lambda results: [shutil.copy(finished / f, results / f) for f in ("model.safetensors", "instances.json")])
+    fake_run(root, "0501-toy2", job_toml("tms", {}, name="toy2"), lambda results: None)
+    run = run_kind("sae", {**TOY, "source": "toy2", "steps": 5, "log_points": 1}, root, name="sae-newest")
+    assert json.loads((run.results / "summary.json").read_text())["source"]["run"] == "0500-toy2"

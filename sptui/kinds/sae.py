@@ -198,7 +198,7 @@ def _try_run(ctx, ref: str):
 
     path = Path(ref).expanduser()
     try:
-        return ctx.find_run(ref)
+        return ctx.find_run(ref, prefer="results/model.safetensors")  # a job name: its newest finished run
     except SptuiError:
         if path.exists():
             try:
