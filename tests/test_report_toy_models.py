@@ -149,3 +149,36 @@ def test_unwritable_output_is_one_clear_line(tmp_path, capsys):
 
 def test_chromium_is_found_where_the_site_tests_find_it():
     assert CHROMIUM is None or shutil.which(CHROMIUM)
+
+
+def test_seed_band_stays_within_the_seeds_values():
+    # Counts of 0, 0 and 4 over three seeds: a +-1 sd band reaches -0.97 features; the range band stays in [0, 4].
+    import matplotlib.pyplot as plt
+
+    from sptui.report import figures as F
+
+    fig, ax = plt.subplots()
+    F._band(ax, [0.0, 1.0], [[0, 0, 4], [1, 1, 1]], "counts", "#c0392b")
+    ys = ax.collections[0].get_paths()[0].vertices[:, 1]
+    plt.close(fig)
+    assert ys.min() == pytest.approx(0.0) and ys.max() == pytest.approx(4.0)
+
+
+def test_run_names_under_a_figure_wrap_within_its_width(tmp_path):
+    # Twelve long run ids in one line, right-aligned, ran off the figure's left edge; the tight crop then widened
+    # the PNG to 2.6x the figure and squeezed the panels into its right third.
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from sptui.report import figures as F
+
+    tables = [SimpleNamespace(info=SimpleNamespace(run_id=f"00{k:02d}-functions-target-max_abs-activation-relu"))
+              for k in range(12)]
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("x label")
+    F._source(fig, *tables, note="a note")
+    width, _ = Image.open(F.save(fig, tmp_path / "f.png")).size
+    assert width <= 6 * 110 + 30  # the figure plus the crop's padding

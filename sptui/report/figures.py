@@ -1,11 +1,12 @@
 """Figures of the claims report, drawn from the run tables (one PNG per group of claims).
 
-Every figure shows seed spread (mean and standard deviation over seeds, or each seed) and names its runs.
+Every figure shows seed spread (the mean over seeds with the seeds' range, or each seed) and names its runs.
 Diverging maps are centred at 0 with red = positive, as elsewhere in sptui.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,16 +33,34 @@ def save(fig, path: Path) -> Path:
 
 
 def _band(ax, xs, groups: Sequence[ArrayLike], label: str, colour, marker="o"):
-    """Mean line with a +-1 sd band over seeds."""
-    mean = np.array([np.nanmean(g) if np.isfinite(g).any() else np.nan for g in map(np.asarray, groups)])
-    sd = np.array([np.nanstd(g, ddof=1) if np.isfinite(g).sum() > 1 else 0.0 for g in map(np.asarray, groups)])
+    """Mean line with the band from the smallest to the largest seed (a +-sd band of 3 seeds leaves the values'
+    range: a count band below 0)."""
+    def stat(fn, g):
+        g = np.asarray(g, dtype=float)
+        return fn(g) if np.isfinite(g).any() else np.nan
+    mean = np.array([stat(np.nanmean, g) for g in groups])
+    low = np.array([stat(np.nanmin, g) for g in groups])
+    high = np.array([stat(np.nanmax, g) for g in groups])
     ax.plot(xs, mean, marker=marker, ms=3, color=colour, label=label, lw=1.4)
-    ax.fill_between(xs, mean - sd, mean + sd, color=colour, alpha=0.18, lw=0)
+    ax.fill_between(xs, low, high, color=colour, alpha=0.18, lw=0)
 
 
-def _source(fig, *tables):
+def _plain_log(ax, axis: str = "y"):
+    """Log axis labelled with plain numbers at 1, 2, 5 x powers of ten (not 6 x 10^-1)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _source(fig, *tables, note: str = ""):
+    """The runs a figure comes from (and an optional note), wrapped to the figure's width below the panels: the
+    layout keeps room for it, so it neither overlaps the axes' labels nor widens the saved figure."""
     names = ", ".join(t.info.run_id for t in tables if t is not None)
-    fig.text(0.995, 0.005, f"runs: {names}", ha="right", va="bottom", fontsize=6, color="grey")
+    text = (note + "\n" if note else "") + f"runs: {names}"
+    width = max(40, int(fig.get_figwidth() * 19))  # characters of 6-pt text per line at this width
+    lines = [line for part in text.split("\n") for line in textwrap.wrap(part, width)]
+    fig.supxlabel("\n".join(lines), x=0.01, ha="left", fontsize=6, color="grey")
 
 
 def _by_dropout(ax, t: TmsTable, values: np.ndarray, ps: list[float], title: str, ylabel: str):
@@ -75,7 +94,7 @@ def fig_dropout_counts(tables: dict, path: Path) -> Path | None:
         _by_dropout(row[1], t, t.metrics["mean_feature_dim"], ps, f"{job}: mean D_i (represented)", "mean D_i")
         _by_dropout(row[2], t, t.metrics["interference"], ps, f"{job}: mean interference", "sum_j (W_i^ . W_j)^2")
         row[0].legend(fontsize=7, title="feature probability", title_fontsize=7)
-    fig.suptitle("Dropout grids: mean over seeds, band = +-1 sd", fontsize=10)
+    fig.suptitle("Dropout grids: mean over seeds, band = range over seeds", fontsize=10)
     _source(fig, *[tables[j] for j in jobs])
     return save(fig, path)
 
@@ -93,6 +112,7 @@ def fig_dims(tables: dict, path: Path) -> Path | None:
         _by_dropout(row[2], t, t.metrics["sum_sq_norms"], ps, f"{job}: sum ||W_i||^2", "sum of squared norms")
         for ax in row[:2]:
             ax.set_yscale("log")
+            _plain_log(ax)
         row[0].legend(fontsize=7, title="feature probability", title_fontsize=7)
     fig.suptitle("Dimensions per feature under dropout, and the weight shrinkage behind D*", fontsize=10)
     _source(fig, *[tables[j] for j in jobs])
@@ -118,7 +138,7 @@ def fig_alignment(tables: dict, path: Path) -> Path | None:
                 fontsize=6, color="grey")
         ax.legend(fontsize=6)
         _by_dropout(ax2, t, spread, _pick_ps(t), f"{job}: neurons per feature", "participation ratio over neurons")
-    fig.suptitle("Neuron-basis alignment under dropout (mean over seeds, band = +-1 sd)", fontsize=10)
+    fig.suptitle("Neuron-basis alignment under dropout (mean over seeds, band = range over seeds)", fontsize=10)
     _source(fig, *[tables[j] for j in jobs])
     return save(fig, path)
 
@@ -201,7 +221,7 @@ def fig_nonuniform(tables: dict, path: Path) -> Path | None:
     cross = M.cross_class_interference(t.model, X.dense_class(t)).double().numpy()
     cells = [(k, f, dp) for dp in t.values("dense_probability") for f in (True, False) for k in t.values("dense_features")
              if 0 < k < t.features["probability"].shape[1]]
-    fig, axs = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+    fig, axs = plt.subplots(2, 1, figsize=(max(8.0, 0.75 * len(cells) + 1), 7.5), layout="constrained")
     xs = np.arange(len(cells))
     for offset, values, label, colour in ((-0.18, dense_D, "dense class", "#c0392b"), (0.18, sparse_D, "sparse class", "#2471a3")):
         for x, (k, f, dp) in zip(xs, cells):
@@ -256,9 +276,8 @@ def fig_gelu(tables: dict, path: Path) -> Path | None:
         ax.set_ylabel("GeLU: represented features per dimension", fontsize=8)
         ax.set_title(f"{title} (above the line: GeLU superposes more)", fontsize=9)
         fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="feature probability")
-    fig.text(0.01, 0.005, "circles: uniform sparsity; squares: 5-feature dense class; small offsets separate seeds",
-             fontsize=6, color="grey")
-    _source(fig, *[tables[p] for _, ja, jb in pairs for p in (ja, jb)])
+    _source(fig, *[tables[p] for _, ja, jb in pairs for p in (ja, jb)],
+            note="circles: uniform sparsity; squares: 5-feature dense class; small offsets separate seeds")
     return save(fig, path)
 
 
