@@ -251,3 +251,28 @@ def test_non_uniform_dense_features_claim_flips():
     assert less.verdict == SUPPORTS and less.reading.startswith("a feature made dense"), less.why
     same = C.eval_n1(claim, C.Inputs({"nonuniform-sparsity": nonuniform(0.5)}))[0]
     assert same.verdict == CONTRADICTS
+
+
+def test_three_alignment_phases_claim_reads_adam_against_its_own_control():
+    claim = C.BY_ID["D6"]
+    random_value = 2 * math.sqrt(2) / math.pi  # axis alignment of random directions in 2 dimensions
+
+    def square(alignment):  # 2 antipodal pairs turned so that max(|cos|, |sin|) = alignment
+        return np.concatenate([polygon(4, 1.0, math.acos(alignment)), np.zeros((1, 2))])
+
+    def grid(job, at_zero, optimizer):
+        cells = [({"feature_probability": 0.05, "dropout": d, "seed": s}, square(a + 0.001 * s))
+                 for s in range(3) for d, a in ((0.0, at_zero), (0.3, 0.72), (0.7, 0.999 - 0.001 * 3))]
+        return table(job, cells, dropout=0.0, optimizer=optimizer)
+
+    sgd = C.Inputs({"dropout-20-5-sgd": grid("dropout-20-5-sgd", random_value, "sgd")})
+    assert find(C.eval_d6(claim, sgd), "dropout-20-5-sgd (SGD: no optimizer basis)").verdict == SUPPORTS
+    # SGD off the random value without dropout: the loss's rotation invariance does not show: contradicts
+    off = C.Inputs({"dropout-20-5-sgd": grid("dropout-20-5-sgd", 0.8, "sgd")})
+    assert find(C.eval_d6(claim, off), "dropout-20-5-sgd (SGD: no optimizer basis)").verdict == CONTRADICTS
+    # Adam's dropout-0 models off random are Adam's doing, not the claim's: phases 2 and 3 against that control
+    adam = C.Inputs({"dropout-5-2": grid("dropout-5-2", 0.8, "adamw")})
+    f = find(C.eval_d6(claim, adam), "dropout-5-2")
+    assert f.verdict == SUPPORTS and "not testable with Adam" in f.why, f.why
+    flat = C.Inputs({"dropout-5-2": grid("dropout-5-2", 0.72, "adamw")})  # no anti-aligned phase
+    assert find(C.eval_d6(claim, flat), "dropout-5-2").verdict == CONTRADICTS
