@@ -22,6 +22,7 @@ from sptui.runs import RunDir
 from sptui.spec import JobSpec
 
 PLAIN_EVERY_SECONDS = 10.0
+WAIT_POLL_SECONDS = 1.0  # how often a batch looks again at the runs of others it waits for
 
 
 @dataclass
@@ -116,42 +117,59 @@ class Display:
 
 
 def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto",
-              console: Console | None = None) -> list[BatchResult]:
+              console: Console | None = None, force: bool = False) -> list[BatchResult]:
+    """Run a file's jobs here, one after another, in file order as far as their dependencies allow.
+
+    The jobs are queued first, all together (executor "batch": no worker takes them), so references are
+    resolved and pinned as `sptui submit` does, and `sptui ls` and the app show the whole file, waiting jobs
+    included. A job that waits for a run of someone else's (a worker's, another batch's) is passed over until that
+    run succeeds; one whose run failed or was cancelled ends with it, unrun. Ctrl-C or a hang-up stops the batch:
+    the running job is interrupted (resumable) and the jobs not started are marked interrupted ("requeue to run it
+    under a worker"); the results then hold only the jobs that ended before."""
     console = console or Console(stderr=True)
     device = resolve_device(device)
     queue = Queue(root)
     queue.recover()
-    pid, _ = own_identity()
+    pid, start = own_identity()
     results: list[BatchResult] = []
     previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    pending: dict[int, JobSpec] = {}
     try:
-        for spec in specs:
-            (job,) = queue.submit([spec], source=source, force=True, executor="batch", state="running",
-                                  device=device, owner_pid=pid)
-            run = RunDir(job.run_dir(root))
-            queue.set_process(job.id, pid, device, None)
-            console.print(f"{job.run_id} {spec.kind} on {device} -> {run.root}", highlight=False, markup=False)
-            display = Display(console, spec.name)
-            started = time.monotonic()
-            hooks = BatchHooks(queue, job.id, display)
-            interrupted = False
-            try:
-                outcome = execute(spec, run, device=device, hooks=hooks, artifacts_root=root)
-            except Terminated:
-                outcome, interrupted = Outcome("interrupted", "stopped by a signal; requeue to resume"), True
-            finally:
-                display.close()
-            if outcome.state == "interrupted":
-                interrupted = True
-            hooks.flush()
-            queue.finish(job.id, outcome.state, exit_code=0 if outcome.state == "succeeded" else 1, error=outcome.error)
-            results.append(BatchResult(job.run_id, job.id, spec.name, spec.kind, outcome.state, outcome.error,
-                                       round(time.monotonic() - started, 2), str(run.root)))
-            style = "green" if outcome.state == "succeeded" else "red"
-            console.print(f"{outcome.state} {job.run_id}" + (f": {outcome.error}" if outcome.error else ""),
-                          style=style, highlight=False, markup=False)
-            if interrupted:
-                break  # Ctrl-C or a hang-up stops the whole batch, not just this job
+        notes: list[str] = []
+        jobs = queue.submit(specs, source=source, force=force, executor="batch", device=device, owner_pid=pid,
+                            notes=notes)
+        for note in notes:
+            console.print(f"note: {note}", highlight=False, markup=False)
+        pending = {job.id: spec for job, spec in zip(jobs, specs)}
+        said: set[tuple[int, str]] = set()
+        while pending:
+            ran = False
+            for job_id in list(pending):
+                job = queue.claim_own(job_id, pid, start)
+                if job is None:
+                    now = queue.get(job_id)
+                    if now.state != "queued":  # cancelled, or ended with a run it needed: it never ran
+                        results.append(BatchResult(now.run_id, now.id, now.name, now.kind, now.state, now.error, 0.0,
+                                                   str(now.run_dir(root))))
+                        console.print(f"{now.state} {now.run_id}: {now.error}", style="red", highlight=False,
+                                      markup=False)
+                        del pending[job_id]
+                        ran = True
+                    continue
+                del pending[job_id]
+                result = _run_one(queue, root, job, job.job_spec(), device, console)
+                results.append(result)
+                ran = True
+                if result.state == "interrupted":
+                    raise Terminated()  # Ctrl-C or a hang-up stops the whole batch, not just this job
+                break  # back to the file's first pending job: one that waited may be ready now
+            if pending and not ran:
+                _say_waiting(queue, pending, said, console)
+                time.sleep(WAIT_POLL_SECONDS)
+    except (Terminated, KeyboardInterrupt):
+        if pending:
+            queue.abandon(list(pending), "not started: sptui batch was stopped first; requeue it to run it under a "
+                                         "worker")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -159,12 +177,57 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
     return results
 
 
+def _run_one(queue: Queue, root: Path, job, spec: JobSpec, device: str, console: Console) -> BatchResult:
+    run = RunDir(job.run_dir(root))
+    pid, _ = own_identity()
+    started = time.monotonic()
+    display = hooks = None
+    try:  # from the claim on: a signal at any point ends this job as interrupted, never left "running"
+        queue.set_process(job.id, pid, device, None)
+        console.print(f"{job.run_id} {spec.kind} on {device} -> {run.root}", highlight=False, markup=False)
+        display = Display(console, spec.name)
+        hooks = BatchHooks(queue, job.id, display)
+        outcome = execute(spec, run, device=device, hooks=hooks, artifacts_root=root)
+    except Terminated:
+        outcome = Outcome("interrupted", "stopped by a signal; requeue to resume")
+    finally:
+        if display is not None:
+            display.close()
+    if hooks is not None:
+        hooks.flush()
+    queue.finish(job.id, outcome.state, exit_code=0 if outcome.state == "succeeded" else 1, error=outcome.error)
+    style = "green" if outcome.state == "succeeded" else "red"
+    console.print(f"{outcome.state} {job.run_id}" + (f": {outcome.error}" if outcome.error else ""),
+                  style=style, highlight=False, markup=False)
+    return BatchResult(job.run_id, job.id, spec.name, spec.kind, outcome.state, outcome.error,
+                       round(time.monotonic() - started, 2), str(run.root))
+
+
+def _say_waiting(queue: Queue, pending: dict[int, JobSpec], said: set[tuple[int, str]], console: Console) -> None:
+    """Once per job and run: which run of someone else's a job waits for (and what to do if nothing will run it)."""
+    workers = None
+    for job_id in pending:
+        job = queue.get(job_id)
+        for run_id, state in job.waiting_for:
+            if (job_id, f"{run_id} {state}") in said:
+                continue
+            said.add((job_id, f"{run_id} {state}"))
+            hint = ""
+            if state == "interrupted":
+                hint = f"; it waits for a requeue (sptui requeue {run_id}) and a worker, or stop with Ctrl-C"
+            elif state == "queued":
+                workers = queue.live_workers() if workers is None else workers
+                if not workers and queue.get(run_id).executor == "worker":
+                    hint = "; no worker is running: start one (sptui worker), or stop with Ctrl-C"
+            console.print(f"[{job.name}] waiting for {run_id} ({state}){hint}", highlight=False, markup=False)
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
 
 def run_batch_slurm(root: Path, specs: list[JobSpec], source: str, flags: dict[str, Any], device: str = "auto",
-                    console: Console | None = None) -> list[BatchResult]:
+                    console: Console | None = None, force: bool = False) -> list[BatchResult]:
     """`sptui batch --executor slurm`: submit every job to Slurm, then follow them here until all have ended.
 
     Ctrl-C or a hang-up stops the following, not the jobs: they keep running on Slurm (`sptui ls` follows
@@ -175,7 +238,10 @@ def run_batch_slurm(root: Path, specs: list[JobSpec], source: str, flags: dict[s
     queue = Queue(root)
     previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        jobs = executor.submit(queue, root, specs, source, flags, force=True, device=device)
+        notes: list[str] = []
+        jobs = executor.submit(queue, root, specs, source, flags, force=force, device=device, notes=notes)
+        for note in notes:
+            console.print(f"note: {note}", highlight=False, markup=False)
         for job in jobs:
             console.print(f"{job.run_id} {job.kind} -> Slurm job {job.slurm_job_id}, {job.run_dir(root)}",
                           highlight=False, markup=False)

@@ -34,13 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p, top=False)
         return p
 
-    p = command("validate", "check job files without queueing anything")
+    p = command("validate", "check job files and the runs they name, without queueing anything")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="print the expanded jobs as JSON")
 
     p = command("submit", "queue the jobs of a job file for the worker, or submit them to Slurm (prints run ids)")
     p.add_argument("file", type=Path)
-    p.add_argument("--force", action="store_true", help="queue even if the same resolved spec was queued before")
+    p.add_argument("--force", action="store_true", help="queue even a job identical to one queued or running")
     p.add_argument("--priority", type=int, help="override the file's priority (higher runs first)")
     p.add_argument("--json", action="store_true")
     _executor_flags(p, "local: the queue, run by `sptui worker`; slurm: each job goes to Slurm now")
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("batch", "run a job file in the foreground, no worker needed (or on Slurm, waiting for it)")
     p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true", help="run even a job identical to one queued or running")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     _executor_flags(p, "local: in this process; slurm: on Slurm, following the jobs until they end")
 
@@ -137,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # the system refused something (a full disk, a permission): one line, not a traceback
+        if isinstance(e, BrokenPipeError):
+            return 0
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"sptui: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_INPUT
     except BrokenPipeError:  # `sptui ls | head`
         return 0
 
@@ -144,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- commands
 
 def cmd_validate(args, root: Path) -> int:
+    from sptui.pipeline import RunIndex, resolve
     from sptui.slurm.options import user_config
     from sptui.spec import load_file
 
     user_config()  # a bad ~/.config/sptui/config.toml is reported here, not at submit time
     everything = []
+    index = None
     for path in args.files:
         specs = load_file(path)
         for s in specs:
@@ -159,11 +168,15 @@ def cmd_validate(args, root: Path) -> int:
                     slice_specs(s, s.slurm["instances_per_task"])
                 except SptuiError as e:
                     raise SpecError(f"{path}: {e}") from None
-        everything += [json.loads(s.to_json()) | {"source": str(path), "instances": len(s.grid())} for s in specs]
+        index = index or RunIndex(root)
+        links = resolve(specs, index, str(path))
+        everything += [json.loads(s.to_json()) | {"source": str(path), "instances": len(s.grid()),
+                                                  "references": [_link_json(link, specs) for link in found]}
+                       for s, found in zip(specs, links)]
         if not args.json:
             instances = sum(len(s.grid()) for s in specs)
             print(f"{path}: ok: {len(specs)} job(s), {instances} model instance(s)")
-            for s in specs:
+            for s, found in zip(specs, links):
                 extra = f" x {len(s.grid())} instances over {', '.join(s.sweep)}" if s.sweep else ""
                 print(f"  {s.kind:<16} {s.name}{extra}")
                 if s.slurm:
@@ -172,9 +185,16 @@ def cmd_validate(args, root: Path) -> int:
                 if per_task and per_task < len(s.grid()):
                     tasks = -(-len(s.grid()) // per_task)
                     print("  " + " " * 16 + f" on Slurm: an array of {tasks} tasks of at most {per_task} instances")
+                for link in found:
+                    print(f"  {'':<16}   {link.describe()}")
     if args.json:
         print(json.dumps(everything, indent=2))
     return 0
+
+
+def _link_json(link, specs) -> dict:
+    return {"key": link.key, "word": link.word, "run_id": link.run_id, "state": link.state, "waits": link.waits,
+            "job": specs[link.file_job].name if link.file_job is not None else None}
 
 
 def cmd_submit(args, root: Path) -> int:
@@ -187,22 +207,26 @@ def cmd_submit(args, root: Path) -> int:
     specs = load_file(args.file)
     if args.priority is not None:
         specs = [replace(s, priority=args.priority) for s in specs]
+    notes: list[str] = []
     with Queue(root) as queue:
         if args.executor == "slurm":
             from sptui.slurm import executor
 
             jobs = executor.submit(queue, root, specs, str(args.file), flags, force=args.force,
-                                   device=args.device or "auto")
+                                   device=args.device or "auto", notes=notes)
             workers = [True]
         else:
-            jobs = queue.submit(specs, source=str(args.file), force=args.force, device=args.device)
+            jobs = queue.submit(specs, source=str(args.file), force=args.force, device=args.device, notes=notes)
             workers = queue.live_workers()
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps([{"id": j.id, "run_id": j.run_id, "name": j.name, "kind": j.kind, "slurm_job_id": j.slurm_job_id}
                           for j in jobs]))
     else:
         for j in jobs:
-            print(j.run_id + (f" (Slurm job {j.slurm_job_id})" if j.slurm_job_id else ""))
+            print(j.run_id + (f" (Slurm job {j.slurm_job_id})" if j.slurm_job_id else "")
+                  + (f"  ({j.waiting})" if j.waiting else ""))
         if not workers:
             print("note: no worker is running; start one with `sptui worker` (or use `sptui batch`)", file=sys.stderr)
     return 0
@@ -231,7 +255,9 @@ def cmd_ls(args, root: Path) -> int:
     from rich.text import Text
 
     colours = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "cancelled": "dim"}
-    rows: list[tuple] = [(str(j.id), j.run_id, j.kind, Text(j.state, style=colours.get(j.state, "")),
+    rows: list[tuple] = [(str(j.id), j.run_id, j.kind, Text("waiting" if j.waiting else j.state,
+                                                             style=colours.get(j.state, "")),
+             j.waiting.replace("waiting ", "") if j.waiting else
              f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
              j.device or "", _fmt_seconds(j.elapsed()), _fmt_seconds(j.eta()), str(j.priority)) for j in jobs]
     columns = ["id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio"]
@@ -282,6 +308,8 @@ def cmd_show(args, root: Path) -> int:
         job = queue.get(args.run)
     info = job.as_dict(root)
     info["spec"] = json.loads(job.spec)
+    with Queue(root) as queue:
+        info["needs"] = [{"run_id": r, "state": s, "why": w} for r, s, w in queue.needs(job.id)]
     run_dir = job.run_dir(root)
     info["files"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) if run_dir.exists() else []
     if job.executor == "slurm":
@@ -298,8 +326,14 @@ def cmd_show(args, root: Path) -> int:
     lines["executor"] = job.executor + (f" (pid {job.owner_pid} on {job.host})" if job.owner_pid else "")
     if job.quiet_for() is not None:  # a running job: when it last said something
         lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
-    for key in ("run_id", "name", "kind", "state", "error", "device", "executor", "reported", "attempts", "source",
-                "run_dir", "slurm_job_id", "slurm_state"):
+    with Queue(root) as queue:
+        needs = queue.needs(job.id)
+    if job.waiting:
+        lines["state"] = f"queued, {job.waiting}"
+    if needs:
+        lines["needs"] = ", ".join(f"{run_id} ({state}; {why})" for run_id, state, why in needs)
+    for key in ("run_id", "name", "kind", "state", "error", "needs", "device", "executor", "reported", "attempts",
+                "source", "run_dir", "slurm_job_id", "slurm_state"):
         if lines.get(key) not in (None, ""):
             print(f"{key:>12}: {lines[key]}")
     if info.get("slurm_logs"):
@@ -365,6 +399,11 @@ def cmd_cancel(args, root: Path) -> int:
         for ref in args.runs:
             job = actions.cancel(queue, root, ref)
             print(f"{job.run_id}: {'cancelled' if job.state == 'cancelled' else 'cancel requested'}")
+            for dep in queue.dependents(job.id):
+                if job.state == "cancelled" and dep.state == "cancelled":
+                    print(f"{dep.run_id}: cancelled with it (it needs {job.run_id})")
+                elif job.state == "running" and dep.state == "queued":
+                    print(f"{dep.run_id}: will be cancelled with it (it needs {job.run_id})")
     return 0
 
 
@@ -387,8 +426,13 @@ def cmd_requeue(args, root: Path) -> int:
         jobs = [actions.requeue(queue, root, job.id, flags) for job in chosen]
         if args.failed:
             jobs += queue.requeue_failed()
+        seen = {j.id for j in jobs}
+        for job in list(jobs):  # the runs a requeued run had ended come back with it
+            jobs += [d for d in queue.dependents(job.id) if d.state == "queued" and d.id not in seen]
+            seen |= {j.id for j in jobs}
+        jobs = [queue.get(j.id) for j in jobs]
     for job in jobs:
-        print(f"{job.run_id}: queued")
+        print(f"{job.run_id}: queued" + (f", {job.waiting}" if job.waiting else ""))
     if not jobs:
         print("nothing to requeue")
     return 0
@@ -425,14 +469,16 @@ def cmd_batch(args, root: Path) -> int:
     if args.executor == "slurm":
         from sptui.batch import run_batch_slurm
 
-        results = run_batch_slurm(root, specs, str(args.file), flags, device=args.device or "auto", console=console)
+        results = run_batch_slurm(root, specs, str(args.file), flags, device=args.device or "auto", console=console,
+                                  force=args.force)
     else:
-        results = run_batch(root, specs, str(args.file), device=args.device or "auto", console=console)
+        results = run_batch(root, specs, str(args.file), device=args.device or "auto", console=console,
+                            force=args.force)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
         console.print(summary_table(results))
-    if len(results) < len(specs):
+    if len(results) < len(specs) or any(r.state == "interrupted" for r in results):
         return 130
     return 0 if all(r.state == "succeeded" for r in results) else 1
 
@@ -489,6 +535,9 @@ def cmd_neuroscope(args, root: Path) -> int:
 
 
 def cmd_tui(args, root: Path) -> int:
+    from sptui.config import make_artifacts
+
+    make_artifacts(root)  # a root that cannot be one is one line here, not an error inside the app
     try:
         from sptui.tui.app import run_app
     except ImportError as e:

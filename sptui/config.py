@@ -14,6 +14,24 @@ def artifacts_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+def make_artifacts(root: Path) -> Path:
+    """The artifacts folder and its runs/, made when missing; one clear line (SptuiError) when `root` cannot be
+    one: a file, a path through a file, a read-only or impossible place."""
+    from sptui.errors import SptuiError
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        runs_dir(root).mkdir(exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in [root, *root.parents] if p.exists() and not p.is_dir()), root)
+        raise SptuiError(f"artifacts folder {root}: {blocking} is a file, not a folder (give --artifacts DIR or "
+                         f"set {ENV_ARTIFACTS})") from None
+    except OSError as e:
+        raise SptuiError(f"artifacts folder {root}: cannot make it ({e.strerror or e}); give --artifacts DIR or "
+                         f"set {ENV_ARTIFACTS}") from None
+    return root
+
+
 def queue_path(root: Path) -> Path:
     return root / "queue.db"
 

@@ -190,6 +190,39 @@ def _official_name(name: str, runs_root: str | Path | None = None) -> str:
             f"{' or '.join(str(r) for r in dict.fromkeys(_runs_roots(runs_root)))}, and not a TransformerLens model name{hint}") from None
 
 
+def transformer_lens_names() -> dict[str, str] | None:
+    """TransformerLens's model names and aliases (lower case) -> official name, read from its registry
+    (transformer_lens/supported_models.py, plain data) without importing TransformerLens, which takes seconds:
+    what `validate` checks a model name against. None when that file is not where TransformerLens 3 keeps it
+    (the name is then checked when the job loads it)."""
+    import importlib.util
+    import sys
+
+    registry = sys.modules.get("transformer_lens.supported_models")
+    if registry is None:
+        package = importlib.util.find_spec("transformer_lens")  # finds it without importing it
+        locations = list(package.submodule_search_locations or []) if package else []
+        path = Path(locations[0]) / "supported_models.py" if locations else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            spec = importlib.util.spec_from_file_location("_sptui_tl_supported_models", path)
+            registry = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(registry)
+        except Exception:  # a TransformerLens whose registry needs more than itself: check at load time
+            return None
+    official = getattr(registry, "OFFICIAL_MODEL_NAMES", None)
+    aliases = getattr(registry, "MODEL_ALIASES", {})
+    if not isinstance(official, list):
+        return None
+    names = {}
+    for name in official:
+        names[name.lower()] = name
+        for alias in aliases.get(name, []):
+            names[alias.lower()] = name
+    return names
+
+
 # ---------------------------------------------------------------- the three loaders
 
 def _load_sptui(results: Path, device: str, processing: bool):

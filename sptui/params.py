@@ -35,9 +35,25 @@ class ParamError(ValueError):
         self.message = message
 
 
-def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, batchable: bool = False):
-    """A documented parameter field with optional numeric bounds (applied to every number in a list too)."""
-    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "batchable": batchable}
+@dataclasses.dataclass(frozen=True)
+class RunRef:
+    """Marks a parameter that names another run (by `sptui.runs.RUN_REFERENCE_ORDER`): a job whose parameter
+    names a run waits for that run to succeed (`sptui.pipeline`), and `validate` checks the name.
+
+    `kinds`: the kinds of run it may name (empty: any). `needs`: a file that run must hold, relative to its
+    folder ("results/model.safetensors"): among a job name's finished runs, the newest holding it is taken.
+    `or_model`: it may instead name a model that is not a run (a TransformerLens name or a model folder)."""
+
+    kinds: tuple[str, ...] = ()
+    needs: str | None = None
+    or_model: bool = False
+
+
+def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, batchable: bool = False,
+          ref: RunRef | None = None):
+    """A documented parameter field with optional numeric bounds (applied to every number in a list too);
+    `ref` marks a string parameter that names another run (see RunRef)."""
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "batchable": batchable, "ref": ref}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -45,6 +61,11 @@ def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, batchab
 
 def batchable_names(cls) -> set[str]:
     return {name for name, f in _hints_and_fields(cls)[1].items() if f.metadata.get("batchable")}
+
+
+def run_refs(cls) -> dict[str, RunRef]:
+    """The parameters of a kind that name other runs, with what they may name."""
+    return {name: f.metadata["ref"] for name, f in _hints_and_fields(cls)[1].items() if f.metadata.get("ref")}
 
 
 def type_name(tp) -> str:

@@ -3,6 +3,12 @@
     queued -> running -> succeeded | failed | cancelled | interrupted
     failed | cancelled | interrupted --requeue--> queued
 
+A job may wait for other jobs (`job_deps`, filled from the runs its parameters name and its `after`, see
+sptui.pipeline): it is claimed only once every one of them has succeeded, so waiting holds no worker slot.
+When one fails, the jobs waiting for it fail ("needs X, which failed"); when one is cancelled, they are
+cancelled with it; both follow the chain, in the same transaction as the change that caused them (a trigger,
+so every writer, however it ends a job, does it the same way). `requeue` of that job brings them back.
+
 WAL mode with synchronous=FULL, so a committed state change survives a crash or power loss. Every process
 (CLI, worker, job child, batch, TUI) opens its own connection; none is carried across fork().
 """
@@ -21,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from sptui.config import queue_path, runs_dir
+from sptui.config import make_artifacts, queue_path, runs_dir
 from sptui.errors import SptuiError
 from sptui.runs import known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
@@ -65,6 +71,26 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_hash ON jobs(spec_hash);
+CREATE TABLE IF NOT EXISTS job_deps (
+    job_id   INTEGER NOT NULL,          -- the job that waits
+    needs    INTEGER NOT NULL,          -- the job it waits for, until that one has succeeded
+    param    TEXT NOT NULL,             -- why: the parameter naming that run ("model", "sweep.run[1]") or "after[0]"
+    ended_it INTEGER NOT NULL DEFAULT 0,  -- 1 when `needs` failing or being cancelled ended `job_id` (requeue undoes it)
+    PRIMARY KEY (job_id, needs)
+);
+CREATE INDEX IF NOT EXISTS job_deps_needs ON job_deps(needs);
+-- A job that fails or is cancelled ends the queued jobs waiting for it the same way (recursive_triggers carries
+-- it down the chain). The error names the run that ended them.
+CREATE TRIGGER IF NOT EXISTS job_deps_end_waiting_v1 AFTER UPDATE OF state ON jobs
+WHEN NEW.state IN ('failed', 'cancelled') AND OLD.state IS NOT NEW.state
+BEGIN
+    UPDATE job_deps SET ended_it = 1
+        WHERE needs = NEW.id AND job_id IN (SELECT id FROM jobs WHERE state = 'queued');
+    UPDATE jobs SET state = NEW.state, finished = (julianday('now') - 2440587.5) * 86400.0,
+        error = CASE NEW.state WHEN 'failed' THEN 'needs ' || NEW.run_id || ', which failed'
+                ELSE 'cancelled with ' || NEW.run_id || ', which it needs' END
+        WHERE state = 'queued' AND id IN (SELECT job_id FROM job_deps WHERE needs = NEW.id);
+END;
 CREATE TABLE IF NOT EXISTS workers (
     pid         INTEGER NOT NULL,
     host        TEXT NOT NULL,
@@ -118,6 +144,8 @@ class Job:
     cancel_requested: int
     slurm_job_id: str | None = None
     slurm_state: str | None = None
+    # not a column: the jobs a queued job still waits for, (run id, state) each (read by Queue.list and get)
+    waiting_for: tuple[tuple[str, str], ...] = ()
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
@@ -145,12 +173,22 @@ class Job:
             return None
         return max(0.0, (now or time.time()) - self.heartbeat)
 
+    @property
+    def waiting(self) -> str | None:
+        """"waiting for 0005-lm-tiny" while a queued job waits for other runs (None otherwise): what `sptui ls`
+        and the app show. A run that was interrupted is named so: it waits for a requeue."""
+        if self.state != "queued" or not self.waiting_for:
+            return None
+        return "waiting for " + ", ".join(run_id if state in ("queued", "running") else f"{run_id} ({state})"
+                                          for run_id, state in self.waiting_for)
+
     def as_dict(self, root: Path) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in JOB_COLUMNS.replace(" ", "").split(",") if k != "spec"}
+        d = {k: getattr(self, k) for k in _COLUMN_NAMES if k != "spec"}
         d["run_dir"] = str(self.run_dir(root))
         d["elapsed"] = self.elapsed()
         d["eta"] = self.eta()
         d["quiet_for"] = self.quiet_for()
+        d["waiting_for"] = [run_id for run_id, _ in self.waiting_for]
         return d
 
 
@@ -190,6 +228,7 @@ def is_alive(pid: int | None, start: str | None) -> bool:
         return False
 
 
+_COLUMN_NAMES = tuple(JOB_COLUMNS.replace(" ", "").split(","))
 HOST = socket.gethostname()
 WORKER_BEAT_SECONDS = 2.0  # how often a worker writes its heartbeat
 WORKER_SILENT_SECONDS = 30.0  # a worker silent this long is not responding (15 missed beats)
@@ -202,9 +241,7 @@ class Queue:
     """All reads and writes of the queue DB. Cheap to create; one per process (or per thread)."""
 
     def __init__(self, root: str | Path, timeout: float = 30.0):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        runs_dir(self.root).mkdir(exist_ok=True)
+        self.root = make_artifacts(Path(root))
         self.path = queue_path(self.root)
         deadline = time.monotonic() + timeout
         while True:
@@ -213,6 +250,7 @@ class Queue:
                 self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
+                self.db.execute("PRAGMA recursive_triggers = ON")  # a failure or cancel follows the whole chain
                 self.db.executescript(SCHEMA)
                 self._migrate()
                 break
@@ -260,44 +298,93 @@ class Queue:
             raise
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[Job]:
-        return [Job(*r) for r in self.db.execute(sql, tuple(args)).fetchall()]
+        jobs = [Job(*r) for r in self.db.execute(sql, tuple(args)).fetchall()]
+        return self._with_waiting(jobs)
+
+    def _with_waiting(self, jobs: list[Job]) -> list[Job]:
+        """Fill in what each queued job still waits for (one query, over the queued jobs only)."""
+        queued = {j.id: j for j in jobs if j.state == "queued"}
+        if not queued:
+            return jobs
+        waits: dict[int, list[tuple[str, str]]] = {}
+        for job_id, run_id, state in self.db.execute(
+                "SELECT d.job_id, u.run_id, u.state FROM job_deps d JOIN jobs j ON j.id = d.job_id "
+                "JOIN jobs u ON u.id = d.needs WHERE j.state = 'queued' AND u.state != 'succeeded' "
+                "ORDER BY d.job_id, u.id"):
+            if job_id in queued:
+                waits.setdefault(job_id, []).append((run_id, state))
+        for job_id, found in waits.items():
+            queued[job_id].waiting_for = tuple(found)
+        return jobs
 
     # -------------------------------------------------------- submit
     def submit(self, specs: list[JobSpec], source: str | None = None, force: bool = False,
                device: str | None = None, executor: str = "worker", state: str = "queued",
-               owner_pid: int | None = None) -> list[Job]:
-        """Queue specs all together or none. Without `force`, a spec already in the queue is refused.
+               owner_pid: int | None = None, notes: list[str] | None = None) -> list[Job]:
+        """Queue specs all together or none; returns their jobs, in order.
 
-        `state="running"` with `owner_pid` inserts a job already taken by a foreground process (batch),
-        so no worker can claim it in between."""
-        assert state == "queued" or owner_pid is not None
+        The runs each job names are resolved and pinned in its spec, and those in the queue become what it waits
+        for (sptui.pipeline); a name that resolves to nothing refuses the whole file (SpecError).
+
+        Duplicates (one rule for `sptui submit`, `sptui batch` and the app): a job identical to one that is queued
+        or running (same kind, parameters and sweep, after pinning) is refused unless `force`: it would compute
+        the same thing twice at once. A job identical to a run that has ended is queued as a new run; `notes`,
+        when given, gets a line naming the earlier run.
+
+        `owner_pid`: the foreground process (`sptui batch`) that runs these jobs itself (executor "batch": no worker
+        claims them). With `state="running"` a job is taken at once."""
+        from sptui import pipeline
+
+        assert state in ("queued", "running") and (executor != "batch" or owner_pid is not None)
         now = time.time()
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            if not force:
-                for spec in specs:
-                    dup = self.db.execute(
-                        "SELECT run_id, state FROM jobs WHERE spec_hash = ? ORDER BY id DESC LIMIT 1", (spec.digest(),)
-                    ).fetchone()
-                    if dup:
-                        raise SptuiError(
-                            f'job "{spec.name}" is already in the queue as {dup[0]} ({dup[1]}); '
-                            f"use --force to queue it again, or `sptui requeue {dup[0]}`"
-                        )
-            ids = []
+            links = pipeline.resolve(specs, pipeline.RunIndex(self.root, self), source or "job file")
+            for spec, found in zip(specs, links):
+                if any(link.file_job is not None for link in found):
+                    continue  # it names a job of this file: a new run, so never a duplicate
+                digest = pipeline.pin(spec, found, []).digest()
+                earlier = self.db.execute(
+                    "SELECT run_id, state FROM jobs WHERE spec_hash = ? ORDER BY state IN ('queued', 'running') DESC, "
+                    "id DESC LIMIT 1", (digest,)).fetchone()
+                if earlier is None:
+                    continue
+                if earlier[1] in ("queued", "running") and not force:
+                    raise SptuiError(
+                        f'job "{spec.name}" is already in the queue as {earlier[0]} ({earlier[1]}); wait for it, '
+                        "or use --force to run it twice")
+                if notes is not None:
+                    notes.append(f'job "{spec.name}" ' + (f"is also {earlier[1]} as {earlier[0]}; queued again (--force)"
+                                 if earlier[1] in ("queued", "running") else
+                                 f"ran before as {earlier[0]} ({earlier[1]}); queued again as a new run"))
+            ids, run_ids = [], []
+            owner_start = process_start(owner_pid) if owner_pid is not None else None
             for spec in specs:
                 (job_id,) = self.db.execute(
                     "INSERT INTO jobs (run_id, name, kind, spec, spec_hash, source, priority, state, executor, "
-                    "device_request, created) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "device_request, created, host, owner_pid, owner_start) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?, ?) RETURNING id",
                     (spec.name, spec.kind, spec.to_json(), spec.digest(), source, spec.priority, state, executor,
-                     device, now),
+                     device, now, HOST if owner_pid is not None else None, owner_pid, owner_start),
                 ).fetchall()[0]
-                self.db.execute("UPDATE jobs SET run_id = ? WHERE id = ?", (make_run_id(job_id, spec.name), job_id))
-                if owner_pid is not None:
-                    self.db.execute(
-                        "UPDATE jobs SET started = ?, heartbeat = ?, host = ?, owner_pid = ?, owner_start = ?, "
-                        "attempts = 1 WHERE id = ?", (now, now, HOST, owner_pid, process_start(owner_pid), job_id))
+                run_id = make_run_id(job_id, spec.name)
+                self.db.execute("UPDATE jobs SET run_id = ? WHERE id = ?", (run_id, job_id))
+                if state == "running":
+                    self.db.execute("UPDATE jobs SET started = ?, heartbeat = ?, attempts = 1 WHERE id = ?",
+                                    (now, now, job_id))
                 ids.append(job_id)
+                run_ids.append(run_id)
+            for job_id, spec, found in zip(ids, specs, links):
+                if not found:
+                    continue
+                pinned = pipeline.pin(spec, found, run_ids)
+                self.db.execute("UPDATE jobs SET spec = ?, spec_hash = ? WHERE id = ?",
+                                (pinned.to_json(), pinned.digest(), job_id))
+                for link in found:
+                    needs = ids[link.file_job] if link.file_job is not None else link.job_id
+                    if needs is not None:
+                        self.db.execute("INSERT OR IGNORE INTO job_deps (job_id, needs, param) VALUES (?, ?, ?)",
+                                        (job_id, needs, link.key))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -331,6 +418,29 @@ class Queue:
         """(run id, job name) of every job, for `sptui.runs.known_runs`."""
         return self.db.execute("SELECT run_id, name FROM jobs WHERE run_id IS NOT NULL").fetchall()
 
+    def run_rows(self) -> list[tuple[int, str, str, str, str]]:
+        """(id, run id, name, kind, state) of every job, for resolving the runs a job file names (sptui.pipeline)."""
+        return self.db.execute("SELECT id, run_id, name, kind, state FROM jobs WHERE run_id IS NOT NULL").fetchall()
+
+    def needs(self, job_id: int) -> list[tuple[str, str, str]]:
+        """(run id, state, why) of every run a job waits for or waited for; `why` is the parameter naming it."""
+        return self.db.execute(
+            "SELECT u.run_id, u.state, d.param FROM job_deps d JOIN jobs u ON u.id = d.needs WHERE d.job_id = ? "
+            "ORDER BY u.id", (job_id,)).fetchall()
+
+    def dependents(self, job_id: int, ended_only: bool = False) -> list[Job]:
+        """The jobs that wait for this one, and those waiting for them, down the chain (in id order);
+        `ended_only`: those its failure or cancellation ended."""
+        found: dict[int, None] = {}
+        frontier = [job_id]
+        while frontier:
+            rows = self.db.execute(
+                f"SELECT job_id FROM job_deps WHERE needs IN ({','.join('?' * len(frontier))})"
+                + (" AND ended_it = 1" if ended_only else ""), frontier).fetchall()
+            frontier = [r[0] for r in rows if r[0] not in found and r[0] != job_id]
+            found.update((i, None) for i in frontier)
+        return [self.get(i) for i in sorted(found)]
+
     def list(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[Job]:
         sql = f"SELECT {JOB_COLUMNS} FROM jobs"
         args: list[Any] = []
@@ -354,12 +464,37 @@ class Queue:
         rows = self._write(
             "UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, host = ?, owner_pid = ?, owner_start = ?, "
             "attempts = attempts + 1, error = NULL, exit_code = NULL, finished = NULL, cancel_requested = 0 "
-            "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND executor != 'slurm' "
-            "ORDER BY priority DESC, id LIMIT 1) "
+            "WHERE id = (SELECT id FROM jobs j WHERE state = 'queued' AND executor = 'worker' AND " + _READY +
+            " ORDER BY priority DESC, id LIMIT 1) "
             f"RETURNING {JOB_COLUMNS}",
             (time.time(), time.time(), HOST, owner_pid, owner_start),
         )
         return Job(*rows[0]) if rows else None
+
+    def claim_own(self, job_id: int, owner_pid: int, owner_start: str | None) -> Job | None:
+        """`sptui batch` takes one of its own queued jobs once everything it waits for has succeeded
+        (None while it waits, or when it is no longer queued: cancelled, or ended with a run it needed)."""
+        rows = self._write(
+            "UPDATE jobs SET state = 'running', started = ?, heartbeat = ?, host = ?, owner_pid = ?, owner_start = ?, "
+            "attempts = attempts + 1, error = NULL, exit_code = NULL, finished = NULL, cancel_requested = 0 "
+            "WHERE id = (SELECT id FROM jobs j WHERE id = ? AND state = 'queued' AND " + _READY + ") "
+            f"RETURNING {JOB_COLUMNS}",
+            (time.time(), time.time(), HOST, owner_pid, owner_start, job_id),
+        )
+        return Job(*rows[0]) if rows else None
+
+    def has_work(self) -> bool:
+        """Whether a worker has anything left to wait for: a queued worker job that is ready, or that waits only for
+        runs that are on their way. One that waits, however far up its chain, for an interrupted run waits for a
+        requeue, not for a worker (`worker --once` then ends)."""
+        return self.db.execute(
+            "WITH RECURSIVE stuck(id) AS ("
+            " SELECT d.job_id FROM job_deps d JOIN jobs u ON u.id = d.needs JOIN jobs j ON j.id = d.job_id"
+            " WHERE j.state = 'queued' AND u.state NOT IN ('succeeded', 'queued', 'running')"
+            " UNION SELECT d.job_id FROM job_deps d JOIN stuck s ON d.needs = s.id JOIN jobs j ON j.id = d.job_id"
+            " WHERE j.state = 'queued')"
+            " SELECT 1 FROM jobs WHERE state = 'queued' AND executor = 'worker' AND id NOT IN stuck LIMIT 1"
+        ).fetchone() is not None
 
     def set_process(self, job_id: int, pid: int, device: str, gpu: str | None) -> None:
         self._write("UPDATE jobs SET pid = ?, pid_start = ?, device = ?, gpu = ? WHERE id = ?",
@@ -384,6 +519,11 @@ class Queue:
             "RETURNING id", (state, time.time(), exit_code, error, job_id))
         return bool(rows)
 
+    def abandon(self, job_ids: list[int], error: str) -> None:
+        """Queued jobs their foreground process (sptui batch) will not run after all: interrupted, for a requeue."""
+        self._write(f"UPDATE jobs SET state = 'interrupted', finished = ?, error = ? WHERE state = 'queued' AND id IN "
+                    f"({','.join('?' * len(job_ids))})", (time.time(), error, *job_ids))
+
     def cancel_requested(self, job_id: int) -> bool:
         row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
@@ -402,20 +542,50 @@ class Queue:
         return self.get(job.id)
 
     def requeue(self, ref: int | str) -> Job:
+        """Queue a failed, cancelled or interrupted job again (for a worker). The jobs its failure or cancellation
+        ended come back with it, waiting for it again. A job that needs a run that failed or was cancelled is
+        refused: that run is the one to requeue."""
         job = self.get(ref)
         if job.state not in REQUEUEABLE:
             raise SptuiError(f"run {job.run_id} is {job.state}; only {', '.join(REQUEUEABLE)} jobs can be requeued")
         assert job.executor != "slurm", "Slurm runs are requeued by sptui.slurm.executor.requeue"
-        self._write(
-            "UPDATE jobs SET state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, step = NULL, "
-            "executor = 'worker' WHERE id = ?", (job.id,))
+        for run_id, state, _ in self.needs(job.id):
+            if state in ("failed", "cancelled"):
+                raise SptuiError(f"run {job.run_id} needs {run_id}, which {'was ' if state == 'cancelled' else ''}"
+                                 f"{state}: requeue {run_id} (the runs it ended come back with it)")
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            back = [job.id]
+            frontier = [job.id]
+            while frontier:  # the jobs it ended, and those they ended, down the chain
+                rows = self.db.execute(
+                    f"UPDATE job_deps SET ended_it = 0 WHERE ended_it = 1 AND needs IN ({','.join('?' * len(frontier))}) "
+                    "RETURNING job_id", frontier).fetchall()
+                frontier = [r[0] for r in rows if r[0] not in back]
+                back += frontier
+            self.db.execute(
+                f"UPDATE jobs SET {_REQUEUED} WHERE id IN ({','.join('?' * len(back))}) AND state IN ('failed', "
+                "'cancelled', 'interrupted') AND executor != 'slurm'", back)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         return self.get(job.id)
 
     def requeue_failed(self) -> builtins.list[Job]:
-        """Every failed local run back to queued (failed Slurm runs: sptui.slurm.executor.requeue)."""
-        rows = self._write("UPDATE jobs SET state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, "
-                           "step = NULL, executor = 'worker' WHERE state = 'failed' AND executor != 'slurm' RETURNING id")
-        return [self.get(r[0]) for r in rows]
+        """Every failed local run back to queued (failed Slurm runs: sptui.slurm.executor.requeue); the jobs a
+        failed run ended come back with it, waiting for it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self.db.execute(f"UPDATE jobs SET {_REQUEUED} WHERE state = 'failed' AND executor != 'slurm' "
+                                   "RETURNING id").fetchall()
+            self.db.execute("UPDATE job_deps SET ended_it = 0 WHERE ended_it = 1 AND job_id IN (SELECT id FROM jobs "
+                            "WHERE state = 'queued')")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return [self.get(r[0]) for r in sorted(rows)]
 
     def set_priority(self, ref: int | str, priority: int) -> Job:
         job = self.get(ref)
@@ -462,6 +632,14 @@ class Queue:
         A job whose supervisor died but whose process still runs is left alone: it records its own end.
         """
         lost = []
+        for job in self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND executor = 'batch'"):
+            # a batch's jobs wait in the queue for their turn: if the batch is gone, no one will run them
+            if job.host in (None, HOST) and not is_alive(job.owner_pid, job.owner_start):
+                rows = self._write("UPDATE jobs SET state = 'interrupted', finished = ?, error = ? WHERE id = ? AND "
+                                   "state = 'queued' RETURNING id", (time.time(), f"not started: its sptui batch (pid "
+                                   f"{job.owner_pid}) ended first; requeue it to run it under a worker", job.id))
+                if rows:
+                    lost.append(self.get(job.id))
         for job in self.list(states=["running"]):
             if job.host not in (None, HOST) or job.executor == "slurm":  # Slurm jobs: sptui.slurm.executor.reconcile
                 continue
@@ -506,6 +684,13 @@ class Queue:
             alive.append({"pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "device": device,
                           "slots": slots, "silent_for": silent, "responding": silent < WORKER_SILENT_SECONDS})
         return alive
+
+
+_REQUEUED = ("state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, step = NULL, executor = 'worker', "
+             "error = NULL, finished = NULL")
+# a queued job `j` whose every dependency has succeeded
+_READY = ("NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs u ON u.id = d.needs WHERE d.job_id = j.id "
+          "AND u.state != 'succeeded')")
 
 
 def make_run_id(job_id: int, name: str) -> str:

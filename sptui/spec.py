@@ -9,6 +9,9 @@
     feature_probability = [1.0, 0.1, 0.01]
     dropout = [0.0, 0.2]
 
+`after = ["name", ...]` (optional) makes a job wait for other jobs of the file, or runs, to succeed; a parameter
+that names a run (e.g. `model = "lm-tiny"`) waits the same way (sptui.pipeline).
+
 Sweeps over a kind's batchable parameters stay one job whose instances train together; sweeps over
 any other parameter expand into one job per combination. A file is accepted whole or not at all.
 
@@ -34,7 +37,7 @@ from sptui import params as P
 from sptui.errors import SpecError
 from sptui.kinds import kind_names, load_kind
 
-JOB_KEYS = ("kind", "name", "priority", "sweep", "slurm", "instance_range")
+JOB_KEYS = ("kind", "name", "priority", "sweep", "slurm", "instance_range", "after")
 TOP_KEYS = ("job", "slurm")
 
 
@@ -47,6 +50,7 @@ class JobSpec:
     priority: int = 0
     slurm: dict[str, Any] = field(default_factory=dict)  # Slurm options from the job file (file-wide + per job)
     instance_range: tuple[int, int] | None = None  # only these instances [start, stop) of the full grid
+    after: tuple[str, ...] = ()  # runs this job waits for besides those its parameters name (not its identity)
 
     def full_grid(self) -> list[dict[str, Any]]:
         """The product of the sweep lists ([{}] when there is no sweep), ignoring `instance_range`."""
@@ -78,15 +82,17 @@ class JobSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_json(self) -> str:
-        return json.dumps({**self.canonical(), "name": self.name, "priority": self.priority, "slurm": self.slurm},
-                          sort_keys=True)
+        extra = {"after": list(self.after)} if self.after else {}
+        return json.dumps({**self.canonical(), "name": self.name, "priority": self.priority, "slurm": self.slurm,
+                           **extra}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
         d = json.loads(text)
         r = d.get("instance_range")
         return cls(kind=d["kind"], name=d["name"], params=d["params"], sweep=d.get("sweep", {}), priority=d.get("priority", 0),
-                   slurm=d.get("slurm", {}), instance_range=tuple(r) if r is not None else None)
+                   slurm=d.get("slurm", {}), instance_range=tuple(r) if r is not None else None,
+                   after=tuple(d.get("after", ())))
 
     def to_toml(self) -> str:
         """The resolved spec as a job file of one job, runnable again with `sptui batch`."""
@@ -94,6 +100,8 @@ class JobSpec:
         job.update({k: v for k, v in self.params.items() if v is not None and k not in self.sweep})
         if self.instance_range is not None:
             job["instance_range"] = list(self.instance_range)
+        if self.after:
+            job["after"] = list(self.after)
         if self.sweep:
             job["sweep"] = self.sweep
         if self.slurm:
@@ -164,6 +172,9 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
     priority = raw.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise SpecError(f"{where}: priority: expected integer, found {P.describe_value(priority)}")
+    after = raw.get("after", [])
+    if not isinstance(after, list) or not all(isinstance(a, str) and a.strip() for a in after):
+        raise SpecError(f"{where}: after: expected a list of job names or run ids, found {P.describe_value(after)}")
     sweep = raw.get("sweep", {})
     if not isinstance(sweep, dict):
         raise SpecError(f"{where}: sweep: expected a table of parameter = [values], found {P.describe_value(sweep)}")
@@ -211,6 +222,7 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
             sweep=batched,
             priority=priority,
             slurm=slurm,
+            after=tuple(a.strip() for a in after),
         )
         if "instance_range" in raw:
             spec = replace(spec, instance_range=_instance_range(raw["instance_range"], len(spec.full_grid()), where))

@@ -112,7 +112,8 @@ class Worker:
         self.stopping = True
 
     def _queued_left(self) -> bool:
-        return bool(self.queue.list(states=["queued"], limit=1))
+        """A queued job this worker may still run: ready, or waiting for runs that have not ended yet."""
+        return self.queue.has_work()
 
     # ------------------------------------------------------------ start jobs
     def _fill_slots(self) -> bool:

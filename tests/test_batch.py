@@ -79,12 +79,12 @@ def test_hangup_interrupts_the_job_and_a_worker_resumes_it(artifacts, tmp_path):
     out = batch.communicate(timeout=60)[0]
     assert batch.returncode == 130, out
     with Queue(artifacts) as q:
-        (job,) = q.list()  # the second job never started, so it was never recorded
-        assert job.state == "interrupted"
+        job, never = q.list()  # the second job never started: interrupted too, for a worker to run on a requeue
+        assert job.state == "interrupted" and never.state == "interrupted" and never.attempts == 0
         q.requeue(job.id)
     start_worker(artifacts, "--once").communicate(timeout=300)
     with Queue(artifacts) as q:
-        assert q.get(job.id).state == "succeeded"
+        assert q.get(job.id).state == "succeeded" and q.get(never.id).state == "interrupted"
     assert "resuming from checkpoint" in run.log.read_text()
 
 
@@ -103,12 +103,16 @@ def test_validate_and_submit_exit_2_and_queue_nothing_on_a_bad_file(artifacts, t
 
 
 def test_a_failed_job_gives_exit_1_a_one_line_error_and_the_batch_goes_on(artifacts, tmp_path):
-    broken = '[[job]]\nkind = "neuron-geometry"\nname = "no-model"\nmodel = "/nonexistent/model-folder"\n\n'
+    # a model folder that is there when queued but unreadable when the job loads it
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    broken = f'[[job]]\nkind = "neuron-geometry"\nname = "no-model"\nmodel = "{folder}"\n\n'
     result = sptui("batch", "--json", write(tmp_path, broken + tms_job("after")), root=artifacts)
     assert result.returncode == 1
     failed, after = json.loads(result.stdout)
     assert failed["state"] == "failed" and after["state"] == "succeeded"
-    assert failed["error"].startswith('unknown model "/nonexistent/model-folder"') and "\n" not in failed["error"]
+    assert str(folder) in failed["error"] and "\n" not in failed["error"]
     assert "Traceback" not in result.stderr
     assert failed["error"] in (Path(failed["run_dir"]) / "log.txt").read_text()
 

@@ -1,6 +1,7 @@
 """Small CLI commands: kinds reference, show, priority, bulk requeue."""
 
 import json
+import os
 
 from sptui.queue import Queue, own_identity
 from sptui.spec import parse_text
@@ -61,3 +62,27 @@ def test_show_says_who_runs_a_job_and_when_it_last_reported(artifacts):
     assert " reported: 2m0" in out  # 2m05s ago, or a second more on a slow machine
     shown = json.loads(sptui("show", "--json", job.run_id, root=artifacts, check=True).stdout)
     assert shown["executor"] == "worker" and shown["quiet_for"] >= 125
+
+
+def test_an_artifacts_folder_that_cannot_be_one_is_one_line(tmp_path):
+    a_file = tmp_path / "hostname"
+    a_file.write_text("not a folder\n")
+    job_file = tmp_path / "job.toml"
+    job_file.write_text(tms_job("x"))
+    for root, expected in ((a_file, f"{a_file} is a file, not a folder"),
+                           (a_file / "below", f"{a_file} is a file, not a folder"),
+                           (tmp_path / "ro" / "artifacts", "cannot make it (Permission denied)")):
+        if root.parent.name == "ro":
+            root.parent.mkdir()
+            root.parent.chmod(0o500)
+            if os.access(root.parent, os.W_OK):  # root ignores permissions: nothing to check there
+                continue
+        for command in (["ls"], ["show", "1"], ["submit", str(job_file)], ["batch", str(job_file)], ["tui"]):
+            result = sptui("--artifacts", str(root), *command, root=tmp_path)
+            assert result.returncode == 2, (command, result.stderr)
+            assert result.stderr.count("\n") == 1 and expected in result.stderr and "Traceback" not in result.stderr
+    if os.path.isdir("/proc"):  # the issue's case: a path the system will not make
+        result = sptui("--artifacts", "/proc/nope", "ls", root=tmp_path)
+        assert result.returncode == 2 and result.stderr.strip() == (
+            "sptui: error: artifacts folder /proc/nope: cannot make it (No such file or directory); give "
+            "--artifacts DIR or set SPTUI_ARTIFACTS")

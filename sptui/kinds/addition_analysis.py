@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sptui.errors import SptuiError
-from sptui.params import ParamError, param
+from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
     from sptui.context import Context
@@ -35,7 +35,8 @@ SUMMARY = "per-head projections, attention patterns and head-ablation grid of a 
 
 @dataclass
 class Params:
-    run: str = param("", "the addition run: a run id or its prefix, a job name (its newest run) or a run folder")
+    run: str = param("", "the addition run: a run id or its prefix, a job name (its newest run) or a run folder",
+                     ref=RunRef(kinds=("addition",), needs="results/summary.json"))
     checkpoint: str = param("final", '"final" (results/model.safetensors), "latest" snapshot, or a snapshot step like "1200"')
     head: int = param(-1, "head drawn in detail and animated (-1: the head with the largest ablation effect)", ge=-1)
     example: int = param(0, "test-set example whose attention pattern is drawn", ge=0)

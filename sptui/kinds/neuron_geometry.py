@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
-from sptui.params import ParamError, param
+from sptui.params import ParamError, RunRef, param
 from sptui.science.null import NULL_HELP, NULLS  # numpy only: `sptui validate` stays quick
 from sptui.science.seriation import METHODS as _METHOD_NAMES
 
@@ -62,7 +62,8 @@ SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, tested a
 
 @dataclass
 class Params:
-    model: str = param("tiny-stories-2L-33M", "TransformerLens name, Hugging Face folder, or sptui run (id, job name or folder)")
+    model: str = param("tiny-stories-2L-33M", "TransformerLens name, Hugging Face folder, or sptui run (id, job name or folder)",
+                       ref=RunRef(kinds=("lm",), needs="results/model.safetensors", or_model=True))
     layer: int = param(1, "MLP layer", ge=0)
     weights: Literal["W_out", "W_in"] = param("W_out", "neuron directions: W_out rows (writes) or W_in columns (reads)")
     processing: bool = param(True, "TransformerLens weight processing as from_pretrained (false: raw weights)")

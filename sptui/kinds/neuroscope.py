@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
 from sptui.neuroscope.store import WEIGHTS_PROCESSED, WEIGHTS_RAW
-from sptui.params import ParamError, param
+from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
     from sptui.context import Context
@@ -57,7 +57,8 @@ WINDOW_BATCHES = 8  # documents are read in windows of batch_size * this, sorted
 
 @dataclass
 class Params:
-    model: str = param("tiny-stories-2L-33M", "model: TransformerLens name, Hugging Face folder, or run id")
+    model: str = param("tiny-stories-2L-33M", "model: TransformerLens name, Hugging Face folder, or sptui run (id, job "
+                       "name or folder)", ref=RunRef(kinds=("lm",), needs="results/model.safetensors", or_model=True))
     corpus: str = param("tinystories", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin", '
                         'or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
@@ -82,7 +83,8 @@ class Params:
     processing: bool = param(True, "logit effect and similar neurons from TransformerLens-processed weights "
                              "(LayerNorm folded, W_out and W_U centred); false: the raw weights")
     sae: str = param("", "an sae run (id, job name or folder): scan the latents of one of its SAEs, on the model and "
-                     "hook it was trained on, instead of MLP neurons (model, layers and processing then come from it)")
+                     "hook it was trained on, instead of MLP neurons (model, layers and processing then come from it)",
+                     ref=RunRef(kinds=("sae",), needs="results/sae.safetensors"))
     sae_instance: int = param(0, "which SAE of that run (its instance number)", ge=0)
 
     def check(self):

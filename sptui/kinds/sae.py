@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sptui.errors import SptuiError
-from sptui.params import ParamError, param
+from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
     from sptui.context import Context
@@ -51,7 +51,8 @@ DEFAULT_ADDITION_HOOK = "blocks.0.hook_attn_out"
 @dataclass
 class Params:
     source: str = param("", "a tms run (its toy models' hidden activations), an addition run, an lm run or a "
-                        "model reference (TransformerLens name, Hugging Face folder): run id, job name or folder")
+                        "model reference (TransformerLens name, Hugging Face folder): run id, job name or folder",
+                        ref=RunRef(kinds=("tms", "addition", "lm"), needs="results/model.safetensors", or_model=True))
     hook: str = param("", "TransformerLens hook for model sources, e.g. blocks.1.mlp.hook_post, "
                       f"blocks.0.hook_resid_post (addition default: {DEFAULT_ADDITION_HOOK})")
     positions: Literal["auto", "all", "answer"] = param(

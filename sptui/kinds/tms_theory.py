@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
 from sptui.errors import SptuiError
-from sptui.params import ParamError, param
+from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,8 @@ class Params:
                             "first (all of them up to n=4; n=5, m=2 has 67, n=6, m=2 has 148)", ge=1)
     seed: int = param(0, "seed of the random starts and of the nudges that move candidates off saddles", ge=0)
     compare: str = param("", "a trained tms run (run id, job name or folder): local-minimum report, and its phase "
-                         "diagram beside the theory when it is a probability x importance-ratio grid")
+                         "diagram beside the theory when it is a probability x importance-ratio grid",
+                         ref=RunRef(kinds=("tms",), needs="results/model.safetensors"))
     tolerance: float = param(1e-6, "relative loss gap above which a trained instance sits in a worse local minimum",
                              gt=0)
 

@@ -48,8 +48,9 @@ def require() -> None:
 # ---------------------------------------------------------------- submit
 
 def submit(queue: Queue, root: Path, specs: list[JobSpec], source: str, flags: dict[str, Any],
-           force: bool = False, device: str = "auto") -> list[Job]:
-    """Queue the specs as Slurm jobs and submit them, all or none. `flags`: Slurm options from the command line."""
+           force: bool = False, device: str = "auto", notes: list[str] | None = None) -> list[Job]:
+    """Queue the specs as Slurm jobs and submit them, all or none. `flags`: Slurm options from the command line;
+    `force` and `notes` as `Queue.submit` (the duplicate rule)."""
     require()
     config = O.user_config()
     resolved = [O.resolve(config, spec.slurm, flags) for spec in specs]
@@ -57,7 +58,7 @@ def submit(queue: Queue, root: Path, specs: list[JobSpec], source: str, flags: d
         if opts.instances_per_task:
             split.slice_specs(spec, opts.instances_per_task)  # refuses kinds that cannot be split
     _check(root, resolved, device)
-    jobs = queue.submit(specs, source=source, force=force, device=device, executor="slurm")
+    jobs = queue.submit(specs, source=source, force=force, device=device, executor="slurm", notes=notes)
     units: list[tuple[O.SlurmOptions, list[tuple[Job, Path]]]] = []  # what goes to Slurm together
     singles: dict[str, list[tuple[Job, Path]]] = {}
     by_key: dict[str, O.SlurmOptions] = {}

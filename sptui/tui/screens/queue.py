@@ -221,6 +221,9 @@ class QueueScreen(Screen):
                 if verb == "cancel":
                     job = actions.cancel(queue, self.root, job_id)
                     text = f"{job.run_id}: " + ("cancelled" if job.state == "cancelled" else "cancel requested")
+                    chain = [d.run_id for d in queue.dependents(job.id) if d.state in ("queued", "cancelled")]
+                    if chain:  # the jobs waiting for it go with it
+                        text += f"; with it: {', '.join(chain[:3])}" + (", ..." if len(chain) > 3 else "")
                 elif verb == "requeue":
                     job = actions.requeue(queue, self.root, job_id)
                     text = f"{job.run_id}: queued again" + (" on Slurm" if job.executor == "slurm" else "")

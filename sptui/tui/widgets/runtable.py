@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 from sptui.queue import Job
 
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "bold cyan", "interrupted": "yellow",
-               "cancelled": "dim", "queued": ""}
+               "cancelled": "dim", "queued": "", "waiting": "magenta"}
 # (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure
 # device last: on an 80-column terminal it is the one that scrolls out of view
 COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("kind", "kind", None),
@@ -48,6 +48,8 @@ def fmt_seconds(s: float | None) -> str:
 
 
 def fmt_progress(job: Job) -> str:
+    if job.waiting:  # a queued job waiting for other runs: which (the core's words, less "waiting")
+        return job.waiting.removeprefix("waiting ")
     if job.total:
         pct = 100 * (job.step or 0) / job.total
         return f"{job.step or 0}/{job.total} {pct:3.0f}%"
@@ -55,8 +57,10 @@ def fmt_progress(job: Job) -> str:
 
 
 def matches(job: Job, text: str) -> bool:
-    """Filter words must all appear in the id, name, kind, state or device (`state:running` is fine too)."""
-    hay = f"{job.id} {job.run_id} {job.name} {job.kind} state:{job.state} {job.device or ''} {device_cell(job)}".lower()
+    """Filter words must all appear in the id, name, kind, state or device (`state:running` is fine too;
+    `state:waiting` finds the queued jobs that wait for others)."""
+    hay = (f"{job.id} {job.run_id} {job.name} {job.kind} state:{job.state} {job.device or ''} {device_cell(job)}"
+           + (" state:waiting" if job.waiting else "")).lower()
     return all(word in hay for word in text.lower().split())
 
 
@@ -66,8 +70,8 @@ def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
         "id": str(job.id),
         "name": job.name,
         "kind": job.kind,
-        "state": Text("cancelling" if job.cancel_requested and job.state == "running" else job.state,
-                      style=STATE_STYLE.get(job.state, "")),
+        "state": Text("cancelling" if job.cancel_requested and job.state == "running" else
+                      "waiting" if job.waiting else job.state, style=STATE_STYLE.get("waiting" if job.waiting else job.state, "")),
         "progress": fmt_progress(job),
         "elapsed": fmt_seconds(job.elapsed(now)),
         "eta": fmt_seconds(job.eta(now)),
