@@ -205,8 +205,10 @@ def transformer_lens_names() -> dict[str, str] | None:
         path = Path(locations[0]) / "supported_models.py" if locations else None
         if path is None or not path.is_file():
             return None
+        spec = importlib.util.spec_from_file_location("_sptui_tl_supported_models", path)
+        if spec is None or spec.loader is None:
+            return None
         try:
-            spec = importlib.util.spec_from_file_location("_sptui_tl_supported_models", path)
             registry = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(registry)
         except Exception:  # a TransformerLens whose registry needs more than itself: check at load time

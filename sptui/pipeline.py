@@ -92,8 +92,11 @@ class RunIndex:
             from sptui.queue import Queue
 
             with Queue(self.root) as opened:
-                self.__init__(self.root, opened)
-            return
+                self._read(opened)
+        else:
+            self._read(queue)
+
+    def _read(self, queue: Any) -> None:
         self.rows = {row[1]: Row(*row) for row in queue.run_rows()} if queue is not None else {}
         self.known = known_runs(self.root, queue) if queue is not None else known_runs(self.root)
 

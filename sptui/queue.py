@@ -519,7 +519,7 @@ class Queue:
             "RETURNING id", (state, time.time(), exit_code, error, job_id))
         return bool(rows)
 
-    def abandon(self, job_ids: list[int], error: str) -> None:
+    def abandon(self, job_ids: builtins.list[int], error: str) -> None:
         """Queued jobs their foreground process (sptui batch) will not run after all: interrupted, for a requeue."""
         self._write(f"UPDATE jobs SET state = 'interrupted', finished = ?, error = ? WHERE state = 'queued' AND id IN "
                     f"({','.join('?' * len(job_ids))})", (time.time(), error, *job_ids))
