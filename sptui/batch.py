@@ -134,6 +134,7 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
     results: list[BatchResult] = []
     previous = {sig: signal.signal(sig, _raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
     pending: dict[int, JobSpec] = {}
+    taking: int | None = None  # the job being claimed or run: a signal at any point leaves it interrupted
     try:
         notes: list[str] = []
         jobs = queue.submit(specs, source=source, force=force, executor="batch", device=device, owner_pid=pid,
@@ -145,6 +146,7 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
         while pending:
             ran = False
             for job_id in list(pending):
+                taking = job_id
                 job = queue.claim_own(job_id, pid, start)
                 if job is None:
                     now = queue.get(job_id)
@@ -159,6 +161,7 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
                 del pending[job_id]
                 result = _run_one(queue, root, job, job.job_spec(), device, console)
                 results.append(result)
+                taking = None
                 ran = True
                 if result.state == "interrupted":
                     raise Terminated()  # Ctrl-C or a hang-up stops the whole batch, not just this job
@@ -167,6 +170,8 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
                 _say_waiting(queue, pending, said, console)
                 time.sleep(WAIT_POLL_SECONDS)
     except (Terminated, KeyboardInterrupt):
+        if taking is not None:  # stopped between its claim and its run: never left "running" without a process
+            queue.finish(taking, "interrupted", exit_code=1, error="stopped by a signal; requeue to resume")
         if pending:
             queue.abandon(list(pending), "not started: sptui batch was stopped first; requeue it to run it under a "
                                          "worker")

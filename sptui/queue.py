@@ -549,28 +549,45 @@ class Queue:
         if job.state not in REQUEUEABLE:
             raise SptuiError(f"run {job.run_id} is {job.state}; only {', '.join(REQUEUEABLE)} jobs can be requeued")
         assert job.executor != "slurm", "Slurm runs are requeued by sptui.slurm.executor.requeue"
-        for run_id, state, _ in self.needs(job.id):
-            if state in ("failed", "cancelled"):
-                raise SptuiError(f"run {job.run_id} needs {run_id}, which {'was ' if state == 'cancelled' else ''}"
-                                 f"{state}: requeue {run_id} (the runs it ended come back with it)")
+        self.check_requeue(job)
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            back = [job.id]
-            frontier = [job.id]
-            while frontier:  # the jobs it ended, and those they ended, down the chain
-                rows = self.db.execute(
-                    f"UPDATE job_deps SET ended_it = 0 WHERE ended_it = 1 AND needs IN ({','.join('?' * len(frontier))}) "
-                    "RETURNING job_id", frontier).fetchall()
-                frontier = [r[0] for r in rows if r[0] not in back]
-                back += frontier
-            self.db.execute(
-                f"UPDATE jobs SET {_REQUEUED} WHERE id IN ({','.join('?' * len(back))}) AND state IN ('failed', "
-                "'cancelled', 'interrupted') AND executor != 'slurm'", back)
+            self.db.execute(f"UPDATE jobs SET {_REQUEUED} WHERE id = ?", (job.id,))
+            self._bring_back(job.id)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         return self.get(job.id)
+
+    def check_requeue(self, job: Job) -> None:
+        """A job that needs a run that failed or was cancelled is not requeued alone: that run is the one to requeue."""
+        for run_id, state, _ in self.needs(job.id):
+            if state in ("failed", "cancelled"):
+                raise SptuiError(f"run {job.run_id} needs {run_id}, which {'was ' if state == 'cancelled' else ''}"
+                                 f"{state}: requeue {run_id} (the runs it ended come back with it)")
+
+    def _bring_back(self, job_id: int) -> None:
+        """Inside a write transaction: the jobs this one's failure or cancellation ended (and those they ended)
+        are queued again, waiting for it. Slurm rows stay Slurm rows, without a Slurm id until resubmitted."""
+        back: list[int] = []
+        frontier = [job_id]
+        while frontier:
+            rows = self.db.execute(
+                f"UPDATE job_deps SET ended_it = 0 WHERE ended_it = 1 AND needs IN ({','.join('?' * len(frontier))}) "
+                "RETURNING job_id", frontier).fetchall()
+            frontier = [r[0] for r in rows if r[0] not in back and r[0] != job_id]
+            back += frontier
+        if back:
+            self.db.execute(
+                f"UPDATE jobs SET {_QUEUED_AGAIN}, executor = CASE executor WHEN 'slurm' THEN 'slurm' ELSE 'worker' END, "
+                f"slurm_job_id = NULL, slurm_state = NULL WHERE id IN ({','.join('?' * len(back))}) AND state IN "
+                "('failed', 'cancelled', 'interrupted')", back)
+
+    def waits_on(self, job_id: int) -> builtins.list[Job]:
+        """The jobs this one waits for that have not succeeded (empty: it may run)."""
+        return self._rows(f"SELECT {', '.join('u.' + c for c in _COLUMN_NAMES)} FROM job_deps d JOIN jobs u "
+                          "ON u.id = d.needs WHERE d.job_id = ? AND u.state != 'succeeded' ORDER BY u.id", (job_id,))
 
     def requeue_failed(self) -> builtins.list[Job]:
         """Every failed local run back to queued (failed Slurm runs: sptui.slurm.executor.requeue); the jobs a
@@ -579,8 +596,8 @@ class Queue:
         try:
             rows = self.db.execute(f"UPDATE jobs SET {_REQUEUED} WHERE state = 'failed' AND executor != 'slurm' "
                                    "RETURNING id").fetchall()
-            self.db.execute("UPDATE job_deps SET ended_it = 0 WHERE ended_it = 1 AND job_id IN (SELECT id FROM jobs "
-                            "WHERE state = 'queued')")
+            for (job_id,) in rows:
+                self._bring_back(job_id)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -621,9 +638,16 @@ class Queue:
         return bool(rows)
 
     def slurm_requeue(self, job_id: int) -> None:
-        """Back to queued for a resubmission to Slurm (the executor stays slurm)."""
-        self._write("UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
-                    "exit_code = NULL, slurm_job_id = NULL, slurm_state = NULL WHERE id = ?", (job_id,))
+        """Back to queued for a resubmission to Slurm (the executor stays slurm), with the jobs its end ended."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
+                            "exit_code = NULL, slurm_job_id = NULL, slurm_state = NULL WHERE id = ?", (job_id,))
+            self._bring_back(job_id)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     # -------------------------------------------------------- crash recovery
     def recover(self) -> builtins.list[Job]:
@@ -686,8 +710,10 @@ class Queue:
         return alive
 
 
-_REQUEUED = ("state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, step = NULL, executor = 'worker', "
-             "error = NULL, finished = NULL")
+# what a requeue resets: back to queued, for a worker (a job a batch left behind is run by a worker)
+_QUEUED_AGAIN = ("state = 'queued', cancel_requested = 0, pid = NULL, pid_start = NULL, step = NULL, error = NULL, "
+                 "finished = NULL, exit_code = NULL")
+_REQUEUED = _QUEUED_AGAIN + ", executor = 'worker'"
 # a queued job `j` whose every dependency has succeeded
 _READY = ("NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs u ON u.id = d.needs WHERE d.job_id = j.id "
           "AND u.state != 'succeeded')")

@@ -273,6 +273,7 @@ def test_batch_runs_a_study_in_dependency_order_and_ends_what_a_failure_ends(art
     assert states["free"][0] == "succeeded" and states["relu"][0] == "succeeded"
 
 
+@pytest.mark.slow  # several job processes in turn (a minute or more on a busy machine)
 def test_batch_waits_for_a_workers_run_without_a_slot_and_says_so(artifacts, tmp_path):
     queued = tmp_path / "model.toml"
     queued.write_text(toy("model", steps=200))
@@ -295,6 +296,7 @@ def test_batch_waits_for_a_workers_run_without_a_slot_and_says_so(artifacts, tmp
         batch.kill()
 
 
+@pytest.mark.slow  # several job processes in turn (a minute or more on a busy machine)
 def test_a_stopped_batch_leaves_its_unstarted_jobs_interrupted_for_a_worker(artifacts, tmp_path):
     study = tmp_path / "study.toml"
     study.write_text(toy("first", steps=4000) + toy("second", seed=1, extra='after = ["first"]'))
@@ -346,3 +348,70 @@ async def test_the_apps_queue_shows_what_a_job_waits_for_and_the_chain_a_cancel_
             await pilot.pause()
         assert f"with it: {b.run_id}" in str(app.screen.query_one("#status").render())
         assert str(table.get_cell(str(b.id), "state")) == "cancelled"
+
+
+# ---------------------------------------------------------------- on a real Slurm cluster
+
+def slurm_final(root, job_id: int, timeout: float = 300):
+    """Follow a Slurm run as `sptui ls` does (reconcile) until it ends."""
+    from sptui.queue import FINAL
+    from sptui.slurm import executor
+
+    def ended():
+        with Queue(root) as q:
+            executor.reconcile(q, root)
+            job = q.get(job_id)
+        return job if job.state in FINAL else None
+
+    return wait_for(ended, timeout=timeout, what=f"job {job_id} to end on Slurm", interval=0.5)
+
+
+def test_on_slurm_a_study_waits_through_afterok_and_a_failure_drops_what_waits(slurm, artifacts, tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(theory("theory", "toy") + toy("toy"))
+    sptui("submit", str(path), "--executor", "slurm", "--time", "5", root=artifacts, check=True)
+    with Queue(artifacts) as q:
+        th, ty = q.list()
+    record = json.loads((artifacts / "runs" / th.run_id / "slurm.json").read_text())
+    assert record["submissions"][0]["dependency"] == f"afterok:{ty.slurm_job_id}"  # Slurm holds it, not a slot
+    ty, th = slurm_final(artifacts, ty.id), slurm_final(artifacts, th.id)
+    assert (ty.state, th.state) == ("succeeded", "succeeded") and th.started >= ty.finished - 1.0
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(toy("relu", extra='hidden_activation = "relu"') + theory("theory", "relu")
+                   + toy("after-theory", seed=3, extra='after = ["theory"]'))
+    sptui("submit", str(bad), "--executor", "slurm", "--time", "5", root=artifacts, check=True)
+    with Queue(artifacts) as q:
+        after = [j for j in q.list() if j.name == "after-theory"][0]
+        theory_job = [j for j in q.list() if j.name == "theory" and j.id > th.id][0]
+    assert slurm_final(artifacts, theory_job.id).state == "failed"
+    after = slurm_final(artifacts, after.id, timeout=60)
+    assert (after.state, after.error) == ("failed", f"needs {theory_job.run_id}, which failed")
+    def dropped():  # Slurm cancels it (kill-on-invalid-dep) at its next scheduling pass: it neither pends nor runs
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", after.slurm_job_id, "-o", "State"], capture_output=True,
+                             text=True)
+        return out.stdout.split()[:1] == ["CANCELLED"]
+
+    wait_for(dropped, timeout=90, what="Slurm to drop the job whose dependency failed", interval=1.0)
+    from sptui.slurm.status import read_status
+
+    assert read_status(artifacts / "runs" / after.run_id).attempts == 0  # it never started on a node
+
+
+@pytest.mark.slow  # several job processes in turn (a minute or more on a busy machine)
+def test_a_slurm_job_waiting_for_a_workers_run_is_held_then_sent(slurm, artifacts, tmp_path):
+    local = tmp_path / "model.toml"
+    local.write_text(toy("model"))
+    sptui("submit", str(local), root=artifacts, check=True)
+    study = tmp_path / "study.toml"
+    study.write_text(theory("theory", "model"))
+    sptui("submit", str(study), "--executor", "slurm", "--time", "5", root=artifacts, check=True)
+    with Queue(artifacts) as q:
+        model, th = q.list()
+        assert (th.executor, th.slurm_job_id, th.waiting) == ("slurm", None, f"waiting for {model.run_id}")
+    sptui("ls", root=artifacts, check=True)
+    with Queue(artifacts) as q:
+        assert q.get(th.id).slurm_job_id is None  # still held: what it reads is not trained yet
+    assert start_worker(artifacts, "--once").wait(timeout=600) == 0
+    th = slurm_final(artifacts, th.id)  # `ls` (reconcile) sent it once the model had succeeded
+    assert th.state == "succeeded" and th.slurm_job_id

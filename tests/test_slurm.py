@@ -141,12 +141,15 @@ def test_split_sweep_joined_equals_the_sweep_trained_in_one_piece(slurm, artifac
 # ---------------------------------------------------------------- failures
 
 def test_a_failing_job_shows_its_error_in_ls(slurm, artifacts, tmp_path):
-    path = job_file(tmp_path, '[[job]]\nkind = "addition-analysis"\nname = "lost"\nrun = "no-such-run"\n')
+    folder = tmp_path / "model"  # a model folder when queued, unreadable when the job loads it on the node
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    path = job_file(tmp_path, f'[[job]]\nkind = "neuron-geometry"\nname = "lost"\nmodel = "{folder}"\n')
     result = sptui("batch", str(path), "--executor", "slurm", root=artifacts, timeout=240)
     assert result.returncode == 1
     row = ls(artifacts)["0001-lost"]
-    assert row["state"] == "failed" and 'no run "no-such-run"' in row["error"]
-    assert 'no run "no-such-run"' in sptui("ls", root=artifacts, check=True).stdout + \
+    assert row["state"] == "failed" and "cannot load as a Hugging Face model" in row["error"]
+    assert "cannot load as a Hugging Face model" in sptui("ls", root=artifacts, check=True).stdout + \
         sptui("show", "lost", root=artifacts, check=True).stdout
 
 

@@ -8,6 +8,13 @@
     cancel     scancel; requeue resubmits the same run folder, which resumes from its last checkpoint
     wait       `sptui batch --executor slurm`: reconcile until every job has ended
 
+Jobs that wait for other runs (sptui.pipeline): a job whose runs have all succeeded goes to Slurm at once; one
+that waits only for Slurm jobs already submitted goes with `--dependency=afterok:<their ids>` and
+`--kill-on-invalid-dep=yes` (Slurm starts it when they succeed, and drops it if one fails or is cancelled,
+while the queue's trigger records why); one that waits for a run Slurm does not know (a worker's or a batch's,
+or a Slurm job not submitted yet) is held in the queue with no Slurm id, and `reconcile` (what `sptui ls`,
+the app and batch call) submits it once that changes.
+
 On the node, submitit runs sptui.slurm.task.SlurmTask, which calls the same runner as the local worker
 (sptui.runner.execute) on the same run folder, so resume, results, `sptui ls` and the app work unchanged.
 Every call to Slurm is bounded (sptui.slurm.slurmctl); nothing waits on submitit's result(), which can hang.
@@ -59,37 +66,71 @@ def submit(queue: Queue, root: Path, specs: list[JobSpec], source: str, flags: d
             split.slice_specs(spec, opts.instances_per_task)  # refuses kinds that cannot be split
     _check(root, resolved, device)
     jobs = queue.submit(specs, source=source, force=force, device=device, executor="slurm", notes=notes)
-    units: list[tuple[O.SlurmOptions, list[tuple[Job, Path]]]] = []  # what goes to Slurm together
-    singles: dict[str, list[tuple[Job, Path]]] = {}
-    by_key: dict[str, O.SlurmOptions] = {}
-    for job, spec, opts in zip(jobs, specs, resolved):
+    planned: list[tuple[Job, O.SlurmOptions, list[tuple[Job, Path]]]] = []
+    for job, opts in zip(jobs, resolved):
+        queued = queue.get(job.id).job_spec()  # the spec as queued: the runs it names are pinned to their ids
         run = RunDir(job.run_dir(root))
-        run.create(spec.to_toml())
+        run.create(queued.to_toml())
         _record(run.root, opts, device)
-        slices = split.slice_specs(spec, opts.instances_per_task) if opts.instances_per_task else [spec]
-        if len(slices) > 1:
-            tasks = []
-            for i, part_spec in enumerate(slices):
-                part = RunDir(split.part_dir(run.root, i))
-                part.create(part_spec.to_toml())
-                tasks.append((job, part.root))
-            units.append((opts, tasks))
-        else:
-            key = json.dumps(asdict(opts), sort_keys=True)
-            by_key[key] = opts
-            singles.setdefault(key, []).append((job, run.root))
-    units += [(by_key[key], tasks) for key, tasks in singles.items()]
+        planned.append((job, opts, _tasks(job, root, queued, opts, create=True)))
     done: set[int] = set()
     try:
-        for opts, tasks in units:
-            _submit_unit(queue, root, opts, device, tasks, name=slug(Path(source).stem))
-            done |= {job.id for job, _ in tasks}
+        while planned:  # in waves: a job goes once what it waits for has a Slurm id (or has succeeded)
+            ready = [(item, dependency) for item in planned
+                     if (dependency := slurm_dependency(queue, item[0])) is not None]
+            if not ready:  # the rest wait for runs Slurm does not know: held, reconcile sends them later
+                break
+            for opts, dependency, tasks in _units([(item[1], dependency, item[2]) for item, dependency in ready]):
+                _submit_unit(queue, root, opts, device, tasks, name=slug(Path(source).stem), dependency=dependency)
+                done |= {job.id for job, _ in tasks}
+            planned = [item for item in planned if item[0].id not in done]
     except SptuiError as e:
         for job in jobs:
             if job.id not in done:
                 queue.slurm_finish(job.id, "failed", f"not submitted to Slurm: {e}", None)
         raise
     return [queue.get(j.id) for j in jobs]
+
+
+def _tasks(job: Job, root: Path, spec: JobSpec, opts: O.SlurmOptions, create: bool) -> list[tuple[Job, Path]]:
+    """What goes to Slurm for a run: its folder, or the folders of its slices when a sweep is split."""
+    run_root = job.run_dir(root)
+    slices = split.slice_specs(spec, opts.instances_per_task) if opts.instances_per_task else [spec]
+    if len(slices) == 1:
+        return [(job, run_root)]
+    tasks = []
+    for i, part_spec in enumerate(slices):
+        part = RunDir(split.part_dir(run_root, i))
+        if create:
+            part.create(part_spec.to_toml())
+        tasks.append((job, part.root))
+    return tasks
+
+
+def _units(items: list[tuple[O.SlurmOptions, str, list[tuple[Job, Path]]]]
+           ) -> list[tuple[O.SlurmOptions, str, list[tuple[Job, Path]]]]:
+    """One Slurm submission each: a split run's slices together (an array); single runs with the same options
+    and the same dependency together (an array); the rest alone."""
+    units = []
+    singles: dict[str, tuple[O.SlurmOptions, str, list[tuple[Job, Path]]]] = {}
+    for opts, dependency, tasks in items:
+        if len(tasks) > 1:
+            units.append((opts, dependency, tasks))
+            continue
+        key = json.dumps([asdict(opts), dependency], sort_keys=True)
+        singles.setdefault(key, (opts, dependency, []))[2].extend(tasks)
+    return units + list(singles.values())
+
+
+def slurm_dependency(queue: Queue, job: Job) -> str | None:
+    """When a Slurm row may go to Slurm, and with what: "" now (nothing to wait for), "afterok:<ids>" now with
+    Slurm holding it until those Slurm jobs succeed, None not yet (it waits for a run Slurm does not know)."""
+    ids = []
+    for upstream in queue.waits_on(job.id):
+        if upstream.executor != "slurm" or not upstream.slurm_job_id or upstream.state not in ("queued", "running"):
+            return None
+        ids.append(upstream.slurm_job_id)
+    return "afterok:" + ":".join(ids) if ids else ""
 
 
 def _check(root: Path, resolved: list[O.SlurmOptions], device: str) -> None:
@@ -139,8 +180,9 @@ def _record(run_root: Path, opts: O.SlurmOptions, device: str) -> None:
 
 
 def _submit_unit(queue: Queue, root: Path, opts: O.SlurmOptions, device: str, tasks: list[tuple[Job, Path]],
-                 name: str) -> None:
-    """Submit tasks (run or slice folders) that share options: one Slurm job, or one array."""
+                 name: str, dependency: str = "") -> None:
+    """Submit tasks (run or slice folders) that share options: one Slurm job, or one array. `dependency`:
+    sbatch's --dependency (Slurm then drops the job if it can never be met)."""
     import submitit
 
     from sptui.slurm.task import SlurmTask
@@ -160,7 +202,11 @@ def _submit_unit(queue: Queue, root: Path, opts: O.SlurmOptions, device: str, ta
                 link.symlink_to(Path("..") / ".." / SUBMITIT / folder.name)
     folder.mkdir(parents=True, exist_ok=True)
     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=opts.max_requeues, python=opts.python)
-    executor.update_parameters(**O.submitit_parameters(opts, job_name))
+    parameters = O.submitit_parameters(opts, job_name)
+    if dependency:
+        parameters["dependency"] = dependency
+        parameters["additional_parameters"] = {**parameters.get("additional_parameters", {}), "kill-on-invalid-dep": "yes"}
+    executor.update_parameters(**parameters)
     calls = [SlurmTask(str(root), str(task_dir), device, opts.signal_delay_s) for _, task_dir in tasks]
     try:
         if len(calls) == 1:
@@ -177,7 +223,8 @@ def _submit_unit(queue: Queue, root: Path, opts: O.SlurmOptions, device: str, ta
         row_id = own[0] if len(own) == 1 else slurmctl.array_of(own[0])  # a split run's row names its array
         path = job.run_dir(root) / SUBMISSIONS
         record = read_json(path)
-        record["submissions"].append({"time": now, "slurm_job_id": row_id, "tasks": own, "folder": str(folder)})
+        record["submissions"].append({"time": now, "slurm_job_id": row_id, "tasks": own, "folder": str(folder),
+                                      **({"dependency": dependency} if dependency else {})})
         atomic_write_json(path, record)
         queue.slurm_submitted(job_id, row_id)
 
@@ -193,6 +240,7 @@ def reconcile(queue: Queue, root: Path) -> list[Job]:
     """Bring every unfinished Slurm row up to date; returns the rows that ended now."""
     unfinished = [j for j in queue.list(states=["queued", "running"]) if j.executor == "slurm"]
     _adopt_unrecorded(queue, root, [j for j in unfinished if not j.slurm_job_id])
+    _release_held(queue, root, [j for j in unfinished if not j.slurm_job_id])
     active = [queue.get(j.id) for j in unfinished]
     active = [j for j in active if j.state in ("queued", "running") and j.slurm_job_id]
     if not active:
@@ -230,9 +278,31 @@ def _adopt_unrecorded(queue: Queue, root: Path, jobs: list[Job]) -> None:
         ids = [s.slurm_job_id for s in (read_status(d) for d in tasks) if s is not None and s.slurm_job_id]
         if ids and len(ids) == len(tasks):
             queue.slurm_submitted(job.id, ids[0] if len(ids) == 1 else slurmctl.array_of(ids[0]))
+        elif queue.waits_on(job.id):
+            continue  # held on purpose: it waits for other runs (_release_held sends it)
         elif time.time() - job.created > UNSUBMITTED_GRACE_SECONDS:
             queue.slurm_finish(job.id, "failed", "never reached Slurm (sptui stopped while submitting it); "
                                                  f"`sptui requeue {job.run_id}` submits it", None)
+
+
+def _release_held(queue: Queue, root: Path, jobs: list[Job]) -> None:
+    """Held rows (waiting for runs Slurm did not know) go to Slurm once what they wait for has succeeded or is a
+    submitted Slurm job, with the options recorded in their run folder."""
+    for job in jobs:
+        job = queue.get(job.id)
+        if job.state != "queued" or job.slurm_job_id or not (job.run_dir(root) / SUBMISSIONS).exists():
+            continue
+        dependency = slurm_dependency(queue, job)
+        if dependency is None:
+            continue
+        record = read_json(job.run_dir(root) / SUBMISSIONS)
+        opts = O.resolve(O.check_table({k: v for k, v in record["options"].items() if v is not None},
+                                       f"{job.run_dir(root) / SUBMISSIONS}: options"), {})
+        try:
+            _submit_unit(queue, root, opts, record.get("device", "auto"), _tasks(job, root, job.job_spec(), opts,
+                         create=False), name=job.run_id, dependency=dependency)
+        except SptuiError as e:
+            queue.slurm_finish(job.id, "failed", f"not submitted to Slurm: {e}", None)
 
 
 def _settle(job: Job, run_root: Path, task_dir: Path, status: Status, ended: slurmctl.SlurmJob | None) -> Status:
@@ -326,6 +396,7 @@ def requeue(queue: Queue, root: Path, job: Job, flags: dict[str, Any] | None = N
     require()
     if job.state not in REQUEUEABLE:
         raise SptuiError(f"run {job.run_id} is {job.state}; only {', '.join(REQUEUEABLE)} jobs can be requeued")
+    queue.check_requeue(job)
     run_root = job.run_dir(root)
     path = run_root / SUBMISSIONS
     if not path.exists():
@@ -345,9 +416,12 @@ def requeue(queue: Queue, root: Path, job: Job, flags: dict[str, Any] | None = N
             status.state, status.error, status.finished = "queued", None, None
             status.write(task_dir)
     _record(run_root, opts, device)
-    queue.slurm_requeue(job.id)
+    queue.slurm_requeue(job.id)  # the jobs its end ended come back held: reconcile sends them after it
+    dependency = slurm_dependency(queue, job)
+    if dependency is None:
+        return queue.get(job.id)  # it waits for a run Slurm does not know: reconcile sends it
     try:
-        _submit_unit(queue, root, opts, device, [(job, d) for d in tasks], name=job.run_id)
+        _submit_unit(queue, root, opts, device, [(job, d) for d in tasks], name=job.run_id, dependency=dependency)
     except SptuiError as e:
         queue.slurm_finish(job.id, "failed", f"not submitted to Slurm: {e}", None)
         raise

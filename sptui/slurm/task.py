@@ -120,6 +120,11 @@ class SlurmTask:
         status.write(run.root)
         if is_slice:  # the last slice to end joins them
             split.try_join(run.root.parent.parent)
+        if outcome.state in ("failed", "cancelled"):
+            # a non-zero exit: Slurm calls the job FAILED, so jobs submitted --dependency=afterok on it never start
+            # (its end in words is in status.json, which is what sptui reads). An interrupted job is left to
+            # submitit's requeue, which keeps its Slurm id: what waits for it keeps waiting.
+            sys.exit(1)
         return {"state": outcome.state, "error": outcome.error}
 
 
