@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sptui.kinds.tms import Params
     from sptui.runs import RunDir
+    from sptui.science.feature_structure import FeatureGroups
     from sptui.science.tms_metrics import ToyModel
 
 
@@ -24,6 +25,13 @@ def importances(p: Params) -> list[float]:
     if p.importance is not None:
         return list(p.importance)
     return [p.importance_decay**i for i in range(p.n_features)]
+
+
+def feature_groups(p: Params) -> FeatureGroups:
+    """The instance's correlated / anticorrelated groups and hierarchy (independent features when none)."""
+    from sptui.science.feature_structure import FeatureGroups
+
+    return FeatureGroups.of(p.correlated, p.anticorrelated, p.hierarchy)
 
 
 def toy_model(weights: dict, p0: Params, dropout, l1_hidden, l1_weight) -> ToyModel:

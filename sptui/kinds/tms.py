@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from sptui.kinds._toy_models import feature_probabilities, importances, saved_model, toy_model
+from sptui.kinds._toy_models import feature_groups, feature_probabilities, importances, saved_model, toy_model
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -42,6 +42,15 @@ class Params:
     dense_first: bool = param(True, "the dense class is the first (most important) features; false: the last", batchable=True)
     importance_decay: float = param(1.0, "importance of feature i is importance_decay^i (1 = uniform)", gt=0, batchable=True)
     importance: list[float] | None = param(None, "explicit per-feature importance (overrides importance_decay)", ge=0, batchable=True)
+    correlated: list[list[int]] = param(
+        [], "groups of features that co-occur (one draw decides the group; values independent), e.g. [[0, 1], [2, 3]]",
+        ge=0, batchable=True)
+    anticorrelated: list[list[int]] = param(
+        [], "groups of features of which at most one is present (their feature probabilities must sum to <= 1)",
+        ge=0, batchable=True)
+    hierarchy: list[list[int]] = param(
+        [], "[parent, child] pairs: the child is present only with its parent (its feature_probability is then "
+        "its probability given the parent)", ge=0, batchable=True)
     dropout: float = param(0.0, "dropout rate on the hidden layer, training only", ge=0, lt=1, batchable=True)
     inverted_dropout: bool = param(True, "true: scale kept units by 1/(1-p) in training; false: scale h by (1-p) at evaluation")
     l1_hidden: float = param(0.0, "L1 penalty on hidden activations (sum over neurons, mean over batch)", ge=0, batchable=True)
@@ -71,6 +80,10 @@ class Params:
             raise ParamError("dense_features", f"expected at most n_features ({n}), found {self.dense_features}")
         if self.warmup_steps >= self.steps and self.warmup_steps:
             raise ParamError("warmup_steps", f"expected fewer than steps ({self.steps}), found {self.warmup_steps}")
+        if any(len(pair) != 2 for pair in self.hierarchy):
+            raise ParamError("hierarchy", f"expected [parent, child] pairs, found {self.hierarchy}")
+        for key, message in feature_groups(self).problems(n, feature_probabilities(self)):
+            raise ParamError(key, message)
 
 
 def _science(p: Params):
@@ -89,7 +102,8 @@ def hyper_of(p: Params):
     from sptui.science import tms as T
 
     return T.InstanceHyper(probability=feature_probabilities(p), importance=importances(p), seed=p.seed, lr=p.lr,
-                           weight_decay=p.weight_decay, dropout=p.dropout, l1_hidden=p.l1_hidden, l1_weight=p.l1_weight)
+                           weight_decay=p.weight_decay, dropout=p.dropout, l1_hidden=p.l1_hidden, l1_weight=p.l1_weight,
+                           structure=feature_groups(p))
 
 
 def build_trainer(instances: list[Params], device="cpu"):
@@ -109,15 +123,41 @@ def _lists(values: dict) -> dict[str, list]:
     return {k: (v.cpu().tolist() if not v.is_floating_point() else v.float().cpu().tolist()) for k, v in values.items()}
 
 
-def evaluation_metrics(trainer, p0: Params, ev: dict | None = None) -> dict[str, list]:
-    """Per-instance metrics on the fixed evaluation batch (dropout off) and of what the model computes."""
+def evaluation_metrics(trainer, p0: Params, ev: dict | None = None, instances: list[Params] | None = None
+                       ) -> dict[str, list]:
+    """Per-instance metrics on the fixed evaluation batch (dropout off) and of what the model computes; with
+    feature groups (`instances` given and some structured), the within- and across-group cosines too."""
     from sptui.science import tms_metrics as M
 
     model = trainer_model(trainer, p0)
     ev = ev if ev is not None else trainer.evaluate()
-    values = {"loss": ev["loss"], **M.summary(model),
-              "hidden_kurtosis": M.hidden_kurtosis(ev["hidden"].cpu(), model.privileged_basis())}
-    return _lists(values)
+    values = _lists({"loss": ev["loss"], **M.summary(model),
+                     "hidden_kurtosis": M.hidden_kurtosis(ev["hidden"].cpu(), model.privileged_basis())})
+    if instances is not None and trainer.structure is not None:
+        groups = group_metrics(model, instances)
+        for key in ("within_group_abs_cos", "within_group_cos", "across_group_abs_cos"):
+            values[key] = [g[key] if g else None for g in groups]
+    return values
+
+
+def group_metrics(model, instances: list[Params]) -> list[dict | None]:
+    """Per instance with feature groups (None for independent features): the groups compared, the mean |cos| and
+    mean cos per pair of groups, and the within / across summaries (sptui.science.tms_metrics.group_cosines)."""
+    from sptui.science import tms_metrics as M
+
+    cos = M.feature_cosines(model)
+    out: list[dict | None] = []
+    for i, p in enumerate(instances):
+        structure = feature_groups(p)
+        if structure.independent:
+            out.append(None)
+            continue
+        named = structure.named_groups(p.n_features)
+        abs_mean, mean = M.group_cosines(cos[i], [g for _, g in named])
+        out.append({"groups": [{"name": name, "features": g} for name, g in named],
+                    "group_abs_cos": abs_mean.tolist(), "group_cos": mean.tolist(),
+                    **M.within_across(cos[i], [g for name, g in named if name != "independent"])})
+    return out
 
 
 def run(ctx: Context) -> None:
@@ -137,7 +177,7 @@ def run(ctx: Context) -> None:
     log_at = log_schedule(p0.steps, p0.log_points)
     snap_at = log_schedule(p0.steps, p0.snapshots) if p0.snapshots else set()
     if start == 0:
-        ctx.log(0, split="test", **evaluation_metrics(trainer, p0))
+        ctx.log(0, split="test", **evaluation_metrics(trainer, p0, instances=ctx.instances))
     tuner = ThreadTuner.from_environment(str(trainer.device.type))  # 1 or 2 threads, whichever is faster now
     for step in range(start, p0.steps):
         done = step + 1
@@ -148,7 +188,7 @@ def run(ctx: Context) -> None:
             tuner.step_done()
         if done in log_at:
             ctx.log(done, split="train", loss=batch_loss.cpu().tolist())
-            ctx.log(done, split="test", **evaluation_metrics(trainer, p0))
+            ctx.log(done, split="test", **evaluation_metrics(trainer, p0, instances=ctx.instances))
         if done in snap_at:
             ctx.save_snapshot(done, {k: v.detach() for k, v in trainer.weights.items()})
         if done % p0.checkpoint_every == 0 and done < p0.steps:
@@ -179,16 +219,21 @@ def save_results(ctx: Context, trainer) -> None:
     ctx.save_arrays("model", arrays)
 
     ev = trainer.evaluate()  # once: the final metrics and the per-feature losses come from the same pass
-    final = evaluation_metrics(trainer, p0, ev)
-    per_feature = _lists({**M.per_feature(model), "feature_loss": ev["feature_loss"]})
+    final = evaluation_metrics(trainer, p0, ev, ctx.instances)
+    per_feature = _lists({**M.per_feature(model), "feature_loss": ev["feature_loss"],
+                          # how often each feature is present in the evaluation batch (a hierarchy's children:
+                          # their probability times their parent's)
+                          "feature_frequency": (trainer.eval_batch() > 0).float().mean(1)})
     batchable = [f.name for f in dataclasses.fields(Params) if f.metadata.get("batchable")]
     exact = exact_losses(model, arrays["b"], ctx.instances)
+    groups = group_metrics(model, ctx.instances) if trainer.structure is not None else [None] * len(ctx.instances)
     geos = geometry.classify(model)
     records = []
     for i, (p, point) in enumerate(zip(ctx.instances, ctx.grid)):
         metrics = {**{k: v[i] for k, v in final.items()}, **{k: v[i] for k, v in per_feature.items()}}
-        if exact is not None:
+        if exact is not None and exact[i] is not None:
             metrics["exact_loss"] = exact[i]
+        structure = groups[i]
         records.append({
             "instance": i,
             "grid": point,
@@ -198,6 +243,8 @@ def save_results(ctx: Context, trainer) -> None:
             "shape": geos[i].shapes,
             "geometry": geos[i].summary,
             "shape_counts": geos[i].counts,
+            # feature groups and the cosines between them (correlated, anticorrelated, hierarchy)
+            **({k: structure[k] for k in ("groups", "group_abs_cos", "group_cos")} if structure else {}),
         })
     ctx.save_json("instances", records)
 
@@ -208,10 +255,11 @@ def save_results(ctx: Context, trainer) -> None:
     ctx.info("final: " + ", ".join(f"{k} {mean(v)}" for k, v in final.items()) + " (means over instances)")
 
 
-def exact_losses(model, b, instances: list[Params]) -> list[float] | None:
+def exact_losses(model, b, instances: list[Params]) -> list[float | None] | None:
     """The exact expected loss of every instance as evaluated (dropout off; sptui.science.tms_theory) where it
     applies: a linear hidden layer (the model is then act_out(G x + b), G its transfer matrix), ReLU or linear
-    output, at most tms_theory.EXACT_MAX_FEATURES features; None elsewhere. b: [I, n]."""
+    output, at most tms_theory.EXACT_MAX_FEATURES features; None elsewhere, and None for an instance whose
+    features are not independent (the theory integrates over independent features). b: [I, n]."""
     import torch
 
     from sptui.science import tms_theory
@@ -224,7 +272,8 @@ def exact_losses(model, b, instances: list[Params]) -> list[float] | None:
     probability = torch.tensor([feature_probabilities(q) for q in instances], dtype=torch.float64)
     losses = tms_theory.feature_losses(model.transfer().double().cpu(), torch.as_tensor(b).detach().double().cpu(),
                                        probability, p0.output_activation)
-    return (importance * losses).mean(-1).tolist()
+    values = (importance * losses).mean(-1).tolist()
+    return [v if feature_groups(q).independent else None for v, q in zip(values, instances)]
 
 
 def render(run: RunDir) -> list[Path]:

@@ -120,10 +120,12 @@ def load_trained(ctx: Context, ref: str) -> Trained:
         why.append(f'output activation "{p0.output_activation}"')
     if p0.n_features > MAX_FEATURES:
         why.append(f"{p0.n_features} features (at most {MAX_FEATURES})")
+    if any(not tms.feature_groups(q).independent for q in spec.instances()):
+        why.append("correlated, anticorrelated or hierarchical features")
     if why:
         raise SptuiError(f"{run.root.name}: the exact theory covers tied models with a linear hidden layer, an "
-                         f"output bias, ReLU or linear output and at most {MAX_FEATURES} features; this run has "
-                         + ", ".join(why))
+                         f"output bias, ReLU or linear output, independent features and at most {MAX_FEATURES} "
+                         "features; this run has " + ", ".join(why))
     try:
         arrays = runs.load_arrays(path)
         records = runs.read_json(run.results / "instances.json")

@@ -50,3 +50,18 @@ def geometry_colours(geometries: list[str]) -> dict[str, str]:
         used[shape] += 1
         out[label] = _shade(SHAPE_COLOURS[shape], _VARIANTS[k % len(_VARIANTS)])
     return out
+
+# Feature groups (sptui.science.feature_structure.FeatureGroups.named_groups): the hue says the kind of group
+# (correlated blue, anticorrelated red, a hierarchy's tree green, independent grey), shades tell groups apart.
+GROUP_KIND_COLOURS = {"corr": "#2b6cb0", "anti": "#c0392b", "tree": "#2e8b57", "independent": "#9e9e9e"}
+
+
+def group_colours(names: list[str]) -> dict[str, str]:
+    """A colour per group name ("corr 0", "anti 1", "tree 3", "independent"), by kind, shaded by its number."""
+    out: dict[str, str] = {}
+    for name in names:
+        kind, _, number = name.partition(" ")
+        base = GROUP_KIND_COLOURS.get(kind, "#5a5a5a")
+        k = int(number) if number.isdigit() else 0
+        out[name] = _shade(base, _VARIANTS[k % len(_VARIANTS)])
+    return out

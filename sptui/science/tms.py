@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from sptui.science.batched import BatchedTraining, TrainSettings, per_instance
+from sptui.science.batched import BatchedTraining, TrainSettings, UniformStreams, per_instance
+from sptui.science.feature_structure import FeatureGroups, StructureTensors, structured_features
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "none": lambda t: t,
@@ -42,6 +43,8 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 # Distinct streams derived from one user seed (any fixed odd constants will do).
 _DATA_STREAM = 0x5EED_DA7A
 _EVAL_STREAM = 0xE7A1_0001
+_VALUE_STREAM = 0x5EED_0DD5  # value uniforms of grouped features (sptui.science.feature_structure)
+_EVAL_VALUE_STREAM = 0xE7A1_0DD5
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class InstanceHyper:
     dropout: float = 0.0
     l1_hidden: float = 0.0  # coefficient on the L1 norm of h (sum over neurons, mean over batch)
     l1_weight: float = 0.0  # coefficient on the L1 norm of W (sum of |W_ik|)
+    structure: FeatureGroups = FeatureGroups()  # correlated / anticorrelated groups, hierarchy (default: independent)
 
 
 # ---------------------------------------------------------------- per-instance tensors
@@ -179,7 +183,7 @@ def paper_model_gradients(
     b: Float[Tensor, "instances features"] | None, importance: Float[Tensor, "instances features"],
     dropout: Float[Tensor, " instances"], l1_hidden: Float[Tensor, " instances"], l1_weight: Float[Tensor, " instances"],
     *, relu: bool, inverted: bool, use_dropout: bool, use_l1_hidden: bool, use_l1_weight: bool, want_loss: bool,
-    zero_rows: int = 0, share: int = 1,
+    zero_rows: int = 0, share: int = 1, x: Float[Tensor, "groups rows features"] | None = None,
 ) -> tuple[Float[Tensor, "instances features hidden"], Float[Tensor, "instances features hidden"] | None,
            Float[Tensor, "instances features"] | None, Float[Tensor, " instances"] | None]:
     """Gradients of sum_i loss_i for the paper's model family x' = act(W_out^T dropout(W x) + b), act = ReLU or
@@ -193,13 +197,16 @@ def paper_model_gradients(
     same inputs x (a sweep over dropout, importance, L1, lr ... at one sparsity); inv_probability then has one row
     per group [I / r, n]. x is made once per group, and the two matmuls that read it run as one wide matmul per
     group (the group's r encoders side by side), so x is read once instead of r times.
+    `x` ([groups, K, n]) replaces the paper's x made from u (features with a structure,
+    sptui.science.feature_structure); u then still holds the dropout uniforms after its first n columns.
 
     Passes over [I, K, n] are what cost: the bias rides in the decoder matmul as a column against a ones column of
     h (which also yields the bias gradient), and the importance weights scale [I, n, m]-sized operands after the
     matmuls instead of the [I, K, n] residual."""
     n = inv_probability.shape[-1]
     m = W.shape[-1]
-    x = torch.addcmul(torch.ones((), device=u.device), u[..., :n], -inv_probability[:, None, :]).clamp_min_(0)
+    if x is None:
+        x = torch.addcmul(torch.ones((), device=u.device), u[..., :n], -inv_probability[:, None, :]).clamp_min_(0)
     groups, K = x.shape[0], x.shape[1]
     count = groups * share  # instances
     total = K + zero_rows  # the batch size the loss averages over
@@ -211,7 +218,7 @@ def paper_model_gradients(
         h = torch.bmm(x, wide).view(groups, K, share, m).transpose(1, 2).reshape(count, K, m)
     scale = None
     if use_dropout:
-        scale = dropout_scale(u[..., n:], dropout, inverted)
+        scale = dropout_scale(u[..., n:n + m], dropout, inverted)
         h_used = h * scale
     else:
         h_used = h
@@ -287,18 +294,44 @@ class BatchedTrainer(BatchedTraining):
         # long runs; the compiled step keeps one shape, so it takes the batch whole (no sparse rows).
         self._gradient_fn = torch.compile(paper_model_gradients, dynamic=False) if compile else paper_model_gradients
         self.sparse_rows = not compile
+        # Features with a structure (correlated, anticorrelated, hierarchy) are drawn from the same uniforms plus a
+        # second stream of values, for every instance of the run once one has a structure (the others' inputs
+        # are unchanged by it: sptui.science.feature_structure).
+        self.structure: StructureTensors | None = None
+        if any(not h.structure.independent for h in hypers):
+            self.structure = StructureTensors.build([h.structure for h in hypers], self.hyper.probability)
         # an instance's rows can only be non-zero where the smallest feature uniform is below its largest p
-        self._max_probability = self.hyper.probability.amax(-1)
+        self._max_probability = (self.hyper.probability.amax(-1) if self.structure is None
+                                 else self.structure.largest_threshold())
         seeds = [h.seed for h in hypers]
         self.setup_training(seeds, init_weights(shape, seeds, self.device), self.hyper.lr, self.hyper.weight_decay,
                             _DATA_STREAM)
+        self.values = UniformStreams(self.group_seeds, _VALUE_STREAM, self.device) if self.structure is not None else None
         self._eval_uniforms: torch.Tensor | None = None
+        self._eval_values: torch.Tensor | None = None
+
+    def uniforms(self, batch: int) -> Float[Tensor, "seeds batch width"]:
+        """The next step's per-seed uniforms [G, B, n + m]: features, then dropout; with a feature structure, the
+        n value uniforms follow [G, B, n + m + n]."""
+        n, m = self.shape.n_features, self.shape.n_hidden
+        u = self.data.draw(batch, n + m)
+        if self.values is not None:
+            u = torch.cat([u, self.values.draw(batch, n)], dim=-1)
+        return u
+
+    def features(self, u: Float[Tensor, "#instances batch width"], probability: Float[Tensor, "instances features"],
+                 structure: StructureTensors | None) -> Float[Tensor, "instances batch features"]:
+        """x [I, B, n] from uniforms laid out as `uniforms` gives them (for the instances of `probability`)."""
+        n, m = self.shape.n_features, self.shape.n_hidden
+        if structure is None:
+            return features_from_uniforms(u[..., :n], probability)
+        return structured_features(u[..., :n], u[..., n + m:], structure)
 
     def sample(self, batch: int) -> tuple[Float[Tensor, "instances batch features"], Float[Tensor, "#instances batch hidden"]]:
         """A training batch x [I, B, n] and the dropout uniforms [I or 1, B, m]."""
         n, m = self.shape.n_features, self.shape.n_hidden
-        u = self.draw(batch, n + m)
-        return features_from_uniforms(u[..., :n], self.hyper.probability), u[..., n:]
+        u = per_instance(self.uniforms(batch), self.group)
+        return self.features(u, self.hyper.probability, self.structure), u[..., n:n + m]
 
     def loss(self, x: Float[Tensor, "instances batch features"], keep_uniforms: Float[Tensor, "#instances batch hidden"] | None
              ) -> Float[Tensor, " instances"]:
@@ -321,8 +354,7 @@ class BatchedTrainer(BatchedTraining):
         """One optimiser step for every instance; returns the per-instance training loss [I] when asked.
         `fast` (default: when supported) uses hand-written gradients, ~2-3x fewer passes over [I, B, n] than autograd."""
         if fast if fast is not None else self.has_fast_path:
-            n, m = self.shape.n_features, self.shape.n_hidden
-            loss = self.manual_gradients(self.data.draw(self.settings.batch_size, n + m), want_loss)
+            loss = self.manual_gradients(self.uniforms(self.settings.batch_size), want_loss)
         else:
             x, keep_u = self.sample(self.settings.batch_size)
             for w in self.weights.values():
@@ -360,7 +392,8 @@ class BatchedTrainer(BatchedTraining):
 
     def manual_gradients(self, u: Float[Tensor, "seeds batch width"], want_loss: bool) -> Float[Tensor, " instances"] | None:
         """Set .grad of every weight to the gradient of sum_i loss_i (the same numbers autograd gives),
-        for the per-seed uniforms `u` [G, B, n + m] behind a batch; returns the per-instance loss when asked."""
+        for the per-seed uniforms `u` behind a batch (laid out as `uniforms` gives them); returns the
+        per-instance loss when asked."""
         hy, shape = self.hyper, self.shape
         B = u.shape[1]
         inv = 1.0 / hy.probability.clamp_min(1e-12)
@@ -371,8 +404,10 @@ class BatchedTrainer(BatchedTraining):
             if self.sparse_rows:
                 grads = self._chunked(self.sparse_plan(u), B, inv, W, W_out, b, options)
             else:  # one shape for the compiled step: every instance, every row
-                grads = self._gradient_fn(per_instance(u, self.group), inv, W, W_out, b, hy.importance, hy.dropout,
-                                          hy.l1_hidden, hy.l1_weight, **options)
+                rows = per_instance(u, self.group)
+                x = None if self.structure is None else self.features(rows, hy.probability, self.structure)
+                grads = self._gradient_fn(rows, inv, W, W_out, b, hy.importance, hy.dropout,
+                                          hy.l1_hidden, hy.l1_weight, x=x, **options)
         grad_W, grad_W_out, grad_b, loss = grads
         self.weights["W"].grad = grad_W
         if grad_W_out is not None:
@@ -392,25 +427,31 @@ class BatchedTrainer(BatchedTraining):
         def pick(t: Tensor | None, idx: Tensor) -> Tensor | None:
             return None if t is None else t.index_select(0, idx)
 
+        key = inv if self.structure is None else torch.cat([inv, self.structure.key()], dim=-1)
         for chunk, rows, K in plan:
-            for idx, share in self._sharing(chunk, inv):
+            for idx, share in self._sharing(chunk, key):
+                x = None
+                if self.structure is not None:  # once per group of instances that share their inputs
+                    x = self.features(rows, hy.probability.index_select(0, idx[::share]),
+                                      self.structure.select(idx[::share]))
                 gW, gWo, gb, part = self._gradient_fn(
                     rows, inv.index_select(0, idx[::share]), W.index_select(0, idx), pick(W_out, idx), pick(b, idx),
                     hy.importance.index_select(0, idx), hy.dropout.index_select(0, idx),
                     hy.l1_hidden.index_select(0, idx), hy.l1_weight.index_select(0, idx),
-                    zero_rows=B - K, share=share, **options)
+                    zero_rows=B - K, share=share, x=x, **options)
                 grad_W.index_copy_(0, idx, gW)
                 for total, part_value in ((grad_W_out, gWo), (grad_b, gb), (loss, part)):
                     if total is not None and part_value is not None:
                         total.index_copy_(0, idx, part_value)
         return grad_W, grad_W_out, grad_b, loss
 
-    def _sharing(self, chunk: torch.Tensor, inv: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
-        """Split a chunk (instances of one seed) into runs of instances with the same feature probabilities,
-        group by group: (instances ordered group after group, r = instances per group), one entry per group size."""
+    def _sharing(self, chunk: torch.Tensor, key: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
+        """Split a chunk (instances of one seed) into runs of instances with the same inputs (equal rows of `key`:
+        feature probabilities, and the structure when there is one), group by group: (instances ordered group after
+        group, r = instances per group), one entry per group size."""
         if len(chunk) == 1:
             return [(chunk, 1)]
-        _, inverse, counts = torch.unique(inv.index_select(0, chunk), dim=0, return_inverse=True, return_counts=True)
+        _, inverse, counts = torch.unique(key.index_select(0, chunk), dim=0, return_inverse=True, return_counts=True)
         order = torch.argsort(inverse, stable=True)
         out = []
         for r in torch.unique(counts).tolist():
@@ -421,9 +462,25 @@ class BatchedTrainer(BatchedTraining):
     # ------------------------------------------------------------ evaluation
     def eval_batch(self) -> Float[Tensor, "instances batch features"]:
         """A fixed evaluation batch per seed (drawn once), thresholded per instance: x [I, B, n]."""
+        n = self.shape.n_features
         if self._eval_uniforms is None:
-            self._eval_uniforms = self.fixed_uniforms(_EVAL_STREAM, self.settings.eval_batch, self.shape.n_features)
-        return features_from_uniforms(self._eval_uniforms, self.hyper.probability)
+            self._eval_uniforms = self.fixed_uniforms(_EVAL_STREAM, self.settings.eval_batch, n)
+        if self.structure is None:
+            return features_from_uniforms(self._eval_uniforms, self.hyper.probability)
+        if self._eval_values is None:
+            self._eval_values = self.fixed_uniforms(_EVAL_VALUE_STREAM, self.settings.eval_batch, n)
+        return structured_features(self._eval_uniforms, self._eval_values, self.structure)
+
+    def state(self) -> dict[str, Tensor]:
+        tensors = super().state()
+        if self.values is not None:
+            tensors.update({f"rng.values.{i}": s for i, s in enumerate(self.values.get_state())})
+        return tensors
+
+    def load_state(self, tensors: dict[str, Tensor], step: int) -> None:
+        super().load_state(tensors, step)
+        if self.values is not None:
+            self.values.set_state([tensors[f"rng.values.{i}"] for i in range(len(self.values.generators))])
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, torch.Tensor]:

@@ -31,6 +31,15 @@ Per instance:
     sum_sq_norms            sum_i g_i = ||W||_F^2 (the shrinkage D* divides by, on its own)
     mean_feature_dim        mean of D_i over the represented (relative) features, NaN when none (at most 1)
     interference            mean of interference_i over the represented features
+Between groups of features (correlated, anticorrelated, hierarchy: sptui.science.feature_structure), with
+cos_ij = G_ij / sqrt(g_i g_j) (the cosine of W_i and W_j for the paper's model), over represented (relative) features:
+    group_cosines           per pair of groups (a, b): the mean |cos_ij| and the mean cos_ij over i in a, j in b,
+                            i != j. Elhage et al. 2022 ("Superposition with correlated features") find correlated
+                            features orthogonal to each other (|cos| ~ 0 within the group, superposed with other
+                            groups instead: |cos| ~ 1 across), or, short of room, collapsed onto their principal
+                            component (cos ~ +1 within), and anticorrelated features antipodal (cos ~ -1 within)
+    within_group_abs_cos    mean |cos_ij| over pairs in a common group (not counting "independent"), and the signed
+    within_group_cos        mean; across_group_abs_cos: mean |cos_ij| over pairs in no common group
 Only where the neuron basis is privileged (a hidden activation, dropout or an L1 penalty; otherwise the loss is
 invariant under rotations of h and these numbers mean nothing, so they are NaN):
     axis_alignment          mean over represented features of max_k |W_ik| / ||W_i||; compare with
@@ -298,6 +307,53 @@ def cross_class_interference(x: ToyModel | torch.Tensor, in_class: torch.Tensor)
     other = in_class[..., :, None] != in_class[..., None, :]
     share = torch.where(other & mask[..., None, :], G.square(), torch.zeros_like(G)).sum(-1) / g.clamp_min(EPS)
     return _masked_mean(share, mask)
+
+
+def feature_cosines(x: ToyModel | torch.Tensor) -> torch.Tensor:
+    """cos_ij = G_ij / sqrt(g_i g_j) [I, n, n] (cos(W_i, W_j) for the paper's model; 1 on the diagonal), NaN where
+    feature i or j is not represented (relative rule: the direction of a vanishing W_i means nothing)."""
+    G = _G(x)
+    g = gains(G)
+    cos = G / (g[..., :, None] * g[..., None, :]).sqrt().clamp_min(EPS)
+    mask = represented_mask(x)
+    both = mask[..., :, None] & mask[..., None, :]
+    return torch.where(both, cos, torch.full_like(cos, math.nan))
+
+
+def group_cosines(cos: torch.Tensor, groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean |cos_ij|, mean cos_ij) [k, k] for one instance's cosines `cos` [n, n] (`feature_cosines`) over every
+    pair of groups (a, b): i in a, j in b, i != j, both represented; NaN where there is no such pair."""
+    k = len(groups)
+    abs_mean = torch.full((k, k), math.nan, dtype=cos.dtype)
+    mean = torch.full((k, k), math.nan, dtype=cos.dtype)
+    for a, ga in enumerate(groups):
+        for b, gb in enumerate(groups):
+            values = [cos[i, j] for i in ga for j in gb if i != j and bool(torch.isfinite(cos[i, j]))]
+            if values:
+                v = torch.stack(values)
+                abs_mean[a, b], mean[a, b] = v.abs().mean(), v.mean()
+    return abs_mean, mean
+
+
+def within_across(cos: torch.Tensor, groups: list[list[int]]) -> dict[str, float]:
+    """One instance's `within_group_abs_cos`, `within_group_cos` (pairs in a common group) and
+    `across_group_abs_cos` (represented pairs in no common group); NaN where there is no such pair.
+    `groups` are the structured groups only (not the independent features)."""
+    n = cos.shape[-1]
+    same = torch.zeros(n, n, dtype=torch.bool)
+    for g in groups:
+        idx = torch.tensor(g)
+        same[idx[:, None], idx[None, :]] = True
+    off = ~torch.eye(n, dtype=torch.bool)
+    finite = torch.isfinite(cos)
+
+    def mean(values: torch.Tensor) -> float:
+        return float(values.mean()) if values.numel() else math.nan
+
+    within = cos[same & off & finite]
+    across = cos[~same & off & finite]
+    return {"within_group_abs_cos": mean(within.abs()), "within_group_cos": mean(within),
+            "across_group_abs_cos": mean(across.abs())}
 
 
 def summary(x: ToyModel | torch.Tensor) -> dict[str, torch.Tensor]:
