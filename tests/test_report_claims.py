@@ -26,8 +26,8 @@ def two_dense(turn: float = 0.0, n: int = 5) -> np.ndarray:
     return W
 
 
-def table(job: str, cells: list[tuple[dict, np.ndarray]], **job_params):
-    """A run table of planted weights: cells = (grid point, W [n, m]); b = 0; importance 0.9^i."""
+def table(job: str, cells: list[tuple[dict, np.ndarray]], loss: np.ndarray | None = None, **job_params):
+    """A run table of planted weights: cells = (grid point, W [n, m]); b = 0; importance 0.9^i; optional loss [I]."""
     n = cells[0][1].shape[0]
     grid = [g for g, _ in cells]
     defaults = tms_kind.Params(n_features=n, n_hidden=cells[0][1].shape[1], **job_params)
@@ -37,7 +37,7 @@ def table(job: str, cells: list[tuple[dict, np.ndarray]], **job_params):
               "importance": np.array([[0.9**i for i in range(n)]] * len(cells)),
               "feature_probability": np.array([[g.get("feature_probability", 0.1)] * n for g in grid])}
     model = tms_kind.toy_model(arrays, defaults, [p["dropout"] for p in params], [0.0] * len(params), [0.0] * len(params))
-    return tms_table(RunInfo(f"planted-{job}", job, "tms", Path("/planted")), grid, params, arrays, model)
+    return tms_table(RunInfo(f"planted-{job}", job, "tms", Path("/planted")), grid, params, arrays, model, loss)
 
 
 def test_paired_effect_rule():
@@ -276,3 +276,32 @@ def test_three_alignment_phases_claim_reads_adam_against_its_own_control():
     assert f.verdict == SUPPORTS and "not testable with Adam" in f.why, f.why
     flat = C.Inputs({"dropout-5-2": grid("dropout-5-2", 0.72, "adamw")})  # no anti-aligned phase
     assert find(C.eval_d6(claim, flat), "dropout-5-2").verdict == CONTRADICTS
+
+
+def test_alignment_claims_leave_out_sgd_cells_that_did_not_train():
+    # Plain SGD at a fixed lr barely moves weights at small p: such a cell keeps its initialisation's alignment
+    # (here 0.8 at every dropout). Judged with it, the SGD grid fails phase 1; the Adam grid's losses at the same
+    # cells show it did not train (10x Adam's loss), and without it the three phases hold.
+    claim = C.BY_ID["D6"]
+    random_value = 2 * math.sqrt(2) / math.pi
+
+    def square(alignment):
+        return np.concatenate([polygon(4, 1.0, math.acos(alignment)), np.zeros((1, 2))])
+
+    trained = ((0.0, random_value), (0.3, 0.72), (0.7, 0.996))
+    cells, loss = [], []
+    for s in range(3):
+        for d, a in trained:
+            cells.append(({"feature_probability": 1.0, "dropout": d, "seed": s}, square(a)))
+            loss.append(1.2)
+            cells.append(({"feature_probability": 0.01, "dropout": d, "seed": s}, square(0.8)))
+            loss.append(10.0)
+    sgd = table("dropout-20-5-sgd", cells, np.array(loss), dropout=0.0, optimizer="sgd")
+    adam = table("dropout-20-5", cells, np.ones(len(cells)), dropout=0.0)
+    reading = "dropout-20-5-sgd (SGD: no optimizer basis)"
+    alone = find(C.eval_d6(claim, C.Inputs({"dropout-20-5-sgd": sgd})), reading)
+    assert alone.verdict == CONTRADICTS and "every cell used" in alone.why
+    both = find(C.eval_d6(claim, C.Inputs({"dropout-20-5-sgd": sgd, "dropout-20-5": adam})), reading)
+    assert both.verdict == SUPPORTS and "p = 0.01 did not train" in both.why, both.why
+    d5 = find(C.eval_d5(C.BY_ID["D5"], C.Inputs({"dropout-20-5-sgd": sgd, "dropout-20-5": adam})), reading)
+    assert "p = 0.01 did not train" in d5.why

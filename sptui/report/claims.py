@@ -131,13 +131,15 @@ CLAIMS = [
           "the same grid point without dropout (paired, tol 0.02, predicted -). The no-dropout control is needed "
           "because Adam itself is not rotation-equivariant: Adam-trained models sit below the value for random "
           "directions (0.900 for m = 2, 0.738 for m = 5) with no dropout at all. The SGD grid (rotation-equivariant) "
-          "is compared with the random-direction value directly."),
+          "is compared with the random-direction value directly, on the cells where it trained (loss without dropout within "
+          "2x Adam's at the same p: at a fixed lr SGD barely moves rare features, which keep their initialisation)."),
     Claim("D6", SECTION_DROPOUT, "The ReLU output model seems to undergo three phases as dropout increases. At zero "
           "dropout, it's rotation invariant. As dropout increases, the model adopts an anti-aligned equilibrium with "
           "the coordinate basis. Beyond a 50% dropout rate, coordinate basis-aligned features are encouraged again.",
           DROPOUT_JOBS + ("dropout-20-5-sgd",), "Alignment minus the random-direction value, means over seeds and p: "
-          "(1) dropout 0 within 0.02 of it (rotation invariance); (2) some dropout in (0, 0.5] below the dropout-0 "
-          "value by > 0.02 (anti-aligned); (3) every dropout > 0.5 above the dropout-0 value by > 0.02 (re-aligned)."),
+          "(1) dropout 0 within 0.02 of it (rotation invariance; SGD grid only, on its trained cells: Adam has a basis of "
+          "its own); (2) some dropout in (0, 0.5] below the dropout-0 value by > 0.02 (anti-aligned); (3) every dropout "
+          "> 0.5 above the dropout-0 value by > 0.02 (re-aligned)."),
     Claim("D7", SECTION_DROPOUT, "Dropout makes phase transitions smoother in comparison to deterministic models, even "
           "with small amounts of dropout.",
           ("dropout-5-2", "dropout-20-5"), "Sharpness of the transition in represented features over p (largest jump "
@@ -457,6 +459,36 @@ def _d5_jobs():
     return DROPOUT_JOBS + ("dropout-20-5-sgd",)
 
 
+SGD_TRAINED_RATIO = 2.0  # an SGD cell counts as trained when its dropout-0 loss is within this factor of Adam's
+
+
+def _sgd_trained(inputs: Inputs, t: TmsTable) -> tuple[np.ndarray, str]:
+    """Which instances of the SGD grid trained ([I] bool) and a sentence saying which cells were left out.
+    Plain SGD at a fixed lr moves a feature's weights in proportion to its probability p, so at small p it ends
+    near its initialisation (measured: at p = 0.01 and below, 14-28x the loss Adam reaches at the same cell),
+    and an untrained model's alignment is its random initialisation's. A cell (p) counts when its mean loss
+    without dropout is within SGD_TRAINED_RATIO of the Adam grid's (dropout-20-5) at the same p."""
+    adam = inputs.get("dropout-20-5")
+    keep = np.ones(t.count, dtype=bool)
+    if adam is None:
+        return keep, "no Adam grid to tell trained SGD cells from untrained ones: every cell used"
+    out, ratios = [], []
+    for p in t.values("feature_probability"):
+        mine = X.select(t.metrics["loss"], t.where(feature_probability=p, dropout=0.0))
+        theirs = X.select(adam.metrics["loss"], adam.where(feature_probability=p, dropout=0.0))
+        if not (mine.size and theirs.size):
+            continue
+        ratio = float(np.nanmean(mine) / np.nanmean(theirs))
+        ratios.append(f"p={p:g}: {ratio:.1f}x")
+        if ratio > SGD_TRAINED_RATIO:
+            keep[t.where(feature_probability=p)] = False
+            out.append(f"{p:g}")
+    note = (f"SGD loss without dropout against Adam's: {'; '.join(ratios)}; "
+            + (f"cells p = {', '.join(out)} did not train (> {SGD_TRAINED_RATIO:g}x) and are left out" if out
+               else "every cell trained"))
+    return keep, note
+
+
 def eval_d5(c, inputs):
     out = []
     for job in _d5_jobs():
@@ -468,6 +500,10 @@ def eval_d5(c, inputs):
         base = M.random_axis_alignment(t.model.n_hidden)
         high = lambda d: d >= 0.5 - 1e-9  # noqa: E731
         sgd = t.params[0].get("optimizer") == "sgd"
+        trained_note = ""
+        if sgd:
+            keep, trained_note = _sgd_trained(inputs, t)
+            align = np.where(keep, align, np.nan)
         vs_control = paired_effect(X.paired(t, align, "dropout", 0.0, high), 0.02, -1)
         vs_random = paired_effect(X.select(align, t.where(dropout=high)) - base, 0.02, -1)
         control = X.select(align, t.where(dropout=0.0))
@@ -479,7 +515,9 @@ def eval_d5(c, inputs):
         effect = vs_random if sgd else vs_control
         why = (f"{job}: at dropout >= 0.5 alignment {'minus the random value' if sgd else 'against no dropout'}: "
                f"{effect.text()}; without dropout the trained basis is {spread(control - base)} from random"
-               + (" (SGD)." if sgd else " (Adam prefers a basis of its own)."))
+               + (f" (SGD; {trained_note})." if sgd else " (Adam prefers a basis of its own)."))
+        if sgd:
+            numbers.append(("trained cells", trained_note))
         out.append(Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
                            reading=job + (" (SGD: no optimizer basis)" if sgd else "")))
     return out
@@ -494,6 +532,11 @@ def eval_d6(c, inputs):
             continue
         base = M.random_axis_alignment(t.model.n_hidden)
         delta = _alignment(t) - base
+        sgd = t.params[0].get("optimizer") == "sgd"
+        trained_note = ""
+        if sgd:
+            keep, trained_note = _sgd_trained(inputs, t)
+            delta = np.where(keep, delta, np.nan)
         means = {d: float(np.nanmean(X.select(delta, t.where(dropout=d)))) for d in t.values("dropout")}
         zero = means.get(0.0, math.nan)
         mid = [v - zero for d, v in means.items() if 0 < d <= 0.5 + 1e-9]
@@ -501,7 +544,6 @@ def eval_d6(c, inputs):
         # (1) is a property of the loss; only an optimizer without a basis of its own (SGD) can show it in the
         # weights. Adam's per-coordinate steps pull a rotation-invariant model off the random value by themselves,
         # so on an Adam grid (1) is not tested and (2), (3) are read against its dropout-0 value, the control.
-        sgd = t.params[0].get("optimizer") == "sgd"
         phase1 = abs(zero) <= 0.02
         phase2 = bool(mid) and min(mid) < -0.02
         phase3 = bool(high) and all(v > 0.02 for v in high)
@@ -516,6 +558,9 @@ def eval_d6(c, inputs):
                    ("(2) below the no-dropout value at some 0 < dropout <= 0.5", str(phase2)),
                    ("(3) above the no-dropout value at every dropout > 0.5", str(phase3))]
         why = f"{job}: (1) no dropout at random: {first}, (2) anti-aligned {phase2}, (3) re-aligned above 50% {phase3}."
+        if sgd:
+            numbers.append(("trained cells", trained_note))
+            why += f" ({trained_note}.)"
         out.append(Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
                            reading=job + (" (SGD: no optimizer basis)" if sgd else "")))
     return out
