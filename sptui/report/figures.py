@@ -63,12 +63,16 @@ def _source(fig, *tables, note: str = ""):
     fig.supxlabel("\n".join(lines), x=0.01, ha="left", fontsize=6, color="grey")
 
 
-def _by_dropout(ax, t: TmsTable, values: np.ndarray, ps: list[float], title: str, ylabel: str):
+def _by_dropout(ax, t: TmsTable, values: np.ndarray, ps: list[float], title: str, ylabel: str,
+                untrained: frozenset = frozenset()):
+    """One line per feature probability over dropout; `untrained` p's are drawn dotted and labelled so."""
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(ps)))
     drops = t.values("dropout")
     for p, colour in zip(ps, colours):
         groups = [X.select(values, t.where(feature_probability=p, dropout=d)) for d in drops]
-        _band(ax, drops, groups, f"p={p:.3g}", colour)
+        _band(ax, drops, groups, f"p={p:.3g}" + (" (did not train)" if p in untrained else ""), colour)
+        if p in untrained:
+            ax.lines[-1].set_linestyle(":")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("dropout rate", fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
@@ -129,7 +133,13 @@ def fig_alignment(tables: dict, path: Path) -> Path | None:
         ax, ax2 = axs[k, 0], axs[k, 1]
         align = X.per_instance(t, M.axis_alignment, privileged=True)
         spread = np.nanmean(X.per_instance(t, M.feature_spread, privileged=True), axis=1)
-        _by_dropout(ax, t, align, _pick_ps(t), f"{job}: axis alignment", "mean max_k |W_ik| / ||W_i||")
+        untrained: frozenset = frozenset()
+        if t.params[0].get("optimizer") == "sgd":  # the cells the claims leave out (see claims._sgd_trained)
+            from sptui.report.claims import Inputs, _sgd_trained
+
+            keep, _ = _sgd_trained(Inputs(tables), t)
+            untrained = frozenset(t.params[i]["feature_probability"] for i in np.flatnonzero(~keep))
+        _by_dropout(ax, t, align, _pick_ps(t), f"{job}: axis alignment", "mean max_k |W_ik| / ||W_i||", untrained)
         base = M.random_axis_alignment(t.model.n_hidden)
         ax.axhline(base, color="black", ls="--", lw=1, label=f"random directions ({base:.3f})")
         ax.axvspan(-0.02, 0.02, color="grey", alpha=0.15, lw=0)
@@ -137,7 +147,8 @@ def fig_alignment(tables: dict, path: Path) -> Path | None:
         ax.text(0.03, 0.02, f"dropout 0: the loss has no preferred basis ({optimizer})", transform=ax.transAxes,
                 fontsize=6, color="grey")
         ax.legend(fontsize=6)
-        _by_dropout(ax2, t, spread, _pick_ps(t), f"{job}: neurons per feature", "participation ratio over neurons")
+        _by_dropout(ax2, t, spread, _pick_ps(t), f"{job}: neurons per feature", "participation ratio over neurons",
+                    untrained)
     fig.suptitle("Neuron-basis alignment under dropout (mean over seeds, band = range over seeds)", fontsize=10)
     _source(fig, *[tables[j] for j in jobs])
     return save(fig, path)
