@@ -46,7 +46,10 @@ def configure_torch(device: str) -> None:
     and 13.5 ms without (same machine, same process); values that small change no result."""
     import torch
 
+    from sptui.devices import configure_cuda
+
     torch.set_flush_denormal(True)
+    configure_cuda()  # TF32 off unless $SPTUI_TF32=1 (sptui/devices.py says why)
     threads = os.environ.get("SPTUI_TORCH_THREADS")
     if threads or device == "cpu":
         try:
@@ -70,6 +73,23 @@ def resolve_device(name: str | None) -> str:
                              "False); use --device cpu, or check the driver and CUDA_VISIBLE_DEVICES")
         return name
     raise SptuiError(f'--device {name}: expected "cpu", "cuda", "cuda:N" or "auto"')
+
+
+def describe_device(device: str) -> str:
+    """The device as a job's log names it: on CUDA also the card and CUDA_VISIBLE_DEVICES (which physical GPU
+    the worker's slot gave this process; `scripts/gpu_check.py` reads it back from the log)."""
+    if not device.startswith("cuda"):
+        return device
+    import torch
+
+    from sptui.devices import tf32_enabled
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+    try:
+        name = torch.cuda.get_device_name(torch.device(device))
+    except Exception as e:  # the job itself will fail with the reason; the log line must not
+        name = f"unknown GPU ({one_line(e)})"
+    return f"{device} ({name}; CUDA_VISIBLE_DEVICES={visible}; TF32 {'on' if tf32_enabled() else 'off'})"
 
 
 def one_line(error: BaseException) -> str:
@@ -98,7 +118,7 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
     try:
         import torch
 
-        ctx.info(f"=== {spec.kind} job {spec.name!r} on {device} (pid {os.getpid()}, "
+        ctx.info(f"=== {spec.kind} job {spec.name!r} on {describe_device(device)} (pid {os.getpid()}, "
                  f"{torch.get_num_threads()} torch CPU thread(s)) ===")
         kind = load_kind(spec.kind)
         kind.run(ctx)

@@ -232,6 +232,7 @@ def run(ctx: Context) -> None:
     from transformer_lens import HookedTransformer
 
     from sptui.checkpoint import pack, unpack
+    from sptui.devices import to_device
     from sptui.models import save_model
     from sptui.tokenizer import gpt2_tokenizer
 
@@ -265,10 +266,10 @@ def run(ctx: Context) -> None:
     def evaluate(step: int) -> float:
         model.eval()
         with torch.no_grad():
-            losses = [model(batch_at(val, i, p, salt=1).to(device), return_type="loss").item()
-                      for i in range(p.eval_batches)]
+            losses = torch.stack([model(to_device(batch_at(val, i, p, salt=1), device), return_type="loss")
+                                  for i in range(p.eval_batches)])
         model.train()
-        loss = sum(losses) / len(losses)
+        loss = float(losses.mean())  # one read-back per evaluation, not one per batch
         ctx.log(step, split="validation", loss=loss, perplexity=math.exp(min(loss, 50)))
         return loss
 
@@ -287,7 +288,7 @@ def run(ctx: Context) -> None:
     for step in range(start, p.steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, p)
-        loss = model(batch_at(train, step, p).to(device), return_type="loss")
+        loss = model(to_device(batch_at(train, step, p), device), return_type="loss")  # pinned, non-blocking
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if p.grad_clip > 0:

@@ -98,6 +98,7 @@ def run(ctx: Context) -> None:
     import torch
 
     from sptui.config import runs_dir
+    from sptui.devices import to_device
     from sptui.models import load_model
     from sptui.neuroscope import scan as S
     from sptui.neuroscope.units import MLPNeurons
@@ -175,10 +176,10 @@ def run(ctx: Context) -> None:
         for batch in S.length_sorted_batches([len(w.tokens) for w, _ in texts], p.batch_size):
             ctx.check_cancelled()
             tokens, mask = S.pad_batch([texts[i][0].tokens for i in batch], pad, device)
-            counted = mask & (torch.arange(mask.shape[1], device=device).unsqueeze(0)
-                              >= torch.as_tensor([texts[i][0].scored_from for i in batch], device=device).unsqueeze(1))
+            counted = to_device(S.counted_mask([len(texts[i][0].tokens) for i in batch],
+                                               [texts[i][0].scored_from for i in batch]), device)
             acts = units.activations(tokens, mask)
-            text_ids = torch.as_tensor([first_id + i for i in batch], device=device)
+            text_ids = to_device(torch.as_tensor([first_id + i for i in batch]), device)
             keys = uniform_keys((len(batch), n), p.seed, progress["batches"], device)
             for layer in layers:
                 scans[layer].update(acts[layer], counted, text_ids, keys)

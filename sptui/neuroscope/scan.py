@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sptui.devices import to_device
 from sptui.errors import SptuiError
 
 
@@ -83,7 +84,14 @@ def pad_batch(texts: Sequence[Sequence[int] | np.ndarray], pad_id: int, device) 
     for row, t in enumerate(texts):
         tokens[row, :len(t)] = torch.as_tensor(np.asarray(t), dtype=torch.long)
         mask[row, :len(t)] = True
-    return tokens.to(device), mask.to(device)
+    return to_device(tokens, device), to_device(mask, device)
+
+
+def counted_mask(lengths: Sequence[int], scored_from: Sequence[int]) -> torch.Tensor:
+    """[B, T] bool on the CPU: the tokens of each text that count (real, and from `scored_from` on), T the
+    longest length, matching pad_batch's right padding."""
+    positions = torch.arange(max(lengths)).unsqueeze(0)
+    return (positions < torch.as_tensor(lengths).unsqueeze(1)) & (positions >= torch.as_tensor(scored_from).unsqueeze(1))
 
 
 @torch.inference_mode()
@@ -240,11 +248,12 @@ def counted_activations(model, documents: Iterable[str], layers: Sequence[int], 
                    for w in document_windows(ids, bos, context, overlap)]
         for batch in length_sorted_batches([len(w.tokens) for w in windows], batch_size):
             check()
-            tokens, mask = pad_batch([windows[i].tokens for i in batch], pad, device)
-            first = torch.as_tensor([windows[i].scored_from for i in batch], device=device)
-            counted = mask & (torch.arange(mask.shape[1], device=device).unsqueeze(0) >= first.unsqueeze(1))
+            texts = [windows[i].tokens for i in batch]
+            tokens, mask = pad_batch(texts, pad, device)
+            counted = counted_mask([len(t) for t in texts], [windows[i].scored_from for i in batch])
             acts = mlp_activations(model, tokens, mask, layers)
-            seen += int(counted.sum())
+            seen += int(counted.sum())  # counted on the CPU: no wait for the GPU here
+            counted = to_device(counted, device)
             yield {layer: acts[layer][counted] for layer in layers}, seen
             if seen >= token_budget:
                 return

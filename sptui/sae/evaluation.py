@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sptui.devices import to_device
 from sptui.science import sae as S
 from sptui.science import sae_metrics as M
 
@@ -97,9 +98,10 @@ def _reconstruction(weights: dict[str, Tensor], architecture: str):
 def _spliced_loss(reader, batch, replace) -> tuple[float, int]:
     """The sequence set's summed loss with the hook's activations at the selected positions replaced by
     `replace(activations [M, d]) -> [M, d]` (None: the clean model)."""
-    tokens, mask = reader.pad(batch)
+    tokens, mask = reader.pad(batch)  # on the CPU: decide on the mask there, then move both
     select = reader.select_mask(batch, mask.shape)
-    attention = None if bool(mask.all()) else mask.long()
+    attention = None if bool(mask.all()) else to_device(mask.long(), reader.device)
+    tokens, mask = to_device(tokens, reader.device), to_device(mask, reader.device)
 
     def hook_fn(act, hook):
         flat = act.reshape(act.shape[0], act.shape[1], -1)

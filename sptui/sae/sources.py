@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from sptui.devices import to_device
 from sptui.errors import SptuiError
 from sptui.science.batched import stream_generator
 
@@ -212,19 +213,20 @@ class ModelActivations:
         self.stop_at = layer + 1 if layer is not None and layer + 1 < model.cfg.n_layers else None
 
     def pad(self, batch: list[Sequence]) -> tuple[Tensor, Tensor]:
+        """Right-padded tokens and mask [B, T], on the CPU (the caller moves them: see `activations`)."""
         width = max(len(s.tokens) for s in batch)
         tokens = torch.full((len(batch), width), self.sequences.pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.bool)
         for row, s in enumerate(batch):
             tokens[row, : len(s.tokens)] = torch.as_tensor(s.tokens, dtype=torch.long)
             mask[row, : len(s.tokens)] = True
-        return tokens.to(self.device), mask.to(self.device)
+        return tokens, mask
 
     def select_mask(self, batch: list[Sequence], shape) -> Tensor:
         sel = torch.zeros(shape, dtype=torch.bool)
         for row, s in enumerate(batch):
             sel[row, s.select] = True
-        return sel.to(self.device)
+        return to_device(sel, self.device)
 
     @torch.inference_mode()
     def activations(self, batch: list[Sequence]) -> Float[Tensor, "M d"]:
@@ -235,8 +237,9 @@ class ModelActivations:
         def keep(act, hook):
             found["act"] = act
 
-        attention = None if bool(mask.all()) else mask.long()
-        self.model.run_with_hooks(tokens, attention_mask=attention, stop_at_layer=self.stop_at,
+        # decided on the CPU copy of the mask, then both go over pinned and non-blocking (sptui/devices.py)
+        attention = None if bool(mask.all()) else to_device(mask.long(), self.device)
+        self.model.run_with_hooks(to_device(tokens, self.device), attention_mask=attention, stop_at_layer=self.stop_at,
                                   fwd_hooks=[(self.hook, keep)], return_type=None)
         act = found["act"]
         act = act.reshape(act.shape[0], act.shape[1], -1)
@@ -337,7 +340,7 @@ class ShuffledWindows:
         self.buffer, self.next_start = self._fill(start)
         self.index, self.start = index, start
         g = stream_generator(self.seed, _WINDOW_STREAM + index, "cpu")
-        self.order = torch.randperm(self.window, generator=g).to(self.buffer.device)
+        self.order = to_device(torch.randperm(self.window, generator=g), self.buffer.device)
 
     def batch(self, step: int) -> Float[Tensor, "1 B d"]:
         """The batch of optimiser step `step` (0-based); windows are read as the steps reach them."""

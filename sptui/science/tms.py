@@ -293,7 +293,11 @@ class BatchedTrainer(BatchedTraining):
         # torch.compile fuses the elementwise passes after a one-off compile of ~30-60 s, so it pays off only for
         # long runs; the compiled step keeps one shape, so it takes the batch whole (no sparse rows).
         self._gradient_fn = torch.compile(paper_model_gradients, dynamic=False) if compile else paper_model_gradients
-        self.sparse_rows = not compile
+        # Sparse rows (skip a batch's all-zero rows) pay on a CPU, where every row costs time; their plan has
+        # data-dependent shapes, read back to the host every step, which would stall a GPU's queue of kernels:
+        # on CUDA the whole batch runs, with no host synchronisation in the step (scripts/gpu_check.py counts
+        # them and times both).
+        self.sparse_rows = not compile and self.device.type == "cpu"
         # Features with a structure (correlated, anticorrelated, hierarchy) are drawn from the same uniforms plus a
         # second stream of values, for every instance of the run once one has a structure (the others' inputs
         # are unchanged by it: sptui.science.feature_structure).

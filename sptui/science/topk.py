@@ -271,8 +271,10 @@ def max_over_positions(acts: Float[Tensor, "batch pos neurons"], mask: Bool[Tens
 
 def uniform_keys(shape: tuple[int, ...], seed: int, batch_index: int, device="cpu") -> Float[Tensor, " *shape"]:
     """Random keys that depend only on (seed, batch index), so a resumed scan draws the same ones."""
+    from sptui.devices import to_device
+
     gen = torch.Generator(device="cpu").manual_seed((seed * 1_000_003 + batch_index) % (2**63))
-    return torch.rand(shape, generator=gen).to(device)
+    return to_device(torch.rand(shape, generator=gen), device)
 
 
 class LayerScan:
