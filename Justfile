@@ -34,3 +34,11 @@ tui: setup
 # start a local worker in the foreground
 worker: setup
     .venv/bin/sptui worker
+
+# the prepared GPU check: every CUDA path and the README's GPU numbers (scripts/gpu_check.py; README "Checking a GPU machine")
+gpu-check device="cuda" out="gpu-check-report" *args: setup
+    .venv/bin/python scripts/gpu_check.py --device {{device}} --out {{out}} {{args}}
+
+# download the wheels a bare GPU image lacks into .gpu-wheels (git-ignored), for an offline install there
+gpu-wheels: setup
+    .venv/bin/python scripts/gpu_wheels.py prepare

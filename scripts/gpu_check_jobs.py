@@ -185,8 +185,9 @@ JOBS: dict[str, SmallJob] = {j.kind: j for j in [
                                 random_starts=1),
              results=("optima.safetensors", "phase.json"), compare=compare_tms_theory),
     SmallJob("addition", _ADDITION, results=("model.safetensors", "summary.json"), compare=compare_addition,
-             probe=lambda n: {**_ADDITION, "n_train": 256 * n, "epochs": 1, "log_every": _NEVER, "eval_every": _NEVER,
-                              "checkpoint_every": _NEVER}),
+             # a fixed training set (the final evaluation over it is the same in both runs), n / 4 epochs of 4 steps
+             probe=lambda n: {**_ADDITION, "n_train": 4 * 256, "epochs": max(1, n // 4), "log_every": _NEVER,
+                              "eval_every": _NEVER, "checkpoint_every": _NEVER}),
     SmallJob("lm", _LM, results=("model.safetensors", "summary.json"), compare=compare_lm,
              probe=lambda n: {**_LM, "steps": n, "log_every": _NEVER, "eval_batches": 1, "checkpoint_every": _NEVER}),
     SmallJob("addition-analysis", dict(run="{source}", animate=False, compression=False), source="addition",
