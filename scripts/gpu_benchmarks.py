@@ -143,12 +143,14 @@ def sae(device: str, quick: bool) -> dict[str, Any]:
     size = dict(d_in=16, d_sae=64, batch=256) if quick else dict(d_in=B.D_IN, d_sae=B.D_SAE, batch=B.BATCH)
     steps = 2 if quick else 20
     batches = B.planted_batches(steps + 3, dev, d_in=size["d_in"], n=size["d_sae"], batch=size["batch"])
-    try:
-        import sae_lens  # noqa: F401  (only its rows need it: sptui itself writes the SAELens format)
+    have_saelens = False
+    if not quick:  # importing SAELens (TransformerLens, datasets) alone costs more than a dry run's SAEs
+        try:
+            import sae_lens  # noqa: F401  (only its rows need it: sptui itself writes the SAELens format)
 
-        have_saelens = not quick
-    except ImportError:
-        have_saelens = False
+            have_saelens = True
+        except ImportError:
+            pass
     rows, sweep = [], len(B.LRS)
     for arch in ("relu", "topk"):
         one = B.timed(B.sptui_trainer(arch, B.LRS[:1], steps, dev, **size), batches, steps, dev)
