@@ -218,3 +218,54 @@ async def test_sweep_grid_and_instance_panel_name_the_geometry(tms_run):
         await pilot.pause()
         status = str(app.browser.query_one("#browser-status").render())
         assert records[int(sweep_matrix(app.browser.data, GEOMETRY)[3][0, 1])]["geometry"] in status
+
+
+GROUPS_JOB = """
+[[job]]
+kind = "tms"
+name = "tiny-groups"
+n_features = 4
+n_hidden = 2
+steps = 150
+batch_size = 128
+eval_batch = 256
+log_points = 3
+[job.sweep]
+feature_probability = [0.3, 0.05]
+correlated = [[], [[0, 1], [2, 3]]]
+"""
+
+
+@pytest.fixture(scope="module")
+def groups_run(tmp_path_factory):
+    return _run(tmp_path_factory, GROUPS_JOB, "groups")
+
+
+async def test_feature_groups_show_their_cosines_and_colour_the_geometry(groups_run):
+    """A run with correlated features: the weights tab lists the mean cosine between groups (instances.json's
+    group_cos), the geometry tab colours each feature by its group, the sweep grid offers the group metrics."""
+    records = read_json(groups_run.results / "instances.json")
+    grouped = next(i for i, r in enumerate(records) if r.get("groups"))
+    plain = next(i for i, r in enumerate(records) if not r.get("groups"))
+    app = Host(ToyBrowser(groups_run.root))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await _open(app, pilot)
+        app.browser.select_instance(grouped)
+        await pilot.pause()
+        bars = str(app.browser.query_one("#toy-bars").render())
+        assert "feature groups" in bars and "corr 0" in bars and "corr 1" in bars
+        from sptui.render.colormap import fmt
+
+        assert fmt(records[grouped]["group_cos"][0][1]) in bars
+        await pilot.press("2")
+        geometry = app.browser.query_one("#toy-geometry", Scatter)
+        colours = [s.color for s in geometry.series[1:]]
+        assert colours[0] == colours[1] != colours[2] == colours[3]  # by group, not by feature
+        assert "corr 1" in geometry.series[3].label
+        app.browser.select_instance(plain)
+        await pilot.pause()
+        assert "feature groups" not in str(app.browser.query_one("#toy-bars").render())
+        assert len({s.color for s in geometry.series[1:]}) == 4  # independent: a colour per feature
+        assert "within_group_abs_cos" in app.browser.data.sweep_metrics()
+        matrix, keys, _, _ = sweep_matrix(app.browser.data, "within_group_abs_cos")
+        assert keys == ["feature_probability", "correlated"] and matrix.shape == (2, 2)

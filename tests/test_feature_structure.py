@@ -194,3 +194,57 @@ def test_named_groups_list_every_structure_and_the_rest():
     s = FeatureGroups.of(correlated=[[0, 1]], anticorrelated=[[2, 3]], hierarchy=[[0, 4], [0, 5]])
     assert s.named_groups(7) == [("corr 0", [0, 1]), ("anti 0", [2, 3]), ("tree 0", [0, 4, 5]), ("independent", [6])]
     assert FeatureGroups().named_groups(3) == []
+
+
+# ---------------------------------------------------------------- the published results (Elhage et al. 2022)
+# Small fast settings (lr 1e-2, batch 256, 500 steps: the geometry has settled by then at these sizes); each
+# structured model is trained beside the same seeds with independent features, the control.
+
+def trained_cosines(n: int, structure: FeatureGroups, p: float, seeds: range, steps: int = 500):
+    """Cosines and weights of `structure` models (one per seed) and of their independent controls."""
+    hypers = [T.InstanceHyper(probability=[p] * n, importance=[1.0] * n, seed=s, structure=x, lr=1e-2)
+              for x in (structure, FeatureGroups()) for s in seeds]
+    trainer = train(T.ModelShape(n, 2), hypers, steps, batch_size=256)
+    W = trainer.weights["W"].detach()
+    cos = M.feature_cosines(W)
+    k = len(seeds)
+    return cos[:k], cos[k:], W[:k]
+
+
+def test_correlated_pairs_form_local_orthogonal_bases():
+    """Two correlated pairs in 2-D at p = 0.1: each pair orthogonal, the pairs superposed on each other."""
+    groups = [[0, 1], [2, 3]]
+    cos, control, _ = trained_cosines(4, FeatureGroups.of(correlated=groups), 0.1, range(4))
+    for c in cos:
+        summary = M.within_across(c, groups)
+        assert summary["within_group_abs_cos"] < 0.15, summary
+        assert 0.35 < summary["across_group_abs_cos"] < 0.75, summary
+    # the control's pairs (by label) are orthogonal only by chance: some seed pairs 0 and 1 antipodally
+    assert max(M.within_across(c, groups)["within_group_abs_cos"] for c in control) > 0.9
+
+
+def test_correlated_features_without_room_collapse_onto_their_principal_component():
+    """Two groups of three correlated features in 2-D at p = 0.3: each group's features share one direction
+    (cos +1) with norm ~ 1/sqrt(3) each, the two groups orthogonal; independent features do not collapse."""
+    groups = [[0, 1, 2], [3, 4, 5]]
+    cos, control, W = trained_cosines(6, FeatureGroups.of(correlated=groups), 0.3, range(3))
+    for c, w in zip(cos, W):
+        assert M.within_across(c, groups)["within_group_cos"] > 0.95
+        assert w.norm(dim=-1).tolist() == pytest.approx([3 ** -0.5] * 6, abs=0.06)
+    for c in control:
+        assert M.within_across(c, groups)["within_group_cos"] < 0.5
+
+
+def test_anticorrelated_pairs_prefer_antipodal_directions():
+    """Two anticorrelated pairs in 2-D at p = 0.45: most seeds put each pair antipodal (cos -1); with independent
+    features, which features end antipodal is chance (1 in 3 pairings matches the labels)."""
+    groups = [[0, 1], [2, 3]]
+    seeds = range(8)
+    cos, control, _ = trained_cosines(4, FeatureGroups.of(anticorrelated=groups), 0.45, seeds)
+
+    def antipodal(c):
+        return M.within_across(c, groups)["within_group_cos"] < -0.95
+
+    structured = sum(antipodal(c) for c in cos)
+    by_chance = sum(antipodal(c) for c in control)
+    assert structured >= 6 and structured > by_chance + 1, (structured, by_chance)

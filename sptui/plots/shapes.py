@@ -51,17 +51,26 @@ def geometry_colours(geometries: list[str]) -> dict[str, str]:
         out[label] = _shade(SHAPE_COLOURS[shape], _VARIANTS[k % len(_VARIANTS)])
     return out
 
-# Feature groups (sptui.science.feature_structure.FeatureGroups.named_groups): the hue says the kind of group
-# (correlated blue, anticorrelated red, a hierarchy's tree green, independent grey), shades tell groups apart.
-GROUP_KIND_COLOURS = {"corr": "#2b6cb0", "anti": "#c0392b", "tree": "#2e8b57", "independent": "#9e9e9e"}
+# Feature groups (sptui.science.feature_structure.FeatureGroups.named_groups): the family of hues says the kind
+# of group (correlated blues/purples, anticorrelated reds/oranges, a hierarchy's trees greens, independent grey);
+# groups of one kind get clearly different hues of their family (shades of one hue were hard to tell apart).
+GROUP_KIND_COLOURS = {
+    "corr": ["#1f4e9c", "#17a2b8", "#6a3d9a", "#5b8def", "#0b2545"],
+    "anti": ["#c0392b", "#e67e22", "#8e2450", "#f4a259", "#5c0f0f"],
+    "tree": ["#2e8b57", "#9acd32", "#006400", "#66c2a5", "#556b2f"],
+    "independent": ["#9e9e9e"],
+}
 
 
 def group_colours(names: list[str]) -> dict[str, str]:
-    """A colour per group name ("corr 0", "anti 1", "tree 3", "independent"), by kind, shaded by its number."""
+    """A colour per group name ("corr 0", "anti 1", "tree 3", "independent"): its kind's family, the k-th group
+    of a kind the k-th hue (darker or lighter once a family runs out)."""
     out: dict[str, str] = {}
+    seen: dict[str, int] = {}
     for name in names:
-        kind, _, number = name.partition(" ")
-        base = GROUP_KIND_COLOURS.get(kind, "#5a5a5a")
-        k = int(number) if number.isdigit() else 0
-        out[name] = _shade(base, _VARIANTS[k % len(_VARIANTS)])
+        kind = name.partition(" ")[0]
+        family = GROUP_KIND_COLOURS.get(kind, ["#5a5a5a"])
+        k = seen.get(kind, 0)
+        seen[kind] = k + 1
+        out[name] = _shade(family[k % len(family)], _VARIANTS[(k // len(family)) % len(_VARIANTS)])
     return out

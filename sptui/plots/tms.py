@@ -29,7 +29,8 @@ MAX_ROWS, MAX_COLS = 10, 8
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
 SHORT = {"feature_probability": "p", "dropout": "dropout", "importance_decay": "I-decay", "importance": "I",
          "l1_hidden": "L1 h", "l1_weight": "L1 W", "weight_decay": "wd", "seed": "seed", "dense_features": "dense",
-         "dense_first": "dense first", "dense_probability": "dense p"}
+         "dense_first": "dense first", "dense_probability": "dense p", "correlated": "corr",
+         "anticorrelated": "anti", "hierarchy": "tree"}
 # (metric, title, log colour scale); a metric is drawn when some instance has a finite value
 SWEEP_METRICS = [
     ("dims_per_feature", "D* = m / sum ||W_i||^2", False),
@@ -77,6 +78,9 @@ def render_run(run, model) -> list[Path]:
     ]
     if W.shape[2] == 2:
         paths.append(draw_geometry_2d(W, layout, out / "geometry_2d.png", [r.get("geometry", "") for r in records]))
+    from sptui.plots import feature_groups
+
+    paths += feature_groups.render(W, records, layout, out)  # correlated / anticorrelated / hierarchical features
     probability = arrays.get("feature_probability")
     if probability is not None and bool((probability.max(1) > probability.min(1)).any()):
         paths.append(draw_per_feature(derived, probability, layout, out / "per_feature.png"))
@@ -97,14 +101,22 @@ def render_run(run, model) -> list[Path]:
 # ---------------------------------------------------------------- layout
 
 def axis_value(value):
-    """A number for a grid value: lists (e.g. an importance vector) are placed by their last entry."""
+    """A number for a grid value: lists (e.g. an importance vector) are placed by their last entry, lists of
+    lists (feature groups) by how many features they hold."""
     if isinstance(value, list):
+        if value and isinstance(value[0], list):
+            return float(sum(len(g) for g in value))
         return float(value[-1]) if value else 0.0
     return float(value)
 
 
 def value_label(key: str, value) -> str:
-    v = f"[..{axis_value(value):g}]" if isinstance(value, list) else (f"{value:.3g}" if isinstance(value, float) else value)
+    if isinstance(value, list) and (not value or isinstance(value[0], list)):  # feature groups, written out
+        v = "none" if not value else ",".join("(" + ",".join(map(str, g)) + ")" for g in value)
+    elif isinstance(value, list):
+        v = f"[..{axis_value(value):g}]"
+    else:
+        v = f"{value:.3g}" if isinstance(value, float) else value
     return f"{SHORT.get(key, key)}={v}"
 
 

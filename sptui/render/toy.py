@@ -127,6 +127,10 @@ class ToyView:
     def feature_bars(self, i: int) -> FeatureBars | None:
         return None
 
+    def group_table(self, i: int) -> str | None:
+        """Text on the instance's feature groups, where the kind has them."""
+        return None
+
     def geometry(self, i: int) -> Geometry:
         raise NotImplementedError
 
@@ -170,17 +174,52 @@ class TmsView(ToyView):
         return FeatureBars(norms, interference, max(1.0, float(finite.max()) if finite.size else 1.0),
                            self.records[i].get("shape"))
 
+    def feature_group_of(self, i: int) -> dict[int, tuple[int, str]]:
+        """feature -> (group number, group name) for an instance with feature groups (correlated, anticorrelated,
+        a hierarchy's trees: sptui.science.feature_structure); a tree's parent stays in its first group."""
+        out: dict[int, tuple[int, str]] = {}
+        for k, g in enumerate(self.records[i].get("groups") or []):
+            for f in g["features"]:
+                out.setdefault(f, (k, g["name"]))
+        return out
+
+    def group_table(self, i: int) -> str | None:
+        """The instance's mean cos(W_i, W_j) between its groups (diagonal: within a group) as text rows, with the
+        within / across summaries; None without groups."""
+        groups = self.records[i].get("groups")
+        if not groups:
+            return None
+        names = [g["name"] for g in groups]
+        width = max(8, *(len(n) for n in names))
+        lines = ["feature groups: mean cos(W_i, W_j) between groups (diagonal: within; correlated ~0 orthogonal or "
+                 "+1 collapsed, anticorrelated -1 antipodal)",
+                 " " * (width + 1) + " ".join(n.rjust(width) for n in names)]
+        for name, row in zip(names, self.records[i].get("group_cos") or []):
+            lines.append(name.ljust(width) + " " + " ".join(fmt(number(v)).rjust(width) for v in row))
+        m = self.records[i].get("metrics", {})
+        lines.append(f"within |cos| {fmt(number(m.get('within_group_abs_cos')))}  within cos "
+                     f"{fmt(number(m.get('within_group_cos')))}  across |cos| {fmt(number(m.get('across_group_abs_cos')))}")
+        for g in groups:
+            lines.append(f"  {g['name']}: features {', '.join(map(str, g['features']))}")
+        return "\n".join(lines)
+
     def geometry(self, i: int) -> Geometry:
-        """Each feature's direction W_i in the hidden plane (m = 2 only)."""
+        """Each feature's direction W_i in the hidden plane (m = 2 only); with feature groups, coloured by group."""
         W = self.weights_arrays["W"][i]
         if W.shape[1] != 2:
             return Geometry("nothing", f"geometry needs m = 2 hidden dimensions (this run has m = {W.shape[1]})")
         series = [Series(np.array([0.0]), np.array([0.0]), label="origin", color=5, marks=["+"])]
+        group_of = self.feature_group_of(i)
         for f in range(W.shape[0]):
-            series.append(Series(np.array([0.0, W[f, 0]]), np.array([0.0, W[f, 1]]), label=f"feature {f}",
-                                 color=f % 5, line=True, marks=["", str(f % 10)]))
-        return Geometry("points", f"instance {i}: feature vectors W_i in the hidden plane", points=series,
-                        row_label="h1", col_label="h0")
+            k, name = group_of.get(f, (None, "independent"))
+            colour = f % 5 if not group_of else (k % 5 if k is not None else 6)
+            label = f"feature {f}" + (f" ({name})" if group_of else "")
+            series.append(Series(np.array([0.0, W[f, 0]]), np.array([0.0, W[f, 1]]), label=label,
+                                 color=colour, line=True, marks=["", str(f % 10)]))
+        title = f"instance {i}: feature vectors W_i in the hidden plane"
+        if group_of:
+            title += " (colour = group: " + ", ".join(g["name"] for g in self.records[i]["groups"]) + ")"
+        return Geometry("points", title, points=series, row_label="h1", col_label="h0")
 
 
 class FunctionsView(ToyView):

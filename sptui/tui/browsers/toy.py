@@ -4,7 +4,8 @@ Tabs (keys 1-4):
   1 weights   tms: W^T W and the bias b side by side (one colour range, diverging around 0), then each
               feature's norm ||W_i|| as a bar coloured by its interference sum_j!=i (W^_i . W_j)^2.
               functions: W1 | b1 | W2^T of the hidden layer.
-  2 geometry  tms with m = 2: each feature's vector W_i in the hidden plane.
+              With feature groups (correlated, anticorrelated, hierarchy): the mean cosine between groups below.
+  2 geometry  tms with m = 2: each feature's vector W_i in the hidden plane (coloured by group, if any).
               functions: the learned function against the target.
   3 sweep     a metric (m cycles: D*, represented, ..., geometry) over the two swept parameters; enter on a
               cell opens that instance. "geometry" colours each cell by the arrangement its instances found
@@ -70,6 +71,9 @@ def interference_bars(d: ToyView, i: int, width: int = 30) -> Text:
         level = int(np.clip(s / bars.scale, 0, 1) * 31)
         text.append(bar.ljust(width), style=f"color({cmap.ansi[level]})")
         text.append(f" {n:.2f}  interference {s:.2f}" + (f"  {shape}" if shape else "") + "\n")
+    groups = d.group_table(i)
+    if groups:  # correlated / anticorrelated / hierarchical features: the cosines between their groups
+        text.append("\n" + groups + "\n")
     return text
 
 

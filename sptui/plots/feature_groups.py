@@ -1,0 +1,103 @@
+"""PNGs of a `tms` run whose features come in groups (correlated, anticorrelated, a hierarchy:
+sptui.science.feature_structure), drawn from instances.json's "groups" / "group_cos" and the saved W only.
+
+    feature_groups_2d.png   (m = 2) the feature directions coloured by group: the paper's pictures of correlated
+                            pairs as local orthogonal bases, or collapsed, and of anticorrelated pairs antipodal
+    group_cosines.png       per instance, the mean cos(W_i, W_j) between every pair of groups (diagonal: within a
+                            group), on the project's diverging map (red > 0, blue < 0, white 0), values written in
+
+Panels are laid out as the run's other sheets (sptui.plots.tms.sheet_layout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.lines import Line2D
+
+from sptui.plots.save import save_figure
+from sptui.plots.shapes import group_colours
+from sptui.plots.tms import SheetLayout, _colorbar, _sheet, _title
+from sptui.render.colormap import DIVERGING
+
+
+def grouped(records: list[dict]) -> bool:
+    """Whether some instance of the run has feature groups (the tms kind saves them in instances.json)."""
+    return any(r.get("groups") for r in records)
+
+
+def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path: Path) -> Path:
+    """Feature directions W_i in the 2-D hidden space, coloured by group (one scale for all panels); an
+    instance without groups is drawn grey ("independent")."""
+    fig, axs = _sheet(layout)
+    lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.1)
+    names: list[str] = []
+    for i in layout.instances():
+        names += [g["name"] for g in records[i].get("groups") or [] if g["name"] not in names]
+    colours = group_colours(names + ["independent"])
+    for (r, c), i in layout.cells.items():
+        ax = axs[r, c]
+        of = {f: "independent" for f in range(W.shape[1])}
+        for g in records[i].get("groups") or []:
+            for f in g["features"]:
+                of[f] = g["name"] if of[f] == "independent" else of[f]  # a tree's parent keeps its first group
+        for f in range(W.shape[1]):
+            x, y = W[i, f]
+            ax.plot([0, x], [0, y], color=colours[of[f]], lw=1.3)
+            ax.scatter([x], [y], color=colours[of[f]], s=9)
+            if abs(x) + abs(y) > 0.1 * lim:  # label represented features only (unrepresented ones sit at 0)
+                ax.text(x * 1.08, y * 1.08, str(f), fontsize=5, ha="center", va="center", color=colours[of[f]])
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    shown = names + (["independent"] if any(not records[i].get("groups") or
+                                            any(g["name"] == "independent" for g in records[i]["groups"])
+                                            for i in layout.instances()) else [])
+    handles = [Line2D([0], [0], color=colours[name], lw=2) for name in shown]
+    fig.legend(handles, shown, loc="outside right center", fontsize=7, title="group", title_fontsize=7)
+    _title(fig, "feature directions W_i (2-D hidden space) coloured by group: corr = features that co-occur, anti = at "
+                "most one present, tree = a parent and its children", layout)
+    return save_figure(fig, path, dpi=110)
+
+
+def draw_group_cosines(records: list[dict], layout: SheetLayout, path: Path) -> Path:
+    """Per instance the k x k matrix of mean cos(W_i, W_j) between groups (diagonal: within a group, i != j);
+    blank where a group has no represented pair. One colour range, -1..1."""
+    fig, axs = _sheet(layout, size=2.0)
+    norm = matplotlib.colors.Normalize(-1, 1)
+    for (r, c), i in layout.cells.items():
+        ax = axs[r, c]
+        groups = records[i].get("groups") or []
+        if not groups:
+            ax.text(0.5, 0.5, "independent\nfeatures", ha="center", va="center", fontsize=6, transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        matrix = np.array(records[i]["group_cos"], dtype=float)
+        ax.imshow(np.ma.masked_invalid(matrix), cmap=DIVERGING, norm=norm, interpolation="nearest")
+        for (a, b), value in np.ndenumerate(matrix):
+            if np.isfinite(value):
+                ax.text(b, a, f"{value:+.2f}", ha="center", va="center", fontsize=5,
+                        color="white" if abs(value) > 0.6 else "black")
+        labels = [g["name"].replace("independent", "indep") for g in groups]
+        ax.set_xticks(range(len(labels)), labels, fontsize=5, rotation=90)
+        ax.set_yticks(range(len(labels)), labels, fontsize=5)
+    _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=DIVERGING),
+              "mean cos(W_i, W_j) (red > 0, blue < 0)")
+    _title(fig, "mean cosine between groups' feature directions (diagonal: within a group). Correlated: ~0 "
+                "(orthogonal) or +1 (collapsed); anticorrelated: -1 (antipodal); blank: no represented pair", layout)
+    return save_figure(fig, path, dpi=110)
+
+
+def render(W: np.ndarray, records: list[dict], layout: SheetLayout, out: Path) -> list[Path]:
+    """The run's feature-group PNGs (none when no instance has groups)."""
+    if not grouped(records):
+        return []
+    paths = [draw_group_cosines(records, layout, out / "group_cosines.png")]
+    if W.shape[2] == 2:
+        paths.append(draw_groups_2d(W, records, layout, out / "feature_groups_2d.png"))
+    return paths
