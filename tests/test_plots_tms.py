@@ -103,3 +103,22 @@ def test_axis_labels_name_values():
     assert P.value_label("importance", [1.0, 0.5]) == "I=[..0.5]"
     assert P.thin(list(range(20)), 5) == [0, 5, 10, 14, 19]
     assert math.isnan(P._num(None))
+
+
+def test_training_panels_a_model_leaves_undefined_are_empty():
+    # Instance 0 has a privileged basis (alignment logged), instance 1 none (null): with only instance 1 shown the
+    # alignment panel must carry no line, no baseline and no ticks that suggest a value (it drew the random-direction
+    # line at 0.39 across an empty axis with ticks 0.37-0.40).
+    logged = [{"split": "test", "step": s, "loss": [0.1, 0.1], "dims_per_feature": [1.0, 1.0],
+               "represented_relative": [5, 5], "axis_alignment": [0.9, None], "neuron_participation": [1.5, None],
+               "hidden_kurtosis": [4.0, None]} for s in (0, 100, 200)]
+    labels = ["privileged", "rotation-invariant"]
+    undefined = P.training_figure(logged, labels, [1], m=5).axes
+    alignment = next(ax for ax in undefined if ax.get_title() == "axis alignment")
+    assert not any(np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any() for line in alignment.lines)
+    assert not len(alignment.get_yticks())
+    assert any(t.get_text().startswith("undefined") for t in alignment.texts)
+    defined = P.training_figure(logged, labels, [0], m=5).axes
+    alignment = next(ax for ax in defined if ax.get_title() == "axis alignment")
+    baseline = alignment.lines[-1]
+    assert baseline.get_ydata()[0] == pytest.approx(0.7378, abs=1e-3) and len(alignment.get_yticks())

@@ -558,11 +558,17 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
 # ---------------------------------------------------------------- over training
 
 def draw_training(run, labels, shown, path: Path, m: int | None = None) -> Path | None:
-    from sptui.science.tms_metrics import random_axis_alignment
-
     records = [r for r in runs.read_metrics(run.metrics) if r.get("split") == "test"]
     if len(records) < 2:
         return None
+    return save_figure(training_figure(records, labels, shown, m), path, dpi=110, tight=True)
+
+
+def training_figure(records: list[dict], labels, shown, m: int | None = None):
+    """Metrics over training from the logged "test" records: one line per shown instance. Panels a model leaves
+    undefined (no privileged basis) are drawn empty, without ticks or the random-direction baseline."""
+    from sptui.science.tms_metrics import random_axis_alignment
+
     steps = [r["step"] for r in records]
     panels = [("loss", "eval loss"), ("dims_per_feature", "D*"), ("represented_relative", "represented (relative rule)"),
               ("neuron_participation", "features per neuron (participation ratio)"), ("axis_alignment", "axis alignment"),
@@ -579,15 +585,18 @@ def draw_training(run, labels, shown, path: Path, m: int | None = None) -> Path 
             ax.set_yscale("log")
         if key == "represented_relative":
             ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if key == "axis_alignment" and m:
+        if key == "axis_alignment" and m and drawn:
             ax.axhline(random_axis_alignment(m), color="black", ls="--", lw=0.8, label="random directions")
-        if not drawn:
+            ax.legend(fontsize=6, loc="lower right", handles=ax.lines[-1:])
+        if not drawn:  # an empty panel: no axes whose ticks suggest a value, no baseline to compare with
             ax.text(0.5, 0.5, "undefined: no privileged basis" if key in ("axis_alignment", "neuron_participation",
                                                                            "hidden_kurtosis") else "not logged",
                     ha="center", va="center", transform=ax.transAxes, fontsize=8, color="grey")
+            ax.set_xticks([])
+            ax.set_yticks([])
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
     if len(shown) <= 12:
         axs.flat[0].legend(fontsize=6)
     fig.suptitle("metrics over training (evaluation batch, dropout off)", fontsize=10)
-    return save_figure(fig, path, dpi=110, tight=True)
+    return fig
