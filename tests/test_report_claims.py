@@ -305,3 +305,31 @@ def test_alignment_claims_leave_out_sgd_cells_that_did_not_train():
     assert both.verdict == SUPPORTS and "p = 0.01 did not train" in both.why, both.why
     d5 = find(C.eval_d5(C.BY_ID["D5"], C.Inputs({"dropout-20-5-sgd": sgd, "dropout-20-5": adam})), reading)
     assert "p = 0.01 did not train" in d5.why
+
+
+def test_hidden_sizes_superposition_reading_follows_the_geometry():
+    # The paper's model (tied, ReLU output) for n = 32 at m = 20..120: features that share dimensions at every m
+    # support "polysemanticity in all cases"; orthogonal features once m >= 32 (what training finds) contradict it.
+    claim = C.BY_ID["H1"]
+    reading = "the paper's model, basis-free: superposition"
+
+    def runs(orthogonal_when_room: bool):
+        out = {}
+        for m in C.HIDDEN_SIZES:
+            cells = []
+            for s in range(2):
+                g = np.random.default_rng(s)
+                if orthogonal_when_room and m >= 32:
+                    W = np.eye(32, m)
+                else:  # 32 random unit directions packed into 16 of the m dimensions: they overlap
+                    W = np.zeros((32, m))
+                    W[:, :16] = g.normal(size=(32, 16))
+                    W /= np.linalg.norm(W, axis=1, keepdims=True)
+                cells.append(({"seed": s}, W))
+            job = f"tied-ae-32-paper[n_hidden={m}]"
+            out[job] = table(job, cells, feature_probability=0.05, output_activation="relu")
+        return C.Inputs(out)
+
+    assert find(C.eval_h1(claim, runs(False)), reading).verdict == SUPPORTS
+    f = find(C.eval_h1(claim, runs(True)), reading)
+    assert f.verdict == CONTRADICTS and "m = 40, 60, 80, 100, 120" in f.why, f.why

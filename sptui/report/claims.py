@@ -215,8 +215,10 @@ CLAIMS = [
           "to represent the input features, there is polysemanticity.",
           tuple(f"tied-ae-32-paper[n_hidden={m}]" for m in HIDDEN_SIZES) + tuple(f"tied-ae-32[n_hidden={m}]" for m in HIDDEN_SIZES),
           "Two readings: the paper's model (ReLU on the output, tied W, no hidden activation: the neuron basis is "
-          "arbitrary, so neuron-level polysemanticity is compared with the same model randomly rotated), and a hidden "
-          "ReLU (a privileged basis). Polysemantic: mean features per neuron (participation ratio) >= 1.5, at every m."),
+          "arbitrary, so neuron-level polysemanticity is compared with the same model randomly rotated; the basis-free "
+          "question there is superposition: do features share dimensions, mean D_i of represented features < 0.95?), "
+          "and a hidden ReLU (a privileged basis). Polysemantic: mean features per neuron (participation ratio) >= 1.5, "
+          "at every m."),
     Claim("A1", SECTION_ADDITION, "at 1000 epochs the accuracy was approximately 98% test, 98.5% train.",
           ("addition-6-paper",), "Final per-digit accuracy of the paper recipe: supports if test and train are within "
           "1 point of 98% and 98.5%."),
@@ -851,6 +853,30 @@ def _participation(t: TmsTable, rotate: bool) -> np.ndarray:
     return M.mean_neuron_participation(model).double().numpy()
 
 
+SUPERPOSED_DIM = 0.95  # mean D_i below this: represented features share dimensions
+
+
+def _h1_superposition(c, inputs, have) -> Finding:
+    """The paper's model read without a basis: is there superposition (features sharing dimensions) at every m?
+    Per m, the seeds' mean D_i of represented features; an m where every seed keeps D_i >= SUPERPOSED_DIM stores
+    its features without sharing, which contradicts 'in all cases'."""
+    dims = {m: t.metrics["mean_feature_dim"] for m, t in have}
+    shared = {m: bool(np.all(d[np.isfinite(d)] < SUPERPOSED_DIM)) for m, d in dims.items()}
+    apart = [m for m, d in dims.items() if np.isfinite(d).any() and np.all(d[np.isfinite(d)] >= SUPERPOSED_DIM)]
+    verdict = (CONTRADICTS if apart else SUPPORTS if all(shared.values()) and len(have) == len(HIDDEN_SIZES)
+               else CANNOT_TELL)
+    numbers = [("mean D_i of represented features, by m", "; ".join(f"m={m}: {spread(d)}" for m, d in dims.items())),
+               ("mean interference, by m", "; ".join(f"m={m}: {spread(t.metrics['interference'])}" for m, t in have)),
+               ("represented features, by m",
+                "; ".join(f"m={m}: {spread(t.metrics['represented_relative'])}" for m, t in have))]
+    why = ("features share dimensions (mean D_i < 0.95) at every m" if verdict == SUPPORTS else
+           f"at m = {', '.join(map(str, apart))} every seed stores its represented features without sharing a "
+           f"dimension (mean D_i >= {SUPERPOSED_DIM}): no superposition once the neurons suffice" if apart else
+           "not every hidden size has a run, or seeds disagree")
+    return Finding(c.id, verdict, why + ".", numbers, _runs(*[t for _, t in have]), _fig(inputs, "hidden"),
+                   reading="the paper's model, basis-free: superposition")
+
+
 def eval_h1(c, inputs):
     out = []
     paper = [(m, inputs.get(f"tied-ae-32-paper[n_hidden={m}]")) for m in HIDDEN_SIZES]
@@ -871,6 +897,7 @@ def eval_h1(c, inputs):
                f"{same.text()}), not of the model.")
         out.append(Finding(c.id, CANNOT_TELL, why, numbers, _runs(*[t for _, t in have]), _fig(inputs, "hidden"),
                            reading="the paper's model (ReLU output, no privileged basis)"))
+        out.append(_h1_superposition(c, inputs, have))
     priv = [(m, inputs.get(f"tied-ae-32[n_hidden={m}]")) for m in HIDDEN_SIZES]
     have = [(m, t) for m, t in priv if t is not None]
     if not have:
