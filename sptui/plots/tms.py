@@ -92,7 +92,7 @@ def render_run(run, model) -> list[Path]:
     if W.shape[1] == 2 and W.shape[2] == 1 and len(axes) >= 2:
         phases = M.phase_2_1(model).numpy()
         paths.append(draw_phase_diagram(records, axes, phases, out / "phase_diagram.png"))
-    curves = draw_training(run, labels, thin(layout.instances(), 12), out / "training.png", m=W.shape[2])
+    curves = draw_training(run, labels, training_instances(layout), out / "training.png", m=W.shape[2], layout=layout)
     if curves:
         paths.append(curves)
     return paths
@@ -203,17 +203,31 @@ def sheet_layout(records: list[dict]) -> SheetLayout:
 def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
     nrows, ncols = layout.shape
     width = max(6.5, size * ncols + extra_right + 0.6)  # room for the title and colour bar with few panels
-    fig, axs = plt.subplots(nrows, ncols, figsize=(width, size * nrows + 0.9), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(nrows, ncols, figsize=(width, max(3.0, size * nrows + 0.9)), squeeze=False, layout="constrained")
     for (r, c), ax in np.ndenumerate(axs):
         if (r, c) not in layout.cells:
             ax.axis("off")
     if layout.row_key:
         for r, value in enumerate(layout.rows):
-            axs[r, 0].set_ylabel(value_label(layout.row_key, value), fontsize=7)
+            axs[r, 0].set_ylabel(value_label(layout.row_key, value), fontsize=8)
     if layout.col_key:
         for c, value in enumerate(layout.cols):
-            axs[0, c].set_title(value_label(layout.col_key, value), fontsize=7)
+            axs[0, c].set_title(value_label(layout.col_key, value), fontsize=8)
     return fig, axs
+
+
+def _edges(layout: SheetLayout) -> tuple[set[int], set[int]]:
+    """Instances drawn at the sheet's left edge (first panel of a row) and bottom edge (last panel of a column):
+    the panels that carry tick labels, so a sheet names its axes once per row and column."""
+    left = {i for (r, c), i in layout.cells.items() if c == min(cc for rr, cc in layout.cells if rr == r)}
+    bottom = {i for (r, c), i in layout.cells.items() if r == max(rr for rr, cc in layout.cells if cc == c)}
+    return left, bottom
+
+
+def _index_ticks(n: int, most: int = 6) -> list[int]:
+    """At most `most` feature indices from 0 to n-1, on whole steps."""
+    step = max(1, math.ceil(n / most))
+    return list(range(0, n, step))
 
 
 def _title(fig, text: str, layout: SheetLayout):
@@ -228,7 +242,7 @@ def _title(fig, text: str, layout: SheetLayout):
 
 def _colorbar(fig, axs, mappable, label: str):
     fig.colorbar(mappable, ax=np.ravel(axs).tolist(), shrink=min(1.0, 4 / max(1, axs.shape[0])) if axs.shape[0] > 4 else 1.0,
-                 aspect=30, label=label)
+                 aspect=30).set_label(label, fontsize=8)
 
 
 # ---------------------------------------------------------------- per-instance sheets
@@ -241,14 +255,23 @@ def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, unti
     shown = layout.instances()
     lim = max(1.0, float(np.nanmax(np.abs(G[shown]))), float(np.nanmax(np.abs(b[shown]))))
     image = None
+    left, bottom = _edges(layout)
+    ticks = _index_ticks(n)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         grid = np.full((n, n + 2), np.nan)
         grid[:, :n] = G[i]
         grid[:, n + 1] = b[i]
         image = ax.imshow(grid, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        # feature indices on the sheet's edges; the bias column is "b"
+        ax.set_yticks(ticks if i in left else [], [str(t) for t in ticks] if i in left else [], fontsize=8)
+        ax.set_xticks(ticks + [n + 1] if i in bottom else [], [str(t) for t in ticks] + ["b"] if i in bottom else [],
+                      fontsize=8)
+        ax.tick_params(length=2, pad=1)
+        if i in bottom:
+            ax.set_xlabel("feature j", fontsize=8)
+        if i in left and not layout.row_key:
+            ax.set_ylabel("feature i", fontsize=8)
     what = "W_out^T W" if untied else "W^T W"
     _colorbar(fig, axs, image, "value (red > 0, blue < 0)")
     _title(fig, f"{what} (features x features, most important first) and the bias b (last column)", layout)
@@ -275,6 +298,7 @@ def feature_norms_figure(derived, layout: SheetLayout):
     norm = interference_norm(derived["interference"][shown])
     cmap = plt.get_cmap("viridis").with_extremes(bad="#b0b0b0")
     xmax = max(1.05, float(np.nanmax(derived["norm"][shown])) * 1.05)
+    left, bottom = _edges(layout)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         norms = derived["norm"][i]
@@ -283,9 +307,17 @@ def feature_norms_figure(derived, layout: SheetLayout):
         ax.set_xlim(0, xmax)
         ax.axvline(0.5, color="black", lw=0.6, ls=":")
         ax.axvline(0.5 * float(norms.max()), color="black", lw=0.6, ls="--")
-        ax.tick_params(labelsize=5)
-        if r < layout.shape[0] - 1:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+        ax.set_yticks(_index_ticks(len(norms)))
+        ax.tick_params(labelsize=8, length=2, pad=1)
+        if i not in bottom:
             ax.set_xticklabels([])
+        else:
+            ax.set_xlabel("||W_i||", fontsize=8)
+        if i not in left:
+            ax.set_yticklabels([])
+        elif not layout.row_key:
+            ax.set_ylabel("feature i", fontsize=8)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "interference (grey: not represented)")
     _title(fig, "feature norms ||W_i|| (feature 0 on top); dotted 0.5, dashed 0.5 x largest", layout)
     return fig
@@ -297,6 +329,7 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
     n = W.shape[1]
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
     lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.1)
+    left, bottom = _edges(layout)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         for f in range(n):
@@ -305,15 +338,26 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
             ax.scatter([x], [y], color=colours[f], s=8)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_box_aspect(1)  # one scale on both axes: equal limits in a square box
+        # the shared scale on the sheet's edges only
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3, symmetric=True))
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3, symmetric=True))
+        ax.tick_params(labelsize=8, length=2, pad=1)
+        if i in bottom:
+            ax.set_xlabel("hidden dim 0", fontsize=8)
+        else:
+            ax.set_xticklabels([])
+        if i not in left:
+            ax.set_yticklabels([])
+        elif not layout.row_key:
+            ax.set_ylabel("hidden dim 1", fontsize=8)
         if geometry and geometry[i]:
-            ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=5, va="bottom",
+            ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=6.5, va="bottom",
                     color="#333333")
     norm = matplotlib.colors.BoundaryNorm(np.arange(n + 1) - 0.5, n)
     bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
-                       ax=np.ravel(axs).tolist(), aspect=30, label="feature (0 = most important)")
+                       ax=np.ravel(axs).tolist(), aspect=30)
+    bar.set_label("feature (0 = most important)", fontsize=8)
     bar.set_ticks(range(n) if n <= 20 else range(0, n, max(1, n // 10)))
     _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
     return save_figure(fig, path, dpi=110)
@@ -323,7 +367,8 @@ def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path
     """Non-uniform sparsity: D_i (bars) and ||W_i|| (dots) per feature, bars coloured by the feature's probability."""
     fig, axs = _sheet(layout, size=2.2)
     norm = matplotlib.colors.LogNorm(vmin=max(float(probability.min()), 1e-6), vmax=max(float(probability.max()), 2e-6))
-    cmap = plt.get_cmap("coolwarm")
+    cmap = plt.get_cmap("viridis")  # a magnitude: the sequential map
+    left, bottom = _edges(layout)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         idx = np.arange(probability.shape[1])
@@ -332,9 +377,18 @@ def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path
         for value, _ in FRACTIONS[3:]:
             ax.axhline(value, color="grey", lw=0.4, ls="--")
         ax.set_ylim(0, 1.25)
-        ax.tick_params(labelsize=5)
+        ax.set_xticks(_index_ticks(len(idx)))
+        ax.tick_params(labelsize=8, length=2, pad=1)
+        if i in bottom:
+            ax.set_xlabel("feature i", fontsize=8)
+        else:
+            ax.set_xticklabels([])
+        if i not in left:
+            ax.set_yticklabels([])
+        elif not layout.row_key:
+            ax.set_ylabel("D_i, ||W_i||", fontsize=8)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "feature probability")
-    _title(fig, "per feature: D_i (bars, colour = probability: red dense, blue sparse) and ||W_i|| (dots)", layout)
+    _title(fig, "per feature: D_i (bars, colour = probability: yellow dense, purple sparse) and ||W_i|| (dots)", layout)
     return save_figure(fig, path, dpi=110)
 
 
@@ -391,7 +445,9 @@ def dims_per_feature_figure(records, derived):
     ax.set_xscale("log")
     for value, text in FRACTIONS:
         ax.axhline(value, color="grey", lw=0.5, ls="--")
-        ax.text(1.005, value, text, fontsize=7, va="center", color="grey", transform=ax.get_yaxis_transform())
+        # 2/5 and 3/8 sit close: one label above its line, one below
+        va = {"2/5": "bottom", "3/8": "top"}.get(text, "center")
+        ax.text(1.005, value, text, fontsize=7, va=va, color="grey", transform=ax.get_yaxis_transform())
     ax.set_xlabel("1/(1-S) = 1 / feature probability")
     ax.set_ylabel("dimensions per feature")
     spread = f"mean over {len(seeds)} seeds, band +-1 sd; " if len(seeds) > 1 else ""
@@ -405,6 +461,14 @@ def dims_per_feature_figure(records, derived):
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.04, 1), title="shape",
                   title_fontsize=7, frameon=False)
     return fig
+
+
+def compact(v: float) -> str:
+    """A cell annotation in at most 6 characters: 0.93, 12, 1.3e-4."""
+    if v == 0 or 0.01 <= abs(v) < 1000:
+        return f"{v:.2g}"
+    mantissa, exponent = f"{v:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _mean_grid(records, xkey, xs, ykey, ys, metric):
@@ -435,7 +499,7 @@ def _ticks(ax, axis: str, values: list, limit: int = 10):
 
 
 def draw_sweep(records, axes: dict[str, list], path: Path, m: int | None = None) -> Path:
-    return save_figure(sweep_figure(records, axes, m), path, dpi=110, tight=True)
+    return save_figure(sweep_figure(records, axes, m), path, dpi=110)
 
 
 def sweep_figure(records, axes: dict[str, list], m: int | None = None):
@@ -451,9 +515,9 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                if any(math.isfinite(_num(r["metrics"].get(k))) for r in records)]
     geometry = all(r.get("geometry") for r in records)  # runs saved before the classifier have none
     panels = len(metrics) + geometry
-    cols = 4 if panels > 6 else 3
+    cols = 3  # three across keeps the annotations readable when the sheet is scaled to a page's width
     rows = math.ceil(panels / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows), squeeze=False)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.8 * rows), squeeze=False, layout="constrained")
     for ax in axs.flat[panels:]:
         ax.axis("off")
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
@@ -469,16 +533,23 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 norm = matplotlib.colors.LogNorm(vmin=finite.min(), vmax=max(finite.max(), finite.min() * 1.01))
             cmap = plt.get_cmap("viridis").with_extremes(bad="#d0d0d0")
             im = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap=cmap, norm=norm)
-            if annotate:
-                size = 7 if len(xs) * len(ys) <= 36 else 5.5
-                for (yi, xi), v in np.ndenumerate(values):
-                    if not math.isnan(v):
-                        ax.text(xi, yi, f"{v:.2g}", ha="center", va="center", fontsize=size,
-                                color="black" if im.norm(v) > 0.6 else "white")
+            texts = {(yi, xi): compact(v) for (yi, xi), v in np.ndenumerate(values) if not math.isnan(v)}
+            # a cell is ~1.7 in / len(xs) wide, a digit ~0.6 em: annotate only where the numbers fit at 7 pt
+            # (5 pt once the sheet is scaled to a page's width)
+            fits = 1.7 * 72 / len(xs) >= 7 * (0.62 * max((len(t) for t in texts.values()), default=1) + 0.6)
+            if annotate and fits:
+                for (yi, xi), text in texts.items():
+                    ax.text(xi, yi, text, ha="center", va="center", fontsize=7,
+                            color="black" if im.norm(values[yi, xi]) > 0.6 else "white")
             _ticks(ax, "x", xs)
             _ticks(ax, "y", ys)
             ax.set_ylabel(ykey, fontsize=8)
-            fig.colorbar(im, ax=ax, fraction=0.046, label="log scale" if norm is not None else None)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046)
+            bar.ax.tick_params(labelsize=7)
+            if norm is not None:
+                bar.set_label("log scale", fontsize=7)
+            elif metric.startswith("represented") and np.allclose(finite, np.round(finite)):
+                bar.locator = matplotlib.ticker.MaxNLocator(integer=True)  # counts: no 3.25 features
         else:
             xv = [axis_value(v) for v in xs]
             groups = [[_num(r["metrics"].get(metric)) for r in records if r["grid"][xkey] == x] for x in xs]
@@ -490,8 +561,9 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 ax.set_xscale("log")
             if log:
                 ax.set_yscale("log")
+            ax.set_ylabel(metric, fontsize=8)
         ax.set_xlabel(xkey, fontsize=8)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=8)
     if geometry:
         geometry_panel(axs.flat[len(metrics)], records, xkey, xs, ykey, ys)
     rest = [k for k in axes if k not in (xkey, ykey)]
@@ -526,9 +598,10 @@ def geometry_panel(ax, records, xkey, xs, ykey, ys) -> None:
     else:
         ax.set_yticks([])
     ax.set_xlabel(xkey, fontsize=8)
-    ax.set_title("geometry (most common over the rest)", fontsize=9)
+    ax.set_title("geometry (most common over the rest)", fontsize=8)
     handles = [matplotlib.patches.Patch(color=colours[g], label=g) for g in labels[:12]]
-    ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    # below the panel: beside it, the legend would widen its whole column of the sheet
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
 
 
 def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
@@ -557,46 +630,91 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
 
 # ---------------------------------------------------------------- over training
 
-def draw_training(run, labels, shown, path: Path, m: int | None = None) -> Path | None:
+LINE_STYLES = ["-", "--", ":", "-."]
+
+
+def training_instances(layout: SheetLayout, limit: int = 12) -> list[int]:
+    """At most `limit` instances for the curves, whole rows x columns of the sheet (every column's value drawn
+    with the same dash), so the legend reads as the grid."""
+    if not layout.col_key:
+        return thin(layout.instances(), limit)
+    nrows, ncols = layout.shape
+    cols = thin(list(range(ncols)), max(1, min(len(LINE_STYLES), limit // nrows)))
+    rows = thin(list(range(nrows)), max(1, limit // len(cols)))
+    return [layout.cells[(r, c)] for r in rows for c in cols if (r, c) in layout.cells]
+
+
+def _series_styles(layout: SheetLayout | None, shown: list[int]) -> dict[int, tuple]:
+    """(colour, dash) per shown instance: the colour says its row value, the dash its column value, as the sheets
+    lay them out (one swept key, or no layout: a colour per instance)."""
+    cell = {i: rc for rc, i in layout.cells.items()} if layout else {}
+    if layout and layout.col_key and all(i in cell for i in shown):
+        rows = sorted({cell[i][0] for i in shown})
+        cols = sorted({cell[i][1] for i in shown})
+        if len(cols) <= len(LINE_STYLES):
+            colours = _distinct_colours(len(rows))
+            return {i: (colours[rows.index(cell[i][0])], LINE_STYLES[cols.index(cell[i][1])]) for i in shown}
+    colours = _distinct_colours(len(shown))
+    return {i: (colours[k], "-") for k, i in enumerate(shown)}
+
+
+def _distinct_colours(n: int):
+    """Colours a reader tells apart: tab10 up to 10 series, else evenly along viridis."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(k) for k in range(n)]
+    return list(plt.get_cmap("viridis")(np.linspace(0, 0.9, n)))
+
+
+def draw_training(run, labels, shown, path: Path, m: int | None = None, layout: SheetLayout | None = None) -> Path | None:
     records = [r for r in runs.read_metrics(run.metrics) if r.get("split") == "test"]
     if len(records) < 2:
         return None
-    return save_figure(training_figure(records, labels, shown, m), path, dpi=110, tight=True)
+    return save_figure(training_figure(records, labels, shown, m, layout), path, dpi=110)
 
 
-def training_figure(records: list[dict], labels, shown, m: int | None = None):
-    """Metrics over training from the logged "test" records: one line per shown instance. Panels a model leaves
-    undefined (no privileged basis) are drawn empty, without ticks or the random-direction baseline."""
+def training_figure(records: list[dict], labels, shown, m: int | None = None, layout: SheetLayout | None = None):
+    """Metrics over training from the logged "test" records: one line per shown instance, one legend for all
+    beside the panels. Panels a model leaves undefined (no privileged basis) are drawn empty, without ticks or
+    the random-direction baseline."""
     from sptui.science.tms_metrics import random_axis_alignment
 
     steps = [r["step"] for r in records]
-    panels = [("loss", "eval loss"), ("dims_per_feature", "D*"), ("represented_relative", "represented (relative rule)"),
-              ("neuron_participation", "features per neuron (participation ratio)"), ("axis_alignment", "axis alignment"),
-              ("hidden_kurtosis", "hidden kurtosis")]
-    fig, axs = plt.subplots(2, 3, figsize=(13, 7))
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(shown)))
-    for ax, (key, title) in zip(axs.flat, panels):
-        drawn = False
-        for c, i in zip(colours, shown):
-            ys = [_num(r[key][i]) if isinstance(r.get(key), list) and i < len(r[key]) else float("nan") for r in records]
-            drawn |= any(math.isfinite(y) for y in ys)
-            ax.plot(steps, ys, color=c, lw=1, label=labels[i])
-        if key == "loss":
-            ax.set_yscale("log")
-        if key == "represented_relative":
-            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if key == "axis_alignment" and m and drawn:
-            ax.axhline(random_axis_alignment(m), color="black", ls="--", lw=0.8, label="random directions")
-            ax.legend(fontsize=6, loc="lower right", handles=ax.lines[-1:])
-        if not drawn:  # an empty panel: no axes whose ticks suggest a value, no baseline to compare with
+    # (metric, panel title, y label)
+    panels = [("loss", "eval loss", "loss"), ("dims_per_feature", "D*", "dimensions per feature"),
+              ("represented_relative", "represented (relative rule)", "features"),
+              ("neuron_participation", "features per neuron", "participation ratio"),
+              ("axis_alignment", "axis alignment", "alignment"), ("hidden_kurtosis", "hidden kurtosis", "kurtosis")]
+    fig, axs = plt.subplots(2, 3, figsize=(10, 5.6), layout="constrained")
+    styles = _series_styles(layout, shown)
+    for ax, (key, title, unit) in zip(axs.flat, panels):
+        ax.set_title(title, fontsize=9)
+        series = {i: [_num(r[key][i]) if isinstance(r.get(key), list) and i < len(r[key]) else float("nan")
+                      for r in records] for i in shown}
+        if not any(math.isfinite(y) for ys in series.values() for y in ys):
+            # an empty panel: no axes whose ticks suggest a value, no baseline to compare with
             ax.text(0.5, 0.5, "undefined: no privileged basis" if key in ("axis_alignment", "neuron_participation",
                                                                            "hidden_kurtosis") else "not logged",
                     ha="center", va="center", transform=ax.transAxes, fontsize=8, color="grey")
             ax.set_xticks([])
             ax.set_yticks([])
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-    if len(shown) <= 12:
-        axs.flat[0].legend(fontsize=6)
+            continue
+        for i, ys in series.items():
+            colour, dash = styles[i]
+            ax.plot(steps, ys, color=colour, ls=dash, lw=1.1, label=labels[i])
+        if key == "loss":
+            ax.set_yscale("log")
+        if key == "represented_relative":
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if key == "axis_alignment" and m:
+            ax.axhline(random_axis_alignment(m), color="black", ls="--", lw=0.8)
+            ax.text(0.99, random_axis_alignment(m), "random directions", transform=ax.get_yaxis_transform(),
+                    ha="right", va="bottom", fontsize=8, color="black")
+        ax.set_ylabel(unit, fontsize=9)
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    if len(shown) > 1:
+        handles, names = axs.flat[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle("metrics over training (evaluation batch, dropout off)", fontsize=10)
     return fig

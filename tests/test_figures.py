@@ -1,0 +1,110 @@
+"""Every kind's PNGs, drawn by the real renderers from small real runs, pass the figure checks
+(tests/figure_checks.py: colour bars on heatmaps, labelled axes, legends, symmetric diverging ranges, no
+overlapping or cut text, readable at a page's width). The checks themselves are tested on figures built to
+break each rule once.
+
+The default suite draws a toy-model grid (the sheets, sweep and training curves); `-m slow` draws every kind.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sptui.kinds import load_kind  # noqa: E402
+from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
+
+from .figure_checks import checking_saves, figure_problems  # noqa: E402
+from .helpers import run_kind  # noqa: E402
+
+
+def drawn(run, kind: str) -> dict:
+    """Render `run` with its kind's renderer, every saved figure checked: {file name: problems}."""
+    with checking_saves() as seen:
+        paths = load_kind(kind).render(run)
+    pngs = [p for p in paths if p.suffix == ".png"]
+    assert pngs and all(p in seen.by_path for p in pngs), "a PNG was written without going through savefig"
+    return {str(p.relative_to(run.plots)): seen.by_path[p] for p in pngs}
+
+
+def assert_clean(problems: dict) -> None:
+    bad = {name: found for name, found in problems.items() if found}
+    assert not bad, "figure problems:\n" + "\n".join(f"{n}:\n  " + "\n  ".join(f) for n, f in sorted(bad.items()))
+
+
+# ---------------------------------------------------------------- the checks, on figures that break one rule
+
+def _problems(fig) -> list[str]:
+    try:
+        return figure_problems(fig)
+    finally:
+        plt.close(fig)
+
+
+def test_a_heatmap_without_a_colour_bar_is_caught():
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    ax.imshow(np.arange(12.0).reshape(3, 4), cmap=SEQUENTIAL)
+    assert any("without a colour bar" in p for p in _problems(fig))
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    fig.colorbar(ax.imshow(np.arange(12.0).reshape(3, 4), cmap=SEQUENTIAL), ax=ax, label="value")
+    ax.set(xlabel="column", ylabel="row")
+    assert _problems(fig) == []
+
+
+def test_a_diverging_map_off_centre_or_in_another_colormap_is_caught():
+    data = np.linspace(-1, 2, 12).reshape(3, 4)
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    fig.colorbar(ax.imshow(data, cmap=DIVERGING), ax=ax, label="value")  # range (-1, 2): white is not 0
+    assert any("not symmetric" in p for p in _problems(fig))
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    fig.colorbar(ax.imshow(data, cmap="bwr", vmin=-2, vmax=2), ax=ax, label="value")  # blue-white-red, not ours
+    assert any('colormap "bwr"' in p for p in _problems(fig))
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    fig.colorbar(ax.imshow(data, cmap=DIVERGING, vmin=-2, vmax=2), ax=ax, label="value")
+    ax.set(xlabel="column", ylabel="row")
+    assert _problems(fig) == []
+
+
+def test_unlabelled_axes_unnamed_series_and_fractional_counts_are_caught():
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    for k in range(3):
+        ax.plot([0, 1, 2, 3], [k, k + 1, k + 1, k + 2])
+    found = _problems(fig)
+    assert any("x axis has numbers but no label" in p for p in found)
+    assert any("3 series and no legend" in p for p in found)
+    assert any("integer y values with ticks" in p for p in found)  # 0.5 features
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    for k in range(3):
+        ax.plot([0, 1, 2, 3], [k, k + 1, k + 1, k + 2], label=f"run {k}")
+    ax.set(xlabel="step", ylabel="features")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    assert _problems(fig) == []
+
+
+def test_overlapping_tick_labels_and_tiny_text_are_caught():
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+    ax.plot(range(40), range(40))
+    ax.set_xticks(range(40), [f"tick {k}" for k in range(40)])
+    ax.set(xlabel="x", ylabel="y")
+    assert any("x tick labels overlap" in p for p in _problems(fig))
+    fig, ax = plt.subplots(figsize=(14, 3), layout="constrained")  # 8 pt at 14 in is 4 pt on a 7 in page
+    ax.plot([0, 1], [0, 1])
+    ax.set(xlabel="x", ylabel="y")
+    ax.tick_params(labelsize=8)
+    assert any("under 5 pt" in p for p in _problems(fig))
+
+
+# ---------------------------------------------------------------- real runs
+
+def test_toy_model_grid_figures_are_fit_for_a_paper(tmp_path):
+    run = run_kind("tms", dict(n_features=5, n_hidden=2, steps=120, batch_size=64, eval_batch=256, log_points=4),
+                   tmp_path, sweep={"feature_probability": [1.0, 0.1, 0.01], "dropout": [0.0, 0.3], "seed": [0, 1]},
+                   name="grid")
+    problems = drawn(run, "tms")
+    assert {"wtw_bias.png", "feature_norms.png", "geometry_2d.png", "training.png", "sweep.png",
+            "dims_per_feature.png"} <= set(problems)
+    assert_clean(problems)
