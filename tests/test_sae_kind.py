@@ -81,6 +81,23 @@ def test_toy_source_contract_and_recovery(root):
     batched = {k: torch.from_numpy(v) for k, v in arrays.items()}
     assert torch.allclose(saved.encode(h), encode(batched, h[None].expand(4, -1, -1), "topk")[3], atol=1e-5)
     assert saved.metadata["toy_instance"] == 1
+    # recovery pooled by the shape each feature has in its toy model: the pentagon's five features are found
+    for r in recs:
+        assert r["source_geometry"] and len(r["source_shapes"]) == 5
+    assert all(s == "pentagon" for s in sparse[0]["source_shapes"]), sparse[0]["source_geometry"]
+    by_shape = json.loads((run.results / "summary.json").read_text())["recovery_by_shape"]
+    assert [b["setting"] for b in by_shape] == [{"seed": 0}, {"seed": 1}]
+    for b in by_shape:
+        pentagon = b["shapes"]["pentagon"]
+        assert pentagon["features"] == 5 and pentagon["best_cosine"] > 0.99 and pentagon["f1"] > 0.7, b
+        dense_shapes = set(b["shapes"]) - {"pentagon"}
+        assert all(b["shapes"][s]["f1"] < 0.4 for s in dense_shapes), b
+    from sptui.plots.sae import shape_recovery  # recovery.png pools the saved per-feature results the same way
+
+    drawn = shape_recovery(recs, None, runs.load_arrays(run.results / "toy.safetensors"), arrays)
+    assert [point for point, _ in drawn] == [b["setting"] for b in by_shape]
+    for (_, pooled), b in zip(drawn, by_shape):
+        assert list(pooled) == list(b["shapes"]) and all(pooled[s] == pytest.approx(b["shapes"][s]) for s in pooled), b
     paths = run_kind_render(run)
     assert {p.name for p in paths} >= {"metrics.png", "latents.png", "recovery.png"}
 
@@ -156,6 +173,13 @@ def test_lm_source_streams_the_corpus_and_reports_ce_loss_recovered(root):
         assert m["ce_loss_recovered_mean"] == pytest.approx(expected, rel=1e-5)
         assert 9 < m["ce_clean"] < 12  # ~ln(50257) = 10.8 for random logits
         assert "mmcs" not in m
+    # over training: CE loss recovered at every log point; with ce_log_sequences = eval_sequences (8) the last
+    # point is the final score on the same sequences and weights
+    curve = [m for m in runs.read_metrics(run.metrics) if m["split"] == "test"]
+    assert [m["step"] for m in curve] == [0, 12, 24] and all(len(m["ce_loss_recovered"]) == 2 for m in curve)
+    for key in ("ce_loss_recovered", "ce_loss_recovered_mean"):
+        assert curve[-1][key] == pytest.approx([r["metrics"][key] for r in recs], rel=1e-5)
+        assert curve[0][key] != pytest.approx(curve[-1][key], rel=1e-3)  # it moves as the SAEs train
     summary = json.loads((run.results / "summary.json").read_text())
     assert summary["source"]["kind"] == "lm" and summary["d_in"] == 16
     saved = F.load(run.results / "saes" / "0")

@@ -127,3 +127,38 @@ def test_correlation_of_constant_columns_is_zero():
     f = torch.cat([torch.zeros(1, 50, 1), a[..., :1] * 5 + 1], dim=-1)
     c = M.correlations(a, f)
     assert c[0, 0].tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
+
+
+def test_feature_recovery_terms_average_to_the_instance_metrics():
+    """Each instance's NaN-ignoring mean of the per-feature terms is mmcs (cosines) and f1 (detection)."""
+    import numpy as np
+
+    cos = torch.tensor([[[0.9, 0.2, 0.0, 1.0], [0.1, 0.5, 0.3, 0.0], [0.0, 0.0, -0.2, 0.0]],
+                        [[0.8, 0.7, 0.0, 0.0], [0.0, 0.6, 0.0, 0.0], [0.3, 0.0, 0.0, 0.0]]])
+    latents = torch.tensor([[True, True, True, False], [True, True, True, True]])  # latent 3 of instance 0 is padding
+    represented = torch.tensor([[True, True, False], [True, True, True]])
+    present = torch.tensor([[True, False, True], [True, True, True]])  # feature 1 of instance 0 never occurs
+    f1 = torch.tensor([[0.5, 0.9, 0.7], [1.0, 0.2, 0.6]])
+    terms = M.feature_recovery(cos.numpy(), np.zeros((2, 3)), f1.numpy(), represented.numpy(), present.numpy(),
+                               latents.numpy())
+    assert terms["best_cosine"][0, :2].tolist() == pytest.approx([0.9, 0.5])  # not the padding latent's 1.0
+    assert math.isnan(terms["best_cosine"][0, 2])  # unrepresented
+    assert np.nanmean(terms["best_cosine"], axis=1) == pytest.approx(M.mmcs(cos, represented, latents).numpy())
+    assert terms["f1"][0].tolist()[0] == 0.5 and np.isnan(terms["f1"][0, 1:]).all()
+    assert np.nanmean(terms["f1"], axis=1) == pytest.approx([0.5, 0.6])
+
+
+def test_recovery_by_shape_pools_features_of_each_shape():
+    import numpy as np
+
+    nan = float("nan")
+    values = {"f1": np.array([[1.0, 0.5, nan, 0.2], [0.8, 0.4, 0.6, nan]]),
+              "best_cosine": np.array([[1.0, 0.9, nan, 0.4], [1.0, 0.7, 0.8, nan]])}
+    shapes = [["dedicated", "antipodal", "unrepresented", "antipodal"],
+              ["pentagon", "antipodal", "pentagon", "unrepresented"]]
+    pooled = M.recovery_by_shape(values, shapes)
+    assert list(pooled) == ["dedicated", "antipodal", "pentagon"]  # tms_geometry's order; no unrepresented
+    assert pooled["antipodal"] == pytest.approx({"features": 3, "f1": (0.5 + 0.2 + 0.4) / 3,
+                                                 "best_cosine": (0.9 + 0.4 + 0.7) / 3})
+    assert pooled["pentagon"] == pytest.approx({"features": 2, "f1": 0.7, "best_cosine": 0.9})
+    assert pooled["dedicated"]["features"] == 1

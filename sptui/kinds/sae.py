@@ -19,14 +19,17 @@ Results (results/):
     saes/<i>/              instance i in SAELens's format (cfg.json + sae_weights.safetensors):
                            `sae_lens.SAE.load_from_disk(".../saes/0")`
     instances.json         per instance: grid point, parameters (d_sae resolved), for toy sources the toy
-                           instance read and its grid point, and final metrics: l0, fvu, mse, dead_fraction,
+                           instance read, its grid point, its geometry (source_geometry, and source_shapes:
+                           each feature's shape, tms_geometry), and final metrics: l0, fvu, mse, dead_fraction,
                            dense_fraction; toy sources: mmcs, corr, f1; model sources: ce_loss_recovered
                            (zero ablation), ce_loss_recovered_mean and the four cross-entropies
     toy.safetensors        toy sources: true_directions [I, n, m], represented [I, n], cosines [I, n, D],
-                           match, feature_corr, feature_f1 [I, n], source_index [I]
-    summary.json           the source (kind, run, model, hook, corpus), d_in, architecture, tokens trained
+                           match, feature_corr, feature_f1, present [I, n], source_index [I]
+    summary.json           the source (kind, run, model, hook, corpus), d_in, architecture, tokens trained;
+                           toy sources: recovery_by_shape (per SAE setting, recovery pooled by feature shape)
 Metrics: train (loss, mse, l0, aux per instance), test (the fixed evaluation sample: l0, fvu, mse,
-dead_fraction, dense_fraction, and mmcs, corr, f1 for toy sources).
+dead_fraction, dense_fraction, and mmcs, corr, f1 for toy sources; for model sources ce_loss_recovered and
+ce_loss_recovered_mean on the first `ce_log_sequences` validation sequences).
 """
 
 from __future__ import annotations
@@ -84,7 +87,9 @@ class Params:
     buffer_tokens: int = param(65_536, "model sources: activations held and shuffled at a time (memory: this x d_in x 4 bytes)", ge=1)
     forward_batch: int = param(16, "model sources: sequences per forward pass", ge=1)
     eval_tokens: int = param(8192, "activations in the fixed evaluation sample (toy: samples per instance)", ge=16)
-    eval_sequences: int = param(64, "model sources: validation sequences for the cross-entropy loss recovered", ge=0)
+    eval_sequences: int = param(64, "model sources: validation sequences for the final cross-entropy loss recovered", ge=0)
+    ce_log_sequences: int = param(8, "model sources: validation sequences for the cross-entropy loss recovered logged "
+                                  "during training, at every log point (0: only the final one)", ge=0)
     log_points: int = param(40, "times the evaluation metrics are logged", ge=1)
     checkpoint_every: int = param(1000, "steps between resume checkpoints", ge=1)
 
@@ -118,6 +123,8 @@ class Source:
     toy_grid: Any = None  # list[dict]
     toy_index: Any = None  # list[int]
     toy_represented: Any = None  # [S, n] bool: the features each toy model represents (tms_metrics)
+    toy_shapes: Any = None  # list[list[str] | None]: per toy instance, each feature's shape (tms_geometry)
+    toy_geometry: Any = None  # list[str | None]: per toy instance, its arrangement in words
 
 
 def open_source(ctx: Context, p: Params) -> Source:
@@ -237,7 +244,8 @@ def _toy_source(ctx, p: Params, run) -> Source:
                    "represented": "tms_metrics.represented_mask (relative rule)"}
     return Source(kind="tms", description=description, d_in=int(arrays["W"].shape[2]), toy_weights=weights,
                   toy_probability=torch.from_numpy(arrays["feature_probability"]), toy_hidden=hidden,
-                  toy_grid=[r.get("grid", {}) for r in records], toy_index=index, toy_represented=represented)
+                  toy_grid=[r.get("grid", {}) for r in records], toy_index=index, toy_represented=represented,
+                  toy_shapes=[r.get("shape") for r in records], toy_geometry=[r.get("geometry") for r in records])
 
 
 # ---------------------------------------------------------------- instances
@@ -316,12 +324,16 @@ def run(ctx: Context) -> None:
                                       p0.batch_size, p0.data_seed)
         init_sample = None
 
-    def evaluate():
+    ce_baselines: dict = {}  # clean, zero- and mean-ablated CE on the logged sequences: computed once
+
+    def evaluate(during_training: bool = True):
         f, x_hat = trainer.forward_raw(eval_h)
         out = sample_metrics(f, eval_h, x_hat, trainer.mask)
         out["dead_fraction"] = _dead(trainer)
         if source.kind == "tms":
             out.update(toy_metrics(f, eval_x, trainer.export()["W_dec"], true_dirs, represented, trainer.mask))
+        elif during_training and p0.ce_log_sequences > 0:
+            out.update(_ce_recovered(source, trainer, p0, eval_h, ce_baselines, ctx.check_cancelled))
         return out
 
     start = 0
@@ -362,10 +374,23 @@ def run(ctx: Context) -> None:
         if done % 10 == 0:
             ctx.check_cancelled()
 
-    final = evaluate()
+    final = evaluate(during_training=False)  # save_results measures the final CE on eval_sequences
     final["represented"] = represented if source.kind == "tms" else None
     save_results(ctx, p0, source, lay, toy, trainer, final, eval_h)
     ctx.discard_checkpoints()  # the results are whole; the resume state (Adam moments: 2x the weights) goes
+
+
+def _ce_recovered(source: Source, trainer, p0: Params, eval_h, baselines: dict, check) -> dict:
+    """CE loss recovered (zero and mean ablation) on the first `ce_log_sequences` validation sequences, for
+    the curves over training; the three baselines are measured on the first call and kept in `baselines`."""
+    from sptui.sae.evaluation import ce_losses
+    from sptui.science import sae_metrics as M
+
+    ce = ce_losses(source.reader, trainer.export(), p0.architecture, "validation", p0.ce_log_sequences,
+                   eval_h[0].mean(0), check=check, baselines=baselines or None)
+    baselines.update({k: ce[k] for k in ("clean", "zero", "mean")})
+    return {"ce_loss_recovered": M.ce_loss_recovered(ce["clean"], ce["sae"], ce["zero"]),
+            "ce_loss_recovered_mean": M.ce_loss_recovered(ce["clean"], ce["sae"], ce["mean"])}
 
 
 def _dead(trainer):
@@ -376,6 +401,7 @@ def _dead(trainer):
 
 def _loggable(values: dict, source: Source) -> dict:
     keys = ["l0", "fvu", "mse", "dead_fraction", "dense_fraction"] + (["mmcs", "corr", "f1"] if source.kind == "tms" else [])
+    keys += [k for k in ("ce_loss_recovered", "ce_loss_recovered_mean") if k in values]
     return {k: [None if not math.isfinite(v) else v for v in values[k].float().cpu().tolist()] for k in keys}
 
 
@@ -436,7 +462,7 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
         ctx.save_arrays("toy", {
             "true_directions": toy.true_directions(), "represented": final["represented"],
             "cosines": final["cosines"], "match": final["match"], "feature_corr": final["feature_corr"],
-            "feature_f1": final["feature_f1"], "source_index": torch.tensor(lay.toy),
+            "feature_f1": final["feature_f1"], "present": final["present"], "source_index": torch.tensor(lay.toy),
         })
 
     records = []
@@ -450,16 +476,39 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
         if t is not None:
             rec["source_instance"] = t
             rec["source_grid"] = source.toy_grid[t] if t < len(source.toy_grid) else {}
+            if t < len(source.toy_shapes) and source.toy_shapes[t] is not None:
+                rec["source_geometry"] = source.toy_geometry[t]  # the toy model's arrangement (tms_geometry)
+                rec["source_shapes"] = source.toy_shapes[t]
         records.append(rec)
     ctx.save_json("instances", records)
+    by_shape = _recovery_by_shape(ctx, lay, final, trainer.mask, records) if source.kind == "tms" else None
     ctx.save_json("summary", {
         "source": source.description, "d_in": source.d_in, "architecture": p0.architecture, "instances": n_inst,
         "steps": p0.steps, "batch_size": p0.batch_size, "tokens": p0.steps * p0.batch_size,
         "d_sae_allocated": trainer.shape.d_sae, "dead_window": trainer.settings.dead_window,
         "aux_coefficient": trainer.settings.aux_coefficient,
+        **({"recovery_by_shape": by_shape} if by_shape else {}),
     })
     means = ", ".join(f"{k} {_mean(v):.4g}" for k, v in metrics.items() if k in ("l0", "fvu", "dead_fraction", "mmcs", "f1", "ce_loss_recovered"))
     ctx.info(f"final (means over instances): {means}")
+
+
+def _recovery_by_shape(ctx, lay: Layout, final: dict, mask, records: list[dict]) -> list[dict]:
+    """Per SAE setting (sweep point), recovery of the toy models' features pooled by the shape each feature
+    has in its toy model (sae_metrics.recovery_by_shape): [{"setting": grid point, "shapes": {shape: ...}}]."""
+    from sptui.science import sae_metrics as M
+
+    if not all("source_shapes" in r for r in records):
+        return []  # a toy run from before shapes were named
+    saved = {k: final[k].cpu().numpy() for k in ("cosines", "feature_corr", "feature_f1", "represented", "present")}
+    terms = M.feature_recovery(saved["cosines"], saved["feature_corr"], saved["feature_f1"], saved["represented"],
+                               saved["present"], mask.cpu().numpy())
+    out = []
+    for point in sorted(set(lay.point)):
+        rows = [i for i, q in enumerate(lay.point) if q == point]
+        out.append({"setting": ctx.grid[point], "shapes": M.recovery_by_shape(
+            {k: v[rows] for k, v in terms.items()}, [records[i]["source_shapes"] for i in rows])})
+    return out
 
 
 def _mean(values) -> float:

@@ -4,12 +4,14 @@ summary.json, and for toy sources the source tms run's instances.json), so `sptu
     metrics.png      final metrics per instance
     latents.png      distribution of latent firing frequency (log10) per instance, dead latents counted
     recovery.png     toy sources swept over two parameters: recovery (MMCS, F1, matched correlation) on
-                     the toy sweep's grid, beside the toy models' D* (dims per feature) on the same grid
+                     the toy sweep's grid, beside the toy models' D* (dims per feature) and geometry on the
+                     same grid, and recovery pooled by the shape each feature has (antipodal pair, pentagon, ...)
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +40,8 @@ def render_run(run) -> list[Path]:
         toy_records = _toy_records(run, summary)
         axes = swept_axes([r.get("source_grid", {}) for r in records])
         if axes:
-            paths.append(draw_recovery(records, toy_records, axes, summary, out / "recovery.png"))
+            toy = runs.load_arrays(run.results / "toy.safetensors")
+            paths.append(draw_recovery(records, toy_records, axes, summary, out / "recovery.png", toy, arrays))
     return paths
 
 
@@ -165,11 +168,66 @@ def _heat(fig, ax, values, xs, ys, xkey, ykey, title, vmin=None, vmax=None, fmt=
     else:
         ax.set_yticks([])
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
 
 
-def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Path) -> Path:
-    """Top row: the toy models on their sweep grid (D*, represented features). Then one row per SAE setting
+def feature_shapes(records, toy_records) -> list[list[str]] | None:
+    """Per SAE instance, each true feature's shape in its toy model (saved with the instance, or read from the
+    source tms run for runs made before that), None when neither has them."""
+    by_toy = {r["instance"]: r for r in (toy_records or [])}
+    shapes = [r.get("source_shapes") or by_toy.get(r.get("source_instance"), {}).get("shape") for r in records]
+    return shapes if all(shapes) else None
+
+
+def shape_recovery(records, toy_records, toy, arrays) -> list[tuple[dict, dict]] | None:
+    """[(SAE setting, sae_metrics.recovery_by_shape of its instances)] from the saved per-feature results."""
+    from sptui.science import sae_metrics as M
+
+    shapes = feature_shapes(records, toy_records)
+    if shapes is None or toy is None:
+        return None
+    D = arrays["W_dec"].shape[1]
+    latents = np.arange(D)[None, :] < np.asarray(arrays["d_sae"])[:, None]
+    terms = M.feature_recovery(toy["cosines"], toy["feature_corr"], toy["feature_f1"], toy["represented"],
+                               toy.get("present"), latents)
+    out = []
+    for point in dict.fromkeys(json_key(r["grid"]) for r in records):
+        rows = [i for i, r in enumerate(records) if json_key(r["grid"]) == point]
+        out.append((records[rows[0]]["grid"], M.recovery_by_shape({k: v[rows] for k, v in terms.items()},
+                                                                   [shapes[i] for i in rows])))
+    return out
+
+
+def json_key(point: dict) -> str:
+    import json
+
+    return json.dumps(point, sort_keys=True)
+
+
+def draw_shape_recovery(ax, pooled: list[tuple[dict, dict]]) -> None:
+    """Grouped bars: per shape, each SAE setting's mean F1 over the features of that shape, with the mean best
+    decoder cosine as a dot; the shape's feature count under its name."""
+    shapes = list(dict.fromkeys(s for _, by in pooled for s in by))
+    width = 0.8 / max(1, len(pooled))
+    colours = plt.get_cmap("tab10")
+    for j, (point, by) in enumerate(pooled):
+        xs = np.arange(len(shapes)) + (j - (len(pooled) - 1) / 2) * width
+        f1 = [by.get(s, {}).get("f1", np.nan) for s in shapes]
+        cos = [by.get(s, {}).get("best_cosine", np.nan) for s in shapes]
+        ax.bar(xs, f1, width=width * 0.95, color=colours(j), label=f"F1, {label(point)}")
+        ax.plot(xs, cos, "o", color="black", markersize=3, label="best cosine (MMCS term)" if j == 0 else None)
+    counts = {s: max(by.get(s, {}).get("features", 0) for _, by in pooled) for s in shapes}
+    ax.set_xticks(range(len(shapes)), [f"{s}\n({counts[s]})" for s in shapes], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean over features", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title("recovery by the feature's shape in its toy model\n(features per shape in brackets)", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+
+
+def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Path, toy=None, arrays=None) -> Path:
+    """Top row: the toy models on their sweep grid (D*, represented features, geometry) and recovery pooled by
+    feature shape. Then one row per SAE setting
     (up to MAX_ROWS): its L0 and its recovery (MMCS, F1, matched correlation) on the same grid; with several
     settings, a last row with the best recovery any setting reached in each cell."""
     keys = list(axes)
@@ -183,7 +241,13 @@ def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Pa
     best_row = len(sae_points) > 1
     n_rows = 1 + len(rows) + int(best_row)
     cols = 1 + len(RECOVERY)
-    fig, axs = plt.subplots(n_rows, cols, figsize=(3.9 * cols, 3.0 * n_rows + 0.6), squeeze=False)
+    # constrained layout in two sub-figures: the top row's legends (geometry names, SAE settings) take room
+    # beside their panels without squeezing the grid of heatmaps below
+    fig = plt.figure(figsize=(3.9 * cols, 3.0 * n_rows + 1.0), layout="constrained")
+    parts = np.asarray(fig.subfigures(2, 1, height_ratios=[1.15, n_rows - 1]))
+    top, bottom = parts[0], parts[1]
+    head = top.subplots(1, 4, width_ratios=[1, 1, 1.45, 1.45])
+    axs = np.concatenate([np.asarray(head)[None], bottom.subplots(n_rows - 1, cols, squeeze=False)])
     grid = lambda rs, get: _grid(rs, xkey, xs, ykey, ys, get)  # noqa: E731
     heat = lambda ax, values, title, **kw: _heat(fig, ax, values, xs, ys, xkey, ykey, title, **kw)  # noqa: E731
 
@@ -199,15 +263,24 @@ def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Pa
         axs[0, 0].text(0.5, 0.5, "source tms run not found: no D*", ha="center", va="center", fontsize=8)
         axs[0, 0].axis("off")
         axs[0, 1].axis("off")
-    for ax in axs[0, 2:]:
-        ax.axis("off")
+    if toy_records is not None and all(r.get("geometry") for r in toy_records):
+        from sptui.plots.tms import geometry_panel
+
+        geometry_panel(axs[0, 2], toy_records, xkey, xs, ykey, ys)
+        axs[0, 2].set_title("toy model: geometry", fontsize=9)
+    else:
+        axs[0, 2].axis("off")
+    pooled = shape_recovery(records, toy_records, toy, arrays) if arrays is not None else None
+    if pooled:
+        draw_shape_recovery(axs[0, 3], pooled)
+    else:
+        axs[0, 3].axis("off")
     src = summary["source"]
-    axs[0, 2].text(0, 0.9, f"tms run {src['run']}: n={src['n_features']} features in m={src['n_hidden']} dims\n"
-                   f"{summary['architecture']} SAEs, {summary['tokens']:,} activations each\n"
-                   "recovery over the features each toy model represents\n"
-                   "MMCS: best decoder cosine per true direction\n"
-                   "F1: matched latent fires <-> feature present\n"
-                   "corr: Hungarian-matched activation correlation", fontsize=8, va="top", transform=axs[0, 2].transAxes)
+    caption = (f"tms run {src['run']}: n={src['n_features']} features in m={src['n_hidden']} dims; "
+               f"{summary['architecture']} SAEs, {summary['tokens']:,} activations each. Recovery over the features "
+               "each toy model represents. MMCS: best decoder cosine per true direction; F1: matched latent fires "
+               "<-> feature present; corr: Hungarian-matched activation correlation.")
+    fig.supxlabel("\n".join(textwrap.wrap(caption, int(fig.get_figwidth() * 17))), fontsize=8, x=0.01, ha="left")
 
     for row, point in enumerate(rows, start=1):
         mine = [r for r in records if r["grid"] == point]
@@ -230,5 +303,4 @@ def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Pa
     note = f" (mean over {', '.join(others)})" if others else ""
     more = f"; first {MAX_ROWS} of {len(sae_points)} SAE settings shown" if len(sae_points) > MAX_ROWS else ""
     fig.suptitle(f"Where in the superposition phase diagram can an SAE recover the features?{note}{more}", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title above the top row
     return save_figure(fig, path, dpi=120)

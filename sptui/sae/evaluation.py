@@ -31,7 +31,8 @@ def sample_metrics(f: Tensor, x: Tensor, x_hat: Tensor, mask: Tensor) -> dict[st
 def toy_metrics(f: Tensor, x_true: Tensor, W_dec: Tensor, true_directions: Tensor, represented: Tensor,
                 mask: Tensor) -> dict[str, Tensor]:
     """Recovery of the represented true features: mmcs, corr (Hungarian-matched correlation), f1 [I],
-    and per feature: the cosine matrix [I, n, D], matched latent [I, n], its correlation and F1 [I, n]."""
+    and per feature: the cosine matrix [I, n, D], matched latent [I, n], its correlation and F1 [I, n], and
+    whether the feature occurs in the sample [I, n]."""
     cos = M.decoder_cosines(W_dec, true_directions)
     corr_all = M.correlations(x_true, f)
     feat = represented & M.present(x_true)
@@ -42,7 +43,7 @@ def toy_metrics(f: Tensor, x_true: Tensor, W_dec: Tensor, true_directions: Tenso
     return {
         "mmcs": M.mmcs(cos, represented, mask), "corr": corr, "f1": M.firing_f1(x_true, f, match, represented),
         "cosines": cos, "match": match, "feature_corr": torch.where(match >= 0, matched_corr, torch.zeros_like(matched_corr)),
-        "feature_f1": per_f1,
+        "feature_f1": per_f1, "present": M.present(x_true),
     }
 
 
@@ -51,25 +52,30 @@ CE_BATCH = 4  # sequences per spliced forward pass: an LM's logits are [B, T, d_
 
 @torch.inference_mode()
 def ce_losses(reader, weights: dict[str, Tensor], architecture: str, split: str, n_sequences: int,
-              mean_activation: Tensor, check=lambda: None) -> dict[str, Tensor]:
+              mean_activation: Tensor, check=lambda: None, baselines: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """Mean cross-entropy over the first `n_sequences` of a split with the hooked activation, at the
     positions the SAEs read, left alone (clean), set to zero, set to its mean, or replaced by each
-    instance's reconstruction: {"clean", "zero", "mean": scalars, "sae": [I]}."""
+    instance's reconstruction: {"clean", "zero", "mean": scalars, "sae": [I]}. `baselines` (an earlier
+    answer's clean, zero and mean on the same sequences) skips those three passes: only the SAEs change
+    during training."""
     n_inst = weights["W_enc"].shape[0]
     totals = {"clean": 0.0, "zero": 0.0, "mean": 0.0}
     sae_totals = torch.zeros(n_inst, dtype=torch.float64)
     count = 0
     for batch in _first_sequences(reader, split, n_sequences):
         check()
-        ce, n = _spliced_loss(reader, batch, None)
-        totals["clean"] += ce
-        count += n
-        totals["zero"] += _spliced_loss(reader, batch, torch.zeros_like)[0]
-        totals["mean"] += _spliced_loss(reader, batch, lambda a: mean_activation.to(a.device, a.dtype).expand_as(a))[0]
+        if baselines is None:
+            totals["clean"] += _spliced_loss(reader, batch, None)[0]
+            totals["zero"] += _spliced_loss(reader, batch, torch.zeros_like)[0]
+            totals["mean"] += _spliced_loss(reader, batch, lambda a: mean_activation.to(a.device, a.dtype).expand_as(a))[0]
         for i in range(n_inst):
             instance = {k: v[i:i + 1] for k, v in weights.items()}
-            sae_totals[i] += _spliced_loss(reader, batch, _reconstruction(instance, architecture))[0]
+            ce, n = _spliced_loss(reader, batch, _reconstruction(instance, architecture))
+            sae_totals[i] += ce
+        count += n  # predictions scored: the same for every replacement
     count = max(count, 1)
+    if baselines is not None:
+        return {**{k: baselines[k] for k in ("clean", "zero", "mean")}, "sae": sae_totals / count}
     return {**{k: torch.tensor(v / count) for k, v in totals.items()}, "sae": sae_totals / count}
 
 

@@ -33,6 +33,12 @@ Recovery of true features (toy sources, where the true directions and activation
                fires" (f > 0) as a detector of "the feature is present" (x_i > 0), averaged over features
                (the classification view of SAELens's synthetic-data evals).
 Features that never occur in the sample have no correlation or F1 and are left out of those means.
+    feature_recovery   the per-feature terms of those means ([I, n], NaN where a feature is left out): best
+               cosine (mmcs's), matched correlation and F1, so they can be pooled another way
+    recovery_by_shape  per-feature recovery pooled by the shape the toy model put each feature in
+               (sptui.science.tms_geometry: dedicated, antipodal pair, triangle, pentagon, ..., other): does
+               an SAE recover features in antipodal pairs as well as dedicated ones (Sharkey et al. 2022's
+               question, asked of the geometry Elhage et al. 2022 found)
 Weights:
     block_loading  for an SAE on an MLP layer's neurons and a set of neuron blocks (neuron-geometry), the
                share of each latent's squared decoder norm on each block's neurons, and that share over
@@ -188,6 +194,45 @@ def firing_f1(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"], matc
     count = feat.sum(-1)
     total = torch.where(feat, per, torch.zeros_like(per)).sum(-1)
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def feature_recovery(cosines: np.ndarray, feature_corr: np.ndarray, feature_f1: np.ndarray, represented: np.ndarray,
+                     present: np.ndarray | None = None, latent_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per feature [I, n] (numpy, as saved in an sae run's toy.safetensors): "best_cosine" (max over the real
+    latents of the decoder cosine, over represented features: mmcs's terms), "corr" and "f1" (of the matched
+    latent, over represented features that occur in the sample: matched_correlation's and firing_f1's terms).
+    NaN marks a feature left out, so a NaN-ignoring mean over one instance's row gives mmcs, corr and f1."""
+    cos = np.asarray(cosines, dtype=np.float64)
+    if latent_mask is not None:
+        cos = np.where(np.asarray(latent_mask, dtype=bool)[:, None, :], cos, -np.inf)
+    rep = np.asarray(represented, dtype=bool)
+    occurs = rep if present is None else rep & np.asarray(present, dtype=bool)
+    return {"best_cosine": np.where(rep, cos.max(-1), np.nan),
+            "corr": np.where(occurs, np.asarray(feature_corr, dtype=np.float64), np.nan),
+            "f1": np.where(occurs, np.asarray(feature_f1, dtype=np.float64), np.nan)}
+
+
+def recovery_by_shape(per_feature: dict[str, np.ndarray], shapes: list[list[str]]) -> dict[str, dict[str, float]]:
+    """Pool per-feature values ([I, n], NaN = left out, e.g. feature_recovery's) by each feature's shape
+    (shapes[i][j]: instance i's feature j, tms_geometry.SHAPES): {shape: {"features": how many (instance,
+    feature) pairs have a value, name: their mean}}, shapes in tms_geometry's order, empty shapes omitted."""
+    from sptui.science.tms_geometry import SHAPES
+
+    labels = np.array(shapes, dtype=object)
+    names = list(per_feature)
+    out: dict[str, dict[str, float]] = {}
+    for shape in sorted(set(labels.ravel()), key=lambda s: SHAPES.index(s) if s in SHAPES else len(SHAPES)):
+        here = labels == shape
+        counted = here & np.any([np.isfinite(per_feature[k]) for k in names], axis=0)
+        if not counted.any():
+            continue
+        row: dict[str, float] = {"features": int(counted.sum())}
+        for k in names:
+            values = per_feature[k][here]
+            values = values[np.isfinite(values)]
+            row[k] = float(values.mean()) if len(values) else float("nan")
+        out[shape] = row
+    return out
 
 
 def block_loading(W_dec, blocks: list[list[int]]) -> tuple:
