@@ -14,8 +14,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
+from sptui.listing import Cell, Column
 from sptui.queue import Queue, own_identity
 from sptui.runner import Outcome, QueueHooks, Terminated, execute, resolve_device
 from sptui.runs import RunDir
@@ -310,12 +310,12 @@ class SlurmDisplay:
             self.progress.stop()
 
 
-def summary_table(results: list[BatchResult]) -> Table:
-    table = Table(title="sptui batch", show_lines=False)
-    for col in ("run id", "name", "kind", "state", "time", "run dir"):
-        table.add_column(col, overflow="fold")
-    for r in results:
-        style = {"succeeded": "green", "failed": "red"}.get(r.state, "yellow")
-        table.add_row(r.run_id, r.name, r.kind, f"[{style}]{r.state}[/]", f"{r.seconds:.1f}s", r.run_dir)
-    return table
-
+def summary_rows(results: list[BatchResult]) -> tuple[list[Column], list[list[Cell]]]:
+    """The summary `sptui batch` ends with, for `sptui.listing.print_table`: on a terminal the run folder is cut
+    first; in a pipe every line is whole (the run folder is one field, not folded over four lines)."""
+    columns = [Column("run id", shrink=True), Column("name", shrink=True), Column("kind"), Column("state"),
+               Column("time", right=True), Column("run dir", shrink=True)]
+    rows: list[list[Cell]] = [[r.run_id, r.name, r.kind,
+                               (r.state, {"succeeded": "green", "failed": "red"}.get(r.state, "yellow")),
+                               f"{r.seconds:.1f}s", r.run_dir] for r in results]
+    return columns, rows

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from sptui.config import artifacts_root
 from sptui.errors import SpecError, SptuiError
@@ -45,9 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _executor_flags(p, "local: the queue, run by `sptui worker`; slurm: each job goes to Slurm now")
 
-    p = command("ls", "list runs")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--state", action="append", help="only runs in this state (repeatable)")
+    p = command("ls", "list runs, newest first (one whole line a run when piped)")
+    p.add_argument("words", nargs="*", metavar="WORD",
+                   help="only runs whose run id, job name, kind or job file contains every WORD")
+    p.add_argument("--state", action="append", metavar="STATE",
+                   help="only runs in this state: queued, running, succeeded, failed, cancelled, interrupted, or "
+                        "waiting (queued, waiting for another run); repeatable")
+    p.add_argument("--limit", type=int, metavar="N", help="only the N newest runs (after the filters)")
+    p.add_argument("--json", action="store_true", help="a JSON array, one run a line")
 
     p = command("show", "one run's details: spec, state, error, files")
     p.add_argument("run")
@@ -57,13 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the run ends")
 
-    p = command("cancel", "cancel queued or running jobs")
+    p = command("cancel", "cancel queued or running jobs (and the jobs waiting for them)")
     p.add_argument("runs", nargs="+")
+    p.add_argument("--json", action="store_true", help="the runs cancelled, and those cancelled with them, as JSON")
 
     p = command("requeue", "queue failed, cancelled or interrupted runs again (checkpointing kinds resume); "
                            "Slurm runs are submitted to Slurm again")
     p.add_argument("runs", nargs="*")
     p.add_argument("--failed", action="store_true", help="requeue every failed run")
+    p.add_argument("--json", action="store_true", help="the runs queued again, as JSON")
     from sptui.slurm.options import add_flags
 
     add_flags(p)
@@ -86,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", "(re)render a run's PNGs from its saved results")
     p.add_argument("run")
+    p.add_argument("--json", action="store_true", help="the files written, as a JSON array")
 
     p = command("kinds", "list job kinds, or one kind's parameters")
     p.add_argument("kind", nargs="?")
+    p.add_argument("--json", action="store_true", help="kinds (or one kind's parameters) as JSON")
 
     p = command("neuroscope", "Neuroscope pages of a neuroscope run")
     ns = p.add_subparsers(dest="ns_command", metavar="ACTION", required=True)
@@ -240,46 +250,40 @@ def _fmt_seconds(s: float | None) -> str:
 
 
 def cmd_ls(args, root: Path) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+    from sptui.listing import Column, print_json_list, print_table
     from sptui.queue import Queue
 
+    if args.limit is not None and args.limit < 1:
+        raise SptuiError(f"--limit {args.limit}: give a number of runs, 1 or more")
     with Queue(root) as queue:
         queue.recover()
         _follow_slurm(queue, root)
-        jobs = queue.list(states=args.state)
+        jobs = queue.list(states=args.state, limit=args.limit, words=args.words, newest_first=True, spec=False)
     if args.json:
-        print(json.dumps([j.as_dict(root) for j in jobs], indent=2))
+        print_json_list(j.as_dict(root) for j in jobs)
         return 0
-    from rich.text import Text
-
+    if not jobs:
+        filtered = args.state or args.words
+        print(f"no runs{' match' if filtered else ''} in {root}")
+        return 0
     colours = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "cancelled": "dim"}
-    rows: list[tuple] = [(str(j.id), j.run_id, j.kind, Text("waiting" if j.waiting else j.state,
-                                                             style=colours.get(j.state, "")),
-             j.waiting.replace("waiting ", "") if j.waiting else
-             f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
-             j.device or "", _fmt_seconds(j.elapsed()), _fmt_seconds(j.eta()), str(j.priority)) for j in jobs]
-    columns = ["id", "run id", "kind", "state", "progress", "device", "elapsed", "eta", "prio"]
+    # a narrow terminal shortens the run id and kind with an ellipsis (the id names the run too) and keeps id,
+    # state and progress whole; a pipe gets every line whole
+    columns = [Column("id", right=True), Column("run id", shrink=True), Column("kind", shrink=True), Column("state"),
+               Column("progress", shrink=True), Column("device"), Column("elapsed", right=True),
+               Column("eta", right=True), Column("prio", right=True)]
+    now = time.time()
+    rows: list[list] = [[str(j.id), j.run_id, j.kind,
+                         ("waiting", "") if j.waiting else (j.state, colours.get(j.state, "")),
+                         j.waiting.replace("waiting ", "") if j.waiting else
+                         f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
+                         j.device or "", _fmt_seconds(j.elapsed(now)), _fmt_seconds(j.eta(now)), str(j.priority)]
+                        for j in jobs]
     if any(j.executor == "slurm" for j in jobs):  # Slurm's id and word for the job, while it has one
-        columns.append("slurm")
-        rows = [row + (_slurm_cell(j),) for row, j in zip(rows, jobs)]
-    table = Table(box=None, header_style="bold")
-    # one line a run on any width: a narrow terminal shortens the run id and kind with an ellipsis (the id
-    # names the run too) and keeps id, state and progress whole
-    keep_whole = {"id", "state", "progress"}
-    for i, col in enumerate(columns):
-        width = max([len(col)] + [len(str(r[i])) for r in rows])
-        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width if col in keep_whole else None)
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    if not console.is_terminal:  # piped or in a log: one line a run (grep, awk), not folded to 80 columns
-        console = Console(width=1000)
-    if jobs:
-        console.print(table)
-    else:
-        console.print(f"no runs in {root}")
+        columns.append(Column("slurm"))
+        for row, j in zip(rows, jobs):
+            row.append(_slurm_cell(j))
+    print_table(columns, rows)
     return 0
 
 
@@ -395,15 +399,26 @@ def cmd_cancel(args, root: Path) -> int:
     from sptui import actions
     from sptui.queue import Queue
 
+    listed = []
     with Queue(root) as queue:
         for ref in args.runs:
             job = actions.cancel(queue, root, ref)
-            print(f"{job.run_id}: {'cancelled' if job.state == 'cancelled' else 'cancel requested'}")
+            lines: list[tuple[Any, str, str | None]] = [
+                (job, "cancelled" if job.state == "cancelled" else "cancel requested", None)]
             for dep in queue.dependents(job.id):
                 if job.state == "cancelled" and dep.state == "cancelled":
-                    print(f"{dep.run_id}: cancelled with it (it needs {job.run_id})")
+                    lines.append((dep, "cancelled with it", job.run_id))
                 elif job.state == "running" and dep.state == "queued":
-                    print(f"{dep.run_id}: will be cancelled with it (it needs {job.run_id})")
+                    lines.append((dep, "will be cancelled with it", job.run_id))
+            listed += lines
+            if not args.json:
+                for j, what, needs in lines:
+                    print(f"{j.run_id}: {what}" + (f" (it needs {needs})" if needs else ""))
+    if args.json:
+        from sptui.listing import print_json_list
+
+        print_json_list({"run_id": j.run_id, "state": j.state, "what": what, "because_of": needs}
+                        for j, what, needs in listed)
     return 0
 
 
@@ -431,6 +446,12 @@ def cmd_requeue(args, root: Path) -> int:
             jobs += [d for d in queue.dependents(job.id) if d.state == "queued" and d.id not in seen]
             seen |= {j.id for j in jobs}
         jobs = [queue.get(j.id) for j in jobs]
+    if args.json:
+        from sptui.listing import print_json_list
+
+        print_json_list({"run_id": j.run_id, "state": j.state, "waiting": j.waiting, "executor": j.executor,
+                         "slurm_job_id": j.slurm_job_id} for j in jobs)
+        return 0
     for job in jobs:
         print(f"{job.run_id}: queued" + (f", {job.waiting}" if job.waiting else ""))
     if not jobs:
@@ -460,12 +481,15 @@ def cmd_worker(args, root: Path) -> int:
 def cmd_batch(args, root: Path) -> int:
     from rich.console import Console
 
-    from sptui.batch import run_batch, summary_table
+    from sptui.batch import run_batch, summary_rows
+    from sptui.listing import print_json_list, print_table
     from sptui.spec import load_file
 
     flags = _slurm_flags(args)
     specs = load_file(args.file)
     console = Console(stderr=True) if args.json else Console()
+    if not console.is_terminal:  # a pipe or a log file: whole lines, never folded at 80 columns
+        console.soft_wrap = True
     if args.executor == "slurm":
         from sptui.batch import run_batch_slurm
 
@@ -475,9 +499,10 @@ def cmd_batch(args, root: Path) -> int:
         results = run_batch(root, specs, str(args.file), device=args.device or "auto", console=console,
                             force=args.force)
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=2))
+        print_json_list(r.as_dict() for r in results)
     else:
-        console.print(summary_table(results))
+        print("sptui batch")
+        print_table(*summary_rows(results))
     if len(results) < len(specs) or any(r.state == "interrupted" for r in results):
         return 130
     return 0 if all(r.state == "succeeded" for r in results) else 1
@@ -488,7 +513,11 @@ def cmd_export(args, root: Path) -> int:
     from sptui.runs import find_run
 
     run = find_run(args.run, root)  # the folder is enough: runs copied from elsewhere redraw too
-    for path in export_run(run.root, run.kind):
+    paths = export_run(run.root, run.kind)
+    if args.json:
+        print(json.dumps([str(p) for p in paths]))
+        return 0
+    for path in paths:
         print(path)
     return 0
 
@@ -509,6 +538,18 @@ def cmd_kinds(args, root: Path) -> int:
     from sptui.kinds import kind_names, load_kind
     from sptui.spec import describe_kind
 
+    if args.json:
+        from sptui import params as P
+
+        def about(name: str) -> dict:
+            module = load_kind(name)
+            return {"kind": name, "summary": getattr(module, "SUMMARY", ""),
+                    "params": [{"name": n, "type": t, "default": d, "doc": doc, "batched_in_sweeps": b}
+                               for n, t, d, doc, b in P.describe(module.Params)]}
+
+        found = about(args.kind) if args.kind else [about(name) for name in kind_names()]
+        print(json.dumps(found, indent=2, default=str))
+        return 0
     if args.kind:
         print(describe_kind(args.kind))
         return 0

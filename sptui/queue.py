@@ -16,6 +16,7 @@ WAL mode with synchronous=FULL, so a committed state change survives a crash or 
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import socket
 import sqlite3
@@ -101,6 +102,23 @@ CREATE TABLE IF NOT EXISTS workers (
     slots       INTEGER,
     PRIMARY KEY (host, pid)
 );
+
+-- Which jobs changed since a poller last looked (the app re-reads only those: a worker's heartbeat or one job's
+-- progress in a queue of 10,000 runs costs one small query, not 10,000 rows). Every insert or update of a job
+-- gives it the next version; triggers, so every writer is counted however it writes.
+CREATE TABLE IF NOT EXISTS job_changes (
+    job_id  INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_changes_version ON job_changes(version);
+CREATE TRIGGER IF NOT EXISTS job_changes_insert_v1 AFTER INSERT ON jobs BEGIN
+    INSERT OR REPLACE INTO job_changes (job_id, version)
+        VALUES (NEW.id, (SELECT coalesce(max(version), 0) + 1 FROM job_changes));
+END;
+CREATE TRIGGER IF NOT EXISTS job_changes_update_v1 AFTER UPDATE ON jobs BEGIN
+    INSERT OR REPLACE INTO job_changes (job_id, version)
+        VALUES (NEW.id, (SELECT coalesce(max(version), 0) + 1 FROM job_changes));
+END;
 """
 
 JOB_COLUMNS = (
@@ -183,13 +201,20 @@ class Job:
                                           for run_id, state in self.waiting_for)
 
     def as_dict(self, root: Path) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in _COLUMN_NAMES if k != "spec"}
-        d["run_dir"] = str(self.run_dir(root))
+        d = dict(self.__dict__)  # the columns, in order (a copy of the fields: `ls --json` makes 10,000 of these)
+        del d["spec"], d["waiting_for"]
+        d["run_dir"] = os.path.join(_runs_folder(root), self.run_id)
         d["elapsed"] = self.elapsed()
         d["eta"] = self.eta()
         d["quiet_for"] = self.quiet_for()
         d["waiting_for"] = [run_id for run_id, _ in self.waiting_for]
+        d["waiting"] = self.waiting
         return d
+
+
+@functools.lru_cache(maxsize=8)
+def _runs_folder(root: Path) -> str:
+    return str(runs_dir(Path(root)))
 
 
 # ---------------------------------------------------------------- process identity
@@ -229,6 +254,7 @@ def is_alive(pid: int | None, start: str | None) -> bool:
 
 
 _COLUMN_NAMES = tuple(JOB_COLUMNS.replace(" ", "").split(","))
+_NO_SPEC = JOB_COLUMNS.replace(" spec,", " '' AS spec,", 1)
 HOST = socket.gethostname()
 WORKER_BEAT_SECONDS = 2.0  # how often a worker writes its heartbeat
 WORKER_SILENT_SECONDS = 30.0  # a worker silent this long is not responding (15 missed beats)
@@ -407,12 +433,26 @@ class Queue:
             if folder.parent != runs_dir(self.root).resolve():
                 raise SptuiError(f"{folder} is not a run of {self.root} (use --artifacts {folder.parent.parent})")
         else:
-            run_id = resolve_run_id(text, known_runs(self.root, self), where=str(self.root))
+            run_id = self._quick_run_id(text) or resolve_run_id(text, known_runs(self.root, self), where=str(self.root))
         rows = self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = ?", (run_id,))
         if not rows:
             raise SptuiError(f'run "{text}" is the folder {runs_dir(self.root) / run_id}, which is not in the '
                              f"queue {self.path}")
         return rows[0]
+
+    def _quick_run_id(self, text: str) -> str | None:
+        """The run id `text` names when the queue alone decides it, by the same order as `resolve_run_id`, or None
+        to ask the resolver over every run: an exact run id, or a job name (not digits, not a run folder's name:
+        job ids and folders come first) with a run in the queue, its newest. A lab's 10,000 runs then cost an
+        index lookup, not a scan of the runs folder."""
+        row = self.db.execute("SELECT run_id FROM jobs WHERE run_id = ?", (text,)).fetchone()
+        if row is not None:
+            return row[0]
+        if not text or text.isdigit() or (runs_dir(self.root) / text).exists():
+            return None
+        row = self.db.execute("SELECT run_id FROM jobs WHERE name = ? AND run_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+                              (text,)).fetchone()
+        return row[0] if row is not None else None
 
     def run_names(self) -> list[tuple[str, str]]:
         """(run id, job name) of every job, for `sptui.runs.known_runs`."""
@@ -441,17 +481,55 @@ class Queue:
             found.update((i, None) for i in frontier)
         return [self.get(i) for i in sorted(found)]
 
-    def list(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[Job]:
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs"
-        args: list[Any] = []
+    def list(self, states: Iterable[str] | None = None, limit: int | None = None, words: Iterable[str] = (),
+             newest_first: bool = False, spec: bool = True) -> list[Job]:
+        """Jobs in id order (oldest first, or `newest_first`), filtered in SQL so that a queue of tens of
+        thousands of runs lists in milliseconds.
+
+        `states`: any of STATES, or "waiting" (a queued job that still waits for another run). `words`: each must
+        appear (case-insensitive) in the run id, job name, kind or job file. `limit`: at most that many, taken
+        from the start of the order (with `newest_first`, the newest). `spec=False` leaves each Job's spec empty
+        (listings never show it, and the specs are most of the bytes a big queue holds)."""
+        sql = f"SELECT {JOB_COLUMNS if spec else _NO_SPEC} FROM jobs j"
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if states:
-            states = list(states)
-            sql += f" WHERE state IN ({','.join('?' * len(states))})"
-            args += states
-        sql += " ORDER BY id"
+            states = builtins.list(states)
+            unknown = [s for s in states if s not in STATES + ("waiting",)]
+            if unknown:
+                raise SptuiError(f"no state {', '.join(map(repr, unknown))}; states are {', '.join(STATES)} "
+                                 "and waiting (queued, waiting for another run)")
+            plain = [s for s in states if s != "waiting"]
+            either = [f"state IN ({','.join('?' * len(plain))})"] if plain else []
+            args += plain
+            if "waiting" in states:
+                either.append("(state = 'queued' AND NOT " + _READY + ")")
+            where.append("(" + " OR ".join(either) + ")")
+        for word in words:
+            # LIKE is case-insensitive for ASCII; a word's own % and _ are matched literally
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("run_id", "name", "kind", "source"))
+                         + ")")
+            args += [pattern] * 4
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id" + (" DESC" if newest_first else "")
         if limit:
             sql += f" LIMIT {int(limit)}"
         return self._rows(sql, args)
+
+    def jobs_changed(self, since: int) -> tuple[int, builtins.list[Job]]:
+        """(version now, the jobs inserted or updated after version `since`), plus every queued job that waits
+        for others (what it waits for may have moved without its own row changing). `since=-1`: every job.
+        Jobs are never deleted, so merging these into what a poller holds gives the whole queue."""
+        (now,) = self.db.execute("SELECT coalesce(max(version), 0) FROM job_changes").fetchone()
+        if since < 0:
+            return now, self.list()
+        if now == since:
+            return now, []
+        return now, self._rows(
+            f"SELECT {JOB_COLUMNS} FROM jobs j WHERE id IN (SELECT job_id FROM job_changes WHERE version > ?) "
+            "OR (state = 'queued' AND id IN (SELECT job_id FROM job_deps)) ORDER BY id", (since,))
 
     def changed_since(self, version: int) -> tuple[int, bool]:
         """Cheap change detection for pollers: SQLite's data_version moves when another connection commits."""

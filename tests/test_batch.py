@@ -33,9 +33,11 @@ def test_batch_json_summary_and_runs_visible_to_ls(artifacts, tmp_path):
         assert (run.results / "model.safetensors").exists() and run.plot_files()
         assert run.job_toml.read_text().startswith("[[job]]")
     listed = json.loads(sptui("ls", "--json", root=artifacts, check=True).stdout)
-    assert [(r["run_id"], r["state"], r["executor"]) for r in listed] == [(r["run_id"], "succeeded", "batch") for r in summary]
-    # batch reruns the same file on purpose (no duplicate refusal in the foreground)
-    assert sptui("batch", path, root=artifacts).returncode == 0
+    assert [(r["run_id"], r["state"], r["executor"]) for r in listed] == [(r["run_id"], "succeeded", "batch")
+                                                                        for r in reversed(summary)]  # newest first
+    # the one duplicate rule: identical to runs that ended, the file runs again as new runs, with a note
+    again = sptui("batch", path, root=artifacts)
+    assert again.returncode == 0 and f'job "one" ran before as {summary[0]["run_id"]} (succeeded)' in again.stderr + again.stdout
 
 
 def test_plain_progress_lines_and_summary_table_when_not_a_terminal(artifacts, tmp_path):
@@ -43,8 +45,12 @@ def test_plain_progress_lines_and_summary_table_when_not_a_terminal(artifacts, t
     assert result.returncode == 0
     assert "[plain] step 0/300" in result.stdout
     assert "succeeded 0001-plain" in result.stdout
-    table = result.stdout[result.stdout.index("sptui batch"):]
-    assert "0001-plain" in table and "succeeded" in table and "\x1b[" not in result.stdout
+    table = result.stdout[result.stdout.index("sptui batch"):].splitlines()
+    # whole lines in a pipe: the run's row holds its run folder in one piece, however long
+    assert table[1].split() == ["run", "id", "name", "kind", "state", "time", "run", "dir"]
+    run_id, name, kind, state, _, run_dir = table[2].split()
+    assert (run_id, name, kind, state) == ("0001-plain", "plain", "tms", "succeeded")
+    assert run_dir == str(artifacts / "runs" / "0001-plain") and "\x1b[" not in result.stdout
 
 
 @pytest.mark.skipif(not shutil.which("script"), reason="needs util-linux `script` for a pseudo-terminal")

@@ -86,3 +86,62 @@ def test_an_artifacts_folder_that_cannot_be_one_is_one_line(tmp_path):
         assert result.returncode == 2 and result.stderr.strip() == (
             "sptui: error: artifacts folder /proc/nope: cannot make it (No such file or directory); give "
             "--artifacts DIR or set SPTUI_ARTIFACTS")
+
+
+def test_ls_lists_newest_first_with_filters_states_and_a_limit(artifacts):
+    text = tms_job("grid-a", seeds=(1,)) + tms_job("grid-b", seeds=(2,)) + tms_job("other", seeds=(3,))
+    with Queue(artifacts) as q:
+        a, b, other = q.submit(parse_text(text, "t.toml"))
+        (waits,) = q.submit(parse_text(tms_job("after-b", seeds=(4,)) + f'after = ["{b.run_id}"]\n', "t.toml"))
+        q.claim(*own_identity())
+        q.finish(a.id, "failed", error="boom")
+
+    def ids(*args: str) -> list[str]:
+        out = sptui("ls", *args, root=artifacts, check=True).stdout.splitlines()
+        return [line.split()[1] for line in out[1:]]
+
+    assert ids() == [waits.run_id, other.run_id, b.run_id, a.run_id]  # newest first
+    assert ids("--limit", "2") == [waits.run_id, other.run_id]  # the newest two
+    assert ids("GRID") == [b.run_id, a.run_id]  # a word: in the run id, name, kind or job file, any case
+    assert ids("grid", "b") == [b.run_id]  # every word must match
+    assert ids("--state", "failed", "--state", "waiting") == [waits.run_id, a.run_id]
+    assert ids("--state", "queued", "--limit", "1") == [waits.run_id]  # a waiting job is queued too
+    listed = sptui("ls", "--json", root=artifacts, check=True).stdout
+    assert len(listed.splitlines()) == 6  # "[", one run a line, "]": grep finds a run's whole record
+    rows = json.loads(listed)
+    assert [r["run_id"] for r in rows] == ids() and rows[0]["waiting"] == f"waiting for {b.run_id}"
+    assert sptui("ls", "nothing-like-this", root=artifacts, check=True).stdout.startswith("no runs match")
+    assert json.loads(sptui("ls", "--json", "--state", "running", root=artifacts, check=True).stdout) == []
+    bad = sptui("ls", "--state", "done", root=artifacts)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no state 'done'; states are queued" in bad.stderr
+    assert sptui("ls", "--limit", "0", root=artifacts).returncode == 2
+
+
+def test_listings_fit_a_terminal_and_stay_whole_in_a_pipe():
+    from sptui.listing import Column, table_lines
+
+    columns = [Column("id", right=True), Column("run id", shrink=True), Column("state")]
+    rows = [["7", "0007-a-rather-long-run-id", ("failed", "red")], ["12", "0012-b", "queued"]]
+    assert list(table_lines(columns, rows)) == [
+        "id  run id                     state", " 7  0007-a-rather-long-run-id  failed", "12  0012-b                     queued"]
+    narrow = list(table_lines(columns, rows, width=24))  # a terminal: the shrinkable column gives way
+    assert narrow == ["id  run id        state", " 7  0007-a-rath…  failed", "12  0012-b        queued"]
+    assert all(len(line) <= 24 for line in narrow)
+    coloured = list(table_lines(columns, rows, width=None, colour=True))
+    assert coloured[1] == " 7  0007-a-rather-long-run-id  \x1b[31mfailed\x1b[0m"  # padding outside the colour
+
+
+def test_commands_that_list_things_speak_json(artifacts, tmp_path):
+    kinds = json.loads(sptui("kinds", "--json", root=artifacts, check=True).stdout)
+    assert {"tms", "sae", "lm"} <= {k["kind"] for k in kinds}
+    tms = json.loads(sptui("kinds", "tms", "--json", root=artifacts, check=True).stdout)
+    dropout = [p for p in tms["params"] if p["name"] == "dropout"][0]
+    assert dropout["default"] == 0.0 and dropout["batched_in_sweeps"] is True
+    with Queue(artifacts) as q:
+        a, b = q.submit(parse_text(tms_job("a", seeds=(1,)) + tms_job("b", seeds=(2,)) + 'after = ["a"]\n', "t.toml"))
+    cancelled = json.loads(sptui("cancel", "--json", a.run_id, root=artifacts, check=True).stdout)
+    assert cancelled == [{"run_id": a.run_id, "state": "cancelled", "what": "cancelled", "because_of": None},
+                         {"run_id": b.run_id, "state": "cancelled", "what": "cancelled with it", "because_of": a.run_id}]
+    requeued = json.loads(sptui("requeue", "--json", a.run_id, root=artifacts, check=True).stdout)
+    assert [(r["run_id"], r["state"], r["waiting"]) for r in requeued] == [
+        (a.run_id, "queued", None), (b.run_id, "queued", f"waiting for {a.run_id}")]

@@ -350,6 +350,29 @@ async def test_the_apps_queue_shows_what_a_job_waits_for_and_the_chain_a_cancel_
         assert str(table.get_cell(str(b.id), "state")) == "cancelled"
 
 
+async def test_the_apps_queue_sees_a_wait_end_though_only_the_run_waited_for_changed(artifacts):
+    from sptui.tui.app import SptuiApp
+
+    with Queue(artifacts) as q:
+        a, b = q.submit(specs(toy("a") + toy("b", seed=1, extra='after = ["a"]')))
+    app = SptuiApp(artifacts, poll_interval=3600.0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        table = app.screen.table
+        assert str(table.get_cell(str(b.id), "state")) == "waiting"
+        with Queue(artifacts) as q:  # b's own row does not change when a succeeds
+            assert take(q).id == a.id
+            q.finish(a.id, "succeeded")
+        app.screen.refresh_jobs()
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert str(table.get_cell(str(a.id), "state")) == "succeeded"
+        assert str(table.get_cell(str(b.id), "state")) == "queued" and str(table.get_cell(str(b.id), "progress")) == ""
+
+
 # ---------------------------------------------------------------- on a real Slurm cluster
 
 def slurm_final(root, job_id: int, timeout: float = 300):

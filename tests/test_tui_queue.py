@@ -107,11 +107,19 @@ async def test_changes_by_other_processes_appear_and_no_change_posts_nothing(art
         app.screen.refresh_jobs()
         await settle(app, pilot)
         assert len(loads) == 1  # data_version unchanged: the rows were not read again
+        with Queue(artifacts) as q:  # a worker's heartbeat commits, but no job changed: nothing is read again
+            q.register_worker(os.getpid(), "cpu", 1)
+            q.worker_heartbeat(os.getpid())
+            app.screen.refresh_jobs()
+            await settle(app, pilot)
+            assert len(loads) == 1
+            q.unregister_worker(os.getpid())
         make_jobs(artifacts, ["from-the-cli"])  # another connection commits
         app.screen.refresh_jobs()
         await settle(app, pilot)
         assert len(loads) == 2
         assert app.screen.table.row_count == 2
+        assert [j.name for j in loads[-1].jobs] == ["a", "from-the-cli"]  # the whole queue, though one row was read
 
 
 async def test_filter_and_sort(artifacts):
@@ -162,15 +170,20 @@ async def test_open_run_help_and_compare_marked_runs(artifacts):
         assert isinstance(app.screen, RunScreen) and app.screen.job.id == jobs[1].id
 
 
-async def test_a_thousand_runs_load_and_update_in_place(artifacts):
+async def test_a_thousand_runs_the_table_holds_the_newest_updates_in_place_and_the_filter_reaches_the_rest(artifacts):
+    from sptui.tui.widgets.runtable import MAX_ROWS
+
     (base,) = tms_specs(["run"])
     with Queue(artifacts) as q:  # one parsed spec, varied: parsing 1,000 job tables is not what is tested here
-        q.submit([replace(base, name=f"run-{i}", params={**base.params, "seed": 10_000 + i}) for i in range(1000)])
+        jobs = q.submit([replace(base, name=f"run-{i}", params={**base.params, "seed": 10_000 + i}) for i in range(1000)])
     app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
         table = app.screen.table
-        assert table.row_count == 1000
+        assert MAX_ROWS == 500 and table.row_count == 500  # a DataTable measures every cell: the newest 500
+        assert table.visible_ids == [j.id for j in jobs[500:]]  # in the chosen order (id)
+        summary = str(app.screen.query_one("#queue-summary").render())
+        assert "1000 runs" in summary and "showing the newest 500" in summary
         await pilot.press("ctrl+end")
         await pilot.pause()
         last = table.selected_job()
@@ -178,13 +191,22 @@ async def test_a_thousand_runs_load_and_update_in_place(artifacts):
         rebuilds = table.rebuilds
         with Queue(artifacts) as q:
             q.cancel(last.id)
+            q.cancel(jobs[700].id)
+        app.screen.refresh_jobs()
+        await settle(app, pilot)
+        assert state_cell(table, last.id) == "cancelled" and state_cell(table, jobs[700].id) == "cancelled"
+        assert table.selected_job().id == last.id  # the cursor stays on the same run
+        assert table.rebuilds == rebuilds  # two changed rows: no re-adding of the other 498
+        with Queue(artifacts) as q:
             q.submit(tms_specs(["newcomer"]))
         app.screen.refresh_jobs()
         await settle(app, pilot)
-        assert state_cell(table, last.id) == "cancelled"
-        assert table.selected_job().id == last.id  # the cursor stays on the same run
-        assert table.row_count == 1001 and str(table.get_row_at(1000)[2]) == "newcomer"
-        assert table.rebuilds == rebuilds  # a changed row and a new one: no re-adding of the other 1,000
+        assert table.row_count == 500 and str(table.get_row_at(499)[2]) == "newcomer"  # run-500 made room
+        assert table.selected_job().id == last.id
+        await pilot.press("slash", *"run-12", "enter")  # the filter reaches runs older than the newest 500
+        await pilot.pause()
+        assert [table.jobs[i].name for i in table.visible_ids] == ["run-12"] + [f"run-12{d}" for d in range(10)]
+        assert "showing the newest" not in str(app.screen.query_one("#queue-summary").render())
 
 
 async def test_start_worker_starts_one_that_outlives_the_app(artifacts):

@@ -1,7 +1,7 @@
 """The home screen: every run in the queue, with actions on the highlighted one.
 
-The queue DB is polled about once a second in a thread worker, with SQLite's cheap data_version check:
-rows are read again only when another process committed. Actions run in thread workers too, each with
+The queue DB is polled about once a second in a thread worker; only the jobs another process inserted or
+updated since the last look are read again (`Queue.jobs_changed`), so a queue of 10,000 runs polls cheaply. Actions run in thread workers too, each with
 its own connection, and post an ActionDone; the table is refreshed right after.
 """
 
@@ -53,6 +53,7 @@ class QueueScreen(Screen):
         self._poll_queue: Queue | None = None
         self._poll_lock = threading.Lock()
         self._version = -1
+        self._jobs: dict = {}  # job id -> Job, as the poller last read it (it re-reads only what changed)
         self._last_recover = 0.0
         self._last_slurm = 0.0
         self._slurm_note: str | None = None
@@ -111,7 +112,7 @@ class QueueScreen(Screen):
                 if note and note != self._slurm_note:
                     self.post_message(ActionDone(note, error=True))
                 self._slurm_note = note
-            version, changed = queue.changed_since(self._version)
+            version, changed = queue.jobs_changed(self._version)  # only the jobs that moved: cheap at 10,000 runs
             # a worker that stops answering writes nothing: its silence shows only by looking
             workers = queue.live_workers()
             seen = [(w["pid"], w["responding"]) for w in workers]
@@ -121,7 +122,8 @@ class QueueScreen(Screen):
             if not (changed or force):
                 return
             self._version = version
-            jobs = queue.list()
+            self._jobs.update((j.id, j) for j in changed)
+            jobs = list(self._jobs.values())
         self.post_message(JobsLoaded(jobs, workers))
 
     @on(WorkersChanged)
@@ -145,7 +147,9 @@ class QueueScreen(Screen):
         shown = len(self.table.visible_ids)
         summary = f"{len(self.table.jobs)} runs" + (f" ({', '.join(parts)})" if parts else "")
         if self.table.filter_text:
-            summary += f"  filter '{self.table.filter_text}': {shown} shown"
+            summary += f"  filter '{self.table.filter_text}': {self.table.matching} match"
+        if shown < self.table.matching:
+            summary += f"  showing the newest {shown} (/ filters)"
         summary += f"  sort: {self.table.ordering.label}"
         if self.table.marked:
             summary += f"  marked: {len(self.table.marked)}"

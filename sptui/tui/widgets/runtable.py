@@ -2,10 +2,13 @@
 
 A refresh that changes nothing but a few running jobs' progress touches only those cells, so a queue of
 1,000 runs costs little per tick; the table is rebuilt only when the visible set or its order changes.
+The table holds the newest MAX_ROWS runs that match the filter (in the chosen order): a DataTable measures
+every cell it is given, and a lab's queue holds tens of thousands of runs; the filter reaches the others.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass
 
@@ -14,6 +17,7 @@ from textual.widgets import DataTable
 
 from sptui.queue import Job
 
+MAX_ROWS = 500  # the newest runs matching the filter that the table holds (the summary says when there are more)
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "bold cyan", "interrupted": "yellow",
                "cancelled": "dim", "queued": "", "waiting": "magenta"}
 # (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure
@@ -103,6 +107,7 @@ class RunTable(DataTable):
         self._order: list[int] = []
         self._cells: dict[int, dict[str, object]] = {}
         self.rebuilds = 0  # full re-adds of every row (each cell re-measured): rare by design
+        self.matching = 0  # runs that match the filter; the table holds the newest MAX_ROWS of them
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -132,6 +137,9 @@ class RunTable(DataTable):
             self.marked &= set(self.jobs)
         now = now if now is not None else time.time()
         visible = [j for j in self.jobs.values() if matches(j, self.filter_text)] if self.filter_text else list(self.jobs.values())
+        self.matching = len(visible)
+        if len(visible) > MAX_ROWS:
+            visible = heapq.nlargest(MAX_ROWS, visible, key=lambda j: j.id)
         visible.sort(key=self.ordering.key, reverse=self.ordering.reverse)
         order = [j.id for j in visible]
         shown = set(self._order)
