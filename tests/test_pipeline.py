@@ -151,6 +151,41 @@ def test_the_shipped_studies_wait_for_their_own_jobs(tmp_path):
         assert waits == graph, name
 
 
+# the shipped studies at test budgets: every job of the file, the same references, a few seconds each
+SMALL = {
+    "lm": dict(d_model=32, d_mlp=128, n_heads=2, steps=20, batch_size=4, eval_every=10, eval_batches=1,
+               sample_every=20, sample_tokens=4, checkpoint_every=10),
+    "neuroscope": dict(token_budget=1500, batch_size=4),
+    "neuron-geometry": dict(methods=["greedy"], null_draws=2, two_opt_seconds=1.0),
+    "sae": dict(steps=20, batch_size=256, buffer_tokens=2048, eval_tokens=256, eval_sequences=2, log_points=2,
+                checkpoint_every=20),
+    "addition": dict(n_train=512, n_test=128, epochs=2, batch_size=128, warmup_steps=2, eval_every=4),
+    "addition-analysis": dict(animate=False),
+}
+
+
+@pytest.mark.slow  # trains a small LM, an addition model and everything that reads them (minutes on a busy machine)
+@pytest.mark.parametrize("study", ["addition_study.toml", "tinystories_study.toml"])
+def test_a_shipped_study_runs_whole_under_batch_in_dependency_order(artifacts, tmp_path, study):
+    from dataclasses import replace
+
+    file_specs = load_file(REPO / "jobs" / study)
+    small = tmp_path / study
+    small.write_text("\n".join(replace(s, params={**s.params, **SMALL[s.kind]}).to_toml() for s in file_specs))
+    result = sptui("batch", "--json", str(small), root=artifacts, timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    runs = {r["name"]: r for r in json.loads(result.stdout)}
+    assert {r["state"] for r in runs.values()} == {"succeeded"} and len(runs) == len(file_specs)
+    with Queue(artifacts) as q:
+        jobs = {j.name: j for j in q.list()}
+        for job in jobs.values():
+            for run_id, _, _ in q.needs(job.id):  # each started once what it needs had succeeded
+                needed = q.get(run_id)
+                assert needed.state == "succeeded" and job.started >= needed.finished, (job.name, run_id)
+    first = file_specs[0].name
+    assert all(q_job.started >= jobs[first].finished for name, q_job in jobs.items() if name != first)
+
+
 # ---------------------------------------------------------------- down the chain (SQLite trigger)
 
 def test_failure_and_cancellation_follow_the_chain_and_requeue_brings_it_back(artifacts):
