@@ -145,3 +145,21 @@ def test_commands_that_list_things_speak_json(artifacts, tmp_path):
     requeued = json.loads(sptui("requeue", "--json", a.run_id, root=artifacts, check=True).stdout)
     assert [(r["run_id"], r["state"], r["waiting"]) for r in requeued] == [
         (a.run_id, "queued", None), (b.run_id, "queued", f"waiting for {a.run_id}")]
+
+
+def test_one_duplicate_rule_for_submit_and_batch(artifacts, tmp_path):
+    job_file = tmp_path / "dup.toml"
+    job_file.write_text(tms_job("dup", seeds=(11,)))
+    first = sptui("submit", str(job_file), root=artifacts, check=True).stdout.split()[0]
+    for command in ("submit", "batch"):  # identical to a queued run: refused by both, in one line, nothing queued
+        refused = sptui(command, str(job_file), root=artifacts)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, (command, refused.stderr)
+        assert f'job "dup" is already in the queue as {first} (queued)' in refused.stderr and "--force" in refused.stderr
+    with Queue(artifacts) as q:
+        assert len(q.list()) == 1
+        q.claim(*own_identity())
+        q.finish(1, "succeeded")
+    again = sptui("submit", str(job_file), root=artifacts, check=True)  # identical to an ended run: a new run, said
+    assert f'note: job "dup" ran before as {first} (succeeded); queued again as a new run' in again.stderr
+    assert sptui("submit", str(job_file), root=artifacts).returncode == 2  # and that one is queued now
+    assert sptui("submit", "--force", str(job_file), root=artifacts).returncode == 0
