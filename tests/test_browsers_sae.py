@@ -81,6 +81,11 @@ def test_decoder_view_puts_each_features_matched_latent_on_the_diagonal(root):
             if m >= 0:
                 col = order.tolist().index(int(m))
                 assert cos[f, col] == pytest.approx(toy["cosines"][f, m])
+        # each feature is named with the shape its toy model put it in, each instance with the toy's geometry
+        record = view.records[i]
+        assert view.instance_label(i).endswith(" · " + record["source_geometry"])
+        for f in np.flatnonzero(represented):
+            assert f"feature {f} ({record['source_shapes'][f]}) ·" in view.describe_cosine(i, int(f), 0, 0.5)
 
 
 async def test_browser_recovery_cell_opens_the_instances_decoder(root):

@@ -86,7 +86,8 @@ class SAEView:
         r = self.records[i]
         point = {**r["grid"], **r.get("source_grid", {})}
         words = " ".join(f"{k}={label(v)}" for k, v in point.items())
-        return f"{i:>3} {words}".rstrip()
+        geometry = r.get("source_geometry")  # toy sources: the arrangement the toy model found
+        return f"{i:>3} {words}".rstrip() + (f" · {geometry}" if geometry else "")
 
     def metric_table(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows): one row per instance with its setting and every final metric."""
@@ -151,7 +152,10 @@ class SAEView:
         _, order, represented = self.cosines(i)
         latent = int(order[col])
         matched = int(t["match"][row])
-        words = f"feature {row}{'' if represented[row] else ' (not represented)'} · latent {latent} · cos {fmt(value)}"
+        shapes = self.records[i].get("source_shapes")
+        shape = f" ({shapes[row]})" if shapes and represented[row] else ""  # its shape in the toy model
+        words = (f"feature {row}{shape}{'' if represented[row] else ' (not represented)'} · latent {latent} · "
+                 f"cos {fmt(value)}")
         if matched == latent:
             words += f" · its matched latent: corr {fmt(t['feature_corr'][row])}, F1 {fmt(t['feature_f1'][row])}"
         elif matched >= 0:
