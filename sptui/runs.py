@@ -15,16 +15,19 @@ import json
 import math
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import numpy as np
-import safetensors.numpy
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sptui.errors import SptuiError
+
+if TYPE_CHECKING:
+    import numpy as np
+# numpy and safetensors are imported where arrays are read or written: `sptui ls` and `show` import this module
+# and never touch an array (numpy alone is a third of their start-up)
 
 # ---------------------------------------------------------------- atomic files
 
@@ -104,8 +107,11 @@ def _plain(obj: Any) -> Any:
         return [_plain(v) for v in obj]
     if isinstance(obj, float):  # np.float64 and other float subclasses
         return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, (np.generic, np.ndarray)) or hasattr(obj, "tolist"):  # torch tensors, without importing torch
-        return _plain(obj.tolist() if not isinstance(obj, np.generic) else obj.item())
+    numpy = sys.modules.get("numpy")  # a numpy value exists only once numpy is imported
+    if numpy is not None and isinstance(obj, numpy.generic):
+        return _plain(obj.item())
+    if hasattr(obj, "tolist"):  # numpy arrays, torch tensors (without importing torch)
+        return _plain(obj.tolist())
     if isinstance(obj, (str, int)):  # str/int subclasses (enums, np.bool_ is handled above)
         return obj
     if isinstance(obj, dict):
@@ -140,6 +146,9 @@ def read_json(path: str | Path) -> Any:
 
 def save_arrays(path: str | Path, arrays: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
     """Save numpy arrays or torch tensors as one .safetensors file, atomically."""
+    import numpy as np
+    import safetensors.numpy
+
     if any(not isinstance(v, np.ndarray) for v in arrays.values()):
         import torch  # only when the caller already works in torch
         from safetensors.torch import save as save_torch
@@ -154,6 +163,8 @@ def save_arrays(path: str | Path, arrays: dict[str, Any], metadata: dict[str, st
 
 def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """Load a .safetensors file as numpy arrays; a missing or corrupt file is a clear SptuiError."""
+    import safetensors.numpy
+
     path = Path(path)
     if not path.exists():
         raise SptuiError(f"{path}: missing")
