@@ -198,7 +198,9 @@ def cmd_validate(args, root: Path) -> int:
                 for link in found:
                     print(f"  {'':<16}   {link.describe()}")
     if args.json:
-        print(json.dumps(everything, indent=2))
+        from sptui.listing import print_json_list
+
+        print_json_list(everything)
     return 0
 
 
@@ -231,8 +233,10 @@ def cmd_submit(args, root: Path) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{"id": j.id, "run_id": j.run_id, "name": j.name, "kind": j.kind, "slurm_job_id": j.slurm_job_id}
-                          for j in jobs]))
+        from sptui.listing import print_json_list
+
+        print_json_list({"id": j.id, "run_id": j.run_id, "name": j.name, "kind": j.kind, "slurm_job_id": j.slurm_job_id,
+                         "waiting": j.waiting} for j in jobs)
     else:
         for j in jobs:
             print(j.run_id + (f" (Slurm job {j.slurm_job_id})" if j.slurm_job_id else "")

@@ -54,6 +54,12 @@ def table_lines(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width
     texts = [[c if c.__class__ is str else c[0] for c in row] for row in rows]
     widths = [max([len(col.header), *map(len, cells)]) for col, cells in
               zip(columns, zip(*texts) if texts else [()] * len(columns))]
+    if width is not None and sum(widths) + len(GAP) * (len(widths) - 1) > width and texts:
+        # too wide for the terminal: first leave out the columns with nothing in them (no run has a device yet)
+        keep = [i for i in range(len(columns)) if any(row[i] for row in texts)]
+        columns, widths = [columns[i] for i in keep], [widths[i] for i in keep]
+        texts = [[row[i] for i in keep] for row in texts]
+        rows = [[row[i] for i in keep] for row in rows]
     if width is not None:
         fitted = _fit(columns, widths, width)
         for i, (w, cut) in enumerate(zip(widths, fitted)):

@@ -127,6 +127,10 @@ def test_listings_fit_a_terminal_and_stay_whole_in_a_pipe():
     narrow = list(table_lines(columns, rows, width=24))  # a terminal: the shrinkable column gives way
     assert narrow == ["id  run id        state", " 7  0007-a-rath…  failed", "12  0012-b        queued"]
     assert all(len(line) <= 24 for line in narrow)
+    with_empty = [Column("id", right=True), Column("device"), Column("run id", shrink=True)]
+    empty_rows = [["7", "", "0007-a-rather-long-run-id"]]
+    assert list(table_lines(with_empty, empty_rows, width=29)) == ["id  run id", " 7  0007-a-rather-long-run-id"]
+    assert list(table_lines(with_empty, empty_rows))[1] == " 7          0007-a-rather-long-run-id"  # a pipe keeps it
     coloured = list(table_lines(columns, rows, width=None, colour=True))
     assert coloured[1] == " 7  0007-a-rather-long-run-id  \x1b[31mfailed\x1b[0m"  # padding outside the colour
 
