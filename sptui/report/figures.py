@@ -326,12 +326,23 @@ def fig_hidden(tables: dict, path: Path, participation: Callable[[TmsTable, bool
     priv = [(m, t) for m, t in priv if t is not None]
     if not paper and not priv:
         return None
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    fig, all_axs = plt.subplots(1, 3, figsize=(16, 4), layout="constrained")
+    axs = [all_axs[0], all_axs[2]]
     if paper:
         ms = [m for m, _ in paper]
         _band(axs[0], ms, [participation(t, False) for _, t in paper], "trained basis", "#c0392b")
         _band(axs[0], ms, [participation(t, True) for _, t in paper], "randomly rotated basis", "#7f8c8d")
+        _band(all_axs[1], ms, [t.metrics["mean_feature_dim"] for _, t in paper], "mean D_i", "#c0392b")
     axs[0].set_title("paper's model (ReLU output): no privileged basis", fontsize=9)
+    ax = all_axs[1]
+    for value, text in FRACTIONS[:1] + FRACTIONS[3:4]:
+        ax.axhline(value, color="grey", lw=0.4, ls="--")
+        ax.text(1.005, value, text, fontsize=7, va="center", color="grey", transform=ax.get_yaxis_transform())
+    ax.axvline(32, color="grey", lw=0.6, ls="--")
+    ax.set_ylim(0, 1.08)
+    ax.set_title("paper's model, basis-free: superposition (D_i < 1: features share dimensions)", fontsize=9)
+    ax.set_xlabel("hidden units m (n = 32 features)", fontsize=8)
+    ax.set_ylabel("mean D_i of represented features", fontsize=8)
     if priv:
         colours = plt.get_cmap("viridis")(np.linspace(0, 0.85, 3))
         l1s = priv[0][1].values("l1_hidden")
