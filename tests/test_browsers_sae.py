@@ -101,6 +101,10 @@ async def test_browser_recovery_cell_opens_the_instances_decoder(root):
         np.testing.assert_allclose(grid.matrix, view.recovery_grid("f1", 1)[0], equal_nan=True)
         grid.focus()
         grid.goto(0, 1)  # p = 0.05, importance 1
+        await pilot.pause()
+        cell = view.records[view.recovery_grid("f1", 1)[3][0, 1]]
+        status = str(app.browser.query_one("#browser-status").render())
+        assert f"· {cell['source_geometry']}" in status  # the toy model's geometry at that cell
         await pilot.press("enter")
         await pilot.pause()
         r = view.records[app.browser.instance]

@@ -3,9 +3,11 @@
 Tabs (keys 1-4):
   1 metrics   every instance's final metrics (enter picks the instance)
   2 recovery  toy sources: a metric (m cycles MMCS, F1, corr, L0, FVU, dead) on the toy sweep's grid for one
-              SAE setting (s cycles them); enter on a cell opens that instance's decoder tab
+              SAE setting (s cycles them); the cursor's cell names the toy model's geometry; enter on a cell
+              opens that instance's decoder tab
   3 decoder   toy sources: cosine of every true feature direction (rows) with every decoder row (columns;
-              each feature's matched latent on the diagonal, then the rest), diverging around 0
+              each feature's matched latent on the diagonal, then the rest), diverging around 0; the cursor
+              names the feature's shape in its toy model (antipodal, pentagon, ...)
   4 latents   the instance's latents: firing frequency and max activation on the evaluation sample (s sorts),
               the best true feature (toy), the neuron-geometry block a latent loads on most (SAEs on an MLP
               layer); enter opens the latent's Neuroscope page when a Neuroscope run over this SAE exists
@@ -238,7 +240,9 @@ class SAEBrowser(BrowserScreen):
             _, keys, values, index = self.data.recovery_grid(self.metric, self.setting)
             i = int(index[event.row, event.col])
             where = f"{keys[0]}={values[0][event.row]}" + (f"  {keys[1]}={values[1][event.col]}" if len(keys) > 1 else "")
-            self.status(f"{where}  {self.metric} {fmt(event.value)}" + (f"  (instance {i}; enter opens it)" if i >= 0 else ""))
+            geometry = self.data.records[i].get("source_geometry") if i >= 0 else None  # the toy model's arrangement
+            self.status(f"{where}  {self.metric} {fmt(event.value)}" + (f"  · {geometry}" if geometry else "")
+                        + (f"  (instance {i}; enter opens it)" if i >= 0 else ""))
         elif event.heatmap.id == "sae-decoder":
             self.status(self.data.describe_cosine(self.instance, event.row, event.col, event.value))
 
