@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sptui.queue import Queue
-from sptui.runs import RunDir
+from sptui.runs import RunDir, slug
 
 from .helpers import REPO, sptui, start_worker, tms_job, wait_for
 
@@ -41,16 +41,22 @@ def test_batch_json_summary_and_runs_visible_to_ls(artifacts, tmp_path):
 
 
 def test_plain_progress_lines_and_summary_table_when_not_a_terminal(artifacts, tmp_path):
-    result = sptui("batch", write(tmp_path, tms_job("plain")), root=artifacts)
-    assert result.returncode == 0
-    assert "[plain] step 0/300" in result.stdout
-    assert "succeeded 0001-plain" in result.stdout
+    name = "plain-" + "long" * 15  # lines past 80 columns: a pipe gets them whole, never folded
+    env = {**os.environ, "SPTUI_ARTIFACTS": str(artifacts), "SPTUI_TORCH_THREADS": "1", "COLUMNS": "80"}
+    result = subprocess.run([sys.executable, "-m", "sptui", "batch", write(tmp_path, tms_job(name))], env=env, cwd=REPO,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"[{name}] step 0/300") for line in lines), result.stdout
+    run_id = f"0001-{slug(name)}"  # run ids keep 60 characters of the name
+    assert f"succeeded {run_id}" in lines, result.stdout
+    assert f"{run_id} tms on cpu -> {artifacts / 'runs' / run_id}" in lines, result.stdout  # ~150 characters
     table = result.stdout[result.stdout.index("sptui batch"):].splitlines()
-    # whole lines in a pipe: the run's row holds its run folder in one piece, however long
+    # the summary: the run's row holds its run folder in one piece, however long
     assert table[1].split() == ["run", "id", "name", "kind", "state", "time", "run", "dir"]
-    run_id, name, kind, state, _, run_dir = table[2].split()
-    assert (run_id, name, kind, state) == ("0001-plain", "plain", "tms", "succeeded")
-    assert run_dir == str(artifacts / "runs" / "0001-plain") and "\x1b[" not in result.stdout
+    shown_id, shown_name, kind, state, _, run_dir = table[2].split()
+    assert (shown_id, shown_name, kind, state) == (run_id, name, "tms", "succeeded")
+    assert run_dir == str(artifacts / "runs" / run_id) and "\x1b[" not in result.stdout
 
 
 @pytest.mark.skipif(not shutil.which("script"), reason="needs util-linux `script` for a pseudo-terminal")
