@@ -322,7 +322,8 @@ def _check_integer_ticks(f: _Figure, problems: list[str]) -> None:
         if _categorical(m.get_cmap()) or not hasattr(m, "get_array") or m.get_array() is None:
             continue
         data = _data_of(m)
-        if data.size > 1 and len(np.unique(data)) > 1 and np.all(np.abs(data - np.round(data)) < 1e-9):
+        # three or more distinct integers: counts (0s and 1s alone may be a ratio at its ends, e.g. a Jaccard index)
+        if data.size > 1 and len(np.unique(data)) > 2 and np.all(np.abs(data - np.round(data)) < 1e-9):
             axis = bar.ax.yaxis if bar.orientation == "vertical" else bar.ax.xaxis
             if axis.get_scale() == "linear":
                 bad = _fractional_ticks(axis)

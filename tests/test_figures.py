@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from sptui.kinds import load_kind  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
@@ -108,3 +109,29 @@ def test_toy_model_grid_figures_are_fit_for_a_paper(tmp_path):
     assert {"wtw_bias.png", "feature_norms.png", "geometry_2d.png", "training.png", "sweep.png",
             "dims_per_feature.png"} <= set(problems)
     assert_clean(problems)
+
+
+# ---------------------------------------------------------------- every other kind (slow: each trains or scans)
+
+ADDITION = dict(n_digits=2, n_train=400, n_test=100, n_heads=4, d_model=32, batch_size=50, epochs=4, lr=3e-3,
+                log_every=8, eval_every=8, checkpoint_every=16)
+
+
+@pytest.fixture(scope="module")
+def artifacts_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("figures")
+
+
+@pytest.mark.slow
+def test_addition_figures_are_fit_for_a_paper(artifacts_root):
+    run = run_kind("addition", ADDITION, artifacts_root, name="add")
+    problems = drawn(run, "addition")
+    assert {"curves.png", "ablation_heads.png", "attention_mean.png", "projection_q.png", "head_2.png"} <= set(problems) \
+        or {"curves.png", "ablation_heads.png", "attention_mean.png", "projection_q.png"} <= set(problems)
+    assert_clean(problems)
+
+
+@pytest.mark.slow
+def test_batched_addition_figures_are_fit_for_a_paper(artifacts_root):
+    run = run_kind("addition", {**ADDITION, "epochs": 2}, artifacts_root, sweep={"seed": [0, 1]}, name="add-seeds")
+    assert_clean(drawn(run, "addition"))

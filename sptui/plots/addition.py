@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sptui.plots.save import save_figure
-from sptui.render.colormap import DIVERGING
+from sptui.render.colormap import DIVERGING, SEQUENTIAL
 from sptui.runs import atomic_output
 
 SEGMENT_COLOURS = {"a": "tab:blue", "b": "tab:orange", "sum": "tab:green"}
@@ -35,8 +35,55 @@ def segment(pos: int, n_digits: int) -> str:
 
 # ------------------------------------------------------------------ projections
 
-def draw_qkv(ax, points: np.ndarray, n_digits: int, label_digits: bool = True) -> None:
-    """points [n_ctx, d_vocab, 2] of one head and one of q/k/v."""
+DIGIT_MAP = "viridis"  # digit 0..9 along the sequential map, one colour bar says which is which
+
+
+def position_labels(n_digits: int) -> list[str]:
+    """Input positions by role: a0.. (operand a, least significant first), b0.., then s0..sn (answer positions,
+    each holding `=` and predicting that digit of the sum)."""
+    return ([f"a{i}" for i in range(n_digits)] + [f"b{i}" for i in range(n_digits)]
+            + [f"s{i}" for i in range(n_digits + 1)])
+
+
+def _digit_norm():
+    import matplotlib
+
+    return matplotlib.colors.BoundaryNorm(np.arange(11) - 0.5, 10)
+
+
+def _digit_colourbar(fig, axes, label: str = "digit"):
+    """One colour bar with a band per digit 0..9, for panels that colour points by digit."""
+    import matplotlib
+
+    plt = _plt()
+    mappable = matplotlib.cm.ScalarMappable(norm=_digit_norm(), cmap=plt.get_cmap(DIGIT_MAP, 10))
+    bar = fig.colorbar(mappable, ax=axes, ticks=range(10), aspect=30, shrink=0.8)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+    return bar
+
+
+def _segment_legend(fig, o: bool = False):
+    import matplotlib
+
+    if o:
+        handles = [matplotlib.lines.Line2D([], [], color="0.4", lw=0.8, label="output digits 0-9 in order")]
+    else:
+        handles = [matplotlib.lines.Line2D([], [], color=SEGMENT_COLOURS[k], lw=1, label=text) for k, text in
+                   (("a", "operand a: a ring 0-9 per position"), ("b", "operand b: a ring 0-9 per position"))]
+        handles.append(matplotlib.lines.Line2D([], [], color=SEGMENT_COLOURS["sum"], ls="", marker="x", ms=4,
+                                               label="`=` at the answer positions"))
+    wide = fig.get_figwidth() >= 9  # three entries side by side need ~7 in at 8 pt
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if wide else 1, fontsize=8,
+               frameon=False)
+
+
+def draw_qkv(ax, points: np.ndarray, n_digits: int, size: float = 6) -> None:
+    """points [n_ctx, d_vocab, 2] of one head and one of q/k/v: per operand position the ten digits as a closed
+    polygon 0 -> 9 -> 0 in the segment's colour, the points coloured by digit; `=` at the answer positions as
+    markers only (lines to them would dominate the panel and join points that are no sequence)."""
+    plt = _plt()
+    cmap = plt.get_cmap(DIGIT_MAP, 10)
     for name, positions in (("a", range(n_digits)), ("b", range(n_digits, 2 * n_digits))):
         colour = SEGMENT_COLOURS[name]
         # all of a segment's polygons as one line, broken by NaN rows (few artists keep drawing fast)
@@ -44,33 +91,41 @@ def draw_qkv(ax, points: np.ndarray, n_digits: int, label_digits: bool = True) -
         ring = np.vstack(rings)
         ax.plot(ring[:, 0], ring[:, 1], "-", color=colour, lw=0.7, alpha=0.8)
         dots = points[list(positions), :10].reshape(-1, 2)
-        ax.scatter(dots[:, 0], dots[:, 1], s=4, color=colour)
-        if label_digits:
-            first = positions[0]
-            for t in range(10):
-                ax.annotate(str(t), points[first, t], fontsize=5, color=colour)
+        digits = np.tile(np.arange(10), len(positions))
+        ax.scatter(dots[:, 0], dots[:, 1], s=size, c=digits, cmap=cmap, norm=_digit_norm(), zorder=3, lw=0)
     ans = points[2 * n_digits:, 10]  # `=` at every answer position
-    ax.plot(ans[:, 0], ans[:, 1], "o-", color=SEGMENT_COLOURS["sum"], ms=2.5, lw=0.8)
+    ax.scatter(ans[:, 0], ans[:, 1], marker="x", color=SEGMENT_COLOURS["sum"], s=size * 2, lw=0.8, zorder=4)
 
 
-def draw_o(ax, o: np.ndarray, label_digits: bool = True) -> None:
-    """o [10, 2]: each output digit's readout direction in the head's output plane."""
+def draw_o(ax, o: np.ndarray, size: float = 8) -> None:
+    """o [10, 2]: each output digit's readout direction in the head's output plane, coloured by digit."""
+    plt = _plt()
     ring = o[list(range(10)) + [0]]
-    ax.plot(ring[:, 0], ring[:, 1], "-", color="tab:purple", lw=0.8)
-    ax.scatter(o[:, 0], o[:, 1], s=5, color="tab:purple")
+    ax.plot(ring[:, 0], ring[:, 1], "-", color="0.4", lw=0.8)
+    ax.scatter(o[:, 0], o[:, 1], s=size, c=np.arange(10), cmap=plt.get_cmap(DIGIT_MAP, 10), norm=_digit_norm(),
+               zorder=3, lw=0)
     ax.scatter([0], [0], marker="+", color="grey", s=12)
-    if label_digits:
-        for c in range(10):
-            ax.annotate(str(c), o[c], fontsize=5, color="tab:purple")
 
 
-def _square(ax, ticks: bool = True) -> None:
+def _square(ax, ticks: bool = True, name: str = "") -> None:
+    import matplotlib.ticker
+
     ax.set_aspect("equal", adjustable="datalim")
     if ticks:
-        ax.tick_params(labelsize=4)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel(f"{name} dim 0", fontsize=8)
+        ax.set_ylabel(f"{name} dim 1", fontsize=8)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     else:  # sheets of many panels: tick labels cost most of the drawing time and say little
         ax.set_xticks([])
         ax.set_yticks([])
+
+
+def _sheet_size(rows: int, cols: int, panel: float) -> tuple[float, float]:
+    """A sheet of panels with room for its colour bar, legend and title; at least 6.5 in wide so the legend and
+    title of a few-head model fit on one line."""
+    return max(6.5, cols * panel + 1.0), rows * panel + (1.4 if cols * panel + 1.0 < 6.5 else 1.0)
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -83,60 +138,68 @@ def projection_sheet(proj: dict[str, np.ndarray], which: str, n_digits: int, pat
     plt = _plt()
     H = proj["o"].shape[0]
     rows, cols = _grid(H)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 1.9))
-    for h, ax in enumerate(np.atleast_1d(axes).ravel()):
+    fig, axes = plt.subplots(rows, cols, figsize=_sheet_size(rows, cols, 1.5), squeeze=False, layout="constrained")
+    for h, ax in enumerate(axes.ravel()):
         if h >= H:
             ax.axis("off")
             continue
         if which == "o":
-            draw_o(ax, proj["o"][h], label_digits=False)
+            draw_o(ax, proj["o"][h])
         else:
-            draw_qkv(ax, proj[which][h], n_digits, label_digits=False)
-        ax.set_title(f"head {h}", fontsize=6)
+            draw_qkv(ax, proj[which][h], n_digits)
+        ax.set_title(f"head {h}", fontsize=8, pad=2)
         _square(ax, ticks=False)
-    fig.suptitle(title or f"{which.upper()} per head (blue: a digits, orange: b digits, green: `=` at answers)", fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.1, hspace=0.25)
+    _digit_colourbar(fig, axes.ravel().tolist(), "output digit" if which == "o" else "input digit")
+    _segment_legend(fig, o=which == "o")
+    what = ("O: W_O[h] @ W_U, each output digit's direction in the head's output plane" if which == "o"
+            else f"{which.upper()} per head, in its 2-D space")
+    fig.suptitle(title or what, fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 
 def head_detail_figure(proj: dict[str, np.ndarray], head: int, n_digits: int, ablation: np.ndarray | None = None, title: str = ""):
     """One head: Q, K, V polygons, O directions, digit trajectories across positions, and its ablation map."""
     plt = _plt()
-    fig, axes = plt.subplots(2, 4, figsize=(13, 6.5))
-    for i, name in enumerate(("q", "k", "v")):
+    fig, axes = plt.subplots(2, 4, figsize=(11, 6), layout="constrained")
+    for i, which in enumerate(("q", "k", "v")):
         ax = axes[0, i]
-        draw_qkv(ax, proj[name][head], n_digits)
-        ax.set_title(f"{name.upper()}: 10 digits per position", fontsize=8)
-        _square(ax)
+        draw_qkv(ax, proj[which][head], n_digits, size=12)
+        ax.set_title(f"{which.upper()}: 10 digits per position", fontsize=9)
+        _square(ax, name=which.upper())
         ax = axes[1, i]
-        pts = proj[name][head]
-        # one digit across the operand positions (grey path), its points coloured by segment
+        pts = proj[which][head]
+        # one digit across the operand positions (grey path), its points coloured by digit, segments by marker
         paths = np.vstack([np.vstack([pts[:2 * n_digits, t], [np.nan, np.nan]]) for t in range(10)])
         ax.plot(paths[:, 0], paths[:, 1], "-", color="0.75", lw=0.5)
-        for name, positions in (("a", slice(0, n_digits)), ("b", slice(n_digits, 2 * n_digits))):
+        for positions, marker in ((slice(0, n_digits), "o"), (slice(n_digits, 2 * n_digits), "s")):
             dots = pts[positions, :10].reshape(-1, 2)
-            ax.scatter(dots[:, 0], dots[:, 1], s=6, color=SEGMENT_COLOURS[name])
-        for t in range(10):
-            ax.annotate(str(t), pts[0, t], fontsize=6)
+            ax.scatter(dots[:, 0], dots[:, 1], s=12, c=np.tile(np.arange(10), dots.shape[0] // 10),
+                       cmap=plt.get_cmap(DIGIT_MAP, 10), norm=_digit_norm(), marker=marker, lw=0, zorder=3)
         ans = pts[2 * n_digits:, 10]
-        ax.plot(ans[:, 0], ans[:, 1], "o-", color=SEGMENT_COLOURS["sum"], ms=2.5, lw=0.8)
-        ax.set_title(f"{name.upper()}: each digit across positions", fontsize=8)
-        _square(ax)
-    draw_o(axes[0, 3], proj["o"][head])
-    axes[0, 3].set_title("O: W_O[h] @ W_U, one point per output digit", fontsize=8)
-    _square(axes[0, 3])
+        ax.scatter(ans[:, 0], ans[:, 1], marker="x", color=SEGMENT_COLOURS["sum"], s=20, lw=0.8, zorder=4)
+        ax.set_title(f"{which.upper()}: each digit across positions\n(circles a, squares b)", fontsize=9)
+        _square(ax, name=which.upper())
+    draw_o(axes[0, 3], proj["o"][head], size=14)
+    axes[0, 3].set_title("O: W_O[h] @ W_U per output digit", fontsize=9)
+    _square(axes[0, 3], name="O")
     ax = axes[1, 3]
     if ablation is not None:
         lim = float(np.abs(ablation).max()) or 1.0
         im = ax.imshow(ablation, cmap=DIVERGING, vmin=-lim, vmax=lim)
-        ax.set_xlabel("b (position n)", fontsize=7)
-        ax.set_ylabel("a (position 0)", fontsize=7)
-        ax.set_title("correct logit, only this head kept", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_xlabel("b (position n)", fontsize=8)
+        ax.set_ylabel("a (position 0)", fontsize=8)
+        ax.set_xticks(range(0, 10, 3))
+        ax.set_yticks(range(0, 10, 3))
+        ax.tick_params(labelsize=8)
+        ax.set_title("correct logit, only this head kept", fontsize=9)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046)
+        bar.set_label("logit", fontsize=8)
+        bar.ax.tick_params(labelsize=8)
     else:
         ax.axis("off")
+    _digit_colourbar(fig, axes[:, :3].ravel().tolist())
+    _segment_legend(fig)
     fig.suptitle(title or f"head {head}", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -166,7 +229,7 @@ def projection_gif(frames: list[tuple[int, dict[str, np.ndarray]]], head: int, n
                 if name == "o":
                     draw_o(ax, proj["o"][head])
                 else:
-                    draw_qkv(ax, proj[name][head], n_digits)
+                    draw_qkv(ax, proj[name][head], n_digits, size=8)
                 ax.set_xlim(limits[name][0][0], limits[name][1][0])
                 ax.set_ylim(limits[name][0][1], limits[name][1][1])
                 ax.set_title(name.upper(), fontsize=8)
@@ -179,14 +242,26 @@ def projection_gif(frames: list[tuple[int, dict[str, np.ndarray]]], head: int, n
 
 # ------------------------------------------------------------------ ablation
 
+def _digit_ticks(ax, left: bool, bottom: bool) -> None:
+    """0..9 on a 10 x 10 (a, b) map at the sheet's edges: every other digit, so they stay apart when printed."""
+    ax.set_xticks(range(0, 10, 3) if bottom else [])
+    ax.set_yticks(range(0, 10, 3) if left else [])
+    ax.tick_params(labelsize=8, length=2, pad=1)
+    if bottom:
+        ax.set_xlabel("b", fontsize=8, labelpad=1)
+    if left:
+        ax.set_ylabel("a", fontsize=8, labelpad=1)
+
+
 def ablation_sheet(per_head: np.ndarray, baseline: np.ndarray, path: Path, per_head_win: np.ndarray | None = None) -> Path:
     """The correct digit's logit for every (a, b) with one head kept, every head, plus the all-ablated baseline."""
     plt = _plt()
     H = per_head.shape[0]
     rows, cols = _grid(H + 1)
     lim = float(np.abs(np.concatenate([per_head.ravel(), baseline.ravel()])).max()) or 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 1.8))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+    fig, axes = plt.subplots(rows, cols, figsize=_sheet_size(rows, cols, 1.5), squeeze=False, layout="constrained")
+    flat = axes.ravel()
+    for i, ax in enumerate(flat):
         if i > H:
             ax.axis("off")
             continue
@@ -195,32 +270,41 @@ def ablation_sheet(per_head: np.ndarray, baseline: np.ndarray, path: Path, per_h
         if i < H and per_head_win is not None:
             ys, xs = np.nonzero(per_head_win[i])
             ax.scatter(xs, ys, s=1.5, color="black")
-        ax.set_title(f"head {i}" if i < H else "all ablated", fontsize=6)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("correct digit's logit at the first answer position, one head kept "
-                 "(rows a at position 0, columns b at position n; dots: correct digit wins)", fontsize=8)
-    fig.colorbar(im, ax=list(np.atleast_1d(axes).ravel()), fraction=0.02)
+        ax.set_title(f"head {i}" if i < H else "all ablated", fontsize=8, pad=2)
+        r, c = divmod(i, cols)
+        _digit_ticks(ax, left=c == 0, bottom=r == rows - 1 or i + cols > H)
+    bar = fig.colorbar(im, ax=flat.tolist(), aspect=30, shrink=0.8)
+    bar.set_label("correct digit's logit", fontsize=8)
+    fig.suptitle("correct digit's logit at the first answer position, one head kept\n"
+                 "(a at position 0, b at position n; dots: the correct digit wins)", fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 
 def ablation_summary(ablation: dict[str, np.ndarray], path: Path) -> Path:
     plt = _plt()
-    panels = [("full", "correct logit, full model", "viridis"),
-              ("heads_positive", "heads raising the correct logit", "viridis"),
-              ("heads_negative", "heads lowering it", "viridis"),
-              ("heads_needed", "heads needed to win (greedy; -1 never)", "magma")]
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
-    for ax, (key, title, cmap) in zip(axes, panels):
+    import matplotlib.ticker
+
+    panels = [("full", "correct logit, full model", "logit"),
+              ("heads_positive", "heads raising the correct logit", "heads"),
+              ("heads_negative", "heads lowering it", "heads"),
+              ("heads_needed", "heads needed to win\n(greedy; -1: never)", "heads")]
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 6.6), layout="constrained")
+    for ax, (key, title, unit) in zip(axes.ravel(), panels):
         grid = ablation[key]
-        im = ax.imshow(grid, cmap=cmap)
-        for (a, b), value in np.ndenumerate(grid):
-            ax.text(b, a, f"{value:.0f}" if key != "full" else f"{value:.1f}", ha="center", va="center", fontsize=5, color="white")
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("b", fontsize=7)
-        ax.set_ylabel("a", fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    return save_figure(fig, path, dpi=110, tight=True)
+        im = ax.imshow(grid, cmap=SEQUENTIAL)
+        if grid.size <= 100:  # the counts, written in: the colour bar alone can't say 3 from 4
+            for (a, b), value in np.ndenumerate(grid):
+                ax.text(b, a, f"{value:.0f}" if key != "full" else f"{value:.1f}", ha="center", va="center",
+                        fontsize=6 if key == "full" else 7,
+                        color="black" if im.norm(value) > 0.6 else "white")
+        ax.set_title(title, fontsize=9)
+        _digit_ticks(ax, left=True, bottom=True)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046)
+        bar.set_label(unit, fontsize=8)
+        bar.ax.tick_params(labelsize=8)
+        if key != "full":
+            bar.locator = matplotlib.ticker.MaxNLocator(integer=True)  # head counts
+    return save_figure(fig, path, dpi=110)
 
 
 def contribution_map(contribution: np.ndarray, path: Path) -> Path:
@@ -229,69 +313,93 @@ def contribution_map(contribution: np.ndarray, path: Path) -> Path:
     H = contribution.shape[0]
     flat = contribution.reshape(H, 100)
     lim = float(np.abs(flat).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(14, 0.18 * H + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.14 * H + 2.0), layout="constrained")
     im = ax.imshow(flat, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
-    ax.set_xticks(np.arange(0, 100, 10) + 4.5, [f"a={a}, b=0..9" for a in range(10)], fontsize=6)
+    ax.set_xticks(np.arange(0, 100, 10) + 4.5, [f"a={a}" for a in range(10)], fontsize=8)
+    ax.set_xlabel("(a, b): a block of ten per a, b = 0..9 within it", fontsize=8)
     for edge in range(10, 100, 10):
         ax.axvline(edge - 0.5, color="0.5", lw=0.4)
-    ax.set_yticks(range(H), [str(h) for h in range(H)], fontsize=5)
-    ax.set_ylabel("head")
+    step = max(1, int(np.ceil(H / 16)))
+    ax.set_yticks(range(0, H, step), [str(h) for h in range(0, H, step)], fontsize=8)
+    ax.set_ylabel("head", fontsize=8)
     ax.set_title("each head's own effect on the correct digit's logit (kept alone minus all ablated)", fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.02)
-    return save_figure(fig, path, dpi=110, bbox_inches="tight")
+    bar = fig.colorbar(im, ax=ax, fraction=0.02)
+    bar.set_label("logit change", fontsize=8)
+    return save_figure(fig, path, dpi=110)
 
 
 # ------------------------------------------------------------------ attention patterns and curves
 
 def pattern_sheet(patterns: np.ndarray, n_digits: int, path: Path, title: str) -> Path:
-    """patterns [H, query, key], every head."""
+    """patterns [H, query, key], every head, on one colour scale 0..1 with the positions named on the edges."""
     plt = _plt()
     H = patterns.shape[0]
     rows, cols = _grid(H)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.8, rows * 1.8))
-    for h, ax in enumerate(np.atleast_1d(axes).ravel()):
+    names = position_labels(n_digits)[: patterns.shape[-1]]
+    fig, axes = plt.subplots(rows, cols, figsize=_sheet_size(rows, cols, 1.6), squeeze=False, layout="constrained")
+    flat = axes.ravel()
+    image = None
+    for h, ax in enumerate(flat):
         if h >= H:
             ax.axis("off")
             continue
-        ax.imshow(patterns[h], cmap="Blues", vmin=0, vmax=1)
+        image = ax.imshow(patterns[h], cmap=SEQUENTIAL, vmin=0, vmax=1)
         for edge in (n_digits - 0.5, 2 * n_digits - 0.5):
-            ax.axvline(edge, color="0.6", lw=0.4)
-            ax.axhline(edge, color="0.6", lw=0.4)
-        ax.set_title(f"head {h}", fontsize=6)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title + " (rows: query position, columns: key position)", fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.93, wspace=0.1, hspace=0.25)
+            ax.axvline(edge, color="white", lw=0.5)
+            ax.axhline(edge, color="white", lw=0.5)
+        ax.set_title(f"head {h}", fontsize=8, pad=2)
+        r, c = divmod(h, cols)
+        left, bottom = c == 0, r == rows - 1 or h + cols >= H
+        ax.set_xticks(range(len(names)) if bottom else [], names if bottom else [], fontsize=8, rotation=90)
+        ax.set_yticks(range(len(names)) if left else [], names if left else [], fontsize=8)
+        ax.tick_params(length=1.5, pad=1)
+        if bottom:
+            ax.set_xlabel("key", fontsize=8, labelpad=1)
+        if left:
+            ax.set_ylabel("query", fontsize=8, labelpad=1)
+    bar = fig.colorbar(image, ax=flat.tolist(), aspect=30, shrink=0.8)
+    bar.set_label("attention weight", fontsize=8)
+    fig.suptitle(f"{title}\n(a: operand a, b: operand b, s: answer positions; least significant digit first)", fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 
 def curves(metrics: list[dict], path: Path) -> Path | None:
+    from sptui.plots.curves import step_axis
+
     plt = _plt()
     train = [m for m in metrics if m.get("split") == "train" and "loss" in m]
     test = [m for m in metrics if m.get("split") == "test" and "loss" in m]
     if not train and not test:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), layout="constrained")
+    steps_seen = []
     for rows, label, style in ((train, "train", "-"), (test, "test", "o-")):
         if not rows:
             continue
-        steps = [max(m["step"], 1) for m in rows]
-        axes[0].plot(steps, [m["loss"] for m in rows], style, ms=2, label=label)
-        axes[1].plot(steps, [m["acc"] for m in rows], style, ms=2, label=f"{label} per digit")
-        axes[1].plot(steps, [m["exact"] for m in rows], style, ms=2, alpha=0.6, label=f"{label} exact match")
+        steps = [m["step"] for m in rows]
+        steps_seen += steps
+        axes[0].plot(steps, [m["loss"] for m in rows], style, ms=2.5, label=label)
+        axes[1].plot(steps, [m["acc"] for m in rows], style, ms=2.5, label=f"{label} per digit")
+        axes[1].plot(steps, [m["exact"] for m in rows], style, ms=2.5, alpha=0.6, label=f"{label} exact match")
     if test:
         positions = sorted(k for k in test[0] if k.startswith("acc_pos_"))
         for key in positions:
-            axes[2].plot([max(m["step"], 1) for m in test], [m[key] for m in test], label=key.replace("acc_pos_", "answer digit "))
+            axes[2].plot([m["step"] for m in test], [m[key] for m in test], "o-", ms=2.5,
+                         label=key.replace("acc_pos_", "answer digit "))
     axes[0].set_yscale("log")
-    axes[0].set_title("loss")
-    axes[1].set_title("accuracy")
-    axes[2].set_title("test accuracy per answer position")
+    axes[0].set_ylabel("cross-entropy loss", fontsize=9)
+    axes[1].set_ylabel("accuracy", fontsize=9)
+    axes[2].set_ylabel("test accuracy", fontsize=9)
+    axes[0].set_title("loss", fontsize=9)
+    axes[1].set_title("accuracy", fontsize=9)
+    axes[2].set_title("test accuracy per answer position", fontsize=9)
     for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("step")
-        ax.legend(fontsize=6)
-    return save_figure(fig, path, dpi=110, tight=True)
+        step_axis(ax, steps_seen)
+        ax.tick_params(which="both", labelsize=8)
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi=110)
 
 
 # ------------------------------------------------------------------ a whole run

@@ -265,6 +265,26 @@ def raw_series(records: Iterable[dict[str, Any]], metric: str) -> dict[str, tupl
     return {s: (np.array(st), np.array(rw, dtype=float)) for s, (st, rw) in by_split.items()}
 
 
+def step_axis(ax, steps) -> None:
+    """Steps on a log scale that still shows step 0: symmetric-log, linear from 0 up to the first logged step
+    (a plain log axis would put step 0 at 1 and draw a long straight segment to the first evaluation).
+    Ticks at 0 and the powers of ten past the linear part."""
+    import matplotlib.ticker
+
+    positive = [s for s in steps if s > 0]
+    first, last = (min(positive), max(positive)) if positive else (1, 10)
+    ax.set_xscale("symlog", linthresh=first, linscale=0.4)
+    ax.set_xlim(0, last * 1.05)
+    top = last * 1.05
+    ticks = [10 ** k for k in range(0, 12) if first <= 10 ** k <= top]
+    if len(ticks) < 3:  # under two decades: 1, 2, 5 x 10^k so the axis has a scale
+        ticks = [m * 10 ** k for k in range(0, 12) for m in (1, 2, 5) if first <= m * 10 ** k <= top]
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0] + ticks))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("step", fontsize=9)
+
+
 def _finish(fig, ax, metric: str, path: str | Path, title: str, log_scale: bool, legend_size: int) -> Path:
     """Axes, labels and legend shared by every curve PNG, then save."""
     if log_scale:
@@ -383,7 +403,11 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
 
     by = by if by is not None else default_group(grid)
     groups = instance_groups(grid, by)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), dpi=120, squeeze=False)
+    cols = 2 if len(panels) == 4 else len(panels)  # 2 x 2: readable when scaled to a page's width
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 2.0, 2.7 * rows + 0.4), dpi=120, squeeze=False,
+                             layout="constrained")
+    axes = axes.reshape(1, -1)
     drawn = False
     for ax, (metric, split) in zip(axes[0], panels):
         series = raw_series(records, metric).get(split)
@@ -391,7 +415,6 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
             ax.axis("off")
             continue
         steps, values = series
-        steps = np.maximum(steps, 1)
         for g, (label, cols) in enumerate(groups):
             colour = f"C{g % 10}"
             mean, lo, hi = group_band(values, cols)
@@ -400,16 +423,18 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
             ax.fill_between(steps, lo, hi, color=colour, alpha=0.18, lw=0)
             ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} (mean, min-max of {len(cols)})")
             drawn = True
-        ax.set_xscale("log")
+        step_axis(ax, steps)
         if metric == "loss":
             ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric, fontsize=9)
+        ax.tick_params(which="both", labelsize=8)
         ax.set_title(f"{metric} ({split})", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
     if not drawn:
         plt.close(fig)
         return []
+    # one legend for the panels (the same groups in each), beside them rather than over the curves
+    handles, labels = next(ax for ax in axes[0] if ax.get_lines()).get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=8, frameon=False)
     fig.suptitle(title or "instances", fontsize=10)
-    return [save_figure(fig, path, tight=True)]
+    return [save_figure(fig, path)]
