@@ -242,7 +242,7 @@ def compare_phase(ctx) -> dict[str, Any]:
         return {"ok": False, "error": "the CPU reference runs were not started"}
     ctx.reference.wait(timeout=ctx.timeout)
     if second:
-        refs = {j.kind: str(device_runs[j.name]) for j in first if j.name in device_runs}
+        refs = {j.key: str(device_runs[j.name]) for j in first if j.name in device_runs}
         ctx.write_jobs("reference-readers.toml", second, refs)
         run = sptui(ctx.work / "cpu", "batch", str(ctx.work / "reference-readers.toml"), "--json", for_device="cpu",
                     log=ctx.work / "reference.log", timeout=ctx.timeout)
@@ -253,14 +253,14 @@ def compare_phase(ctx) -> dict[str, Any]:
     for job in first + second:
         cpu, dev = cpu_runs.get(job.name, {}), device_runs.get(job.name)
         if not cpu.get("ok") or dev is None:
-            out["kinds"][job.kind] = {"ok": False, "error": f"CPU run {cpu.get('state')}: {cpu.get('error')}"
-                                      if not cpu.get("ok") else "no device run"}
+            out["kinds"][job.key] = {"ok": False, "error": f"CPU run {cpu.get('state')}: {cpu.get('error')}"
+                                     if not cpu.get("ok") else "no device run"}
             continue
         try:
             c = job.compare(Path(cpu["run_dir"]), dev)
-            out["kinds"][job.kind] = {"ok": c.ok, "rule": c.rule, **c.measured}
+            out["kinds"][job.key] = {"ok": c.ok, "rule": c.rule, **c.measured}
         except Exception as e:
-            out["kinds"][job.kind] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            out["kinds"][job.key] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
     out["ok"] = all(k["ok"] for k in out["kinds"].values())
     return out
 

