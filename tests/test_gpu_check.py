@@ -133,7 +133,8 @@ def test_the_check_fails_and_says_so_when_a_phase_fails(tmp_path):
 @pytest.mark.slow
 def test_the_full_dry_run_covers_every_kind_and_benchmark(tmp_path):
     result, report = _dry_run(tmp_path, "--quick", "--kinds", ",".join(jobs.JOBS), "--demo-steps", "200",
-                              "--benchmarks", "tms,addition,addition_batched,neuroscope,sae", timeout=3000)
+                              "--benchmarks", "tms,addition,addition_batched,neuroscope,sae", "--budget", "3000",
+                              timeout=3000)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     phases = report["phases"]
     assert phases["batch"]["demo"]["ok"]
