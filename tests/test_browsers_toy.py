@@ -269,3 +269,45 @@ async def test_feature_groups_show_their_cosines_and_colour_the_geometry(groups_
         assert "within_group_abs_cos" in app.browser.data.sweep_metrics()
         matrix, keys, _, _ = sweep_matrix(app.browser.data, "within_group_abs_cos")
         assert keys == ["feature_probability", "correlated"] and matrix.shape == (2, 2)
+
+
+MEMORIZATION_JOB = """
+[[job]]
+kind = "memorization"
+name = "tiny-memorization"
+n_features = 8
+feature_probability = 0.2
+steps = 60
+warmup_steps = 5
+eval_batch = 256
+log_points = 3
+[job.sweep]
+train_examples = [3, 20]
+seed = [0, 1]
+"""
+
+
+async def test_memorization_run_shows_training_points_beside_features(tmp_path_factory):
+    run = _run(tmp_path_factory, MEMORIZATION_JOB, "memorization")
+    records = read_json(run.results / "instances.json")
+    hidden = load_arrays(run.results / "hidden_points.safetensors")
+    model = load_arrays(run.results / "model.safetensors")
+    app = Host(browser_for("memorization", run.root))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _open(app, pilot)
+        i = next(k for k, r in enumerate(records) if r["params"]["train_examples"] == 20)
+        app.browser.select_instance(i)
+        await pilot.pause()
+        await pilot.press("2")
+        geometry = app.browser.query_one("#toy-geometry", Scatter)
+        points = [s for s in geometry.series if s.label.startswith("data point")]
+        features = [s for s in geometry.series if s.label.startswith("feature")]
+        assert len(points) == 20 and len(features) == 8
+        ends = np.array([[s.x[1], s.y[1]] for s in points])
+        h = hidden["points"][i][:20]
+        np.testing.assert_allclose(ends, h / np.linalg.norm(h, axis=-1).max(), rtol=1e-5, atol=1e-7)
+        hm = app.browser.query_one("#toy-weights", Heatmap)
+        np.testing.assert_allclose(hm.matrix[:, :8], model["W"][i] @ model["W"][i].T, rtol=1e-5, atol=1e-6)
+        assert "test_loss" in app.browser.data.sweep_metrics()
+        label = app.browser.data.instance_label(i)
+        assert "train_examples=20" in label and "max D: points" in label

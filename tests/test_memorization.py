@@ -67,3 +67,20 @@ def test_sizes_trained_together_end_where_they_end_alone():
             assert torch.allclose(w[k], alone.weights[name][0], atol=1e-6), (k, name)
     summary = together.summary()
     assert all(0 <= v <= 2 + 1e-5 for v in summary["feature_dim_sum"] + summary["point_dim_sum"])
+
+
+@pytest.mark.slow
+def test_small_sets_store_data_points_large_sets_features_and_test_loss_peaks_between():
+    """Henighan et al. 2023's qualitative result at a CPU scale (jobs/memorization.toml's memorization-cpu:
+    n = 20, m = 2, p = 0.05, weight decay 1e-2, 5,000 full-batch steps; seed 0, three of its sizes)."""
+    instances = [Mz.Instance(T, 0) for T in (3, 25, 400)]
+    settings = TrainSettings(steps=5000, warmup_steps=250, lr_schedule="cosine", eval_batch=4000)
+    trainer = Mz.MemorizationTrainer(20, 2, 0.05, instances, settings)
+    for _ in range(5000):
+        trainer.step()
+    s = trainer.summary()
+    small, middle, large = range(3)
+    assert s["point_dim_max"][small] > 0.9 and s["feature_dim_max"][small] < 0.6  # data points stored
+    assert s["point_dim_max"][large] < 0.15 and s["feature_dim_max"][large] > 0.3  # features stored
+    assert max(s["point_dim_max"][middle], s["feature_dim_max"][middle]) < 0.35  # neither
+    assert s["test_loss"][middle] > max(s["test_loss"][small], s["test_loss"][large])  # the peak

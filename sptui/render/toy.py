@@ -75,6 +75,7 @@ class ToyView:
     records: list[dict[str, Any]]
     metrics: list[dict[str, Any]]
     function: dict[str, np.ndarray] = field(default_factory=dict)
+    hidden_points: dict[str, np.ndarray] = field(default_factory=dict)  # memorization: training points in h-space
 
     @property
     def n_instances(self) -> int:
@@ -256,7 +257,37 @@ class FunctionsView(ToyView):
             {"x": axis, "y": target, "label": "target"}, {"x": axis, "y": learned, "label": "learned"}])
 
 
-VIEWS: dict[str, type[ToyView]] = {"tms": TmsView, "functions": FunctionsView}
+class MemorizationView(TmsView):
+    """The toy model on a finite training set (kind memorization): the tms views of W, and a geometry tab that
+    shows the training points' hidden vectors h_t = W^T x_t beside the features' W_i."""
+
+    kind = "memorization"
+
+    def instance_label(self, i: int) -> str:
+        m = self.records[i].get("metrics", {})
+        grid = ", ".join(f"{k}={label(v)}" for k, v in (self.records[i].get("grid") or {}).items()) or "defaults"
+        return (f"#{i} {grid}  test {fmt(number(m.get('test_loss')))}  train {fmt(number(m.get('train_loss')))}  "
+                f"max D: points {fmt(number(m.get('point_dim_max')))} features {fmt(number(m.get('feature_dim_max')))}")
+
+    def geometry(self, i: int) -> Geometry:
+        """Training points' hidden vectors (colour 1, mark "o") and feature directions (colour 0, mark "f"), m = 2,
+        each set scaled to its own largest norm so both show."""
+        W = self.weights_arrays["W"][i]
+        if W.shape[1] != 2 or "points" not in self.hidden_points:
+            return Geometry("nothing", "geometry needs m = 2 and results/hidden_points.safetensors")
+        points = self.hidden_points["points"][i][: int(self.hidden_points["count"][i])]
+        series = [Series(np.array([0.0]), np.array([0.0]), label="origin", color=5, marks=["+"])]
+        for vectors, colour, mark, what in ((points, 1, "o", "data point"), (W, 0, "f", "feature")):
+            scale = float(np.linalg.norm(vectors, axis=-1).max()) if len(vectors) else 1.0
+            for k, (x, y) in enumerate(vectors / max(scale, 1e-12)):
+                series.append(Series(np.array([0.0, x]), np.array([0.0, y]), label=f"{what} {k}", color=colour,
+                                     line=True, marks=["", mark]))
+        T = self.records[i].get("params", {}).get("train_examples", len(points))
+        return Geometry("points", f"instance {i} (T = {T}): training points' h_t = W^T x_t (o) and features' W_i (f), "
+                        "each set scaled to its largest norm", points=series, row_label="h1", col_label="h0")
+
+
+VIEWS: dict[str, type[ToyView]] = {"tms": TmsView, "functions": FunctionsView, "memorization": MemorizationView}
 
 
 def load_toy(run_dir: str | Path, kind: str) -> ToyView:
@@ -268,7 +299,8 @@ def load_toy(run_dir: str | Path, kind: str) -> ToyView:
     records = read_json(require(results / "instances.json"))
     metrics = read_metrics(Path(run_dir) / "metrics.jsonl") if (Path(run_dir) / "metrics.jsonl").exists() else []
     function = load_arrays(results / "function.safetensors") if (results / "function.safetensors").exists() else {}
-    view = VIEWS[kind](weights, records, metrics, function)
+    points = results / "hidden_points.safetensors"
+    view = VIEWS[kind](weights, records, metrics, function, load_arrays(points) if points.exists() else {})
     view.check()
     return view
 

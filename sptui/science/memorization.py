@@ -114,6 +114,18 @@ class MemorizationTrainer:
         self.step_count += 1
         return loss.detach()
 
+    def state(self) -> dict[str, Tensor]:
+        """Everything a resume needs besides the step count: the weights and the optimiser's moments (the datasets
+        and the test batch are functions of the parameters)."""
+        return {**{k: v.detach() for k, v in self.weights.items()}, **self.optimizer.state()}
+
+    def load_state(self, tensors: dict[str, Tensor], step: int) -> None:
+        with torch.no_grad():
+            for k, w in self.weights.items():
+                w.copy_(tensors[k])
+        self.optimizer.load_state(tensors, step)
+        self.step_count = step
+
     def test_batch(self) -> Float[Tensor, "rows features"]:
         """Fresh data, drawn once, the same for every instance."""
         if self._test is None:

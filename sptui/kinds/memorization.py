@@ -1,0 +1,117 @@
+"""Finite training sets: memorization and double descent in the toy model (Henighan et al. 2023; issue 20).
+
+The TMS model x' = ReLU(W^T W x + b) trained full-batch on a fixed set of `train_examples` examples; a sweep over
+`train_examples` (and seed) is ONE batched model (sptui.science.memorization). Results: results/model.safetensors
+(W [I, n, m], b [I, n]), results/hidden_points.safetensors (each instance's training points in the hidden space,
+h_t = W^T x_t, padded to the largest T: `points` [I, T_max, m] and `count` [I]), results/instances.json (train
+and test loss, the dimensionality sums and maxima of features and of data points per instance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from sptui.params import ParamError, param
+
+if TYPE_CHECKING:
+    from sptui.context import Context
+    from sptui.runs import RunDir
+
+SUMMARY = "toy model on a fixed training set of T examples (memorization vs features, double descent); sizes train batched"
+
+
+@dataclass
+class Params:
+    n_features: int = param(100, "input features n", ge=1)
+    n_hidden: int = param(2, "hidden dimensions m", ge=1)
+    feature_probability: float = param(0.05, "probability that a feature is present (1 - sparsity)", gt=0, le=1)
+    train_examples: int = param(100, "size T of the fixed training set (sweep it: one batched model)", ge=1,
+                                batchable=True)
+    seed: int = param(0, "seed of the instance's dataset and initial weights", ge=0, batchable=True)
+    steps: int = param(5000, "full-batch optimiser steps", ge=1)
+    optimizer: Literal["adamw", "adam"] = param("adamw", "adamw (decoupled weight decay) or adam")
+    lr: float = param(1e-3, "learning rate", gt=0, batchable=True)
+    weight_decay: float = param(1e-2, "weight decay", ge=0, batchable=True)
+    lr_schedule: Literal["constant", "cosine", "linear"] = param("cosine", "learning-rate schedule after warm-up")
+    warmup_steps: int = param(250, "linear warm-up steps", ge=0)
+    eval_batch: int = param(10000, "fresh test examples (drawn once)", ge=16)
+    log_points: int = param(40, "how many times metrics are logged", ge=1)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
+
+    def check(self):
+        if self.warmup_steps and self.warmup_steps >= self.steps:
+            raise ParamError("warmup_steps", f"expected fewer than steps ({self.steps}), found {self.warmup_steps}")
+
+
+def build_trainer(instances: list[Params], device="cpu"):
+    from sptui.science import memorization as Mz
+    from sptui.science.batched import TrainSettings
+
+    p = instances[0]
+    settings = TrainSettings(steps=p.steps, optimizer=p.optimizer, lr_schedule=p.lr_schedule,
+                             warmup_steps=p.warmup_steps, eval_batch=p.eval_batch)
+    return Mz.MemorizationTrainer(p.n_features, p.n_hidden, p.feature_probability,
+                                  [Mz.Instance(q.train_examples, q.seed, q.lr, q.weight_decay) for q in instances],
+                                  settings, device)
+
+
+def run(ctx: Context) -> None:
+    from sptui.science.batched import log_schedule
+
+    p = ctx.instances[0]
+    trainer = build_trainer(ctx.instances, ctx.device)
+    sizes = sorted({q.train_examples for q in ctx.instances})
+    ctx.info(f"memorization: n={p.n_features} m={p.n_hidden} p={p.feature_probability}, T in {sizes}, "
+             f"{len(ctx.instances)} instance(s), {p.steps} full-batch steps")
+    start = 0
+    ckpt = ctx.load_checkpoint()
+    if ckpt is not None:
+        trainer.load_state(ckpt.tensors, ckpt.step)
+        start = ckpt.step
+    ctx.set_total(p.steps)
+    log_at = log_schedule(p.steps, p.log_points)
+    if start == 0:
+        ctx.log(0, split="test", **trainer.summary())
+    for step in range(start, p.steps):
+        trainer.step()
+        done = step + 1
+        if done in log_at:
+            ctx.log(done, split="test", **trainer.summary())
+        if done % p.checkpoint_every == 0 and done < p.steps:
+            ctx.save_checkpoint(done, trainer.state())
+        if done % 25 == 0:
+            ctx.check_cancelled()
+    save_results(ctx, trainer)
+
+
+def save_results(ctx: Context, trainer) -> None:
+    import torch
+
+    ctx.save_arrays("model", {k: v.detach() for k, v in trainer.weights.items()})
+    points = trainer.hidden_points()
+    padded = torch.zeros(len(points), max(len(h) for h in points), trainer.m)
+    for k, h in enumerate(points):
+        padded[k, : len(h)] = h.cpu()
+    ctx.save_arrays("hidden_points", {"points": padded, "count": torch.tensor([len(h) for h in points])})
+    final = trainer.summary()
+    records = [{"instance": i, "grid": point,
+                "params": {"train_examples": q.train_examples, "seed": q.seed, "lr": q.lr, "weight_decay": q.weight_decay},
+                "metrics": {k: v[i] for k, v in final.items()}}
+               for i, (q, point) in enumerate(zip(ctx.instances, ctx.grid))]
+    ctx.save_json("instances", records)
+    ctx.info("test loss by T: " + ", ".join(f"{q.train_examples}: {v:.4g}" for q, v in zip(ctx.instances, final["test_loss"])))
+
+
+def render(run: RunDir) -> list[Path]:
+    from sptui.plots.memorization import render_run
+
+    return render_run(run)
+
+
+if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)
+    from sptui.kinds import RenderingKind
+    from sptui.kinds import memorization as _this_module
+
+    _fits: RenderingKind = _this_module

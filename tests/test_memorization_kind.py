@@ -1,0 +1,84 @@
+"""The `memorization` kind end to end (finite training sets, Henighan et al. 2023): one batched job per sweep
+over T, its results and PNGs, resume == uninterrupted, bad input as one line, the shipped job file."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sptui import runs
+from sptui.context import Hooks
+from sptui.errors import SpecError
+from sptui.kinds import load_kind
+from sptui.spec import load_file, parse_text
+from tests.helpers import KindRunError, run_kind
+
+SMALL = dict(n_features=12, feature_probability=0.1, steps=120, warmup_steps=10, eval_batch=500, log_points=4,
+             checkpoint_every=50)
+SWEEP = {"train_examples": [3, 40], "seed": [0, 1]}
+
+
+def test_a_sweep_over_sizes_is_one_batched_job_with_points_and_plots(tmp_path):
+    run = run_kind("memorization", SMALL, tmp_path, sweep=SWEEP, run_id="run")
+    records = json.loads((run.results / "instances.json").read_text())
+    assert [r["params"]["train_examples"] for r in records] == [3, 3, 40, 40]
+    hidden = runs.load_arrays(run.results / "hidden_points.safetensors")
+    assert hidden["points"].shape == (4, 40, 2) and hidden["count"].tolist() == [3, 3, 40, 40]
+    W = runs.load_arrays(run.results / "model.safetensors")["W"]
+    for r in records:
+        i = r["instance"]
+        assert set(r["metrics"]) >= {"train_loss", "test_loss", "feature_dim_sum", "point_dim_sum",
+                                     "feature_dim_max", "point_dim_max"}
+        assert 0 < r["metrics"]["point_dim_max"] <= 1 + 1e-6
+        assert not hidden["points"][i, hidden["count"][i]:].any()  # padding stays zero
+    # the saved points are what the model makes of its own dataset
+    from sptui.science import memorization as Mz
+
+    x = Mz.dataset(Mz.Instance(40, 1), 12, 0.1)
+    assert torch.allclose(x @ torch.from_numpy(W[3]), torch.from_numpy(hidden["points"][3]), atol=1e-5)
+    test_rows = [m for m in runs.read_metrics(run.metrics) if m["split"] == "test"]
+    assert [m["step"] for m in test_rows] == [0, 30, 60, 90, 120] and all(len(m["test_loss"]) == 4 for m in test_rows)
+    names = {p.name for p in load_kind("memorization").render(run)}
+    assert names == {"double_descent.png", "hidden_vectors.png"}
+    assert all((run.plots / n).stat().st_size > 5000 for n in names)
+
+
+class CancelAfter(Hooks):
+    def __init__(self, step):
+        self.step, self.seen = step, 0
+
+    def progress(self, step, total, values):
+        self.seen = max(self.seen, step)
+
+    def cancel_requested(self):
+        return self.seen >= self.step
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    whole = run_kind("memorization", SMALL, tmp_path, sweep=SWEEP, run_id="whole")
+    with pytest.raises(KindRunError, match="cancelled"):
+        run_kind("memorization", SMALL, tmp_path, sweep=SWEEP, run_id="broken", hooks=CancelAfter(75))  # checkpoint at 50
+    broken = run_kind("memorization", SMALL, tmp_path, sweep=SWEEP, run_id="broken")
+    a = runs.load_arrays(whole.results / "model.safetensors")
+    b = runs.load_arrays(broken.results / "model.safetensors")
+    for k in ("W", "b"):
+        assert torch.equal(torch.from_numpy(a[k]), torch.from_numpy(b[k])), k
+
+
+@pytest.mark.parametrize("body, message", [
+    ("train_examples = 0", "train_examples: expected a value >= 1"),
+    ("feature_probability = 0", "feature_probability: expected a value > 0"),
+    ("steps = 10\nwarmup_steps = 10", "warmup_steps: expected fewer than steps (10), found 10"),
+])
+def test_bad_parameters_are_one_line_errors(body, message):
+    with pytest.raises(SpecError) as err:
+        parse_text(f'[[job]]\nkind = "memorization"\nname = "bad"\n{body}\n', "bad.toml")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_shipped_job_file_sweeps_sizes_as_one_model():
+    specs = load_file(Path(__file__).resolve().parent.parent / "jobs" / "memorization.toml")
+    assert [s.name for s in specs] == ["memorization-cpu", "memorization-gpu"]
+    assert len(specs[0].grid()) == 20 and set(specs[0].sweep) == {"train_examples", "seed"}
+    assert specs[1].params["n_features"] == 10000 and specs[1].params["feature_probability"] == 0.001
