@@ -79,6 +79,15 @@ def compare_functions(cpu: Path, gpu: Path) -> Comparison:
                       {"loss_cpu": a, "loss_gpu": b})
 
 
+def compare_memorization(cpu: Path, gpu: Path) -> Comparison:
+    # datasets, test batch and initial weights are drawn on the CPU, so both runs train the same problems
+    a = [x["metrics"] for x in _json(cpu, "instances.json")]
+    b = [y["metrics"] for y in _json(gpu, "instances.json")]
+    gap = max(_rel(x[k], y[k]) for x, y in zip(a, b) for k in ("train_loss", "test_loss"))
+    return Comparison(gap <= 0.02, "the same datasets and start: train and test loss within 2% (relative)",
+                      {"test_cpu": [x["test_loss"] for x in a], "test_gpu": [y["test_loss"] for y in b], "gap": gap})
+
+
 def compare_tms_theory(cpu: Path, gpu: Path) -> Comparison:
     a, b = _json(cpu, "phase.json"), _json(gpu, "phase.json")
     la = [v for row in a["loss"] for v in row]
@@ -198,6 +207,11 @@ JOBS: dict[str, SmallJob] = {j.key: j for j in [
     SmallJob("functions", dict(target="abs", width=8, steps=1500, log_points=5, eval_batch=1024),
              results=("model.safetensors", "function.safetensors", "instances.json"), compare=compare_functions,
              probe=lambda n: dict(target="abs", width=8, steps=n, log_points=1, eval_batch=256, checkpoint_every=_NEVER)),
+    SmallJob("memorization", dict(n_features=20, feature_probability=0.05, steps=1500, warmup_steps=100, eval_batch=2000,
+                                  log_points=5), sweep={"train_examples": [3, 400]},
+             results=("model.safetensors", "hidden_points.safetensors", "instances.json"), compare=compare_memorization,
+             probe=lambda n: dict(n_features=20, feature_probability=0.05, steps=n, warmup_steps=0, eval_batch=500,
+                                  log_points=1, checkpoint_every=_NEVER, train_examples=400)),
     SmallJob("tms-theory", dict(n_features=2, n_hidden=1, probabilities=[1.0, 0.1, 0.01], importance_ratios=[0.5, 2.0],
                                 random_starts=1),
              results=("optima.safetensors", "phase.json"), compare=compare_tms_theory),

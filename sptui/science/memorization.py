@@ -50,9 +50,10 @@ def draw_features(rows: int, n: int, p: float, generator: torch.Generator) -> Fl
 
 
 def dataset(instance: Instance, n: int, p: float, device="cpu") -> Float[Tensor, "examples features"]:
-    """The instance's fixed training set [T, n] (a function of seed and T only)."""
-    g = stream_generator(instance.seed * 1_000_003 + instance.examples, _DATASET_STREAM, device)
-    return draw_features(instance.examples, n, p, g)
+    """The instance's fixed training set [T, n] (a function of seed and T only, drawn on the CPU so that it is the
+    same on every device)."""
+    g = stream_generator(instance.seed * 1_000_003 + instance.examples, _DATASET_STREAM, "cpu")
+    return draw_features(instance.examples, n, p, g).to(device)
 
 
 def dimensionality(vectors: Float[Tensor, "*batch k dim"]) -> Float[Tensor, "*batch k"]:
@@ -84,8 +85,8 @@ class MemorizationTrainer:
         self.sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)
         W = torch.empty(len(instances), n, m, device=self.device)
         for k, inst in enumerate(instances):  # xavier-normal as the TMS notebook, from the instance's own seed
-            g = stream_generator(inst.seed, _INIT_STREAM, self.device)
-            W[k] = torch.randn(n, m, generator=g, device=self.device) * (2 / (n + m)) ** 0.5
+            g = stream_generator(inst.seed, _INIT_STREAM, "cpu")  # the same start on every device
+            W[k] = (torch.randn(n, m, generator=g) * (2 / (n + m)) ** 0.5).to(self.device)
         self.weights = {"W": W.requires_grad_(), "b": torch.zeros(len(instances), n, device=self.device).requires_grad_()}
         self.optimizer = BatchedAdam(self.weights, torch.tensor([i.lr for i in instances], device=self.device),
                                      torch.tensor([i.weight_decay for i in instances], device=self.device),
@@ -129,8 +130,8 @@ class MemorizationTrainer:
     def test_batch(self) -> Float[Tensor, "rows features"]:
         """Fresh data, drawn once, the same for every instance."""
         if self._test is None:
-            g = stream_generator(0, _TEST_STREAM, self.device)
-            self._test = draw_features(self.settings.eval_batch, self.n, self.p, g)
+            g = stream_generator(0, _TEST_STREAM, "cpu")
+            self._test = draw_features(self.settings.eval_batch, self.n, self.p, g).to(self.device)
         return self._test
 
     @torch.no_grad()
