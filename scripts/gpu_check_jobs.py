@@ -211,7 +211,7 @@ JOBS: dict[str, SmallJob] = {j.key: j for j in [
                                   log_points=5), sweep={"train_examples": [3, 400]},
              results=("model.safetensors", "hidden_points.safetensors", "instances.json"), compare=compare_memorization,
              probe=lambda n: dict(n_features=20, feature_probability=0.05, steps=n, warmup_steps=0, eval_batch=500,
-                                  log_points=1, checkpoint_every=_NEVER, train_examples=400)),
+                                  log_points=1, checkpoint_every=_NEVER)),
     SmallJob("tms-theory", dict(n_features=2, n_hidden=1, probabilities=[1.0, 0.1, 0.01], importance_ratios=[0.5, 2.0],
                                 random_starts=1),
              results=("optima.safetensors", "phase.json"), compare=compare_tms_theory),
