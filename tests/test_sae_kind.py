@@ -92,6 +92,10 @@ def test_toy_source_contract_and_recovery(root):
         assert pentagon["features"] == 5 and pentagon["best_cosine"] > 0.99 and pentagon["f1"] > 0.7, b
         dense_shapes = set(b["shapes"]) - {"pentagon"}
         assert all(b["shapes"][s]["f1"] < 0.4 for s in dense_shapes), b
+        # the same pooling over only the toy models that hold several shapes (here: the dense one, if it does)
+        mixed = [r for r in recs if r["grid"] == b["setting"] and len(set(r["source_shapes"]) - {"unrepresented"}) > 1]
+        assert b["mixed_models"] == len(mixed) and "pentagon" not in b["shapes_in_mixed_models"]
+        assert set(b["shapes_in_mixed_models"]) == {s for r in mixed for s in r["source_shapes"]} - {"unrepresented"}
     from sptui.plots.sae import shape_recovery  # recovery.png pools the saved per-feature results the same way
 
     drawn = shape_recovery(recs, None, runs.load_arrays(run.results / "toy.safetensors"), arrays)

@@ -26,7 +26,8 @@ Results (results/):
     toy.safetensors        toy sources: true_directions [I, n, m], represented [I, n], cosines [I, n, D],
                            match, feature_corr, feature_f1, present [I, n], source_index [I]
     summary.json           the source (kind, run, model, hook, corpus), d_in, architecture, tokens trained;
-                           toy sources: recovery_by_shape (per SAE setting, recovery pooled by feature shape)
+                           toy sources: recovery_by_shape (per SAE setting, recovery pooled by feature shape,
+                           over all toy models and over those holding several shapes)
 Metrics: train (loss, mse, l0, aux per instance), test (the fixed evaluation sample: l0, fvu, mse,
 dead_fraction, dense_fraction, and mmcs, corr, f1 for toy sources; for model sources ce_loss_recovered and
 ce_loss_recovered_mean on the first `ce_log_sequences` validation sequences).
@@ -495,7 +496,10 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
 
 def _recovery_by_shape(ctx, lay: Layout, final: dict, mask, records: list[dict]) -> list[dict]:
     """Per SAE setting (sweep point), recovery of the toy models' features pooled by the shape each feature
-    has in its toy model (sae_metrics.recovery_by_shape): [{"setting": grid point, "shapes": {shape: ...}}]."""
+    has in its toy model (sae_metrics.recovery_by_shape): [{"setting": grid point, "shapes": {shape: ...},
+    "mixed_models": n, "shapes_in_mixed_models": {shape: ...}}]. Shapes go with places on the grid (dense
+    cells hold dedicated features), so the second pooling keeps only the toy models holding more than one
+    represented shape: shapes compared inside the same models."""
     from sptui.science import sae_metrics as M
 
     if not all("source_shapes" in r for r in records):
@@ -506,8 +510,13 @@ def _recovery_by_shape(ctx, lay: Layout, final: dict, mask, records: list[dict])
     out = []
     for point in sorted(set(lay.point)):
         rows = [i for i, q in enumerate(lay.point) if q == point]
-        out.append({"setting": ctx.grid[point], "shapes": M.recovery_by_shape(
-            {k: v[rows] for k, v in terms.items()}, [records[i]["source_shapes"] for i in rows])})
+        mixed = [i for i in rows if len(set(records[i]["source_shapes"]) - {"unrepresented"}) > 1]
+
+        def pooled(which: list[int]) -> dict:
+            return M.recovery_by_shape({k: v[which] for k, v in terms.items()}, [records[i]["source_shapes"] for i in which])
+
+        out.append({"setting": ctx.grid[point], "shapes": pooled(rows), "mixed_models": len(mixed),
+                    "shapes_in_mixed_models": pooled(mixed) if mixed else {}})
     return out
 
 
