@@ -2,7 +2,15 @@
 
 
 class SptuiError(Exception):
-    """A problem with the user's input or environment, shown as a single clear line."""
+    """A problem with the user's input or environment, shown as a single clear line.
+
+    The message is escaped when the error is made (sptui.names.printable): whatever user text it quotes (a
+    job name, a key, a path), printing it cannot recolour a terminal or break the line."""
+
+    def __init__(self, message: object = ""):
+        from sptui.names import printable
+
+        super().__init__(printable(message))
 
 
 class SpecError(SptuiError):

@@ -21,9 +21,12 @@ import copy
 import dataclasses
 import difflib
 import functools
+import math
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
+
+from sptui.names import char_name, shown, unsafe_char
 
 
 class ParamError(ValueError):
@@ -49,11 +52,13 @@ class RunRef:
     or_model: bool = False
 
 
-def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, batchable: bool = False,
-          ref: RunRef | None = None):
-    """A documented parameter field with optional numeric bounds (applied to every number in a list too);
+def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, max_items: int | None = None,
+          batchable: bool = False, ref: RunRef | None = None):
+    """A documented parameter field with optional numeric bounds (applied to every number in a list too) and,
+    for a list, a most number of items. Every size and count has an upper bound (`le`), shown by `sptui kinds`.
     `ref` marks a string parameter that names another run (see RunRef)."""
-    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "batchable": batchable, "ref": ref}
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "max_items": max_items, "batchable": batchable,
+            "ref": ref}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -97,7 +102,7 @@ def describe_value(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (true/false)"
     if isinstance(value, str):
-        return f'"{value}" (string)'
+        return f'"{shown(value)}" (string)'
     if isinstance(value, int):
         return f"{value} (integer)"
     if isinstance(value, float):
@@ -176,7 +181,22 @@ def _numbers(value):
             yield from _numbers(v)
 
 
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+
+
 def _check_bounds(name: str, value: Any, meta) -> None:
+    limit = meta.get("max_items")
+    if limit is not None and isinstance(value, list) and len(value) > limit:
+        raise ParamError(name, f"expected at most {limit:,} values, found {len(value):,}")
     for x in _numbers(value):
         for bound, ok, words in (
             ("ge", lambda a, b: a >= b, ">="),
@@ -186,7 +206,7 @@ def _check_bounds(name: str, value: Any, meta) -> None:
         ):
             limit = meta.get(bound)
             if limit is not None and not ok(x, limit):
-                raise ParamError(name, f"expected a value {words} {limit}, found {x}")
+                raise ParamError(name, f"expected a value {words} {_number(limit)}, found {_number(x)}")
 
 
 def closest(name: str, known: typing.Iterable[str]) -> str | None:
@@ -208,6 +228,14 @@ def check_value(cls, name: str, value: Any) -> Any:
         suggestion = f' (did you mean "{hint}"?)' if hint else ""
         raise ParamError(name, f"unknown parameter{suggestion}")
     tp = hints[name]
+    for x in _numbers(value):  # TOML reads inf and nan; no parameter means them
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ParamError(name, f"expected a finite number, found {x}")
+    for text in _strings(value):
+        bad = unsafe_char(text)
+        if bad is not None:
+            raise ParamError(name, f"a string holds {char_name(bad[1])} at position {bad[0] + 1}; job files "
+                                   "may not hold control characters or bidirectional overrides")
     try:
         value = coerce(value, tp)
     except _Mismatch:
@@ -226,12 +254,22 @@ def build(cls, raw: dict[str, Any]):
     return instance
 
 
+def with_values(instance, values: dict[str, Any]):
+    """`instance` with some fields replaced by values already checked one by one (`check_value`): only the
+    cross-field `check` runs again, which keeps a grid of thousands of points quick to validate."""
+    new = dataclasses.replace(instance, **values)
+    check = getattr(new, "check", None)
+    if check is not None:
+        check()
+    return new
+
+
 def to_dict(instance) -> dict[str, Any]:
     return dataclasses.asdict(instance)
 
 
-def describe(cls) -> list[tuple[str, str, Any, str, bool]]:
-    """(name, type, default, doc, batchable) for every parameter, for `sptui kinds` and the TUI."""
+def describe(cls) -> list[tuple[str, str, Any, str, bool, str]]:
+    """(name, type, default, doc, batchable, allowed range) for every parameter, for `sptui kinds` and the TUI."""
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
@@ -241,5 +279,19 @@ def describe(cls) -> list[tuple[str, str, Any, str, bool]]:
             default = f.default_factory()
         else:  # every parameter has a default (see `param`)
             raise TypeError(f"{cls.__name__}.{f.name} has no default")
-        rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("doc", ""), bool(f.metadata.get("batchable"))))
+        rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("doc", ""),
+                     bool(f.metadata.get("batchable")), bounds_text(f.metadata)))
     return rows
+
+
+def bounds_text(meta) -> str:
+    """The checks of a parameter in words: ">= 1, <= 100,000" (and "at most 64 values" for a list)."""
+    parts = [f"{words} {_number(meta[key])}" for key, words in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+             if meta.get(key) is not None]
+    if meta.get("max_items") is not None:
+        parts.append(f"at most {meta['max_items']:,} values")
+    return ", ".join(parts)
+
+
+def _number(x) -> str:
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10_000 else str(x)

@@ -26,6 +26,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,9 +36,11 @@ from typing import Any
 
 import tomli_w
 
+from sptui import limits
 from sptui import params as P
 from sptui.errors import SpecError
 from sptui.kinds import kind_names, load_kind
+from sptui.names import NAME_RULE, name_problem, shown
 
 JOB_KEYS = ("kind", "name", "priority", "sweep", "slurm", "instance_range", "after")
 TOP_KEYS = ("job", "slurm")
@@ -111,13 +116,37 @@ class JobSpec:
 
 def load_file(path: str | Path) -> list[JobSpec]:
     path = Path(path)
+    return parse_text(read_job_file(path), str(path))
+
+
+def read_job_file(path: Path) -> str:
+    """A job file's text, refusing before reading anything that is not a regular file (a FIFO would block,
+    /dev/zero never ends) or is over the size limit (sptui.limits)."""
+    limit = limits.JOB_FILE_BYTES.value()
     try:
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
     except FileNotFoundError:
         raise SpecError(f"{path}: no such job file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{path}: cannot read job file ({e})") from None
-    return parse_text(text, str(path))
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read job file ({e.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+                    "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "not a file")
+            raise SpecError(f"{path}: {what}, not a regular file; a job file is a TOML text file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)  # no more than the limit, even from a file that grows while read
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise SpecError(f"{path}: larger than the job-file limit of {limit:,} bytes (job files are a few KB; "
+                        f"{limits.JOB_FILE_BYTES.env} raises it)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
 
 
 def parse_text(text: str, source: str) -> list[JobSpec]:
@@ -125,6 +154,11 @@ def parse_text(text: str, source: str) -> list[JobSpec]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:  # tomllib reads nested arrays recursively
+        doc = None
+    if doc is None or limits.nesting_depth(doc) > limits.NESTING:
+        raise SpecError(f"{source}: arrays or tables nested more than {limits.NESTING} deep; a job file nests "
+                        "a few levels")
     return parse_document(doc, source)
 
 
@@ -141,6 +175,7 @@ def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
     jobs = doc.get("job")
     if not isinstance(jobs, list) or not jobs:
         raise SpecError(f"{source}: no jobs: expected one or more [[job]] tables")
+    _check_grid_size(jobs, source)
     specs: list[JobSpec] = []
     seen_names: dict[str, int] = {}
     for index, raw in enumerate(jobs, start=1):
@@ -149,6 +184,9 @@ def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
             raise SpecError(f"{where}: expected a [[job]] table, found {P.describe_value(raw)}")
         name = raw.get("name")
         if isinstance(name, str) and name:
+            problem = name_problem(name)
+            if problem:
+                raise SpecError(f'{where}: name: "{shown(name)}" {problem}; {NAME_RULE}')
             where = f'{source}: job {index} ("{name}")'
             if name in seen_names:
                 raise SpecError(f"{where}: name: duplicate job name (also job {seen_names[name]})")
@@ -228,7 +266,7 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
             spec = replace(spec, instance_range=_instance_range(raw["instance_range"], len(spec.full_grid()), where))
         for instance in spec.grid():  # every instance must be valid before anything is accepted
             try:
-                P.build(cls, {**spec.params, **instance})
+                P.with_values(base, instance)
             except P.ParamError as e:
                 raise SpecError(f"{where}{_label({**point, **instance})}: {e.key}: {e.message}") from None
         specs.append(spec)
@@ -246,6 +284,25 @@ def _instance_range(value: Any, count: int, where: str) -> tuple[int, int]:
     return start, stop
 
 
+def _check_grid_size(jobs: list, source: str) -> None:
+    """Count the model instances the sweeps make before a single value is checked: a grid of a million
+    points is refused at once, naming its size, rather than validated point by point."""
+    limit = limits.GRID.value()
+    sizes = []
+    for index, raw in enumerate(jobs, start=1):
+        sweep = raw.get("sweep") if isinstance(raw, dict) else None
+        lists = {k: len(v) for k, v in sweep.items() if isinstance(v, list)} if isinstance(sweep, dict) else {}
+        size = math.prod(lists.values())
+        sizes.append(size)
+        if size > limit:
+            factors = " x ".join(f"{shown(k, 30)} {n:,}" for k, n in lists.items())
+            raise SpecError(f"{source}: job {index}: sweep: the grid has {size:,} points ({factors}), over the "
+                            f"limit of {limit:,} model instances a job file may make ({limits.GRID.env} raises it)")
+    if sum(sizes) > limit:
+        raise SpecError(f"{source}: the sweeps of its {len(sizes)} jobs make {sum(sizes):,} model instances, over "
+                        f"the limit of {limit:,} a job file may make ({limits.GRID.env} raises it)")
+
+
 def _label(point: dict[str, Any]) -> str:
     return "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]" if point else ""
 
@@ -254,8 +311,9 @@ def describe_kind(name: str) -> str:
     """A plain-text reference of one kind's parameters."""
     module = load_kind(name)
     lines = [f"{name}: {getattr(module, 'SUMMARY', '')}", ""]
-    for pname, tname, default, doc, batchable in P.describe(module.Params):
+    for pname, tname, default, doc, batchable, bounds in P.describe(module.Params):
         flag = "  [batched in sweeps]" if batchable else ""
-        lines.append(f"  {pname} ({tname}, default {default!r}){flag}\n      {doc}")
+        checks = f"; {bounds}" if bounds else ""
+        lines.append(f"  {pname} ({tname}, default {default!r}{checks}){flag}\n      {doc}")
     return "\n".join(lines)
 

@@ -14,7 +14,8 @@ def test_kinds_lists_every_kind_and_documents_parameters(artifacts):
     for kind in ("tms", "functions"):
         assert any(line.split()[0] == kind for line in listing.splitlines() if line.strip())
     tms = sptui("kinds", "tms", root=artifacts, check=True).stdout
-    assert "dropout (number, default 0.0)  [batched in sweeps]" in tms
+    assert "dropout (number, default 0.0; >= 0, < 1)  [batched in sweeps]" in tms
+    assert "steps (integer, default 10000; >= 1, <= 10,000,000)" in tms  # every size and count has a maximum
     assert "n_hidden (integer, default" in tms and "[batched in sweeps]" not in tms.split("n_hidden")[1].splitlines()[0]
     bad = sptui("kinds", "tmz", root=artifacts)
     assert bad.returncode == 2 and 'unknown kind "tmz"' in bad.stderr

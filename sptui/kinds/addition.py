@@ -27,29 +27,33 @@ if TYPE_CHECKING:
 SUMMARY = "one-layer attention-only transformer learning n-digit addition (attention-head superposition)"
 
 
+MAX_STEPS = 10_000_000  # optimiser steps of a run: epochs x n_train / batch_size
+MAX_SNAPSHOTS = 5_000  # model snapshots kept over training
+
+
 @dataclass
 class Params:
     n_digits: int = param(6, "digits per operand (the sum has one more)", ge=1, le=9)
-    n_train: int = param(25000, "training examples (distinct pairs, disjoint from the test set)", ge=1)
-    n_test: int = param(2000, "test examples", ge=1)
+    n_train: int = param(25000, "training examples (distinct pairs, disjoint from the test set)", ge=1, le=10_000_000)
+    n_test: int = param(2000, "test examples", ge=1, le=1_000_000)
     data_seed: int = param(0, "seed for drawing the train/test pairs", ge=0, batchable=True)
     seed: int = param(0, "seed for the model's init (and the batch order unless order_seed is set)", ge=0, batchable=True)
     order_seed: int = param(-1, "seed for the batch order and the swap draws (-1: the same as seed)", ge=-1, batchable=True)
-    n_heads: int = param(32, "attention heads", ge=1)
-    d_head: int = param(2, "dimension of each head", ge=1)
-    d_model: int = param(128, "residual stream width", ge=1)
-    lr: float = param(1e-3, "AdamW learning rate (peak, after warm-up)", gt=0, batchable=True)
-    weight_decay: float = param(0.01, "AdamW weight decay", ge=0, batchable=True)
-    batch_size: int = param(256, "examples per optimizer step (last partial batch of an epoch dropped)", ge=1)
-    epochs: int = param(1000, "passes over the training set", ge=1)
+    n_heads: int = param(32, "attention heads", ge=1, le=1024)
+    d_head: int = param(2, "dimension of each head", ge=1, le=4096)
+    d_model: int = param(128, "residual stream width", ge=1, le=16_384)
+    lr: float = param(1e-3, "AdamW learning rate (peak, after warm-up)", gt=0, le=10, batchable=True)
+    weight_decay: float = param(0.01, "AdamW weight decay", ge=0, le=10, batchable=True)
+    batch_size: int = param(256, "examples per optimizer step (last partial batch of an epoch dropped)", ge=1, le=1_000_000)
+    epochs: int = param(1000, "passes over the training set", ge=1, le=1_000_000)
     schedule: Literal["cosine-epoch", "cosine-step", "constant"] = param(
         "cosine-epoch", "cosine-epoch: CosineAnnealingLR(T_max=epochs) stepped per epoch (the paper); "
         "cosine-step: linear warm-up then cosine to 0, per step; constant", batchable=True)
-    warmup_steps: int = param(0, "linear warm-up steps (cosine-step only)", ge=0, batchable=True)
-    log_every: int = param(100, "steps between train-metric lines", ge=1)
-    eval_every: int = param(1000, "steps between test-set evaluations", ge=1)
-    checkpoint_every: int = param(5000, "steps between resume checkpoints (a multiple of log_every)", ge=1)
-    snapshot_growth: float = param(1.1, "geometric growth of the snapshot schedule (0 = no snapshots)", ge=0)
+    warmup_steps: int = param(0, "linear warm-up steps (cosine-step only)", ge=0, le=10_000_000, batchable=True)
+    log_every: int = param(100, "steps between train-metric lines", ge=1, le=10_000_000)
+    eval_every: int = param(1000, "steps between test-set evaluations", ge=1, le=10_000_000)
+    checkpoint_every: int = param(5000, "steps between resume checkpoints (a multiple of log_every)", ge=1, le=10_000_000)
+    snapshot_growth: float = param(1.1, "geometric growth of the snapshot schedule (0 = no snapshots)", ge=0, le=10)
     swap_operands: bool = param(
         False, "augmentation: each epoch a seeded random half of the training pairs is fed as b + a (the same "
         "sum; a pair whose swap is a test pair is never swapped). Not in the paper's recipe", batchable=True)
@@ -73,18 +77,39 @@ class Params:
             raise ParamError("warmup_steps", f'only used with schedule = "cosine-step" (found "{self.schedule}")')
         if 0 < self.snapshot_growth <= 1:
             raise ParamError("snapshot_growth", "must be 0 (no snapshots) or > 1")
+        total = steps_per_epoch(self) * self.epochs
+        if total > MAX_STEPS:
+            raise ParamError("epochs", f"{self.epochs:,} epochs of {steps_per_epoch(self):,} steps make {total:,} "
+                                       f"optimiser steps, more than {MAX_STEPS:,}")
+        if len(snapshot_steps(total, self.snapshot_growth, most=MAX_SNAPSHOTS + 1)) > MAX_SNAPSHOTS:
+            raise ParamError("snapshot_growth", f"{self.snapshot_growth} keeps more than {MAX_SNAPSHOTS:,} snapshots "
+                                                f"over {total:,} steps; grow faster (e.g. 1.1)")
+
+
+def memory_estimate(instances: list[Params]) -> int:
+    """Bytes at the peak of training, from the dominant float32 tensors: the parameters (embeddings,
+    unembedding and the Q, K, V, O of every head) with gradient and two Adam moments, and a batch's
+    activations (residual stream, per-head q/k/v/z and attention scores at each of the 3n + 1 positions, kept
+    for the backward pass, about 3 copies). The training pairs are a few bytes each. A lower bound within ~2x."""
+    p, count = instances[0], len(instances)
+    positions = 3 * p.n_digits + 1
+    vocab = 12  # the digits, "=" and "^" (sptui.science.addition.VOCAB)
+    params = (2 * vocab + positions) * p.d_model + 4 * p.n_heads * p.d_head * p.d_model
+    activations = p.batch_size * positions * (p.d_model + p.n_heads * (4 * p.d_head + positions) + vocab)
+    return 4 * count * (4 * params + 3 * activations)
 
 
 def steps_per_epoch(p: Params) -> int:
     return p.n_train // p.batch_size
 
 
-def snapshot_steps(total: int, growth: float) -> list[int]:
-    """0, 1, 2, ... then x growth each time (next = max(next + 1, int(next * growth))), and the last step."""
+def snapshot_steps(total: int, growth: float, most: int | None = None) -> list[int]:
+    """0, 1, 2, ... then x growth each time (next = max(next + 1, int(next * growth))), and the last step
+    (`most`: stop counting after that many, for a check that only needs to know there are too many)."""
     if growth <= 0:
         return []
     steps, s = [], 0
-    while s < total:
+    while s < total and (most is None or len(steps) < most):
         steps.append(s)
         s = max(s + 1, int(s * growth))
     return steps + [total]

@@ -38,12 +38,12 @@ class Params:
     run: str = param("", "the addition run: a run id or its prefix, a job name (its newest run) or a run folder",
                      ref=RunRef(kinds=("addition",), needs="results/summary.json"))
     checkpoint: str = param("final", '"final" (results/model.safetensors), "latest" snapshot, or a snapshot step like "1200"')
-    head: int = param(-1, "head drawn in detail and animated (-1: the head with the largest ablation effect)", ge=-1)
-    example: int = param(0, "test-set example whose attention pattern is drawn", ge=0)
+    head: int = param(-1, "head drawn in detail and animated (-1: the head with the largest ablation effect)", ge=-1, le=4096)
+    example: int = param(0, "test-set example whose attention pattern is drawn", ge=0, le=1_000_000)
     animate: bool = param(True, "draw a GIF of the head's projections over the training snapshots")
-    max_frames: int = param(80, "most GIF frames (snapshots are thinned evenly)", ge=2)
+    max_frames: int = param(80, "most GIF frames (snapshots are thinned evenly)", ge=2, le=10_000)
     instance: int = param(-1, "of a batched run: the instance to analyse (-1: every instance, and whether they "
-                          "learned the same compression); a single-model run has only instance 0", ge=-1)
+                          "learned the same compression); a single-model run has only instance 0", ge=-1, le=100_000)
     compression: bool = param(True, "find the compression the heads learned (ablations, pruned head sets, probes, roles)")
 
     def check(self):

@@ -26,17 +26,17 @@ SHARED_RESULTS = frozenset({"function.safetensors:axis", "function.safetensors:t
 class Params:
     target: Literal["abs", "and", "or", "max_abs", "square"] = param("abs", "function to learn")
     activation: Literal["relu", "gelu"] = param("relu", "hidden activation")
-    width: int = param(8, "hidden units", ge=1)
-    steps: int = param(5000, "optimiser steps", ge=1)
-    batch_size: int = param(256, "examples per step", ge=1)
+    width: int = param(8, "hidden units", ge=1, le=100_000)
+    steps: int = param(5000, "optimiser steps", ge=1, le=10_000_000)
+    batch_size: int = param(256, "examples per step", ge=1, le=1_000_000)
     optimizer: Literal["adamw", "adam"] = param("adamw", "adamw or adam")
-    lr: float = param(3e-3, "learning rate", gt=0, batchable=True)
+    lr: float = param(3e-3, "learning rate", gt=0, le=10, batchable=True)
     lr_schedule: Literal["constant", "cosine", "linear"] = param("cosine", "learning-rate schedule")
-    weight_decay: float = param(0.0, "weight decay", ge=0, batchable=True)
+    weight_decay: float = param(0.0, "weight decay", ge=0, le=10, batchable=True)
     seed: int = param(0, "seed for this instance's init and data stream", ge=0, batchable=True)
-    eval_batch: int = param(4096, "fixed evaluation batch", ge=16)
-    log_points: int = param(50, "how many times metrics are logged", ge=1)
-    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
+    eval_batch: int = param(4096, "fixed evaluation batch", ge=16, le=1_000_000)
+    log_points: int = param(50, "how many times metrics are logged", ge=1, le=100_000)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1, le=10_000_000)
 
 
 def build_trainer(instances: list[Params], device="cpu"):
@@ -82,6 +82,14 @@ def run(ctx: Context) -> None:
         if done % 25 == 0:
             ctx.check_cancelled()
     save_results(ctx, trainer)
+
+
+def memory_estimate(instances: list[Params]) -> int:
+    """Bytes at the peak, from the dominant float32 tensors: the weights (~4 width numbers, with gradient
+    and Adam moments) and the [I, batch, width] hidden activations of a step (about 4 such tensors) and of
+    the fixed evaluation batch (about 2). A lower bound within ~2x."""
+    p, count = instances[0], len(instances)
+    return 4 * count * (16 * 4 * p.width + (4 * p.batch_size + 2 * p.eval_batch) * (p.width + 3))
 
 
 def save_results(ctx: Context, trainer) -> None:

@@ -64,32 +64,32 @@ SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, tested a
 class Params:
     model: str = param("tiny-stories-2L-33M", "TransformerLens name, Hugging Face folder, or sptui run (id, job name or folder)",
                        ref=RunRef(kinds=("lm",), needs="results/model.safetensors", or_model=True))
-    layer: int = param(1, "MLP layer", ge=0)
+    layer: int = param(1, "MLP layer", ge=0, le=1023)
     weights: Literal["W_out", "W_in"] = param("W_out", "neuron directions: W_out rows (writes) or W_in columns (reads)")
     processing: bool = param(True, "TransformerLens weight processing as from_pretrained (false: raw weights)")
     methods: list[str] = param(["greedy", "greedy+2opt", "spectral", "hclust", "olo"],
-                               "seriation methods to run: " + ", ".join(_METHOD_NAMES))
-    two_opt_seconds: float = param(60.0, "time cap of each 2-opt improvement", gt=0)
-    olo_max_n: int = param(1024, "run optimal leaf ordering only up to this many neurons (cost ~n^3)", ge=2)
+                               "seriation methods to run: " + ", ".join(_METHOD_NAMES), max_items=16)
+    two_opt_seconds: float = param(60.0, "time cap of each 2-opt improvement", gt=0, le=86_400)
+    olo_max_n: int = param(1024, "run optimal leaf ordering only up to this many neurons (cost ~n^3)", ge=2, le=65_536)
     nulls: list[str] = param(list(NULLS), "null models, each drawn null_draws times through the same pipeline: "
-                             + "; ".join(f"{k}: {v}" for k, v in NULL_HELP.items()))
-    null_draws: int = param(39, "draws of each null model (p-values are at least 1 / (draws + 1))", ge=1)
+                             + "; ".join(f"{k}: {v}" for k, v in NULL_HELP.items()), max_items=16)
+    null_draws: int = param(39, "draws of each null model (p-values are at least 1 / (draws + 1))", ge=1, le=10_000)
     alpha: float = param(0.05, "a block is listed when its search-corrected p-value is at most this", gt=0, le=1)
     block_factor: float = param(1.0, "candidate blocks must beat tau = this x the median best neighbour cos^2 "
-                                "of the model and the null draws", gt=0)
-    min_block_size: int = param(3, "smallest block reported", ge=2)
+                                "of the model and the null draws", gt=0, le=100)
+    min_block_size: int = param(3, "smallest block reported", ge=2, le=1_000_000)
     seed: int = param(0, "seed of the null draws")
     activations: bool = param(False, "also cluster the neurons by their activation correlations over `corpus`, "
                               "with the same seriation, nulls and blocks, and compare with the weights")
     corpus: str = param("builtin", 'text for the activations: .txt/.jsonl/.parquet, "builtin", or "hf:NAME" / '
                         '"tinystories"')
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
-    token_budget: int = param(200_000, "tokens of activations to correlate", ge=100)
-    context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4)
+    token_budget: int = param(200_000, "tokens of activations to correlate", ge=100, le=1_000_000_000)
+    context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4, le=65_536)
     window_overlap: int = param(128, "left context a window repeats from the previous one (at most half the "
-                                "context)", ge=0)
-    batch_size: int = param(16, "texts per forward pass", ge=1)
-    tile_size: int = param(128, "side of the zoomed diagonal tiles (plots)", ge=8)
+                                "context)", ge=0, le=65_536)
+    batch_size: int = param(16, "texts per forward pass", ge=1, le=4096)
+    tile_size: int = param(128, "side of the zoomed diagonal tiles (plots)", ge=8, le=4096)
 
     def check(self):
         unknown = [m for m in self.methods if m not in _METHOD_NAMES]

@@ -63,22 +63,22 @@ class Params:
                         'or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
     token_budget: int = param(1_000_000, "stop once this many tokens are scanned (the text that crosses it is kept "
-                              "whole; the whole corpus if it is shorter)", ge=1)
-    context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4)
+                              "whole; the whole corpus if it is shorter)", ge=1, le=10_000_000_000)
+    context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4, le=65_536)
     window_overlap: int = param(128, "tokens of left context a window of a long document repeats from the "
                                 "previous one (counted once, where they had more context); at most half "
-                                "the context", ge=0)
-    layers: list[int] = param([], "layers to scan (empty: all)", ge=0)
-    top_k: int = param(20, "top texts kept per neuron", ge=1)
-    sample_size: int = param(64, "uniform sample of texts kept per neuron, for quantile examples", ge=1)
+                                "the context", ge=0, le=65_536)
+    layers: list[int] = param([], "layers to scan (empty: all)", ge=0, le=1023, max_items=1024)
+    top_k: int = param(20, "top texts kept per neuron", ge=1, le=10_000)
+    sample_size: int = param(64, "uniform sample of texts kept per neuron, for quantile examples", ge=1, le=100_000)
     sample_quantiles: list[float] = param([0.1, 0.25, 0.5, 0.75, 0.9, 0.99],
-                                          "quantiles of per-text max activation shown as examples", ge=0, le=1)
+                                          "quantiles of per-text max activation shown as examples", ge=0, le=1, max_items=100)
     histogram_bins: int = param(64, "histogram resolution: each neuron's bins are at most 2 x its range / this "
-                                "wide (this + 1 bins are kept)", ge=2)
-    logit_tokens: int = param(10, "top and bottom tokens of the direct logit effect", ge=1)
-    neighbours: int = param(8, "most similar / most opposite neurons by output-weight cosine", ge=1)
-    batch_size: int = param(16, "texts per forward pass", ge=1)
-    checkpoint_minutes: float = param(5.0, "minutes between resume checkpoints (0: after every window)", ge=0)
+                                "wide (this + 1 bins are kept)", ge=2, le=100_000)
+    logit_tokens: int = param(10, "top and bottom tokens of the direct logit effect", ge=1, le=10_000)
+    neighbours: int = param(8, "most similar / most opposite neurons by output-weight cosine", ge=1, le=10_000)
+    batch_size: int = param(16, "texts per forward pass", ge=1, le=4096)
+    checkpoint_minutes: float = param(5.0, "minutes between resume checkpoints (0: after every window)", ge=0, le=1440)
     seed: int = param(0, "seed of the uniform text samples")
     processing: bool = param(True, "logit effect and similar neurons from TransformerLens-processed weights "
                              "(LayerNorm folded, W_out and W_U centred); false: the raw weights")

@@ -28,8 +28,8 @@ HiddenActivation = Literal["none", "relu", "gelu", "leaky_relu"]
 
 @dataclass
 class Params:
-    n_features: int = param(5, "number of input features n", ge=1)
-    n_hidden: int = param(2, "hidden dimensions m", ge=1)
+    n_features: int = param(5, "number of input features n", ge=1, le=100_000)
+    n_hidden: int = param(2, "hidden dimensions m", ge=1, le=100_000)
     output_activation: OutputActivation = param("relu", 'activation on the output x\' ("none" = the linear model)')
     hidden_activation: HiddenActivation = param("none", "activation on the hidden layer h (a privileged basis when not none)")
     tied: bool = param(True, "decode with W^T (tied) or with a separate W_out")
@@ -37,38 +37,38 @@ class Params:
     hidden_bias: bool = param(False, "bias on the hidden layer (useful with a hidden activation)")
     feature_probability: float | list[float] = param(
         0.1, "probability that a feature is non-zero (1 - sparsity): one number or one per feature", ge=0, le=1, batchable=True)
-    dense_features: int = param(0, "size of a dense feature class using dense_probability instead", ge=0, batchable=True)
+    dense_features: int = param(0, "size of a dense feature class using dense_probability instead", ge=0, le=100_000, batchable=True)
     dense_probability: float = param(1.0, "feature probability of the dense class", ge=0, le=1, batchable=True)
     dense_first: bool = param(True, "the dense class is the first (most important) features; false: the last", batchable=True)
-    importance_decay: float = param(1.0, "importance of feature i is importance_decay^i (1 = uniform)", gt=0, batchable=True)
-    importance: list[float] | None = param(None, "explicit per-feature importance (overrides importance_decay)", ge=0, batchable=True)
+    importance_decay: float = param(1.0, "importance of feature i is importance_decay^i (1 = uniform)", gt=0, le=10, batchable=True)
+    importance: list[float] | None = param(None, "explicit per-feature importance (overrides importance_decay)", ge=0, le=1e6, batchable=True)
     correlated: list[list[int]] = param(
         [], "groups of features that co-occur (one draw decides the group; values independent), e.g. [[0, 1], [2, 3]]",
-        ge=0, batchable=True)
+        ge=0, le=99_999, max_items=100_000, batchable=True)
     anticorrelated: list[list[int]] = param(
         [], "groups of features of which at most one is present (their feature probabilities must sum to <= 1)",
-        ge=0, batchable=True)
+        ge=0, le=99_999, max_items=100_000, batchable=True)
     hierarchy: list[list[int]] = param(
         [], "[parent, child] pairs: the child is present only with its parent (its feature_probability is then "
-        "its probability given the parent)", ge=0, batchable=True)
+        "its probability given the parent)", ge=0, le=99_999, max_items=100_000, batchable=True)
     dropout: float = param(0.0, "dropout rate on the hidden layer, training only", ge=0, lt=1, batchable=True)
     inverted_dropout: bool = param(True, "true: scale kept units by 1/(1-p) in training; false: scale h by (1-p) at evaluation")
-    l1_hidden: float = param(0.0, "L1 penalty on hidden activations (sum over neurons, mean over batch)", ge=0, batchable=True)
-    l1_weight: float = param(0.0, "L1 penalty on W (sum of |W_ik|)", ge=0, batchable=True)
-    weight_decay: float = param(0.01, "weight decay (decoupled for adamw, L2 for adam); 0.01 = torch AdamW default", ge=0, batchable=True)
+    l1_hidden: float = param(0.0, "L1 penalty on hidden activations (sum over neurons, mean over batch)", ge=0, le=100, batchable=True)
+    l1_weight: float = param(0.0, "L1 penalty on W (sum of |W_ik|)", ge=0, le=100, batchable=True)
+    weight_decay: float = param(0.01, "weight decay (decoupled for adamw, L2 for adam); 0.01 = torch AdamW default", ge=0, le=10, batchable=True)
     optimizer: Literal["adamw", "adam", "sgd"] = param(
         "adamw", "adamw (the paper notebook's), adam, or sgd (rotation-equivariant: no preferred neuron basis)")
-    lr: float = param(1e-3, "learning rate", gt=0, batchable=True)
+    lr: float = param(1e-3, "learning rate", gt=0, le=100, batchable=True)
     lr_schedule: Literal["constant", "cosine", "linear"] = param("constant", "learning-rate schedule after warm-up")
-    warmup_steps: int = param(0, "linear warm-up steps", ge=0)
-    steps: int = param(10_000, "optimiser steps", ge=1)
-    batch_size: int = param(1024, "examples per step", ge=1)
+    warmup_steps: int = param(0, "linear warm-up steps", ge=0, le=10_000_000)
+    steps: int = param(10_000, "optimiser steps", ge=1, le=10_000_000)
+    batch_size: int = param(1024, "examples per step", ge=1, le=1_000_000)
     compile: bool = param(False, "torch.compile the training step (one-off 30-60 s compile on CPU; ~1.7x faster steps for big grids)")
     seed: int = param(0, "seed for this instance's init and its data/dropout stream", ge=0, batchable=True)
-    eval_batch: int = param(4096, "size of the fixed evaluation batch (dropout off)", ge=16)
-    log_points: int = param(60, "times metrics are logged (train: that step's batch loss; test: the fixed eval batch)", ge=1)
-    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
-    snapshots: int = param(0, "W/b snapshots kept over training (for animations and polysemanticity over time)", ge=0)
+    eval_batch: int = param(4096, "size of the fixed evaluation batch (dropout off)", ge=16, le=1_000_000)
+    log_points: int = param(60, "times metrics are logged (train: that step's batch loss; test: the fixed eval batch)", ge=1, le=100_000)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1, le=10_000_000)
+    snapshots: int = param(0, "W/b snapshots kept over training (for animations and polysemanticity over time)", ge=0, le=1000)
 
     def check(self):
         n = self.n_features
@@ -84,6 +84,17 @@ class Params:
             raise ParamError("hierarchy", f"expected [parent, child] pairs, found {self.hierarchy}")
         for key, message in feature_groups(self).problems(n, feature_probabilities(self)):
             raise ParamError(key, message)
+
+
+def memory_estimate(instances: list[Params]) -> int:
+    """Bytes at the peak of training, from the dominant float32 tensors: weights with their gradient and two
+    Adam moments; a training step's uniforms, features, hidden and output [I, batch, n + m] (about 4 of
+    them); the fixed evaluation batch and its pass [I, eval_batch, n + m] (about 3). A lower bound within
+    ~2x, so the runner refuses only a run that cannot fit."""
+    p, count = instances[0], len(instances)
+    n, m = p.n_features, p.n_hidden
+    weights = n * m * (1 if p.tied else 2) + n + m
+    return 4 * count * (4 * weights + 4 * p.batch_size * (n + m) + 3 * p.eval_batch * (n + m))
 
 
 def _science(p: Params):

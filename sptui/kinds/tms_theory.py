@@ -53,23 +53,23 @@ def _log_grid(start: float, stop: float, count: int) -> list[float]:
 @dataclass
 class Params:
     n_features: int = param(2, f"features n (at most {MAX_FEATURES}: the exact loss costs ~n^2 2^n per model)", ge=1)
-    n_hidden: int = param(1, "hidden dimensions m", ge=1)
+    n_hidden: int = param(1, "hidden dimensions m", ge=1, le=MAX_FEATURES)
     output_activation: Literal["relu", "none"] = param("relu", 'output activation ("none" = the linear model)')
     probabilities: list[float] = param(
         [], "feature probabilities p (1 - sparsity) of the grid, shared by all features; empty: the compared run's "
-        "values, else 20 log-spaced from 1 to 0.01", gt=0, le=1)
+        "values, else 20 log-spaced from 1 to 0.01", gt=0, le=1, max_items=200)
     importance_ratios: list[float] = param(
         [], "importance r of the extra (last) feature, the others having 1; empty: the compared run's values, else "
-        "20 log-spaced from 0.1 to 10", gt=0)
-    random_starts: int = param(4, "random starts per problem besides every known arrangement", ge=0)
+        "20 log-spaced from 0.1 to 10", gt=0, le=1e6, max_items=200)
+    random_starts: int = param(4, "random starts per problem besides every known arrangement", ge=0, le=10_000)
     candidates: int = param(64, "most known arrangements tried per problem, those representing the lowest-index features "
-                            "first (all of them up to n=4; n=5, m=2 has 67, n=6, m=2 has 148)", ge=1)
+                            "first (all of them up to n=4; n=5, m=2 has 67, n=6, m=2 has 148)", ge=1, le=100_000)
     seed: int = param(0, "seed of the random starts and of the nudges that move candidates off saddles", ge=0)
     compare: str = param("", "a trained tms run (run id, job name or folder): local-minimum report, and its phase "
                          "diagram beside the theory when it is a probability x importance-ratio grid",
                          ref=RunRef(kinds=("tms",), needs="results/model.safetensors"))
     tolerance: float = param(1e-6, "relative loss gap above which a trained instance sits in a worse local minimum",
-                             gt=0)
+                             gt=0, le=1)
 
     def check(self):
         if self.n_features > MAX_FEATURES:
