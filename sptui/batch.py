@@ -15,7 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sptui.errors import SptuiError
 from sptui.listing import Cell, Column
+from sptui.names import printable
 from sptui.queue import Queue, own_identity
 from sptui.runner import Outcome, QueueHooks, Terminated, execute, resolve_device
 from sptui.runs import RunDir
@@ -76,7 +78,7 @@ class Display:
 
     def __init__(self, console: Console, name: str):
         self.console = console
-        self.name = name
+        self.name = printable(name)
         self.fancy = console.is_terminal
         self.last_plain = 0.0
         self.last_values = ""
@@ -108,7 +110,7 @@ class Display:
     def info(self, message: str) -> None:
         if message.startswith("==="):
             return
-        first = message.splitlines()[0] if message else ""
+        first = printable(message.splitlines()[0]) if message else ""
         self.console.print(f"[{self.name}] {first}", highlight=False, markup=False)
 
     def close(self) -> None:
@@ -153,7 +155,7 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
                     if now.state != "queued":  # cancelled, or ended with a run it needed: it never ran
                         results.append(BatchResult(now.run_id, now.id, now.name, now.kind, now.state, now.error, 0.0,
                                                    str(now.run_dir(root))))
-                        console.print(f"{now.state} {now.run_id}: {now.error}", style="red", highlight=False,
+                        console.print(f"{now.state} {now.run_id}: {printable(now.error)}", style="red", highlight=False,
                                       markup=False)
                         del pending[job_id]
                         ran = True
@@ -198,12 +200,16 @@ def _run_one(queue: Queue, root: Path, job, spec: JobSpec, device: str, console:
     finally:
         if display is not None:
             display.close()
-    if hooks is not None:
-        hooks.flush()
-    queue.finish(job.id, outcome.state, exit_code=0 if outcome.state == "succeeded" else 1, error=outcome.error)
+    said = f"{outcome.state} {job.run_id}" + (f": {printable(outcome.error)}" if outcome.error else "")
+    try:
+        if hooks is not None:
+            hooks.flush()
+        queue.finish(job.id, outcome.state, exit_code=0 if outcome.state == "succeeded" else 1, error=outcome.error)
+    except SptuiError as e:  # a full disk: the run's state.json has it, if it could be written
+        console.print(said, highlight=False, markup=False)
+        raise SptuiError(f"{job.run_id} {outcome.state}, but its end could not be recorded in the queue: {e}") from None
     style = "green" if outcome.state == "succeeded" else "red"
-    console.print(f"{outcome.state} {job.run_id}" + (f": {outcome.error}" if outcome.error else ""),
-                  style=style, highlight=False, markup=False)
+    console.print(said, style=style, highlight=False, markup=False)
     return BatchResult(job.run_id, job.id, spec.name, spec.kind, outcome.state, outcome.error,
                        round(time.monotonic() - started, 2), str(run.root))
 
@@ -224,7 +230,7 @@ def _say_waiting(queue: Queue, pending: dict[int, JobSpec], said: set[tuple[int,
                 workers = queue.live_workers() if workers is None else workers
                 if not workers and queue.get(run_id).executor == "worker":
                     hint = "; no worker is running: start one (sptui worker), or stop with Ctrl-C"
-            console.print(f"[{job.name}] waiting for {run_id} ({state}){hint}", highlight=False, markup=False)
+            console.print(f"[{printable(job.name)}] waiting for {run_id} ({state}){hint}", highlight=False, markup=False)
 
 
 def _raise_terminated(signum, frame):
@@ -315,7 +321,7 @@ def summary_rows(results: list[BatchResult]) -> tuple[list[Column], list[list[Ce
     first; in a pipe every line is whole (the run folder is one field, not folded over four lines)."""
     columns = [Column("run id", shrink=True), Column("name", shrink=True), Column("kind"), Column("state"),
                Column("time", right=True), Column("run dir", shrink=True)]
-    rows: list[list[Cell]] = [[r.run_id, r.name, r.kind,
+    rows: list[list[Cell]] = [[r.run_id, printable(r.name), r.kind,
                                (r.state, {"succeeded": "green", "failed": "red"}.get(r.state, "yellow")),
-                               f"{r.seconds:.1f}s", r.run_dir] for r in results]
+                               f"{r.seconds:.1f}s", printable(r.run_dir)] for r in results]
     return columns, rows

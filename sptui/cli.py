@@ -14,6 +14,7 @@ from typing import Any
 
 from sptui.config import artifacts_root
 from sptui.errors import SpecError, SptuiError
+from sptui.names import printable
 
 EXIT_INPUT = 2
 
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=["toy-models"], help="which report")
     p.add_argument("--out", type=Path, help="output folder (default: <artifacts>/reports/<name>)")
 
+    p = command("recover", "rebuild a damaged or lost queue.db from the run folders and what the old file still holds")
+    p.add_argument("--force", action="store_true", help="rebuild even a queue that passes its integrity check")
+    p.add_argument("--json", action="store_true")
+
     p = command("tui", "open the terminal app (the default with no command)")
     return parser
 
@@ -140,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = COMMANDS[args.command or "tui"]
         return handler(args, root) or 0
-    except SpecError as e:
-        print(f"sptui: {e}", file=sys.stderr)
+    except SpecError as e:  # one line, whatever a job file put in it (escapes, newlines, bidi overrides)
+        print(f"sptui: {printable(e)}", file=sys.stderr)
         return EXIT_INPUT
     except SptuiError as e:
-        print(f"sptui: error: {e}", file=sys.stderr)
+        print(f"sptui: error: {printable(e)}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
@@ -185,18 +190,18 @@ def cmd_validate(args, root: Path) -> int:
                        for s, found in zip(specs, links)]
         if not args.json:
             instances = sum(len(s.grid()) for s in specs)
-            print(f"{path}: ok: {len(specs)} job(s), {instances} model instance(s)")
+            print(f"{printable(path)}: ok: {len(specs)} job(s), {instances} model instance(s)")
             for s, found in zip(specs, links):
                 extra = f" x {len(s.grid())} instances over {', '.join(s.sweep)}" if s.sweep else ""
-                print(f"  {s.kind:<16} {s.name}{extra}")
+                print(f"  {s.kind:<16} {printable(s.name)}{extra}")
                 if s.slurm:
-                    print("  " + " " * 16 + " slurm: " + ", ".join(f"{k}={v}" for k, v in s.slurm.items()))
+                    print("  " + " " * 16 + " slurm: " + printable(", ".join(f"{k}={v}" for k, v in s.slurm.items())))
                 per_task = s.slurm.get("instances_per_task")
                 if per_task and per_task < len(s.grid()):
                     tasks = -(-len(s.grid()) // per_task)
                     print("  " + " " * 16 + f" on Slurm: an array of {tasks} tasks of at most {per_task} instances")
                 for link in found:
-                    print(f"  {'':<16}   {link.describe()}")
+                    print(f"  {'':<16}   {printable(link.describe())}")
     if args.json:
         from sptui.listing import print_json_list
 
@@ -268,7 +273,7 @@ def cmd_ls(args, root: Path) -> int:
         return 0
     if not jobs:
         filtered = args.state or args.words
-        print(f"no runs{' match' if filtered else ''} in {root}")
+        print(f"no runs{' match' if filtered else ''} in {printable(root)}")
         return 0
     colours = {"succeeded": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "cancelled": "dim"}
     # a narrow terminal shortens the run id and kind with an ellipsis (the id names the run too) and keeps id,
@@ -278,7 +283,8 @@ def cmd_ls(args, root: Path) -> int:
                Column("eta", right=True), Column("prio", right=True)]
     now = time.time()
     rows: list[list] = [[str(j.id), j.run_id, j.kind,
-                         ("waiting", "") if j.waiting else (j.state, colours.get(j.state, "")),
+                         ("waiting", "") if j.waiting else (f"{j.state}, folder missing", "red") if j.folder_missing
+                         else (j.state, colours.get(j.state, "")),
                          j.waiting.replace("waiting ", "") if j.waiting else
                          f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
                          j.device or "", _fmt_seconds(j.elapsed(now)), _fmt_seconds(j.eta(now)), str(j.priority)]
@@ -331,6 +337,8 @@ def cmd_show(args, root: Path) -> int:
         print(json.dumps(info, indent=2))
         return 0
     lines = dict(info)
+    if job.folder_missing:
+        lines["state"] = f"{job.state} (its run folder is missing: deleted or moved)"
     lines["executor"] = job.executor + (f" (pid {job.owner_pid} on {job.host})" if job.owner_pid else "")
     if job.quiet_for() is not None:  # a running job: when it last said something
         lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
@@ -343,7 +351,7 @@ def cmd_show(args, root: Path) -> int:
     for key in ("run_id", "name", "kind", "state", "error", "needs", "device", "executor", "reported", "attempts",
                 "source", "run_dir", "slurm_job_id", "slurm_state"):
         if lines.get(key) not in (None, ""):
-            print(f"{key:>12}: {lines[key]}")
+            print(f"{key:>12}: {printable(lines[key])}")
     if info.get("slurm_logs"):
         folders = sorted({str(Path(p).parent) for p in info["slurm_logs"]})
         print(f"{'slurm output':>12}: {', '.join(folders)} ({len(info['slurm_logs'])} files)")
@@ -353,16 +361,22 @@ def cmd_show(args, root: Path) -> int:
         span = "" if start is None else f"instance {start}, " if stop - start == 1 else f"instances {start}-{stop - 1}, "
         print(f"{'slice ' + str(part['slice']):>12}: {span}{part['state']}{progress}"
               + (f" (Slurm {part['slurm_job_id']})" if part["slurm_job_id"] else "")
-              + (f": {part['error']}" if part["error"] else ""))
-    print(f"{'files':>12}: {', '.join(info['files']) or '(none yet)'}")
+              + (f": {printable(part['error'])}" if part["error"] else ""))
+    files = ", ".join(info["files"]) or ("(run folder missing)" if job.folder_missing else "(none yet)")
+    print(f"{'files':>12}: {printable(files)}")
     return 0
 
 
 def cmd_logs(args, root: Path) -> int:
     from sptui.queue import FINAL, Queue
+    from sptui.runs import RunDir
 
     with Queue(root) as queue:
         job = queue.get(args.run)
+        log = RunDir(job.run_dir(root)).log
+        if job.state != "queued" and not log.exists() and job.executor != "slurm":
+            gone = "its run folder is missing (deleted or moved)" if not log.parent.is_dir() else "it has no log.txt"
+            raise SptuiError(f"run {job.run_id} ({job.state}): {gone}: {log} cannot be shown")
         tails = _log_tails(job, root)
         followed = 0.0
         while True:
@@ -579,6 +593,18 @@ def cmd_neuroscope(args, root: Path) -> int:
     return 0
 
 
+def cmd_recover(args, root: Path) -> int:
+    from sptui.recover import rebuild
+
+    rebuilt = rebuild(root, force=args.force)
+    if args.json:
+        print(json.dumps(rebuilt.as_dict(), indent=2))
+    else:
+        for line in rebuilt.lines():
+            print(printable(line))
+    return 0
+
+
 def cmd_tui(args, root: Path) -> int:
     from sptui.config import make_artifacts
 
@@ -597,5 +623,5 @@ COMMANDS = {
     "validate": cmd_validate, "submit": cmd_submit, "ls": cmd_ls, "show": cmd_show, "logs": cmd_logs,
     "cancel": cmd_cancel, "requeue": cmd_requeue, "priority": cmd_priority, "worker": cmd_worker,
     "batch": cmd_batch, "export": cmd_export, "kinds": cmd_kinds, "neuroscope": cmd_neuroscope, "report": cmd_report,
-    "tui": cmd_tui,
+    "recover": cmd_recover, "tui": cmd_tui,
 }

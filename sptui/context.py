@@ -5,7 +5,9 @@ a kind module fulfils and sptui/kinds/functions.py for a short example.
     ctx.params / ctx.instances / ctx.grid   its parameters (instances: one Params per batched sweep point)
     ctx.device                              torch.device to compute on
     ctx.set_total(n); ctx.progress(step)    progress (ctx.log also advances it)
-    ctx.log(step, split="train", **values)  a metrics line (numbers, per-instance lists or tensors)
+    ctx.log(step, split="train", **values)  a metrics line (numbers, per-instance lists or tensors); a logged
+                                            `loss` that is NaN or infinite fails the run (TrainingDiverged,
+                                            naming the step and the instances), for every kind that logs one
     ctx.info("text")                        a line in log.txt (and on the batch console)
     ctx.check_cancelled()                   raises JobCancelled when the user cancelled the job (cheap: polls
                                             whoever runs the job at most every `cancel_poll_seconds`)
@@ -21,6 +23,7 @@ a kind module fulfils and sptui/kinds/functions.py for a short example.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -79,6 +82,7 @@ class Context:
         self._metrics = runs.MetricsWriter(run.metrics)
         self._log_file = open(run.log, "a", encoding="utf-8")
         self._last_cancel_poll = float("-inf")  # the first check always asks
+        self._last_finite_step: int | None = None
         self._cancelled = False
 
     # ------------------------------------------------------------ compute
@@ -116,10 +120,33 @@ class Context:
         self.hooks.progress(self.step, self.total, {})
 
     def log(self, step: int, split: str = "train", **values: Any) -> None:
-        """Append one metrics line. Values may be numbers, lists (per instance) or tensors."""
+        """Append one metrics line. Values may be numbers, lists (per instance) or tensors.
+
+        A `loss` (number or per instance) that is NaN or infinite is written, then stops the run: training
+        that diverged would otherwise go on and "succeed" with NaN results. The check runs when a kind logs,
+        so it costs nothing per step; the error names the step, the split and the instances."""
         record = self._metrics.write(step, split, values)
         self.step = max(self.step, int(step))
         self.hooks.progress(self.step, self.total, {k: v for k, v in record.items() if k not in ("step", "time")})
+        if "loss" in values:
+            bad = non_finite(values["loss"])
+            if bad:
+                raise TrainingDiverged(self._divergence(int(step), split, values["loss"], bad))
+            self._last_finite_step = int(step)
+
+    def _divergence(self, step: int, split: str, loss: Any, bad: list[int]) -> str:
+        raw = loss.tolist() if hasattr(loss, "tolist") else loss
+        values = [_first_non_finite(raw[i]) for i in bad] if isinstance(raw, (list, tuple)) else [raw]
+        value = " and ".join(sorted({str(float(v)) for v in values if isinstance(v, (int, float))})) or "not finite"
+        where = ""
+        if len(self.instances) > 1:
+            shown = ", ".join(f"#{i} [{', '.join(f'{k}={v}' for k, v in self.grid[i].items())}]"
+                              for i in bad[:3]) + (", ..." if len(bad) > 3 else "")
+            where = f" in {len(bad)} of {len(self.instances)} instances ({shown})"
+        before = (f"; the last finite loss was logged at step {self._last_finite_step}" if self._last_finite_step is not None
+                  else "")
+        return (f"training diverged: the {split} loss is {value} at step {step}{where}{before} (a smaller lr "
+                "usually helps)")
 
     def progress(self, step: int) -> None:
         self.step = int(step)
@@ -128,9 +155,12 @@ class Context:
     def info(self, message: str, echo: bool = True) -> None:
         """A line in log.txt; `echo` also shows it to whoever runs the job (the batch console)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        for line in str(message).splitlines() or [""]:
-            self._log_file.write(f"{stamp} {line}\n")
-        self._log_file.flush()
+        try:
+            for line in str(message).splitlines() or [""]:
+                self._log_file.write(f"{stamp} {line}\n")
+            self._log_file.flush()
+        except OSError:  # a full disk: the log loses lines, the job's own outcome is what matters
+            pass
         if echo:
             self.hooks.info(str(message))
 
@@ -217,12 +247,41 @@ class Context:
         return path
 
     def close(self) -> None:
-        self._metrics.close()
-        self._log_file.close()
+        for f in (self._metrics, self._log_file):
+            try:
+                f.close()
+            except OSError:  # the last buffered bytes on a full disk: nothing more to save
+                pass
 
     def remove_scratch(self) -> None:
         """For the runner, once the job succeeded: working files have done their job."""
         shutil.rmtree(self.run.root / SCRATCH, ignore_errors=True)
+
+
+class TrainingDiverged(SptuiError):
+    """A logged loss became NaN or infinite: the run fails with the step and instances, not "succeeded"."""
+
+
+def non_finite(value: Any) -> list[int]:
+    """Positions of NaN/inf in a loss: [0] for a bad scalar, the instance indices of a per-instance list or
+    tensor (a tensor is checked where it is, one transfer of a bool per instance)."""
+    if hasattr(value, "isfinite") and hasattr(value, "tolist"):  # torch tensor or numpy-like, without importing torch
+        flags = value.isfinite()
+        ok = flags.reshape(flags.shape[0], -1).all(dim=1).tolist() if flags.dim() > 0 else [bool(flags)]
+        return [i for i, good in enumerate(ok) if not good]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [i for i, v in enumerate(value) if non_finite(v)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [] if math.isfinite(value) else [0]
+    return []
+
+
+def _first_non_finite(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return next((_first_non_finite(v) for v in value if non_finite(v)), None)
+    return value
 
 
 def _with_suffix(name: str, suffix: str) -> str:

@@ -11,17 +11,28 @@ so every writer, however it ends a job, does it the same way). `requeue` of that
 
 WAL mode with synchronous=FULL, so a committed state change survives a crash or power loss. Every process
 (CLI, worker, job child, batch, TUI) opens its own connection; none is carried across fork().
+
+What can go wrong with the file itself is one clear line, never a traceback nor a silent empty queue:
+- a full disk (SQLITE_FULL) is `DiskFull`; SQLite has already rolled the transaction back, so the first
+  error is what the user sees (an explicit ROLLBACK would raise "no transaction is active" over it);
+- a damaged file (SQLITE_CORRUPT / SQLITE_NOTADB, or a failed quick_check when it is opened) is
+  `QueueDamaged`: nothing more is written to it, and `sptui recover` rebuilds the queue (sptui/recover.py);
+- an artifacts folder that cannot be written opens read-only: every read works, a write is `QueueReadOnly`.
 """
 
 from __future__ import annotations
 
 import builtins
+import errno
 import functools
 import os
+import shutil
 import socket
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +41,7 @@ import psutil
 
 from sptui.config import make_artifacts, queue_path, runs_dir
 from sptui.errors import SptuiError
-from sptui.runs import known_runs, resolve_run_id, run_folder_in, slug
+from sptui.runs import RunDir, known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -164,6 +175,8 @@ class Job:
     slurm_state: str | None = None
     # not a column: the jobs a queued job still waits for, (run id, state) each (read by Queue.list and get)
     waiting_for: tuple[tuple[str, str], ...] = ()
+    folder_missing: bool = False  # ended, but its run folder is gone (deleted or moved): not a column
+
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
@@ -209,6 +222,7 @@ class Job:
         d["quiet_for"] = self.quiet_for()
         d["waiting_for"] = [run_id for run_id, _ in self.waiting_for]
         d["waiting"] = self.waiting
+        d["folder_missing"] = self.folder_missing
         return d
 
 
@@ -259,6 +273,31 @@ HOST = socket.gethostname()
 WORKER_BEAT_SECONDS = 2.0  # how often a worker writes its heartbeat
 WORKER_SILENT_SECONDS = 30.0  # a worker silent this long is not responding (15 missed beats)
 JOB_QUIET_SECONDS = 60.0  # the app points out a running job that has not reported for this long
+LOW_DISK_BYTES = 1 << 20  # a lost job on a disk with less free than this most likely ran out of space
+
+
+# ---------------------------------------------------------------- what can go wrong with the file
+
+class DiskFull(SptuiError):
+    """The disk holding the queue (or a run) is full: nothing was written."""
+
+
+class QueueDamaged(SptuiError):
+    """queue.db is corrupt: it is not written to again; `sptui recover` rebuilds it from the run folders."""
+
+
+class QueueReadOnly(SptuiError):
+    """The artifacts folder cannot be written: the queue is open for reading only."""
+
+
+_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _primary(error: sqlite3.Error) -> str:
+    """SQLite's primary result code name ("SQLITE_IOERR_WRITE" -> "SQLITE_IOERR")."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    parts = name.split("_")
+    return "_".join(parts[:2]) if len(parts) > 2 else name
 
 
 # ---------------------------------------------------------------- the queue
@@ -266,29 +305,109 @@ JOB_QUIET_SECONDS = 60.0  # the app points out a running job that has not report
 class Queue:
     """All reads and writes of the queue DB. Cheap to create; one per process (or per thread)."""
 
-    def __init__(self, root: str | Path, timeout: float = 30.0):
-        self.root = make_artifacts(Path(root))
+    def __init__(self, root: str | Path, timeout: float = 30.0, check: bool = True):
+        """Open (or create) the queue of an artifacts root. An existing root that cannot be written opens
+        read-only (`read_only`); `check` runs SQLite's quick_check first, so a damaged file is refused at once."""
+        self.root = Path(root)
         self.path = queue_path(self.root)
+        self.no_writes: SptuiError | None = None  # why this queue can only be read, when it can
+        if self.root.is_dir() and not _writable(self.root, self.path):
+            self.no_writes = QueueReadOnly(f"the artifacts folder {self.root} is read-only: the queue can be read "
+                                           "here but not changed")
+        else:
+            make_artifacts(self.root)  # a root that cannot be one (a file, a place the system will not make): one line
+            try:
+                self._open(timeout)
+            except (OSError, sqlite3.DatabaseError) as e:
+                if not _disk_full(e, self.root):
+                    raise self._failure(e, "open") if isinstance(e, sqlite3.DatabaseError) else SptuiError(
+                        f"{self.path}: cannot open the queue ({e.strerror})") from None
+                # a full disk: SQLite cannot even make its shared-memory file; reading still works
+                self.no_writes = DiskFull(f"disk full: the queue {self.path} cannot be written (the disk holding it "
+                                          "has no space left); free some space")
+        if self.no_writes is not None:
+            self._open_read_only()
+        if check:
+            self._quick_check()
+
+    @property
+    def read_only(self) -> bool:
+        return self.no_writes is not None
+
+    def _open(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
+            db = None
             try:
-                self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-                self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = FULL")
-                self.db.execute("PRAGMA recursive_triggers = ON")  # a failure or cancel follows the whole chain
-                self.db.executescript(SCHEMA)
+                db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = FULL")
+                db.execute("PRAGMA recursive_triggers = ON")  # a failure or cancel follows the whole chain
+                db.executescript(SCHEMA)
+                self.db = db
                 self._migrate()
-                break
-            except sqlite3.OperationalError as e:
+                return
+            except sqlite3.DatabaseError as e:
+                if db is not None:
+                    db.close()
                 # switching a new file to WAL takes an exclusive lock without waiting on the busy handler:
                 # processes opening a fresh queue at the same moment retry briefly instead of failing
-                self.db.close()
-                if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise SptuiError(f"{self.path}: cannot open the queue database ({e})") from None
+                if not isinstance(e, sqlite3.OperationalError) or "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
                 time.sleep(0.05)
+
+    def _open_read_only(self) -> None:
+        """Reading commands work on a read-only artifacts folder: a WAL file can be read there only as
+        'immutable' when its -shm file cannot be made; with no queue file at all, an empty queue."""
+        if not self.path.exists():
+            self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self.db.executescript(SCHEMA)
+            return
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                self.db = sqlite3.connect(f"{uri}?{options}", uri=True, isolation_level=None, check_same_thread=False)
+                self.db.execute("SELECT count(*) FROM jobs").fetchone()
+                return
             except sqlite3.DatabaseError as e:
-                raise SptuiError(f"{self.path}: cannot open the queue database ({e})") from None
+                self.db.close()
+                error = e
+                if _primary(e) in _CORRUPT:
+                    break
+        raise self._failure(error, "open") from None
+
+    def _quick_check(self) -> None:
+        with self._errors("check"):
+            problems = [row[0] for row in self.db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            self.db.close()
+            raise self._damaged(" ".join(" ".join(problems).split()))
+
+    def _damaged(self, detail: str) -> QueueDamaged:
+        return QueueDamaged(f"{self.path} is damaged ({detail}); nothing more is written to it. Stop any "
+                            f"worker, then `sptui --artifacts {self.root} recover` rebuilds the queue from the "
+                            "run folders and what can be read of this file (kept as queue.db.damaged-<time>)")
+
+    def _failure(self, error: sqlite3.Error, doing: str) -> SptuiError:
+        """The one line a SQLite error becomes."""
+        code = _primary(error)
+        if code == "SQLITE_FULL":
+            return DiskFull(f"disk full: cannot write the queue {self.path} ({error}); free some space on the disk "
+                            "holding it")
+        if code in _CORRUPT:
+            return self._damaged(str(error))
+        if code == "SQLITE_READONLY":
+            return QueueReadOnly(f"the queue {self.path} is read-only here ({error}); reading works, changes need "
+                                 "a writable artifacts folder")
+        return SptuiError(f"{self.path}: cannot {doing} the queue database ({error})")
+
+    @contextmanager
+    def _errors(self, doing: str):
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            raise self._failure(e, doing) from None
 
     def _migrate(self) -> None:
         """Add the columns a queue.db made by an older sptui lacks (ALTER TABLE ... ADD COLUMN keeps every row)."""
@@ -314,17 +433,40 @@ class Queue:
     def _write(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
         """One statement in its own IMMEDIATE transaction; RETURNING rows are read in full (fetchall)
         before COMMIT, which is what keeps concurrent writers from failing with 'database is locked'."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            rows = self.db.execute(sql, tuple(args)).fetchall()
-            self.db.execute("COMMIT")
-            return rows
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        with self._transaction():
+            return self.db.execute(sql, tuple(args)).fetchall()
+
+    @contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error, with SQLite errors as one clear line."""
+        if self.no_writes is not None:
+            raise self.no_writes
+        with self._errors("write"):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        """Undo an open transaction. SQLite has already rolled back after SQLITE_FULL and some I/O errors:
+        a ROLLBACK then raises "no transaction is active", which must not hide the error that caused it."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self._errors("read"):
+            return self.db.execute(sql, tuple(args)).fetchall()
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[Job]:
-        jobs = [Job(*r) for r in self.db.execute(sql, tuple(args)).fetchall()]
+        jobs = [Job(*r) for r in self._read(sql, args)]
+        for job in jobs:
+            job.folder_missing = job.state in FINAL and not job.run_dir(self.root).is_dir()
         return self._with_waiting(jobs)
 
     def _with_waiting(self, jobs: list[Job]) -> list[Job]:
@@ -333,7 +475,7 @@ class Queue:
         if not queued:
             return jobs
         waits: dict[int, list[tuple[str, str]]] = {}
-        for job_id, run_id, state in self.db.execute(
+        for job_id, run_id, state in self._read(
                 "SELECT d.job_id, u.run_id, u.state FROM job_deps d JOIN jobs j ON j.id = d.job_id "
                 "JOIN jobs u ON u.id = d.needs WHERE j.state = 'queued' AND u.state != 'succeeded' "
                 "ORDER BY d.job_id, u.id"):
@@ -363,8 +505,7 @@ class Queue:
 
         assert state in ("queued", "running") and (executor != "batch" or owner_pid is not None)
         now = time.time()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             links = pipeline.resolve(specs, pipeline.RunIndex(self.root, self), source or "job file")
             for spec, found in zip(specs, links):
                 if any(link.file_job is not None for link in found):
@@ -411,10 +552,6 @@ class Queue:
                     if needs is not None:
                         self.db.execute("INSERT OR IGNORE INTO job_deps (job_id, needs, param) VALUES (?, ?, ?)",
                                         (job_id, needs, link.key))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return [self.get(i) for i in ids]
 
     # -------------------------------------------------------- reads
@@ -445,28 +582,28 @@ class Queue:
         to ask the resolver over every run: an exact run id, or a job name (not digits, not a run folder's name:
         job ids and folders come first) with a run in the queue, its newest. A lab's 10,000 runs then cost an
         index lookup, not a scan of the runs folder."""
-        row = self.db.execute("SELECT run_id FROM jobs WHERE run_id = ?", (text,)).fetchone()
-        if row is not None:
-            return row[0]
+        rows = self._read("SELECT run_id FROM jobs WHERE run_id = ?", (text,))
+        if rows:
+            return rows[0][0]
         if not text or text.isdigit() or (runs_dir(self.root) / text).exists():
             return None
-        row = self.db.execute("SELECT run_id FROM jobs WHERE name = ? AND run_id IS NOT NULL ORDER BY id DESC LIMIT 1",
-                              (text,)).fetchone()
-        return row[0] if row is not None else None
+        rows = self._read("SELECT run_id FROM jobs WHERE name = ? AND run_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+                          (text,))
+        return rows[0][0] if rows else None
 
     def run_names(self) -> list[tuple[str, str]]:
         """(run id, job name) of every job, for `sptui.runs.known_runs`."""
-        return self.db.execute("SELECT run_id, name FROM jobs WHERE run_id IS NOT NULL").fetchall()
+        return self._read("SELECT run_id, name FROM jobs WHERE run_id IS NOT NULL")
 
     def run_rows(self) -> list[tuple[int, str, str, str, str]]:
         """(id, run id, name, kind, state) of every job, for resolving the runs a job file names (sptui.pipeline)."""
-        return self.db.execute("SELECT id, run_id, name, kind, state FROM jobs WHERE run_id IS NOT NULL").fetchall()
+        return self._read("SELECT id, run_id, name, kind, state FROM jobs WHERE run_id IS NOT NULL")
 
     def needs(self, job_id: int) -> list[tuple[str, str, str]]:
         """(run id, state, why) of every run a job waits for or waited for; `why` is the parameter naming it."""
-        return self.db.execute(
+        return self._read(
             "SELECT u.run_id, u.state, d.param FROM job_deps d JOIN jobs u ON u.id = d.needs WHERE d.job_id = ? "
-            "ORDER BY u.id", (job_id,)).fetchall()
+            "ORDER BY u.id", (job_id,))
 
     def dependents(self, job_id: int, ended_only: bool = False) -> list[Job]:
         """The jobs that wait for this one, and those waiting for them, down the chain (in id order);
@@ -474,9 +611,9 @@ class Queue:
         found: dict[int, None] = {}
         frontier = [job_id]
         while frontier:
-            rows = self.db.execute(
+            rows = self._read(
                 f"SELECT job_id FROM job_deps WHERE needs IN ({','.join('?' * len(frontier))})"
-                + (" AND ended_it = 1" if ended_only else ""), frontier).fetchall()
+                + (" AND ended_it = 1" if ended_only else ""), frontier)
             frontier = [r[0] for r in rows if r[0] not in found and r[0] != job_id]
             found.update((i, None) for i in frontier)
         return [self.get(i) for i in sorted(found)]
@@ -522,7 +659,7 @@ class Queue:
         """(version now, the jobs inserted or updated after version `since`), plus every queued job that waits
         for others (what it waits for may have moved without its own row changing). `since=-1`: every job.
         Jobs are never deleted, so merging these into what a poller holds gives the whole queue."""
-        (now,) = self.db.execute("SELECT coalesce(max(version), 0) FROM job_changes").fetchone()
+        ((now,),) = self._read("SELECT coalesce(max(version), 0) FROM job_changes")
         if since < 0:
             return now, self.list()
         if now == since:
@@ -533,7 +670,7 @@ class Queue:
 
     def changed_since(self, version: int) -> tuple[int, bool]:
         """Cheap change detection for pollers: SQLite's data_version moves when another connection commits."""
-        (now,) = self.db.execute("PRAGMA data_version").fetchone()
+        ((now,),) = self._read("PRAGMA data_version")
         return now, now != version
 
     # -------------------------------------------------------- claim and run
@@ -565,14 +702,13 @@ class Queue:
         """Whether a worker has anything left to wait for: a queued worker job that is ready, or that waits only for
         runs that are on their way. One that waits, however far up its chain, for an interrupted run waits for a
         requeue, not for a worker (`worker --once` then ends)."""
-        return self.db.execute(
+        return bool(self._read(
             "WITH RECURSIVE stuck(id) AS ("
             " SELECT d.job_id FROM job_deps d JOIN jobs u ON u.id = d.needs JOIN jobs j ON j.id = d.job_id"
             " WHERE j.state = 'queued' AND u.state NOT IN ('succeeded', 'queued', 'running')"
             " UNION SELECT d.job_id FROM job_deps d JOIN stuck s ON d.needs = s.id JOIN jobs j ON j.id = d.job_id"
             " WHERE j.state = 'queued')"
-            " SELECT 1 FROM jobs WHERE state = 'queued' AND executor = 'worker' AND id NOT IN stuck LIMIT 1"
-        ).fetchone() is not None
+            " SELECT 1 FROM jobs WHERE state = 'queued' AND executor = 'worker' AND id NOT IN stuck LIMIT 1"))
 
     def set_process(self, job_id: int, pid: int, device: str, gpu: str | None) -> None:
         self._write("UPDATE jobs SET pid = ?, pid_start = ?, device = ?, gpu = ? WHERE id = ?",
@@ -603,8 +739,8 @@ class Queue:
                     f"({','.join('?' * len(job_ids))})", (time.time(), error, *job_ids))
 
     def cancel_requested(self, job_id: int) -> bool:
-        row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return bool(row and row[0])
+        rows = self._read("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
+        return bool(rows and rows[0][0])
 
     # -------------------------------------------------------- user actions
     def cancel(self, ref: int | str) -> Job:
@@ -628,14 +764,9 @@ class Queue:
             raise SptuiError(f"run {job.run_id} is {job.state}; only {', '.join(REQUEUEABLE)} jobs can be requeued")
         assert job.executor != "slurm", "Slurm runs are requeued by sptui.slurm.executor.requeue"
         self.check_requeue(job)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self.db.execute(f"UPDATE jobs SET {_REQUEUED} WHERE id = ?", (job.id,))
             self._bring_back(job.id)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return self.get(job.id)
 
     def check_requeue(self, job: Job) -> None:
@@ -670,16 +801,11 @@ class Queue:
     def requeue_failed(self) -> builtins.list[Job]:
         """Every failed local run back to queued (failed Slurm runs: sptui.slurm.executor.requeue); the jobs a
         failed run ended come back with it, waiting for it."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             rows = self.db.execute(f"UPDATE jobs SET {_REQUEUED} WHERE state = 'failed' AND executor != 'slurm' "
                                    "RETURNING id").fetchall()
             for (job_id,) in rows:
                 self._bring_back(job_id)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return [self.get(r[0]) for r in sorted(rows)]
 
     def set_priority(self, ref: int | str, priority: int) -> Job:
@@ -717,22 +843,33 @@ class Queue:
 
     def slurm_requeue(self, job_id: int) -> None:
         """Back to queued for a resubmission to Slurm (the executor stays slurm), with the jobs its end ended."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self.db.execute("UPDATE jobs SET state = 'queued', cancel_requested = 0, error = NULL, finished = NULL, "
                             "exit_code = NULL, slurm_job_id = NULL, slurm_state = NULL WHERE id = ?", (job_id,))
             self._bring_back(job_id)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+
+    def restore(self, rows: list[dict[str, Any]], next_id: int = 1) -> None:
+        """Insert whole rows, ids included, in one transaction (`sptui recover` rebuilding a queue); the next
+        job submitted gets an id of at least `next_id`."""
+        with self._transaction():
+            for row in rows:
+                names = [c for c in JOB_COLUMNS.replace(" ", "").split(",") if c in row]
+                self.db.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                                [row[c] for c in names])
+            (seq,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+            if next_id - 1 > seq:
+                self.db.execute("DELETE FROM sqlite_sequence WHERE name = 'jobs'")
+                self.db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (next_id - 1,))
 
     # -------------------------------------------------------- crash recovery
     def recover(self) -> builtins.list[Job]:
         """Running jobs of this host whose own process is gone become `interrupted` (never rerun on their own).
 
         A job whose supervisor died but whose process still runs is left alone: it records its own end.
+        Read-only, nothing can be recorded: nothing is changed.
         """
+        if self.read_only:
+            return []
         lost = []
         for job in self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND executor = 'batch'"):
             # a batch's jobs wait in the queue for their turn: if the batch is gone, no one will run them
@@ -751,10 +888,27 @@ class Queue:
                     continue
             elif is_alive(job.pid, job.pid_start):
                 continue
-            if self.finish(job.id, "interrupted", error="its process ended without recording a result "
-                                                        "(crash, kill -9 or power loss); requeue to resume"):
+            state, error = self._lost_outcome(job)
+            if self.finish(job.id, state, error=error):
                 lost.append(self.get(job.id))
         return lost
+
+    def _lost_outcome(self, job: Job) -> tuple[str, str]:
+        """How a job whose process is gone ended: what the run itself wrote in state.json when the queue
+        could not be written (a full disk), else interrupted, naming a full disk where that is likely."""
+        run = RunDir(job.run_dir(self.root))
+        recorded = run.read_state()
+        if recorded.get("state") in FINAL and (recorded.get("finished") or 0) >= (job.started or 0):
+            return recorded["state"], recorded.get("error") or "recorded in the run folder (the queue could not be written then)"
+        error = "its process ended without recording a result (crash, kill -9 or power loss); requeue to resume"
+        try:
+            free = shutil.disk_usage(run.root if run.root.is_dir() else self.root).free
+        except OSError:
+            free = None
+        if free is not None and free < LOW_DISK_BYTES:
+            error = (f"its process ended without recording a result, and the disk holding it has {free:,} bytes free: "
+                     "a full disk is the likely cause; free some space, then requeue to resume")
+        return "interrupted", error
 
     # -------------------------------------------------------- workers
     def register_worker(self, pid: int, device: str, slots: int) -> None:
@@ -777,10 +931,11 @@ class Queue:
         """
         now = now or time.time()
         alive = []
-        for pid, host, start, started, heartbeat, device, slots in self.db.execute(
-                "SELECT pid, host, pid_start, started, heartbeat, device, slots FROM workers").fetchall():
+        for pid, host, start, started, heartbeat, device, slots in self._read(
+                "SELECT pid, host, pid_start, started, heartbeat, device, slots FROM workers"):
             if host == HOST and not is_alive(pid, start):
-                self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))
+                if not self.read_only:
+                    self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))
                 continue
             silent = max(0.0, now - heartbeat)
             alive.append({"pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "device": device,
@@ -795,6 +950,33 @@ _REQUEUED = _QUEUED_AGAIN + ", executor = 'worker'"
 # a queued job `j` whose every dependency has succeeded
 _READY = ("NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs u ON u.id = d.needs WHERE d.job_id = j.id "
           "AND u.state != 'succeeded')")
+
+
+def _disk_full(error: BaseException, root: Path) -> bool:
+    """Whether an error opening the queue comes from a full disk (SQLite says "disk I/O error" when it
+    cannot make its -shm file, or "database or disk is full")."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if _primary(error) not in ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN"):
+        return False
+    folder = root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free < LOW_DISK_BYTES
+    except OSError:
+        return False
+
+
+def _writable(root: Path, db: Path) -> bool:
+    """Whether this process can change the queue: the root (or the folder it would be made in) and an
+    existing queue file are writable. os.access also says no on a read-only mount, even to root."""
+    folder = root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        return False
+    return not db.exists() or os.access(db, os.W_OK)
 
 
 def make_run_id(job_id: int, name: str) -> str:

@@ -6,6 +6,7 @@ final state. `python -m sptui.runner ROOT JOB_ID DEVICE` is how the worker start
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 
 from sptui.context import Context, Hooks
 from sptui.errors import JobCancelled, SptuiError
-from sptui.kinds import load_kind, renderer
+from sptui.kinds import load_kind, memory_estimator, renderer
 from sptui.runs import RunDir
 from sptui.spec import JobSpec
 
@@ -92,9 +93,48 @@ def describe_device(device: str) -> str:
     return f"{device} ({name}; CUDA_VISIBLE_DEVICES={visible}; TF32 {'on' if tf32_enabled() else 'off'})"
 
 
+def free_memory(device: str) -> tuple[int, str]:
+    """(bytes free now, where) for a device: the system's available RAM for cpu, the GPU's free memory."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free), f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    import psutil
+
+    return int(psutil.virtual_memory().available), "this machine (available RAM)"
+
+
+def check_memory(kind, ctx: Context, device: str) -> None:
+    """Refuse, before it starts, a run whose kind can tell it needs more memory than the device has free."""
+    estimate = memory_estimator(kind)
+    if estimate is None:
+        return
+    need = int(estimate(ctx.instances))
+    free, where = free_memory(device)
+    ctx.info(f"memory: needs about {_gib(need)} at its peak; {_gib(free)} free on {where}", echo=False)
+    if need > free:
+        count = len(ctx.instances)
+        raise SptuiError(f"this run needs about {_gib(need)} of memory at its peak ({count} instance"
+                         f"{'s' if count != 1 else ''}), more than the {_gib(free)} free on {where}; lower "
+                         "batch_size or eval_batch, or split the sweep into several jobs")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def one_line(error: BaseException) -> str:
+    """An error as the one line a user reads. A full disk says so, whichever write found it."""
     if isinstance(error, SptuiError):
         return str(error)
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+        where = f" writing {error.filename}" if error.filename else ""
+        return (f"disk full: {error.strerror}{where}; free some space, then requeue the run (it resumes from "
+                "its last checkpoint)")
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -104,24 +144,36 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
             render: bool = True) -> Outcome:
     """Run a job to its end in this process. Never raises for a job's own failure: returns the outcome.
 
+    The first error is the outcome: writing the log (or anything after it) failing as well, on a full disk,
+    changes nothing. Once the kind has returned, state.json records "results complete" before the plots are
+    drawn, so a job stopped while drawing is only redrawn when requeued, not trained again.
+
     `artifacts_root`: where the job looks up the runs it names (see Context); `render`: draw its PNGs after
     a success (tests that do not look at plots skip them)."""
     configure_torch(device)
-    if not run.job_toml.exists():
-        run.create(spec.to_toml())
-    else:
-        for d in (run.checkpoints, run.results, run.plots):
-            d.mkdir(parents=True, exist_ok=True)
-    ctx = Context(spec, run, device=device, hooks=hooks, artifacts_root=artifacts_root,
-                  cancel_poll_seconds=cancel_poll_seconds)
     started = time.monotonic()
+    try:
+        if not run.job_toml.exists():
+            run.create(spec.to_toml())
+        else:
+            for d in (run.checkpoints, run.results, run.plots):
+                d.mkdir(parents=True, exist_ok=True)
+        ctx = Context(spec, run, device=device, hooks=hooks, artifacts_root=artifacts_root,
+                      cancel_poll_seconds=cancel_poll_seconds)
+    except (OSError, SptuiError) as e:  # a run folder that cannot be made or written
+        return Outcome("failed", one_line(e))
     try:
         import torch
 
         ctx.info(f"=== {spec.kind} job {spec.name!r} on {describe_device(device)} (pid {os.getpid()}, "
                  f"{torch.get_num_threads()} torch CPU thread(s)) ===")
         kind = load_kind(spec.kind)
-        kind.run(ctx)
+        if run.read_state().get("results_complete"):
+            ctx.info("the results were completed by an earlier attempt: only the plots are drawn")
+        else:
+            check_memory(kind, ctx, device)
+            kind.run(ctx)
+            _record(ctx, results_complete=True)
         outcome = Outcome("succeeded")
         ctx.remove_scratch()
         draw = renderer(kind) if render else None
@@ -135,8 +187,7 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
     except JobCancelled:
         outcome = Outcome("cancelled", "cancelled by the user")
     except Terminated:
-        cancelled = hooks is not None and hooks.cancel_requested()
-        outcome = Outcome("cancelled", "cancelled by the user") if cancelled else Outcome(
+        outcome = Outcome("cancelled", "cancelled by the user") if _cancel_asked(hooks) else Outcome(
             "interrupted", "stopped by a signal; requeue to resume")
     except KeyboardInterrupt:
         outcome = Outcome("interrupted", "interrupted (Ctrl-C); requeue to resume")
@@ -146,8 +197,24 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
         ctx.info(traceback.format_exc(), echo=False)  # for the log; the console gets the one-line outcome
         outcome = Outcome("failed", one_line(e))
     ctx.info(f"=== {outcome.state} after {time.monotonic() - started:.1f}s" + (f": {outcome.error}" if outcome.error else ""))
+    _record(ctx, state=outcome.state, error=outcome.error, finished=time.time())
     ctx.close()
     return outcome
+
+
+def _record(ctx: Context, **fields: Any) -> None:
+    """A note in the run's state.json, where the disk allows: it is the second record of the run."""
+    try:
+        ctx.run.record_state(**fields)
+    except OSError as e:
+        ctx.info(f"could not record {', '.join(fields)} in {ctx.run.state_file.name}: {one_line(e)}", echo=False)
+
+
+def _cancel_asked(hooks: Hooks | None) -> bool:
+    try:
+        return hooks is not None and hooks.cancel_requested()
+    except SptuiError:  # the queue cannot be read (damaged, a full disk): a signal it is
+        return False
 
 
 class QueueHooks(Hooks):
@@ -180,17 +247,28 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+EXIT_DISK_FULL = 28  # (ENOSPC) the job ended but the disk was too full to record how: the worker records it
+
+
 def child_main(argv: list[str]) -> int:
-    """Entry point of a job's own process, started by the worker in a new process group."""
-    from sptui.queue import Queue
+    """Entry point of a job's own process, started by the worker in a new process group. Its output is
+    the run's log; a problem with the queue itself is one line there and an exit status for the worker."""
+    from sptui.queue import DiskFull, Queue
 
     root, job_id, device = Path(argv[0]), int(argv[1]), argv[2]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _raise_terminated)
-    queue = Queue(root)
-    job = queue.get(job_id)
-    if not queue.adopt(job_id, os.getpid()):
-        print(f"job {job_id} is no longer running (state {queue.get(job_id).state}); not starting it")
+    try:
+        queue = Queue(root)
+        job = queue.get(job_id)
+        if not queue.adopt(job_id, os.getpid()):
+            print(f"job {job_id} is no longer running (state {queue.get(job_id).state}); not starting it")
+            return 1
+    except DiskFull as e:
+        print(f"sptui: {e}", flush=True)
+        return EXIT_DISK_FULL
+    except SptuiError as e:
+        print(f"sptui: {e}", flush=True)
         return 1
     hooks = QueueHooks(queue, job_id)
     try:
@@ -200,9 +278,15 @@ def child_main(argv: list[str]) -> int:
     except Exception as e:  # e.g. a run folder that cannot be written
         traceback.print_exc()
         outcome = Outcome("failed", one_line(e))
-    hooks.flush()
-    queue.finish(job_id, outcome.state, exit_code=0, error=outcome.error)
-    queue.close()
+    try:
+        hooks.flush()
+        queue.finish(job_id, outcome.state, exit_code=0, error=outcome.error)
+    except SptuiError as e:  # the queue cannot be written: say why, and let the worker record it
+        print(f"sptui: job {outcome.state}" + (f" ({outcome.error})" if outcome.error else "") +
+              f", but its end could not be recorded: {e}", flush=True)
+        return EXIT_DISK_FULL if isinstance(e, DiskFull) else 1
+    finally:
+        queue.close()
     return 0 if outcome.state == "succeeded" else 1
 
 

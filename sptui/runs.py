@@ -2,6 +2,8 @@
 
     <artifacts>/runs/<run-id>/
         job.toml          the resolved spec (a job file of one job)
+        state.json        what the run itself recorded: results complete, its final state and error (a second
+                          record beside the queue: `sptui recover` rebuilds the queue from it)
         metrics.jsonl     one JSON object a line: step, time, split, values; append-only, flushed per line
         log.txt           everything the job printed
         checkpoints/      latest resume state (safetensors) and kept snapshots/
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import sys
 import time
@@ -76,8 +79,10 @@ def _temp_beside(path: Path) -> Iterator[tuple[int, Path]]:
             continue
     try:
         yield fd, tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)  # a partial file is never left (and its space is given back)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # "No space left on device" says which file it was writing
         raise
 
 
@@ -203,8 +208,12 @@ class MetricsWriter:
 
     def write(self, step: int, split: str, values: dict[str, Any]) -> dict[str, Any]:
         record = {"step": int(step), "time": round(time.time(), 3), "split": split, **values}
-        self._file.write(dumps(record) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(dumps(record) + "\n")
+            self._file.flush()
+        except OSError as e:
+            e.filename = e.filename or str(self.path)
+            raise
         return record
 
     def close(self) -> None:
@@ -349,6 +358,19 @@ class RunDir:
     snapshots = property(lambda self: self.root / "checkpoints" / "snapshots")
     results = property(lambda self: self.root / "results")
     plots = property(lambda self: self.root / "plots")
+    state_file = property(lambda self: self.root / "state.json")
+
+    def read_state(self) -> dict[str, Any]:
+        """What the run recorded in state.json ({} when nothing, or when the file cannot be read)."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def record_state(self, **fields: Any) -> None:
+        """Add `fields` to state.json, atomically (an OSError, e.g. a full disk, is the caller's to handle)."""
+        atomic_write_json(self.state_file, {**self.read_state(), **fields})
 
     def create(self, spec_toml: str) -> None:
         for d in (self.root, self.checkpoints, self.results, self.plots):
@@ -529,8 +551,11 @@ def find_run(ref: str, root: str | Path | None = None, *, kind: str | None = Non
 
 
 def slug(name: str) -> str:
-    """A job name as it appears in run ids and folder names."""
-    text = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-")
-    while "--" in text:
-        text = text.replace("--", "-")
-    return text[:60] or "job"
+    """A job name as it appears in run ids and folder names, safe by construction whatever the name holds:
+    ASCII letters, digits, "_", "-" and single dots only, never starting or ending with "-" or "." (so
+    never "..", a hidden file or an option), at most 60 characters; "job" when nothing is left."""
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+    text = re.sub(r"\.{2,}", "-", text)
+    text = re.sub(r"-{2,}", "-", text)
+    text = text.strip("-.")[:60].rstrip("-.")
+    return text or "job"

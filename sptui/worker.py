@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sptui.errors import SptuiError
-from sptui.queue import WORKER_BEAT_SECONDS, Job, Queue, own_identity
-from sptui.runner import resolve_device
+from sptui.names import printable
+from sptui.queue import WORKER_BEAT_SECONDS, DiskFull, Job, Queue, own_identity
+from sptui.runner import EXIT_DISK_FULL, resolve_device
 from sptui.runs import RunDir
 
 
@@ -38,6 +39,7 @@ class Running:
     log: BinaryIO  # the job's log.txt, which the child writes to
     signalled_at: float | None = None
     killed: bool = False
+    reaped: bool = False  # ended and its process group killed; its end maybe not recorded yet (a full disk)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Worker:
         self.running: dict[int, Running] = {}
         self.stopping = False
         self.say = options.say
+        self._said: dict[str, float] = {}
 
     # ------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -91,20 +94,26 @@ class Worker:
         last_beat = 0.0
         try:
             while True:
-                self._reap()
-                self._enforce_cancels()
-                if self.stopping:
-                    self._stop_all()
-                    break
-                claimed = self._fill_slots()
-                if self.options.once and not self.running and not claimed and not self._queued_left():
-                    break
-                if time.monotonic() - last_beat > WORKER_BEAT_SECONDS:
-                    self.queue.worker_heartbeat(pid)
-                    last_beat = time.monotonic()
+                try:
+                    self._reap()
+                    self._enforce_cancels()
+                    if self.stopping:
+                        self._stop_all()
+                        break
+                    claimed = self._fill_slots()
+                    if self.options.once and not self.running and not claimed and not self._queued_left():
+                        break
+                    if time.monotonic() - last_beat > WORKER_BEAT_SECONDS:
+                        self.queue.worker_heartbeat(pid)
+                        last_beat = time.monotonic()
+                except DiskFull as e:  # keep supervising the running jobs; claim nothing until there is space
+                    self._say_once(f"{e} (the worker keeps watching its jobs and tries again)")
                 time.sleep(self.options.poll_seconds)
         finally:
-            self.queue.unregister_worker(pid)
+            try:
+                self.queue.unregister_worker(pid)
+            except SptuiError:  # a full disk or a damaged queue: the row of a dead worker is ignored anyway
+                pass
             self.queue.close()
         return 0
 
@@ -156,22 +165,43 @@ class Worker:
             code = r.process.poll()
             if code is None:
                 continue
-            r.log.close()
+            if not r.reaped:
+                r.log.close()
+                self._signal(r, signal.SIGKILL)  # nothing a job started outlives it
+                r.reaped = True
+            try:
+                self._record_end(job_id, r, code)
+            except DiskFull as e:  # kept in `running` and tried again next tick, when there may be space
+                self._say_once(f"{r.job.run_id}: ended, but {e}")
+                continue
             del self.running[job_id]
-            self._signal(r, signal.SIGKILL)  # nothing a job started outlives it
-            cancelled = self.queue.cancel_requested(job_id)
-            if code < 0:
-                sig = signal.Signals(-code).name
-                state = "cancelled" if cancelled else "interrupted"
-                recorded = self.queue.finish(job_id, state, exit_code=code,
-                                             error=f"killed by {sig}" + ("" if cancelled else "; requeue to resume"))
-            else:
-                recorded = self.queue.finish(job_id, "failed", exit_code=code,
-                                             error=f"job process exited with status {code} without recording a "
-                                                   f"result; see {RunDir(r.job.run_dir(self.root)).log}")
-            final = self.queue.get(job_id)
-            note = "" if not recorded else " (recorded by the worker)"
-            self.say(f"{final.run_id}: {final.state}{note}" + (f": {final.error}" if final.error else ""))
+
+    def _record_end(self, job_id: int, r: Running, code: int) -> None:
+        """Record what the job could not record itself (the queue ignores this if it did)."""
+        cancelled = self.queue.cancel_requested(job_id)
+        if code < 0:
+            sig = signal.Signals(-code).name
+            state = "cancelled" if cancelled else "interrupted"
+            recorded = self.queue.finish(job_id, state, exit_code=code,
+                                         error=f"killed by {sig}" + ("" if cancelled else "; requeue to resume"))
+        elif code == EXIT_DISK_FULL:
+            recorded = self.queue.finish(job_id, "failed", exit_code=code,
+                                         error="disk full: the job could not record its end in the queue; free "
+                                               "some space, then requeue it (it resumes from its last checkpoint)")
+        else:
+            recorded = self.queue.finish(job_id, "failed", exit_code=code,
+                                         error=f"job process exited with status {code} without recording a "
+                                               f"result; see {RunDir(r.job.run_dir(self.root)).log}")
+        final = self.queue.get(job_id)
+        note = "" if not recorded else " (recorded by the worker)"
+        self.say(f"{final.run_id}: {final.state}{note}" + (f": {printable(final.error)}" if final.error else ""))
+
+    def _say_once(self, text: str, every: float = 60.0) -> None:
+        """A repeated problem (a full disk, tick after tick) is said once a minute, not twice a second."""
+        now = time.monotonic()
+        if self._said.get(text, float("-inf")) + every <= now:
+            self._said[text] = now
+            self.say(text)
 
     def _enforce_cancels(self) -> None:
         now = time.monotonic()
@@ -201,9 +231,9 @@ class Worker:
             time.sleep(0.1)
         for r in self.running.values():
             self._signal(r, signal.SIGKILL)
-        while self.running:
-            self._reap()
-            time.sleep(0.05)
+        while any(not r.reaped for r in self.running.values()):  # every process ended; an end the queue
+            self._reap()                                         # cannot take (a full disk) is left to
+            time.sleep(0.05)                                     # `recover` and the run's state.json
 
 
 def start_detached(root: Path, device: str = "auto", log_path: Path | None = None) -> int:

@@ -46,8 +46,8 @@ def sptui(*args: str, root: Path, check: bool = False, timeout: float = 300, **k
     return result
 
 
-def start_worker(root: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "SPTUI_ARTIFACTS": str(root), "SPTUI_TORCH_THREADS": "1"}
+def start_worker(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "SPTUI_ARTIFACTS": str(root), "SPTUI_TORCH_THREADS": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "sptui", "worker", "--device", "cpu", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
 
@@ -110,3 +110,40 @@ def run_spec(spec, folder: Path, *, artifacts_root: Path | None = None, device: 
             error.add_note("log.txt ends:\n" + "\n".join(run.log.read_text().splitlines()[-25:]))
         raise error
     return run
+
+
+def mount_tmpfs(path: Path, size: str):
+    """Mount a small tmpfs at `path` (made if needed) for a fault test; pytest.skip with the reason where this
+    process may not mount (not root, no CAP_SYS_ADMIN, no `mount`). Returns a function that unmounts it."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a tmpfs here ({e})")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+
+    def unmount():
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+    return unmount
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the file system holding `folder` to its last byte with one file (returned: delete it to free)."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:
+                f.write(b"\0" * 512)
+        except OSError:
+            pass
+    return filler
