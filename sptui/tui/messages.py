@@ -24,6 +24,13 @@ class JobsLoaded(Message, bubble=False):
 
 
 @dataclass
+class QueueUnreadable(Message, bubble=False):
+    """The queue cannot be read (damaged, a full disk, ...): the one line that says why, or None once it reads."""
+
+    error: str | None
+
+
+@dataclass
 class WorkersChanged(Message, bubble=False):
     """The live workers changed: one started or ended, or one stopped or started answering its heartbeat."""
 

@@ -106,11 +106,11 @@ class BrowserScreen(Screen):
 
     def on_browser_screen_exported(self, event: BrowserScreen.Exported) -> None:
         if event.error is not None:
-            self.notify(event.error, severity="error")
+            self.notify(event.error, severity="error", markup=False)
             self.status(event.error)
             return
         self.last_export = event.path
-        self.notify(f"saved {event.path}")
+        self.notify(f"saved {event.path}", markup=False)
         self.status(f"exported {event.path}")
 
     last_export: Path | None = None

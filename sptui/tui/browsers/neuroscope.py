@@ -190,7 +190,7 @@ class NeuroscopeBrowser(BrowserScreen):
             layer = self.results.check(layer, index)
             neuron = self.results.neuron(layer, index)
         except SptuiError as e:
-            self.notify(str(e), severity="warning")
+            self.notify(str(e), severity="warning", markup=False)
             return
         if remember and self.neuron is not None:
             self.history.append((self.neuron.layer, self.neuron.index))

@@ -291,4 +291,4 @@ class CompareScreen(Screen):
         if message.paths:
             self.exported = message.paths[0]
         self.say(message.text, message.error)
-        self.notify(message.text, severity="error" if message.error else "information")
+        self.notify(message.text, severity="error" if message.error else "information", markup=False)

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
 from sptui.errors import SptuiError
+from sptui.names import rich_text
 from sptui.spec import JobSpec, load_file
 
 MAX_PREVIEW_ROWS = 40
@@ -60,7 +61,7 @@ def preview_table(specs: list[JobSpec]) -> Table:
         table.add_column(col, overflow="fold")
     for i, spec in enumerate(specs[:MAX_PREVIEW_ROWS], start=1):
         sweep = ", ".join(f"{k}={v}" for k, v in spec.sweep.items())
-        table.add_row(str(i), spec.kind, spec.name, str(len(spec.grid())), Text(sweep, overflow="fold"))
+        table.add_row(str(i), spec.kind, rich_text(spec.name), str(len(spec.grid())), Text(sweep, overflow="fold"))
     if len(specs) > MAX_PREVIEW_ROWS:
         table.add_row("...", "", f"{len(specs) - MAX_PREVIEW_ROWS} more jobs", "", "")
     return table
@@ -163,7 +164,7 @@ class PickerScreen(Screen[str | None]):
 
     def _submit(self, force: bool) -> None:
         if self.specs is None:
-            self.notify(self.error or "pick a valid job file first", severity="error")
+            self.notify(self.error or "pick a valid job file first", severity="error", markup=False)
             return
         self._queue_specs(self.path, self.specs, force)
 
@@ -190,9 +191,9 @@ class PickerScreen(Screen[str | None]):
             self.duplicate = message.duplicate
             hint = "\n\npress f to queue it again anyway" if message.duplicate else ""
             self.query_one("#picker-preview", Static).update(Text(message.error + hint, style="red"))
-            self.notify(message.error, severity="error")
+            self.notify(message.error, severity="error", markup=False)
             return
-        self.notify(message.text or "queued")
+        self.notify(message.text or "queued", markup=False)
         self.dismiss(message.text)
 
     def action_close(self) -> None:

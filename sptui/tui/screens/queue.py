@@ -20,8 +20,9 @@ from textual.widgets import Footer, Input, Static
 
 from sptui import actions
 from sptui.errors import SptuiError
+from sptui.names import rich_text
 from sptui.queue import Queue
-from sptui.tui.messages import ActionDone, JobsLoaded, WorkersChanged
+from sptui.tui.messages import ActionDone, JobsLoaded, QueueUnreadable, WorkersChanged
 from sptui.tui.widgets.gpu import GpuStrip
 from sptui.tui.widgets.runtable import RunTable, fmt_seconds
 
@@ -61,6 +62,7 @@ class QueueScreen(Screen):
         self._workers_seen: list[tuple[int, bool]] | None = None  # the poller's last (pid, responding)
         self.loaded = False
         self._filter_timer = None
+        self.queue_error: str | None = None  # why the queue cannot be read, while it cannot
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="queue-top"):
@@ -95,6 +97,26 @@ class QueueScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="queue-poll")
     def refresh_jobs(self, force: bool = False) -> None:
+        try:
+            self._poll(force)
+            error = None
+        except SptuiError as e:  # a damaged or unreadable queue is said, never shown as an empty queue
+            with self._poll_lock:
+                if self._poll_queue is not None:
+                    self._poll_queue.close()
+                    self._poll_queue = None
+            error = str(e)
+        if error != self.queue_error:
+            self.post_message(QueueUnreadable(error))
+
+    @on(QueueUnreadable)
+    def _queue_unreadable(self, message: QueueUnreadable) -> None:
+        self.queue_error = message.error
+        self._summarise()
+        if message.error:
+            self.notify(message.error, severity="error", timeout=30, markup=False)
+
+    def _poll(self, force: bool) -> None:
         with self._poll_lock:  # one poller connection, never used by two threads at once
             if self._poll_queue is None:
                 self._poll_queue = Queue(self.root)
@@ -153,7 +175,9 @@ class QueueScreen(Screen):
         summary += f"  sort: {self.table.ordering.label}"
         if self.table.marked:
             summary += f"  marked: {len(self.table.marked)}"
-        self.query_one("#queue-summary", Static).update(summary)
+        if self.queue_error:
+            summary = f"queue unreadable: {self.queue_error}"
+        self.query_one("#queue-summary", Static).update(rich_text(summary, "bold red" if self.queue_error else ""))
         silent = [w for w in self.workers_alive if not w["responding"]]
         if silent:  # alive but not working: its queued jobs wait
             w = silent[0]
@@ -176,7 +200,7 @@ class QueueScreen(Screen):
     @on(ActionDone)
     def _action_done(self, message: ActionDone) -> None:
         self.say(message.text, message.error)
-        self.notify(message.text, severity="error" if message.error else "information")
+        self.notify(message.text, severity="error" if message.error else "information", markup=False)
         self.refresh_jobs(force=True)
 
     def _selected(self):

@@ -301,7 +301,7 @@ class RunScreen(Screen):
         if message.paths:
             self.exported = list(message.paths)
         self.say(message.text, message.error)
-        self.notify(message.text, severity="error" if message.error else "information")
+        self.notify(message.text, severity="error" if message.error else "information", markup=False)
 
     def action_results(self) -> None:
         try:
@@ -312,7 +312,7 @@ class RunScreen(Screen):
             screen = browser_for(self.job.kind, self.run.root) if browser_for is not None else None
         except SptuiError as e:  # e.g. the run has no results yet
             self.say(str(e), error=True)
-            self.notify(str(e), severity="error")
+            self.notify(str(e), severity="error", markup=False)
             return
         if screen is None:
             self.notify(f"no result browser for {self.job.kind}", severity="warning")

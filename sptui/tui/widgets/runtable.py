@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import DataTable
 
+from sptui.names import rich_text
 from sptui.queue import Job
 
 MAX_ROWS = 500  # the newest runs matching the filter that the table holds (the summary says when there are more)
@@ -72,10 +73,9 @@ def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
     return {
         "mark": "*" if marked else " ",
         "id": str(job.id),
-        "name": job.name,
+        "name": rich_text(job.name),  # a Text: "grid[n_hidden=3]" is a name, not Rich markup
         "kind": job.kind,
-        "state": Text("cancelling" if job.cancel_requested and job.state == "running" else
-                      "waiting" if job.waiting else job.state, style=STATE_STYLE.get("waiting" if job.waiting else job.state, "")),
+        "state": state_cell(job),
         "progress": fmt_progress(job),
         "elapsed": fmt_seconds(job.elapsed(now)),
         "eta": fmt_seconds(job.eta(now)),
@@ -89,6 +89,14 @@ def device_cell(job: Job) -> str:
     if job.executor == "slurm" and job.slurm_job_id and job.state in ("queued", "running"):
         return f"slurm {job.slurm_job_id} {(job.slurm_state or '').lower()}".rstrip()
     return job.device or job.device_request or ""
+
+
+def state_cell(job: Job) -> Text:
+    if job.folder_missing:  # ended, and its folder deleted or moved: nothing of it left to open
+        return Text("missing", style="bold red")
+    shown = "waiting" if job.waiting else job.state
+    return Text("cancelling" if job.cancel_requested and job.state == "running" else shown,
+                style=STATE_STYLE.get(shown, ""))
 
 
 class RunTable(DataTable):
