@@ -12,6 +12,7 @@ from sptui.runs import (
     MetricsTail,
     MetricsWriter,
     RunDir,
+    atomic_write_bytes,
     atomic_write_text,
     find_run,
     load_arrays,
@@ -25,6 +26,69 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp_files(tmp_path):
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["facts.json"]
+
+
+KILLED_BEFORE_THE_RENAME = """
+import os, signal, sys
+from sptui.runs import atomic_write_bytes
+
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # kill -9 once the new bytes are written, not yet in place
+atomic_write_bytes(sys.argv[1], b"new " * 250_000)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "facts.json"
+    atomic_write_text(target, "old")
+    done = subprocess.run([sys.executable, "-c", KILLED_BEFORE_THE_RENAME, str(target)], capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert target.read_text() == "old"  # what a reader finds under the name is the old file, whole
+    leftovers = [p.name for p in tmp_path.iterdir() if p != target]
+    assert all(name.startswith(".facts.") for name in leftovers)  # only a hidden temp file, never the name
+
+
+def test_a_write_that_fails_before_the_rename_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "facts.json"
+    atomic_write_text(target, "old")
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", no_space)
+    with pytest.raises(OSError, match="No space left on device") as failed:
+        atomic_write_text(target, "new" * 1000)
+    assert failed.value.filename == str(target)  # the error names the file being written
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["facts.json"]
+
+
+def test_a_reader_never_sees_a_partial_file(tmp_path):
+    import threading
+
+    target = tmp_path / "model.safetensors"
+    versions = [bytes([65 + i]) * (2 << 20) for i in range(2)]
+    atomic_write_bytes(target, versions[0])
+    stop, reads, bad = threading.Event(), [0], []
+
+    def read_all_the_time():
+        while not stop.is_set():
+            data = target.read_bytes()
+            reads[0] += 1
+            if data not in versions:
+                bad.append(len(data))
+
+    reader = threading.Thread(target=read_all_the_time)
+    reader.start()
+    try:
+        for i in range(30):
+            atomic_write_bytes(target, versions[i % 2])
+    finally:
+        stop.set()
+        reader.join()
+    assert reads[0] > 0 and bad == []  # never empty, short or mixed
 
 
 def test_metrics_tail_reads_only_new_complete_lines_and_restarts_after_a_rewrite(tmp_path):

@@ -4,6 +4,8 @@ import json
 import os
 import signal
 
+import psutil
+
 from sptui.queue import Queue, is_alive
 from sptui.runs import RunDir, read_metrics
 
@@ -48,24 +50,43 @@ def test_worker_once_drains_the_queue_in_priority_order(artifacts, tmp_path):
         assert "=== succeeded" in run.log.read_text()
 
 
+# Loaded by every Python started with this folder on PYTHONPATH; in a job's own process it starts a
+# grandchild, as a job does that runs a data loader, a compiler pool or a shell command
+STARTS_A_GRANDCHILD = """
+import os, subprocess
+with open("/proc/self/cmdline", "rb") as f:
+    if b"sptui.runner" in f.read().split(b"\\0"):
+        child = subprocess.Popen(["sleep", "600"])  # in the job's process group, as a child's children are
+        with open(os.environ["GRANDCHILD_PIDS"], "a") as out:
+            out.write(f"{child.pid}\\n")
+"""
+
+
 def test_cancel_ends_a_running_job_and_its_process_group(artifacts, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(STARTS_A_GRANDCHILD)
+    pids = tmp_path / "grandchildren"
     (ref,) = submit(artifacts, tms_job("long", **LONG), tmp_path)
-    worker = start_worker(artifacts)
+    worker = start_worker(artifacts, env={"PYTHONPATH": str(hook), "GRANDCHILD_PIDS": str(pids)})
     try:
         running = wait_for(lambda: (j := job(artifacts, ref)).pid and j.step and j, what="the job to make progress")
+        (grandchild,) = [int(line) for line in pids.read_text().split()]
+        assert psutil.Process(grandchild).ppid() == running.pid and _alive(grandchild)
         assert sptui("cancel", ref, root=artifacts, check=True).stdout.strip().endswith("cancel requested")
         done = wait_for(lambda: (j := job(artifacts, ref)).state != "running" and j, what="the job to stop")
         assert done.state == "cancelled"
-        wait_for(lambda: not _pgid_alive(running.pid), what="the job's whole process group to be gone")
+        wait_for(lambda: not _alive(running.pid), what="the job's process to be gone")
+        wait_for(lambda: not _alive(grandchild), what="the process the job started to be gone too")
     finally:
         stop(worker)
 
 
-def _pgid_alive(pgid):
+def _alive(pid):
+    """A process that still runs (a killed one that nobody has reaped yet, a zombie, does not)."""
     try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
