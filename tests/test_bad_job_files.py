@@ -183,3 +183,26 @@ def test_run_folder_names_are_safe_by_construction():
         assert re.fullmatch(r"0007-[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?", run_id), run_id
         assert ".." not in run_id and len(run_id) <= 65
     assert ids[0] == "0007-tmp-x" and ids[10] == "0007-grid-n_hidden-3" and ids[4] == "0007-job"
+
+
+def test_every_size_and_count_of_every_kind_has_a_maximum():
+    """A new parameter without an upper bound would let `steps = 9223372036854775807` run forever again.
+    Seeds are neither sizes nor counts; tms-theory's n_features is bounded by its check (with its reason)."""
+    import dataclasses
+    import typing
+
+    from sptui.kinds import kind_names, load_kind
+
+    exempt = {("tms-theory", "n_features")}
+    unbounded = []
+    for kind in kind_names():
+        cls = load_kind(kind).Params
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            args = {hints[f.name], *typing.get_args(hints[f.name])}
+            args |= {a for arg in list(args) for a in typing.get_args(arg)}  # list[int], int | None
+            numeric = bool(args & {int, float})
+            bounded = f.metadata.get("le") is not None or f.metadata.get("lt") is not None
+            if numeric and not bounded and "seed" not in f.name and (kind, f.name) not in exempt:
+                unbounded.append(f"{kind}.{f.name}")
+    assert unbounded == []

@@ -85,7 +85,7 @@ class Params:
     sae: str = param("", "an sae run (id, job name or folder): scan the latents of one of its SAEs, on the model and "
                      "hook it was trained on, instead of MLP neurons (model, layers and processing then come from it)",
                      ref=RunRef(kinds=("sae",), needs="results/sae.safetensors"))
-    sae_instance: int = param(0, "which SAE of that run (its instance number)", ge=0)
+    sae_instance: int = param(0, "which SAE of that run (its instance number)", ge=0, le=100_000)
 
     def check(self):
         if not self.sample_quantiles:
