@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sptui.config import artifacts_root
-from sptui.errors import SpecError, SptuiError
+from sptui.errors import SpecError, SptuiError, os_error_text
 from sptui.names import printable
 
 EXIT_INPUT = 2
@@ -153,14 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
-    except OSError as e:  # the system refused something (a full disk, a permission): one line, not a traceback
-        if isinstance(e, BrokenPipeError):
-            return 0
-        where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"sptui: error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_INPUT
     except BrokenPipeError:  # `sptui ls | head`
         return 0
+    except OSError as e:  # the system refused something (a full disk, a permission): one line, not a traceback
+        print(f"sptui: error: {printable(os_error_text(e))}", file=sys.stderr)
+        return EXIT_INPUT
 
 
 # ---------------------------------------------------------------- commands

@@ -1,5 +1,7 @@
 """Errors a user can act on: printed as one line, never as a stack trace."""
 
+import errno
+
 
 class SptuiError(Exception):
     """A problem with the user's input or environment, shown as a single clear line.
@@ -19,3 +21,12 @@ class SpecError(SptuiError):
 
 class JobCancelled(Exception):
     """Raised inside a running job when the user asked to cancel it."""
+
+
+def os_error_text(error: OSError) -> str:
+    """A file-system error as one line: a full disk says "disk full", anything else its reason and file."""
+    where = f" writing {error.filename}" if error.filename else ""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return (f"disk full: {error.strerror}{where}; free some space, then requeue the run (it resumes from its "
+                "last checkpoint)")
+    return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")

@@ -268,8 +268,9 @@ def to_dict(instance) -> dict[str, Any]:
     return dataclasses.asdict(instance)
 
 
-def describe(cls) -> list[tuple[str, str, Any, str, bool, str]]:
-    """(name, type, default, doc, batchable, allowed range) for every parameter, for `sptui kinds` and the TUI."""
+def describe(cls) -> list[tuple[str, str, Any, str, bool]]:
+    """(name, type, default, doc, batchable) for every parameter, for `sptui kinds` and the TUI (`bounds`: their
+    allowed ranges)."""
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
@@ -279,9 +280,13 @@ def describe(cls) -> list[tuple[str, str, Any, str, bool, str]]:
             default = f.default_factory()
         else:  # every parameter has a default (see `param`)
             raise TypeError(f"{cls.__name__}.{f.name} has no default")
-        rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("doc", ""),
-                     bool(f.metadata.get("batchable")), bounds_text(f.metadata)))
+        rows.append((f.name, type_name(hints[f.name]), default, f.metadata.get("doc", ""), bool(f.metadata.get("batchable"))))
     return rows
+
+
+def bounds(cls) -> dict[str, str]:
+    """Each parameter's allowed range in words ("" when it has none), for `sptui kinds`."""
+    return {f.name: bounds_text(f.metadata) for f in dataclasses.fields(cls)}
 
 
 def bounds_text(meta) -> str:

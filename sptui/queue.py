@@ -466,6 +466,9 @@ class Queue:
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[Job]:
         jobs = [Job(*r) for r in self._read(sql, args)]
         for job in jobs:
+            if self.no_writes is not None and _is_lost(job):  # `recover` cannot record it: shown as it would be
+                job.state, error = self._lost_outcome(job)
+                job.error = f"{error} (not recorded: {self.no_writes})"
             job.folder_missing = job.state in FINAL and not job.run_dir(self.root).is_dir()
         return self._with_waiting(jobs)
 
@@ -880,13 +883,7 @@ class Queue:
                 if rows:
                     lost.append(self.get(job.id))
         for job in self.list(states=["running"]):
-            if job.host not in (None, HOST) or job.executor == "slurm":  # Slurm jobs: sptui.slurm.executor.reconcile
-                continue
-            if job.pid is None:
-                # claimed but the child never started: only lost if the supervisor is gone too
-                if is_alive(job.owner_pid, job.owner_start):
-                    continue
-            elif is_alive(job.pid, job.pid_start):
+            if not _is_lost(job):
                 continue
             state, error = self._lost_outcome(job)
             if self.finish(job.id, state, error=error):
@@ -950,6 +947,15 @@ _REQUEUED = _QUEUED_AGAIN + ", executor = 'worker'"
 # a queued job `j` whose every dependency has succeeded
 _READY = ("NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs u ON u.id = d.needs WHERE d.job_id = j.id "
           "AND u.state != 'succeeded')")
+
+
+def _is_lost(job: Job) -> bool:
+    """A running job of this host whose own process is gone (Slurm jobs: sptui.slurm.executor.reconcile)."""
+    if job.state != "running" or job.host not in (None, HOST) or job.executor == "slurm":
+        return False
+    if job.pid is None:  # claimed but the child never started: only lost if the supervisor is gone too
+        return not is_alive(job.owner_pid, job.owner_start)
+    return not is_alive(job.pid, job.pid_start)
 
 
 def _disk_full(error: BaseException, root: Path) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sptui.context import Context, Hooks
-from sptui.errors import JobCancelled, SptuiError
+from sptui.errors import JobCancelled, SptuiError, os_error_text
 from sptui.kinds import load_kind, memory_estimator, renderer
 from sptui.runs import RunDir
 from sptui.spec import JobSpec
@@ -132,9 +132,7 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, SptuiError):
         return str(error)
     if isinstance(error, OSError) and error.errno in DISK_FULL:
-        where = f" writing {error.filename}" if error.filename else ""
-        return (f"disk full: {error.strerror}{where}; free some space, then requeue the run (it resumes from "
-                "its last checkpoint)")
+        return os_error_text(error)
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 

@@ -311,9 +311,10 @@ def describe_kind(name: str) -> str:
     """A plain-text reference of one kind's parameters."""
     module = load_kind(name)
     lines = [f"{name}: {getattr(module, 'SUMMARY', '')}", ""]
-    for pname, tname, default, doc, batchable, bounds in P.describe(module.Params):
+    ranges = P.bounds(module.Params)
+    for pname, tname, default, doc, batchable in P.describe(module.Params):
         flag = "  [batched in sweeps]" if batchable else ""
-        checks = f"; {bounds}" if bounds else ""
+        checks = f"; {ranges[pname]}" if ranges[pname] else ""
         lines.append(f"  {pname} ({tname}, default {default!r}{checks}){flag}\n      {doc}")
     return "\n".join(lines)
 

@@ -84,6 +84,11 @@ def test_on_a_full_disk_writing_commands_say_so_in_one_line_and_reading_still_wo
     root = disk / "artifacts"
     (tmp_path / "tiny.toml").write_text(TINY)
     sptui("batch", str(tmp_path / "tiny.toml"), root=root, check=True)
+    with Queue(root) as queue:  # a batch that died when the disk filled, its end not recorded
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        queue.submit(parse_text(tms_job("died", seeds=(5,)), "t.toml"), state="running", owner_pid=dead.pid,
+                     executor="batch")
     filler = fill_disk(disk)
     for command in ("batch", "submit"):
         result = sptui(command, str(tmp_path / "tiny.toml"), "--force" if command == "submit" else "--json", root=root)
@@ -93,10 +98,12 @@ def test_on_a_full_disk_writing_commands_say_so_in_one_line_and_reading_still_wo
     listed = sptui("ls", root=root, check=True).stdout
     assert "0001-tiny" in listed and "succeeded" in listed
     assert "state: succeeded" in sptui("show", "1", root=root, check=True).stdout
+    died = sptui("show", "died", root=root, check=True).stdout  # not shown as "running": nothing runs it
+    assert "state: interrupted" in died and "a full disk is the likely cause" in died and "(not recorded: disk full" in died
     assert "=== succeeded" in sptui("logs", "tiny", root=root, check=True).stdout
     filler.unlink()
     assert sptui("submit", str(tmp_path / "tiny.toml"), "--force", root=root).returncode == 0  # space again: works
-    assert [j.state for j in jobs(root)] == ["succeeded", "queued"]
+    assert [j.state for j in jobs(root)] == ["succeeded", "interrupted", "queued"]  # the lost run recorded now
 
 
 def test_a_write_that_finds_the_disk_full_raises_disk_full_not_a_failed_rollback(disk):
@@ -140,6 +147,9 @@ def test_a_read_only_artifacts_folder_can_be_read_by_every_reading_command(disk,
     assert "=== succeeded" in sptui("logs", "1", root=root, check=True).stdout
     with Queue(root) as queue:
         assert queue.read_only and [j.run_id for j in queue.list()] == ["0001-tiny"]
+    exported = sptui("export", "tiny", root=root)  # writes PNGs: refused in one line
+    assert exported.returncode == 2 and exported.stderr.startswith("sptui: error: Read-only file system: ")
+    assert exported.stderr.count("\n") == 1
     result = sptui("submit", str(tmp_path / "tiny.toml"), "--force", root=root)
     assert result.returncode == 2
     assert result.stderr == (f"sptui: error: the artifacts folder {root} is read-only: the queue can be read here but "
