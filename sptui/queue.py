@@ -175,7 +175,7 @@ class Job:
     slurm_state: str | None = None
     # not a column: the jobs a queued job still waits for, (run id, state) each (read by Queue.list and get)
     waiting_for: tuple[tuple[str, str], ...] = ()
-    folder_missing: bool = False  # ended, but its run folder is gone (deleted or moved): not a column
+    folder_missing: bool = False  # it ran and ended, but its run folder is gone (deleted or moved): not a column
 
 
     def job_spec(self) -> JobSpec:
@@ -469,7 +469,9 @@ class Queue:
             if self.no_writes is not None and _is_lost(job):  # `recover` cannot record it: shown as it would be
                 job.state, error = self._lost_outcome(job)
                 job.error = f"{error} (not recorded: {self.no_writes})"
-            job.folder_missing = job.state in FINAL and not job.run_dir(self.root).is_dir()
+            # ended after it started (a run folder was made), and the folder is gone
+            job.folder_missing = (job.state in FINAL and job.started is not None
+                                  and not job.run_dir(self.root).is_dir())
         return self._with_waiting(jobs)
 
     def _with_waiting(self, jobs: list[Job]) -> list[Job]:

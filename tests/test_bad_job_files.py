@@ -69,7 +69,7 @@ BAD_FILES = [
      "sample_prompts: expected at most 100 values, found 101"),
     # --- numbers that are not numbers
     ("lr-inf", tms_job(extra="lr = inf"), 'job 1 ("tiny"): lr: expected a finite number, found inf'),
-    ("lr-huge", tms_job(extra="lr = 1e308"), "lr: expected a value <= 10, found 1e+308"),
+    ("lr-huge", tms_job(extra="lr = 1e308"), "lr: expected a value <= 100, found 1e+308"),
     ("decay-inf", tms_job(extra="importance_decay = inf"), "importance_decay: expected a finite number, found inf"),
     ("l1-inf", tms_job(extra="l1_hidden = +inf"), "l1_hidden: expected a finite number, found inf"),
     ("nan-in-sweep", tms_job(sweep="dropout = [0.1, nan]"), "sweep.dropout[1]: expected a finite number, found nan"),

@@ -103,7 +103,8 @@ def test_on_a_full_disk_writing_commands_say_so_in_one_line_and_reading_still_wo
     assert "=== succeeded" in sptui("logs", "tiny", root=root, check=True).stdout
     filler.unlink()
     assert sptui("submit", str(tmp_path / "tiny.toml"), "--force", root=root).returncode == 0  # space again: works
-    assert [j.state for j in jobs(root)] == ["succeeded", "interrupted", "queued"]  # the lost run recorded now
+    sptui("ls", root=root, check=True)  # records what it can now: the lost run
+    assert [j.state for j in jobs(root)] == ["succeeded", "interrupted", "queued"]
 
 
 def test_a_write_that_finds_the_disk_full_raises_disk_full_not_a_failed_rollback(disk):

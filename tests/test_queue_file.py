@@ -119,9 +119,13 @@ def test_recover_rebuilds_a_deleted_queue_from_the_run_folders(artifacts):
 def test_a_deleted_run_folder_shows_as_missing(artifacts):
     done = run_now(artifacts, tms_job("gone", steps=30, log_points=3))
     shutil.rmtree(done.run_dir(artifacts))
+    with Queue(artifacts) as queue:  # cancelled before it ever ran: it never had a folder to miss
+        (never,) = queue.submit(parse_text(tms_job("never", seeds=(3,)), "t.toml"))
+        queue.cancel(never.id)
     listed = sptui("ls", root=artifacts, check=True).stdout
     assert "succeeded, folder missing" in listed
-    assert json.loads(sptui("ls", "--json", root=artifacts, check=True).stdout)[0]["folder_missing"] is True
+    rows = json.loads(sptui("ls", "--json", root=artifacts, check=True).stdout)
+    assert [(r["state"], r["folder_missing"]) for r in rows] == [("succeeded", True), ("cancelled", False)]
     shown = sptui("show", "gone", root=artifacts, check=True).stdout
     assert "state: succeeded (its run folder is missing: deleted or moved)" in shown
     assert "files: (run folder missing)" in shown
