@@ -853,14 +853,18 @@ class Queue:
                             "exit_code = NULL, slurm_job_id = NULL, slurm_state = NULL WHERE id = ?", (job_id,))
             self._bring_back(job_id)
 
-    def restore(self, rows: list[dict[str, Any]], next_id: int = 1) -> None:
-        """Insert whole rows, ids included, in one transaction (`sptui recover` rebuilding a queue); the next
-        job submitted gets an id of at least `next_id`."""
+    def restore(self, rows: list[dict[str, Any]], deps: Iterable[tuple[int, int, str, int]] = (),
+                next_id: int = 1) -> None:
+        """Insert whole rows, ids included, and what they wait for ((job_id, needs, param, ended_it) each, as
+        job_deps), in one transaction (`sptui recover` rebuilding a queue); the next job submitted gets an id
+        of at least `next_id`. Inserting fires no trigger: the states are taken as they were."""
         with self._transaction():
             for row in rows:
                 names = [c for c in JOB_COLUMNS.replace(" ", "").split(",") if c in row]
                 self.db.execute(f"INSERT INTO jobs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                                 [row[c] for c in names])
+            self.db.executemany("INSERT OR IGNORE INTO job_deps (job_id, needs, param, ended_it) VALUES (?, ?, ?, ?)",
+                                list(deps))
             (seq,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
             if next_id - 1 > seq:
                 self.db.execute("DELETE FROM sqlite_sequence WHERE name = 'jobs'")

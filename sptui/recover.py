@@ -5,6 +5,10 @@ Every run that started has a folder holding its resolved spec (job.toml) and wha
 (state.json, and the last "=== <state>" line of its log.txt). Queued jobs have no folder yet, so the rows
 the damage did not touch are read back from the damaged file first, one by one (a row on a damaged page
 is lost, the others are not). The damaged file is kept beside the new one as queue.db.damaged-<time>.
+
+What a job waits for (job_deps, sptui.pipeline) is read back where the old file still holds it, and found
+again from the job's spec otherwise: a queued spec holds the run ids its references were pinned to, so a
+rebuilt queue never lets a job run before the run it reads.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def rebuild(root: str | Path, force: bool = False) -> Rebuilt:
         if healthy and not force:
             raise SptuiError(f"{path} passes its integrity check: nothing to recover (--force rebuilds it anyway "
                              "from what it holds and the run folders)")
-    rows, highest = _salvage(path, root) if path.exists() else ([], 0)
+    rows, deps, highest = _salvage(path, root) if path.exists() else ([], [], 0)
     by_run = {row["run_id"]: row for row in rows}
     rebuilt, skipped = [], []
     folder = runs_dir(root)
@@ -82,21 +86,21 @@ def rebuild(root: str | Path, force: bool = False) -> Rebuilt:
             row["id"], next_id = next_id, next_id + 1
         taken.add(row["id"])
     with Queue(root) as queue:  # new ids follow every id the old queue gave out, even those of lost rows
-        queue.restore(rows + rebuilt, next_id=max([highest, *taken]) + 1)
+        queue.restore(rows + rebuilt, _dependencies(rows + rebuilt, deps), next_id=max([highest, *taken]) + 1)
         queue.recover()  # rows that were running, whose process is gone
     return Rebuilt(path, kept, len(rows), len(rebuilt), skipped)
 
 
 # ---------------------------------------------------------------- the damaged file
 
-def _salvage(path: Path, root: Path) -> tuple[list[dict[str, Any]], int]:
-    """(every row of `jobs` that can still be read, as dicts; the highest job id the file remembers).
-    Refuses while a live worker uses the file."""
+def _salvage(path: Path, root: Path) -> tuple[list[dict[str, Any]], list[tuple], int]:
+    """(every row of `jobs` that can still be read, as dicts; the job_deps rows that can; the highest job id
+    the file remembers). Refuses while a live worker uses the file."""
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
     try:
         db = sqlite3.connect(uri, uri=True)
     except sqlite3.DatabaseError:
-        return [], 0
+        return [], [], 0
     try:
         _refuse_live_workers(db, path)
         highest = _highest_id(db, root)
@@ -109,6 +113,10 @@ def _salvage(path: Path, root: Path) -> tuple[list[dict[str, Any]], int]:
                     found += db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchall()
                 except sqlite3.DatabaseError:
                     continue
+        try:
+            deps = db.execute("SELECT job_id, needs, param, ended_it FROM job_deps").fetchall()
+        except sqlite3.DatabaseError:  # damaged (or a queue from before pipelines): found again from the specs
+            deps = []
     finally:
         db.close()
     rows = []
@@ -120,7 +128,36 @@ def _salvage(path: Path, root: Path) -> tuple[list[dict[str, Any]], int]:
             continue
         if row["state"] in FINAL + ("queued", "running") and row["run_id"]:
             rows.append(row)
-    return rows, max([highest, *(row["id"] for row in rows)])
+    return rows, deps, max([highest, *(row["id"] for row in rows)])
+
+
+def _dependencies(rows: list[dict[str, Any]], salvaged: list[tuple]) -> list[tuple[int, int, str, int]]:
+    """(job_id, needs, param, ended_it) for the rebuilt queue: the old file's rows between jobs that are
+    back, and for every job without one, the runs its pinned spec names that are in the rebuilt queue.
+    `ended_it` (the run's failure or cancellation ended the job) is read from the job's error, which the
+    queue's trigger wrote as "needs X, which failed" or "cancelled with X, which it needs"."""
+    from sptui.pipeline import _references
+
+    by_run = {row["run_id"]: row for row in rows}
+    ids = {row["id"] for row in rows}
+    found = {(job_id, needs): (param, ended) for job_id, needs, param, ended in salvaged
+             if job_id in ids and needs in ids}
+    known = {job_id for job_id, _ in found}
+    for row in rows:
+        if row["id"] in known:
+            continue
+        try:
+            references = _references(JobSpec.from_json(row["spec"]))
+        except (SptuiError, ValueError, KeyError, TypeError):  # a kind this sptui does not know: nothing to read
+            continue
+        for key, word, _ in references:
+            need = by_run.get(word.strip())
+            if need is None or need["id"] == row["id"]:
+                continue
+            ended = row["state"] in ("failed", "cancelled") and row["error"] in (
+                f"needs {need['run_id']}, which failed", f"cancelled with {need['run_id']}, which it needs")
+            found.setdefault((row["id"], need["id"]), (key, int(ended)))
+    return [(job_id, needs, param, ended) for (job_id, needs), (param, ended) in sorted(found.items())]
 
 
 def _refuse_live_workers(db: sqlite3.Connection, path: Path) -> None:

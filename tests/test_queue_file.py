@@ -147,3 +147,55 @@ def test_a_lost_job_takes_the_end_its_run_folder_recorded(artifacts):
         run.record_state(state="failed", error="disk full: No space left on device writing x", finished=time.time())
         (lost,) = queue.recover()
     assert (lost.state, lost.error) == ("failed", "disk full: No space left on device writing x")
+
+
+def damage_page(db_path, page: int) -> None:
+    data = bytearray(db_path.read_bytes())
+    data[(page - 1) * PAGE:page * PAGE] = bytes((i * 7 + 3) % 251 for i in range(PAGE))
+    db_path.write_bytes(bytes(data))
+
+
+def test_recover_keeps_what_each_job_waits_for(artifacts):
+    """A rebuilt queue must not let a job run before the run it reads: what jobs wait for (job_deps) comes back,
+    from the old file where it still holds it, else from the run ids each spec was pinned to; so does a chain
+    that a failure ended, which a requeue brings back."""
+    text = (tms_job("base") + tms_job("later", seeds=(1,), extra='after = ["base"]')
+            + tms_job("doomed", seeds=(2,)) + tms_job("follower", seeds=(3,), extra='after = ["doomed"]'))
+    with Queue(artifacts) as queue:
+        base, later, doomed, follower = queue.submit(parse_text(text, "chain.toml"))
+        queue.db.execute("UPDATE jobs SET state = 'running', started = 1 WHERE id = ?", (doomed.id,))
+        assert queue.finish(doomed.id, "failed", error="it broke")  # the trigger ends the job waiting for it
+        assert queue.get(follower.id).state == "failed"
+    db = artifacts / "queue.db"
+
+    def rebuilt() -> dict:
+        with Queue(artifacts) as queue:
+            jobs = {j.name: j for j in queue.list()}
+            assert queue.claim(*own_identity()).name == "base"  # "later" is not claimable while base waits
+            assert queue.claim(*own_identity()) is None
+            queue.db.execute("UPDATE jobs SET state = 'queued', started = NULL WHERE name = 'base'")
+            queue.requeue(doomed.run_id)  # brings back the job its failure ended, waiting again
+            follows = queue.get(follower.id)
+            queue.db.execute("UPDATE jobs SET state = 'failed' WHERE id = ?", (doomed.id,))
+            queue.db.execute("UPDATE jobs SET state = 'failed', error = ? WHERE id = ?",
+                             (f"needs {doomed.run_id}, which failed", follower.id))
+            return jobs | {"follows": follows}
+
+    # 1. recover --force on a healthy file: job_deps read back as they are
+    sptui("recover", "--force", root=artifacts, check=True)
+    jobs = rebuilt()
+    assert jobs["later"].waiting_for == ((base.run_id, "queued"),)
+    assert jobs["follows"].state == "queued" and jobs["follows"].waiting_for == ((doomed.run_id, "queued"),)
+
+    # 2. the page of job_deps damaged: found again from the pinned specs and the errors the trigger wrote
+    with sqlite3.connect(db) as con:
+        (root_page,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'job_deps'").fetchone()
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    damage_page(db, root_page)
+    assert not passes_quick_check(db)
+    result = sptui("recover", root=artifacts, check=True)
+    assert "4 job(s) read back from the old file" in result.stdout
+    jobs = rebuilt()
+    assert jobs["later"].waiting_for == ((base.run_id, "queued"),)
+    assert jobs["follows"].state == "queued" and jobs["follows"].waiting_for == ((doomed.run_id, "queued"),)
