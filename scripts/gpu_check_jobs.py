@@ -198,7 +198,7 @@ _LM = dict(n_layers=2, d_model=64, n_heads=4, d_mlp=256, n_ctx=64, steps=150, ba
 _ADDITION = dict(n_digits=2, n_train=3000, n_test=500, n_heads=8, d_model=64, epochs=20, lr=3e-3,
                  schedule="cosine-step", warmup_steps=20, log_every=10, eval_every=100, checkpoint_every=200,
                  snapshot_growth=0.0, analyse=False)
-_NEVER = 10**9
+_NEVER = 10_000_000  # past any probe's steps: the most steps (and intervals) a job file may ask for
 
 JOBS: dict[str, SmallJob] = {j.key: j for j in [
     SmallJob("tms", _TMS, sweep={"feature_probability": [1.0, 0.03]}, results=("model.safetensors", "instances.json"),
@@ -234,7 +234,7 @@ JOBS: dict[str, SmallJob] = {j.key: j for j in [
              source="lm", results=("topk.safetensors", "histograms.safetensors", "summary.json"),
              compare=compare_neuroscope,
              probe=lambda n: dict(model="{source}", corpus="builtin", split="validation", token_budget=64 * 8 * n,
-                                  context_length=64, batch_size=8, checkpoint_minutes=1e6),
+                                  context_length=64, batch_size=8, checkpoint_minutes=1440),
              probe_unit="batch of 8 texts"),
     SmallJob("neuron-geometry", dict(model="{source}", layer=1, methods=["greedy", "spectral"], nulls=["rotation"],
                                      null_draws=5, two_opt_seconds=5.0),
