@@ -469,10 +469,25 @@ class Queue:
             if self.no_writes is not None and _is_lost(job):  # `recover` cannot record it: shown as it would be
                 job.state, error = self._lost_outcome(job)
                 job.error = f"{error} (not recorded: {self.no_writes})"
-            # ended after it started (a run folder was made), and the folder is gone
-            job.folder_missing = (job.state in FINAL and job.started is not None
-                                  and not job.run_dir(self.root).is_dir())
+        self._mark_missing_folders(jobs)
         return self._with_waiting(jobs)
+
+    def _mark_missing_folders(self, jobs: list[Job]) -> None:
+        """`folder_missing` for the jobs that ended after they started (a run folder was made) and whose folder
+        is gone. Many jobs (a listing) cost one read of the runs folder, not a stat each."""
+        ended = [j for j in jobs if j.state in FINAL and j.started is not None]
+        if len(ended) <= 32:
+            for job in ended:
+                job.folder_missing = not job.run_dir(self.root).is_dir()
+            return
+        try:
+            present = {entry.name for entry in os.scandir(runs_dir(self.root)) if entry.is_dir()}
+        except FileNotFoundError:  # no runs folder at all: every folder is gone
+            present = set()
+        except OSError:  # a runs folder that cannot be listed says nothing about what is gone
+            return
+        for job in ended:
+            job.folder_missing = job.run_id not in present
 
     def _with_waiting(self, jobs: list[Job]) -> list[Job]:
         """Fill in what each queued job still waits for (one query, over the queued jobs only)."""

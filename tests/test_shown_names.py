@@ -4,12 +4,10 @@ never sent to the terminal. The app says when the queue cannot be read, and whic
 
 from __future__ import annotations
 
-import io
 import shutil
 
-from rich.console import Console
-
-from sptui.batch import BatchResult, summary_table
+from sptui.batch import BatchResult, summary_rows
+from sptui.listing import table_lines
 from sptui.queue import Queue, own_identity
 from sptui.spec import JobSpec, parse_text
 from sptui.tui.app import SptuiApp
@@ -20,16 +18,13 @@ SLOW_POLL = 3600.0
 ESC = "\x1b"
 
 
-def rendered(renderable, width: int = 200) -> str:
-    out = io.StringIO()
-    Console(file=out, width=width, color_system=None).print(renderable)
-    return out.getvalue()
-
-
-def test_the_batch_summary_shows_a_swept_name_whole():
-    result = BatchResult("0003-grid-n_hidden-3", 3, "grid[n_hidden=3]", "tms", "succeeded", None, 1.0, "/a/[b]")
-    text = rendered(summary_table([result]))
-    assert "grid[n_hidden=3]" in text and "/a/[b]" in text
+def test_the_batch_summary_shows_a_swept_name_whole_and_an_escape_escaped():
+    results = [BatchResult("0003-grid-n_hidden-3", 3, "grid[n_hidden=3]", "tms", "succeeded", None, 1.0, "/a/[b]"),
+               BatchResult("0004-x-2J", 4, f"x{ESC}[2J", "tms", "failed", "boom", 1.0, "/a/0004-x-2J")]
+    for colour in (False, True):
+        text = "\n".join(table_lines(*summary_rows(results), width=None, colour=colour))
+        assert "grid[n_hidden=3]" in text and "/a/[b]" in text
+        assert "x\\x1b[2J" in text and f"{ESC}[2J" not in text  # (colour adds its own SGR codes, never this one)
 
 
 def shown_in_table(cell) -> str:
