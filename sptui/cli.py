@@ -558,8 +558,10 @@ def cmd_kinds(args, root: Path) -> int:
 
         def about(name: str) -> dict:
             module = load_kind(name)
+            limits, ranges = P.limits(module.Params), P.bounds(module.Params)
             return {"kind": name, "summary": getattr(module, "SUMMARY", ""),
-                    "params": [{"name": n, "type": t, "default": d, "doc": doc, "batched_in_sweeps": b}
+                    "params": [{"name": n, "type": t, "default": d, "doc": doc, "batched_in_sweeps": b,
+                                "limits": limits[n], "range": ranges[n]}
                                for n, t, d, doc, b in P.describe(module.Params)]}
 
         found = about(args.kind) if args.kind else [about(name) for name in kind_names()]

@@ -289,6 +289,12 @@ def bounds(cls) -> dict[str, str]:
     return {f.name: bounds_text(f.metadata) for f in dataclasses.fields(cls)}
 
 
+def limits(cls) -> dict[str, dict[str, Any]]:
+    """Each parameter's checks as numbers, only those it has ({"ge": 1, "le": 10000000}), for `sptui kinds --json`."""
+    return {f.name: {k: f.metadata[k] for k in ("ge", "gt", "le", "lt", "max_items") if f.metadata.get(k) is not None}
+            for f in dataclasses.fields(cls)}
+
+
 def bounds_text(meta) -> str:
     """The checks of a parameter in words: ">= 1, <= 100,000" (and "at most 64 values" for a list)."""
     parts = [f"{words} {_number(meta[key])}" for key, words in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))

@@ -142,6 +142,9 @@ def test_commands_that_list_things_speak_json(artifacts, tmp_path):
     tms = json.loads(sptui("kinds", "tms", "--json", root=artifacts, check=True).stdout)
     dropout = [p for p in tms["params"] if p["name"] == "dropout"][0]
     assert dropout["default"] == 0.0 and dropout["batched_in_sweeps"] is True
+    assert dropout["limits"] == {"ge": 0, "lt": 1} and dropout["range"] == ">= 0, < 1"
+    steps = [p for p in tms["params"] if p["name"] == "steps"][0]
+    assert steps["limits"] == {"ge": 1, "le": 10_000_000} and steps["range"] == ">= 1, <= 10,000,000"
     with Queue(artifacts) as q:
         a, b = q.submit(parse_text(tms_job("a", seeds=(1,)) + tms_job("b", seeds=(2,)) + 'after = ["a"]\n', "t.toml"))
     cancelled = json.loads(sptui("cancel", "--json", a.run_id, root=artifacts, check=True).stdout)
