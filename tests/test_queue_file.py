@@ -213,3 +213,19 @@ def test_recover_keeps_what_each_job_waits_for(artifacts):
     jobs = rebuilt()
     assert jobs["later"].waiting_for == ((base.run_id, "queued"),)
     assert jobs["follows"].state == "queued" and jobs["follows"].waiting_for == ((doomed.run_id, "queued"),)
+
+
+def test_a_queue_damaged_after_it_passed_its_check_is_checked_again(artifacts):
+    """quick_check runs once per process for an unchanged file; a file changed since (here: damaged) is checked again."""
+    from sptui.queue import QueueDamaged
+
+    with Queue(artifacts) as queue:
+        queue.submit(parse_text("".join(tms_job(f"row-{i:03d}-" + "y" * 80, seeds=(i,)) for i in range(60)), "t.toml"))
+    Queue(artifacts).close()  # passes, and is remembered as passed
+    damage_page_holding(artifacts / "queue.db", b'"name": "row-030-')
+    try:
+        Queue(artifacts).close()
+    except QueueDamaged as e:
+        assert "is damaged" in str(e)
+    else:
+        raise AssertionError("a damaged queue opened without complaint")
