@@ -311,6 +311,7 @@ class Queue:
         self.root = Path(root)
         self.path = queue_path(self.root)
         self.no_writes: SptuiError | None = None  # why this queue can only be read, when it can
+        self.unrecorded: SptuiError | None = None  # why `recover` could not record the jobs it found lost (a full disk)
         if self.root.is_dir() and not _writable(self.root, self.path):
             self.no_writes = QueueReadOnly(f"the artifacts folder {self.root} is read-only: the queue can be read "
                                            "here but not changed")
@@ -473,9 +474,10 @@ class Queue:
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[Job]:
         jobs = [Job(*r) for r in self._read(sql, args)]
         for job in jobs:
-            if self.no_writes is not None and _is_lost(job):  # `recover` cannot record it: shown as it would be
+            cannot = self.no_writes or self.unrecorded
+            if cannot is not None and _is_lost(job):  # `recover` cannot record it: shown as it would be
                 job.state, error = self._lost_outcome(job)
-                job.error = f"{error} (not recorded: {self.no_writes})"
+                job.error = f"{error} (not recorded: {cannot})"
         self._mark_missing_folders(jobs)
         return self._with_waiting(jobs)
 
@@ -897,10 +899,18 @@ class Queue:
         """Running jobs of this host whose own process is gone become `interrupted` (never rerun on their own).
 
         A job whose supervisor died but whose process still runs is left alone: it records its own end.
-        Read-only, nothing can be recorded: nothing is changed.
+        Read-only, nothing can be recorded: nothing is changed. On a full disk the first write that fails stops it
+        (this queue then shows those jobs as they ended, like a read-only one): reading commands still work.
         """
         if self.read_only:
             return []
+        try:
+            return self._recover()
+        except DiskFull as e:
+            self.unrecorded = e
+            return []
+
+    def _recover(self) -> builtins.list[Job]:
         lost = []
         for job in self._rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND executor = 'batch'"):
             # a batch's jobs wait in the queue for their turn: if the batch is gone, no one will run them

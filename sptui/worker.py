@@ -101,12 +101,14 @@ class Worker:
                         self._stop_all()
                         break
                     claimed = self._fill_slots()
-                    if self.options.once and not self.running and not claimed and not self._queued_left():
+                    if self.options.once and not claimed and not self._queued_left() and self._only_unrecorded():
                         break
                     if time.monotonic() - last_beat > WORKER_BEAT_SECONDS:
                         self.queue.worker_heartbeat(pid)
                         last_beat = time.monotonic()
                 except DiskFull as e:  # keep supervising the running jobs; claim nothing until there is space
+                    if self.options.once and self._only_unrecorded():
+                        break
                     self._say_once(f"{e} (the worker keeps watching its jobs and tries again)")
                 time.sleep(self.options.poll_seconds)
         finally:
@@ -116,6 +118,16 @@ class Worker:
                 pass
             self.queue.close()
         return 0
+
+    def _only_unrecorded(self) -> bool:
+        """Nothing runs any more: `--once` may end. A job that ended but whose end a full disk kept out of the
+        queue is left to its run folder, which recorded it: `sptui ls` shows it, the next write records it."""
+        if self.running and all(r.reaped for r in self.running.values()):
+            for r in self.running.values():
+                self.say(f"{r.job.run_id}: ended, but the disk is too full to record it in the queue; its run folder "
+                         "holds how it ended (sptui ls shows it, and records it once there is space)")
+            return True
+        return not self.running
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
