@@ -399,6 +399,7 @@ async def test_the_apps_queue_sees_a_wait_end_though_only_the_run_waited_for_cha
         assert str(table.get_cell(str(b.id), "state")) == "waiting"
         with Queue(artifacts) as q:  # b's own row does not change when a succeeds
             assert take(q).id == a.id
+            a.run_dir(artifacts).mkdir(parents=True)  # as its run would have (no folder: shown as missing)
             q.finish(a.id, "succeeded")
         app.screen.refresh_jobs()
         for _ in range(3):

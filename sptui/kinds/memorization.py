@@ -24,21 +24,21 @@ SUMMARY = "toy model on a fixed training set of T examples (memorization vs feat
 
 @dataclass
 class Params:
-    n_features: int = param(100, "input features n", ge=1)
-    n_hidden: int = param(2, "hidden dimensions m", ge=1)
+    n_features: int = param(100, "input features n", ge=1, le=100_000)
+    n_hidden: int = param(2, "hidden dimensions m", ge=1, le=100_000)
     feature_probability: float = param(0.05, "probability that a feature is present (1 - sparsity)", gt=0, le=1)
     train_examples: int = param(100, "size T of the fixed training set (sweep it: one batched model)", ge=1,
-                                batchable=True)
+                                le=1_000_000, batchable=True)
     seed: int = param(0, "seed of the instance's dataset and initial weights", ge=0, batchable=True)
-    steps: int = param(5000, "full-batch optimiser steps", ge=1)
+    steps: int = param(5000, "full-batch optimiser steps", ge=1, le=10_000_000)
     optimizer: Literal["adamw", "adam"] = param("adamw", "adamw (decoupled weight decay) or adam")
-    lr: float = param(1e-3, "learning rate", gt=0, batchable=True)
-    weight_decay: float = param(1e-2, "weight decay", ge=0, batchable=True)
+    lr: float = param(1e-3, "learning rate", gt=0, le=100, batchable=True)
+    weight_decay: float = param(1e-2, "weight decay", ge=0, le=10, batchable=True)
     lr_schedule: Literal["constant", "cosine", "linear"] = param("cosine", "learning-rate schedule after warm-up")
-    warmup_steps: int = param(250, "linear warm-up steps", ge=0)
-    eval_batch: int = param(10000, "fresh test examples (drawn once)", ge=16)
-    log_points: int = param(40, "how many times metrics are logged", ge=1)
-    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
+    warmup_steps: int = param(250, "linear warm-up steps", ge=0, le=10_000_000)
+    eval_batch: int = param(10000, "fresh test examples (drawn once)", ge=16, le=1_000_000)
+    log_points: int = param(40, "how many times metrics are logged", ge=1, le=100_000)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1, le=10_000_000)
 
     def check(self):
         if self.warmup_steps and self.warmup_steps >= self.steps:
