@@ -111,7 +111,7 @@ class PickerScreen(Screen[str | None]):
         yield Static(Text(f"Submit a job file{where}: pick one or type a path; enter queues it"), id="picker-title")
         with Horizontal():
             with Vertical(id="picker-left"):
-                yield Input(placeholder="path to a job file (.toml)", id="picker-path")
+                yield Input(placeholder="path to a job file (.toml)", id="picker-path", select_on_focus=False)
                 yield OptionList(*[Text(str(p.relative_to(self.jobs_dir))) for p in self.files], id="picker-files")
             yield Static("", id="picker-preview")
         yield KeysFooter()
