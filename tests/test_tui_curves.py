@@ -175,7 +175,7 @@ def test_the_readout_fits_its_rows_and_says_what_it_left_out():
     from sptui.tui.widgets.curves import LEGEND_LINES, CurvePlot, PlotLine
 
     plot = CurvePlot()
-    plot.shown = [PlotLine(f"0{i:03d}-a-run-with-a-long-name", [0.0, 1.0], [1.0, 0.5], "cyan") for i in range(12)]
+    plot.shown = [PlotLine(f"0{i:03d}-a-run-with-a-long-name", [0.0, 1.0], [1.0, 0.5], 39) for i in range(12)]
     text = plot.readout(width=80)
     rows = text.plain.splitlines()
     assert len(rows) <= LEGEND_LINES and all(len(row) <= 80 for row in rows), rows

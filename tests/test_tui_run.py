@@ -5,6 +5,7 @@ import json
 import sys
 import types
 
+from rich.style import Style
 from textual.screen import Screen
 from textual.widgets import TabbedContent
 
@@ -335,6 +336,13 @@ async def test_the_legend_is_below_the_plot_with_values_at_a_cursor(artifacts):
         plot = curves.region
         inside = [line[plot.x:plot.right] for line in screen_lines(app)[plot.y:plot.bottom]]
         assert not any("train #0" in line for line in inside), "the legend must not cover the data"
+        # each legend swatch has the colour its line is drawn in (no theme-dependent names, no ignored colours)
+        drawn = {seg.style.color.get_truecolor() for strip in app.screen._compositor.render_strips()[plot.y:plot.bottom]
+                 for seg in strip if seg.style and seg.style.color and any(0x2800 < ord(c) <= 0x28FF for c in seg.text)}
+        legend = screen.query_one("#curves-readout").content  # the Text the screen gave it
+        swatches = {Style.parse(str(span.style)).color.get_truecolor() for span in legend.spans
+                    if legend.plain[span.start:span.end].startswith("■")}
+        assert len(swatches) == 2 and swatches == drawn, (swatches, drawn)
         assert curves.has_focus
         await pilot.press("right")  # the cursor appears at the first step
         await pilot.pause()

@@ -152,7 +152,7 @@ class CompareScreen(Screen):
         Binding("m", "metric", "Metric", tooltip="Show the next metric"),
         Binding("g", "group", "Group by", tooltip="Colour the lines by the next swept parameter, or by run"),
         Binding("t", "split", "Split", tooltip="Show the next split (train, test, ...)"),
-        Binding("l", "log_scale", "Log y", tooltip="Switch the y axis between linear and log"),
+        Binding("l", "log_scale", "Log scale", tooltip="Switch the y axis between linear and log"),
         Binding("e", "export", "Export PNG", tooltip="Save this comparison as a PNG under exports/"),
     ]
 
@@ -214,7 +214,7 @@ class CompareScreen(Screen):
 
         # every run's line gets a legend entry (its colour is its group's; the label names the run too)
         raw = group_lines(self.records, self.members, metric, split, group, log_scale, name_runs=len(self.jobs) > 1)
-        colours: dict[str, str] = {}
+        colours: dict[str, int] = {}
         lines = []
         for key, label, steps, values in raw:
             colour = colours.setdefault(key, PALETTE[len(colours) % len(PALETTE)])

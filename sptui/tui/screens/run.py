@@ -161,7 +161,7 @@ class RunScreen(Screen):
         Binding("q", "back", "Back", show=False, tooltip="Back to the queue (q quits only from the queue)"),
         Binding("m", "metric(1)", "Metric", tooltip="Show the next metric"),
         Binding("M", "metric(-1)", "Prev metric", show=False, tooltip="Show the previous metric"),
-        Binding("l", "log_scale", "Log y", tooltip="Switch the y axis between linear and log"),
+        Binding("l", "log_scale", "Log scale", tooltip="Switch the y axis between linear and log"),
         Binding("e", "export", "Export PNG",
                 tooltip="Save the curve (and, for a finished run, its kind's figures) as PNGs in plots/"),
         Binding("r", "results", "Results", tooltip="Open the result browser of this run's kind"),

@@ -17,11 +17,13 @@ from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from sptui.plots.curves import CurveSet, Line
+from sptui.render.series import PALETTE as SERIES_PALETTE
 
-# colours that survive 256-colour terminals (plotext names), and the same colours for Rich (the legend)
-PALETTE = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
-RICH_COLOUR = {"orange": "orange1", "gray": "grey50"}
-SPLIT_COLOURS = {"train": "cyan", "test": "orange"}
+# xterm-256 colour codes: plotext draws them and the legend (Rich's `color(n)`) names the very same colour,
+# whatever the terminal's theme does to its 16 named colours. The scatter's series palette comes first.
+PALETTE: tuple[int, ...] = tuple(code for code, _ in SERIES_PALETTE) + (203, 51)
+SPLIT_COLOURS = {"train": PALETTE[0], "test": PALETTE[1]}
+CURSOR_COLOUR = 244  # grey
 REDRAW_SECONDS = 0.5  # 2 Hz
 SMOOTHING = (0.0, 0.6, 0.9, 0.99)  # s cycles these EMA weights (TensorBoard's slider; 0.6 is its default)
 LEGEND_LINES = 3  # the legend below a plot takes at most this many rows, then says how many it left out
@@ -32,7 +34,7 @@ class PlotLine:
     label: str | None  # None: no legend entry (a later line of the same group)
     x: list[float]
     y: list[float]
-    colour: str
+    colour: int  # an xterm-256 code (PALETTE)
 
 
 class CurvePlot(PlotextPlot):
@@ -109,7 +111,7 @@ class CurvePlot(PlotextPlot):
             if line.x:
                 plt.plot(line.x, line.y, color=line.colour, marker="braille")
         if self.cursor is not None and lines:
-            plt.vline(self.cursor, "gray")
+            plt.vline(self.cursor, CURSOR_COLOUR)
         if self.log_scale and lines:
             plt.yscale("log")
         self.draws += 1
@@ -166,7 +168,7 @@ class CurvePlot(PlotextPlot):
         for line in labelled:
             near = value_near(line.x, line.y, self.cursor if self.cursor is not None else line.x[-1])
             value = "" if near is None else fmt(near[1]) if near[1] == near[2] else f"{fmt(near[1])}..{fmt(near[2])}"
-            entry = Text("■ ", style=RICH_COLOUR.get(line.colour, line.colour))
+            entry = Text("■ ", style=f"color({line.colour})")
             entry.append(f"{line.label} {value}")
             entries.append(entry)
         rows = [Text(head + " ", style="bold")]
