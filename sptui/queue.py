@@ -366,8 +366,15 @@ class Queue:
             self.db.execute("COMMIT")
             return rows
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if one is open. A job's SIGTERM handler raises Terminated between
+        bytecodes, possibly just after COMMIT: then there is nothing to undo, and a failing ROLLBACK would hide
+        the Terminated (a cancelled job was recorded as failed: "cannot rollback - no transaction is active")."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[Job]:
         jobs = [Job(*r) for r in self.db.execute(sql, tuple(args)).fetchall()]
@@ -459,7 +466,7 @@ class Queue:
                                         (job_id, needs, link.key))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
         return [self.get(i) for i in ids]
 
@@ -685,7 +692,7 @@ class Queue:
             self._bring_back(job.id)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
         return self.get(job.id)
 
@@ -729,7 +736,7 @@ class Queue:
                 self._bring_back(job_id)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
         return [self.get(r[0]) for r in sorted(rows)]
 
@@ -775,7 +782,7 @@ class Queue:
             self._bring_back(job_id)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     # -------------------------------------------------------- crash recovery

@@ -439,3 +439,27 @@ async def test_names_and_messages_are_text_not_markup(artifacts, tmp_path):
         await pilot.pause()
         assert str(app.screen.query_one("#status").render()) == "could not read [bold]x[/bold] in grid[n_hidden=3]"
         assert "[n_hidden=3]" in run_head(jobs[1]).plain
+
+
+async def test_a_waiting_job_says_what_it_waits_for_and_stopping_its_run_says_it_goes_too(artifacts):
+    from sptui.tui.screens.confirm import ConfirmScreen
+
+    text = "".join(f'[[job]]\nkind = "tms"\nname = "{n}"\nsteps = 50\nseed = {next(SEEDS)}\n{extra}'
+                   for n, extra in (("model", ""), ("probe[n=3]", 'after = ["model"]\n')))
+    with Queue(artifacts) as q:
+        model, probe = q.submit(parse_text(text, "test.toml"))
+        pid, start = own_identity()
+        assert q.claim(pid, start).id == model.id
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        assert state_cell(table, probe.id) == "waiting"
+        assert str(table.get_cell(str(probe.id), "progress")) == f"for {model.run_id}"
+        await pilot.press("c")  # on the running model
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        question = str(app.screen.query_one("#confirm-text").render())
+        assert f"1 queued job(s) waiting for it are cancelled with it: {probe.run_id}" in question
+        await pilot.press("n")
+        await settle(app, pilot)

@@ -259,10 +259,17 @@ class QueueScreen(Screen):
                 self.say(f"{job.run_id}: left running")
 
         done = fmt_progress(job)
+        try:  # the jobs waiting for it are cancelled with it: say which before asking
+            with Queue(self.root) as queue:
+                chain = [d.run_id for d in queue.dependents(job.id) if d.state == "queued"]
+        except SptuiError:
+            chain = []
+        with_it = (f"\n{len(chain)} queued job(s) waiting for it are cancelled with it: {', '.join(chain[:3])}"
+                   + (", ..." if len(chain) > 3 else "")) if chain else ""
         self.app.push_screen(ConfirmScreen(
             f"Stop the running job {job.run_id}?",
             f"{job.kind}, {done or 'started'}, running for {fmt_seconds(job.elapsed()) or 'a moment'}. It becomes "
-            "cancelled; R queues it again and it resumes from its last checkpoint.",
+            "cancelled; R queues it again and it resumes from its last checkpoint." + with_it,
             yes="Stop it", no="Keep running"), answered)
 
     def action_requeue(self) -> None:
