@@ -113,8 +113,13 @@ class SAEBrowser(BrowserScreen):
         d: SAEView = self.data
         self._draw_decoder()
         self._draw_latents()
-        self.set_title(f"#{self.instance}/{d.n_instances - 1} {d.instance_label(self.instance).strip().split(' ', 1)[-1]}"
-                       f" · sae · {self.run.run_id}")
+        # the setting under its full names when the line has room, else under their initials (as in the list)
+        geometry = d.records[self.instance].get("source_geometry")
+        tail = (f" · {geometry}" if geometry else "") + f" · sae · {self.run.run_id}"
+        head = f"#{self.instance}/{d.n_instances - 1} "
+        full = head + d.instance_label(self.instance).split(" · ")[0].strip().split(" ", 1)[-1] + tail
+        short = head + d.short_label(self.instance).strip().split(" ", 1)[-1] + tail
+        self.set_title(full if len(full) <= (self.size.width or 80) - 2 else short)
 
     def _draw_recovery(self) -> None:
         d: SAEView = self.data
