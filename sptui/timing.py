@@ -33,7 +33,8 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_clock(timestamp: float | None, now: float | None = None) -> str:
-    """A wall-clock time a person reads at a glance: 14:03 today, "Mar 02 14:03" another day; "" for None."""
+    """A wall-clock time a person reads at a glance, in at most 12 characters (the app's column): 14:03 today,
+    "Mar 02 14:03" another day this year, "2023-03-02" another year; "" for None."""
     if timestamp is None:
         return ""
     when, today = time.localtime(timestamp), time.localtime(now if now is not None else time.time())
@@ -41,4 +42,4 @@ def fmt_clock(timestamp: float | None, now: float | None = None) -> str:
         return time.strftime("%H:%M", when)
     if when.tm_year == today.tm_year:
         return time.strftime("%b %d %H:%M", when)
-    return time.strftime("%Y-%m-%d %H:%M", when)
+    return time.strftime("%Y-%m-%d", when)

@@ -32,6 +32,7 @@ def test_formats():
     now = time.mktime((2024, 3, 2, 15, 0, 0, 0, 0, -1))
     assert fmt_clock(now - 3600, now) == "14:00"
     assert fmt_clock(now - 86400, now) == "Mar 01 15:00"
+    assert fmt_clock(now - 400 * 86400, now) == "2023-01-27"  # another year: the date, in the 12-cell column
     assert fmt_clock(None) == ""
 
 
