@@ -60,7 +60,7 @@ def _axes(ax, title: str, probs=None, ratios=None):
             axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
             axis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{v:.3g}" for v in values]))
             axis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=8)
     ax.tick_params(axis="x", labelrotation=45)
     ax.set_xlabel("feature probability p = 1 - S (all features)", fontsize=8)
     ax.set_ylabel("importance of the extra feature (others: 1)", fontsize=8)
@@ -74,7 +74,7 @@ def _phase_map(ax, probs, ratios, phase, title):
 
 
 def _legend_below(ax, handles):
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
 
 
 def _phase_handles():
@@ -209,7 +209,7 @@ def draw_local_minima(report: dict, path: Path) -> Path:
                  f"({_gap_text(r['relative_gap'])} loss)" for r in worst]
         ax.text(-1.2, -0.14, "largest gaps (features by shape: trained basin -> best known):\n" + "\n".join(lines),
                 transform=ax.transAxes,
-                ha="left", va="top", fontsize=7)
+                ha="left", va="top", fontsize=7.5)
     ax.set_title("gap per trained instance (gaps below the tolerance drawn at a tenth of it)", fontsize=9)
     return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
