@@ -459,13 +459,13 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
             ax.axis("off")
             continue
         steps, values = series
-        for g, (label, cols) in enumerate(groups):
+        for g, (label, members) in enumerate(groups):
             colour = f"C{g % 10}"
-            mean, lo, hi = group_band(values, cols)
-            for c in cols:
+            mean, lo, hi = group_band(values, members)
+            for c in members:
                 ax.plot(steps, values[:, c], color=colour, lw=0.5, alpha=0.35)
             ax.fill_between(steps, lo, hi, color=colour, alpha=0.18, lw=0)
-            ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} (mean, min-max of {len(cols)})")
+            ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} (mean, min-max of {len(members)})")
             drawn = True
         step_axis(ax, steps)
         if metric == "loss":
