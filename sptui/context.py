@@ -35,11 +35,13 @@ from sptui.checkpoint import decode_meta, encode_meta, step_file, step_files
 from sptui.config import artifacts_root as default_artifacts_root
 from sptui.errors import JobCancelled, SptuiError
 from sptui.spec import JobSpec
+from sptui.timing import eta_seconds, fmt_duration
 
 if TYPE_CHECKING:
     import torch
 
 SCRATCH = "scratch"
+PROGRESS_LINE_SECONDS = 10.0  # while steps advance, log.txt gets a progress line at most this often
 
 
 @dataclass
@@ -54,6 +56,9 @@ class Hooks:
 
     def progress(self, step: int, total: int | None, values: dict[str, Any]) -> None: ...
 
+    def resumed(self, step: int, total: int | None) -> None:
+        """The job resumed from a checkpoint at `step`: steps before it are not this attempt's progress."""
+
     def info(self, message: str) -> None: ...
 
     def cancel_requested(self) -> bool:
@@ -63,10 +68,12 @@ class Hooks:
 class Context:
     """What a running job sees. `artifacts_root` is where other runs are looked up (the runner passes the
     root the job was queued under; default: --artifacts / $SPTUI_ARTIFACTS / ./artifacts). `cancel_poll_seconds`
-    bounds how often `check_cancelled` asks the hooks (a database read under the worker)."""
+    bounds how often `check_cancelled` asks the hooks (a database read under the worker); `progress_line_seconds`
+    how often log.txt says how far the job is (ProgressLines)."""
 
     def __init__(self, spec: JobSpec, run: runs.RunDir, device: str = "cpu", hooks: Hooks | None = None, *,
-                 artifacts_root: str | Path | None = None, cancel_poll_seconds: float = 1.0):
+                 artifacts_root: str | Path | None = None, cancel_poll_seconds: float = 1.0,
+                 progress_line_seconds: float = PROGRESS_LINE_SECONDS):
         self.spec = spec
         self.run = run
         self._artifacts_root = (Path(artifacts_root).expanduser().resolve() if artifacts_root is not None
@@ -84,6 +91,7 @@ class Context:
         self._last_cancel_poll = float("-inf")  # the first check always asks
         self._last_finite_step: int | None = None
         self._cancelled = False
+        self._pace = ProgressLines(progress_line_seconds)
 
     # ------------------------------------------------------------ compute
     @property
@@ -128,6 +136,8 @@ class Context:
         record = self._metrics.write(step, split, values)
         self.step = max(self.step, int(step))
         self.hooks.progress(self.step, self.total, {k: v for k, v in record.items() if k not in ("step", "time")})
+        self._pace.note(split, values)
+        self._progress_line()
         if "loss" in values:
             bad = non_finite(values["loss"])
             if bad:
@@ -151,6 +161,12 @@ class Context:
     def progress(self, step: int) -> None:
         self.step = int(step)
         self.hooks.progress(self.step, self.total, {})
+        self._progress_line()
+
+    def _progress_line(self) -> None:
+        line = self._pace.line(self.step, self.total)
+        if line is not None:  # the log (logs -f, the app's Log tab) hears from a long training at a steady pace
+            self.info(line, echo=False)  # the batch console has its own progress bar
 
     def info(self, message: str, echo: bool = True) -> None:
         """A line in log.txt; `echo` also shows it to whoever runs the job (the batch console)."""
@@ -211,6 +227,8 @@ class Context:
             self._metrics = runs.MetricsWriter(self.run.metrics)
             self.step = step
             self.info(f"resuming from checkpoint at step {step}")
+            self._pace.restart(step)
+            self.hooks.resumed(step, self.total)
             return Checkpoint(step=step, tensors=tensors, meta=meta)
         return None
 
@@ -282,6 +300,58 @@ def _first_non_finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return next((_first_non_finite(v) for v in value if non_finite(v)), None)
     return value
+class ProgressLines:
+    """When to write a progress line in the log, and what it says: "progress: step 1200/5000 (24%), 41 steps/s,
+    eta 1m32s, train loss 0.0123". At most one every `seconds` while steps advance (none while they don't: a
+    silent log then means a long step, which the app points out). Rate and ETA are this attempt's own
+    (sptui.timing): steps resumed from a checkpoint do not count."""
+
+    def __init__(self, seconds: float, clock=time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.restart(0)
+        self.last_loss: tuple[str, float] | None = None
+
+    def restart(self, step: int) -> None:
+        self.base_step, self.base_time = int(step), self.clock()
+        self.last_time, self.last_step = self.base_time, int(step)
+
+    def note(self, split: str, values: dict[str, Any]) -> None:
+        if "loss" in values:
+            loss = _mean(values["loss"])
+            if loss is not None:
+                self.last_loss = (split, loss)
+
+    def line(self, step: int, total: int | None) -> str | None:
+        now = self.clock()
+        if now - self.last_time < self.seconds or step <= self.last_step:
+            return None
+        self.last_time, self.last_step = now, step
+        seconds = now - self.base_time
+        parts = [f"step {step}/{total} ({100 * step / total:.0f}%)" if total else f"step {step}"]
+        if step > self.base_step and seconds > 0:
+            parts.append(f"{(step - self.base_step) / seconds:.3g} steps/s")
+        eta = eta_seconds(step, total, self.base_step, seconds)
+        if eta is not None:
+            parts.append(f"eta {fmt_duration(eta)}")
+        if self.last_loss is not None:
+            parts.append(f"{self.last_loss[0]} loss {self.last_loss[1]:.4g}")
+        return "progress: " + ", ".join(parts)
+
+
+def _mean(value: Any) -> float | None:
+    """A logged number, or the mean of a per-instance list or tensor (None when it has no finite values)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    flat: list[float] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf"):
+            flat.append(float(v))
+    return sum(flat) / len(flat) if flat else None
 
 
 def _with_suffix(name: str, suffix: str) -> str:

@@ -43,6 +43,7 @@ from sptui.config import make_artifacts, queue_path, runs_dir
 from sptui.errors import SptuiError
 from sptui.runs import RunDir, known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
+from sptui.timing import eta_seconds
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -79,7 +80,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     error            TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     slurm_job_id     TEXT,              -- executor slurm: the job ("123"), array task ("123_4") or split array ("123")
-    slurm_state      TEXT               -- what Slurm last said: PENDING, RUNNING, COMPLETING, ... (sptui.slurm)
+    slurm_state      TEXT,              -- what Slurm last said: PENDING, RUNNING, COMPLETING, ... (sptui.slurm)
+    resumed_step     INTEGER,           -- the step this attempt resumed from (its checkpoint's): not its progress
+    prior_seconds    REAL NOT NULL DEFAULT 0,  -- seconds run by earlier attempts (ATTEMPT_TRIGGER adds them)
+    first_started    REAL               -- when the first attempt started (started: this attempt)
 );
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_hash ON jobs(spec_hash);
@@ -111,6 +115,7 @@ CREATE TABLE IF NOT EXISTS workers (
     heartbeat   REAL NOT NULL,          -- every 2 s from its loop: a stopped or hung worker falls silent
     device      TEXT,
     slots       INTEGER,
+    stop        TEXT,                   -- a stop someone asked for: 'after-jobs' (finish, claim nothing) or 'now'
     PRIMARY KEY (host, pid)
 );
 
@@ -135,10 +140,31 @@ END;
 JOB_COLUMNS = (
     "id, run_id, name, kind, spec, spec_hash, source, priority, state, executor, device_request, created, "
     "started, finished, heartbeat, host, owner_pid, owner_start, pid, pid_start, device, gpu, step, total, "
-    "attempts, exit_code, error, cancel_requested, slurm_job_id, slurm_state"
+    "attempts, exit_code, error, cancel_requested, slurm_job_id, slurm_state, resumed_step, prior_seconds, "
+    "first_started"
 )
 # columns added after the first release: (name, SQL type) added to older queue.db files when opened
-MIGRATIONS = (("slurm_job_id", "TEXT"), ("slurm_state", "TEXT"))
+MIGRATIONS = (("slurm_job_id", "TEXT"), ("slurm_state", "TEXT"), ("resumed_step", "INTEGER"),
+              ("prior_seconds", "REAL NOT NULL DEFAULT 0"), ("first_started", "REAL"))
+WORKER_MIGRATIONS = (("stop", "TEXT"),)
+WORKER_STOPS = ("after-jobs", "now")
+# A requeue ends an attempt for good: its running time joins prior_seconds, so elapsed counts every attempt
+# (whichever command or process requeues). An interrupted attempt ends at its last report when that is earlier
+# than the time it was found dead (a crash found the next morning ran minutes, not hours). Slurm runs are left
+# out: their `started` is already the first attempt's (sptui.slurm.task keeps it).
+ATTEMPT_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS jobs_attempt_ended_v1 AFTER UPDATE OF state ON jobs
+WHEN NEW.state = 'queued' AND OLD.state IN ('failed', 'cancelled', 'interrupted') AND NEW.executor != 'slurm'
+BEGIN
+    UPDATE jobs SET
+        prior_seconds = prior_seconds + COALESCE(MAX(0.0, CASE OLD.state
+            WHEN 'interrupted' THEN MIN(OLD.finished, MAX(COALESCE(OLD.heartbeat, OLD.finished), OLD.started))
+            ELSE OLD.finished END - OLD.started), 0.0),
+        first_started = COALESCE(first_started, OLD.started),
+        resumed_step = NULL
+    WHERE id = NEW.id;
+END;
+"""
 
 
 @dataclass
@@ -173,6 +199,9 @@ class Job:
     cancel_requested: int
     slurm_job_id: str | None = None
     slurm_state: str | None = None
+    resumed_step: int | None = None
+    prior_seconds: float = 0.0
+    first_started: float | None = None
     # not a column: the jobs a queued job still waits for, (run id, state) each (read by Queue.list and get)
     waiting_for: tuple[tuple[str, str], ...] = ()
     folder_missing: bool = False  # it ran and ended, but its run folder is gone (deleted or moved): not a column
@@ -184,18 +213,32 @@ class Job:
     def run_dir(self, root: Path) -> Path:
         return runs_dir(root) / self.run_id
 
-    def elapsed(self, now: float | None = None) -> float | None:
-        if self.started is None:
+    def attempt_elapsed(self, now: float | None = None) -> float | None:
+        """Seconds of this attempt (since it was last claimed), to its end or now; None before it starts
+        (a requeued job keeps its last attempt's times until it is claimed again: that attempt is in prior_seconds)."""
+        if self.started is None or self.state == "queued":
             return None
         end = self.finished if self.finished is not None else (now or time.time())
         return max(0.0, end - self.started)
 
+    def elapsed(self, now: float | None = None) -> float | None:
+        """Seconds run over every attempt (earlier ones plus this one); None before the first starts."""
+        attempt = self.attempt_elapsed(now)
+        if attempt is None:
+            return self.prior_seconds or None
+        return (self.prior_seconds or 0.0) + attempt
+
+    @property
+    def first_start(self) -> float | None:
+        """When the run first started (its first attempt), where `started` is this attempt's start."""
+        return self.first_started if self.first_started is not None else self.started
+
     def eta(self, now: float | None = None) -> float | None:
-        """Seconds left, from the rate so far (None until there is progress to go by)."""
-        elapsed = self.elapsed(now)
-        if self.state != "running" or not elapsed or not self.step or not self.total:
+        """Seconds left at this attempt's rate (None until this attempt has made progress of its own): steps
+        resumed from a checkpoint were done by an earlier attempt and are not counted (sptui.timing)."""
+        if self.state != "running":
             return None
-        return elapsed / self.step * max(0, self.total - self.step)
+        return eta_seconds(self.step, self.total, self.resumed_step, self.attempt_elapsed(now))
 
     def quiet_for(self, now: float | None = None) -> float | None:
         """Seconds since a running job last reported (claimed, or wrote progress), else None. A job reports
@@ -219,6 +262,7 @@ class Job:
         d["run_dir"] = os.path.join(_runs_folder(root), self.run_id)
         d["elapsed"] = self.elapsed()
         d["eta"] = self.eta()
+        d["attempt_elapsed"] = self.attempt_elapsed()
         d["quiet_for"] = self.quiet_for()
         d["waiting_for"] = [run_id for run_id, _ in self.waiting_for]
         d["waiting"] = self.waiting
@@ -348,6 +392,7 @@ class Queue:
                 db.executescript(SCHEMA)
                 self.db = db
                 self._migrate()
+                self.db.executescript(ATTEMPT_TRIGGER)
                 return
             except sqlite3.DatabaseError as e:
                 if db is not None:
@@ -419,14 +464,15 @@ class Queue:
 
     def _migrate(self) -> None:
         """Add the columns a queue.db made by an older sptui lacks (ALTER TABLE ... ADD COLUMN keeps every row)."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(jobs)")}
-        for name, sql_type in MIGRATIONS:
-            if name not in have:
-                try:
-                    self.db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
-                except sqlite3.OperationalError as e:
-                    if "duplicate column" not in str(e):  # another process added it at the same moment
-                        raise
+        for table, migrations in (("jobs", MIGRATIONS), ("workers", WORKER_MIGRATIONS)):
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, sql_type in migrations:
+                if name not in have:
+                    try:
+                        self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+                    except sqlite3.OperationalError as e:
+                        if "duplicate column" not in str(e):  # another process added it at the same moment
+                            raise
 
     def close(self) -> None:
         self.db.close()
@@ -459,8 +505,9 @@ class Queue:
                 raise
 
     def _rollback(self) -> None:
-        """Undo an open transaction. SQLite has already rolled back after SQLITE_FULL and some I/O errors:
-        a ROLLBACK then raises "no transaction is active", which must not hide the error that caused it."""
+        """Undo an open transaction, if one is open. SQLite has already rolled back after SQLITE_FULL and some
+        I/O errors, and a job's SIGTERM handler may raise Terminated just after COMMIT: a ROLLBACK then raises
+        "no transaction is active", which must not hide the error that caused it."""
         if self.db.in_transaction:
             try:
                 self.db.execute("ROLLBACK")
@@ -754,6 +801,11 @@ class Queue:
         self._write("UPDATE jobs SET step = COALESCE(?, step), total = COALESCE(?, total), heartbeat = ? "
                     "WHERE id = ? AND state = 'running'", (step, total, time.time(), job_id))
 
+    def resumed(self, job_id: int, step: int, total: int | None) -> None:
+        """This attempt resumed from a checkpoint at `step`: its progress (and ETA) count from there."""
+        self._write("UPDATE jobs SET resumed_step = ?, step = ?, total = COALESCE(?, total), heartbeat = ? "
+                    "WHERE id = ? AND state = 'running'", (step, step, total, time.time(), job_id))
+
     def finish(self, job_id: int, state: str, exit_code: int | None = None, error: str | None = None) -> bool:
         """Record a final state, once: only a job still running changes (returns whether it did)."""
         assert state in FINAL
@@ -954,6 +1006,19 @@ class Queue:
     def worker_heartbeat(self, pid: int) -> None:
         self._write("UPDATE workers SET heartbeat = ? WHERE host = ? AND pid = ?", (time.time(), HOST, pid))
 
+    def request_worker_stop(self, pid: int, when: str, host: str = HOST) -> bool:
+        """Ask a worker to stop: 'after-jobs' (it claims nothing more and exits once its running jobs end) or
+        'now' (it stops its jobs, which become interrupted and resume on a requeue, and exits). The worker reads
+        it from its loop (sptui.worker); False when there is no such worker."""
+        assert when in WORKER_STOPS
+        rows = self._write("UPDATE workers SET stop = ? WHERE host = ? AND pid = ? RETURNING pid", (when, host, pid))
+        return bool(rows)
+
+    def worker_stop(self, pid: int) -> str | None:
+        """The stop asked of this worker ('after-jobs', 'now'), or None."""
+        rows = self._read("SELECT stop FROM workers WHERE host = ? AND pid = ?", (HOST, pid))
+        return rows[0][0] if rows else None
+
     def unregister_worker(self, pid: int) -> None:
         self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (HOST, pid))
 
@@ -962,19 +1027,20 @@ class Queue:
 
         Each says whether it is `responding`: a worker beats every 2 s from its loop, so one silent for
         WORKER_SILENT_SECONDS is alive but not working (stopped with ctrl+z or SIGSTOP, or hung); its
-        queued jobs wait. `silent_for` is the seconds since its last beat.
+        queued jobs wait. `silent_for` is the seconds since its last beat; `stop` the stop asked of it, if any.
         """
         now = now or time.time()
         alive = []
-        for pid, host, start, started, heartbeat, device, slots in self._read(
-                "SELECT pid, host, pid_start, started, heartbeat, device, slots FROM workers"):
+        for pid, host, start, started, heartbeat, device, slots, stop in self._read(
+                "SELECT pid, host, pid_start, started, heartbeat, device, slots, stop FROM workers"):
             if host == HOST and not is_alive(pid, start):
                 if not self.read_only:
                     self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))
                 continue
             silent = max(0.0, now - heartbeat)
             alive.append({"pid": pid, "host": host, "started": started, "heartbeat": heartbeat, "device": device,
-                          "slots": slots, "silent_for": silent, "responding": silent < WORKER_SILENT_SECONDS})
+                          "slots": slots, "silent_for": silent, "responding": silent < WORKER_SILENT_SECONDS,
+                          "stop": stop})
         return alive
 
 

@@ -237,6 +237,10 @@ class QueueHooks(Hooks):
     def flush(self) -> None:
         self.queue.progress(self.job_id, self.step, self.total)
 
+    def resumed(self, step: int, total: int | None) -> None:
+        self.step, self.total = step, total
+        self.queue.resumed(self.job_id, step, total)
+
     def cancel_requested(self) -> bool:
         return self.queue.cancel_requested(self.job_id)
 

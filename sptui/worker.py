@@ -77,7 +77,8 @@ class Worker:
         self.slots = plan_slots(self.device, options.gpus, options.slots_per_gpu, options.cpu_slots)
         self.queue = Queue(self.root)
         self.running: dict[int, Running] = {}
-        self.stopping = False
+        self.stopping = False  # stop now: the running jobs are interrupted (SIGTERM, or a stop 'now' asked in the queue)
+        self.draining = False  # stop after the running jobs end (asked in the queue: 'after-jobs'); claim nothing more
         self.say = options.say
         self._said: dict[str, float] = {}
 
@@ -97,10 +98,14 @@ class Worker:
                 try:
                     self._reap()
                     self._enforce_cancels()
+                    self._read_stop(pid)
                     if self.stopping:
                         self._stop_all()
                         break
-                    claimed = self._fill_slots()
+                    if self.draining and not self.running:
+                        self.say("stopped as asked, after its running jobs")
+                        break
+                    claimed = self._fill_slots() if not self.draining else False
                     if self.options.once and not claimed and not self._queued_left() and self._only_unrecorded():
                         break
                     if time.monotonic() - last_beat > WORKER_BEAT_SECONDS:
@@ -131,6 +136,17 @@ class Worker:
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
+
+    def _read_stop(self, pid: int) -> None:
+        """A stop asked through the queue (the app's worker panel): now, or after the running jobs."""
+        stop = self.queue.worker_stop(pid)
+        if stop == "now" and not self.stopping:
+            self.say("stop asked: stopping now")
+            self.stopping = True
+        elif stop == "after-jobs" and not self.draining:
+            self.draining = True
+            self.say(f"stop asked: claiming no more jobs; exiting after the {len(self.running)} running" if self.running
+                     else "stop asked: no job running; exiting")
 
     def _queued_left(self) -> bool:
         """A queued job this worker may still run: ready, or waiting for runs that have not ended yet."""

@@ -1,6 +1,8 @@
 """End to end in a real terminal: tmux runs `sptui`, a job file is submitted through the picker, a worker
 started from the UI trains it, and the screen shows the state change and the curve; the PNG export
-writes a file. Waits poll `capture-pane` against a deadline; nothing sleeps for a fixed time."""
+writes a file; quitting says the worker goes on; stopping a running job asks first. At 100x30 and 80x24,
+the sizes the app is laid out for. Waits poll `capture-pane` against a deadline; nothing sleeps for a
+fixed time."""
 
 import os
 import shutil
@@ -78,7 +80,7 @@ def plot_area(screen: str) -> str:
     return "\n".join(lines[top : bottom + 2])  # + the x tick labels
 
 
-def start_sptui(tmp_path, job_text: str, name: str) -> tuple[Terminal, object]:
+def start_sptui(tmp_path, job_text: str, name: str, size: tuple[int, int]) -> tuple[Terminal, object]:
     root = tmp_path / "artifacts"
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs" / f"{name}.toml").write_text(job_text)
@@ -87,8 +89,14 @@ def start_sptui(tmp_path, job_text: str, name: str) -> tuple[Terminal, object]:
     # env -u: a COLUMNS/LINES inherited from the test runner would override the pane's real size
     command = "env -u COLUMNS -u LINES " + " ".join(f"{k}={v}" for k, v in env.items()) + \
         f" {sys.executable} -m sptui --artifacts {root} --device cpu"
-    term.tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", "-c", str(tmp_path), command)
+    # the pane stays after sptui exits, so what it prints at quit can be read
+    term.tmux("new-session", "-d", "-s", "e2e", "-x", str(size[0]), "-y", str(size[1]), "-c", str(tmp_path),
+              f"{command}; echo '[sptui exited]'; sleep 60")
     return term, root
+
+
+def footer(screen: str) -> str:
+    return screen.rstrip("\n").splitlines()[-1]
 
 
 def wait_for_worker(root) -> int:
@@ -97,25 +105,29 @@ def wait_for_worker(root) -> int:
 
 
 def test_submit_train_watch_and_export_in_tmux(tmp_path):
-    term, root = start_sptui(tmp_path, JOB, "e2e")
+    term, root = start_sptui(tmp_path, JOB, "e2e", (100, 30))
     worker_pid = None
     try:
-        term.wait_text("no worker running")
+        # the footer is drawn after the header: wait for it, then it must lead with the key that lists the rest
+        term.wait_for(lambda t: "no worker" in t and footer(t).startswith("? Keys"), "the queue's footer", timeout=30)
         term.keys("n")
         term.wait_text("e2e.toml: 1 job(s), 2 model instance(s)")
         term.keys("Enter")
         term.wait_text("queued 1 job(s) from e2e.toml")
         assert " queued " in term.screen()
 
-        term.keys("w")
+        term.keys("w")  # the worker panel: none runs yet, s starts one
+        term.wait_text("Start a worker on cpu (s)")
+        term.keys("s")
         term.wait_text("started worker pid")
         worker_pid = wait_for_worker(root)
         screen = term.wait_text("succeeded", timeout=180)
-        assert "1500/1500" in screen
+        assert "100% 1500/1500" in screen  # the percentage is not cut at 100 columns
 
         term.keys("Enter")  # open the run
-        screen = term.wait_for(lambda t: "loss" in t and "step" in t and len(BRAILLE & set(t)) > 5, "a drawn curve")
-        assert "test #0" in screen and "train #1" in screen  # both splits, both instances
+        # a drawn curve, and its legend below it naming both splits and both instances
+        term.wait_for(lambda t: "loss" in t and "step" in t and len(BRAILLE & set(t)) > 5
+                      and "test #0" in t and "train #1" in t, "a drawn curve and its legend")
 
         term.keys("e")
         screen = term.wait_text("saved ")
@@ -125,9 +137,10 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
         term.keys("Escape")  # sent apart from q: ESC then q in one write reads as alt+q
         term.wait_text(" runs (")  # the queue screen's header
         term.keys("q")
-        wait_for(lambda: subprocess.run(["tmux", "-L", term.socket, "has-session", "-t", "e2e"],
-                                        capture_output=True).returncode, timeout=20, what="sptui to quit on q")
-        with Queue(root) as q:  # the worker started from the UI outlives it
+        screen = term.wait_text("[sptui exited]", timeout=20)
+        # the worker started from the UI outlives it, and quitting says so (with its pid and log)
+        assert f"worker pid {worker_pid} goes on running the queue" in screen and "worker.log" in screen
+        with Queue(root) as q:
             assert [w["pid"] for w in q.live_workers()] == [worker_pid]
     finally:
         if worker_pid:
@@ -136,17 +149,20 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
 
 
 def test_curve_grows_while_training_and_cancel_from_the_ui(tmp_path):
-    term, root = start_sptui(tmp_path, LONG_JOB, "long")
+    term, root = start_sptui(tmp_path, LONG_JOB, "long", (80, 24))
     worker_pid = None
     try:
-        term.wait_text("no worker running")
+        term.wait_text("no worker")
         term.keys("n")
-        term.wait_text("long.toml: 1 job(s), 1 model instance(s)")
+        term.wait_text("long.toml: 1 job(s)")  # the rest wraps at 80 columns
         term.keys("Enter")
         term.wait_text("queued 1 job(s)")
         term.keys("w")
+        term.wait_text("Start a worker on cpu (s)")
+        term.keys("s")
         worker_pid = wait_for_worker(root)
-        term.wait_text(" running ", timeout=120)
+        screen = term.wait_for(lambda t: " running " in t and "% " in t, "a running job's progress", timeout=120)
+        assert footer(screen).startswith("? Keys")  # at 80 columns the key that lists every key stays
         term.keys("Enter")
         first = term.wait_for(lambda t: "running" in t and len(BRAILLE & set(t)) > 5, "a curve while running")
         # the curve reaches further as steps are logged: the plot changes without any key pressed
@@ -158,6 +174,15 @@ def test_curve_grows_while_training_and_cancel_from_the_ui(tmp_path):
         # also keeps "c" from following ESC so closely that the terminal reads the two as alt+c
         term.wait_text(" runs (1 running)")
         term.keys("c")
+        term.wait_text("Stop the running job 0001-long?")  # asks first; n keeps it running
+        term.keys("n")
+        term.wait_for(lambda t: "Stop the running" not in t, "the question to close")
+        time.sleep(1.0)  # nothing to wait for: the job must simply still be running
+        with Queue(root) as q:
+            assert q.get(1).state == "running" and not q.get(1).cancel_requested
+        term.keys("c")
+        term.wait_text("Stop the running job 0001-long?")
+        term.keys("y")
         term.wait_text(" cancelled ", timeout=60)
         with Queue(root) as q:
             assert q.get(1).state == "cancelled"

@@ -135,3 +135,40 @@ def test_addition_figures_are_fit_for_a_paper(artifacts_root):
 def test_batched_addition_figures_are_fit_for_a_paper(artifacts_root):
     run = run_kind("addition", {**ADDITION, "epochs": 2}, artifacts_root, sweep={"seed": [0, 1]}, name="add-seeds")
     assert_clean(drawn(run, "addition"))
+
+
+@pytest.mark.slow
+def test_functions_and_tms_theory_figures_are_fit_for_a_paper(artifacts_root):
+    functions = run_kind("functions", dict(target="max_abs", activation="gelu", width=6, steps=60, batch_size=64,
+                                           log_points=3), artifacts_root, sweep={"seed": [0, 1]}, name="functions")
+    assert_clean(drawn(functions, "functions"))
+    run_kind("tms", dict(n_features=2, n_hidden=1, steps=300, lr=0.01, batch_size=256, log_points=2), artifacts_root,
+             sweep={"feature_probability": [1.0, 0.01], "importance": [[1.0, 0.3], [1.0, 3.0]]}, name="grid21")
+    theory = run_kind("tms-theory", dict(n_features=2, n_hidden=1, probabilities=[], importance_ratios=[],
+                                         random_starts=1, compare="grid21"), artifacts_root, name="compare")
+    problems = drawn(theory, "tms-theory")
+    assert {"phase.png", "compare.png", "local_minima.png"} <= set(problems)
+    assert_clean(problems)
+
+
+@pytest.mark.slow
+def test_language_model_kinds_figures_are_fit_for_a_paper(artifacts_root):
+    """lm, then Neuroscope, neuron geometry and SAEs on it. (An SAE on a toy model also draws recovery.png,
+    which this test does not cover.)"""
+    from .helpers import run_toml
+    from .test_lm import TINY
+
+    lm = run_toml(TINY.replace('name = "lm-test"', 'name = "lm-tiny"'), artifacts_root, run_id="lm-tiny")
+    assert_clean(drawn(lm, "lm"))
+    scope = run_kind("neuroscope", dict(model="lm-tiny", corpus="builtin", split="all", token_budget=20000,
+                                        context_length=32, top_k=4, sample_size=4, histogram_bins=16, logit_tokens=5,
+                                        neighbours=3, batch_size=8), artifacts_root, name="scope")
+    assert_clean(drawn(scope, "neuroscope"))
+    geometry = run_kind("neuron-geometry", dict(model="lm-tiny", layer=1, processing=False, two_opt_seconds=1.0),
+                        artifacts_root, name="geometry")
+    assert_clean(drawn(geometry, "neuron-geometry"))
+    sae = run_kind("sae", dict(source="lm-tiny", hook="blocks.0.hook_resid_post", architecture="topk", k=4,
+                               expansion_factor=2.0, lr=1e-3, steps=24, batch_size=128, buffer_tokens=640,
+                               forward_batch=4, eval_tokens=512, eval_sequences=8, context_length=32, log_points=2),
+                   artifacts_root, sweep={"seed": [0, 1]}, name="sae")
+    assert_clean(drawn(sae, "sae"))

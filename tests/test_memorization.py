@@ -84,3 +84,20 @@ def test_small_sets_store_data_points_large_sets_features_and_test_loss_peaks_be
     assert s["point_dim_max"][large] < 0.15 and s["feature_dim_max"][large] > 0.3  # features stored
     assert max(s["point_dim_max"][middle], s["feature_dim_max"][middle]) < 0.35  # neither
     assert s["test_loss"][middle] > max(s["test_loss"][small], s["test_loss"][large])  # the peak
+
+
+def test_a_handful_of_examples_is_memorized_as_points_and_many_are_not():
+    """The fast half of the published result (the slow test has the peak): T = 3 is fitted exactly with its data
+    points' hidden vectors spread out (largest D_t ~ 1), T = 400 is not memorized (train ~ test loss) and no
+    data point gets a dimension of its own; two seeds, 1,500 steps."""
+    instances = [Mz.Instance(T, seed) for seed in (0, 1) for T in (3, 400)]
+    trainer = Mz.MemorizationTrainer(20, 2, 0.05, instances, TrainSettings(steps=1500, warmup_steps=75,
+                                                                         lr_schedule="cosine", eval_batch=1000))
+    for _ in range(1500):
+        trainer.step()
+    s = trainer.summary()
+    for small, large in ((0, 1), (2, 3)):
+        assert s["train_loss"][small] < 1e-3 and s["point_dim_max"][small] > 0.9
+        assert s["point_dim_max"][large] < 0.15
+        assert s["train_loss"][large] == pytest.approx(s["test_loss"][large], rel=0.2)
+        assert s["test_loss"][large] < s["test_loss"][small]

@@ -171,3 +171,37 @@ def test_a_running_job_says_how_long_it_has_been_quiet(artifacts):
         q.finish(job.id, "succeeded")
         assert q.get(job.id).quiet_for() is None
         assert "quiet_for" in q.get(job.id).as_dict(artifacts)
+
+
+def test_a_signal_just_after_commit_is_not_hidden_by_a_failed_rollback(artifacts):
+    """A job's SIGTERM handler raises between bytecodes; right after COMMIT there is nothing to roll back, and
+    the write must re-raise the signal's exception, not sqlite's "cannot rollback" (which recorded a cancelled
+    job as failed). Before COMMIT, the write is still undone."""
+
+    class Stop(BaseException):
+        pass
+
+    class SignalAt:  # the real connection; the "signal" arrives after the statement named `at`
+        def __init__(self, db, at):
+            self.db, self.at = db, at
+
+        def execute(self, sql, *args):
+            result = self.db.execute(sql, *args)
+            if sql.startswith(self.at):
+                raise Stop()
+            return result
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    with Queue(artifacts) as q:
+        job = q.submit(specs(tms_job("a")))[0]
+        real = q.db
+        q.db = SignalAt(real, "COMMIT")
+        with pytest.raises(Stop):
+            q.set_priority(job.id, 5)
+        q.db = SignalAt(real, "UPDATE")
+        with pytest.raises(Stop):
+            q.set_priority(job.id, 7)
+        q.db = real
+        assert q.get(job.id).priority == 5 and not real.in_transaction

@@ -75,9 +75,18 @@ async def test_compare_screen_keys_and_export(artifacts):
         assert isinstance(screen, CompareScreen) and [j.id for j in screen.jobs] == [j.id for j in jobs]
         plot = screen.query_one("#compare-plot")
         assert screen.metric == "loss" and screen.split == "test" and screen.group == "dropout"
-        # each run's two instances share a dropout rate: their mean, then their min and max (the spread)
-        assert [line.label for line in plot.lines] == ["dropout=0.0", "dropout=0.2", None, None, None, None]
+        # each run's two instances share a dropout rate: their mean, then their min and max (the spread); every
+        # mean line is in the legend, named by its group and its run
+        assert [line.label for line in plot.lines] == [f"dropout=0.0 {jobs[0].run_id}", f"dropout=0.2 {jobs[1].run_id}",
+                                                       None, None, None, None]
         assert plot.lines[2].colour == plot.lines[3].colour == plot.lines[0].colour
+        # the legend, under the plot: which line is which run, with its value (the last; then at the cursor)
+        readout = str(screen.query_one("#compare-readout").render())
+        assert readout.startswith("last:") and jobs[0].run_id in readout and jobs[1].run_id in readout
+        await pilot.press("right")
+        await pilot.pause()
+        assert plot.cursor is not None
+        assert str(screen.query_one("#compare-readout").render()).startswith(f"step {plot.cursor:g}:")
         assert plot.lines[2].y[0] == 1.0 and plot.lines[3].y[0] == 2.0  # run 1's instances at its first step
 
         await pilot.press("g")
@@ -86,7 +95,8 @@ async def test_compare_screen_keys_and_export(artifacts):
             await pilot.pause()
         assert screen.group == "feature_probability"
         labels = [line.label for line in plot.lines]
-        assert labels.count("feature_probability=0.01") == 1 and labels.count(None) == 2 and len(labels) == 4
+        # one line per (run, group), each in the legend: the colour says the group, the label the run too
+        assert labels == [f"feature_probability={p} {j.run_id}" for p in ("0.01", "0.1") for j in jobs]
         colours = {line.colour for line in plot.lines}
         assert len(colours) == 2  # one colour per group
 

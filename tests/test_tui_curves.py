@@ -140,3 +140,43 @@ def test_core_modules_of_the_app_import_neither_textual_nor_matplotlib():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'matplotlib', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- smoothing and values at a step (sptui.plots.curves)
+
+def test_ema_smooth_is_tensorboards_debiased_average():
+    import numpy as np
+    import pytest
+
+    from sptui.plots.curves import ema_smooth
+
+    assert list(ema_smooth([3.0, 3.0, 3.0], 0.9)) == pytest.approx([3.0, 3.0, 3.0])  # debiased: a constant stays
+    # weight 0.5: last = 0.5*last + 0.5*v; smoothed = last / (1 - 0.5^k)
+    assert list(ema_smooth([0.0, 2.0, 4.0], 0.5)) == pytest.approx([0.0, 1.0 / 0.75, 2.5 / 0.875])
+    out = ema_smooth([1.0, np.nan, 3.0], 0.5)  # a missing value is kept and skipped
+    assert out[0] == 1.0 and np.isnan(out[1]) and out[2] == pytest.approx((0.5 * 0.5 + 0.5 * 3.0) / 0.75)
+    assert list(ema_smooth([1.0, 5.0], 0.0)) == [1.0, 5.0]
+    with pytest.raises(ValueError):
+        ema_smooth([1.0], 1.0)
+
+
+def test_value_near_and_one_point_per_step():
+    from sptui.plots.curves import one_per_step, value_near
+
+    xs, ys = [0, 10, 10, 20], [1.0, 2.0, 4.0, 5.0]  # step 10: a bucket's min and max
+    assert value_near(xs, ys, 9) == (10.0, 2.0, 4.0)
+    assert value_near(xs, ys, 19) == (20.0, 5.0, 5.0)
+    assert value_near([], [], 3) is None
+    x, y = one_per_step(xs, ys)
+    assert x.tolist() == [0, 10, 20] and y.tolist() == [1.0, 3.0, 5.0]
+
+
+def test_the_readout_fits_its_rows_and_says_what_it_left_out():
+    from sptui.tui.widgets.curves import LEGEND_LINES, CurvePlot, PlotLine
+
+    plot = CurvePlot()
+    plot.shown = [PlotLine(f"0{i:03d}-a-run-with-a-long-name", [0.0, 1.0], [1.0, 0.5], 39) for i in range(12)]
+    text = plot.readout(width=80)
+    rows = text.plain.splitlines()
+    assert len(rows) <= LEGEND_LINES and all(len(row) <= 80 for row in rows), rows
+    assert rows[-1].rstrip().endswith("more") and "0000-a-run-with-a-long-name 0.5" in rows[0]

@@ -127,3 +127,59 @@ async def test_typed_path_and_escape(artifacts, tmp_path):
         assert [s.name for s in picker.specs] == ["grid", "second"]
         await pilot.press("escape")
         assert isinstance(app.screen, QueueScreen) and queued(artifacts) == []
+
+
+async def test_typing_a_path_previews_it_and_enter_queues_only_what_is_previewed(artifacts, tmp_path):
+    import asyncio
+
+    from sptui.tui.screens.picker import TYPE_DELAY
+
+    other = tmp_path / "fresh.toml"  # an "f" in the name: typing it must not be read as the force key
+    other.write_text(GOOD)
+    app = SptuiApp(artifacts, jobs_dir=jobs_dir(tmp_path), poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await settle(app, pilot)
+        picker = app.screen
+        assert picker.path.name == "a-bad.toml" and picker.focused.id == "picker-files"
+        await pilot.press(*str(other))  # typed on the list: it goes into the path box
+        box = picker.query_one("#picker-path")
+        assert box.value == str(other) and picker.focused is box
+        assert picker.specs is None and picker.error is None  # the old preview is not presented as this file's
+        await pilot.press("enter")  # before typing paused: enter previews it at once, queues nothing
+        await settle(app, pilot)
+        assert picker.path == other and [s.name for s in picker.specs] == ["grid", "second"]
+        assert queued(artifacts) == [] and app.screen is picker
+        assert picker.summary.startswith("fresh.toml: 2 job(s)")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert [(j.name, j.source) for j in queued(artifacts)] == [("grid", str(other)), ("second", str(other))]
+
+    (tmp_path / "x").mkdir()
+    app = SptuiApp(tmp_path / "art2", jobs_dir=jobs_dir(tmp_path / "x"), poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:  # typing then pausing previews without enter
+        await settle(app, pilot)
+        await pilot.press("n")
+        await settle(app, pilot)
+        picker = app.screen
+        await pilot.press(*"b-good.toml")  # relative to the jobs folder
+        await asyncio.sleep(TYPE_DELAY * 2)
+        await settle(app, pilot)
+        assert picker.path.name == "b-good.toml" and picker.specs is not None
+        await pilot.press("enter")  # one enter: it was previewed while typing paused
+        await settle(app, pilot)
+        assert [j.name for j in queued(tmp_path / "art2")] == ["grid", "second"]
+
+
+async def test_no_job_files_says_where_it_looked(artifacts, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    assert app.jobs_dir is None
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await settle(app, pilot)
+        text = str(app.screen.query_one("#picker-preview").render())
+        assert "None" not in text and "Looked for a jobs/ folder in:" in text
+        assert str(tmp_path / "jobs") in text and str(artifacts / "jobs") in text

@@ -54,7 +54,7 @@ async def test_lists_every_run_with_state_and_progress(artifacts):
         assert table.row_count == 3
         assert [str(table.get_cell(str(j.id), "name")) for j in jobs] == ["alpha", "beta", "gamma"]
         assert state_cell(table, claimed.id) == "running"
-        assert str(table.get_cell(str(claimed.id), "progress")).startswith("25/50")
+        assert str(table.get_cell(str(claimed.id), "progress")).strip() == "50% 25/50"  # the % first: never cut
         assert state_cell(table, jobs[1].id) == "queued"
         assert "3 runs" in str(app.screen.query_one("#queue-summary").render())
 
@@ -155,7 +155,10 @@ async def test_open_run_help_and_compare_marked_runs(artifacts):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         keys = dict(app.screen.rows)
-        assert keys["c"] == "Cancel" and keys["R"] == "Requeue" and keys["+"] == "Priority up" and keys["q"] == "Quit"
+        assert keys["c"].startswith("Cancel the highlighted run") and keys["q"].startswith("Quit sptui")
+        assert keys["+"] == "Raise a queued run's priority" and keys["R"].startswith("Queue a failed")
+        # help lines in words: what the key does, not one word
+        assert all(len(text.split()) >= 3 for text in keys.values()), keys
         await pilot.press("escape")
         await pilot.press("C")  # nothing marked yet
         await pilot.pause()
@@ -209,30 +212,51 @@ async def test_a_thousand_runs_the_table_holds_the_newest_updates_in_place_and_t
         assert "showing the newest" not in str(app.screen.query_one("#queue-summary").render())
 
 
-async def test_start_worker_starts_one_that_outlives_the_app(artifacts):
+async def test_start_worker_starts_one_that_outlives_the_app_and_the_panel_stops_it(artifacts):
+    from sptui.tui.screens.worker import WorkerScreen
+
     app = SptuiApp(artifacts, device="cpu", poll_interval=SLOW_POLL)
     pid = None
     try:
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, pilot)
-            await pilot.press("w")
+            await pilot.press("w")  # the worker panel: none runs, "Start" has the focus
+            await settle(app, pilot)
+            assert isinstance(app.screen, WorkerScreen)
+            assert "No worker is running" in str(app.screen.query_one("#worker-text").render())
+            await pilot.press("enter")
             await settle(app, pilot)
             status = str(app.screen.query_one("#status").render())
-            assert status.startswith("started worker pid")
+            assert status.startswith("started worker pid") and "goes on after sptui quits" in status
+            assert str(artifacts / "worker.log") in status.replace("\n", "")  # the path whole, not cut
             pid = int(status.split("pid ")[1].split()[0])
-        # the app has quit; the worker registers itself and keeps running
-        deadline = time.monotonic() + 60
+            assert app.started_workers == {pid}
+            deadline = time.monotonic() + 60
+            with Queue(artifacts) as q:
+                while not q.live_workers() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            note = app.quit_note()  # what `sptui` prints once the app has quit
+            assert f"worker pid {pid} goes on running the queue" in note and "started from the app" in note
+        # the app has quit; the worker keeps running
         with Queue(artifacts) as q:
-            while not q.live_workers() and time.monotonic() < deadline:
-                time.sleep(0.1)
             assert [w["pid"] for w in q.live_workers()] == [pid]
         app2 = SptuiApp(artifacts, device="cpu", poll_interval=SLOW_POLL)
-        async with app2.run_test(size=(120, 30)) as pilot:
+        async with app2.run_test(size=(80, 24)) as pilot:
             await settle(app2, pilot)
-            assert f"worker pid {pid}" in str(app2.screen.query_one("#queue-workers").render())
+            assert f"worker pid {pid} on cpu" in str(app2.screen.query_one("#queue-workers").render())
             await pilot.press("w")
             await settle(app2, pilot)
-            assert "already running" in str(app2.screen.query_one("#status").render())
+            panel = str(app2.screen.query_one("#worker-text").render())
+            assert f"worker pid {pid}" in panel and "idle" in panel
+            await pilot.press("a")  # stop after its jobs: it has none, so it ends
+            await settle(app2, pilot)
+            assert "stops after its running jobs" in str(app2.screen.query_one("#status").render())
+            deadline = time.monotonic() + 60
+            with Queue(artifacts) as q:
+                while q.live_workers() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert q.live_workers() == []
+            assert app2.quit_note() is None  # nothing goes on: nothing to say at quit
     finally:
         if pid:
             os.kill(pid, signal.SIGTERM)
@@ -280,10 +304,162 @@ async def test_a_worker_that_stopped_answering_is_pointed_out(artifacts):
         assert f"worker pid {os.getpid()} not responding for 1m3" in str(line.render()) and line.has_class("silent")
         await pilot.press("w")
         await settle(app, pilot)
-        assert "alive but not responding" in str(app.screen.query_one("#status").render())
+        assert f"kill -CONT {os.getpid()}" in str(app.screen.query_one("#worker-text").render())
+        await pilot.press("escape")
+        await settle(app, pilot)
         with Queue(artifacts) as q:  # it answers again
             q.worker_heartbeat(os.getpid())
         app.screen.refresh_jobs()
         await settle(app, pilot)
         assert "on cpu" in str(line.render()) and not line.has_class("silent")
     assert WORKER_SILENT_SECONDS < 90
+
+
+async def test_the_palette_lists_each_command_once_with_what_it_does(artifacts):
+    make_jobs(artifacts, ["a"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        commands = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in commands]
+        assert len(titles) == len(set(titles)), titles
+        ours = {c.title: c.help for c in commands if "(key: " in c.help}
+        for title, help_text in ours.items():  # the second line says more than the first: not the name again
+            assert not help_text.startswith(f"{title} (key:"), help_text
+        assert ours["Sort"].startswith("Sort the runs by") and ours["Open"].endswith("(key: enter)")
+
+
+async def test_c_asks_before_stopping_a_running_job(artifacts):
+    from sptui.tui.screens.confirm import ConfirmScreen
+
+    jobs = make_jobs(artifacts, ["busy", "waiting"])
+    with Queue(artifacts) as q:
+        pid, start = own_identity()
+        running = q.claim(pid, start)
+        q.progress(running.id, 30, 100)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert app.screen.table.selected_job().id == running.id
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Stop the running job 0001-busy?" in str(app.screen.query_one("#confirm-text").render())
+        await pilot.press("enter")  # "Keep running" has the focus: a stray enter stops nothing
+        await settle(app, pilot)
+        with Queue(artifacts) as q:
+            assert q.get(running.id).state == "running" and not q.get(running.id).cancel_requested
+        assert "left running" in str(app.screen.query_one("#status").render())
+        await pilot.press("c")
+        await settle(app, pilot)
+        await pilot.press("y")
+        await settle(app, pilot)
+        with Queue(artifacts) as q:
+            assert q.get(running.id).cancel_requested
+        await pilot.press("down", "c")  # a queued job is cancelled at once: it loses nothing
+        await settle(app, pilot)
+        with Queue(artifacts) as q:
+            assert q.get(jobs[1].id).state == "cancelled"
+
+
+async def test_after_esc_from_a_run_the_cursor_is_on_that_run(artifacts):
+    jobs = make_jobs(artifacts, ["a", "b", "c"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s", "up")  # newest first (c, b, a: the cursor stays on a), then up to b
+        await settle(app, pilot)
+        assert app.screen.table.selected_job().id == jobs[1].id
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunScreen)
+        make_jobs(artifacts, ["newer", "newest"])  # rows arrive above it while the run is open
+        queue_screen = app.screen_stack[-2]
+        queue_screen.refresh_jobs(force=True)
+        await settle(app, pilot)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen.table.selected_job().id == jobs[1].id  # still the run that was open
+        assert app.screen.table.has_focus
+
+
+async def test_q_goes_back_and_quits_only_from_the_queue(artifacts):
+    make_jobs(artifacts, ["a", "b"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("q")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, RunScreen) and app.is_running
+        await pilot.press("space", "C")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("q")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, CompareScreen) and app.is_running
+        await pilot.press("q")
+        await settle(app, pilot)
+    assert not app.is_running  # q on the queue quits
+
+
+async def test_an_empty_folder_says_what_to_do_first(artifacts):
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        hint = app.screen.query_one("#queue-empty")
+        assert hint.display and not app.screen.table.display
+        text = str(hint.render())
+        assert "No runs here yet" in text and "submit a job file" in text and "start a worker" in text
+        assert "0 runs" not in str(app.screen.query_one("#queue-summary").render())
+        make_jobs(artifacts, ["first"])
+        app.screen.refresh_jobs(force=True)
+        await settle(app, pilot)
+        assert not hint.display and app.screen.table.display and app.screen.table.has_focus
+
+
+async def test_names_and_messages_are_text_not_markup(artifacts, tmp_path):
+    """A sweep over a shape parameter names its jobs grid[n_hidden=3]: Rich markup would eat the brackets."""
+    from sptui.tui.screens.run import run_head
+
+    text = '[[job]]\nkind = "tms"\nname = "grid"\nsteps = 50\n[job.sweep]\nn_hidden = [2, 3]\n'
+    with Queue(artifacts) as q:
+        jobs = q.submit(parse_text(text, "t.toml"))
+    assert [j.name for j in jobs] == ["grid[n_hidden=2]", "grid[n_hidden=3]"]
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        assert table.get_row_at(1)[2].plain == "grid[n_hidden=3]"
+        rendered = [strip.text for strip in app.screen._compositor.render_strips()]
+        assert any("grid[n_hidden=3]" in line for line in rendered), rendered
+        app.screen.say("could not read [bold]x[/bold] in grid[n_hidden=3]")
+        await pilot.pause()
+        assert str(app.screen.query_one("#status").render()) == "could not read [bold]x[/bold] in grid[n_hidden=3]"
+        assert "[n_hidden=3]" in run_head(jobs[1]).plain
+
+
+async def test_a_waiting_job_says_what_it_waits_for_and_stopping_its_run_says_it_goes_too(artifacts):
+    from sptui.tui.screens.confirm import ConfirmScreen
+
+    text = "".join(f'[[job]]\nkind = "tms"\nname = "{n}"\nsteps = 50\nseed = {next(SEEDS)}\n{extra}'
+                   for n, extra in (("model", ""), ("probe[n=3]", 'after = ["model"]\n')))
+    with Queue(artifacts) as q:
+        model, probe = q.submit(parse_text(text, "test.toml"))
+        pid, start = own_identity()
+        assert q.claim(pid, start).id == model.id
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        assert state_cell(table, probe.id) == "waiting"
+        assert str(table.get_cell(str(probe.id), "progress")) == f"for {model.run_id}"
+        await pilot.press("c")  # on the running model
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        question = str(app.screen.query_one("#confirm-text").render())
+        assert f"1 queued job(s) waiting for it are cancelled with it: {probe.run_id}" in question
+        await pilot.press("n")
+        await settle(app, pilot)

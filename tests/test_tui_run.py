@@ -5,6 +5,7 @@ import json
 import sys
 import types
 
+from rich.style import Style
 from textual.screen import Screen
 from textual.widgets import TabbedContent
 
@@ -128,12 +129,12 @@ async def test_log_tail_spec_and_files(artifacts):
     async with app.run_test(size=(120, 36)) as pilot:
         screen = await open_run(app, pilot)
         log = screen.query_one(LogTail)
-        assert list(log.lines) == ["first line", "second line"]
+        assert list(log.raw) == ["first line", "second line"]
         with open(run.log, "a") as f:
             f.write("third line\npartial")
         screen.poll()
         await settle(app, pilot)
-        assert list(log.lines)[-1] == "third line" and log.received == 3
+        assert list(log.raw)[-1] == "third line" and log.received == 3
 
         await pilot.press("3")
         assert screen.query_one(TabbedContent).active == "spec"
@@ -312,3 +313,118 @@ async def test_a_batched_run_draws_its_instances_grouped_like_compare(artifacts)
         await pilot.press("g")  # each instance its own line, every split
         curves.redraw_if_dirty()
         assert [line.label for line in curves.lines] == [f"{split} #{i}" for split in ("test", "train") for i in range(6)]
+
+
+# ---------------------------------------------------------------- legend, value cursor, smoothing (issue 14)
+
+def screen_lines(app) -> list[str]:
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+async def test_the_legend_is_below_the_plot_with_values_at_a_cursor(artifacts):
+    job, run = make_run(artifacts)
+    append_metrics(run, [1, 2, 4, 8])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_run(app, pilot)
+        curves = screen.curves
+        curves.redraw_if_dirty()
+        await pilot.pause()
+        readout = str(screen.query_one("#curves-readout").render())
+        # the last values, named: train #0 at step 8 is 1/8, train #1 2/8
+        assert readout.startswith("last:") and "train #0 0.125" in readout and "train #1 0.25" in readout
+        plot = curves.region
+        inside = [line[plot.x:plot.right] for line in screen_lines(app)[plot.y:plot.bottom]]
+        assert not any("train #0" in line for line in inside), "the legend must not cover the data"
+        # each legend swatch has the colour its line is drawn in (no theme-dependent names, no ignored colours)
+        drawn = {seg.style.color.get_truecolor() for strip in app.screen._compositor.render_strips()[plot.y:plot.bottom]
+                 for seg in strip if seg.style and seg.style.color and any(0x2800 < ord(c) <= 0x28FF for c in seg.text)}
+        legend = screen.query_one("#curves-readout").content  # the Text the screen gave it
+        swatches = {Style.parse(str(span.style)).color.get_truecolor() for span in legend.spans
+                    if legend.plain[span.start:span.end].startswith("■")}
+        assert len(swatches) == 2 and swatches == drawn, (swatches, drawn)
+        assert curves.has_focus
+        await pilot.press("right")  # the cursor appears at the first step
+        await pilot.pause()
+        assert curves.cursor == 1.0
+        assert str(screen.query_one("#curves-readout").render()).startswith("step 1:")
+        assert "train #0 1" in str(screen.query_one("#curves-readout").render())
+        await pilot.press("right", "right")
+        await pilot.pause()
+        assert curves.cursor == 4.0 and "train #1 0.5" in str(screen.query_one("#curves-readout").render())
+        await pilot.press("end")  # back to following the last step
+        assert curves.cursor is None
+
+
+async def test_smoothing_draws_the_debiased_moving_average(artifacts):
+    from sptui.plots.curves import ema_smooth
+
+    job, run = make_run(artifacts)
+    append_metrics(run, [1, 2, 4, 8])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_run(app, pilot)
+        curves = screen.curves
+        curves.redraw_if_dirty()
+        await pilot.press("s")
+        await pilot.pause()
+        assert curves.smoothing == 0.6
+        plot = curves.region
+        assert any("smoothed 0.6" in line[plot.x:plot.right] for line in screen_lines(app)[plot.y:plot.bottom])
+        raw = [1.0, 0.5, 0.25, 0.125]  # train #0
+        shown = next(line for line in curves.shown if line.label == "train #0")
+        assert shown.y == list(ema_smooth(raw, 0.6)) and shown.y != raw
+        assert "smoothed 0.6" in str(screen.query_one("#curves-readout").render())
+        for _ in range(3):
+            await pilot.press("s")
+        assert curves.smoothing == 0.0  # off again after 0.9 and 0.99
+        assert next(line for line in curves.shown if line.label == "train #0").y == raw
+
+
+async def test_a_finished_analysis_run_shows_what_it_has_instead_of_no_metrics(artifacts):
+    text = '[[job]]\nkind = "tms-theory"\nname = "theory"\nprobabilities = [1.0, 0.1]\nimportance_ratios = [1.0]\n'
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text(text, "t.toml"))
+        pid, start = own_identity()
+        q.claim(pid, start)
+        q.finish(job.id, "succeeded")
+    run = RunDir(job.run_dir(artifacts))
+    run.create(job.job_spec().to_toml())
+    run.log.write_text("2024-03-02 14:00:00 === tms-theory job 'theory' on cpu ===\n"
+                       "2024-03-02 14:00:01 progress: step 1/2 (50%)\n"
+                       "2024-03-02 14:00:02 phase 2 of 2: superposition at p=0.1, r=1\n")
+    (run.results / "phase.json").write_text("{}")
+    (run.plots / "phase.png").write_bytes(b"\x89PNG")
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_run(app, pilot)
+        await settle(app, pilot)
+        overview = screen.query_one("#curves-overview")
+        assert overview.display and not screen.curves.display
+        text = str(overview.render())
+        assert "No curves: this run logs no metrics" in text and "no metrics yet" not in text
+        assert "phase 2 of 2: superposition at p=0.1, r=1" in text  # what the log found, not its stamps
+        assert "progress:" not in text and "===" not in text
+        assert "phase.json" in text and "phase.png" in text and "r: the result browser" in text
+
+
+async def test_head_says_when_it_ran_and_how_long_over_attempts(artifacts):
+    from sptui.tui.screens.run import run_head
+
+    job, run = make_run(artifacts)
+    with Queue(artifacts) as q:
+        pid, start = own_identity()
+        q.claim(pid, start)
+        q.finish(job.id, "interrupted", error="killed")
+        q.db.execute("UPDATE jobs SET started = 1000, heartbeat = 1100, finished = 1100 WHERE id = ?", (job.id,))
+        q.requeue(job.id)
+        q.claim(pid, start)
+        q.db.execute("UPDATE jobs SET started = 2000, step = 600, total = 1000, resumed_step = 500 WHERE id = ?",
+                     (job.id,))
+        job = q.get(job.id)
+    head = run_head(job, now=2050).plain
+    lines = head.splitlines()
+    assert all(len(line) <= 78 for line in lines), lines  # laid out for 80 columns
+    # 100 own steps in 50 s, 400 to go: 200 s (counting the resumed 500 said 33 s)
+    assert "60% 600/1000" in lines[0] and "eta 3m20s" in lines[0]
+    assert "ran 2m30s over all attempts" in lines[1] and "attempt 2 from" in lines[1] and "started" in lines[1]

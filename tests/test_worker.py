@@ -105,12 +105,51 @@ def test_kill_9_of_a_job_shows_interrupted_and_requeue_resumes_from_its_checkpoi
         done = wait_for(lambda: (j := job(artifacts, ref)).state in ("succeeded", "failed") and j, timeout=240,
                         what="the resumed job to finish")
         assert done.state == "succeeded" and done.attempts == 2
+        # the second attempt resumed at the checkpoint: its progress counts from there; elapsed spans both
+        assert done.resumed_step == checkpoint_step and done.prior_seconds > 0
+        assert done.elapsed() == done.prior_seconds + done.attempt_elapsed() and done.first_start < done.started
         run = RunDir(done.run_dir(artifacts))
         assert f"resuming from checkpoint at step {checkpoint_step}" in run.log.read_text()
         steps = [r["step"] for r in read_metrics(run.metrics) if r["split"] == "train"]
         assert steps == sorted(set(steps)) and steps[-1] == 3000  # one clean curve, nothing logged twice
     finally:
         stop(worker)
+
+
+def test_a_worker_asked_to_stop_after_its_jobs_finishes_them_and_claims_no_more(artifacts, tmp_path):
+    first, second = submit(artifacts, tms_job("a", seeds=(1,), steps=1500) + tms_job("b", seeds=(2,)), tmp_path)
+    worker = start_worker(artifacts)
+    try:
+        wait_for(lambda: job(artifacts, first).state == "running", what="the first job to start")
+        with Queue(artifacts) as q:
+            assert q.request_worker_stop(worker.pid, "after-jobs")
+            assert q.live_workers()[0]["stop"] == "after-jobs"  # what the app shows
+        out = worker.communicate(timeout=300)[0]
+        assert worker.returncode == 0, out
+        assert job(artifacts, first).state == "succeeded", out  # its running job ended on its own
+        assert job(artifacts, second).state == "queued", out  # and nothing more was claimed
+        assert "claiming no more jobs" in out and "stopped as asked" in out
+        with Queue(artifacts) as q:
+            assert q.live_workers() == []
+    finally:
+        if worker.poll() is None:
+            stop(worker)
+
+
+def test_a_worker_asked_to_stop_now_interrupts_its_jobs_resumably(artifacts, tmp_path):
+    (ref,) = submit(artifacts, tms_job("long", **LONG), tmp_path)
+    worker = start_worker(artifacts)
+    try:
+        wait_for(lambda: (j := job(artifacts, ref)).pid and j.step, what="the job to make progress")
+        with Queue(artifacts) as q:
+            assert q.request_worker_stop(worker.pid, "now")
+        out = worker.communicate(timeout=120)[0]
+        assert worker.returncode == 0, out
+        stopped = job(artifacts, ref)
+        assert stopped.state == "interrupted" and "requeue" in stopped.error, out
+    finally:
+        if worker.poll() is None:
+            stop(worker)
 
 
 def test_kill_9_of_worker_and_job_loses_nothing_and_runs_nothing_twice(artifacts, tmp_path):

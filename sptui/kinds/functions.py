@@ -80,6 +80,7 @@ def run(ctx: Context) -> None:
         if done % p.checkpoint_every == 0 and done < p.steps:
             ctx.save_checkpoint(done, trainer.state())
         if done % 25 == 0:
+            ctx.progress(done)  # between sparse log points: the app's progress and the log's progress lines
             ctx.check_cancelled()
     save_results(ctx, trainer)
 

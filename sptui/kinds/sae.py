@@ -373,6 +373,7 @@ def run(ctx: Context) -> None:
                 meta["windows"] = windows.state()
             ctx.save_checkpoint(done, tensors, meta)
         if done % 10 == 0:
+            ctx.progress(done)  # between sparse log points: the app's progress and the log's progress lines
             ctx.check_cancelled()
 
     final = evaluate(during_training=False)  # save_results measures the final CE on eval_sequences

@@ -205,6 +205,7 @@ def run(ctx: Context) -> None:
         if done % p0.checkpoint_every == 0 and done < p0.steps:
             ctx.save_checkpoint(done, trainer.state(), {"instances": trainer.n_instances})
         if done % 25 == 0:
+            ctx.progress(done)  # between sparse log points: the app's progress and the log's progress lines
             ctx.check_cancelled()
     if tuner:
         ctx.info(tuner.describe())

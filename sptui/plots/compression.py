@@ -176,7 +176,8 @@ def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = 
     fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02).set_label("correct digit's logit", fontsize=8)
     fig.suptitle(title or "logit of (a_j + b_j) mod 10 at answer j\n(rows a_j = 0..9, columns b_j = 0..9; other digits 0)",
                  fontsize=9)
-    return save_figure(fig, path, dpi=120)
+    # square panels leave the layout engine short of room for the colour bar's label: crop to the drawing instead
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 # ------------------------------------------------------------------ across instances
@@ -197,7 +198,8 @@ def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, t
     fig, axes = plt.subplots(1, 3, figsize=(width * 2 + 3.6, max(4.5, 0.15 * n_roles + 2)),
                              gridspec_kw={"width_ratios": [width, width, 3]}, layout="constrained")
     ax = axes[0]
-    im = ax.imshow(counts, cmap=SEQUENTIAL, vmin=0, vmax=max(1, counts.max()), aspect="auto", interpolation="nearest")
+    most = int(counts.max()) if counts.size else 0  # no roles at all in an untrained model
+    im = ax.imshow(counts, cmap=SEQUENTIAL, vmin=0, vmax=max(1, most), aspect="auto", interpolation="nearest")
     ax.set_yticks(range(n_roles), summary["roles"], fontsize=7)
     ax.set_xticks(range(n_inst), labels, rotation=90, fontsize=7)
     for (r, i), v in np.ndenumerate(counts):

@@ -248,6 +248,50 @@ def _clean(line: Line, log_scale: bool) -> Line:
     return line
 
 
+# ---------------------------------------------------------------- reading curves: smoothing, values at a step
+
+def ema_smooth(values: Sequence[float] | np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's scalar smoothing: a debiased exponential moving average over the points in order,
+        last_k = weight * last_(k-1) + (1 - weight) * v_k,   smoothed_k = last_k / (1 - weight^k),
+    with k counting the finite points so far (the debiasing keeps the first points from being pulled to 0).
+    Non-finite values are kept as they are and do not enter the average. weight 0 returns the values;
+    weight must be in [0, 1). Source: TensorBoard's vz_line_chart2 smoothing (resmoothDataset)."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    values = np.asarray(values, dtype=float)
+    out = values.copy()
+    if weight == 0.0:
+        return out
+    last, count = 0.0, 0
+    for i, v in enumerate(values):
+        if not np.isfinite(v):
+            continue
+        count += 1
+        last = weight * last + (1.0 - weight) * v
+        out[i] = last / (1.0 - weight ** count)
+    return out
+
+
+def one_per_step(xs: Sequence[float], ys: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A drawn line (a bucket's min and max share its x) as one point per x: the mean of its points."""
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if len(x) == 0:
+        return x, y
+    ux, inverse = np.unique(x, return_inverse=True)
+    return ux, np.bincount(inverse, weights=y) / np.bincount(inverse)
+
+
+def value_near(xs: Sequence[float], ys: Sequence[float], x: float) -> tuple[float, float, float] | None:
+    """The point of a drawn line nearest to step `x`: (its step, min, max); min < max where a bucket of the
+    line holds several steps (a long run drawn in a narrow widget). None for an empty line."""
+    if not len(xs):
+        return None
+    xa, ya = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    at = xa[np.argmin(np.abs(xa - x))]
+    here = ya[xa == at]
+    return float(at), float(here.min()), float(here.max())
+
+
 # ---------------------------------------------------------------- PNG export (matplotlib, raw data)
 
 def raw_series(records: Iterable[dict[str, Any]], metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -415,13 +459,13 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
             ax.axis("off")
             continue
         steps, values = series
-        for g, (label, cols) in enumerate(groups):
+        for g, (label, members) in enumerate(groups):
             colour = f"C{g % 10}"
-            mean, lo, hi = group_band(values, cols)
-            for c in cols:
+            mean, lo, hi = group_band(values, members)
+            for c in members:
                 ax.plot(steps, values[:, c], color=colour, lw=0.5, alpha=0.35)
             ax.fill_between(steps, lo, hi, color=colour, alpha=0.18, lw=0)
-            ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} (mean, min-max of {len(cols)})")
+            ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} (mean, min-max of {len(members)})")
             drawn = True
         step_axis(ax, steps)
         if metric == "loss":

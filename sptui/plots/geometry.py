@@ -97,30 +97,38 @@ def draw_tiles(C: np.ndarray, order: np.ndarray, blocks: list[dict], path: Path,
     starts = tile_starts(n, tile, blocks, count)
     cols = min(3, len(starts))
     rows = (len(starts) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), dpi=130, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 1.2, 2.6 * rows + 0.6), dpi=130, squeeze=False,
+                             layout="constrained")
     vmax = colour_limit(C)
     size = min(tile, n)
+    im = None
     for ax, s in zip(axes.flat, starts):
-        _matrix(ax, C[s : s + size, s : s + size], vmax, f"positions {s}-{s + size - 1}")
+        im = _matrix(ax, C[s : s + size, s : s + size], vmax, f"positions {s}-{s + size - 1}")
         _outline(ax, blocks, offset=s, limit=size)
-        if size <= 64:  # few enough to label with neuron indices
-            ax.set_xticks(range(size))
-            ax.set_xticklabels(order[s : s + size], rotation=90, fontsize=5)
+        if size <= 32:  # few enough to name every neuron legibly
+            ax.set_xticks(range(size), [str(k) for k in order[s : s + size]], rotation=90, fontsize=6)
+            ax.set_xlabel("neuron", fontsize=8)
     for ax in list(axes.flat)[len(starts):]:
         ax.axis("off")
-    fig.suptitle("zoomed tiles along the diagonal (blocks outlined)", fontsize=10)
-    fig.tight_layout()
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03).set_label("cosine", fontsize=8)
+    fig.suptitle("zoomed tiles along the diagonal\n(blocks outlined; one colour scale)", fontsize=10)
     return save_figure(fig, path)
 
 
 def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path, label: str = "cosine") -> Path:
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5.8), dpi=130, squeeze=False)
+    cols = min(3, len(panels))  # three across at most, so the titles stay readable on a page
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.0, 3.2 * rows), dpi=130, squeeze=False,
+                             layout="constrained")
     vmax = colour_limit(panels[0][1])  # the model's scale for every panel: differences show as contrast
     im = None
-    for ax, (title, C) in zip(axes[0], panels):
+    for ax, (title, C) in zip(axes.flat, panels):
         im = _matrix(ax, C, vmax, title)
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.02, pad=0.01, label=label)
+        ax.title.set_fontsize(8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01).set_label(label, fontsize=8)
     return save_figure(fig, path)
 
 
@@ -138,10 +146,11 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
     panels = [
         ("best neighbour cos²", "scores", summary["model_scores"]["best_score"], "p_value"),
         (f"candidate blocks (tau = {blocks['tau']:.4f})", "block_counts", blocks["candidates"], "block_count_p_value"),
-        ("largest block excess Σ(cos² − tau) per draw; red: the model's blocks (solid: significant)",
+        ("largest block excess Σ(cos² − tau)\nper draw; red: the model's blocks\n(solid: significant)",
          "max_excess", None, None),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 1.2 + 0.55 * max(len(names), 1)), dpi=130, squeeze=False)
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 1.8 + 0.55 * max(len(names), 1)), dpi=130, squeeze=False,
+                             layout="constrained")
     rng = np.random.default_rng(0)
     for ax, (label, key, model_value, p_key) in zip(axes[0], panels):
         for row, name in enumerate(names):
@@ -150,7 +159,7 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
             ax.scatter(values, row + jitter, s=9, color=NULL_COLOURS.get(name, "0.4"), alpha=0.75, linewidths=0)
             if p_key:
                 ax.annotate(f"p = {nulls[name][p_key]:.3g}", (1.01, row), xycoords=("axes fraction", "data"),
-                            va="center", fontsize=7)
+                            va="center", fontsize=7.5)
         if model_value is not None:
             ax.axvline(model_value, color="#c0392b", linewidth=1.5, label="model")
         else:  # the model's candidate blocks: one line each, the significant ones solid
@@ -162,8 +171,8 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
         ax.set_yticklabels([f"{n} ({nulls[n]['draws']})" for n in names], fontsize=8)
         ax.set_ylim(-0.6, len(names) - 0.4)
         ax.set_xlabel(label, fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="x", labelsize=7.5)
         ax.invert_yaxis()
     axes[0][0].legend(loc="lower right", fontsize=7, frameon=False)
     fig.suptitle(f"{title}: the model (red) against null draws through the same pipeline", fontsize=9)
-    return save_figure(fig, path, tight=True)
+    return save_figure(fig, path)

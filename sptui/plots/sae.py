@@ -91,34 +91,34 @@ def draw_metrics(records, summary, path: Path) -> Path:
         names += [("ce_loss_recovered", "CE loss recovered (zero abl.)"), ("ce_loss_recovered_mean", "CE loss recovered (mean abl.)")]
     cols = 3
     rows = math.ceil(len(names) / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.4), squeeze=False, layout="constrained")
     xs = np.arange(len(records))
     for ax, (key, title) in zip(axs.flat, names):
         values = np.array([_num(r["metrics"].get(key)) for r in records])
         ax.bar(xs, values, color="#4c72b0", width=0.8)
         ax.set_title(title, fontsize=9)
+        ax.set_ylabel(key, fontsize=8)
         ax.set_xlabel("instance", fontsize=8)
-        if len(xs) <= 24:
-            ax.set_xticks(xs)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(8, integer=True))  # instance numbers, apart
         if np.all(values[np.isfinite(values)] == 0) and np.isfinite(values).any():
             ax.text(0.5, 0.5, "0 for every instance", transform=ax.transAxes, ha="center", fontsize=8, color="#666666")
         if key in ("mmcs", "f1", "corr", "dead_fraction"):
             ax.set_ylim(0, 1.02)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
     for ax in list(axs.flat)[len(names):]:
         ax.axis("off")
     src = summary["source"]
     where = src.get("run") or src.get("model")
     fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
-                 + f" - {len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=10)
-    return save_figure(fig, path, dpi=120, tight=True)
+                 + f"\n{len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=10)
+    return save_figure(fig, path, dpi=120)
 
 
 def draw_latents(arrays, records, path: Path) -> Path:
     freq = arrays["frequency"]
     d_sae = arrays["d_sae"]
     shown = list(range(min(len(records), 8)))
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     live = [freq[i, : int(d_sae[i])] for i in shown]
     lowest = min([float(np.log10(f[f > 0].min())) for f in live if (f > 0).any()] + [-1.0])
     bins = np.linspace(np.floor(lowest), 0, 41).tolist()
@@ -130,8 +130,8 @@ def draw_latents(arrays, records, path: Path) -> Path:
     ax.set_xlabel("log10 firing frequency on the evaluation sample")
     ax.set_ylabel("latents")
     ax.axvline(-1, color="#999999", linestyle=":", linewidth=1)
-    ax.text(-1, ax.get_ylim()[1] * 0.95, " dense (>10%)", fontsize=7, color="#666666", va="top")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.text(-1, ax.get_ylim()[1] * 0.95, " dense (>10%)", fontsize=8, color="#666666", va="top")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     more = f" (first {len(shown)} of {len(records)})" if len(records) > len(shown) else ""
     ax.set_title(f"latent firing frequency{more}", fontsize=10)
     return save_figure(fig, path, dpi=120, tight=True)

@@ -548,6 +548,8 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
             bar.ax.tick_params(labelsize=7)
             if norm is not None:
                 bar.set_label("log scale", fontsize=7)
+                # under a decade matplotlib labels every minor tick, and 3e-3 and 4e-3 collide on a short bar
+                bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(minor_thresholds=(1, 0.1)))
             elif metric.startswith("represented") and np.allclose(finite, np.round(finite)):
                 bar.locator = matplotlib.ticker.MaxNLocator(integer=True)  # counts: no 3.25 features
         else:
@@ -561,6 +563,10 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 ax.set_xscale("log")
             if log:
                 ax.set_yscale("log")
+                # labels at 1, 2, 5 x powers of ten only: under a decade matplotlib labels every minor tick,
+                # and 3e-3 and 4e-3 collide
+                ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylabel(metric, fontsize=8)
         ax.set_xlabel(xkey, fontsize=8)
         ax.set_title(title, fontsize=8)

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from sptui import runs  # noqa: E402
 from sptui.plots.save import save_figure  # noqa: E402
 from sptui.plots.shapes import PHASE_COLOURS, PHASE_LABELS, geometry_colours  # noqa: E402
+from sptui.render.colormap import SEQUENTIAL  # noqa: E402
 
 PHASE_CMAP = matplotlib.colors.ListedColormap(PHASE_COLOURS)
 
@@ -59,7 +60,7 @@ def _axes(ax, title: str, probs=None, ratios=None):
             axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
             axis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{v:.3g}" for v in values]))
             axis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=8)
     ax.tick_params(axis="x", labelrotation=45)
     ax.set_xlabel("feature probability p = 1 - S (all features)", fontsize=8)
     ax.set_ylabel("importance of the extra feature (others: 1)", fontsize=8)
@@ -73,7 +74,7 @@ def _phase_map(ax, probs, ratios, phase, title):
 
 
 def _legend_below(ax, handles):
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
 
 
 def _phase_handles():
@@ -92,14 +93,14 @@ def draw_phase(phase: dict, path: Path) -> Path:
     probs, ratios = phase["probabilities"], phase["importance_ratios"]
     geometry = [g for row in phase["geometry"] for g in row]
     colours = geometry_colours(geometry)
-    fig, axs = plt.subplots(1, 3, figsize=(16, 5.6), gridspec_kw={"wspace": 0.35})
+    fig, axs = plt.subplots(1, 3, figsize=(11.5, 4.8), gridspec_kw={"wspace": 0.6})
     _phase_map(axs[0], probs, ratios, phase["phase"], "phase of the global minimum")
     _legend_below(axs[0], _phase_handles())
 
     loss = np.asarray(phase["loss"], dtype=float)
     positive = loss[loss > 0]
     norm = matplotlib.colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
-    im = axs[1].pcolormesh(edges(probs), edges(ratios), np.where(loss > 0, loss, np.nan), cmap="viridis", norm=norm)
+    im = axs[1].pcolormesh(edges(probs), edges(ratios), np.where(loss > 0, loss, np.nan), cmap=SEQUENTIAL, norm=norm)
     fig.colorbar(im, ax=axs[1], label="exact expected loss at the optimum")
     _axes(axs[1], "optimal loss", probs, ratios)
 
@@ -119,7 +120,7 @@ def draw_phase(phase: dict, path: Path) -> Path:
 
 def draw_compare(phase: dict, comparison: dict, path: Path) -> Path:
     probs, ratios = comparison["probabilities"], comparison["importance_ratios"]
-    fig, axs = plt.subplots(1, 3, figsize=(16, 5.8), gridspec_kw={"wspace": 0.35})
+    fig, axs = plt.subplots(1, 3, figsize=(11.5, 5.0), gridspec_kw={"wspace": 0.35})
     _phase_map(axs[0], phase["probabilities"], phase["importance_ratios"], phase["phase"],
                "theory\n(phase of the global minimum)")
     xe, ye = edges(probs), edges(ratios)
@@ -148,7 +149,7 @@ def draw_compare(phase: dict, comparison: dict, path: Path) -> Path:
     floor = comparison["tolerance"]
     shown = np.where(gap > floor, gap, floor)
     norm = matplotlib.colors.LogNorm(vmin=floor, vmax=max(float(np.nanmax(shown)), floor * 10))
-    im = axs[2].pcolormesh(xe, ye, np.where(np.isnan(gap), np.nan, shown), cmap="magma_r", norm=norm)
+    im = axs[2].pcolormesh(xe, ye, np.where(np.isnan(gap), np.nan, shown), cmap=SEQUENTIAL, norm=norm)
     fig.colorbar(im, ax=axs[2], label="largest (local min - best) / best over seeds")
     _axes(axs[2], f"loss gap of training's local minimum\n(gaps <= {floor:g} drawn at that floor)", probs, ratios)
     fig.suptitle(f"theory vs experiment: {_model_name(phase)}; {comparison['worse_instances']} of "
@@ -170,7 +171,7 @@ def draw_local_minima(report: dict, path: Path) -> Path:
     local = np.array([r["local_minimum"] for r in rows])
     gap = np.array([max(r["relative_gap"], 0.0) for r in rows])
     worse = np.array([r["worse"] for r in rows])
-    fig, axs = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"wspace": 0.3})
+    fig, axs = plt.subplots(1, 2, figsize=(10.5, 4.6), gridspec_kw={"wspace": 0.3})
     ax = axs[0]
     ax.scatter(best[~worse], local[~worse], s=12, color="#4c72b0", label="at the best known solution")
     ax.scatter(best[worse], local[worse], s=16, color="#c44e52", label="in a worse local minimum")
@@ -178,11 +179,13 @@ def draw_local_minima(report: dict, path: Path) -> Path:
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):  # labels at 1, 2, 5 x powers of ten (matplotlib's minor labels collide)
-        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    # labels at powers of ten, and at 2 and 5 x them over a short range (matplotlib's minor labels collide)
+    subs = (1.0, 2.0, 5.0) if hi / max(lo, 1e-300) < 30 else (1.0,)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
         axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0e}"))
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=8)
     ax.set_xlabel("best known loss of the instance's problem (exact)")
     ax.set_ylabel("loss of the local minimum training reached (exact)")
     ax.legend(fontsize=8, frameon=False)
@@ -193,9 +196,11 @@ def draw_local_minima(report: dict, path: Path) -> Path:
     shown = np.maximum(gap[order], tol / 10)
     ax.bar(np.arange(len(order)), shown, color=np.where(worse[order], "#c44e52", "#4c72b0"), width=1.0)
     ax.axhline(tol, color="black", lw=0.8, ls=":")
-    ax.text(len(order) * 0.98, tol * 1.3, f"tolerance {tol:g}", ha="right", fontsize=7)
+    ax.text(len(order) * 0.98, tol * 1.3, f"tolerance {tol:g}", ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlim(-0.5, len(order) - 0.5)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.tick_params(labelsize=8)
     ax.set_xlabel("trained instances, largest gap first")
     ax.set_ylabel("(local minimum - best known) / best known")
     worst = [rows[i] for i in order[:min(6, int(worse.sum()))]]
@@ -204,7 +209,7 @@ def draw_local_minima(report: dict, path: Path) -> Path:
                  f"({_gap_text(r['relative_gap'])} loss)" for r in worst]
         ax.text(-1.2, -0.14, "largest gaps (features by shape: trained basin -> best known):\n" + "\n".join(lines),
                 transform=ax.transAxes,
-                ha="left", va="top", fontsize=7)
+                ha="left", va="top", fontsize=7.5)
     ax.set_title("gap per trained instance (gaps below the tolerance drawn at a tenth of it)", fontsize=9)
     return save_figure(fig, path, dpi=120, bbox_inches="tight")
 

@@ -89,6 +89,14 @@ class SAEView:
         geometry = r.get("source_geometry")  # toy sources: the arrangement the toy model found
         return f"{i:>3} {words}".rstrip() + (f" · {geometry}" if geometry else "")
 
+    def short_label(self, i: int) -> str:
+        """One line for a narrow list: the same values under their initials ("fp=0.1 d=0")."""
+        from sptui.render.toy import short_name
+
+        r = self.records[i]
+        point = {**r["grid"], **r.get("source_grid", {})}
+        return f"{i:>3} " + " ".join(f"{short_name(k)}={label(v)}" for k, v in point.items())
+
     def metric_table(self) -> tuple[list[str], list[list[str]]]:
         """(header, rows): one row per instance with its setting and every final metric."""
         names = self.metrics()

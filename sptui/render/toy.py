@@ -114,6 +114,19 @@ class ToyView:
         geometry = self.geometry_name(i)
         return f"#{i} {grid}  {tag} {fmt(number(main))}" + (f"  {geometry}" if geometry else "")
 
+    def grid_label(self, i: int) -> str:
+        """The swept values of instance i in full ("feature_probability=0.1, dropout=0"), or "defaults"."""
+        return ", ".join(f"{k}={label(v)}" for k, v in (self.records[i].get("grid") or {}).items()) or "defaults"
+
+    def short_label(self, i: int) -> str:
+        """One line for a narrow list: swept names shortened to their initials ("fp=0.1 d=0"), then D* (or loss)."""
+        r = self.records[i]
+        grid = " ".join(f"{short_name(k)}={label(v)}" for k, v in (r.get("grid") or {}).items())
+        metrics = r.get("metrics", {})
+        main = metrics.get("dims_per_feature", metrics.get("loss"))
+        tag = "D*" if "dims_per_feature" in metrics else "loss"
+        return f"#{i} {grid} {tag} {fmt(number(main))}".replace("  ", " ")
+
     # ------------------------------------------------------------ what each kind says
     def check(self) -> None:
         """Raise ValueError when the arrays don't have the shapes this kind's views need."""
@@ -311,6 +324,11 @@ def number(v) -> float:
 
 def label(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def short_name(key: str) -> str:
+    """A parameter's initials for a narrow column: feature_probability -> fp, dropout -> d, n_hidden -> nh."""
+    return "".join(part[0] for part in key.split("_") if part) or key
 
 
 def sweep_matrix(d: ToyView, metric: str) -> tuple[np.ndarray, list[str], list[list[str]], np.ndarray]:

@@ -103,18 +103,21 @@ class AblationBrowser(BrowserScreen):
     AblationBrowser #ablation-info { width: 44; padding: 0 1; border-left: solid $panel; }
     """
     BINDINGS = [
-        Binding("left", "head(-1)", "prev head", priority=True),
-        Binding("right", "head(1)", "next head", priority=True),
-        Binding("b", "mode('baseline')", "baseline"),
-        Binding("f", "mode('full')", "full model"),
-        Binding("a", "mode('all')", "all heads"),
-        Binding("comma", "position(-1)", "position", show=False),
-        Binding("full_stop", "position(1)", "position"),
-        Binding("z", "ablation", "zero/mean"),
-        Binding("[", "instance(-1)", "prev seed", show=False),
-        Binding("]", "instance(1)", "seed"),
-        Binding("c", "compression", "compression"),
-        Binding("p", "projections", "projections"),
+        Binding("left", "head(-1)", "prev head", priority=True, show=False,
+                tooltip="Show the previous head kept alone"),
+        Binding("right", "head(1)", "next head", priority=True, show=False,
+                tooltip="Show the next head kept alone"),
+        Binding("b", "mode('baseline')", "baseline", show=False,
+                tooltip="The baseline: every head ablated (b again: back to the head)"),
+        Binding("f", "mode('full')", "full model", show=False, tooltip="The full model, no head ablated"),
+        Binding("a", "mode('all')", "all heads", tooltip="Every head kept alone, side by side (enter opens one)"),
+        Binding("comma", "position(-1)", "position", show=False, tooltip="The previous answer position"),
+        Binding("full_stop", "position(1)", "position", show=False, tooltip="The next answer position"),
+        Binding("z", "ablation", "zero/mean", show=False, tooltip="Switch between zero- and mean-ablation"),
+        Binding("[", "instance(-1)", "prev seed", show=False, tooltip="A batched run: the previous model (seed)"),
+        Binding("]", "instance(1)", "seed", show=False, tooltip="A batched run: the next model (seed)"),
+        Binding("c", "compression", "compression", tooltip="The compression view: roles, pruning, seeds"),
+        Binding("p", "projections", "projections", tooltip="This head's Q/K/V/O projections of the digits"),
     ]
 
     def __init__(self, run_dir, head: int = 0, instance: int = 0):
@@ -150,9 +153,9 @@ class AblationBrowser(BrowserScreen):
         self.ablation = min(self.ablation, data.n_modes - 1)
         self._draw(keep_view=False)
         self.grid.focus()
-        seeds = " · [ ] seed" if len(self.models) > 1 else ""
-        self.status("←/→ head · b baseline · f full · a all heads · ,/. position · z zero/mean" + seeds
-                    + " · c compression · p projections · +/- zoom · e export PNG")
+        seeds = "  [ ] seed" if len(self.models) > 1 else ""
+        self.status("←/→ head  b baseline  f full  a all heads  ,/. answer position  z zero/mean" + seeds
+                    + "\nc compression  p projections  arrows+shift: move  +/- 0 zoom  e export PNG")
 
     # ------------------------------------------------------------------ views
 
@@ -179,8 +182,7 @@ class AblationBrowser(BrowserScreen):
         vmin, vmax = self.data.range(self.ablation, self.position) if self.mode != "full" else (None, None)
         self.grid.set_data(matrix, vmin=vmin, vmax=vmax, keep_view=keep_view and same_shape,
                            legend=f"logit of (a{self.position}+b{self.position}) mod 10")
-        self.query_one("#browser-title", Static).update(
-            f"{self.KIND_TITLE} · {self.run.run_id} · {title} · {self.describe_view()}")
+        self.set_title(f"{title} · {self.describe_view()} · {self.run.run_id}")
         self._describe(*self.grid.cursor)
 
     def action_head(self, step: int) -> None:

@@ -6,14 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from sptui.errors import SptuiError
 from sptui.runs import RunDir
+from sptui.tui.widgets.footer import KeysFooter
 
 
 class BrowserScreen(Screen):
@@ -21,14 +23,16 @@ class BrowserScreen(Screen):
     (UI thread) and `export(plots: Path) -> Path` (draws the current view)."""
 
     DEFAULT_CSS = """
-    BrowserScreen #browser-title { height: 1; background: $boost; padding: 0 1; text-style: bold; }
+    BrowserScreen #browser-title { height: 1; background: $boost; padding: 0 1; text-style: bold; text-wrap: nowrap;
+                                   text-overflow: ellipsis; }
     BrowserScreen .browser-body { height: 1fr; }
-    BrowserScreen #browser-status { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    BrowserScreen #browser-status { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     """
 
     BINDINGS = [
-        Binding("escape", "close", "back"),
-        Binding("e", "export", "export PNG"),
+        Binding("escape", "close", "back", tooltip="Back to the run"),
+        Binding("q", "close", "back", show=False, tooltip="Back to the run (q quits only from the queue)"),
+        Binding("e", "export", "export", tooltip="Save what is on screen as a PNG in the run's plots/"),
     ]
 
     KIND_TITLE = "results"
@@ -44,10 +48,10 @@ class BrowserScreen(Screen):
         self.data: Any = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{self.KIND_TITLE} · {self.run.run_id}", id="browser-title")
+        yield Static(Text(f"{self.KIND_TITLE} · {self.run.run_id}"), id="browser-title")
         yield from self.compose_body()
         yield Static("loading results…", id="browser-status")
-        yield Footer()
+        yield KeysFooter()
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - overridden
         yield from ()
@@ -79,8 +83,13 @@ class BrowserScreen(Screen):
     def export(self, plots: Path) -> Path:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def status(self, text: str) -> None:
-        self.query_one("#browser-status", Static).update(text)
+    def status(self, text: str | Text) -> None:
+        """The line above the footer (one line: what the cursor is on, or the keys of the view)."""
+        self.query_one("#browser-status", Static).update(Text(text) if isinstance(text, str) else text)
+
+    def set_title(self, text: str | Text) -> None:
+        """The title line (one line at 80 columns: say the most specific thing first)."""
+        self.query_one("#browser-title", Static).update(Text(text) if isinstance(text, str) else text)
 
     def action_close(self) -> None:
         self.app.pop_screen()

@@ -37,17 +37,17 @@ VIEWS = ("roles", "pruning", "seeds")
 class CompressionBrowser(BrowserScreen):
     KIND_TITLE = "addition · compression of the heads"
     DEFAULT_CSS = """
-    CompressionBrowser #compression-info { width: 60; padding: 0 1; border-left: solid $panel; }
+    CompressionBrowser #compression-info { width: 50%; max-width: 60; padding: 0 1; border-left: solid $panel; }
     CompressionBrowser ContentSwitcher { width: 1fr; height: 1fr; }
     CompressionBrowser PlotextPlot { height: 1fr; }
     """
     BINDINGS = [
-        Binding("1", "view('roles')", "roles"),
-        Binding("2", "view('pruning')", "pruning"),
-        Binding("3", "view('seeds')", "seeds"),
-        Binding("z", "ablation", "zero/mean"),
-        Binding("[", "instance(-1)", "prev seed", show=False),
-        Binding("]", "instance(1)", "seed"),
+        Binding("1", "view('roles')", "roles", tooltip="Heads x roles: each head's best probe score per role"),
+        Binding("2", "view('pruning')", "pruning", tooltip="Accuracy against heads kept along the pruning path"),
+        Binding("3", "view('seeds')", "seeds", tooltip="A batched run's models side by side: who holds each role"),
+        Binding("z", "ablation", "zero/mean", tooltip="Switch between zero- and mean-ablation (pruning view)"),
+        Binding("[", "instance(-1)", "prev seed", show=False, tooltip="A batched run: the previous model (seed)"),
+        Binding("]", "instance(1)", "seed", show=False, tooltip="A batched run: the next model (seed)"),
     ]
 
     def __init__(self, run_dir, head: int = 0, instance: int = 0, view: str = "roles"):
@@ -86,11 +86,12 @@ class CompressionBrowser(BrowserScreen):
             return
         self.query_one(ContentSwitcher).current = self.view
         getattr(self, f"_draw_{self.view}")()
-        seeds = " · [ ] seed" if len(self.models) > 1 else ""
-        self.status(f"1 roles · 2 pruning · 3 seeds · z zero/mean{seeds} · ↑/↓ head · e export PNG")
+        seeds = "  [ ] seed" if len(self.models) > 1 else ""
+        self.status(f"1 roles  2 pruning  3 seeds  z zero/mean{seeds}  ↑/↓ head  +/- 0 zoom  e export PNG")
 
     def _title(self, what: str) -> None:
-        self.query_one("#browser-title", Static).update(f"{self.KIND_TITLE} · {self.run.run_id} · {self.label} · {what}")
+        model = f"{self.label} · " if len(self.models) > 1 else ""
+        self.set_title(f"compression · {model}{what} · {self.run.run_id}")
 
     def _draw_roles(self) -> None:
         d: R.Compression = self.data
@@ -135,7 +136,7 @@ class CompressionBrowser(BrowserScreen):
         matrix, rows, cols = R.role_counts(self.across)
         heat.set_data(matrix, vmin=0.0, legend="heads holding the role")
         heat.focus()
-        self._title(f"seeds side by side: {len(rows)} roles (rows) x {len(cols)} instances (columns)")
+        self._title(f"seeds: {len(rows)} roles (rows) x {len(cols)} instances")
         info.update(Text("\n".join(R.across_lines(self.across, *heat.cursor))))
 
     # ------------------------------------------------------------------ keys and cursor

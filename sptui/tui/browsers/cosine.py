@@ -166,12 +166,13 @@ class CosineBrowser(BrowserScreen):
     CosineBrowser.side-by-side #cos-baseline { display: block; }
     """
     BINDINGS = [
-        Binding("full_stop", "diagonal(1)", "diagonal +"),
-        Binding("comma", "diagonal(-1)", "diagonal -"),
-        Binding("n", "block(1)", "next block"),
-        Binding("N", "block(-1)", "prev block"),
-        Binding("b", "baseline", "controls"),
-        Binding("r", "range", "colour range"),
+        Binding("full_stop", "diagonal(1)", "diagonal +", show=False, tooltip="Move the cursor down the diagonal"),
+        Binding("comma", "diagonal(-1)", "diagonal -", show=False, tooltip="Move the cursor up the diagonal"),
+        Binding("n", "block(1)", "next block", tooltip="Go to the next detected block of neurons"),
+        Binding("N", "block(-1)", "prev block", show=False, tooltip="Go to the previous detected block"),
+        Binding("b", "baseline", "controls",
+                tooltip="Cycle the null models beside the model (a draw of each), then the activation view"),
+        Binding("r", "range", "colour range", tooltip="Colour range: robust (99th percentile) or the full range"),
     ]
 
     def __init__(self, run_dir):
@@ -223,8 +224,8 @@ class CosineBrowser(BrowserScreen):
             + (f" of {candidates} candidates" if candidates is not None else "")
         p = data.summary.get("p_value")
         score = f" · neighbour p {p:.3g}" if p is not None else ""
-        self.status(f"{len(data.order)} neurons · {blocks}{score} · n/N block · ./, diagonal · b nulls · r range · "
-                    "enter Neuroscope · +/- 0 zoom · e export PNG")
+        self.status(f"{len(data.order)} neurons · {blocks}{score}\n"
+                    "n/N block  ./, diagonal  b nulls  r range  ⏎ Neuroscope  +/- 0 zoom  e export")
         self._describe(0, 0)
 
     def _apply_range(self) -> None:

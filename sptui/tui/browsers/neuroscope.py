@@ -101,18 +101,19 @@ def sorted_neurons(columns: dict[str, np.ndarray], sort: str) -> np.ndarray:
 class NeuroscopeBrowser(BrowserScreen):
     KIND_TITLE = "neuroscope"
     DEFAULT_CSS = """
-    NeuroscopeBrowser #ns-left { width: 44; }
+    NeuroscopeBrowser #ns-left { width: 40%; min-width: 34; max-width: 44; }
     NeuroscopeBrowser #ns-search { height: 3; }
     NeuroscopeBrowser #ns-table { height: 1fr; border: round $panel; }
-    NeuroscopeBrowser #ns-neighbours { height: auto; max-height: 10; }
+    NeuroscopeBrowser #ns-neighbours { height: auto; max-height: 30%; }
     NeuroscopeBrowser #ns-detail { height: 1fr; }
     """
     BINDINGS = [
-        Binding("slash", "search", "search"),
-        Binding("s", "sort", "sort"),
-        Binding("l", "layer", "next layer"),
-        Binding("f", "full", "full texts"),
-        Binding("backspace", "back", "previous neuron"),
+        Binding("slash", "search", "search", tooltip="Find a neuron by number, or by a token it promotes"),
+        Binding("s", "sort", "sort", tooltip="Sort the list by index, max activation or density"),
+        Binding("l", "layer", "next layer", tooltip="The next layer's neurons"),
+        Binding("f", "full", "full texts", tooltip="Show whole texts, not a window around the max token"),
+        Binding("backspace", "back", "previous neuron", show=False,
+                tooltip="Back to the neuron shown before (after following a neighbour)"),
     ]
 
     def __init__(self, run_dir, layer: int | None = None, neuron: int = 0):
@@ -130,9 +131,10 @@ class NeuroscopeBrowser(BrowserScreen):
                 yield Input(placeholder="/ neuron number or logit token", id="ns-search")
                 yield DataTable(id="ns-table", cursor_type="row", zebra_stripes=True)
             with Vertical():
-                with VerticalScroll(id="ns-detail"):
+                with VerticalScroll(id="ns-detail"):  # the texts right under the numbers: on screen at 80x24
                     yield Static("", id="ns-header")
                     yield Static("", id="ns-texts")
+                    yield Static("", id="ns-more")
                 yield OptionList(id="ns-neighbours")
 
     # ------------------------------------------------------------------ loading
@@ -155,8 +157,8 @@ class NeuroscopeBrowser(BrowserScreen):
         self._show_layer(overview)
         self._show_neuron(neuron)
         self.query_one("#ns-table", DataTable).focus()
-        self.status("/ search · s sort (index, max, density) · l layer · f full texts · enter opens · "
-                    "backspace back · e export PNG")
+        self.status("/ search  s sort (index, max, density)  l layer  f full texts  enter opens  "
+                    "backspace back  e export PNG")
 
     def _show_layer(self, overview: Overview) -> None:
         self.overview, self.current_layer = overview, overview.layer
@@ -204,15 +206,17 @@ class NeuroscopeBrowser(BrowserScreen):
         header = Text.assemble(
             (r.title(neuron.layer, neuron.index), "bold"), f" of {neuron.d_mlp} · {r.summary.get('model', '')}\n",
             ("max ", "dim"), fmt(s["max"]), ("   mean ", "dim"), fmt(s["mean"]), ("   std ", "dim"), fmt(s["std"]),
-            ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   tokens ", "dim"), f"{int(s['count']):,}\n")
-        header.append_text(histogram_bars(neuron.counts, neuron.edges))
-        what = r.direction_name
-        header.append(f"\ndirect logit effect ({what} @ W_U; {r.weights_short})\n" if what
-                      else "\nno direct logit effect (this hook does not write the residual stream)\n", style="bold")
-        for (t1, v1), (t2, v2) in zip(neuron.logit_top, neuron.logit_bottom):
-            header.append(f"  {repr(r.token_string(t1)):<18} {v1:+.3f}", style="green")
-            header.append(f"    {repr(r.token_string(t2)):<18} {v2:+.3f}\n", style="red")
+            ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   tokens ", "dim"), f"{int(s['count']):,}")
         self.query_one("#ns-header", Static).update(header)
+        more = Text("\n")
+        more.append_text(histogram_bars(neuron.counts, neuron.edges))
+        what = r.direction_name
+        more.append(f"\ndirect logit effect ({what} @ W_U; {r.weights_short})\n" if what
+                    else "\nno direct logit effect (this hook does not write the residual stream)\n", style="bold")
+        for (t1, v1), (t2, v2) in zip(neuron.logit_top, neuron.logit_bottom):
+            more.append(f"  {repr(r.token_string(t1)):<18} {v1:+.3f}", style="green")
+            more.append(f"    {repr(r.token_string(t2)):<18} {v2:+.3f}\n", style="red")
+        self.query_one("#ns-more", Static).update(more)
         self._show_texts()
         neighbours = self.query_one("#ns-neighbours", OptionList)
         neighbours.clear_options()
@@ -220,8 +224,7 @@ class NeuroscopeBrowser(BrowserScreen):
             [Option(f"similar   {r.short(ly, n)}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.similar]
             + [Option(f"opposite  {r.short(ly, n)}  cos {c:+.3f}", id=f"{ly}:{n}") for ly, n, c in neuron.dissimilar])
         neighbours.border_title = f"neighbours by {r.neighbour_name} (enter opens)"
-        self.query_one("#browser-title", Static).update(
-            f"neuroscope · {self.run.run_id} · {r.place(neuron.layer)} {r.unit} {neuron.index}")
+        self.set_title(f"{r.place(neuron.layer)} {r.unit} {neuron.index} · neuroscope · {self.run.run_id}")
 
     def _show_texts(self) -> None:
         n = self.neuron

@@ -88,12 +88,15 @@ class ProjectionsBrowser(BrowserScreen):
     ProjectionsBrowser #projection-panels { grid-size: 2 2; height: 1fr; }
     """
     BINDINGS = [
-        Binding("left", "head(-1)", "prev head", priority=True),
-        Binding("right", "head(1)", "next head", priority=True),
-        Binding("up", "position(-1)", "position", priority=True),
-        Binding("down", "position(1)", "position", priority=True),
-        Binding("d", "digit", "next digit"),
-        Binding("t", "toggle", "digits/positions"),
+        Binding("left", "head(-1)", "prev head", priority=True, show=False, tooltip="The previous head"),
+        Binding("right", "head(1)", "next head", priority=True, show=False, tooltip="The next head"),
+        Binding("up", "position(-1)", "position", priority=True, show=False,
+                tooltip="The previous position (each digit's projection there)"),
+        Binding("down", "position(1)", "position", priority=True, show=False,
+                tooltip="The next position (each digit's projection there)"),
+        Binding("d", "digit", "next digit", tooltip="One digit across every position (the next digit)"),
+        Binding("t", "toggle", "digits/positions",
+                tooltip="Switch between digits at one position and one digit at every position"),
     ]
 
     def __init__(self, run_dir, head: int = 0, results: Path | None = None):
@@ -118,7 +121,8 @@ class ProjectionsBrowser(BrowserScreen):
             self.query_one(f"#proj-{name}", Scatter).set_series(series, title)
         where = f"position {self.pos} ({['a', 'b', 'answer'][self.data.segment(self.pos)]})" if self.view == "digits" \
             else f"digit {self.digit}"
-        self.status(f"head {self.head}/{self.data.n_heads - 1} · {where} · ←/→ head  ↑/↓ position  d digit  t view")
+        self.set_title(f"head {self.head}/{self.data.n_heads - 1} projections · {where} · {self.run.run_id}")
+        self.status("←/→ head  ↑/↓ position  d next digit  t digits/positions  e export PNG")
 
     def action_head(self, step: int) -> None:
         if self.data is not None:

@@ -39,22 +39,24 @@ BOUNDED = {"mmcs", "f1", "corr", "dead_fraction"}  # metrics in [0, 1]: a fixed 
 class SAEBrowser(BrowserScreen):
     KIND_TITLE = "sparse autoencoders"
     DEFAULT_CSS = """
-    SAEBrowser #sae-instances { width: 38; }
-    SAEBrowser TabbedContent { height: 1fr; }
+    SAEBrowser #sae-instances { width: 30%; min-width: 20; max-width: 38; text-wrap: nowrap; text-overflow: ellipsis; }
+    SAEBrowser TabbedContent { width: 1fr; height: 1fr; }
     SAEBrowser TabPane { height: 1fr; padding: 0; }
     SAEBrowser #sae-recovery-info, SAEBrowser #sae-decoder-info { height: 2; }
     SAEBrowser #sae-latents-info { height: auto; max-height: 8; }
     SAEBrowser DataTable { height: 1fr; }
     """
     BINDINGS = [
-        Binding("[", "instance(-1)", "prev instance"),
-        Binding("]", "instance(1)", "next instance"),
-        Binding("m", "metric", "metric"),
-        Binding("s", "cycle", "setting / sort"),
-        Binding("1", "tab('metrics')", "metrics", show=False),
-        Binding("2", "tab('recovery')", "recovery", show=False),
-        Binding("3", "tab('decoder')", "decoder", show=False),
-        Binding("4", "tab('latents')", "latents", show=False),
+        Binding("[", "instance(-1)", "prev instance", tooltip="The previous SAE of the sweep"),
+        Binding("]", "instance(1)", "next instance", tooltip="The next SAE of the sweep"),
+        Binding("m", "metric", "metric", tooltip="The next metric of the recovery grid"),
+        Binding("s", "cycle", "setting/sort",
+                tooltip="Recovery tab: the next SAE setting; latents tab: the next sort order"),
+        Binding("1", "tab('metrics')", "metrics", show=False, tooltip="Every SAE's final metrics"),
+        Binding("2", "tab('recovery')", "recovery", show=False,
+                tooltip="How well SAEs recover the toy model's features, over its sweep"),
+        Binding("3", "tab('decoder')", "decoder", show=False, tooltip="Decoder directions against the true features"),
+        Binding("4", "tab('latents')", "latents", show=False, tooltip="Every latent: frequency, max, what it matches"),
     ]
 
     def __init__(self, run_dir, instance: int = 0):
@@ -93,7 +95,7 @@ class SAEBrowser(BrowserScreen):
             self.metric = "l0"
         options = self.query_one("#sae-instances", OptionList)
         options.clear_options()
-        options.add_options([Option(data.instance_label(i), id=str(i)) for i in range(data.n_instances)])
+        options.add_options([Option(data.short_label(i), id=str(i)) for i in range(data.n_instances)])
         options.highlighted = self.instance
         header, rows = data.metric_table()
         table = self.query_one("#sae-metrics", DataTable)
@@ -103,7 +105,7 @@ class SAEBrowser(BrowserScreen):
             table.add_row(*row, key=row[0])
         self._draw_recovery()
         self._draw_instance()
-        self.status("[ ] instance · 1-4 tabs · m metric · s setting (recovery) / sort (latents) · enter opens · e export PNG")
+        self.status("[ ] instance  1-4 tabs  m metric  s setting (recovery) / sort (latents)  enter opens  e export PNG")
 
     # ------------------------------------------------------------------ drawing
 
@@ -111,8 +113,13 @@ class SAEBrowser(BrowserScreen):
         d: SAEView = self.data
         self._draw_decoder()
         self._draw_latents()
-        self.query_one("#browser-title", Static).update(
-            f"sae · {self.run.run_id} · instance {self.instance}/{d.n_instances - 1}: {d.instance_label(self.instance).strip()}")
+        # the setting under its full names when the line has room, else under their initials (as in the list)
+        geometry = d.records[self.instance].get("source_geometry")
+        tail = (f" · {geometry}" if geometry else "") + f" · sae · {self.run.run_id}"
+        head = f"#{self.instance}/{d.n_instances - 1} "
+        full = head + d.instance_label(self.instance).split(" · ")[0].strip().split(" ", 1)[-1] + tail
+        short = head + d.short_label(self.instance).strip().split(" ", 1)[-1] + tail
+        self.set_title(full if len(full) <= (self.size.width or 80) - 2 else short)
 
     def _draw_recovery(self) -> None:
         d: SAEView = self.data

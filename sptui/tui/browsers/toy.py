@@ -49,11 +49,18 @@ from sptui.tui.widgets.scatter import Scatter
 TABS = ["weights", "geometry", "sweep", "training"]
 
 
-def interference_bars(d: ToyView, i: int, width: int = 30) -> Text:
-    """Per feature: ||W_i|| as a bar, coloured by its interference (dark: none, bright: a lot)."""
+BAR_MAX = 30
+
+
+def interference_bars(d: ToyView, i: int, columns: int = 80) -> Text:
+    """Per feature: ||W_i|| as a bar, coloured by its interference (dark: none, bright: a lot), laid out in
+    `columns` cells: the bar gives way first, so the numbers and "interference" always show."""
     bars = d.feature_bars(i)
     if bars is None:
         return Text("")
+    shape_width = max((len(s) for s in bars.shapes or []), default=0)
+    fixed = 4 + len(" 0.00  interference 0.00") + (shape_width + 2 if shape_width else 0)
+    width = int(np.clip(columns - fixed, 6, BAR_MAX))
     cmap = colormap_256(SEQUENTIAL)
     top = max(1.0, float(bars.norms.max()) if bars.norms.size else 1.0)
     geometry = d.geometry_name(i)
@@ -82,21 +89,21 @@ class ToyBrowser(BrowserScreen):
 
     KIND_TITLE = "toy models"
     DEFAULT_CSS = """
-    ToyBrowser #toy-instances { width: 34; }
-    ToyBrowser TabbedContent { height: 1fr; }
+    ToyBrowser #toy-instances { width: 30%; min-width: 22; max-width: 34; text-wrap: nowrap; text-overflow: ellipsis; }
+    ToyBrowser TabbedContent { width: 1fr; height: 1fr; }
     ToyBrowser TabPane { height: 1fr; padding: 0; }
     ToyBrowser #toy-bars { height: auto; max-height: 50%; }
     ToyBrowser #toy-sweep-info { height: auto; min-height: 2; max-height: 5; }
     ToyBrowser PlotextPlot { height: 1fr; }
     """
     BINDINGS = [
-        Binding("[", "instance(-1)", "prev instance"),
-        Binding("]", "instance(1)", "next instance"),
-        Binding("m", "metric", "metric"),
-        Binding("1", "tab('weights')", "weights", show=False),
-        Binding("2", "tab('geometry')", "geometry", show=False),
-        Binding("3", "tab('sweep')", "sweep", show=False),
-        Binding("4", "tab('training')", "training", show=False),
+        Binding("[", "instance(-1)", "prev instance", tooltip="The previous instance of the sweep"),
+        Binding("]", "instance(1)", "next instance", tooltip="The next instance of the sweep"),
+        Binding("m", "metric", "metric", tooltip="The next metric (sweep and training tabs)"),
+        Binding("1", "tab('weights')", "weights", show=False, tooltip="W^T W, the bias and each feature's norm"),
+        Binding("2", "tab('geometry')", "geometry", show=False, tooltip="Each feature's direction in the hidden plane"),
+        Binding("3", "tab('sweep')", "sweep", show=False, tooltip="A metric over the swept parameters"),
+        Binding("4", "tab('training')", "training", show=False, tooltip="This instance's metrics over training"),
     ]
 
     def __init__(self, run_dir, instance: int = 0):
@@ -145,11 +152,13 @@ class ToyBrowser(BrowserScreen):
             self.train_metric = names[0]
         options = self.query_one("#toy-instances", OptionList)
         options.clear_options()
-        options.add_options([Option(data.instance_label(i), id=str(i)) for i in range(data.n_instances)])
+        # one line each (the full label is the title's): a wrapped list crowded the plots out at 80 columns
+        options.add_options([Option(Text(data.short_label(i), no_wrap=True, overflow="ellipsis"), id=str(i))
+                             for i in range(data.n_instances)])
         options.highlighted = self.instance
         self._draw_sweep()
         self._draw_instance()
-        self.status("[ ] instance · 1-4 tabs · m metric · enter on a sweep cell opens it · +/- 0 zoom · e export PNG")
+        self.status("[ ] instance  1-4 tabs  m metric  enter on a sweep cell opens it  +/- 0 zoom  e export PNG")
 
     # ------------------------------------------------------------------ drawing
 
@@ -158,11 +167,20 @@ class ToyBrowser(BrowserScreen):
         i = self.instance
         weights = d.weights(i)
         self.query_one("#toy-weights", Heatmap).set_data(weights.matrix, legend=weights.legend)
-        self.query_one("#toy-bars", Static).update(interference_bars(d, i))
+        self._draw_bars()
         self._draw_geometry()
         self._draw_training()
-        self.query_one("#browser-title", Static).update(
-            f"{d.kind} · toy models · {self.run.run_id} · instance {i}/{d.n_instances - 1}: {d.instance_label(i)}")
+        geometry = d.geometry_name(i)
+        self.set_title(f"#{i}/{d.n_instances - 1} {d.grid_label(i)}" + (f" · {geometry}" if geometry else "")
+                       + f" · {self.run.run_id}")
+
+    def _draw_bars(self) -> None:
+        bars = self.query_one("#toy-bars", Static)
+        bars.update(interference_bars(self.data, self.instance, bars.size.width or self.size.width - 36))
+
+    def on_resize(self) -> None:
+        if self.data is not None:
+            self.call_after_refresh(self._draw_bars)
 
     def _draw_geometry(self) -> None:
         g = self.data.geometry(self.instance)

@@ -20,13 +20,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from sptui.errors import SptuiError
 from sptui.queue import Job
 from sptui.runs import RunDir, read_metrics
 from sptui.tui.messages import ActionDone
 from sptui.tui.widgets.curves import PALETTE, CurvePlot, PlotLine
+from sptui.tui.widgets.footer import KeysFooter
 
 
 @dataclass
@@ -78,8 +79,9 @@ def metric_names(records: dict[str, list[dict]]) -> list[str]:
 
 
 def group_lines(records: dict[str, list[dict]], members: list[Member], metric: str, split: str, group: str | None,
-                log_scale: bool = False) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-    """(group value, line label, steps, values) per (run, group value): the mean over that run's members in it."""
+                log_scale: bool = False, name_runs: bool = False) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(group value, line label, steps, values) per (run, group value): the mean over that run's members in it.
+    `name_runs`: a grouped line's label also names its run ("dropout=0.1 0003-grid"), for a legend of every line."""
     from sptui.plots.curves import _nanmean, raw_series
 
     out = []
@@ -102,7 +104,8 @@ def group_lines(records: dict[str, list[dict]], members: list[Member], metric: s
             line = _nanmean(values[:, cols])
             if log_scale:
                 line = np.where(line > 0, line, np.nan)
-            out.append((key, f"{group}={key}" if group else run_id, steps, line))
+            label = f"{group}={key}" + (f" {run_id}" if name_runs else "") if group else run_id
+            out.append((key, label, steps, line))
     out.sort(key=lambda t: _sortable(t[0]))
     return out
 
@@ -144,12 +147,13 @@ def _sortable(label: str):
 
 class CompareScreen(Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("m", "metric", "Metric"),
-        Binding("g", "group", "Group by"),
-        Binding("t", "split", "Split"),
-        Binding("l", "log_scale", "Log y"),
-        Binding("e", "export", "Export PNG"),
+        Binding("escape", "back", "Back", tooltip="Back to the queue"),
+        Binding("q", "back", "Back", show=False, tooltip="Back to the queue (q quits only from the queue)"),
+        Binding("m", "metric", "Metric", tooltip="Show the next metric"),
+        Binding("g", "group", "Group by", tooltip="Colour the lines by the next swept parameter, or by run"),
+        Binding("t", "split", "Split", tooltip="Show the next split (train, test, ...)"),
+        Binding("l", "log_scale", "Log scale", tooltip="Switch the y axis between linear and log"),
+        Binding("e", "export", "Export PNG", tooltip="Save this comparison as a PNG under exports/"),
     ]
 
     def __init__(self, root: Path, jobs: list[Job]):
@@ -167,14 +171,17 @@ class CompareScreen(Screen):
         self.exported: Path | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"comparing {len(self.jobs)} run(s): " + ", ".join(j.run_id for j in self.jobs), id="compare-head")
+        yield Static(Text(f"comparing {len(self.jobs)} run(s): " + ", ".join(j.run_id for j in self.jobs)),
+                     id="compare-head")
         yield CurvePlot(id="compare-plot")
+        yield Static("", id="compare-readout")
         yield Static("", id="compare-legend")
         yield Static("", id="status")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(CurvePlot).empty_text = "loading ..."
+        self.query_one(CurvePlot).focus()  # its keys (cursor, smoothing) work at once
         self._load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
@@ -205,24 +212,28 @@ class CompareScreen(Screen):
     def _build(self, metric: str, split: str, group: str | None, log_scale: bool, points: int) -> None:
         from sptui.plots.curves import downsample
 
-        raw = group_lines(self.records, self.members, metric, split, group, log_scale)
-        colours: dict[str, str] = {}
+        # every run's line gets a legend entry (its colour is its group's; the label names the run too)
+        raw = group_lines(self.records, self.members, metric, split, group, log_scale, name_runs=len(self.jobs) > 1)
+        colours: dict[str, int] = {}
         lines = []
         for key, label, steps, values in raw:
-            first = key not in colours
             colour = colours.setdefault(key, PALETTE[len(colours) % len(PALETTE)])
             keep = np.isfinite(values)
             xs, ys = downsample(steps[keep], values[keep], points)
-            lines.append(PlotLine(label if first else None, xs, ys, colour))
+            lines.append(PlotLine(label, xs, ys, colour))
         for key, steps, lo, hi in group_spread(self.records, self.members, metric, split, group, log_scale):
             for edge in (lo, hi):  # the spread of a group's members: its min and max, in its colour
                 keep = np.isfinite(edge)
                 xs, ys = downsample(steps[keep], edge[keep], points)
                 lines.append(PlotLine(None, xs, ys, colours[key]))
         title = f"{metric} ({split}){' log' if log_scale else ''}"
-        summary = f"group by: {group or 'run'}  ({len(colours)} groups, {len(lines)} lines)   " \
-                  f"m metric  g group  t split  l log  e export"
+        summary = f"by {group or 'run'}: {len(colours)} colour(s), {len(lines)} line(s)  ←/→ cursor  s smooth"
         self.post_message(CompareLines(lines, title, summary))
+
+    @on(CurvePlot.Drawn)
+    def _drawn(self, message: CurvePlot.Drawn) -> None:
+        readout = self.query_one("#compare-readout", Static)
+        readout.update(message.plot.readout(readout.size.width or self.size.width))
 
     @on(CompareLines)
     def _lines(self, message: CompareLines) -> None:
@@ -232,7 +243,7 @@ class CompareScreen(Screen):
     # ------------------------------------------------------------ actions
     def say(self, text: str, error: bool = False) -> None:
         status = self.query_one("#status", Static)
-        status.update(text)
+        status.update(Text(text))
         status.set_class(error, "error")
 
     def action_back(self) -> None:

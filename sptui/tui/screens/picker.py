@@ -1,7 +1,9 @@
 """Submit a job file: pick one from jobs/, see its expanded grid or its validation error, then queue it.
 
 Nothing is queued until the preview says the file is valid and the user presses enter (or f to queue a
-spec that is already in the queue again). Parsing and submitting run in thread workers.
+spec that is already in the queue again). A typed path is previewed as soon as typing pauses, and enter
+queues only the file the preview shows: a path that is not the one previewed is previewed first, never
+queued in its place. Typing on the list types into the path box. Parsing and submitting run in thread workers.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from sptui.errors import SptuiError
 from sptui.names import rich_text
 from sptui.spec import JobSpec, load_file
+from sptui.tui.widgets.footer import KeysFooter
 
 MAX_PREVIEW_ROWS = 40
+TYPE_DELAY = 0.3  # seconds of no typing before a typed path is previewed
 
 
 @dataclass
@@ -48,6 +52,18 @@ def short_path(path: Path) -> str:
         return str(path)
 
 
+def typed_path(text: str, jobs_dir: Path | None) -> Path | None:
+    """The file a typed path names: as typed (~ expanded, relative to the working directory), or relative to the
+    jobs folder when it is there. None for an empty box."""
+    text = text.strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_absolute() and not path.exists() and jobs_dir is not None and (jobs_dir / path).exists():
+        path = jobs_dir / path
+    return path.absolute()
+
+
 def job_files(jobs_dir: Path | None) -> list[Path]:
     if jobs_dir is None or not jobs_dir.is_dir():
         return []
@@ -69,17 +85,22 @@ def preview_table(specs: list[JobSpec]) -> Table:
 
 class PickerScreen(Screen[str | None]):
     BINDINGS = [
-        Binding("enter", "submit", "Queue it", priority=True),
-        Binding("f", "force", "Queue again (force)"),
-        Binding("escape", "close", "Back"),
+        Binding("enter", "submit", "Queue it", priority=True,
+                tooltip="Queue the previewed file (a typed path that is not previewed yet is previewed first)"),
+        Binding("f", "force", "Queue again", tooltip="Queue a file whose jobs are already in the queue, again"),
+        Binding("escape", "close", "Back", tooltip="Back to the queue; nothing is queued"),
+        Binding("q", "close", "Back", show=False, tooltip="Back to the queue (in the path box: the letter q)"),
     ]
 
-    def __init__(self, root: Path, jobs_dir: Path | None, device: str | None = None):
+    def __init__(self, root: Path, jobs_dir: Path | None, device: str | None = None,
+                 looked_in: list[Path] | None = None):
         super().__init__()
         self.root = root
         self.jobs_dir = jobs_dir
         self.device = device
+        self.looked_in = looked_in or ([jobs_dir] if jobs_dir else [])  # where a jobs/ folder was looked for
         self.files = job_files(jobs_dir)
+        self._type_timer = None
         self.path: Path | None = None
         self.specs: list[JobSpec] | None = None
         self.error: str | None = None
@@ -87,14 +108,14 @@ class PickerScreen(Screen[str | None]):
         self.summary = ""  # the preview's first line
 
     def compose(self) -> ComposeResult:
-        where = short_path(self.jobs_dir) if self.jobs_dir else "(no jobs/ folder)"
-        yield Static(f"Submit a job file from {where}: pick one, or type a path; enter queues it", id="picker-title")
+        where = f" from {short_path(self.jobs_dir)}" if self.jobs_dir else ""
+        yield Static(Text(f"Submit a job file{where}: pick one or type a path; enter queues it"), id="picker-title")
         with Horizontal():
             with Vertical(id="picker-left"):
-                yield Input(placeholder="path to a job file (.toml)", id="picker-path")
-                yield OptionList(*[str(p.relative_to(self.jobs_dir)) for p in self.files], id="picker-files")
+                yield Input(placeholder="path to a job file (.toml)", id="picker-path", select_on_focus=False)
+                yield OptionList(*[Text(str(p.relative_to(self.jobs_dir))) for p in self.files], id="picker-files")
             yield Static("", id="picker-preview")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         files = self.query_one("#picker-files", OptionList)
@@ -102,9 +123,22 @@ class PickerScreen(Screen[str | None]):
             files.highlighted = 0
             files.focus()
         else:
-            self.query_one("#picker-preview", Static).update(
-                Text(f"no job files in {self.jobs_dir}; type a path above", style="dim"))
+            self.query_one("#picker-preview", Static).update(self._nothing_found())
             self.query_one("#picker-path", Input).focus()
+
+    def _nothing_found(self) -> Text:
+        """Where job files were looked for, so the user knows what to create or type."""
+        text = Text("No job files found.\n\n", style="bold")
+        if self.jobs_dir is not None:
+            text.append(f"{self.jobs_dir} has no .toml files.\n")
+        elif self.looked_in:
+            text.append("Looked for a jobs/ folder in:\n")
+            for place in self.looked_in:
+                text.append(f"  {place}\n")
+        text.append("\nType the path of a job file above (it is previewed as you type), or make a jobs/ folder. "
+                    "`sptui kinds` lists what a job can run; the project's jobs/demo.toml is a small example.",
+                    style="dim")
+        return text
 
     # ------------------------------------------------------------ preview
     @on(OptionList.OptionHighlighted, "#picker-files")
@@ -115,15 +149,43 @@ class PickerScreen(Screen[str | None]):
     def _selected(self, event: OptionList.OptionSelected) -> None:
         self.action_submit()
 
+    @on(Input.Changed, "#picker-path")
+    def _typing(self, event: Input.Changed) -> None:
+        """Preview a typed path once typing pauses; until then the preview says it is not the typed file's."""
+        if self._type_timer is not None:
+            self._type_timer.stop()
+        path = typed_path(event.value, self.jobs_dir)
+        if path is None or path == self.path:
+            return
+        self.specs, self.error = None, None  # what is on screen no longer is what enter would queue
+        self.query_one("#picker-preview", Static).update(Text(f"{event.value.strip()} ...", style="dim"))
+        self._type_timer = self.set_timer(TYPE_DELAY, lambda: self._preview_typed(event.value))
+
+    def _preview_typed(self, value: str) -> None:
+        path = typed_path(value, self.jobs_dir)
+        if path is not None and path != self.path:
+            self.choose(path)
+
     @on(Input.Submitted, "#picker-path")
     def _typed(self, event: Input.Submitted) -> None:
-        path = Path(event.value.strip()).expanduser()
-        if not path.is_absolute() and self.jobs_dir and (self.jobs_dir / path).exists():
-            path = self.jobs_dir / path
-        self.choose(path)
+        path = typed_path(event.value, self.jobs_dir)
+        if path is not None:
+            self.choose(path)
+
+    def on_key(self, event) -> None:
+        """Typing on the file list types into the path box (the list's own keys and the screen's still work)."""
+        files = self.query_one("#picker-files", OptionList)
+        keys = "?qf" if self.duplicate else "?q"
+        if self.focused is files and event.is_printable and event.character and event.character not in keys:
+            box = self.query_one("#picker-path", Input)
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
 
     def choose(self, path: Path) -> None:
         self.path, self.specs, self.error, self.duplicate = path, None, None, False
+        self.refresh_bindings()
         self.query_one("#picker-preview", Static).update(Text(f"reading {path} ...", style="dim"))
         self._load(path)
 
@@ -153,11 +215,19 @@ class PickerScreen(Screen[str | None]):
     # ------------------------------------------------------------ submit
     def action_submit(self) -> None:
         focused = self.focused
-        if isinstance(focused, Input) and focused.id == "picker-path" and focused.value.strip() and (
-                self.path is None or Path(focused.value.strip()).name != self.path.name):
-            self._typed(Input.Submitted(focused, focused.value))
-            return
+        if isinstance(focused, Input) and focused.id == "picker-path":
+            path = typed_path(focused.value, self.jobs_dir)
+            if path is not None and (path != self.path or (self.specs is None and self.error is None)):
+                if self._type_timer is not None:
+                    self._type_timer.stop()
+                self.choose(path)  # a path that is not the one previewed: preview it now, queue nothing
+                return
         self._submit(force=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "force":  # only once a duplicate was refused: f must never queue a file unasked
+            return self.duplicate
+        return True
 
     def action_force(self) -> None:
         self._submit(force=True)
@@ -189,6 +259,7 @@ class PickerScreen(Screen[str | None]):
     def _submitted(self, message: Submitted) -> None:
         if message.error:
             self.duplicate = message.duplicate
+            self.refresh_bindings()
             hint = "\n\npress f to queue it again anyway" if message.duplicate else ""
             self.query_one("#picker-preview", Static).update(Text(message.error + hint, style="red"))
             self.notify(message.error, severity="error", markup=False)

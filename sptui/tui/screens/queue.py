@@ -11,20 +11,24 @@ import threading
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from sptui import actions
 from sptui.errors import SptuiError
 from sptui.names import rich_text
 from sptui.queue import Queue
 from sptui.tui.messages import ActionDone, JobsLoaded, QueueUnreadable, WorkersChanged
+from sptui.tui.screens.confirm import ConfirmScreen
+from sptui.tui.screens.picker import short_path
+from sptui.tui.widgets.footer import KeysFooter
 from sptui.tui.widgets.gpu import GpuStrip
-from sptui.tui.widgets.runtable import RunTable, fmt_seconds
+from sptui.tui.widgets.runtable import RunTable, fmt_progress, fmt_seconds
 
 RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
 SLURM_EVERY = 5.0  # seconds between looks at Slurm (squeue, status.json) for unfinished Slurm runs
@@ -32,19 +36,22 @@ FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
 
 
 class QueueScreen(Screen):
+    # description: the footer's word; tooltip: what the key does, in words (the ? list and the palette)
     BINDINGS = [
-        Binding("enter", "open_run", "Open"),
-        Binding("n", "submit", "Submit"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("R", "requeue", "Requeue"),
-        Binding("plus", "priority(1)", "Priority up", show=False),
-        Binding("minus", "priority(-1)", "Priority down", show=False),
-        Binding("w", "start_worker", "Worker"),
-        Binding("space", "mark", "Mark", show=False),
-        Binding("C", "compare", "Compare"),
-        Binding("slash", "filter", "Filter"),
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "open_run", "Open", show=False, tooltip="Open the highlighted run: curves, log, spec, files"),
+        Binding("n", "submit", "Submit", tooltip="Submit a job file: pick one, see what it queues, then queue it"),
+        Binding("c", "cancel", "Cancel", tooltip="Cancel the highlighted run (asks first when it is running)"),
+        Binding("R", "requeue", "Requeue",
+                tooltip="Queue a failed, cancelled or interrupted run again (it resumes from its checkpoint)"),
+        Binding("plus", "priority(1)", "Priority up", show=False, tooltip="Raise a queued run's priority"),
+        Binding("minus", "priority(-1)", "Priority down", show=False, tooltip="Lower a queued run's priority"),
+        Binding("w", "worker", "Worker", tooltip="The worker: see what it runs, start one, or stop it"),
+        Binding("space", "mark", "Mark", show=False, tooltip="Mark or unmark the highlighted run for comparing"),
+        Binding("C", "compare", "Compare", tooltip="Compare the marked runs' curves in one plot"),
+        Binding("slash", "filter", "Filter", tooltip="Show only the runs matching some words (state:running ...)"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort the runs by id, newest, state, priority, kind or name"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter"),
+        Binding("q", "app.quit", "Quit", tooltip="Quit sptui (a worker started from it goes on)"),
     ]
 
     def __init__(self, root: Path, poll_interval: float = 1.0):
@@ -70,12 +77,14 @@ class QueueScreen(Screen):
             yield Static("", id="queue-workers")
         yield Input(placeholder="filter: words to match (id, name, kind, state:running, device)", id="filter")
         yield RunTable(id="runs")
+        yield Static("", id="queue-empty")
         yield Static("", id="status")
         yield GpuStrip(id="gpu")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#queue-empty", Static).display = False
         self.table.focus()
         self.refresh_jobs(force=True)
         self.set_interval(self.poll_interval, self._tick)
@@ -158,7 +167,33 @@ class QueueScreen(Screen):
         self.loaded = True
         self.workers_alive = message.workers
         self.table.show(message.jobs)
+        self._show_empty(not message.jobs)
         self._summarise()
+
+    def _show_empty(self, empty: bool) -> None:
+        """A folder with no runs yet gets what to do first instead of an empty table."""
+        hint = self.query_one("#queue-empty", Static)
+        hint.display = empty
+        if self.table.display != (not empty):
+            self.table.display = not empty
+            typing = self.focused is not None and self.focused.id == "filter" and self.focused.display
+            if empty and not typing:
+                self.set_focus(None)  # not the hidden filter box: keys stay keys
+            elif not empty and not typing:
+                self.table.focus()
+        if empty:
+            where = short_path(self.app.jobs_dir) if getattr(self.app, "jobs_dir", None) else None
+            text = Text.assemble(("No runs here yet", "bold"), f" ({self.root})\n\n")
+            text.append("  n  ", style="bold cyan")
+            text.append(f"submit a job file{f' from {where}' if where else ''} (jobs/demo.toml trains the README "
+                        "demo in about a minute)\n")
+            text.append("  w  ", style="bold cyan")
+            text.append("start a worker to run what is queued (or run `sptui worker` in a shell)\n")
+            text.append("  ?  ", style="bold cyan")
+            text.append("every key;  ctrl+p: the command palette\n\n")
+            text.append("From a shell: sptui submit FILE, or sptui batch FILE to run a file in the foreground.",
+                        style="dim")
+            hint.update(text)
 
     def _summarise(self) -> None:
         jobs = self.table.jobs.values()
@@ -167,7 +202,8 @@ class QueueScreen(Screen):
             counts[j.state] = counts.get(j.state, 0) + 1
         parts = [f"{n} {s}" for s, n in sorted(counts.items())]
         shown = len(self.table.visible_ids)
-        summary = f"{len(self.table.jobs)} runs" + (f" ({', '.join(parts)})" if parts else "")
+        summary = (f"{len(self.table.jobs)} runs" + (f" ({', '.join(parts)})" if parts else "") if jobs
+                   else "no runs yet")
         if self.table.filter_text:
             summary += f"  filter '{self.table.filter_text}': {self.table.matching} match"
         if shown < self.table.matching:
@@ -181,20 +217,22 @@ class QueueScreen(Screen):
         silent = [w for w in self.workers_alive if not w["responding"]]
         if silent:  # alive but not working: its queued jobs wait
             w = silent[0]
-            text = f"worker pid {w['pid']} not responding for {fmt_seconds(w['silent_for'])} (stopped? kill -CONT {w['pid']})"
+            text = f"worker pid {w['pid']} not responding for {fmt_seconds(w['silent_for'])} (w)"
         elif self.workers_alive:
             w = self.workers_alive[0]
-            text = f"worker pid {w['pid']} on {w['device']}" + (f" (+{len(self.workers_alive) - 1})" if len(self.workers_alive) > 1 else "")
+            stop = {"after-jobs": ", stopping after its jobs", "now": ", stopping"}.get(w.get("stop") or "", "")
+            text = (f"worker pid {w['pid']} on {w['device']}" + (" (started here)" if w["pid"] in self.app_started else "")
+                    + stop + (f" (+{len(self.workers_alive) - 1})" if len(self.workers_alive) > 1 else ""))
         else:
-            text = "no worker running (w starts one)"
+            text = "no worker (w starts one)"
         line = self.query_one("#queue-workers", Static)
-        line.update(text)
+        line.update(Text(text))
         line.set_class(bool(silent), "silent")
 
     # ------------------------------------------------------------ feedback
     def say(self, text: str, error: bool = False) -> None:
         status = self.query_one("#status", Static)
-        status.update(text)
+        status.update(Text(text))  # run names and paths are text, never markup
         status.set_class(error, "error")
 
     @on(ActionDone)
@@ -225,12 +263,38 @@ class QueueScreen(Screen):
                 self.say(result)
                 self.refresh_jobs(force=True)
 
-        self.app.push_screen(PickerScreen(self.root, self.app.jobs_dir, device=self.app.device), submitted)
+        from sptui.tui.app import jobs_dir_candidates
+
+        self.app.push_screen(PickerScreen(self.root, self.app.jobs_dir, device=self.app.device,
+                                          looked_in=jobs_dir_candidates(self.root)), submitted)
 
     def action_cancel(self) -> None:
         job = self._selected()
-        if job is not None:
+        if job is None:
+            return
+        if job.state != "running":  # a queued job loses nothing; other states get the core's one line
             self._queue_action("cancel", job.id)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._queue_action("cancel", job.id)
+            else:
+                self.say(f"{job.run_id}: left running")
+
+        done = fmt_progress(job)
+        try:  # the jobs waiting for it are cancelled with it: say which before asking
+            with Queue(self.root) as queue:
+                chain = [d.run_id for d in queue.dependents(job.id) if d.state == "queued"]
+        except SptuiError:
+            chain = []
+        with_it = (f"\n{len(chain)} queued job(s) waiting for it are cancelled with it: {', '.join(chain[:3])}"
+                   + (", ..." if len(chain) > 3 else "")) if chain else ""
+        self.app.push_screen(ConfirmScreen(
+            f"Stop the running job {job.run_id}?",
+            f"{job.kind}, {done or 'started'}, running for {fmt_seconds(job.elapsed()) or 'a moment'}. It becomes "
+            "cancelled; R queues it again and it resumes from its last checkpoint." + with_it,
+            yes="Stop it", no="Keep running"), answered)
 
     def action_requeue(self) -> None:
         job = self._selected()
@@ -262,6 +326,29 @@ class QueueScreen(Screen):
         except SptuiError as e:
             self.post_message(ActionDone(str(e), error=True))
 
+    @property
+    def app_started(self) -> set[int]:
+        """Pids of the workers this app started (they go on after it quits: it says so at quit)."""
+        return getattr(self.app, "started_workers", set())
+
+    def action_worker(self) -> None:
+        from sptui.tui.screens.worker import WorkerInfo, WorkerScreen
+
+        running: dict[int, list] = {}
+        for job in self.table.jobs.values():
+            if job.state == "running" and job.executor == "worker" and job.owner_pid:
+                running.setdefault(job.owner_pid, []).append(job)
+        info = WorkerInfo(self.workers_alive, running, self.app_started, self.root / "worker.log",
+                          self.app.device or "auto")
+
+        def chosen(choice: str | None) -> None:
+            if choice == "start":
+                self._start_worker(self.app.device or "auto")
+            elif choice in ("after-jobs", "now"):
+                self._stop_workers([w["pid"] for w in self.workers_alive], choice)
+
+        self.app.push_screen(WorkerScreen(info), chosen)
+
     def action_start_worker(self) -> None:
         self._start_worker(self.app.device or "auto")
 
@@ -277,8 +364,24 @@ class QueueScreen(Screen):
             self.post_message(ActionDone(f"a worker is already {state} (pid {w['pid']}); not starting another"))
             return
         pid = start_detached(self.root, device)
-        self.post_message(ActionDone(f"started worker pid {pid} on {device}; it keeps running after sptui quits "
-                                     f"(log: {self.root / 'worker.log'})"))
+        self.app_started.add(pid)
+        self.post_message(ActionDone(f"started worker pid {pid} ({device}); it goes on after sptui quits; "
+                                     f"w stops it; log: {self.root / 'worker.log'}"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stop-worker")
+    def _stop_workers(self, pids: list[int], when: str) -> None:
+        try:
+            with Queue(self.root) as queue:
+                asked = [pid for pid in pids if queue.request_worker_stop(pid, when)]
+        except SptuiError as e:
+            self.post_message(ActionDone(str(e), error=True))
+            return
+        if not asked:
+            self.post_message(ActionDone("no worker to stop (it had ended)", error=True))
+            return
+        which = ", ".join(str(p) for p in asked)
+        self.post_message(ActionDone(f"worker {which}: " + ("stops after its running jobs (claims no more)"
+                                                            if when == "after-jobs" else "stopping now")))
 
     def action_mark(self) -> None:
         job = self.table.toggle_mark()

@@ -19,15 +19,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from sptui.errors import SptuiError
 from sptui.queue import JOB_QUIET_SECONDS, Job, Queue
 from sptui.runs import FileTail, MetricsTail, RunDir
+from sptui.timing import fmt_clock
 from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
-from sptui.tui.widgets.curves import LiveCurves
+from sptui.tui.widgets.curves import CurvePlot, LiveCurves
+from sptui.tui.widgets.footer import KeysFooter
 from sptui.tui.widgets.logtail import FIRST_READ_BYTES, LogTail
-from sptui.tui.widgets.runtable import STATE_STYLE, fmt_progress, fmt_seconds
+from sptui.tui.widgets.runtable import STATE_STYLE, device_cell, fmt_progress, fmt_seconds
 
 POLL_SECONDS = 0.5
 FILES_EVERY = 2.0
@@ -36,6 +38,87 @@ FILES_EVERY = 2.0
 @dataclass
 class FilesListed(Message, bubble=False):
     files: list[tuple[str, int]]
+
+
+@dataclass
+class Overview(Message, bubble=False):
+    text: Text
+
+
+def run_head(j: Job, now: float | None = None) -> Text:
+    """The run screen's head, laid out for 80 columns: what and how far on the first line; when, how long and
+    where on the second; an error or a silence on the third."""
+    now = now if now is not None else time.time()
+    text = Text()
+    text.append(j.run_id, style="bold")
+    if not j.run_id.endswith(f"-{j.name}"):  # the name as written ("grid[n_hidden=3]"), where the id is a slug
+        text.append(f" {j.name}")
+    text.append(f"  {j.kind}  ")
+    text.append("cancelling" if j.cancel_requested and j.state == "running" else j.state,
+                style=STATE_STYLE.get(j.state, ""))
+    progress = fmt_progress(j)
+    if progress:
+        text.append(f"  {progress}")
+    eta = j.eta(now)
+    if eta is not None:
+        text.append(f"  eta {fmt_seconds(eta)}")
+    when = []
+    if j.first_start is not None:
+        when.append(f"started {fmt_clock(j.first_start, now)}")
+        if j.attempts > 1 and j.started is not None and j.state != "queued":
+            when.append(f"attempt {j.attempts} from {fmt_clock(j.started, now)}")
+    if j.finished is not None and j.state not in ("queued", "running"):
+        when.append(f"ended {fmt_clock(j.finished, now)}")
+    elapsed = j.elapsed(now)
+    if elapsed is not None:
+        when.append(f"ran {fmt_seconds(elapsed)}" + (" over all attempts" if j.prior_seconds else ""))
+    where = device_cell(j)
+    if where:
+        when.append(where)
+    if j.executor != "worker":
+        when.append(f"via {j.executor}")
+    if when:
+        text.append("\n" + "  ".join(when), style="dim")
+    quiet = j.quiet_for(now)
+    if quiet is not None and quiet > JOB_QUIET_SECONDS:  # a long step, or a hang: say so, don't guess
+        text.append(f"\nno report for {fmt_seconds(quiet)} (a long step, or a hang: see the Log tab)", style="yellow")
+    if j.error:
+        text.append(f"\n{j.error}", style="red")
+    return text
+
+
+OVERVIEW_LINES = 14  # the log's last findings an overview shows
+
+
+def run_overview(run: RunDir, files: list[tuple[str, int]], state: str) -> Text:
+    """What a run without curves has (an analysis run logs no metrics): the findings its log reports, and its
+    figures and results files, with the keys that open them."""
+    text = Text("No curves: " + ("this run logs no metrics" if state != "running" else "no metrics logged yet")
+                + ". What it has:\n\n", style="bold")
+    findings = []
+    try:
+        with open(run.log, encoding="utf-8", errors="replace") as f:
+            for line in f.read()[-(64 << 10):].splitlines():
+                body = line[20:] if line[:4].isdigit() and line[19:20] == " " else line  # drop the time stamp
+                if body.startswith(("===", "progress:", "wrote ")) or not body.strip():
+                    continue
+                findings.append(body)
+    except OSError:
+        pass
+    if findings:
+        text.append("from its log (Log tab: all of it):\n", style="dim")
+        for body in findings[-OVERVIEW_LINES:]:
+            text.append(f"  {body}\n")
+    pngs = [name for name, _ in files if name.endswith(".png")]
+    results = [name for name, _ in files if name.startswith("results/")]
+    if results:
+        text.append(f"\n{len(results)} results file(s): ", style="dim")
+        text.append(", ".join(name.removeprefix("results/") for name in results[:8]) + (" ..." if len(results) > 8 else ""))
+    if pngs:
+        text.append(f"\n{len(pngs)} figure(s) in plots/: ", style="dim")
+        text.append(", ".join(name.removeprefix("plots/") for name in pngs[:8]) + (" ..." if len(pngs) > 8 else ""))
+    text.append("\n\nr: the result browser   4: every file   e: redraw the figures", style="dim")
+    return text
 
 
 def list_files(run_dir: Path) -> list[tuple[str, int]]:
@@ -74,18 +157,21 @@ def grouping_options(grid: list[dict]) -> list[str | None]:
 
 class RunScreen(Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("m", "metric(1)", "Metric"),
-        Binding("M", "metric(-1)", "Prev metric", show=False),
-        Binding("l", "log_scale", "Log y"),
-        Binding("e", "export", "Export PNG"),
-        Binding("r", "results", "Results"),
-        Binding("g", "group", "Group", show=False),
-        Binding("t", "split", "Split", show=False),
-        Binding("1", "tab('curves')", "Curves", show=False),
-        Binding("2", "tab('log')", "Log", show=False),
-        Binding("3", "tab('spec')", "Spec", show=False),
-        Binding("4", "tab('files')", "Files", show=False),
+        Binding("escape", "back", "Back", tooltip="Back to the queue"),
+        Binding("q", "back", "Back", show=False, tooltip="Back to the queue (q quits only from the queue)"),
+        Binding("m", "metric(1)", "Metric", tooltip="Show the next metric"),
+        Binding("M", "metric(-1)", "Prev metric", show=False, tooltip="Show the previous metric"),
+        Binding("l", "log_scale", "Log scale", tooltip="Switch the y axis between linear and log"),
+        Binding("e", "export", "Export PNG",
+                tooltip="Save the curve (and, for a finished run, its kind's figures) as PNGs in plots/"),
+        Binding("r", "results", "Results", tooltip="Open the result browser of this run's kind"),
+        Binding("g", "group", "Group", show=False,
+                tooltip="Group a batched run's instances by a swept parameter (mean and min-max), or not"),
+        Binding("t", "split", "Split", show=False, tooltip="Grouped curves: show the next split (train, test)"),
+        Binding("1", "tab('curves')", "Curves", show=False, tooltip="The Curves tab"),
+        Binding("2", "tab('log')", "Log", show=False, tooltip="The Log tab: log.txt, followed live"),
+        Binding("3", "tab('spec')", "Spec", show=False, tooltip="The Spec tab: the job as it was queued"),
+        Binding("4", "tab('files')", "Files", show=False, tooltip="The Files tab: what the run has written"),
     ]
 
     def __init__(self, root: Path, job: Job, poll_interval: float = POLL_SECONDS):
@@ -112,8 +198,10 @@ class RunScreen(Screen):
         with TabbedContent(initial="curves"):
             with TabPane("Curves", id="curves"):
                 yield LiveCurves(id="plot")
-                yield Static("m: next metric   l: log y   e: export PNG   r: result browser"
-                             + ("   g: group instances   t: split" if self.group_options else ""), id="curves-help")
+                yield Static("", id="curves-overview")
+                yield Static("", id="curves-readout")
+                yield Static("←/→ cursor  s smooth" + ("  g group  t split" if self.group_options else "")
+                             + "  (? every key)", id="curves-help")
             with TabPane("Log", id="log"):
                 yield LogTail(id="logtail")
             with TabPane("Spec", id="spec"):
@@ -122,9 +210,11 @@ class RunScreen(Screen):
             with TabPane("Files", id="files"):
                 yield Static("", id="files-list")
         yield Static("", id="status")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
+        self.query_one("#curves-overview", Static).display = False
+        self.curves.focus()  # its keys (cursor, smoothing) work at once
         self._show_head()
         if self.group_options:
             self._apply_group("test")
@@ -164,12 +254,35 @@ class RunScreen(Screen):
             now = time.monotonic()
             if now - self._files_at > FILES_EVERY or (job is not None and job.state != self.job.state):
                 self._files_at = now
-                self.post_message(FilesListed(list_files(self.run.root)))
+                files = list_files(self.run.root)
+                self.post_message(FilesListed(files))
+                if job is not None and job.state != "queued" and not self.curves.metrics():
+                    self.post_message(Overview(run_overview(self.run, files, job.state)))
 
     @on(JobUpdated)
     def _job_updated(self, message: JobUpdated) -> None:
         self.job = message.job
         self._show_head()
+
+    @on(Overview)
+    def _overview(self, message: Overview) -> None:
+        """A run with no curves (an analysis): what it found and wrote, in place of an empty plot."""
+        has_curves = bool(self.curves.metrics())
+        for widget in (self.curves, self.query_one("#curves-readout"), self.query_one("#curves-help")):
+            widget.display = has_curves
+        overview = self.query_one("#curves-overview", Static)
+        overview.display = not has_curves
+        if not has_curves:
+            overview.update(message.text)
+
+    @on(CurvePlot.Drawn)
+    def _drawn(self, message: CurvePlot.Drawn) -> None:
+        readout = self.query_one("#curves-readout", Static)
+        readout.update(message.plot.readout(readout.size.width or self.size.width))
+        if not self.curves.display and message.plot.lines:  # curves arrived after an overview was shown
+            for widget in (self.curves, self.query_one("#curves-readout"), self.query_one("#curves-help")):
+                widget.display = True
+            self.query_one("#curves-overview", Static).display = False
 
     @on(LogLines)
     def _log_lines(self, message: LogLines) -> None:
@@ -191,28 +304,12 @@ class RunScreen(Screen):
         self.query_one("#files-list", Static).update(text)
 
     def _show_head(self) -> None:
-        j = self.job
-        text = Text()
-        text.append(f"{j.run_id}", style="bold")
-        text.append(f"  {j.kind}  ")
-        text.append(j.state, style=STATE_STYLE.get(j.state, ""))
-        for label, value in (("progress", fmt_progress(j)), ("device", j.device or ""),
-                             ("elapsed", fmt_seconds(j.elapsed())), ("eta", fmt_seconds(j.eta()))):
-            if value:
-                text.append(f"  {label} {value}", style="dim" if label != "progress" else "")
-        if j.executor != "worker":
-            text.append(f"  via {j.executor}", style="dim")
-        quiet = j.quiet_for()
-        if quiet is not None and quiet > JOB_QUIET_SECONDS:  # a long step, or a hang: say so, don't guess
-            text.append(f"  no report for {fmt_seconds(quiet)}", style="yellow")
-        if j.error:
-            text.append(f"\n{j.error}", style="red")
-        self.query_one("#run-head", Static).update(text)
+        self.query_one("#run-head", Static).update(run_head(self.job))
 
     # ------------------------------------------------------------ actions
     def say(self, text: str, error: bool = False) -> None:
         status = self.query_one("#status", Static)
-        status.update(text)
+        status.update(Text(text))  # paths and run names are text, never markup
         status.set_class(error, "error")
 
     def action_back(self) -> None:
@@ -315,7 +412,7 @@ class RunScreen(Screen):
             self.notify(str(e), severity="error", markup=False)
             return
         if screen is None:
-            self.notify(f"no result browser for {self.job.kind}", severity="warning")
+            self.notify(f"no result browser for {self.job.kind}", severity="warning", markup=False)
             self.say(f"no result browser for {self.job.kind}")
             return
         self.app.push_screen(screen)

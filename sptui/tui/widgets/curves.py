@@ -10,14 +10,23 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from sptui.plots.curves import CurveSet, Line
+from sptui.render.series import PALETTE as SERIES_PALETTE
 
-# colours that survive 256-colour terminals (plotext names)
-PALETTE = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red", "white")
-SPLIT_COLOURS = {"train": "cyan", "test": "orange"}
+# xterm-256 colour codes: plotext draws them and the legend (Rich's `color(n)`) names the very same colour,
+# whatever the terminal's theme does to its 16 named colours. The scatter's series palette comes first.
+PALETTE: tuple[int, ...] = tuple(code for code, _ in SERIES_PALETTE) + (203, 51)
+SPLIT_COLOURS = {"train": PALETTE[0], "test": PALETTE[1]}
+CURSOR_COLOUR = 244  # grey
 REDRAW_SECONDS = 0.5  # 2 Hz
+SMOOTHING = (0.0, 0.6, 0.9, 0.99)  # s cycles these EMA weights (TensorBoard's slider; 0.6 is its default)
+LEGEND_LINES = 3  # the legend below a plot takes at most this many rows, then says how many it left out
 
 
 @dataclass
@@ -25,45 +34,159 @@ class PlotLine:
     label: str | None  # None: no legend entry (a later line of the same group)
     x: list[float]
     y: list[float]
-    colour: str
+    colour: int  # an xterm-256 code (PALETTE)
 
 
 class CurvePlot(PlotextPlot):
-    """A plotext plot drawing given lines; `draw` only records them, the timer refreshes."""
+    """A plotext plot drawing given lines; `draw` only records them, the timer refreshes.
+
+    The legend is not drawn inside the plot (where it covered the data): `readout()` gives it as text for a
+    line below, each entry with its value at the cursor (or at the last step). left/right move a cursor
+    along the steps, s smooths every line (TensorBoard's debiased EMA, sptui.plots.curves.ema_smooth). The
+    plot posts `Drawn` after each picture, so its screen can update that line."""
 
     DEFAULT_CSS = """
     CurvePlot { height: 1fr; min-height: 8; }
     """
+    can_focus = True
+    BINDINGS = [
+        Binding("left", "cursor(-1)", "Cursor left", show=False, tooltip="Move the value cursor one step left"),
+        Binding("right", "cursor(1)", "Cursor right", show=False, tooltip="Move the value cursor one step right"),
+        Binding("shift+left", "cursor(-10)", "Cursor far left", show=False,
+                tooltip="Move the value cursor a tenth of the steps left"),
+        Binding("shift+right", "cursor(10)", "Cursor far right", show=False,
+                tooltip="Move the value cursor a tenth of the steps right"),
+        Binding("home", "cursor_to(0)", "Cursor first", show=False, tooltip="Cursor to the first step"),
+        Binding("end", "cursor_to(-1)", "Cursor last", show=False, tooltip="Cursor to the last step (follows it)"),
+        Binding("s", "smooth", "Smooth", show=False,
+                tooltip="Smooth the curves: off, 0.6, 0.9, 0.99 (exponential moving average, as TensorBoard)"),
+    ]
+
+    class Drawn(Message):
+        """A new picture (new lines, cursor or smoothing): the legend and read-out below it are due."""
+
+        def __init__(self, plot: CurvePlot):
+            super().__init__()
+            self.plot = plot
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.lines: list[PlotLine] = []
+        self.shown: list[PlotLine] = []  # the lines as drawn (smoothed when smoothing is on)
         self.title = ""
         self.log_scale = False
         self.empty_text = "no metrics yet"
+        self.cursor: float | None = None  # a step; None: the read-out shows the last value
+        self.smoothing = 0.0
         self.draws = 0  # how many times the picture was rebuilt (tests and the benchmark read it)
 
     def draw(self, lines: list[PlotLine], title: str, log_scale: bool) -> None:
         self.lines, self.title, self.log_scale = lines, title, log_scale
+        self._paint()
+
+    def _paint(self) -> None:
+        from sptui.plots.curves import ema_smooth, one_per_step
+
+        lines = self.lines
+        if self.smoothing:
+            lines = []
+            for line in self.lines:
+                x, y = one_per_step(line.x, line.y)
+                y = ema_smooth(y, self.smoothing)
+                keep = np.isfinite(y) & ((y > 0) | (not self.log_scale))
+                lines.append(PlotLine(line.label, x[keep].tolist(), y[keep].tolist(), line.colour))
+        self.shown = lines
+        steps = self.steps()
+        if self.cursor is not None and steps and not steps[0] <= self.cursor <= steps[-1]:
+            self.cursor = min(max(self.cursor, steps[0]), steps[-1])
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        title = self.title + (f"  smoothed {self.smoothing:g}" if self.smoothing and self.title else "")
         plt.title(title)
         plt.xlabel("step")
         if not lines:
             plt.title(f"{title}  ({self.empty_text})" if title else self.empty_text)
         for line in lines:
             if line.x:
-                plt.plot(line.x, line.y, label=line.label or "", color=line.colour, marker="braille")
-        if log_scale and lines:
+                plt.plot(line.x, line.y, color=line.colour, marker="braille")
+        if self.cursor is not None and lines:
+            plt.vline(self.cursor, CURSOR_COLOUR)
+        if self.log_scale and lines:
             plt.yscale("log")
         self.draws += 1
         self.refresh()
+        self.post_message(self.Drawn(self))
 
     @property
     def points_wanted(self) -> int:
         """Buckets to ask the CurveSet for: each gives up to two points, so ~2x the plot's width in points."""
         return max(16, self.size.width)
+
+    # ------------------------------------------------------------ cursor, smoothing, read-out
+    def steps(self) -> list[float]:
+        """Every step some drawn line has a point at, ascending: where the cursor can stop."""
+        return sorted({x for line in self.shown for x in line.x})
+
+    def action_cursor(self, move: int) -> None:
+        steps = self.steps()
+        if not steps:
+            return
+        if self.cursor is None:
+            index = len(steps) - 1 if move < 0 else 0
+        else:
+            here = min(range(len(steps)), key=lambda i: abs(steps[i] - self.cursor))
+            jump = move if abs(move) == 1 else move // 10 * max(1, len(steps) // 10)
+            index = min(max(here + jump, 0), len(steps) - 1)
+        self.cursor = steps[index]
+        self._paint()
+
+    def action_cursor_to(self, index: int) -> None:
+        steps = self.steps()
+        if steps:
+            self.cursor = steps[index] if index >= 0 else None  # None follows the last step
+            self._paint()
+
+    def action_smooth(self) -> None:
+        self.smoothing = SMOOTHING[(SMOOTHING.index(self.smoothing) + 1) % len(SMOOTHING)] \
+            if self.smoothing in SMOOTHING else 0.0
+        self._paint()
+
+    def readout(self, width: int | None = None) -> Text:
+        """The legend, each line's colour and label with its value at the cursor (or the last value), in at
+        most LEGEND_LINES rows of `width` cells."""
+        from sptui.plots.curves import value_near
+        from sptui.render.colormap import fmt
+
+        width = width or max(20, self.size.width)
+        labelled = [line for line in self.shown if line.label and line.x]
+        if not labelled:
+            return Text("")
+        head = (f"step {self.cursor:g}" if self.cursor is not None else "last") + \
+            (f", smoothed {self.smoothing:g}" if self.smoothing else "") + ":"
+        entries = []
+        for line in labelled:
+            near = value_near(line.x, line.y, self.cursor if self.cursor is not None else line.x[-1])
+            value = "" if near is None else fmt(near[1]) if near[1] == near[2] else f"{fmt(near[1])}..{fmt(near[2])}"
+            entry = Text("■ ", style=f"color({line.colour})")
+            entry.append(f"{line.label} {value}")
+            entries.append(entry)
+        rows = [Text(head + " ", style="bold")]
+        for i, entry in enumerate(entries):
+            later = len(entries) - i - 1
+            last_row = len(rows) == LEGEND_LINES
+            reserve = len(f"+{later} more") if later and last_row else 0  # room to say what did not fit
+            if rows[-1].cell_len + entry.cell_len + reserve > width:
+                if not last_row:
+                    rows.append(Text(""))
+                else:
+                    rows[-1].append(f"+{later + 1} more", style="dim")
+                    break
+            rows[-1].append_text(entry)
+            rows[-1].append("  ")
+        text = Text("\n").join(rows)
+        text.rstrip()
+        return text
 
 
 def split_lines(lines: list[Line]) -> list[PlotLine]:

@@ -37,18 +37,18 @@ class Heatmap(Widget, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("up,k", "move(-1, 0)", "up", show=False),
-        Binding("down,j", "move(1, 0)", "down", show=False),
-        Binding("left,h", "move(0, -1)", "left", show=False),
-        Binding("right,l", "move(0, 1)", "right", show=False),
-        Binding("shift+up", "pan(-1, 0)", "pan", show=False),
-        Binding("shift+down", "pan(1, 0)", "pan", show=False),
-        Binding("shift+left", "pan(0, -1)", "pan", show=False),
-        Binding("shift+right", "pan(0, 1)", "pan", show=False),
-        Binding("plus,equals_sign", "zoom(0.5)", "zoom in"),
-        Binding("minus", "zoom(2)", "zoom out"),
-        Binding("0", "fit", "fit"),
-        Binding("enter", "select", "select", show=False),
+        Binding("up,k", "move(-1, 0)", "up", show=False, tooltip="Move the cell cursor up"),
+        Binding("down,j", "move(1, 0)", "down", show=False, tooltip="Move the cell cursor down"),
+        Binding("left,h", "move(0, -1)", "left", show=False, tooltip="Move the cell cursor left"),
+        Binding("right,l", "move(0, 1)", "right", show=False, tooltip="Move the cell cursor right"),
+        Binding("shift+up", "pan(-1, 0)", "pan", show=False, tooltip="Pan the view up"),
+        Binding("shift+down", "pan(1, 0)", "pan", show=False, tooltip="Pan the view down"),
+        Binding("shift+left", "pan(0, -1)", "pan", show=False, tooltip="Pan the view left"),
+        Binding("shift+right", "pan(0, 1)", "pan", show=False, tooltip="Pan the view right"),
+        Binding("plus,equals_sign", "zoom(0.5)", "zoom in", show=False, tooltip="Zoom in around the cursor"),
+        Binding("minus", "zoom(2)", "zoom out", show=False, tooltip="Zoom out"),
+        Binding("0", "fit", "fit", show=False, tooltip="Fit the whole matrix on screen"),
+        Binding("enter", "select", "select", show=False, tooltip="Open what the cell under the cursor stands for"),
     ]
 
     class CursorMoved(Message):
@@ -118,7 +118,7 @@ class Heatmap(Widget, can_focus=True):
 
     @property
     def half_rows(self) -> int:
-        return max(0, self.size.height - 1) * 2  # the last line is the legend
+        return max(0, self.size.height - self.legend_rows) * 2  # the last line(s): the legend
 
     def visible_region(self) -> tuple[int, int, int, int]:
         """Data rows [r0, r1) and columns [c0, c1) on screen now (what `export PNG` draws)."""
@@ -310,15 +310,27 @@ class Heatmap(Widget, can_focus=True):
             self._clamp_view()
         self._frame = None
 
+    @property
+    def legend_rows(self) -> int:
+        """1 when the colour scale and its words fit on one line; 2 on a narrow widget (scale, then words)."""
+        width = self.size.width
+        one_line = self._legend_segments(width, max(0, self.size.height - 1) * 2)
+        return 1 if not width or sum(seg.cell_length for seg in one_line) <= width else 2
+
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if self.pyramid is None:
             return 2
-        return min(viewport.height, math.ceil(self.pyramid.shape[0] / 2) + 1)
+        return min(viewport.height, math.ceil(self.pyramid.shape[0] / 2) + self.legend_rows)
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        if y == self.size.height - 1:
-            return Strip(self._legend_segments(width)).crop_extend(0, width, None)
+        legend_rows = self.legend_rows
+        if y >= self.size.height - legend_rows:
+            segments = self._legend_segments(width)
+            if legend_rows == 2:  # the scale on the first line, what it means and the view on the second
+                segments = segments[:-1] if y == self.size.height - 2 else [Segment(segments[-1].text.lstrip(),
+                                                                                       segments[-1].style)]
+            return Strip(segments).crop_extend(0, width, None)
         if self.pyramid is None:
             return Strip.blank(width)
         self._ensure_frame()
@@ -328,14 +340,15 @@ class Heatmap(Widget, can_focus=True):
             self._lines[y] = self._build_line(y)
         return self._lines[y]
 
-    def _legend_segments(self, width: int) -> list[Segment]:
+    def _legend_segments(self, width: int, half_rows: int | None = None) -> list[Segment]:
         bar = min(LEVELS, max(8, width // 3))
         levels = (np.arange(bar) * LEVELS // bar).tolist()
         segs = [Segment(f"{fmt(self.vmin)} ")]
         segs += [Segment(" ", self.cmap.swatch(int(lv))) for lv in levels]
         segs.append(Segment(f" {fmt(self.vmax)}"))
         if self.pyramid is not None:
-            r0, r1, c0, c1 = self.view.region(self.pyramid.shape, self.half_rows, width)
+            rows = self.half_rows if half_rows is None else half_rows
+            r0, r1, c0, c1 = self.view.region(self.pyramid.shape, rows, width)
             zoom = f"1:{self.view.scale:.3g}" if self.view.scale >= 1 else f"{1 / self.view.scale:.3g}:1"
             info = f"  {self.legend + ' · ' if self.legend else ''}r{r0}-{max(r0, r1 - 1)} c{c0}-{max(c0, c1 - 1)} {zoom}"
             segs.append(Segment(info, Style(dim=True)))

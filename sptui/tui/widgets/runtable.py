@@ -17,15 +17,17 @@ from textual.widgets import DataTable
 
 from sptui.names import rich_text
 from sptui.queue import Job
+from sptui.timing import fmt_clock, fmt_duration
 
 MAX_ROWS = 500  # the newest runs matching the filter that the table holds (the summary says when there are more)
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "bold cyan", "interrupted": "yellow",
                "cancelled": "dim", "queued": "", "waiting": "magenta"}
-# (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure
-# device last: on an 80-column terminal it is the one that scrolls out of view
-COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("kind", "kind", None),
-           ("state", "state", 11), ("progress", "progress", 15), ("elapsed", "elapsed", 7), ("eta", "eta", 7),
-           ("prio", "prio", 4), ("device", "device", 14))
+# (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure.
+# Laid out for 80 columns first: what a glance needs (which run, its state, how far, how long) comes first;
+# kind, start time, priority and device follow and scroll out of view on a narrow terminal
+COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("state", "state", 11),
+           ("progress", "progress", 15), ("elapsed", "elapsed", 7), ("eta", "eta", 7), ("kind", "kind", None),
+           ("started", "started", 12), ("prio", "prio", 4), ("device", "device", 14))
 
 
 @dataclass(frozen=True)
@@ -45,20 +47,27 @@ SORTS = (
 )
 
 
-def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return ""
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+fmt_seconds = fmt_duration  # the core's format (sptui.timing), one for the app and the command line
+
+
+def fmt_count(n: int) -> str:
+    """A step count in at most 5 characters: 980, 12.5k, 400k, 1.2M."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k" if n < 100_000 else f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
 
 
 def fmt_progress(job: Job) -> str:
-    if job.waiting:  # a queued job waiting for other runs: which (the core's words, less "waiting")
+    """ "42% 1680/4000": the percentage first, so a narrow column never cuts it (at most 14 characters); for a
+    queued job waiting for other runs, which ones (the core's words, less "waiting")."""
+    if job.waiting:
         return job.waiting.removeprefix("waiting ")
     if job.total:
-        pct = 100 * (job.step or 0) / job.total
-        return f"{job.step or 0}/{job.total} {pct:3.0f}%"
-    return str(job.step) if job.step else ""
+        step = job.step or 0
+        return f"{100 * step / job.total:3.0f}% {fmt_count(step)}/{fmt_count(job.total)}"
+    return fmt_count(job.step) if job.step else ""
 
 
 def matches(job: Job, text: str) -> bool:
@@ -74,13 +83,14 @@ def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
         "mark": "*" if marked else " ",
         "id": str(job.id),
         "name": rich_text(job.name),  # a Text: "grid[n_hidden=3]" is a name, not Rich markup
-        "kind": job.kind,
         "state": state_cell(job),
-        "progress": fmt_progress(job),
+        "progress": Text(fmt_progress(job)),  # a waiting job names runs: text, not markup
         "elapsed": fmt_seconds(job.elapsed(now)),
         "eta": fmt_seconds(job.eta(now)),
+        "kind": Text(job.kind),
+        "started": fmt_clock(job.first_start, now),
         "prio": str(job.priority),
-        "device": device_cell(job),
+        "device": Text(device_cell(job)),
     }
 
 
@@ -159,7 +169,7 @@ class RunTable(DataTable):
             if job.id not in shown:
                 cells = row_cells(job, job.id in self.marked, now)
                 self._cells[job.id] = cells
-                self.add_row(*cells.values(), key=str(job.id))
+                self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=str(job.id))
                 continue
             if jobs is not None and previous.get(job.id) == job:
                 continue  # the row is as drawn (a running job's clock cells move in tick())
@@ -197,7 +207,7 @@ class RunTable(DataTable):
         for job in visible:
             cells = row_cells(job, job.id in self.marked, now)
             self._cells[job.id] = cells
-            self.add_row(*cells.values(), key=str(job.id))
+            self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=str(job.id))
         self._order = [j.id for j in visible]
         if keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
