@@ -205,8 +205,13 @@ def _run_link(key: str, word: str, run_id: str | None, ref: P.RunRef, index: Run
             has = (lambda rid: (index.runs / rid / ref.needs).exists()) if ref.needs else None
             run_id = resolve_run_id(word, index.known, has=has, where=str(index.runs))
     row = index.rows.get(run_id)
-    kind = row.kind if row is not None else RunDir(index.runs / run_id).kind
-    if ref.kinds and kind not in ref.kinds:
+    kind: str | None = row.kind if row is not None else None
+    if row is None:
+        try:
+            kind = RunDir(index.runs / run_id).kind
+        except SptuiError:
+            kind = None  # results copied in by hand, without job.toml: judged below by what the folder holds
+    if ref.kinds and kind is not None and kind not in ref.kinds:
         raise SptuiError(f'"{word}" is {run_id}, a {kind} run; expected a {" or ".join(ref.kinds)} run')
     state = row.state if row is not None else None
     if state in ("failed", "cancelled", "interrupted"):
