@@ -172,3 +172,42 @@ def test_language_model_kinds_figures_are_fit_for_a_paper(artifacts_root):
                                forward_batch=4, eval_tokens=512, eval_sequences=8, context_length=32, log_points=2),
                    artifacts_root, sweep={"seed": [0, 1]}, name="sae")
     assert_clean(drawn(sae, "sae"))
+
+
+# ---------------------------------------------------------------- feature groups: collapsed directions, one label
+
+def test_features_collapsed_onto_one_direction_share_one_label(tmp_path):
+    """Correlated features that collapse onto one direction have their tips at one point: their numbers are
+    written once ("0,1,2"), not over each other; distinct directions keep their own label."""
+    from sptui.plots.feature_groups import direction_labels, draw_groups_2d
+    from sptui.plots.tms import sheet_layout
+
+    W = np.array([[[1.0, 0.0], [1.0, 0.0], [0.99, 0.03], [0.0, 1.0], [-0.7, -0.7], [0.0, 0.0]],
+                  [[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0], [0.0, -1.0], [0.02, 0.0]]])
+    groups = [{"name": "corr 0", "features": [0, 1, 2]}, {"name": "independent", "features": [3, 4, 5]}]
+    records = [{"instance": i, "grid": {"seed": i}, "groups": groups} for i in range(2)]
+    assert [f for f, _ in direction_labels(W[0], 1.3)] == [[0, 1, 2], [3], [4]]  # 5 is unrepresented: no label
+    assert [f for f, _ in direction_labels(W[1], 1.3)] == [[0, 1], [2], [3], [4]]
+    with checking_saves() as seen:
+        path = draw_groups_2d(W, records, sheet_layout(records), tmp_path / "feature_groups_2d.png")
+    assert_clean({path.name: seen.by_path[path]})
+
+
+def test_feature_group_figures_of_a_real_run_are_fit_for_a_paper(tmp_path):
+    run = run_kind("tms", dict(n_features=5, n_hidden=2, feature_probability=0.2, steps=150, batch_size=128, log_points=2),
+                   tmp_path, sweep={"correlated": [[], [[0, 1], [2, 3]], [[0, 1, 2]]], "seed": [0, 1]}, name="groups")
+    problems = drawn(run, "tms")
+    assert {"feature_groups_2d.png", "group_cosines.png"} <= set(problems)
+    assert_clean(problems)
+
+
+# ---------------------------------------------------------------- memorization (finite training sets)
+
+def test_memorization_figures_are_fit_for_a_paper(tmp_path):
+    """Six sizes T (hidden_vectors.png's most columns) over two seeds."""
+    run = run_kind("memorization", dict(n_features=12, feature_probability=0.1, steps=80, warmup_steps=10,
+                                        eval_batch=500, log_points=2, checkpoint_every=500), tmp_path,
+                   sweep={"train_examples": [2, 5, 10, 30, 100, 300, 1000], "seed": [0, 1]}, name="memorization")
+    problems = drawn(run, "memorization")
+    assert set(problems) == {"double_descent.png", "hidden_vectors.png"}
+    assert_clean(problems)

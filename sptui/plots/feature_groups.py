@@ -32,10 +32,11 @@ def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path
     """Feature directions W_i in the 2-D hidden space, coloured by group (one scale for all panels); an
     instance without groups is drawn grey ("independent")."""
     fig, axs = _sheet(layout)
-    lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.1)
+    lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.3)  # room for the labels beyond the tips
     names: list[str] = []
     for i in layout.instances():
         names += [g["name"] for g in records[i].get("groups") or [] if g["name"] not in names]
+    names = [n for n in names if n != "independent"]
     colours = group_colours(names + ["independent"])
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
@@ -47,8 +48,10 @@ def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path
             x, y = W[i, f]
             ax.plot([0, x], [0, y], color=colours[of[f]], lw=1.3)
             ax.scatter([x], [y], color=colours[of[f]], s=9)
-            if abs(x) + abs(y) > 0.1 * lim:  # label represented features only (unrepresented ones sit at 0)
-                ax.text(x * 1.08, y * 1.08, str(f), fontsize=5, ha="center", va="center", color=colours[of[f]])
+        for features, (x, y) in direction_labels(W[i], lim):
+            shades = {colours[of[f]] for f in features}
+            ax.text(x, y, ",".join(map(str, features)), fontsize=6, ha="center", va="center",
+                    color=shades.pop() if len(shades) == 1 else "#333333")
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
@@ -62,6 +65,31 @@ def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path
     _title(fig, "feature directions W_i (2-D hidden space) coloured by group: corr = features that co-occur, anti = at "
                 "most one present, tree = a parent and its children", layout)
     return save_figure(fig, path, dpi=110)
+
+
+MERGE = 0.15  # tips closer than this fraction of the panel's half-width share one label
+LABEL_GAP = 0.12  # a label sits this fraction of the half-width beyond its tip, outwards
+
+
+def direction_labels(W: np.ndarray, lim: float) -> list[tuple[list[int], tuple[float, float]]]:
+    """Where to write the feature numbers of one panel's directions W [n, 2] (axes span -lim..lim): features
+    whose tips (nearly) coincide, as correlated features collapsed onto one direction do, share one label
+    ("0,1") instead of writing their numbers over each other; each label sits just beyond its tips, outwards.
+    Unrepresented features (tips near 0) get none."""
+    clusters: list[list[int]] = []
+    for f in range(len(W)):
+        if np.abs(W[f]).sum() <= 0.1 * lim:
+            continue
+        home = next((c for c in clusters if np.linalg.norm(W[c[0]] - W[f]) < MERGE * lim), None)
+        if home is None:
+            clusters.append([f])
+        else:
+            home.append(f)
+    out = []
+    for features in clusters:
+        tip = W[features].mean(0)
+        out.append((features, tuple(tip + LABEL_GAP * lim * tip / max(float(np.linalg.norm(tip)), 1e-12))))
+    return out
 
 
 def draw_group_cosines(records: list[dict], layout: SheetLayout, path: Path) -> Path:

@@ -63,7 +63,9 @@ def draw_hidden_vectors(records: list[dict], W: np.ndarray, points: np.ndarray, 
     seed = min(r["params"]["seed"] for r in records)
     chosen = sorted((r["params"]["train_examples"], r["instance"]) for r in records if r["params"]["seed"] == seed)
     chosen = thin(chosen, 6)
-    fig, axs = plt.subplots(2, len(chosen), figsize=(2.1 * len(chosen) + 0.5, 4.8), squeeze=False, layout="constrained")
+    size = min(2.1, 7.0 / len(chosen))  # at most ~7.5 in wide: a page's width, so its text stays readable there
+    fig, axs = plt.subplots(2, len(chosen), figsize=(size * len(chosen) + 0.5, 2 * size + 0.9), squeeze=False,
+                            layout="constrained")
     for c, (T, i) in enumerate(chosen):
         for r, (vectors, colour, what) in enumerate(((points[i, : count[i]], POINTS, "data points h_t"),
                                                       (W[i], FEATURES, "features W_i"))):
@@ -80,7 +82,7 @@ def draw_hidden_vectors(records: list[dict], W: np.ndarray, points: np.ndarray, 
                 ax.set_title(f"T = {T}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(what, fontsize=8)
-    fig.suptitle(f"hidden space (seed {seed}): training points' h_t = W^T x_t (red) and feature directions W_i "
+    fig.suptitle(f"hidden space (seed {seed}): training points' h_t = W^T x_t (red)\nand feature directions W_i "
                  "(blue); each panel on its own scale", fontsize=9)
     return save_figure(fig, path, dpi=110)
 
