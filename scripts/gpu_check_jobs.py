@@ -88,6 +88,18 @@ def compare_memorization(cpu: Path, gpu: Path) -> Comparison:
                       {"test_cpu": [x["test_loss"] for x in a], "test_gpu": [y["test_loss"] for y in b], "gap": gap})
 
 
+def compare_computation(cpu: Path, gpu: Path) -> Comparison:
+    # the same starts (drawn on the CPU), data streams drawn on the device: agree qualitatively
+    a = [x["metrics"] for x in _json(cpu, "instances.json")]
+    b = [y["metrics"] for y in _json(gpu, "instances.json")]
+    gap = max(_rel(x["loss"], y["loss"]) for x, y in zip(a, b))
+    computed = max(abs(x["computed"] - y["computed"]) for x, y in zip(a, b))
+    return Comparison(gap <= 0.1 and computed <= 1,
+                      "per instance: final loss within 10% (relative), outputs computed within 1",
+                      {"loss_cpu": [x["loss"] for x in a], "loss_gpu": [y["loss"] for y in b],
+                       "computed_cpu": [x["computed"] for x in a], "computed_gpu": [y["computed"] for y in b]})
+
+
 def compare_tms_theory(cpu: Path, gpu: Path) -> Comparison:
     a, b = _json(cpu, "phase.json"), _json(gpu, "phase.json")
     la = [v for row in a["loss"] for v in row]
@@ -212,6 +224,12 @@ JOBS: dict[str, SmallJob] = {j.key: j for j in [
              results=("model.safetensors", "hidden_points.safetensors", "instances.json"), compare=compare_memorization,
              probe=lambda n: dict(n_features=20, feature_probability=0.05, steps=n, warmup_steps=0, eval_batch=500,
                                   log_points=1, checkpoint_every=_NEVER)),
+    SmallJob("computation", dict(task="abs", n_features=8, n_hidden=6, steps=1500, batch_size=512, eval_batch=2048,
+                                 log_points=5), sweep={"feature_probability": [1.0, 0.1]},
+             results=("model.safetensors", "errors.safetensors", "instances.json", "summary.json"),
+             compare=compare_computation,
+             probe=lambda n: dict(task="abs", n_features=8, n_hidden=6, steps=n, log_points=1, eval_batch=256,
+                                  checkpoint_every=_NEVER)),
     SmallJob("tms-theory", dict(n_features=2, n_hidden=1, probabilities=[1.0, 0.1, 0.01], importance_ratios=[0.5, 2.0],
                                 random_starts=1),
              results=("optima.safetensors", "phase.json"), compare=compare_tms_theory),

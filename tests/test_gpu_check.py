@@ -88,6 +88,16 @@ def test_the_rules_judge_constructed_results(tmp_path):
     assert jobs.compare_sae(_run(tmp_path, "k", sae(0.95, 0.10)), _run(tmp_path, "l", sae(0.92, 0.12))).ok
     assert not jobs.compare_sae(_run(tmp_path, "m", sae(0.95, 0.10)), _run(tmp_path, "n", sae(0.85, 0.10))).ok
 
+    def computation(*pairs):
+        return {"instances.json": [{"metrics": {"loss": loss, "computed": c}} for loss, c in pairs]}
+
+    assert jobs.compare_computation(_run(tmp_path, "s", computation((0.10, 3), (0.02, 5))),
+                                    _run(tmp_path, "t", computation((0.105, 3), (0.021, 6)))).ok
+    assert not jobs.compare_computation(_run(tmp_path, "u", computation((0.10, 3), (0.02, 5))),
+                                        _run(tmp_path, "v", computation((0.10, 3), (0.02, 7)))).ok  # 2 apart
+    assert not jobs.compare_computation(_run(tmp_path, "w", computation((0.10, 3))),
+                                        _run(tmp_path, "x", computation((0.12, 3)))).ok  # 17% apart
+
 
 def _dry_run(tmp_path: Path, *args: str, timeout: float = 1200) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "report"

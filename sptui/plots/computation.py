@@ -1,0 +1,165 @@
+"""PNGs of a `computation` run (computation in superposition), from its saved results only.
+
+    neurons.png     the TMS paper's stacked bars: per setting (sparsity, n_hidden; mean over seeds) the neurons
+                    that read one feature (monosemantic), two, three or more, and dead ones; beside them the number
+                    of outputs computed (fraction of variance unexplained below the rule's threshold)
+    errors.png      every instance's fraction of variance unexplained per output (0 exact, 1 = a constant)
+    weights.png     W1 of up to 6 instances (neurons x features, live neurons only), diverging map centred at 0
+    neurons_error.png   (when n_hidden is swept) mean fraction of variance unexplained against the number of neurons, one line per
+                    feature probability: U-AND's error as neurons become fewer than the outputs
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sptui import runs  # noqa: E402
+from sptui.plots.save import save_figure  # noqa: E402
+from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
+
+MAX_WEIGHTS = 6
+STACK = (("monosemantic", "1 feature (monosemantic)", "#1f4e9c"), ("two_features", "2 features", "#e69f00"),
+         ("three_or_more", "3 or more features", "#c0392b"), ("dead", "dead", "#bbbbbb"))
+
+
+def _setting(r: dict) -> tuple[float, int]:
+    return (1 - r["params"]["feature_probability"], r["params"]["n_hidden"])
+
+
+def _label(sparsity: float, m: int, several_m: bool) -> str:
+    return f"S={sparsity:.3g}" + (f"\nm={m}" if several_m else "")
+
+
+def _title(summary: dict) -> str:
+    what = "|x_i|" if summary["task"] == "abs" else "pairwise ANDs (U-AND)"
+    return f"{what} of n={summary['n_features']} sparse features, {summary['outputs']} outputs"
+
+
+def render_run(run) -> list[Path]:
+    records = runs.read_json(run.results / "instances.json")
+    summary = runs.read_json(run.results / "summary.json")
+    model = runs.load_arrays(run.results / "model.safetensors")
+    errors = runs.load_arrays(run.results / "errors.safetensors")
+    run.plots.mkdir(parents=True, exist_ok=True)
+    out = [draw_neurons(records, summary, run.plots / "neurons.png"),
+           draw_errors(records, errors, summary, run.plots / "errors.png"),
+           draw_weights(records, model, errors, summary, run.plots / "weights.png")]
+    if len({r["params"]["n_hidden"] for r in records}) > 1:
+        out.append(draw_neurons_error(records, summary, run.plots / "neurons_error.png"))
+    return out
+
+
+def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
+    groups: dict[tuple[float, int], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[_setting(r)].append(r["metrics"])
+    keys = sorted(groups)
+    several_m = len({m for _, m in keys}) > 1
+    x = np.arange(len(keys))
+    fig, (bars, right) = plt.subplots(1, 2, figsize=(max(7.0, 1.2 + 0.9 * len(keys) * 2), 3.6), layout="constrained")
+    bottom = np.zeros(len(keys))
+    for key, name, colour in STACK:
+        values = np.array([np.mean([m[key] for m in groups[k]]) for k in keys])
+        bars.bar(x, values, bottom=bottom, color=colour, label=name, width=0.7)
+        bottom += values
+    labels = [_label(s, m, several_m) for s, m in keys]
+    bars.set_xticks(x, labels, fontsize=8)
+    bars.set_xlabel("sparsity S = 1 - feature probability" + (", neurons m" if several_m else ""), fontsize=8)
+    bars.set_ylabel("neurons (mean over seeds)", fontsize=8)
+    bars.set_title(f"features per neuron (the fewest carrying {summary['monosemantic_share']:.0%} of its input "
+                   "weight^2)", fontsize=8)
+    bars.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    computed = [np.mean([m["computed"] for m in groups[k]]) for k in keys]
+    right.plot(x, computed, "o-", color="black", lw=1.2, ms=4, label="mean over seeds")
+    for j, k in enumerate(keys):
+        right.plot([j] * len(groups[k]), [m["computed"] for m in groups[k]], ".", color="grey", ms=4,
+                   label="one seed" if j == 0 else None)
+    right.axhline(summary["outputs"], color="grey", lw=0.8, ls="--", label=f"all {summary['outputs']} outputs")
+    right.set_xticks(x, labels, fontsize=8)
+    right.set_ylim(0, summary["outputs"] * 1.08)
+    right.set_xlabel(bars.get_xlabel(), fontsize=8)
+    right.set_ylabel("outputs computed", fontsize=8)
+    right.set_title(f"outputs computed (FVU < {summary['computed_below']:g})", fontsize=8)
+    right.legend(fontsize=7)
+    for ax in (bars, right):
+        ax.tick_params(labelsize=7)
+    fig.suptitle(_title(summary), fontsize=9)
+    return save_figure(fig, path, dpi=110)
+
+
+def _order(records: list[dict]) -> list[int]:
+    return sorted(range(len(records)), key=lambda i: (*_setting(records[i]), records[i]["params"]["seed"]))
+
+
+def draw_errors(records: list[dict], errors: dict, summary: dict, path: Path) -> Path:
+    order = _order(records)
+    rel = errors["fvu"][order]
+    fig, ax = plt.subplots(figsize=(min(12.0, 2.5 + 0.12 * rel.shape[1]), 1.6 + 0.22 * len(order)), layout="constrained")
+    shown = np.ma.masked_invalid(rel)
+    im = ax.imshow(shown, cmap=SEQUENTIAL, vmin=0, vmax=max(1.0, float(np.nanmax(rel)) if np.isfinite(rel).any() else 1.0),
+                   aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(len(order)), [f"S={1 - records[i]['params']['feature_probability']:.3g} m={records[i]['params']['n_hidden']}"
+                                      f" seed {records[i]['params']['seed']}" for i in order], fontsize=7)
+    ax.set_xlabel("output (|x_i| by feature i)" if summary["task"] == "abs" else "output (AND of pair, i < j in order)",
+                  fontsize=8)
+    ax.tick_params(labelsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.04).set_label("fraction of variance unexplained (0 exact, 1 constant)", fontsize=8)
+    ax.set_title(f"per-output error (FVU = MSE / variance of the target); {_title(summary)}", fontsize=8)
+    return save_figure(fig, path, dpi=110)
+
+
+def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, path: Path) -> Path:
+    order = _order(records)
+    if len(order) > MAX_WEIGHTS:  # spread over the settings
+        order = [order[round(j)] for j in np.linspace(0, len(order) - 1, MAX_WEIGHTS)]
+    fig, axs = plt.subplots(1, len(order), figsize=(1.5 + 2.3 * len(order), 3.6), squeeze=False, layout="constrained")
+    W1 = model["W1"]
+    lim = float(np.abs(W1[order]).max()) or 1.0
+    im = None
+    for ax, i in zip(axs[0], order):
+        live = np.flatnonzero(errors["alive"][i] > 0)
+        k = errors["features_per_neuron"][i][live]
+        rows = live[np.lexsort((np.abs(W1[i][live]).argmax(-1), k))]  # monosemantic first, then by main feature
+        im = ax.imshow(W1[i][rows], cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        r = records[i]
+        ax.set_title(f"S={1 - r['params']['feature_probability']:.3g} m={r['params']['n_hidden']} seed {r['params']['seed']}\n"
+                     f"{r['metrics']['monosemantic']} mono, {r['metrics']['two_features'] + r['metrics']['three_or_more']} poly,"
+                     f" {r['metrics']['computed']} computed", fontsize=7)
+        ax.set_xlabel("feature i", fontsize=7)
+        ax.set_ylabel("live neuron (1-feature first)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    if im is not None:
+        fig.colorbar(im, ax=axs[0].tolist(), fraction=0.03).set_label("W1 (input weight)", fontsize=8)
+    fig.suptitle(f"input weights W1; {_title(summary)}", fontsize=9)
+    return save_figure(fig, path, dpi=110)
+
+
+def draw_neurons_error(records: list[dict], summary: dict, path: Path) -> Path:
+    by_p: dict[float, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        v = r["metrics"]["mean_fvu"]
+        by_p[r["params"]["feature_probability"]][r["params"]["n_hidden"]].append(np.nan if v is None else v)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for c, (p, by_m) in enumerate(sorted(by_p.items())):
+        ms = sorted(by_m)
+        ax.plot(ms, [np.nanmean(by_m[m]) for m in ms], "o-", color=colours(c), ms=4, lw=1.2, label=f"S={1 - p:.3g}")
+        for m in ms:
+            ax.plot([m] * len(by_m[m]), by_m[m], ".", color=colours(c), ms=3, alpha=0.6)
+    ax.axvline(summary["outputs"], color="grey", ls="--", lw=0.8)
+    ax.text(summary["outputs"], 0.98, " one neuron\n per output", transform=ax.get_xaxis_transform(), fontsize=7,
+            va="top", color="grey")
+    ax.set_xlabel("hidden neurons m", fontsize=8)
+    ax.set_ylabel("mean fraction of variance unexplained", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, title="sparsity", title_fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"error as neurons shrink; {_title(summary)}", fontsize=8)
+    return save_figure(fig, path, dpi=110)
