@@ -72,11 +72,11 @@ def test_half_of_abs_and_nothing_are_not_computed():
     p = 0.05
     assert errors["fvu"][0] == pytest.approx(torch.full((n,), (p / 6) / (p / 3 - p * p / 4)), rel=0.05)
     assert errors["mse_on"][0] == pytest.approx(torch.full((n,), 1 / 6), rel=0.05)
-    assert not M.computed(errors["fvu"]).any()
+    assert not M.computed(errors["fvu"]).any() and M.computed(errors["fvu"], M.PARTLY).all()
     constant = {k: torch.zeros_like(v) for k, v in half.items()}
     constant["b2"] += 0.4  # a bias alone computes nothing, whatever the constant
     errors, _ = evaluate("abs", constant, n, p=1.0)
-    assert (errors["fvu"] >= 1.0).all() and not M.computed(errors["fvu"]).any()
+    assert (errors["fvu"] >= 1.0).all() and not M.computed(errors["fvu"], M.PARTLY).any()
 
 
 def test_data_presence_targets_and_importance():
@@ -143,6 +143,7 @@ def test_computation_kind_writes_results_and_plots(tmp_path):
     for r in records:
         counts = sum(r["metrics"][k] for k in ("monosemantic", "two_features", "three_or_more", "dead"))
         assert counts == r["params"]["n_hidden"] and r["metrics"]["outputs"] == 6
+        assert r["metrics"]["partly_computed"] >= r["metrics"]["computed"]
     names = {p.name for p in load_kind("computation").render(run)}
     assert names == {"neurons.png", "errors.png", "weights.png", "neurons_error.png"}
 

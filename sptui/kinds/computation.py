@@ -114,6 +114,7 @@ def save_results(ctx: Context, trainer) -> None:
     alive = (h > 0).any(1) & (trainer.mask > 0)
     ctx.save_arrays("errors", {**errors, "features_per_neuron": k, "alive": alive.to(torch.uint8)})
     done = M.computed(errors["fvu"])
+    partly = M.computed(errors["fvu"], M.PARTLY)
     loss = trainer.evaluate().cpu().tolist()
     counts = [M.neuron_counts(k[i, : q.n_hidden].cpu(), alive[i, : q.n_hidden].cpu()) for i, q in enumerate(ctx.instances)]
     records = []
@@ -123,13 +124,14 @@ def save_results(ctx: Context, trainer) -> None:
                         "params": {"feature_probability": q.feature_probability, "n_hidden": q.n_hidden,
                                    "seed": q.seed, "lr": q.lr, "weight_decay": q.weight_decay},
                         "metrics": {"loss": loss[i], **counts[i], "computed": int(done[i].sum()),
+                                    "partly_computed": int(partly[i].sum()),
                                     "outputs": trainer.outputs,
                                     "mean_fvu": float(rel[~rel.isnan()].mean()) if (~rel.isnan()).any() else None}})
     ctx.save_json("instances", records)
     p = ctx.instances[0]
     ctx.save_json("summary", {"task": p.task, "n_features": p.n_features, "outputs": trainer.outputs,
                               "importance_decay": p.importance_decay, "steps": p.steps,
-                              "monosemantic_share": M.SHARE, "computed_below": M.COMPUTED})
+                              "monosemantic_share": M.SHARE, "computed_below": M.COMPUTED, "partly_below": M.PARTLY})
     ctx.info("computed / monosemantic / polysemantic by instance: " + "; ".join(
         f"p={q.feature_probability:g} m={q.n_hidden}: {int(done[i].sum())}/{c['monosemantic']}/"
         f"{c['two_features'] + c['three_or_more']}" for i, (q, c) in enumerate(zip(ctx.instances, counts))))

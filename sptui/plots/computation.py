@@ -2,7 +2,8 @@
 
     neurons.png     the TMS paper's stacked bars: per setting (sparsity, n_hidden; mean over seeds) the neurons
                     that read one feature (monosemantic), two, three or more, and dead ones; beside them the number
-                    of outputs computed (fraction of variance unexplained below the rule's threshold)
+                    of outputs computed and at least partly computed (fraction of variance unexplained below 0.25,
+                    0.75)
     errors.png      every instance's fraction of variance unexplained per output (0 exact, 1 = a constant)
     weights.png     W1 of up to 6 instances (neurons x features, live neurons only), diverging map centred at 0
     neurons_error.png   (when n_hidden is swept) mean fraction of variance unexplained against the number of neurons, one line per
@@ -73,20 +74,22 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     bars.set_xticks(x, labels, fontsize=8)
     bars.set_xlabel("sparsity S = 1 - feature probability" + (", neurons m" if several_m else ""), fontsize=8)
     bars.set_ylabel("neurons (mean over seeds)", fontsize=8)
-    bars.set_title(f"features per neuron (the fewest carrying {summary['monosemantic_share']:.0%} of its input "
-                   "weight^2)", fontsize=8)
+    bars.set_title(f"neurons by the features they read\n(the fewest carrying {summary['monosemantic_share']:.0%} "
+                   "of the neuron's W1^2)", fontsize=8)
     bars.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    computed = [np.mean([m["computed"] for m in groups[k]]) for k in keys]
-    right.plot(x, computed, "o-", color="black", lw=1.2, ms=4, label="mean over seeds")
-    for j, k in enumerate(keys):
-        right.plot([j] * len(groups[k]), [m["computed"] for m in groups[k]], ".", color="grey", ms=4,
-                   label="one seed" if j == 0 else None)
+    for key, colour, name in (("computed", "black", f"FVU < {summary['computed_below']:g} (computed)"),
+                              ("partly_computed", "#7f7f7f", f"FVU < {summary['partly_below']:g} (at least partly)")):
+        right.plot(x, [np.mean([m[key] for m in groups[k]]) for k in keys], "o-", color=colour, lw=1.2, ms=4,
+                   label=name + ", mean over seeds")
+        for j, k in enumerate(keys):
+            right.plot([j] * len(groups[k]), [m[key] for m in groups[k]], ".", color=colour, ms=4, alpha=0.6,
+                       label="one seed" if j == 0 and key == "computed" else None)
     right.axhline(summary["outputs"], color="grey", lw=0.8, ls="--", label=f"all {summary['outputs']} outputs")
     right.set_xticks(x, labels, fontsize=8)
     right.set_ylim(0, summary["outputs"] * 1.08)
     right.set_xlabel(bars.get_xlabel(), fontsize=8)
     right.set_ylabel("outputs computed", fontsize=8)
-    right.set_title(f"outputs computed (FVU < {summary['computed_below']:g})", fontsize=8)
+    right.set_title("outputs computed (FVU: fraction of variance unexplained)", fontsize=8)
     right.legend(fontsize=7)
     for ax in (bars, right):
         ax.tick_params(labelsize=7)
@@ -111,7 +114,8 @@ def draw_errors(records: list[dict], errors: dict, summary: dict, path: Path) ->
                   fontsize=8)
     ax.tick_params(labelsize=7)
     fig.colorbar(im, ax=ax, fraction=0.04).set_label("fraction of variance unexplained (0 exact, 1 constant)", fontsize=8)
-    ax.set_title(f"per-output error (FVU = MSE / variance of the target); {_title(summary)}", fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(f"per-output error (FVU = MSE / variance of the target)\n{_title(summary)}", fontsize=8)
     return save_figure(fig, path, dpi=110)
 
 
@@ -161,5 +165,5 @@ def draw_neurons_error(records: list[dict], summary: dict, path: Path) -> Path:
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, title="sparsity", title_fontsize=7)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"error as neurons shrink; {_title(summary)}", fontsize=8)
+    ax.set_title(f"error as neurons shrink\n{_title(summary)}", fontsize=8)
     return save_figure(fig, path, dpi=110)

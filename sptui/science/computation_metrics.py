@@ -14,6 +14,7 @@ from torch import Tensor
 
 SHARE = 0.9  # a neuron reads the fewest features that carry this share of its squared input weight
 COMPUTED = 0.25  # an output is computed when its fraction of variance unexplained is below this
+PARTLY = 0.75  # ... and at least partly computed below this (one half of |x|, ReLU(x) alone, leaves 0.5-0.8)
 
 
 def output_errors(y: Float[Tensor, "*i batch outputs"], t: Float[Tensor, "*i batch outputs"],
@@ -37,7 +38,8 @@ def output_errors(y: Float[Tensor, "*i batch outputs"], t: Float[Tensor, "*i bat
 
 def computed(fvu: Float[Tensor, "*i outputs"], threshold: float = COMPUTED) -> Bool[Tensor, "*i outputs"]:
     """An output is computed when its fraction of variance unexplained (output_errors) is below `threshold`
-    (0.25: better than half of |x| computed, which leaves >= 0.5, and than no computation, 1)."""
+    (0.25: better than half of |x| computed, which leaves >= 0.5, and than no computation, 1). With
+    threshold=PARTLY (0.75): at least partly computed (half of a sparse |x| counts; a constant output does not)."""
     return fvu < threshold
 
 
