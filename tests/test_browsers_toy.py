@@ -311,3 +311,41 @@ async def test_memorization_run_shows_training_points_beside_features(tmp_path_f
         assert "test_loss" in app.browser.data.sweep_metrics()
         label = app.browser.data.instance_label(i)
         assert "train_examples=20" in label and "max D: points" in label
+
+
+COMPUTATION_JOB = """
+[[job]]
+kind = "computation"
+name = "tiny-computation"
+task = "abs"
+n_features = 5
+steps = 40
+batch_size = 64
+eval_batch = 256
+log_points = 2
+[job.sweep]
+n_hidden = [3, 6]
+feature_probability = [1.0, 0.1]
+"""
+
+
+async def test_computation_run_shows_its_own_neurons_and_readout(tmp_path_factory):
+    run = _run(tmp_path_factory, COMPUTATION_JOB, "computation")
+    records = read_json(run.results / "instances.json")
+    model = load_arrays(run.results / "model.safetensors")
+    app = Host(browser_for("computation", run.root))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _open(app, pilot)
+        i = next(k for k, r in enumerate(records) if r["params"]["n_hidden"] == 3)
+        app.browser.select_instance(i)
+        await pilot.pause()
+        hm = app.browser.query_one("#toy-weights", Heatmap)
+        assert hm.matrix.shape == (3, 5 + 2)  # the instance's 3 neurons, not the 6 of the widest
+        np.testing.assert_allclose(hm.matrix[:, :5], model["W1"][i][:3])
+        np.testing.assert_allclose(hm.matrix[:, 6], model["b1"][i][:3])
+        await pilot.press("2")
+        await pilot.pause()
+        readout = app.browser.query_one("#toy-function", Heatmap)
+        np.testing.assert_allclose(readout.matrix, model["W2"][i][:, :3])
+        assert readout.legend == "W2 (readout weight)"
+        assert "computed" in app.browser.data.instance_label(i)

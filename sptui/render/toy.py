@@ -1,6 +1,7 @@
 """What the toy-model views show, shaped from a run's results: one class per kind, no Textual.
 
-`load_toy(run_dir, kind)` reads a tms or functions run into its view: `TmsView` or `FunctionsView`.
+`load_toy(run_dir, kind)` reads a toy run into its kind's view (`TmsView`, `FunctionsView`, `MemorizationView`,
+`ComputationView`).
 Both share the instances, their grid points and metrics, the sweep grid over two swept parameters,
 D* against 1/(1-S) and the training curves; each kind says what its weights tab shows (`weights`, plus
 `feature_bars` for tms) and what its geometry tab shows (`geometry`). The app's toy browser draws a view
@@ -64,6 +65,7 @@ class Geometry:
     curves: list[dict[str, Any]] = field(default_factory=list)
     row_label: str = ""
     col_label: str = ""
+    legend: str = ""  # a map's colour-scale legend
 
 
 @dataclass
@@ -264,7 +266,8 @@ class FunctionsView(ToyView):
             both = np.full((learned.shape[0], learned.shape[1] * 2 + 3), np.nan, dtype=np.float32)
             both[:, : learned.shape[1]] = learned
             both[:, learned.shape[1] + 3:] = target
-            return Geometry("map", f"instance {i}: learned | target", matrix=both, row_label="y", col_label="x")
+            return Geometry("map", f"instance {i}: learned | target", matrix=both, row_label="y", col_label="x",
+                            legend="learned | target")
         axis = self.function["axis"]
         return Geometry("curves", f"instance {i}: learned vs target", curves=[
             {"x": axis, "y": target, "label": "target"}, {"x": axis, "y": learned, "label": "learned"}])
@@ -300,7 +303,41 @@ class MemorizationView(TmsView):
                         "each set scaled to its largest norm", points=series, row_label="h1", col_label="h0")
 
 
-VIEWS: dict[str, type[ToyView]] = {"tms": TmsView, "functions": FunctionsView, "memorization": MemorizationView}
+class ComputationView(ToyView):
+    """Computation in superposition (kind computation): each neuron's input weights and bias, [W1 | b1], and the
+    readout W2 (outputs x neurons) in the geometry tab; only the instance's own n_hidden neurons (others are padding)."""
+
+    kind = "computation"
+
+    def _width(self, i: int) -> int:
+        return int(self.weights_arrays["mask"][i].sum()) if "mask" in self.weights_arrays else self.weights_arrays["W1"].shape[1]
+
+    def instance_label(self, i: int) -> str:
+        m = self.records[i].get("metrics", {})
+        return (f"#{i} {self.grid_label(i)}  loss {fmt(number(m.get('loss')))}  computed {m.get('computed')}/"
+                f"{m.get('outputs')}  mono {m.get('monosemantic')} poly "
+                f"{number(m.get('two_features')) + number(m.get('three_or_more')):g}")
+
+    def weights(self, i: int) -> Weights:
+        W1 = self.weights_arrays["W1"][i][: self._width(i)].astype(np.float32)  # [neurons, features]
+        out = np.full((W1.shape[0], W1.shape[1] + 2), np.nan, dtype=np.float32)
+        out[:, : W1.shape[1]] = W1
+        out[:, -1] = self.weights_arrays["b1"][i][: W1.shape[0]]
+        return Weights(out, "neurons: W1 (features) | b1", "neuron", "feature | b1")
+
+    def describe_weight(self, row: int, col: int, value: float) -> str:
+        n = self.weights_arrays["W1"].shape[2]
+        what = f"W1[{row}, {col}]" if col < n else (f"b1[{row}]" if col == n + 1 else "(gap)")
+        return f"{what} = {fmt(value)}  (neuron {row})"
+
+    def geometry(self, i: int) -> Geometry:
+        W2 = self.weights_arrays["W2"][i][:, : self._width(i)].astype(np.float32)
+        return Geometry("map", f"instance {i}: readout W2 (rows: outputs, columns: neurons)", matrix=W2,
+                        row_label="output", col_label="neuron", legend="W2 (readout weight)")
+
+
+VIEWS: dict[str, type[ToyView]] = {"tms": TmsView, "functions": FunctionsView, "memorization": MemorizationView,
+                                   "computation": ComputationView}
 
 
 def load_toy(run_dir: str | Path, kind: str) -> ToyView:

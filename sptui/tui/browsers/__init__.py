@@ -3,7 +3,7 @@
     browser_for("addition", run_dir)         ablation grids (and, from there, Q/K/V/O projections);
                                              also "addition-analysis" runs
     browser_for("neuron-geometry", run_dir)  the permuted cosine matrix and its blocks
-    browser_for("tms" | "functions" | "memorization", ...)  toy models: W^T W, feature norms, geometry, sweeps, curves
+    browser_for("tms" | "functions" | "memorization" | "computation", ...)  toy models: W^T W, feature norms, geometry, sweeps, curves
     browser_for("neuroscope", run_dir)       neurons: top texts, histograms, logit effects, neighbours
     browser_for("sae", run_dir)              SAEs: metrics, recovery on the toy grid, decoder vs true, latents
 
@@ -26,6 +26,7 @@ BROWSERS = {
     "tms": ("toy", "ToyBrowser"),
     "functions": ("toy", "ToyBrowser"),
     "memorization": ("toy", "ToyBrowser"),
+    "computation": ("toy", "ToyBrowser"),
     "neuroscope": ("neuroscope", "NeuroscopeBrowser"),
     "sae": ("sae", "SAEBrowser"),
 }

@@ -193,7 +193,7 @@ class ToyBrowser(BrowserScreen):
         if scatter.display:
             scatter.set_series(g.points, g.title)  # nothing to draw: the title says why
         elif g.shows == "map":
-            fn_map.set_data(g.matrix, legend="learned | target")
+            fn_map.set_data(g.matrix, legend=g.legend)
         elif g.shows == "curves":
             plt = fn_plot.plt
             plt.clear_data()
