@@ -64,7 +64,7 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     keys = sorted(groups)
     several_m = len({m for _, m in keys}) > 1
     x = np.arange(len(keys))
-    fig, (bars, right) = plt.subplots(1, 2, figsize=(max(7.0, 1.2 + 0.9 * len(keys) * 2), 3.6), layout="constrained")
+    fig, (bars, right) = plt.subplots(1, 2, figsize=(min(13.0, max(9.0, 3.0 + 1.0 * len(keys))), 4.2), layout="constrained")
     bottom = np.zeros(len(keys))
     for key, name, colour in STACK:
         values = np.array([np.mean([m[key] for m in groups[k]]) for k in keys])
@@ -76,21 +76,22 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     bars.set_ylabel("neurons (mean over seeds)", fontsize=8)
     bars.set_title(f"neurons by the features they read\n(the fewest carrying {summary['monosemantic_share']:.0%} "
                    "of the neuron's W1^2)", fontsize=8)
-    bars.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    for key, colour, name in (("computed", "black", f"FVU < {summary['computed_below']:g} (computed)"),
-                              ("partly_computed", "#7f7f7f", f"FVU < {summary['partly_below']:g} (at least partly)")):
+    bars.set_ylim(0, max(r["params"]["n_hidden"] for r in records) * 1.3)  # room for the legend
+    bars.legend(fontsize=6, loc="upper left", ncol=2)
+    for key, colour, name in (("computed", "black", f"computed (FVU < {summary['computed_below']:g})"),
+                              ("partly_computed", "#7f7f7f", f"at least partly (FVU < {summary['partly_below']:g})")):
         right.plot(x, [np.mean([m[key] for m in groups[k]]) for k in keys], "o-", color=colour, lw=1.2, ms=4,
-                   label=name + ", mean over seeds")
+                   label=name)
         for j, k in enumerate(keys):
             right.plot([j] * len(groups[k]), [m[key] for m in groups[k]], ".", color=colour, ms=4, alpha=0.6,
                        label="one seed" if j == 0 and key == "computed" else None)
     right.axhline(summary["outputs"], color="grey", lw=0.8, ls="--", label=f"all {summary['outputs']} outputs")
     right.set_xticks(x, labels, fontsize=8)
-    right.set_ylim(0, summary["outputs"] * 1.08)
+    right.set_ylim(0, summary["outputs"] * 1.4)  # room for the legend above the all-outputs line
     right.set_xlabel(bars.get_xlabel(), fontsize=8)
-    right.set_ylabel("outputs computed", fontsize=8)
+    right.set_ylabel("outputs (lines: mean over seeds)", fontsize=8)
     right.set_title("outputs computed (FVU: fraction of variance unexplained)", fontsize=8)
-    right.legend(fontsize=7)
+    right.legend(fontsize=6, loc="upper left", ncol=2)
     for ax in (bars, right):
         ax.tick_params(labelsize=7)
     fig.suptitle(_title(summary), fontsize=9)
@@ -158,8 +159,8 @@ def draw_neurons_error(records: list[dict], summary: dict, path: Path) -> Path:
         for m in ms:
             ax.plot([m] * len(by_m[m]), by_m[m], ".", color=colours(c), ms=3, alpha=0.6)
     ax.axvline(summary["outputs"], color="grey", ls="--", lw=0.8)
-    ax.text(summary["outputs"], 0.98, " one neuron\n per output", transform=ax.get_xaxis_transform(), fontsize=7,
-            va="top", color="grey")
+    ax.text(summary["outputs"], 0.98, "one neuron \nper output ", transform=ax.get_xaxis_transform(), fontsize=7,
+            va="top", ha="right", color="grey")
     ax.set_xlabel("hidden neurons m", fontsize=8)
     ax.set_ylabel("mean fraction of variance unexplained", fontsize=8)
     ax.set_ylim(bottom=0)
