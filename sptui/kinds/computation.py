@@ -43,7 +43,7 @@ class Params:
     seed: int = param(0, "seed of the instance's init and data stream", ge=0, batchable=True)
     eval_batch: int = param(8192, "fixed evaluation batch (per-output errors are measured on it)", ge=16, le=1_000_000)
     log_points: int = param(40, "how many times metrics are logged", ge=1, le=10_000)
-    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1)
+    checkpoint_every: int = param(2000, "steps between resume checkpoints", ge=1, le=10_000_000)
 
     def check(self):
         outputs = self.n_features if self.task == "abs" else self.n_features * (self.n_features - 1) // 2
@@ -99,6 +99,16 @@ def run(ctx: Context) -> None:
             ctx.progress(done)
             ctx.check_cancelled()
     save_results(ctx, trainer)
+
+
+def memory_estimate(instances: list[Params]) -> int:
+    """Bytes at the peak, from the dominant float32 tensors: the weights (W1, W2 at the widest instance's width,
+    with gradient and Adam moments) and a step's [I, batch, *] inputs, hidden and output activations (about 4
+    such tensors each) and the fixed evaluation batch's (about 2). A lower bound within ~2x."""
+    p, count = instances[0], len(instances)
+    H = max(q.n_hidden for q in instances)
+    K = p.n_features if p.task == "abs" else p.n_features * (p.n_features - 1) // 2
+    return 4 * count * (4 * (H * p.n_features + K * H + H + K) + (4 * p.batch_size + 2 * p.eval_batch) * (2 * p.n_features + H + 2 * K))
 
 
 def save_results(ctx: Context, trainer) -> None:

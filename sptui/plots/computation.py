@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sptui import runs  # noqa: E402
 from sptui.plots.save import save_figure  # noqa: E402
@@ -115,7 +116,7 @@ def draw_errors(records: list[dict], errors: dict, summary: dict, path: Path) ->
                   fontsize=8)
     ax.tick_params(labelsize=7)
     fig.colorbar(im, ax=ax, fraction=0.04).set_label("fraction of variance unexplained (0 exact, 1 constant)", fontsize=8)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"per-output error (FVU = MSE / variance of the target)\n{_title(summary)}", fontsize=8)
     return save_figure(fig, path, dpi=110)
 
