@@ -211,3 +211,17 @@ def test_memorization_figures_are_fit_for_a_paper(tmp_path):
     problems = drawn(run, "memorization")
     assert set(problems) == {"double_descent.png", "hidden_vectors.png"}
     assert_clean(problems)
+
+
+# ---------------------------------------------------------------- computation in superposition
+
+@pytest.mark.parametrize("task,sweep", [
+    ("abs", {"feature_probability": [1.0, 0.3, 0.1, 0.03], "seed": [0, 1]}),  # jobs/computation.toml's shape
+    ("uand", {"n_hidden": [2, 4, 7, 14, 28], "feature_probability": [0.3, 0.1]}),  # ten settings: the widest bars
+])
+def test_computation_figures_are_fit_for_a_paper(tmp_path, task, sweep):
+    params = dict(task=task, n_features=20 if task == "abs" else 8, steps=30, batch_size=64, eval_batch=512, log_points=2)
+    run = run_kind("computation", params, tmp_path, sweep=sweep, name=f"computation-{task}")
+    problems = drawn(run, "computation")
+    assert set(problems) == {"neurons.png", "errors.png", "weights.png"} | ({"neurons_error.png"} if task == "uand" else set())
+    assert_clean(problems)

@@ -65,20 +65,20 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     keys = sorted(groups)
     several_m = len({m for _, m in keys}) > 1
     x = np.arange(len(keys))
-    fig, (bars, right) = plt.subplots(1, 2, figsize=(min(13.0, max(9.0, 3.0 + 1.0 * len(keys))), 4.2), layout="constrained")
+    fig, (bars, right) = plt.subplots(1, 2, figsize=(min(9.5, max(8.0, 3.0 + 0.65 * len(keys))), 4.4), layout="constrained")
     bottom = np.zeros(len(keys))
     for key, name, colour in STACK:
         values = np.array([np.mean([m[key] for m in groups[k]]) for k in keys])
         bars.bar(x, values, bottom=bottom, color=colour, label=name, width=0.7)
         bottom += values
     labels = [_label(s, m, several_m) for s, m in keys]
-    bars.set_xticks(x, labels, fontsize=8)
+    bars.set_xticks(x, labels, fontsize=7)
     bars.set_xlabel("sparsity S = 1 - feature probability" + (", neurons m" if several_m else ""), fontsize=8)
     bars.set_ylabel("neurons (mean over seeds)", fontsize=8)
     bars.set_title(f"neurons by the features they read\n(the fewest carrying {summary['monosemantic_share']:.0%} "
                    "of the neuron's W1^2)", fontsize=8)
-    bars.set_ylim(0, max(r["params"]["n_hidden"] for r in records) * 1.3)  # room for the legend
-    bars.legend(fontsize=6, loc="upper left", ncol=2)
+    bars.set_ylim(0, max(r["params"]["n_hidden"] for r in records) * 1.35)  # room for the legend
+    bars.legend(fontsize=7, loc="upper left", ncol=2)
     for key, colour, name in (("computed", "black", f"computed (FVU < {summary['computed_below']:g})"),
                               ("partly_computed", "#7f7f7f", f"at least partly (FVU < {summary['partly_below']:g})")):
         right.plot(x, [np.mean([m[key] for m in groups[k]]) for k in keys], "o-", color=colour, lw=1.2, ms=4,
@@ -87,12 +87,12 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
             right.plot([j] * len(groups[k]), [m[key] for m in groups[k]], ".", color=colour, ms=4, alpha=0.6,
                        label="one seed" if j == 0 and key == "computed" else None)
     right.axhline(summary["outputs"], color="grey", lw=0.8, ls="--", label=f"all {summary['outputs']} outputs")
-    right.set_xticks(x, labels, fontsize=8)
+    right.set_xticks(x, labels, fontsize=7)
     right.set_ylim(0, summary["outputs"] * 1.4)  # room for the legend above the all-outputs line
     right.set_xlabel(bars.get_xlabel(), fontsize=8)
     right.set_ylabel("outputs (lines: mean over seeds)", fontsize=8)
     right.set_title("outputs computed (FVU: fraction of variance unexplained)", fontsize=8)
-    right.legend(fontsize=6, loc="upper left", ncol=2)
+    right.legend(fontsize=7, loc="upper left", ncol=2)
     for ax in (bars, right):
         ax.tick_params(labelsize=7)
     fig.suptitle(_title(summary), fontsize=9)
@@ -125,11 +125,15 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
     order = _order(records)
     if len(order) > MAX_WEIGHTS:  # spread over the settings
         order = [order[round(j)] for j in np.linspace(0, len(order) - 1, MAX_WEIGHTS)]
-    fig, axs = plt.subplots(1, len(order), figsize=(1.5 + 2.3 * len(order), 3.6), squeeze=False, layout="constrained")
+    cols = min(3, len(order))
+    rows = -(-len(order) // cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(1.2 + 2.5 * cols, 0.6 + 2.9 * rows), squeeze=False, layout="constrained")
+    for ax in axs.ravel()[len(order):]:
+        ax.axis("off")
     W1 = model["W1"]
     lim = float(np.abs(W1[order]).max()) or 1.0
     im = None
-    for ax, i in zip(axs[0], order):
+    for ax, i in zip(axs.ravel(), order):
         live = np.flatnonzero(errors["alive"][i] > 0)
         k = errors["features_per_neuron"][i][live]
         rows = live[np.lexsort((np.abs(W1[i][live]).argmax(-1), k))]  # monosemantic first, then by main feature
@@ -140,9 +144,9 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
                      f" {r['metrics']['computed']} computed", fontsize=7)
         ax.set_xlabel("feature i", fontsize=7)
         ax.set_ylabel("live neuron (1-feature first)", fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=7)
     if im is not None:
-        fig.colorbar(im, ax=axs[0].tolist(), fraction=0.03).set_label("W1 (input weight)", fontsize=8)
+        fig.colorbar(im, ax=axs.ravel().tolist(), fraction=0.03).set_label("W1 (input weight)", fontsize=8)
     fig.suptitle(f"input weights W1; {_title(summary)}", fontsize=9)
     return save_figure(fig, path, dpi=110)
 
