@@ -50,7 +50,7 @@ def nesting_depth(value, limit: int = NESTING) -> int:
     once past `limit`, so a hostile document costs no more than walking `limit` levels of it."""
     depth, level = 0, [value]
     while level and depth <= limit:
-        inner = []
+        inner: list = []
         for v in level:
             if isinstance(v, dict):
                 inner.extend(v.values())

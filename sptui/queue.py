@@ -337,7 +337,7 @@ class QueueReadOnly(SptuiError):
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
-def _primary(error: sqlite3.Error) -> str:
+def _primary(error: BaseException) -> str:
     """SQLite's primary result code name ("SQLITE_IOERR_WRITE" -> "SQLITE_IOERR")."""
     name = getattr(error, "sqlite_errorname", "") or ""
     parts = name.split("_")
@@ -929,7 +929,7 @@ class Queue:
                             "exit_code = NULL, slurm_job_id = NULL, slurm_state = NULL WHERE id = ?", (job_id,))
             self._bring_back(job_id)
 
-    def restore(self, rows: list[dict[str, Any]], deps: Iterable[tuple[int, int, str, int]] = (),
+    def restore(self, rows: builtins.list[dict[str, Any]], deps: Iterable[tuple[int, int, str, int]] = (),
                 next_id: int = 1) -> None:
         """Insert whole rows, ids included, and what they wait for ((job_id, needs, param, ended_it) each, as
         job_deps), in one transaction (`sptui recover` rebuilding a queue); the next job submitted gets an id

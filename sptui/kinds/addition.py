@@ -108,7 +108,8 @@ def snapshot_steps(total: int, growth: float, most: int | None = None) -> list[i
     (`most`: stop counting after that many, for a check that only needs to know there are too many)."""
     if growth <= 0:
         return []
-    steps, s = [], 0
+    steps: list[int] = []
+    s = 0
     while s < total and (most is None or len(steps) < most):
         steps.append(s)
         s = max(s + 1, int(s * growth))
