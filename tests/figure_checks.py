@@ -106,8 +106,10 @@ def _categorical(cmap) -> bool:
     return isinstance(cmap, mcolors.ListedColormap) and cmap.N <= MAX_CATEGORIES
 
 
-def _has_legend(fig: Figure) -> bool:
-    return bool(fig.legends) or any(ax.get_legend() is not None for ax in fig.axes)
+def _has_legend(fig) -> bool:
+    """A legend of the figure, of one of its sub-figures (fig.subfigures) or of one of its panels."""
+    return bool(fig.legends) or any(_has_legend(sub) for sub in fig.subfigs) \
+        or any(ax.get_legend() is not None for ax in fig.axes)
 
 
 def _data_of(mappable) -> np.ndarray:
@@ -414,8 +416,11 @@ def _same_axis_ticks(a, b) -> bool:
     return False
 
 
-def figure_problems(fig: Figure, *, tight: bool = False) -> list[str]:
-    """Everything `figure_problems` can tell is wrong with `fig` as it would be saved (see the module doc)."""
+def figure_problems(fig: Figure, *, tight: bool = False, dpi: float | None = None) -> list[str]:
+    """Everything `figure_problems` can tell is wrong with `fig` as it would be saved (see the module doc), at the
+    dpi it is saved with (text widths do not scale exactly with dpi: two titles apart at 100 dpi may touch at 150)."""
+    if dpi is not None:
+        fig.set_dpi(dpi)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     f = _Figure(fig, renderer)
@@ -454,7 +459,9 @@ def checking_saves():
     original_write = runs.atomic_write_bytes
 
     def savefig(self, fname, *args, **kwargs):
-        problems = figure_problems(self, tight=kwargs.get("bbox_inches") == "tight")
+        dpi = kwargs.get("dpi")
+        problems = figure_problems(self, tight=kwargs.get("bbox_inches") == "tight",
+                                   dpi=dpi if isinstance(dpi, (int, float)) else None)
         if isinstance(fname, (str, Path)):
             seen.by_path[Path(fname)] = problems
         else:

@@ -153,8 +153,8 @@ def test_functions_and_tms_theory_figures_are_fit_for_a_paper(artifacts_root):
 
 @pytest.mark.slow
 def test_language_model_kinds_figures_are_fit_for_a_paper(artifacts_root):
-    """lm, then Neuroscope, neuron geometry and SAEs on it. (An SAE on a toy model also draws recovery.png,
-    which this test does not cover.)"""
+    """lm, then Neuroscope, neuron geometry and SAEs on it. (An SAE on a toy model also draws recovery.png and
+    recovery_toy.png: test_sae_recovery_figures_of_a_toy_source_are_fit_for_a_paper.)"""
     from .helpers import run_toml
     from .test_lm import TINY
 
@@ -224,4 +224,19 @@ def test_computation_figures_are_fit_for_a_paper(tmp_path, task, sweep):
     run = run_kind("computation", params, tmp_path, sweep=sweep, name=f"computation-{task}")
     problems = drawn(run, "computation")
     assert set(problems) == {"neurons.png", "errors.png", "weights.png"} | ({"neurons_error.png"} if task == "uand" else set())
+    assert_clean(problems)
+
+
+# ---------------------------------------------------------------- SAEs on toy models: recovery on the toy grid
+
+def test_sae_recovery_figures_of_a_toy_source_are_fit_for_a_paper(tmp_path):
+    """SAEs on a toy-model sweep over two parameters, two SAE settings: recovery.png (a row per setting and the
+    best of them) and recovery_toy.png (the toy models' D*, represented features, geometry, recovery by shape)."""
+    run_kind("tms", dict(n_features=5, n_hidden=2, steps=200, batch_size=256, log_points=2), tmp_path,
+             sweep={"feature_probability": [1.0, 0.3, 0.05], "importance_decay": [1.0, 0.7]}, name="toy")
+    sae = run_kind("sae", dict(source="toy", architecture="relu", d_sae=10, lr=3e-3, steps=60, batch_size=256,
+                               log_points=2, eval_tokens=2048), tmp_path,
+                   sweep={"sparsity_coefficient": [0.3, 3.0]}, name="sae-toy")
+    problems = drawn(sae, "sae")
+    assert {"metrics.png", "latents.png", "recovery.png", "recovery_toy.png"} <= set(problems)
     assert_clean(problems)

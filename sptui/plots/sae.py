@@ -3,9 +3,12 @@ summary.json, and for toy sources the source tms run's instances.json), so `sptu
 
     metrics.png      final metrics per instance
     latents.png      distribution of latent firing frequency (log10) per instance, dead latents counted
-    recovery.png     toy sources swept over two parameters: recovery (MMCS, F1, matched correlation) on
-                     the toy sweep's grid, beside the toy models' D* (dims per feature) and geometry on the
-                     same grid, and recovery pooled by the shape each feature has (antipodal pair, pentagon, ...)
+    recovery.png     toy sources swept over one or two parameters: per SAE setting (a row), its L0 and its
+                     recovery (MMCS, F1, matched correlation) on the toy sweep's grid, and the best any setting reached
+    recovery_toy.png the same grid's toy models: D* (dims per feature), represented features and geometry, and
+                     recovery pooled by the shape each feature has (antipodal pair, pentagon, ...)
+
+Both are sized for a page (7.5 in wide), so their text stays readable when a paper prints them at its width.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
 from sptui.plots.save import save_figure  # noqa: E402
+from sptui.render.colormap import SEQUENTIAL  # noqa: E402
 
-RECOVERY = [("mmcs", "MMCS (decoder vs true directions)"), ("f1", "F1 (latent fires | feature present)"),
-            ("corr", "matched correlation")]
+RECOVERY = [("mmcs", "MMCS\n(best decoder cosine)"), ("f1", "F1\n(matched latent fires)"),
+            ("corr", "matched\ncorrelation")]
+PAGE = 7.5  # inches: the recovery figures' width, a page's
 MAX_ROWS = 4
 
 
@@ -41,7 +46,8 @@ def render_run(run) -> list[Path]:
         axes = swept_axes([r.get("source_grid", {}) for r in records])
         if axes:
             toy = runs.load_arrays(run.results / "toy.safetensors")
-            paths.append(draw_recovery(records, toy_records, axes, summary, out / "recovery.png", toy, arrays))
+            paths.append(draw_recovery(records, axes, summary, out / "recovery.png"))
+            paths.append(draw_toy_context(records, toy_records, axes, summary, out / "recovery_toy.png", toy, arrays))
     return paths
 
 
@@ -154,21 +160,40 @@ def _grid(records, xkey, xs, ykey, ys, get) -> np.ndarray:
         return total / count
 
 
-def _heat(fig, ax, values, xs, ys, xkey, ykey, title, vmin=None, vmax=None, fmt="{:.2f}"):
-    im = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
-    for (yi, xi), v in np.ndenumerate(values):
-        if not math.isnan(v):
-            ax.text(xi, yi, fmt.format(v), ha="center", va="center", fontsize=6.5,
-                    color="black" if im.norm(v) > 0.6 else "white")
-    ax.set_xticks(range(len(xs)), [f"{axis_value(v):.3g}" for v in xs], fontsize=7, rotation=45)
-    ax.set_xlabel(xkey, fontsize=8)
+def _heat(ax, values, xs, ys, xkey, ykey, norm, fmt="{:.2f}", annotate=True):
+    """One grid of values as a heatmap on the project's sequential map, values written in where they fit."""
+    im = ax.imshow(values, origin="lower", aspect="auto", cmap=SEQUENTIAL, norm=norm, interpolation="nearest")
+    if annotate:
+        for (yi, xi), v in np.ndenumerate(values):
+            if not math.isnan(v):
+                ax.text(xi, yi, fmt.format(v), ha="center", va="center", fontsize=5.5,
+                        color="black" if norm(v) > 0.6 else "white")
+    step = max(1, math.ceil(len(xs) / 8))  # at most 8 tick labels, so they never run into each other
+    ax.set_xticks(range(0, len(xs), step), [f"{axis_value(v):.3g}" for v in xs[::step]], fontsize=6.5, rotation=45)
     if ykey:
-        ax.set_yticks(range(len(ys)), [f"{axis_value(v):.3g}" for v in ys], fontsize=7)
-        ax.set_ylabel(ykey + (" (last entry)" if isinstance(ys[0], list) else ""), fontsize=8)
+        step = max(1, math.ceil(len(ys) / 8))
+        ax.set_yticks(range(0, len(ys), step), [f"{axis_value(v):.3g}" for v in ys[::step]], fontsize=6.5)
     else:
         ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    return im
+
+
+def _fits(values: np.ndarray, panel_width: float, fmt: str) -> bool:
+    """Whether values written into the cells fit: a cell's width (points) against the widest number's."""
+    widest = max((len(fmt.format(v)) for v in values.ravel() if not math.isnan(v)), default=1)
+    return panel_width * 72 / max(1, values.shape[1]) >= widest * 5.5 * 0.6 + 2
+
+
+def _axis_name(key: str, values: list) -> str:
+    return key + (" (last entry)" if isinstance(values[0], list) else "")
+
+
+def _integer_ticks(bar, values) -> None:
+    """Counts (represented features) get whole-number ticks on their colour bar."""
+    finite = values[np.isfinite(values)]
+    if finite.size and np.all(finite == np.round(finite)):
+        bar.locator = matplotlib.ticker.MaxNLocator(integer=True)
+        bar.update_ticks()
 
 
 def feature_shapes(records, toy_records) -> list[list[str]] | None:
@@ -214,93 +239,149 @@ def draw_shape_recovery(ax, pooled: list[tuple[dict, dict]]) -> None:
         xs = np.arange(len(shapes)) + (j - (len(pooled) - 1) / 2) * width
         f1 = [by.get(s, {}).get("f1", np.nan) for s in shapes]
         cos = [by.get(s, {}).get("best_cosine", np.nan) for s in shapes]
-        ax.bar(xs, f1, width=width * 0.95, color=colours(j), label=f"F1, {label(point)}")
+        ax.bar(xs, f1, width=width * 0.95, color=colours(j), label=f"F1, {label(point)}" if point else "F1")
         ax.plot(xs, cos, "o", color="black", markersize=3, label="best cosine (MMCS term)" if j == 0 else None)
     counts = {s: max(by.get(s, {}).get("features", 0) for _, by in pooled) for s in shapes}
     ax.set_xticks(range(len(shapes)), [f"{s}\n({counts[s]})" for s in shapes], fontsize=7)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("mean over features", fontsize=8)
+    ax.set_ylabel("mean over the shape's features", fontsize=7)
+    ax.set_xlabel("shape in the toy model (features)", fontsize=7)
     ax.tick_params(labelsize=7)
-    ax.set_title("recovery by the feature's shape in its toy model\n(features per shape in brackets)", fontsize=9)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.set_title("recovery by the feature's shape", fontsize=8)
 
 
-def draw_recovery(records, toy_records, axes: dict[str, list], summary, path: Path, toy=None, arrays=None) -> Path:
-    """Top row: the toy models on their sweep grid (D*, represented features, geometry) and recovery pooled by
-    feature shape. Then one row per SAE setting
-    (up to MAX_ROWS): its L0 and its recovery (MMCS, F1, matched correlation) on the same grid; with several
-    settings, a last row with the best recovery any setting reached in each cell."""
+def _sae_points(records) -> list[dict]:
+    out = []
+    for r in records:
+        if r["grid"] not in out:
+            out.append(r["grid"])
+    return out
+
+
+def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
+    """One row per SAE setting (up to MAX_ROWS): its L0 and its recovery (MMCS, F1, matched correlation) on the
+    toy sweep's grid; with several settings, a last row with the best any setting reached in each cell (and the L0
+    of the setting with the best F1). One colour scale for every L0 panel, one (0..1) for every recovery panel."""
     keys = list(axes)
     xkey, ykey = keys[0], (keys[1] if len(keys) > 1 else None)
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
-    sae_points = []
-    for r in records:
-        if r["grid"] not in sae_points:
-            sae_points.append(r["grid"])
-    rows = sae_points[:MAX_ROWS]
-    best_row = len(sae_points) > 1
-    n_rows = 1 + len(rows) + int(best_row)
-    cols = 1 + len(RECOVERY)
-    # constrained layout in two sub-figures: the top row's legends (geometry names, SAE settings) take room
-    # beside their panels without squeezing the grid of heatmaps below
-    fig = plt.figure(figsize=(3.9 * cols, 3.0 * n_rows + 1.0), layout="constrained")
-    parts = np.asarray(fig.subfigures(2, 1, height_ratios=[1.15, n_rows - 1]))
-    top, bottom = parts[0], parts[1]
-    head = top.subplots(1, 4, width_ratios=[1, 1, 1.45, 1.45])
-    axs = np.concatenate([np.asarray(head)[None], bottom.subplots(n_rows - 1, cols, squeeze=False)])
+    sae_points = _sae_points(records)
+    shown = sae_points[:MAX_ROWS]
     grid = lambda rs, get: _grid(rs, xkey, xs, ykey, ys, get)  # noqa: E731
-    heat = lambda ax, values, title, **kw: _heat(fig, ax, values, xs, ys, xkey, ykey, title, **kw)  # noqa: E731
+    metric = lambda key: lambda r: _num(r["metrics"].get(key))  # noqa: E731
+    rows = []  # (row label, {column key: values}, L0 panel title or None)
+    for point in shown:
+        mine = [r for r in records if r["grid"] == point]
+        rows.append((label(point) if point else "", {k: grid(mine, metric(k)) for k in ("l0", "mmcs", "f1", "corr")},
+                     None))
+    if len(sae_points) > 1:
+        per_setting = {k: np.stack([grid([r for r in records if r["grid"] == p], metric(k)) for p in sae_points])
+                       for k in ("l0", "mmcs", "f1", "corr")}
+        best_f1 = np.nanargmax(np.nan_to_num(per_setting["f1"], nan=-1), axis=0)
+        best = {k: np.nanmax(v, axis=0) if k != "l0" else np.take_along_axis(v, best_f1[None], axis=0)[0]
+                for k, v in per_setting.items()}
+        rows.append((f"best of {len(sae_points)} settings", best, "L0 of the best-F1 setting"))
 
-    # the toy models (one SAE setting's records carry each toy instance once)
-    first = [r for r in records if r["grid"] == sae_points[0]]
+    n = len(rows)
+    height = (1.25 if ykey else 0.75) * n + 2.0
+    fig, axs = plt.subplots(n, 1 + len(RECOVERY), figsize=(PAGE, height), squeeze=False, sharex=True, sharey=True,
+                            layout="constrained")
+    l0_all = np.concatenate([v["l0"].ravel() for _, v, _ in rows])
+    l0_norm = matplotlib.colors.Normalize(0, max(1e-9, float(np.nanmax(l0_all))) if np.isfinite(l0_all).any() else 1)
+    unit = matplotlib.colors.Normalize(0, 1)
+    panel_width = (PAGE - 1.6) / (1 + len(RECOVERY))
+    for row, (name, values, l0_title) in enumerate(rows):
+        l0 = _heat(axs[row, 0], values["l0"], xs, ys, xkey, ykey, l0_norm, fmt="{:.1f}",
+                   annotate=_fits(values["l0"], panel_width, "{:.1f}"))
+        if l0_title:
+            axs[row, 0].set_title(l0_title, fontsize=6.5)
+        for col, (key, _) in enumerate(RECOVERY, start=1):
+            rec = _heat(axs[row, col], values[key], xs, ys, xkey, ykey, unit,
+                        annotate=_fits(values[key], panel_width, "{:.2f}"))
+        axs[row, 0].set_ylabel("\n".join(filter(None, [name, _axis_name(ykey, ys) if ykey else ""])), fontsize=7)
+    axs[0, 0].set_title("SAE L0\n(active latents per input)", fontsize=7.5)
+    for col, (_, title) in enumerate(RECOVERY, start=1):
+        axs[0, col].set_title(title, fontsize=7.5)
+    for ax in axs[-1]:
+        ax.set_xlabel(_axis_name(xkey, xs), fontsize=7)
+    bar = fig.colorbar(l0, ax=axs[:, 0].tolist(), fraction=0.05, pad=0.04, aspect=35)
+    bar.set_label("L0", fontsize=7)
+    bar.ax.tick_params(labelsize=6.5)
+    bar = fig.colorbar(rec, ax=axs[:, 1:].ravel().tolist(), fraction=0.04, pad=0.01, aspect=35)
+    bar.set_label("recovery (0 none, 1 every feature)", fontsize=7)
+    bar.ax.tick_params(labelsize=6.5)
+    others = [k for k in swept_axes([r.get("source_grid", {}) for r in records]) if k not in (xkey, ykey)]
+    note = f" (mean over {', '.join(others)})" if others else ""
+    more = f"; first {MAX_ROWS} of {len(sae_points)} settings shown" if len(sae_points) > MAX_ROWS else ""
+    src = summary["source"]
+    fig.suptitle(f"Can an SAE recover the features of toy models across the superposition phase diagram?{note}{more}\n"
+                 f"{summary['architecture']} SAEs on tms run {src['run']} (n={src['n_features']} features in "
+                 f"m={src['n_hidden']} dims), {summary['tokens']:,} activations each", fontsize=8)
+    caption = ("Recovery over the features each toy model represents. MMCS: best decoder cosine per true direction; "
+               "F1: matched latent fires <-> feature present; matched correlation: Hungarian-matched activation "
+               "correlation.")
+    fig.supxlabel("\n".join(textwrap.wrap(caption, 130)), fontsize=6.5, x=0.01, ha="left")
+    return save_figure(fig, path, dpi=150)
+
+
+def draw_toy_context(records, toy_records, axes: dict[str, list], summary, path: Path, toy=None, arrays=None) -> Path:
+    """The toy models behind recovery.png, on the same grid: their D* and represented features (top), their
+    geometry and the SAEs' recovery pooled by the shape each feature has in its toy model (bottom)."""
+    keys = list(axes)
+    xkey, ykey = keys[0], (keys[1] if len(keys) > 1 else None)
+    xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
+    fig = plt.figure(figsize=(PAGE, 6.6 if ykey else 5.2), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.35])
+    left, right = bottom.subfigures(1, 2, width_ratios=[1, 1])
+    heads = top.subplots(1, 2)
+    geometry_ax, shapes_ax = left.subplots(), right.subplots()
+    first = [r for r in records if r["grid"] == _sae_points(records)[0]]  # one SAE setting: each toy model once
     by_toy = {r["instance"]: r for r in (toy_records or [])}
     toy_metric = lambda key: lambda r: _num(by_toy.get(r.get("source_instance"), {}).get("metrics", {}).get(key))  # noqa: E731
     if toy_records is not None:
-        heat(axs[0, 0], grid(first, toy_metric("dims_per_feature")), "toy model: D* (dims per feature)")
         represented = "represented_relative" if any("represented_relative" in r["metrics"] for r in toy_records) else "represented"
-        heat(axs[0, 1], grid(first, toy_metric(represented)), "toy model: represented features", fmt="{:.0f}")
+        for ax, key, title, fmt in ((heads[0], "dims_per_feature", "D* (dimensions per feature)", "{:.2f}"),
+                                    (heads[1], represented, "represented features", "{:.0f}")):
+            values = _grid(first, xkey, xs, ykey, ys, toy_metric(key))
+            finite = values[np.isfinite(values)]
+            norm = matplotlib.colors.Normalize(float(finite.min()) if finite.size else 0, float(finite.max()) if finite.size else 1)
+            im = _heat(ax, values, xs, ys, xkey, ykey, norm, fmt=fmt, annotate=_fits(values, (PAGE - 1.6) / 2, fmt))
+            ax.set_xlabel(_axis_name(xkey, xs), fontsize=7)
+            if ykey:
+                ax.set_ylabel(_axis_name(ykey, ys), fontsize=7)
+            ax.set_title(f"toy models: {title}", fontsize=8)
+            bar = top.colorbar(im, ax=ax, fraction=0.06, pad=0.02)
+            bar.set_label(title.split(" (")[0], fontsize=7)
+            bar.ax.tick_params(labelsize=6.5)
+            _integer_ticks(bar, values)
     else:
-        axs[0, 0].text(0.5, 0.5, "source tms run not found: no D*", ha="center", va="center", fontsize=8)
-        axs[0, 0].axis("off")
-        axs[0, 1].axis("off")
+        heads[0].text(0.5, 0.5, "source tms run not found: no D*", ha="center", va="center", fontsize=8)
+        for ax in heads:
+            ax.axis("off")
     if toy_records is not None and all(r.get("geometry") for r in toy_records):
         from sptui.plots.tms import geometry_panel
 
-        geometry_panel(axs[0, 2], toy_records, xkey, xs, ykey, ys)
-        axs[0, 2].set_title("toy model: geometry", fontsize=9)
+        geometry_panel(geometry_ax, toy_records, xkey, xs, ykey, ys)
+        geometry_ax.set_title("toy models: geometry\n(most common over the rest of the sweep)", fontsize=8)
+        geometry_ax.set_xlabel(_axis_name(xkey, xs), fontsize=7)
+        geometry_ax.tick_params(labelsize=6.5)
+        # geometry_panel hangs its legend under the panel; here it goes under the whole sub-figure, clear of the labels
+        legend = geometry_ax.get_legend()
+        handles, names = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        legend.remove()
+        left.legend(handles, names, loc="outside lower center", fontsize=6, frameon=False, ncols=1)
     else:
-        axs[0, 2].axis("off")
+        geometry_ax.axis("off")
     pooled = shape_recovery(records, toy_records, toy, arrays) if arrays is not None else None
     if pooled:
-        draw_shape_recovery(axs[0, 3], pooled)
+        draw_shape_recovery(shapes_ax, pooled)
+        handles, names = shapes_ax.get_legend_handles_labels()
+        right.legend(handles, names, loc="outside lower center", fontsize=6, frameon=False, ncols=1)
     else:
-        axs[0, 3].axis("off")
-    src = summary["source"]
-    caption = (f"tms run {src['run']}: n={src['n_features']} features in m={src['n_hidden']} dims; "
-               f"{summary['architecture']} SAEs, {summary['tokens']:,} activations each. Recovery over the features "
-               "each toy model represents. MMCS: best decoder cosine per true direction; F1: matched latent fires "
-               "<-> feature present; corr: Hungarian-matched activation correlation.")
-    fig.supxlabel("\n".join(textwrap.wrap(caption, int(fig.get_figwidth() * 17))), fontsize=8, x=0.01, ha="left")
-
-    for row, point in enumerate(rows, start=1):
-        mine = [r for r in records if r["grid"] == point]
-        heat(axs[row, 0], grid(mine, lambda r: _num(r["metrics"].get("l0"))), f"SAE L0 (active latents)\n{label(point)}")
-        for col, (key, title) in enumerate(RECOVERY, start=1):
-            values = grid(mine, lambda r, key=key: _num(r["metrics"].get(key)))
-            heat(axs[row, col], values, f"{title}\n{label(point)}", vmin=0, vmax=1)
-    if best_row:
-        row = n_rows - 1
-        per_setting = {key: np.stack([grid([r for r in records if r["grid"] == p], lambda r, key=key: _num(r["metrics"].get(key)))
-                                      for p in sae_points]) for key in ("l0", "mmcs", "f1", "corr")}
-        with np.errstate(invalid="ignore"):
-            best_f1 = np.nanargmax(np.nan_to_num(per_setting["f1"], nan=-1), axis=0)
-        l0_at_best = np.take_along_axis(per_setting["l0"], best_f1[None], axis=0)[0]
-        heat(axs[row, 0], l0_at_best, "L0 of the setting with the best F1")
-        for col, (key, title) in enumerate(RECOVERY, start=1):
-            heat(axs[row, col], np.nanmax(per_setting[key], axis=0), f"{title}\nbest of {len(sae_points)} SAE settings",
-                 vmin=0, vmax=1)
+        shapes_ax.axis("off")
     others = [k for k in swept_axes([r.get("source_grid", {}) for r in records]) if k not in (xkey, ykey)]
     note = f" (mean over {', '.join(others)})" if others else ""
-    more = f"; first {MAX_ROWS} of {len(sae_points)} SAE settings shown" if len(sae_points) > MAX_ROWS else ""
-    fig.suptitle(f"Where in the superposition phase diagram can an SAE recover the features?{note}{more}", fontsize=11)
-    return save_figure(fig, path, dpi=120)
+    src = summary["source"]
+    fig.suptitle(f"The toy models behind recovery.png: tms run {src['run']}, n={src['n_features']} features in "
+                 f"m={src['n_hidden']} dims{note}", fontsize=8)
+    return save_figure(fig, path, dpi=150)
