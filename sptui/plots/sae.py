@@ -269,7 +269,7 @@ def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
     shown = sae_points[:MAX_ROWS]
     grid = lambda rs, get: _grid(rs, xkey, xs, ykey, ys, get)  # noqa: E731
     metric = lambda key: lambda r: _num(r["metrics"].get(key))  # noqa: E731
-    rows = []  # (row label, {column key: values}, L0 panel title or None)
+    rows: list[tuple[str, dict[str, np.ndarray], str | None]] = []  # (row label, {column: values}, L0 panel title)
     for point in shown:
         mine = [r for r in records if r["grid"] == point]
         rows.append((label(point) if point else "", {k: grid(mine, metric(k)) for k in ("l0", "mmcs", "f1", "corr")},
@@ -331,8 +331,8 @@ def draw_toy_context(records, toy_records, axes: dict[str, list], summary, path:
     xkey, ykey = keys[0], (keys[1] if len(keys) > 1 else None)
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
     fig = plt.figure(figsize=(PAGE, 6.6 if ykey else 5.2), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.35])
-    left, right = bottom.subfigures(1, 2, width_ratios=[1, 1])
+    top, bottom = np.asarray(fig.subfigures(2, 1, height_ratios=[1, 1.35]))
+    left, right = np.asarray(bottom.subfigures(1, 2, width_ratios=[1, 1]))
     heads = top.subplots(1, 2)
     geometry_ax, shapes_ax = left.subplots(), right.subplots()
     first = [r for r in records if r["grid"] == _sae_points(records)[0]]  # one SAE setting: each toy model once
