@@ -99,6 +99,21 @@ def test_overlapping_tick_labels_and_tiny_text_are_caught():
     assert any("under 5 pt" in p for p in _problems(fig))
 
 
+def test_a_categorical_map_needs_a_legend_which_may_hang_under_its_sub_figure():
+    cmap = matplotlib.colors.ListedColormap(["#d62728", "#1f77b4", "#7f7f7f"])
+    for with_legend in (False, True):
+        fig = plt.figure(figsize=(6, 3), layout="constrained")
+        left, _ = fig.subfigures(1, 2)
+        ax = left.subplots()
+        ax.imshow(np.array([[0, 1], [2, 1]]), cmap=cmap, vmin=-0.5, vmax=2.5)
+        ax.set(xlabel="column", ylabel="row")
+        if with_legend:
+            handles = [matplotlib.patches.Patch(color=cmap(k), label=name) for k, name in enumerate("abc")]
+            left.legend(handles=handles, loc="outside lower center")
+        found = [p for p in _problems(fig) if "categorical map" in p]
+        assert bool(found) != with_legend, found
+
+
 # ---------------------------------------------------------------- real runs
 
 def test_toy_model_grid_figures_are_fit_for_a_paper(tmp_path):
