@@ -84,7 +84,7 @@ class HeatmapApp(App):
 async def test_half_blocks_put_the_upper_row_in_the_background_and_the_lower_in_the_foreground():
     m = np.tile([[0.0], [1.0]], (5, 20))  # even rows low, odd rows high; fits 20 x 5 cells at scale 1
     app = HeatmapApp(m, cmap="viridis", vmin=0, vmax=1)
-    async with app.run_test(size=(20, 6)) as pilot:
+    async with app.run_test(size=(20, 7)) as pilot:  # 5 lines of cells + a legend on two lines at 20 columns
         hm = app.query_one(Heatmap)
         hm.goto(9, 19)  # keep the cursor off the first line
         await pilot.pause()

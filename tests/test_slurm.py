@@ -379,4 +379,4 @@ def test_the_app_shows_slurm_id_and_state(artifacts):
         queue.slurm_submitted(job.id, "42_3")
         queue.slurm_update(job.id, "queued", "PENDING (Priority)")
         job = queue.get(job.id)
-    assert row_cells(job, False, time.time())["device"] == "slurm 42_3 pending (priority)"
+    assert str(row_cells(job, False, time.time())["device"]) == "slurm 42_3 pending (priority)"  # shown as Text, never markup
