@@ -234,7 +234,8 @@ def test_scontrol_requeue_of_a_running_job_resumes_from_its_checkpoint(slurm, ar
         assert np.array_equal(expected[key], got[key]), key
 
 
-RESUMABLE = ('[[job]]\nkind = "tms"\nname = "{name}"\nn_features = 20\nn_hidden = 5\nsteps = 3000\n'
+# long enough on a quiet machine that a requeue or signal after the first checkpoint lands mid-run
+RESUMABLE = ('[[job]]\nkind = "tms"\nname = "{name}"\nn_features = 20\nn_hidden = 5\nsteps = 12000\n'
              "batch_size = 1024\neval_batch = 256\nlog_points = 10\ncheckpoint_every = 300\n")
 
 
