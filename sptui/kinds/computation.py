@@ -65,39 +65,14 @@ def build_trainer(instances: list[Params], device="cpu"):
 
 
 def run(ctx: Context) -> None:
-    import torch
-
-    from sptui.science.batched import log_schedule
+    from sptui.kinds._loop import train_batched
 
     p = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
     ctx.info(f"computation: {p.task} of n={p.n_features} features, {trainer.outputs} outputs, "
              f"n_hidden in {sorted({q.n_hidden for q in ctx.instances})}, "
              f"p in {sorted({q.feature_probability for q in ctx.instances})}, {len(ctx.instances)} instance(s), {p.steps} steps")
-    start = 0
-    ckpt = ctx.load_checkpoint()
-    if ckpt is not None:
-        trainer.load_state(ckpt.tensors, ckpt.step)
-        start = ckpt.step
-    ctx.set_total(p.steps)
-    log_at = log_schedule(p.steps, p.log_points)
-    if start == 0:
-        ctx.log(0, split="test", loss=trainer.evaluate().tolist())
-    running, since = torch.zeros(len(ctx.instances), device=trainer.device), 0
-    for step in range(start, p.steps):
-        running += trainer.step()
-        since += 1
-        done = step + 1
-        if done in log_at:
-            ctx.log(done, split="train", loss=(running / since).cpu().tolist())
-            running.zero_()
-            since = 0
-            ctx.log(done, split="test", loss=trainer.evaluate().cpu().tolist())
-        if done % p.checkpoint_every == 0 and done < p.steps:
-            ctx.save_checkpoint(done, trainer.state())
-        if done % 25 == 0:
-            ctx.progress(done)
-            ctx.check_cancelled()
+    train_batched(ctx, trainer, p.steps, p.log_points, p.checkpoint_every)
     save_results(ctx, trainer)
 
 
