@@ -78,6 +78,8 @@ def test_functions_kind_resumes_to_the_same_weights(tmp_path):
     with pytest.raises(KindRunError, match="cancelled"):
         run_kind("functions", params, tmp_path, run_id="broken", hooks=CancelAt60())
     broken = run_kind("functions", params, tmp_path, run_id="broken")
+    steps = [r["step"] for r in broken.read_metrics() if r["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 120  # resumed at the checkpoint, not retrained from step 0
     a = runs.load_arrays(whole.results / "model.safetensors")["W1"]
     b = runs.load_arrays(broken.results / "model.safetensors")["W1"]
     assert torch.allclose(torch.from_numpy(a), torch.from_numpy(b), atol=1e-6)
