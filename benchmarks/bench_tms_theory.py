@@ -4,8 +4,10 @@
    the same models: the importance-weighted MSE and its gradient on ONE batch of 1024 sampled inputs (what a
    training step spends on the loss). The exact loss is the expectation itself, with rounding error ~1e-15; the
    batch estimate's standard error is ~3% of the loss at p = 0.1.
-2. The 30 x 30 phase diagrams of the paper (n=2, m=1 and n=3, m=2; importance ratio 0.1..10 x probability 1..0.01;
-   every known arrangement + 2 random starts per cell), end to end as `tms-theory` solves them.
+2. 30 x 30 phase diagrams (importance ratio 0.1..10 x probability 1..0.01; every known arrangement + 2 random
+   starts) for n = 2 (m = 1) and n = 3..6 (m = 2), as `tms-theory` solves them by default (search =
+   "continuation"), against the exhaustive search (every start in every cell) in the same process for n <= 3
+   (`--exhaustive-up-to N` for more: n = 6 takes ~15 CPU minutes), with how many cells the two disagree on.
 
     python benchmarks/bench_tms_theory.py             # one torch thread (as jobs run)
     python benchmarks/bench_tms_theory.py --quick     # a 10 x 10 grid instead of 30 x 30
@@ -51,36 +53,56 @@ def loss_cost(n: int, m: int, models: int) -> tuple[float, float]:
     return per_model(exact, models), per_model(batch, models)
 
 
-def diagram(n: int, m: int, size: int) -> tuple[float, float, int]:
+def problems(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     probs = torch.logspace(0, -2, size, dtype=F64)
     ratios = torch.logspace(-1, 1, size, dtype=F64)
-    importance = torch.ones(size * size, n, dtype=F64)
-    importance[:, -1] = ratios.repeat_interleave(size)
-    probability = probs.repeat(size)[:, None].expand(-1, n).contiguous()
+    importance = torch.ones(size, size, n, dtype=F64)
+    importance[..., -1] = ratios[:, None]
+    probability = probs[None, :, None].expand(size, size, n).contiguous()
+    return importance, probability
+
+
+def timed(fn, *args, **kw):
     cpu, wall = time.process_time(), time.perf_counter()
-    found = T.global_minimum(importance, probability, m, random_starts=2)
-    return time.process_time() - cpu, time.perf_counter() - wall, found.evaluations
+    out = fn(*args, **kw)
+    return out, time.process_time() - cpu, time.perf_counter() - wall
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="10 x 10 diagrams instead of 30 x 30")
+    parser.add_argument("--exhaustive-up-to", type=int, default=3, help="largest n also solved exhaustively")
+    parser.add_argument("--skip-loss", action="store_true", help="diagrams only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU seconds (process time)")
-    print("exact loss + gradient per model (p = 0.1), against one 1024-sample batch loss + gradient:")
-    previous = None
-    for n, m, models in [(2, 1, 2000), (3, 2, 2000), (4, 2, 1000), (5, 2, 500), (6, 2, 250), (7, 2, 100), (8, 3, 40)]:
-        exact, batch = loss_cost(n, m, models)
-        growth = f", x{exact / previous:.2f} from n-1" if previous else ""
-        previous = exact
-        print(f"  n={n} m={m}: {exact * 1e6:8.1f} us per model = {exact / batch:5.2f} batches of 1024{growth}")
+    if not args.skip_loss:
+        print("exact loss + gradient per model (p = 0.1), against one 1024-sample batch loss + gradient:")
+        previous = None
+        for n, m, models in [(2, 1, 2000), (3, 2, 2000), (4, 2, 1000), (5, 2, 500), (6, 2, 250), (7, 2, 100), (8, 3, 40)]:
+            exact, batch = loss_cost(n, m, models)
+            growth = f", x{exact / previous:.2f} from n-1" if previous else ""
+            previous = exact
+            print(f"  n={n} m={m}: {exact * 1e6:8.1f} us per model = {exact / batch:5.2f} batches of 1024{growth}")
     size = 10 if args.quick else 30
-    for n, m in [(2, 1), (3, 2)]:
-        cpu, wall, evaluations = diagram(n, m, size)
-        print(f"  {size} x {size} phase diagram, n={n} m={m}: {cpu:.1f} s CPU ({wall:.1f} s wall), "
-              f"{evaluations} loss+gradient evaluations ({cpu / evaluations * 1e6:.0f} us each)")
+    from sptui.science import tms_geometry as G
+    for n, m in [(2, 1), (3, 2), (4, 2), (5, 2), (6, 2)]:
+        importance, probability = problems(n, size)
+        found, cpu, wall = timed(T.grid_minimum, importance, probability, m, random_starts=2)
+        line = (f"  {size} x {size} phase diagram, n={n} m={m}: continuation {cpu:.1f} s CPU ({wall:.1f} s wall), "
+                f"{found.evaluations} loss+gradient evaluations")
+        if n <= args.exhaustive_up_to:
+            every, cpu_e, _ = timed(T.global_minimum, importance.reshape(-1, n), probability.reshape(-1, n), m,
+                                      random_starts=2)
+            gap = (found.loss - every.loss) / every.loss
+            phases = [G.extra_feature_phase(g) for g in G.classify(found.W)]
+            phases_e = [G.extra_feature_phase(g) for g in G.classify(every.W)]
+            line += (f"; exhaustive {cpu_e:.1f} s CPU, {every.evaluations} evaluations ({cpu_e / cpu:.1f}x); cells "
+                     f"where continuation is worse by > 1e-9: {int((gap > 1e-9).sum())} (up to {max(0.0, float(gap.max())):.1e}), "
+                     f"better: {int((gap < -1e-9).sum())} (up to {max(0.0, -float(gap.min())):.1e}); phase differs in "
+                     f"{sum(a != b for a, b in zip(phases, phases_e))}")
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

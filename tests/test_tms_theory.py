@@ -254,3 +254,46 @@ def test_global_minimum_of_the_linear_model_is_the_closed_form():
     for row in range(2):
         closed = linear_optimum_loss(imp[row].tolist(), prob[row].tolist(), 2)
         assert found.loss[row].item() == pytest.approx(closed, rel=1e-9)
+
+
+def grid_problems(n, probabilities, ratios):
+    """importance and probability [R, P, n] of a phase grid: the extra (last) feature has importance ratio r."""
+    imp = torch.ones(len(ratios), len(probabilities), n, dtype=F64)
+    imp[..., -1] = torch.tensor(ratios, dtype=F64)[:, None]
+    prob = torch.tensor(probabilities, dtype=F64)[None, :, None].expand(len(ratios), -1, n).contiguous()
+    return imp, prob
+
+
+def test_a_warm_started_descent_converges_in_fewer_steps_to_the_same_minimum():
+    imp, prob = grid_problems(4, [0.1, 0.085], [2.0])
+    imp, prob = imp[0], prob[0]
+    names, W0 = T.starting_points(4, 2, 1, random_starts=0)
+    K = len(names)
+    first = T.minimise(W0[0], torch.zeros(K, 4, dtype=F64), imp[:1].expand(K, 4), prob[:1].expand(K, 4))
+    cold = T.minimise(first.W, first.b, imp[1:].expand(K, 4), prob[1:].expand(K, 4))
+    warm = T.minimise(first.W, first.b, imp[1:].expand(K, 4), prob[1:].expand(K, 4), H0=first.H)
+    assert bool(warm.converged.all()) and bool(cold.converged.all())
+    assert torch.allclose(warm.loss, cold.loss, rtol=1e-9)
+    assert warm.evaluations < 0.7 * cold.evaluations
+
+
+def test_continuation_over_a_grid_matches_every_start_in_every_cell():
+    # a 3 -> 2 phase diagram crossing all three phases; the continuation tries every start only on a lattice of
+    # cells (spacing 4: rows and columns 0, 4, 8, 9) and must still reach the exhaustive optimum everywhere
+    probabilities = torch.logspace(0, -2, 10).tolist()
+    ratios = torch.logspace(-1, 1, 6).tolist()
+    imp, prob = grid_problems(3, probabilities, ratios)
+    found = T.grid_minimum(imp, prob, 2, random_starts=2, spacing=4)
+    every = T.global_minimum(imp.reshape(-1, 3), prob.reshape(-1, 3), 2, random_starts=2)
+    assert torch.all(found.loss <= every.loss * (1 + 1e-9))
+    assert torch.allclose(found.loss, every.loss, rtol=1e-9)
+    phases = [G.extra_feature_phase(g) for g in G.classify(found.W)]
+    assert phases == [G.extra_feature_phase(g) for g in G.classify(every.W)]
+    assert set(phases) == {0, 1, 2}
+    assert found.evaluations < every.evaluations / 2
+    # what it reports is what the exact loss says of the weights it returns, start by start
+    assert torch.allclose(T.expected_loss(found.W, found.b, imp.reshape(-1, 3), prob.reshape(-1, 3)), found.loss,
+                          rtol=1e-12)
+    reached = torch.isfinite(found.start_losses)
+    assert bool(reached[:, 0].all()) and bool((reached.sum(-1) >= 2).all())  # W = 0 and at least one descent
+    assert torch.equal(found.start_losses.min(-1).values, found.loss)

@@ -177,3 +177,15 @@ def test_a_run_that_is_no_phase_grid_gets_its_local_minimum_report(tmp_path):
     assert len(report) == 2 and all(r["best_known"] <= r["local_minimum"] * (1 + 1e-9) for r in report)
     assert report[0]["best_geometry"] == "2 dedicated + 1 unrepresented"  # dense: the top two features
     assert {p.name for p in run.plot_files()} == {"local_minima.png"}
+
+
+def test_both_searches_give_the_same_diagram(tmp_path):
+    grid = dict(THEORY, probabilities=[1.0, 0.5, 0.2, 0.1, 0.05, 0.01], importance_ratios=[0.3, 0.8, 1.5, 3.0])
+    fast = json.loads((run_kind("tms-theory", {**grid, "lattice_spacing": 2}, tmp_path, run_id="cont").results
+                       / "phase.json").read_text())
+    every = json.loads((run_kind("tms-theory", {**grid, "search": "exhaustive"}, tmp_path, run_id="every").results
+                        / "phase.json").read_text())
+    assert (fast["search"], fast["lattice_spacing"], every["search"]) == ("continuation", 2, "exhaustive")
+    assert fast["phase"] == every["phase"] and set(sum(fast["phase"], [])) == {0, 1, 2}
+    assert sum(fast["loss"], []) == pytest.approx(sum(every["loss"], []), rel=1e-9)
+    assert fast["loss_evaluations"] < every["loss_evaluations"]

@@ -88,15 +88,12 @@ def _expansion(q_min: int, q_max: int, degree: int) -> tuple[torch.Tensor, torch
 
 
 def _poly_values(x: torch.Tensor, moments: torch.Tensor, q_min: int, q_max: int) -> torch.Tensor:
-    """E[(x + s)^Q] = sum_j x^j C(Q, j) E[s^(Q-j)] for Q = q_min..q_max at nodes x [R, N] (Horner's rule), from
-    moments [R, >q_max] (E[s^r]). Returns [R, N, q_max - q_min + 1]."""
+    """E[(x + s)^Q] = sum_j x^j C(Q, j) E[s^(Q-j)] for Q = q_min..q_max at nodes x [R, N] (x >= 0 here, so every
+    term is >= 0 and summing powers loses nothing to cancellation), from moments [R, >q_max] (E[s^r]): one batched
+    matrix product of the powers of x with the coefficient table. Returns [R, N, q_max - q_min + 1]."""
     index, weight = _expansion(q_min, q_max, q_max)
     coef = moments[:, index] * weight  # [R, j, Q]
-    x = x[..., None]
-    acc = coef[:, None, q_max, :].expand(x.shape[0], x.shape[1], -1)
-    for j in range(q_max - 1, -1, -1):
-        acc = acc * x + coef[:, None, j, :]
-    return acc
+    return torch.bmm(_powers(x, q_max), coef)
 
 
 def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighted: torch.Tensor
@@ -162,11 +159,13 @@ def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighte
         m_plain, m_weighted = levels[L]
         qv = torch.arange(2, L + 4, dtype=dt)
         qw = torch.arange(1, L + 2, dtype=dt)
-        lo, hi = slice(0, half), slice(half, 2 * half)
+        Vlo, Vhi = V.unflatten(1, (2, half)).unbind(1)  # unbind, not slices: its backward fills no zero tensors
+        Wlo, Whi = W.unflatten(1, (2, half)).unbind(1)
         # crossing: (1 - p) f(node) + p (F(node + a) - F(node)) / a, F the next exponent over Q + 1
-        cross_v = (1 - pL) * V[:, lo, :-1] + pL * (V[:, hi, 1:] - V[:, lo, 1:]) / (aL * (qv + 1))
-        cross_other = (1 - pL) * W[:, lo, :-1] + pL * (W[:, hi, 1:] - W[:, lo, 1:]) / (aL * (qw + 1))
-        cross_self = pL * (V[:, hi, :L + 1] / aL - (V[:, hi, 1:L + 2] - V[:, lo, 1:L + 2]) / (aL * aL * (qw + 2))) / (qw + 1)
+        dV = Vhi - Vlo
+        cross_v = (1 - pL) * Vlo[..., :-1] + pL * dV[..., 1:] / (aL * (qv + 1))
+        cross_other = (1 - pL) * Wlo[..., :-1] + pL * (Whi - Wlo)[..., 1:] / (aL * (qw + 1))
+        cross_self = pL * (Vhi[..., :L + 1] / aL - dV[..., 1:L + 2] / (aL * aL * (qw + 2))) / (qw + 1)
         w_here = (wpos == L)[:, None, None]
         w_left = (wpos >= L)[:, None, None]
         V = torch.where(positive, _poly_values(base, m_plain, 2, L + 3), torch.where(negative, zero, cross_v))
@@ -228,18 +227,21 @@ class Descent:
     loss: torch.Tensor  # [B]
     converged: torch.Tensor  # [B] bool
     evaluations: int  # model evaluations (loss and gradient) spent, over all models
+    H: torch.Tensor | None = None  # [B, P, P] the final inverse-Hessian estimates (P = n m + n), to warm-start from
 
 
 def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probability: torch.Tensor, *,
              output: str = "relu", max_iter: int = 400, gtol: float = 1e-10, ftol: float = 1e-12,
-             callback=None) -> Descent:
+             callback=None, H0: torch.Tensor | None = None, warm: torch.Tensor | None = None) -> Descent:
     """Local minima of the exact loss of tied models from starts W [B, n, m], b [B, n] (importance and probability
     [B, n]): batched BFGS with a backtracking (Armijo) line search per model; only models still moving are
     evaluated. A model stops when its largest gradient entry is below `gtol`, when its loss fell by less than
     `ftol` (relative) over the last 5 iterations, or when a step's predicted decrease is below the rounding of its
     loss. (Minima often sit where the loss is flat to third order on one side, e.g. a dedicated feature's bias at 0,
     where BFGS only crawls; `ftol` stops that crawl once it no longer changes the loss.) `callback()` runs once per
-    iteration (e.g. to honour a cancellation)."""
+    iteration (e.g. to honour a cancellation). `H0` [B, P, P] warm-starts the inverse-Hessian estimates (from a
+    nearby problem's descent: a continued solution then converges in a few steps), for the rows where `warm` [B]
+    is true (all rows by default); other rows start from the identity, scaled on the first update."""
     B, n, m = W.shape
     x = torch.cat([W.reshape(B, -1), b], dim=-1).to(DTYPE).clone()
     imp, prob = importance.to(DTYPE), probability.to(DTYPE)
@@ -256,9 +258,12 @@ def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probabi
 
     f, g = evaluate(x, torch.arange(B))
     eye = torch.eye(P, dtype=DTYPE)
-    H = eye.repeat(B, 1, 1)
-    step = torch.ones(B, dtype=DTYPE)
     fresh = torch.ones(B, dtype=torch.bool)  # no BFGS update yet: scale H on the first one
+    H = eye.repeat(B, 1, 1)
+    if H0 is not None:
+        fresh = torch.zeros(B, dtype=torch.bool) if warm is None else ~warm
+        H = torch.where(fresh[:, None, None], H, H0.to(DTYPE))
+    step = torch.ones(B, dtype=DTYPE)
     active = g.abs().amax(-1) > gtol
     converged = ~active
     window = 5
@@ -308,7 +313,7 @@ def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probabi
         active[rows] = ~done
         converged[rows] = done
     return Descent(W=x[:, :n * m].reshape(B, n, m), b=x[:, n * m:], loss=f, converged=converged,
-                   evaluations=evaluations)
+                   evaluations=evaluations, H=H)
 
 
 # ---------------------------------------------------------------- known solutions and the global minimum
@@ -480,6 +485,205 @@ def global_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden
     rows = torch.arange(C)
     return Minimum(W=W[rows, best], b=b[rows, best], loss=f[rows, best], start=[names[i] for i in best.tolist()],
                    start_names=names, start_losses=f, converged=converged, evaluations=run.evaluations, start_W=W)
+
+
+# ---------------------------------------------------------------- a whole grid of problems: continuation
+
+FOLLOWED = 3  # the best minima of a cell that its neighbours start from
+MARGIN = 0.1  # a followed minimum more than this (relative) above a cell's best is dropped there
+PHASE_ITERATIONS = 50  # BFGS steps per batch of a grid search; unfinished descents go on in the next batch
+SPACING = 2  # grid steps between the cells that try every start (the first and last row and column always do); wider
+# is faster but misses more minima that live in small pockets of the grid (README: measured against exhaustive)
+
+
+@dataclass(eq=False)
+class _Branch:
+    """A local minimum followed from cell to cell of a grid, and the starts whose descents led to it."""
+
+    W: torch.Tensor  # [n, m]
+    b: torch.Tensor  # [n]
+    H: torch.Tensor  # [P, P] inverse-Hessian estimate at it (warm-starts the descent in the next cell)
+    loss: float
+    converged: bool
+    lineage: set  # (lattice cell, start index) pairs whose line of descent is this minimum
+
+
+def _lattice(size: int, spacing: int) -> list[int]:
+    return sorted(set(range(0, size, max(1, spacing))) | {size - 1})
+
+
+def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: int, *, output: str = "relu",
+                 random_starts: int = 4, seed: int = 0, candidates: int = 64, max_iter: int = 400,
+                 spacing: int = SPACING, margin: float = MARGIN, callback=None, progress=None) -> Minimum:
+    """`global_minimum` for a grid of problems (importance and probability [R, P, n]; neighbouring cells differ a
+    little, as in a phase diagram), by continuation:
+      1. a lattice of cells (every `spacing`-th row and column, with the first and last) tries every start, as
+         `global_minimum` does;
+      2. lattices of half the spacing, down to every cell: each new cell starts from the minima its nearest solved
+         cells hold (their best `FOLLOWED` on coarse levels, the best alone on the last two), one start per kind
+         of minimum, each descent warm-started from that neighbour's weights and inverse Hessian (~15 loss
+         evaluations where a cold start takes ~100);
+      3. until no cell improves, every cell tries the best minimum of each of its four neighbours.
+    All cells of a level descend as one batch, each batch for at most PHASE_ITERATIONS steps (unfinished descents
+    go on in the next batch, the rest at the end). A minimum more than `margin` (relative) above a cell's best is
+    dropped there; minima with the same loss (within TIE) and the same per-feature norms merge.
+    Returns a Minimum over the R*P cells (row-major): `start_losses[c, k]` is the best loss start k's line of
+    descent reached in cell c (inf where it was not followed there), `start_W` its weights.
+    Each cell's answer is the best minimum that reached it. A minimum that exists only in a pocket of cells away
+    from the lattice, and is nowhere the best of a neighbour, is not found (the exhaustive search may find it, or
+    may itself miss minima this one follows in): tests and the README compare the two.
+    `progress(cells)` reports how many cells have been reached so far."""
+    importance, probability = importance.to(DTYPE), probability.to(DTYPE)
+    R, Pn, n = importance.shape
+    C = R * Pn
+    imp, prob = importance.reshape(C, n), probability.reshape(C, n)
+    classes = feature_classes(imp, prob)
+    names, _ = starting_points(n, n_hidden, 1, random_starts, seed, candidates, classes=classes)
+    names = ["nothing represented"] + names
+    K = len(names)
+    start_losses = torch.full((C, K), math.inf, dtype=DTYPE)
+    start_losses[:, 0] = nothing_represented(imp, prob, output)
+    start_W = torch.zeros(C, K, n, n_hidden, dtype=DTYPE)
+    start_b = torch.zeros(C, K, n, dtype=DTYPE)
+    start_b[:, 0] = prob / 2
+    converged = torch.ones(C, K, dtype=torch.bool)
+    kept: list[list[_Branch]] = [[] for _ in range(C)]
+    seen: list[set] = [set() for _ in range(C)]
+    evaluations = 0
+
+    def signature(W: torch.Tensor) -> tuple:
+        norms = W.norm(dim=-1).tolist()
+        return tuple(sorted((c, round(v, 3)) for c, v in zip(classes, norms)))
+
+    def descend(jobs: list[tuple], iterations: int) -> None:
+        """Run (cell, W, b, H or None, lineage, branch it continues in place or None) starts for up to `iterations`
+        BFGS steps and add where they end to their cells (those that have not converged go on in the next call)."""
+        nonlocal evaluations
+        cells = torch.tensor([j[0] for j in jobs])
+        n_params = n * n_hidden + n
+        warm = torch.tensor([j[3] is not None for j in jobs])
+        H0 = torch.stack([j[3] if j[3] is not None else torch.eye(n_params, dtype=DTYPE) for j in jobs])
+        run = minimise(torch.stack([j[1] for j in jobs]), torch.stack([j[2] for j in jobs]), imp[cells], prob[cells],
+                       output=output, max_iter=iterations, callback=callback, H0=H0, warm=warm)
+        evaluations += run.evaluations
+        arrived: dict[int, list[_Branch]] = {}
+        assert run.H is not None
+        for i, (cell, _, _, _, lineage, replaces) in enumerate(jobs):
+            seen[cell] |= lineage
+            if replaces is not None:
+                kept[cell] = [q for q in kept[cell] if q is not replaces]
+            arrived.setdefault(cell, []).append(_Branch(W=run.W[i], b=run.b[i], H=run.H[i], loss=float(run.loss[i]),
+                                                        converged=bool(run.converged[i]), lineage=set(lineage)))
+        for cell, branches in arrived.items():
+            settle(cell, branches)
+
+    def unfinished() -> list[tuple]:
+        return [(c, q.W, q.b, q.H, q.lineage, q) for c in range(C) for q in kept[c] if not q.converged]
+
+    def settle(cell: int, branches: list[_Branch]) -> None:
+        """Record where the starts' lines of descent reached, merge equal minima, drop those far above the best."""
+        for br in branches:
+            for _, k in br.lineage:
+                if br.loss < start_losses[cell, k]:
+                    start_losses[cell, k] = br.loss
+                    start_W[cell, k] = br.W
+                    start_b[cell, k] = br.b
+                    converged[cell, k] = br.converged
+        merged: list[_Branch] = []
+        for br in sorted(kept[cell] + branches, key=lambda q: q.loss):
+            twin = next((q for q in merged if abs(q.loss - br.loss) <= TIE * abs(br.loss) + 1e-300
+                         and signature(q.W) == signature(br.W)), None)
+            if twin is None:
+                merged.append(br)
+            else:
+                twin.lineage |= br.lineage
+        best = min([q.loss for q in merged] + [float(start_losses[cell, 0])])
+        kept[cell] = [q for q in merged if q.loss <= best * (1 + margin)]
+
+    def report() -> None:
+        if progress is not None:
+            progress(sum(1 for c in range(C) if seen[c]))
+
+    def shape(W: torch.Tensor) -> tuple:
+        """What kind of minimum this is, comparable across cells: which features (by class) are represented and
+        the rounded cosines between them (a pentagon stays a pentagon from one cell to the next)."""
+        norms = W.norm(dim=-1)
+        on = (norms > 1e-2).tolist()
+        unit = W / norms.clamp_min(1e-12)[:, None]
+        cos = (unit @ unit.T).tolist()
+        pairs = sorted(tuple(sorted((classes[i], classes[j]))) + (round(cos[i][j] * 10),)
+                       for i in range(n) for j in range(i + 1, n) if on[i] and on[j])
+        return tuple(sorted(classes[i] for i in range(n) if on[i])), tuple(pairs)
+
+    def arrivals(cell: int, sources: list[int], best_only: bool = False) -> list:
+        """Starts for `cell`: the best FOLLOWED minima of each of its neighbouring `sources` (the best alone with
+        `best_only`), one per kind of minimum, leaving out kinds the cell already holds and lines of descent it
+        has seen."""
+        have = {shape(q.W) for q in kept[cell]}
+        out = []
+        for source in sources:
+            branches = sorted(kept[source], key=lambda q: q.loss)[:1 if best_only else FOLLOWED]
+            for br in branches:
+                key = shape(br.W)
+                if key in have or br.lineage <= seen[cell]:
+                    continue
+                have.add(key)
+                out.append((cell, br.W, br.b, br.H, set(br.lineage), None))
+        return out
+
+    # 1. the lattice: every start
+    lattice = [r * Pn + p for r in _lattice(R, spacing) for p in _lattice(Pn, spacing)]
+    _, starts = starting_points(n, n_hidden, len(lattice), random_starts, seed, candidates, classes=classes)
+    jobs = [(cell, starts[s, k], torch.zeros(n, dtype=DTYPE), None, {(cell, k + 1)}, None)
+            for s, cell in enumerate(lattice) for k in range(K - 1)]
+    descend(jobs, PHASE_ITERATIONS)
+    report()
+
+    # 2. finer lattices, each cell from the minima its solved neighbours hold (one batch per level)
+    solved = set(lattice)
+    step = max(1, spacing)
+    while step > 1:
+        reach, step = step, max(1, step // 2)
+        jobs = []
+        for cell in [r * Pn + p for r in _lattice(R, step) for p in _lattice(Pn, step)]:
+            if cell in solved:
+                continue
+            r, p = divmod(cell, Pn)
+            near = sorted((max(abs(q // Pn - r), abs(q % Pn - p)), q) for q in solved
+                          if abs(q // Pn - r) <= reach and abs(q % Pn - p) <= reach)
+            # from the nearest solved cells: their best few minima on coarse levels, on fine ones the best alone
+            # (step 3's neighbour exchange still reaches the cells where another minimum wins)
+            jobs += arrivals(cell, [q for d, q in near if d == near[0][0]], best_only=step < 4)
+        solved |= {j[0] for j in jobs}
+        jobs += unfinished()
+        if jobs:
+            descend(jobs, PHASE_ITERATIONS)
+        report()
+
+    # 3. until no cell improves: every cell tries the best minimum of each of its four neighbours
+    for _ in range(2 * (R + Pn)):
+        before = [min(q.loss for q in kept[c]) if kept[c] else math.inf for c in range(C)]
+        jobs = []
+        for cell in range(C):
+            r, p = divmod(cell, Pn)
+            neighbours = [q * Pn + t for q, t in ((r - 1, p), (r + 1, p), (r, p - 1), (r, p + 1))
+                          if 0 <= q < R and 0 <= t < Pn]
+            jobs += arrivals(cell, neighbours, best_only=True)
+        if not jobs:
+            break
+        descend(jobs + unfinished(), PHASE_ITERATIONS)
+        if all(min((q.loss for q in kept[c]), default=math.inf) >= before[c] * (1 - TIE) for c in range(C)):
+            break
+
+    # 4. whatever has not converged yet, to the end
+    rest = unfinished()
+    if rest:
+        descend(rest, max_iter)
+    best_k = torch.argmin(start_losses, dim=-1)
+    rows = torch.arange(C)
+    return Minimum(W=start_W[rows, best_k], b=start_b[rows, best_k], loss=start_losses[rows, best_k], start=[names[k] for k in best_k.tolist()],
+                   start_names=names, start_losses=start_losses, converged=converged, evaluations=evaluations,
+                   start_W=start_W)
 
 
 @dataclass
