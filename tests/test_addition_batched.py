@@ -173,3 +173,27 @@ def test_a_compiled_batch_follows_the_eager_curves(tmp_path):
     for k in range(2):
         a, b = _train_curve(eager, k), _train_curve(compiled, k)
         torch.testing.assert_close(torch.tensor([x[2] for x in b]), torch.tensor([x[2] for x in a]), rtol=1e-4, atol=1e-5)
+
+
+def test_instances_split_over_passes_train_as_in_one_pass():
+    """On a CPU a batch runs a few instances per forward/backward pass (the cache); the optimizer step and every
+    instance's trajectory must be those of one pass over all of them (the split 4 + 2 included)."""
+    configs = [A.model_config(2, n_heads=4, d_head=2, d_model=32, seed=s) for s in range(6)]
+    data, _ = A.make_data(2, 300, 10, seed=0)
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randint(0, len(data), (6, 40), generator=g) for _ in range(4)]
+    factors = torch.linspace(0.5, 1.0, 6)
+    runs = {}
+    for chunk in (6, 1, 4):
+        trainer = A.BatchedTrainer(configs, 2, [3e-3] * 6, [0.01] * 6, instance_chunk=chunk)
+        assert trainer.pass_instances(40) == chunk
+        losses = [trainer.step(data.operands[idx], data.answers[idx], factors)[1] for idx in batches]
+        runs[chunk] = (torch.stack(losses), {k: v.detach().clone() for k, v in trainer.params.items()})
+    for chunk in (1, 4):
+        torch.testing.assert_close(runs[chunk][0], runs[6][0], rtol=1e-6, atol=1e-7)
+        for name, value in runs[6][1].items():
+            torch.testing.assert_close(runs[chunk][1][name], value, rtol=1e-5, atol=1e-6)
+    # by default a CPU takes as many instances a pass as keep the attention scores cache-sized
+    big = A.BatchedTrainer([A.model_config(6, seed=s) for s in range(3)], 6, [1e-3] * 3, [0.01] * 3)
+    small = A.BatchedTrainer(configs, 2, [3e-3] * 6, [0.01] * 6)
+    assert big.pass_instances(256) == 1 and small.pass_instances(128) == 6
