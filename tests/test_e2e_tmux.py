@@ -177,8 +177,9 @@ def test_curve_grows_while_training_and_cancel_from_the_ui(tmp_path):
         term.wait_text("Stop the running job 0001-long?")  # asks first; n keeps it running
         term.keys("n")
         term.wait_for(lambda t: "Stop the running" not in t, "the question to close")
-        time.sleep(1.0)  # nothing to wait for: the job must simply still be running
-        with Queue(root) as q:
+        with Queue(root) as q:  # the job goes on: it reports further steps, and no stop was asked
+            answered = q.get(1).step or 0
+            wait_for(lambda: (q.get(1).step or 0) > answered, timeout=60, what="the job to report another step")
             assert q.get(1).state == "running" and not q.get(1).cancel_requested
         term.keys("c")
         term.wait_text("Stop the running job 0001-long?")

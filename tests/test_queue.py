@@ -11,7 +11,7 @@ from sptui.errors import SptuiError
 from sptui.queue import Queue, own_identity
 from sptui.spec import parse_text
 
-from .helpers import tms_job
+from .helpers import tms_job, wait_for
 
 
 def specs(text):
@@ -139,7 +139,6 @@ def test_two_processes_submitting_hundreds_lose_and_duplicate_none(artifacts):
 
 def test_a_process_is_known_by_pid_and_start_time_and_a_zombie_is_dead():
     import os
-    import time
 
     from sptui.queue import is_alive, process_start
 
@@ -150,10 +149,8 @@ def test_a_process_is_known_by_pid_and_start_time_and_a_zombie_is_dead():
     assert is_alive(os.getpid(), "123456")  # recorded in clock ticks by an older sptui: liveness only
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     started = process_start(child.pid)
-    deadline = time.monotonic() + 60
-    while process_start(child.pid) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)  # it exits; unreaped, it is a zombie
-    assert process_start(child.pid) is None and not is_alive(child.pid, started)
+    wait_for(lambda: process_start(child.pid) is None, timeout=60, what="the child to exit")  # unreaped: a zombie
+    assert not is_alive(child.pid, started)
     assert os.waitpid(child.pid, os.WNOHANG)[0] == child.pid  # it was a zombie until now
     assert not is_alive(child.pid, started) and not is_alive(None, None) and not is_alive(-5, None)
 

@@ -130,7 +130,6 @@ async def test_typed_path_and_escape(artifacts, tmp_path):
 
 
 async def test_typing_a_path_previews_it_and_enter_queues_only_what_is_previewed(artifacts, tmp_path):
-    import asyncio
 
     from sptui.tui.screens.picker import TYPE_DELAY
 
@@ -164,7 +163,10 @@ async def test_typing_a_path_previews_it_and_enter_queues_only_what_is_previewed
         await settle(app, pilot)
         picker = app.screen
         await pilot.press(*"b-good.toml")  # relative to the jobs folder
-        await asyncio.sleep(TYPE_DELAY * 2)
+        for _ in range(int(30 / TYPE_DELAY)):  # typing paused: the preview comes once TYPE_DELAY has passed
+            if picker.specs is not None:
+                break
+            await pilot.pause(TYPE_DELAY / 4)
         await settle(app, pilot)
         assert picker.path.name == "b-good.toml" and picker.specs is not None
         await pilot.press("enter")  # one enter: it was previewed while typing paused

@@ -15,6 +15,7 @@ from sptui.tui.messages import JobsLoaded
 from sptui.tui.screens.compare import CompareScreen
 from sptui.tui.screens.help import HelpScreen
 from sptui.tui.screens.run import RunScreen
+from tests.helpers import wait_for
 
 SLOW_POLL = 3600.0  # timers never fire during a test: every refresh below is explicit
 SEEDS = itertools.count()  # distinct specs, so the queue's duplicate check never refuses them
@@ -231,10 +232,8 @@ async def test_start_worker_starts_one_that_outlives_the_app_and_the_panel_stops
             assert str(artifacts / "worker.log") in status.replace("\n", "")  # the path whole, not cut
             pid = int(status.split("pid ")[1].split()[0])
             assert app.started_workers == {pid}
-            deadline = time.monotonic() + 60
             with Queue(artifacts) as q:
-                while not q.live_workers() and time.monotonic() < deadline:
-                    time.sleep(0.1)
+                wait_for(q.live_workers, timeout=60, what="the started worker's first beat")
             note = app.quit_note()  # what `sptui` prints once the app has quit
             assert f"worker pid {pid} goes on running the queue" in note and "started from the app" in note
         # the app has quit; the worker keeps running
@@ -251,11 +250,8 @@ async def test_start_worker_starts_one_that_outlives_the_app_and_the_panel_stops
             await pilot.press("a")  # stop after its jobs: it has none, so it ends
             await settle(app2, pilot)
             assert "stops after its running jobs" in str(app2.screen.query_one("#status").render())
-            deadline = time.monotonic() + 60
             with Queue(artifacts) as q:
-                while q.live_workers() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert q.live_workers() == []
+                wait_for(lambda: q.live_workers() == [], timeout=60, what="the worker to end")
             assert app2.quit_note() is None  # nothing goes on: nothing to say at quit
     finally:
         if pid:

@@ -207,9 +207,10 @@ def test_a_stopped_worker_falls_silent_and_answers_again_when_continued(artifact
             first = wait_for(q.live_workers, timeout=60, what="a live worker")[0]["heartbeat"]
             wait_for(lambda: q.live_workers()[0]["heartbeat"] > first, timeout=30, what="a second beat")
             os.kill(worker.pid, signal.SIGSTOP)
-            time.sleep(0.5)  # a beat already under way lands
+            wait_for(lambda: psutil.Process(worker.pid).status() == psutil.STATUS_STOPPED, timeout=30,
+                     what="the worker to stop")  # a stopped process commits nothing more
             last = q.live_workers()[0]["heartbeat"]
-            time.sleep(3 * WORKER_BEAT_SECONDS)
+            time.sleep(3 * WORKER_BEAT_SECONDS)  # the promise is that nothing happens: three beats must pass
             (stopped,) = q.live_workers()
             assert stopped["heartbeat"] == last and stopped["pid"] == worker.pid  # alive, but silent
             assert not q.live_workers(now=last + WORKER_SILENT_SECONDS + 1)[0]["responding"]
