@@ -426,6 +426,7 @@ class BatchedTrainer:
         self.n_digits = n_digits
         self.instance_chunk = instance_chunk  # None: chosen per batch size (CPU), or every instance (GPU, compiled)
         self.compiled = compile
+        self._pass_forwards: dict[tuple[int, int], BatchedAddition] = {}
         # torch.compile fuses the forward's and backward's elementwise passes (~1.8x per step on CPU, measured
         # with 8 six-digit models) after a one-off compile of a minute or more: worth it for long runs only
         self._losses = torch.compile(self._logits_and_losses, dynamic=False) if compile else self._logits_and_losses
@@ -449,14 +450,21 @@ class BatchedTrainer:
             parts = []
             for start in range(0, count, chunk):
                 stop = min(count, start + chunk)
-                forward = BatchedAddition({k: v[start:stop] for k, v in self.params.items()}, self.n_digits)
-                part_logits = forward(operands[start:stop])
+                part_logits = self._pass_forward(start, stop)(operands[start:stop])
                 part_losses = batched_loss(part_logits, answers[start:stop])
                 part_losses.sum().backward()  # gradients of these instances' slices of the stacked parameters
                 parts.append((part_logits.detach(), part_losses.detach()))
             logits, losses = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         self.optimizer.step(lr_factors)
         return logits.detach(), losses.detach()
+
+    def _pass_forward(self, start: int, stop: int) -> BatchedAddition:
+        """The forward of instances start..stop: views of the stacked parameters (the optimizer updates them in
+        place, so one built per slice serves every step)."""
+        key = (start, stop)
+        if key not in self._pass_forwards:
+            self._pass_forwards[key] = BatchedAddition({k: v[start:stop] for k, v in self.params.items()}, self.n_digits)
+        return self._pass_forwards[key]
 
     def pass_instances(self, batch_size: int) -> int:
         """Instances per forward/backward pass for batches of `batch_size` examples."""
