@@ -5,9 +5,10 @@
    training step spends on the loss). The exact loss is the expectation itself, with rounding error ~1e-15; the
    batch estimate's standard error is ~3% of the loss at p = 0.1.
 2. 30 x 30 phase diagrams (importance ratio 0.1..10 x probability 1..0.01; every known arrangement + 2 random
-   starts) for n = 2 (m = 1) and n = 3..6 (m = 2), as `tms-theory` solves them by default (search =
-   "continuation"), against the exhaustive search (every start in every cell) in the same process for n <= 3
-   (`--exhaustive-up-to N` for more: n = 6 takes ~15 CPU minutes), with how many cells the two disagree on.
+   starts, as the shipped job files use) for n = 2 (m = 1) and n = 3..6 (m = 2), as `tms-theory` solves them by
+   default (search = "continuation", lattice_spacing 4; `--spacing` for another), against the exhaustive search
+   (every start in every cell) in the same process for n <= 3 (`--exhaustive-up-to N` for more: n = 5 takes ~7,
+   n = 6 ~15 CPU minutes), with how many cells the two disagree on.
 
     python benchmarks/bench_tms_theory.py             # one torch thread (as jobs run)
     python benchmarks/bench_tms_theory.py --quick     # a 10 x 10 grid instead of 30 x 30
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 x 10 diagrams instead of 30 x 30")
     parser.add_argument("--exhaustive-up-to", type=int, default=3, help="largest n also solved exhaustively")
     parser.add_argument("--skip-loss", action="store_true", help="diagrams only")
+    parser.add_argument("--spacing", type=int, default=T.SPACING, help="the continuation's lattice spacing")
+    parser.add_argument("--largest", type=int, default=6, help="largest n of the diagrams")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU seconds (process time)")
@@ -87,11 +90,11 @@ def main() -> None:
             print(f"  n={n} m={m}: {exact * 1e6:8.1f} us per model = {exact / batch:5.2f} batches of 1024{growth}")
     size = 10 if args.quick else 30
     from sptui.science import tms_geometry as G
-    for n, m in [(2, 1), (3, 2), (4, 2), (5, 2), (6, 2)]:
+    for n, m in [(2, 1), (3, 2), (4, 2), (5, 2), (6, 2)][:args.largest - 1]:
         importance, probability = problems(n, size)
-        found, cpu, wall = timed(T.grid_minimum, importance, probability, m, random_starts=2)
-        line = (f"  {size} x {size} phase diagram, n={n} m={m}: continuation {cpu:.1f} s CPU ({wall:.1f} s wall), "
-                f"{found.evaluations} loss+gradient evaluations")
+        found, cpu, wall = timed(T.grid_minimum, importance, probability, m, random_starts=2, spacing=args.spacing)
+        line = (f"  {size} x {size} phase diagram, n={n} m={m}: continuation (spacing {args.spacing}) {cpu:.1f} s CPU "
+                f"({wall:.1f} s wall), {found.evaluations} loss+gradient evaluations")
         if n <= args.exhaustive_up_to:
             every, cpu_e, _ = timed(T.global_minimum, importance.reshape(-1, n), probability.reshape(-1, n), m,
                                       random_starts=2)

@@ -52,8 +52,10 @@ def slurm_cmd(*argv: str) -> str:
 
 
 def sacct_state(job_id: str) -> str:
+    """The job's state in Slurm's accounting ("" until slurmdbd has recorded it: that lags the job by a moment)."""
     out = slurm_cmd("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,State")
-    return dict(line.split("|") for line in out.splitlines() if line)[job_id].split()[0]  # "CANCELLED by 0"
+    states = dict(line.split("|") for line in out.splitlines() if line)
+    return states.get(job_id, "").split(" ")[0]  # "CANCELLED by 0"
 
 
 def tms_grid(name: str, steps: int, sweep: str, extra: str = "") -> str:
@@ -193,8 +195,8 @@ def test_cancel_maps_to_scancel_for_running_and_pending_jobs(slurm, artifacts, t
     assert "0001-long: cancel requested" in out and "0002-later: cancelled" in out
     job = wait_final(artifacts, info["id"], timeout=60)
     assert (job.state, job.error) == ("cancelled", "cancelled by the user")
-    assert sacct_state(info["slurm_job_id"]) == "CANCELLED"
-    assert sacct_state(pending["slurm_job_id"]) == "CANCELLED"
+    wait_for(lambda: [sacct_state(info["slurm_job_id"]), sacct_state(pending["slurm_job_id"])] == ["CANCELLED"] * 2,
+             timeout=30, what="sacct to say CANCELLED", interval=0.3)
     assert slurm_cmd("squeue", "-h", "-o", "%i").strip() == ""
 
 

@@ -277,6 +277,23 @@ def test_a_warm_started_descent_converges_in_fewer_steps_to_the_same_minimum():
     assert warm.evaluations < 0.7 * cold.evaluations
 
 
+def test_descents_evaluated_in_chunks_match_one_batch(monkeypatch):
+    # minimise evaluates at most EVALUATION_ELEMENTS / (n 2^n) models per pass (cache-sized); passes of three models
+    # (the last one shorter) must give the same descents as all in one pass
+    imp, prob = grid_problems(4, [0.3, 0.05], [2.0])
+    names, W0 = T.starting_points(4, 2, 2, random_starts=1)
+    W0 = W0.reshape(-1, 4, 2)
+    imp = imp.reshape(-1, 1, 4).expand(-1, len(names), 4).reshape(-1, 4)
+    prob = prob.reshape(-1, 1, 4).expand(-1, len(names), 4).reshape(-1, 4)
+    b0 = torch.zeros(len(W0), 4, dtype=F64)
+    whole = T.minimise(W0, b0, imp, prob, max_iter=20)
+    monkeypatch.setattr(T, "EVALUATION_ELEMENTS", 3 * 4 * 2**4)
+    parts = T.minimise(W0, b0, imp, prob, max_iter=20)
+    assert whole.evaluations == parts.evaluations
+    assert torch.allclose(whole.loss, parts.loss, rtol=1e-12, atol=0)
+    assert torch.allclose(whole.W, parts.W, rtol=1e-9, atol=1e-12)
+
+
 def test_continuation_over_a_grid_matches_every_start_in_every_cell():
     # a 3 -> 2 phase diagram crossing all three phases; the continuation tries every start only on a lattice of
     # cells (spacing 4: rows and columns 0, 4, 8, 9) and must still reach the exhaustive optimum everywhere

@@ -43,7 +43,8 @@ import torch
 
 DTYPE = torch.float64
 OUTPUTS = ("relu", "none")
-EXACT_MAX_FEATURES = 8  # cost per model ~ n^2 2^n: 5 ms at n = 8
+EXACT_MAX_FEATURES = 8  # cost per model ~ n^2 2^n: 2.4 ms at n = 8
+EVALUATION_ELEMENTS = 2**18  # models x n 2^n per loss evaluation: bigger batches fall out of the CPU's cache
 TIE = 1e-9  # relative loss difference below which two local minima count as equally good (descent stops ~1e-12)
 
 
@@ -107,7 +108,6 @@ def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighte
     with F2' = F1, F1' = f. Stability: see the module docstring."""
     R, k = a.shape
     dt = a.dtype
-    zero = torch.zeros((), dtype=dt)
     order = torch.argsort(a.abs(), dim=-1, descending=True, stable=True)
     a = a.gather(-1, order)
     p = p.gather(-1, order)
@@ -118,10 +118,9 @@ def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighte
     nodes = [c[:, None]]
     for L in range(k):
         nodes.append(torch.cat([nodes[-1], nodes[-1] + a[:, L:L + 1]], dim=1))
-    # What is left after L peels adds between low[L] and high[L] to a node.
+    # What is left after L peels adds at least low[L] to a node (node + low >= 0: positive on the whole cube).
     tail = torch.zeros(R, 1, dtype=dt)
     low = torch.cat([a.clamp_max(0).flip(-1).cumsum(-1).flip(-1), tail], dim=1)
-    high = torch.cat([a.clamp_min(0).flip(-1).cumsum(-1).flip(-1), tail], dim=1)
 
     # Moments of s_L = (what is left) - low[L], a sum of terms >= 0 (a_j x_j for a_j >= 0, |a_j| (1 - x_j) for
     # a_j < 0): plain, and multiplied by x_w (while w is left).
@@ -154,7 +153,6 @@ def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighte
         aL, pL = safe[:, L, None, None], p[:, L, None, None]
         lowest = (node + low[:, L:L + 1])[..., None]
         positive = lowest >= 0
-        negative = (node + high[:, L:L + 1])[..., None] <= 0
         base = lowest.squeeze(-1).clamp_min(0)
         m_plain, m_weighted = levels[L]
         qv = torch.arange(2, L + 4, dtype=dt)
@@ -163,15 +161,17 @@ def mixture_integrals(c: torch.Tensor, a: torch.Tensor, p: torch.Tensor, weighte
         Wlo, Whi = W.unflatten(1, (2, half)).unbind(1)
         # crossing: (1 - p) f(node) + p (F(node + a) - F(node)) / a, F the next exponent over Q + 1
         dV = Vhi - Vlo
-        cross_v = (1 - pL) * Vlo[..., :-1] + pL * dV[..., 1:] / (aL * (qv + 1))
-        cross_other = (1 - pL) * Wlo[..., :-1] + pL * (Whi - Wlo)[..., 1:] / (aL * (qw + 1))
-        cross_self = pL * (Vhi[..., :L + 1] / aL - dV[..., 1:L + 2] / (aL * aL * (qw + 2))) / (qw + 1)
+        # (the small per-row factors are formed first: one full-size product per term, no full-size division)
+        p_over_a = pL / aL
+        cross_v = (1 - pL) * Vlo[..., :-1] + dV[..., 1:] * (p_over_a / (qv + 1))
+        cross_other = (1 - pL) * Wlo[..., :-1] + (Whi - Wlo)[..., 1:] * (p_over_a / (qw + 1))
+        cross_self = (Vhi[..., :L + 1] * (p_over_a / (qw + 1))
+                      - dV[..., 1:L + 2] * (p_over_a / (aL * (qw + 2) * (qw + 1))))
         w_here = (wpos == L)[:, None, None]
-        w_left = (wpos >= L)[:, None, None]
-        V = torch.where(positive, _poly_values(base, m_plain, 2, L + 3), torch.where(negative, zero, cross_v))
-        W = torch.where(positive, _poly_values(base, m_weighted, 1, L + 1),
-                        torch.where(negative, zero, torch.where(w_here, cross_self, cross_other)))
-        W = torch.where(w_left, W, zero)
+        # Where the node and all that is left is <= 0 the crossing formula gives exactly 0 (its children are 0, down
+        # to the clamped top), and W is exactly 0 while w is not left (its moments are 0): no masks needed for either.
+        V = torch.where(positive, _poly_values(base, m_plain, 2, L + 3), cross_v)
+        W = torch.where(positive, _poly_values(base, m_weighted, 1, L + 1), torch.where(w_here, cross_self, cross_other))
     return V[:, 0, 0], W[:, 0, 0]
 
 
@@ -248,13 +248,19 @@ def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probabi
     P = x.shape[1]
     evaluations = 0
 
+    chunk = max(1, EVALUATION_ELEMENTS // (n * 2**n))
+
     def evaluate(xs: torch.Tensor, rows: torch.Tensor):
         nonlocal evaluations
         evaluations += len(rows)
-        xs = xs.detach().requires_grad_(True)
-        f = expected_loss(xs[:, :n * m].reshape(-1, n, m), xs[:, n * m:], imp[rows], prob[rows], output=output)
-        (g,) = torch.autograd.grad(f.sum(), xs)
-        return f.detach(), g
+        fs, gs = [], []
+        for part, part_rows in zip(xs.split(chunk), rows.split(chunk)):
+            part = part.detach().requires_grad_(True)
+            f = expected_loss(part[:, :n * m].reshape(-1, n, m), part[:, n * m:], imp[part_rows], prob[part_rows],
+                              output=output)
+            fs.append(f.detach())
+            gs.append(torch.autograd.grad(f.sum(), part)[0])
+        return torch.cat(fs), torch.cat(gs)
 
     f, g = evaluate(x, torch.arange(B))
     eye = torch.eye(P, dtype=DTYPE)
@@ -490,10 +496,13 @@ def global_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden
 # ---------------------------------------------------------------- a whole grid of problems: continuation
 
 FOLLOWED = 3  # the best minima of a cell that its neighbours start from
-MARGIN = 0.1  # a followed minimum more than this (relative) above a cell's best is dropped there
-PHASE_ITERATIONS = 50  # BFGS steps per batch of a grid search; unfinished descents go on in the next batch
-SPACING = 2  # grid steps between the cells that try every start (the first and last row and column always do); wider
-# is faster but misses more minima that live in small pockets of the grid (README: measured against exhaustive)
+FOLLOW_WITHIN = 0.01  # on the last level, only those within this (relative) of the neighbour's best
+MARGIN = 0.1  # a minimum, or a descent under way, more than this (relative) above a cell's best is dropped there
+PHASE_ITERATIONS = 20  # BFGS steps per batch of a grid search; between batches the descents above MARGIN stop
+STRAGGLERS = 32  # unfinished descents few enough to leave for the next batch of a grid search
+SPACING = 4  # grid steps between the cells that try every start (the first and last row and column always do);
+# narrower is slower and usually misses fewer minima that live in small pockets of the grid (README: measured against
+# the exhaustive search)
 
 
 @dataclass(eq=False)
@@ -520,13 +529,14 @@ def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: 
       1. a lattice of cells (every `spacing`-th row and column, with the first and last) tries every start, as
          `global_minimum` does;
       2. lattices of half the spacing, down to every cell: each new cell starts from the minima its nearest solved
-         cells hold (their best `FOLLOWED` on coarse levels, the best alone on the last two), one start per kind
-         of minimum, each descent warm-started from that neighbour's weights and inverse Hessian (~15 loss
-         evaluations where a cold start takes ~100);
+         cells hold (their best `FOLLOWED`; on the last level only those within FOLLOW_WITHIN of the best), one
+         start per kind of minimum, each descent warm-started from that neighbour's weights and inverse Hessian
+         (~15 loss evaluations where a cold start takes ~100);
       3. until no cell improves, every cell tries the best minimum of each of its four neighbours.
-    All cells of a level descend as one batch, each batch for at most PHASE_ITERATIONS steps (unfinished descents
-    go on in the next batch, the rest at the end). A minimum more than `margin` (relative) above a cell's best is
-    dropped there; minima with the same loss (within TIE) and the same per-feature norms merge.
+    Each step descends all its cells as one batch, PHASE_ITERATIONS BFGS steps at a time; between those, a
+    descent (or minimum) more than `margin` (relative) above its cell's best is dropped there, so most starts
+    bound for a worse minimum stop after a few dozen steps. Minima with the same loss (within TIE) and the same
+    per-feature norms merge.
     Returns a Minimum over the R*P cells (row-major): `start_losses[c, k]` is the best loss start k's line of
     descent reached in cell c (inf where it was not followed there), `start_W` its weights.
     Each cell's answer is the best minimum that reached it. A minimum that exists only in a pocket of cells away
@@ -615,15 +625,17 @@ def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: 
                        for i in range(n) for j in range(i + 1, n) if on[i] and on[j])
         return tuple(sorted(classes[i] for i in range(n) if on[i])), tuple(pairs)
 
-    def arrivals(cell: int, sources: list[int], best_only: bool = False) -> list:
+    def arrivals(cell: int, sources: list[int], best_only: bool = False, within: float = math.inf) -> list:
         """Starts for `cell`: the best FOLLOWED minima of each of its neighbouring `sources` (the best alone with
-        `best_only`), one per kind of minimum, leaving out kinds the cell already holds and lines of descent it
-        has seen."""
+        `best_only`; only those within `within`, relative, of the source's best), one per kind of minimum, leaving
+        out kinds the cell already holds and lines of descent it has seen."""
         have = {shape(q.W) for q in kept[cell]}
         out = []
         for source in sources:
             branches = sorted(kept[source], key=lambda q: q.loss)[:1 if best_only else FOLLOWED]
             for br in branches:
+                if br.loss > branches[0].loss * (1 + within):
+                    break
                 key = shape(br.W)
                 if key in have or br.lineage <= seen[cell]:
                     continue
@@ -631,15 +643,28 @@ def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: 
                 out.append((cell, br.W, br.b, br.H, set(br.lineage), None))
         return out
 
+    def run(jobs: list[tuple], to_the_end: bool = False) -> None:
+        """Descend `jobs`, with the stragglers of earlier calls, in batches of PHASE_ITERATIONS steps; between batches
+        each cell drops the descents whose loss is already more than `margin` above its best (most starts that end
+        in a worse minimum show it within a few dozen steps), so the survivors alone go on. Stops when at most
+        STRAGGLERS are left (they go on with the next call's batch: a batch of a few models costs as many steps as a
+        full one) unless `to_the_end`."""
+        jobs = jobs + unfinished()
+        few = min(STRAGGLERS, len(jobs) // 10)
+        for _ in range(max(1, math.ceil(max_iter / PHASE_ITERATIONS))):
+            if not jobs or (len(jobs) <= few and not to_the_end):
+                break
+            descend(jobs, PHASE_ITERATIONS)
+            jobs = unfinished()
+
     # 1. the lattice: every start
     lattice = [r * Pn + p for r in _lattice(R, spacing) for p in _lattice(Pn, spacing)]
     _, starts = starting_points(n, n_hidden, len(lattice), random_starts, seed, candidates, classes=classes)
-    jobs = [(cell, starts[s, k], torch.zeros(n, dtype=DTYPE), None, {(cell, k + 1)}, None)
-            for s, cell in enumerate(lattice) for k in range(K - 1)]
-    descend(jobs, PHASE_ITERATIONS)
+    run([(cell, starts[s, k], torch.zeros(n, dtype=DTYPE), None, {(cell, k + 1)}, None)
+         for s, cell in enumerate(lattice) for k in range(K - 1)])
     report()
 
-    # 2. finer lattices, each cell from the minima its solved neighbours hold (one batch per level)
+    # 2. finer lattices, each cell from the best minima its nearest solved neighbours hold (one batch per level)
     solved = set(lattice)
     step = max(1, spacing)
     while step > 1:
@@ -651,13 +676,9 @@ def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: 
             r, p = divmod(cell, Pn)
             near = sorted((max(abs(q // Pn - r), abs(q % Pn - p)), q) for q in solved
                           if abs(q // Pn - r) <= reach and abs(q % Pn - p) <= reach)
-            # from the nearest solved cells: their best few minima on coarse levels, on fine ones the best alone
-            # (step 3's neighbour exchange still reaches the cells where another minimum wins)
-            jobs += arrivals(cell, [q for d, q in near if d == near[0][0]], best_only=step < 4)
+            jobs += arrivals(cell, [q for d, q in near if d == near[0][0]], within=FOLLOW_WITHIN if step == 1 else math.inf)
         solved |= {j[0] for j in jobs}
-        jobs += unfinished()
-        if jobs:
-            descend(jobs, PHASE_ITERATIONS)
+        run(jobs)
         report()
 
     # 3. until no cell improves: every cell tries the best minimum of each of its four neighbours
@@ -671,14 +692,11 @@ def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: 
             jobs += arrivals(cell, neighbours, best_only=True)
         if not jobs:
             break
-        descend(jobs + unfinished(), PHASE_ITERATIONS)
+        run(jobs)
         if all(min((q.loss for q in kept[c]), default=math.inf) >= before[c] * (1 - TIE) for c in range(C)):
             break
+    run([], to_the_end=True)
 
-    # 4. whatever has not converged yet, to the end
-    rest = unfinished()
-    if rest:
-        descend(rest, max_iter)
     best_k = torch.argmin(start_losses, dim=-1)
     rows = torch.arange(C)
     return Minimum(W=start_W[rows, best_k], b=start_b[rows, best_k], loss=start_losses[rows, best_k], start=[names[k] for k in best_k.tolist()],
