@@ -647,8 +647,8 @@ def grid_minimum(importance: torch.Tensor, probability: torch.Tensor, n_hidden: 
         """Descend `jobs`, with the stragglers of earlier calls, in batches of PHASE_ITERATIONS steps; between batches
         each cell drops the descents whose loss is already more than `margin` above its best (most starts that end
         in a worse minimum show it within a few dozen steps), so the survivors alone go on. Stops when at most
-        STRAGGLERS are left (they go on with the next call's batch: a batch of a few models costs as many steps as a
-        full one) unless `to_the_end`."""
+        STRAGGLERS, and a tenth of the batch, are left (they go on in the next call's batch: a batch of a few models
+        costs as many steps as a full one) unless `to_the_end`."""
         jobs = jobs + unfinished()
         few = min(STRAGGLERS, len(jobs) // 10)
         for _ in range(max(1, math.ceil(max_iter / PHASE_ITERATIONS))):
