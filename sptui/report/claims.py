@@ -1,23 +1,37 @@
 """The claims of "Experiments in Superposition" (Project 4, toy models; Project 1, attention-head superposition),
 each with the job(s) that test it, what is measured, and the rule that turns the numbers into a verdict.
 
-Evaluators read run tables (sptui.report.runs) and return Findings (sptui.report.verdicts). A claim whose
-runs are missing gets "cannot tell" naming the job file to run. Where the paper's wording allows several
-readings (GeLU where? which diagonal?), each reading is a Finding of its own.
+Each claim is one `@claim(...)` block over its evaluator: the paper's section and words (the source), the jobs,
+the rule as the report prints it, and the rule's thresholds as keyword arguments, stated there once (they are
+filled into the printed rule and passed to the evaluator). Evaluators read run tables (sptui.report.runs) and
+return Findings (sptui.report.verdicts). A claim whose runs are missing gets "cannot tell" naming the job file
+to run. Where the paper's wording allows several readings (GeLU where? which diagonal?), each reading is a
+Finding of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from sptui.report import measures as X
 from sptui.report.runs import AdditionTable, FunctionsTable, TmsTable
-from sptui.report.verdicts import CANNOT_TELL, CONTRADICTS, SUPPORTS, Finding, combine, paired_effect, spread
+from sptui.report.verdicts import (
+    CANNOT_TELL,
+    CONTRADICTS,
+    SUPPORTS,
+    Effect,
+    Finding,
+    combine,
+    paired_effect,
+    spread,
+)
 from sptui.science import tms_metrics as M
 
 # Which job file makes each job the report reads (job names as sptui names runs).
@@ -55,7 +69,8 @@ class Claim:
     section: str
     quote: str  # the paper's words
     jobs: tuple[str, ...]
-    test: str  # what is measured and the rule
+    test: str  # what is measured and the rule, its thresholds filled in from `limits`
+    limits: dict[str, Any] = field(default_factory=dict, compare=False)  # the rule's thresholds, by name
 
 
 @dataclass
@@ -87,171 +102,59 @@ def _fig(inputs: Inputs, key: str) -> str | None:
     return inputs.figures.get(key)
 
 
-# ---------------------------------------------------------------- the claims
+# ---------------------------------------------------------------- claims, registered with their evaluators
 
-SECTION_REPRO = "Reproducing Elhage et al. 2022 (the model the paper extends)"
-SECTION_DROPOUT = "4.4 Understanding dropout's effects on superposition"
-SECTION_NONUNIFORM = "4.3a Non-uniform sparsity"
-SECTION_GELU = "4.3 GeLU instead of ReLU"
-SECTION_FUNCTIONS = "4.1 Toy models of target functions"
-SECTION_HIDDEN = "Varying the sizes of hidden layers"
-SECTION_ADDITION = "Project 1: attention-head superposition in 6-digit addition"
-
-CLAIMS = [
-    Claim("R1", SECTION_REPRO, "5 features in 2 dimensions: dense -> 2 orthogonal features; sparser -> antipodal "
-          "pairs, then a pentagon (Elhage et al.'s intro figure, reproduced by the paper's Project 4).",
-          ("intro-5-2",), "At p = 1: represented (relative) = 2 with D_i = 1 in every seed; at p <= 0.1: at least 4 "
-          "features represented with every D_i within 0.05 of 1/2 or 2/5, in every seed."),
-    Claim("R2", SECTION_REPRO, "20 features in 5 dimensions, importance 0.7^i: the linear model keeps the 5 most "
-          "important features orthogonally; the ReLU model packs more features in superposition as sparsity grows.",
-          ("linear-vs-relu-20-5[output_activation=none]", "linear-vs-relu-20-5[output_activation=relu]"),
-          "Linear: represented = 5 and they are the top 5 by importance at every p. ReLU: represented > 5 at p <= 0.01 "
-          "and non-decreasing as p falls (one feature of slack)."),
-    Claim("D1a", SECTION_DROPOUT, "In low sparsity situations, it [dropout] both generates interference between features ...",
-          DROPOUT_JOBS, "Mean interference over represented features, dropout >= 0.3 against no dropout at the same p and "
-          "seed, in the low-sparsity cells; paired rule with tol 0.05."),
-    Claim("D1b", SECTION_DROPOUT, "... and suppresses less important features.",
-          DROPOUT_JOBS, "Represented features (relative rule), dropout >= 0.3 against none, low-sparsity cells; paired "
-          "rule, tol 0.5 features, predicted sign -. Also: are the kept features the most important ones?"),
-    Claim("D2", SECTION_DROPOUT, "For higher sparsity levels, dropout suppresses the superpositions that the model "
-          "would normally learn, focusing more on representing the most important features ... typically reducing "
-          "the feature-dimension ratio.",
-          DROPOUT_JOBS, "Represented features per dimension and mean D_i, dropout >= 0.3 against none, high-sparsity cells; "
-          "paired rule (tol 0.5/m features per dimension, predicted -; mean D_i must not fall)."),
-    Claim("D3", SECTION_DROPOUT, "At extreme dropout levels, solutions resemble non-sparse feature solutions ...",
-          DROPOUT_JOBS, "At dropout >= 0.7 and high sparsity: represented features within 1 of the dense (p = 1, no "
-          "dropout) solution's count, and mean D_i >= 0.9 (no superposition), seed means over the cells."),
-    Claim("D4", SECTION_DROPOUT, "... with non-zero negative weights on the diagonal, the role of which is not yet clear.",
-          ("dropout-20-5", "dropout-5-2"), "Three readings of 'the diagonal': (i) the diagonal of W^T W as drawn; "
-          "(ii) the diagonal of W (feature k on neuron k); (iii) the bias column drawn beside W^T W. Each: share of "
-          "negative entries at dropout >= 0.7 against no dropout (paired rule, tol 0.1)."),
-    Claim("D5", SECTION_DROPOUT, "At high dropout levels, dropout in the ReLU model might discourage feature "
-          "alignment with the coordinate basis ... dropout may induce a non-random privileged basis that isn't neuron-aligned.",
-          DROPOUT_JOBS + ("dropout-20-5-sgd",), "Axis alignment (mean max_k |W_ik|/||W_i||) at dropout >= 0.5 against "
-          "the same grid point without dropout (paired, tol 0.02, predicted -). The no-dropout control is needed "
-          "because Adam itself is not rotation-equivariant: Adam-trained models sit below the value for random "
-          "directions (0.900 for m = 2, 0.738 for m = 5) with no dropout at all. The SGD grid (rotation-equivariant) "
-          "is compared with the random-direction value directly, on the cells where it trained (loss without dropout within "
-          "2x Adam's at the same p: at a fixed lr SGD barely moves rare features, which keep their initialisation)."),
-    Claim("D6", SECTION_DROPOUT, "The ReLU output model seems to undergo three phases as dropout increases. At zero "
-          "dropout, it's rotation invariant. As dropout increases, the model adopts an anti-aligned equilibrium with "
-          "the coordinate basis. Beyond a 50% dropout rate, coordinate basis-aligned features are encouraged again.",
-          DROPOUT_JOBS + ("dropout-20-5-sgd",), "Alignment minus the random-direction value, means over seeds and p: "
-          "(1) dropout 0 within 0.02 of it (rotation invariance; SGD grid only, on its trained cells: Adam has a basis of "
-          "its own); (2) some dropout in (0, 0.5] below the dropout-0 value by > 0.02 (anti-aligned); (3) every dropout "
-          "> 0.5 above the dropout-0 value by > 0.02 (re-aligned)."),
-    Claim("D7", SECTION_DROPOUT, "Dropout makes phase transitions smoother in comparison to deterministic models, even "
-          "with small amounts of dropout.",
-          ("dropout-5-2", "dropout-20-5"), "Sharpness of the transition in represented features over p (largest jump "
-          "between neighbouring p as a share of the range, per seed), dropout 0.05 and 0.1 against none; paired rule, "
-          "tol 0.05, predicted -."),
-    Claim("D8", SECTION_DROPOUT, "Dropout seems to suppress superposition, particularly the antipodal pairs favored by "
-          "the deterministic model.",
-          ("dropout-5-2", "dropout-20-5"), "Features in antipodal pairs (named by sptui.science.tms_geometry), "
-          "dropout >= 0.3 against none, in every cell where the no-dropout model has at least one pair; "
-          "paired rule, tol 0.5, predicted -."),
-    Claim("D9", SECTION_DROPOUT, "Dropout models show negative feature interactions along with a positive diagonal.",
-          DROPOUT_JOBS, "Negative interactions (mean of max(-cos, 0) over pairs of represented features, cos from G), "
-          "dropout >= 0.3 against none at every p; paired rule, tol 0.02, predicted +. The diagonal of G: share > 0."),
-    Claim("D10", SECTION_DROPOUT, "The dimensions per feature seem to increase sharply with increased dropout, showing "
-          "that the model tries to 'work around' dropout.",
-          DROPOUT_JOBS + ("dropout-5-2-classic",), "log D* at dropout >= 0.3 against none (paired, tol log 1.1, predicted +); "
-          "then the same for D* of rows scaled by the largest norm, which removes a uniform shrinkage of the map the "
-          "model applies at evaluation (G = W W^T for inverted dropout, (1 - p) W W^T for classic dropout: both "
-          "are measured on what the model computes, so the two parametrisations give the same D*)."),
-    Claim("D11", SECTION_DROPOUT, "Dropout leads to redundant encoding in dense scenarios ...",
-          DROPOUT_JOBS, "Feature spread (participation ratio of a represented feature over neurons: 1 = one neuron), "
-          "dropout >= 0.3 against none at p >= the low-sparsity cut; paired rule, tol 0.1, predicted +."),
-    Claim("D12", SECTION_DROPOUT, "In some cases, higher dropout rates result in fewer dimensions per feature.",
-          DROPOUT_JOBS, "Cells (p) where D* falls from one dropout rate to the next higher one by more than 10% in every "
-          "seed; supports if there is at least one such cell, contradicts if there is none."),
-    Claim("D13", SECTION_DROPOUT, "At extreme levels of dropout, certain 'sticky' solutions still exist ... it can also "
-          "decrease the 'stickiness' of certain superposition solutions.",
-          DROPOUT_JOBS, "Of the represented features in superposition (not dedicated), the share that form one of the "
-          "paper's polytopes (antipodal pair, triangle, tetrahedron, pentagon, square antiprism; named by "
-          "sptui.science.tms_geometry) rather than 'other': (a) at dropout >= 0.7 it must exceed 50%; (b) against no "
-          "dropout it must fall (paired, tol 0.1)."),
-    Claim("N1", SECTION_NONUNIFORM, "For less sparse features, which are more prevalent, the model tends to employ less "
-          "superposition.",
-          ("nonuniform-sparsity",), "A feature made dense against the same feature (same index, importance, seed) when "
-          "every feature is sparse: D_i dense minus D_i all-sparse, averaged over the dense features represented in "
-          "both, per instance; paired rule, tol 0.05, predicted + (more dimensions = less superposition). Beside it: "
-          "dense against sparse features within one model (confounded by importance)."),
-    Claim("N2", SECTION_NONUNIFORM, "For very sparse features ... the model tends to resort to a significant level of "
-          "superposition.",
-          ("nonuniform-sparsity",), "Mean D_i of represented sparse-class features (p = 0.01): supports if its seed mean "
-          "is <= 0.7 in every cell where they are represented, contradicts if >= 0.9 in most."),
-    Claim("N3", SECTION_NONUNIFORM, "If the model is trained with a high priority given to the very sparse features, it "
-          "tends to learn more complex representations that involve a superposition across both classes of features.",
-          ("nonuniform-sparsity",), "Cross-class interference (interference a represented feature gets from the other "
-          "class), sparse features important (dense_first = false) minus dense features important; paired rule, "
-          "tol 0.05, predicted +."),
-    Claim("G1", SECTION_GELU, "When we repeated our experiments with GeLU instead of ReLU, the model seemed to learn a "
-          "more intricate representation and exhibited higher levels of superposition.",
-          ("gelu-output[output_activation=relu]", "gelu-output[output_activation=gelu]",
-           "gelu-hidden[hidden_activation=relu]", "gelu-hidden[hidden_activation=gelu]"),
-          "Two readings: GeLU on the output (the paper's model has only that activation) or on the hidden layer. "
-          "Represented features per dimension, GeLU minus ReLU at the same grid point and seed; paired rule, tol "
-          "0.5/m, predicted +; mean D_i reported beside it."),
-    Claim("F1", SECTION_FUNCTIONS, "[y = x^2] When we use ReLU activation function, the weights learned are relatively "
-          "balanced between positive and negative values.",
-          ("functions[target=square,activation=relu]",), "Share of positive entries in W1, W2 and W2 @ W1 per seed: "
-          "supports if the pooled share of W1 and W2 lies in [0.3, 0.7] in every seed."),
-    Claim("F2", SECTION_FUNCTIONS, "[y = x^2] In the GeLU model's weights, we see more extreme weight values compared "
-          "to the ReLU model.",
-          ("functions[target=square,activation=relu]", "functions[target=square,activation=gelu]"),
-          "log of the largest |weight| (W1 and W2), GeLU minus ReLU per seed; paired rule, tol log 1.1, predicted +."),
-    Claim("F3", SECTION_FUNCTIONS, "[max(|x|,|y|)] The ReLU model does not perform as well as the GeLU model, surprisingly.",
-          ("functions[target=max_abs,activation=relu]", "functions[target=max_abs,activation=gelu]",
-           "functions-max-narrow[activation=relu]", "functions-max-narrow[activation=gelu]"),
-          "log final MSE, ReLU minus GeLU per seed (width 8 as shipped; width 4, the exact solution's size); paired "
-          "rule, tol log 1.2, predicted +."),
-    Claim("F4", SECTION_FUNCTIONS, "[max(|x|,|y|)] the model seems to have learned a very different representation than "
-          "the previous functions, perhaps because it did not have enough neurons.",
-          ("functions[target=max_abs,activation=relu]", "functions-max-narrow[activation=relu]"),
-          "Not measurable as stated ('very different' is not defined). Measured: ReLU loss at width 8 against the width "
-          "the exact solution needs (4); 'not enough neurons' predicts width 8 does clearly better (tol log 1.2)."),
-    Claim("H1", SECTION_HIDDEN, "We observe that in all cases, regardless of whether the neurons are more than enough "
-          "to represent the input features, there is polysemanticity.",
-          tuple(f"tied-ae-32-paper[n_hidden={m}]" for m in HIDDEN_SIZES) + tuple(f"tied-ae-32[n_hidden={m}]" for m in HIDDEN_SIZES),
-          "Two readings: the paper's model (ReLU on the output, tied W, no hidden activation: the neuron basis is "
-          "arbitrary, so neuron-level polysemanticity is compared with the same model randomly rotated; the basis-free "
-          "question there is superposition: do features share dimensions, mean D_i of represented features < 0.95?), "
-          "and a hidden ReLU (a privileged basis). Polysemantic: mean features per neuron (participation ratio) >= 1.5, "
-          "at every m."),
-    Claim("A1", SECTION_ADDITION, "at 1000 epochs the accuracy was approximately 98% test, 98.5% train.",
-          ("addition-6-paper",), "Final per-digit accuracy of the paper recipe: supports if test and train are within "
-          "1 point of 98% and 98.5%."),
-    Claim("A2", SECTION_ADDITION, "Accuracy improved in the way described in the grokking paper.",
-          ("addition-6-paper",), "Grokking = test accuracy rises long after train accuracy: the step where test first "
-          "reaches 90% over the step where train does; supports if >= 2, contradicts if < 1.3."),
-    Claim("A3", SECTION_ADDITION, "there are several attention circuits that distribute over attentional heads ... "
-          "different combinations of heads work together at predicting the correct output for different tasks.",
-          ("addition-6-paper",), "Head ablation grid (least significant digits a + b): heads a pair needs before the "
-          "correct digit wins (greedy) and how many different heads are the top contributor across the 100 pairs: "
-          "supports if the median pair needs >= 2 heads and >= 5 heads are some pair's top contributor."),
-    Claim("A4", SECTION_ADDITION, "for each given circuit, there is a combination of heads contribute positively to the "
-          "logit of the correct prediction while some of them contributes negatively.",
-          ("addition-6-paper",), "Per pair, heads that raise and heads that lower the correct logit: supports if at "
-          "least 90% of pairs have both."),
-    Claim("A5", SECTION_ADDITION, "Head 19 ... For the digits, it looks like it is trying to choose a projection that is "
-          "approximately close to circular.",
-          ("addition-6-paper",), "Head numbers are not comparable across trainings, so: circularity (1 - sd(r)/mean(r)) of "
-          "the 10 digits' key projections at the first operand position, for the most circular head and the share of "
-          "heads above the 99th percentile of random Gaussian points."),
-    Claim("A6", SECTION_ADDITION, "For the positions, it appears that both input numbers project to nearly identical "
-          "points relative to their position within the number.",
-          ("addition-6-paper",), "Key projections averaged over digits per position: distance between position i of the "
-          "first and of the second operand over the median distance between operand positions, per head; supports if "
-          "that ratio is < 0.5 in the median head."),
-]
-BY_ID = {c.id: c for c in CLAIMS}
+CLAIMS: list[Claim] = []  # in the report's order
+EVALUATORS: dict[str, Callable[[Claim, Inputs], list[Finding]]] = {}
 
 
-# ---------------------------------------------------------------- helpers
+def claim(id: str, section: str, quote: str, jobs: tuple[str, ...], test: str, /, **limits: Any):
+    """Register the function below as the evaluator of one claim of the paper.
 
-def _dropout_values(t: TmsTable, test: Callable[[float], bool]) -> list[float]:
-    return [d for d in t.values("dropout") if test(d)]
+    `quote` and `section` are the claim's source; `test` is the rule as the report prints it, with `{name}` fields
+    for the thresholds; `limits` are those thresholds, stated here and nowhere else: filled into `test`, and passed
+    to the evaluator as keyword arguments (the decorated function is called as `evaluator(claim, inputs)`)."""
+
+    def register(fn: Callable[..., list[Finding]]) -> Callable[[Claim, Inputs], list[Finding]]:
+        if id in EVALUATORS:
+            raise ValueError(f"claim {id} is registered twice")
+        registered = Claim(id, section, quote, tuple(jobs), test.format(**limits), dict(limits))
+
+        @functools.wraps(fn)
+        def evaluate(c: Claim, inputs: Inputs) -> list[Finding]:
+            return fn(c, inputs, **c.limits)
+
+        CLAIMS.append(registered)
+        EVALUATORS[id] = evaluate
+        return evaluate
+
+    return register
+
+
+def each_job(c: Claim, inputs: Inputs, jobs: tuple[str, ...], judge: Callable[[str, Any], Finding | list[Finding]]
+             ) -> list[Finding]:
+    """One claim judged on several runs separately (each a reading of its own): `judge(job, table)` for every job
+    that has a run, in order; a job without one gets "cannot tell" naming its job file."""
+    out: list[Finding] = []
+    for job in jobs:
+        t = inputs.get(job)
+        if t is None:
+            out.append(missing(c, inputs, (job,)))
+            continue
+        found = judge(job, t)
+        out.extend(found if isinstance(found, list) else [found])
+    return out
+
+
+def at_least(rate: float) -> Callable[[float], bool]:
+    return lambda d: d >= rate - 1e-9
+
+
+def vs_no_dropout(t: TmsTable, values: np.ndarray, rate: float, tol: float, sign: int,
+                  base_if: Callable[[float], bool] | None = None, **where) -> Effect:
+    """The paired rule (verdicts.paired_effect, with `tol` and the predicted `sign`) on values at dropout >= `rate`
+    minus the same grid point and seed without dropout, over the instances `where` selects."""
+    return paired_effect(X.paired(t, values, "dropout", 0.0, at_least(rate), base_if=base_if, **where), tol, sign)
 
 
 def _low(job):
@@ -260,6 +163,9 @@ def _low(job):
 
 def _high(job):
     return lambda p: p <= HIGH_SPARSITY[job] + 1e-12
+
+
+REGIMES = {"low": _low, "high": _high, "all": lambda job: lambda p: True}  # sparsity cells of a dropout grid
 
 
 def _means_by_dropout(t: TmsTable, values: np.ndarray, where: dict) -> list[tuple[float, str]]:
@@ -275,9 +181,41 @@ def _by_dropout_text(t, values, where, label) -> tuple[str, str]:
     return label, "; ".join(f"dropout {d:g}: {s}" for d, s in rows)
 
 
-# ---------------------------------------------------------------- evaluators
+def dropout_effect(c: Claim, inputs: Inputs, measure: Callable[[TmsTable], np.ndarray], label: str, *, regime: str,
+                   rate: float, tol: float, sign: int, figure: str, jobs: tuple[str, ...] = DROPOUT_JOBS,
+                   base_if: Callable[[float], bool] | None = None) -> list[Finding]:
+    """The common dropout claim: `measure` [I] at dropout >= `rate` against no dropout (vs_no_dropout), in the
+    grid's `regime` cells, one finding per job; its numbers show the measure's seed means by dropout rate."""
 
-def eval_r1(c: Claim, inputs: Inputs) -> list[Finding]:
+    def judge(job: str, t: TmsTable) -> Finding:
+        cells = REGIMES[regime](job)
+        values = measure(t)
+        effect = vs_no_dropout(t, values, rate, tol, sign, base_if=base_if, feature_probability=cells)
+        numbers = [_by_dropout_text(t, values, {"feature_probability": cells}, f"{label} ({regime} sparsity) by dropout"),
+                   ("paired change against no dropout", effect.text())]
+        return Finding(c.id, effect.verdict, f"{job}: {label} {effect.text()}.", numbers, _runs(t), _fig(inputs, figure),
+                       reading=job)
+
+    return each_job(c, inputs, jobs, judge)
+
+
+SECTION_REPRO = "Reproducing Elhage et al. 2022 (the model the paper extends)"
+SECTION_DROPOUT = "4.4 Understanding dropout's effects on superposition"
+SECTION_NONUNIFORM = "4.3a Non-uniform sparsity"
+SECTION_GELU = "4.3 GeLU instead of ReLU"
+SECTION_FUNCTIONS = "4.1 Toy models of target functions"
+SECTION_HIDDEN = "Varying the sizes of hidden layers"
+SECTION_ADDITION = "Project 1: attention-head superposition in 6-digit addition"
+
+
+# ---------------------------------------------------------------- reproducing Elhage et al.
+
+@claim("R1", SECTION_REPRO, "5 features in 2 dimensions: dense -> 2 orthogonal features; sparser -> antipodal "
+       "pairs, then a pentagon (Elhage et al.'s intro figure, reproduced by the paper's Project 4).",
+       ("intro-5-2",), "At p = 1: represented (relative) = 2 with D_i = 1 in every seed; at p <= {sparse_p:g}: at least "
+       "{features} features represented with every D_i within {within:g} of 1/2 or 2/5, in every seed.",
+       sparse_p=0.1, features=4, within=0.05)
+def eval_r1(c: Claim, inputs: Inputs, *, sparse_p: float, features: int, within: float) -> list[Finding]:
     t = inputs.get("intro-5-2")
     if t is None:
         return [missing(c, inputs)]
@@ -285,22 +223,28 @@ def eval_r1(c: Claim, inputs: Inputs) -> list[Finding]:
     D = t.features["feature_dim"]
     mask = M.represented_mask(t.model).numpy()
     dense = t.where(feature_probability=1.0)
-    sparse = t.where(feature_probability=lambda p: p <= 0.1 + 1e-12)
-    dense_ok = [rep[i] == 2 and np.allclose(D[i][mask[i]], 1, atol=0.05) for i in dense]
-    near = [bool(rep[i] >= 4 and np.all(np.minimum(abs(D[i][mask[i]] - 0.5), abs(D[i][mask[i]] - 0.4)) <= 0.05))
+    sparse = t.where(feature_probability=lambda p: p <= sparse_p + 1e-12)
+    dense_ok = [rep[i] == 2 and np.allclose(D[i][mask[i]], 1, atol=within) for i in dense]
+    near = [bool(rep[i] >= features and np.all(np.minimum(abs(D[i][mask[i]] - 0.5), abs(D[i][mask[i]] - 0.4)) <= within))
             for i in sparse]
     verdict = SUPPORTS if dense_ok and all(dense_ok) and near and all(near) else (
         CONTRADICTS if dense_ok and near and sum(near) + sum(dense_ok) <= (len(near) + len(dense_ok)) / 2 else CANNOT_TELL)
     numbers = [("represented at p = 1", spread(X.select(rep, dense))),
-               ("represented at p <= 0.1", spread(X.select(rep, sparse))),
-               ("instances at p <= 0.1 that are pairs or a pentagon", f"{sum(near)} of {len(near)}"),
+               (f"represented at p <= {sparse_p:g}", spread(X.select(rep, sparse))),
+               (f"instances at p <= {sparse_p:g} that are pairs or a pentagon", f"{sum(near)} of {len(near)}"),
                ("dense instances with 2 orthogonal features", f"{sum(dense_ok)} of {len(dense_ok)}")]
     why = (f"{sum(dense_ok)}/{len(dense_ok)} dense instances keep 2 orthogonal features; {sum(near)}/{len(near)} sparse "
-           "instances store >= 4 features as antipodal pairs (D_i = 1/2) or a pentagon (2/5).")
+           f"instances store >= {features} features as antipodal pairs (D_i = 1/2) or a pentagon (2/5).")
     return [Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "intro"))]
 
 
-def eval_r2(c: Claim, inputs: Inputs) -> list[Finding]:
+@claim("R2", SECTION_REPRO, "20 features in 5 dimensions, importance 0.7^i: the linear model keeps the 5 most "
+       "important features orthogonally; the ReLU model packs more features in superposition as sparsity grows.",
+       ("linear-vs-relu-20-5[output_activation=none]", "linear-vs-relu-20-5[output_activation=relu]"),
+       "Linear: represented = 5 and they are the top 5 by importance at every p. ReLU: represented > 5 at p <= {sparse_p:g} "
+       "and non-decreasing as p falls (one feature of slack).",
+       sparse_p=0.01, slack=1)
+def eval_r2(c: Claim, inputs: Inputs, *, sparse_p: float, slack: int) -> list[Finding]:
     lin = inputs.get("linear-vs-relu-20-5[output_activation=none]")
     relu = inputs.get("linear-vs-relu-20-5[output_activation=relu]")
     if lin is None or relu is None:
@@ -309,8 +253,8 @@ def eval_r2(c: Claim, inputs: Inputs) -> list[Finding]:
     lin_ok = bool(np.all(lin.metrics["represented_relative"] == 5) and np.all(prefix == 1))
     ps = relu.values("feature_probability")
     counts = [float(np.mean(X.select(relu.metrics["represented_relative"], relu.where(feature_probability=p)))) for p in ps]
-    sparse_counts = [n for p, n in zip(ps, counts) if p <= 0.0101]
-    monotone = all(a >= b - 1 for a, b in zip(counts, counts[1:]))  # ps ascending: counts fall as p rises
+    sparse_counts = [n for p, n in zip(ps, counts) if p <= sparse_p * 1.01]
+    monotone = all(a >= b - slack for a, b in zip(counts, counts[1:]))  # ps ascending: counts fall as p rises
     relu_ok = bool(sparse_counts) and min(sparse_counts) > 5 and monotone
     verdict = SUPPORTS if lin_ok and relu_ok else CONTRADICTS if (not lin_ok or (sparse_counts and max(sparse_counts) <= 5)) else CANNOT_TELL
     numbers = [("linear: represented (all p)", spread(lin.metrics["represented_relative"])),
@@ -318,138 +262,121 @@ def eval_r2(c: Claim, inputs: Inputs) -> list[Finding]:
                ("ReLU: represented by p", "; ".join(f"p={p:g}: {n:g}" for p, n in zip(ps, counts)))]
     why = (f"linear keeps exactly the top 5 in {int(prefix.sum())}/{lin.count} instances; ReLU represents "
            f"{min(sparse_counts) if sparse_counts else float('nan'):g}-{max(sparse_counts) if sparse_counts else float('nan'):g} "
-           "features at p <= 0.01.")
+           f"features at p <= {sparse_p:g}.")
     return [Finding(c.id, verdict, why, numbers, _runs(lin, relu), _fig(inputs, "linear_relu"))]
 
 
-def _paired_over_dropout(c, inputs, metric_fn, *, regime, test, tol, sign, label, unit="", fig=None,
-                         jobs=DROPOUT_JOBS, transform=None, base_if=None) -> list[Finding]:
-    out = []
-    for job in jobs:
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
-        values = metric_fn(t)
-        if transform is not None:
-            values = transform(values)
-        cut = {"low": _low(job), "high": _high(job), "all": lambda p: True}[regime]
-        diffs = X.paired(t, values, "dropout", 0.0, test, base_if=base_if, feature_probability=cut)
-        effect = paired_effect(diffs, tol, sign)
-        raw = metric_fn(t)
-        numbers = [_by_dropout_text(t, raw, {"feature_probability": cut}, f"{label} ({regime} sparsity) by dropout"),
-                   ("paired change against no dropout", effect.text(unit))]
-        why = f"{job}: {label} {effect.text(unit)}."
-        out.append(Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, fig) if fig else None,
-                           reading=f"{job}"))
-    return out
+# ---------------------------------------------------------------- dropout
+
+@claim("D1a", SECTION_DROPOUT, "In low sparsity situations, it [dropout] both generates interference between features ...",
+       DROPOUT_JOBS, "Mean interference over represented features, dropout >= {rate:g} against no dropout at the same p and "
+       "seed, in the low-sparsity cells; paired rule with tol {tol:g}.",
+       rate=0.3, tol=0.05)
+def eval_d1a(c, inputs, *, rate, tol):
+    return dropout_effect(c, inputs, lambda t: t.metrics["interference"], "mean interference", regime="low",
+                          rate=rate, tol=tol, sign=+1, figure="dropout_counts")
 
 
-def eval_d1a(c, inputs):
-    return _paired_over_dropout(c, inputs, lambda t: t.metrics["interference"], regime="low",
-                                test=lambda d: d >= 0.3 - 1e-9, tol=0.05, sign=+1, label="mean interference",
-                                fig="dropout_counts")
-
-
-def eval_d1b(c, inputs):
-    out = _paired_over_dropout(c, inputs, lambda t: t.metrics["represented_relative"], regime="low",
-                               test=lambda d: d >= 0.3 - 1e-9, tol=0.5, sign=-1, label="represented features",
-                               fig="dropout_counts")
+@claim("D1b", SECTION_DROPOUT, "... and suppresses less important features.",
+       DROPOUT_JOBS, "Represented features (relative rule), dropout >= {rate:g} against none, low-sparsity cells; paired "
+       "rule, tol {tol:g} features, predicted sign -. Also: are the kept features the most important ones?",
+       rate=0.3, tol=0.5)
+def eval_d1b(c, inputs, *, rate, tol):
+    out = dropout_effect(c, inputs, lambda t: t.metrics["represented_relative"], "represented features", regime="low",
+                         rate=rate, tol=tol, sign=-1, figure="dropout_counts")
     for f in out:
         t = inputs.get(f.reading)
         if t is None:
             continue
         prefix = X.importance_prefix(t)
-        idx = t.where(feature_probability=_low(f.reading), dropout=lambda d: d >= 0.3 - 1e-9)
-        f.numbers.append(("dropout >= 0.3: represented set is the k most important",
+        idx = t.where(feature_probability=_low(f.reading), dropout=at_least(rate))
+        f.numbers.append((f"dropout >= {rate:g}: represented set is the k most important",
                           f"{int(X.select(prefix, idx).sum())} of {len(idx)} instances"))
     return out
 
 
-def eval_d2(c, inputs):
-    out = []
-    for job in DROPOUT_JOBS:
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
+@claim("D2", SECTION_DROPOUT, "For higher sparsity levels, dropout suppresses the superpositions that the model "
+       "would normally learn, focusing more on representing the most important features ... typically reducing "
+       "the feature-dimension ratio.",
+       DROPOUT_JOBS, "Represented features per dimension and mean D_i, dropout >= {rate:g} against none, high-sparsity cells; "
+       "paired rule (tol {tol:g}/m features per dimension, predicted -; mean D_i must not fall).",
+       rate=0.3, tol=0.5, dim_tol=0.05)
+def eval_d2(c, inputs, *, rate, tol, dim_tol):
+    def judge(job, t):
         m = t.model.n_hidden
-        per_dim = t.metrics["represented_relative"] / m
-        test = lambda d: d >= 0.3 - 1e-9  # noqa: E731
-        e1 = paired_effect(X.paired(t, per_dim, "dropout", 0.0, test, feature_probability=_high(job)), 0.5 / m, -1)
-        e2 = paired_effect(X.paired(t, t.metrics["mean_feature_dim"], "dropout", 0.0, test,
-                                    feature_probability=_high(job)), 0.05, +1)
-        verdict = e1.verdict if e2.verdict != CONTRADICTS or e1.verdict != SUPPORTS else CANNOT_TELL
-        numbers = [_by_dropout_text(t, t.metrics["represented_relative"], {"feature_probability": _high(job)},
+        high = _high(job)
+        per_dim = vs_no_dropout(t, t.metrics["represented_relative"] / m, rate, tol / m, -1, feature_probability=high)
+        dims = vs_no_dropout(t, t.metrics["mean_feature_dim"], rate, dim_tol, +1, feature_probability=high)
+        verdict = per_dim.verdict if dims.verdict != CONTRADICTS or per_dim.verdict != SUPPORTS else CANNOT_TELL
+        numbers = [_by_dropout_text(t, t.metrics["represented_relative"], {"feature_probability": high},
                                     "represented features (high sparsity) by dropout"),
-                   _by_dropout_text(t, t.metrics["mean_feature_dim"], {"feature_probability": _high(job)},
+                   _by_dropout_text(t, t.metrics["mean_feature_dim"], {"feature_probability": high},
                                     "mean D_i (high sparsity) by dropout"),
-                   ("features per dimension, paired against no dropout", e1.text()),
-                   ("mean D_i, paired against no dropout", e2.text())]
-        why = f"{job}: features per dimension {e1.text()}; mean D_i {e2.text()}."
-        out.append(Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "dropout_counts"), reading=job))
-    return out
+                   ("features per dimension, paired against no dropout", per_dim.text()),
+                   ("mean D_i, paired against no dropout", dims.text())]
+        why = f"{job}: features per dimension {per_dim.text()}; mean D_i {dims.text()}."
+        return Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "dropout_counts"), reading=job)
+
+    return each_job(c, inputs, DROPOUT_JOBS, judge)
 
 
-def eval_d3(c, inputs):
-    out = []
-    for job in DROPOUT_JOBS:
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
+@claim("D3", SECTION_DROPOUT, "At extreme dropout levels, solutions resemble non-sparse feature solutions ...",
+       DROPOUT_JOBS, "At dropout >= {extreme:g} and high sparsity: represented features within {within:g} of the dense (p = 1, no "
+       "dropout) solution's count, and mean D_i >= {no_superposition:g} (no superposition), seed means over the cells.",
+       extreme=0.7, within=1, no_superposition=0.9)
+def eval_d3(c, inputs, *, extreme, within, no_superposition):
+    def judge(job, t):
+        rep_all = t.metrics["represented_relative"]
         dense_idx = t.where(feature_probability=1.0, dropout=0.0)
-        dense_count = float(np.mean(X.select(t.metrics["represented_relative"], dense_idx))) if len(dense_idx) else math.nan
-        idx = t.where(feature_probability=_high(job), dropout=lambda d: d >= 0.7 - 1e-9)
+        dense_count = float(np.mean(X.select(rep_all, dense_idx))) if len(dense_idx) else math.nan
+        idx = t.where(feature_probability=_high(job), dropout=at_least(extreme))
         if not len(idx) or math.isnan(dense_count):
-            out.append(Finding(c.id, CANNOT_TELL, f"{job}: no cells at dropout >= 0.7 and high sparsity, or no dense cell",
-                               runs=_runs(t), reading=job))
-            continue
-        rep = X.select(t.metrics["represented_relative"], idx)
+            return Finding(c.id, CANNOT_TELL, f"{job}: no cells at dropout >= {extreme:g} and high sparsity, or no dense cell",
+                           runs=_runs(t), reading=job)
+        rep = X.select(rep_all, idx)
         dims = X.select(t.metrics["mean_feature_dim"], idx)
-        close = abs(np.nanmean(rep) - dense_count) <= 1
-        no_superposition = np.nanmean(dims) >= 0.9
-        verdict = SUPPORTS if close and no_superposition else CONTRADICTS if not close and not no_superposition else CANNOT_TELL
-        numbers = [("dense solution (p = 1, no dropout): represented", spread(X.select(t.metrics["represented_relative"], dense_idx))),
-                   ("dropout >= 0.7, high sparsity: represented", spread(rep)),
-                   ("dropout >= 0.7, high sparsity: mean D_i", spread(dims))]
+        close = abs(np.nanmean(rep) - dense_count) <= within
+        spread_out = np.nanmean(dims) >= no_superposition
+        verdict = SUPPORTS if close and spread_out else CONTRADICTS if not close and not spread_out else CANNOT_TELL
+        numbers = [("dense solution (p = 1, no dropout): represented", spread(X.select(rep_all, dense_idx))),
+                   (f"dropout >= {extreme:g}, high sparsity: represented", spread(rep)),
+                   (f"dropout >= {extreme:g}, high sparsity: mean D_i", spread(dims))]
         why = (f"{job}: at extreme dropout and high sparsity {np.nanmean(rep):.2g} features are represented (dense solution: "
                f"{dense_count:.2g}) with mean D_i {np.nanmean(dims):.2g}.")
-        out.append(Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "dropout_counts"), reading=job))
-    return out
+        return Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "dropout_counts"), reading=job)
+
+    return each_job(c, inputs, DROPOUT_JOBS, judge)
 
 
-def eval_d4(c, inputs):
-    out = []
-    for job in DROPOUT_JOBS:
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
-        G = t.arrays["transfer"]
-        test = lambda d: d >= 0.7 - 1e-9  # noqa: E731
-        diag_g = np.stack([np.diagonal(g) for g in G])
-        neg_g = (diag_g < -1e-9).mean(1)
-        e_g = paired_effect(X.paired(t, neg_g, "dropout", 0.0, test), 0.1, +1)
-        numbers = [("(i) W^T W diagonal: negative entries, all instances", f"{int((diag_g < -1e-9).sum())} of {diag_g.size}"
+@claim("D4", SECTION_DROPOUT, "... with non-zero negative weights on the diagonal, the role of which is not yet clear.",
+       ("dropout-20-5", "dropout-5-2"), "Three readings of 'the diagonal': (i) the diagonal of W^T W as drawn; "
+       "(ii) the diagonal of W (feature k on neuron k); (iii) the bias column drawn beside W^T W. Each: share of "
+       "negative entries at dropout >= {extreme:g} against no dropout (paired rule, tol {tol:g}).",
+       extreme=0.7, tol=0.1, negative_bias=-0.01)
+def eval_d4(c, inputs, *, extreme, tol, negative_bias):
+    def judge(job, t):
+        diag_g = np.stack([np.diagonal(g) for g in t.arrays["transfer"]])
+        negative = int((diag_g < -1e-9).sum())
+        e_g = vs_no_dropout(t, (diag_g < -1e-9).mean(1), extreme, tol, +1)
+        numbers = [("(i) W^T W diagonal: negative entries, all instances", f"{negative} of {diag_g.size}"
                     f" (smallest {diag_g.min():.3g}); ||W_i||^2 >= 0 for the tied model")]
-        verdict_i = CONTRADICTS if (diag_g < -1e-9).sum() == 0 else e_g.verdict
-        out.append(Finding(c.id, verdict_i, f"{job}: the diagonal of W^T W is ||W_i||^2 and cannot be negative; measured "
-                           f"{int((diag_g < -1e-9).sum())} negative of {diag_g.size}.", numbers, _runs(t),
-                           _fig(inputs, "wtw_extreme"), reading=f"{job}, (i) diagonal of W^T W"))
+        gram = Finding(c.id, CONTRADICTS if negative == 0 else e_g.verdict, f"{job}: the diagonal of W^T W is ||W_i||^2 "
+                       f"and cannot be negative; measured {negative} negative of {diag_g.size}.", numbers, _runs(t),
+                       _fig(inputs, "wtw_extreme"), reading=f"{job}, (i) diagonal of W^T W")
         neg_w = X.diagonal_signs(t)
-        e_w = paired_effect(X.paired(t, neg_w, "dropout", 0.0, test), 0.1, +1)
-        out.append(Finding(c.id, e_w.verdict, f"{job}: share of negative W_kk, dropout >= 0.7 against none: {e_w.text()}.",
-                           [_by_dropout_text(t, neg_w, {}, "share of negative W_kk by dropout (no dropout: random sign)"),
-                            ("paired change", e_w.text())], _runs(t), None, reading=f"{job}, (ii) diagonal of W"))
-        b = t.arrays["b"]
-        neg_b = (b < -0.01).mean(1)
-        e_b = paired_effect(X.paired(t, neg_b, "dropout", 0.0, test), 0.1, +1)
-        out.append(Finding(c.id, e_b.verdict, f"{job}: share of biases below -0.01, dropout >= 0.7 against none: {e_b.text()}.",
-                           [_by_dropout_text(t, neg_b, {}, "share of negative biases by dropout"),
-                            ("paired change", e_b.text())], _runs(t), _fig(inputs, "wtw_extreme"),
-                           reading=f"{job}, (iii) the bias column beside W^T W"))
-    return out
+        e_w = vs_no_dropout(t, neg_w, extreme, tol, +1)
+        weights = Finding(c.id, e_w.verdict, f"{job}: share of negative W_kk, dropout >= {extreme:g} against none: {e_w.text()}.",
+                          [_by_dropout_text(t, neg_w, {}, "share of negative W_kk by dropout (no dropout: random sign)"),
+                           ("paired change", e_w.text())], _runs(t), None, reading=f"{job}, (ii) diagonal of W")
+        neg_b = (t.arrays["b"] < negative_bias).mean(1)
+        e_b = vs_no_dropout(t, neg_b, extreme, tol, +1)
+        bias = Finding(c.id, e_b.verdict, f"{job}: share of biases below {negative_bias:g}, dropout >= {extreme:g} against "
+                       f"none: {e_b.text()}.", [_by_dropout_text(t, neg_b, {}, "share of negative biases by dropout"),
+                                                ("paired change", e_b.text())], _runs(t), _fig(inputs, "wtw_extreme"),
+                       reading=f"{job}, (iii) the bias column beside W^T W")
+        return [gram, weights, bias]
+
+    return each_job(c, inputs, DROPOUT_JOBS, judge)
 
 
 def _alignment(t: TmsTable) -> np.ndarray:
@@ -457,19 +384,16 @@ def _alignment(t: TmsTable) -> np.ndarray:
     return X.per_instance(t, M.axis_alignment, privileged=True)
 
 
-def _d5_jobs():
-    return DROPOUT_JOBS + ("dropout-20-5-sgd",)
-
-
+ALIGNMENT_JOBS = DROPOUT_JOBS + ("dropout-20-5-sgd",)
 SGD_TRAINED_RATIO = 2.0  # an SGD cell counts as trained when its dropout-0 loss is within this factor of Adam's
 
 
-def _sgd_trained(inputs: Inputs, t: TmsTable) -> tuple[np.ndarray, str]:
+def _sgd_trained(inputs: Inputs, t: TmsTable, ratio: float = SGD_TRAINED_RATIO) -> tuple[np.ndarray, str]:
     """Which instances of the SGD grid trained ([I] bool) and a sentence saying which cells were left out.
     Plain SGD at a fixed lr moves a feature's weights in proportion to its probability p, so at small p it ends
     near its initialisation (measured: at p = 0.01 and below, 14-28x the loss Adam reaches at the same cell),
     and an untrained model's alignment is its random initialisation's. A cell (p) counts when its mean loss
-    without dropout is within SGD_TRAINED_RATIO of the Adam grid's (dropout-20-5) at the same p."""
+    without dropout is within `ratio` of the Adam grid's (dropout-20-5) at the same p."""
     adam = inputs.get("dropout-20-5")
     keep = np.ones(t.count, dtype=bool)
     if adam is None:
@@ -480,124 +404,148 @@ def _sgd_trained(inputs: Inputs, t: TmsTable) -> tuple[np.ndarray, str]:
         theirs = X.select(adam.metrics["loss"], adam.where(feature_probability=p, dropout=0.0))
         if not (mine.size and theirs.size):
             continue
-        ratio = float(np.nanmean(mine) / np.nanmean(theirs))
-        ratios.append(f"p={p:g}: {ratio:.1f}x")
-        if ratio > SGD_TRAINED_RATIO:
+        measured = float(np.nanmean(mine) / np.nanmean(theirs))
+        ratios.append(f"p={p:g}: {measured:.1f}x")
+        if measured > ratio:
             keep[t.where(feature_probability=p)] = False
             out.append(f"{p:g}")
     note = (f"SGD loss without dropout against Adam's: {'; '.join(ratios)}; "
-            + (f"cells p = {', '.join(out)} did not train (> {SGD_TRAINED_RATIO:g}x) and are left out" if out
+            + (f"cells p = {', '.join(out)} did not train (> {ratio:g}x) and are left out" if out
                else "every cell trained"))
     return keep, note
 
 
-def eval_d5(c, inputs):
-    out = []
-    for job in _d5_jobs():
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
-        align = _alignment(t)
+def _trained_alignment(inputs: Inputs, t: TmsTable, ratio: float) -> tuple[np.ndarray, bool, str]:
+    """Axis alignment per instance, NaN on the SGD cells that did not train; whether the grid is SGD's; the note
+    on which cells were left out ("" for Adam)."""
+    align = _alignment(t)
+    sgd = t.params[0].get("optimizer") == "sgd"
+    if not sgd:
+        return align, False, ""
+    keep, note = _sgd_trained(inputs, t, ratio)
+    return np.where(keep, align, np.nan), True, note
+
+
+def _alignment_reading(job: str, sgd: bool) -> str:
+    return job + (" (SGD: no optimizer basis)" if sgd else "")
+
+
+@claim("D5", SECTION_DROPOUT, "At high dropout levels, dropout in the ReLU model might discourage feature "
+       "alignment with the coordinate basis ... dropout may induce a non-random privileged basis that isn't neuron-aligned.",
+       ALIGNMENT_JOBS, "Axis alignment (mean max_k |W_ik|/||W_i||) at dropout >= {rate:g} against "
+       "the same grid point without dropout (paired, tol {tol:g}, predicted -). The no-dropout control is needed "
+       "because Adam itself is not rotation-equivariant: Adam-trained models sit below the value for random "
+       "directions (0.900 for m = 2, 0.738 for m = 5) with no dropout at all. The SGD grid (rotation-equivariant) "
+       "is compared with the random-direction value directly, on the cells where it trained (loss without dropout within "
+       "{trained_within:g}x Adam's at the same p: at a fixed lr SGD barely moves rare features, which keep their initialisation).",
+       rate=0.5, tol=0.02, trained_within=SGD_TRAINED_RATIO)
+def eval_d5(c, inputs, *, rate, tol, trained_within):
+    def judge(job, t):
+        align, sgd, trained_note = _trained_alignment(inputs, t, trained_within)
         base = M.random_axis_alignment(t.model.n_hidden)
-        high = lambda d: d >= 0.5 - 1e-9  # noqa: E731
-        sgd = t.params[0].get("optimizer") == "sgd"
-        trained_note = ""
-        if sgd:
-            keep, trained_note = _sgd_trained(inputs, t)
-            align = np.where(keep, align, np.nan)
-        vs_control = paired_effect(X.paired(t, align, "dropout", 0.0, high), 0.02, -1)
-        vs_random = paired_effect(X.select(align, t.where(dropout=high)) - base, 0.02, -1)
+        vs_control = vs_no_dropout(t, align, rate, tol, -1)
+        vs_random = paired_effect(X.select(align, t.where(dropout=at_least(rate))) - base, tol, -1)
         control = X.select(align, t.where(dropout=0.0))
         numbers = [("random-direction value", f"{base:.4f} (m = {t.model.n_hidden})"),
                    _by_dropout_text(t, align, {}, "axis alignment by dropout"),
                    ("no dropout (control) minus the random value", spread(control - base)),
-                   ("dropout >= 0.5 against the same cell without dropout", vs_control.text()),
-                   ("dropout >= 0.5 against the random value", vs_random.text())]
+                   (f"dropout >= {rate:g} against the same cell without dropout", vs_control.text()),
+                   (f"dropout >= {rate:g} against the random value", vs_random.text())]
         effect = vs_random if sgd else vs_control
-        why = (f"{job}: at dropout >= 0.5 alignment {'minus the random value' if sgd else 'against no dropout'}: "
+        why = (f"{job}: at dropout >= {rate:g} alignment {'minus the random value' if sgd else 'against no dropout'}: "
                f"{effect.text()}; without dropout the trained basis is {spread(control - base)} from random"
                + (f" (SGD; {trained_note})." if sgd else " (Adam prefers a basis of its own)."))
         if sgd:
             numbers.append(("trained cells", trained_note))
-        out.append(Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
-                           reading=job + (" (SGD: no optimizer basis)" if sgd else "")))
-    return out
+        return Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
+                       reading=_alignment_reading(job, sgd))
+
+    return each_job(c, inputs, ALIGNMENT_JOBS, judge)
 
 
-def eval_d6(c, inputs):
-    out = []
-    for job in _d5_jobs():
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
-        base = M.random_axis_alignment(t.model.n_hidden)
-        delta = _alignment(t) - base
-        sgd = t.params[0].get("optimizer") == "sgd"
-        trained_note = ""
-        if sgd:
-            keep, trained_note = _sgd_trained(inputs, t)
-            delta = np.where(keep, delta, np.nan)
+@claim("D6", SECTION_DROPOUT, "The ReLU output model seems to undergo three phases as dropout increases. At zero "
+       "dropout, it's rotation invariant. As dropout increases, the model adopts an anti-aligned equilibrium with "
+       "the coordinate basis. Beyond a 50% dropout rate, coordinate basis-aligned features are encouraged again.",
+       ALIGNMENT_JOBS, "Alignment minus the random-direction value, means over seeds and p: "
+       "(1) dropout 0 within {tol:g} of it (rotation invariance; SGD grid only, on its trained cells: Adam has a basis of "
+       "its own); (2) some dropout in (0, {split:g}] below the dropout-0 value by > {tol:g} (anti-aligned); (3) every dropout "
+       "> {split:g} above the dropout-0 value by > {tol:g} (re-aligned).",
+       tol=0.02, split=0.5, trained_within=SGD_TRAINED_RATIO)
+def eval_d6(c, inputs, *, tol, split, trained_within):
+    def judge(job, t):
+        align, sgd, trained_note = _trained_alignment(inputs, t, trained_within)
+        delta = align - M.random_axis_alignment(t.model.n_hidden)
         means = {d: float(np.nanmean(X.select(delta, t.where(dropout=d)))) for d in t.values("dropout")}
         zero = means.get(0.0, math.nan)
-        mid = [v - zero for d, v in means.items() if 0 < d <= 0.5 + 1e-9]
-        high = [v - zero for d, v in means.items() if d > 0.5 + 1e-9]
+        mid = [v - zero for d, v in means.items() if 0 < d <= split + 1e-9]
+        high = [v - zero for d, v in means.items() if d > split + 1e-9]
         # (1) is a property of the loss; only an optimizer without a basis of its own (SGD) can show it in the
         # weights. Adam's per-coordinate steps pull a rotation-invariant model off the random value by themselves,
         # so on an Adam grid (1) is not tested and (2), (3) are read against its dropout-0 value, the control.
-        phase1 = abs(zero) <= 0.02
-        phase2 = bool(mid) and min(mid) < -0.02
-        phase3 = bool(high) and all(v > 0.02 for v in high)
+        phase1 = abs(zero) <= tol
+        phase2 = bool(mid) and min(mid) < -tol
+        phase3 = bool(high) and all(v > tol for v in high)
         verdict = SUPPORTS if (phase1 or not sgd) and phase2 and phase3 else (
-            CONTRADICTS if (sgd and not phase1) or (mid and not phase2) or (high and not any(v > 0.02 for v in high))
+            CONTRADICTS if (sgd and not phase1) or (mid and not phase2) or (high and not any(v > tol for v in high))
             else CANNOT_TELL)
         first = (f"{phase1} ({zero:+.3f})" if sgd else
                  f"not testable with Adam (its dropout-0 models sit {zero:+.3f} from random; the control for (2), (3))")
         numbers = [("alignment minus the random-direction value, mean over p and seeds",
                     "; ".join(f"dropout {d:g}: {v:+.3f}" for d, v in means.items())),
                    ("(1) rotation-invariant without dropout", first),
-                   ("(2) below the no-dropout value at some 0 < dropout <= 0.5", str(phase2)),
-                   ("(3) above the no-dropout value at every dropout > 0.5", str(phase3))]
-        why = f"{job}: (1) no dropout at random: {first}, (2) anti-aligned {phase2}, (3) re-aligned above 50% {phase3}."
+                   (f"(2) below the no-dropout value at some 0 < dropout <= {split:g}", str(phase2)),
+                   (f"(3) above the no-dropout value at every dropout > {split:g}", str(phase3))]
+        why = f"{job}: (1) no dropout at random: {first}, (2) anti-aligned {phase2}, (3) re-aligned above {split:.0%} {phase3}."
         if sgd:
             numbers.append(("trained cells", trained_note))
             why += f" ({trained_note}.)"
-        out.append(Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
-                           reading=job + (" (SGD: no optimizer basis)" if sgd else "")))
-    return out
+        return Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"), reading=_alignment_reading(job, sgd))
+
+    return each_job(c, inputs, ALIGNMENT_JOBS, judge)
 
 
-def eval_d7(c, inputs):
-    out = []
-    for job in ("dropout-5-2", "dropout-20-5"):
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
+@claim("D7", SECTION_DROPOUT, "Dropout makes phase transitions smoother in comparison to deterministic models, even "
+       "with small amounts of dropout.",
+       ("dropout-5-2", "dropout-20-5"), "Sharpness of the transition in represented features over p (largest jump "
+       "between neighbouring p as a share of the range, per seed), dropout 0.05 and {small:g} against none; paired rule, "
+       "tol {tol:g}, predicted -.",
+       small=0.1, tol=0.05)
+def eval_d7(c, inputs, *, small, tol):
+    def judge(job, t):
         rep = t.metrics["represented_relative"]
-        sharp = {(d, s): X.transition_sharpness(t, rep, d, s) for d in t.values("dropout") for s in t.values("seed")}
-        diffs = [sharp[(d, s)] - sharp[(0.0, s)] for d in t.values("dropout") if 0 < d <= 0.1 + 1e-9
-                 for s in t.values("seed") if (0.0, s) in sharp]
-        effect = paired_effect(np.asarray(diffs), 0.05, -1)
+        seeds = t.values("seed")
+        sharp = {(d, s): X.transition_sharpness(t, rep, d, s) for d in t.values("dropout") for s in seeds}
+        diffs = [sharp[(d, s)] - sharp[(0.0, s)] for d in t.values("dropout") if 0 < d <= small + 1e-9
+                 for s in seeds if (0.0, s) in sharp]
+        effect = paired_effect(np.asarray(diffs), tol, -1)
         numbers = [("sharpness by dropout (1 = one-step jump)",
-                    "; ".join(f"dropout {d:g}: {spread([sharp[(d, s)] for s in t.values('seed')])}" for d in t.values("dropout"))),
-                   ("dropout 0.05-0.1 against none", effect.text())]
-        out.append(Finding(c.id, effect.verdict, f"{job}: transition sharpness with small dropout: {effect.text()}.",
-                           numbers, _runs(t), _fig(inputs, "transitions"), reading=job))
-    return out
+                    "; ".join(f"dropout {d:g}: {spread([sharp[(d, s)] for s in seeds])}" for d in t.values("dropout"))),
+                   (f"dropout 0.05-{small:g} against none", effect.text())]
+        return Finding(c.id, effect.verdict, f"{job}: transition sharpness with small dropout: {effect.text()}.",
+                       numbers, _runs(t), _fig(inputs, "transitions"), reading=job)
+
+    return each_job(c, inputs, ("dropout-5-2", "dropout-20-5"), judge)
 
 
-def eval_d8(c, inputs):
-    return _paired_over_dropout(c, inputs, X.antipodal_features, regime="all",
-                                test=lambda d: d >= 0.3 - 1e-9, tol=0.5, sign=-1, label="features in antipodal pairs",
-                                jobs=("dropout-5-2", "dropout-20-5"), fig="antipodal", base_if=lambda v: v >= 2)
+@claim("D8", SECTION_DROPOUT, "Dropout seems to suppress superposition, particularly the antipodal pairs favored by "
+       "the deterministic model.",
+       ("dropout-5-2", "dropout-20-5"), "Features in antipodal pairs (named by sptui.science.tms_geometry), "
+       "dropout >= {rate:g} against none, in every cell where the no-dropout model has at least one pair; "
+       "paired rule, tol {tol:g}, predicted -.",
+       rate=0.3, tol=0.5)
+def eval_d8(c, inputs, *, rate, tol):
+    return dropout_effect(c, inputs, X.antipodal_features, "features in antipodal pairs", regime="all", rate=rate,
+                          tol=tol, sign=-1, figure="antipodal", jobs=("dropout-5-2", "dropout-20-5"),
+                          base_if=lambda v: v >= 2)  # the no-dropout model has a pair (2 features)
 
 
-def eval_d9(c, inputs):
-    out = _paired_over_dropout(c, inputs, lambda t: X.per_instance(t, M.negative_interactions), regime="all",
-                               test=lambda d: d >= 0.3 - 1e-9, tol=0.02, sign=+1, label="negative interactions",
-                               fig="wtw_extreme")
+@claim("D9", SECTION_DROPOUT, "Dropout models show negative feature interactions along with a positive diagonal.",
+       DROPOUT_JOBS, "Negative interactions (mean of max(-cos, 0) over pairs of represented features, cos from G), "
+       "dropout >= {rate:g} against none at every p; paired rule, tol {tol:g}, predicted +. The diagonal of G: share > 0.",
+       rate=0.3, tol=0.02)
+def eval_d9(c, inputs, *, rate, tol):
+    out = dropout_effect(c, inputs, lambda t: X.per_instance(t, M.negative_interactions), "negative interactions",
+                         regime="all", rate=rate, tol=tol, sign=+1, figure="wtw_extreme")
     for f in out:
         t = inputs.get(f.reading)
         if t is not None:
@@ -607,45 +555,52 @@ def eval_d9(c, inputs):
     return out
 
 
-def eval_d10(c, inputs):
-    out = []
-    test = lambda d: d >= 0.3 - 1e-9  # noqa: E731
-    for job in DROPOUT_JOBS + ("dropout-5-2-classic",):
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
-        logd = np.log(t.metrics["dims_per_feature"])
-        logs = np.log(t.metrics["dims_per_feature_scaled"])
-        e_raw = paired_effect(X.paired(t, logd, "dropout", 0.0, test), math.log(1.1), +1)
-        e_scaled = paired_effect(X.paired(t, logs, "dropout", 0.0, test), math.log(1.1), +1)
+@claim("D10", SECTION_DROPOUT, "The dimensions per feature seem to increase sharply with increased dropout, showing "
+       "that the model tries to 'work around' dropout.",
+       DROPOUT_JOBS + ("dropout-5-2-classic",), "log D* at dropout >= {rate:g} against none (paired, tol log {ratio:g}, "
+       "predicted +); then the same for D* of rows scaled by the largest norm, which removes a uniform shrinkage of the map the "
+       "model applies at evaluation (G = W W^T for inverted dropout, (1 - p) W W^T for classic dropout: both "
+       "are measured on what the model computes, so the two parametrisations give the same D*).",
+       rate=0.3, ratio=1.1)
+def eval_d10(c, inputs, *, rate, ratio):
+    def judge(job, t):
+        e_raw = vs_no_dropout(t, np.log(t.metrics["dims_per_feature"]), rate, math.log(ratio), +1)
+        e_scaled = vs_no_dropout(t, np.log(t.metrics["dims_per_feature_scaled"]), rate, math.log(ratio), +1)
         numbers = [_by_dropout_text(t, t.metrics["dims_per_feature"], {}, "D* by dropout"),
                    _by_dropout_text(t, t.metrics["dims_per_feature_scaled"], {}, "D* of rows scaled by the largest norm"),
                    _by_dropout_text(t, t.metrics["sum_sq_norms"], {}, "sum ||W_i||^2 by dropout"),
                    ("log D*, paired", e_raw.text()), ("log scaled D*, paired", e_scaled.text())]
-        inverted = bool(t.params[0].get("inverted_dropout", True))
-        out.append(Finding(c.id, e_raw.verdict, f"{job}: D* {e_raw.text()} (log).", numbers, _runs(t),
-                           _fig(inputs, "dims"), reading=f"{job}: D* as the paper plots it"
-                           + ("" if inverted else " (classic dropout)")))
-        out.append(Finding(c.id, e_scaled.verdict, f"{job}: D* without uniform shrinkage {e_scaled.text()} (log).",
-                           numbers[1:2] + numbers[4:], _runs(t), _fig(inputs, "dims"),
-                           reading=f"{job}: D* of rows scaled by the largest norm" + ("" if inverted else " (classic dropout)")))
-    return out
+        classic = "" if bool(t.params[0].get("inverted_dropout", True)) else " (classic dropout)"
+        return [Finding(c.id, e_raw.verdict, f"{job}: D* {e_raw.text()} (log).", numbers, _runs(t), _fig(inputs, "dims"),
+                        reading=f"{job}: D* as the paper plots it" + classic),
+                Finding(c.id, e_scaled.verdict, f"{job}: D* without uniform shrinkage {e_scaled.text()} (log).",
+                        numbers[1:2] + numbers[4:], _runs(t), _fig(inputs, "dims"),
+                        reading=f"{job}: D* of rows scaled by the largest norm" + classic)]
+
+    return each_job(c, inputs, DROPOUT_JOBS + ("dropout-5-2-classic",), judge)
 
 
-def eval_d11(c, inputs):
-    return _paired_over_dropout(c, inputs, lambda t: np.nanmean(X.per_instance(t, M.feature_spread, privileged=True), axis=1)
-                                if t.count else np.zeros(0), regime="low", test=lambda d: d >= 0.3 - 1e-9, tol=0.1, sign=+1,
-                                label="neurons per feature (participation ratio)", fig="alignment")
+def _neurons_per_feature(t: TmsTable) -> np.ndarray:
+    """Mean feature spread (participation ratio over neurons, the basis treated as privileged) per instance [I]."""
+    return np.nanmean(X.per_instance(t, M.feature_spread, privileged=True), axis=1) if t.count else np.zeros(0)
 
 
-def eval_d12(c, inputs):
-    out = []
-    for job in DROPOUT_JOBS:
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
+@claim("D11", SECTION_DROPOUT, "Dropout leads to redundant encoding in dense scenarios ...",
+       DROPOUT_JOBS, "Feature spread (participation ratio of a represented feature over neurons: 1 = one neuron), "
+       "dropout >= {rate:g} against none at p >= the low-sparsity cut; paired rule, tol {tol:g}, predicted +.",
+       rate=0.3, tol=0.1)
+def eval_d11(c, inputs, *, rate, tol):
+    return dropout_effect(c, inputs, _neurons_per_feature, "neurons per feature (participation ratio)", regime="low",
+                          rate=rate, tol=tol, sign=+1, figure="alignment")
+
+
+@claim("D12", SECTION_DROPOUT, "In some cases, higher dropout rates result in fewer dimensions per feature.",
+       DROPOUT_JOBS, "Cells (p) where D* falls from one dropout rate to the next higher one by more than {fall:.0%} in every "
+       "seed; supports if there is at least one such cell, contradicts if there is none.",
+       fall=0.1)
+def eval_d12(c, inputs, *, fall):
+    def judge(job, t):
+        D = t.metrics["dims_per_feature"]
         drops = t.values("dropout")
         cells = []
         for p in t.values("feature_probability"):
@@ -655,48 +610,63 @@ def eval_d12(c, inputs):
                     a = t.where(feature_probability=p, dropout=lo, seed=s)
                     b = t.where(feature_probability=p, dropout=hi, seed=s)
                     if len(a) and len(b):
-                        falls.append(t.metrics["dims_per_feature"][b[0]] < t.metrics["dims_per_feature"][a[0]] / 1.1)
+                        falls.append(D[b[0]] < D[a[0]] / (1 + fall))
                 if falls and all(falls):
                     cells.append(f"p={p:g}: {lo:g}->{hi:g}")
-        verdict = SUPPORTS if cells else CONTRADICTS
-        out.append(Finding(c.id, verdict, f"{job}: {len(cells)} step(s) where D* falls by > 10% in every seed as dropout rises.",
-                           [("such steps", ", ".join(cells) if cells else "none")], _runs(t), _fig(inputs, "dims"), reading=job))
-    return out
+        return Finding(c.id, SUPPORTS if cells else CONTRADICTS, f"{job}: {len(cells)} step(s) where D* falls by > "
+                       f"{fall:.0%} in every seed as dropout rises.", [("such steps", ", ".join(cells) if cells else "none")],
+                       _runs(t), _fig(inputs, "dims"), reading=job)
+
+    return each_job(c, inputs, DROPOUT_JOBS, judge)
 
 
-def eval_d13(c, inputs):
-    out = []
-    for job in DROPOUT_JOBS:
-        t = inputs.get(job)
-        if t is None:
-            out.append(missing(c, inputs, (job,)))
-            continue
-        share = X.polytope_share(t)
-        extreme = X.select(share, t.where(dropout=lambda d: d >= 0.7 - 1e-9))
-        finite = extreme[np.isfinite(extreme)]
-        exists = SUPPORTS if finite.size >= 3 and finite.mean() > 0.5 else (CANNOT_TELL if finite.size < 3 else CONTRADICTS)
-        effect = paired_effect(X.paired(t, share, "dropout", 0.0, lambda d: d >= 0.3 - 1e-9), 0.1, -1)
-        numbers = [_by_dropout_text(t, share, {}, "share of superposed features in a named polytope"),
-                   ("dropout >= 0.7", spread(extreme)), ("against no dropout (dropout >= 0.3)", effect.text())]
-        out.append(Finding(c.id, exists, f"{job}: at dropout >= 0.7 {spread(extreme)} of superposed features form a named polytope.",
-                           numbers, _runs(t), _fig(inputs, "dims"), reading=f"{job}: sticky solutions persist"))
-        out.append(Finding(c.id, effect.verdict, f"{job}: stickiness against no dropout {effect.text()}.", numbers[:1] + numbers[2:],
-                           _runs(t), _fig(inputs, "dims"), reading=f"{job}: dropout decreases stickiness"))
-    return out
+@claim("D13", SECTION_DROPOUT, "At extreme levels of dropout, certain 'sticky' solutions still exist ... it can also "
+       "decrease the 'stickiness' of certain superposition solutions.",
+       DROPOUT_JOBS, "Of the represented features in superposition (not dedicated), the share that form one of the "
+       "paper's polytopes (antipodal pair, triangle, tetrahedron, pentagon, square antiprism; named by "
+       "sptui.science.tms_geometry) rather than 'other': (a) at dropout >= {extreme:g} it must exceed {share:.0%}; (b) against no "
+       "dropout it must fall (paired, tol {tol:g}).",
+       extreme=0.7, share=0.5, min_instances=3, rate=0.3, tol=0.1)
+def eval_d13(c, inputs, *, extreme, share, min_instances, rate, tol):
+    def judge(job, t):
+        shares = X.polytope_share(t)
+        at_extreme = X.select(shares, t.where(dropout=at_least(extreme)))
+        finite = at_extreme[np.isfinite(at_extreme)]
+        exists = (CANNOT_TELL if finite.size < min_instances else SUPPORTS if finite.mean() > share else CONTRADICTS)
+        effect = vs_no_dropout(t, shares, rate, tol, -1)
+        numbers = [_by_dropout_text(t, shares, {}, "share of superposed features in a named polytope"),
+                   (f"dropout >= {extreme:g}", spread(at_extreme)), (f"against no dropout (dropout >= {rate:g})", effect.text())]
+        return [Finding(c.id, exists, f"{job}: at dropout >= {extreme:g} {spread(at_extreme)} of superposed features form a "
+                        "named polytope.", numbers, _runs(t), _fig(inputs, "dims"), reading=f"{job}: sticky solutions persist"),
+                Finding(c.id, effect.verdict, f"{job}: stickiness against no dropout {effect.text()}.", numbers[:1] + numbers[2:],
+                        _runs(t), _fig(inputs, "dims"), reading=f"{job}: dropout decreases stickiness")]
+
+    return each_job(c, inputs, DROPOUT_JOBS, judge)
 
 
-def eval_n1(c, inputs):
+# ---------------------------------------------------------------- non-uniform sparsity
+
+NONUNIFORM_CELLS = ("dense_features", "dense_first", "dense_probability")  # a cell of the non-uniform grid
+
+
+@claim("N1", SECTION_NONUNIFORM, "For less sparse features, which are more prevalent, the model tends to employ less "
+       "superposition.",
+       ("nonuniform-sparsity",), "A feature made dense against the same feature (same index, importance, seed) when "
+       "every feature is sparse: D_i dense minus D_i all-sparse, averaged over the dense features represented in "
+       "both, per instance; paired rule, tol {tol:g}, predicted + (more dimensions = less superposition). Beside it: "
+       "dense against sparse features within one model (confounded by importance).",
+       tol=0.05)
+def eval_n1(c, inputs, *, tol):
     t = inputs.get("nonuniform-sparsity")
     if t is None:
         return [missing(c, inputs)]
     change = X.dense_feature_change(t)
-    effect = paired_effect(change, 0.05, +1)
+    effect = paired_effect(change, tol, +1)
     dense_D, sparse_D, dense_rep, sparse_rep = X.class_dims(t)
-    within = paired_effect(dense_D - sparse_D, 0.05, +1)
+    within = paired_effect(dense_D - sparse_D, tol, +1)
     numbers = [("D_i of a feature made dense minus all-sparse, by cell (dense features, dense first, dense p)",
-                "; ".join(f"{k}: {spread(v)}" for k, v in sorted(
-                    X.cell_means(t, change, ("dense_features", "dense_first", "dense_probability")).items(), key=str)
-                    if np.isfinite(v).any())),
+                "; ".join(f"{k}: {spread(v)}" for k, v in sorted(X.cell_means(t, change, NONUNIFORM_CELLS).items(), key=str)
+                          if np.isfinite(v).any())),
                ("made dense against all-sparse (paired)", effect.text()),
                ("within one model: mean D_i of represented dense minus sparse features", within.text()),
                ("share of dense / sparse features represented", f"{spread(dense_rep)} / {spread(sparse_rep)}")]
@@ -708,33 +678,42 @@ def eval_n1(c, inputs):
                     reading="dense against sparse features in one model")]
 
 
-def eval_n2(c, inputs):
+@claim("N2", SECTION_NONUNIFORM, "For very sparse features ... the model tends to resort to a significant level of "
+       "superposition.",
+       ("nonuniform-sparsity",), "Mean D_i of represented sparse-class features (p = 0.01): supports if its seed mean "
+       "is <= {superposed:g} in every cell where they are represented, contradicts if >= {apart:g} in most.",
+       superposed=0.7, apart=0.9)
+def eval_n2(c, inputs, *, superposed, apart):
     t = inputs.get("nonuniform-sparsity")
     if t is None:
         return [missing(c, inputs)]
     _, sparse_D, _, _ = X.class_dims(t)
-    keys = ("dense_features", "dense_first", "dense_probability")
-    cells = {k: v for k, v in X.cell_means(t, sparse_D, keys).items() if np.isfinite(v).any()}
+    cells = {k: v for k, v in X.cell_means(t, sparse_D, NONUNIFORM_CELLS).items() if np.isfinite(v).any()}
     means = {k: float(np.nanmean(v)) for k, v in cells.items()}
     if not means:
         return [Finding(c.id, CANNOT_TELL, "no cell represents sparse-class features", runs=_runs(t))]
-    low = sum(v <= 0.7 for v in means.values())
-    high = sum(v >= 0.9 for v in means.values())
+    low = sum(v <= superposed for v in means.values())
+    high = sum(v >= apart for v in means.values())
     verdict = SUPPORTS if low == len(means) else CONTRADICTS if high > len(means) / 2 else CANNOT_TELL
     numbers = [("mean D_i of represented sparse features by cell (dense features, dense first, dense p)",
                 "; ".join(f"{k}: {spread(cells[k])}" for k in sorted(means, key=str)))]
-    return [Finding(c.id, verdict, f"{low} of {len(means)} cells have sparse-feature mean D_i <= 0.7, {high} >= 0.9.",
-                    numbers, _runs(t), _fig(inputs, "nonuniform"))]
+    return [Finding(c.id, verdict, f"{low} of {len(means)} cells have sparse-feature mean D_i <= {superposed:g}, {high} "
+                    f">= {apart:g}.", numbers, _runs(t), _fig(inputs, "nonuniform"))]
 
 
-def eval_n3(c, inputs):
+@claim("N3", SECTION_NONUNIFORM, "If the model is trained with a high priority given to the very sparse features, it "
+       "tends to learn more complex representations that involve a superposition across both classes of features.",
+       ("nonuniform-sparsity",), "Cross-class interference (interference a represented feature gets from the other "
+       "class), sparse features important (dense_first = false) minus dense features important; paired rule, "
+       "tol {tol:g}, predicted +.",
+       tol=0.05)
+def eval_n3(c, inputs, *, tol):
     t = inputs.get("nonuniform-sparsity")
     if t is None:
         return [missing(c, inputs)]
     cross = M.cross_class_interference(t.model, X.dense_class(t)).double().numpy()
     both = lambda k: 0 < k < t.features["probability"].shape[1]  # noqa: E731
-    diffs = X.paired(t, cross, "dense_first", True, lambda v: v is False, dense_features=both)
-    effect = paired_effect(diffs, 0.05, +1)
+    effect = paired_effect(X.paired(t, cross, "dense_first", True, lambda v: v is False, dense_features=both), tol, +1)
     numbers = [("cross-class interference, dense features important",
                 spread(X.select(cross, t.where(dense_first=True, dense_features=both)))),
                ("cross-class interference, sparse features important",
@@ -744,7 +723,17 @@ def eval_n3(c, inputs):
                     numbers, _runs(t), _fig(inputs, "nonuniform"))]
 
 
-def eval_g1(c, inputs):
+# ---------------------------------------------------------------- GeLU
+
+@claim("G1", SECTION_GELU, "When we repeated our experiments with GeLU instead of ReLU, the model seemed to learn a "
+       "more intricate representation and exhibited higher levels of superposition.",
+       ("gelu-output[output_activation=relu]", "gelu-output[output_activation=gelu]",
+        "gelu-hidden[hidden_activation=relu]", "gelu-hidden[hidden_activation=gelu]"),
+       "Two readings: GeLU on the output (the paper's model has only that activation) or on the hidden layer. "
+       "Represented features per dimension, GeLU minus ReLU at the same grid point and seed; paired rule, tol "
+       "{tol:g}/m, predicted +; mean D_i reported beside it.",
+       tol=0.5, dim_tol=0.05)
+def eval_g1(c, inputs, *, tol, dim_tol):
     out = []
     for reading, (a_job, b_job) in {
         "GeLU on the output": ("gelu-output[output_activation=relu]", "gelu-output[output_activation=gelu]"),
@@ -757,35 +746,22 @@ def eval_g1(c, inputs):
         m = a.model.n_hidden
         per_dim = X.across(a, a.metrics["represented_relative"] / m, b, b.metrics["represented_relative"] / m)
         dims = X.across(a, a.metrics["mean_feature_dim"], b, b.metrics["mean_feature_dim"])
-        effect = paired_effect(per_dim, 0.5 / m, +1)
+        effect = paired_effect(per_dim, tol / m, +1)
         numbers = [("features per dimension, ReLU", spread(a.metrics["represented_relative"] / m)),
                    ("features per dimension, GeLU", spread(b.metrics["represented_relative"] / m)),
                    ("GeLU minus ReLU, same grid point and seed", effect.text()),
-                   ("mean D_i, GeLU minus ReLU", paired_effect(dims, 0.05, -1).text()),
+                   ("mean D_i, GeLU minus ReLU", paired_effect(dims, dim_tol, -1).text()),
                    ("settings where GeLU has fewer features per dimension", f"{int((per_dim < 0).sum())} of {per_dim.size}")]
         out.append(Finding(c.id, effect.verdict, f"{reading}: features per dimension GeLU minus ReLU {effect.text()}.",
                            numbers, _runs(a, b), _fig(inputs, "gelu"), reading=reading))
     return out
 
 
+# ---------------------------------------------------------------- target functions
+
 def _fn(inputs, target, activation, narrow=False):
     job = f"functions-max-narrow[activation={activation}]" if narrow else f"functions[target={target},activation={activation}]"
     return job, inputs.get(job)
-
-
-def eval_f1(c, inputs):
-    job, t = _fn(inputs, "square", "relu")
-    if t is None:
-        return [missing(c, inputs)]
-    w1, w2, comb = t.weights["W1"], t.weights["W2"], t.weights["combined"]
-    pooled = [float(np.mean(np.concatenate([w1[i].ravel(), w2[i].ravel()]) > 0)) for i in range(len(t.seeds))]
-    ok = all(0.3 <= s <= 0.7 for s in pooled)
-    numbers = [("share of positive weights in W1 and W2, per seed", ", ".join(f"{s:.2f}" for s in pooled)),
-               ("share positive: W1", spread([float(np.mean(w1[i] > 0)) for i in range(len(t.seeds))])),
-               ("share positive: W2", spread([float(np.mean(w2[i] > 0)) for i in range(len(t.seeds))])),
-               ("share positive: W2 @ W1", spread([float(np.mean(comb[i] > 0)) for i in range(len(t.seeds))]))]
-    return [Finding(c.id, SUPPORTS if ok else CONTRADICTS, f"share of positive weights per seed: {numbers[0][1]}.", numbers,
-                    _runs(t), _fig(inputs, "functions"))]
 
 
 def _max_abs(t: FunctionsTable) -> np.ndarray:
@@ -797,26 +773,62 @@ def _by_seed(a: FunctionsTable, va, b: FunctionsTable, vb) -> np.ndarray:
     return np.array([vb[j] - va[index[s]] for j, s in enumerate(b.seeds) if s in index])
 
 
-def eval_f2(c, inputs):
+def _share_positive(weights: np.ndarray) -> list[float]:
+    return [float(np.mean(w > 0)) for w in weights]
+
+
+@claim("F1", SECTION_FUNCTIONS, "[y = x^2] When we use ReLU activation function, the weights learned are relatively "
+       "balanced between positive and negative values.",
+       ("functions[target=square,activation=relu]",), "Share of positive entries in W1, W2 and W2 @ W1 per seed: "
+       "supports if the pooled share of W1 and W2 lies in [{low:g}, {high:g}] in every seed.",
+       low=0.3, high=0.7)
+def eval_f1(c, inputs, *, low, high):
+    job, t = _fn(inputs, "square", "relu")
+    if t is None:
+        return [missing(c, inputs)]
+    w1, w2, comb = t.weights["W1"], t.weights["W2"], t.weights["combined"]
+    pooled = [float(np.mean(np.concatenate([w1[i].ravel(), w2[i].ravel()]) > 0)) for i in range(len(t.seeds))]
+    ok = all(low <= s <= high for s in pooled)
+    count = len(t.seeds)
+    numbers = [("share of positive weights in W1 and W2, per seed", ", ".join(f"{s:.2f}" for s in pooled)),
+               ("share positive: W1", spread(_share_positive(w1[:count]))),
+               ("share positive: W2", spread(_share_positive(w2[:count]))),
+               ("share positive: W2 @ W1", spread(_share_positive(comb[:count])))]
+    return [Finding(c.id, SUPPORTS if ok else CONTRADICTS, f"share of positive weights per seed: {numbers[0][1]}.", numbers,
+                    _runs(t), _fig(inputs, "functions"))]
+
+
+@claim("F2", SECTION_FUNCTIONS, "[y = x^2] In the GeLU model's weights, we see more extreme weight values compared "
+       "to the ReLU model.",
+       ("functions[target=square,activation=relu]", "functions[target=square,activation=gelu]"),
+       "log of the largest |weight| (W1 and W2), GeLU minus ReLU per seed; paired rule, tol log {ratio:g}, predicted +.",
+       ratio=1.1)
+def eval_f2(c, inputs, *, ratio):
     (_, relu), (_, gelu) = _fn(inputs, "square", "relu"), _fn(inputs, "square", "gelu")
     if relu is None or gelu is None:
         return [missing(c, inputs)]
     ra, ga = _max_abs(relu), _max_abs(gelu)
-    effect = paired_effect(_by_seed(relu, np.log(ra), gelu, np.log(ga)), math.log(1.1), +1)
+    effect = paired_effect(_by_seed(relu, np.log(ra), gelu, np.log(ga)), math.log(ratio), +1)
     numbers = [("largest |weight|, ReLU", spread(ra)), ("largest |weight|, GeLU", spread(ga)),
                ("log ratio GeLU / ReLU per seed", effect.text())]
     return [Finding(c.id, effect.verdict, f"largest |weight| GeLU {spread(ga)} against ReLU {spread(ra)}.", numbers,
                     _runs(relu, gelu), _fig(inputs, "functions"))]
 
 
-def eval_f3(c, inputs):
+@claim("F3", SECTION_FUNCTIONS, "[max(|x|,|y|)] The ReLU model does not perform as well as the GeLU model, surprisingly.",
+       ("functions[target=max_abs,activation=relu]", "functions[target=max_abs,activation=gelu]",
+        "functions-max-narrow[activation=relu]", "functions-max-narrow[activation=gelu]"),
+       "log final MSE, ReLU minus GeLU per seed (width 8 as shipped; width 4, the exact solution's size); paired "
+       "rule, tol log {ratio:g}, predicted +.",
+       ratio=1.2)
+def eval_f3(c, inputs, *, ratio):
     out = []
     for narrow, reading in ((False, "width 8 (as shipped)"), (True, "width 4 (the exact solution's size)")):
         (ja, relu), (jb, gelu) = _fn(inputs, "max_abs", "relu", narrow), _fn(inputs, "max_abs", "gelu", narrow)
         if relu is None or gelu is None:
             out.append(missing(c, inputs, (ja, jb), reading=reading))
             continue
-        effect = paired_effect(_by_seed(gelu, np.log(gelu.loss), relu, np.log(relu.loss)), math.log(1.2), +1)
+        effect = paired_effect(_by_seed(gelu, np.log(gelu.loss), relu, np.log(relu.loss)), math.log(ratio), +1)
         wins = int(sum(1 for d in _by_seed(gelu, gelu.loss, relu, relu.loss) if d < 0))
         numbers = [("final MSE, ReLU", spread(relu.loss)), ("final MSE, GeLU", spread(gelu.loss)),
                    ("log MSE ReLU minus GeLU per seed", effect.text()),
@@ -827,11 +839,17 @@ def eval_f3(c, inputs):
     return out
 
 
-def eval_f4(c, inputs):
+@claim("F4", SECTION_FUNCTIONS, "[max(|x|,|y|)] the model seems to have learned a very different representation than "
+       "the previous functions, perhaps because it did not have enough neurons.",
+       ("functions[target=max_abs,activation=relu]", "functions-max-narrow[activation=relu]"),
+       "Not measurable as stated ('very different' is not defined). Measured: ReLU loss at width 8 against the width "
+       "the exact solution needs (4); 'not enough neurons' predicts width 8 does clearly better (tol log {ratio:g}).",
+       ratio=1.2)
+def eval_f4(c, inputs, *, ratio):
     (_, wide), (_, narrow) = _fn(inputs, "max_abs", "relu"), _fn(inputs, "max_abs", "relu", True)
     if wide is None or narrow is None:
         return [missing(c, inputs)]
-    effect = paired_effect(_by_seed(wide, np.log(wide.loss), narrow, np.log(narrow.loss)), math.log(1.2), +1)
+    effect = paired_effect(_by_seed(wide, np.log(wide.loss), narrow, np.log(narrow.loss)), math.log(ratio), +1)
     numbers = [("ReLU MSE at width 8", spread(wide.loss)), ("ReLU MSE at width 4", spread(narrow.loss)),
                ("log MSE width 4 minus width 8", effect.text()),
                ("variance of the target (MSE of a constant)", f"{X.function_variance('max_abs'):.4g}")]
@@ -839,6 +857,8 @@ def eval_f4(c, inputs):
            f"width 8 {effect.text()} (log MSE).")
     return [Finding(c.id, CANNOT_TELL, why, numbers, _runs(wide, narrow), _fig(inputs, "functions"))]
 
+
+# ---------------------------------------------------------------- hidden sizes
 
 def _participation(t: TmsTable, rotate: bool) -> np.ndarray:
     """Mean neuron participation per instance, treating the basis as privileged; with `rotate`, after a seeded
@@ -853,31 +873,37 @@ def _participation(t: TmsTable, rotate: bool) -> np.ndarray:
     return M.mean_neuron_participation(model).double().numpy()
 
 
-SUPERPOSED_DIM = 0.95  # mean D_i below this: represented features share dimensions
-
-
-def _h1_superposition(c, inputs, have) -> Finding:
+def _h1_superposition(c, inputs, have, superposed: float) -> Finding:
     """The paper's model read without a basis: is there superposition (features sharing dimensions) at every m?
-    Per m, the seeds' mean D_i of represented features; an m where every seed keeps D_i >= SUPERPOSED_DIM stores
+    Per m, the seeds' mean D_i of represented features; an m where every seed keeps D_i >= `superposed` stores
     its features without sharing, which contradicts 'in all cases'."""
     dims = {m: t.metrics["mean_feature_dim"] for m, t in have}
-    shared = {m: bool(np.all(d[np.isfinite(d)] < SUPERPOSED_DIM)) for m, d in dims.items()}
-    apart = [m for m, d in dims.items() if np.isfinite(d).any() and np.all(d[np.isfinite(d)] >= SUPERPOSED_DIM)]
+    shared = {m: bool(np.all(d[np.isfinite(d)] < superposed)) for m, d in dims.items()}
+    apart = [m for m, d in dims.items() if np.isfinite(d).any() and np.all(d[np.isfinite(d)] >= superposed)]
     verdict = (CONTRADICTS if apart else SUPPORTS if all(shared.values()) and len(have) == len(HIDDEN_SIZES)
                else CANNOT_TELL)
     numbers = [("mean D_i of represented features, by m", "; ".join(f"m={m}: {spread(d)}" for m, d in dims.items())),
                ("mean interference, by m", "; ".join(f"m={m}: {spread(t.metrics['interference'])}" for m, t in have)),
                ("represented features, by m",
                 "; ".join(f"m={m}: {spread(t.metrics['represented_relative'])}" for m, t in have))]
-    why = ("features share dimensions (mean D_i < 0.95) at every m" if verdict == SUPPORTS else
+    why = (f"features share dimensions (mean D_i < {superposed:g}) at every m" if verdict == SUPPORTS else
            f"at m = {', '.join(map(str, apart))} every seed stores its represented features without sharing a "
-           f"dimension (mean D_i >= {SUPERPOSED_DIM}): no superposition once the neurons suffice" if apart else
+           f"dimension (mean D_i >= {superposed:g}): no superposition once the neurons suffice" if apart else
            "not every hidden size has a run, or seeds disagree")
     return Finding(c.id, verdict, why + ".", numbers, _runs(*[t for _, t in have]), _fig(inputs, "hidden"),
                    reading="the paper's model, basis-free: superposition")
 
 
-def eval_h1(c, inputs):
+@claim("H1", SECTION_HIDDEN, "We observe that in all cases, regardless of whether the neurons are more than enough "
+       "to represent the input features, there is polysemanticity.",
+       tuple(f"tied-ae-32-paper[n_hidden={m}]" for m in HIDDEN_SIZES) + tuple(f"tied-ae-32[n_hidden={m}]" for m in HIDDEN_SIZES),
+       "Two readings: the paper's model (ReLU on the output, tied W, no hidden activation: the neuron basis is "
+       "arbitrary, so neuron-level polysemanticity is compared with the same model randomly rotated; the basis-free "
+       "question there is superposition: do features share dimensions, mean D_i of represented features < {superposed:g}?), "
+       "and a hidden ReLU (a privileged basis). Polysemantic: mean features per neuron (participation ratio) >= {polysemantic:g}, "
+       "at every m.",
+       superposed=0.95, polysemantic=1.5)
+def eval_h1(c, inputs, *, superposed, polysemantic):
     out = []
     paper = [(m, inputs.get(f"tied-ae-32-paper[n_hidden={m}]")) for m in HIDDEN_SIZES]
     have = [(m, t) for m, t in paper if t is not None]
@@ -888,7 +914,7 @@ def eval_h1(c, inputs):
         raw = {m: _participation(t, False) for m, t in have}
         rot = {m: _participation(t, True) for m, t in have}
         gaps = np.concatenate([raw[m] - rot[m] for m in raw])
-        same = paired_effect(gaps, 0.25, +1)
+        same = paired_effect(gaps, 0.25, +1)  # shown, not judged: this reading is "cannot tell" by construction
         numbers = [("features per neuron in the trained basis, by m", "; ".join(f"m={m}: {spread(raw[m])}" for m in raw)),
                    ("the same after a random rotation of h", "; ".join(f"m={m}: {spread(rot[m])}" for m in rot)),
                    ("trained minus rotated", same.text())]
@@ -897,7 +923,7 @@ def eval_h1(c, inputs):
                f"{same.text()}), not of the model.")
         out.append(Finding(c.id, CANNOT_TELL, why, numbers, _runs(*[t for _, t in have]), _fig(inputs, "hidden"),
                            reading="the paper's model (ReLU output, no privileged basis)"))
-        out.append(_h1_superposition(c, inputs, have))
+        out.append(_h1_superposition(c, inputs, have, superposed))
     priv = [(m, inputs.get(f"tied-ae-32[n_hidden={m}]")) for m in HIDDEN_SIZES]
     have = [(m, t) for m, t in priv if t is not None]
     if not have:
@@ -911,33 +937,42 @@ def eval_h1(c, inputs):
             mean = float(np.nanmean(X.select(pr, idx)))
             rows.append(f"m={m} L1={l1:g}: {spread(X.select(pr, idx))}")
             if l1 == 0:
-                verdicts.append(SUPPORTS if mean >= 1.5 else CONTRADICTS)
+                verdicts.append(SUPPORTS if mean >= polysemantic else CONTRADICTS)
     verdict = combine(*verdicts) if len(verdicts) == len(HIDDEN_SIZES) else (
         CONTRADICTS if CONTRADICTS in verdicts else CANNOT_TELL)
     failing = [m for (m, _), v in zip(have, verdicts) if v == CONTRADICTS]
-    why = ("hidden ReLU without L1: mean features per neuron >= 1.5 at every m" if verdict == SUPPORTS else
-           f"hidden ReLU without L1: mean features per neuron < 1.5 at m = {', '.join(map(str, failing))}" if failing else
-           "not every hidden size has a run")
+    why = (f"hidden ReLU without L1: mean features per neuron >= {polysemantic:g} at every m" if verdict == SUPPORTS else
+           f"hidden ReLU without L1: mean features per neuron < {polysemantic:g} at m = {', '.join(map(str, failing))}"
+           if failing else "not every hidden size has a run")
     out.append(Finding(c.id, verdict, why + ".", [("features per neuron (participation ratio) by m and L1", "; ".join(rows))],
                        _runs(*[t for _, t in have]), _fig(inputs, "hidden"), reading="hidden ReLU (a privileged basis)"))
     return out
+
+
+# ---------------------------------------------------------------- 6-digit addition
+
+ADDITION = ("addition-6-paper",)
 
 
 def _addition(inputs) -> AdditionTable | None:
     return inputs.get("addition-6-paper")
 
 
-def eval_a1(c, inputs):
+@claim("A1", SECTION_ADDITION, "at 1000 epochs the accuracy was approximately 98% test, 98.5% train.",
+       ADDITION, "Final per-digit accuracy of the paper recipe: supports if test and train are within "
+       "{points:g} point of {test:.0%} and {train:.1%}.",
+       test=0.98, train=0.985, points=1)
+def eval_a1(c, inputs, *, test, train, points):
     t = _addition(inputs)
     if t is None:
         return [missing(c, inputs)]
-    test, train = t.summary["test"]["acc"], t.summary["train"]["acc"]
-    ok = abs(test - 0.98) <= 0.01 and abs(train - 0.985) <= 0.01
-    numbers = [("test per-digit accuracy", f"{test:.4f}"), ("train per-digit accuracy", f"{train:.4f}"),
+    test_acc, train_acc = t.summary["test"]["acc"], t.summary["train"]["acc"]
+    ok = abs(test_acc - test) <= points / 100 and abs(train_acc - train) <= points / 100
+    numbers = [("test per-digit accuracy", f"{test_acc:.4f}"), ("train per-digit accuracy", f"{train_acc:.4f}"),
                ("exact match (whole sum right), test", f"{t.summary['test'].get('exact', math.nan):.4f}"),
                ("epochs", str(t.epochs))]
-    return [Finding(c.id, SUPPORTS if ok else CONTRADICTS, f"test {test:.2%}, train {train:.2%} after {t.epochs} epochs (one seed).",
-                    numbers, _runs(t), _fig(inputs, "addition"))]
+    return [Finding(c.id, SUPPORTS if ok else CONTRADICTS, f"test {test_acc:.2%}, train {train_acc:.2%} after {t.epochs} "
+                    "epochs (one seed).", numbers, _runs(t), _fig(inputs, "addition"))]
 
 
 def _first_step(curves, split, key, level) -> float:
@@ -947,38 +982,55 @@ def _first_step(curves, split, key, level) -> float:
     return math.nan
 
 
-def eval_a2(c, inputs):
+@claim("A2", SECTION_ADDITION, "Accuracy improved in the way described in the grokking paper.",
+       ADDITION, "Grokking = test accuracy rises long after train accuracy: the step where test first "
+       "reaches {level:.0%} over the step where train does; supports if >= {grokked:g}, contradicts if < {together:g}.",
+       level=0.9, grokked=2, together=1.3)
+def eval_a2(c, inputs, *, level, grokked, together):
     t = _addition(inputs)
     if t is None:
         return [missing(c, inputs)]
-    train = _first_step(t.curves, "train", "acc", 0.9)
-    test = _first_step(t.curves, "test", "acc", 0.9)
+    train = _first_step(t.curves, "train", "acc", level)
+    test = _first_step(t.curves, "test", "acc", level)
     ratio = test / train if train and math.isfinite(train) and math.isfinite(test) else math.nan
-    verdict = CANNOT_TELL if not math.isfinite(ratio) else SUPPORTS if ratio >= 2 else CONTRADICTS if ratio < 1.3 else CANNOT_TELL
-    numbers = [("step where train accuracy first reaches 90%", f"{train:g}"),
-               ("step where test accuracy first reaches 90%", f"{test:g}"), ("ratio", f"{ratio:.2f}")]
-    return [Finding(c.id, verdict, f"test reaches 90% at {ratio:.2f}x the step train does.", numbers, _runs(t),
+    verdict = (CANNOT_TELL if not math.isfinite(ratio) else SUPPORTS if ratio >= grokked else
+               CONTRADICTS if ratio < together else CANNOT_TELL)
+    numbers = [(f"step where train accuracy first reaches {level:.0%}", f"{train:g}"),
+               (f"step where test accuracy first reaches {level:.0%}", f"{test:g}"), ("ratio", f"{ratio:.2f}")]
+    return [Finding(c.id, verdict, f"test reaches {level:.0%} at {ratio:.2f}x the step train does.", numbers, _runs(t),
                     _fig(inputs, "addition"))]
 
 
-def eval_a3(c, inputs):
+@claim("A3", SECTION_ADDITION, "there are several attention circuits that distribute over attentional heads ... "
+       "different combinations of heads work together at predicting the correct output for different tasks.",
+       ADDITION, "Head ablation grid (least significant digits a + b): heads a pair needs before the "
+       "correct digit wins (greedy) and how many different heads are the top contributor across the 100 pairs: "
+       "supports if the median pair needs >= {needs:g} heads and >= {distinct} heads are some pair's top contributor.",
+       needs=2, distinct=5, one_head=1, few_tops=2)
+def eval_a3(c, inputs, *, needs, distinct, one_head, few_tops):
     t = _addition(inputs)
     if t is None:
         return [missing(c, inputs)]
     needed = t.ablation["heads_needed"].ravel()
     top = t.ablation["margin_contribution"].reshape(t.ablation["margin_contribution"].shape[0], -1).argmax(0)
-    distinct = len(set(top.tolist()))
+    tops = len(set(top.tolist()))
     finite = needed[needed >= 0]
     median = float(np.median(finite)) if finite.size else math.nan
-    verdict = SUPPORTS if median >= 2 and distinct >= 5 else CONTRADICTS if median <= 1 and distinct <= 2 else CANNOT_TELL
+    verdict = (SUPPORTS if median >= needs and tops >= distinct else
+               CONTRADICTS if median <= one_head and tops <= few_tops else CANNOT_TELL)
     numbers = [("heads needed per pair (greedy), median", f"{median:g}"),
                ("pairs the full model gets right with some set of heads", f"{finite.size} of {needed.size}"),
-               ("distinct top-contributing heads over the 100 pairs", str(distinct))]
-    return [Finding(c.id, verdict, f"median pair needs {median:g} heads; {distinct} different heads are some pair's top contributor.",
+               ("distinct top-contributing heads over the 100 pairs", str(tops))]
+    return [Finding(c.id, verdict, f"median pair needs {median:g} heads; {tops} different heads are some pair's top contributor.",
                     numbers, _runs(t), _fig(inputs, "addition"))]
 
 
-def eval_a4(c, inputs):
+@claim("A4", SECTION_ADDITION, "for each given circuit, there is a combination of heads contribute positively to the "
+       "logit of the correct prediction while some of them contributes negatively.",
+       ADDITION, "Per pair, heads that raise and heads that lower the correct logit: supports if at "
+       "least {most:.0%} of pairs have both.",
+       most=0.9, few=0.5)
+def eval_a4(c, inputs, *, most, few):
     t = _addition(inputs)
     if t is None:
         return [missing(c, inputs)]
@@ -986,11 +1038,16 @@ def eval_a4(c, inputs):
     both = float(np.mean((pos > 0) & (neg > 0)))
     numbers = [("heads raising the correct logit per pair", spread(pos)), ("heads lowering it per pair", spread(neg)),
                ("pairs with both", f"{both:.0%}")]
-    return [Finding(c.id, SUPPORTS if both >= 0.9 else CONTRADICTS if both < 0.5 else CANNOT_TELL,
+    return [Finding(c.id, SUPPORTS if both >= most else CONTRADICTS if both < few else CANNOT_TELL,
                     f"{both:.0%} of pairs have heads that raise and heads that lower the correct logit.", numbers, _runs(t),
                     _fig(inputs, "addition"))]
 
 
+@claim("A5", SECTION_ADDITION, "Head 19 ... For the digits, it looks like it is trying to choose a projection that is "
+       "approximately close to circular.",
+       ADDITION, "Head numbers are not comparable across trainings, so: circularity (1 - sd(r)/mean(r)) of "
+       "the 10 digits' key projections at the first operand position, for the most circular head and the share of "
+       "heads above the 99th percentile of random Gaussian points.")
 def eval_a5(c, inputs):
     t = _addition(inputs)
     if t is None:
@@ -1009,7 +1066,13 @@ def eval_a5(c, inputs):
                     _fig(inputs, "addition"))]
 
 
-def eval_a6(c, inputs):
+@claim("A6", SECTION_ADDITION, "For the positions, it appears that both input numbers project to nearly identical "
+       "points relative to their position within the number.",
+       ADDITION, "Key projections averaged over digits per position: distance between position i of the "
+       "first and of the second operand over the median distance between operand positions, per head; supports if "
+       "that ratio is < {close:g} in the median head.",
+       close=0.5, apart=0.8)
+def eval_a6(c, inputs, *, close, apart):
     t = _addition(inputs)
     if t is None:
         return [missing(c, inputs)]
@@ -1024,24 +1087,15 @@ def eval_a6(c, inputs):
         ratios.append(same / typical if typical > 1e-12 else math.nan)
     ratios = np.array(ratios)
     med = float(np.nanmedian(ratios))
-    verdict = SUPPORTS if med < 0.5 else CONTRADICTS if med > 0.8 else CANNOT_TELL
+    verdict = SUPPORTS if med < close else CONTRADICTS if med > apart else CANNOT_TELL
     numbers = [("same-place distance / median distance, median over heads", f"{med:.3f}"),
-               ("heads with ratio < 0.5", f"{int(np.sum(ratios < 0.5))} of {ratios.size}")]
+               (f"heads with ratio < {close:g}", f"{int(np.sum(ratios < close))} of {ratios.size}")]
     return [Finding(c.id, verdict, f"in the median head, position i of the two operands are {med:.2f}x the typical distance apart.",
                     numbers, _runs(t), _fig(inputs, "addition"))]
 
 
-EVALUATORS: dict[str, Callable[[Claim, Inputs], list[Finding]]] = {
-    "R1": eval_r1, "R2": eval_r2, "D1a": eval_d1a, "D1b": eval_d1b, "D2": eval_d2, "D3": eval_d3, "D4": eval_d4,
-    "D5": eval_d5, "D6": eval_d6, "D7": eval_d7, "D8": eval_d8, "D9": eval_d9, "D10": eval_d10, "D11": eval_d11,
-    "D12": eval_d12, "D13": eval_d13, "N1": eval_n1, "N2": eval_n2, "N3": eval_n3, "G1": eval_g1, "F1": eval_f1,
-    "F2": eval_f2, "F3": eval_f3, "F4": eval_f4, "H1": eval_h1, "A1": eval_a1, "A2": eval_a2, "A3": eval_a3,
-    "A4": eval_a4, "A5": eval_a5, "A6": eval_a6,
-}
+BY_ID = {c.id: c for c in CLAIMS}
 
 
 def evaluate(inputs: Inputs) -> list[tuple[Claim, list[Finding]]]:
-    out = []
-    for claim in CLAIMS:
-        out.append((claim, EVALUATORS[claim.id](claim, inputs)))
-    return out
+    return [(c, EVALUATORS[c.id](c, inputs)) for c in CLAIMS]
