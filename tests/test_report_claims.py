@@ -333,3 +333,47 @@ def test_hidden_sizes_superposition_reading_follows_the_geometry():
     assert find(C.eval_h1(claim, runs(False)), reading).verdict == SUPPORTS
     f = find(C.eval_h1(claim, runs(True)), reading)
     assert f.verdict == CONTRADICTS and "m = 40, 60, 80, 100, 120" in f.why, f.why
+
+
+def test_every_threshold_a_rule_applies_is_printed_in_it():
+    # A claim's thresholds are stated once, in its @claim block, and each must show in the rule the report prints.
+    for claim in C.CLAIMS:
+        for name, value in claim.limits.items():
+            shown = {f"{value:g}", f"{value:.0%}", f"{value:.1%}"}
+            assert any(s in claim.test for s in shown), f"{claim.id}: threshold {name} = {value} not in its rule"
+    with pytest.raises(ValueError, match="threshold.s. tol not in its printed rule"):
+        C.claim("X1", "s", "q", (), "a rule without its threshold", tol=0.1)(lambda c, inputs, tol: [])
+    assert "X1" not in C.EVALUATORS
+
+
+def pentagon_against_two(dropout_shape, seeds=3):
+    """dropout-5-2 at p = 1 (a low-sparsity cell): two orthogonal unit features without dropout, `dropout_shape`
+    at dropout 0.5, in each seed."""
+    cells = []
+    for s in range(seeds):
+        cells += [({"feature_probability": 1.0, "dropout": 0.0, "seed": s}, two_dense(0.1 * s)),
+                  ({"feature_probability": 1.0, "dropout": 0.5, "seed": s}, dropout_shape(0.1 * s))]
+    return C.Inputs({"dropout-5-2": table("dropout-5-2", cells, dropout=0.0)})
+
+
+def test_interference_claim_recomputed_from_the_closed_form():
+    # Interference of feature i = sum_{j != i} (W_i . W_j)^2 for unit rows. k unit vectors evenly spaced in the
+    # plane have sum_j cos^2 = k / 2, so a pentagon gives 5/2 - 1 = 1.5 for every feature; two orthogonal
+    # features give 0. Each seed's pair moves by +1.5 > tol 0.05, so the rule in sptui.report.verdicts supports.
+    claim = C.BY_ID["D1a"]
+    expected = 5 / 2 - 1
+    f = find(C.eval_d1a(claim, pentagon_against_two(lambda t: polygon(5, 1.0, t))), "dropout-5-2")
+    assert f.verdict == SUPPORTS and f"mean change +{expected:.3g}" in f.why and "3 of 3 move as claimed" in f.why, f.why
+    same = find(C.eval_d1a(claim, pentagon_against_two(two_dense)), "dropout-5-2")
+    assert same.verdict == CONTRADICTS and "0 of 3 move as claimed" in same.why, same.why
+
+
+def test_the_printed_threshold_is_the_one_applied():
+    # The evaluator takes its thresholds from the claim: raise D1a's tol above the planted change (1.5) and the
+    # same data no longer supports it.
+    import dataclasses
+
+    inputs = pentagon_against_two(lambda t: polygon(5, 1.0, t))
+    strict = dataclasses.replace(C.BY_ID["D1a"], limits={**C.BY_ID["D1a"].limits, "tol": 2.0})
+    assert find(C.EVALUATORS["D1a"](C.BY_ID["D1a"], inputs), "dropout-5-2").verdict == SUPPORTS
+    assert find(C.EVALUATORS["D1a"](strict, inputs), "dropout-5-2").verdict == CONTRADICTS

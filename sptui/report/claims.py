@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,9 @@ def claim(id: str, section: str, quote: str, jobs: tuple[str, ...], test: str, /
     def register(fn: Callable[..., list[Finding]]) -> Callable[[Claim, Inputs], list[Finding]]:
         if id in EVALUATORS:
             raise ValueError(f"claim {id} is registered twice")
+        unstated = set(limits) - {name for _, name, _, _ in string.Formatter().parse(test) if name}
+        if unstated:  # a threshold the printed rule does not show would be a verdict no reader can check
+            raise ValueError(f"claim {id}: threshold(s) {', '.join(sorted(unstated))} not in its printed rule")
         registered = Claim(id, section, quote, tuple(jobs), test.format(**limits), dict(limits))
 
         @functools.wraps(fn)
@@ -242,7 +246,7 @@ def eval_r1(c: Claim, inputs: Inputs, *, sparse_p: float, features: int, within:
        "important features orthogonally; the ReLU model packs more features in superposition as sparsity grows.",
        ("linear-vs-relu-20-5[output_activation=none]", "linear-vs-relu-20-5[output_activation=relu]"),
        "Linear: represented = 5 and they are the top 5 by importance at every p. ReLU: represented > 5 at p <= {sparse_p:g} "
-       "and non-decreasing as p falls (one feature of slack).",
+       "and non-decreasing as p falls ({slack} feature of slack).",
        sparse_p=0.01, slack=1)
 def eval_r2(c: Claim, inputs: Inputs, *, sparse_p: float, slack: int) -> list[Finding]:
     lin = inputs.get("linear-vs-relu-20-5[output_activation=none]")
@@ -299,7 +303,7 @@ def eval_d1b(c, inputs, *, rate, tol):
        "would normally learn, focusing more on representing the most important features ... typically reducing "
        "the feature-dimension ratio.",
        DROPOUT_JOBS, "Represented features per dimension and mean D_i, dropout >= {rate:g} against none, high-sparsity cells; "
-       "paired rule (tol {tol:g}/m features per dimension, predicted -; mean D_i must not fall).",
+       "paired rule (tol {tol:g}/m features per dimension, predicted -; mean D_i must not fall by more than {dim_tol:g}).",
        rate=0.3, tol=0.5, dim_tol=0.05)
 def eval_d2(c, inputs, *, rate, tol, dim_tol):
     def judge(job, t):
@@ -351,7 +355,8 @@ def eval_d3(c, inputs, *, extreme, within, no_superposition):
 @claim("D4", SECTION_DROPOUT, "... with non-zero negative weights on the diagonal, the role of which is not yet clear.",
        ("dropout-20-5", "dropout-5-2"), "Three readings of 'the diagonal': (i) the diagonal of W^T W as drawn; "
        "(ii) the diagonal of W (feature k on neuron k); (iii) the bias column drawn beside W^T W. Each: share of "
-       "negative entries at dropout >= {extreme:g} against no dropout (paired rule, tol {tol:g}).",
+       "negative entries at dropout >= {extreme:g} against no dropout (paired rule, tol {tol:g}); a bias is negative below "
+       "{negative_bias:g}.",
        extreme=0.7, tol=0.1, negative_bias=-0.01)
 def eval_d4(c, inputs, *, extreme, tol, negative_bias):
     def judge(job, t):
@@ -467,8 +472,8 @@ def eval_d5(c, inputs, *, rate, tol, trained_within):
        "dropout, it's rotation invariant. As dropout increases, the model adopts an anti-aligned equilibrium with "
        "the coordinate basis. Beyond a 50% dropout rate, coordinate basis-aligned features are encouraged again.",
        ALIGNMENT_JOBS, "Alignment minus the random-direction value, means over seeds and p: "
-       "(1) dropout 0 within {tol:g} of it (rotation invariance; SGD grid only, on its trained cells: Adam has a basis of "
-       "its own); (2) some dropout in (0, {split:g}] below the dropout-0 value by > {tol:g} (anti-aligned); (3) every dropout "
+       "(1) dropout 0 within {tol:g} of it (rotation invariance; SGD grid only, on its trained cells, loss without dropout "
+       "within {trained_within:g}x Adam's: Adam has a basis of its own); (2) some dropout in (0, {split:g}] below the dropout-0 value by > {tol:g} (anti-aligned); (3) every dropout "
        "> {split:g} above the dropout-0 value by > {tol:g} (re-aligned).",
        tol=0.02, split=0.5, trained_within=SGD_TRAINED_RATIO)
 def eval_d6(c, inputs, *, tol, split, trained_within):
@@ -624,8 +629,9 @@ def eval_d12(c, inputs, *, fall):
        "decrease the 'stickiness' of certain superposition solutions.",
        DROPOUT_JOBS, "Of the represented features in superposition (not dedicated), the share that form one of the "
        "paper's polytopes (antipodal pair, triangle, tetrahedron, pentagon, square antiprism; named by "
-       "sptui.science.tms_geometry) rather than 'other': (a) at dropout >= {extreme:g} it must exceed {share:.0%}; (b) against no "
-       "dropout it must fall (paired, tol {tol:g}).",
+       "sptui.science.tms_geometry) rather than 'other': (a) at dropout >= {extreme:g} it must exceed {share:.0%} (over at least "
+       "{min_instances} instances with features in superposition); (b) at dropout >= {rate:g} against no dropout it must "
+       "fall (paired, tol {tol:g}).",
        extreme=0.7, share=0.5, min_instances=3, rate=0.3, tol=0.1)
 def eval_d13(c, inputs, *, extreme, share, min_instances, rate, tol):
     def judge(job, t):
@@ -731,7 +737,7 @@ def eval_n3(c, inputs, *, tol):
         "gelu-hidden[hidden_activation=relu]", "gelu-hidden[hidden_activation=gelu]"),
        "Two readings: GeLU on the output (the paper's model has only that activation) or on the hidden layer. "
        "Represented features per dimension, GeLU minus ReLU at the same grid point and seed; paired rule, tol "
-       "{tol:g}/m, predicted +; mean D_i reported beside it.",
+       "{tol:g}/m, predicted +; mean D_i reported beside it (tol {dim_tol:g}).",
        tol=0.5, dim_tol=0.05)
 def eval_g1(c, inputs, *, tol, dim_tol):
     out = []
@@ -1005,7 +1011,8 @@ def eval_a2(c, inputs, *, level, grokked, together):
        "different combinations of heads work together at predicting the correct output for different tasks.",
        ADDITION, "Head ablation grid (least significant digits a + b): heads a pair needs before the "
        "correct digit wins (greedy) and how many different heads are the top contributor across the 100 pairs: "
-       "supports if the median pair needs >= {needs:g} heads and >= {distinct} heads are some pair's top contributor.",
+       "supports if the median pair needs >= {needs:g} heads and >= {distinct} heads are some pair's top contributor, "
+       "contradicts if it needs <= {one_head} and <= {few_tops} heads are.",
        needs=2, distinct=5, one_head=1, few_tops=2)
 def eval_a3(c, inputs, *, needs, distinct, one_head, few_tops):
     t = _addition(inputs)
@@ -1028,7 +1035,7 @@ def eval_a3(c, inputs, *, needs, distinct, one_head, few_tops):
 @claim("A4", SECTION_ADDITION, "for each given circuit, there is a combination of heads contribute positively to the "
        "logit of the correct prediction while some of them contributes negatively.",
        ADDITION, "Per pair, heads that raise and heads that lower the correct logit: supports if at "
-       "least {most:.0%} of pairs have both.",
+       "least {most:.0%} of pairs have both, contradicts if fewer than {few:.0%} do.",
        most=0.9, few=0.5)
 def eval_a4(c, inputs, *, most, few):
     t = _addition(inputs)
@@ -1070,7 +1077,7 @@ def eval_a5(c, inputs):
        "points relative to their position within the number.",
        ADDITION, "Key projections averaged over digits per position: distance between position i of the "
        "first and of the second operand over the median distance between operand positions, per head; supports if "
-       "that ratio is < {close:g} in the median head.",
+       "that ratio is < {close:g} in the median head, contradicts if it is > {apart:g}.",
        close=0.5, apart=0.8)
 def eval_a6(c, inputs, *, close, apart):
     t = _addition(inputs)
