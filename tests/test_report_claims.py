@@ -377,3 +377,41 @@ def test_the_printed_threshold_is_the_one_applied():
     strict = dataclasses.replace(C.BY_ID["D1a"], limits={**C.BY_ID["D1a"].limits, "tol": 2.0})
     assert find(C.EVALUATORS["D1a"](C.BY_ID["D1a"], inputs), "dropout-5-2").verdict == SUPPORTS
     assert find(C.EVALUATORS["D1a"](strict, inputs), "dropout-5-2").verdict == CONTRADICTS
+
+
+def test_fewer_features_per_dimension_with_the_same_d_i_supports_d2():
+    # D2's printed rule: features per dimension fall, and "mean D_i must not fall". Two antipodal pairs (4 features
+    # in 2 dimensions, D_i = 1/2) becoming one pair (2 features, D_i = 1/2) halve the features per dimension and
+    # keep D_i: that supports the claim (it used to say "cannot tell", requiring D_i to rise).
+    def axes_pairs(count):
+        def shape(turn):
+            W = np.zeros((5, 2))
+            for k in range(count):
+                axis = np.array([math.cos(turn + k * math.pi / 2), math.sin(turn + k * math.pi / 2)])
+                W[2 * k], W[2 * k + 1] = axis, -axis
+            return W
+        return shape
+
+    cells = []
+    for s in range(3):
+        cells += [({"feature_probability": 0.05, "dropout": 0.0, "seed": s}, axes_pairs(2)(0.1 * s)),
+                  ({"feature_probability": 0.05, "dropout": 0.5, "seed": s}, axes_pairs(1)(0.1 * s))]
+    f = find(C.eval_d2(C.BY_ID["D2"], C.Inputs({"dropout-5-2": table("dropout-5-2", cells, dropout=0.0)})), "dropout-5-2")
+    assert f.verdict == SUPPORTS, f.why
+    assert "per dimension mean change -1 " in f.why and "mean D_i mean change +0 " in f.why, f.why
+
+
+def test_dims_per_feature_must_fall_by_more_than_the_printed_ten_percent():
+    # D12's printed rule: D* falls by more than 10% from one dropout rate to the next in every seed. D* = m / sum
+    # ||W_i||^2; scaling two orthogonal unit features by 1/sqrt(r) sets D* = r: a fall to 0.905 is 9.5% (not
+    # enough), to 0.88 is 12%.
+    def grid(ratio):
+        cells = []
+        for s in range(3):
+            cells += [({"feature_probability": 1.0, "dropout": 0.0, "seed": s}, two_dense(0.1 * s)),
+                      ({"feature_probability": 1.0, "dropout": 0.5, "seed": s}, two_dense(0.1 * s) / math.sqrt(ratio))]
+        return C.Inputs({"dropout-5-2": table("dropout-5-2", cells, dropout=0.0)})
+
+    assert find(C.eval_d12(C.BY_ID["D12"], grid(0.88)), "dropout-5-2").verdict == SUPPORTS
+    f = find(C.eval_d12(C.BY_ID["D12"], grid(0.905)), "dropout-5-2")
+    assert f.verdict == CONTRADICTS, f.why

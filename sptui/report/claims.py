@@ -311,7 +311,9 @@ def eval_d2(c, inputs, *, rate, tol, dim_tol):
         high = _high(job)
         per_dim = vs_no_dropout(t, t.metrics["represented_relative"] / m, rate, tol / m, -1, feature_probability=high)
         dims = vs_no_dropout(t, t.metrics["mean_feature_dim"], rate, dim_tol, +1, feature_probability=high)
-        verdict = per_dim.verdict if dims.verdict != CONTRADICTS or per_dim.verdict != SUPPORTS else CANNOT_TELL
+        # fewer features per dimension whose D_i fell (by the paired rule) would be more superposition, not less
+        fell = vs_no_dropout(t, t.metrics["mean_feature_dim"], rate, dim_tol, -1, feature_probability=high)
+        verdict = CANNOT_TELL if per_dim.verdict == SUPPORTS and fell.verdict == SUPPORTS else per_dim.verdict
         numbers = [_by_dropout_text(t, t.metrics["represented_relative"], {"feature_probability": high},
                                     "represented features (high sparsity) by dropout"),
                    _by_dropout_text(t, t.metrics["mean_feature_dim"], {"feature_probability": high},
@@ -615,7 +617,7 @@ def eval_d12(c, inputs, *, fall):
                     a = t.where(feature_probability=p, dropout=lo, seed=s)
                     b = t.where(feature_probability=p, dropout=hi, seed=s)
                     if len(a) and len(b):
-                        falls.append(D[b[0]] < D[a[0]] / (1 + fall))
+                        falls.append(D[b[0]] < D[a[0]] * (1 - fall))
                 if falls and all(falls):
                     cells.append(f"p={p:g}: {lo:g}->{hi:g}")
         return Finding(c.id, SUPPORTS if cells else CONTRADICTS, f"{job}: {len(cells)} step(s) where D* falls by > "
