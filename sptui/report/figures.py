@@ -86,45 +86,51 @@ def _pick_ps(t: TmsTable, count: int = 4) -> list[float]:
     return [ps[round(i * (len(ps) - 1) / (count - 1))] for i in range(count)]
 
 
-def fig_dropout_counts(tables: dict, path: Path) -> Path | None:
-    jobs = [j for j in ("dropout-20-5", "dropout-5-2") if tables.get(j) is not None]
+def _present(tables: dict, *jobs: str) -> list[str]:
+    """The jobs that have a run, in the order given (a figure draws a row or panel for each)."""
+    return [j for j in jobs if tables.get(j) is not None]
+
+
+def _metrics_by_dropout(tables: dict, path: Path, jobs: list[str], panels: list[tuple[str, str, str, bool]], title: str,
+                        row_height: float) -> Path | None:
+    """One row per dropout grid, one panel per (metric, panel title, y label, log y) over dropout, a line per
+    feature probability (the first panel carries the legend)."""
     if not jobs:
         return None
-    fig, axs = plt.subplots(len(jobs), 3, figsize=(13, 3.6 * len(jobs)), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(len(jobs), len(panels), figsize=(13, row_height * len(jobs)), squeeze=False,
+                            layout="constrained")
     for row, job in zip(axs, jobs):
         t = tables[job]
         ps = _pick_ps(t)
-        _by_dropout(row[0], t, t.metrics["represented_relative"], ps, f"{job}: represented features", "features (relative rule)")
-        _by_dropout(row[1], t, t.metrics["mean_feature_dim"], ps, f"{job}: mean D_i (represented)", "mean D_i")
-        _by_dropout(row[2], t, t.metrics["interference"], ps, f"{job}: mean interference", "sum_j (W_i^ . W_j)^2")
+        for ax, (metric, panel, ylabel, log) in zip(row, panels):
+            _by_dropout(ax, t, t.metrics[metric], ps, f"{job}: {panel}", ylabel)
+            if log:
+                ax.set_yscale("log")
+                _plain_log(ax)
         row[0].legend(fontsize=7, title="feature probability", title_fontsize=7)
-    fig.suptitle("Dropout grids: mean over seeds, band = range over seeds", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     _source(fig, *[tables[j] for j in jobs])
     return save(fig, path)
+
+
+def fig_dropout_counts(tables: dict, path: Path) -> Path | None:
+    return _metrics_by_dropout(tables, path, _present(tables, "dropout-20-5", "dropout-5-2"), [
+        ("represented_relative", "represented features", "features (relative rule)", False),
+        ("mean_feature_dim", "mean D_i (represented)", "mean D_i", False),
+        ("interference", "mean interference", "sum_j (W_i^ . W_j)^2", False),
+    ], "Dropout grids: mean over seeds, band = range over seeds", row_height=3.6)
 
 
 def fig_dims(tables: dict, path: Path) -> Path | None:
-    jobs = [j for j in ("dropout-20-5", "dropout-5-2", "dropout-5-2-classic") if tables.get(j) is not None]
-    if not jobs:
-        return None
-    fig, axs = plt.subplots(len(jobs), 3, figsize=(13, 3.4 * len(jobs)), squeeze=False, layout="constrained")
-    for row, job in zip(axs, jobs):
-        t = tables[job]
-        ps = _pick_ps(t)
-        _by_dropout(row[0], t, t.metrics["dims_per_feature"], ps, f"{job}: D* = m / sum ||W_i||^2", "D*")
-        _by_dropout(row[1], t, t.metrics["dims_per_feature_scaled"], ps, f"{job}: D* of rows / largest norm", "scaled D*")
-        _by_dropout(row[2], t, t.metrics["sum_sq_norms"], ps, f"{job}: sum ||W_i||^2", "sum of squared norms")
-        for ax in row[:2]:
-            ax.set_yscale("log")
-            _plain_log(ax)
-        row[0].legend(fontsize=7, title="feature probability", title_fontsize=7)
-    fig.suptitle("Dimensions per feature under dropout, and the weight shrinkage behind D*", fontsize=10)
-    _source(fig, *[tables[j] for j in jobs])
-    return save(fig, path)
+    return _metrics_by_dropout(tables, path, _present(tables, "dropout-20-5", "dropout-5-2", "dropout-5-2-classic"), [
+        ("dims_per_feature", "D* = m / sum ||W_i||^2", "D*", True),
+        ("dims_per_feature_scaled", "D* of rows / largest norm", "scaled D*", True),
+        ("sum_sq_norms", "sum ||W_i||^2", "sum of squared norms", False),
+    ], "Dimensions per feature under dropout, and the weight shrinkage behind D*", row_height=3.4)
 
 
 def fig_alignment(tables: dict, path: Path) -> Path | None:
-    jobs = [j for j in ("dropout-20-5", "dropout-5-2", "dropout-20-5-sgd") if tables.get(j) is not None]
+    jobs = _present(tables, "dropout-20-5", "dropout-5-2", "dropout-20-5-sgd")
     if not jobs:
         return None
     fig, axs = plt.subplots(len(jobs), 2, figsize=(12, 3.6 * len(jobs)), squeeze=False, layout="constrained")
@@ -154,13 +160,21 @@ def fig_alignment(tables: dict, path: Path) -> Path | None:
     return save(fig, path)
 
 
-def fig_transitions(tables: dict, path: Path) -> Path | None:
-    jobs = [j for j in ("dropout-5-2", "dropout-20-5") if tables.get(j) is not None]
-    if not jobs:
+def _panel_per_job(tables: dict, path: Path, jobs: tuple[str, ...], size: tuple[float, float],
+                   draw: Callable[[Any, str, TmsTable], None]) -> Path | None:
+    """One row of panels (each `size`), one per job that has a run, drawn by draw(ax, job, table)."""
+    present = _present(tables, *jobs)
+    if not present:
         return None
-    fig, axs = plt.subplots(1, len(jobs), figsize=(6.5 * len(jobs), 3.8), squeeze=False, layout="constrained")
-    for ax, job in zip(axs[0], jobs):
-        t = tables[job]
+    fig, axs = plt.subplots(1, len(present), figsize=(size[0] * len(present), size[1]), squeeze=False, layout="constrained")
+    for ax, job in zip(axs[0], present):
+        draw(ax, job, tables[job])
+    _source(fig, *[tables[j] for j in present])
+    return save(fig, path)
+
+
+def fig_transitions(tables: dict, path: Path) -> Path | None:
+    def draw(ax, job: str, t: TmsTable):
         drops = [d for d in t.values("dropout") if d in (0.0, 0.05, 0.1, 0.3, 0.5)] or t.values("dropout")[:4]
         colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(drops)))
         ps = t.values("feature_probability")
@@ -176,22 +190,16 @@ def fig_transitions(tables: dict, path: Path) -> Path | None:
         ax.set_ylabel("represented features", fontsize=8)
         ax.set_title(f"{job}: the sparsity transition, one line per seed", fontsize=9)
         ax.legend(fontsize=7)
-    _source(fig, *[tables[j] for j in jobs])
-    return save(fig, path)
+
+    return _panel_per_job(tables, path, ("dropout-5-2", "dropout-20-5"), (6.5, 3.8), draw)
 
 
 def fig_antipodal(tables: dict, path: Path) -> Path | None:
-    jobs = [j for j in ("dropout-5-2", "dropout-20-5") if tables.get(j) is not None]
-    if not jobs:
-        return None
-    fig, axs = plt.subplots(1, len(jobs), figsize=(6 * len(jobs), 3.6), squeeze=False, layout="constrained")
-    for ax, job in zip(axs[0], jobs):
-        t = tables[job]
-        values = X.antipodal_features(t)
-        _by_dropout(ax, t, values, _pick_ps(t), f"{job}: features in antipodal pairs", "features")
+    def draw(ax, job: str, t: TmsTable):
+        _by_dropout(ax, t, X.antipodal_features(t), _pick_ps(t), f"{job}: features in antipodal pairs", "features")
         ax.legend(fontsize=7, title="feature probability", title_fontsize=7)
-    _source(fig, *[tables[j] for j in jobs])
-    return save(fig, path)
+
+    return _panel_per_job(tables, path, ("dropout-5-2", "dropout-20-5"), (6, 3.6), draw)
 
 
 def fig_wtw_extreme(tables: dict, path: Path) -> Path | None:
