@@ -182,3 +182,23 @@ def test_run_names_under_a_figure_wrap_within_its_width(tmp_path):
     F._source(fig, *tables, note="a note")
     width, _ = Image.open(F.save(fig, tmp_path / "f.png")).size
     assert width <= 6 * 110 + 30  # the figure plus the crop's padding
+
+
+def test_results_of_the_wrong_shape_are_listed_not_fatal(tmp_path, capsys):
+    # Valid JSON with a key missing (a summary.json from another version, a hand-edited instances.json) is as
+    # damaged as a truncated file: the report lists the run with one line and writes everything else.
+    from sptui.runs import slug
+    from sptui.spec import parse_text
+    from tests.helpers import run_spec
+
+    jobs = JOBS[JOBS.index('[[job]]\nkind = "functions"'):].replace("steps = 30", "steps = 5")
+    for number, spec in enumerate(parse_text(jobs, "jobs.toml"), start=1):
+        run_spec(spec, tmp_path / "runs" / f"{number:04d}-{slug(spec.name)}", artifacts_root=tmp_path)
+    relu, gelu = sorted((tmp_path / "runs").iterdir())
+    (relu / "results" / "summary.json").write_text('{"width": 4}')
+    (gelu / "results" / "instances.json").write_text('[{"grid": {}}]')
+    assert cli.main(["--artifacts", str(tmp_path), "report", "toy-models"]) == 0
+    md = (tmp_path / "reports" / "toy-models" / "report.md").read_text()
+    listed = md[md.index("Runs that could not be read"):].splitlines()
+    assert any(relu.name in line and "unreadable functions results ('target')" in line for line in listed), listed
+    assert any(gelu.name in line and "unreadable functions results ('params')" in line for line in listed), listed

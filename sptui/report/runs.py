@@ -7,6 +7,8 @@ evaluation loss, which needs the evaluation batch, is read from instances.json.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,24 +141,32 @@ def find_finished(job: str, root: Path, kind: str, marker: str) -> runs.RunDir |
     return run if (run.root / marker).exists() else None
 
 
+@contextlib.contextmanager
+def _reading(run: runs.RunDir, kind: str) -> Iterator[None]:
+    """A results file that is missing, malformed or of the wrong shape (valid JSON without the keys the table
+    needs) becomes one line naming the run: the report lists it and goes on."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise SptuiError(f"{run.root}: unreadable {kind} results ({e})") from None
+
+
 def load_tms(run: runs.RunDir) -> TmsTable:
     import dataclasses
 
     from sptui.kinds import tms as kind
 
     info = run_info(run, "tms")
-    try:
+    with _reading(run, "tms"):
         records = runs.read_json(run.results / "instances.json")
         arrays = runs.load_arrays(run.results / "model.safetensors")
         instances = run.spec().instances()
-    except (OSError, ValueError, KeyError) as e:
-        raise SptuiError(f"{run.root}: unreadable tms results ({e})") from None
-    if len(records) != len(instances) or arrays["W"].shape[0] != len(instances):
-        raise SptuiError(f"{run.root}: results do not match the job ({len(records)} records, {len(instances)} instances)")
-    params = [dataclasses.asdict(p) for p in instances]
-    loss = np.array([_num(r["metrics"].get("loss")) for r in records])
-    kurtosis = np.array([_num(r["metrics"].get("hidden_kurtosis")) for r in records])
-    return tms_table(info, [r["grid"] for r in records], params, arrays, kind.saved_model(run), loss, kurtosis)
+        if len(records) != len(instances) or arrays["W"].shape[0] != len(instances):
+            raise SptuiError(f"{run.root}: results do not match the job ({len(records)} records, {len(instances)} instances)")
+        params = [dataclasses.asdict(p) for p in instances]
+        loss = np.array([_num(r["metrics"].get("loss")) for r in records])
+        kurtosis = np.array([_num(r["metrics"].get("hidden_kurtosis")) for r in records])
+        return tms_table(info, [r["grid"] for r in records], params, arrays, kind.saved_model(run), loss, kurtosis)
 
 
 def tms_table(info: RunInfo, grid: list[dict], params: list[dict], arrays: dict[str, np.ndarray], model,
@@ -179,30 +189,26 @@ def tms_table(info: RunInfo, grid: list[dict], params: list[dict], arrays: dict[
 
 def load_functions(run: runs.RunDir) -> FunctionsTable:
     info = run_info(run, "functions")
-    try:
+    with _reading(run, "functions"):
         records = runs.read_json(run.results / "instances.json")
         summary = runs.read_json(run.results / "summary.json")
         weights = runs.load_arrays(run.results / "model.safetensors")
-    except (OSError, ValueError, KeyError) as e:
-        raise SptuiError(f"{run.root}: unreadable functions results ({e})") from None
-    return FunctionsTable(info=info, target=summary["target"], activation=summary["activation"], width=summary["width"],
-                          seeds=[r["params"]["seed"] for r in records],
-                          loss=np.array([_num(r["metrics"]["loss"]) for r in records]), weights=weights,
-                          exact_relu_loss=summary.get("exact_relu_loss"))
+        return FunctionsTable(info=info, target=summary["target"], activation=summary["activation"],
+                              width=summary["width"], seeds=[r["params"]["seed"] for r in records],
+                              loss=np.array([_num(r["metrics"]["loss"]) for r in records]), weights=weights,
+                              exact_relu_loss=summary.get("exact_relu_loss"))
 
 
 def load_addition(run: runs.RunDir) -> AdditionTable:
     info = run_info(run, "addition")
-    try:
+    with _reading(run, "addition"):
         summary = runs.read_json(run.results / "summary.json")
         ablation = runs.load_arrays(run.results / "ablation.safetensors")
         projections = runs.load_arrays(run.results / "projections.safetensors")
-    except (OSError, ValueError, KeyError) as e:
-        raise SptuiError(f"{run.root}: unreadable addition results ({e})") from None
-    spec = run.spec()
-    return AdditionTable(info=info, n_digits=int(spec.params["n_digits"]), epochs=int(spec.params["epochs"]),
-                         summary=summary, curves=runs.read_metrics(run.metrics), ablation=ablation,
-                         projections=projections)
+        spec = run.spec()
+        return AdditionTable(info=info, n_digits=int(spec.params["n_digits"]), epochs=int(spec.params["epochs"]),
+                             summary=summary, curves=runs.read_metrics(run.metrics), ablation=ablation,
+                             projections=projections)
 
 
 def _num(v) -> float:
