@@ -422,19 +422,26 @@ def _sgd_trained(inputs: Inputs, t: TmsTable, ratio: float = SGD_TRAINED_RATIO) 
     return keep, note
 
 
-def _trained_alignment(inputs: Inputs, t: TmsTable, ratio: float) -> tuple[np.ndarray, bool, str]:
-    """Axis alignment per instance, NaN on the SGD cells that did not train; whether the grid is SGD's; the note
-    on which cells were left out ("" for Adam)."""
+@dataclass
+class Alignment:
+    """A dropout grid's axis alignment per instance (NaN on SGD cells that did not train) and what it is read against."""
+
+    values: np.ndarray
+    random: float  # the value for random directions in the grid's hidden dimension
+    sgd: bool  # trained by SGD (no basis of its own) rather than Adam
+    note: str  # which SGD cells were left out ("" for Adam)
+
+    def reading(self, job: str) -> str:
+        return job + (" (SGD: no optimizer basis)" if self.sgd else "")
+
+
+def _trained_alignment(inputs: Inputs, t: TmsTable, ratio: float) -> Alignment:
     align = _alignment(t)
-    sgd = t.params[0].get("optimizer") == "sgd"
-    if not sgd:
-        return align, False, ""
+    random = M.random_axis_alignment(t.model.n_hidden)
+    if t.params[0].get("optimizer") != "sgd":
+        return Alignment(align, random, False, "")
     keep, note = _sgd_trained(inputs, t, ratio)
-    return np.where(keep, align, np.nan), True, note
-
-
-def _alignment_reading(job: str, sgd: bool) -> str:
-    return job + (" (SGD: no optimizer basis)" if sgd else "")
+    return Alignment(np.where(keep, align, np.nan), random, True, note)
 
 
 @claim("D5", SECTION_DROPOUT, "At high dropout levels, dropout in the ReLU model might discourage feature "
@@ -448,8 +455,8 @@ def _alignment_reading(job: str, sgd: bool) -> str:
        rate=0.5, tol=0.02, trained_within=SGD_TRAINED_RATIO)
 def eval_d5(c, inputs, *, rate, tol, trained_within):
     def judge(job, t):
-        align, sgd, trained_note = _trained_alignment(inputs, t, trained_within)
-        base = M.random_axis_alignment(t.model.n_hidden)
+        a = _trained_alignment(inputs, t, trained_within)
+        align, base, sgd, trained_note = a.values, a.random, a.sgd, a.note
         vs_control = vs_no_dropout(t, align, rate, tol, -1)
         vs_random = paired_effect(X.select(align, t.where(dropout=at_least(rate))) - base, tol, -1)
         control = X.select(align, t.where(dropout=0.0))
@@ -464,8 +471,7 @@ def eval_d5(c, inputs, *, rate, tol, trained_within):
                + (f" (SGD; {trained_note})." if sgd else " (Adam prefers a basis of its own)."))
         if sgd:
             numbers.append(("trained cells", trained_note))
-        return Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, "alignment"),
-                       reading=_alignment_reading(job, sgd))
+        return Finding(c.id, effect.verdict, why, numbers, _runs(t), _fig(inputs, "alignment"), reading=a.reading(job))
 
     return each_job(c, inputs, ALIGNMENT_JOBS, judge)
 
@@ -474,14 +480,16 @@ def eval_d5(c, inputs, *, rate, tol, trained_within):
        "dropout, it's rotation invariant. As dropout increases, the model adopts an anti-aligned equilibrium with "
        "the coordinate basis. Beyond a 50% dropout rate, coordinate basis-aligned features are encouraged again.",
        ALIGNMENT_JOBS, "Alignment minus the random-direction value, means over seeds and p: "
-       "(1) dropout 0 within {tol:g} of it (rotation invariance; SGD grid only, on its trained cells, loss without dropout "
-       "within {trained_within:g}x Adam's: Adam has a basis of its own); (2) some dropout in (0, {split:g}] below the dropout-0 value by > {tol:g} (anti-aligned); (3) every dropout "
-       "> {split:g} above the dropout-0 value by > {tol:g} (re-aligned).",
-       tol=0.02, split=0.5, trained_within=SGD_TRAINED_RATIO)
-def eval_d6(c, inputs, *, tol, split, trained_within):
+       "(1) dropout 0 within {invariant:g} of it (rotation invariance; SGD grid only, on its trained cells, loss without "
+       "dropout within {trained_within:g}x Adam's: Adam has a basis of its own); (2) some dropout in (0, {split:g}] "
+       "below the dropout-0 value by > {tol:g} (anti-aligned); (3) every dropout > {split:g} above the dropout-0 "
+       "value by > {tol:g} (re-aligned).",
+       invariant=0.02, tol=0.02, split=0.5, trained_within=SGD_TRAINED_RATIO)
+def eval_d6(c, inputs, *, invariant, tol, split, trained_within):
     def judge(job, t):
-        align, sgd, trained_note = _trained_alignment(inputs, t, trained_within)
-        delta = align - M.random_axis_alignment(t.model.n_hidden)
+        a = _trained_alignment(inputs, t, trained_within)
+        sgd, trained_note = a.sgd, a.note
+        delta = a.values - a.random
         means = {d: float(np.nanmean(X.select(delta, t.where(dropout=d)))) for d in t.values("dropout")}
         zero = means.get(0.0, math.nan)
         mid = [v - zero for d, v in means.items() if 0 < d <= split + 1e-9]
@@ -489,7 +497,7 @@ def eval_d6(c, inputs, *, tol, split, trained_within):
         # (1) is a property of the loss; only an optimizer without a basis of its own (SGD) can show it in the
         # weights. Adam's per-coordinate steps pull a rotation-invariant model off the random value by themselves,
         # so on an Adam grid (1) is not tested and (2), (3) are read against its dropout-0 value, the control.
-        phase1 = abs(zero) <= tol
+        phase1 = abs(zero) <= invariant
         phase2 = bool(mid) and min(mid) < -tol
         phase3 = bool(high) and all(v > tol for v in high)
         verdict = SUPPORTS if (phase1 or not sgd) and phase2 and phase3 else (
@@ -506,7 +514,7 @@ def eval_d6(c, inputs, *, tol, split, trained_within):
         if sgd:
             numbers.append(("trained cells", trained_note))
             why += f" ({trained_note}.)"
-        return Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"), reading=_alignment_reading(job, sgd))
+        return Finding(c.id, verdict, why, numbers, _runs(t), _fig(inputs, "alignment"), reading=a.reading(job))
 
     return each_job(c, inputs, ALIGNMENT_JOBS, judge)
 
