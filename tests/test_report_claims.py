@@ -415,3 +415,18 @@ def test_dims_per_feature_must_fall_by_more_than_the_printed_ten_percent():
     assert find(C.eval_d12(C.BY_ID["D12"], grid(0.88)), "dropout-5-2").verdict == SUPPORTS
     f = find(C.eval_d12(C.BY_ID["D12"], grid(0.905)), "dropout-5-2")
     assert f.verdict == CONTRADICTS, f.why
+
+
+def test_most_circular_head_is_judged_against_the_most_circular_of_as_many_random_heads():
+    # A5 picks the most circular of H heads. Against one random set's 99th percentile, the best of 32 random heads
+    # passes with probability 1 - 0.99^32 = 28%: pure noise "supported" the claim in about 1 run in 4. The null for
+    # a maximum is the maximum of H random heads; with it, noise supports A5 about 1 run in 100.
+    def random_heads(seed, heads=32):
+        table = addition_table(0.98, 0.985)
+        table.n_digits = 3
+        table.projections = {"k": np.random.default_rng(100 + seed).normal(size=(heads, 10, 12, 2))}
+        return C.Inputs({"addition-6-paper": table})
+
+    verdicts = [C.eval_a5(C.BY_ID["A5"], random_heads(s))[0].verdict for s in range(60)]
+    assert verdicts.count(SUPPORTS) <= 3, verdicts.count(SUPPORTS)  # binomial(60, 0.01): P(> 3) < 0.3%
+    assert C.eval_a5(C.BY_ID["A5"], C.Inputs({"addition-6-paper": addition_with_projections(True, True)}))[0].verdict == SUPPORTS
