@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from textual.widgets import DataTable, OptionList
+from textual.widgets import DataTable, Input, OptionList
 
 from sptui.neuroscope.store import NeuroscopeResults
 from sptui.tui.browsers import browser_for
@@ -87,6 +87,25 @@ async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan
         np.testing.assert_allclose(matrix[:, BEFORE], [e.max_value for e in neuron.top], rtol=1e-2, atol=1e-3)
         hist = json.loads(next(app.browser.run.plots.glob("*-histogram.json")).read_text())
         assert hist["values"] == neuron.counts.tolist() and hist["edges"] == pytest.approx(neuron.edges.tolist())
+
+
+async def test_keys_on_a_run_without_results_say_so_and_crash_nothing(tmp_path):
+    """The search box has the focus before the results load (or when they cannot be read): a neuron number
+    or a word searched for then, and the list's keys, get one line, not a crash (mypy found this)."""
+    app = Host(NeuroscopeBrowser(tmp_path))  # no Neuroscope results here: loading fails
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open(app, pilot)
+        screen = app.browser
+        assert screen.load_error and screen.results is None
+        screen.query_one("#ns-search", Input).focus()
+        await pilot.press("5", "enter")
+        await pilot.pause()
+        screen.query_one("#ns-search", Input).value = "the"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and app.screen is screen
+        said = [n.message for n in app._notifications]
+        assert said and all(m == f"no results to use: {screen.load_error}" for m in said), said
 
 
 def test_histogram_bars_are_log_counts_over_the_used_range():

@@ -180,3 +180,25 @@ def test_the_readout_fits_its_rows_and_says_what_it_left_out():
     rows = text.plain.splitlines()
     assert len(rows) <= LEGEND_LINES and all(len(row) <= 80 for row in rows), rows
     assert rows[-1].rstrip().endswith("more") and "0000-a-run-with-a-long-name 0.5" in rows[0]
+
+
+async def test_live_curves_keep_textuals_widget_lock():
+    """LiveCurves guards its CurveSet with a thread lock of its own name: the widget's `lock` stays Textual's asyncio
+    lock, which `Widget.batch()` takes (a threading.Lock there made every `async with curves.batch()` fail;
+    mypy found it)."""
+    from textual.app import App, ComposeResult
+
+    from sptui.tui.widgets.curves import LiveCurves
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LiveCurves(id="plot")
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        curves = app.query_one(LiveCurves)
+        curves.feed([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}])
+        async with curves.batch():  # Textual's lock and batched update
+            curves.redraw_if_dirty()
+        await pilot.pause()
+        assert curves.metric == "loss" and curves.draws >= 1

@@ -1,5 +1,5 @@
-"""The core type-checks (mypy, configured in pyproject.toml), and the check is what confirms that a kind
-module fits the Kind contract: a kind whose `run` has the wrong signature fails it."""
+"""The core and the terminal app type-check (mypy, configured in pyproject.toml), and the check is what confirms
+that a kind module fits the Kind contract: a kind whose `run` has the wrong signature fails it."""
 
 import re
 import subprocess
@@ -12,9 +12,45 @@ def mypy(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mypy", *args], capture_output=True, text=True, cwd=REPO, timeout=900)
 
 
-def test_the_core_type_checks():
+def test_the_core_and_the_app_type_check():
+    """Every module under sptui/, the Textual app included (none excluded, none skipped), with every function of
+    the app annotated (pyproject's override), so no app function's body goes unchecked."""
     result = mypy()
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    modules = len(list((REPO / "sptui").rglob("*.py")))
+    assert f"no issues found in {modules} source files" in result.stdout, result.stdout
+
+
+def test_an_app_thread_worker_called_with_a_wrong_argument_fails_the_check(tmp_path):
+    """Textual's `@work(thread=True, ...)` types a method's parameters as `...`; the app's `@in_thread` keeps them,
+    so a worker started with the wrong argument is a type error (and the right call is not)."""
+    module = (
+        "from textual.widget import Widget\n"
+        "from sptui.tui.workers import in_thread\n\n\n"
+        "class Poller(Widget):\n"
+        "    @in_thread(\"poll\")\n"
+        "    def poll(self, force: bool) -> None:\n"
+        "        pass\n\n"
+        "    def tick(self) -> None:\n"
+        "        self.poll(CALL)\n"
+    )
+    (tmp_path / "wrong_worker.py").write_text(module.replace("CALL", '"yes"'))
+    result = mypy(str(tmp_path / "wrong_worker.py"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r'wrong_worker\.py:\d+: error: Argument 1 to "poll" of "Poller" has incompatible type "str"; '
+                     r'expected "bool"', result.stdout), result.stdout
+    (tmp_path / "right_worker.py").write_text(module.replace("CALL", "True"))
+    assert mypy(str(tmp_path / "right_worker.py")).returncode == 0
+
+
+def test_the_app_ignores_no_type_error_blindly():
+    """A `# type: ignore` in the app names its error code and says why on the same line (a Textual stub gap...)."""
+    bare = []
+    for path in sorted((REPO / "sptui" / "tui").rglob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), start=1):
+            if "type: ignore" in line and not re.search(r"type: ignore\[[a-z-]+(, [a-z-]+)*\]\s+#\s*\S", line):
+                bare.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not bare, bare
 
 
 def test_a_kind_with_a_wrong_run_signature_fails_the_check(tmp_path):

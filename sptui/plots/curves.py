@@ -370,10 +370,11 @@ def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, tit
     return _finish(fig, ax, metric, path, title, log_scale, legend_size=8)
 
 
-def export_compare_png(groups: list[tuple[str, str, np.ndarray, np.ndarray]], metric: str, path: str | Path,
+def export_compare_png(groups: list[tuple[str, str | None, np.ndarray, np.ndarray]], metric: str, path: str | Path,
                        title: str = "", log_scale: bool = False,
                        spread: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = ()) -> Path:
-    """Overlay one metric across runs: groups are (group label, line label, steps, values); one colour per group.
+    """Overlay one metric across runs: groups are (group label, line label or None for no legend entry, steps,
+    values); one colour per group.
     `spread`: (group label, steps, min, max) bands drawn shaded in their group's colour."""
     import matplotlib
 

@@ -154,7 +154,7 @@ def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: s
 
 
 def export_bars(path: str | Path, values: Sequence[float] | np.ndarray, *, edges: Sequence[float] | np.ndarray | None = None,
-                colour_by: Sequence[float] | None = None, cmap: str = "viridis", vmin: float = 0.0, vmax: float = 1.0,
+                colour_by: Sequence[float] | np.ndarray | None = None, cmap: str = "viridis", vmin: float = 0.0, vmax: float = 1.0,
                 horizontal: bool = False, log: bool = False, title: str = "", xlabel: str = "", ylabel: str = "",
                 colour_label: str = "") -> Path:
     """Bars as a browser shows them: one per item (horizontal: feature norms, top item first), or a histogram

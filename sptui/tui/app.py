@@ -56,7 +56,8 @@ class SptuiApp(App[int]):
 
         if isinstance(self.screen, Screen) and type(self.screen).__name__ == "HelpScreen":
             return
-        self.push_screen(HelpScreen(self.screen, list(self.BINDINGS), focused=self.screen.focused))
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        self.push_screen(HelpScreen(self.screen, bindings, focused=self.screen.focused))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -86,7 +86,8 @@ def small_multiples(grids: np.ndarray, cols: int = MULTIPLES_COLS) -> np.ndarray
     return out
 
 
-def multiples_cell(row: int, col: int, shape: tuple[int, int], n: int, cols: int = MULTIPLES_COLS):
+def multiples_cell(row: int, col: int, shape: tuple[int, int], n: int,
+                   cols: int = MULTIPLES_COLS) -> tuple[int, int, int] | None:
     """Screen matrix cell -> (head, a, b), or None on a gap."""
     r, c = shape
     i, a = divmod(row, r + GAP)
@@ -120,7 +121,7 @@ class AblationBrowser(BrowserScreen):
         Binding("p", "projections", "projections", tooltip="This head's Q/K/V/O projections of the digits"),
     ]
 
-    def __init__(self, run_dir, head: int = 0, instance: int = 0):
+    def __init__(self, run_dir: str | Path, head: int = 0, instance: int = 0) -> None:
         super().__init__(run_dir)
         from sptui.render.compression import run_models
 

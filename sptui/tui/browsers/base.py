@@ -42,10 +42,11 @@ class BrowserScreen(Screen):
             super().__init__()
             self.data, self.error = data, error
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
         self.run = RunDir(run_dir)
         self.data: Any = None
+        self.load_error: str | None = None  # why the results could not be loaded, once that is known
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.KIND_TITLE} · {self.run.run_id}"), id="browser-title")
@@ -69,6 +70,7 @@ class BrowserScreen(Screen):
 
     def on_browser_screen_loaded(self, event: BrowserScreen.Loaded) -> None:
         if event.error is not None:
+            self.load_error = event.error
             self.status(event.error)
             return
         self.data = event.data
@@ -90,6 +92,10 @@ class BrowserScreen(Screen):
     def set_title(self, text: str | Text) -> None:
         """The title line (one line at 80 columns: say the most specific thing first)."""
         self.query_one("#browser-title", Static).update(Text(text) if isinstance(text, str) else text)
+
+    def not_loaded(self) -> str:
+        """What to say to a key that needs the results before there are any."""
+        return f"no results to use: {self.load_error}" if self.load_error else "the results are still loading"
 
     def action_close(self) -> None:
         self.app.pop_screen()

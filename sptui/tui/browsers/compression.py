@@ -50,7 +50,7 @@ class CompressionBrowser(BrowserScreen):
         Binding("]", "instance(1)", "seed", show=False, tooltip="A batched run: the next model (seed)"),
     ]
 
-    def __init__(self, run_dir, head: int = 0, instance: int = 0, view: str = "roles"):
+    def __init__(self, run_dir: str | Path, head: int = 0, instance: int = 0, view: str = "roles") -> None:
         super().__init__(run_dir)
         self.models = R.run_models(self.run)
         self.instance = min(instance, len(self.models) - 1)
@@ -185,10 +185,10 @@ class CompressionBrowser(BrowserScreen):
                 from sptui.errors import SptuiError
 
                 raise SptuiError("a single model: no seeds to export")
-            return export_heatmap(plots / "compression-seeds.png", heat.matrix, heat.visible_region(), vmin=heat.vmin,
+            return export_heatmap(plots / "compression-seeds.png", heat.shown_matrix(), heat.visible_region(), vmin=heat.vmin,
                                   vmax=heat.vmax, cmap=heat.cmap_name,
                                   title=f"{self.run.run_id}: heads holding each role, per instance",
                                   row_label="role (answer j: target@pair offset)", col_label="instance")
-        return export_heatmap(folder / "compression-roles.png", heat.matrix, heat.visible_region(), vmin=0.0, vmax=1.0,
+        return export_heatmap(folder / "compression-roles.png", heat.shown_matrix(), heat.visible_region(), vmin=0.0, vmax=1.0,
                               cmap=heat.cmap_name, title=f"{self.run.run_id} · {self.label}: heads x roles "
                               f"({', '.join(d.facts['role_columns'])})", row_label="head", col_label="role column")

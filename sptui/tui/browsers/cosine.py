@@ -36,7 +36,7 @@ from sptui.tui.widgets.heatmap import Heatmap
 GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name found
 # one draw of each null model the neuron-geometry kind runs through the same pipeline (its own seriated
 # order); the second names are those of runs made before null models (one Gaussian and one shuffled control)
-BASELINES = {name: (f"null.{name}.gram_permuted",) for name in NULLS}
+BASELINES: dict[str, tuple[str, ...]] = {name: (f"null.{name}.gram_permuted",) for name in NULLS}
 BASELINES["gaussian"] += ("random_gram_permuted",)
 BASELINES["shuffled"] += ("shuffled_gram_permuted",)
 BASELINES["activations"] = ("activations.gram_in_weight_order",)
@@ -175,7 +175,7 @@ class CosineBrowser(BrowserScreen):
         Binding("r", "range", "colour range", tooltip="Colour range: robust (99th percentile) or the full range"),
     ]
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir: str | Path) -> None:
         super().__init__(run_dir)
         self.block_index = -1
         self.full_range = False
@@ -318,8 +318,8 @@ class CosineBrowser(BrowserScreen):
         lines = [f"positions {row}, {col}", f"neurons {order[row]} · {order[col]}", f"cosine {fmt(value)}"]
         if self.baseline_name is not None:
             name = self.baseline_name
-            value = fmt(float(self.data.baselines[name].matrix[row, col]))
-            lines.append(f"{name} {'null ' if name in NULLS else ''}{value}")
+            shown = fmt(float(self.data.baselines[name].matrix[row, col]))
+            lines.append(f"{name} {'null ' if name in NULLS else ''}{shown}")
             lines.append(f"  ({BASELINE_HELP[name]})")
             lines += null_lines(self.data.summary, name)
         if k is not None:
@@ -363,7 +363,8 @@ class CosineBrowser(BrowserScreen):
             self.app.push_screen(browser)
             browser.call_after_refresh(browser.action_tab, "latents")
             return
-        self.open_neuroscope(int(event.option.id))
+        if event.option.id is not None:  # every option has an id; OptionList allows none
+            self.open_neuroscope(int(event.option.id))
 
     def open_neuroscope(self, neuron: int) -> None:
         layer = self.params.get("layer")
@@ -381,7 +382,7 @@ class CosineBrowser(BrowserScreen):
     def export(self, plots: Path) -> Path:
         hm = self.model_map
         r0, r1, c0, c1 = hm.visible_region()
-        paths = [export_heatmap(plots / f"cosine-{r0}-{r1}-{c0}-{c1}.png", hm.matrix, (r0, r1, c0, c1),
+        paths = [export_heatmap(plots / f"cosine-{r0}-{r1}-{c0}-{c1}.png", hm.shown_matrix(), (r0, r1, c0, c1),
                                 vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
                                 title=f"{self.run.run_id}: cosine of neurons in seriated order",
                                 row_label="position in order", col_label="position in order")]

@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from sptui.errors import SptuiError
 from sptui.neuroscope.show import AFTER, BEFORE, example_line, example_window
+from sptui.neuroscope.store import Example, Neuron, NeuroscopeResults
 from sptui.plots.screen_export import export_bars, export_heatmap
 from sptui.render.colormap import LEVELS, colormap_256, fmt
 from sptui.tui.browsers.base import BrowserScreen
@@ -49,11 +50,11 @@ def token_style(value: float, scale: float) -> Style | None:
     return Style(bgcolor=f"color({cmap.ansi[level]})", color="black")
 
 
-def example_text(results, example, label: str, scale: float, full: bool) -> Text:
+def example_text(results: NeuroscopeResults, example: Example, label: str, scale: float, full: bool) -> Text:
     return example_line(results, example, label, scale, full=full, style_of=token_style)
 
 
-def window_matrix(neuron) -> np.ndarray:
+def window_matrix(neuron: Neuron) -> np.ndarray:
     """The top texts' activations around each max, aligned on the max token: [texts, BEFORE+1+AFTER], NaN padded."""
     out = np.full((len(neuron.top), BEFORE + 1 + AFTER), np.nan, dtype=np.float32)
     for r, e in enumerate(neuron.top):
@@ -116,12 +117,13 @@ class NeuroscopeBrowser(BrowserScreen):
                 tooltip="Back to the neuron shown before (after following a neighbour)"),
     ]
 
-    def __init__(self, run_dir, layer: int | None = None, neuron: int = 0):
+    def __init__(self, run_dir: str | Path, layer: int | None = None, neuron: int = 0) -> None:
         super().__init__(run_dir)
         self.current_layer, self.neuron_index = layer, neuron
-        self.sort, self.full, self.history = "index", False, []
-        self.results = None
-        self.neuron = None
+        self.sort, self.full = "index", False
+        self.history: list[tuple[int, int]] = []  # (layer, neuron) shown before, for backspace
+        self.results: NeuroscopeResults | None = None  # all three None until the results are loaded
+        self.neuron: Neuron | None = None
         self.overview: Overview | None = None
         self.filter = ""
 
@@ -139,8 +141,8 @@ class NeuroscopeBrowser(BrowserScreen):
 
     # ------------------------------------------------------------------ loading
 
-    def load(self):
-        from sptui.neuroscope.store import NeuroscopeResults, resolve_run
+    def load(self) -> tuple[NeuroscopeResults, Overview, Neuron]:
+        from sptui.neuroscope.store import resolve_run
 
         results = NeuroscopeResults(resolve_run(str(self.run.root)))
         layer = self.current_layer if self.current_layer is not None else results.layers[0]
@@ -148,61 +150,71 @@ class NeuroscopeBrowser(BrowserScreen):
         return results, self._read_layer(results, layer), results.neuron(layer, self.neuron_index)
 
     @staticmethod
-    def _read_layer(results, layer: int) -> Overview:
+    def _read_layer(results: NeuroscopeResults, layer: int) -> Overview:
         cols = results.layer_overview(layer)
         return Overview(layer, cols, [results.token_string(int(t)) for t in cols["top_logit"]])
 
-    def show(self, data) -> None:
+    def show(self, data: tuple[NeuroscopeResults, Overview, Neuron]) -> None:
         self.results, overview, neuron = data
-        self._show_layer(overview)
-        self._show_neuron(neuron)
+        self._show_layer(self.results, overview)
+        self._show_neuron(self.results, neuron)
         self.query_one("#ns-table", DataTable).focus()
         self.status("/ search  s sort (index, max, density)  l layer  f full texts  enter opens  "
                     "backspace back  e export PNG")
 
-    def _show_layer(self, overview: Overview) -> None:
+    def _show_layer(self, results: NeuroscopeResults, overview: Overview) -> None:
         self.overview, self.current_layer = overview, overview.layer
         table = self.query_one("#ns-table", DataTable)
         if not table.columns:
-            table.add_columns(self.results.unit, "max", "density", "top logit")
+            table.add_columns(results.unit, "max", "density", "top logit")
         self._fill_table()
 
     def _fill_table(self) -> None:
+        results, ov = self.results, self.overview
+        if results is None or ov is None:
+            return
         table = self.query_one("#ns-table", DataTable)
         table.clear()
-        ov = self.overview
         rows = self.listed()
         for i in rows[:MAX_LISTED]:
             table.add_row(str(i), fmt(float(ov.columns["max"][i])), f"{float(ov.columns['density'][i]):.3f}",
                           repr(ov.top_tokens[i]), key=str(i))
         shown = f"first {MAX_LISTED} of {len(rows)}" if len(rows) > MAX_LISTED else f"{len(rows)}"
-        table.border_title = f"{self.results.place(ov.layer)} · {shown} {self.results.unit}s · sorted by {self.sort}"
+        table.border_title = f"{results.place(ov.layer)} · {shown} {results.unit}s · sorted by {self.sort}"
 
     def listed(self) -> list[int]:
         """Neurons of the current layer in the list's order, after the search filter."""
-        order = sorted_neurons(self.overview.columns, self.sort).tolist()
+        ov = self.overview
+        if ov is None:
+            return []
+        order: list[int] = sorted_neurons(ov.columns, self.sort).tolist()
         if self.filter and not self.filter.isdigit():
             needle = self.filter.lower()
-            order = [i for i in order if needle in self.overview.top_tokens[i].lower()]
+            order = [i for i in order if needle in ov.top_tokens[i].lower()]
         return order
 
-    def open_neuron(self, layer: int, index: int, remember: bool = True) -> None:
-        """Show another neuron (reading it is small: only its own slices of the result files)."""
+    def open_neuron(self, layer: int | None, index: int, remember: bool = True) -> None:
+        """Show another neuron (reading it is small: only its own slices of the result files); layer None: the
+        first layer."""
+        results = self.results
+        if results is None:  # e.g. a neuron number searched for before the results loaded, or when they failed to
+            self.notify(self.not_loaded(), severity="warning", markup=False)
+            return
         try:
-            layer = self.results.check(layer, index)
-            neuron = self.results.neuron(layer, index)
+            layer = results.check(layer, index)
+            neuron = results.neuron(layer, index)
         except SptuiError as e:
             self.notify(str(e), severity="warning", markup=False)
             return
         if remember and self.neuron is not None:
             self.history.append((self.neuron.layer, self.neuron.index))
         if layer != self.current_layer:
-            self._show_layer(self._read_layer(self.results, layer))
-        self._show_neuron(neuron)
+            self._show_layer(results, self._read_layer(results, layer))
+        self._show_neuron(results, neuron)
 
-    def _show_neuron(self, neuron) -> None:
+    def _show_neuron(self, r: NeuroscopeResults, neuron: Neuron) -> None:
         self.neuron, self.neuron_index = neuron, neuron.index
-        r, s = self.results, neuron.stats
+        s = neuron.stats
         header = Text.assemble(
             (r.title(neuron.layer, neuron.index), "bold"), f" of {neuron.d_mlp} · {r.summary.get('model', '')}\n",
             ("max ", "dim"), fmt(s["max"]), ("   mean ", "dim"), fmt(s["mean"]), ("   std ", "dim"), fmt(s["std"]),
@@ -227,33 +239,40 @@ class NeuroscopeBrowser(BrowserScreen):
         self.set_title(f"{r.place(neuron.layer)} {r.unit} {neuron.index} · neuroscope · {self.run.run_id}")
 
     def _show_texts(self) -> None:
-        n = self.neuron
+        n, results = self.neuron, self.results
+        if n is None or results is None:
+            return
         text = Text()
         text.append(f"Top {len(n.top)} texts", style="bold underline")
         text.append(f"  colour: activation / {n.colour_max:.3g}; the max token is underlined"
                     f"{'' if self.full else '; f: full texts'}\n", style="dim")
         for i, e in enumerate(n.top):
-            text.append_text(example_text(self.results, e, f"#{i + 1:<3}", n.colour_max, self.full))
+            text.append_text(example_text(results, e, f"#{i + 1:<3}", n.colour_max, self.full))
             text.append("\n")
         if n.samples:
             text.append("Samples at quantiles of per-text max activation", style="bold underline")
             text.append(" (uniform sample; pN = true percentile among all texts, (qN) the level)\n", style="dim")
             for e in n.samples:
-                text.append_text(example_text(self.results, e, e.label(), n.colour_max, self.full))
+                text.append_text(example_text(results, e, e.label(), n.colour_max, self.full))
                 text.append("\n")
         self.query_one("#ns-texts", Static).update(text)
 
     # ------------------------------------------------------------------ events and actions
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.open_neuron(self.current_layer, int(event.row_key.value))
+        if event.row_key.value is not None:  # rows are keyed by neuron index
+            self.open_neuron(self.current_layer, int(event.row_key.value))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        layer, index = (int(x) for x in event.option.id.split(":"))
-        self.open_neuron(layer, index)
+        if event.option.id is not None:  # "layer:neuron"
+            layer, index = (int(x) for x in event.option.id.split(":"))
+            self.open_neuron(layer, index)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         query = event.value.strip()
+        if self.results is None:  # nothing to search yet (or ever, when the results could not be read)
+            self.notify(self.not_loaded(), severity="warning", markup=False)
+            return
         self.filter = query
         if query.isdigit():
             self.open_neuron(self.current_layer, int(query))
@@ -269,7 +288,7 @@ class NeuroscopeBrowser(BrowserScreen):
             self._fill_table()
 
     def action_layer(self) -> None:
-        if self.results is not None:
+        if self.results is not None and self.current_layer is not None:
             layers = self.results.layers
             self.open_neuron(layers[(layers.index(self.current_layer) + 1) % len(layers)], self.neuron_index)
 
@@ -284,6 +303,8 @@ class NeuroscopeBrowser(BrowserScreen):
 
     def export(self, plots: Path) -> Path:
         n = self.neuron
+        if n is None:
+            raise SptuiError("no neuron shown to export")
         matrix = window_matrix(n)
         if matrix.size == 0:
             raise SptuiError("this neuron has no top texts to export")

@@ -95,11 +95,11 @@ class ProjectionsBrowser(BrowserScreen):
         Binding("down", "position(1)", "position", priority=True, show=False,
                 tooltip="The next position (each digit's projection there)"),
         Binding("d", "digit", "next digit", tooltip="One digit across every position (the next digit)"),
-        Binding("t", "toggle", "digits/positions",
+        Binding("t", "switch_view", "digits/positions",
                 tooltip="Switch between digits at one position and one digit at every position"),
     ]
 
-    def __init__(self, run_dir, head: int = 0, results: Path | None = None):
+    def __init__(self, run_dir: str | Path, head: int = 0, results: Path | None = None) -> None:
         super().__init__(run_dir)
         self.results = results or self.run.results  # one instance's folder of a batched run
         self.head, self.view, self.pos, self.digit = head, "digits", 0, 0
@@ -141,7 +141,7 @@ class ProjectionsBrowser(BrowserScreen):
             self.view = "positions"
             self._draw()
 
-    def action_toggle(self) -> None:
+    def action_switch_view(self) -> None:  # not action_toggle: Textual's own `toggle` takes an attribute name
         if self.data is not None:
             self.view = "positions" if self.view == "digits" else "digits"
             self._draw()

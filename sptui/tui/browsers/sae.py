@@ -59,7 +59,7 @@ class SAEBrowser(BrowserScreen):
         Binding("4", "tab('latents')", "latents", show=False, tooltip="Every latent: frequency, max, what it matches"),
     ]
 
-    def __init__(self, run_dir, instance: int = 0):
+    def __init__(self, run_dir: str | Path, instance: int = 0) -> None:
         super().__init__(run_dir)
         self.instance = instance
         self.metric, self.setting, self.sort = "mmcs", 0, "index"
@@ -130,9 +130,9 @@ class SAEBrowser(BrowserScreen):
             return
         grid.display = True
         matrix, keys, values, _ = d.recovery_grid(self.metric, self.setting)
-        bounded = {"vmin": 0.0, "vmax": 1.0} if self.metric in BOUNDED else {}
+        vmin, vmax = (0.0, 1.0) if self.metric in BOUNDED else (None, None)  # None: the data's own range
         grid.set_data(matrix, legend=f"{self.metric}: rows {keys[0]}" + (f", cols {keys[1]}" if len(keys) > 1 else ""),
-                      keep_view=True, **bounded)
+                      keep_view=True, vmin=vmin, vmax=vmax)
         setting = d.settings[self.setting]
         words = " ".join(f"{k}={v}" for k, v in setting.items()) or "the only setting"
         info.update(f"{self.metric} on the toy grid · SAE setting {self.setting + 1}/{len(d.settings)}: {words}\n"
@@ -223,7 +223,7 @@ class SAEBrowser(BrowserScreen):
             self._draw_recovery()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if self.data is None:
+        if self.data is None or event.row_key.value is None:
             return
         if event.data_table.id == "sae-metrics":
             self.select_instance(int(event.row_key.value))
@@ -268,14 +268,14 @@ class SAEBrowser(BrowserScreen):
         if tab == "recovery" and d.is_toy and d.source_axes():
             hm = self.query_one("#sae-recovery", Heatmap)
             _, keys, values, _ = d.recovery_grid(self.metric, self.setting)
-            return export_heatmap(plots / f"sae-recovery-{self.metric}-{self.setting}.png", hm.matrix, hm.visible_region(),
+            return export_heatmap(plots / f"sae-recovery-{self.metric}-{self.setting}.png", hm.shown_matrix(), hm.visible_region(),
                                   vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
                                   title=f"{self.run.run_id}: {self.metric}, SAE setting {self.setting}",
                                   row_label=f"{keys[0]}: {', '.join(values[0])}",
                                   col_label=f"{keys[1]}: {', '.join(values[1])}" if len(keys) > 1 else "")
         if tab == "decoder" and d.is_toy:
             hm = self.query_one("#sae-decoder", Heatmap)
-            return export_heatmap(plots / f"sae-decoder-{i:03d}.png", hm.matrix, hm.visible_region(), vmin=-1.0, vmax=1.0,
+            return export_heatmap(plots / f"sae-decoder-{i:03d}.png", hm.shown_matrix(), hm.visible_region(), vmin=-1.0, vmax=1.0,
                                   cmap=DIVERGING, title=f"{self.run.run_id} instance {i}: cos(true feature, decoder row)",
                                   row_label="true feature", col_label="latent (matched first)")
         if tab in ("latents", "metrics"):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -106,7 +107,7 @@ class ToyBrowser(BrowserScreen):
         Binding("4", "tab('training')", "training", show=False, tooltip="This instance's metrics over training"),
     ]
 
-    def __init__(self, run_dir, instance: int = 0):
+    def __init__(self, run_dir: str | Path, instance: int = 0) -> None:
         super().__init__(run_dir)
         self.instance = instance
         self.sweep_metric = "dims_per_feature"
@@ -178,7 +179,7 @@ class ToyBrowser(BrowserScreen):
         bars = self.query_one("#toy-bars", Static)
         bars.update(interference_bars(self.data, self.instance, bars.size.width or self.size.width - 36))
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         if self.data is not None:
             self.call_after_refresh(self._draw_bars)
 
@@ -207,7 +208,9 @@ class ToyBrowser(BrowserScreen):
 
     def _draw_sweep(self) -> None:
         d: ToyView = self.data
-        info, grid, plot = (self.query_one(s) for s in ("#toy-sweep-info", "#toy-sweep", "#toy-dstar"))
+        info = self.query_one("#toy-sweep-info", Static)
+        grid = self.query_one("#toy-sweep", Heatmap)
+        plot = self.query_one("#toy-dstar", PlotextPlot)
         name = METRIC_NAMES.get(self.sweep_metric, self.sweep_metric)
         swept = d.swept()
         grid.display = len(swept) >= 2
@@ -334,7 +337,7 @@ class ToyBrowser(BrowserScreen):
                             cmap=SEQUENTIAL, vmin=0.0, vmax=bars.scale, horizontal=True, xlabel="||W_i||",
                             ylabel="feature", colour_label="interference sum_j!=i (W^_i . W_j)^2",
                             title=f"{self.run.run_id} instance {i}: feature norms")
-            return export_heatmap(plots / f"toy-weights-{i:03d}.png", hm.matrix, hm.visible_region(), vmin=hm.vmin,
+            return export_heatmap(plots / f"toy-weights-{i:03d}.png", hm.shown_matrix(), hm.visible_region(), vmin=hm.vmin,
                                   vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id} instance {i}: {hm.legend}",
                                   row_label=weights.row_label, col_label=weights.col_label)
         if tab == "geometry":
@@ -345,7 +348,7 @@ class ToyBrowser(BrowserScreen):
                 return export_scatter(plots / f"toy-geometry-{i:03d}.png", [panel], title=self.run.run_id)
             if g.shows == "map":
                 hm = self.query_one("#toy-function", Heatmap)
-                return export_heatmap(plots / f"toy-function-{i:03d}.png", hm.matrix, hm.visible_region(),
+                return export_heatmap(plots / f"toy-function-{i:03d}.png", hm.shown_matrix(), hm.visible_region(),
                                       vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name, title=g.title,
                                       row_label=g.row_label, col_label=g.col_label)
             if g.shows == "curves":
@@ -363,7 +366,7 @@ class ToyBrowser(BrowserScreen):
                 hm = self.query_one("#toy-sweep", Heatmap)
                 _, keys, values, _ = sweep_matrix(d, self.sweep_metric)
                 paths.insert(0, export_heatmap(
-                    plots / f"toy-sweep-{self.sweep_metric}.png", hm.matrix, hm.visible_region(), vmin=hm.vmin,
+                    plots / f"toy-sweep-{self.sweep_metric}.png", hm.shown_matrix(), hm.visible_region(), vmin=hm.vmin,
                     vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id}: {self.sweep_metric}",
                     row_label=f"{keys[0]}: {', '.join(values[0])}", col_label=f"{keys[1]}: {', '.join(values[1])}"))
             if not paths:

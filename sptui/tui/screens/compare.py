@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -28,6 +28,7 @@ from sptui.runs import RunDir, read_metrics
 from sptui.tui.messages import ActionDone
 from sptui.tui.widgets.curves import PALETTE, CurvePlot, PlotLine
 from sptui.tui.widgets.footer import KeysFooter
+from sptui.tui.workers import in_thread
 
 
 @dataclass
@@ -71,7 +72,7 @@ def value_label(value: Any) -> str:
 
 
 def metric_names(records: dict[str, list[dict]]) -> list[str]:
-    names = set()
+    names: set[str] = set()
     for recs in records.values():
         for rec in recs[:200]:  # every metric shows up early; don't scan millions of lines for names
             names.update(k for k, v in rec.items() if k not in ("step", "time", "split") and isinstance(v, (int, float, list)))
@@ -138,7 +139,7 @@ def group_spread(records: dict[str, list[dict]], members: list[Member], metric: 
     return out
 
 
-def _sortable(label: str):
+def _sortable(label: str) -> tuple[int, float, str]:
     try:
         return (0, float(label), "")
     except ValueError:
@@ -184,7 +185,7 @@ class CompareScreen(Screen):
         self.query_one(CurvePlot).focus()  # its keys (cursor, smoothing) work at once
         self._load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-load")
+    @in_thread("compare-load")
     def _load(self) -> None:
         records = {j.run_id: read_metrics(RunDir(j.run_dir(self.root)).metrics) for j in self.jobs}
         members = [m for j in self.jobs for m in members_of(j)]
@@ -208,7 +209,7 @@ class CompareScreen(Screen):
             return
         self._build(self.metric, self.split, self.group, self.log_scale, max(16, self.query_one(CurvePlot).size.width))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-build")
+    @in_thread("compare-build")
     def _build(self, metric: str, split: str, group: str | None, log_scale: bool, points: int) -> None:
         from sptui.plots.curves import downsample
 
@@ -251,7 +252,8 @@ class CompareScreen(Screen):
 
     def action_metric(self) -> None:
         if self.metrics:
-            self.metric = self.metrics[(self.metrics.index(self.metric) + 1) % len(self.metrics)]
+            index = self.metrics.index(self.metric) if self.metric in self.metrics else -1
+            self.metric = self.metrics[(index + 1) % len(self.metrics)]
             self.redraw()
 
     def action_group(self) -> None:
@@ -261,7 +263,7 @@ class CompareScreen(Screen):
         self.redraw()
 
     def action_split(self) -> None:
-        splits = sorted({r.get("split") for recs in self.records.values() for r in recs[:200] if r.get("split")})
+        splits = sorted({str(r["split"]) for recs in self.records.values() for r in recs[:200] if r.get("split")})
         if splits:
             self.split = splits[(splits.index(self.split) + 1) % len(splits)] if self.split in splits else splits[0]
             self.redraw()
@@ -276,7 +278,7 @@ class CompareScreen(Screen):
             return
         self._export(self.metric, self.split, self.group, self.log_scale)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare-export")
+    @in_thread("compare-export")
     def _export(self, metric: str, split: str, group: str | None, log_scale: bool) -> None:
         from sptui.plots.curves import export_compare_png
 

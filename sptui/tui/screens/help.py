@@ -63,5 +63,5 @@ class HelpScreen(ModalScreen[None]):
                                        "where every key is a command too)"))
             yield Static(keys_table(self.rows), id="help-keys")
 
-    async def action_dismiss(self, result=None) -> None:
+    async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -11,20 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 
 from sptui.errors import SptuiError
 from sptui.names import rich_text
 from sptui.spec import JobSpec, load_file
 from sptui.tui.widgets.footer import KeysFooter
+from sptui.tui.workers import in_thread
 
 MAX_PREVIEW_ROWS = 40
 TYPE_DELAY = 0.3  # seconds of no typing before a typed path is previewed
@@ -70,6 +73,11 @@ def job_files(jobs_dir: Path | None) -> list[Path]:
     return sorted(p for p in jobs_dir.rglob("*.toml") if p.is_file())
 
 
+def file_label(path: Path, jobs_dir: Path | None) -> str:
+    """A job file as the list shows it: its path below the jobs folder."""
+    return str(path.relative_to(jobs_dir)) if jobs_dir is not None else str(path)
+
+
 def preview_table(specs: list[JobSpec]) -> Table:
     """The expanded grid: one row per job, with its instances and the swept values."""
     table = Table(box=None, header_style="bold", expand=False)
@@ -100,7 +108,7 @@ class PickerScreen(Screen[str | None]):
         self.device = device
         self.looked_in = looked_in or ([jobs_dir] if jobs_dir else [])  # where a jobs/ folder was looked for
         self.files = job_files(jobs_dir)
-        self._type_timer = None
+        self._type_timer: Timer | None = None
         self.path: Path | None = None
         self.specs: list[JobSpec] | None = None
         self.error: str | None = None
@@ -113,7 +121,7 @@ class PickerScreen(Screen[str | None]):
         with Horizontal():
             with Vertical(id="picker-left"):
                 yield Input(placeholder="path to a job file (.toml)", id="picker-path", select_on_focus=False)
-                yield OptionList(*[Text(str(p.relative_to(self.jobs_dir))) for p in self.files], id="picker-files")
+                yield OptionList(*[Text(file_label(p, self.jobs_dir)) for p in self.files], id="picker-files")
             yield Static("", id="picker-preview")
         yield KeysFooter()
 
@@ -172,7 +180,7 @@ class PickerScreen(Screen[str | None]):
         if path is not None:
             self.choose(path)
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         """Typing on the file list types into the path box (the list's own keys and the screen's still work)."""
         files = self.query_one("#picker-files", OptionList)
         keys = "?qf" if self.duplicate else "?q"
@@ -189,7 +197,7 @@ class PickerScreen(Screen[str | None]):
         self.query_one("#picker-preview", Static).update(Text(f"reading {path} ...", style="dim"))
         self._load(path)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="picker-load")
+    @in_thread("picker-load")
     def _load(self, path: Path) -> None:
         try:
             self.post_message(Preview(path, load_file(path), None))
@@ -233,12 +241,12 @@ class PickerScreen(Screen[str | None]):
         self._submit(force=True)
 
     def _submit(self, force: bool) -> None:
-        if self.specs is None:
+        if self.specs is None or self.path is None:
             self.notify(self.error or "pick a valid job file first", severity="error", markup=False)
             return
         self._queue_specs(self.path, self.specs, force)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="picker-submit")
+    @in_thread("picker-submit")
     def _queue_specs(self, path: Path, specs: list[JobSpec], force: bool) -> None:
         from sptui.queue import Queue
 
@@ -271,7 +279,7 @@ class PickerScreen(Screen[str | None]):
         self.dismiss(None)
 
 
-def _stack(*renderables) -> Table:
+def _stack(*renderables: RenderableType) -> Table:
     grid = Table.grid()
     for r in renderables:
         grid.add_row(r)

@@ -10,25 +10,31 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from sptui import actions
 from sptui.errors import SptuiError
 from sptui.names import rich_text
-from sptui.queue import Queue
+from sptui.queue import Job, Queue
 from sptui.tui.messages import ActionDone, JobsLoaded, QueueUnreadable, WorkersChanged
 from sptui.tui.screens.confirm import ConfirmScreen
 from sptui.tui.screens.picker import short_path
 from sptui.tui.widgets.footer import KeysFooter
 from sptui.tui.widgets.gpu import GpuStrip
 from sptui.tui.widgets.runtable import RunTable, fmt_progress, fmt_seconds
+from sptui.tui.workers import in_thread
+
+if TYPE_CHECKING:
+    from sptui.tui.app import SptuiApp
 
 RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
 SLURM_EVERY = 5.0  # seconds between looks at Slurm (squeue, status.json) for unfinished Slurm runs
@@ -61,14 +67,14 @@ class QueueScreen(Screen):
         self._poll_queue: Queue | None = None
         self._poll_lock = threading.Lock()
         self._version = -1
-        self._jobs: dict = {}  # job id -> Job, as the poller last read it (it re-reads only what changed)
+        self._jobs: dict[int, Job] = {}  # job id -> Job, as the poller last read it (it re-reads only what changed)
         self._last_recover = 0.0
         self._last_slurm = 0.0
         self._slurm_note: str | None = None
         self.workers_alive: list[dict] = []
         self._workers_seen: list[tuple[int, bool]] | None = None  # the poller's last (pid, responding)
         self.loaded = False
-        self._filter_timer = None
+        self._filter_timer: Timer | None = None
         self.queue_error: str | None = None  # why the queue cannot be read, while it cannot
 
     def compose(self) -> ComposeResult:
@@ -96,6 +102,15 @@ class QueueScreen(Screen):
                 self._poll_queue = None
 
     @property
+    def sptui_app(self) -> SptuiApp:
+        """The app, typed: this screen runs in SptuiApp (its jobs folder, device, the workers it started)."""
+        from sptui.tui.app import SptuiApp
+
+        if not isinstance(self.app, SptuiApp):
+            raise TypeError(f"QueueScreen runs in SptuiApp, not {type(self.app).__name__}")
+        return self.app
+
+    @property
     def table(self) -> RunTable:
         return self.query_one(RunTable)
 
@@ -104,7 +119,7 @@ class QueueScreen(Screen):
         self.refresh_jobs()
         self.table.tick()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="queue-poll")
+    @in_thread("queue-poll")
     def refresh_jobs(self, force: bool = False) -> None:
         try:
             self._poll(force)
@@ -182,7 +197,8 @@ class QueueScreen(Screen):
             elif not empty and not typing:
                 self.table.focus()
         if empty:
-            where = short_path(self.app.jobs_dir) if getattr(self.app, "jobs_dir", None) else None
+            jobs_dir = self.sptui_app.jobs_dir
+            where = short_path(jobs_dir) if jobs_dir is not None else None
             text = Text.assemble(("No runs here yet", "bold"), f" ({self.root})\n\n")
             text.append("  n  ", style="bold cyan")
             text.append(f"submit a job file{f' from {where}' if where else ''} (jobs/demo.toml trains the README "
@@ -241,7 +257,7 @@ class QueueScreen(Screen):
         self.notify(message.text, severity="error" if message.error else "information", markup=False)
         self.refresh_jobs(force=True)
 
-    def _selected(self):
+    def _selected(self) -> Job | None:
         job = self.table.selected_job()
         if job is None:
             self.say("no run selected", error=True)
@@ -265,7 +281,8 @@ class QueueScreen(Screen):
 
         from sptui.tui.app import jobs_dir_candidates
 
-        self.app.push_screen(PickerScreen(self.root, self.app.jobs_dir, device=self.app.device,
+        app = self.sptui_app
+        self.app.push_screen(PickerScreen(self.root, app.jobs_dir, device=app.device,
                                           looked_in=jobs_dir_candidates(self.root)), submitted)
 
     def action_cancel(self) -> None:
@@ -304,10 +321,10 @@ class QueueScreen(Screen):
     def action_priority(self, delta: int) -> None:
         job = self._selected()
         if job is not None:
-            self._queue_action("priority", job.id, job.priority + delta)
+            self._queue_action("priority", job.id, priority=job.priority + delta)
 
-    @work(thread=True, exit_on_error=False, group="queue-action")
-    def _queue_action(self, verb: str, job_id: int, value: int | None = None) -> None:
+    @in_thread("queue-action", exclusive=False)
+    def _queue_action(self, verb: str, job_id: int, priority: int = 0) -> None:
         try:
             with Queue(self.root) as queue:
                 if verb == "cancel":
@@ -320,7 +337,7 @@ class QueueScreen(Screen):
                     job = actions.requeue(queue, self.root, job_id)
                     text = f"{job.run_id}: queued again" + (" on Slurm" if job.executor == "slurm" else "")
                 else:
-                    job = queue.set_priority(job_id, int(value))
+                    job = queue.set_priority(job_id, priority)
                     text = f"{job.run_id}: priority {job.priority}"
             self.post_message(ActionDone(text))
         except SptuiError as e:
@@ -329,7 +346,7 @@ class QueueScreen(Screen):
     @property
     def app_started(self) -> set[int]:
         """Pids of the workers this app started (they go on after it quits: it says so at quit)."""
-        return getattr(self.app, "started_workers", set())
+        return self.sptui_app.started_workers
 
     def action_worker(self) -> None:
         from sptui.tui.screens.worker import WorkerInfo, WorkerScreen
@@ -339,20 +356,20 @@ class QueueScreen(Screen):
             if job.state == "running" and job.executor == "worker" and job.owner_pid:
                 running.setdefault(job.owner_pid, []).append(job)
         info = WorkerInfo(self.workers_alive, running, self.app_started, self.root / "worker.log",
-                          self.app.device or "auto")
+                          self.sptui_app.device or "auto")
 
         def chosen(choice: str | None) -> None:
             if choice == "start":
-                self._start_worker(self.app.device or "auto")
+                self._start_worker(self.sptui_app.device or "auto")
             elif choice in ("after-jobs", "now"):
                 self._stop_workers([w["pid"] for w in self.workers_alive], choice)
 
         self.app.push_screen(WorkerScreen(info), chosen)
 
     def action_start_worker(self) -> None:
-        self._start_worker(self.app.device or "auto")
+        self._start_worker(self.sptui_app.device or "auto")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="start-worker")
+    @in_thread("start-worker")
     def _start_worker(self, device: str) -> None:
         from sptui.worker import start_detached
 
@@ -368,7 +385,7 @@ class QueueScreen(Screen):
         self.post_message(ActionDone(f"started worker pid {pid} ({device}); it goes on after sptui quits; "
                                      f"w stops it; log: {self.root / 'worker.log'}"))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="stop-worker")
+    @in_thread("stop-worker")
     def _stop_workers(self, pids: list[int], when: str) -> None:
         try:
             with Queue(self.root) as queue:

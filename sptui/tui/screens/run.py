@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.syntax import Syntax
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -30,6 +30,7 @@ from sptui.tui.widgets.curves import CurvePlot, LiveCurves
 from sptui.tui.widgets.footer import KeysFooter
 from sptui.tui.widgets.logtail import FIRST_READ_BYTES, LogTail
 from sptui.tui.widgets.runtable import STATE_STYLE, device_cell, fmt_progress, fmt_seconds
+from sptui.tui.workers import in_thread
 
 POLL_SECONDS = 0.5
 FILES_EVERY = 2.0
@@ -129,11 +130,17 @@ def list_files(run_dir: Path) -> list[tuple[str, int]]:
 
 
 def human_size(n: int) -> str:
+    size = float(n)
     for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n}"
+        if size < 1024 or unit == "G":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size}"
+
+
+def no_browser(kind: str, run_dir: str | Path) -> Screen | None:
+    """What `browser_for` answers for a kind without a result browser."""
+    return None
 
 
 INSTANCES = "instances"  # the grouping option that draws each instance on its own
@@ -232,7 +239,7 @@ class RunScreen(Screen):
         return self.query_one(LiveCurves)
 
     # ------------------------------------------------------------ polling (thread)
-    @work(thread=True, exclusive=True, exit_on_error=False, group="run-poll")
+    @in_thread("run-poll")
     def poll(self) -> None:
         with self._poll_lock:
             records = self.metrics_tail.poll()
@@ -347,7 +354,7 @@ class RunScreen(Screen):
         if self.curves.groups is None:
             self.say("every split is shown")
             return
-        with self.curves.lock:
+        with self.curves.curves_lock:
             splits = self.curves.curves.splits(self.curves.metric) if self.curves.metric else []
         if splits:
             current = self.curves.split
@@ -359,7 +366,7 @@ class RunScreen(Screen):
         self.say("exporting PNGs ...")
         self._export(self.curves.metric, self.curves.log_scale)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="run-export")
+    @in_thread("run-export")
     def _export(self, metric: str | None, log_scale: bool) -> None:
         from sptui.plots.curves import export_png
         from sptui.runs import read_metrics
@@ -403,10 +410,10 @@ class RunScreen(Screen):
     def action_results(self) -> None:
         try:
             from sptui.tui.browsers import browser_for
-        except ImportError:
-            browser_for = None
+        except ImportError:  # the browsers package left out: as for a kind that has no browser
+            browser_for = no_browser
         try:
-            screen = browser_for(self.job.kind, self.run.root) if browser_for is not None else None
+            screen = browser_for(self.job.kind, self.run.root)
         except SptuiError as e:  # e.g. the run has no results yet
             self.say(str(e), error=True)
             self.notify(str(e), severity="error", markup=False)

@@ -69,8 +69,8 @@ class CurvePlot(PlotextPlot):
             super().__init__()
             self.plot = plot
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
         self.lines: list[PlotLine] = []
         self.shown: list[PlotLine] = []  # the lines as drawn (smoothed when smoothing is on)
         self.title = ""
@@ -135,7 +135,8 @@ class CurvePlot(PlotextPlot):
         if self.cursor is None:
             index = len(steps) - 1 if move < 0 else 0
         else:
-            here = min(range(len(steps)), key=lambda i: abs(steps[i] - self.cursor))
+            cursor = self.cursor
+            here = min(range(len(steps)), key=lambda i: abs(steps[i] - cursor))
             jump = move if abs(move) == 1 else move // 10 * max(1, len(steps) // 10)
             index = min(max(here + jump, 0), len(steps) - 1)
         self.cursor = steps[index]
@@ -206,10 +207,11 @@ def split_lines(lines: list[Line]) -> list[PlotLine]:
 class LiveCurves(CurvePlot):
     """One run's curves. Worker threads call `feed`; a timer redraws when something new arrived."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
         self.curves = CurveSet()
-        self.lock = threading.Lock()
+        # not `lock`: that name is Textual's own asyncio lock on every widget (`async with widget.batch()`)
+        self.curves_lock = threading.Lock()
         self.metric: str | None = None
         self.groups: list[tuple[str, list[int]]] | None = None  # instances drawn as groups (mean and spread)
         self.split: str | None = None  # None: every split
@@ -221,14 +223,14 @@ class LiveCurves(CurvePlot):
 
     def feed(self, records: list[dict], reset: bool = False) -> None:
         """Thread-safe: add records (from MetricsTail.poll); `reset` means the file was rewritten."""
-        with self.lock:
+        with self.curves_lock:
             if reset:
                 self.curves.clear()
             self.curves.add(records)
             self.dirty = self.dirty or bool(records) or reset
 
     def metrics(self) -> list[str]:
-        with self.lock:
+        with self.curves_lock:
             return self.curves.metrics()
 
     def cycle_metric(self, step: int = 1) -> str | None:
@@ -254,7 +256,7 @@ class LiveCurves(CurvePlot):
         if not self.dirty or not self.is_mounted:
             return
         self.dirty = False
-        with self.lock:
+        with self.curves_lock:
             names = self.curves.metrics()
             if self.metric not in names:
                 self.metric = names[0] if names else None

@@ -16,10 +16,8 @@ HELP_ACTIONS = ("help", "app.help")
 
 
 class KeysFooter(Footer):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("compact", True)
-        kwargs.setdefault("show_command_palette", False)
-        super().__init__(**kwargs)
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes, compact=True, show_command_palette=False)
 
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:

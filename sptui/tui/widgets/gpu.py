@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.widgets import Static
 
 from sptui.gpu import GpuStatus, format_bytes, read_gpus
 from sptui.tui.messages import GpuRead
+from sptui.tui.workers import in_thread
 
 BAR = 8
 
@@ -37,8 +38,9 @@ class GpuStrip(Static):
     GpuStrip { height: 1; padding: 0 1; background: $boost; }
     """
 
-    def __init__(self, interval: float = 2.0, **kwargs):
-        super().__init__("", **kwargs)
+    def __init__(self, interval: float = 2.0, *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__("", name=name, id=id, classes=classes)
         self.interval = interval
         self.status: GpuStatus | None = None
 
@@ -46,7 +48,7 @@ class GpuStrip(Static):
         self.poll()
         self.set_interval(self.interval, self.poll)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="gpu")
+    @in_thread("gpu")
     def poll(self) -> None:
         self.post_message(GpuRead(read_gpus()))
 

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from sptui.errors import SptuiError
 from sptui.render.colormap import BLANK, CURSOR, LEVELS, SEQUENTIAL, auto_range, colormap_256, fmt
 from sptui.render.frames import Viewport, line_segments
 from sptui.render.pyramid import Pyramid
@@ -111,6 +112,12 @@ class Heatmap(Widget, can_focus=True):
     def cmap_name(self) -> str:
         return self.cmap.name
 
+    def shown_matrix(self) -> np.ndarray:
+        """The matrix on screen, for an export; SptuiError (one line to the user) when there is none yet."""
+        if self.pyramid is None:
+            raise SptuiError("nothing on screen to export yet")
+        return self.pyramid.matrix
+
     def value_at(self, row: int, col: int) -> float:
         return float(self.pyramid.matrix[row, col]) if self.pyramid is not None else math.nan
 
@@ -163,6 +170,8 @@ class Heatmap(Widget, can_focus=True):
         self._post_cursor(self.CursorMoved)
 
     def _clamp_view(self) -> None:
+        if self.pyramid is None:
+            return
         rows, cols = self.pyramid.shape
         s = self.view.scale
         span_r, span_c = self.half_rows * s, self.size.width * s
@@ -227,7 +236,7 @@ class Heatmap(Widget, can_focus=True):
     def action_select(self) -> None:
         self._post_cursor(self.Selected)
 
-    def _post_cursor(self, kind) -> None:
+    def _post_cursor(self, kind: type[CursorMoved]) -> None:
         if self.pyramid is not None:
             r, c = self.cursor
             self.post_message(kind(self, r, c, self.value_at(r, c)))
@@ -285,22 +294,24 @@ class Heatmap(Widget, can_focus=True):
     def _cursor_lines(self, cursor: tuple[int, int]) -> set[int]:
         return {int(h) // 2 for h in self.view.hits(cursor[0], self.view.row0, self.half_rows)}
 
-    def _ensure_frame(self) -> None:
+    def _ensure_frame(self, pyramid: Pyramid) -> np.ndarray:
+        """The colour levels of the current view (built again after a change or a resize)."""
         if self._frame is None or self._frame_size != self.size:  # a resize may render before on_resize runs
             self._frame_size = self.size
             self._fit_if_pending()
-            self._frame = self.view.frame(self.pyramid, self.half_rows, self.size.width, self.vmin, self.vmax)
+            self._frame = self.view.frame(pyramid, self.half_rows, self.size.width, self.vmin, self.vmax)
             self._lines = [None] * ((self._frame.shape[0] + 1) // 2)
+        return self._frame
 
-    def _build_line(self, y: int) -> Strip:
-        rows = self._frame[2 * y: 2 * y + 2].copy()
+    def _build_line(self, frame: np.ndarray, y: int) -> Strip:
+        rows = frame[2 * y: 2 * y + 2].copy()
         if rows.shape[0] == 1:
             rows = np.vstack([rows, np.full_like(rows, BLANK)])
         on_line = [int(h) - 2 * y for h in self.view.hits(self.cursor[0], self.view.row0, self.half_rows)
                    if 2 * y <= h < 2 * y + 2]
         if on_line:
             cols = self.view.hits(self.cursor[1], self.view.col0, self.size.width)
-            rows[np.ix_(on_line, cols)] = CURSOR
+            rows[np.ix_(np.asarray(on_line), cols)] = CURSOR
         return Strip(line_segments(rows[0], rows[1], self.cmap), self.size.width)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -333,12 +344,13 @@ class Heatmap(Widget, can_focus=True):
             return Strip(segments).crop_extend(0, width, None)
         if self.pyramid is None:
             return Strip.blank(width)
-        self._ensure_frame()
+        frame = self._ensure_frame(self.pyramid)
         if y >= len(self._lines):
             return Strip.blank(width)
-        if self._lines[y] is None:
-            self._lines[y] = self._build_line(y)
-        return self._lines[y]
+        line = self._lines[y]
+        if line is None:
+            line = self._lines[y] = self._build_line(frame, y)
+        return line
 
     def _legend_segments(self, width: int, half_rows: int | None = None) -> list[Segment]:
         bar = min(LEVELS, max(8, width // 3))
@@ -362,6 +374,6 @@ class Heatmap(Widget, can_focus=True):
         from sptui.plots.screen_export import export_heatmap
 
         r0, r1, c0, c1 = self.visible_region()
-        return export_heatmap(path, self.pyramid.matrix, (r0, r1, c0, c1), vmin=self.vmin, vmax=self.vmax,
+        return export_heatmap(path, self.shown_matrix(), (r0, r1, c0, c1), vmin=self.vmin, vmax=self.vmax,
                               cmap=self.cmap.name, title=title, row_label=row_label, col_label=col_label,
                               row_offset=row_offset, col_offset=col_offset)

@@ -19,10 +19,10 @@ class LogTail(RichLog):
     LogTail { height: 1fr; }
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         # markup off: a log line is text ("grid[n_hidden=3]" stays as written)
         super().__init__(max_lines=MAX_LINES, wrap=True, markup=False, highlight=False, auto_scroll=True,
-                         min_width=20, **kwargs)
+                         min_width=20, name=name, id=id, classes=classes)
         self.raw: deque[str] = deque(maxlen=MAX_LINES)  # the lines as read, for re-wrapping at a new width
         self.received = 0
         self._wrapped_at = 0

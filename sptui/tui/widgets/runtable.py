@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -33,7 +35,7 @@ COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("state
 @dataclass(frozen=True)
 class Sort:
     label: str
-    key: object  # Job -> sortable
+    key: Callable[[Job], Any]  # Job -> something sortable (an id, or a tuple ending in the id)
     reverse: bool = False
 
 
@@ -116,8 +118,8 @@ class RunTable(DataTable):
     RunTable { height: 1fr; }
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, name=name, id=id, classes=classes)
         self.jobs: dict[int, Job] = {}
         self.filter_text = ""
         self.sort_index = 0

@@ -36,7 +36,7 @@ def layout(series: list[Series], width: int, height: int) -> tuple[np.ndarray, n
     unit = max((x_hi - x_lo) / dots_w, (y_hi - y_lo) / dots_h, 1e-12) * 1.04  # equal aspect, a small margin
     x_mid, y_mid = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
 
-    def to_dots(x, y):
+    def to_dots(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (np.round(dots_w / 2 + (np.asarray(x) - x_mid) / unit).astype(int),
                 np.round(dots_h / 2 - (np.asarray(y) - y_mid) / unit).astype(int))
 
