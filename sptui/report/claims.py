@@ -114,7 +114,8 @@ def claim(id: str, section: str, quote: str, jobs: tuple[str, ...], test: str, /
 
     `quote` and `section` are the claim's source; `test` is the rule as the report prints it, with `{name}` fields
     for the thresholds; `limits` are those thresholds, stated here and nowhere else: filled into `test`, and passed
-    to the evaluator as keyword arguments (the decorated function is called as `evaluator(claim, inputs)`)."""
+    to the evaluator as keyword arguments (the decorated function is called as `evaluator(claim, inputs)`).
+    A claim read from one run (one job) without that run is "cannot tell" here: its evaluator always has `the_run`."""
 
     def register(fn: Callable[..., list[Finding]]) -> Callable[[Claim, Inputs], list[Finding]]:
         if id in EVALUATORS:
@@ -126,6 +127,8 @@ def claim(id: str, section: str, quote: str, jobs: tuple[str, ...], test: str, /
 
         @functools.wraps(fn)
         def evaluate(c: Claim, inputs: Inputs) -> list[Finding]:
+            if len(c.jobs) == 1 and inputs.get(c.jobs[0]) is None:
+                return [missing(c, inputs)]
             return fn(c, inputs, **c.limits)
 
         CLAIMS.append(registered)
@@ -133,6 +136,11 @@ def claim(id: str, section: str, quote: str, jobs: tuple[str, ...], test: str, /
         return evaluate
 
     return register
+
+
+def the_run(c: Claim, inputs: Inputs):
+    """The table of a claim read from one run (never None in its evaluator: see `claim`)."""
+    return inputs.get(c.jobs[0])
 
 
 def each_job(c: Claim, inputs: Inputs, jobs: tuple[str, ...], judge: Callable[[str, Any], Finding | list[Finding]]
@@ -220,9 +228,7 @@ SECTION_ADDITION = "Project 1: attention-head superposition in 6-digit addition"
        "{features} features represented with every D_i within {within:g} of 1/2 or 2/5, in every seed.",
        sparse_p=0.1, features=4, within=0.05)
 def eval_r1(c: Claim, inputs: Inputs, *, sparse_p: float, features: int, within: float) -> list[Finding]:
-    t = inputs.get("intro-5-2")
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     rep = t.metrics["represented_relative"]
     D = t.features["feature_dim"]
     mask = M.represented_mask(t.model).numpy()
@@ -673,9 +679,7 @@ NONUNIFORM_CELLS = ("dense_features", "dense_first", "dense_probability")  # a c
        "dense against sparse features within one model (confounded by importance).",
        tol=0.05)
 def eval_n1(c, inputs, *, tol):
-    t = inputs.get("nonuniform-sparsity")
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     change = X.dense_feature_change(t)
     effect = paired_effect(change, tol, +1)
     dense_D, sparse_D, dense_rep, sparse_rep = X.class_dims(t)
@@ -700,9 +704,7 @@ def eval_n1(c, inputs, *, tol):
        "is <= {superposed:g} in every cell where they are represented, contradicts if >= {apart:g} in most.",
        superposed=0.7, apart=0.9)
 def eval_n2(c, inputs, *, superposed, apart):
-    t = inputs.get("nonuniform-sparsity")
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     _, sparse_D, _, _ = X.class_dims(t)
     cells = {k: v for k, v in X.cell_means(t, sparse_D, NONUNIFORM_CELLS).items() if np.isfinite(v).any()}
     means = {k: float(np.nanmean(v)) for k, v in cells.items()}
@@ -724,9 +726,7 @@ def eval_n2(c, inputs, *, superposed, apart):
        "tol {tol:g}, predicted +.",
        tol=0.05)
 def eval_n3(c, inputs, *, tol):
-    t = inputs.get("nonuniform-sparsity")
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     cross = M.cross_class_interference(t.model, X.dense_class(t)).double().numpy()
     both = lambda k: 0 < k < t.features["probability"].shape[1]  # noqa: E731
     effect = paired_effect(X.paired(t, cross, "dense_first", True, lambda v: v is False, dense_features=both), tol, +1)
@@ -799,9 +799,7 @@ def _share_positive(weights: np.ndarray) -> list[float]:
        "supports if the pooled share of W1 and W2 lies in [{low:g}, {high:g}] in every seed.",
        low=0.3, high=0.7)
 def eval_f1(c, inputs, *, low, high):
-    job, t = _fn(inputs, "square", "relu")
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     w1, w2, comb = t.weights["W1"], t.weights["W2"], t.weights["combined"]
     pooled = [float(np.mean(np.concatenate([w1[i].ravel(), w2[i].ravel()]) > 0)) for i in range(len(t.seeds))]
     ok = all(low <= s <= high for s in pooled)
@@ -970,18 +968,12 @@ def eval_h1(c, inputs, *, superposed, polysemantic):
 ADDITION = ("addition-6-paper",)
 
 
-def _addition(inputs) -> AdditionTable | None:
-    return inputs.get("addition-6-paper")
-
-
 @claim("A1", SECTION_ADDITION, "at 1000 epochs the accuracy was approximately 98% test, 98.5% train.",
        ADDITION, "Final per-digit accuracy of the paper recipe: supports if test and train are within "
        "{points:g} point of {test:.0%} and {train:.1%}.",
        test=0.98, train=0.985, points=1)
 def eval_a1(c, inputs, *, test, train, points):
-    t = _addition(inputs)
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     test_acc, train_acc = t.summary["test"]["acc"], t.summary["train"]["acc"]
     ok = abs(test_acc - test) <= points / 100 and abs(train_acc - train) <= points / 100
     numbers = [("test per-digit accuracy", f"{test_acc:.4f}"), ("train per-digit accuracy", f"{train_acc:.4f}"),
@@ -1003,9 +995,7 @@ def _first_step(curves, split, key, level) -> float:
        "reaches {level:.0%} over the step where train does; supports if >= {grokked:g}, contradicts if < {together:g}.",
        level=0.9, grokked=2, together=1.3)
 def eval_a2(c, inputs, *, level, grokked, together):
-    t = _addition(inputs)
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     train = _first_step(t.curves, "train", "acc", level)
     test = _first_step(t.curves, "test", "acc", level)
     ratio = test / train if train and math.isfinite(train) and math.isfinite(test) else math.nan
@@ -1025,9 +1015,7 @@ def eval_a2(c, inputs, *, level, grokked, together):
        "contradicts if it needs <= {one_head} and <= {few_tops} heads are.",
        needs=2, distinct=5, one_head=1, few_tops=2)
 def eval_a3(c, inputs, *, needs, distinct, one_head, few_tops):
-    t = _addition(inputs)
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     needed = t.ablation["heads_needed"].ravel()
     top = t.ablation["margin_contribution"].reshape(t.ablation["margin_contribution"].shape[0], -1).argmax(0)
     tops = len(set(top.tolist()))
@@ -1048,9 +1036,7 @@ def eval_a3(c, inputs, *, needs, distinct, one_head, few_tops):
        "least {most:.0%} of pairs have both, contradicts if fewer than {few:.0%} do.",
        most=0.9, few=0.5)
 def eval_a4(c, inputs, *, most, few):
-    t = _addition(inputs)
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     pos, neg = t.ablation["heads_positive"].ravel(), t.ablation["heads_negative"].ravel()
     both = float(np.mean((pos > 0) & (neg > 0)))
     numbers = [("heads raising the correct logit per pair", spread(pos)), ("heads lowering it per pair", spread(neg)),
@@ -1068,9 +1054,7 @@ def eval_a4(c, inputs, *, most, few):
        "of the most circular of as many random heads (Gaussian points), contradicts if not.",
        quantile=0.99)
 def eval_a5(c, inputs, *, quantile):
-    t = _addition(inputs)
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     k = t.projections["k"]  # [H, n_ctx, vocab, 2]
     circ = np.array([X.circularity(k[h, 0, :10]) for h in range(k.shape[0])])
     mean_null, q99 = X.random_circularity(10)
@@ -1094,9 +1078,7 @@ def eval_a5(c, inputs, *, quantile):
        "that ratio is < {close:g} in the median head, contradicts if it is > {apart:g}.",
        close=0.5, apart=0.8)
 def eval_a6(c, inputs, *, close, apart):
-    t = _addition(inputs)
-    if t is None:
-        return [missing(c, inputs)]
+    t = the_run(c, inputs)
     k = t.projections["k"]  # [H, n_ctx, vocab, 2]
     n = t.n_digits
     pos = k[:, : 2 * n, :10].mean(2)  # [H, 2n, 2]: positional point of each operand position
