@@ -158,7 +158,7 @@ def each_job(c: Claim, inputs: Inputs, jobs: tuple[str, ...], judge: Callable[[s
     return out
 
 
-def at_least(rate: float) -> Callable[[float], bool]:
+def at_least(rate: float) -> Callable[[Any], bool]:
     return lambda d: d >= rate - 1e-9
 
 
