@@ -459,3 +459,46 @@ async def test_a_waiting_job_says_what_it_waits_for_and_stopping_its_run_says_it
         assert f"1 queued job(s) waiting for it are cancelled with it: {probe.run_id}" in question
         await pilot.press("n")
         await settle(app, pilot)
+
+
+def test_the_columns_fit_the_width_most_useful_first(artifacts):
+    """fit_columns on real jobs: state and progress at any width, the optional columns in order of use while the
+    name keeps NAME_ROOM cells, the empty ones last, every column within the width it was given."""
+    from sptui.tui.widgets.runtable import ALWAYS, CELL_PADDING, NAME_ROOM, fit_columns
+
+    long_name = "a-long-name-" * 4
+    jobs = make_jobs(artifacts, ["short", long_name])
+    with Queue(artifacts) as q:
+        q.set_priority(jobs[1].id, 2)
+        jobs = [q.get(j.id) for j in jobs]
+
+    def keys(width):
+        return [c.key for c in fit_columns(width, jobs)]
+
+    def used(width):
+        return sum(c.width + 2 * CELL_PADDING for c in fit_columns(width, jobs))
+
+    assert keys(400) == ["mark", "id", "name", "state", "progress", "elapsed", "eta", "kind", "started", "prio", "device"]
+    assert keys(98) == ["mark", "id", "name", "state", "progress", "elapsed", "eta", "kind", "prio", "device"]
+    assert used(98) <= 98 and used(78) <= 78
+    # at 80 columns the long name keeps NAME_ROOM cells: kind and priority give way
+    assert keys(78) == ["mark", "id", "name", "state", "progress", "elapsed", "eta"]
+    # nothing has a device or a start time: they come last, where the empty device would have taken two's room
+    assert keys(89) == ["mark", "id", "name", "state", "progress", "elapsed", "eta", "kind", "prio"]
+    for width in (30, 50, 60, 78, 89, 98, 140):
+        columns = {c.key: c for c in fit_columns(width, jobs)}
+        assert set(ALWAYS) <= set(columns)
+        assert columns["name"].width >= NAME_ROOM or set(columns) == set(ALWAYS)
+    assert fit_columns(400, jobs)[2].width == len(long_name)  # never wider than the longest name
+    # short names: they keep their length, and the rest goes to the other columns
+    short = [j for j in jobs if j.name == "short"]
+    assert [c.width for c in fit_columns(78, short) if c.key == "name"] == [len("short")]
+    assert "kind" in [c.key for c in fit_columns(78, short)]
+
+
+def test_a_long_name_loses_its_middle():
+    from sptui.tui.widgets.runtable import middle_cut
+
+    assert middle_cut("grid[n_hidden=3]", 16) == "grid[n_hidden=3]" and middle_cut("grid[n_hidden=3]", None)
+    assert middle_cut("addition-6-paper-seeds[lr=0.001]", 20) == "addition-…[lr=0.001]"
+    assert len(middle_cut("x" * 50, 21)) == 21 and middle_cut("abc", 1) == "a"

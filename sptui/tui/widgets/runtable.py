@@ -1,9 +1,14 @@
-"""The queue table: one row per run, filtered and sorted, updated cell by cell.
+"""The queue table: one row per run, filtered and sorted, updated cell by cell, as wide as the terminal.
 
 A refresh that changes nothing but a few running jobs' progress touches only those cells, so a queue of
-1,000 runs costs little per tick; the table is rebuilt only when the visible set or its order changes.
+1,000 runs costs little per tick; the table is rebuilt only when the visible set, its order or the columns change.
 The table holds the newest MAX_ROWS runs that match the filter (in the chosen order): a DataTable measures
 every cell it is given, and a lab's queue holds tens of thousands of runs; the filter reaches the others.
+
+The columns fit the table's width (`fit_columns`): id, name, state and progress always; the times, device, kind,
+priority and start time while the name keeps its length (up to NAME_ROOM cells), most useful first. A name
+longer than its column loses its middle (a sweep's names differ at the end: "grid[n_hidden=3]"); kinds and
+devices end in an ellipsis. The run screen shows every field of a run whatever the width.
 """
 
 from __future__ import annotations
@@ -15,21 +20,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
-from sptui.names import rich_text
+from sptui.names import printable, rich_text
 from sptui.queue import Job
 from sptui.timing import fmt_clock, fmt_duration
 
 MAX_ROWS = 500  # the newest runs matching the filter that the table holds (the summary says when there are more)
 STATE_STYLE = {"succeeded": "green", "failed": "red", "running": "bold cyan", "interrupted": "yellow",
                "cancelled": "dim", "queued": "", "waiting": "magenta"}
-# (key, label, width): cells that change while a job runs get fixed widths, so updates never re-measure.
-# Laid out for 80 columns first: what a glance needs (which run, its state, how far, how long) comes first;
-# kind, start time, priority and device follow and scroll out of view on a narrow terminal
-COLUMNS = (("mark", " ", 1), ("id", "id", None), ("name", "name", None), ("state", "state", 11),
-           ("progress", "progress", 15), ("elapsed", "elapsed", 7), ("eta", "eta", 7), ("kind", "kind", None),
-           ("started", "started", 12), ("prio", "prio", 4), ("device", "device", 14))
+# (key, label): every column, in the order shown. What a glance needs (which run, its state, how far, how long)
+# comes first; kind, start time, priority and device follow.
+COLUMNS = (("mark", " "), ("id", "id"), ("name", "name"), ("state", "state"), ("progress", "progress"),
+           ("elapsed", "elapsed"), ("eta", "eta"), ("kind", "kind"), ("started", "started"), ("prio", "prio"),
+           ("device", "device"))
+# cells whose longest text is known: fixed widths, so updates never re-measure ("interrupted", "100% 12.5k/400k",
+# "999h59m", "Mar 02 14:03"); id, name, kind and device are measured in fit_columns
+FIXED_WIDTHS = {"mark": 1, "state": 11, "progress": 15, "elapsed": 7, "eta": 7, "started": 12, "prio": 4}
+ALWAYS = ("mark", "id", "name", "state", "progress")  # never left out: which run, its state, how far
+OPTIONAL = ("elapsed", "eta", "device", "kind", "prio", "started")  # most useful first
+NAME_ROOM = 20  # an optional column is shown only while the name keeps its length, or this many cells
+KIND_MAX, DEVICE_MAX = 15, 16  # longer kinds and devices end in an ellipsis ("slurm 12345678 r…")
+CELL_PADDING = 1  # DataTable's blank cells on each side of every column
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int
 
 
 @dataclass(frozen=True)
@@ -80,20 +100,62 @@ def matches(job: Job, text: str) -> bool:
     return all(word in hay for word in text.lower().split())
 
 
-def row_cells(job: Job, marked: bool, now: float) -> dict[str, object]:
+def row_cells(job: Job, marked: bool, now: float, name_width: int | None = None) -> dict[str, object]:
     return {
         "mark": "*" if marked else " ",
         "id": str(job.id),
-        "name": rich_text(job.name),  # a Text: "grid[n_hidden=3]" is a name, not Rich markup
+        # a Text: "grid[n_hidden=3]" is a name, not Rich markup
+        "name": cut(rich_text(middle_cut(printable(job.name), name_width))),
         "state": state_cell(job),
-        "progress": Text(fmt_progress(job)),  # a waiting job names runs: text, not markup
+        "progress": cut(Text(fmt_progress(job))),  # a waiting job names runs: text, not markup
         "elapsed": fmt_seconds(job.elapsed(now)),
         "eta": fmt_seconds(job.eta(now)),
-        "kind": Text(job.kind),
+        "kind": cut(Text(job.kind)),
         "started": fmt_clock(job.first_start, now),
         "prio": str(job.priority),
-        "device": Text(device_cell(job)),
+        "device": cut(Text(device_cell(job))),
     }
+
+
+def middle_cut(text: str, width: int | None) -> str:
+    """`text` in `width` characters: whole when it fits, else its start and end around an ellipsis, the end the
+    longer half ("addition-6…-long-name"). None: whole."""
+    if width is None or len(text) <= width:
+        return text
+    if width < 2:
+        return text[:width]
+    tail = width // 2
+    return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
+
+
+def cut(text: Text) -> Text:
+    """A cell that ends in an ellipsis where its column is too narrow for it (the text itself stays whole)."""
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
+
+
+def fit_columns(width: int, jobs: list[Job]) -> tuple[Column, ...]:
+    """The columns of a table `width` cells wide showing `jobs`: ALWAYS, then each OPTIONAL column in turn while
+    the name keeps its longest length, or NAME_ROOM cells for longer names (the columns nothing fills, such as
+    device before any job has one or priority while every one is 0, are tried last). The name gets what is
+    left, up to its longest; on a terminal too narrow for ALWAYS, at least its label's width, and it scrolls."""
+    longest = {key: max((len(text) for text in texts), default=0) for key, texts in {
+        "id": [str(j.id) for j in jobs], "name": [j.name for j in jobs], "kind": [j.kind for j in jobs],
+        "device": [device_cell(j) for j in jobs]}.items()}
+    widths = {**FIXED_WIDTHS, "id": max(2, longest["id"]), "kind": min(max(4, longest["kind"]), KIND_MAX),
+              "device": min(max(6, longest["device"]), DEVICE_MAX)}
+    filled = {"elapsed": True, "eta": True, "device": longest["device"] > 0, "kind": True,
+              "prio": any(j.priority for j in jobs), "started": any(j.first_start for j in jobs)}
+    padded = {key: w + 2 * CELL_PADDING for key, w in widths.items()}
+    room = width - sum(padded[key] for key in ALWAYS if key != "name") - 2 * CELL_PADDING  # for the name
+    wanted = min(max(4, longest["name"]), NAME_ROOM)  # what the name keeps before optional columns are added
+    shown = set(ALWAYS)
+    for key in [k for k in OPTIONAL if filled[k]] + [k for k in OPTIONAL if not filled[k]]:
+        if room - padded[key] >= wanted:
+            shown.add(key)
+            room -= padded[key]
+    name = max(4, min(room, longest["name"]))
+    return tuple(Column(key, label, name if key == "name" else widths[key]) for key, label in COLUMNS if key in shown)
 
 
 def device_cell(job: Job) -> str:
@@ -119,7 +181,9 @@ class RunTable(DataTable):
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, name=name, id=id, classes=classes)
+        super().__init__(cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING, name=name, id=id,
+                         classes=classes)
+        self.columns_shown: tuple[Column, ...] = ()  # (fit_columns; not `layout`, which is Textual's)
         self.jobs: dict[int, Job] = {}
         self.filter_text = ""
         self.sort_index = 0
@@ -129,9 +193,19 @@ class RunTable(DataTable):
         self.rebuilds = 0  # full re-adds of every row (each cell re-measured): rare by design
         self.matching = 0  # runs that match the filter; the table holds the newest MAX_ROWS of them
 
-    def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+    def on_resize(self, event: events.Resize) -> None:
+        self.show()  # other columns may fit now
+
+    @property
+    def room(self) -> int:
+        """Cells the columns may take: the table's width, less a vertical scroll bar's (kept free whether one
+        shows or not, so a growing queue does not change the columns)."""
+        return self.size.width - self.styles.scrollbar_size_vertical
+
+    @property
+    def name_width(self) -> int | None:
+        """The name column's width (names longer lose their middle); None before the columns are laid out."""
+        return next((c.width for c in self.columns_shown if c.key == "name"), None)
 
     @property
     def ordering(self) -> Sort:
@@ -163,22 +237,23 @@ class RunTable(DataTable):
         visible.sort(key=self.ordering.key, reverse=self.ordering.reverse)
         order = [j.id for j in visible]
         shown = set(self._order)
-        if not shown.issubset(order) or (not shown and order):
-            self._rebuild(visible, now)
+        layout = fit_columns(self.room, visible)
+        if not shown.issubset(order) or (not shown and order) or layout != self.columns_shown:
+            self._rebuild(visible, now, layout)
             return
         current = self.selected_job()
         for job in visible:
             if job.id not in shown:
-                cells = row_cells(job, job.id in self.marked, now)
+                cells = row_cells(job, job.id in self.marked, now, self.name_width)
                 self._cells[job.id] = cells
-                self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=str(job.id))
+                self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(job.id))
                 continue
             if jobs is not None and previous.get(job.id) == job:
                 continue  # the row is as drawn (a running job's clock cells move in tick())
-            cells = row_cells(job, job.id in self.marked, now)
+            cells = row_cells(job, job.id in self.marked, now, self.name_width)
             old = self._cells.get(job.id, {})
             for key, value in cells.items():
-                if str(old.get(key)) != str(value):
+                if key in self.columns and str(old.get(key)) != str(value):
                     self.update_cell(str(job.id), key, value)
             self._cells[job.id] = cells
         if order != self._order + [i for i in order if i not in shown]:
@@ -198,18 +273,23 @@ class RunTable(DataTable):
                     value = row_cells(job, False, now)[key]
                     if self._cells[job_id].get(key) != value:
                         self._cells[job_id][key] = value
-                        self.update_cell(str(job_id), key, value)
+                        if key in self.columns:
+                            self.update_cell(str(job_id), key, value)
 
-    def _rebuild(self, visible: list[Job], now: float) -> None:
+    def _rebuild(self, visible: list[Job], now: float, layout: tuple[Column, ...]) -> None:
         current = self.selected_job()
         keep = current.id if current else None
         self.rebuilds += 1
-        self.clear()
+        self.clear(columns=layout != self.columns_shown)
+        if layout != self.columns_shown or not self.columns:
+            self.columns_shown = layout
+            for column in layout:
+                self.add_column(column.label, key=column.key, width=column.width)
         self._cells = {}
         for job in visible:
-            cells = row_cells(job, job.id in self.marked, now)
+            cells = row_cells(job, job.id in self.marked, now, self.name_width)
             self._cells[job.id] = cells
-            self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=str(job.id))
+            self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(job.id))
         self._order = [j.id for j in visible]
         if keep in self._order:
             self.move_cursor(row=self._order.index(keep), animate=False)
