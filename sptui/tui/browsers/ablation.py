@@ -104,21 +104,21 @@ class AblationBrowser(BrowserScreen):
     AblationBrowser #ablation-info { width: 44; padding: 0 1; border-left: solid $panel; }
     """
     BINDINGS = [
-        Binding("left", "head(-1)", "prev head", priority=True, show=False,
+        Binding("left", "head(-1)", "Prev head", priority=True, show=False,
                 tooltip="Show the previous head kept alone"),
-        Binding("right", "head(1)", "next head", priority=True, show=False,
+        Binding("right", "head(1)", "Next head", priority=True, show=False,
                 tooltip="Show the next head kept alone"),
-        Binding("b", "mode('baseline')", "baseline", show=False,
+        Binding("b", "mode('baseline')", "Baseline", show=False,
                 tooltip="The baseline: every head ablated (b again: back to the head)"),
-        Binding("f", "mode('full')", "full model", show=False, tooltip="The full model, no head ablated"),
-        Binding("a", "mode('all')", "all heads", tooltip="Every head kept alone, side by side (enter opens one)"),
-        Binding("comma", "position(-1)", "position", show=False, tooltip="The previous answer position"),
-        Binding("full_stop", "position(1)", "position", show=False, tooltip="The next answer position"),
-        Binding("z", "ablation", "zero/mean", show=False, tooltip="Switch between zero- and mean-ablation"),
-        Binding("[", "instance(-1)", "prev seed", show=False, tooltip="A batched run: the previous model (seed)"),
-        Binding("]", "instance(1)", "seed", show=False, tooltip="A batched run: the next model (seed)"),
-        Binding("c", "compression", "compression", tooltip="The compression view: roles, pruning, seeds"),
-        Binding("p", "projections", "projections", tooltip="This head's Q/K/V/O projections of the digits"),
+        Binding("f", "mode('full')", "Full model", show=False, tooltip="The full model, no head ablated"),
+        Binding("a", "mode('all')", "All heads", tooltip="Every head kept alone, side by side (enter opens one)"),
+        Binding("comma", "position(-1)", "Position", show=False, tooltip="The previous answer position"),
+        Binding("full_stop", "position(1)", "Position", show=False, tooltip="The next answer position"),
+        Binding("z", "ablation", "Zero/mean", show=False, tooltip="Switch between zero- and mean-ablation"),
+        Binding("[", "instance(-1)", "Prev seed", show=False, tooltip="A batched run: the previous model (seed)"),
+        Binding("]", "instance(1)", "Next seed", show=False, tooltip="A batched run: the next model (seed)"),
+        Binding("c", "compression", "Compression", tooltip="The compression view: roles, pruning, seeds"),
+        Binding("p", "projections", "Projections", tooltip="This head's Q/K/V/O projections of the digits"),
     ]
 
     def __init__(self, run_dir: str | Path, head: int = 0, instance: int = 0) -> None:

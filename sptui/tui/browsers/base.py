@@ -30,9 +30,9 @@ class BrowserScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("escape", "close", "back", tooltip="Back to the run"),
-        Binding("q", "close", "back", show=False, tooltip="Back to the run (q quits only from the queue)"),
-        Binding("e", "export", "export", tooltip="Save what is on screen as a PNG in the run's plots/"),
+        Binding("escape", "close", "Back", tooltip="Back to the run"),
+        Binding("q", "close", "Back", show=False, tooltip="Back to the run (q quits only from the queue)"),
+        Binding("e", "export", "Export", tooltip="Save what is on screen as a PNG in the run's plots/"),
     ]
 
     KIND_TITLE = "results"

@@ -42,12 +42,12 @@ class CompressionBrowser(BrowserScreen):
     CompressionBrowser PlotextPlot { height: 1fr; }
     """
     BINDINGS = [
-        Binding("1", "view('roles')", "roles", tooltip="Heads x roles: each head's best probe score per role"),
-        Binding("2", "view('pruning')", "pruning", tooltip="Accuracy against heads kept along the pruning path"),
-        Binding("3", "view('seeds')", "seeds", tooltip="A batched run's models side by side: who holds each role"),
-        Binding("z", "ablation", "zero/mean", tooltip="Switch between zero- and mean-ablation (pruning view)"),
-        Binding("[", "instance(-1)", "prev seed", show=False, tooltip="A batched run: the previous model (seed)"),
-        Binding("]", "instance(1)", "seed", show=False, tooltip="A batched run: the next model (seed)"),
+        Binding("1", "view('roles')", "Roles", tooltip="Heads x roles: each head's best probe score per role"),
+        Binding("2", "view('pruning')", "Pruning", tooltip="Accuracy against heads kept along the pruning path"),
+        Binding("3", "view('seeds')", "Seeds", tooltip="A batched run's models side by side: who holds each role"),
+        Binding("z", "ablation", "Zero/mean", tooltip="Switch between zero- and mean-ablation (pruning view)"),
+        Binding("[", "instance(-1)", "Prev seed", show=False, tooltip="A batched run: the previous model (seed)"),
+        Binding("]", "instance(1)", "Next seed", show=False, tooltip="A batched run: the next model (seed)"),
     ]
 
     def __init__(self, run_dir: str | Path, head: int = 0, instance: int = 0, view: str = "roles") -> None:

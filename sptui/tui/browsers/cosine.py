@@ -166,13 +166,13 @@ class CosineBrowser(BrowserScreen):
     CosineBrowser.side-by-side #cos-baseline { display: block; }
     """
     BINDINGS = [
-        Binding("full_stop", "diagonal(1)", "diagonal +", show=False, tooltip="Move the cursor down the diagonal"),
-        Binding("comma", "diagonal(-1)", "diagonal -", show=False, tooltip="Move the cursor up the diagonal"),
-        Binding("n", "block(1)", "next block", tooltip="Go to the next detected block of neurons"),
-        Binding("N", "block(-1)", "prev block", show=False, tooltip="Go to the previous detected block"),
-        Binding("b", "baseline", "controls",
+        Binding("full_stop", "diagonal(1)", "Diagonal +", show=False, tooltip="Move the cursor down the diagonal"),
+        Binding("comma", "diagonal(-1)", "Diagonal -", show=False, tooltip="Move the cursor up the diagonal"),
+        Binding("n", "block(1)", "Next block", tooltip="Go to the next detected block of neurons"),
+        Binding("N", "block(-1)", "Prev block", show=False, tooltip="Go to the previous detected block"),
+        Binding("b", "baseline", "Controls",
                 tooltip="Cycle the null models beside the model (a draw of each), then the activation view"),
-        Binding("r", "range", "colour range", tooltip="Colour range: robust (99th percentile) or the full range"),
+        Binding("r", "range", "Colour range", tooltip="Colour range: robust (99th percentile) or the full range"),
     ]
 
     def __init__(self, run_dir: str | Path) -> None:

@@ -109,11 +109,11 @@ class NeuroscopeBrowser(BrowserScreen):
     NeuroscopeBrowser #ns-detail { height: 1fr; }
     """
     BINDINGS = [
-        Binding("slash", "search", "search", tooltip="Find a neuron by number, or by a token it promotes"),
-        Binding("s", "sort", "sort", tooltip="Sort the list by index, max activation or density"),
-        Binding("l", "layer", "next layer", tooltip="The next layer's neurons"),
-        Binding("f", "full", "full texts", tooltip="Show whole texts, not a window around the max token"),
-        Binding("backspace", "back", "previous neuron", show=False,
+        Binding("slash", "search", "Search", tooltip="Find a neuron by number, or by a token it promotes"),
+        Binding("s", "sort", "Sort", tooltip="Sort the list by index, max activation or density"),
+        Binding("l", "layer", "Next layer", tooltip="The next layer's neurons"),
+        Binding("f", "full", "Full texts", tooltip="Show whole texts, not a window around the max token"),
+        Binding("backspace", "back", "Previous neuron", show=False,
                 tooltip="Back to the neuron shown before (after following a neighbour)"),
     ]
 

@@ -88,14 +88,14 @@ class ProjectionsBrowser(BrowserScreen):
     ProjectionsBrowser #projection-panels { grid-size: 2 2; height: 1fr; }
     """
     BINDINGS = [
-        Binding("left", "head(-1)", "prev head", priority=True, show=False, tooltip="The previous head"),
-        Binding("right", "head(1)", "next head", priority=True, show=False, tooltip="The next head"),
-        Binding("up", "position(-1)", "position", priority=True, show=False,
+        Binding("left", "head(-1)", "Prev head", priority=True, show=False, tooltip="The previous head"),
+        Binding("right", "head(1)", "Next head", priority=True, show=False, tooltip="The next head"),
+        Binding("up", "position(-1)", "Position", priority=True, show=False,
                 tooltip="The previous position (each digit's projection there)"),
-        Binding("down", "position(1)", "position", priority=True, show=False,
+        Binding("down", "position(1)", "Position", priority=True, show=False,
                 tooltip="The next position (each digit's projection there)"),
-        Binding("d", "digit", "next digit", tooltip="One digit across every position (the next digit)"),
-        Binding("t", "switch_view", "digits/positions",
+        Binding("d", "digit", "Next digit", tooltip="One digit across every position (the next digit)"),
+        Binding("t", "switch_view", "Digits/positions",
                 tooltip="Switch between digits at one position and one digit at every position"),
     ]
 

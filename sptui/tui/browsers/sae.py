@@ -47,16 +47,16 @@ class SAEBrowser(BrowserScreen):
     SAEBrowser DataTable { height: 1fr; }
     """
     BINDINGS = [
-        Binding("[", "instance(-1)", "prev instance", tooltip="The previous SAE of the sweep"),
-        Binding("]", "instance(1)", "next instance", tooltip="The next SAE of the sweep"),
-        Binding("m", "metric", "metric", tooltip="The next metric of the recovery grid"),
-        Binding("s", "cycle", "setting/sort",
+        Binding("[", "instance(-1)", "Prev instance", tooltip="The previous SAE of the sweep"),
+        Binding("]", "instance(1)", "Next instance", tooltip="The next SAE of the sweep"),
+        Binding("m", "metric", "Metric", tooltip="The next metric of the recovery grid"),
+        Binding("s", "cycle", "Setting/sort",
                 tooltip="Recovery tab: the next SAE setting; latents tab: the next sort order"),
-        Binding("1", "tab('metrics')", "metrics", show=False, tooltip="Every SAE's final metrics"),
-        Binding("2", "tab('recovery')", "recovery", show=False,
+        Binding("1", "tab('metrics')", "Metrics", show=False, tooltip="Every SAE's final metrics"),
+        Binding("2", "tab('recovery')", "Recovery", show=False,
                 tooltip="How well SAEs recover the toy model's features, over its sweep"),
-        Binding("3", "tab('decoder')", "decoder", show=False, tooltip="Decoder directions against the true features"),
-        Binding("4", "tab('latents')", "latents", show=False, tooltip="Every latent: frequency, max, what it matches"),
+        Binding("3", "tab('decoder')", "Decoder", show=False, tooltip="Decoder directions against the true features"),
+        Binding("4", "tab('latents')", "Latents", show=False, tooltip="Every latent: frequency, max, what it matches"),
     ]
 
     def __init__(self, run_dir: str | Path, instance: int = 0) -> None:

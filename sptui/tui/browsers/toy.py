@@ -98,13 +98,13 @@ class ToyBrowser(BrowserScreen):
     ToyBrowser PlotextPlot { height: 1fr; }
     """
     BINDINGS = [
-        Binding("[", "instance(-1)", "prev instance", tooltip="The previous instance of the sweep"),
-        Binding("]", "instance(1)", "next instance", tooltip="The next instance of the sweep"),
-        Binding("m", "metric", "metric", tooltip="The next metric (sweep and training tabs)"),
-        Binding("1", "tab('weights')", "weights", show=False, tooltip="W^T W, the bias and each feature's norm"),
-        Binding("2", "tab('geometry')", "geometry", show=False, tooltip="Each feature's direction in the hidden plane"),
-        Binding("3", "tab('sweep')", "sweep", show=False, tooltip="A metric over the swept parameters"),
-        Binding("4", "tab('training')", "training", show=False, tooltip="This instance's metrics over training"),
+        Binding("[", "instance(-1)", "Prev instance", tooltip="The previous instance of the sweep"),
+        Binding("]", "instance(1)", "Next instance", tooltip="The next instance of the sweep"),
+        Binding("m", "metric", "Metric", tooltip="The next metric (sweep and training tabs)"),
+        Binding("1", "tab('weights')", "Weights", show=False, tooltip="W^T W, the bias and each feature's norm"),
+        Binding("2", "tab('geometry')", "Geometry", show=False, tooltip="Each feature's direction in the hidden plane"),
+        Binding("3", "tab('sweep')", "Sweep", show=False, tooltip="A metric over the swept parameters"),
+        Binding("4", "tab('training')", "Training", show=False, tooltip="This instance's metrics over training"),
     ]
 
     def __init__(self, run_dir: str | Path, instance: int = 0) -> None:

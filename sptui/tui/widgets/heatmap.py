@@ -38,18 +38,18 @@ class Heatmap(Widget, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("up,k", "move(-1, 0)", "up", show=False, tooltip="Move the cell cursor up"),
-        Binding("down,j", "move(1, 0)", "down", show=False, tooltip="Move the cell cursor down"),
-        Binding("left,h", "move(0, -1)", "left", show=False, tooltip="Move the cell cursor left"),
-        Binding("right,l", "move(0, 1)", "right", show=False, tooltip="Move the cell cursor right"),
-        Binding("shift+up", "pan(-1, 0)", "pan", show=False, tooltip="Pan the view up"),
-        Binding("shift+down", "pan(1, 0)", "pan", show=False, tooltip="Pan the view down"),
-        Binding("shift+left", "pan(0, -1)", "pan", show=False, tooltip="Pan the view left"),
-        Binding("shift+right", "pan(0, 1)", "pan", show=False, tooltip="Pan the view right"),
-        Binding("plus,equals_sign", "zoom(0.5)", "zoom in", show=False, tooltip="Zoom in around the cursor"),
-        Binding("minus", "zoom(2)", "zoom out", show=False, tooltip="Zoom out"),
-        Binding("0", "fit", "fit", show=False, tooltip="Fit the whole matrix on screen"),
-        Binding("enter", "select", "select", show=False, tooltip="Open what the cell under the cursor stands for"),
+        Binding("up,k", "move(-1, 0)", "Up", show=False, tooltip="Move the cell cursor up"),
+        Binding("down,j", "move(1, 0)", "Down", show=False, tooltip="Move the cell cursor down"),
+        Binding("left,h", "move(0, -1)", "Left", show=False, tooltip="Move the cell cursor left"),
+        Binding("right,l", "move(0, 1)", "Right", show=False, tooltip="Move the cell cursor right"),
+        Binding("shift+up", "pan(-1, 0)", "Pan", show=False, tooltip="Pan the view up"),
+        Binding("shift+down", "pan(1, 0)", "Pan", show=False, tooltip="Pan the view down"),
+        Binding("shift+left", "pan(0, -1)", "Pan", show=False, tooltip="Pan the view left"),
+        Binding("shift+right", "pan(0, 1)", "Pan", show=False, tooltip="Pan the view right"),
+        Binding("plus,equals_sign", "zoom(0.5)", "Zoom in", show=False, tooltip="Zoom in around the cursor"),
+        Binding("minus", "zoom(2)", "Zoom out", show=False, tooltip="Zoom out"),
+        Binding("0", "fit", "Fit", show=False, tooltip="Fit the whole matrix on screen"),
+        Binding("enter", "select", "Select", show=False, tooltip="Open what the cell under the cursor stands for"),
     ]
 
     class CursorMoved(Message):
