@@ -37,11 +37,14 @@ from sptui.runs import RunDir  # noqa: E402
 from sptui.science import addition as A  # noqa: E402
 from sptui.spec import parse_text  # noqa: E402
 
+# "never" for the kind's step intervals: the largest it accepts (a larger one is a bad job file)
+NEVER = 10_000_000
+
 
 def job_text(args, **extra) -> str:
     params = dict(n_digits=args.digits, n_train=args.n_train, n_test=args.n_test, epochs=args.epochs,
                   batch_size=256, lr=1e-3, weight_decay=0.01, schedule="cosine-epoch", log_every=args.log_every,
-                  eval_every=args.eval_every, checkpoint_every=10 ** 9 // args.log_every * args.log_every,
+                  eval_every=args.eval_every, checkpoint_every=NEVER // args.log_every * args.log_every,
                   snapshot_growth=0.0, analyse=False, target_accuracy=args.target)
     params.update(extra)
     body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in params.items())
@@ -115,7 +118,7 @@ def run_plain(args) -> dict:
             "step_at_target": at_target[0] if at_target else None, "seconds_at_target": at_target[1] if at_target else None}
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--digits", type=int, default=6)
     ap.add_argument("--n-train", type=int, default=25000)
@@ -125,9 +128,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--log-every", type=int, default=10)
-    ap.add_argument("--eval-every", type=int, default=10 ** 9, help="steps between test evaluations (both loops)")
+    ap.add_argument("--eval-every", type=int, default=NEVER, help="steps between test evaluations (both loops)")
     ap.add_argument("--target", type=float, default=0.98, help="test per-digit accuracy to time (set --eval-every)")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as sptui's job processes do (runner.configure_torch), for both loops
     print(f"addition benchmark: {args.digits} digits, {args.epochs} epochs x {args.n_train // 256} steps, "
@@ -146,7 +153,7 @@ def main() -> None:
             print(f"round {r + 1}: plain TL loop {plain['steps_per_second']:.1f} steps/s, sptui "
                   f"{fast['steps_per_second']:.1f} steps/s, ratio {ratios[-1]:.2f}x; largest loss-curve gap {gap:.2e} "
                   f"(loss {fast['curve'][0]:.3f} -> {fast['curve'][-1]:.3f})")
-            if args.eval_every < 10 ** 9:
+            if args.eval_every < NEVER:
                 print(f"  to {args.target:.0%} test accuracy: plain step {plain['step_at_target']} "
                       f"({plain['seconds_at_target']} s), sptui step {fast['step_at_target']} ({fast['seconds_at_target']} s); "
                       f"sptui final test accuracy {fast['test_acc']:.4f}")

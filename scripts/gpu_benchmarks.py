@@ -64,13 +64,19 @@ def toy_grid(device: str, quick: bool) -> dict[str, Any]:
             "rows": table, "compile_seconds": compile_seconds}
 
 
+def addition_args(device: str, quick: bool) -> argparse.Namespace:
+    import bench_addition as B
+
+    return argparse.Namespace(digits=2 if quick else 6, n_train=512 if quick else 25000, n_test=100 if quick else 2000,
+                              epochs=1 if quick else 2, device=device, log_every=1 if quick else 10, eval_every=B.NEVER,
+                              target=0.98)
+
+
 def addition(device: str, quick: bool, workdir: Path) -> dict[str, Any]:
     import bench_addition as B
     import numpy as np
 
-    args = argparse.Namespace(digits=2 if quick else 6, n_train=512 if quick else 25000, n_test=100 if quick else 2000,
-                              epochs=1 if quick else 2, device=device, log_every=1 if quick else 10, eval_every=10**9,
-                              target=0.98)
+    args = addition_args(device, quick)
     plain, ours, gaps = [], [], []
     for _ in range(1 if quick else 2):
         p, s = B.run_plain(args), B.run_sptui(args, workdir)

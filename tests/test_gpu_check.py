@@ -43,6 +43,21 @@ def test_every_kind_has_a_small_job_and_the_job_files_validate(tmp_path):
             assert spec.kind == job.kind
 
 
+def test_the_addition_benchmarks_job_validates_as_the_bench_and_the_gpu_check_build_it():
+    """The benchmark times a real `addition` job: its "never evaluate" and "never checkpoint" intervals must be ones
+    the kind accepts (10**9 was refused once the kind's intervals got a maximum, and only the slow dry run saw it)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    bench = importlib.import_module("bench_addition")
+    gpu_benchmarks = importlib.import_module("gpu_benchmarks")
+    from sptui.spec import parse_text
+
+    for args in (bench.parser().parse_args([]), gpu_benchmarks.addition_args("cpu", quick=True),
+                 gpu_benchmarks.addition_args("cuda", quick=False)):
+        (spec,) = parse_text(bench.job_text(args), "bench.toml")
+        assert spec.kind == "addition"
+        assert spec.params["eval_every"] == args.eval_every == bench.NEVER  # evaluation off while timing
+
+
 def test_a_reader_reads_the_source_it_is_given():
     job = jobs.JOBS["neuroscope"]
     assert jobs.job_table(job)["model"] == "gc-lm"
