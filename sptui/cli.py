@@ -550,7 +550,7 @@ def cmd_report(args, root: Path) -> int:
 
 
 def cmd_kinds(args, root: Path) -> int:
-    from sptui.kinds import kind_names, load_kind
+    from sptui.kinds import kind_names, load_kind, memory_estimator
     from sptui.spec import describe_kind
 
     if args.json:
@@ -560,6 +560,7 @@ def cmd_kinds(args, root: Path) -> int:
             module = load_kind(name)
             limits, ranges = P.limits(module.Params), P.bounds(module.Params)
             return {"kind": name, "summary": getattr(module, "SUMMARY", ""),
+                    "memory_estimate": memory_estimator(module) is not None,
                     "params": [{"name": n, "type": t, "default": d, "doc": doc, "batched_in_sweeps": b,
                                 "limits": limits[n], "range": ranges[n]}
                                for n, t, d, doc, b in P.describe(module.Params)]}

@@ -105,19 +105,31 @@ def free_memory(device: str) -> tuple[int, str]:
     return int(psutil.virtual_memory().available), "this machine (available RAM)"
 
 
+DEFAULT_MEMORY_ADVICE = "lower batch_size or eval_batch, or split the sweep into several jobs"
+
+
 def check_memory(kind, ctx: Context, device: str) -> None:
-    """Refuse, before it starts, a run whose kind can tell it needs more memory than the device has free."""
+    """Refuse, before it starts, a run whose kind can tell it needs more memory than the device has free.
+
+    An estimator that fails on the user's input (a run it names is missing) fails the run with that line, as
+    the kind would a moment later; any other failure of it is logged and the run goes ahead unchecked."""
     estimate = memory_estimator(kind)
     if estimate is None:
         return
-    need = int(estimate(ctx.instances))
+    try:
+        need = int(estimate(ctx.instances, ctx))
+    except SptuiError:
+        raise
+    except Exception:
+        ctx.info("memory: the estimate failed, so the run starts unchecked:\n" + traceback.format_exc(), echo=False)
+        return
     free, where = free_memory(device)
     ctx.info(f"memory: needs about {_gib(need)} at its peak; {_gib(free)} free on {where}", echo=False)
     if need > free:
         count = len(ctx.instances)
+        advice = getattr(kind, "MEMORY_ADVICE", DEFAULT_MEMORY_ADVICE)
         raise SptuiError(f"this run needs about {_gib(need)} of memory at its peak ({count} instance"
-                         f"{'s' if count != 1 else ''}), more than the {_gib(free)} free on {where}; lower "
-                         "batch_size or eval_batch, or split the sweep into several jobs")
+                         f"{'s' if count != 1 else ''}), more than the {_gib(free)} free on {where}; {advice}")
 
 
 def _gib(n: int) -> str:

@@ -39,7 +39,7 @@ import tomli_w
 from sptui import limits
 from sptui import params as P
 from sptui.errors import SpecError
-from sptui.kinds import kind_names, load_kind
+from sptui.kinds import kind_names, load_kind, memory_estimator
 from sptui.names import NAME_RULE, name_problem, shown
 
 JOB_KEYS = ("kind", "name", "priority", "sweep", "slurm", "instance_range", "after")
@@ -310,7 +310,9 @@ def _label(point: dict[str, Any]) -> str:
 def describe_kind(name: str) -> str:
     """A plain-text reference of one kind's parameters."""
     module = load_kind(name)
-    lines = [f"{name}: {getattr(module, 'SUMMARY', '')}", ""]
+    memory = ("memory: estimated before a run starts; a run that cannot fit in the device's free memory is refused"
+              if memory_estimator(module) is not None else "memory: not estimated before a run starts")
+    lines = [f"{name}: {getattr(module, 'SUMMARY', '')}", memory, ""]
     ranges = P.bounds(module.Params)
     for pname, tname, default, doc, batchable in P.describe(module.Params):
         flag = "  [batched in sweeps]" if batchable else ""

@@ -7,9 +7,15 @@ A kind is a module `sptui/kinds/<name>.py` (module `neuron_geometry` is kind `ne
     def run(ctx: Context) -> None        does the work, writing only through ctx (sptui/context.py):
                                          metrics, log, results, checkpoints, snapshots, other runs
     def render(run: RunDir) -> list[Path]    optional: (re)draws the run's PNGs from its saved results
-    def memory_estimate(instances) -> int    optional: bytes the run needs at its peak, from its Params alone
-                                         (where that is cheap to know); the runner refuses a run that
-                                         cannot fit in the device's free memory before it starts
+    def memory_estimate(instances, ctx=None) -> int
+                                         optional: bytes the run needs at its peak on its device, a lower
+                                         bound within ~2x, from its Params and, where they name a run or a
+                                         model, that run's or model's small files (config.json, job.toml,
+                                         instances.json, safetensors headers), found through ctx; never by
+                                         loading weights or reading a corpus. With ctx None (a test, a
+                                         listing) it counts what the Params alone say. The runner refuses a
+                                         run that cannot fit in the device's free memory before it starts,
+                                         with MEMORY_ADVICE (optional str) saying which parameters to lower
 
 `Kind` / `RenderingKind` below say this to the type checker; every kind module ends with an assignment of
 itself to one of them, so mypy (tests/test_types.py) confirms the fit. sptui/kinds/functions.py is a
@@ -61,8 +67,9 @@ def renderer(kind: Kind) -> Callable[[RunDir], list[Path]] | None:
     return getattr(kind, "render", None)
 
 
-def memory_estimator(kind: Kind) -> Callable[[list[Any]], int] | None:
-    """The kind's `memory_estimate(instances)` (bytes at the run's peak), or None where it is not cheap to know."""
+def memory_estimator(kind: Kind) -> Callable[..., int] | None:
+    """The kind's `memory_estimate(instances, ctx=None)` (bytes at the run's peak), or None where it is not
+    cheap to know."""
     return getattr(kind, "memory_estimate", None)
 
 

@@ -86,7 +86,7 @@ class Params:
                                                 f"over {total:,} steps; grow faster (e.g. 1.1)")
 
 
-def memory_estimate(instances: list[Params]) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     """Bytes at the peak of training, from the dominant float32 tensors: the parameters (embeddings,
     unembedding and the Q, K, V, O of every head) with gradient and two Adam moments, and a batch's
     activations (residual stream, per-head q/k/v/z and attention scores at each of the 3n + 1 positions, kept

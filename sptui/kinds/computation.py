@@ -76,7 +76,7 @@ def run(ctx: Context) -> None:
     save_results(ctx, trainer)
 
 
-def memory_estimate(instances: list[Params]) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     """Bytes at the peak, from the dominant float32 tensors: the weights (W1, W2 at the widest instance's width,
     with gradient and Adam moments) and a step's [I, batch, *] inputs, hidden and output activations (about 4
     such tensors each) and the fixed evaluation batch's (about 2). A lower bound within ~2x."""

@@ -60,7 +60,7 @@ def run(ctx: Context) -> None:
     save_results(ctx, trainer)
 
 
-def memory_estimate(instances: list[Params]) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     """Bytes at the peak, from the dominant float32 tensors: the weights (~4 width numbers, with gradient
     and Adam moments) and the [I, batch, width] hidden activations of a step (about 4 such tensors) and of
     the fixed evaluation batch (about 2). A lower bound within ~2x."""

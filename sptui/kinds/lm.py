@@ -82,6 +82,46 @@ class Params:
             raise ParamError("n_heads", f"must divide d_model={self.d_model}, found {self.n_heads}")
 
 
+MEMORY_ADVICE = "lower batch_size, n_ctx, d_model, d_mlp or n_layers"
+
+# Activations autograd keeps per token of a HookedTransformer training step, in float32 numbers (counted from
+# TransformerLens's forward and checked against torch's allocator in tests/test_memory_estimates.py):
+ACTS_PER_D_MODEL = 20  # per layer: resid pre/mid/post, two LayerNorms (centred x, its square, scale, normalised,
+                       # affine), q/k/v/z and the attention and MLP outputs, each before and after its bias
+ACTS_PER_D_MLP = 6     # per layer: the MLP's pre-activation with its bias, and gelu_new's intermediates
+ACTS_PER_SCORE = 3     # per layer and head: each [ctx, ctx] row of scores, masked scores and the softmax pattern
+ACTS_PER_VOCAB = 3     # once: logits before and after the bias, and their log_softmax
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak of training, from the dominant float32 tensors: the model's parameters with their
+    gradient and two AdamW moments (4 copies); a training step's activations, B x n_ctx tokens each holding
+    ACTS_PER_D_MODEL x d_model + ACTS_PER_D_MLP x d_mlp + ACTS_PER_SCORE x n_heads x n_ctx numbers per layer and
+    ACTS_PER_VOCAB x d_vocab for the logits; on a CPU the end as well, when the full-vocabulary model is built
+    beside the trained one (its parameters and the copied state: 2 x its parameters) and each MLP's d_mlp x d_mlp cosine Grams
+    are seriated (the structure check, about 3 of them in float64). While training, d_vocab is the corpus's
+    vocabulary when restrict_vocab is on: unknown until the corpus is read, so counted as 0 (the lower bound), and
+    the packed token stream (8 bytes a token, at most max_tokens) is not counted for the same reason. A lower
+    bound within ~2x."""
+    from sptui.memory import ModelShape
+    from sptui.tokenizer import VOCAB_SIZE
+
+    p = instances[0]
+    vocab = 0 if p.restrict_vocab else VOCAB_SIZE
+    shape = ModelShape(n_layers=p.n_layers, d_model=p.d_model, n_heads=p.n_heads, d_head=p.d_model // p.n_heads,
+                       d_mlp=p.d_mlp, d_vocab=vocab, n_ctx=p.n_ctx)
+    tokens = p.batch_size * p.n_ctx
+    per_token = (p.n_layers * (ACTS_PER_D_MODEL * p.d_model + ACTS_PER_D_MLP * p.d_mlp + ACTS_PER_SCORE * p.n_heads * p.n_ctx)
+                 + ACTS_PER_VOCAB * vocab)
+    training = 4 * (4 * shape.parameters + tokens * per_token)
+    if ctx is not None and not str(ctx.device).startswith("cpu"):
+        return training
+    full = ModelShape(**{**shape.__dict__, "d_vocab": VOCAB_SIZE}).parameters
+    ending = 4 * (4 * shape.parameters + 2 * full)
+    structure = 8 * 3 * p.d_mlp * p.d_mlp if p.structure_check else 0
+    return max(training, ending, 4 * 4 * shape.parameters + structure)
+
+
 # ---------------------------------------------------------------- model and data
 
 def build_config(p: Params, d_vocab: int, device: str = "cpu"):

@@ -45,6 +45,23 @@ class Params:
             raise ParamError("warmup_steps", f"expected fewer than steps ({self.steps}), found {self.warmup_steps}")
 
 
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak, from the dominant float32 tensors. Held throughout: every instance's training set padded
+    to the largest T, x [I, T, n]; the weights W [I, n, m] and b with their gradient and two Adam moments; the
+    fresh test set [eval_batch, n]. On top, the largest of: a full-batch step (about 5 [I, T, n] activations and
+    gradients: W h, + b, the ReLU, x - x', its square); the test pass through every model (about 3 [I, eval_batch,
+    n]); the logged dimensionalities, whose Gram matrices are [I, n, n] for the features and [T, T] for one
+    instance's data points (each with its square). A lower bound within ~2x."""
+    p, count = instances[0], len(instances)
+    n, T = p.n_features, max(q.train_examples for q in instances)
+    held = count * T * (n + 1) + 4 * count * (n * p.n_hidden + n) + p.eval_batch * n
+    passes = max(5 * count * T * n, 3 * count * p.eval_batch * n, 2 * count * n * n, 2 * T * T)
+    return 4 * (held + passes)
+
+
+MEMORY_ADVICE = "lower train_examples or eval_batch, or split the sweep into several jobs"
+
+
 def build_trainer(instances: list[Params], device="cpu"):
     from sptui.science import memorization as Mz
     from sptui.science.batched import TrainSettings
@@ -58,31 +75,16 @@ def build_trainer(instances: list[Params], device="cpu"):
 
 
 def run(ctx: Context) -> None:
-    from sptui.science.batched import log_schedule
+    from sptui.kinds._loop import train_batched
 
     p = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
     sizes = sorted({q.train_examples for q in ctx.instances})
     ctx.info(f"memorization: n={p.n_features} m={p.n_hidden} p={p.feature_probability}, T in {sizes}, "
              f"{len(ctx.instances)} instance(s), {p.steps} full-batch steps")
-    start = 0
-    ckpt = ctx.load_checkpoint()
-    if ckpt is not None:
-        trainer.load_state(ckpt.tensors, ckpt.step)
-        start = ckpt.step
-    ctx.set_total(p.steps)
-    log_at = log_schedule(p.steps, p.log_points)
-    if start == 0:
-        ctx.log(0, split="test", **trainer.summary())
-    for step in range(start, p.steps):
-        trainer.step()
-        done = step + 1
-        if done in log_at:
-            ctx.log(done, split="test", **trainer.summary())
-        if done % p.checkpoint_every == 0 and done < p.steps:
-            ctx.save_checkpoint(done, trainer.state())
-        if done % 25 == 0:
-            ctx.check_cancelled()
+    # the test records hold the train loss too (full batch: the loss on the whole training set)
+    train_batched(ctx, trainer, p.steps, p.log_points, p.checkpoint_every, test_metrics=trainer.summary,
+                  train_loss=False)
     save_results(ctx, trainer)
 
 

@@ -106,6 +106,45 @@ class Params:
             raise ParamError("nulls", "lists a null model twice")
 
 
+MEMORY_ADVICE = "choose fewer seriation methods (spectral, hclust and olo hold more n x n copies than greedy), or a machine with more memory"
+
+# float64 n x n matrices the analysis of one matrix of neuron rows holds at its peak, by the most demanding
+# seriation method asked for (measured with tracemalloc in tests/test_memory_estimates.py): the cosine Gram and
+# its square, the seriation's working copies (an eigendecomposition for spectral, a distance matrix and its
+# condensed form for hclust and olo), the blocks' prefix sums, a null draw's Gram beside the model's
+GRAMS = {"greedy": 5, "greedy+2opt": 5, "spectral": 6, "hclust": 8, "olo": 8}
+GRAMS_ACTIVATIONS = 6  # with activations: the correlation matrix, its Gram factor and their reordered copies
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak, from the dominant arrays, for a layer of n = d_mlp neurons: the model's float32 weights
+    while they load (sptui.memory.ModelShape.loading_bytes); then
+    GRAMS[the most demanding method asked for] float64 n x n matrices for the null test; with activations, the model
+    stays loaded beside a forward batch up to this layer (ModelShape.forward_bytes) and the layer's activations, and the correlation matrix, its
+    Gram factor and their copies (GRAMS_ACTIVATIONS more n x n) are held through the second test. The model's shape comes from its
+    config.json (sptui.memory); unknown (ctx None, a model whose config cannot be read without the network): 0.
+    On a GPU only the model and the forward pass are there (the null tests run in host memory). A lower bound
+    within ~2x."""
+    from sptui.config import runs_dir
+    from sptui.memory import model_shape
+
+    p = instances[0]
+    if ctx is None:
+        return 0
+    shape = model_shape(p.model, runs_dir(ctx.artifacts_root))
+    if shape is None or not shape.d_mlp:
+        return 0
+    n, params = shape.d_mlp, shape.parameters
+    loading = shape.loading_bytes(p.processing)
+    context = min(p.context_length, shape.n_ctx)
+    forward = shape.forward_bytes(p.batch_size * context, context, p.layer + 1) + 4 * p.batch_size * context * 2 * n
+    if not str(ctx.device).startswith("cpu"):
+        return max(loading, 4 * params + forward) if p.activations else 0
+    grams = max(GRAMS.get(m, GRAMS["greedy"]) for m in p.methods) + (GRAMS_ACTIVATIONS if p.activations else 0)
+    analysis = 8 * n * n * grams
+    return max(loading, analysis + (4 * params + forward if p.activations else 0))
+
+
 def neuron_matrix(model, layer: int, weights: str):
     """[d_mlp, d_model] float32 numpy: one row per neuron."""
     if not 0 <= layer < model.cfg.n_layers:

@@ -94,6 +94,71 @@ class Params:
             raise ParamError("layers", "lists a layer twice")
 
 
+MEMORY_ADVICE = "lower batch_size or context_length, or scan fewer layers per job"
+
+UPDATE_PER_UNIT = 6  # numbers a token holds per scanned layer and unit: its kept activations, the counted tokens'
+                     # copy, the histogram's bins (int64) and the masked maxima (measured in tests/test_memory_estimates.py)
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak, from the dominant tensors: the model's float32 weights, and more while they load
+    (sptui.memory.ModelShape.loading_bytes); per scanned layer and unit (d_mlp neurons, or an SAE's latents) the
+    streaming state (top_k and sample_size slots of a value and two int64 ids, two int64 histograms of
+    histogram_bins + 1 bins, float64 moments); on top, the larger of a forward batch of batch_size x context
+    tokens through the blocks up to the last scanned layer (ModelShape.forward_bytes) with each scanned layer's
+    activations and their processing (UPDATE_PER_UNIT x units a token), and the write-up: the chunks of the direct
+    logit effect ([256, d_vocab]) and of the neighbour cosines ([1024, all scanned units]), and the per-token
+    activations of every kept text (top_k + the sample quantiles a unit, each a context long: float16, and its
+    split copies). Texts count as filling the context: the peak of a corpus of long documents (short texts pad to
+    the longest of their batch, and need less). The model's shape comes from its config.json (sptui.memory); with
+    ctx None, or a model whose config cannot be read without the network, it is unknown and the estimate is 0.
+    A lower bound within ~2x."""
+    from sptui.config import runs_dir
+    from sptui.memory import model_shape
+
+    p = instances[0]
+    if ctx is None:
+        return 0
+    if p.sae:
+        found = _sae_shape(ctx, p)
+        if found is None:
+            return 0
+        shape, units, layers = found
+    else:
+        shape = model_shape(p.model, runs_dir(ctx.artifacts_root))
+        if shape is None or not shape.d_mlp:
+            return 0
+        units = shape.d_mlp
+        layers = sorted({q for q in p.layers if q < shape.n_layers}) or list(range(shape.n_layers))
+    context = min(p.context_length, shape.n_ctx)
+    tokens = p.batch_size * context
+    blocks = max(layers) + 1
+    state = len(layers) * units * (p.top_k * 20 + p.sample_size * 24 + 2 * 8 * (p.histogram_bins + 2) + 64)
+    forward = shape.forward_bytes(tokens, context, blocks) + 4 * tokens * UPDATE_PER_UNIT * len(layers) * units
+    all_units = len(layers) * units
+    entries = all_units * (p.top_k + len(p.sample_quantiles)) * context  # kept texts' per-token activations
+    write_up = 4 * max(min(256, units) * shape.d_vocab, min(1024, all_units) * all_units) + 4 * entries
+    loading = shape.loading_bytes(processing=p.processing or bool(p.sae))
+    return max(loading, 4 * shape.parameters + state + max(forward, write_up))
+
+
+def _sae_shape(ctx: Context, p: Params):
+    """(model shape, latents, [layer]) of an sae run's model and SAE, from its summary.json and safetensors header."""
+    from sptui import runs
+    from sptui.memory import model_shape, tensor_shape
+    from sptui.sae.sources import hook_layer
+
+    try:
+        run = ctx.find_run(p.sae, prefer="results/sae.safetensors")
+        source = runs.read_json(run.results / "summary.json")["source"]
+        latents = tensor_shape(run.results / "sae.safetensors", "W_enc")[-1]
+        shape = model_shape(source["model_ref"], ctx.artifacts_root / "runs")
+    except Exception:  # an unfinished or damaged sae run: the job says which
+        return None
+    layer = hook_layer(source.get("hook", "")) or 0
+    return (shape, latents, [layer]) if shape is not None else None
+
+
 def run(ctx: Context) -> None:
     import torch
 

@@ -106,6 +106,92 @@ class Params:
 BATCHED = ("d_sae", "expansion_factor", "k", "sparsity_coefficient", "lr", "seed")
 
 
+MEMORY_ADVICE = "lower batch_size, eval_tokens, d_sae / expansion_factor or buffer_tokens, or split the sweep"
+
+
+# [I, batch_size, D] tensors a training step holds at its peak (measured against torch's allocator in
+# tests/test_memory_estimates.py): pre-activations, latents, their gradients, and the straight-through
+# estimator's masks and rectangles for jumprelu and batchtopk's threshold pass
+STEP_LATENT_COPIES = {"relu": 4, "topk": 4, "batchtopk": 6, "jumprelu": 6}
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak, from the dominant float32 tensors, with I SAEs of D latents on d_in-wide activations
+    (I = sweep points x toy models read, for a tms source): the SAEs' W_enc and W_dec [I, d_in, D] with their
+    gradient and two Adam moments, and each latent's tokens-since-fired counter (int64); on top, the larger of a
+    training step's latents (STEP_LATENT_COPIES [I, batch_size, D]; 2 for topk with 256 latents or more, which
+    decodes through the k active ones) and the evaluation's (about 3
+    [I, eval_tokens, D]: pre-activations, latents and a temporary). A model source adds the model's weights, its shuffled buffer
+    (buffer_tokens x d_in) and the evaluation sample, and its cross-entropy evaluation may peak instead (a forward
+    batch's logits [forward_batch, context, d_vocab], about 3 of them); a tms source the toy models' fixed evaluation draws
+    [I, eval_tokens, n + m]. d_in, the toy models and the model's shape are read from the source's config.json,
+    job.toml and safetensors header (sptui.memory); with ctx None, or a source that cannot be read so, d_in is
+    unknown and only what does not depend on it is counted (the job then says what is wrong with the source).
+    A lower bound within ~2x."""
+    p, points = instances[0], len(instances)
+    d_in, toys, features, model_params, logits = _source_sizes(p, ctx)
+    count = points * toys
+    D = max(resolved_d_sae(q, d_in) if d_in else q.d_sae for q in instances)
+    weights = count * (2 * d_in * D + D + d_in)
+    held = 4 * weights + 2 * count * D + d_in * p.eval_tokens  # + tokens_since_fired (int64: 2 floats)
+    # topk with many latents decodes through its k active ones only (sptui.science.sae.SPARSE_TOPK_MIN)
+    per_step = 2 if p.architecture == "topk" and D >= 256 else STEP_LATENT_COPIES[p.architecture]
+    passes = max(per_step * count * p.batch_size * D, 3 * count * p.eval_tokens * D)
+    if features:  # a toy source: its evaluation draws x and h per toy model, and a training batch of them
+        held += count * (p.eval_tokens + p.batch_size) * (features + d_in)
+    else:
+        held += model_params + window_size(p.buffer_tokens, p.batch_size) * d_in
+        if p.eval_sequences or p.ce_log_sequences:  # cross-entropy with the SAE spliced in: a forward batch's logits
+            passes = max(passes, 3 * logits)
+    return 4 * (held + passes)
+
+
+def window_size(buffer_tokens: int, batch_size: int) -> int:
+    return -(-buffer_tokens // batch_size) * batch_size  # sptui.sae.sources.window_size, without importing torch
+
+
+def _source_sizes(p: Params, ctx: Context | None) -> tuple[int, int, int, int, int]:
+    """(d_in, toy models read, toy features n, model parameters, logits of a forward batch) of the source, from its
+    small files; zeros where not known. A tms run's d_in is its n_hidden; a model's, the width of the hook's
+    activation."""
+    from sptui.memory import model_shape, tensor_shape
+
+    if ctx is None:
+        return 0, 1, 0, 0, 0
+    try:
+        run = ctx.find_run(p.source, prefer="results/model.safetensors")
+        kind = run.spec().kind
+    except (SptuiError, OSError):
+        run, kind = None, "model"
+    if run is not None and kind == "tms":
+        try:
+            toys, features, d_in = tensor_shape(run.results / "model.safetensors", "W")
+        except Exception:  # no results yet, or a corrupt file: the job says which
+            return 0, 1, 0, 0, 0
+        return d_in, len(p.source_instances) or toys, features, 0, 0
+    if run is not None and kind == "addition":
+        folder = run.results / "models" / str(p.source_instances[0] if p.source_instances else 0)
+        shape = model_shape(str(folder if folder.is_dir() else run.results))
+    else:
+        shape = model_shape(str(run.root) if run is not None else p.source, ctx.artifacts_root / "runs")
+    if shape is None:
+        return 0, 1, 0, 0, 0
+    context = shape.n_ctx if kind == "addition" else min(p.context_length, shape.n_ctx)
+    return (hook_width(shape, p.hook or DEFAULT_ADDITION_HOOK), 1, 0, shape.parameters,
+            p.forward_batch * context * shape.d_vocab)
+
+
+def hook_width(shape, hook: str) -> int:
+    """The last dimension of a TransformerLens hook's activation: d_mlp for the MLP's hook_pre / hook_post,
+    n_heads x d_head for an attention head's q, k, v, z (as sptui reads them flattened), else d_model."""
+    name = hook.rsplit(".", 1)[-1]
+    if ".mlp." in f".{hook}" and name in ("hook_pre", "hook_post", "hook_pre_linear"):
+        return shape.d_mlp or shape.d_model
+    if name in ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result"):
+        return shape.n_heads * shape.d_head
+    return shape.d_model
+
+
 # ---------------------------------------------------------------- the source
 
 @dataclass

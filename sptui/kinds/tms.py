@@ -86,7 +86,7 @@ class Params:
             raise ParamError(key, message)
 
 
-def memory_estimate(instances: list[Params]) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     """Bytes at the peak of training, from the dominant float32 tensors: weights with their gradient and two
     Adam moments; a training step's uniforms, features, hidden and output [I, batch, n + m] (about 4 of
     them); the fixed evaluation batch and its pass [I, eval_batch, n + m] (about 3). A lower bound within

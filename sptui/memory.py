@@ -1,0 +1,109 @@
+"""What kinds' memory estimates share: the shape of a model a job names, read from its config (never its weights),
+and the bytes a TransformerLens model holds.
+
+`model_shape(ref, runs_root)` reads the config of a sptui run (results/config.json), a Hugging Face folder
+(config.json, through TransformerLens's own conversion, offline) or a TransformerLens name already in the local
+Hugging Face cache; None where that cannot be known without the network or the weights (a name not cached, a
+folder TransformerLens cannot read: the job itself then says why).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FLOAT32 = 4
+
+# A loaded model's inference, as kinds that read a model count it (measured against torch's allocator in
+# tests/test_memory_estimates.py):
+LOAD_COPIES = 4          # float32 copies of the weights while a model loads with TransformerLens's weight
+                         # processing: its checkpoint's state, the model, and the folded and centred copies
+LOAD_COPIES_RAW = 2      # without processing: the state and the model
+FORWARD_PER_D_MODEL = 6  # numbers a token holds per block run without gradients: the residual stream, a
+                         # LayerNorm's output, q/k/v/z and the block's outputs
+FORWARD_PER_SCORE = 2    # per block run, head and position attended to: a row of attention scores and the pattern
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """A TransformerLens model's sizes (HookedTransformerConfig's names)."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_mlp: int  # 0 for attention-only models
+    d_vocab: int
+    n_ctx: int
+
+    @property
+    def parameters(self) -> int:
+        """Parameters of a GPT-style HookedTransformer of this shape: per block Q, K, V, O and their biases, the
+        MLP's W_in, b_in, W_out, b_out and two LayerNorms; embedding, positions, final LayerNorm, unembedding and
+        its bias. (Models without some of these have fewer: a lower bound within a few percent for them.)"""
+        d, attn = self.d_model, self.n_heads * self.d_head
+        block = 4 * d * attn + 3 * attn + d + 2 * d * self.d_mlp + self.d_mlp + d + 4 * d
+        return self.n_layers * block + self.d_vocab * d + self.n_ctx * d + 2 * d + d * self.d_vocab + self.d_vocab
+
+    def loading_bytes(self, processing: bool = True) -> int:
+        """Bytes while the model loads (sptui.models.load_model), the largest it is."""
+        return FLOAT32 * (LOAD_COPIES if processing else LOAD_COPIES_RAW) * self.parameters
+
+    def forward_bytes(self, tokens: int, context: int, blocks: int) -> int:
+        """Bytes a forward pass without gradients holds for `tokens` tokens (texts of `context` tokens) through
+        the first `blocks` blocks, besides the activations a caller keeps."""
+        return FLOAT32 * tokens * blocks * (FORWARD_PER_D_MODEL * self.d_model + FORWARD_PER_SCORE * self.n_heads * context)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> ModelShape:
+        d_model, n_heads = int(cfg["d_model"]), int(cfg.get("n_heads") or 1)
+        return cls(n_layers=int(cfg["n_layers"]), d_model=d_model, n_heads=n_heads,
+                   d_head=int(cfg.get("d_head") or d_model // n_heads),
+                   d_mlp=0 if cfg.get("attn_only") else int(cfg.get("d_mlp") or 0),
+                   d_vocab=int(cfg["d_vocab"]), n_ctx=int(cfg["n_ctx"]))
+
+
+def model_shape(ref: str, runs_root: str | Path | None = None) -> ModelShape | None:
+    """The shape of the model `ref` names (as sptui.models.load_model resolves it), from its config only."""
+    from sptui.errors import SptuiError
+    from sptui.models import CONFIG_FILE, _cached_snapshot, resolve_ref
+
+    try:
+        kind, where = resolve_ref(str(ref).strip(), runs_root)
+    except SptuiError:
+        return None  # the job fails on it with its own clear line
+    try:
+        if kind == "sptui":
+            return ModelShape.from_config(json.loads((Path(where) / CONFIG_FILE).read_text()))
+        folder = Path(where) if kind == "hf-folder" else _cached_snapshot(where)
+        return None if folder is None else _hf_shape(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _hf_shape(folder: Path) -> ModelShape | None:
+    """A Hugging Face folder's config.json through TransformerLens's conversion (offline: a local folder)."""
+    from sptui.models import _hub_offline, _quiet
+
+    try:
+        from transformer_lens import loading_from_pretrained as loading
+
+        with _hub_offline(), _quiet():
+            cfg = loading.convert_hf_model_config(str(folder.resolve()))
+    except Exception as e:  # an architecture TransformerLens does not know: loading says so, with the reason
+        logging.getLogger(__name__).debug("no shape for %s: %s", folder, e)
+        return None
+    return ModelShape.from_config(cfg)
+
+
+def tensor_shape(path: str | Path, key: str) -> tuple[int, ...]:
+    """A tensor's shape from a safetensors file's header, without reading the tensor (KeyError if absent)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        if key not in f.keys():
+            raise KeyError(key)
+        return tuple(f.get_slice(key).get_shape())

@@ -1,0 +1,271 @@
+"""Kinds' memory estimates against measured peaks, and refusal before the start of a run that cannot fit.
+
+(a) Each kind's `memory_estimate` on small constructed jobs, each sized so that a different term dominates (the
+training batch, the evaluation, the weights, the model while it loads, the n x n Grams ...), is held against the
+peak measured while the same job really runs in this process (tests/memory_checks.py: torch's allocator through
+its profiler, numpy through tracemalloc, in separate runs; where both matter the larger of the two and their sum
+bracket the joint peak). An estimate is a lower bound within ~2x of what the run holds: here it must lie between
+half the measured peak and 1.25 x it (the measured peak counts tensors and arrays only, not the allocator's slack,
+the interpreter or libraries' own buffers, which the process holds on top).
+(b) A job sized past this machine is refused by the runner before its first step, with one line naming the
+estimate and the memory free; where the estimate reads a model's config, the model is a config.json claiming a
+huge shape beside a weights file that is not a model at all, so the refusal also shows the estimate never loads
+weights.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from sptui.context import Context
+from sptui.kinds import load_kind
+from sptui.runs import RunDir, read_metrics
+from sptui.spec import parse_text
+
+from .helpers import KindRunError, job_toml, run_kind
+from .memory_checks import numpy_peak, torch_peak
+
+LOW, HIGH = 0.5, 1.25  # the estimate / measured peak allowed (module docstring)
+
+
+def estimate(kind: str, params: dict, root: Path, sweep: dict | None = None, device: str = "cpu") -> int:
+    """The kind's estimate for the job, through a Context as the runner builds one (artifacts under `root`)."""
+    import tempfile
+
+    (spec,) = parse_text(job_toml(kind, params, sweep), "x.toml")
+    run = RunDir(Path(tempfile.mkdtemp(dir=root)) / "estimate")  # outside runs/: never a run the job could name
+    run.create(spec.to_toml())
+    ctx = Context(spec, run, device=device, artifacts_root=root)
+    try:
+        return int(load_kind(kind).memory_estimate(spec.instances(), ctx))
+    finally:
+        ctx.close()
+
+
+def check_estimate(kind: str, params: dict, root: Path, run_id: str, sweep: dict | None = None,
+                   numpy: bool = False) -> None:
+    measured = torch_peak(lambda: run_kind(kind, params, root, sweep=sweep, run_id=run_id + "-torch"))
+    low = high = measured
+    if numpy:  # arrays matter too: their peaks, apart, bracket the joint one
+        arrays = numpy_peak(lambda: run_kind(kind, params, root, sweep=sweep, run_id=run_id + "-numpy"))
+        low, high = max(measured, arrays), measured + arrays
+    need = estimate(kind, params, root, sweep)
+    assert LOW * low <= need <= HIGH * high, (
+        f"{kind} {params}: estimate {need / 2**20:.1f} MiB, measured peak {low / 2**20:.1f}"
+        + (f"-{high / 2**20:.1f}" if high != low else "") + " MiB")
+
+
+def save_model(folder: Path, **shape) -> str:
+    """A random GPT-2-vocabulary HookedTransformer saved as a model folder (results/model.safetensors + config)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sptui.models import save_model as save
+
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(d_vocab=50257, act_fn="gelu_new", normalization_type="LN",
+                                  d_head=shape["d_model"] // shape["n_heads"], **shape)
+    save(HookedTransformer(cfg), folder / "results")
+    return str(folder)
+
+
+def huge_model(folder: Path) -> str:
+    """A config.json of a model far too big for this machine beside a weights file that is no model: a job that
+    loaded it would fail on the weights, not on memory."""
+    results = folder / "results"
+    results.mkdir(parents=True)
+    (results / "model.safetensors").write_bytes(b"not weights")
+    (results / "config.json").write_text(json.dumps({
+        "n_layers": 64, "d_model": 65_536, "n_heads": 64, "d_head": 1024, "d_mlp": 262_144, "d_vocab": 50257,
+        "n_ctx": 8192, "act_fn": "gelu_new", "normalization_type": "LN", "attn_only": False, "dtype": "float32"}))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Artifacts holding a tms run "toy" (40 features in 8 dims, 2 toy models), an lm-shaped run "tiny-lm" and a
+    corpus of long documents (every text fills its context, as the estimates assume)."""
+    from .sae_helpers import tiny_lm_run
+
+    root = tmp_path_factory.mktemp("memory")
+    run_kind("tms", dict(n_features=40, n_hidden=8, steps=10, batch_size=256), root,
+             sweep={"feature_probability": [1.0, 0.05]}, name="toy")
+    tiny_lm_run(root, d_model=32)
+    rng = random.Random(0)
+    words = "the cat sat on a mat and then it ran to see the big red dog who was happy".split()
+    (root / "long.txt").write_text("\n\n".join(" ".join(rng.choice(words) for _ in range(1500)) for _ in range(20)))
+    return root
+
+
+def refused(kind: str, params: dict, root: Path, sweep: dict | None = None) -> KindRunError:
+    with pytest.raises(KindRunError) as failed:
+        run_kind(kind, params, root, sweep=sweep, run_id=f"refused-{kind}")
+    error = failed.value
+    assert error.state == "failed"
+    assert re.fullmatch(r"this run needs about [\d.]+ (GiB|MiB) of memory at its peak \(\d+ instances?\), more than "
+                        r"the [\d.]+ GiB free on this machine \(available RAM\); .+", error.error), error.error
+    assert "\n" not in error.error
+    assert read_metrics(error.run.metrics) == []  # refused before a single step
+    return error
+
+
+# ---------------------------------------------------------------- memorization
+
+MEMO = dict(n_hidden=5, steps=10, warmup_steps=0, log_points=2)
+
+
+@pytest.mark.parametrize("params, sweep", [
+    ({**MEMO, "n_features": 200, "eval_batch": 100}, {"train_examples": [1000, 2000]}),  # the T x T point Grams
+    ({**MEMO, "n_features": 200, "eval_batch": 8000}, {"train_examples": [20, 40]}),     # the test pass
+    ({**MEMO, "n_features": 2000, "n_hidden": 200, "eval_batch": 16}, {"train_examples": [2, 4]}),  # n x n Grams
+    ({**MEMO, "n_features": 400, "eval_batch": 16}, {"train_examples": [500, 1000], "seed": [0, 1, 2, 3]}),  # the step
+], ids=["points", "test", "features", "step"])
+def test_memorization_estimate_is_near_the_measured_peak(tmp_path, params, sweep):
+    check_estimate("memorization", params, tmp_path, "m", sweep)
+
+
+def test_memorization_too_big_for_this_machine_is_refused(tmp_path):
+    error = refused("memorization", {"n_features": 100_000, "eval_batch": 1_000_000}, tmp_path,
+                    sweep={"train_examples": [1_000_000]})
+    assert error.error.endswith("lower train_examples or eval_batch, or split the sweep into several jobs")
+
+
+# ---------------------------------------------------------------- lm
+
+LM = dict(steps=2, eval_every=1000, sample_every=1000, sample_tokens=1, eval_batches=1, log_every=1,
+          structure_check=False, warmup_steps=0, checkpoint_every=1000, n_heads=1, n_ctx=16, n_layers=2)
+
+
+@pytest.mark.parametrize("params", [
+    {**LM, "d_model": 128, "d_mlp": 8, "batch_size": 256},                     # d_model activations
+    {**LM, "d_model": 16, "d_mlp": 2048, "batch_size": 64},                    # MLP activations
+    {**LM, "d_model": 16, "d_mlp": 8, "n_heads": 8, "n_ctx": 128, "batch_size": 16},  # attention patterns
+    {**LM, "d_model": 16, "d_mlp": 8, "n_layers": 1, "restrict_vocab": False, "batch_size": 16},  # full-vocab logits
+    {**LM, "d_model": 256, "d_mlp": 8, "batch_size": 4},                       # the full-vocabulary model at the end
+    {**LM, "d_model": 64, "d_mlp": 256, "n_heads": 4, "n_ctx": 64, "n_layers": 3, "batch_size": 32},  # a mix
+], ids=["d_model", "d_mlp", "attention", "vocab", "ending", "mixed"])
+def test_lm_estimate_is_near_the_measured_peak(tmp_path, params):
+    check_estimate("lm", params, tmp_path, "lm")
+
+
+def test_lm_estimate_counts_the_full_vocabulary_model_only_on_a_cpu(tmp_path):
+    params = {**LM, "d_model": 256, "d_mlp": 8, "batch_size": 4}
+    assert estimate("lm", params, tmp_path, device="cuda") < estimate("lm", params, tmp_path) / 2
+
+
+def test_lm_too_big_for_this_machine_is_refused(tmp_path):
+    error = refused("lm", {"d_model": 8192, "n_heads": 64, "d_mlp": 32768, "n_layers": 64, "n_ctx": 2048}, tmp_path)
+    assert error.error.endswith("lower batch_size, n_ctx, d_model, d_mlp or n_layers")
+
+
+# ---------------------------------------------------------------- sae
+
+SAE = dict(source="toy", steps=5, log_points=1)
+SAE_LM = dict(source="tiny-lm", hook="blocks.0.mlp.hook_post", architecture="topk", k=4, expansion_factor=8, steps=5,
+              batch_size=256, buffer_tokens=1024, forward_batch=4, eval_tokens=512, eval_sequences=8,
+              context_length=48, log_points=1)
+
+
+@pytest.mark.parametrize("params", [
+    {**SAE, "architecture": "topk", "k": 4, "d_sae": 2048, "batch_size": 2048, "eval_tokens": 64},  # sparse topk step
+    {**SAE, "architecture": "topk", "k": 4, "d_sae": 2048, "batch_size": 64, "eval_tokens": 4096},  # evaluation
+    {**SAE, "architecture": "relu", "d_sae": 2048, "batch_size": 2048, "eval_tokens": 64},          # dense step
+    {**SAE, "architecture": "jumprelu", "d_sae": 2048, "batch_size": 2048, "eval_tokens": 64},
+    {**SAE, "architecture": "batchtopk", "d_sae": 2048, "batch_size": 2048, "eval_tokens": 64},
+    SAE_LM,                                                                     # an LM source: the model and its logits
+], ids=["topk", "eval", "relu", "jumprelu", "batchtopk", "lm-source"])
+def test_sae_estimate_is_near_the_measured_peak(root, params):
+    check_estimate("sae", params, root, f"sae-{params['architecture']}-{params['source']}-{params['batch_size']}")
+
+
+def test_sae_estimate_reads_the_source_it_names(root):
+    # d_in is the toy models' n_hidden (8), and each of the 2 toy models gets its own SAEs
+    params = {**SAE, "architecture": "relu", "d_sae": 4096, "batch_size": 4096, "eval_tokens": 16}
+    one = estimate("sae", {**params, "source_instances": [0]}, root)
+    both = estimate("sae", params, root)
+    assert both == pytest.approx(2 * one, rel=0.01)
+    # an LM source's d_in is its hook's width: d_mlp = 64 at hook_post, d_model = 32 in the residual stream
+    # (with latents enough to outweigh the model: twice the latents, about twice the bytes)
+    wide = {**SAE_LM, "expansion_factor": 1024, "eval_tokens": 2048}
+    mlp = estimate("sae", {**wide, "hook": "blocks.0.mlp.hook_post"}, root)
+    resid = estimate("sae", {**wide, "hook": "blocks.0.hook_resid_post"}, root)
+    assert 1.8 * resid < mlp < 2.2 * resid
+
+
+def test_sae_too_big_for_this_machine_is_refused(root):
+    error = refused("sae", {**SAE, "d_sae": 1_048_576, "batch_size": 1_000_000}, root)
+    assert error.error.endswith("lower batch_size, eval_tokens, d_sae / expansion_factor or buffer_tokens, or split "
+                                "the sweep")
+
+
+# ---------------------------------------------------------------- neuroscope
+
+@pytest.mark.parametrize("shape, params", [
+    pytest.param({"d_model": 32, "d_mlp": 2048, "n_heads": 2, "n_ctx": 128, "n_layers": 2},
+                 {"batch_size": 16, "context_length": 128}, marks=pytest.mark.slow),
+    pytest.param({"d_model": 512, "d_mlp": 16, "n_heads": 2, "n_ctx": 256, "n_layers": 2},
+                 {"batch_size": 16, "context_length": 256}, marks=pytest.mark.slow),
+    ({"d_model": 32, "d_mlp": 16, "n_heads": 16, "n_ctx": 512, "n_layers": 2}, {"batch_size": 4, "context_length": 512}),
+    pytest.param({"d_model": 32, "d_mlp": 2048, "n_heads": 2, "n_ctx": 64, "n_layers": 1},
+                 {"batch_size": 4, "context_length": 64, "top_k": 100, "sample_size": 100, "histogram_bins": 400},
+                 marks=pytest.mark.slow),
+    ({"d_model": 32, "d_mlp": 16, "n_heads": 2, "n_ctx": 64, "n_layers": 1},
+     {"batch_size": 4, "context_length": 64, "processing": False}),
+], ids=["neurons", "loading", "attention", "kept-texts", "raw-weights"])
+def test_neuroscope_estimate_is_near_the_measured_peak(root, tmp_path, shape, params):
+    model = save_model(tmp_path / "model", **shape)
+    check_estimate("neuroscope", {"model": model, "corpus": str(root / "long.txt"), "split": "all",
+                                  "token_budget": 3000, **params}, tmp_path, "scope")
+
+
+def test_neuroscope_too_big_for_this_machine_is_refused(tmp_path):
+    refused("neuroscope", {"model": huge_model(tmp_path / "huge"), "corpus": "builtin"}, tmp_path)
+
+
+def test_an_unreadable_model_gives_no_estimate_and_the_job_its_own_error(tmp_path):
+    assert estimate("neuroscope", {"model": str(tmp_path / "missing")}, tmp_path) == 0
+    with pytest.raises(KindRunError) as failed:
+        run_kind("neuroscope", {"model": str(tmp_path / "missing"), "corpus": "builtin"}, tmp_path)
+    assert "memory" not in failed.value.error
+
+
+# ---------------------------------------------------------------- neuron-geometry
+
+GEO = dict(layer=0, null_draws=2, two_opt_seconds=2)
+
+
+@pytest.mark.parametrize("shape, params", [
+    ({"d_model": 8, "d_mlp": 1024}, {"methods": ["greedy"]}),                 # the n x n Grams
+    pytest.param({"d_model": 8, "d_mlp": 768}, {"methods": ["greedy", "spectral"]}, marks=pytest.mark.slow),
+    ({"d_model": 64, "d_mlp": 256}, {"methods": ["greedy"]}),                 # the model while it loads
+], ids=["grams", "spectral", "loading"])
+def test_neuron_geometry_estimate_is_near_the_measured_peak(tmp_path, shape, params):
+    model = save_model(tmp_path / "model", n_heads=2, n_ctx=64, n_layers=1, **shape)
+    check_estimate("neuron-geometry", {"model": model, **GEO, **params}, tmp_path, "geo", numpy=True)
+
+
+def test_neuron_geometry_too_big_for_this_machine_is_refused(tmp_path):
+    refused("neuron-geometry", {"model": huge_model(tmp_path / "huge"), "methods": ["greedy"]}, tmp_path)
+
+
+# ---------------------------------------------------------------- what `sptui kinds` says
+
+def test_kinds_say_which_estimate_their_memory(artifacts):
+    import importlib
+
+    from sptui.kinds import kind_names
+
+    from .helpers import sptui
+
+    listed = json.loads(sptui("kinds", "--json", root=artifacts, check=True).stdout)
+    expected = {name: hasattr(importlib.import_module(f"sptui.kinds.{name.replace('-', '_')}"), "memory_estimate")
+                for name in kind_names()}
+    assert {k["kind"]: k["memory_estimate"] for k in listed} == expected
+    assert expected["lm"] and expected["memorization"] and not expected["tms-theory"]
+    assert "memory: estimated before a run starts" in sptui("kinds", "sae", root=artifacts, check=True).stdout
+    assert "memory: not estimated" in sptui("kinds", "tms-theory", root=artifacts, check=True).stdout
