@@ -253,6 +253,32 @@ def test_neuron_geometry_too_big_for_this_machine_is_refused(tmp_path):
     refused("neuron-geometry", {"model": huge_model(tmp_path / "huge"), "methods": ["greedy"]}, tmp_path)
 
 
+# ---------------------------------------------------------------- tms-theory
+
+@pytest.mark.parametrize("params", [
+    {"n_features": 4, "n_hidden": 2, "probabilities": [0.1, 0.3], "importance_ratios": [2.0], "search": "exhaustive"},
+    {"n_features": 5, "n_hidden": 2, "probabilities": [0.1, 0.3], "importance_ratios": [1.0, 2.0], "lattice_spacing": 1},
+    pytest.param({"n_features": 6, "n_hidden": 3, "probabilities": [1.0, 0.1], "importance_ratios": [0.5, 2.0],
+                  "search": "exhaustive"}, marks=pytest.mark.slow),  # the evaluation chunk full (2^18 numbers)
+], ids=["exhaustive", "continuation", "full-chunk"])
+def test_tms_theory_estimate_is_near_the_measured_peak(tmp_path, params):
+    check_estimate("tms-theory", params, tmp_path, "theory")
+
+
+def test_tms_theory_estimate_grows_with_the_grid_the_starts_and_the_search(tmp_path):
+    import numpy as np
+
+    def need(size, **params):
+        grid = {"probabilities": list(np.geomspace(0.01, 1, size)), "importance_ratios": list(np.geomspace(0.1, 10, size))}
+        return estimate("tms-theory", {"n_features": 6, "n_hidden": 3, **grid, **params}, tmp_path)
+
+    largest = need(200)  # the continuation's lattice holds every start of a quarter of the cells' in one batch
+    assert largest > 512 * 2**20
+    assert need(200, search="exhaustive") < largest / 2  # 256 problems at a time
+    assert need(100) < largest / 2  # the lattice's descents and the kept minima grow with the cells
+    assert need(200, candidates=8, random_starts=0) < largest * 0.6  # fewer starts per cell
+
+
 # ---------------------------------------------------------------- what `sptui kinds` says
 
 def test_kinds_say_which_estimate_their_memory(artifacts):
@@ -266,6 +292,6 @@ def test_kinds_say_which_estimate_their_memory(artifacts):
     expected = {name: hasattr(importlib.import_module(f"sptui.kinds.{name.replace('-', '_')}"), "memory_estimate")
                 for name in kind_names()}
     assert {k["kind"]: k["memory_estimate"] for k in listed} == expected
-    assert expected["lm"] and expected["memorization"] and not expected["tms-theory"]
+    assert expected["lm"] and expected["memorization"] and not expected["addition-analysis"]
     assert "memory: estimated before a run starts" in sptui("kinds", "sae", root=artifacts, check=True).stdout
-    assert "memory: not estimated" in sptui("kinds", "tms-theory", root=artifacts, check=True).stdout
+    assert "memory: not estimated" in sptui("kinds", "addition-analysis", root=artifacts, check=True).stdout

@@ -187,6 +187,44 @@ def phase_of(W, n: int, m: int) -> list[int]:
     return [geometry.extra_feature_phase(g) for g in geometry.classify(W)]
 
 
+MEMORY_ADVICE = "search fewer probabilities x importance ratios per job, or fewer candidates and random_starts"
+DESCENT_COPIES = 3  # [P, P] float64 matrices a BFGS descent holds at once: its inverse Hessian and the update's
+                    # temporaries
+EVALUATION_COPIES = 80 # float64 tensors of an exact-loss evaluation's size (tms_theory.EVALUATION_ELEMENTS at most)
+                       # that the loss and its gradient hold (measured in tests/test_memory_estimates.py)
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak, from the dominant float64 tensors, for C = probabilities x importance ratios problems of
+    P = n m + n parameters and K starts each (the known arrangements, at most `candidates`, up to swaps of
+    interchangeable features; the random starts; "nothing represented"): the descents run as one batch, each holding DESCENT_COPIES [P, P] matrices (its
+    inverse-Hessian estimate and its update): every start of CHUNK problems for the exhaustive search, every start
+    of the lattice's cells for the continuation, whose kept minima also hold one [P, P] estimate each (about
+    one per cell); each cell's best weights per start [C, K, n, m]; and an exact-loss evaluation of as many of
+    those descents as fit in tms_theory.EVALUATION_ELEMENTS numbers (n 2^n each), EVALUATION_COPIES times. A grid left empty counts as 20 x 20 (the
+    default, or the compared run's, which is read only when the job runs). A lower bound within ~2x."""
+    from sptui.science.tms_theory import EVALUATION_ELEMENTS, starting_points
+
+    p = instances[0]
+    n, m = p.n_features, p.n_hidden
+    R, C_p = len(p.importance_ratios) or 20, len(p.probabilities) or 20
+    cells = R * C_p
+    params = n * m + n
+    # the starts the search tries: known arrangements up to swaps of interchangeable features (all but the last
+    # are; the last too where every importance ratio is 1), the random ones, and "nothing represented"
+    classes = [0] * n if p.importance_ratios and set(p.importance_ratios) == {1.0} else [0] * (n - 1) + [1]
+    K = 1 + len(starting_points(n, m, 1, p.random_starts, p.seed, p.candidates, classes=classes)[0])
+    if p.search == "exhaustive":
+        descents, kept = min(CHUNK, cells) * (K - 1), 0
+    else:
+        step = max(1, p.lattice_spacing)
+        lattice = len(set(range(0, R, step)) | {R - 1}) * len(set(range(0, C_p, step)) | {C_p - 1})
+        descents, kept = lattice * (K - 1), cells
+    evaluation = EVALUATION_COPIES * min(EVALUATION_ELEMENTS, descents * n * 2**n)
+    return 8 * (DESCENT_COPIES * descents * params * params + kept * params * params + cells * K * (n * m + n)
+                + evaluation)
+
+
 def _solve(ctx: Context, p: Params, importance, probability, shape: tuple[int, int]):
     """Global minima of the grid's problems [R * P, n] (row-major over `shape` = (R, P)), with progress and
     cancellation: by continuation over the grid, or exhaustively CHUNK problems at a time."""
