@@ -200,7 +200,7 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
     if kind is None:
         raise SpecError(f"{where}: kind: missing; expected one of {', '.join(kind_names())}")
     if not isinstance(kind, str) or kind not in kind_names():
-        found = P.describe_value(kind)
+        found = f'"{shown(kind)}"' if isinstance(kind, str) else P.describe_value(kind)  # a kind is a word: no "(string)"
         hint = P.closest(str(kind), kind_names())
         hint_text = f' (did you mean "{hint}"?)' if hint else ""
         raise SpecError(f"{where}: kind: unknown kind {found}{hint_text}; known kinds: {', '.join(kind_names())}")
@@ -230,6 +230,9 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
 
     checked_sweep: dict[str, list] = {}
     for key, values in sweep.items():
+        if key in JOB_KEYS:  # not a parameter: "unknown parameter (did you mean ...)" would send the user astray
+            raise SpecError(f"{where}: sweep.{key}: {key} is a setting of the job, not a parameter of {kind}; "
+                            f"a sweep takes parameters (sptui kinds {kind} lists them)")
         if key in base_raw:
             raise SpecError(f"{where}: sweep.{key}: also set as a single value in the job; set it in one place")
         if not isinstance(values, list) or not values:
@@ -317,6 +320,19 @@ def describe_kind(name: str) -> str:
     for pname, tname, default, doc, batchable in P.describe(module.Params):
         flag = "  [batched in sweeps]" if batchable else ""
         checks = f"; {ranges[pname]}" if ranges[pname] else ""
-        lines.append(f"  {pname} ({tname}, default {default!r}{checks}){flag}\n      {doc}")
+        lines.append(f"  {pname} ({tname}, default {toml_text(default)}{checks}){flag}\n      {doc}")
     return "\n".join(lines)
+
+
+def toml_text(value: Any) -> str:
+    """A default as a job file writes it (`"relu"`, `true`, `[0.1, 0.5]`), not as Python prints it; None, which
+    TOML cannot write, is "unset" (leave the key out)."""
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        return json.dumps(value, ensure_ascii=False)  # JSON's strings, numbers, booleans and arrays are TOML's
+    except TypeError:
+        return str(value)
 

@@ -94,7 +94,7 @@ BAD_FILES = [
      'job 1 ("l"): corpus: a string holds U+001B (control character) at position 1; job files may not hold '
      "control characters or bidirectional overrides"),
     ("key-escape", tms_job(extra='"\\u001b[2J" = 1'), 'job 1 ("tiny"): \\x1b[2J: unknown parameter'),
-    ("kind-escape", '[[job]]\nkind = "\\u001b[2J"\nname = "k"\n', 'kind: unknown kind "\\x1b[2J" (string)'),
+    ("kind-escape", '[[job]]\nkind = "\\u001b[2J"\nname = "k"\n', 'kind: unknown kind "\\x1b[2J";'),
 ]
 
 

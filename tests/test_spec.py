@@ -56,7 +56,10 @@ def test_resolved_spec_round_trips_through_job_toml():
         (tms_job(extra='output_activation = "relux"'),
          'jobs/x.toml: job 1 ("tiny"): output_activation: expected one of "relu", "gelu", "none", "leaky_relu", '
          '"sigmoid", "softplus", found "relux" (string)'),
-        ('[[job]]\nkind = "tmz"\nname = "a"\n', 'jobs/x.toml: job 1 ("a"): kind: unknown kind "tmz" (string) (did you mean "tms"?); known kinds: '),
+        ('[[job]]\nkind = "tmz"\nname = "a"\n', 'jobs/x.toml: job 1 ("a"): kind: unknown kind "tmz" (did you mean "tms"?); known kinds: '),
+        (tms_job(sweep="instance_range = [[0, 1]]"),
+         'jobs/x.toml: job 1 ("tiny"): sweep.instance_range: instance_range is a setting of the job, not a parameter '
+         "of tms; a sweep takes parameters (sptui kinds tms lists them)"),
         ('[[job]]\nkind = "tms"\n', "jobs/x.toml: job 1: name: expected a non-empty string, found nothing"),
         ("[[jobs]]\nkind = 'tms'\n", 'jobs/x.toml: jobs: unknown top-level key (did you mean "job"? write [[job]] tables)'),
         ("[[job]\n", "jobs/x.toml: not valid TOML: "),
