@@ -127,7 +127,7 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
     included. A job that waits for a run of someone else's (a worker's, another batch's) is passed over until that
     run succeeds; one whose run failed or was cancelled ends with it, unrun. Ctrl-C or a hang-up stops the batch:
     the running job is interrupted (resumable) and the jobs not started are marked interrupted ("requeue to run it
-    under a worker"); the results then hold only the jobs that ended before."""
+    under a worker"); the results hold every job, those not started as interrupted with that error."""
     console = console or Console(stderr=True)
     device = resolve_device(device)
     queue = Queue(root)
@@ -177,6 +177,12 @@ def run_batch(root: Path, specs: list[JobSpec], source: str, device: str = "auto
         if pending:
             queue.abandon(list(pending), "not started: sptui batch was stopped first; requeue it to run it under a "
                                          "worker")
+            for job_id in pending:  # the summary names every job of the file, the unstarted ones too
+                job = queue.get(job_id)
+                results.append(BatchResult(job.run_id, job.id, job.name, job.kind, job.state, job.error, 0.0,
+                                           str(job.run_dir(root))))
+                console.print(f"{job.state} {job.run_id}: {printable(job.error)}", style="yellow", highlight=False,
+                              markup=False)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -19,6 +19,13 @@ from sptui.names import printable
 EXIT_INPUT = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors in one line, like every other error of sptui (not the whole usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     default = None if top else argparse.SUPPRESS  # sub-commands don't overwrite what came before them
     parser.add_argument("--artifacts", metavar="DIR", default=default,
@@ -27,7 +34,7 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sptui", description="A terminal workbench for superposition experiments.")
+    parser = _Parser(prog="sptui", description="A terminal workbench for superposition experiments.")
     _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -347,7 +354,7 @@ def cmd_show(args, root: Path) -> int:
         lines["needs"] = ", ".join(f"{run_id} ({state}; {why})" for run_id, state, why in needs)
     for key in ("run_id", "name", "kind", "state", "error", "needs", "device", "executor", "reported", "attempts",
                 "source", "run_dir", "slurm_job_id", "slurm_state"):
-        if lines.get(key) not in (None, ""):
+        if lines.get(key) not in (None, "", []):  # a run that waits for nothing has no "needs" line, not "[]"
             print(f"{key:>12}: {printable(lines[key])}")
     if info.get("slurm_logs"):
         folders = sorted({str(Path(p).parent) for p in info["slurm_logs"]})
@@ -569,6 +576,12 @@ def cmd_kinds(args, root: Path) -> int:
         print(json.dumps(found, indent=2, default=str))
         return 0
     if args.kind:
+        if args.kind not in kind_names():
+            from sptui.params import closest
+
+            hint = closest(args.kind, kind_names())
+            raise SptuiError(f'unknown kind "{printable(args.kind)}"' + (f' (did you mean "{hint}"?)' if hint else "")
+                             + f"; known kinds: {', '.join(kind_names())}")
         print(describe_kind(args.kind))
         return 0
     for name in kind_names():

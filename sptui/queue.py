@@ -890,7 +890,12 @@ class Queue:
         return [self.get(r[0]) for r in sorted(rows)]
 
     def set_priority(self, ref: int | str, priority: int) -> Job:
+        """A job's place among the runnable ones (higher first): queued jobs, and ended ones a requeue brings back
+        (they keep it). A succeeded run never runs again, so a priority on it would order nothing."""
         job = self.get(ref)
+        if job.state == "succeeded":
+            raise SptuiError(f"run {job.run_id} has succeeded and will not run again: a priority orders queued "
+                             "jobs (and failed, cancelled or interrupted ones, for when they are requeued)")
         self._write("UPDATE jobs SET priority = ? WHERE id = ?", (int(priority), job.id))
         return self.get(job.id)
 

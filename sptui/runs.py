@@ -453,6 +453,8 @@ def resolve_run_id(ref: str, known: Iterable[KnownRun], *, has: Callable[[str], 
     Errors are one line naming what was tried.
     """
     ref = str(ref).strip()
+    if not ref:  # "" is a prefix of every run id: it would "match several runs"
+        raise SptuiError("empty run reference: give a run id, a job id, a job name or a run folder")
     known = known if isinstance(known, list) else list(known)
     # one pass per step over the runs, sorting only what matched (a lab's queue holds tens of thousands)
     for k in known:
@@ -476,7 +478,12 @@ def resolve_run_id(ref: str, known: Iterable[KnownRun], *, has: Callable[[str], 
     if prefixed:
         shown = ", ".join(k.run_id for k in prefixed[:4]) + (", ..." if len(prefixed) > 4 else "")
         raise SptuiError(f'run "{ref}" matches several runs ({shown}); give more of the run id')
-    raise SptuiError(f'no run "{ref}"{" in " + where if where else ""}: give a run folder, run id, '
+    import difflib
+
+    names = {k.name for k in known if k.name} | {k.slug for k in known if k.slug}
+    close = difflib.get_close_matches(ref, sorted(names), n=1, cutoff=0.75)  # a typo'd job name
+    hint = f' (did you mean "{close[0]}"?)' if close else ""
+    raise SptuiError(f'no run "{ref}"{" in " + where if where else ""}{hint}: give a run folder, run id, '
                      "job id, job name or a prefix of a run id")
 
 
@@ -541,13 +548,33 @@ def find_run(ref: str, root: str | Path | None = None, *, kind: str | None = Non
         run_id = resolve_run_id(ref, known_runs(root), has=has, where=str(runs))
         found = (runs / run_id).resolve()
         if not found.is_dir():
-            raise SptuiError(f'run "{ref}" is {run_id}, which has no run folder yet (still queued?)')
+            raise SptuiError(f'run "{ref}" is {run_id}, which {_why_no_folder(root, run_id)}')
     run = RunDir(found)
     if kind is not None:
         actual = run.kind
         if actual != kind:
             raise SptuiError(f'run "{ref}" is a {actual} run, not {kind}')
     return run
+
+
+def _why_no_folder(root: Path, run_id: str) -> str:
+    """Why a run the queue knows has no folder: not started yet, or its folder was deleted or moved."""
+    from sptui.config import queue_path
+
+    state = None
+    if queue_path(root).exists():
+        from sptui.queue import Queue
+
+        try:
+            with Queue(root) as queue:
+                state = queue.get(run_id).state
+        except SptuiError:
+            pass
+    if state == "queued":
+        return "is still queued: it has no run folder yet"
+    if state is None:
+        return "has no run folder"
+    return f"is {state}, but its run folder is missing (deleted or moved)"
 
 
 def slug(name: str) -> str:

@@ -90,6 +90,9 @@ def test_hangup_interrupts_the_job_and_a_worker_resumes_it(artifacts, tmp_path):
     batch.send_signal(signal.SIGHUP)  # what an SSH drop sends
     out = batch.communicate(timeout=60)[0]
     assert batch.returncode == 130, out
+    summary = out[out.index("sptui batch\n"):].splitlines()[2:]  # every job of the file, the unstarted one too
+    assert [row.split()[3] for row in summary] == ["interrupted", "interrupted"], out
+    assert "not started: sptui batch was stopped first" in out
     with Queue(artifacts) as q:
         job, never = q.list()  # the second job never started: interrupted too, for a worker to run on a requeue
         assert job.state == "interrupted" and never.state == "interrupted" and never.attempts == 0

@@ -171,3 +171,42 @@ def test_one_duplicate_rule_for_submit_and_batch(artifacts, tmp_path):
     assert f'note: job "dup" ran before as {first} (succeeded); queued again as a new run' in again.stderr
     assert sptui("submit", str(job_file), root=artifacts).returncode == 2  # and that one is queued now
     assert sptui("submit", "--force", str(job_file), root=artifacts).returncode == 0
+
+
+def test_kinds_prints_defaults_as_a_job_file_writes_them_and_names_the_kind_meant(artifacts):
+    lm = sptui("kinds", "lm", root=artifacts, check=True).stdout
+    assert 'act_fn (one of "gelu_new", "gelu", "relu", "silu", default "gelu_new")' in lm  # TOML, not Python's 'x'
+    assert "restrict_vocab (true/false, default true)" in lm and "max_stories (integer, default unset;" in lm
+    assert 'sample_prompts (list of string, default ["Once upon a time, there was",' in lm
+    assert "default '" not in lm and "default True" not in lm and "default None" not in lm
+    bad = sptui("kinds", "tmz", root=artifacts)
+    assert bad.returncode == 2 and bad.stderr.startswith('sptui: error: unknown kind "tmz" (did you mean "tms"?)')
+
+
+def test_a_first_hours_mistakes_each_get_one_line_that_says_what_is_wrong(artifacts, tmp_path):
+    """What a new user types wrong: a run whose folder was deleted, a queued run where a folder is needed, a
+    typo'd or empty run name, a priority on a finished run, a command without its argument."""
+    with Queue(artifacts) as q:
+        done, waiting = q.submit(parse_text(tms_job("alpha", seeds=(1,)) + tms_job("beta", seeds=(2,)), "t.toml"))
+        q.claim(*own_identity())
+        q.finish(done.id, "succeeded")  # its folder was never made: as if deleted
+    lines = {
+        "deleted": sptui("export", "alpha", root=artifacts),
+        "queued": sptui("export", "beta", root=artifacts),
+        "typo": sptui("show", "alpah", root=artifacts),
+        "empty": sptui("show", "", root=artifacts),
+        "priority": sptui("priority", "alpha", "3", root=artifacts),
+        "usage": sptui("batch", root=artifacts),
+    }
+    for what, result in lines.items():
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and not result.stdout, (what, result.stderr)
+    assert f"is {done.run_id}, which is succeeded, but its run folder is missing (deleted or moved)" in lines["deleted"].stderr
+    assert f"is {waiting.run_id}, which is still queued: it has no run folder yet" in lines["queued"].stderr
+    assert 'no run "alpah"' in lines["typo"].stderr and '(did you mean "alpha"?)' in lines["typo"].stderr
+    assert "empty run reference" in lines["empty"].stderr
+    assert f"run {done.run_id} has succeeded and will not run again" in lines["priority"].stderr
+    assert lines["usage"].stderr == ("sptui batch: error: the following arguments are required: file "
+                                     "(see sptui batch --help)\n")
+    shown = sptui("show", "alpha", root=artifacts, check=True).stdout
+    assert "needs:" not in shown and "[]" not in shown  # a run that waits for nothing has no needs line
+    assert sptui("priority", "beta", "3", root=artifacts, check=True).stdout.strip() == f"{waiting.run_id}: priority 3"

@@ -92,7 +92,7 @@ def test_the_newest_run_of_a_name_still_queued_is_not_silently_swapped_for_an_ol
     (RunDir(old.run_dir(artifacts)).results / "model.safetensors").write_bytes(b"")
     with Queue(artifacts) as q:
         assert q.get("lm").id == new.id
-    with pytest.raises(SptuiError, match=f"{new.run_id}, which has no run folder yet"):
+    with pytest.raises(SptuiError, match=f"{new.run_id}, which is still queued: it has no run folder yet"):
         find_run("lm", artifacts)
     # a command that asks for a run with a saved model takes the newest one that has it
     assert find_run("lm", artifacts, prefer="results/model.safetensors").run_id == old.run_id
