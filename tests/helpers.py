@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sptui.context import Hooks
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -50,6 +52,20 @@ def start_worker(root: Path, *args: str, env: dict[str, str] | None = None) -> s
     env = {**os.environ, "SPTUI_ARTIFACTS": str(root), "SPTUI_TORCH_THREADS": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "sptui", "worker", "--device", "cpu", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+
+
+class CancelAfter(Hooks):
+    """Hooks that ask to cancel once the job has reported progress at `step` or later: a job stopped part-way, as
+    a user's cancel stops it, to test that it resumes from its last checkpoint."""
+
+    def __init__(self, step: int):
+        self.step, self.seen = step, 0
+
+    def progress(self, step, total, values):
+        self.seen = max(self.seen, step)
+
+    def cancel_requested(self):
+        return self.seen >= self.step
 
 
 class KindRunError(AssertionError):

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from sptui import runs
-from sptui.context import Hooks
 from sptui.errors import SpecError
 from sptui.kinds import load_kind
 from sptui.spec import load_file, parse_text
-from tests.helpers import KindRunError, run_kind
+from tests.helpers import CancelAfter, KindRunError, run_kind
 
 SMALL = dict(n_features=12, feature_probability=0.1, steps=120, warmup_steps=10, eval_batch=500, log_points=4,
              checkpoint_every=50)
@@ -44,17 +43,6 @@ def test_a_sweep_over_sizes_is_one_batched_job_with_points_and_plots(tmp_path):
     assert all((run.plots / n).stat().st_size > 5000 for n in names)
 
 
-class CancelAfter(Hooks):
-    def __init__(self, step):
-        self.step, self.seen = step, 0
-
-    def progress(self, step, total, values):
-        self.seen = max(self.seen, step)
-
-    def cancel_requested(self):
-        return self.seen >= self.step
-
-
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     whole = run_kind("memorization", SMALL, tmp_path, sweep=SWEEP, run_id="whole")
     with pytest.raises(KindRunError, match="cancelled"):
@@ -64,6 +52,23 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     b = runs.load_arrays(broken.results / "model.safetensors")
     for k in ("W", "b"):
         assert torch.equal(torch.from_numpy(a[k]), torch.from_numpy(b[k])), k
+
+
+def test_a_resumed_run_continues_from_its_checkpoint_step_and_logs_each_point_once(tmp_path):
+    # a constant lr: under the default cosine schedule, steps past the end change nothing, and a loop that
+    # restarted its count at 0 after loading the checkpoint would go unseen in the weights
+    params = {**SMALL, "lr_schedule": "constant", "warmup_steps": 0}
+    whole = run_kind("memorization", params, tmp_path, sweep=SWEEP, run_id="whole")
+    with pytest.raises(KindRunError, match="cancelled"):
+        run_kind("memorization", params, tmp_path, sweep=SWEEP, run_id="broken", hooks=CancelAfter(75))
+    broken = run_kind("memorization", params, tmp_path, sweep=SWEEP, run_id="broken")
+    assert "resuming from checkpoint at step 50" in broken.log.read_text()
+    a = runs.load_arrays(whole.results / "model.safetensors")
+    b = runs.load_arrays(broken.results / "model.safetensors")
+    assert all(torch.equal(torch.from_numpy(a[k]), torch.from_numpy(b[k])) for k in ("W", "b"))
+    # the log: the points before the checkpoint from the first attempt, those after it from the second, once each
+    logged = [(m["step"], m["test_loss"]) for m in runs.read_metrics(broken.metrics)]
+    assert logged == [(m["step"], m["test_loss"]) for m in runs.read_metrics(whole.metrics)]
 
 
 @pytest.mark.parametrize("body, message", [

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from sptui import runs
-from sptui.context import Hooks
 from sptui.errors import SptuiError
 from sptui.sae import saelens_format as F
-from tests.helpers import KindRunError, job_toml, run_kind
+from tests.helpers import CancelAfter, KindRunError, job_toml, run_kind
 from tests.sae_helpers import fake_run, tiny_lm_run
 
 TOY = dict(source="toy", architecture="topk", k=1, d_sae=10, lr=3e-3, steps=800, batch_size=512, log_points=4,
@@ -123,17 +122,6 @@ def test_an_instance_of_a_batch_equals_it_trained_alone(root):
          if r["source_instance"] == 1 and r["grid"] == {"seed": 1, "lr": 1e-2}][0]
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         assert torch.allclose(torch.from_numpy(a[name][i]), torch.from_numpy(b[name][0]), atol=1e-5), name
-
-
-class CancelAfter(Hooks):
-    def __init__(self, step):
-        self.step, self.seen = step, 0
-
-    def progress(self, step, total, values):
-        self.seen = max(self.seen, step)
-
-    def cancel_requested(self):
-        return self.seen >= self.step
 
 
 def _resume_matches(root, params, name, cancel_at):

@@ -6,11 +6,10 @@ import pytest
 import torch
 
 from sptui import runs
-from sptui.context import Hooks
 from sptui.errors import SpecError
 from sptui.kinds import load_kind
 from sptui.spec import parse_text
-from tests.helpers import KindRunError, job_toml, run_kind
+from tests.helpers import CancelAfter, KindRunError, job_toml, run_kind
 
 GRID = dict(n_features=6, n_hidden=2, importance_decay=0.9, steps=300, batch_size=128, log_points=12,
             checkpoint_every=100, snapshots=3)
@@ -50,17 +49,6 @@ def test_sweep_is_one_batched_job_with_the_results_contract(tmp_path):
     names = {p.name for p in paths}
     assert {"wtw_bias.png", "feature_norms.png", "geometry_2d.png", "dims_per_feature.png", "sweep.png", "training.png"} <= names
     assert all(p.stat().st_size > 5000 for p in paths)
-
-
-class CancelAfter(Hooks):
-    def __init__(self, step):
-        self.step, self.seen = step, 0
-
-    def progress(self, step, total, values):
-        self.seen = max(self.seen, step)
-
-    def cancel_requested(self):
-        return self.seen >= self.step
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
