@@ -13,7 +13,12 @@
 - integer data (counts, indices) with fractional ticks (2.5 features);
 - tick labels that overlap each other, text that overlaps other text;
 - text cut at the figure's edge (a PNG saved without bbox_inches="tight");
-- text too small to read once the figure is scaled to a page's width (PAGE_WIDTH inches).
+- text too small to read once the figure is scaled to a page's width (PAGE_WIDTH inches);
+- a figure wider than MAX_WIDTH inches (a page's text width and a little margin): a wider one is shrunk to fit,
+  and everything in it with it;
+- an empty band: a horizontal strip across the figure (beside its colour bars) with nothing drawn in it, taller
+  than EMPTY_BAND inches at page scale, between things that are drawn (e.g. rows of square panels in a sheet
+  made too tall for them).
 
 `checking_saves()` runs these checks on every figure sptui saves (it wraps Figure.savefig and the atomic
 writer that save_figure uses) and records them by output path, so a test can render a run's PNGs and assert
@@ -46,6 +51,8 @@ MIN_FONT = 5.0  # points, at page width: below this a printed label can't be rea
 CONTINUOUS_MAPS = {DIVERGING, SEQUENTIAL}
 MAX_CATEGORIES = 32  # a ListedColormap with at most this many colours is a categorical map
 PIXEL_SLACK = 1.5  # overlaps smaller than this many pixels are anti-aliasing, not a collision
+MAX_WIDTH = 7.5  # inches: the widest figure that goes on a page without being shrunk (7 in text + margin)
+EMPTY_BAND = 0.3  # inches, at page scale: constrained layout's pads and a row of tick labels stay well under it
 
 _NUMBER = re.compile(r"^[+\-\u2212]?(\d[\d,]*\.?\d*|\.\d+)([eE][+\-\u2212]?\d+)?%?$")
 _MATHTEXT_NUMBER = re.compile(r"^\$[^$]*\d[^$]*\$$")  # $\mathdefault{10^{-2}}$, $2\times10^{-3}$
@@ -400,6 +407,45 @@ def _check_text(f: _Figure, problems: list[str], tight: bool, width_in: float) -
                         f"{t.get_text()[:30]!r} at {t.get_fontsize() * scale:.1f} pt (figure {width_in:.1f} in wide)")
 
 
+def _check_width(width_in: float, problems: list[str]) -> None:
+    if width_in > MAX_WIDTH + 1e-6:
+        problems.append(f"figure {width_in:.1f} in wide: wider than a page ({MAX_WIDTH:g} in), so it is printed shrunk")
+
+
+def empty_bands(f: _Figure) -> list[tuple[float, float]]:
+    """Horizontal strips of the rendered figure where nothing is drawn, between things that are (the margins
+    above and below everything are not bands, so bbox_inches="tight", which crops them, changes nothing):
+    (top, height) in inches from the figure's top. Colour bars and
+    figure legends are left out of the picture first: they stand beside the panels, the whole height, and a gap
+    between two rows of panels is a gap whatever is beside it."""
+    fig = f.fig
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
+    height, width = pixels.shape[:2]
+    background = np.array(mcolors.to_rgb(fig.get_facecolor())) * 255
+    ink = (np.abs(pixels - background) > 24).any(axis=2)  # anti-aliased edges of white are not ink
+    beside = [bar.ax.get_tightbbox(f.renderer) for bar in f.colorbars] + \
+             [legend.get_window_extent(f.renderer) for legend in fig.legends]
+    for box in beside:
+        if box is not None:
+            ink[:, max(0, int(box.x0) - 2): min(width, int(math.ceil(box.x1)) + 2)] = False
+    drawn_rows = np.flatnonzero(ink.any(axis=1))
+    if drawn_rows.size < 2:
+        return []
+    dpi = fig.dpi
+    gaps = np.diff(drawn_rows) - 1
+    return [(float(drawn_rows[k] + 1) / dpi, float(gap) / dpi) for k, gap in enumerate(gaps) if gap > 0]
+
+
+def _check_empty_bands(f: _Figure, problems: list[str], width_in: float) -> None:
+    scale = min(1.0, PAGE_WIDTH / width_in)
+    bands = [(top, h) for top, h in empty_bands(f) if h * scale > EMPTY_BAND]
+    if bands:
+        total = sum(h for _, h in bands)
+        top, h = max(bands, key=lambda b: b[1])
+        problems.append(f"{len(bands)} empty band(s) across the figure, {total / f.fig.get_figheight():.0%} of its height "
+                        f"(the tallest {h * scale:.2f} in at page scale, {top:.2f} in from the top)")
+
+
 def _drawn(text, renderer) -> bool:
     box = text.get_window_extent(renderer)
     return box.width > 0 and box.height > 0 and np.isfinite(box.extents).all()
@@ -435,6 +481,8 @@ def figure_problems(fig: Figure, *, tight: bool = False, dpi: float | None = Non
     _check_legends(f, problems)
     _check_integer_ticks(f, problems)
     _check_text(f, problems, tight, width_in)
+    _check_width(width_in, problems)
+    _check_empty_bands(f, problems, width_in)
     return problems
 
 

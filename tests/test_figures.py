@@ -21,6 +21,12 @@ from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 from .figure_checks import checking_saves, figure_problems  # noqa: E402
 from .helpers import run_kind  # noqa: E402
 
+# Kinds whose figures are still drawn wider than a page (figure_checks.MAX_WIDTH): they were laid out for the
+# screen and their modules (sptui/plots/{addition,compression,computation,functions,curves,geometry,sae,
+# tms_theory}.py, sptui/kinds/neuroscope.py) are yet to be redrawn a page wide. Only their width is excused:
+# every other rule holds for them. The tms and memorization kinds' figures are held to it.
+STILL_WIDE = {"addition", "computation", "functions", "lm", "neuroscope", "neuron-geometry", "sae", "tms-theory"}
+
 
 def drawn(run, kind: str) -> dict:
     """Render `run` with its kind's renderer, every saved figure checked: {file name: problems}."""
@@ -28,7 +34,8 @@ def drawn(run, kind: str) -> dict:
         paths = load_kind(kind).render(run)
     pngs = [p for p in paths if p.suffix == ".png"]
     assert pngs and all(p in seen.by_path for p in pngs), "a PNG was written without going through savefig"
-    return {str(p.relative_to(run.plots)): seen.by_path[p] for p in pngs}
+    excused = (lambda problem: "wider than a page" in problem) if kind in STILL_WIDE else (lambda problem: False)
+    return {str(p.relative_to(run.plots)): [x for x in seen.by_path[p] if not excused(x)] for p in pngs}
 
 
 def assert_clean(problems: dict) -> None:
@@ -99,6 +106,51 @@ def test_overlapping_tick_labels_and_tiny_text_are_caught():
     assert any("under 5 pt" in p for p in _problems(fig))
 
 
+def test_a_figure_wider_than_a_page_is_caught_whatever_its_text_size():
+    fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
+    ax.plot([0, 0.5], [0, 0.5])
+    ax.set_xlabel("x", fontsize=12)
+    ax.set_ylabel("y", fontsize=12)
+    ax.tick_params(labelsize=12)  # 9.3 pt on a 7 in page: only the width is wrong
+    assert [p for p in _problems(fig)] == ["figure 9.0 in wide: wider than a page (7.5 in), so it is printed shrunk"]
+    fig, ax = plt.subplots(figsize=(6, 3))  # saved tight with a legend beside it: the width is the saved one
+    ax.plot([0, 0.5], [0, 0.5], label="a long name for a series, beside the panel")
+    ax.set(xlabel="x", ylabel="y")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+    try:
+        assert any("wider than a page" in p for p in figure_problems(fig, tight=True))
+        assert not any("wider than a page" in p for p in figure_problems(fig))
+    finally:
+        plt.close(fig)
+
+
+def _square_sheet(height: float):
+    """3 x 4 square heatmaps, a page wide and `height` tall, one colour bar."""
+    fig, axs = plt.subplots(3, 4, figsize=(7, height), layout="constrained")
+    for ax in axs.flat:
+        image = ax.imshow(np.eye(4) - 0.5, cmap=DIVERGING, vmin=-1, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axs, label="value")
+    fig.suptitle("a sheet of square panels", fontsize=9)
+    return fig, axs
+
+
+def test_rows_of_square_panels_in_a_too_tall_figure_leave_empty_bands_which_fit_rows_closes():
+    from sptui.plots.tms import fit_rows
+
+    found = [p for p in _problems(_square_sheet(8.0)[0]) if "empty band" in p]
+    assert found and found[0].startswith("3 empty band(s)"), found  # under the title, between rows 1-2, 2-3
+    fig, axs = _square_sheet(8.0)
+    fit_rows(fig, axs)
+    assert 4.0 < fig.get_figheight() < 6.5  # three rows of ~1.4 in squares, the title and pads
+    assert _problems(fig) == []
+    fig, axs = _square_sheet(3.0)  # too short: the squares shrink and leave room at the sides; fit_rows grows it
+    fit_rows(fig, axs)
+    assert fig.get_figheight() > 4.0
+    assert _problems(fig) == []
+
+
 def test_a_categorical_map_needs_a_legend_which_may_hang_under_its_sub_figure():
     cmap = matplotlib.colors.ListedColormap(["#d62728", "#1f77b4", "#7f7f7f"])
     for with_legend in (False, True):
@@ -117,9 +169,10 @@ def test_a_categorical_map_needs_a_legend_which_may_hang_under_its_sub_figure():
 # ---------------------------------------------------------------- real runs
 
 def test_toy_model_grid_figures_are_fit_for_a_paper(tmp_path):
+    """A 4 x 5 sheet (sparsity x dropout): a page wide, and its rows of W^T W images without empty bands between."""
     run = run_kind("tms", dict(n_features=5, n_hidden=2, steps=120, batch_size=64, eval_batch=256, log_points=4),
-                   tmp_path, sweep={"feature_probability": [1.0, 0.1, 0.01], "dropout": [0.0, 0.3], "seed": [0, 1]},
-                   name="grid")
+                   tmp_path, sweep={"feature_probability": [1.0, 0.3, 0.1, 0.01], "dropout": [0.0, 0.1, 0.2, 0.3, 0.4],
+                                    "seed": [0, 1]}, name="grid")
     problems = drawn(run, "tms")
     assert {"wtw_bias.png", "feature_norms.png", "geometry_2d.png", "training.png", "sweep.png",
             "dims_per_feature.png"} <= set(problems)
@@ -206,6 +259,70 @@ def test_features_collapsed_onto_one_direction_share_one_label(tmp_path):
     with checking_saves() as seen:
         path = draw_groups_2d(W, records, sheet_layout(records), tmp_path / "feature_groups_2d.png")
     assert_clean({path.name: seen.by_path[path]})
+
+
+# the widest sheet the tms kind draws: sheet_layout thins any sweep to MAX_ROWS x MAX_COLS panels; its columns here
+# carry the longest labels (groups written out) and up to 6 groups a panel (5 correlated pairs and none left over)
+WIDE_CORRELATED = [[], [[0, 1]], [[0, 1], [2, 3]], [[0, 1, 2]], [[0, 1], [2, 3], [4, 5]], [[0, 1, 2, 3]],
+                   [[0, 1], [2, 3], [4, 5], [6, 7]], [[0, 1, 2], [3, 4, 5]], [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]]
+WIDE_PROBABILITIES = [1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005]
+
+
+def widest_sheet(n: int = 11):
+    """Records and W [I, n, 2] of a sparsity x correlated-groups sweep thinned to the biggest sheet: the W are
+    drawn at random (the layout is under test, not a model), the group cosines are those of the drawn W."""
+    import torch
+
+    from sptui.plots.tms import MAX_COLS, MAX_ROWS, sheet_layout
+    from sptui.science import tms_metrics as M
+    from sptui.science.feature_structure import FeatureGroups
+
+    grid = [(p, c) for p in WIDE_PROBABILITIES for c in WIDE_CORRELATED]
+    W = np.random.default_rng(0).normal(0, 0.6, (len(grid), n, 2))
+    records = []
+    for i, (p, groups) in enumerate(grid):
+        named = FeatureGroups.of(correlated=groups).named_groups(n)
+        unit = W[i] / np.linalg.norm(W[i], axis=1, keepdims=True)
+        cos = unit @ unit.T  # cos(W_i, W_j): every feature represented
+        record = {"instance": i, "grid": {"feature_probability": p, "correlated": groups}, "metrics": {}}
+        if named:
+            _, mean = M.group_cosines(torch.tensor(cos), [g for _, g in named])
+            record |= {"groups": [{"name": name, "features": g} for name, g in named], "group_cos": mean.tolist()}
+        records.append(record)
+    layout = sheet_layout(records)
+    assert layout.shape == (MAX_ROWS, MAX_COLS)
+    return W, records, layout
+
+
+def test_feature_group_cosines_at_the_most_panels_keep_their_text_readable(tmp_path):
+    """group_cosines.png of the biggest sheet (10 x 8 panels, up to 6 groups each): a page wide, every text >= 5 pt
+    there, nothing overlapping or cut, no empty bands. (feature_groups_2d.png: the slow test below.)"""
+    from sptui.plots.feature_groups import draw_group_cosines
+
+    _, records, layout = widest_sheet()
+    with checking_saves() as seen:
+        path = draw_group_cosines(records, layout, tmp_path / "group_cosines.png")
+    assert_clean({path.name: seen.by_path[path]})
+
+
+@pytest.mark.slow
+def test_toy_model_sheets_at_the_most_panels_keep_their_text_readable(tmp_path):
+    """The other per-instance sheets of the biggest sheet (test_feature_group_cosines_at_the_most_panels_...)."""
+    from sptui.plots.feature_groups import draw_groups_2d
+    from sptui.plots.tms import draw_feature_norms, draw_geometry_2d, draw_per_feature, draw_wtw
+
+    W, records, layout = widest_sheet()
+    norms = np.linalg.norm(W, axis=2)
+    derived = {"norm": norms, "interference": norms / 2, "dim": norms / norms.max(), "represented": norms > 0.5}
+    probability = np.tile(np.geomspace(1, 0.01, W.shape[1]), (len(W), 1))
+    geometry = ["3 antipodal pairs + 4 other + 1 unrepresented"] * len(W)  # the longest caption a panel gets
+    with checking_saves() as seen:
+        paths = [draw_wtw(np.einsum("ifh,igh->ifg", W, W), W[:, :, 0], layout, tmp_path / "wtw_bias.png"),
+                 draw_feature_norms(derived, layout, tmp_path / "feature_norms.png"),
+                 draw_geometry_2d(W, layout, tmp_path / "geometry_2d.png", geometry),
+                 draw_per_feature(derived, probability, layout, tmp_path / "per_feature.png"),
+                 draw_groups_2d(W, records, layout, tmp_path / "feature_groups_2d.png")]
+    assert_clean({p.name: seen.by_path[p] for p in paths})
 
 
 def test_feature_group_figures_of_a_real_run_are_fit_for_a_paper(tmp_path):

@@ -11,6 +11,7 @@ Panels are laid out as the run's other sheets (sptui.plots.tms.sheet_layout).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +20,7 @@ from matplotlib.lines import Line2D
 
 from sptui.plots.save import save_figure
 from sptui.plots.shapes import group_colours
-from sptui.plots.tms import SheetLayout, _colorbar, _sheet, _title
+from sptui.plots.tms import CHAR_WIDTH, SheetLayout, _colorbar, _sheet, _title, fit_rows, panel_width
 from sptui.render.colormap import DIVERGING
 
 
@@ -38,6 +39,7 @@ def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path
         names += [g["name"] for g in records[i].get("groups") or [] if g["name"] not in names]
     names = [n for n in names if n != "independent"]
     colours = group_colours(names + ["independent"])
+    numbered = panel_width(layout) >= NUMBERED_PANEL
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         of = {f: "independent" for f in range(W.shape[1])}
@@ -46,9 +48,9 @@ def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path
                 of[f] = g["name"] if of[f] == "independent" else of[f]  # a tree's parent keeps its first group
         for f in range(W.shape[1]):
             x, y = W[i, f]
-            ax.plot([0, x], [0, y], color=colours[of[f]], lw=1.3)
-            ax.scatter([x], [y], color=colours[of[f]], s=9)
-        for features, (x, y) in direction_labels(W[i], lim):
+            ax.plot([0, x], [0, y], color=colours[of[f]], lw=1.3 if numbered else 0.9)
+            ax.scatter([x], [y], color=colours[of[f]], s=9 if numbered else 4)
+        for features, (x, y) in direction_labels(W[i], lim) if numbered else []:
             shades = {colours[of[f]] for f in features}
             ax.text(x, y, ",".join(map(str, features)), fontsize=6, ha="center", va="center",
                     color=shades.pop() if len(shades) == 1 else "#333333")
@@ -63,10 +65,14 @@ def draw_groups_2d(W: np.ndarray, records: list[dict], layout: SheetLayout, path
     handles = [Line2D([0], [0], color=colours[name], lw=2) for name in shown]
     fig.legend(handles, shown, loc="outside right center", fontsize=7, title="group", title_fontsize=7)
     _title(fig, "feature directions W_i (2-D hidden space) coloured by group: corr = features that co-occur, anti = at "
-                "most one present, tree = a parent and its children", layout)
+                "most one present, tree = a parent and its children"
+                + ("" if numbered else f" (too many columns to number the directions: panels under {NUMBERED_PANEL:g} in)"),
+           layout)
+    fit_rows(fig, axs)
     return save_figure(fig, path, dpi=110)
 
 
+NUMBERED_PANEL = 1.0  # inches: narrower panels leave out the feature numbers (a 6 pt number per tip would cover it)
 MERGE = 0.15  # tips closer than this fraction of the panel's half-width share one label
 LABEL_GAP = 0.12  # a label sits this fraction of the half-width beyond its tip, outwards
 
@@ -97,28 +103,46 @@ def draw_group_cosines(records: list[dict], layout: SheetLayout, path: Path) -> 
     blank where a group has no represented pair. One colour range, -1..1."""
     fig, axs = _sheet(layout, size=2.0)
     norm = matplotlib.colors.Normalize(-1, 1)
+    panel = panel_width(layout, 2.0) - 0.25  # less the group names at its left
+    short = panel < 1.4  # "c0" for "corr 0": the names would take the narrow panels' room
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         groups = records[i].get("groups") or []
         if not groups:
-            ax.text(0.5, 0.5, "independent\nfeatures", ha="center", va="center", fontsize=6, transform=ax.transAxes)
+            ax.text(0.5, 0.5, "independent\nfeatures", ha="center", va="center", fontsize=6 if not short else 5,
+                    transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
             continue
         matrix = np.array(records[i]["group_cos"], dtype=float)
         ax.imshow(np.ma.masked_invalid(matrix), cmap=DIVERGING, norm=norm, interpolation="nearest")
-        for (a, b), value in np.ndenumerate(matrix):
-            if np.isfinite(value):
-                ax.text(b, a, f"{value:+.2f}", ha="center", va="center", fontsize=5,
-                        color="white" if abs(value) > 0.6 else "black")
-        labels = [g["name"].replace("independent", "indep") for g in groups]
-        ax.set_xticks(range(len(labels)), labels, fontsize=5, rotation=90)
-        ax.set_yticks(range(len(labels)), labels, fontsize=5)
+        cell = panel * 72 / len(groups)  # points per matrix cell
+        if cell >= 5 * CHAR_WIDTH * 5 + 3:  # "+0.77" at 5 pt, with a little room
+            for (a, b), value in np.ndenumerate(matrix):
+                if np.isfinite(value):
+                    ax.text(b, a, f"{value:+.2f}", ha="center", va="center", fontsize=5,
+                            color="white" if abs(value) > 0.6 else "black")
+        labels = [short_group(g["name"]) if short else g["name"].replace("independent", "indep") for g in groups]
+        every = max(1, math.ceil(7 / cell))  # one name per 7 pt: 5 pt text and a gap
+        ticks = list(range(0, len(labels), every))
+        ax.set_xticks(ticks, [labels[t] for t in ticks], fontsize=5, rotation=90)
+        ax.set_yticks(ticks, [labels[t] for t in ticks], fontsize=5)
+        ax.tick_params(length=1.5, pad=1)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=DIVERGING),
               "mean cos(W_i, W_j) (red > 0, blue < 0)")
     _title(fig, "mean cosine between groups' feature directions (diagonal: within a group). Correlated: ~0 "
-                "(orthogonal) or +1 (collapsed); anticorrelated: -1 (antipodal); blank: no represented pair", layout)
+                "(orthogonal) or +1 (collapsed); anticorrelated: -1 (antipodal); blank: no represented pair"
+                + ("; c = corr, a = anti, t = tree, i = independent" if short else ""), layout)
+    fit_rows(fig, axs)
     return save_figure(fig, path, dpi=110)
+
+
+def short_group(name: str) -> str:
+    """ "c0" for "corr 0", "a1" for "anti 1", "t3" for "tree 3", "i" for "independent": group names for narrow panels."""
+    if name == "independent":
+        return "i"
+    kind, _, number = name.partition(" ")
+    return kind[:1] + number
 
 
 def render(W: np.ndarray, records: list[dict], layout: SheetLayout, out: Path) -> list[Path]:

@@ -1,8 +1,9 @@
 """PNGs of a `memorization` run (finite training sets; Henighan et al. 2023), from its saved results only.
 
-    double_descent.png   train and test loss against the training-set size T (log x, one line per seed), and the
-                         largest dimensionality of a data point's hidden vector and of a feature against T: small T
-                         stores data points (their D_t high), large T stores features (their D_i high)
+    double_descent.png   one column wide (3.5 in), two panels on one log T axis: train and test loss against the
+                         training-set size T (one line per seed) above, and below the largest dimensionality of a data
+                         point's hidden vector and of a feature: small T stores data points (their D_t high), large T
+                         stores features (their D_i high)
     hidden_vectors.png   for up to 6 sizes T: the training points' hidden vectors h_t = W^T x_t (top row) and the
                          feature directions W_i (bottom row) in the 2-D hidden space (m = 2 only)
 """
@@ -34,29 +35,37 @@ def by_seed(records: list[dict], key: str) -> dict[int, tuple[list[int], list[fl
     return {s: ([t for t, _ in sorted(v)], [y for _, y in sorted(v)]) for s, v in sorted(out.items())}
 
 
+COLUMN = 3.5  # inches: double_descent.png is one column of a two-column paper, printed at the size it is set in
+
+
 def draw_double_descent(records: list[dict], path: Path, title: str) -> Path:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for s, (T, test) in by_seed(records, "test_loss").items():
-        left.plot(T, test, "o-", color="black", ms=3, lw=1, label="test (fresh data)" if s == min(by_seed(records, "test_loss")) else None)
-    for s, (T, train) in by_seed(records, "train_loss").items():
-        left.plot(T, train, "s--", color="grey", ms=3, lw=1, label="train (its T examples)" if s == min(by_seed(records, "train_loss")) else None)
-    left.set_xscale("log")
-    left.set_xlabel("training-set size T")
-    left.set_ylabel("loss (mean squared error per feature)")
-    left.legend(fontsize=8)
-    left.set_title("loss against T", fontsize=9)
-    for key, colour, name in (("point_dim_max", POINTS, "data points: largest D_t"),
-                              ("feature_dim_max", FEATURES, "features: largest D_i")):
+    """Two panels stacked on one T axis (log): the losses above, the dimensionalities below, one column wide."""
+    import textwrap
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(COLUMN, 4.6), sharex=True, layout="constrained")
+    for metric, style, colour, name in (("test_loss", "o-", "black", "test (fresh data)"),
+                                        ("train_loss", "s--", "grey", "train (its T examples)")):
+        for k, (T, values) in enumerate(by_seed(records, metric).values()):
+            top.plot(T, values, style, color=colour, ms=2.5, lw=0.9, label=name if k == 0 else None)
+    top.set_ylabel("loss (MSE per feature)", fontsize=8)
+    top.set_title("loss against T", fontsize=8)
+    top.legend(fontsize=7, frameon=False)
+    for key, colour, name in (("point_dim_max", POINTS, "data points: largest $D_t$"),
+                              ("feature_dim_max", FEATURES, "features: largest $D_i$")):
         for k, (T, values) in enumerate(by_seed(records, key).values()):
-            right.plot(T, values, "o-", color=colour, ms=3, lw=1, label=name if k == 0 else None)
-    right.set_xscale("log")
-    right.set_ylim(0, 1.05)
-    right.set_xlabel("training-set size T")
-    right.set_ylabel("dimensionality (D = ||v||^2 / sum (v_hat . u)^2)")
-    right.legend(fontsize=8)
-    right.set_title("what the hidden space stores", fontsize=9)
-    fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path, dpi=110)
+            bottom.plot(T, values, "o-", color=colour, ms=2.5, lw=0.9, label=name if k == 0 else None)
+    bottom.set_xscale("log")
+    bottom.set_ylim(0, 1.05)
+    bottom.set_xlabel("training-set size T", fontsize=8)
+    bottom.set_ylabel(r"dimensionality $D = \|v\|^2 / \sum_u (\hat v \cdot u)^2$", fontsize=8)
+    bottom.set_title("what the hidden space stores", fontsize=8)
+    bottom.legend(fontsize=7, frameon=False)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=7)
+    seeds = len(by_seed(records, "test_loss"))
+    fig.suptitle("\n".join(textwrap.wrap(title + (f"; one line per seed ({seeds} seeds)" if seeds > 1 else ""), 56)),
+                 fontsize=8)
+    return save_figure(fig, path, dpi=150)
 
 
 def draw_hidden_vectors(records: list[dict], W: np.ndarray, points: np.ndarray, count: np.ndarray, path: Path) -> Path:

@@ -10,6 +10,7 @@ is shown. Big grids are thinned evenly (first and last kept) and the title says 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,8 @@ def thin(values: list, limit: int) -> list:
     """At most `limit` values spread evenly, the first and last always kept."""
     if len(values) <= limit:
         return list(values)
+    if limit <= 1:
+        return list(values[:limit])
     return [values[round(i * (len(values) - 1) / (limit - 1))] for i in range(limit)]
 
 
@@ -200,20 +203,98 @@ def sheet_layout(records: list[dict]) -> SheetLayout:
     return SheetLayout(row_key, rows, col_key, cols, cells, ", ".join(notes))
 
 
-def _sheet(layout: SheetLayout, size: float = 1.7, extra_right: float = 0.9):
+PAGE = 7.0  # inches: a sheet is at most a page's text width, so its text prints at the size it is set in
+LEFT_ROOM = 0.75  # inches beside the panels for the row labels and tick labels
+MAX_PANEL = 1.7  # inches: panels of a sheet with few columns are no wider than this
+
+
+def panel_width(layout: SheetLayout, size: float = MAX_PANEL, room: float = 0.9) -> float:
+    """Inches per panel: `size`, or less where the columns would not fit on a page (with `room` inches for a
+    colour bar or legend at the right)."""
+    return min(size, (PAGE - LEFT_ROOM - room) / max(1, layout.shape[1]))
+
+
+def _sheet(layout: SheetLayout, size: float = MAX_PANEL, extra_right: float = 0.9, aspect: float = 1.0):
+    """A rows x columns figure for `layout`, at most PAGE wide (panels shrink to fit 8 columns, text does not):
+    rows are labelled by their value at the left, columns at the top, the swept keys once in the title
+    (`_title`). `aspect` (height / width) sizes the rows at first; `fit_rows` then makes each row exactly as
+    tall as its panels, so panels of fixed aspect (images, squares) leave no empty bands between rows."""
     nrows, ncols = layout.shape
-    width = max(6.5, size * ncols + extra_right + 0.6)  # room for the title and colour bar with few panels
-    fig, axs = plt.subplots(nrows, ncols, figsize=(width, max(3.0, size * nrows + 0.9)), squeeze=False, layout="constrained")
+    panel = panel_width(layout, size, extra_right)
+    width = min(PAGE, max(3.5, panel * ncols + LEFT_ROOM + extra_right))
+    fig, axs = plt.subplots(nrows, ncols, figsize=(width, panel * aspect * nrows + 1.4), squeeze=False,
+                            layout="constrained")
     for (r, c), ax in np.ndenumerate(axs):
         if (r, c) not in layout.cells:
             ax.axis("off")
     if layout.row_key:
         for r, value in enumerate(layout.rows):
-            axs[r, 0].set_ylabel(value_label(layout.row_key, value), fontsize=8)
+            text, size_pt = _fit_label(_key_value(layout.row_key, value, ncols), panel * aspect)
+            axs[r, 0].set_ylabel(text, fontsize=size_pt)
     if layout.col_key:
         for c, value in enumerate(layout.cols):
-            axs[0, c].set_title(value_label(layout.col_key, value), fontsize=8)
+            text, size_pt = _fit_label(_key_value(layout.col_key, value, ncols), panel)
+            axs[0, c].set_title(text, fontsize=size_pt)
     return fig, axs
+
+
+def _key_value(key: str, value, ncols: int) -> str:
+    """A row's or column's label: "dropout=0.1", or the value alone once the panels are narrow (the title names
+    the key: "rows: ..., columns: ...")."""
+    label = value_label(key, value)
+    return label if ncols <= 4 else label.split("=", 1)[1]
+
+
+LABEL_SIZES = (8, 7, 6)  # points: a row or column label takes the largest that fits, wrapping lines if it must
+CHAR_WIDTH = 0.6  # an average character's width, in em (DejaVu Sans digits and brackets)
+
+
+def _fit_label(text: str, inches: float) -> tuple[str, float]:
+    """`text` broken into lines (between groups "(0,1),(2,3)" or at spaces) and a font size at which every line
+    fits in `inches`; the smallest size, wrapped as well as it can be, when nothing fits."""
+    tokens = [t for t in re.split(r"(?<=\),)|(?<=\s)", text) if t]  # break after "),", or at a space
+    for size_pt in LABEL_SIZES:
+        chars = max(1, int(inches * 72 / (size_pt * CHAR_WIDTH)))
+        lines: list[str] = []
+        for token in tokens:
+            if lines and len(lines[-1]) + len(token.rstrip()) <= chars:
+                lines[-1] += token
+            else:
+                lines.append(token)
+        lines = [line.strip() for line in lines]
+        if all(len(line) <= chars for line in lines) and len(lines) <= 3:
+            return "\n".join(lines), size_pt
+    return "\n".join(lines), LABEL_SIZES[-1]
+
+
+def tick_size(layout: SheetLayout, size: float = MAX_PANEL, room: float = 0.9) -> float:
+    """Points for the tick labels of a sheet's panels: 8, or 6 once panels are narrow (3 labels still fit)."""
+    return 8 if panel_width(layout, size, room) >= 1.2 else 6
+
+
+def fit_rows(fig, axs, rounds: int = 3) -> None:
+    """Set the figure's height so that every row of the sheet is as tall as its panels: an image or a square
+    keeps its aspect inside a taller cell and leaves an empty band above and below it. Measured on the drawn
+    layout (constrained layout moves things as the height changes, hence a few rounds)."""
+    for _ in range(rounds):
+        fig.canvas.draw()  # lays the sheet out and applies each panel's aspect
+        width_in, height_in = fig.get_size_inches()
+        change = 0.0
+        for row in axs:
+            wanted = []
+            for ax in row:
+                if not ax.get_visible() or not ax.axison:
+                    continue
+                cell, box = ax.get_position(original=True), ax.get_position(original=False)
+                if box.width <= 0 or cell.height <= 0:
+                    continue
+                aspect = (box.height * height_in) / (box.width * width_in)
+                wanted.append(cell.width * width_in * aspect - cell.height * height_in)
+            if wanted:
+                change += max(wanted)  # the tallest panel of the row sets its height
+        if abs(change) < 0.01:
+            return
+        fig.set_figheight(max(1.5, 0.3 * len(axs), height_in + change))
 
 
 def _edges(layout: SheetLayout) -> tuple[set[int], set[int]]:
@@ -250,13 +331,14 @@ def _colorbar(fig, axs, mappable, label: str):
 def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, untied: bool = False) -> Path:
     """The transfer matrix G (W^T W for the paper's model; W_out^T W untied), features x features, with the bias
     as an extra column after a gap. One colour range for every panel, symmetric around 0."""
-    fig, axs = _sheet(layout)
     n = G.shape[1]
+    fig, axs = _sheet(layout, aspect=n / (n + 2))
     shown = layout.instances()
     lim = max(1.0, float(np.nanmax(np.abs(G[shown]))), float(np.nanmax(np.abs(b[shown]))))
     image = None
     left, bottom = _edges(layout)
     ticks = _index_ticks(n)
+    fs = tick_size(layout)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         grid = np.full((n, n + 2), np.nan)
@@ -264,9 +346,9 @@ def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, unti
         grid[:, n + 1] = b[i]
         image = ax.imshow(grid, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
         # feature indices on the sheet's edges; the bias column is "b"
-        ax.set_yticks(ticks if i in left else [], [str(t) for t in ticks] if i in left else [], fontsize=8)
+        ax.set_yticks(ticks if i in left else [], [str(t) for t in ticks] if i in left else [], fontsize=fs)
         ax.set_xticks(ticks + [n + 1] if i in bottom else [], [str(t) for t in ticks] + ["b"] if i in bottom else [],
-                      fontsize=8)
+                      fontsize=fs)
         ax.tick_params(length=2, pad=1)
         if i in bottom:
             ax.set_xlabel("feature j", fontsize=8)
@@ -275,6 +357,7 @@ def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, unti
     what = "W_out^T W" if untied else "W^T W"
     _colorbar(fig, axs, image, "value (red > 0, blue < 0)")
     _title(fig, f"{what} (features x features, most important first) and the bias b (last column)", layout)
+    fit_rows(fig, axs)
     return save_figure(fig, path, dpi=110)
 
 
@@ -293,12 +376,15 @@ def draw_feature_norms(derived, layout: SheetLayout, path: Path) -> Path:
 def feature_norms_figure(derived, layout: SheetLayout):
     """||W_i|| per feature on one x scale, coloured by its interference (one colour range, not capped at 1;
     grey: not represented). Dotted: the paper's 0.5; dashed: 0.5 x the largest norm (the relative rule)."""
-    fig, axs = _sheet(layout)
+    fig, axs = _sheet(layout, aspect=0.8)
     shown = layout.instances()
     norm = interference_norm(derived["interference"][shown])
     cmap = plt.get_cmap("viridis").with_extremes(bad="#b0b0b0")
     xmax = max(1.05, float(np.nanmax(derived["norm"][shown])) * 1.05)
     left, bottom = _edges(layout)
+    fs = tick_size(layout)
+    # as many feature indices as fit down a panel (its height is ~0.8 of its width) at one label per 2 lines
+    most = max(2, int(panel_width(layout) * 0.8 * 72 / (2 * fs)))
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         norms = derived["norm"][i]
@@ -308,8 +394,8 @@ def feature_norms_figure(derived, layout: SheetLayout):
         ax.axvline(0.5, color="black", lw=0.6, ls=":")
         ax.axvline(0.5 * float(norms.max()), color="black", lw=0.6, ls="--")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
-        ax.set_yticks(_index_ticks(len(norms)))
-        ax.tick_params(labelsize=8, length=2, pad=1)
+        ax.set_yticks(_index_ticks(len(norms), most))
+        ax.tick_params(labelsize=fs, length=2, pad=1)
         if i not in bottom:
             ax.set_xticklabels([])
         else:
@@ -320,6 +406,7 @@ def feature_norms_figure(derived, layout: SheetLayout):
             ax.set_ylabel("feature i", fontsize=8)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "interference (grey: not represented)")
     _title(fig, "feature norms ||W_i|| (feature 0 on top); dotted 0.5, dashed 0.5 x largest", layout)
+    fit_rows(fig, axs)
     return fig
 
 
@@ -330,45 +417,51 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
     lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.1)
     left, bottom = _edges(layout)
+    fs = tick_size(layout)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         for f in range(n):
             x, y = W[i, f]
-            ax.plot([0, x], [0, y], color=colours[f], lw=1.2)
-            ax.scatter([x], [y], color=colours[f], s=8)
+            ax.plot([0, x], [0, y], color=colours[f], lw=1.2 if fs == 8 else 0.8)
+            ax.scatter([x], [y], color=colours[f], s=8 if fs == 8 else 3)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_box_aspect(1)  # one scale on both axes: equal limits in a square box
         # the shared scale on the sheet's edges only
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3, symmetric=True))
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3, symmetric=True))
-        ax.tick_params(labelsize=8, length=2, pad=1)
-        if i in bottom:
+        ax.tick_params(labelsize=fs, length=2, pad=1)
+        if i in bottom and fs == 8:
             ax.set_xlabel("hidden dim 0", fontsize=8)
-        else:
+        elif i not in bottom:
             ax.set_xticklabels([])
         if i not in left:
             ax.set_yticklabels([])
         elif not layout.row_key:
             ax.set_ylabel("hidden dim 1", fontsize=8)
         if geometry and geometry[i]:
-            ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=6.5, va="bottom",
-                    color="#333333")
+            # inside the panel, out of the layout (it may reach past a narrow panel's edge)
+            ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=6.5 if fs == 8 else 5,
+                    va="bottom", color="#333333", in_layout=False)
     norm = matplotlib.colors.BoundaryNorm(np.arange(n + 1) - 0.5, n)
     bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
                        ax=np.ravel(axs).tolist(), aspect=30)
     bar.set_label("feature (0 = most important)", fontsize=8)
     bar.set_ticks(range(n) if n <= 20 else range(0, n, max(1, n // 10)))
+    if fs != 8:  # narrow panels: one label under the sheet (one per panel would run into the next)
+        fig.supxlabel("hidden dim 0", fontsize=8)
     _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
+    fit_rows(fig, axs)
     return save_figure(fig, path, dpi=110)
 
 
 def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path: Path) -> Path:
     """Non-uniform sparsity: D_i (bars) and ||W_i|| (dots) per feature, bars coloured by the feature's probability."""
-    fig, axs = _sheet(layout, size=2.2)
+    fig, axs = _sheet(layout, size=2.2, aspect=0.7)
     norm = matplotlib.colors.LogNorm(vmin=max(float(probability.min()), 1e-6), vmax=max(float(probability.max()), 2e-6))
     cmap = plt.get_cmap("viridis")  # a magnitude: the sequential map
     left, bottom = _edges(layout)
+    fs = tick_size(layout, 2.2)
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         idx = np.arange(probability.shape[1])
@@ -377,8 +470,8 @@ def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path
         for value, _ in FRACTIONS[3:]:
             ax.axhline(value, color="grey", lw=0.4, ls="--")
         ax.set_ylim(0, 1.25)
-        ax.set_xticks(_index_ticks(len(idx)))
-        ax.tick_params(labelsize=8, length=2, pad=1)
+        ax.set_xticks(_index_ticks(len(idx), 6 if fs == 8 else 4))
+        ax.tick_params(labelsize=fs, length=2, pad=1)
         if i in bottom:
             ax.set_xlabel("feature i", fontsize=8)
         else:
@@ -389,6 +482,7 @@ def draw_per_feature(derived, probability: np.ndarray, layout: SheetLayout, path
             ax.set_ylabel("D_i, ||W_i||", fontsize=8)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), "feature probability")
     _title(fig, "per feature: D_i (bars, colour = probability: yellow dense, purple sparse) and ||W_i|| (dots)", layout)
+    fit_rows(fig, axs)
     return save_figure(fig, path, dpi=110)
 
 
@@ -409,7 +503,7 @@ def dims_per_feature_figure(records, derived):
     for r in records:
         others = {k: v for k, v in r["grid"].items() if k not in ("feature_probability", "seed")}
         groups[instance_label(others)].append(r)
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))  # with the shape legend beside it: a page wide
     names = sorted(groups, key=lambda name: [axis_value(v) for k, v in groups[name][0]["grid"].items()
                                                 if k not in ("feature_probability", "seed")])
     by_shape = all(r.get("shape") for r in records)
@@ -451,8 +545,10 @@ def dims_per_feature_figure(records, derived):
     ax.set_xlabel("1/(1-S) = 1 / feature probability")
     ax.set_ylabel("dimensions per feature")
     spread = f"mean over {len(seeds)} seeds, band +-1 sd; " if len(seeds) > 1 else ""
-    ax.set_title(f"D* (lines: {spread}points: D_i of represented features"
-                 + (", coloured by shape)" if seen_shapes else ")"), fontsize=9)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(f"D* (lines: {spread}points: D_i of represented features"
+                                         + (", coloured by shape)" if seen_shapes else ")"), 70)), fontsize=9)
     if len(names) > 1:
         ax.add_artist(ax.legend(fontsize=7, ncol=2 if len(names) > 6 else 1, loc="upper left"))
     if seen_shapes:
@@ -515,9 +611,9 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                if any(math.isfinite(_num(r["metrics"].get(k))) for r in records)]
     geometry = all(r.get("geometry") for r in records)  # runs saved before the classifier have none
     panels = len(metrics) + geometry
-    cols = 3  # three across keeps the annotations readable when the sheet is scaled to a page's width
+    cols = 3  # three across a page, each with its colour bar
     rows = math.ceil(panels / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.8 * rows), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(rows, cols, figsize=(PAGE, 2.5 * rows), squeeze=False, layout="constrained")
     for ax in axs.flat[panels:]:
         ax.axis("off")
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
@@ -534,12 +630,12 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
             cmap = plt.get_cmap("viridis").with_extremes(bad="#d0d0d0")
             im = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap=cmap, norm=norm)
             texts = {(yi, xi): compact(v) for (yi, xi), v in np.ndenumerate(values) if not math.isnan(v)}
-            # a cell is ~1.7 in / len(xs) wide, a digit ~0.6 em: annotate only where the numbers fit at 7 pt
-            # (5 pt once the sheet is scaled to a page's width)
-            fits = 1.7 * 72 / len(xs) >= 7 * (0.62 * max((len(t) for t in texts.values()), default=1) + 0.6)
+            # a heatmap is ~1.3 in wide (a third of a page, less its colour bar and labels), a digit ~0.6 em:
+            # annotate only where the numbers fit at 6 pt
+            fits = 1.3 * 72 / len(xs) >= 6 * (0.62 * max((len(t) for t in texts.values()), default=1) + 0.6)
             if annotate and fits:
                 for (yi, xi), text in texts.items():
-                    ax.text(xi, yi, text, ha="center", va="center", fontsize=7,
+                    ax.text(xi, yi, text, ha="center", va="center", fontsize=6,
                             color="black" if im.norm(values[yi, xi]) > 0.6 else "white")
             _ticks(ax, "x", xs)
             _ticks(ax, "y", ys)
@@ -568,6 +664,7 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
                 ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylabel(metric, fontsize=8)
+            ax.tick_params(labelsize=7)
         ax.set_xlabel(xkey, fontsize=8)
         ax.set_title(title, fontsize=8)
     if geometry:
@@ -604,7 +701,7 @@ def geometry_panel(ax, records, xkey, xs, ykey, ys) -> None:
     else:
         ax.set_yticks([])
     ax.set_xlabel(xkey, fontsize=8)
-    ax.set_title("geometry (most common over the rest)", fontsize=8)
+    ax.set_title("geometry (the most common)", fontsize=8)
     handles = [matplotlib.patches.Patch(color=colours[g], label=g) for g in labels[:12]]
     # below the panel: beside it, the legend would widen its whole column of the sheet
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
@@ -621,7 +718,7 @@ def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
         yi = next(j for j, y in enumerate(ys) if y == r["grid"][ykey])
         votes[yi, xi, phases[r["instance"]]] += 1
     grid = votes.argmax(-1)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))  # with its legend beside it: a page wide
     cmap = matplotlib.colors.ListedColormap(PHASE_COLOURS)
     ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=2)
     _ticks(ax, "x", xs)
@@ -690,10 +787,10 @@ def training_figure(records: list[dict], labels, shown, m: int | None = None, la
               ("represented_relative", "represented (relative rule)", "features"),
               ("neuron_participation", "features per neuron", "participation ratio"),
               ("axis_alignment", "axis alignment", "alignment"), ("hidden_kurtosis", "hidden kurtosis", "kurtosis")]
-    fig, axs = plt.subplots(2, 3, figsize=(10, 5.6), layout="constrained")
+    fig, axs = plt.subplots(2, 3, figsize=(PAGE, 5.0 + 0.16 * math.ceil(len(shown) / 3)), layout="constrained")
     styles = _series_styles(layout, shown)
     for ax, (key, title, unit) in zip(axs.flat, panels):
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=8)
         series = {i: [_num(r[key][i]) if isinstance(r.get(key), list) and i < len(r[key]) else float("nan")
                       for r in records] for i in shown}
         if not any(math.isfinite(y) for ys in series.values() for y in ys):
@@ -714,13 +811,14 @@ def training_figure(records: list[dict], labels, shown, m: int | None = None, la
         if key == "axis_alignment" and m:
             ax.axhline(random_axis_alignment(m), color="black", ls="--", lw=0.8)
             ax.text(0.99, random_axis_alignment(m), "random directions", transform=ax.get_yaxis_transform(),
-                    ha="right", va="bottom", fontsize=8, color="black")
-        ax.set_ylabel(unit, fontsize=9)
-        ax.set_xlabel("step", fontsize=9)
-        ax.tick_params(labelsize=8)
+                    ha="right", va="bottom", fontsize=7, color="black")
+        ax.set_ylabel(unit, fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
     if len(shown) > 1:
         handles, names = axs.flat[0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
+        # under the panels, three names a line: beside them, long names would take a third of the page
+        fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     fig.suptitle("metrics over training (evaluation batch, dropout off)", fontsize=10)
     return fig
