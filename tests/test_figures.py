@@ -262,13 +262,14 @@ def test_features_collapsed_onto_one_direction_share_one_label(tmp_path):
 
 
 # the widest sheet the tms kind draws: sheet_layout thins any sweep to MAX_ROWS x MAX_COLS panels; its columns here
-# carry the longest labels (groups written out) and up to 6 groups a panel (5 correlated pairs and none left over)
+# carry the longest labels (groups written out) and from 1 to 21 groups a panel (20 correlated pairs and the rest)
 WIDE_CORRELATED = [[], [[0, 1]], [[0, 1], [2, 3]], [[0, 1, 2]], [[0, 1], [2, 3], [4, 5]], [[0, 1, 2, 3]],
-                   [[0, 1], [2, 3], [4, 5], [6, 7]], [[0, 1, 2], [3, 4, 5]], [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]]
+                   [[0, 1], [2, 3], [4, 5], [6, 7]], [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],
+                   [[2 * k, 2 * k + 1] for k in range(20)]]
 WIDE_PROBABILITIES = [1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005]
 
 
-def widest_sheet(n: int = 11):
+def widest_sheet(n: int = 41):
     """Records and W [I, n, 2] of a sparsity x correlated-groups sweep thinned to the biggest sheet: the W are
     drawn at random (the layout is under test, not a model), the group cosines are those of the drawn W."""
     import torch

@@ -52,6 +52,9 @@ def test_seeds_become_columns_when_only_one_other_key_is_swept_and_big_grids_are
     assert layout.shape == (P.MAX_ROWS, P.MAX_COLS)
     assert layout.rows[0] == 1.0 and layout.rows[-1] == pytest.approx(1e-3)  # first and last kept
     assert "10 of 20 p values" in layout.note and "8 of 10 dropout values" in layout.note
+    # training.png's curves take whole rows of the sheet: one column's worth at 10 rows (thin to 1 divided by 0)
+    shown = P.training_instances(layout)
+    assert len(shown) == P.MAX_ROWS and {big[i]["grid"]["dropout"] for i in shown} == {0.0}
     single = P.sheet_layout([{"instance": 0, "grid": {}, "metrics": {}}])
     assert single.cells == {(0, 0): 0}
 
@@ -102,6 +105,18 @@ def test_axis_labels_name_values():
     assert P.value_label("feature_probability", 0.0464) == "p=0.0464"
     assert P.value_label("importance", [1.0, 0.5]) == "I=[..0.5]"
     assert P.thin(list(range(20)), 5) == [0, 5, 10, 14, 19]
+    assert P.thin(list(range(20)), 1) == [0] and P.thin(list(range(20)), 0) == []
+    # feature groups are written out up to GROUPS_WRITTEN, then counted (a column label must fit a narrow panel)
+    assert P.value_label("correlated", [[0, 1], [2, 3]]) == "corr=(0,1),(2,3)"
+    assert P.value_label("correlated", [[2 * k, 2 * k + 1] for k in range(20)]) == "corr=(0,1),(2,3),.. 20 groups"
+
+
+def test_sheet_labels_wrap_between_groups_to_fit_their_panel():
+    text, size = P._fit_label("(0,1),(2,3),(4,5)", 0.7)
+    assert text.split("\n") == ["(0,1),", "(2,3),", "(4,5)"] and size == 8  # never "(2," / "3)"
+    assert P._fit_label("0.01", 0.7) == ("0.01", 8)
+    text, size = P._fit_label("(0,1),(2,3),(4,5),(6,7),(8,9)", 0.7)
+    assert size < 8 and all(len(line) * size * P.CHAR_WIDTH <= 0.7 * 72 for line in text.split("\n"))
     assert math.isnan(P._num(None))
 
 

@@ -111,9 +111,14 @@ def axis_value(value):
     return float(value)
 
 
+GROUPS_WRITTEN = 4  # feature groups written out in a label; more are counted: "(0,1),(2,3),.. 20 groups"
+
+
 def value_label(key: str, value) -> str:
     if isinstance(value, list) and (not value or isinstance(value[0], list)):  # feature groups, written out
-        v = "none" if not value else ",".join("(" + ",".join(map(str, g)) + ")" for g in value)
+        v = "none" if not value else ",".join("(" + ",".join(map(str, g)) + ")" for g in value[:GROUPS_WRITTEN])
+        if len(value) > GROUPS_WRITTEN:
+            v = ",".join("(" + ",".join(map(str, g)) + ")" for g in value[:2]) + f",.. {len(value)} groups"
     elif isinstance(value, list):
         v = f"[..{axis_value(value):g}]"
     else:
@@ -337,8 +342,10 @@ def draw_wtw(G: np.ndarray, b: np.ndarray, layout: SheetLayout, path: Path, unti
     lim = max(1.0, float(np.nanmax(np.abs(G[shown]))), float(np.nanmax(np.abs(b[shown]))))
     image = None
     left, bottom = _edges(layout)
-    ticks = _index_ticks(n)
     fs = tick_size(layout)
+    # as many indices as fit across a panel (n + 2 columns), each label its digits and an em of space, plus "b"
+    label_pt = fs * CHAR_WIDTH * (len(str(n - 1)) + 1.7)
+    ticks = _index_ticks(n, max(2, int(panel_width(layout) * 72 * n / (n + 2) / label_pt)))
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
         grid = np.full((n, n + 2), np.nan)
@@ -629,6 +636,9 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 norm = matplotlib.colors.LogNorm(vmin=finite.min(), vmax=max(finite.max(), finite.min() * 1.01))
             cmap = plt.get_cmap("viridis").with_extremes(bad="#d0d0d0")
             im = ax.imshow(np.ma.masked_invalid(values), origin="lower", aspect="auto", cmap=cmap, norm=norm)
+            counts = metric.startswith("represented") and np.allclose(finite, np.round(finite))
+            if counts and finite.size and finite.min() == finite.max():
+                im.set_clim(finite.min() - 1, finite.min() + 1)  # one count everywhere: 2, 3, 4 on the bar, not 2.7-3.3
             texts = {(yi, xi): compact(v) for (yi, xi), v in np.ndenumerate(values) if not math.isnan(v)}
             # a heatmap is ~1.3 in wide (a third of a page, less its colour bar and labels), a digit ~0.6 em:
             # annotate only where the numbers fit at 6 pt
@@ -646,7 +656,7 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
                 bar.set_label("log scale", fontsize=7)
                 # under a decade matplotlib labels every minor tick, and 3e-3 and 4e-3 collide on a short bar
                 bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(minor_thresholds=(1, 0.1)))
-            elif metric.startswith("represented") and np.allclose(finite, np.round(finite)):
+            elif counts:
                 bar.locator = matplotlib.ticker.MaxNLocator(integer=True)  # counts: no 3.25 features
         else:
             xv = [axis_value(v) for v in xs]
