@@ -199,7 +199,8 @@ def cmd_validate(args, root: Path) -> int:
                 extra = f" x {len(s.grid())} instances over {', '.join(s.sweep)}" if s.sweep else ""
                 print(f"  {s.kind:<16} {printable(s.name)}{extra}")
                 if s.slurm:
-                    print("  " + " " * 16 + " slurm: " + printable(", ".join(f"{k}={v}" for k, v in s.slurm.items())))
+                    print("  " + " " * 16 + " slurm: " + printable(", ".join(f"{k} = {_toml_inline(v)}"
+                                                                             for k, v in s.slurm.items())))
                 per_task = s.slurm.get("instances_per_task")
                 if per_task and per_task < len(s.grid()):
                     tasks = -(-len(s.grid()) // per_task)
@@ -211,6 +212,15 @@ def cmd_validate(args, root: Path) -> int:
 
         print_json_list(everything)
     return 0
+
+
+def _toml_inline(value) -> str:
+    """A Slurm option as the job file writes it (`["module load x"]`, `{ mail-type = "END" }`), not Python's repr."""
+    from sptui.spec import toml_text
+
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_inline(v)}" for k, v in value.items()) + " }"
+    return toml_text(value)
 
 
 def _link_json(link, specs) -> dict:

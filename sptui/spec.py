@@ -23,6 +23,7 @@ split sweep runs).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -229,12 +230,16 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
         raise SpecError(f"{where}: {e.key}: {e.message}") from None
 
     checked_sweep: dict[str, list] = {}
+    names = [f.name for f in dataclasses.fields(cls)]
     for key, values in sweep.items():
         if key in JOB_KEYS:  # not a parameter: "unknown parameter (did you mean ...)" would send the user astray
             raise SpecError(f"{where}: sweep.{key}: {key} is a setting of the job, not a parameter of {kind}; "
                             f"a sweep takes parameters (sptui kinds {kind} lists them)")
         if key in base_raw:
             raise SpecError(f"{where}: sweep.{key}: also set as a single value in the job; set it in one place")
+        if key not in names:  # a typo is named as one, whatever its value
+            close = P.closest(key, names)
+            raise SpecError(f"{where}: sweep.{key}: unknown parameter" + (f' (did you mean "{close}"?)' if close else ""))
         if not isinstance(values, list) or not values:
             raise SpecError(f"{where}: sweep.{key}: expected a non-empty list of values, found {P.describe_value(values)}")
         checked = []

@@ -103,9 +103,12 @@ def test_validate_exits_2_with_one_line_for_a_bad_slurm_table(tmp_path, artifact
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert 'slurm.mem: unknown Slurm option (did you mean "mem_gb"?)' in result.stderr
-    path.write_text(tms_job("a") + '\n[job.slurm]\nmem_gb = 4\npartition = "gpu"\n')
+    path.write_text(tms_job("a") + '\n[job.slurm]\nmem_gb = 4\npartition = "gpu"\nsetup = ["module load cuda"]\n'
+                    'sbatch = { mail-type = "END" }\n')
     result = sptui("validate", str(path), root=artifacts, check=True)
-    assert "slurm: mem_gb=4.0, partition=gpu" in result.stdout
+    # the options as the job file writes them, not as Python prints them
+    assert ('slurm: mem_gb = 4.0, partition = "gpu", setup = ["module load cuda"], sbatch = { mail-type = "END" }'
+            in result.stdout), result.stdout
 
 
 def test_validate_checks_the_user_config_file(tmp_path, artifacts):

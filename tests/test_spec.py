@@ -57,6 +57,8 @@ def test_resolved_spec_round_trips_through_job_toml():
          'jobs/x.toml: job 1 ("tiny"): output_activation: expected one of "relu", "gelu", "none", "leaky_relu", '
          '"sigmoid", "softplus", found "relux" (string)'),
         ('[[job]]\nkind = "tmz"\nname = "a"\n', 'jobs/x.toml: job 1 ("a"): kind: unknown kind "tmz" (did you mean "tms"?); known kinds: '),
+        (tms_job(sweep="n_hiden = 3"), 'jobs/x.toml: job 1 ("tiny"): sweep.n_hiden: unknown parameter (did you mean '
+                                       '"n_hidden"?)'),
         (tms_job(sweep="instance_range = [[0, 1]]"),
          'jobs/x.toml: job 1 ("tiny"): sweep.instance_range: instance_range is a setting of the job, not a parameter '
          "of tms; a sweep takes parameters (sptui kinds tms lists them)"),
