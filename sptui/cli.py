@@ -354,6 +354,14 @@ def cmd_show(args, root: Path) -> int:
     if job.folder_missing:
         lines["state"] = f"{job.state} (its run folder is missing: deleted or moved)"
     lines["executor"] = job.executor + (f" (pid {job.owner_pid} on {job.host})" if job.owner_pid else "")
+    stamp = "%Y-%m-%d %H:%M:%S"
+    lines["queued"] = time.strftime(stamp, time.localtime(job.created)) if job.created else None
+    began = job.first_start  # a requeued run: when its first attempt started
+    lines["started"] = time.strftime(stamp, time.localtime(began)) if began else None
+    if job.finished and job.state in ("succeeded", "failed", "cancelled", "interrupted"):
+        lines["ended"] = time.strftime(stamp, time.localtime(job.finished))
+    if job.elapsed() is not None:  # running time over every attempt, as `ls` shows it
+        lines["elapsed"] = _fmt_seconds(job.elapsed())
     if job.quiet_for() is not None:  # a running job: when it last said something
         lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
     with Queue(root) as queue:
@@ -362,8 +370,8 @@ def cmd_show(args, root: Path) -> int:
         lines["state"] = f"queued, {job.waiting}"
     if needs:
         lines["needs"] = ", ".join(f"{run_id} ({state}; {why})" for run_id, state, why in needs)
-    for key in ("run_id", "name", "kind", "state", "error", "needs", "device", "executor", "reported", "attempts",
-                "source", "run_dir", "slurm_job_id", "slurm_state"):
+    for key in ("run_id", "name", "kind", "state", "error", "needs", "device", "executor", "queued", "started",
+                "ended", "elapsed", "reported", "attempts", "source", "run_dir", "slurm_job_id", "slurm_state"):
         if lines.get(key) not in (None, "", []):  # a run that waits for nothing has no "needs" line, not "[]"
             print(f"{key:>12}: {printable(lines[key])}")
     if info.get("slurm_logs"):

@@ -2,7 +2,9 @@
 
 import json
 import os
+import time
 
+from sptui.cli import _fmt_seconds
 from sptui.queue import Queue, own_identity
 from sptui.spec import parse_text
 
@@ -209,4 +211,10 @@ def test_a_first_hours_mistakes_each_get_one_line_that_says_what_is_wrong(artifa
                                      "(see sptui batch --help)\n")
     shown = sptui("show", "alpha", root=artifacts, check=True).stdout
     assert "needs:" not in shown and "[]" not in shown  # a run that waits for nothing has no needs line
+    with Queue(artifacts) as q:  # when it was queued, started and ended, and how long it ran, as `ls` counts it
+        job = q.get(done.id)
+    for key, when in (("queued", job.created), ("started", job.started), ("ended", job.finished)):
+        assert f"{key:>12}: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}\n" in shown, shown
+    assert f"     elapsed: {_fmt_seconds(job.elapsed())}\n" in shown
+    assert "started:" not in sptui("show", "beta", root=artifacts, check=True).stdout  # queued: not started
     assert sptui("priority", "beta", "3", root=artifacts, check=True).stdout.strip() == f"{waiting.run_id}: priority 3"
