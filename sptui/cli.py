@@ -397,8 +397,14 @@ def cmd_logs(args, root: Path) -> int:
         job = queue.get(args.run)
         log = RunDir(job.run_dir(root)).log
         if job.state != "queued" and not log.exists() and job.executor != "slurm":
+            if job.first_start is None:  # cancelled, or ended with a run it needed, before it ever ran
+                raise SptuiError(f"run {job.run_id} ({job.state}) never started, so it has no log"
+                                 + (f": {job.error}" if job.error else ""))
             gone = "its run folder is missing (deleted or moved)" if not log.parent.is_dir() else "it has no log.txt"
             raise SptuiError(f"run {job.run_id} ({job.state}): {gone}: {log} cannot be shown")
+        if job.state == "queued" and not log.exists() and not args.follow:  # say so, rather than print nothing
+            print(f"note: {job.run_id} is queued and has no log yet (sptui logs -f {job.run_id} waits for it)",
+                  file=sys.stderr)
         tails = _log_tails(job, root)
         followed = 0.0
         while True:

@@ -561,20 +561,22 @@ def _why_no_folder(root: Path, run_id: str) -> str:
     """Why a run the queue knows has no folder: not started yet, or its folder was deleted or moved."""
     from sptui.config import queue_path
 
-    state = None
+    job = None
     if queue_path(root).exists():
         from sptui.queue import Queue
 
         try:
             with Queue(root) as queue:
-                state = queue.get(run_id).state
+                job = queue.get(run_id)
         except SptuiError:
             pass
-    if state == "queued":
-        return "is still queued: it has no run folder yet"
-    if state is None:
+    if job is None:
         return "has no run folder"
-    return f"is {state}, but its run folder is missing (deleted or moved)"
+    if job.state == "queued":
+        return "is still queued: it has no run folder yet"
+    if job.first_start is None:  # cancelled or ended with a run it needed before it ever ran
+        return f"is {job.state} and never started, so it has no run folder"
+    return f"is {job.state}, but its run folder is missing (deleted or moved)"
 
 
 def slug(name: str) -> str:

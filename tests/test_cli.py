@@ -189,12 +189,16 @@ def test_a_first_hours_mistakes_each_get_one_line_that_says_what_is_wrong(artifa
     """What a new user types wrong: a run whose folder was deleted, a queued run where a folder is needed, a
     typo'd or empty run name, a priority on a finished run, a command without its argument."""
     with Queue(artifacts) as q:
-        done, waiting = q.submit(parse_text(tms_job("alpha", seeds=(1,)) + tms_job("beta", seeds=(2,)), "t.toml"))
+        done, waiting, dropped = q.submit(parse_text(tms_job("alpha", seeds=(1,)) + tms_job("beta", seeds=(2,))
+                                                     + tms_job("gamma", seeds=(3,)), "t.toml"))
         q.claim(*own_identity())
         q.finish(done.id, "succeeded")  # its folder was never made: as if deleted
+        q.cancel(dropped.id)  # cancelled before it ran: it never had a folder
     lines = {
         "deleted": sptui("export", "alpha", root=artifacts),
         "queued": sptui("export", "beta", root=artifacts),
+        "never ran": sptui("export", "gamma", root=artifacts),
+        "no log": sptui("logs", "gamma", root=artifacts),
         "typo": sptui("show", "alpah", root=artifacts),
         "empty": sptui("show", "", root=artifacts),
         "priority": sptui("priority", "alpha", "3", root=artifacts),
@@ -204,7 +208,9 @@ def test_a_first_hours_mistakes_each_get_one_line_that_says_what_is_wrong(artifa
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and not result.stdout, (what, result.stderr)
     assert f"is {done.run_id}, which is succeeded, but its run folder is missing (deleted or moved)" in lines["deleted"].stderr
     assert f"is {waiting.run_id}, which is still queued: it has no run folder yet" in lines["queued"].stderr
+    assert f"is {dropped.run_id}, which is cancelled and never started, so it has no run folder" in lines["never ran"].stderr
     assert 'no run "alpah"' in lines["typo"].stderr and '(did you mean "alpha"?)' in lines["typo"].stderr
+    assert f"run {dropped.run_id} (cancelled) never started, so it has no log" in lines["no log"].stderr
     assert "empty run reference" in lines["empty"].stderr
     assert f"run {done.run_id} has succeeded and will not run again" in lines["priority"].stderr
     assert lines["usage"].stderr == ("sptui batch: error: the following arguments are required: file "
@@ -217,4 +223,6 @@ def test_a_first_hours_mistakes_each_get_one_line_that_says_what_is_wrong(artifa
         assert f"{key:>12}: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}\n" in shown, shown
     assert f"     elapsed: {_fmt_seconds(job.elapsed())}\n" in shown
     assert "started:" not in sptui("show", "beta", root=artifacts, check=True).stdout  # queued: not started
+    queued_log = sptui("logs", "beta", root=artifacts, check=True)  # nothing to print yet, and it says so
+    assert not queued_log.stdout and f"note: {waiting.run_id} is queued and has no log yet" in queued_log.stderr
     assert sptui("priority", "beta", "3", root=artifacts, check=True).stdout.strip() == f"{waiting.run_id}: priority 3"
