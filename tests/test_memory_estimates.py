@@ -279,6 +279,46 @@ def test_tms_theory_estimate_grows_with_the_grid_the_starts_and_the_search(tmp_p
     assert need(200, candidates=8, random_starts=0) < largest * 0.6  # fewer starts per cell
 
 
+# ---------------------------------------------------------------- addition-analysis
+
+def addition_source(root: Path, name: str, n_digits: int, n_heads: int, n_test: int, model: bool = True) -> str:
+    """An `addition` run (untrained: the analysis reads its shapes, not its skill) with a final model."""
+    from sptui import runs
+    from sptui.science import addition as A
+
+    from .sae_helpers import fake_run
+
+    net = A.build_model(A.model_config(n_digits, n_heads=n_heads, d_head=2, d_model=16))
+
+    def save(results):
+        if model:
+            runs.atomic_write_json(results / "config.json", A.portable_config(net))
+            runs.save_arrays(results / "model.safetensors", {k: v.detach() for k, v in net.state_dict().items()})
+        runs.atomic_write_json(results / "summary.json", {})
+
+    params = {"n_digits": n_digits, "n_train": 300, "batch_size": 64, "n_test": n_test, "n_heads": n_heads,
+              "d_head": 2, "d_model": 16}
+    fake_run(root, f"0001-{name}", job_toml("addition", params, name=name), save)
+    return name
+
+
+@pytest.mark.parametrize("source, params", [
+    ((2, 4, 2000), {}),                      # the nearest-neighbour probes' distances
+    ((2, 32, 500), {}),                      # the ablation grid's forward pass, one head mask per row
+    ((2, 16, 300), {"compression": False}),  # without compression
+], ids=["knn", "grid", "no-compression"])
+def test_addition_analysis_estimate_is_near_the_measured_peak(tmp_path, source, params):
+    name = addition_source(tmp_path, "add", *source)
+    check_estimate("addition-analysis", {"run": name, "animate": False, **params}, tmp_path, "analysis")
+
+
+def test_addition_analysis_of_a_test_set_too_big_for_this_machine_is_refused(tmp_path):
+    # the nearest-neighbour probes compare every fifth of a million test examples with the rest
+    name = addition_source(tmp_path, "big", 6, 4, 1_000_000, model=False)
+    error = refused("addition-analysis", {"run": name}, tmp_path)
+    assert error.error.endswith("analyse a run with a smaller test set (n_test) or fewer heads, or leave compression off")
+
+
 # ---------------------------------------------------------------- what `sptui kinds` says
 
 def test_kinds_say_which_estimate_their_memory(artifacts):
@@ -292,6 +332,5 @@ def test_kinds_say_which_estimate_their_memory(artifacts):
     expected = {name: hasattr(importlib.import_module(f"sptui.kinds.{name.replace('-', '_')}"), "memory_estimate")
                 for name in kind_names()}
     assert {k["kind"]: k["memory_estimate"] for k in listed} == expected
-    assert expected["lm"] and expected["memorization"] and not expected["addition-analysis"]
+    assert all(expected.values())  # every kind that trains or loads a model
     assert "memory: estimated before a run starts" in sptui("kinds", "sae", root=artifacts, check=True).stdout
-    assert "memory: not estimated" in sptui("kinds", "addition-analysis", root=artifacts, check=True).stdout

@@ -54,6 +54,45 @@ class Params:
             raise ParamError("checkpoint", f'expected "final", "latest" or a step number, found "{c}"')
 
 
+MEMORY_ADVICE = "analyse a run with a smaller test set (n_test) or fewer heads, or leave compression off"
+
+# Measured against torch's allocator in tests/test_memory_estimates.py:
+GRID_COPIES = 5        # attention-score-sized tensors [masks x 100 pairs, heads, positions, positions] of the
+                       # ablation grid's forward pass, one head mask per batch row (scores, pattern, z ...)
+KNN_COPIES = 2         # [16, N / 5, 4 N / 5] distance matrices of the k-nearest-neighbour probes (cdist, top-k)
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+    """Bytes at the peak of analysing one model (instances are analysed one after another), from the source run's
+    job.toml (n_test, n_digits, n_heads, d_head), the largest of: the ablation grid's forward pass, which runs the
+    100 operand pairs once per head mask (heads + 2 of them) through the model, GRID_COPIES x [masks x 100, heads,
+    positions, positions]; the attention patterns of 1,024 test examples at a time; and with compression, the test
+    set's head outputs (per example, answer position and head: z, its logits and the attention row, d_head + 10 +
+    positions numbers)
+    beside the k-nearest-neighbour probes' distances between one fold of the test set and the rest, for 16 point
+    sets at a time (KNN_COPIES x float32 [16, N / 5, 4 N / 5]; fewer sets when the model has fewer heads x answer
+    positions). With ctx None, or a source that cannot be read, 0. A lower bound within ~2x."""
+    if ctx is None:
+        return 0
+    p = instances[0]
+    try:
+        source = ctx.find_run(p.run, kind="addition", prefer="results/summary.json")
+        settings = source.spec().instances()
+    except Exception:  # the job says what is wrong with the source
+        return 0
+    a = settings[p.instance] if 0 <= p.instance < len(settings) else settings[0]
+    n, N, heads = int(a.n_digits), int(a.n_test), int(a.n_heads)
+    positions, answers = 3 * n + 1, n + 1
+    grid = 4 * GRID_COPIES * (heads + 2) * 100 * heads * positions * positions
+    patterns = 4 * min(1024, N) * heads * positions * positions
+    if not p.compression:
+        return max(grid, patterns)
+    outputs = 4 * N * answers * heads * (int(a.d_head) + 10 + positions)
+    fold = N // 5
+    knn = 4 * KNN_COPIES * min(16, heads * answers) * fold * (N - fold)
+    return max(grid, patterns, outputs + knn)
+
+
 def snapshot_files(run: RunDir) -> dict[int, Path]:
     from sptui.checkpoint import step_files
 
