@@ -235,6 +235,7 @@ def cmd_submit(args, root: Path) -> int:
     from sptui.spec import load_file
 
     flags = _slurm_flags(args)
+    _check_device(args.device, here=args.executor != "slurm")
     specs = load_file(args.file)
     if args.priority is not None:
         specs = [replace(s, priority=args.priority) for s in specs]
@@ -263,6 +264,22 @@ def cmd_submit(args, root: Path) -> int:
         if not workers:
             print("note: no worker is running; start one with `sptui worker` (or use `sptui batch`)", file=sys.stderr)
     return 0
+
+
+def _check_device(device: str | None, here: bool) -> None:
+    """A --device the jobs could never run on is refused when they are queued, as `batch` does, not found by each
+    job failing later with torch's own error. `here`: the jobs run on this machine (a worker), so CUDA must be
+    visible to torch here; on Slurm only the spelling is checked (the nodes have the GPUs)."""
+    import re
+
+    if device is None or device.strip() in ("auto", "cpu"):
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", device.strip()):
+        raise SptuiError(f'--device {printable(device)}: expected "cpu", "cuda", "cuda:N" or "auto"')
+    if here:
+        from sptui.runner import resolve_device
+
+        resolve_device(device)
 
 
 def _fmt_seconds(s: float | None) -> str:

@@ -226,3 +226,20 @@ def test_a_first_hours_mistakes_each_get_one_line_that_says_what_is_wrong(artifa
     queued_log = sptui("logs", "beta", root=artifacts, check=True)  # nothing to print yet, and it says so
     assert not queued_log.stdout and f"note: {waiting.run_id} is queued and has no log yet" in queued_log.stderr
     assert sptui("priority", "beta", "3", root=artifacts, check=True).stdout.strip() == f"{waiting.run_id}: priority 3"
+
+
+def test_submit_refuses_a_device_its_jobs_could_never_run_on(artifacts, tmp_path):
+    """As batch does: not a queued job that fails later with torch's own error in the worker."""
+    import torch
+
+    job_file = tmp_path / "dev.toml"
+    job_file.write_text(tms_job("dev"))
+    typo = sptui("submit", "--device", "gpu", str(job_file), root=artifacts)
+    assert typo.returncode == 2 and typo.stderr == (
+        'sptui: error: --device gpu: expected "cpu", "cuda", "cuda:N" or "auto"\n')
+    if not torch.cuda.is_available():
+        no_gpu = sptui("submit", "--device", "cuda", str(job_file), root=artifacts)
+        assert no_gpu.returncode == 2 and "no CUDA GPU is visible" in no_gpu.stderr and no_gpu.stderr.count("\n") == 1
+    with Queue(artifacts) as q:
+        assert q.list() == []
+    assert sptui("submit", "--device", "cpu", str(job_file), root=artifacts, check=True).stdout.strip() == "0001-dev"
