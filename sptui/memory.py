@@ -43,7 +43,8 @@ class ModelShape:
     def parameters(self) -> int:
         """Parameters of a GPT-style HookedTransformer of this shape: per block Q, K, V, O and their biases, the
         MLP's W_in, b_in, W_out, b_out and two LayerNorms; embedding, positions, final LayerNorm, unembedding and
-        its bias. (Models without some of these have fewer: a lower bound within a few percent for them.)"""
+        its bias: exact for sptui's language models and GPT-2 / GPT-Neo (tests/test_memory_estimates.py). Models
+        without some of these (attention-only, no LayerNorm) have a few d_model-sized vectors a block fewer."""
         d, attn = self.d_model, self.n_heads * self.d_head
         block = 4 * d * attn + 3 * attn + d + 2 * d * self.d_mlp + self.d_mlp + d + 4 * d
         return self.n_layers * block + self.d_vocab * d + self.n_ctx * d + 2 * d + d * self.d_vocab + self.d_vocab

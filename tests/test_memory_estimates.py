@@ -114,6 +114,29 @@ def refused(kind: str, params: dict, root: Path, sweep: dict | None = None) -> K
     return error
 
 
+# ---------------------------------------------------------------- model shapes from configs
+
+def test_model_shapes_come_from_configs_and_count_the_parameters_exactly(root, tmp_path):
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    from sptui.memory import model_shape
+    from sptui.models import load_model
+
+    hf = tmp_path / "neo"  # a Hugging Face folder (TransformerLens converts its config and unties its embedding)
+    GPTNeoForCausalLM(GPTNeoConfig(num_layers=2, hidden_size=32, num_heads=2, vocab_size=50257,
+                                   max_position_embeddings=64, attention_types=[[["global", "local"], 1]])
+                      ).save_pretrained(hf)
+    for ref, runs_root in (("tiny-lm", root / "runs"), (str(hf), None)):
+        shape = model_shape(ref, runs_root)
+        model = load_model(ref, processing=False, runs_root=runs_root)
+        assert shape is not None and (shape.n_layers, shape.d_model, shape.d_mlp, shape.d_vocab, shape.n_ctx) == (
+            model.cfg.n_layers, model.cfg.d_model, model.cfg.d_mlp, model.cfg.d_vocab, model.cfg.n_ctx)
+        assert shape.parameters == sum(w.numel() for w in model.parameters())
+    huge = model_shape(huge_model(tmp_path / "huge"))  # read from config.json alone: its weights are no model
+    assert huge is not None and huge.d_mlp == 262_144
+    assert model_shape(str(tmp_path / "missing")) is None and model_shape("no-such-model-name") is None
+
+
 # ---------------------------------------------------------------- memorization
 
 MEMO = dict(n_hidden=5, steps=10, warmup_steps=0, log_points=2)
@@ -334,3 +357,15 @@ def test_kinds_say_which_estimate_their_memory(artifacts):
     assert {k["kind"]: k["memory_estimate"] for k in listed} == expected
     assert all(expected.values())  # every kind that trains or loads a model
     assert "memory: estimated before a run starts" in sptui("kinds", "sae", root=artifacts, check=True).stdout
+
+
+def test_an_estimate_that_breaks_lets_the_run_start_and_says_so_in_its_log(tmp_path, monkeypatch):
+    from sptui.kinds import memorization
+
+    def broken(instances, ctx=None):
+        raise ZeroDivisionError("a bug in an estimate")
+
+    monkeypatch.setattr(memorization, "memory_estimate", broken)
+    run = run_kind("memorization", {**MEMO, "n_features": 10, "eval_batch": 16}, tmp_path, sweep={"train_examples": [4]})
+    log = run.log.read_text()
+    assert "memory: the estimate failed, so the run starts unchecked" in log and "ZeroDivisionError" in log
