@@ -261,6 +261,35 @@ def test_features_collapsed_onto_one_direction_share_one_label(tmp_path):
     assert_clean({path.name: seen.by_path[path]})
 
 
+def test_sweep_over_a_switch_and_over_a_short_log_range_is_fit_for_a_paper():
+    """sweep.png's lines over a switch (dense_first: false / true, not 0.25 steps between them), and its heatmaps'
+    log colour bar over a decade and a half (matplotlib labels its minor ticks: 2e-2, 3e-2 and 4e-2 collided)."""
+    from sptui.plots.tms import sweep_figure, swept_axes
+
+    switch = [{"instance": k, "grid": {"dense_first": v}, "metrics": {"loss": 0.1 * (k + 1), "represented": 3}}
+              for k, v in enumerate([True, False])]
+    short = [{"instance": k, "grid": {"feature_probability": p, "importance_decay": d},
+              "metrics": {"loss": loss, "represented": 1}}
+             for k, (p, d, loss) in enumerate([(1.0, 0.5, 0.1), (0.1, 0.5, 0.0115), (1.0, 2.0, 0.345), (0.1, 2.0, 0.033)])]
+    for records in (switch, short):
+        assert _problems(sweep_figure(records, swept_axes(records), m=2)) == []
+
+
+@pytest.mark.slow
+def test_toy_model_phase_diagram_per_feature_and_switch_sweep_figures_are_fit_for_a_paper(tmp_path):
+    """phase_diagram.png (2 features in 1 dimension over two keys, a log-scale loss under a decade and a half),
+    per_feature.png and sweep.png over a switch (dense_first: false / true, no 0.25 ticks)."""
+    phase = run_kind("tms", dict(n_features=2, n_hidden=1, steps=20, batch_size=32, log_points=2), tmp_path,
+                     sweep={"feature_probability": [1.0, 0.1], "importance": [[1.0, 0.5], [1.0, 2.0]]}, name="phase")
+    classes = run_kind("tms", dict(n_features=6, n_hidden=2, feature_probability=0.01, dense_probability=0.5, steps=20,
+                                   batch_size=32, log_points=2), tmp_path,
+                       sweep={"dense_features": [2], "dense_first": [True, False]}, name="classes")
+    problems = {f"phase/{k}": v for k, v in drawn(phase, "tms").items()}
+    problems |= {f"classes/{k}": v for k, v in drawn(classes, "tms").items()}
+    assert {"phase/phase_diagram.png", "phase/sweep.png", "classes/per_feature.png", "classes/sweep.png"} <= set(problems)
+    assert_clean(problems)
+
+
 # the widest sheet the tms kind draws: sheet_layout thins any sweep to MAX_ROWS x MAX_COLS panels; its columns here
 # carry the longest labels (groups written out) and from 1 to 21 groups a panel (20 correlated pairs and the rest)
 WIDE_CORRELATED = [[], [[0, 1]], [[0, 1], [2, 3]], [[0, 1, 2]], [[0, 1], [2, 3], [4, 5]], [[0, 1, 2, 3]],

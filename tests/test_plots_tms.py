@@ -55,6 +55,10 @@ def test_seeds_become_columns_when_only_one_other_key_is_swept_and_big_grids_are
     # training.png's curves take whole rows of the sheet: one column's worth at 10 rows (thin to 1 divided by 0)
     shown = P.training_instances(layout)
     assert len(shown) == P.MAX_ROWS and {big[i]["grid"]["dropout"] for i in shown} == {0.0}
+    # one swept key is wrapped into rows of MAX_COLS panels, each titled with its value (no row or column keys)
+    one = P.sheet_layout(records(ps=[float(p) for p in np.logspace(0, -3, 12)], drops=[0.0], seeds=(0,)))
+    assert one.shape == (2, P.MAX_COLS) and (one.row_key, one.col_key) == (None, None)
+    assert one.titles[(0, 0)] == "p=0.001" and one.titles[(1, 3)] == "p=1" and len(one.titles) == 12
     single = P.sheet_layout([{"instance": 0, "grid": {}, "metrics": {}}])
     assert single.cells == {(0, 0): 0}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -159,6 +159,8 @@ class SheetLayout:
     cols: list
     cells: dict[tuple[int, int], int]  # (row, col) -> instance index
     note: str  # what is fixed or thinned, for the title
+    # one swept key wrapped into rows (no row or column keys): each panel titled with its value
+    titles: dict[tuple[int, int], str] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -186,13 +188,15 @@ def sheet_layout(records: list[dict]) -> SheetLayout:
     if col_key is None:  # one swept key: lay it along the columns, wrapping into rows
         values = thin(rows_all, MAX_ROWS * MAX_COLS)
         width = min(len(values), MAX_COLS)
-        cells = {}
+        cells, titles = {}, {}
         for k, v in enumerate(values):
             i = next(i for i in candidates if records[i]["grid"][row_key] == v)
             cells[(k // width, k % width)] = i
+            titles[(k // width, k % width)] = value_label(row_key, v)
         if len(values) < len(rows_all):
             notes.append(f"{len(values)} of {len(rows_all)} {SHORT.get(row_key, row_key)} values")
-        return SheetLayout(None, list(range(math.ceil(len(values) / width))), None, list(range(width)), cells, ", ".join(notes))
+        return SheetLayout(None, list(range(math.ceil(len(values) / width))), None, list(range(width)), cells,
+                           ", ".join(notes), titles)
     if row_key == "feature_probability":
         rows_all = rows_all[::-1]  # dense at the top, sparser down the sheet
     rows, cols = thin(rows_all, MAX_ROWS), thin(cols_all, MAX_COLS)
@@ -240,6 +244,9 @@ def _sheet(layout: SheetLayout, size: float = MAX_PANEL, extra_right: float = 0.
         for c, value in enumerate(layout.cols):
             text, size_pt = _fit_label(_key_value(layout.col_key, value, ncols), panel)
             axs[0, c].set_title(text, fontsize=size_pt)
+    for (r, c), title in layout.titles.items():
+        text, size_pt = _fit_label(title, panel)
+        axs[r, c].set_title(text, fontsize=size_pt)
     return fig, axs
 
 
@@ -654,8 +661,15 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
             bar.ax.tick_params(labelsize=7)
             if norm is not None:
                 bar.set_label("log scale", fontsize=7)
-                # under a decade matplotlib labels every minor tick, and 3e-3 and 4e-3 collide on a short bar
-                bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(minor_thresholds=(1, 0.1)))
+                if norm.vmax / norm.vmin < 10:
+                    # under a decade matplotlib labels every minor tick (2e-2, 3e-2, 4e-2 collide on a short bar):
+                    # three plain labels instead, at their places on the log scale
+                    bar.ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+                    bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: compact(v)))
+                    bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+                else:  # labels at 1, 2, 5 x powers of ten only (matplotlib labels minor ticks over 1.5 decades too)
+                    bar.ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+                    bar.ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             elif counts:
                 bar.locator = matplotlib.ticker.MaxNLocator(integer=True)  # counts: no 3.25 features
         else:
@@ -667,6 +681,11 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
             ax.fill_between(xv, mean - sd, mean + sd, alpha=0.2, lw=0)
             if min(xv) > 0 and max(xv) / min(xv) > 20:
                 ax.set_xscale("log")
+            elif all(isinstance(v, bool) for v in xs):  # a switch (dense_first): its two settings by name
+                ax.set_xticks(xv, [str(v).lower() for v in xs])
+                ax.set_xlim(-0.5, 1.5)
+            elif all(float(v).is_integer() for v in xv):  # counts (dense_features, n_hidden): whole ticks
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             if log:
                 ax.set_yscale("log")
                 # labels at 1, 2, 5 x powers of ten only: under a decade matplotlib labels every minor tick,
