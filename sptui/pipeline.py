@@ -181,7 +181,7 @@ def _resolve_one(key: str, word: str, ref: P.RunRef, me: int, specs: list[JobSpe
     except _NoRun as e:
         if ref.or_model:
             return _model_link(key, word, index, list(by_name))
-        close = P.closest(word, list(by_name)) or P.closest(word, [k.name for k in index.known if k.name])
+        close = P.closest(word, [*by_name, *expanded]) or P.closest(word, [k.name for k in index.known if k.name])
         hint = f' (did you mean "{close}"?)' if close else ""
         raise SptuiError(f"{e}, and no job of this file is named so{hint}") from None
 

@@ -105,6 +105,9 @@ def test_references_that_name_nothing_usable_are_refused_with_one_line(artifacts
         '[[job]]\nkind = "addition"\nname = "grid"\n[job.sweep]\nd_model = [64, 128]\n':
             'job "an": run: "grid" is a job of this file that its sweep expands into 2 jobs; name one of them: '
             '"grid[d_model=64]", "grid[d_model=128]"',
+        '[[job]]\nkind = "addition-analysis"\nname = "an"\nrun = "gird"\n'
+        '[[job]]\nkind = "addition"\nname = "grid"\n[job.sweep]\nd_model = [64, 128]\n':
+            '(did you mean "grid"?)',  # a typo of a job its sweep expanded is still recognised
         '[[job]]\nkind = "neuroscope"\nname = "ns"\nmodel = "tiny-storis-2L-33M"\n':
             'job "ns": model: "tiny-storis-2L-33M" is not a run under',
         '[[job]]\nkind = "neuron-geometry"\nname = "g"\nmodel = "lm-tny"\n[[job]]\nkind = "lm"\nname = "lm-tiny"\n':
