@@ -181,6 +181,10 @@ def test_show_and_resolve_give_clear_errors(scanned, artifacts):
     (artifacts / "runs" / "half").mkdir(parents=True)
     with pytest.raises(SptuiError, match="not a finished neuroscope run"):
         resolve_run("half")
+    (artifacts / "runs" / "study-lm").mkdir()  # the model a neuroscope scans, named in its place
+    (artifacts / "runs" / "study-lm" / "job.toml").write_text('[[job]]\nkind = "lm"\nname = "study-lm"\n')
+    with pytest.raises(SptuiError, match='"study-lm" is of kind lm, not neuroscope'):
+        resolve_run("study-lm")
     shutil.copytree(scanned, artifacts / "runs" / "ns-0001")
     assert resolve_run("ns-0001") == (artifacts / "runs" / "ns-0001").resolve()
     assert resolve_run(str(scanned / "results")) == scanned.resolve()

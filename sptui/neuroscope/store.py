@@ -31,9 +31,17 @@ def resolve_run(ref: str, root: Path | None = None) -> Path:
     """A run id, job name or run folder (see `sptui.runs.find_run`) -> the folder of a finished Neuroscope run."""
     from sptui.runs import find_run
 
-    path = find_run(ref, root).root
+    run = find_run(ref, root)
+    path = run.root
     missing = [name for name in RESULT_FILES if not (path / "results" / name).exists()]
     if missing:
+        try:
+            kind = run.kind
+        except SptuiError:
+            kind = None  # no readable job.toml (a copied results folder): say what is missing
+        if kind is not None and kind != "neuroscope":
+            raise SptuiError(f'run "{ref}" is of kind {kind}, not neuroscope: give a neuroscope run (`sptui ls '
+                             'neuroscope` lists them)')
         raise SptuiError(f"{path}: not a finished neuroscope run (missing results/{missing[0]})")
     return path
 
