@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -167,6 +168,20 @@ def test_show_prints_the_neuron_with_coloured_tokens(scanned):
     underlined = re.compile(r"\x1b\[(?:[0-9]+;)*4(?:;[0-9]+)*m" + re.escape(token))
     assert underlined.search(coloured), "the max token is not underlined"
     assert "48;2;255;120;0m" + token in coloured  # full-strength orange on the best text's max token
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_histogram_line_fits_the_terminal(scanned, width):
+    """The header's sparkline shrinks to the terminal rather than wrapping its "(log counts)" onto a second line."""
+    from sptui.neuroscope.show import histogram_line
+
+    console = Console(record=True, width=width)
+    show_neuron(scanned, 11, 0, console)
+    (line,) = [row for row in console.export_text().splitlines() if row.lstrip("│ ").startswith("histogram")]
+    assert "(log counts)" in line and len(line) <= width
+    counts, edges = np.arange(200.0), np.linspace(-1, 1, 201)  # more bins than any line holds
+    assert len(histogram_line(counts, edges).plain.split()[2]) == 60  # 60 bars where nothing limits the line
+    assert len(histogram_line(counts, edges, space=width - 4).plain) <= width - 4
 
 
 def test_show_and_resolve_give_clear_errors(scanned, artifacts):

@@ -22,7 +22,7 @@ HIGH, NEGATIVE, PAPER = (255, 120, 0), (40, 100, 255), (255, 255, 255)
 def show_neuron(run_dir: Path, neuron: int, layer: int | None, console: Console) -> None:
     results = NeuroscopeResults(run_dir)
     record = results.neuron(layer, neuron)
-    console.print(_header(results, record))
+    console.print(_header(results, record, console.width))
     console.print(Columns([_logits(results, record), _neighbours(results, record)], padding=(0, 4)))
     console.print(Text(f"Top {len(record.top)} texts", style="bold underline"),
                   Text(f"  colour: activation / {record.colour_max:.3g}; the max token is underlined", style="dim"))
@@ -36,23 +36,27 @@ def show_neuron(run_dir: Path, neuron: int, layer: int | None, console: Console)
             console.print(example_line(results, example, example.label(), record.colour_max))
 
 
-def _header(results: NeuroscopeResults, n: Neuron) -> Panel:
+def _header(results: NeuroscopeResults, n: Neuron, width: int = 100) -> Panel:
     s = n.stats
     stats = Text.assemble(
         ("max ", "dim"), f"{s['max']:.3g}", ("   mean ", "dim"), f"{s['mean']:.3g}", ("   std ", "dim"), f"{s['std']:.3g}",
         ("   density>0 ", "dim"), f"{s['density']:.3g}", ("   min ", "dim"), f"{s['min']:.3g}",
         ("   tokens ", "dim"), f"{int(s['count']):,}")
-    return Panel(Group(stats, histogram_line(n.counts, n.edges)),
+    return Panel(Group(stats, histogram_line(n.counts, n.edges, space=width - 4)),  # 4: the panel's borders and padding
                  title=f"[bold]{results.title(n.layer, n.index)}[/] of {n.d_mlp}",
                  subtitle=str(results.summary["model"]), title_align="left")
 
 
-def histogram_line(counts: np.ndarray, edges: np.ndarray, width: int = 60) -> Text:
-    """A one-line log-count sparkline of the neuron's own range of the shared bins."""
+def histogram_line(counts: np.ndarray, edges: np.ndarray, width: int = 60, space: int | None = None) -> Text:
+    """A one-line log-count sparkline of the neuron's own range of the shared bins: at most `width` bars, fewer
+    where the line would not fit in `space` characters (a narrow terminal), so it never wraps."""
     nonzero = np.flatnonzero(counts)
     if not len(nonzero):
         return Text("(no activations)", style="dim")
     counts, edges = counts[nonzero[0]:nonzero[-1] + 1], edges[nonzero[0]:nonzero[-1] + 2]
+    low, high = f"{edges[0]:.3g} ", f" {edges[-1]:.3g}"
+    if space is not None:
+        width = max(8, min(width, space - len("histogram ") - len(low) - len(high) - len("  (log counts)")))
     if len(counts) > width:  # merge neighbouring bins to fit
         groups = np.array_split(np.arange(len(counts)), width)
         edges = np.array([edges[g[0]] for g in groups] + [edges[-1]])
@@ -60,8 +64,7 @@ def histogram_line(counts: np.ndarray, edges: np.ndarray, width: int = 60) -> Te
     heights = np.log10(counts + 1.0)
     levels = np.ceil(heights / heights.max() * (len(SPARK) - 1)).astype(int)
     bars = "".join(SPARK[level] for level in levels)
-    return Text.assemble(("histogram ", "dim"), f"{edges[0]:.3g} ", (bars, "blue"), f" {edges[-1]:.3g}",
-                         ("  (log counts)", "dim"))
+    return Text.assemble(("histogram ", "dim"), low, (bars, "blue"), high, ("  (log counts)", "dim"))
 
 
 def _logits(results: NeuroscopeResults, n: Neuron) -> Table:
