@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sptui.config import artifacts_root
 from sptui.errors import SpecError, SptuiError, os_error_text
@@ -22,7 +22,7 @@ EXIT_INPUT = 2
 class _Parser(argparse.ArgumentParser):
     """argparse's errors in one line, like every other error of sptui (not the whole usage block first)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
