@@ -133,7 +133,11 @@ def check_memory(kind, ctx: Context, device: str) -> None:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+    """A memory size as people say it: 1.5 GiB, 300 MiB, 12 KiB (a tiny toy model's peak is not "0 MiB")."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}" if unit == "GiB" else f"{n / size:.0f} {unit}"
+    return f"{n} bytes"
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -175,6 +179,8 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
     try:
         import torch
 
+        # a job queued for a GPU that reached a worker without one: one line, not torch's assertion mid-run
+        device = resolve_device(device)
         ctx.info(f"=== {spec.kind} job {spec.name!r} on {describe_device(device)} (pid {os.getpid()}, "
                  f"{torch.get_num_threads()} torch CPU thread(s)) ===")
         kind = load_kind(spec.kind)

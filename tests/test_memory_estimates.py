@@ -369,3 +369,10 @@ def test_an_estimate_that_breaks_lets_the_run_start_and_says_so_in_its_log(tmp_p
     run = run_kind("memorization", {**MEMO, "n_features": 10, "eval_batch": 16}, tmp_path, sweep={"train_examples": [4]})
     log = run.log.read_text()
     assert "memory: the estimate failed, so the run starts unchecked" in log and "ZeroDivisionError" in log
+
+
+def test_sizes_in_the_memory_line_read_as_people_say_them():
+    """A tiny toy model's peak is some KiB: the log says so, where it said "needs about 0 MiB"."""
+    from sptui.runner import _gib
+
+    assert [_gib(n) for n in (12, 5_000, 3 * 2**20, 3 * 2**30 // 2)] == ["12 bytes", "5 KiB", "3 MiB", "1.5 GiB"]

@@ -195,6 +195,20 @@ def test_worker_on_missing_gpu_is_a_clear_one_line_error(artifacts):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_job_queued_for_a_gpu_fails_in_one_line_on_a_worker_without_one(artifacts, tmp_path):
+    """`submit --device cuda` is refused here, but the app and the Python API can still queue such a job: a CPU
+    worker that takes it fails it with the one line `--device cuda` gets, not torch's assertion mid-run."""
+    from sptui.spec import parse_text
+
+    with Queue(artifacts) as q:
+        (queued,) = q.submit(parse_text(tms_job("on-gpu"), "job.toml"), device="cuda")
+    start_worker(artifacts, "--once").communicate(timeout=300)
+    ended = job(artifacts, queued.run_id)
+    assert ended.state == "failed"
+    assert ended.error.startswith("--device cuda: no CUDA GPU is visible"), ended.error
+    assert "--device cuda: no CUDA GPU is visible" in RunDir(ended.run_dir(artifacts)).log.read_text()
+
+
 def test_a_stopped_worker_falls_silent_and_answers_again_when_continued(artifacts):
     """ctrl+z on `sptui worker` leaves its process alive but its queued jobs waiting: its heartbeat says so."""
     import time
