@@ -23,6 +23,19 @@ def test_kinds_lists_every_kind_and_documents_parameters(artifacts):
     assert bad.returncode == 2 and 'unknown kind "tmz"' in bad.stderr
 
 
+def test_kind_summaries_read_as_one_list():
+    """`sptui kinds` is one list: each summary says what the kind is, starting in lower case as a noun phrase,
+    unless it starts with a name (Neuroscope)."""
+    from sptui.kinds import kind_names, load_kind
+
+    names = ("Neuroscope",)
+    for kind in kind_names():
+        summary = load_kind(kind).SUMMARY
+        first = summary.split()[0].rstrip(":")
+        assert summary[0].islower() or first in names, f"{kind}: {summary!r}"
+        assert not summary.endswith("."), f"{kind}: {summary!r}"
+
+
 def test_show_priority_and_requeue_failed(artifacts):
     with Queue(artifacts) as q:
         a, b, c = q.submit(parse_text(tms_job("a", seeds=(1,)) + tms_job("b", seeds=(2,)) + tms_job("c", seeds=(3,)), "t.toml"))

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sptui.context import Context
     from sptui.runs import RunDir
 
-SUMMARY = "Train a small GPT-Neo-style language model (TransformerLens) on a text corpus"
+SUMMARY = "small GPT-Neo-style language model (TransformerLens) trained on a text corpus"
 
 ABSENT_TOKEN_BIAS = -30.0  # logit bias of tokens that never occur in the corpus (probability < 1e-8)
 

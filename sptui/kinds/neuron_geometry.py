@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 POOLED_SIDE = 1024
 
-SUMMARY = "Seriated cosine Gram of an MLP layer's neurons, with blocks, tested against null models"
+SUMMARY = "seriated cosine Gram of an MLP layer's neurons, with blocks, tested against null models"
 
 
 @dataclass
