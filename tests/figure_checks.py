@@ -11,7 +11,8 @@
 - several series (lines, point clouds) in one panel and no legend or colour bar saying which is which,
   or a legend that covers a large part of the data;
 - integer data (counts, indices) with fractional ticks (2.5 features);
-- tick labels that overlap each other, text that overlaps other text;
+- tick labels that overlap each other, text that overlaps other text, texts side by side on one line with
+  less than MIN_GAP em between them (they read as one: tick labels 14 and 21 as "1421");
 - text cut at the figure's edge (a PNG saved without bbox_inches="tight");
 - text too small to read once the figure is scaled to a page's width (PAGE_WIDTH inches);
 - a figure wider than MAX_WIDTH inches (a page's text width and a little margin): a wider one is shrunk to fit,
@@ -52,6 +53,7 @@ CONTINUOUS_MAPS = {DIVERGING, SEQUENTIAL}
 MAX_CATEGORIES = 32  # a ListedColormap with at most this many colours is a categorical map
 PIXEL_SLACK = 1.5  # overlaps smaller than this many pixels are anti-aliasing, not a collision
 MAX_WIDTH = 7.5  # inches: the widest figure that goes on a page without being shrunk (7 in text + margin)
+MIN_GAP = 0.2  # em: texts side by side on one line closer than this read as one
 EMPTY_BAND = 0.3  # inches, at page scale: constrained layout's pads and a row of tick labels stay well under it
 
 _NUMBER = re.compile(r"^[+\-\u2212]?(\d[\d,]*\.?\d*|\.\d+)([eE][+\-\u2212]?\d+)?%?$")
@@ -355,6 +357,23 @@ def _overlaps(boxes: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(i.tolist(), j.tolist()))
 
 
+def _run_together(texts, boxes: np.ndarray, dpi: float) -> list[tuple[int, int]]:
+    """Pairs of horizontal texts side by side on one line with less than MIN_GAP em between them, that do not
+    overlap: they read as one ("p=0.000123p=0.000136", tick labels "14" "21" printed as "1421")."""
+    flat = np.array([t.get_rotation() % 180 == 0 for t in texts], dtype=bool)
+    if flat.sum() < 2:
+        return []
+    x0, y0, x1, y1 = (boxes[:, k][:, None] for k in range(4))
+    overlap_y = np.minimum(y1, y1.T) - np.maximum(y0, y0.T)
+    same_line = overlap_y > 0.5 * np.minimum(y1 - y0, (y1 - y0).T)
+    gap = np.maximum(x0.T - x1, x0 - x1.T)  # the space between them, whichever is on the left
+    em = np.array([t.get_fontsize() * dpi / 72 for t in texts])
+    close = (gap > -PIXEL_SLACK) & (gap < MIN_GAP * np.minimum(em[:, None], em[None, :]))
+    hit = same_line & close & flat[:, None] & flat[None, :]
+    i, j = np.nonzero(np.triu(hit, 1))
+    return list(zip(i.tolist(), j.tolist()))
+
+
 def _all_texts(fig: Figure) -> list:
     """Every text matplotlib draws (tick labels only where their tick is drawn)."""
     every_tick_label, drawn_tick_labels = set(), set()
@@ -394,6 +413,8 @@ def _check_text(f: _Figure, problems: list[str], tight: bool, width_in: float) -
         reported += 1
         if reported >= 5:
             break
+    for i, j in _run_together(texts, boxes, f.fig.dpi)[:5]:
+        problems.append(f"texts run together on one line: {texts[i].get_text()[:30]!r} {texts[j].get_text()[:30]!r}")
     if not tight:
         W, H = f.fig.bbox.width, f.fig.bbox.height
         for t, (x0, y0, x1, y1) in zip(texts, boxes):

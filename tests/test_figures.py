@@ -106,6 +106,18 @@ def test_overlapping_tick_labels_and_tiny_text_are_caught():
     assert any("under 5 pt" in p for p in _problems(fig))
 
 
+def test_texts_that_run_together_on_one_line_are_caught():
+    """Two column titles with no space between them read as one ("p=0.000123p=0.000136"); an em apart they do not."""
+    for gap_em, caught in ((0.05, True), (1.0, False)):
+        fig = plt.figure(figsize=(4, 1))
+        first = fig.text(0.05, 0.5, "p=0.000123", fontsize=8)
+        fig.canvas.draw()
+        right = first.get_window_extent(fig.canvas.get_renderer()).x1 + gap_em * 8 * fig.dpi / 72
+        fig.text(right / fig.bbox.width, 0.5, "p=0.000136", fontsize=8)
+        found = [p for p in _problems(fig) if "run together" in p]
+        assert bool(found) == caught, found
+
+
 def test_a_figure_wider_than_a_page_is_caught_whatever_its_text_size():
     fig, ax = plt.subplots(figsize=(9, 3), layout="constrained")
     ax.plot([0, 0.5], [0, 0.5])
@@ -339,7 +351,7 @@ def test_feature_group_cosines_at_the_most_panels_keep_their_text_readable(tmp_p
 def test_toy_model_sheets_at_the_most_panels_keep_their_text_readable(tmp_path):
     """The other per-instance sheets of the biggest sheet (test_feature_group_cosines_at_the_most_panels_...)."""
     from sptui.plots.feature_groups import draw_groups_2d
-    from sptui.plots.tms import draw_feature_norms, draw_geometry_2d, draw_per_feature, draw_wtw
+    from sptui.plots.tms import draw_feature_norms, draw_geometry_2d, draw_per_feature, draw_wtw, sheet_layout
 
     W, records, layout = widest_sheet()
     norms = np.linalg.norm(W, axis=2)
@@ -352,6 +364,15 @@ def test_toy_model_sheets_at_the_most_panels_keep_their_text_readable(tmp_path):
                  draw_geometry_2d(W, layout, tmp_path / "geometry_2d.png", geometry),
                  draw_per_feature(derived, probability, layout, tmp_path / "per_feature.png"),
                  draw_groups_2d(W, records, layout, tmp_path / "feature_groups_2d.png")]
+    assert_clean({p.name: seen.by_path[p] for p in paths})
+    # one swept key of 90 values: 80 of them wrapped into 10 rows of 8 panels, each titled with its value
+    ps = [float(p) for p in np.geomspace(1, 0.000123, 90)]
+    one_key = sheet_layout([{"instance": i, "grid": {"feature_probability": p}, "metrics": {}} for i, p in enumerate(ps)])
+    W = np.random.default_rng(1).normal(0, 0.6, (len(ps), 6, 2))
+    with checking_saves() as seen:
+        paths = [draw_wtw(np.einsum("ifh,igh->ifg", W, W), W[:, :, 0], one_key, tmp_path / "one_key_wtw_bias.png"),
+                 draw_geometry_2d(W, one_key, tmp_path / "one_key_geometry_2d.png", [geometry[0]] * len(ps))]
+    assert one_key.shape == (10, 8) and len(one_key.titles) == 80
     assert_clean({p.name: seen.by_path[p] for p in paths})
 
 

@@ -115,6 +115,12 @@ def test_axis_labels_name_values():
     assert P.value_label("correlated", [[2 * k, 2 * k + 1] for k in range(20)]) == "corr=(0,1),(2,3),.. 20 groups"
 
 
+def test_geometry_captions_break_a_line_per_part_and_wrap_to_the_panel():
+    assert P._caption_lines("2 antipodal pairs + 2 other", 40) == ["2 antipodal pairs", "+ 2 other"]
+    assert P._caption_lines("2 antipodal pairs + 2 other", 12) == ["2 antipodal", "pairs", "+ 2 other"]
+    assert P._caption_lines("", 12) == []
+
+
 def test_sheet_labels_wrap_between_groups_to_fit_their_panel():
     text, size = P._fit_label("(0,1),(2,3),(4,5)", 0.7)
     assert text.split("\n") == ["(0,1),", "(2,3),", "(4,5)"] and size == 8  # never "(2," / "3)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,7 +267,7 @@ def _fit_label(text: str, inches: float) -> tuple[str, float]:
     fits in `inches`; the smallest size, wrapped as well as it can be, when nothing fits."""
     tokens = [t for t in re.split(r"(?<=\),)|(?<=\s)", text) if t]  # break after "),", or at a space
     for size_pt in LABEL_SIZES:
-        chars = max(1, int(inches * 72 / (size_pt * CHAR_WIDTH)))
+        chars = max(1, int(0.9 * inches * 72 / (size_pt * CHAR_WIDTH)))  # a tenth spare: labels side by side stay apart
         lines: list[str] = []
         for token in tokens:
             if lines and len(lines[-1]) + len(token.rstrip()) <= chars:
@@ -282,6 +283,15 @@ def _fit_label(text: str, inches: float) -> tuple[str, float]:
 def tick_size(layout: SheetLayout, size: float = MAX_PANEL, room: float = 0.9) -> float:
     """Points for the tick labels of a sheet's panels: 8, or 6 once panels are narrow (3 labels still fit)."""
     return 8 if panel_width(layout, size, room) >= 1.2 else 6
+
+
+def _caption_lines(text: str, chars: int) -> list[str]:
+    """A geometry caption ("2 antipodal pairs + 2 other") a line per part ("+ 2 other"), each part wrapped to
+    `chars` characters."""
+    lines: list[str] = []
+    for k, part in enumerate(text.split(" + ") if text else []):
+        lines += textwrap.wrap(("+ " if k else "") + part, max(4, chars))
+    return lines
 
 
 def fit_rows(fig, axs, rounds: int = 3) -> None:
@@ -324,8 +334,6 @@ def _index_ticks(n: int, most: int = 6) -> list[int]:
 
 
 def _title(fig, text: str, layout: SheetLayout):
-    import textwrap
-
     where = f"rows: {layout.row_key}, columns: {layout.col_key}" if layout.col_key else ""
     extra = "; ".join(x for x in (where, layout.note) if x)
     width = int(fig.get_figwidth() * 13)  # characters that fit at 9 pt
@@ -432,8 +440,11 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
     lim = max(1.2, float(np.abs(W[layout.instances()]).max()) * 1.1)
     left, bottom = _edges(layout)
     fs = tick_size(layout)
+    caption_pt = 6.5 if fs == 8 else 5
+    chars = int(0.9 * panel_width(layout) * 72 / (caption_pt * CHAR_WIDTH))
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
+        caption = "\n".join(_caption_lines(geometry[i] if geometry else "", chars))
         for f in range(n):
             x, y = W[i, f]
             ax.plot([0, x], [0, y], color=colours[f], lw=1.2 if fs == 8 else 0.8)
@@ -454,9 +465,9 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
         elif not layout.row_key:
             ax.set_ylabel("hidden dim 1", fontsize=8)
         if geometry and geometry[i]:
-            # inside the panel, out of the layout (it may reach past a narrow panel's edge)
-            ax.text(0.02, 0.02, geometry[i].replace(" + ", "\n+ "), transform=ax.transAxes, fontsize=6.5 if fs == 8 else 5,
-                    va="bottom", color="#333333", in_layout=False)
+            # inside the panel's bottom left, wrapped to its width, out of the layout
+            ax.text(0.02, 0.02, caption, transform=ax.transAxes, fontsize=caption_pt, va="bottom", color="#333333",
+                    in_layout=False)
     norm = matplotlib.colors.BoundaryNorm(np.arange(n + 1) - 0.5, n)
     bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=matplotlib.colors.ListedColormap(colours)),
                        ax=np.ravel(axs).tolist(), aspect=30)
@@ -559,8 +570,6 @@ def dims_per_feature_figure(records, derived):
     ax.set_xlabel("1/(1-S) = 1 / feature probability")
     ax.set_ylabel("dimensions per feature")
     spread = f"mean over {len(seeds)} seeds, band +-1 sd; " if len(seeds) > 1 else ""
-    import textwrap
-
     ax.set_title("\n".join(textwrap.wrap(f"D* (lines: {spread}points: D_i of represented features"
                                          + (", coloured by shape)" if seen_shapes else ")"), 70)), fontsize=9)
     if len(names) > 1:
