@@ -105,6 +105,26 @@ def test_sweep_heatmaps_stay_readable_at_20_by_10_with_log_loss():
     matplotlib.pyplot.close(fig)
 
 
+def test_every_colour_bar_sits_beside_its_heatmap_with_a_long_geometry_legend():
+    """The geometry legend under the sheet's last panel must not widen that column: when it did, the colour bars
+    of the column's other heatmaps stood half an inch away from them."""
+    names = ["2 antipodal pairs + 1 unrepresented", "pentagon", "3 other + 2 unrepresented"]
+    recs = records(seeds=(0,))
+    for i, r in enumerate(recs):
+        r["geometry"] = names[i % len(names)]
+        r["metrics"].update(sum_sq_norms=1.0 + i, mean_feature_dim=0.5, interference=0.1 * i)
+    fig = P.sweep_figure(recs, P.swept_axes(recs), m=5)
+    fig.canvas.draw()
+    width = fig.get_figwidth()
+    bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    assert len(bars) >= 3
+    for bar in bars:
+        heatmap = bar._colorbar.mappable.axes
+        gap = (bar.get_position().x0 - heatmap.get_position().x1) * width  # inches
+        assert 0 <= gap < 0.25, f"{heatmap.get_title()}: colour bar {gap:.2f} in from its heatmap"
+    matplotlib.pyplot.close(fig)
+
+
 def test_axis_labels_name_values():
     assert P.value_label("feature_probability", 0.0464) == "p=0.0464"
     assert P.value_label("importance", [1.0, 0.5]) == "I=[..0.5]"

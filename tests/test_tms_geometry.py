@@ -190,7 +190,7 @@ def test_the_tms_pngs_show_the_geometry():
     axes = plots.swept_axes(records)
     fig = plots.sweep_figure(records, axes, m=2)
     (panel,) = [ax for ax in fig.axes if ax.get_title().startswith("geometry")]
-    legend = [t.get_text() for t in panel.get_legend().get_texts()]
+    legend = [t.get_text().replace("\n", " ") for t in panel.get_legend().get_texts()]  # wrapped to the panel
     plt.close(fig)
     assert set(legend) == {"2 dedicated + 3 unrepresented", "pentagon", "2 antipodal pairs + 1 unrepresented"}
     colours = geometry_colours([g.summary for g in geos])

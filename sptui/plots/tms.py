@@ -644,7 +644,7 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
     for ax, (metric, title, log) in zip(axs.flat, metrics):
         values = _mean_grid(records, xkey, xs, ykey, ys, metric)
         if metric == "axis_alignment" and m:
-            title += f" (random directions: {random_axis_alignment(m):.3f})"
+            title += f" (random: {random_axis_alignment(m):.3f})"
         if ykey:
             finite = values[np.isfinite(values)]
             norm = None
@@ -740,8 +740,9 @@ def geometry_panel(ax, records, xkey, xs, ykey, ys) -> None:
         ax.set_yticks([])
     ax.set_xlabel(xkey, fontsize=8)
     ax.set_title("geometry (the most common)", fontsize=8)
-    handles = [matplotlib.patches.Patch(color=colours[g], label=g) for g in labels[:12]]
-    # below the panel: beside it, the legend would widen its whole column of the sheet
+    # below the panel, its labels wrapped to the panel's width: a wider legend (or one beside the panel) widens
+    # its whole column of the sheet and pulls the colour bars away from their heatmaps
+    handles = [matplotlib.patches.Patch(color=colours[g], label=textwrap.fill(g, 24)) for g in labels[:12]]
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
 
 
