@@ -60,11 +60,28 @@ GROUP_KIND_COLOURS = {
     "tree": ["#2e8b57", "#9acd32", "#006400", "#66c2a5", "#556b2f"],
     "independent": ["#9e9e9e"],
 }
+# Past its hand-picked hues a family continues along its band of hues (degrees, start and width), saturated:
+# lightening or darkening the hand-picked ones instead turned "corr 19" into a grey like the independent one.
+_GROUP_HUE_BANDS = {"corr": (185.0, 95.0), "anti": (330.0, 70.0), "tree": (75.0, 90.0)}
+_GOLDEN = 0.6180339887498949  # spreads successive hues over the band, each far from the ones before
+_LIGHTNESS = [0.32, 0.46, 0.6]
+
+
+def _family_hue(kind: str, k: int) -> str:
+    """The k-th colour of a family past its hand-picked ones: a hue in its band, saturation 0.75, one of three
+    lightnesses (chroma >= 0.6, so never near grey)."""
+    from colorsys import hls_to_rgb
+
+    from matplotlib.colors import to_hex
+
+    start, width = _GROUP_HUE_BANDS[kind]
+    hue = ((start + width * ((k * _GOLDEN) % 1.0)) % 360.0) / 360.0
+    return to_hex(hls_to_rgb(hue, _LIGHTNESS[k % len(_LIGHTNESS)], 0.75))
 
 
 def group_colours(names: list[str]) -> dict[str, str]:
     """A colour per group name ("corr 0", "anti 1", "tree 3", "independent"): its kind's family, the k-th group
-    of a kind the k-th hue (darker or lighter once a family runs out)."""
+    of a kind the k-th hand-picked hue, then further saturated hues of the family's band."""
     out: dict[str, str] = {}
     seen: dict[str, int] = {}
     for name in names:
@@ -72,5 +89,5 @@ def group_colours(names: list[str]) -> dict[str, str]:
         family = GROUP_KIND_COLOURS.get(kind, ["#5a5a5a"])
         k = seen.get(kind, 0)
         seen[kind] = k + 1
-        out[name] = _shade(family[k % len(family)], _VARIANTS[(k // len(family)) % len(_VARIANTS)])
+        out[name] = family[k] if k < len(family) or kind not in _GROUP_HUE_BANDS else _family_hue(kind, k - len(family))
     return out
