@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sptui.config import artifacts_root
+from sptui.config import ENV_ARTIFACTS, artifacts_root, no_artifacts, require_artifacts
 from sptui.errors import SpecError, SptuiError, os_error_text
 from sptui.names import printable
 
@@ -150,8 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = artifacts_root(args.artifacts)
     try:
-        handler = COMMANDS[args.command or "tui"]
-        return handler(args, root) or 0
+        command = args.command or "tui"
+        if command in READ_RUNS and not require_artifacts(root):
+            if command != "ls":
+                raise SptuiError(no_artifacts(root))
+            print("[]" if args.json else f"no runs in {printable(root)}: no such folder (give --artifacts DIR or "
+                                          f"set {ENV_ARTIFACTS})")
+            return 0
+        return COMMANDS[command](args, root) or 0
     except SpecError as e:  # one line, whatever a job file put in it (escapes, newlines, bidi overrides)
         print(f"sptui: {printable(e)}", file=sys.stderr)
         return EXIT_INPUT
@@ -672,6 +678,10 @@ def cmd_tui(args, root: Path) -> int:
         raise SptuiError(f"the terminal app is not available ({e}); every other command works") from None
     return run_app(root, device=args.device)
 
+
+# Commands that read the runs of a root: a root that is not there is said so and never made (a typo in
+# --artifacts left an empty folder behind); export and neuroscope also take a run folder, wherever it is.
+READ_RUNS = {"ls", "show", "logs", "cancel", "requeue", "priority", "recover", "report"}
 
 COMMANDS = {
     "validate": cmd_validate, "submit": cmd_submit, "ls": cmd_ls, "show": cmd_show, "logs": cmd_logs,

@@ -23,13 +23,35 @@ def make_artifacts(root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         runs_dir(root).mkdir(exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = next((p for p in [root, *root.parents] if p.exists() and not p.is_dir()), root)
-        raise SptuiError(f"artifacts folder {root}: {blocking} is a file, not a folder (give --artifacts DIR or "
-                         f"set {ENV_ARTIFACTS})") from None
+        raise _a_file_in_the_way(root) from None
     except OSError as e:
         raise SptuiError(f"artifacts folder {root}: cannot make it ({e.strerror or e}); give --artifacts DIR or "
                          f"set {ENV_ARTIFACTS}") from None
     return root
+
+
+def require_artifacts(root: Path) -> bool:
+    """For commands that only read what ran (ls, show, logs, cancel, recover, report): True when `root` is an
+    artifacts folder, False when nothing is there (such a command says so and makes nothing, so a typo in
+    --artifacts leaves no empty folder behind); one clear line (SptuiError) when a file is in the way."""
+    if root.is_dir():
+        return True
+    if any(p.exists() and not p.is_dir() for p in [root, *root.parents]):
+        raise _a_file_in_the_way(root)
+    return False
+
+
+def no_artifacts(root: Path) -> str:
+    """The line for a command that needs runs under a root that does not exist."""
+    return f"artifacts folder {root} does not exist: nothing has run there (give --artifacts DIR or set {ENV_ARTIFACTS})"
+
+
+def _a_file_in_the_way(root: Path):
+    from sptui.errors import SptuiError
+
+    blocking = next((p for p in [root, *root.parents] if p.exists() and not p.is_dir()), root)
+    return SptuiError(f"artifacts folder {root}: {blocking} is a file, not a folder (give --artifacts DIR or "
+                      f"set {ENV_ARTIFACTS})")
 
 
 def queue_path(root: Path) -> Path:

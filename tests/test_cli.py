@@ -93,15 +93,32 @@ def test_an_artifacts_folder_that_cannot_be_one_is_one_line(tmp_path):
             root.parent.chmod(0o500)
             if os.access(root.parent, os.W_OK):  # root ignores permissions: nothing to check there
                 continue
-        for command in (["ls"], ["show", "1"], ["submit", str(job_file)], ["batch", str(job_file)], ["tui"]):
+        # a folder that cannot be made is the writing commands' problem; the reading ones say it is not there
+        reading = root.parent.name == "ro"
+        commands = [["submit", str(job_file)], ["batch", str(job_file)], ["tui"]] + ([] if reading else [["ls"], ["show", "1"]])
+        for command in commands:
             result = sptui("--artifacts", str(root), *command, root=tmp_path)
             assert result.returncode == 2, (command, result.stderr)
             assert result.stderr.count("\n") == 1 and expected in result.stderr and "Traceback" not in result.stderr
     if os.path.isdir("/proc"):  # the issue's case: a path the system will not make
-        result = sptui("--artifacts", "/proc/nope", "ls", root=tmp_path)
+        result = sptui("--artifacts", "/proc/nope", "submit", str(job_file), root=tmp_path)
         assert result.returncode == 2 and result.stderr.strip() == (
             "sptui: error: artifacts folder /proc/nope: cannot make it (No such file or directory); give "
             "--artifacts DIR or set SPTUI_ARTIFACTS")
+
+
+def test_reading_commands_on_an_artifacts_folder_that_is_not_there_say_so_and_make_nothing(tmp_path):
+    typo = tmp_path / "artifcats"
+    listed = sptui("--artifacts", str(typo), "ls", root=tmp_path, check=True)
+    assert listed.stdout.startswith(f"no runs in {typo}: no such folder") and not typo.exists()
+    assert json.loads(sptui("--artifacts", str(typo), "ls", "--json", root=tmp_path, check=True).stdout) == []
+    for command in (["show", "1"], ["logs", "1"], ["cancel", "1"], ["requeue", "1"], ["priority", "1", "2"],
+                    ["recover"], ["report", "toy-models", "--out", str(tmp_path / "report")]):
+        result = sptui("--artifacts", str(typo), *command, root=tmp_path)
+        assert result.returncode == 2 and result.stderr == (
+            f"sptui: error: artifacts folder {typo} does not exist: nothing has run there (give --artifacts DIR or "
+            "set SPTUI_ARTIFACTS)\n"), (command, result.stderr)
+    assert not typo.exists() and not (tmp_path / "report").exists()
 
 
 def test_ls_lists_newest_first_with_filters_states_and_a_limit(artifacts):
