@@ -502,3 +502,28 @@ def test_a_long_name_loses_its_middle():
     assert middle_cut("grid[n_hidden=3]", 16) == "grid[n_hidden=3]" and middle_cut("grid[n_hidden=3]", None)
     assert middle_cut("addition-6-paper-seeds[lr=0.001]", 20) == "addition-…[lr=0.001]"
     assert len(middle_cut("x" * 50, 21)) == 21 and middle_cut("abc", 1) == "a"
+
+
+@pytest.mark.parametrize("detour", ["?", "n", "w"])
+async def test_on_an_empty_queue_keys_stay_keys_after_a_dialog_closes(artifacts, detour):
+    """A new user's first minutes: the queue is empty, they open the keys list (or the picker, or the worker
+    dialog) and close it. The hidden filter box must not take the focus then, or every key after it types
+    into an invisible filter ("filter 'n': 0 match") and the app seems to ignore them."""
+    from sptui.tui.screens.picker import PickerScreen
+
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        queue = app.screen
+        await pilot.press(detour)
+        await settle(app, pilot)
+        assert app.screen is not queue
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.screen is queue
+        focused = queue.focused
+        assert focused is None or focused.display, f"hidden {focused!r} has the focus"
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert isinstance(app.screen, PickerScreen)
+        assert not queue.table.filter_text

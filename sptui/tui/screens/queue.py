@@ -42,6 +42,9 @@ FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
 
 
 class QueueScreen(Screen):
+    # No auto focus: Textual's picks the first focusable widget, hidden or not, which on an empty queue was the
+    # hidden filter box (every key then typed into it). The table takes the focus when it is shown.
+    AUTO_FOCUS = ""
     # description: the footer's word; tooltip: what the key does, in words (the ? list and the palette)
     BINDINGS = [
         Binding("enter", "open_run", "Open", show=False, tooltip="Open the highlighted run: curves, log, spec, files"),
@@ -94,6 +97,10 @@ class QueueScreen(Screen):
         self.table.focus()
         self.refresh_jobs(force=True)
         self.set_interval(self.poll_interval, self._tick)
+
+    def on_screen_resume(self) -> None:
+        if self.focused is None and self.table.display:
+            self.table.focus()
 
     def on_unmount(self) -> None:
         with self._poll_lock:
