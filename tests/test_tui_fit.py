@@ -159,6 +159,54 @@ async def test_an_empty_folder_fits(artifacts):
             assert_fits(app, size)
 
 
+async def test_the_queue_summary_and_the_worker_line_fit_beside_each_other(artifacts):
+    """Five states and a worker started here: at 80 columns the summary ran into the worker line
+    ("4 succeeded)worker pid ...") and lost its sort; now both show whole, on two lines where one is too few."""
+    import os
+
+    from tests.test_tui_queue import make_jobs
+
+    jobs = make_jobs(artifacts, ["a", "b", "c", "d", "e", "f"])
+    pid, start = own_identity()
+    with Queue(artifacts) as q:
+        for job, state in zip(jobs, ["succeeded", "failed", "cancelled", "interrupted"]):
+            q.claim_own(job.id, pid, start)
+            q.finish(job.id, state)
+        q.claim_own(jobs[4].id, pid, start)
+        q.register_worker(os.getpid(), "cuda:0", 1)
+    try:
+        for size in ((80, 24), (100, 30)):
+            app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+            app.started_workers.add(os.getpid())
+            async with app.run_test(size=size) as pilot:
+                await show(app, pilot, None)
+                assert_fits(app, size)
+                top = screen_text(app)[:app.screen.query_one("#queue-top").region.height]
+                text = " ".join(line.strip() for line in top)
+                assert "6 runs (1 running, 1 queued, 1 failed, 1 interrupted, 1 cancelled, 1 succeeded)  sort: id" \
+                    in text, top
+                assert f"worker pid {os.getpid()} on cuda:0 (started here)" in text, top
+                summary = app.screen.query_one("#queue-summary").region
+                workers = app.screen.query_one("#queue-workers").region
+                assert workers.y >= summary.bottom or workers.x >= summary.right + 1, "the worker runs into the summary"
+                assert app.screen.table.region.height >= size[1] - 8  # the table keeps the room
+    finally:
+        with Queue(artifacts) as q:
+            q.unregister_worker(os.getpid())
+
+
+async def test_one_run_is_one_run(artifacts):
+    from tests.test_tui_queue import make_jobs
+
+    make_jobs(artifacts, ["only"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await show(app, pilot, None)
+        assert str(app.screen.query_one("#queue-summary").render()).startswith("1 run (1 queued)")
+        top = app.screen.query_one("#queue-top")
+        assert top.region.height == 1 and "no worker (w starts one)" in screen_text(app)[0]  # side by side
+
+
 # ---------------------------------------------------------------- every result browser at 80x24
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 RECOVER_EVERY = 10.0  # seconds between crash-recovery sweeps (running rows whose process is gone)
 SLURM_EVERY = 5.0  # seconds between looks at Slurm (squeue, status.json) for unfinished Slurm runs
 FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
+SUMMARY_STATES = ("running", "queued", "failed", "interrupted", "cancelled", "succeeded")  # the summary's order
 
 
 class QueueScreen(Screen):
@@ -223,9 +224,12 @@ class QueueScreen(Screen):
         counts: dict[str, int] = {}
         for j in jobs:
             counts[j.state] = counts.get(j.state, 0) + 1
-        parts = [f"{n} {s}" for s, n in sorted(counts.items())]
+        # what needs an eye first: what runs and waits, then what went wrong, then what is done
+        order = {state: i for i, state in enumerate(SUMMARY_STATES)}
+        parts = [f"{counts[s]} {s}" for s in sorted(counts, key=lambda s: (order.get(s, len(order)), s))]
         shown = len(self.table.visible_ids)
-        summary = (f"{len(self.table.jobs)} runs" + (f" ({', '.join(parts)})" if parts else "") if jobs
+        n = len(self.table.jobs)
+        summary = (f"{n} run{'' if n == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "") if jobs
                    else "no runs yet")
         if self.table.filter_text:
             summary += f"  filter '{self.table.filter_text}': {self.table.matching} match"
@@ -251,6 +255,18 @@ class QueueScreen(Screen):
         line = self.query_one("#queue-workers", Static)
         line.update(Text(text))
         line.set_class(bool(silent), "silent")
+        self._summary_widths = (len(summary), len(text))
+        self._fit_top()
+
+    def _fit_top(self) -> None:
+        """Summary and worker on one line when both fit whole (with a gap), else one above the other."""
+        summary, worker = getattr(self, "_summary_widths", (0, 0))
+        top = self.query_one("#queue-top")
+        room = (top.size.width or self.app.size.width) - 2  # its padding
+        top.set_class(summary + 2 + worker > room, "stacked")
+
+    def on_resize(self) -> None:
+        self._fit_top()
 
     # ------------------------------------------------------------ feedback
     def say(self, text: str, error: bool = False) -> None:
