@@ -428,3 +428,32 @@ async def test_head_says_when_it_ran_and_how_long_over_attempts(artifacts):
     # 100 own steps in 50 s, 400 to go: 200 s (counting the resumed 500 said 33 s)
     assert "60% 600/1000" in lines[0] and "eta 3m20s" in lines[0]
     assert "ran 2m30s over all attempts" in lines[1] and "attempt 2 from" in lines[1] and "started" in lines[1]
+
+
+HUB_ERROR = ("no access to the Hugging Face hub for dataset roneneldan/TinyStories: download its parquet files on a "
+             "connected machine (e.g. `huggingface-cli download roneneldan/TinyStories --repo-type dataset "
+             "--local-dir DIR`) and pass corpus = \"DIR/*.parquet\", or use corpus = \"builtin\"")
+
+
+async def test_a_long_error_is_shown_whole_or_says_where_the_rest_is(artifacts):
+    """A failed run's error is often the fix ('or use corpus = "builtin"' at its end): at 80x24 the head cut it
+    after two lines, silently. Now it shows whole; one too long for the head ends in '…' and names the Log tab."""
+    job, run = make_run(artifacts)
+    with Queue(artifacts) as q:
+        pid, start = own_identity()
+        q.claim(pid, start)
+        q.finish(job.id, "failed", error=HUB_ERROR)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_run(app, pilot)
+        head = screen.query_one("#run-head")
+        shown = " ".join(strip.text.strip() for strip in app.screen._compositor.render_strips()[:head.region.height])
+        assert 'or use corpus = "builtin"' in shown, shown
+        assert screen.query_one(TabbedContent).region.height >= 10  # the tabs keep room
+
+        with Queue(artifacts) as q:
+            q.db.execute("UPDATE jobs SET error = ? WHERE id = ?", (HUB_ERROR * 4, job.id))
+        screen.poll()
+        await settle(app, pilot)
+        shown = [strip.text for strip in app.screen._compositor.render_strips()[:head.region.height]]
+        assert shown[-1].rstrip().endswith("… (2: the Log tab has all of it)"), shown

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on
@@ -46,9 +47,26 @@ class Overview(Message, bubble=False):
     text: Text
 
 
-def run_head(j: Job, now: float | None = None) -> Text:
+ERROR_LINES = 5  # the most lines an error takes in the run screen's head (the Log tab has the rest)
+ERROR_MORE = "… (2: the Log tab has all of it)"
+
+
+def head_error(error: str, width: int | None) -> str:
+    """`error` as it fits ERROR_LINES lines `width` cells wide (wrapped as Rich wraps words), else cut with a
+    note saying where the rest is: an error's last words are often its fix."""
+    if not width or width < 20:
+        return error
+    lines = Text(error).wrap(Console(width=width, color_system=None), width)
+    if len(lines) <= ERROR_LINES:
+        return error
+    keep = " ".join(line.plain.strip() for line in lines[:ERROR_LINES])
+    room = max(0, len(keep) - len(ERROR_MORE) - 1)
+    return keep[:room].rstrip() + " " + ERROR_MORE
+
+
+def run_head(j: Job, now: float | None = None, width: int | None = None) -> Text:
     """The run screen's head, laid out for 80 columns: what and how far on the first line; when, how long and
-    where on the second; an error or a silence on the third."""
+    where on the second; an error (at most ERROR_LINES lines of `width` cells) or a silence on the third."""
     now = now if now is not None else time.time()
     text = Text()
     text.append(j.run_id, style="bold")
@@ -84,7 +102,7 @@ def run_head(j: Job, now: float | None = None) -> Text:
     if quiet is not None and quiet > JOB_QUIET_SECONDS:  # a long step, or a hang: say so, don't guess
         text.append(f"\nno report for {fmt_seconds(quiet)} (a long step, or a hang: see the Log tab)", style="yellow")
     if j.error:
-        text.append(f"\n{j.error}", style="red")
+        text.append(f"\n{head_error(j.error, width)}", style="red")
     return text
 
 
@@ -311,7 +329,11 @@ class RunScreen(Screen):
         self.query_one("#files-list", Static).update(text)
 
     def _show_head(self) -> None:
-        self.query_one("#run-head", Static).update(run_head(self.job))
+        head = self.query_one("#run-head", Static)
+        head.update(run_head(self.job, width=head.content_region.width or self.app.size.width - 2))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_head)  # the error's lines follow the width
 
     # ------------------------------------------------------------ actions
     def say(self, text: str, error: bool = False) -> None:
