@@ -457,3 +457,41 @@ async def test_a_long_error_is_shown_whole_or_says_where_the_rest_is(artifacts):
         await settle(app, pilot)
         shown = [strip.text for strip in app.screen._compositor.render_strips()[:head.region.height]]
         assert shown[-1].rstrip().endswith("… (2: the Log tab has all of it)"), shown
+
+
+async def test_results_of_a_run_with_none_yet_are_one_line_not_an_empty_browser(artifacts):
+    """r on a queued or running run that has written no results: one line on the run screen (it opened a
+    browser of empty plots with a 0..1 colour scale)."""
+    job, run = make_run(artifacts)
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_run(app, pilot)
+        await pilot.press("r")
+        await settle(app, pilot)
+        assert app.screen is screen
+        said = str(screen.query_one("#status").render())
+        assert said.startswith(f"{job.run_id} is queued: no results yet"), said
+
+
+async def test_a_browser_whose_results_cannot_be_read_says_so_in_place_of_its_views(artifacts):
+    """A half-written or corrupt results file: the browser hides its (empty) views and says why where they were."""
+    from sptui.tui.browsers import browser_for
+
+    job, run = make_run(artifacts)
+    run.results.mkdir(parents=True, exist_ok=True)
+    (run.results / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":")  # cut short
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await app.push_screen(browser_for("tms", run.root))
+        await settle(app, pilot)
+        browser = app.screen
+        assert browser.load_error and "model.safetensors" in browser.load_error
+        assert not any(body.display for body in browser.query(".browser-body"))
+        message = browser.query_one("#browser-message")
+        assert message.display and message.region.height >= 5
+        text = " ".join(strip.text.strip() for strip in app.screen._compositor.render_strips())
+        assert "No results to show" in text and "model.safetensors" in text and "esc: back to the run" in text
+        await pilot.press("e", "2", "3", "right")  # keys on nothing: no crash
+        await settle(app, pilot)
+        assert app.screen is browser

@@ -27,6 +27,7 @@ class BrowserScreen(Screen):
                                    text-overflow: ellipsis; }
     BrowserScreen .browser-body { height: 1fr; }
     BrowserScreen #browser-status { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
+    BrowserScreen #browser-message { height: 1fr; padding: 1 2; display: none; }
     """
 
     BINDINGS = [
@@ -51,6 +52,7 @@ class BrowserScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.KIND_TITLE} · {self.run.run_id}"), id="browser-title")
         yield from self.compose_body()
+        yield Static("", id="browser-message")
         yield Static("loading results…", id="browser-status")
         yield KeysFooter()
 
@@ -71,10 +73,23 @@ class BrowserScreen(Screen):
     def on_browser_screen_loaded(self, event: BrowserScreen.Loaded) -> None:
         if event.error is not None:
             self.load_error = event.error
-            self.status(event.error)
+            self.show_load_error(event.error)
             return
         self.data = event.data
         self.show(event.data)
+
+    def show_load_error(self, error: str) -> None:
+        """Results that cannot be shown: say why in place of the views (empty plots with a 0..1 colour scale
+        looked like results), and keep the line above the footer for it too."""
+        for body in self.query(".browser-body"):
+            body.display = False
+        message = self.query_one("#browser-message", Static)
+        text = Text("No results to show\n\n", style="bold")
+        text.append(error)
+        text.append("\n\nesc: back to the run", style="dim")
+        message.update(text)
+        message.display = True
+        self.status(error)
 
     def load(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -105,7 +105,7 @@ class ProjectionsBrowser(BrowserScreen):
         self.head, self.view, self.pos, self.digit = head, "digits", 0, 0
 
     def compose_body(self) -> ComposeResult:
-        with Grid(id="projection-panels"):
+        with Grid(id="projection-panels", classes="browser-body"):
             for name in ("q", "k", "v", "o"):
                 yield Scatter(id=f"proj-{name}")
 
