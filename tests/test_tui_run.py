@@ -212,6 +212,8 @@ async def test_results_key_opens_the_kinds_browser(artifacts, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "sptui.tui.browsers", types.SimpleNamespace(browser_for=browser_for))
     job, run = make_run(artifacts)
+    run.results.mkdir(parents=True, exist_ok=True)
+    (run.results / "instances.json").write_text("[]")  # something to browse (with none, r says so in one line)
     app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
     async with app.run_test(size=(120, 36)) as pilot:
         await open_run(app, pilot)

@@ -430,11 +430,6 @@ class RunScreen(Screen):
         self.notify(message.text, severity="error" if message.error else "information", markup=False)
 
     def action_results(self) -> None:
-        if self.job.state in ("queued", "running") and not any(self.run.results.glob("*")):
-            # nothing written yet: one line, not a browser of empty plots
-            self.say(f"{self.job.run_id} is {self.job.state}: no results yet (r opens them once it has written "
-                     "them; 1 and 2 show its curves and log meanwhile)", error=True)
-            return
         try:
             from sptui.tui.browsers import browser_for
         except ImportError:  # the browsers package left out: as for a kind that has no browser
@@ -448,5 +443,10 @@ class RunScreen(Screen):
         if screen is None:
             self.notify(f"no result browser for {self.job.kind}", severity="warning", markup=False)
             self.say(f"no result browser for {self.job.kind}")
+            return
+        if self.job.state in ("queued", "running") and not any(self.run.results.glob("*")):
+            # nothing written yet: one line, not a browser of empty plots
+            self.say(f"{self.job.run_id} is {self.job.state}: no results yet (r opens them once it has written "
+                     "them; 1 and 2 show its curves and log meanwhile)", error=True)
             return
         self.app.push_screen(screen)
