@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from sptui import cli
+from tests.figure_checks import MAX_WIDTH, checking_saves
 from tests.test_neuroscope_site import CHROMIUM, chromium_dom, needs_chromium
 
 # Training the runs and drawing the report's figures take about a minute on a busy 2-core machine;
@@ -59,9 +60,32 @@ def artifacts(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report(artifacts):
-    assert cli.main(["--artifacts", str(artifacts), "report", "toy-models"]) == 0
-    return artifacts / "reports" / "toy-models"
+def checked_report(artifacts):
+    """The report, every figure it saves run through the figure checks (tests/figure_checks.py)."""
+    with checking_saves() as seen:
+        assert cli.main(["--artifacts", str(artifacts), "report", "toy-models"]) == 0
+    return artifacts / "reports" / "toy-models", seen
+
+
+@pytest.fixture(scope="module")
+def report(checked_report):
+    return checked_report[0]
+
+
+@slow
+def test_every_report_figure_fits_a_page_and_passes_the_figure_checks(checked_report):
+    from PIL import Image
+
+    from sptui.report.figures import DPI
+
+    report, seen = checked_report
+    pngs = sorted((report / "figures").glob("*.png"))
+    assert len(pngs) >= 3 and all(p in seen.by_path for p in pngs), "a figure was written without being checked"
+    bad = {p.name: seen.by_path[p] for p in pngs if seen.by_path[p]}
+    assert not bad, "figure problems:\n" + "\n".join(f"{n}:\n  " + "\n  ".join(f) for n, f in sorted(bad.items()))
+    for png in pngs:  # as written: trimmed to the drawing, still at most a page (7.5 in) wide
+        with Image.open(png) as image:
+            assert image.size[0] / DPI <= MAX_WIDTH + 0.05, (png.name, image.size)
 
 
 @slow
@@ -181,7 +205,7 @@ def test_run_names_under_a_figure_wrap_within_its_width(tmp_path):
     ax.set_xlabel("x label")
     F._source(fig, *tables, note="a note")
     width, _ = Image.open(F.save(fig, tmp_path / "f.png")).size
-    assert width <= 6 * 110 + 30  # the figure plus the crop's padding
+    assert width <= 6 * F.DPI + 30  # the figure plus the crop's padding
 
 
 def test_results_of_the_wrong_shape_are_listed_not_fatal(tmp_path, capsys):
