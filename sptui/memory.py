@@ -1,10 +1,10 @@
-"""What kinds' memory estimates share: the shape of a model a job names, read from its config (never its weights),
-and the bytes a TransformerLens model holds.
+"""What kinds' memory estimates share: the `Estimate` they return, the shape of a model a job names, read from its
+config (never its weights), and the bytes a TransformerLens model holds.
 
 `model_shape(ref, runs_root)` reads the config of a sptui run (results/config.json), a Hugging Face folder
 (config.json, through TransformerLens's own conversion, offline) or a TransformerLens name already in the local
-Hugging Face cache; None where that cannot be known without the network or the weights (a name not cached, a
-folder TransformerLens cannot read: the job itself then says why).
+Hugging Face cache; where that cannot be known without the network or the weights (a name not cached, a folder
+TransformerLens cannot read) it raises `NotKnown` saying why, and the estimate passes the reason on.
 """
 
 from __future__ import annotations
@@ -16,6 +16,62 @@ from pathlib import Path
 from typing import Any
 
 FLOAT32 = 4
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a kind's `memory_estimate` returns: the bytes a run holds at its peak that can be counted before it
+    starts, as a lower bound within ~2x, and in words what could not be counted.
+
+    - `unknown` empty: `bytes` is the whole peak ("needs about 1.2 GiB").
+    - `unknown` set: a part of the peak cannot be known before the run starts (a model whose config is not here,
+      a corpus's vocabulary); `bytes` counts the rest, so it is still a lower bound ("needs at least 1.2 GiB"),
+      and 0 where nothing meaningful is left ("not known before the run starts"). Never a number for what was not
+      read: a part that is not known is named here, not counted as 0 bytes.
+    - `of`: what the peak scales with, in the job's own terms ("8 SAEs: 4 sweep points x 2 toy models",
+      "400 problems x 5 starts"), so a refusal names what to lower; empty where the parameters say it alone.
+    """
+
+    bytes: int
+    of: str = ""
+    unknown: str = ""
+
+    @classmethod
+    def not_known(cls, why: str, at_least: int = 0, of: str = "") -> Estimate:
+        return cls(int(at_least), of=of, unknown=why)
+
+    @property
+    def known(self) -> bool:
+        return not self.unknown
+
+    def describe(self) -> str:
+        """As the run's log says it: "needs about 1.2 GiB at its peak (4 instances)", "needs at least ...; more is
+        not known before the run starts (why)", or "not known before the run starts (why)"."""
+        of = f" ({self.of})" if self.of else ""
+        if self.known:
+            return f"needs about {size_text(self.bytes)} at its peak{of}"
+        if self.bytes:
+            return (f"needs at least {size_text(self.bytes)} at its peak{of}; more is not known before the run starts "
+                    f"({self.unknown})")
+        return f"not known before the run starts ({self.unknown})"
+
+
+def size_text(n: int) -> str:
+    """A memory size as people say it: 1.5 GiB, 300 MiB, 12 KiB (a tiny toy model's peak is not "0 MiB")."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}" if unit == "GiB" else f"{n / size:.0f} {unit}"
+    return f"{n} bytes"
+
+
+class NotKnown(Exception):
+    """A size an estimate needs that cannot be read before the run starts; its message says why."""
+
+
+def instances_of(count: int) -> str:
+    """What a batched kind's peak scales with: the instances of its sweep trained together ("4 instances")."""
+    return f"{count} instance{'s' if count != 1 else ''}"
+
 
 # A loaded model's inference, as kinds that read a model count it (measured against torch's allocator in
 # tests/test_memory_estimates.py):
@@ -67,25 +123,32 @@ class ModelShape:
                    d_vocab=int(cfg["d_vocab"]), n_ctx=int(cfg["n_ctx"]))
 
 
-def model_shape(ref: str, runs_root: str | Path | None = None) -> ModelShape | None:
-    """The shape of the model `ref` names (as sptui.models.load_model resolves it), from its config only."""
+def model_shape(ref: str, runs_root: str | Path | None = None) -> ModelShape:
+    """The shape of the model `ref` names (as sptui.models.load_model resolves it), from its config only;
+    NotKnown, saying why, where that cannot be read here."""
     from sptui.errors import SptuiError
     from sptui.models import CONFIG_FILE, _cached_snapshot, resolve_ref
 
     try:
         kind, where = resolve_ref(str(ref).strip(), runs_root)
-    except SptuiError:
-        return None  # the job fails on it with its own clear line
+    except SptuiError as e:  # the job fails on it with the same line
+        raise NotKnown(str(e)) from None
+    if kind == "name":
+        folder = _cached_snapshot(where)
+        if folder is None:
+            raise NotKnown(f'the model "{where}" is not in the local Hugging Face cache: its config is downloaded '
+                           "when the run starts")
+        return _hf_shape(folder)
+    if kind == "hf-folder":
+        return _hf_shape(Path(where))
+    config = Path(where) / CONFIG_FILE
     try:
-        if kind == "sptui":
-            return ModelShape.from_config(json.loads((Path(where) / CONFIG_FILE).read_text()))
-        folder = Path(where) if kind == "hf-folder" else _cached_snapshot(where)
-        return None if folder is None else _hf_shape(folder)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return ModelShape.from_config(json.loads(config.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NotKnown(f"{config} cannot be read as a model's config ({type(e).__name__}: {e})") from None
 
 
-def _hf_shape(folder: Path) -> ModelShape | None:
+def _hf_shape(folder: Path) -> ModelShape:
     """A Hugging Face folder's config.json through TransformerLens's conversion (offline: a local folder)."""
     from sptui.models import _hub_offline, _quiet
 
@@ -94,10 +157,11 @@ def _hf_shape(folder: Path) -> ModelShape | None:
 
         with _hub_offline(), _quiet():
             cfg = loading.convert_hf_model_config(str(folder.resolve()))
+        return ModelShape.from_config(cfg)
     except Exception as e:  # an architecture TransformerLens does not know: loading says so, with the reason
         logging.getLogger(__name__).debug("no shape for %s: %s", folder, e)
-        return None
-    return ModelShape.from_config(cfg)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise NotKnown(f"TransformerLens cannot read {folder / 'config.json'} ({type(e).__name__}: {first})") from None
 
 
 def tensor_shape(path: str | Path, key: str) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ from typing import Any
 from sptui.context import Context, Hooks
 from sptui.errors import JobCancelled, SptuiError, os_error_text
 from sptui.kinds import load_kind, memory_estimator, renderer
+from sptui.memory import Estimate, size_text
 from sptui.runs import RunDir
 from sptui.spec import JobSpec
 
@@ -105,39 +106,36 @@ def free_memory(device: str) -> tuple[int, str]:
     return int(psutil.virtual_memory().available), "this machine (available RAM)"
 
 
-DEFAULT_MEMORY_ADVICE = "lower batch_size or eval_batch, or split the sweep into several jobs"
+DEFAULT_MEMORY_ADVICE = "lower the job's sizes, or split its sweep into several jobs"
 
 
 def check_memory(kind, ctx: Context, device: str) -> None:
     """Refuse, before it starts, a run whose kind can tell it needs more memory than the device has free.
 
-    An estimator that fails on the user's input (a run it names is missing) fails the run with that line, as
-    the kind would a moment later; any other failure of it is logged and the run goes ahead unchecked."""
+    The estimate (sptui.memory.Estimate) is a lower bound, so a run is refused only when even what it counts
+    does not fit; what it could not count is said in the log ("not known before the run starts (why)"), never
+    read as 0 bytes. An estimator that fails on the user's input (a run it names is missing) fails the run with
+    that line, as the kind would a moment later; any other failure of it is logged and the run goes ahead
+    unchecked."""
     estimate = memory_estimator(kind)
     if estimate is None:
         return
     try:
-        need = int(estimate(ctx.instances, ctx))
+        need = estimate(ctx.instances, ctx)
+        if not isinstance(need, Estimate):
+            raise TypeError(f"memory_estimate returned {type(need).__name__}, not sptui.memory.Estimate")
     except SptuiError:
         raise
     except Exception:
         ctx.info("memory: the estimate failed, so the run starts unchecked:\n" + traceback.format_exc(), echo=False)
         return
     free, where = free_memory(device)
-    ctx.info(f"memory: needs about {_gib(need)} at its peak; {_gib(free)} free on {where}", echo=False)
-    if need > free:
-        count = len(ctx.instances)
+    ctx.info(f"memory: {need.describe()}; {size_text(free)} free on {where}", echo=False)
+    if need.bytes > free:
         advice = getattr(kind, "MEMORY_ADVICE", DEFAULT_MEMORY_ADVICE)
-        raise SptuiError(f"this run needs about {_gib(need)} of memory at its peak ({count} instance"
-                         f"{'s' if count != 1 else ''}), more than the {_gib(free)} free on {where}; {advice}")
-
-
-def _gib(n: int) -> str:
-    """A memory size as people say it: 1.5 GiB, 300 MiB, 12 KiB (a tiny toy model's peak is not "0 MiB")."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}" if unit == "GiB" else f"{n / size:.0f} {unit}"
-    return f"{n} bytes"
+        of = f" ({need.of})" if need.of else ""
+        raise SptuiError(f"this run needs {'about' if need.known else 'at least'} {size_text(need.bytes)} of memory at "
+                         f"its peak{of}, more than the {size_text(free)} free on {where}; {advice}")
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -318,7 +318,8 @@ def _label(point: dict[str, Any]) -> str:
 def describe_kind(name: str) -> str:
     """A plain-text reference of one kind's parameters."""
     module = load_kind(name)
-    memory = ("memory: estimated before a run starts; a run that cannot fit in the device's free memory is refused"
+    memory = ("memory: estimated before a run starts; a run that cannot fit in the device's free memory is refused "
+              "(the run's log gives the estimate, or what is not known before the run starts and why)"
               if memory_estimator(module) is not None else "memory: not estimated before a run starts")
     lines = [f"{name}: {getattr(module, 'SUMMARY', '')}", memory, ""]
     ranges = P.bounds(module.Params)

@@ -25,6 +25,7 @@ import torch
 
 from sptui.context import Context
 from sptui.kinds import load_kind
+from sptui.memory import Estimate, NotKnown
 from sptui.runs import RunDir, read_metrics
 from sptui.spec import parse_text
 
@@ -34,7 +35,7 @@ from .memory_checks import numpy_peak, torch_peak
 LOW, HIGH = 0.5, 1.25  # the estimate / measured peak allowed (module docstring)
 
 
-def estimate(kind: str, params: dict, root: Path, sweep: dict | None = None, device: str = "cpu") -> int:
+def estimate_of(kind: str, params: dict, root: Path, sweep: dict | None = None, device: str = "cpu") -> Estimate:
     """The kind's estimate for the job, through a Context as the runner builds one (artifacts under `root`)."""
     import tempfile
 
@@ -43,9 +44,16 @@ def estimate(kind: str, params: dict, root: Path, sweep: dict | None = None, dev
     run.create(spec.to_toml())
     ctx = Context(spec, run, device=device, artifacts_root=root)
     try:
-        return int(load_kind(kind).memory_estimate(spec.instances(), ctx))
+        found = load_kind(kind).memory_estimate(spec.instances(), ctx)
     finally:
         ctx.close()
+    assert isinstance(found, Estimate)
+    return found
+
+
+def estimate(kind: str, params: dict, root: Path, sweep: dict | None = None, device: str = "cpu") -> int:
+    """The bytes the kind counts for the job (a lower bound, whether or not a part is not known)."""
+    return estimate_of(kind, params, root, sweep, device).bytes
 
 
 def check_estimate(kind: str, params: dict, root: Path, run_id: str, sweep: dict | None = None,
@@ -107,8 +115,8 @@ def refused(kind: str, params: dict, root: Path, sweep: dict | None = None) -> K
         run_kind(kind, params, root, sweep=sweep, run_id=f"refused-{kind}")
     error = failed.value
     assert error.state == "failed"
-    assert re.fullmatch(r"this run needs about [\d.]+ (GiB|MiB) of memory at its peak \(\d+ instances?\), more than "
-                        r"the [\d.]+ GiB free on this machine \(available RAM\); .+", error.error), error.error
+    assert re.fullmatch(r"this run needs (about|at least) [\d.]+ (GiB|MiB) of memory at its peak( \([^()]+\))?, more "
+                        r"than the [\d.]+ GiB free on this machine \(available RAM\); .+", error.error), error.error
     assert "\n" not in error.error
     assert read_metrics(error.run.metrics) == []  # refused before a single step
     return error
@@ -134,7 +142,9 @@ def test_model_shapes_come_from_configs_and_count_the_parameters_exactly(root, t
         assert shape.parameters == sum(w.numel() for w in model.parameters())
     huge = model_shape(huge_model(tmp_path / "huge"))  # read from config.json alone: its weights are no model
     assert huge is not None and huge.d_mlp == 262_144
-    assert model_shape(str(tmp_path / "missing")) is None and model_shape("no-such-model-name") is None
+    for missing in (str(tmp_path / "missing"), "no-such-model-name"):  # not known, saying why (the job's own line)
+        with pytest.raises(NotKnown, match="unknown model"):
+            model_shape(missing)
 
 
 # ---------------------------------------------------------------- memorization
@@ -155,7 +165,8 @@ def test_memorization_estimate_is_near_the_measured_peak(tmp_path, params, sweep
 def test_memorization_too_big_for_this_machine_is_refused(tmp_path):
     error = refused("memorization", {"n_features": 100_000, "eval_batch": 1_000_000}, tmp_path,
                     sweep={"train_examples": [1_000_000]})
-    assert error.error.endswith("lower train_examples or eval_batch, or split the sweep into several jobs")
+    assert "at its peak (1 instance)" in error.error
+    assert error.error.endswith("lower train_examples, eval_batch or n_features, or split the sweep into several jobs")
 
 
 # ---------------------------------------------------------------- lm
@@ -181,8 +192,25 @@ def test_lm_estimate_counts_the_full_vocabulary_model_only_on_a_cpu(tmp_path):
     assert estimate("lm", params, tmp_path, device="cuda") < estimate("lm", params, tmp_path) / 2
 
 
+def test_lm_with_a_restricted_vocabulary_says_what_it_cannot_count(tmp_path):
+    """The corpus's vocabulary is read when the run starts: the estimate counts the rest, at least what a
+    vocabulary of 0 tokens gives, and names the full vocabulary's peak as the most it can be."""
+    from sptui.memory import size_text
+
+    params = {**LM, "d_model": 16, "d_mlp": 8, "n_layers": 1, "batch_size": 16}
+    full = estimate_of("lm", {**params, "restrict_vocab": False}, tmp_path, device="cuda")
+    part = estimate_of("lm", params, tmp_path, device="cuda")
+    assert full.known and not part.known
+    assert 0 < part.bytes < full.bytes / 10  # the logits of 50257 tokens dominate this model
+    assert part.unknown.startswith("restrict_vocab: the embeddings and logits grow with the corpus's vocabulary")
+    assert part.unknown.endswith(f"at most {size_text(full.bytes)} with all 50,257 GPT-2 tokens")
+    assert part.describe().startswith(f"needs at least {size_text(part.bytes)} at its peak; more is not known before "
+                                      "the run starts (restrict_vocab:")
+
+
 def test_lm_too_big_for_this_machine_is_refused(tmp_path):
     error = refused("lm", {"d_model": 8192, "n_heads": 64, "d_mlp": 32768, "n_layers": 64, "n_ctx": 2048}, tmp_path)
+    assert error.error.startswith("this run needs at least ")  # the corpus's vocabulary is not counted
     assert error.error.endswith("lower batch_size, n_ctx, d_model, d_mlp or n_layers")
 
 
@@ -220,10 +248,27 @@ def test_sae_estimate_reads_the_source_it_names(root):
     assert 1.8 * resid < mlp < 2.2 * resid
 
 
-def test_sae_too_big_for_this_machine_is_refused(root):
-    error = refused("sae", {**SAE, "d_sae": 1_048_576, "batch_size": 1_000_000}, root)
-    assert error.error.endswith("lower batch_size, eval_tokens, d_sae / expansion_factor or buffer_tokens, or split "
-                                "the sweep")
+def test_sae_too_big_for_this_machine_is_refused_naming_the_saes_not_the_sweep_points(root):
+    # 3 sweep points on a tms run of 2 toy models: 6 SAEs train together, which is what the user would lower
+    error = refused("sae", {**SAE, "d_sae": 1_048_576, "batch_size": 1_000_000}, root, sweep={"seed": [0, 1, 2]})
+    assert "at its peak (6 SAEs: 3 sweep points x 2 toy models)" in error.error
+    assert error.error.endswith("lower batch_size, eval_tokens, d_sae / expansion_factor or buffer_tokens, or train "
+                                "fewer SAEs at once (split the sweep; fewer toy models with source_instances)")
+    one = estimate_of("sae", {**SAE, "source_instances": [1]}, root, sweep={"seed": [0, 1, 2]})
+    assert one.of == "3 SAEs"
+
+
+def test_sae_of_a_source_that_cannot_be_read_counts_only_the_latents_and_says_why(root, tmp_path):
+    params = {**SAE, "source": "toy", "architecture": "relu", "d_sae": 4096, "batch_size": 4096, "eval_tokens": 16}
+    read = estimate_of("sae", params, root)
+    assert read.known and read.of == "2 SAEs: 1 sweep point x 2 toy models"
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    unread = estimate_of("sae", {**params, "source": str(folder)}, tmp_path)
+    assert not unread.known and "not a model folder" in unread.unknown
+    # what is left is the latents of a step for one SAE at least: 6 x batch_size x d_sae floats (relu)
+    assert unread.bytes == 4 * 4 * 4096 * 4096 and unread.of == "at least 1 SAE"
+    assert unread.bytes < read.bytes
 
 
 # ---------------------------------------------------------------- neuroscope
@@ -250,11 +295,26 @@ def test_neuroscope_too_big_for_this_machine_is_refused(tmp_path):
     refused("neuroscope", {"model": huge_model(tmp_path / "huge"), "corpus": "builtin"}, tmp_path)
 
 
-def test_an_unreadable_model_gives_no_estimate_and_the_job_its_own_error(tmp_path):
-    assert estimate("neuroscope", {"model": str(tmp_path / "missing")}, tmp_path) == 0
+def test_an_unreadable_model_is_not_known_and_the_job_gets_its_own_error(tmp_path):
+    unknown = estimate_of("neuroscope", {"model": str(tmp_path / "missing")}, tmp_path)
+    assert (unknown.bytes, unknown.known) == (0, False) and "missing" in unknown.unknown
     with pytest.raises(KindRunError) as failed:
         run_kind("neuroscope", {"model": str(tmp_path / "missing"), "corpus": "builtin"}, tmp_path)
     assert "memory" not in failed.value.error
+    log = failed.value.run.log.read_text()
+    assert re.search(r"memory: not known before the run starts \(.*missing.*\); [\d.]+ \w+ free on this machine", log), log
+
+
+def test_a_model_name_not_in_the_local_cache_is_not_known_and_says_so(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for kind in ("neuroscope", "neuron-geometry"):
+        unknown = estimate_of(kind, {"model": "gpt2"}, tmp_path)
+        assert (unknown.bytes, unknown.known) == (0, False)
+        assert unknown.unknown == ('the model "gpt2" is not in the local Hugging Face cache: its config is downloaded '
+                                   "when the run starts")
+        assert unknown.describe() == f"not known before the run starts ({unknown.unknown})"
 
 
 # ---------------------------------------------------------------- neuron-geometry
@@ -300,6 +360,47 @@ def test_tms_theory_estimate_grows_with_the_grid_the_starts_and_the_search(tmp_p
     assert need(200, search="exhaustive") < largest / 2  # 256 problems at a time
     assert need(100) < largest / 2  # the lattice's descents and the kept minima grow with the cells
     assert need(200, candidates=8, random_starts=0) < largest * 0.6  # fewer starts per cell
+
+
+def test_tms_theory_counts_its_starts_as_the_search_makes_them_without_the_tensors(monkeypatch):
+    """The count of known starts (tms_theory.known_starts) is the one starting_points descends from, for both
+    class patterns and limits that cut the ranking; the arrangements are reached once each, with the counts one
+    can list by hand; and the estimate never builds the candidates' tensors (the enumerator took ~9 s at n = m = 8)."""
+    from sptui.science import tms_theory as T
+
+    # by hand: n=2, m=1: dedicated 0, dedicated 1, antipodal 0,1; n=3, m=1: 3 dedicated + 3 antipodal pairs;
+    # n=2, m=2: both dedicated, or the antipodal pair (it uses the features up); n=5, m=2 and n=6, m=2: 66 and 147
+    # (Params.candidates' doc: 67 and 148 with "nothing represented")
+    for (n, m), count in {(2, 1): 3, (3, 1): 6, (2, 2): 2, (5, 2): 66, (6, 2): 147}.items():
+        found = [tuple(sorted((kind, members) for kind, members, _ in chosen)) for chosen in T._arrangements(n, m)]
+        assert len(found) == len(set(found)) == count, (n, m)
+    for n, m in [(3, 2), (4, 2), (4, 3), (5, 3), (6, 3)]:
+        for classes in ([0] * n, [0] * (n - 1) + [1], None):
+            for limit in (2, 5, 8, 64, 100_000):
+                names, _ = T.starting_points(n, m, 1, 0, 0, limit, classes=classes)
+                assert [name for name, _ in T.known_starts(n, m, limit, classes)] == names, (n, m, classes, limit)
+
+    def enumerated(*args, **kwargs):
+        raise AssertionError("the estimate built the candidates' tensors")
+
+    monkeypatch.setattr(T, "candidate_solutions", enumerated)
+    monkeypatch.setattr(T, "starting_points", enumerated)
+    need = load_kind("tms-theory").memory_estimate(load_params("tms-theory", {"n_features": 8, "n_hidden": 8}))
+    assert need.known and need.of == f"400 problems x {1 + len(T.known_starts(8, 8, 64, [0] * 7 + [1])) + 2} starts"
+
+
+def test_tms_theory_comparing_a_run_without_a_grid_says_the_grid_is_not_known():
+    theory = load_kind("tms-theory")
+    own = theory.memory_estimate(load_params("tms-theory", {"n_features": 4, "n_hidden": 2, "compare": "trained"}))
+    assert not own.known and own.unknown.startswith("compare: the grid's empty axes are the compared run's values")
+    one_cell = theory.memory_estimate(load_params("tms-theory", {"n_features": 4, "n_hidden": 2, "probabilities": [0.1],
+                                                                 "importance_ratios": [1.5]}))
+    assert one_cell.known and own.bytes == one_cell.bytes  # each empty axis counted as one value: a lower bound
+
+
+def load_params(kind: str, params: dict) -> list:
+    (spec,) = parse_text(job_toml(kind, params), "x.toml")
+    return spec.instances()
 
 
 # ---------------------------------------------------------------- addition-analysis
@@ -359,6 +460,23 @@ def test_kinds_say_which_estimate_their_memory(artifacts):
     assert "memory: estimated before a run starts" in sptui("kinds", "sae", root=artifacts, check=True).stdout
 
 
+def test_every_kind_returns_an_estimate_that_names_what_it_cannot_read():
+    """With nothing to read (ctx None) a kind that reads a model or a run says so instead of counting 0 bytes."""
+    from sptui.kinds import kind_names
+
+    reads = {"neuroscope", "neuron-geometry", "sae", "addition-analysis"}
+    for name in kind_names():
+        kind = load_kind(name)
+        params = {"model": "gpt2"} if name in ("neuroscope", "neuron-geometry") else (
+            {"source": "toy"} if name == "sae" else {"run": "add"} if name == "addition-analysis" else {})
+        need = kind.memory_estimate(load_params(name, params))
+        assert isinstance(need, Estimate), name
+        if name in reads:
+            assert not need.known and need.unknown, name
+        elif name != "lm":  # lm: restrict_vocab (tested above)
+            assert need.known and need.bytes > 0, name
+
+
 def test_an_estimate_that_breaks_lets_the_run_start_and_says_so_in_its_log(tmp_path, monkeypatch):
     from sptui.kinds import memorization
 
@@ -373,6 +491,6 @@ def test_an_estimate_that_breaks_lets_the_run_start_and_says_so_in_its_log(tmp_p
 
 def test_sizes_in_the_memory_line_read_as_people_say_them():
     """A tiny toy model's peak is some KiB: the log says so, where it said "needs about 0 MiB"."""
-    from sptui.runner import _gib
+    from sptui.memory import size_text
 
-    assert [_gib(n) for n in (12, 5_000, 3 * 2**20, 3 * 2**30 // 2)] == ["12 bytes", "5 KiB", "3 MiB", "1.5 GiB"]
+    assert [size_text(n) for n in (12, 5_000, 3 * 2**20, 3 * 2**30 // 2)] == ["12 bytes", "5 KiB", "3 MiB", "1.5 GiB"]

@@ -47,8 +47,8 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path):
         run_kind("tms", params, tmp_path, sweep={"seed": [0, 1, 2, 3]})
     assert refused.value.state == "failed"
     assert re.fullmatch(r"this run needs about [\d.]+ GiB of memory at its peak \(4 instances\), more than the "
-                        r"[\d.]+ GiB free on this machine \(available RAM\); lower batch_size or eval_batch, or "
-                        r"split the sweep into several jobs", refused.value.error), refused.value.error
+                        r"[\d.]+ GiB free on this machine \(available RAM\); lower batch_size or eval_batch \(or "
+                        r"n_features x n_hidden\), or split the sweep into several jobs", refused.value.error), refused.value.error
     assert read_metrics(refused.value.run.metrics) == []  # refused before a single step
 
 

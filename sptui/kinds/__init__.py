@@ -7,15 +7,20 @@ A kind is a module `sptui/kinds/<name>.py` (module `neuron_geometry` is kind `ne
     def run(ctx: Context) -> None        does the work, writing only through ctx (sptui/context.py):
                                          metrics, log, results, checkpoints, snapshots, other runs
     def render(run: RunDir) -> list[Path]    optional: (re)draws the run's PNGs from its saved results
-    def memory_estimate(instances, ctx=None) -> int
-                                         optional: bytes the run needs at its peak on its device, a lower
-                                         bound within ~2x, from its Params and, where they name a run or a
-                                         model, that run's or model's small files (config.json, job.toml,
+    def memory_estimate(instances, ctx=None) -> sptui.memory.Estimate
+                                         optional, cheap (it runs before every run; no enumeration, no
+                                         torch work): the bytes the run needs at its peak on its device, a
+                                         lower bound within ~2x, from its Params and, where they name a run
+                                         or a model, that run's or model's small files (config.json, job.toml,
                                          instances.json, safetensors headers), found through ctx; never by
-                                         loading weights or reading a corpus. With ctx None (a test, a
-                                         listing) it counts what the Params alone say. The runner refuses a
-                                         run that cannot fit in the device's free memory before it starts,
-                                         with MEMORY_ADVICE (optional str) saying which parameters to lower
+                                         loading weights or reading a corpus. One rule for what it cannot
+                                         read (ctx None, a model not cached here, a corpus's vocabulary): it
+                                         is never counted as 0 bytes but named in Estimate.unknown, with the
+                                         bytes of the rest. The runner refuses a run whose counted bytes
+                                         cannot fit in the device's free memory before it starts, naming
+                                         Estimate.of (what the peak scales with) and MEMORY_ADVICE (optional
+                                         str: which parameters to lower); it logs an unknown part as "not
+                                         known before the run starts (why)"
 
 `Kind` / `RenderingKind` below say this to the type checker; every kind module ends with an assignment of
 itself to one of them, so mypy (tests/test_types.py) confirms the fit. sptui/kinds/functions.py is a
@@ -44,6 +49,7 @@ from sptui.errors import SptuiError
 
 if TYPE_CHECKING:
     from sptui.context import Context
+    from sptui.memory import Estimate
     from sptui.runs import RunDir
 
 
@@ -67,8 +73,8 @@ def renderer(kind: Kind) -> Callable[[RunDir], list[Path]] | None:
     return getattr(kind, "render", None)
 
 
-def memory_estimator(kind: Kind) -> Callable[..., int] | None:
-    """The kind's `memory_estimate(instances, ctx=None)` (bytes at the run's peak), or None where it is not
+def memory_estimator(kind: Kind) -> Callable[..., Estimate] | None:
+    """The kind's `memory_estimate(instances, ctx=None)` (an Estimate of the run's peak), or None where it is not
     cheap to know."""
     return getattr(kind, "memory_estimate", None)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sptui.kinds._addition_results import analyse, compare_instances, instance_label
+from sptui.memory import Estimate, instances_of
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -86,7 +87,10 @@ class Params:
                                                 f"over {total:,} steps; grow faster (e.g. 1.1)")
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+MEMORY_ADVICE = "lower batch_size, d_model, n_heads or d_head, or split the sweep into several jobs"
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak of training, from the dominant float32 tensors: the parameters (embeddings,
     unembedding and the Q, K, V, O of every head) with gradient and two Adam moments, and a batch's
     activations (residual stream, per-head q/k/v/z and attention scores at each of the 3n + 1 positions, kept
@@ -96,7 +100,7 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     vocab = 12  # the digits, "=" and "^" (sptui.science.addition.VOCAB)
     params = (2 * vocab + positions) * p.d_model + 4 * p.n_heads * p.d_head * p.d_model
     activations = p.batch_size * positions * (p.d_model + p.n_heads * (4 * p.d_head + positions) + vocab)
-    return 4 * count * (4 * params + 3 * activations)
+    return Estimate(4 * count * (4 * params + 3 * activations), of=instances_of(count))
 
 
 def steps_per_epoch(p: Params) -> int:

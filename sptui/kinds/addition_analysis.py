@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sptui.errors import SptuiError
+from sptui.memory import Estimate
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ GRID_COPIES = 5        # attention-score-sized tensors [masks x 100 pairs, heads
 KNN_COPIES = 2         # [16, N / 5, 4 N / 5] distance matrices of the k-nearest-neighbour probes (cdist, top-k)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak of analysing one model (instances are analysed one after another), from the source run's
     job.toml (n_test, n_digits, n_heads, d_head), the largest of: the ablation grid's forward pass, which runs the
     100 operand pairs once per head mask (heads + 2 of them) through the model, GRID_COPIES x [masks x 100, heads,
@@ -71,26 +72,29 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     positions numbers)
     beside the k-nearest-neighbour probes' distances between one fold of the test set and the rest, for 16 point
     sets at a time (KNN_COPIES x float32 [16, N / 5, 4 N / 5]; fewer sets when the model has fewer heads x answer
-    positions). With ctx None, or a source that cannot be read, 0. A lower bound within ~2x."""
-    if ctx is None:
-        return 0
+    positions). With ctx None, or a source whose job.toml cannot be read, not known (the estimate says why; the job
+    says what is wrong with the source). A lower bound within ~2x."""
     p = instances[0]
+    if ctx is None:
+        return Estimate.not_known("the analysed run's sizes are read from its job.toml, found only for a queued run")
     try:
         source = ctx.find_run(p.run, kind="addition", prefer="results/summary.json")
         settings = source.spec().instances()
-    except Exception:  # the job says what is wrong with the source
-        return 0
+    except Exception as e:  # the job says what is wrong with the source
+        first = (str(e).strip().splitlines() or [""])[0]
+        return Estimate.not_known(f"the analysed run {p.run!r} cannot be read ({type(e).__name__}: {first})")
     a = settings[p.instance] if 0 <= p.instance < len(settings) else settings[0]
     n, N, heads = int(a.n_digits), int(a.n_test), int(a.n_heads)
     positions, answers = 3 * n + 1, n + 1
     grid = 4 * GRID_COPIES * (heads + 2) * 100 * heads * positions * positions
     patterns = 4 * min(1024, N) * heads * positions * positions
+    of = f"{N:,} test examples, {heads} heads"
     if not p.compression:
-        return max(grid, patterns)
+        return Estimate(max(grid, patterns), of=of)
     outputs = 4 * N * answers * heads * (int(a.d_head) + 10 + positions)
     fold = N // 5
     knn = 4 * KNN_COPIES * min(16, heads * answers) * fold * (N - fold)
-    return max(grid, patterns, outputs + knn)
+    return Estimate(max(grid, patterns, outputs + knn), of=of)
 
 
 def snapshot_files(run: RunDir) -> dict[int, Path]:

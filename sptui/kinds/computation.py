@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sptui.memory import Estimate, instances_of
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -76,14 +77,19 @@ def run(ctx: Context) -> None:
     save_results(ctx, trainer)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+MEMORY_ADVICE = "lower batch_size, eval_batch, n_hidden or n_features, or split the sweep into several jobs"
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant float32 tensors: the weights (W1, W2 at the widest instance's width,
     with gradient and Adam moments) and a step's [I, batch, *] inputs, hidden and output activations (about 4
     such tensors each) and the fixed evaluation batch's (about 2). A lower bound within ~2x."""
     p, count = instances[0], len(instances)
     H = max(q.n_hidden for q in instances)
     K = p.n_features if p.task == "abs" else p.n_features * (p.n_features - 1) // 2
-    return 4 * count * (4 * (H * p.n_features + K * H + H + K) + (4 * p.batch_size + 2 * p.eval_batch) * (2 * p.n_features + H + 2 * K))
+    return Estimate(4 * count * (4 * (H * p.n_features + K * H + H + K)
+                                 + (4 * p.batch_size + 2 * p.eval_batch) * (2 * p.n_features + H + 2 * K)),
+                    of=instances_of(count))
 
 
 def save_results(ctx: Context, trainer) -> None:

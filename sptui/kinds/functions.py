@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sptui.memory import Estimate, instances_of
 from sptui.params import param
 
 if TYPE_CHECKING:
@@ -60,12 +61,16 @@ def run(ctx: Context) -> None:
     save_results(ctx, trainer)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+MEMORY_ADVICE = "lower batch_size, eval_batch or width, or split the sweep into several jobs"
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant float32 tensors: the weights (~4 width numbers, with gradient
     and Adam moments) and the [I, batch, width] hidden activations of a step (about 4 such tensors) and of
     the fixed evaluation batch (about 2). A lower bound within ~2x."""
     p, count = instances[0], len(instances)
-    return 4 * count * (16 * 4 * p.width + (4 * p.batch_size + 2 * p.eval_batch) * (p.width + 3))
+    return Estimate(4 * count * (16 * 4 * p.width + (4 * p.batch_size + 2 * p.eval_batch) * (p.width + 3)),
+                    of=instances_of(count))
 
 
 def save_results(ctx: Context, trainer) -> None:

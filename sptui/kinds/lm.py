@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
+from sptui.memory import Estimate, size_text
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -93,33 +94,40 @@ ACTS_PER_SCORE = 3     # per layer and head: each [ctx, ctx] row of scores, mask
 ACTS_PER_VOCAB = 3     # once: logits before and after the bias, and their log_softmax
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak of training, from the dominant float32 tensors: the model's parameters with their
     gradient and two AdamW moments (4 copies); a training step's activations, B x n_ctx tokens each holding
     ACTS_PER_D_MODEL x d_model + ACTS_PER_D_MLP x d_mlp + ACTS_PER_SCORE x n_heads x n_ctx numbers per layer and
     ACTS_PER_VOCAB x d_vocab for the logits; on a CPU the end as well, when the full-vocabulary model is built
-    beside the trained one (its parameters and the copied state: 2 x its parameters) and each MLP's d_mlp x d_mlp cosine Grams
-    are seriated (the structure check, about 3 of them in float64). While training, d_vocab is the corpus's
-    vocabulary when restrict_vocab is on: unknown until the corpus is read, so counted as 0 (the lower bound), and
-    the packed token stream (8 bytes a token, at most max_tokens) is not counted for the same reason. A lower
-    bound within ~2x."""
+    beside the trained one (its parameters and the copied state: 2 x its parameters) and each MLP's d_mlp x d_mlp
+    cosine Grams are seriated (the structure check, about 3 of them in float64). The packed token stream (8 bytes
+    a token, at most max_tokens) is not counted. With restrict_vocab on, d_vocab while training is the corpus's
+    vocabulary, known only once the corpus is read: the estimate counts the rest (a lower bound) and says so,
+    with the peak GPT-2's whole vocabulary would give as the most it can be. A lower bound within ~2x."""
     from sptui.memory import ModelShape
     from sptui.tokenizer import VOCAB_SIZE
 
     p = instances[0]
-    vocab = 0 if p.restrict_vocab else VOCAB_SIZE
-    shape = ModelShape(n_layers=p.n_layers, d_model=p.d_model, n_heads=p.n_heads, d_head=p.d_model // p.n_heads,
-                       d_mlp=p.d_mlp, d_vocab=vocab, n_ctx=p.n_ctx)
-    tokens = p.batch_size * p.n_ctx
-    per_token = (p.n_layers * (ACTS_PER_D_MODEL * p.d_model + ACTS_PER_D_MLP * p.d_mlp + ACTS_PER_SCORE * p.n_heads * p.n_ctx)
-                 + ACTS_PER_VOCAB * vocab)
-    training = 4 * (4 * shape.parameters + tokens * per_token)
-    if ctx is not None and not str(ctx.device).startswith("cpu"):
-        return training
-    full = ModelShape(**{**shape.__dict__, "d_vocab": VOCAB_SIZE}).parameters
-    ending = 4 * (4 * shape.parameters + 2 * full)
-    structure = 8 * 3 * p.d_mlp * p.d_mlp if p.structure_check else 0
-    return max(training, ending, 4 * 4 * shape.parameters + structure)
+
+    def peak(vocab: int) -> int:
+        shape = ModelShape(n_layers=p.n_layers, d_model=p.d_model, n_heads=p.n_heads, d_head=p.d_model // p.n_heads,
+                           d_mlp=p.d_mlp, d_vocab=vocab, n_ctx=p.n_ctx)
+        tokens = p.batch_size * p.n_ctx
+        per_token = (p.n_layers * (ACTS_PER_D_MODEL * p.d_model + ACTS_PER_D_MLP * p.d_mlp
+                                   + ACTS_PER_SCORE * p.n_heads * p.n_ctx) + ACTS_PER_VOCAB * vocab)
+        training = 4 * (4 * shape.parameters + tokens * per_token)
+        if ctx is not None and not str(ctx.device).startswith("cpu"):
+            return training
+        full = ModelShape(**{**shape.__dict__, "d_vocab": VOCAB_SIZE}).parameters
+        ending = 4 * (4 * shape.parameters + 2 * full)
+        structure = 8 * 3 * p.d_mlp * p.d_mlp if p.structure_check else 0
+        return max(training, ending, 4 * 4 * shape.parameters + structure)
+
+    if not p.restrict_vocab:
+        return Estimate(peak(VOCAB_SIZE))
+    return Estimate.not_known(f"restrict_vocab: the embeddings and logits grow with the corpus's vocabulary, read when "
+                              f"the run starts; at most {size_text(peak(VOCAB_SIZE))} with all {VOCAB_SIZE:,} GPT-2 tokens",
+                              at_least=peak(0))
 
 
 # ---------------------------------------------------------------- model and data

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sptui.memory import Estimate, instances_of
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class Params:
             raise ParamError("warmup_steps", f"expected fewer than steps ({self.steps}), found {self.warmup_steps}")
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant float32 tensors. Held throughout: every instance's training set padded
     to the largest T, x [I, T, n]; the weights W [I, n, m] and b with their gradient and two Adam moments; the
     fresh test set [eval_batch, n]. On top, the largest of: a full-batch step (about 5 [I, T, n] activations and
@@ -56,10 +57,10 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     n, T = p.n_features, max(q.train_examples for q in instances)
     held = count * T * (n + 1) + 4 * count * (n * p.n_hidden + n) + p.eval_batch * n
     passes = max(5 * count * T * n, 3 * count * p.eval_batch * n, 2 * count * n * n, 2 * T * T)
-    return 4 * (held + passes)
+    return Estimate(4 * (held + passes), of=instances_of(count))
 
 
-MEMORY_ADVICE = "lower train_examples or eval_batch, or split the sweep into several jobs"
+MEMORY_ADVICE = "lower train_examples, eval_batch or n_features, or split the sweep into several jobs"
 
 
 def build_trainer(instances: list[Params], device="cpu"):

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
+from sptui.memory import Estimate
 from sptui.params import ParamError, RunRef, param
 from sptui.science.null import NULL_HELP, NULLS  # numpy only: `sptui validate` stays quick
 from sptui.science.seriation import METHODS as _METHOD_NAMES
@@ -106,7 +107,8 @@ class Params:
             raise ParamError("nulls", "lists a null model twice")
 
 
-MEMORY_ADVICE = "choose fewer seriation methods (spectral, hclust and olo hold more n x n copies than greedy), or a machine with more memory"
+MEMORY_ADVICE = ("choose fewer seriation methods (spectral, hclust and olo hold more n x n copies than greedy), "
+                 "lower batch_size or context_length with activations, or use a machine with more memory")
 
 # float64 n x n matrices the analysis of one matrix of neuron rows holds at its peak, by the most demanding
 # seriation method asked for (measured with tracemalloc in tests/test_memory_estimates.py): the cosine Gram and
@@ -116,33 +118,37 @@ GRAMS = {"greedy": 5, "greedy+2opt": 5, "spectral": 6, "hclust": 8, "olo": 8}
 GRAMS_ACTIVATIONS = 6  # with activations: the correlation matrix, its Gram factor and their reordered copies
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant arrays, for a layer of n = d_mlp neurons: the model's float32 weights
     while they load (sptui.memory.ModelShape.loading_bytes); then
     GRAMS[the most demanding method asked for] float64 n x n matrices for the null test; with activations, the model
     stays loaded beside a forward batch up to this layer (ModelShape.forward_bytes) and the layer's activations, and the correlation matrix, its
     Gram factor and their copies (GRAMS_ACTIVATIONS more n x n) are held through the second test. The model's shape comes from its
-    config.json (sptui.memory); unknown (ctx None, a model whose config cannot be read without the network): 0.
-    On a GPU only the model and the forward pass are there (the null tests run in host memory). A lower bound
-    within ~2x."""
+    config.json (sptui.memory); with ctx None, or a model whose config cannot be read here, the estimate is not
+    known and says why. On a GPU only the model and the forward pass are there (the null tests run in host memory:
+    0 bytes on the GPU without activations). A lower bound within ~2x."""
     from sptui.config import runs_dir
-    from sptui.memory import model_shape
+    from sptui.memory import NotKnown, model_shape
 
     p = instances[0]
     if ctx is None:
-        return 0
-    shape = model_shape(p.model, runs_dir(ctx.artifacts_root))
-    if shape is None or not shape.d_mlp:
-        return 0
+        return Estimate.not_known("the model's size is read from its config.json, found only for a queued run")
+    try:
+        shape = model_shape(p.model, runs_dir(ctx.artifacts_root))
+    except NotKnown as e:
+        return Estimate.not_known(str(e))
+    if not shape.d_mlp:
+        return Estimate.not_known("the model has no MLP neurons")
     n, params = shape.d_mlp, shape.parameters
     loading = shape.loading_bytes(p.processing)
     context = min(p.context_length, shape.n_ctx)
     forward = shape.forward_bytes(p.batch_size * context, context, p.layer + 1) + 4 * p.batch_size * context * 2 * n
+    of = f"{n:,} neurons"
     if not str(ctx.device).startswith("cpu"):
-        return max(loading, 4 * params + forward) if p.activations else 0
+        return Estimate(max(loading, 4 * params + forward) if p.activations else 0, of=of)
     grams = max(GRAMS.get(m, GRAMS["greedy"]) for m in p.methods) + (GRAMS_ACTIVATIONS if p.activations else 0)
     analysis = 8 * n * n * grams
-    return max(loading, analysis + (4 * params + forward if p.activations else 0))
+    return Estimate(max(loading, analysis + (4 * params + forward if p.activations else 0)), of=of)
 
 
 def neuron_matrix(model, layer: int, weights: str):

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
+from sptui.memory import Estimate
 from sptui.neuroscope.store import WEIGHTS_PROCESSED, WEIGHTS_RAW
 from sptui.params import ParamError, RunRef, param
 
@@ -100,7 +101,7 @@ UPDATE_PER_UNIT = 6  # numbers a token holds per scanned layer and unit: its kep
                      # copy, the histogram's bins (int64) and the masked maxima (measured in tests/test_memory_estimates.py)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant tensors: the model's float32 weights, and more while they load
     (sptui.memory.ModelShape.loading_bytes); per scanned layer and unit (d_mlp neurons, or an SAE's latents) the
     streaming state (top_k and sample_size slots of a value and two int64 ids, two int64 histograms of
@@ -111,25 +112,25 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     activations of every kept text (top_k + the sample quantiles a unit, each a context long: float16, and its
     split copies). Texts count as filling the context: the peak of a corpus of long documents (short texts pad to
     the longest of their batch, and need less). The model's shape comes from its config.json (sptui.memory); with
-    ctx None, or a model whose config cannot be read without the network, it is unknown and the estimate is 0.
+    ctx None, or a model (or sae run) whose config cannot be read here, the estimate is not known and says why.
     A lower bound within ~2x."""
     from sptui.config import runs_dir
-    from sptui.memory import model_shape
+    from sptui.memory import NotKnown, model_shape
 
     p = instances[0]
     if ctx is None:
-        return 0
-    if p.sae:
-        found = _sae_shape(ctx, p)
-        if found is None:
-            return 0
-        shape, units, layers = found
-    else:
-        shape = model_shape(p.model, runs_dir(ctx.artifacts_root))
-        if shape is None or not shape.d_mlp:
-            return 0
-        units = shape.d_mlp
-        layers = sorted({q for q in p.layers if q < shape.n_layers}) or list(range(shape.n_layers))
+        return Estimate.not_known("the model's size is read from its config.json, found only for a queued run")
+    try:
+        if p.sae:
+            shape, units, layers = _sae_shape(ctx, p)
+        else:
+            shape = model_shape(p.model, runs_dir(ctx.artifacts_root))
+            if not shape.d_mlp:
+                raise NotKnown("the model has no MLP neurons to scan")
+            units = shape.d_mlp
+            layers = sorted({q for q in p.layers if q < shape.n_layers}) or list(range(shape.n_layers))
+    except NotKnown as e:
+        return Estimate.not_known(str(e))
     context = min(p.context_length, shape.n_ctx)
     tokens = p.batch_size * context
     blocks = max(layers) + 1
@@ -139,24 +140,25 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     entries = all_units * (p.top_k + len(p.sample_quantiles)) * context  # kept texts' per-token activations
     write_up = 4 * max(min(256, units) * shape.d_vocab, min(1024, all_units) * all_units) + 4 * entries
     loading = shape.loading_bytes(processing=p.processing or bool(p.sae))
-    return max(loading, 4 * shape.parameters + state + max(forward, write_up))
+    of = f"{len(layers)} layer{'s' if len(layers) != 1 else ''} x {units:,} {'latents' if p.sae else 'neurons'}"
+    return Estimate(max(loading, 4 * shape.parameters + state + max(forward, write_up)), of=of)
 
 
 def _sae_shape(ctx: Context, p: Params):
-    """(model shape, latents, [layer]) of an sae run's model and SAE, from its summary.json and safetensors header."""
+    """(model shape, latents, [layer]) of an sae run's model and SAE, from its summary.json and safetensors header;
+    NotKnown where the run cannot be read so (unfinished or damaged: the job then says which)."""
     from sptui import runs
-    from sptui.memory import model_shape, tensor_shape
+    from sptui.memory import NotKnown, model_shape, tensor_shape
     from sptui.sae.sources import hook_layer
 
     try:
         run = ctx.find_run(p.sae, prefer="results/sae.safetensors")
         source = runs.read_json(run.results / "summary.json")["source"]
+        model_ref, hook = source["model_ref"], source.get("hook", "")
         latents = tensor_shape(run.results / "sae.safetensors", "W_enc")[-1]
-        shape = model_shape(source["model_ref"], ctx.artifacts_root / "runs")
-    except Exception:  # an unfinished or damaged sae run: the job says which
-        return None
-    layer = hook_layer(source.get("hook", "")) or 0
-    return (shape, latents, [layer]) if shape is not None else None
+    except Exception as e:
+        raise NotKnown(f"the sae run {p.sae!r} cannot be read ({type(e).__name__}: {e})") from None
+    return model_shape(model_ref, ctx.artifacts_root / "runs"), latents, [hook_layer(hook) or 0]
 
 
 def run(ctx: Context) -> None:

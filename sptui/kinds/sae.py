@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sptui.errors import SptuiError
+from sptui.memory import Estimate
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
@@ -106,7 +107,8 @@ class Params:
 BATCHED = ("d_sae", "expansion_factor", "k", "sparsity_coefficient", "lr", "seed")
 
 
-MEMORY_ADVICE = "lower batch_size, eval_tokens, d_sae / expansion_factor or buffer_tokens, or split the sweep"
+MEMORY_ADVICE = ("lower batch_size, eval_tokens, d_sae / expansion_factor or buffer_tokens, or train fewer SAEs at once "
+                 "(split the sweep; fewer toy models with source_instances)")
 
 
 # [I, batch_size, D] tensors a training step holds at its peak (measured against torch's allocator in
@@ -115,35 +117,50 @@ MEMORY_ADVICE = "lower batch_size, eval_tokens, d_sae / expansion_factor or buff
 STEP_LATENT_COPIES = {"relu": 4, "topk": 4, "batchtopk": 6, "jumprelu": 6}
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant float32 tensors, with I SAEs of D latents on d_in-wide activations
-    (I = sweep points x toy models read, for a tms source): the SAEs' W_enc and W_dec [I, d_in, D] with their
-    gradient and two Adam moments, and each latent's tokens-since-fired counter (int64); on top, the larger of a
-    training step's latents (STEP_LATENT_COPIES [I, batch_size, D]; 2 for topk with 256 latents or more, which
-    decodes through the k active ones) and the evaluation's (about 3
-    [I, eval_tokens, D]: pre-activations, latents and a temporary). A model source adds the model's weights, its shuffled buffer
-    (buffer_tokens x d_in) and the evaluation sample, and its cross-entropy evaluation may peak instead (a forward
-    batch's logits [forward_batch, context, d_vocab], about 3 of them); a tms source the toy models' fixed evaluation draws
-    [I, eval_tokens, n + m]. d_in, the toy models and the model's shape are read from the source's config.json,
-    job.toml and safetensors header (sptui.memory); with ctx None, or a source that cannot be read so, d_in is
-    unknown and only what does not depend on it is counted (the job then says what is wrong with the source).
+    (I = sweep points x toy models read, for a tms source: every toy model gets its own SAE per point): the SAEs'
+    W_enc and W_dec [I, d_in, D] with their gradient and two Adam moments, and each latent's tokens-since-fired
+    counter (int64); on top, the larger of a training step's latents (STEP_LATENT_COPIES [I, batch_size, D]; 2 for
+    topk with 256 latents or more, which decodes through the k active ones) and the evaluation's (about 3
+    [I, eval_tokens, D]: pre-activations, latents and a temporary). A model source adds the model's weights, its
+    shuffled buffer (buffer_tokens x d_in) and the evaluation sample, and its cross-entropy evaluation may peak
+    instead (a forward batch's logits [forward_batch, context, d_vocab], about 3 of them); a tms source the toy
+    models' fixed evaluation draws [I, eval_tokens, n + m]. d_in, the toy models and the model's shape are read
+    from the source's config.json, job.toml and safetensors header (sptui.memory); with ctx None, or a source that
+    cannot be read so, they are not known: the estimate says why and counts only what does not depend on them
+    (the latents of a step, where d_sae is given; the job then says what is wrong with the source).
     A lower bound within ~2x."""
+    from sptui.memory import NotKnown
+
     p, points = instances[0], len(instances)
-    d_in, toys, features, model_params, logits = _source_sizes(p, ctx)
+    try:
+        d_in, toys, features, model_params, logits = _source_sizes(p, ctx)
+    except NotKnown as e:  # d_in, the toy models and the model unknown: the latents of the sweep's points only
+        D = max(q.d_sae for q in instances)
+        return Estimate.not_known(str(e), at_least=4 * _passes(p, points, D),
+                                  of=f"at least {points} SAE{'s' if points != 1 else ''}")
     count = points * toys
-    D = max(resolved_d_sae(q, d_in) if d_in else q.d_sae for q in instances)
+    D = max(resolved_d_sae(q, d_in) for q in instances)
     weights = count * (2 * d_in * D + D + d_in)
     held = 4 * weights + 2 * count * D + d_in * p.eval_tokens  # + tokens_since_fired (int64: 2 floats)
-    # topk with many latents decodes through its k active ones only (sptui.science.sae.SPARSE_TOPK_MIN)
-    per_step = 2 if p.architecture == "topk" and D >= 256 else STEP_LATENT_COPIES[p.architecture]
-    passes = max(per_step * count * p.batch_size * D, 3 * count * p.eval_tokens * D)
+    passes = _passes(p, count, D)
     if features:  # a toy source: its evaluation draws x and h per toy model, and a training batch of them
         held += count * (p.eval_tokens + p.batch_size) * (features + d_in)
     else:
         held += model_params + window_size(p.buffer_tokens, p.batch_size) * d_in
         if p.eval_sequences or p.ce_log_sequences:  # cross-entropy with the SAE spliced in: a forward batch's logits
             passes = max(passes, 3 * logits)
-    return 4 * (held + passes)
+    of = (f"{count} SAEs: {points} sweep point{'s' if points != 1 else ''} x {toys} toy models" if toys > 1
+          else f"{count} SAE{'s' if count != 1 else ''}")
+    return Estimate(4 * (held + passes), of=of)
+
+
+def _passes(p: Params, count: int, D: int) -> int:
+    """Floats of the larger of a training step's latents and the evaluation's, for `count` SAEs of D latents."""
+    # topk with many latents decodes through its k active ones only (sptui.science.sae.SPARSE_TOPK_MIN)
+    per_step = 2 if p.architecture == "topk" and D >= 256 else STEP_LATENT_COPIES[p.architecture]
+    return max(per_step * count * p.batch_size * D, 3 * count * p.eval_tokens * D)
 
 
 def window_size(buffer_tokens: int, batch_size: int) -> int:
@@ -152,12 +169,12 @@ def window_size(buffer_tokens: int, batch_size: int) -> int:
 
 def _source_sizes(p: Params, ctx: Context | None) -> tuple[int, int, int, int, int]:
     """(d_in, toy models read, toy features n, model parameters, logits of a forward batch) of the source, from its
-    small files; zeros where not known. A tms run's d_in is its n_hidden; a model's, the width of the hook's
-    activation."""
-    from sptui.memory import model_shape, tensor_shape
+    small files; NotKnown, saying why, where they cannot be read. A tms run's d_in is its n_hidden; a model's, the
+    width of the hook's activation."""
+    from sptui.memory import NotKnown, model_shape, tensor_shape
 
     if ctx is None:
-        return 0, 1, 0, 0, 0
+        raise NotKnown("the source's sizes are read from its files, found only for a queued run")
     try:
         run = ctx.find_run(p.source, prefer="results/model.safetensors")
         kind = run.spec().kind
@@ -166,16 +183,15 @@ def _source_sizes(p: Params, ctx: Context | None) -> tuple[int, int, int, int, i
     if run is not None and kind == "tms":
         try:
             toys, features, d_in = tensor_shape(run.results / "model.safetensors", "W")
-        except Exception:  # no results yet, or a corrupt file: the job says which
-            return 0, 1, 0, 0, 0
+        except Exception as e:  # no results yet, or a corrupt file: the job says which
+            raise NotKnown(f"the tms run {run.root.name}'s results/model.safetensors cannot be read "
+                           f"({type(e).__name__}: {e})") from None
         return d_in, len(p.source_instances) or toys, features, 0, 0
     if run is not None and kind == "addition":
         folder = run.results / "models" / str(p.source_instances[0] if p.source_instances else 0)
         shape = model_shape(str(folder if folder.is_dir() else run.results))
     else:
         shape = model_shape(str(run.root) if run is not None else p.source, ctx.artifacts_root / "runs")
-    if shape is None:
-        return 0, 1, 0, 0, 0
     context = shape.n_ctx if kind == "addition" else min(p.context_length, shape.n_ctx)
     return (hook_width(shape, p.hook or DEFAULT_ADDITION_HOOK), 1, 0, shape.parameters,
             p.forward_batch * context * shape.d_vocab)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sptui.kinds._toy_models import feature_groups, feature_probabilities, importances, saved_model, toy_model
+from sptui.memory import Estimate, instances_of
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -86,7 +87,10 @@ class Params:
             raise ParamError(key, message)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+MEMORY_ADVICE = "lower batch_size or eval_batch (or n_features x n_hidden), or split the sweep into several jobs"
+
+
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak of training, from the dominant float32 tensors: weights with their gradient and two
     Adam moments; a training step's uniforms, features, hidden and output [I, batch, n + m] (about 4 of
     them); the fixed evaluation batch and its pass [I, eval_batch, n + m] (about 3). A lower bound within
@@ -94,7 +98,8 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
     p, count = instances[0], len(instances)
     n, m = p.n_features, p.n_hidden
     weights = n * m * (1 if p.tied else 2) + n + m
-    return 4 * count * (4 * weights + 4 * p.batch_size * (n + m) + 3 * p.eval_batch * (n + m))
+    return Estimate(4 * count * (4 * weights + 4 * p.batch_size * (n + m) + 3 * p.eval_batch * (n + m)),
+                    of=instances_of(count))
 
 
 def _science(p: Params):

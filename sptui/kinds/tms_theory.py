@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
 from sptui.errors import SptuiError
+from sptui.memory import Estimate
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
@@ -194,26 +195,31 @@ EVALUATION_COPIES = 80 # float64 tensors of an exact-loss evaluation's size (tms
                        # that the loss and its gradient hold (measured in tests/test_memory_estimates.py)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
+def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
     """Bytes at the peak, from the dominant float64 tensors, for C = probabilities x importance ratios problems of
     P = n m + n parameters and K starts each (the known arrangements, at most `candidates`, up to swaps of
     interchangeable features; the random starts; "nothing represented"): the descents run as one batch, each holding DESCENT_COPIES [P, P] matrices (its
     inverse-Hessian estimate and its update): every start of CHUNK problems for the exhaustive search, every start
     of the lattice's cells for the continuation, whose kept minima also hold one [P, P] estimate each (about
     one per cell); each cell's best weights per start [C, K, n, m]; and an exact-loss evaluation of as many of
-    those descents as fit in tms_theory.EVALUATION_ELEMENTS numbers (n 2^n each), EVALUATION_COPIES times. A grid left empty counts as 20 x 20 (the
-    default, or the compared run's, which is read only when the job runs). A lower bound within ~2x."""
-    from sptui.science.tms_theory import EVALUATION_ELEMENTS, starting_points
+    those descents as fit in tms_theory.EVALUATION_ELEMENTS numbers (n 2^n each), EVALUATION_COPIES times. An axis left empty counts as 20 values (the
+    default); with `compare` it is the compared run's, read only when the run starts: counted as one value, and
+    the estimate says the rest is not known. The known arrangements are counted
+    by tms_theory.known_starts (each arrangement once, no tensors: milliseconds at n = m = 8). A lower bound
+    within ~2x."""
+    from sptui.science.tms_theory import EVALUATION_ELEMENTS, known_starts
 
     p = instances[0]
     n, m = p.n_features, p.n_hidden
-    R, C_p = len(p.importance_ratios) or 20, len(p.probabilities) or 20
+    from_compared = bool(p.compare.strip()) and not (p.importance_ratios and p.probabilities)
+    R = len(p.importance_ratios) or (1 if from_compared else 20)
+    C_p = len(p.probabilities) or (1 if from_compared else 20)
     cells = R * C_p
     params = n * m + n
     # the starts the search tries: known arrangements up to swaps of interchangeable features (all but the last
     # are; the last too where every importance ratio is 1), the random ones, and "nothing represented"
     classes = [0] * n if p.importance_ratios and set(p.importance_ratios) == {1.0} else [0] * (n - 1) + [1]
-    K = 1 + len(starting_points(n, m, 1, p.random_starts, p.seed, p.candidates, classes=classes)[0])
+    K = 1 + len(known_starts(n, m, p.candidates, classes)) + p.random_starts
     if p.search == "exhaustive":
         descents, kept = min(CHUNK, cells) * (K - 1), 0
     else:
@@ -221,8 +227,12 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> int:
         lattice = len(set(range(0, R, step)) | {R - 1}) * len(set(range(0, C_p, step)) | {C_p - 1})
         descents, kept = lattice * (K - 1), cells
     evaluation = EVALUATION_COPIES * min(EVALUATION_ELEMENTS, descents * n * 2**n)
-    return 8 * (DESCENT_COPIES * descents * params * params + kept * params * params + cells * K * (n * m + n)
+    need = 8 * (DESCENT_COPIES * descents * params * params + kept * params * params + cells * K * (n * m + n)
                 + evaluation)
+    if from_compared:
+        return Estimate.not_known("compare: the grid's empty axes are the compared run's values, read when the run "
+                                  "starts (counted here as one value each)", at_least=need, of=f"{K} starts a problem")
+    return Estimate(need, of=f"{cells:,} problems x {K} starts")
 
 
 def _solve(ctx: Context, p: Params, importance, probability, shape: tuple[int, int]):

@@ -325,6 +325,7 @@ def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probabi
 # ---------------------------------------------------------------- known solutions and the global minimum
 
 # The arrangements the paper finds, as (name, features taken, dimensions used, unit vectors in those dimensions).
+@functools.cache
 def _shape_vectors(kind: str, k: int):
     from sptui.science import tms_geometry as geometry
 
@@ -351,56 +352,105 @@ def _groups(n: int, m: int) -> list[tuple[str, int, int]]:
     return [g for g in out if g[1] <= n and g[2] <= m]
 
 
+def _arrangements(n: int, m: int):
+    """Every maximal placement of groups in n features and m dimensions, each once, as [(kind, members, dims)]:
+    groups of free features (members in index order) are added while one fits, so a placement ends when its
+    dimensions are used up or no feature is left. Each is reached once: the lowest free feature either starts a
+    group with higher ones or stays unrepresented (ordering the groups instead would visit a placement of g
+    groups g! times and more: seconds at n = 8)."""
+    import itertools
+
+    groups = _groups(n, m)
+
+    def place(free: tuple[int, ...], dims: int, chosen: list, skipped: bool):
+        if dims == 0 or not free:
+            if dims == 0 or not skipped:  # a feature left out while a dimension is free could still be placed
+                yield chosen
+            return
+        if skipped and dims > len(free):  # no group takes more dimensions than features: the end leaves one free
+            return
+        first, rest = free[0], free[1:]
+        for kind, k, d in groups:
+            if d <= dims and k - 1 <= len(rest):
+                for others in itertools.combinations(rest, k - 1):
+                    left = tuple(f for f in rest if f not in others)
+                    yield from place(left, dims - d, chosen + [(kind, (first, *others), d)], skipped)
+        yield from place(rest, dims, chosen, True)
+
+    return place(tuple(range(n)), m, [], False)
+
+
+@functools.cache
+def _ranked(n: int, m: int) -> tuple[tuple[str, tuple], ...]:
+    """Every known arrangement but "nothing represented" as (name, its groups sorted as placed), in the order
+    `candidate_solutions` ranks them: representing the lowest-index features first, fuller ones first, then by
+    name. Plain Python, no tensors: counting the starts (the memory estimate) takes milliseconds."""
+    found = []
+    parts: dict[tuple, str] = {}  # each group's part of a name, written once
+
+    def part(group: tuple) -> str:
+        kind, members, _ = group
+        label = kind if kind != "polygon" else geometry_name(len(members))
+        return parts.setdefault(group, f"{label} {','.join(map(str, members))}")
+
+    for chosen in _arrangements(n, m):
+        placed = tuple(sorted(chosen, key=_placement_order))  # columns in this order
+        represented = [False] * n
+        for _, members, _ in chosen:
+            for f in members:
+                represented[f] = True
+        rank = (-sum(represented), [not r for r in represented])
+        found.append((rank, " + ".join(parts.get(g) or part(g) for g in placed), placed))
+    found.sort(key=lambda c: (c[0], c[1]))
+    return tuple((name, placed) for _, name, placed in found)
+
+
+def _placement_order(group: tuple) -> tuple:
+    return -len(group[1]), group[1]  # larger groups first, then by their features
+
+
+def _rows(n: int, m: int, placed: tuple) -> list[list[float]]:
+    """An arrangement's W [n][m] as plain floats: each group's unit vectors in the next free columns."""
+    rows = [[0.0] * m for _ in range(n)]
+    col = 0
+    for kind, members, d in placed:
+        _, vectors = _shape_vectors(kind, len(members))
+        for feature, vector in zip(members, vectors):
+            rows[feature][col:col + d] = vector
+        col += d
+    return rows
+
+
 def candidate_solutions(n: int, m: int, limit: int = 64) -> list[tuple[str, torch.Tensor]]:
     """Known arrangements of n features in m dimensions as starting points [n, m] (unit norms): nothing
     represented, and every way to fill all m dimensions with dedicated features, antipodal pairs, regular polygons
     (m >= 2), tetrahedra and square antiprisms (m >= 3), features taken in index order within a group. At most
     `limit`, preferring arrangements that represent the lowest-index (most important, by convention) features."""
-    import itertools
+    return [("nothing represented", torch.zeros(n, m, dtype=DTYPE))] + [
+        (name, torch.tensor(_rows(n, m, placed), dtype=DTYPE)) for name, placed in _ranked(n, m)[:max(limit - 1, 0)]]
 
-    names_ = {"dedicated": "dedicated", "antipodal": "antipodal", "tetrahedron": "tetrahedron",
-              "square antiprism": "square antiprism"}
-    found: dict[tuple, tuple[str, torch.Tensor]] = {}
 
-    def place(free: tuple[int, ...], dims: int, chosen: list):
-        fits = False
-        for kind, k, d in _groups(n, m):
-            if d > dims or k > len(free):
+def known_starts(n: int, m: int, limit: int = 64, classes: list[int] | None = None) -> list[tuple[str, list]]:
+    """The known candidates `starting_points` descends from, as (name, rows [n][m]): those of
+    `candidate_solutions(n, m, limit)` but "nothing represented" (evaluated as it is), one per class of swaps of
+    interchangeable features when `classes` says which are. Cheap (no tensors): its length sizes a search's
+    memory before it runs."""
+    kept, seen = [], set()
+    for name, placed in _ranked(n, m)[:max(limit - 1, 0)]:
+        rows = _rows(n, m, placed)
+        if classes is not None:
+            key = _canonical(rows, classes)
+            if key in seen:
                 continue
-            fits = True
-            for members in itertools.combinations(free, k):
-                rest = tuple(f for f in free if f not in members)
-                place(rest, dims - d, chosen + [(kind, members, d)])
-        if fits:
-            return
-        key = tuple(sorted((kind, members) for kind, members, _ in chosen))
-        if key in found:
-            return
-        W = torch.zeros(n, m, dtype=DTYPE)
-        col, parts = 0, []
-        for kind, members, d in sorted(chosen, key=lambda c: (-len(c[1]), c[1])):
-            _, vectors = _shape_vectors(kind, len(members))
-            W[list(members), col:col + d] = torch.tensor(vectors, dtype=DTYPE)
-            col += d
-            label = names_.get(kind) or geometry_name(len(members))
-            parts.append(f"{label} {','.join(map(str, members))}")
-        found[key] = (" + ".join(parts), W)
-
-    place(tuple(range(n)), m, [])
-    ranked = sorted(found.values(), key=lambda c: (_cost(c[1]), c[0]))
-    return [("nothing represented", torch.zeros(n, m, dtype=DTYPE))] + ranked[:max(limit - 1, 0)]
+            seen.add(key)
+        kept.append((name, rows))
+    return kept
 
 
 def geometry_name(k: int) -> str:
     from sptui.science import tms_geometry as geometry
 
     return geometry.POLYGON_NAMES.get(k, f"{k}-gon")
-
-
-def _cost(W: torch.Tensor) -> tuple:
-    """Sort key: arrangements representing low-index features first, fuller ones first."""
-    rep = (W.norm(dim=-1) > 0).tolist()
-    return (-sum(rep), [not r for r in rep])
 
 
 @dataclass
@@ -432,9 +482,9 @@ def feature_classes(importance: torch.Tensor, probability: torch.Tensor) -> list
     return [labels.setdefault(tuple(col), len(labels)) for col in key]
 
 
-def _canonical(W: torch.Tensor, classes: list[int]) -> tuple:
-    """A candidate up to swaps of interchangeable features: the sorted (class, row) pairs."""
-    return tuple(sorted((c, tuple(round(v, 9) for v in row)) for c, row in zip(classes, W.tolist())))
+def _canonical(rows, classes: list[int]) -> tuple:
+    """A candidate (rows [n][m]) up to swaps of interchangeable features: the sorted (class, row) pairs."""
+    return tuple(sorted((c, tuple(round(v, 9) for v in row)) for c, row in zip(classes, rows)))
 
 
 def starting_points(n: int, m: int, cells: int, random_starts: int, seed: int = 0, limit: int = 64,
@@ -443,15 +493,7 @@ def starting_points(n: int, m: int, cells: int, random_starts: int, seed: int = 
     evaluated as it is), without duplicates under swaps of interchangeable features and each nudged by
     `jitter` x N(0, 1) so that one sitting on a saddle rolls off it; then `random_starts` Xavier-normal draws
     (as training initialises)."""
-    cands = [c for c in candidate_solutions(n, m, limit) if c[0] != "nothing represented"]
-    if classes is not None:
-        seen, kept = set(), []
-        for name, W in cands:
-            key = _canonical(W, classes)
-            if key not in seen:
-                seen.add(key)
-                kept.append((name, W))
-        cands = kept
+    cands = [(name, torch.tensor(rows, dtype=DTYPE)) for name, rows in known_starts(n, m, limit, classes)]
     g = torch.Generator().manual_seed(seed)
     names = [c[0] for c in cands] + [f"random {r}" for r in range(random_starts)]
     base = torch.stack([c[1] for c in cands])[None].expand(cells, -1, -1, -1)
