@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from sptui.render.colormap import DIVERGING
 from sptui.runs import RunDir, load_arrays, save_arrays
 from sptui.tui.browsers import browser_for
-from sptui.tui.browsers.ablation import AblationBrowser, multiples_cell, small_multiples
+from sptui.tui.browsers.ablation import AblationBrowser, multiples_cell, multiples_cols, small_multiples
 from sptui.tui.browsers.projections import ProjectionsBrowser
 from sptui.tui.widgets.heatmap import Heatmap, fmt
 from sptui.tui.widgets.scatter import Scatter, layout
@@ -42,6 +43,17 @@ def test_browser_for_picks_the_screen_by_kind(addition_run):
     assert browser_for("lm", addition_run.root) is None
 
 
+def test_small_multiples_fill_the_room_they_have():
+    """The all-heads view lays its panels out to show them largest: 8 heads in a 56x48 area go 3 to a row
+    (each data cell 1.5 screen cells), not in one row of 8 (87 columns squeezed into 56: cells averaged)."""
+    assert multiples_cols(8, (10, 10), 56, 48) == 3
+    assert multiples_cols(32, (10, 10), 56, 48) == 6  # 6x6 panels: 65 rows and columns, the closest to square
+    assert multiples_cols(8, (10, 10), 200, 20) == 8  # a wide, short area: one row
+    assert multiples_cols(3, (10, 10), 0, 0) == 3  # size not known yet
+    assert multiples_cols(4, (10, 10), 43, 43) == 2  # a square area: 2x2
+    assert multiples_cols(2, (10, 10), 21, 21) == 2  # a tie (one column or one row: both scale 1): fewer rows
+
+
 def test_small_multiples_round_trip():
     grids = np.arange(5 * 10 * 10, dtype=np.float32).reshape(5, 10, 10)
     m = small_multiples(grids, cols=3)
@@ -68,9 +80,12 @@ async def test_ablation_browser_steps_heads_and_explains_the_cell(addition_run):
         np.testing.assert_array_equal(grid.matrix, arrays["per_head"][2])
         await pilot.press("left", "left", "left")
         assert screen.head == N_HEADS - 1  # wraps around
-        # one colour range for all heads and the baseline
+        # one colour range for all heads and the baseline, centred at 0 (logits are signed): DIVERGING as the
+        # kind's ablation PNGs and every signed map of the app
         stack = np.concatenate([arrays["per_head"], arrays["baseline"][None]])
-        assert (grid.vmin, grid.vmax) == (pytest.approx(stack.min()), pytest.approx(stack.max()))
+        lim = float(np.abs(stack).max())
+        assert grid.cmap_name == DIVERGING
+        assert (grid.vmin, grid.vmax) == (pytest.approx(-lim), pytest.approx(lim))
 
         grid.goto(3, 8)
         await pilot.pause()
@@ -82,14 +97,18 @@ async def test_ablation_browser_steps_heads_and_explains_the_cell(addition_run):
 
         await pilot.press("b")
         np.testing.assert_array_equal(grid.matrix, arrays["baseline"])
-        assert (grid.vmin, grid.vmax) == (pytest.approx(stack.min()), pytest.approx(stack.max()))
+        assert (grid.vmin, grid.vmax) == (pytest.approx(-lim), pytest.approx(lim))
         await pilot.press("f")
         np.testing.assert_array_equal(grid.matrix, arrays["full"])
-        assert grid.vmax == pytest.approx(arrays["full"].max())  # its own range
+        assert grid.vmax == pytest.approx(np.abs(arrays["full"]).max()) == -grid.vmin  # its own range
         await pilot.press("a")
-        assert grid.matrix.shape == (10, 8 * 11 - 1)
+        k = screen.multiples_cols  # fitted to the grid's room: 6 heads of 10x10 in a 66x~44 half-row area
+        assert k == multiples_cols(N_HEADS, (10, 10), grid.size.width, (screen.query_one(".browser-body").size.height - 2) * 2)
+        rows = -(-N_HEADS // k)
+        assert grid.matrix.shape == (rows * 11 - 1, k * 11 - 1)
+        assert grid.view.scale < (8 * 11 - 1) / grid.size.width  # larger than the old single row of 8
         # choosing a small multiple opens that head at the chosen pair
-        grid.goto(4, 2 * 11 + 5)
+        grid.goto((2 // k) * 11 + 4, (2 % k) * 11 + 5)
         await pilot.press("enter")
         await pilot.pause()
         assert screen.mode == "head" and screen.head == 2 and grid.cursor == (4, 5)

@@ -20,7 +20,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from sptui.plots.screen_export import export_heatmap
-from sptui.render.colormap import SEQUENTIAL, fmt
+from sptui.render.colormap import DIVERGING, fmt, symmetric_range
 from sptui.runs import require
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
@@ -53,9 +53,9 @@ class AblationData:
 
     def range(self, mode: int, pos: int) -> tuple[float, float]:
         """One colour range for every head and the baseline of a view, so panels compare by colour (the full
-        model, whose logits are far larger, gets its own)."""
-        stack = np.concatenate([self.per_head[mode, pos].ravel(), self.baseline[mode, pos].ravel()])
-        return float(stack.min()), float(stack.max())
+        model, whose logits are far larger, gets its own): symmetric around 0, as logits are signed and drawn
+        with DIVERGING (white at 0, red = positive), like the kind's ablation PNGs."""
+        return symmetric_range(np.concatenate([self.per_head[mode, pos].ravel(), self.baseline[mode, pos].ravel()]))
 
 
 def load_ablation(path: Path) -> AblationData:
@@ -84,6 +84,21 @@ def small_multiples(grids: np.ndarray, cols: int = MULTIPLES_COLS) -> np.ndarray
         i, j = divmod(h, cols)
         out[i * (r + GAP): i * (r + GAP) + r, j * (c + GAP): j * (c + GAP) + c] = grids[h]
     return out
+
+
+def multiples_cols(n: int, shape: tuple[int, int], width: int, half_rows: int) -> int:
+    """How many panels a row of small multiples holds so that n panels of `shape` show largest in a heatmap
+    `width` cells wide and `half_rows` data rows high (the Heatmap's fit: the larger of rows per half-row and
+    columns per cell); on a tie, fewer rows. MULTIPLES_COLS while the size is not known yet."""
+    if n < 1 or width < 1 or half_rows < 1:
+        return min(MULTIPLES_COLS, max(1, n))
+    r, c = shape
+
+    def scale(cols: int) -> tuple[float, int]:
+        rows = -(-n // cols)
+        return max((rows * (r + GAP) - GAP) / half_rows, (cols * (c + GAP) - GAP) / width), rows
+
+    return min(range(1, n + 1), key=scale)
 
 
 def multiples_cell(row: int, col: int, shape: tuple[int, int], n: int,
@@ -131,6 +146,7 @@ class AblationBrowser(BrowserScreen):
         self.mode = "head"  # head | baseline | full | all
         self.ablation = 0  # index into science.compression.MODES: 0 zero, 1 mean
         self.position = 0  # answer position j of the grids
+        self.multiples_cols = MULTIPLES_COLS  # panels per row in the all-heads view, fitted to the screen
 
     @property
     def results(self) -> Path:
@@ -138,7 +154,7 @@ class AblationBrowser(BrowserScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="browser-body"):
-            yield Heatmap(cmap=SEQUENTIAL, id="ablation-grid")
+            yield Heatmap(cmap=DIVERGING, symmetric=True, id="ablation-grid")
             yield Static("", id="ablation-info")
 
     def load(self) -> AblationData:
@@ -174,10 +190,23 @@ class AblationBrowser(BrowserScreen):
         if self.mode == "full" and d.full is not None:
             return d.full[j], "full model"
         if self.mode == "all":
-            return small_multiples(d.per_head[m, j]), f"all {d.n_heads} heads, each kept alone"
+            return small_multiples(d.per_head[m, j], self.multiples_cols), f"all {d.n_heads} heads, each kept alone"
         return d.per_head[m, j, self.head], f"head {self.head} kept alone"
 
+    def _fit_multiples(self) -> None:
+        """Panels per row of the all-heads view that show them largest in the room the grid has (the body's
+        height less the legend: the grid itself is only as tall as what it shows)."""
+        body = self.query_one(".browser-body")
+        half_rows = max(0, body.size.height - 2) * 2
+        self.multiples_cols = multiples_cols(self.data.n_heads, (10, 10), self.grid.size.width, half_rows)
+
+    def on_resize(self) -> None:
+        if self.data is not None and self.mode == "all":
+            self.call_after_refresh(self._draw, False)
+
     def _draw(self, keep_view: bool = True) -> None:
+        if self.mode == "all":
+            self._fit_multiples()
         matrix, title = self.current()
         same_shape = self.grid.matrix is not None and self.grid.matrix.shape == matrix.shape
         vmin, vmax = self.data.range(self.ablation, self.position) if self.mode != "full" else (None, None)
@@ -246,7 +275,7 @@ class AblationBrowser(BrowserScreen):
 
     def on_heatmap_selected(self, event: Heatmap.Selected) -> None:
         if self.mode == "all":  # choosing a small multiple opens that head
-            cell = multiples_cell(event.row, event.col, (10, 10), self.data.n_heads)
+            cell = multiples_cell(event.row, event.col, (10, 10), self.data.n_heads, self.multiples_cols)
             if cell is not None:
                 self.head, self.mode = cell[0], "head"
                 self._draw(keep_view=False)
@@ -255,7 +284,7 @@ class AblationBrowser(BrowserScreen):
     def pair_at(self, row: int, col: int) -> tuple[int | None, int, int] | None:
         """(head shown or None, a, b) under the cursor."""
         if self.mode == "all":
-            return multiples_cell(row, col, (10, 10), self.data.n_heads)
+            return multiples_cell(row, col, (10, 10), self.data.n_heads, self.multiples_cols)
         return (self.head if self.mode == "head" else None), row, col
 
     def _describe(self, row: int, col: int) -> None:
@@ -304,7 +333,7 @@ class AblationBrowser(BrowserScreen):
         j = self.position
         labels = (f"a{j} (digit {j} of a, least significant first)", f"b{j} (digit {j} of b)")
         if self.mode == "all":
-            labels = (f"head rows of {MULTIPLES_COLS}, a within", "head columns, b within")
+            labels = (f"head rows of {self.multiples_cols}, a within", "head columns, b within")
         return export_heatmap(plots / f"{name}.png", matrix, self.grid.visible_region(), vmin=self.grid.vmin,
                               vmax=self.grid.vmax, cmap=self.grid.cmap_name,
                               title=f"{self.run.run_id}: {title} · {self.describe_view()}\n"
