@@ -256,6 +256,17 @@ def test_global_minimum_of_the_linear_model_is_the_closed_form():
         assert found.loss[row].item() == pytest.approx(closed, rel=1e-9)
 
 
+def test_one_candidate_leaves_nothing_represented_and_the_random_starts():
+    """candidates = 1 (the kind allows it) keeps only W = 0, which is evaluated apart: the search still runs."""
+    imp = torch.tensor([[1.0, 1.0, 1.0]], dtype=F64)
+    prob = torch.tensor([[0.5, 0.5, 0.5]], dtype=F64)
+    alone = T.global_minimum(imp, prob, 2, candidates=1, random_starts=0)
+    assert alone.start_names == ["nothing represented"] and alone.start == ["nothing represented"]
+    assert alone.loss[0].item() == pytest.approx(T.nothing_represented(imp, prob)[0].item(), rel=1e-12)
+    with_random = T.global_minimum(imp, prob, 2, candidates=1, random_starts=2)
+    assert with_random.start_names[1:] == ["random 0", "random 1"] and with_random.loss[0] < alone.loss[0]
+
+
 def grid_problems(n, probabilities, ratios):
     """importance and probability [R, P, n] of a phase grid: the extra (last) feature has importance ratio r."""
     imp = torch.ones(len(ratios), len(probabilities), n, dtype=F64)

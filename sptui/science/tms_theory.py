@@ -243,7 +243,11 @@ def minimise(W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor, probabi
     nearby problem's descent: a continued solution then converges in a few steps), for the rows where `warm` [B]
     is true (all rows by default); other rows start from the identity, scaled on the first update."""
     B, n, m = W.shape
-    x = torch.cat([W.reshape(B, -1), b], dim=-1).to(DTYPE).clone()
+    x = torch.cat([W.reshape(B, n * m), b], dim=-1).to(DTYPE).clone()
+    if B == 0:  # no start to descend (candidates = 1 and no random starts): nothing to evaluate
+        return Descent(W=W.to(DTYPE), b=b.to(DTYPE), loss=torch.zeros(0, dtype=DTYPE),
+                       converged=torch.zeros(0, dtype=torch.bool), evaluations=0,
+                       H=torch.zeros(0, x.shape[1], x.shape[1], dtype=DTYPE))
     imp, prob = importance.to(DTYPE), probability.to(DTYPE)
     P = x.shape[1]
     evaluations = 0
@@ -496,7 +500,9 @@ def starting_points(n: int, m: int, cells: int, random_starts: int, seed: int = 
     cands = [(name, torch.tensor(rows, dtype=DTYPE)) for name, rows in known_starts(n, m, limit, classes)]
     g = torch.Generator().manual_seed(seed)
     names = [c[0] for c in cands] + [f"random {r}" for r in range(random_starts)]
-    base = torch.stack([c[1] for c in cands])[None].expand(cells, -1, -1, -1)
+    # candidates = 1 leaves only "nothing represented", evaluated apart: no arrangement to stack
+    base = (torch.stack([c[1] for c in cands]) if cands else torch.zeros(0, n, m, dtype=DTYPE))[None].expand(
+        cells, -1, -1, -1)
     nudged = base + jitter * torch.randn(base.shape, generator=g, dtype=DTYPE)
     rand = torch.randn(cells, random_starts, n, m, generator=g, dtype=DTYPE) * math.sqrt(2 / (n + m))
     return names, torch.cat([nudged, rand], dim=1)
