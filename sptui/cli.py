@@ -195,9 +195,12 @@ def cmd_validate(args, root: Path) -> int:
                     raise SpecError(f"{path}: {e}") from None
         index = index or RunIndex(root)
         links = resolve(specs, index, str(path))
+        memory = [_planned_memory(s) for s in specs]
         everything += [json.loads(s.to_json()) | {"source": str(path), "instances": len(s.grid()),
-                                                  "references": [_link_json(link, specs) for link in found]}
-                       for s, found in zip(specs, links)]
+                                                  "references": [_link_json(link, specs) for link in found],
+                                                  "memory": m and {"bytes": m.bytes, "of": m.of, "unknown": m.unknown,
+                                                                   "text": m.describe()}}
+                       for s, found, m in zip(specs, links, memory)]
         if not args.json:
             instances = sum(len(s.grid()) for s in specs)
             print(f"{printable(path)}: ok: {len(specs)} job(s), {instances} model instance(s)")
@@ -213,11 +216,29 @@ def cmd_validate(args, root: Path) -> int:
                     print("  " + " " * 16 + f" on Slurm: an array of {tasks} tasks of at most {per_task} instances")
                 for link in found:
                     print(f"  {'':<16}   {printable(link.describe())}")
+                if m := memory[specs.index(s)]:
+                    print(f"  {'':<16}   memory: {printable(m.describe())}")
     if args.json:
         from sptui.listing import print_json_list
 
         print_json_list(everything)
     return 0
+
+
+def _planned_memory(spec):
+    """The job's memory estimate as the runner will log it (sptui.memory.Estimate), before anything is queued:
+    without a run folder, what a named run or model holds is said to be not known yet. None where the kind has
+    no estimate."""
+    from sptui.kinds import load_kind, memory_estimator
+    from sptui.memory import Estimate
+
+    estimate = memory_estimator(load_kind(spec.kind))
+    if estimate is None:
+        return None
+    try:
+        return estimate(spec.instances(), None)
+    except SptuiError as e:  # e.g. a run the job names is not there yet (a pipeline makes it)
+        return Estimate.not_known(str(e))
 
 
 def _toml_inline(value) -> str:

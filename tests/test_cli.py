@@ -273,3 +273,22 @@ def test_submit_refuses_a_device_its_jobs_could_never_run_on(artifacts, tmp_path
     with Queue(artifacts) as q:
         assert q.list() == []
     assert sptui("submit", "--device", "cpu", str(job_file), root=artifacts, check=True).stdout.strip() == "0001-dev"
+
+
+def test_validate_gives_each_jobs_memory_estimate_and_says_what_is_not_known_yet(tmp_path):
+    from sptui.kinds import tms
+
+    grid = tms_job("grid", seeds=(0, 1, 2), probability=None, sweep="feature_probability = [1.0, 0.1]")
+    sae = '\n[[job]]\nkind = "sae"\nname = "sae-of-grid"\nsource = "grid"\nd_sae = 8\nsteps = 10\n'
+    path = tmp_path / "jobs.toml"
+    path.write_text(grid + sae)
+    root = tmp_path / "artifacts"
+    (planned_grid, planned_sae) = json.loads(sptui("validate", "--json", str(path), root=root, check=True).stdout)
+    spec = parse_text(grid, "g.toml")[0]
+    expected = tms.memory_estimate(spec.instances())
+    assert planned_grid["memory"]["bytes"] == expected.bytes > 0 and planned_grid["memory"]["unknown"] == ""
+    assert planned_sae["memory"]["unknown"]  # the source's sizes are read from its files, once it has run
+    text = sptui("validate", str(path), root=root, check=True).stdout
+    assert f"memory: {expected.describe()}\n" in text
+    assert "memory: " + planned_sae["memory"]["text"] in text and "not known before the run starts" in text
+    assert not root.exists()
