@@ -58,6 +58,25 @@ def assert_fits(app, size) -> None:
     assert lines[-1].lstrip().startswith("? Keys"), f"the footer lost ? Keys at {size}:\n{lines[-1]}"
 
 
+HINTS = ("browser-status", "curves-help", "compare-legend")  # the lines that list keys under a view
+
+
+def assert_hints_read_like_the_footer(app) -> None:
+    """A key the footer shows as 'e Export' is not 'e export PNG' in the hint line above it: every hint names
+    its key, then what it does capitalised, as the footer does (one screen, one way to write a key)."""
+    import re
+
+    footer = screen_text(app)[-1]
+    keys = {m.group(1) for m in re.finditer(r"(\S+) [A-Z]", footer)} - {"?"}
+    for static in app.screen.query(Static):
+        if static.id not in HINTS or not static.display:
+            continue
+        text = str(static.render())
+        for key in keys:
+            lower = re.search(rf"(^|\s){re.escape(key)} [a-z]", text)
+            assert lower is None, f"{static.id}: '{key}' then a lower-case word ({text!r}); the footer: {footer!r}"
+
+
 async def settle(app, pilot):
     for _ in range(3):
         await app.workers.wait_for_complete()
@@ -143,6 +162,7 @@ async def test_app_screens_fit(app_root, size, view):
             assert not cut_statics(app), cut_statics(app)
             return
         assert_fits(app, size)
+        assert_hints_read_like_the_footer(app)
         text = "\n".join(screen_text(app))
         if view == "queue":
             assert "31% 123k/400k" in text  # progress keeps its %
@@ -262,6 +282,7 @@ async def test_every_browser_fits_80x24(name, fixture, keys, request, artifacts)
     async with app.run_test(size=(80, 24)) as pilot:
         await show(app, pilot, make_browser(name, run), keys)
         assert_fits(app, (80, 24))
+        assert_hints_read_like_the_footer(app)
         if name == "tms weights":  # the list does not crowd out the interference of each feature
             assert "interference" in str(app.screen.query_one("#toy-bars").render())
             assert all("interference" in line or "not represented" in line

@@ -24,6 +24,7 @@ from sptui.render.colormap import DIVERGING, fmt, symmetric_range
 from sptui.runs import require
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.keyhints import key_hints
 
 GAP = 1  # blank cells between the small multiples
 MULTIPLES_COLS = 8
@@ -170,9 +171,11 @@ class AblationBrowser(BrowserScreen):
         self.ablation = min(self.ablation, data.n_modes - 1)
         self._draw(keep_view=False)
         self.grid.focus()
-        seeds = "  [ ] seed" if len(self.models) > 1 else ""
-        self.status("←/→ head  b baseline  f full  a all heads  ,/. answer position  z zero/mean" + seeds
-                    + "\nc compression  p projections  arrows+shift: move  +/- 0 zoom  e export PNG")
+        seeds = [("[ ]", "seed")] if len(self.models) > 1 else []
+        self.status(key_hints([("←/→", "head"), ("b", "baseline"), ("f", "full"), ("a", "all heads"),
+                               (",/.", "answer position"), ("z", "zero/mean"), *seeds],
+                              [("c", "compression"), ("p", "projections"), ("shift+arrows", "pan"),
+                               ("+/- 0", "zoom")]))
 
     # ------------------------------------------------------------------ views
 

@@ -30,6 +30,7 @@ from sptui.science.compression import MODES
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.curves import PALETTE
 from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.keyhints import key_hints
 
 VIEWS = ("roles", "pruning", "seeds")
 
@@ -86,8 +87,9 @@ class CompressionBrowser(BrowserScreen):
             return
         self.query_one(ContentSwitcher).current = self.view
         getattr(self, f"_draw_{self.view}")()
-        seeds = "  [ ] seed" if len(self.models) > 1 else ""
-        self.status(f"1 roles  2 pruning  3 seeds  z zero/mean{seeds}  ↑/↓ head  +/- 0 zoom  e export PNG")
+        seeds = [("[ ]", "seed")] if len(self.models) > 1 else []
+        self.status(key_hints([("1", "roles"), ("2", "pruning"), ("3", "seeds"), ("z", "zero/mean"), *seeds,
+                               ("↑/↓", "head"), ("+/- 0", "zoom")]))
 
     def _title(self, what: str) -> None:
         model = f"{self.label} · " if len(self.models) > 1 else ""

@@ -32,6 +32,7 @@ from sptui.runs import load_arrays, read_json, require
 from sptui.science.null import NULL_HELP, NULLS
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.keyhints import key_hints
 
 GRAM_NAMES = ("gram_permuted", "gram")  # the permuted model matrix, first name found
 # one draw of each null model the neuron-geometry kind runs through the same pipeline (its own seriated
@@ -224,8 +225,10 @@ class CosineBrowser(BrowserScreen):
             + (f" of {candidates} candidates" if candidates is not None else "")
         p = data.summary.get("p_value")
         score = f" · neighbour p {p:.3g}" if p is not None else ""
-        self.status(f"{len(data.order)} neurons · {blocks}{score}\n"
-                    "n/N block  ./, diagonal  b nulls  r range  ⏎ Neuroscope  +/- 0 zoom  e export")
+        # the keys the footer does not show (n, b, r and e are there)
+        self.status(key_hints([("n/N", "block"), ("./,", "diagonal"), ("⏎", "Neuroscope"), ("+/- 0", "zoom"),
+                               ("shift+arrows", "pan")],
+                              before=f"{len(data.order)} neurons · {blocks}{score}"))
         self._describe(0, 0)
 
     def _apply_range(self) -> None:

@@ -27,6 +27,7 @@ from sptui.neuroscope.store import Example, Neuron, NeuroscopeResults
 from sptui.plots.screen_export import export_bars, export_heatmap
 from sptui.render.colormap import LEVELS, colormap_256, fmt
 from sptui.tui.browsers.base import BrowserScreen
+from sptui.tui.widgets.keyhints import key_hints
 
 SORTS = ["index", "max", "density"]
 MAX_LISTED = 1000  # rows in the list (a DataTable fills ~5k rows/s); the search reaches every neuron
@@ -159,8 +160,8 @@ class NeuroscopeBrowser(BrowserScreen):
         self._show_layer(self.results, overview)
         self._show_neuron(self.results, neuron)
         self.query_one("#ns-table", DataTable).focus()
-        self.status("/ search  s sort (index, max, density)  l layer  f full texts  enter opens  "
-                    "backspace back  e export PNG")
+        self.status(key_hints([("/", "search"), ("s", "sort (index, max, density)"), ("l", "layer"),
+                               ("f", "full texts"), ("enter", "opens"), ("backspace", "back")]))
 
     def _show_layer(self, results: NeuroscopeResults, overview: Overview) -> None:
         self.overview, self.current_layer = overview, overview.layer

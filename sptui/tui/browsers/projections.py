@@ -21,6 +21,7 @@ from sptui.errors import SptuiError
 from sptui.plots.screen_export import export_scatter
 from sptui.runs import require
 from sptui.tui.browsers.base import BrowserScreen
+from sptui.tui.widgets.keyhints import key_hints
 from sptui.tui.widgets.scatter import Scatter, Series
 
 DIGITS = [str(d) for d in range(10)]
@@ -122,7 +123,7 @@ class ProjectionsBrowser(BrowserScreen):
         where = f"position {self.pos} ({['a', 'b', 'answer'][self.data.segment(self.pos)]})" if self.view == "digits" \
             else f"digit {self.digit}"
         self.set_title(f"head {self.head}/{self.data.n_heads - 1} projections · {where} · {self.run.run_id}")
-        self.status("←/→ head  ↑/↓ position  d next digit  t digits/positions  e export PNG")
+        self.status(key_hints([("←/→", "head"), ("↑/↓", "position"), ("d", "next digit"), ("t", "digits/positions")]))
 
     def action_head(self, step: int) -> None:
         if self.data is not None:

@@ -31,6 +31,7 @@ from sptui.render.colormap import DIVERGING, SEQUENTIAL, fmt
 from sptui.render.sae import LATENT_SORTS, RECOVERY_METRICS, SAEView, load_sae
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.keyhints import key_hints
 
 TABS = ["metrics", "recovery", "decoder", "latents"]
 BOUNDED = {"mmcs", "f1", "corr", "dead_fraction"}  # metrics in [0, 1]: a fixed colour range
@@ -105,7 +106,8 @@ class SAEBrowser(BrowserScreen):
             table.add_row(*row, key=row[0])
         self._draw_recovery()
         self._draw_instance()
-        self.status("[ ] instance  1-4 tabs  m metric  s setting (recovery) / sort (latents)  enter opens  e export PNG")
+        self.status(key_hints([("[ ]", "instance"), ("1-4", "tabs"), ("m", "metric"),
+                               ("s", "setting (recovery) / sort (latents)"), ("enter", "opens")]))
 
     # ------------------------------------------------------------------ drawing
 

@@ -45,6 +45,7 @@ from sptui.render.toy import (
 )
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
+from sptui.tui.widgets.keyhints import key_hints
 from sptui.tui.widgets.scatter import Scatter
 
 TABS = ["weights", "geometry", "sweep", "training"]
@@ -159,7 +160,8 @@ class ToyBrowser(BrowserScreen):
         options.highlighted = self.instance
         self._draw_sweep()
         self._draw_instance()
-        self.status("[ ] instance  1-4 tabs  m metric  enter on a sweep cell opens it  +/- 0 zoom  e export PNG")
+        self.status(key_hints([("[ ]", "instance"), ("1-4", "tabs"), ("m", "metric"), ("enter", "opens a sweep cell"),
+                               ("+/- 0", "zoom")]))
 
     # ------------------------------------------------------------------ drawing
 

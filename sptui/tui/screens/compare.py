@@ -28,6 +28,7 @@ from sptui.runs import RunDir, read_metrics
 from sptui.tui.messages import ActionDone
 from sptui.tui.widgets.curves import PALETTE, CurvePlot, PlotLine
 from sptui.tui.widgets.footer import KeysFooter
+from sptui.tui.widgets.keyhints import key_hints
 from sptui.tui.workers import in_thread
 
 
@@ -48,7 +49,7 @@ class LoadedRuns(Message, bubble=False):
 class CompareLines(Message, bubble=False):
     lines: list[PlotLine]
     title: str
-    summary: str
+    summary: Text
 
 
 def members_of(job: Job) -> list[Member]:
@@ -228,7 +229,8 @@ class CompareScreen(Screen):
                 xs, ys = downsample(steps[keep], edge[keep], points)
                 lines.append(PlotLine(None, xs, ys, colours[key]))
         title = f"{metric} ({split}){' log' if log_scale else ''}"
-        summary = f"by {group or 'run'}: {len(colours)} colour(s), {len(lines)} line(s)  ←/→ cursor  s smooth"
+        summary = key_hints([("←/→", "cursor"), ("s", "smooth")],
+                            before=f"By {group or 'run'}: {len(colours)} colour(s), {len(lines)} line(s)")
         self.post_message(CompareLines(lines, title, summary))
 
     @on(CurvePlot.Drawn)
@@ -239,7 +241,7 @@ class CompareScreen(Screen):
     @on(CompareLines)
     def _lines(self, message: CompareLines) -> None:
         self.query_one(CurvePlot).draw(message.lines, message.title, self.log_scale)
-        self.query_one("#compare-legend", Static).update(Text(message.summary))
+        self.query_one("#compare-legend", Static).update(message.summary)
 
     # ------------------------------------------------------------ actions
     def say(self, text: str, error: bool = False) -> None:

@@ -29,6 +29,7 @@ from sptui.timing import fmt_clock
 from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
 from sptui.tui.widgets.curves import CurvePlot, LiveCurves
 from sptui.tui.widgets.footer import KeysFooter
+from sptui.tui.widgets.keyhints import key_hints
 from sptui.tui.widgets.logtail import FIRST_READ_BYTES, LogTail
 from sptui.tui.widgets.runtable import STATE_STYLE, device_cell, fmt_progress, fmt_seconds
 from sptui.tui.workers import in_thread
@@ -225,8 +226,9 @@ class RunScreen(Screen):
                 yield LiveCurves(id="plot")
                 yield Static("", id="curves-overview")
                 yield Static("", id="curves-readout")
-                yield Static("←/→ cursor  s smooth" + ("  g group  t split" if self.group_options else "")
-                             + "  (? every key)", id="curves-help")
+                yield Static(key_hints([("←/→", "cursor"), ("s", "smooth"),
+                                        *([("g", "group"), ("t", "split")] if self.group_options else []),
+                                        ("?", "every key")]), id="curves-help")
             with TabPane("Log", id="log"):
                 yield LogTail(id="logtail")
             with TabPane("Spec", id="spec"):
