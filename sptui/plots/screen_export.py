@@ -3,12 +3,18 @@
 Each export writes `<name>.png` and a sidecar `<name>.json` saying what was drawn: the array slice, colour
 range and colormap (heatmaps), or the series (scatter and line plots), and where the image axes sit in
 the PNG, so a figure can be traced back to its numbers. No Textual here: this is core code.
+
+Every export is at most a page wide (PAGE, 7 in) and as tall as a page at most, whatever the size of the view:
+a heatmap's cells shrink to fit (staying square), titles and axis labels wrap to the figure, long bar charts
+thin their tick labels. They are drawn from the data, not copied from the screen, so none needs the
+terminal's size.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +27,27 @@ import numpy as np  # noqa: E402
 
 from sptui.errors import SptuiError  # noqa: E402
 from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.tms import PAGE  # noqa: E402
+from sptui.render.colormap import DIVERGING  # noqa: E402
 from sptui.render.pyramid import block_mean  # noqa: E402
 from sptui.runs import atomic_write_json  # noqa: E402
 
 DPI = 100
 MAX_CELLS = 1024  # per side of an exported heatmap; larger views are block-averaged
+MAX_HEIGHT = 9.0  # inches: a page's text height; a bar per feature of a 400-feature model shrinks to fit
+LINE = 0.19  # inches a line of 10-pt text takes (with its leading)
+
+
+def wrap(text: str, inches: float, fontsize: float = 10.0) -> str:
+    """`text` wrapped to lines of at most `inches` at `fontsize` (0.55 em a character: DejaVu Sans's lower-case
+    letters and digits average under 0.5), keeping its own line breaks; run ids stay whole where they fit a line."""
+    per_line = max(10, int(inches * 72 / (0.55 * fontsize)))
+    return "\n".join(line for part in text.split("\n")
+                     for line in (textwrap.wrap(part, per_line, break_on_hyphens=False) or [""]))
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + 1 if text else 0
 
 
 def export_name(text: str) -> str:
@@ -50,8 +72,9 @@ def _finish(fig, ax, path: str | Path, meta: dict[str, Any]) -> Path:
 
 def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int, int, int], *, vmin: float,
                    vmax: float, cmap: str, title: str = "", row_label: str = "row", col_label: str = "col",
-                   row_offset: int = 0, col_offset: int = 0) -> Path:
+                   row_offset: int = 0, col_offset: int = 0, colour_label: str = "") -> Path:
     """matrix[r0:r1, c0:c1] with the colour range [vmin, vmax] and `cmap`, one image pixel block per cell.
+    The colour bar reads `colour_label` (default: "value", "value (red > 0)" on the diverging map).
 
     The axes box is exactly the image (no padding, `aspect="auto"` off: cells stay square), ticks count
     data indices (plus the offsets, for views of a larger whole).
@@ -65,21 +88,34 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     block = max(1, math.ceil(max(rows, cols) / MAX_CELLS))
     if block > 1:
         data = block_mean(data, block)
-    side = 6.0
+    # margins (inches) around the image: tick labels and the wrapped axis labels left and below, the wrapped
+    # title above, the colour bar and its tick labels right; the image gets what is left of a page
+    right = 1.05
+    ylabel = wrap(row_label, 5.0)
+    left = 0.55 + LINE * max(1, _lines(ylabel))
+    side = min(6.0, PAGE - left - right)
     w, h = (side, side * rows / cols) if cols >= rows else (side * cols / rows, side)
     w, h = max(w, 2.5), max(h, 2.0)
+    width = left + w + right
+    ylabel = wrap(row_label, h + 0.6)
+    xlabel = wrap(col_label, width - 0.2)
+    shown_title = wrap(title, width - 0.2)
+    bottom = 0.45 + LINE * max(1, _lines(xlabel))
+    top = 0.15 + LINE * _lines(shown_title)
+    height = bottom + h + top
     dpi = int(np.clip(math.ceil(max(data.shape) / side), DPI, 2 * DPI))  # at least a pixel per cell drawn
-    fig = plt.figure(figsize=(w + 1.8, h + 1.2), dpi=dpi)
-    ax = fig.add_axes((0.9 / (w + 1.8), 0.7 / (h + 1.2), w / (w + 1.8), h / (h + 1.2)))
+    fig = plt.figure(figsize=(width, height), dpi=dpi)
+    ax = fig.add_axes((left / width, bottom / height, w / width, h / height))
     extent = (c0 + col_offset - 0.5, c1 + col_offset - 0.5, r1 + row_offset - 0.5, r0 + row_offset - 0.5)
     image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto",
                       extent=extent)
-    ax.set_xlabel(col_label)
-    ax.set_ylabel(row_label)
-    if title:
-        ax.set_title(title, fontsize=10)
-    cax = fig.add_axes(((w + 1.0) / (w + 1.8), 0.7 / (h + 1.2), 0.15 / (w + 1.8), h / (h + 1.2)))
-    fig.colorbar(image, cax=cax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:  # over the whole figure (over the image alone, a wrapped line can reach the colour bar's labels)
+        fig.suptitle(shown_title, y=1 - 0.08 / height, va="top", fontsize=10)
+    cax = fig.add_axes(((left + w + 0.1) / width, bottom / height, 0.15 / width, h / height))
+    fig.colorbar(image, cax=cax).set_label(wrap(colour_label or ("value (red > 0)" if cmap == DIVERGING else "value"),
+                                                  h + 0.4, 9), fontsize=9)
     meta = {"type": "heatmap", "title": title, "region": [r0, r1, c0, c1], "shape": [rows, cols],
             "vmin": float(vmin), "vmax": float(vmax), "cmap": cmap, "row_offset": row_offset,
             "col_offset": col_offset, "block_mean": block}
@@ -96,30 +132,43 @@ def export_scatter(path: str | Path, panels: Sequence[dict[str, Any]], *, title:
     n = max(1, len(panels))
     cols = min(n, 2)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.3 * rows), dpi=DPI, squeeze=False)
-    for ax, panel in zip(axes.flat, panels):
-        for s in panel["series"]:
+    panel = PAGE / 2  # two panels a row fill a page; one alone is a column wide
+    fig = plt.figure(figsize=(panel * cols, (panel - 0.1) * rows + (0.35 if title else 0)), dpi=DPI,
+                     layout="constrained")
+    grid = fig.subfigures(1, 1, squeeze=False)[0, 0]  # the panels and the legend under them, the title over both
+    axes = grid.subplots(rows, cols, squeeze=False)
+    for ax, panel_spec in zip(axes.flat, panels):
+        for s in panel_spec["series"]:
             x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)
             color = s.get("color")
             if s.get("line"):
                 xs, ys = (np.r_[x, x[:1]], np.r_[y, y[:1]]) if s.get("closed") else (x, y)
                 ax.plot(xs, ys, "-", color=color, lw=1, alpha=0.7)
-            ax.scatter(x, y, s=18, color=color, label=s.get("label"), zorder=3)
+            ax.scatter(x, y, s=14, color=color, label=s.get("label"), zorder=3)
             for xi, yi, text in zip(x, y, s.get("labels") or []):
                 ax.annotate(str(text), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_aspect("equal", adjustable="datalim")
         ax.axhline(0, color="0.85", lw=0.5, zorder=0)
         ax.axvline(0, color="0.85", lw=0.5, zorder=0)
-        ax.set_xlabel(panel.get("xlabel", ""))
-        ax.set_ylabel(panel.get("ylabel", ""))
-        ax.set_title(panel.get("title", ""), fontsize=9)
-        if any(s.get("label") for s in panel["series"]):
-            ax.legend(fontsize=6, loc="best")
+        ax.set_xlabel(panel_spec.get("xlabel", ""), fontsize=8)
+        ax.set_ylabel(panel_spec.get("ylabel", ""), fontsize=8)
+        ax.set_title(wrap(panel_spec.get("title", ""), panel - 0.3, 9), fontsize=9)
+        ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    # one legend for every panel, under them: inside a panel it would cover points (they fill the square)
+    named: dict[tuple[str, str], Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            named.setdefault((label, str(handle.get_facecolor().tolist())), handle)
+    blank = list(axes.flat)[len(panels):]
+    if named and blank:  # the empty slot of an odd count holds it
+        blank[0].legend(list(named.values()), [label for label, _ in named], loc="center", fontsize=8, frameon=False)
+    elif named:
+        grid.legend(list(named.values()), [label for label, _ in named], loc="outside lower center", fontsize=7,
+                    ncol=min(len(named), 3), frameon=False)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(wrap(title, panel * cols - 0.2), fontsize=10)
     meta = {"type": "scatter", "title": title, "panels": [
         {**{k: v for k, v in p.items() if k != "series"},
          "series": [{k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in p["series"]]}
@@ -131,7 +180,7 @@ def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: s
                  ylabel: str = "", logx: bool = False, logy: bool = False,
                  hlines: Sequence[tuple[float, str]] = ()) -> Path:
     """Line plots (training curves, D* vs 1/(1-S)); series: {"x", "y", "label", "marker": bool}."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI)
+    fig, ax = plt.subplots(figsize=(PAGE, 4.5), dpi=DPI, layout="constrained")
     for s in series:
         ax.plot(s["x"], s["y"], "o-" if s.get("marker") else "-", ms=3, lw=1.2, label=s.get("label"))
     for y, label in hlines:
@@ -141,13 +190,12 @@ def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: s
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(wrap(xlabel, PAGE - 0.5))
+    ax.set_ylabel(wrap(ylabel, 3.8))
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(wrap(title, PAGE - 0.2), fontsize=10)
     if any(s.get("label") for s in series):
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
     meta = {"type": "lines", "title": title, "series": [
         {k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in series]}
     return _finish(fig, ax, path, meta)
@@ -160,17 +208,21 @@ def export_bars(path: str | Path, values: Sequence[float] | np.ndarray, *, edges
     """Bars as a browser shows them: one per item (horizontal: feature norms, top item first), or a histogram
     over `edges`; optionally coloured by `colour_by` on `cmap` over [vmin, vmax] (with a colour bar)."""
     values = np.asarray(values, dtype=float)
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * len(values) + 1) if horizontal else 4), dpi=DPI)
+    height = min(MAX_HEIGHT, max(3.2, 0.3 * len(values) + 1)) if horizontal else 4.0
+    fig, ax = plt.subplots(figsize=(PAGE, height), dpi=DPI, layout="constrained")
     colours = None
     if colour_by is not None:
         norm = matplotlib.colors.Normalize(vmin=vmin, vmax=vmax)
         # NaN (e.g. the interference of a feature that is not represented) draws grey, not invisible
         colours = matplotlib.colormaps[cmap].with_extremes(bad="#b0b0b0")(norm(np.asarray(colour_by, dtype=float)))
-        fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=colour_label)
+        fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=wrap(colour_label, height - 1.0))
     if horizontal:
         ax.barh(np.arange(len(values)), values, color=colours)
-        ax.invert_yaxis()
-        ax.set_yticks(np.arange(len(values)))
+        ax.set_ylim(len(values) - 0.5, -0.5)  # top item first, no ticks past the bars
+        if len(values) <= 30:  # a label per bar while they fit (0.3 in a bar); then whole-number steps
+            ax.set_yticks(np.arange(len(values)))
+        else:
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=int(height * 3), integer=True))
     elif edges is not None:
         edges = np.asarray(edges, dtype=float)
         ax.bar(edges[:-1], values, width=np.diff(edges), align="edge", color=colours if colours is not None else "#00afff")
@@ -178,11 +230,10 @@ def export_bars(path: str | Path, values: Sequence[float] | np.ndarray, *, edges
         ax.bar(np.arange(len(values)), values, color=colours)
     if log:
         (ax.set_xscale if horizontal else ax.set_yscale)("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(wrap(xlabel, PAGE - 1.5))
+    ax.set_ylabel(wrap(ylabel, height - 0.8))
     if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+        ax.set_title(wrap(title, PAGE - 0.3), fontsize=10)
     meta = {"type": "bars", "title": title, "values": values.tolist(),
             "edges": None if edges is None else np.asarray(edges).tolist(),
             "colour_by": None if colour_by is None else np.asarray(colour_by, dtype=float).tolist(),

@@ -25,7 +25,7 @@ from sptui.plots.save import save_figure  # noqa: E402
 from sptui.plots.tms import PAGE, fit_rows  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
 from sptui.report import measures as X  # noqa: E402
-from sptui.report.runs import TmsTable  # noqa: E402
+from sptui.report.runs import FunctionsTable, TmsTable  # noqa: E402
 from sptui.science import tms_metrics as M  # noqa: E402
 
 FRACTIONS = [(1, "1"), (3 / 4, "3/4"), (2 / 3, "2/3"), (1 / 2, "1/2"), (2 / 5, "2/5"), (3 / 8, "3/8")]
@@ -227,7 +227,7 @@ def fig_transitions(tables: dict, path: Path) -> Path | None:
     drops = sorted({d for job in present for d in shown(tables[job])})
     colours = dict(zip(drops, plt.get_cmap("plasma")(np.linspace(0, 0.85, len(drops)))))
     fig = plt.figure(figsize=(PAGE, 3.3), layout="constrained")
-    panels = fig.subfigures(1, 1)  # the legend goes under the panels, the runs under the legend
+    panels = fig.subfigures(1, 1, squeeze=False)[0, 0]  # the legend under the panels, the runs under the legend
     for ax, job in zip(panels.subplots(1, len(present), squeeze=False)[0], present):
         t = tables[job]
         ps = t.values("feature_probability")
@@ -437,10 +437,9 @@ def fig_functions(tables: dict, path: Path) -> Path | None:
     groups = [(target, target, f"functions[target={target},activation={{act}}]")
               for target in ("abs", "and", "or", "max_abs", "square")]
     groups.append(("max_abs\n(width 4)", "max_abs", "functions-max-narrow[activation={act}]"))
-    drawn = []  # (group label, target, [(activation, table)])
+    drawn: list[tuple[str, str, list[tuple[str, FunctionsTable]]]] = []  # (group label, target, [(activation, table)])
     for label, target, job in groups:
-        present = [(act, tables.get(job.format(act=act))) for act in ("relu", "gelu")]
-        present = [(act, t) for act, t in present if t is not None]
+        present = [(act, t) for act in ("relu", "gelu") if (t := tables.get(job.format(act=act))) is not None]
         if present:
             drawn.append((label, target, present))
     if not drawn:

@@ -1,0 +1,148 @@
+"""The app's PNG exports (sptui/plots/screen_export.py: heatmaps, scatter panels, lines, bars) fit a page and pass
+every figure check (tests/figure_checks.py), drawn by the real exporters with the arguments the browsers pass
+(titles with run ids, axis labels listing swept values), at the sizes a view can have: a few cells or a 2048 x 2048
+ablation grid, one scatter panel or four, five bars or a bar per feature of a 400-feature model.
+
+None is the size of the screen it copies (each is drawn from the data), so none is excused from the width rule.
+One exemption, stated where it applies: the Neuroscope's top-texts map is drawn in its text colours ("Oranges",
+sptui/tui/browsers/neuroscope.py's TEXT_CMAP), not one of the project's two maps, so it is excused from the
+colormap rule only.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sptui.plots import screen_export as E
+from sptui.render.colormap import DIVERGING, SEQUENTIAL
+from sptui.render.toy import FRACTIONS
+from tests.figure_checks import MAX_WIDTH, checking_saves
+
+RUN = "0042-dropout-grid-feature_probability-0.01"
+TALLEST = 9.3  # inches: a page's text height and a little margin
+
+
+def checked(export, *args, **kwargs) -> tuple[list[str], tuple[float, float]]:
+    """Problems of the figure `export` saves, and its size in inches as written."""
+    with checking_saves() as seen:
+        path = export(*args, **kwargs)
+    with Image.open(path) as image:
+        dpi = image.info.get("dpi", (E.DPI, E.DPI))[0]
+        size = (image.size[0] / dpi, image.size[1] / dpi)
+    problems = list(seen.by_path[path])
+    if size[0] > MAX_WIDTH + 0.01:
+        problems.append(f"written {size[0]:.2f} in wide")
+    if size[1] > TALLEST:
+        problems.append(f"written {size[1]:.2f} in tall")
+    return problems, size
+
+
+def sweep_label(key: str, values) -> str:
+    return f"{key}: {', '.join(f'{v:g}' for v in values)}"
+
+
+HEATMAPS = {
+    # name: (shape, vmin, vmax, cmap, labels) as the browsers pass them
+    "cosine-64": ((64, 64), -1.0, 1.0, DIVERGING,
+                  dict(title=f"{RUN}: cosine of neurons in seriated order", row_label="position in order",
+                       col_label="position in order")),
+    "ablation-2048": ((2048, 2048), -3.0, 3.0, DIVERGING,
+                      dict(title=f"{RUN}: ablation · answer 3 · all heads\nlogit of the correct digit (a3+b3) mod 10",
+                           row_label="a3 (digit 3 of a, least significant first)", col_label="b3 (digit 3 of b)")),
+    "toy-weights-tall": ((400, 5), -1.2, 1.2, DIVERGING,
+                         dict(title=f"{RUN} instance 3: W (features x hidden)", row_label="feature", col_label="hidden")),
+    "sae-recovery-wide": ((6, 300), 0.0, 1.0, SEQUENTIAL,
+                          dict(title=f"{RUN}: mmcs, SAE setting 3",
+                               row_label=sweep_label("feature_probability", [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]),
+                               col_label=sweep_label("l1_coefficient", np.geomspace(1e-4, 1, 12)))),
+    "one-cell": ((1, 1), 0.0, 1.0, SEQUENTIAL, dict(title=f"{RUN}: roles", row_label="head", col_label="role column")),
+}
+
+
+@pytest.mark.parametrize("name", HEATMAPS)
+def test_heatmap_exports_fit_a_page(tmp_path, name):
+    shape, vmin, vmax, cmap, labels = HEATMAPS[name]
+    matrix = np.random.default_rng(0).uniform(vmin, vmax, shape)
+    region = (0, shape[0], 0, shape[1])
+    problems, (width, _) = checked(E.export_heatmap, tmp_path / f"{name}.png", matrix, region, vmin=vmin, vmax=vmax,
+                                   cmap=cmap, **labels)
+    assert problems == [], problems
+    assert width <= E.PAGE + 0.01
+    meta = json.loads((tmp_path / f"{name}.json").read_text())
+    assert meta["title"] == labels["title"]  # the sidecar keeps the title as given, not as wrapped
+
+
+def test_the_neuroscope_map_in_its_text_colours_is_excused_from_the_colormap_rule_only(tmp_path):
+    matrix = np.random.default_rng(1).uniform(0, 4, (20, 41))
+    problems, _ = checked(E.export_heatmap, tmp_path / "neuroscope-L1-N412.png", matrix, (0, 20, 0, 41), vmin=0.0,
+                          vmax=4.0, cmap="Oranges", title=f"{RUN}: layer 1 neuron 412, top texts around the max token",
+                          row_label="top text rank", col_label="token offset from the max", row_offset=1, col_offset=-20)
+    assert [p for p in problems if 'colormap "Oranges"' not in p] == []
+
+
+def circle(radius: float, turn: float, label: str, colour: str) -> dict:
+    t = np.linspace(0, 2 * np.pi, 10, endpoint=False) + turn
+    return {"x": radius * np.cos(t), "y": radius * np.sin(t), "label": label, "color": colour, "line": True,
+            "closed": True, "labels": [str(d) for d in range(10)]}
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_scatter_exports_fit_a_page(tmp_path, count):
+    # the projections browser's four panels (Q, K, V, O), the toy geometry's one; three series in a panel
+    panels = [{"title": f"{'QKVO'[k]} head 3 · digit 4 at every position", "xlabel": "dim 0", "ylabel": "dim 1",
+               "series": [circle(1.0 + 1.5 * j, 0.2 * j, label, colour) for j, (label, colour) in
+                          enumerate([("a digits", "#00afff"), ("b digits", "#ff8700"), ("answer positions", "#5fd700")])]}
+              for k in range(count)]
+    problems, (width, _) = checked(E.export_scatter, tmp_path / "s.png", panels, title=f"{RUN}: head 3 projections")
+    assert problems == [], problems
+    assert width <= (E.PAGE / 2 if count == 1 else E.PAGE) + 0.01
+
+
+def test_line_exports_fit_a_page(tmp_path):
+    ps = np.geomspace(1, 1000, 12)
+    dstar = [{"x": ps, "y": 1 / (1 + np.log(ps) * k), "label": f"dropout={k}", "marker": True} for k in (0, 0.1, 0.3, 0.5)]
+    problems, _ = checked(E.export_lines, tmp_path / "dstar.png", dstar, title=f"{RUN}: D* vs 1/(1-S)",
+                          xlabel="1/(1-S)", ylabel="D*", logx=True, hlines=FRACTIONS)
+    assert problems == [], problems
+    pruning = [{"x": np.arange(1, 13), "y": np.linspace(0.1, 1, 12) ** k, "label": f"model {k}"} for k in (1, 2)]
+    problems, _ = checked(E.export_lines, tmp_path / "pruning.png", pruning,
+                          title=f"{RUN} · model 0: accuracy vs heads kept (mean-ablation), a title longer than a page",
+                          xlabel="heads kept (greedy: the least needed removed first)", ylabel="accuracy")
+    assert problems == [], problems
+
+
+@pytest.mark.parametrize("features", [5, 30, 80, 400])
+def test_feature_norm_bars_fit_a_page_however_many_features(tmp_path, features):
+    rng = np.random.default_rng(features)
+    interference = rng.uniform(0, 1, features)
+    interference[0] = np.nan  # a feature that is not represented: drawn grey
+    problems, (_, height) = checked(
+        E.export_bars, tmp_path / "norms.png", rng.uniform(0, 1.2, features), colour_by=interference, cmap=SEQUENTIAL,
+        vmin=0.0, vmax=1.0, horizontal=True, xlabel="||W_i||", ylabel="feature",
+        colour_label="interference sum_j!=i (W^_i . W_j)^2", title=f"{RUN} instance 3: feature norms")
+    assert problems == [], problems
+    assert height <= E.MAX_HEIGHT + 0.01
+
+
+def test_histogram_and_frequency_bars_fit_a_page(tmp_path):
+    rng = np.random.default_rng(3)
+    problems, _ = checked(E.export_bars, tmp_path / "hist.png", rng.integers(1, 10_000, 50), edges=np.linspace(-1, 5, 51),
+                          log=True, title=f"{RUN}: layer 1 neuron 412, activation histogram", xlabel="activation",
+                          ylabel="tokens (log)")
+    assert problems == [], problems
+    problems, _ = checked(E.export_bars, tmp_path / "freq.png", np.sort(rng.uniform(1e-4, 0.3, 512))[::-1], log=True,
+                          title=f"{RUN} instance 2: latent firing frequency (sorted)", xlabel="latent (by frequency)",
+                          ylabel="firing frequency")
+    assert problems == [], problems
+
+
+def test_wrap_keeps_run_ids_whole_and_fits_the_width():
+    text = f"{RUN} instance 3: interference of every feature with every other, summed"
+    lines = E.wrap(text, 3.3).split("\n")  # 43 characters of 10-pt text: the 42 of the run id stay on one line
+    assert lines[0] == RUN and len(lines) == 3
+    assert all(len(line) <= int(3.3 * 72 / 5.5) for line in lines)
+    assert E.wrap("one\ntwo", 5.0) == "one\ntwo"
