@@ -497,3 +497,31 @@ async def test_a_browser_whose_results_cannot_be_read_says_so_in_place_of_its_vi
         await pilot.press("e", "2", "3", "right")  # keys on nothing: no crash
         await settle(app, pilot)
         assert app.screen is browser
+
+
+async def test_the_curve_keys_are_offered_on_the_curves_tab_only(artifacts):
+    """The footer offered 'm Metric' and 'l Log scale' over the log, the spec and the files, where they changed
+    a plot no one saw."""
+    job, run = make_run(artifacts)
+    append_metrics(run, range(1, 11))
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_run(app, pilot)
+
+        def footer() -> str:
+            return app.screen._compositor.render_strips()[-1].text
+
+        assert "m Metric" in footer() and "l Log scale" in footer()
+        for tab in ("2", "3", "4"):
+            await pilot.press(tab)
+            await settle(app, pilot)
+            assert "Metric" not in footer() and "Log scale" not in footer(), footer()
+            assert "e Export PNG" in footer() and "r Results" in footer()
+        log_scale = screen.curves.log_scale
+        await pilot.press("l")  # does nothing here
+        assert screen.curves.log_scale == log_scale
+        await pilot.press("1")
+        await settle(app, pilot)
+        assert "m Metric" in footer()
+        await pilot.press("l")
+        assert screen.curves.log_scale != log_scale

@@ -349,6 +349,19 @@ class RunScreen(Screen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    CURVE_ACTIONS = ("metric", "log_scale", "group", "split")  # keys that change the Curves tab's plot
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The curve keys (m, M, l, g, t) only on the Curves tab: elsewhere the footer left 'm Metric' and
+        'l Log scale' offered over the log, and they changed a plot no one saw."""
+        if action in self.CURVE_ACTIONS and self.is_mounted:
+            return self.query_one(TabbedContent).active == "curves"
+        return True
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self) -> None:
+        self.refresh_bindings()
+
     def action_metric(self, step: int) -> None:
         metric = self.curves.cycle_metric(step)
         self.say(f"metric: {metric}" if metric else "no metrics yet")
