@@ -689,6 +689,7 @@ def cmd_recover(args, root: Path) -> int:
 def cmd_tui(args, root: Path) -> int:
     from sptui.config import make_artifacts
 
+    created = not root.is_dir()
     make_artifacts(root)  # a root that cannot be one is one line here, not an error inside the app
     try:
         from sptui.tui.app import run_app
@@ -697,7 +698,7 @@ def cmd_tui(args, root: Path) -> int:
             raise SptuiError("the terminal app needs Textual, which is not installed here: pip install 'sptui[app]' "
                              "(every other command works without it)") from None
         raise SptuiError(f"the terminal app is not available ({e}); every other command works") from None
-    return run_app(root, device=args.device)
+    return run_app(root, device=args.device, created_root=created)
 
 
 # Commands that read the runs of a root: a root that is not there is said so and never made (a typo in

@@ -340,7 +340,9 @@ async def test_c_asks_before_stopping_a_running_job(artifacts):
         await pilot.press("c")
         await settle(app, pilot)
         assert isinstance(app.screen, ConfirmScreen)
-        assert "Stop the running job 0001-busy?" in str(app.screen.query_one("#confirm-text").render())
+        asked = str(app.screen.query_one("#confirm-text").render())
+        assert "Stop the running job 0001-busy?" in asked
+        assert "tms, 30% 30/100, running for" in asked  # the table's column padding left out
         await pilot.press("enter")  # "Keep running" has the focus: a stray enter stops nothing
         await settle(app, pilot)
         with Queue(artifacts) as q:
@@ -527,3 +529,21 @@ async def test_on_an_empty_queue_keys_stay_keys_after_a_dialog_closes(artifacts,
         await settle(app, pilot)
         assert isinstance(app.screen, PickerScreen)
         assert not queue.table.filter_text
+
+
+async def test_the_empty_folder_hint_names_only_what_is_there(artifacts, tmp_path, monkeypatch):
+    """The first screen named jobs/demo.toml whatever the jobs folder held; and a mistyped --artifacts (a folder
+    sptui had to make) looked like any empty queue."""
+    jobs = tmp_path / "work" / "jobs"
+    jobs.mkdir(parents=True)
+    (jobs / "mine.toml").write_text('[[job]]\nkind = "tms"\nname = "x"\n')
+    for created, demo in ((False, False), (True, True)):
+        if demo:
+            (jobs / "demo.toml").write_text('[[job]]\nkind = "tms"\nname = "demo"\n')
+        app = SptuiApp(artifacts, poll_interval=SLOW_POLL, jobs_dir=jobs, created_root=created)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            text = str(app.screen.query_one("#queue-empty").render())
+            assert "submit a job file from" in text
+            assert ("demo.toml" in text) == demo, text
+            assert ("made it just now" in text) == created, text

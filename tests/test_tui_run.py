@@ -429,6 +429,7 @@ async def test_head_says_when_it_ran_and_how_long_over_attempts(artifacts):
     assert all(len(line) <= 78 for line in lines), lines  # laid out for 80 columns
     # 100 own steps in 50 s, 400 to go: 200 s (counting the resumed 500 said 33 s)
     assert "60% 600/1000" in lines[0] and "eta 3m20s" in lines[0]
+    assert "running  60% 600/1000" in lines[0]  # two spaces as between its other parts, not the table's padding
     assert "ran 2m30s over all attempts" in lines[1] and "attempt 2 from" in lines[1] and "started" in lines[1]
 
 

@@ -39,9 +39,10 @@ class SptuiApp(App[int]):
     ]
 
     def __init__(self, root: Path, device: str | None = None, jobs_dir: Path | None = None,
-                 poll_interval: float = 1.0):
+                 poll_interval: float = 1.0, created_root: bool = False):
         super().__init__()
         self.root = Path(root)
+        self.created_root = created_root  # the artifacts folder did not exist: `sptui` made it on starting
         self.device = device
         self.jobs_dir = jobs_dir if jobs_dir is not None else default_jobs_dir(self.root)
         self.poll_interval = poll_interval
@@ -97,9 +98,9 @@ class SptuiApp(App[int]):
         return "\n".join(lines)
 
 
-def run_app(root: Path, device: str | None = None) -> int:
-    """Entry point for `sptui` with no command."""
-    app = SptuiApp(root, device=device)
+def run_app(root: Path, device: str | None = None, created_root: bool = False) -> int:
+    """Entry point for `sptui` with no command (`created_root`: the artifacts folder was made just now)."""
+    app = SptuiApp(root, device=device, created_root=created_root)
     app.run()
     note = app.quit_note()
     if note:

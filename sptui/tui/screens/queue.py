@@ -207,10 +207,15 @@ class QueueScreen(Screen):
         if empty:
             jobs_dir = self.sptui_app.jobs_dir
             where = short_path(jobs_dir) if jobs_dir is not None else None
-            text = Text.assemble(("No runs here yet", "bold"), f" ({self.root})\n\n")
+            text = Text.assemble(("No runs here yet", "bold"), f" ({self.root})\n")
+            if self.sptui_app.created_root:  # a mistyped --artifacts shows here, not as a silently empty queue
+                text.append("  a new, empty folder: sptui made it just now (another --artifacts DIR opens yours)\n",
+                            style="yellow")
+            text.append("\n")
             text.append("  n  ", style="bold cyan")
-            text.append(f"submit a job file{f' from {where}' if where else ''} (jobs/demo.toml trains the README "
-                        "demo in about a minute)\n")
+            demo = jobs_dir is not None and (jobs_dir / "demo.toml").is_file()
+            text.append(f"submit a job file{f' from {where}' if where else ''}"
+                        + (" (demo.toml there trains the README demo in about a minute)" if demo else "") + "\n")
             text.append("  w  ", style="bold cyan")
             text.append("start a worker to run what is queued (or run `sptui worker` in a shell)\n")
             text.append("  ?  ", style="bold cyan")
@@ -322,7 +327,7 @@ class QueueScreen(Screen):
             else:
                 self.say(f"{job.run_id}: left running")
 
-        done = fmt_progress(job)
+        done = fmt_progress(job).strip()  # the table pads it to a column; a sentence does not
         try:  # the jobs waiting for it are cancelled with it: say which before asking
             with Queue(self.root) as queue:
                 chain = [d.run_id for d in queue.dependents(job.id) if d.state == "queued"]

@@ -76,7 +76,7 @@ def run_head(j: Job, now: float | None = None, width: int | None = None) -> Text
     text.append(f"  {j.kind}  ")
     text.append("cancelling" if j.cancel_requested and j.state == "running" else j.state,
                 style=STATE_STYLE.get(j.state, ""))
-    progress = fmt_progress(j)
+    progress = fmt_progress(j).strip()  # padded for the table's column
     if progress:
         text.append(f"  {progress}")
     eta = j.eta(now)

@@ -57,7 +57,7 @@ def describe_workers(info: WorkerInfo) -> Text:
             text.append("\n  stopping now", style="yellow")
         jobs = info.running.get(w["pid"], [])
         for job in jobs:
-            text.append(f"\n  running {job.run_id}  {fmt_progress(job)}")
+            text.append(f"\n  running {job.run_id}  {fmt_progress(job).strip()}")
         if not jobs:
             text.append("\n  idle: waiting for queued jobs", style="dim")
         if here:
