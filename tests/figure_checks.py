@@ -436,19 +436,21 @@ def _check_width(width_in: float, problems: list[str]) -> None:
 def empty_bands(f: _Figure) -> list[tuple[float, float]]:
     """Horizontal strips of the rendered figure where nothing is drawn, between things that are (the margins
     above and below everything are not bands, so bbox_inches="tight", which crops them, changes nothing):
-    (top, height) in inches from the figure's top. Colour bars and
-    figure legends are left out of the picture first: they stand beside the panels, the whole height, and a gap
-    between two rows of panels is a gap whatever is beside it."""
+    (top, height) in inches from the figure's top. Colour bars are left out of the picture first, their whole
+    columns: they stand beside the panels, the whole height, and a gap between two rows of panels is a gap
+    whatever is beside it. Figure legends are left out too, but only their own box: one hung under the panels
+    spans their width, and the panels above it are still drawn."""
     fig = f.fig
     pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.int16)
     height, width = pixels.shape[:2]
     background = np.array(mcolors.to_rgb(fig.get_facecolor())) * 255
     ink = (np.abs(pixels - background) > 24).any(axis=2)  # anti-aliased edges of white are not ink
-    beside = [bar.ax.get_tightbbox(f.renderer) for bar in f.colorbars] + \
-             [legend.get_window_extent(f.renderer) for legend in fig.legends]
-    for box in beside:
+    for box in [bar.ax.get_tightbbox(f.renderer) for bar in f.colorbars]:
         if box is not None:
             ink[:, max(0, int(box.x0) - 2): min(width, int(math.ceil(box.x1)) + 2)] = False
+    for box in [legend.get_window_extent(f.renderer) for legend in fig.legends]:
+        rows = slice(max(0, int(height - box.y1) - 2), min(height, int(math.ceil(height - box.y0)) + 2))
+        ink[rows, max(0, int(box.x0) - 2): min(width, int(math.ceil(box.x1)) + 2)] = False
     drawn_rows = np.flatnonzero(ink.any(axis=1))
     if drawn_rows.size < 2:
         return []

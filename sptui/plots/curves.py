@@ -11,6 +11,7 @@ No Textual here: the terminal app and the CLI share this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sptui.plots.save import save_figure
+from sptui.plots.save import COLUMN, PAGE, save_figure
 
 RESERVED = ("step", "time", "split")
 MAX_LINES = 6  # per-instance lines drawn before falling back to the mean and the min-max envelope
@@ -329,16 +330,42 @@ def step_axis(ax, steps) -> None:
     ax.set_xlabel("step", fontsize=9)
 
 
-def _finish(fig, ax, metric: str, path: str | Path, title: str, log_scale: bool, legend_size: int) -> Path:
-    """Axes, labels and legend shared by every curve PNG, then save."""
+def plain_log(axis) -> None:
+    """A log axis labelled with plain numbers (0.05, 40, not 4 x 10^1) at 1, 2 and 5 x powers of ten, or at every
+    whole multiple of a power of ten where the data span too little of a decade for two of those. Call it after
+    the data are drawn (it reads the axis's range)."""
+    import matplotlib.ticker
+
+    lo, hi = sorted(axis.get_view_interval())
+    subs: tuple[float, ...] = (1.0, 2.0, 5.0)
+    if lo > 0 and sum(lo <= m * 10.0 ** k <= hi for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                      for m in subs) < 2:
+        subs = tuple(float(m) for m in range(1, 10))
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _finish(fig, ax, metric: str, path: str | Path, title: str, log_scale: bool) -> Path:
+    """Axes, labels and legend shared by every curve PNG, then save. A legend of a few lines goes where it covers
+    the least of the curves; a long one (many runs compared) beside the panel, so no curve hides under it."""
     if log_scale:
         ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.set_title(title or metric)
+        plain_log(ax.yaxis)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(metric, fontsize=8)
+    ax.set_title(title or metric, fontsize=9)
+    ax.tick_params(which="both", labelsize=7)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=legend_size)
-    return save_figure(fig, path, tight=True)
+    labelled = [name for name in ax.get_legend_handles_labels()[1] if name and not name.startswith("_")]
+    if len(labelled) > LEGEND_INSIDE:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    else:
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+LEGEND_INSIDE = 6  # legend entries a curve PNG holds over its panel; more go beside it
 
 
 def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, title: str = "",
@@ -354,7 +381,7 @@ def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, tit
     data = raw_series(records, metric)
     if not data:
         raise SptuiError(f'no values of metric "{metric}" to draw')
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.6), dpi=200, layout="constrained")  # one column of a paper
     styles = {"train": "-", "test": "--"}
     for i, (split, (steps, values)) in enumerate(sorted(data.items())):
         colour = f"C{i}"
@@ -367,7 +394,7 @@ def export_png(records: list[dict[str, Any]], metric: str, path: str | Path, tit
                         linewidth=0.8, label=f"{split} ({n} instances)" if col == 0 else None)
             ax.plot(steps, _nanmean(values), styles.get(split, "-"), color=colour, linewidth=2,
                         label=f"{split} mean")
-    return _finish(fig, ax, metric, path, title, log_scale, legend_size=8)
+    return _finish(fig, ax, metric, path, title, log_scale)
 
 
 def export_compare_png(groups: list[tuple[str, str | None, np.ndarray, np.ndarray]], metric: str, path: str | Path,
@@ -385,14 +412,16 @@ def export_compare_png(groups: list[tuple[str, str | None, np.ndarray, np.ndarra
 
     if not groups:
         raise SptuiError(f'no values of metric "{metric}" in the chosen runs')
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(PAGE, 3.2), dpi=150, layout="constrained")  # a page wide: room for many runs
     colours: dict[str, str] = {}
+    dashes = ["-", "--", ":", "-."]  # past ten groups the colours come round again, in another line style
     for group, label, steps, values in groups:
-        colour = colours.setdefault(group, f"C{len(colours) % 10}")
-        ax.plot(steps, values, color=colour, linewidth=1.2, label=label)
+        k = list(colours).index(group) if group in colours else len(colours)
+        colour = colours.setdefault(group, f"C{k % 10}")
+        ax.plot(steps, values, dashes[(k // 10) % len(dashes)], color=colour, linewidth=1.2, label=label)
     for group, steps, lo, hi in spread:
         ax.fill_between(steps, lo, hi, color=colours.get(group, "0.5"), alpha=0.18, lw=0)
-    return _finish(fig, ax, metric, path, title, log_scale, legend_size=7)
+    return _finish(fig, ax, metric, path, title, log_scale)
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, points: int, capacity: int = 1024) -> tuple[list[float], list[float]]:
@@ -448,10 +477,10 @@ def instance_curves(records: list[dict[str, Any]], grid: list[dict[str, Any]], p
 
     by = by if by is not None else default_group(grid)
     groups = instance_groups(grid, by)
-    cols = 2 if len(panels) == 4 else len(panels)  # 2 x 2: readable when scaled to a page's width
+    cols = 2 if len(panels) == 4 else min(3, len(panels))  # 2 x 2, or rows of 3: a page wide
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 2.0, 2.7 * rows + 0.4), dpi=120, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(PAGE, (2.4 if cols == 2 else 2.0) * rows + 0.3 * len(groups) / 3 + 0.6),
+                             dpi=150, squeeze=False, layout="constrained")
     axes = axes.reshape(1, -1)
     drawn = False
     for ax, (metric, split) in zip(axes[0], panels):

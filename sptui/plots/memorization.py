@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.save import COLUMN, save_figure  # noqa: E402
 from sptui.plots.tms import thin  # noqa: E402
 
 POINTS, FEATURES = "#c0392b", "#1f4e9c"  # data points red, features blue, in every panel
@@ -33,9 +33,6 @@ def by_seed(records: list[dict], key: str) -> dict[int, tuple[list[int], list[fl
         value = r["metrics"].get(key)
         out[r["params"]["seed"]].append((r["params"]["train_examples"], np.nan if value is None else value))
     return {s: ([t for t, _ in sorted(v)], [y for _, y in sorted(v)]) for s, v in sorted(out.items())}
-
-
-COLUMN = 3.5  # inches: double_descent.png is one column of a two-column paper, printed at the size it is set in
 
 
 def draw_double_descent(records: list[dict], path: Path, title: str) -> Path:

@@ -1,4 +1,5 @@
-"""The one way a figure becomes a file: drawn in memory, written atomically, the figure closed.
+"""The one way a figure becomes a file: drawn in memory, written atomically, the figure closed; and the page
+(PAGE, COLUMN) every figure is drawn for.
 
 Every PNG (a run's plots, the app's exports) goes through `save_figure`, so a crash or a full disk
 while drawing never leaves a half-written image in plots/, and the file gets the run's usual permissions
@@ -10,6 +11,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 from typing import Any
+
+# The page a saved figure is drawn for, so a paper prints it at the size its text is set in (nothing shrunk):
+PAGE = 7.0  # inches: a page's text width (a two-column paper's full width)
+COLUMN = 3.5  # inches: one column of a two-column paper
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: float | str | None = None, tight: bool = False,

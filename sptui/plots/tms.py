@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.plots.shapes import PHASE_COLOURS, SHAPE_COLOURS, geometry_colours  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
 
@@ -213,7 +213,6 @@ def sheet_layout(records: list[dict]) -> SheetLayout:
     return SheetLayout(row_key, rows, col_key, cols, cells, ", ".join(notes))
 
 
-PAGE = 7.0  # inches: a sheet is at most a page's text width, so its text prints at the size it is set in
 LEFT_ROOM = 0.75  # inches beside the panels for the row labels and tick labels
 MAX_PANEL = 1.7  # inches: panels of a sheet with few columns are no wider than this
 
