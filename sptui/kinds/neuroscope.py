@@ -426,31 +426,9 @@ def _documents(p: Params):
 
 
 def render(run: RunDir) -> list[Path]:
-    """Per layer: how sparse the neurons are (density) against how strongly they fire (max activation)."""
-    import matplotlib
+    from sptui.plots.neuroscope import render_run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from sptui.plots.save import save_figure
-
-    summary = run.load_json("summary.json")
-    hists = run.load_arrays("histograms.safetensors")
-    paths = []
-    for layer in summary["layers"]:
-        density = hists[f"L{layer}.density"]
-        peak = hists[f"L{layer}.max"]
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-        axes[0].hist(np.log10(np.clip(density, 1e-7, None)), bins=50, color="#4063d8")
-        axes[0].set_xlabel("log10 density of positive activation")
-        axes[0].set_ylabel("neurons")
-        axes[1].scatter(np.log10(np.clip(density, 1e-7, None)), peak, s=2, alpha=0.5, color="#4063d8")
-        axes[1].set_xlabel("log10 density")
-        axes[1].set_ylabel("max activation")
-        fig.suptitle(f"{summary['model']} layer {layer}: {summary['tokens']:,} tokens")
-        paths.append(save_figure(fig, run.plots / f"neuroscope-layer{layer}.png", dpi=110, tight=True))
-    return paths
+    return render_run(run)
 
 
 if TYPE_CHECKING:  # mypy confirms this module fits the kind contract (sptui/kinds/__init__.py)

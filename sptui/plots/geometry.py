@@ -1,7 +1,7 @@
-"""PNGs of a neuron-geometry run, drawn from its saved arrays only.
+"""PNGs of a neuron-geometry run, drawn from its saved arrays only, each a page wide (PAGE).
 
     permuted.png   the whole seriated cosine Gram, blocks outlined
-    tiles.png      zoomed tiles along the diagonal (on the strongest blocks, else evenly spaced)
+    tiles.png      zoomed tiles along the diagonal (on the strongest blocks, else evenly spaced), in rows of 3
     compare.png    the model beside one draw of each null model, same colour scale, with their scores
     null.png       the null distributions (one dot per draw) of the neighbour score, the candidate block
                    count and the largest block excess, the model's values marked, with p-values
@@ -9,12 +9,18 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from sptui.plots.save import save_figure
+from sptui.plots.save import PAGE, save_figure
 from sptui.render.colormap import DIVERGING
+
+BAR_ROOM = 0.9  # inches at the right of a sheet for its colour bar and label
+CHAR_WIDTH = 0.55  # an average character's width in a title, in em (DejaVu Sans, mostly lower case)
+NEURON_LABEL = 5.5  # points: the neuron numbers under a narrow tile
 
 
 def _plt():
@@ -62,13 +68,33 @@ def _outline(ax, blocks, offset=0, limit=None, min_size=1):
 
 def draw_permuted(C: np.ndarray, blocks: list[dict], title: str, path: Path) -> Path:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 8), dpi=150)
+    fig, ax = plt.subplots(figsize=(PAGE, PAGE - 0.4), dpi=200, layout="constrained")  # 1400 px: detail of big layers
     vmax = colour_limit(C)
-    im = _matrix(ax, C, vmax, title)
+    im = _matrix(ax, C, vmax, _wrap(title, PAGE - BAR_ROOM, 9))
+    ax.set_xlabel(f"{len(C):,} neurons in seriated order (rows the same)", fontsize=8)
     # outline only blocks big enough to see at this scale
     _outline(ax, blocks, min_size=max(2, len(C) // 400))
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="cosine")
+    _label_bar(fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02), "cosine")
+    _fit_height(fig, ax)
     return save_figure(fig, path)
+
+
+def _wrap(title: str, inches: float, size: float) -> str:
+    """`title` wrapped, each of its lines, to the characters that fit in `inches` at `size` points."""
+    chars = max(8, int(0.95 * inches * 72 / (size * CHAR_WIDTH)))
+    return "\n".join(wrapped for line in title.split("\n") for wrapped in textwrap.wrap(line, chars) or [""])
+
+
+def _label_bar(bar, label: str) -> None:
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+
+
+def _fit_height(fig, axes) -> None:
+    """Rows exactly as tall as their square images (no empty bands above and below them)."""
+    from sptui.plots.tms import fit_rows
+
+    fit_rows(fig, np.atleast_2d(np.asarray(axes, dtype=object)))
 
 
 def tile_starts(n: int, tile: int, blocks: list[dict], count: int) -> list[int]:
@@ -97,21 +123,25 @@ def draw_tiles(C: np.ndarray, order: np.ndarray, blocks: list[dict], path: Path,
     starts = tile_starts(n, tile, blocks, count)
     cols = min(3, len(starts))
     rows = (len(starts) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 1.2, 2.6 * rows + 0.6), dpi=130, squeeze=False,
-                             layout="constrained")
+    panel = min(2.6, (PAGE - BAR_ROOM) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols + BAR_ROOM, panel * rows + 0.8), dpi=150,
+                             squeeze=False, layout="constrained")
     vmax = colour_limit(C)
     size = min(tile, n)
     im = None
     for ax, s in zip(axes.flat, starts):
         im = _matrix(ax, C[s : s + size, s : s + size], vmax, f"positions {s}-{s + size - 1}")
         _outline(ax, blocks, offset=s, limit=size)
-        if size <= 32:  # few enough to name every neuron legibly
-            ax.set_xticks(range(size), [str(k) for k in order[s : s + size]], rotation=90, fontsize=6)
-            ax.set_xlabel("neuron", fontsize=8)
+        if size <= 32:  # few enough to name the neurons: every one that fits side by side at NEURON_LABEL points
+            step = math.ceil(1.3 * NEURON_LABEL / (panel * 72 / size))
+            shown = range(0, size, step)
+            ax.set_xticks(shown, [str(order[s + k]) for k in shown], rotation=90, fontsize=NEURON_LABEL)
+            ax.set_xlabel("neuron" + (f" (every {step})" if step > 1 else ""), fontsize=7)
     for ax in list(axes.flat)[len(starts):]:
         ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03).set_label("cosine", fontsize=8)
-    fig.suptitle("zoomed tiles along the diagonal\n(blocks outlined; one colour scale)", fontsize=10)
+    _label_bar(fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03), "cosine")
+    fig.suptitle("zoomed tiles along the diagonal\n(blocks outlined; one colour scale)", fontsize=9)
+    _fit_height(fig, axes)
     return save_figure(fig, path)
 
 
@@ -119,16 +149,18 @@ def draw_compare(panels: list[tuple[str, np.ndarray]], path: Path, label: str = 
     plt = _plt()
     cols = min(3, len(panels))  # three across at most, so the titles stay readable on a page
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 1.0, 3.2 * rows), dpi=130, squeeze=False,
-                             layout="constrained")
+    panel = min(2.6, (PAGE - BAR_ROOM) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols + BAR_ROOM, (panel + 0.4) * rows), dpi=150,
+                             squeeze=False, layout="constrained")
     vmax = colour_limit(panels[0][1])  # the model's scale for every panel: differences show as contrast
     im = None
     for ax, (title, C) in zip(axes.flat, panels):
-        im = _matrix(ax, C, vmax, title)
-        ax.title.set_fontsize(8)
+        im = _matrix(ax, C, vmax, _wrap(title, panel, 7))
+        ax.title.set_fontsize(7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01).set_label(label, fontsize=8)
+    _label_bar(fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01), label)
+    _fit_height(fig, axes)
     return save_figure(fig, path)
 
 
@@ -146,11 +178,11 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
     panels = [
         ("best neighbour cos²", "scores", summary["model_scores"]["best_score"], "p_value"),
         (f"candidate blocks (tau = {blocks['tau']:.4f})", "block_counts", blocks["candidates"], "block_count_p_value"),
-        ("largest block excess Σ(cos² − tau)\nper draw; red: the model's blocks\n(solid: significant)",
+        ("largest block excess\nΣ(cos² − tau) per draw;\nred: the model's blocks\n(solid: significant)",
          "max_excess", None, None),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(9.5, 1.8 + 0.55 * max(len(names), 1)), dpi=130, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(PAGE, 1.5 + 0.4 * max(len(names), 1)), dpi=150, squeeze=False,
+                             sharey=True, layout="constrained")
     rng = np.random.default_rng(0)
     for ax, (label, key, model_value, p_key) in zip(axes[0], panels):
         for row, name in enumerate(names):
@@ -158,8 +190,8 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
             jitter = rng.uniform(-0.18, 0.18, len(values))
             ax.scatter(values, row + jitter, s=9, color=NULL_COLOURS.get(name, "0.4"), alpha=0.75, linewidths=0)
             if p_key:
-                ax.annotate(f"p = {nulls[name][p_key]:.3g}", (1.01, row), xycoords=("axes fraction", "data"),
-                            va="center", fontsize=7.5)
+                ax.annotate(f"p = {nulls[name][p_key]:.3g}", (1.02, row), xycoords=("axes fraction", "data"),
+                            va="center", fontsize=7)
         if model_value is not None:
             ax.axvline(model_value, color="#c0392b", linewidth=1.5, label="model")
         else:  # the model's candidate blocks: one line each, the significant ones solid
@@ -167,12 +199,19 @@ def draw_null(summary: dict, candidates: list[dict], path: Path, title: str = ""
                 significant = b["p_value"] <= blocks["alpha"]
                 ax.axvline(b["excess"], color="#c0392b", linewidth=1.2 if significant else 0.6,
                            linestyle="-" if significant else ":", alpha=0.9 if significant else 0.5)
-        ax.set_yticks(range(len(names)))
-        ax.set_yticklabels([f"{n} ({nulls[n]['draws']})" for n in names], fontsize=8)
-        ax.set_ylim(-0.6, len(names) - 0.4)
-        ax.set_xlabel(label, fontsize=8)
-        ax.tick_params(axis="x", labelsize=7.5)
-        ax.invert_yaxis()
-    axes[0][0].legend(loc="lower right", fontsize=7, frameon=False)
-    fig.suptitle(f"{title}: the model (red) against null draws through the same pipeline", fontsize=9)
+        # the model's lines inside the panel, not on its edge where the frame hides them
+        marks = [model_value] if model_value is not None else [b["excess"] for b in candidates]
+        shown = np.concatenate([np.asarray(nulls[name][key], dtype=float) for name in names] + [np.asarray(marks, float)])
+        shown = shown[np.isfinite(shown)]
+        if shown.size:
+            pad = 0.05 * (float(shown.max() - shown.min()) or 1.0)
+            ax.set_xlim(float(shown.min()) - pad, float(shown.max()) + pad)
+        ax.set_xlabel(_wrap(label, 1.6, 7), fontsize=7)  # a third of the page less the names and p-values
+        ax.tick_params(axis="x", labelsize=7)
+    ax = axes[0][0]  # the rows are shared: named once, at the left
+    ax.set_yticks(range(len(names)), [f"{n} ({nulls[n]['draws']})" for n in names], fontsize=7)
+    ax.set_ylim(len(names) - 0.4, -0.6)  # the first null at the top
+    ax.set_ylabel("null model (draws)", fontsize=7)
+    ax.legend(loc="best", fontsize=7, frameon=False)
+    fig.suptitle(_wrap(f"{title}: the model (red) against null draws through the same pipeline", PAGE, 9), fontsize=9)
     return save_figure(fig, path)
