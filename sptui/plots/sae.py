@@ -8,7 +8,7 @@ summary.json, and for toy sources the source tms run's instances.json), so `sptu
     recovery_toy.png the same grid's toy models: D* (dims per feature), represented features and geometry, and
                      recovery pooled by the shape each feature has (antipodal pair, pentagon, ...)
 
-Both are sized for a page (7.5 in wide), so their text stays readable when a paper prints them at its width.
+Each is a page wide (PAGE, 7 in), so its text stays readable when a paper prints it at its width.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.render.colormap import SEQUENTIAL  # noqa: E402
 
 RECOVERY = [("mmcs", "MMCS\n(best decoder cosine)"), ("f1", "F1\n(matched latent fires)"),
             ("corr", "matched\ncorrelation")]
-PAGE = 7.5  # inches: the recovery figures' width, a page's
 MAX_ROWS = 4
+LEGEND_CHARS = int(0.9 * (PAGE * 72 - 30) / (7 * 0.55))  # a 7 pt legend entry's characters across the page
 
 
 def render_run(run) -> list[Path]:
@@ -97,26 +97,26 @@ def draw_metrics(records, summary, path: Path) -> Path:
         names += [("ce_loss_recovered", "CE loss recovered (zero abl.)"), ("ce_loss_recovered_mean", "CE loss recovered (mean abl.)")]
     cols = 3
     rows = math.ceil(len(names) / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.4), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(rows, cols, figsize=(PAGE, 2.2 * rows + 0.5), squeeze=False, layout="constrained")
     xs = np.arange(len(records))
     for ax, (key, title) in zip(axs.flat, names):
         values = np.array([_num(r["metrics"].get(key)) for r in records])
         ax.bar(xs, values, color="#4c72b0", width=0.8)
-        ax.set_title(title, fontsize=9)
-        ax.set_ylabel(key, fontsize=8)
-        ax.set_xlabel("instance", fontsize=8)
+        ax.set_title(title, fontsize=8)
+        ax.set_ylabel(key, fontsize=7)
+        ax.set_xlabel("instance", fontsize=7)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(8, integer=True))  # instance numbers, apart
         if np.all(values[np.isfinite(values)] == 0) and np.isfinite(values).any():
             ax.text(0.5, 0.5, "0 for every instance", transform=ax.transAxes, ha="center", fontsize=8, color="#666666")
         if key in ("mmcs", "f1", "corr", "dead_fraction"):
             ax.set_ylim(0, 1.02)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=7)
     for ax in list(axs.flat)[len(names):]:
         ax.axis("off")
     src = summary["source"]
     where = src.get("run") or src.get("model")
     fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
-                 + f"\n{len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=10)
+                 + f"\n{len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=9)
     return save_figure(fig, path, dpi=120)
 
 
@@ -124,23 +124,31 @@ def draw_latents(arrays, records, path: Path) -> Path:
     freq = arrays["frequency"]
     d_sae = arrays["d_sae"]
     shown = list(range(min(len(records), 8)))
-    fig, ax = plt.subplots(figsize=(9, 3.8))
     live = [freq[i, : int(d_sae[i])] for i in shown]
+    names = []
+    for i, f in zip(shown, live):
+        point = {**records[i]["grid"], **records[i].get("source_grid", {})}
+        names.append(textwrap.fill(f"#{i} {label(point)} ({int((f == 0).sum())} silent)", LEGEND_CHARS,
+                                   subsequent_indent="   "))
+    # the legend under the panel, in as many columns as its longest entry lets fit a page
+    longest = max(len(line) for name in names for line in name.split("\n"))
+    ncols = int(max(1, min(len(names), PAGE * 72 // (longest * 7 * 0.55 + 30))))
+    lines = math.ceil(len(names) / ncols) * max(name.count("\n") + 1 for name in names)
+    fig, ax = plt.subplots(figsize=(PAGE, 2.8 + 0.15 * lines), dpi=150, layout="constrained")
     lowest = min([float(np.log10(f[f > 0].min())) for f in live if (f > 0).any()] + [-1.0])
     bins = np.linspace(np.floor(lowest), 0, 41).tolist()
-    for i, f in zip(shown, live):
-        dead = int((f == 0).sum())
-        point = {**records[i]["grid"], **records[i].get("source_grid", {})}
-        ax.hist(np.log10(f[f > 0]), bins=bins, histtype="step", linewidth=1.2,
-                label=f"#{i} {label(point)} ({dead} silent)")
-    ax.set_xlabel("log10 firing frequency on the evaluation sample")
-    ax.set_ylabel("latents")
+    for f, name in zip(live, names):
+        ax.hist(np.log10(f[f > 0]), bins=bins, histtype="step", linewidth=1.2, label=name)
+    ax.set_xlabel("log10 firing frequency on the evaluation sample", fontsize=8)
+    ax.set_ylabel("latents", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.axvline(-1, color="#999999", linestyle=":", linewidth=1)
-    ax.text(-1, ax.get_ylim()[1] * 0.95, " dense (>10%)", fontsize=8, color="#666666", va="top")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.text(-1, ax.get_ylim()[1] * 0.95, " dense (>10%)", fontsize=7, color="#666666", va="top")
+    fig.legend(loc="outside lower center", fontsize=7, ncols=ncols, frameon=False)
     more = f" (first {len(shown)} of {len(records)})" if len(records) > len(shown) else ""
-    ax.set_title(f"latent firing frequency{more}", fontsize=10)
-    return save_figure(fig, path, dpi=120, tight=True)
+    ax.set_title(f"latent firing frequency{more}", fontsize=9)
+    return save_figure(fig, path)
 
 
 def _grid(records, xkey, xs, ykey, ys, get) -> np.ndarray:
