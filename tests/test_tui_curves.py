@@ -202,3 +202,44 @@ async def test_live_curves_keep_textuals_widget_lock():
             curves.redraw_if_dirty()
         await pilot.pause()
         assert curves.metric == "loss" and curves.draws >= 1
+
+
+def test_step_ticks_are_whole_numbers_at_a_round_spacing():
+    from sptui.tui.widgets.curves import fmt_step, step_ticks
+
+    assert step_ticks(0, 3333) == ([0.0, 1000.0, 2000.0, 3000.0], ["0", "1k", "2k", "3k"])  # was 0.0, 833.2, ...
+    assert step_ticks(0, 20_000)[1] == ["0", "5k", "10k", "15k", "20k"]
+    assert step_ticks(0, 460)[1] == ["0", "200", "400"]
+    assert step_ticks(0, 200_000)[1] == ["0", "50k", "100k", "150k", "200k"]
+    assert step_ticks(7, 7) == ([7.0], ["7"])  # one point
+    for lo, hi in [(1, 10), (0, 1), (3, 999_999), (10, 12_345)]:
+        ticks, labels = step_ticks(lo, hi)
+        assert 1 <= len(ticks) <= 5 and all(lo <= t <= hi and t == int(t) for t in ticks), (lo, hi, ticks)
+    assert [fmt_step(s) for s in (950, 12_500, 1_500_000)] == ["950", "12.5k", "1.5M"]
+
+
+async def test_the_run_screen_step_axis_has_whole_steps(artifacts):
+    from sptui.queue import Queue
+    from sptui.runs import RunDir
+    from sptui.spec import parse_text
+    from sptui.tui.app import SptuiApp
+
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text('[[job]]\nkind = "tms"\nname = "ticks"\nsteps = 200000\n', "t.toml"))
+    run = RunDir(job.run_dir(artifacts))
+    run.create(job.job_spec().to_toml())
+    with open(run.metrics, "w") as f:
+        for step in (0, 3333):
+            f.write(json.dumps({"step": step, "split": "test", "loss": [0.03 - step * 1e-6]}) + "\n")
+    app = SptuiApp(artifacts, poll_interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.screen.curves.redraw_if_dirty()
+        await pilot.pause()
+        text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        axis = next(line for line in text.splitlines() if " 1k " in line)
+        assert axis.split() == ["0", "1k", "2k", "3k"], axis  # plotext put 0.0 833.2 1666.5 ... here

@@ -7,6 +7,8 @@ only on a timer, when something changed, never once per training step.
 
 from __future__ import annotations
 
+import math
+
 import threading
 from dataclasses import dataclass
 
@@ -35,6 +37,28 @@ class PlotLine:
     x: list[float]
     y: list[float]
     colour: int  # an xterm-256 code (PALETTE)
+
+
+def step_ticks(lo: float, hi: float, most: int = 5) -> tuple[list[float], list[str]]:
+    """Whole-number ticks for a step axis from lo to hi: at most `most`, at a 1-2-5 x 10^k spacing, labelled
+    compactly (12k, 1.5M). plotext's own put 0.0, 833.2, 1666.5 ... under steps."""
+    lo, hi = math.floor(lo), math.ceil(hi)
+    if hi <= lo:
+        return [float(lo)], [fmt_step(lo)]
+    raw = (hi - lo) / max(1, most - 1)
+    base = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    spacing = next((m * base for m in (1, 2, 5, 10) if m * base >= raw), 10 * base)
+    spacing = max(1, int(spacing))
+    ticks = list(range(math.ceil(lo / spacing) * spacing, hi + 1, spacing))
+    return [float(t) for t in ticks], [fmt_step(t) for t in ticks]
+
+
+def fmt_step(step: int) -> str:
+    """A step count in few characters: 950, 12k, 12.5k, 1.5M."""
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if abs(step) >= div:
+            return f"{step / div:.3g}{unit}"
+    return str(step)
 
 
 class CurvePlot(PlotextPlot):
@@ -105,6 +129,8 @@ class CurvePlot(PlotextPlot):
         title = self.title + (f"  smoothed {self.smoothing:g}" if self.smoothing and self.title else "")
         plt.title(title)
         plt.xlabel("step")
+        if steps:
+            plt.xticks(*step_ticks(steps[0], steps[-1]))
         if not lines:
             plt.title(f"{title}  ({self.empty_text})" if title else self.empty_text)
         for line in lines:
