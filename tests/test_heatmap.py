@@ -193,3 +193,21 @@ async def test_moving_the_cursor_rebuilds_only_the_rows_it_leaves_and_enters():
         changed = {y for y in range(20) if after[y] is not before[y]}
         assert changed == {(20 - r0) // 2, (22 - r0) // 2}
         assert hm.cursor == (22, 20)
+
+
+@pytest.mark.parametrize("width, expect", [
+    (100, "D* (dims per feature): rows dropout, cols feature probability · r0-1 c0-2"),  # whole
+    (70, "D* (dims per feature): rows dropout, cols feature probability"),  # what it means, not the view
+    (30, "D* (dims per feature): rows d…"),  # cut, and says so
+])
+async def test_a_legend_too_long_for_the_line_keeps_its_meaning_or_says_it_is_cut(width, expect):
+    """At 100 columns the toy sweep's legend was cut mid-word ('... · r0-1 c') with nothing to say so."""
+    app = HeatmapApp(np.arange(6, dtype=float).reshape(2, 3), legend="D* (dims per feature): rows dropout, "
+                     "cols feature probability")
+    async with app.run_test(size=(width, 8)) as pilot:
+        await pilot.pause()
+        hm = app.query_one(Heatmap)
+        assert hm.legend_rows == 2
+        words = "".join(seg.text for seg in hm.render_line(hm.size.height - 1)).rstrip()
+        assert words.startswith(expect) if width == 100 else words == expect, words
+        assert len(words) <= width

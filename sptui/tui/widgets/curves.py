@@ -8,7 +8,6 @@ only on a timer, when something changed, never once per training step.
 from __future__ import annotations
 
 import math
-
 import threading
 from dataclasses import dataclass
 

@@ -339,8 +339,8 @@ class Heatmap(Widget, can_focus=True):
         if y >= self.size.height - legend_rows:
             segments = self._legend_segments(width)
             if legend_rows == 2:  # the scale on the first line, what it means and the view on the second
-                segments = segments[:-1] if y == self.size.height - 2 else [Segment(segments[-1].text.lstrip(),
-                                                                                       segments[-1].style)]
+                segments = segments[:-1] if y == self.size.height - 2 else [
+                    Segment(self._fit_words(segments[-1].text.lstrip(), width), segments[-1].style)]
             return Strip(segments).crop_extend(0, width, None)
         if self.pyramid is None:
             return Strip.blank(width)
@@ -351,6 +351,14 @@ class Heatmap(Widget, can_focus=True):
         if line is None:
             line = self._lines[y] = self._build_line(frame, y)
         return line
+
+    def _fit_words(self, words: str, width: int) -> str:
+        """The legend's words on a line of `width`: whole if they fit, else what the colour means without the
+        view's rows, columns and zoom, else that cut with '…' (a cut mid-word read as the whole legend)."""
+        if len(words) <= width:
+            return words
+        meaning = words.rsplit(" · ", 1)[0] if self.legend and " · " in words else words
+        return meaning if len(meaning) <= width else meaning[:max(0, width - 1)].rstrip() + "…"
 
     def _legend_segments(self, width: int, half_rows: int | None = None) -> list[Segment]:
         bar = min(LEVELS, max(8, width // 3))
