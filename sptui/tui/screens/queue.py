@@ -209,7 +209,7 @@ class QueueScreen(Screen):
             where = short_path(jobs_dir) if jobs_dir is not None else None
             text = Text.assemble(("No runs here yet", "bold"), f" ({self.root})\n")
             if self.sptui_app.created_root:  # a mistyped --artifacts shows here, not as a silently empty queue
-                text.append("  a new, empty folder: sptui made it just now (another --artifacts DIR opens yours)\n",
+                text.append("  a new, empty folder: sptui made it just now (mistyped? q, then sptui --artifacts DIR)\n",
                             style="yellow")
             text.append("\n")
             text.append("  n  ", style="bold cyan")
