@@ -94,3 +94,8 @@ def rich_text(text: object, style: str = ""):
     from rich.text import Text
 
     return Text(printable(text), style=style)
+
+
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """'1 block', '3 blocks', '0 blocks' (`plural` where adding an s is wrong)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

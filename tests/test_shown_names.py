@@ -86,3 +86,10 @@ async def test_the_app_says_the_queue_is_damaged_instead_of_showing_it_empty(art
         summary = str(app.screen.query_one("#queue-summary").render())
         assert summary.startswith(f"queue unreadable: {db} is damaged")
         assert "recover" in summary
+
+
+def test_counts_agree_with_their_nouns():
+    from sptui.names import counted
+
+    assert [counted(n, "block") for n in (0, 1, 2, 12_345)] == ["0 blocks", "1 block", "2 blocks", "12,345 blocks"]
+    assert counted(1, "candidate block") == "1 candidate block" and counted(3, "matrix", "matrices") == "3 matrices"

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sptui.errors import SptuiError
 from sptui.memory import Estimate
+from sptui.names import counted
 from sptui.params import ParamError, RunRef, param
 from sptui.science.null import NULL_HELP, NULLS  # numpy only: `sptui validate` stays quick
 from sptui.science.seriation import METHODS as _METHOD_NAMES
@@ -232,7 +233,7 @@ def run(ctx: Context) -> None:
         summary["activations"] = {"corpus": p.corpus, "split": p.split, "tokens": tokens, **a_summary,
                                   "agreement": agreement}
         ctx.info(f"weights vs activations: Mantel r = {agreement['mantel_r']:.3f} (p = {agreement['mantel_p']:.3g}); "
-                 f"{agreement['weight_blocks_coactivating']} of {len(found['blocks'])} weight blocks co-activate "
+                 f"{agreement['weight_blocks_coactivating']} of {counted(len(found['blocks']), 'weight block')} co-activate "
                  f"more than random sets (p <= {p.alpha})")
 
     ctx.save_arrays("geometry", arrays)
@@ -289,7 +290,7 @@ def _analyse(ctx, p: Params, W, label: str, progress):
                    "largest": max((b.candidate.size for b in test.blocks), default=0)},
     }
     ctx.info(f"[{label}] best {res.method}: neighbour cos^2 {best:.5f}, p = {test.p_value:.3g} against "
-             f"{', '.join(p.nulls)}; {len(test.candidates)} candidate blocks above tau={test.tau:.5f} "
+             f"{', '.join(p.nulls)}; {counted(len(test.candidates), 'candidate block')} above tau={test.tau:.5f} "
              f"(p = {test.count_p_value:.3g}), {len(test.blocks)} significant at alpha={p.alpha} holding "
              f"{summary['blocks']['neurons_in_blocks']} neurons")
     return test, arrays, found, summary
@@ -362,17 +363,17 @@ def render(run: RunDir) -> list[Path]:
         act = summary["activations"]
         ag = act["agreement"]
         paths.append(G.draw_compare([
-            (f"weights: cosine of {summary['weights']}, {len(blocks)} blocks", pooled(C.astype("float32"))),
+            (f"weights: cosine of {summary['weights']}, {counted(len(blocks), 'block')}", pooled(C.astype("float32"))),
             (f"activation correlation, same order\nMantel r = {ag['mantel_r']:.3f} (p = {ag['mantel_p']:.3g})",
              pooled(arrays["activations.gram_in_weight_order"].astype("float32"))),
-            (f"activation correlation, its own order\n{act['blocks']['count']} blocks, neighbour p = {act['p_value']:.3g}",
+            (f"activation correlation, its own order\n{counted(act['blocks']['count'], 'block')}, neighbour p = {act['p_value']:.3g}",
              pooled(arrays["activations.gram_permuted"].astype("float32"))),
         ], run.plots / "activations.png", label="cosine / correlation"))
         paths.append(G.draw_null({**act, "model_scores": act["model_scores"]}, found["activations"]["candidates"],
                                  run.plots / "activations-null.png", title=f"{label} activations"))
     return paths + [
         G.draw_permuted(C, blocks, f"{label}: seriated cosine Gram, neighbour cos² {best['best_score']:.4f} "
-                        f"(p = {summary['p_value']:.3g}), {len(blocks)} significant blocks", run.plots / "permuted.png"),
+                        f"(p = {summary['p_value']:.3g}), {counted(len(blocks), 'significant block')}", run.plots / "permuted.png"),
         G.draw_tiles(C, arrays["order"], blocks, run.plots / "tiles.png", tile=run.spec().params.get("tile_size", 128)),
         G.draw_compare(panels, run.plots / "compare.png"),
         G.draw_null(summary, found["candidates"], run.plots / "null.png", title=label),
