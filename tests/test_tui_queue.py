@@ -547,3 +547,18 @@ async def test_the_empty_folder_hint_names_only_what_is_there(artifacts, tmp_pat
             assert "submit a job file from" in text
             assert ("demo.toml" in text) == demo, text
             assert ("made it just now" in text) == created, text
+
+
+async def test_home_and_end_go_to_the_first_and_last_run(artifacts):
+    jobs = make_jobs(artifacts, ["one", "two", "three", "four"])
+    app = SptuiApp(artifacts, poll_interval=SLOW_POLL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table
+        await pilot.press("end")
+        assert table.selected_job().id == jobs[-1].id
+        await pilot.press("home")
+        assert table.selected_job().id == jobs[0].id
+        await pilot.press("question_mark")
+        await settle(app, pilot)
+        assert any(key == "end" and "last run" in words for key, words in app.screen.rows)  # ? names them

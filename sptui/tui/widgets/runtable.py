@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import events
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from sptui.names import printable, rich_text
@@ -179,6 +180,11 @@ class RunTable(DataTable):
     DEFAULT_CSS = """
     RunTable { height: 1fr; }
     """
+    # a list of runs reads top to bottom: home/end go to the first and last run (DataTable's scroll sideways)
+    BINDINGS = [
+        Binding("home", "scroll_top", "First run", show=False, tooltip="The first run of the list"),
+        Binding("end", "scroll_bottom", "Last run", show=False, tooltip="The last run of the list"),
+    ]
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, cell_padding=CELL_PADDING, name=name, id=id,
