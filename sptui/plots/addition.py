@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sptui.plots.save import save_figure
-from sptui.plots.tms import PAGE, fit_rows
+from sptui.plots.save import PAGE, save_figure
+from sptui.plots.tms import fit_rows
 from sptui.render.colormap import DIVERGING, SEQUENTIAL
 from sptui.runs import atomic_output
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from sptui.plots.save import save_figure
-from sptui.plots.tms import PAGE
+from sptui.plots.save import PAGE, save_figure
+from sptui.plots.tms import fit_rows
 from sptui.render.colormap import DIVERGING, SEQUENTIAL
 from sptui.science.compression import MODES
 
@@ -194,8 +194,8 @@ def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = 
     bar.ax.tick_params(labelsize=8)
     fig.suptitle(title or "logit of (a_j + b_j) mod 10 at answer position j\n(rows a_j = 0..9, columns b_j = 0..9; "
                  "other digits 0)", fontsize=9)
-    # square panels leave the layout engine short of room for the colour bar's label: crop to the drawing instead
-    return save_figure(fig, path, dpi=120, bbox_inches="tight")
+    fit_rows(fig, axes)  # square maps: rows as tall as their panels, no empty bands between them
+    return save_figure(fig, path, dpi=120)
 
 
 # ------------------------------------------------------------------ across instances
@@ -213,7 +213,7 @@ def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, t
     import matplotlib.ticker
 
     # a page wide: the role matrix (roles x instances) on its own row, the similarity and the set sizes below
-    role_height = max(2.0, 0.14 * n_roles + 1.0)
+    role_height = max(2.0, 0.11 * n_roles + 1.2)  # a 7 pt label per role
     fig = plt.figure(figsize=(PAGE, role_height + 3.4), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[role_height, 3.4])
     axes = [top.subplots(), *bottom.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})]

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
 MAX_WEIGHTS = 6
@@ -65,15 +65,18 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     keys = sorted(groups)
     several_m = len({m for _, m in keys}) > 1
     x = np.arange(len(keys))
-    fig, (bars, right) = plt.subplots(1, 2, figsize=(min(9.5, max(8.0, 3.0 + 0.65 * len(keys))), 4.4), layout="constrained")
+    # a page wide, the bars above the outputs on one settings axis; labels a line of 7 pt apart (thinned past ~24)
+    fig, (bars, right) = plt.subplots(2, 1, figsize=(PAGE, 6.4 if several_m else 6.0), sharex=True, layout="constrained")
     bottom = np.zeros(len(keys))
     for key, name, colour in STACK:
         values = np.array([np.mean([m[key] for m in groups[k]]) for k in keys])
         bars.bar(x, values, bottom=bottom, color=colour, label=name, width=0.7)
         bottom += values
     labels = [_label(s, m, several_m) for s, m in keys]
-    bars.set_xticks(x, labels, fontsize=7)
-    bars.set_xlabel("sparsity S = 1 - feature probability" + (", neurons m" if several_m else ""), fontsize=8)
+    # as many labels as fit across the page at 7 pt (an average character ~0.6 em, an em between labels)
+    chars = max(len(line) for label in labels for line in label.split("\n")) + 1.7
+    step = max(1, int(np.ceil(len(keys) * chars * 0.6 * 7 / 72 / (PAGE - 1.0))))
+    xlabel = "sparsity S = 1 - feature probability" + (", neurons m" if several_m else "")
     bars.set_ylabel("neurons (mean over seeds)", fontsize=8)
     bars.set_title(f"neurons by the features they read\n(the fewest carrying {summary['monosemantic_share']:.0%} "
                    "of the neuron's W1^2)", fontsize=8)
@@ -87,9 +90,9 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
             right.plot([j] * len(groups[k]), [m[key] for m in groups[k]], ".", color=colour, ms=4, alpha=0.6,
                        label="one seed" if j == 0 and key == "computed" else None)
     right.axhline(summary["outputs"], color="grey", lw=0.8, ls="--", label=f"all {summary['outputs']} outputs")
-    right.set_xticks(x, labels, fontsize=7)
+    right.set_xticks(x[::step], labels[::step], fontsize=7)
     right.set_ylim(0, summary["outputs"] * 1.4)  # room for the legend above the all-outputs line
-    right.set_xlabel(bars.get_xlabel(), fontsize=8)
+    right.set_xlabel(xlabel, fontsize=8)
     right.set_ylabel("outputs (lines: mean over seeds)", fontsize=8)
     right.set_title("outputs computed (FVU: fraction of variance unexplained)", fontsize=8)
     right.legend(fontsize=7, loc="upper left", ncol=2)
@@ -106,18 +109,24 @@ def _order(records: list[dict]) -> list[int]:
 def draw_errors(records: list[dict], errors: dict, summary: dict, path: Path) -> Path:
     order = _order(records)
     rel = errors["fvu"][order]
-    fig, ax = plt.subplots(figsize=(min(12.0, 2.5 + 0.12 * rel.shape[1]), 1.6 + 0.22 * len(order)), layout="constrained")
+    fig, ax = plt.subplots(figsize=(min(PAGE, max(4.5, 2.5 + 0.12 * rel.shape[1])), min(8.5, 1.6 + 0.22 * len(order))),
+                           layout="constrained")
     shown = np.ma.masked_invalid(rel)
     im = ax.imshow(shown, cmap=SEQUENTIAL, vmin=0, vmax=max(1.0, float(np.nanmax(rel)) if np.isfinite(rel).any() else 1.0),
                    aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(len(order)), [f"S={1 - records[i]['params']['feature_probability']:.3g} m={records[i]['params']['n_hidden']}"
-                                      f" seed {records[i]['params']['seed']}" for i in order], fontsize=7)
+    rows = range(0, len(order), max(1, int(np.ceil(len(order) / 40))))  # a line of 7 pt each, up to 8.5 in tall
+    ax.set_yticks(rows, [f"S={1 - records[order[k]]['params']['feature_probability']:.3g} "
+                         f"m={records[order[k]]['params']['n_hidden']} seed {records[order[k]]['params']['seed']}"
+                         for k in rows], fontsize=7)
     ax.set_xlabel("output (|x_i| by feature i)" if summary["task"] == "abs" else "output (AND of pair, i < j in order)",
                   fontsize=8)
     ax.tick_params(labelsize=7)
     fig.colorbar(im, ax=ax, fraction=0.04).set_label("fraction of variance unexplained (0 exact, 1 constant)", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"per-output error (FVU = MSE / variance of the target)\n{_title(summary)}", fontsize=8)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(f"per-output error (FVU = MSE / variance of the target); {_title(summary)}",
+                                         int(fig.get_figwidth() * 14))), fontsize=8)
     return save_figure(fig, path, dpi=110)
 
 
@@ -127,7 +136,8 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
         order = [order[round(j)] for j in np.linspace(0, len(order) - 1, MAX_WEIGHTS)]
     cols = min(3, len(order))
     rows = -(-len(order) // cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(1.2 + 2.5 * cols, 0.6 + 2.9 * rows), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(rows, cols, figsize=(min(PAGE, 1.2 + 2.5 * cols), 0.6 + 2.9 * rows), squeeze=False,
+                            layout="constrained")
     for ax in axs.ravel()[len(order):]:
         ax.axis("off")
     W1 = model["W1"]
@@ -145,8 +155,12 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
         ax.set_xlabel("feature i", fontsize=7)
         ax.set_ylabel("live neuron (1-feature first)", fontsize=7)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if im is not None:
-        fig.colorbar(im, ax=axs.ravel().tolist(), fraction=0.03).set_label("W1 (input weight)", fontsize=8)
+        bar = fig.colorbar(im, ax=axs.ravel().tolist(), fraction=0.03)
+        bar.set_label("W1 (input weight)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"input weights W1; {_title(summary)}", fontsize=9)
     return save_figure(fig, path, dpi=110)
 

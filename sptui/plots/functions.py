@@ -12,10 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.save import PAGE, save_figure  # noqa: E402
+from sptui.plots.tms import fit_rows  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
 MAX_INSTANCES = 6
+PER_ROW = 3  # neuron stacks across a page: each ~2 in, its 6 columns and two-line title readable at 7 pt
 
 
 def render_run(run) -> list[Path]:
@@ -38,11 +40,23 @@ def _fmt(v) -> str:
 
 
 def draw_weights(model, shown, labels, title, path: Path) -> Path:
-    """One heatmap per instance: rows = hidden units (sorted by |W2|), columns = W1 | b1 | W2 | W2*W1."""
+    """One heatmap per instance, up to PER_ROW to a row of a page: rows = hidden units (sorted by |W2|), columns
+    = W1 | b1 | W2 | W2*W1. Each panel has its own symmetric colour range (instances differ in scale)."""
+    import textwrap
+
+    from matplotlib.ticker import MaxNLocator
+
     W1, b1, W2, combined = model["W1"], model["b1"], model["W2"], model["combined"]
-    d_in = W1.shape[2]
-    fig, axs = plt.subplots(1, len(shown), figsize=(2.2 + 1.1 * d_in * len(shown), 0.35 * W1.shape[1] + 2.2), squeeze=False)
-    for ax, i in zip(axs[0], shown):
+    d_in, width = W1.shape[2], W1.shape[1]
+    cols = min(PER_ROW, len(shown))
+    rows = -(-len(shown) // cols)
+    # a unit per 0.13 in (a 7 pt label each) up to ~3 in a row; wider models thin their unit labels
+    panel_height = min(3.0, 0.13 * width + 0.4)
+    fig, axs = plt.subplots(rows, cols, figsize=(PAGE if cols > 1 else 3.5, rows * (panel_height + 1.5) + 0.4),
+                            squeeze=False, layout="constrained")
+    for ax in axs.ravel()[len(shown):]:
+        ax.axis("off")
+    for ax, i in zip(axs.ravel(), shown):
         order = np.argsort(-np.abs(W2[i, 0]))
         per_neuron = W2[i, 0][:, None] * W1[i]  # each unit's contribution to the combined map
         stack = np.concatenate([W1[i], b1[i][:, None], W2[i, 0][:, None], per_neuron], axis=1)[order]
@@ -50,13 +64,24 @@ def draw_weights(model, shown, labels, title, path: Path) -> Path:
         im = ax.imshow(stack, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
         names = [f"W1[{k}]" for k in range(d_in)] + ["b1", "W2"] + [f"W2*W1[{k}]" for k in range(d_in)]
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(order)), [str(k) for k in order], fontsize=7)
-        ax.set_ylabel("hidden unit", fontsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=max(2, int(panel_height * 72 / 9)), integer=True))
+        ax.yaxis.set_major_formatter(_unit_names(order))  # a row's label is the unit it shows
+        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(length=2, pad=1)
+        ax.set_ylabel("hidden unit", fontsize=7)
         combo = ", ".join(f"{v:.2f}" for v in combined[i, 0])
-        ax.set_title(f"{labels[i]}\nW2 @ W1 = [{combo}]", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.046).set_label("weight", fontsize=8)
-    fig.suptitle(f"neuron stacks: {title} (rows: hidden units by |W2|)", fontsize=9)
-    return save_figure(fig, path, dpi=110, tight=True)
+        ax.set_title("\n".join(textwrap.wrap(labels[i], 30)) + f"\nW2 @ W1 = [{combo}]", fontsize=7)
+        bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
+        bar.set_label("weight", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    fig.suptitle("\n".join(textwrap.wrap(f"neuron stacks: {title} (rows: hidden units by |W2|)",
+                                         int(fig.get_figwidth() * 13))), fontsize=9)
+    return save_figure(fig, path, dpi=110)
+
+
+def _unit_names(order: np.ndarray):
+    """Tick labels of a neuron stack's rows: the hidden unit drawn in that row (rows are sorted by |W2|)."""
+    return lambda v, _: str(order[int(v)]) if v == int(v) and 0 <= int(v) < len(order) else ""
 
 
 def draw_function(grid, shown, labels, title, path: Path) -> Path:
@@ -71,29 +96,49 @@ def draw_function(grid, shown, labels, title, path: Path) -> Path:
         ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
     else:
-        cols = len(shown) + 1
-        fig, axs = plt.subplots(2, cols, figsize=(2.3 * cols + 1.2, 5.0), squeeze=False, layout="constrained")
+        # a page wide, up to 4 columns: the target and every instance's learned map in the top rows, each
+        # instance's error in the same place in the rows below (each colour bar beside the rows it belongs to)
+        cols = min(4, len(shown) + 1)
+        blocks = -(-(len(shown) + 1) // cols)
+        panel = (PAGE - 1.3) / cols
+        fig, axs = plt.subplots(2 * blocks, cols, figsize=(PAGE, blocks * 2 * (panel + 0.55) + 0.5), squeeze=False,
+                                layout="constrained")
         extent = (axis[0], axis[-1], axis[0], axis[-1])
         lo, hi = float(target.min()), float(target.max())
         values = axs[0, 0].imshow(target, origin="lower", extent=extent, vmin=lo, vmax=hi, cmap=SEQUENTIAL)
         axs[0, 0].set_title("target", fontsize=8)
-        axs[1, 0].axis("off")
         errors = [learned[i] - target for i in shown]
         lim = max((float(np.abs(e).max()) for e in errors), default=0.0) or 1.0  # one error scale for all
         error = None
-        for c, i in enumerate(shown, start=1):
-            axs[0, c].imshow(learned[i], origin="lower", extent=extent, vmin=lo, vmax=hi, cmap=SEQUENTIAL)
-            axs[0, c].set_title(labels[i].replace(": ", ":\n"), fontsize=8)
-            error = axs[1, c].imshow(errors[c - 1], origin="lower", extent=extent, vmin=-lim, vmax=lim, cmap=DIVERGING)
-            axs[1, c].set_title("learned - target", fontsize=8)
+        for k in range(blocks * cols):
+            r, c = divmod(k, cols)
+            top, below = axs[r, c], axs[blocks + r, c]
+            if k == 0 or k > len(shown):
+                below.axis("off")
+                if k:
+                    top.axis("off")
+                continue
+            i = shown[k - 1]
+            top.imshow(learned[i], origin="lower", extent=extent, vmin=lo, vmax=hi, cmap=SEQUENTIAL)
+            top.set_title(labels[i].replace(": ", ":\n"), fontsize=7)
+            error = below.imshow(errors[k - 1], origin="lower", extent=extent, vmin=-lim, vmax=lim, cmap=DIVERGING)
+            below.set_title(labels[i].split(":")[0] + ":\nlearned - target", fontsize=7)
+        mid = (axis[0] + axis[-1]) / 2
         for ax in axs.ravel():
             if ax.axison:
-                ax.set_xlabel("x1", fontsize=8, labelpad=1)
-                ax.set_ylabel("x2", fontsize=8, labelpad=1)
-                ax.tick_params(labelsize=7)
-        fig.colorbar(values, ax=axs[0].tolist(), fraction=0.03).set_label("f(x1, x2)", fontsize=8)
+                ax.set_xlabel("x1", fontsize=7, labelpad=1)
+                ax.set_ylabel("x2", fontsize=7, labelpad=1)
+                ax.tick_params(labelsize=7, length=2, pad=1)
+                ax.set_xticks([axis[0], mid, axis[-1]])
+                ax.set_yticks([mid, axis[-1]])  # none at the lower left corner, where it would touch x's first
+        bar = fig.colorbar(values, ax=axs[:blocks].ravel().tolist(), fraction=0.03, aspect=30)
+        bar.set_label("f(x1, x2)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
         if error is not None:
-            fig.colorbar(error, ax=axs[1].tolist(), fraction=0.03).set_label("error", fontsize=8)
+            bar = fig.colorbar(error, ax=axs[blocks:].ravel().tolist(), fraction=0.03, aspect=30)
+            bar.set_label("error", fontsize=8)
+            bar.ax.tick_params(labelsize=7)
         fig.suptitle(title + (" (inputs are {0,1}: corners are the data)" if axis[0] == 0 else ""), fontsize=9)
+        fit_rows(fig, axs)  # square maps: rows as tall as their panels, no empty bands between them
         return save_figure(fig, path, dpi=110)
     return save_figure(fig, path, dpi=110, tight=True)

@@ -26,8 +26,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui.errors import SptuiError  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
-from sptui.plots.tms import PAGE  # noqa: E402
+from sptui.plots.save import (
+    PAGE,  # noqa: E402
+    save_figure,  # noqa: E402
+)
 from sptui.render.colormap import DIVERGING  # noqa: E402
 from sptui.render.pyramid import block_mean  # noqa: E402
 from sptui.runs import atomic_write_json  # noqa: E402
