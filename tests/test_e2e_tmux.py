@@ -135,7 +135,7 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
         term.keys("Escape")  # sent apart from q: ESC then q in one write reads as alt+q
-        term.wait_text(" runs (")  # the queue screen's header
+        term.wait_text(" run (")  # the queue screen's header: one run
         term.keys("q")
         screen = term.wait_text("[sptui exited]", timeout=20)
         # the worker started from the UI outlives it, and quitting says so (with its pid and log)
@@ -172,7 +172,7 @@ def test_curve_grows_while_training_and_cancel_from_the_ui(tmp_path):
         term.keys("Escape")
         # the queue screen's own header (a toast on the run screen also says "worker pid"); waiting for it
         # also keeps "c" from following ESC so closely that the terminal reads the two as alt+c
-        term.wait_text(" runs (1 running)")
+        term.wait_text(" run (1 running)")
         term.keys("c")
         term.wait_text("Stop the running job 0001-long?")  # asks first; n keeps it running
         term.keys("n")
