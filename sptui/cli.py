@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from sptui.config import ENV_ARTIFACTS, artifacts_root, no_artifacts, require_artifacts
 from sptui.errors import SpecError, SptuiError, os_error_text
-from sptui.names import printable
+from sptui.names import counted, printable
 
 EXIT_INPUT = 2
 
@@ -203,7 +203,7 @@ def cmd_validate(args, root: Path) -> int:
                        for s, found, m in zip(specs, links, memory)]
         if not args.json:
             instances = sum(len(s.grid()) for s in specs)
-            print(f"{printable(path)}: ok: {len(specs)} job(s), {instances} model instance(s)")
+            print(f"{printable(path)}: ok: {counted(len(specs), 'job')}, {counted(instances, 'model instance')}")
             for s, found in zip(specs, links):
                 extra = f" x {len(s.grid())} instances over {', '.join(s.sweep)}" if s.sweep else ""
                 print(f"  {s.kind:<16} {printable(s.name)}{extra}")

@@ -24,6 +24,7 @@ from typing import Any
 
 from sptui.config import queue_path, runs_dir
 from sptui.errors import SptuiError
+from sptui.names import counted
 from sptui.queue import FINAL, JOB_COLUMNS, Queue, QueueDamaged, is_alive
 from sptui.runs import RunDir
 from sptui.spec import JobSpec, load_file
@@ -46,7 +47,7 @@ class Rebuilt:
                 "from_folders": self.from_folders, "skipped": self.skipped}
 
     def lines(self) -> list[str]:
-        out = [f"rebuilt {self.path}: {self.from_file} job(s) read back from the old file, {self.from_folders} "
+        out = [f"rebuilt {self.path}: {counted(self.from_file, 'job')} read back from the old file, {self.from_folders} "
                "rebuilt from their run folders"]
         if self.kept:
             out.append(f"the damaged file is kept as {self.kept}")

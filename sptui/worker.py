@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sptui.errors import SptuiError
-from sptui.names import printable
+from sptui.names import counted, printable
 from sptui.queue import WORKER_BEAT_SECONDS, DiskFull, Job, Queue, own_identity
 from sptui.runner import EXIT_DISK_FULL, resolve_device
 from sptui.runs import RunDir
@@ -90,7 +90,7 @@ class Worker:
         self.queue.register_worker(pid, self.device, len(self.slots))
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._request_stop)
-        where = ", ".join(f"GPU {s.gpu}" for s in self.slots) if self.device != "cpu" else f"{len(self.slots)} CPU slot(s)"
+        where = ", ".join(f"GPU {s.gpu}" for s in self.slots) if self.device != "cpu" else counted(len(self.slots), 'CPU slot')
         self.say(f"worker {pid} on {where}; queue {self.queue.path}")
         last_beat = 0.0
         try:
@@ -250,7 +250,7 @@ class Worker:
     def _stop_all(self) -> None:
         """Worker asked to stop: jobs are interrupted (resumable), never left running unsupervised."""
         if self.running:
-            self.say(f"stopping {len(self.running)} running job(s); requeue them to resume")
+            self.say(f"stopping {counted(len(self.running), 'running job')}; requeue them to resume")
         for r in self.running.values():
             self._signal(r, signal.SIGTERM)
         deadline = time.monotonic() + self.options.cancel_grace_seconds

@@ -141,7 +141,7 @@ def test_a_big_grid_within_the_limit_is_accepted(capsys, tmp_path):
     path.write_text(sweep_of(lr=10, dropout=10, weight_decay=10, l1_weight=10))
     code, out, err = run_cli(capsys, "validate", str(path))
     assert code == 0, err
-    assert "10000 model instance(s)" in out
+    assert "10,000 model instances" in out
 
 
 def sptui_cli(*args: str, root, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -114,7 +114,7 @@ def test_validate_and_submit_exit_2_and_queue_nothing_on_a_bad_file(artifacts, t
         assert q.list() == []
     ok = sptui("validate", write(tmp_path, tms_job("grid", probability=None, sweep="dropout = [0.0, 0.1]\nfeature_probability = [1.0, 0.1]"), "g.toml"),
                root=artifacts, check=True)
-    assert "1 job(s), 4 model instance(s)" in ok.stdout
+    assert "1 job, 4 model instances" in ok.stdout
 
 
 def test_a_failed_job_gives_exit_1_a_one_line_error_and_the_batch_goes_on(artifacts, tmp_path):

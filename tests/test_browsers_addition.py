@@ -275,7 +275,7 @@ async def test_compression_browser_role_card_pruning_and_seeds(batched_run):
         seeds.goto(0, 1)
         await pilot.pause()
         info = str(screen.query_one("#compression-info").render())
-        assert info.startswith("answer 0: a@0: in 2 of 2 instances\nseed=6: 1 head(s)") and "matched-head similarity" in info
+        assert info.startswith("answer 0: a@0: in 2 of 2 instances\nseed=6: 1 head") and "matched-head similarity" in info
         await pilot.press("]", "1")
         await _open(app, pilot)
         other = load_arrays(batched_run.results / "models/1/compression.safetensors")

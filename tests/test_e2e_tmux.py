@@ -111,9 +111,9 @@ def test_submit_train_watch_and_export_in_tmux(tmp_path):
         # the footer is drawn after the header: wait for it, then it must lead with the key that lists the rest
         term.wait_for(lambda t: "no worker" in t and footer(t).startswith("? Keys"), "the queue's footer", timeout=30)
         term.keys("n")
-        term.wait_text("e2e.toml: 1 job(s), 2 model instance(s)")
+        term.wait_text("e2e.toml: 1 job, 2 model instances")
         term.keys("Enter")
-        term.wait_text("queued 1 job(s) from e2e.toml")
+        term.wait_text("queued 1 job from e2e.toml")
         assert " queued " in term.screen()
 
         term.keys("w")  # the worker panel: none runs yet, s starts one
@@ -154,9 +154,9 @@ def test_curve_grows_while_training_and_cancel_from_the_ui(tmp_path):
     try:
         term.wait_text("no worker")
         term.keys("n")
-        term.wait_text("long.toml: 1 job(s)")  # the rest wraps at 80 columns
+        term.wait_text("long.toml: 1 job,")  # the rest wraps at 80 columns
         term.keys("Enter")
-        term.wait_text("queued 1 job(s)")
+        term.wait_text("queued 1 job ")
         term.keys("w")
         term.wait_text("Start a worker on cpu (s)")
         term.keys("s")

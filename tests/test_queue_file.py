@@ -90,7 +90,7 @@ def test_a_damaged_queue_is_refused_in_one_line_and_recover_rebuilds_it(artifact
     recovered = [n for n in waiting if n in jobs]
     assert all(jobs[n].state == "queued" for n in recovered)
     assert 0 < len(recovered) < len(waiting)  # the rows on the damaged page are lost, the others are not
-    from_file, from_folders = (int(w) for w in re.findall(r": (\d+) job\(s\) read back from the old file, (\d+) "
+    from_file, from_folders = (int(w) for w in re.findall(r": (\d+) jobs? read back from the old file, (\d+) "
                                                      r"rebuilt from their run folders$", first)[0])
     assert from_file + from_folders == len(jobs) and from_folders >= 1  # "bad" at least came from its folder
     assert sptui("recover", root=artifacts).stderr.startswith(f"sptui: error: {db} passes its integrity check")
@@ -209,7 +209,7 @@ def test_recover_keeps_what_each_job_waits_for(artifacts):
     damage_page(db, root_page)
     assert not passes_quick_check(db)
     result = sptui("recover", root=artifacts, check=True)
-    assert "4 job(s) read back from the old file" in result.stdout
+    assert "4 jobs read back from the old file" in result.stdout
     jobs = rebuilt()
     assert jobs["later"].waiting_for == ((base.run_id, "queued"),)
     assert jobs["follows"].state == "queued" and jobs["follows"].waiting_for == ((doomed.run_id, "queued"),)

@@ -75,7 +75,7 @@ async def test_valid_file_previews_the_grid_and_enter_queues_it(artifacts, tmp_p
         picker = app.screen
         assert [s.name for s in picker.specs] == ["grid", "second"]
         assert [len(s.grid()) for s in picker.specs] == [6, 1]
-        assert picker.summary.startswith("b-good.toml: 2 job(s), 7 model instance(s)")
+        assert picker.summary.startswith("b-good.toml: 2 jobs, 7 model instances")
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, QueueScreen)
@@ -84,7 +84,7 @@ async def test_valid_file_previews_the_grid_and_enter_queues_it(artifacts, tmp_p
             ("grid", "queued", str(tmp_path / "jobs" / "b-good.toml")),
             ("second", "queued", str(tmp_path / "jobs" / "b-good.toml"))]
         status = str(app.screen.query_one("#status").render())
-        assert status.startswith("queued 2 job(s) from b-good.toml") and "press w to start one" in status
+        assert status.startswith("queued 2 jobs from b-good.toml") and "press w to start one" in status
         assert app.screen.table.row_count == 2
 
 
@@ -150,7 +150,7 @@ async def test_typing_a_path_previews_it_and_enter_queues_only_what_is_previewed
         await settle(app, pilot)
         assert picker.path == other and [s.name for s in picker.specs] == ["grid", "second"]
         assert queued(artifacts) == [] and app.screen is picker
-        assert picker.summary.startswith("fresh.toml: 2 job(s)")
+        assert picker.summary.startswith("fresh.toml: 2 jobs,")
         await pilot.press("enter")
         await settle(app, pilot)
         assert [(j.name, j.source) for j in queued(artifacts)] == [("grid", str(other)), ("second", str(other))]

@@ -458,7 +458,7 @@ async def test_a_waiting_job_says_what_it_waits_for_and_stopping_its_run_says_it
         await settle(app, pilot)
         assert isinstance(app.screen, ConfirmScreen)
         question = str(app.screen.query_one("#confirm-text").render())
-        assert f"1 queued job(s) waiting for it are cancelled with it: {probe.run_id}" in question
+        assert f"1 queued job waiting for it is cancelled with it: {probe.run_id}" in question
         await pilot.press("n")
         await settle(app, pilot)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sptui.memory import Estimate, instances_of
+from sptui.names import counted
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def run(ctx: Context) -> None:
     trainer = build_trainer(ctx.instances, ctx.device)
     ctx.info(f"computation: {p.task} of n={p.n_features} features, {trainer.outputs} outputs, "
              f"n_hidden in {sorted({q.n_hidden for q in ctx.instances})}, "
-             f"p in {sorted({q.feature_probability for q in ctx.instances})}, {len(ctx.instances)} instance(s), {p.steps} steps")
+             f"p in {sorted({q.feature_probability for q in ctx.instances})}, {counted(len(ctx.instances), 'instance')}, {p.steps} steps")
     train_batched(ctx, trainer, p.steps, p.log_points, p.checkpoint_every)
     save_results(ctx, trainer)
 

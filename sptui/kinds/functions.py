@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sptui.memory import Estimate, instances_of
+from sptui.names import counted
 from sptui.params import param
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def run(ctx: Context) -> None:
 
     p = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
-    ctx.info(f"functions: {p.target} with {p.width} {p.activation} units, {len(ctx.instances)} instance(s), {p.steps} steps")
+    ctx.info(f"functions: {p.target} with {p.width} {p.activation} units, {counted(len(ctx.instances), 'instance')}, {p.steps} steps")
     train_batched(ctx, trainer, p.steps, p.log_points, p.checkpoint_every)
     save_results(ctx, trainer)
 

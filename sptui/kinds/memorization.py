@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sptui.memory import Estimate, instances_of
+from sptui.names import counted
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def run(ctx: Context) -> None:
     trainer = build_trainer(ctx.instances, ctx.device)
     sizes = sorted({q.train_examples for q in ctx.instances})
     ctx.info(f"memorization: n={p.n_features} m={p.n_hidden} p={p.feature_probability}, T in {sizes}, "
-             f"{len(ctx.instances)} instance(s), {p.steps} full-batch steps")
+             f"{counted(len(ctx.instances), 'instance')}, {p.steps} full-batch steps")
     # the test records hold the train loss too (full batch: the loss on the whole training set)
     train_batched(ctx, trainer, p.steps, p.log_points, p.checkpoint_every, test_metrics=trainer.summary,
                   train_loss=False)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sptui.errors import SptuiError
 from sptui.memory import Estimate
+from sptui.names import counted
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
@@ -411,7 +412,7 @@ def run(ctx: Context) -> None:
                 if source.kind == "tms" else None)
     trainer = build_trainer(ctx, p0, source, lay)
     n_inst = trainer.n_instances
-    ctx.info(f"sae: {n_inst} instance(s) of {p0.architecture} on {_describe(source)}, d_in {source.d_in}, "
+    ctx.info(f"sae: {counted(n_inst, 'instance')} of {p0.architecture} on {_describe(source)}, d_in {source.d_in}, "
              f"{p0.steps} steps x {p0.batch_size} activations")
 
     # the fixed evaluation sample, and the stream of training batches
@@ -512,7 +513,7 @@ def _loggable(values: dict, source: Source) -> dict:
 def _describe(source: Source) -> str:
     d = source.description
     if source.kind == "tms":
-        return f"tms run {d['run']} ({len(d['toy_instances'])} toy instance(s), h in R^{d['n_hidden']})"
+        return f"tms run {d['run']} ({counted(len(d['toy_instances']), 'toy instance')}, h in R^{d['n_hidden']})"
     where = d.get("run") or d.get("model")
     return f"{where} at {d['hook']}" + (f" over {d['corpus']}" if "corpus" in d else " over its training pairs")
 

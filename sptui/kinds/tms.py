@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sptui.kinds._toy_models import feature_groups, feature_probabilities, importances, saved_model, toy_model
 from sptui.memory import Estimate, instances_of
+from sptui.names import counted
 from sptui.params import ParamError, param
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def run(ctx: Context) -> None:
 
     p0 = ctx.instances[0]
     trainer = build_trainer(ctx.instances, ctx.device)
-    ctx.info(f"tms: {trainer.n_instances} instance(s), n={p0.n_features} m={p0.n_hidden}, "
+    ctx.info(f"tms: {counted(trainer.n_instances, 'instance')}, n={p0.n_features} m={p0.n_hidden}, "
              f"{p0.output_activation} output, {p0.optimizer} ({p0.lr_schedule} lr), {p0.steps} steps x batch {p0.batch_size}")
     start = 0
     ckpt = ctx.load_checkpoint()

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.names import counted
 from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.render.colormap import SEQUENTIAL  # noqa: E402
 
@@ -116,7 +117,7 @@ def draw_metrics(records, summary, path: Path) -> Path:
     src = summary["source"]
     where = src.get("run") or src.get("model")
     fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
-                 + f"\n{len(records)} instance(s), {summary['tokens']:,} training activations", fontsize=9)
+                 + f"\n{counted(len(records), 'instance')}, {summary['tokens']:,} training activations", fontsize=9)
     return save_figure(fig, path, dpi=120)
 
 

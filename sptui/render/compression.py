@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sptui.names import counted
 from sptui.science.compression import MODES, TARGET_WORDS, TARGETS
 
 
@@ -169,7 +170,7 @@ def across_lines(across: Across, row: int | None = None, col: int | None = None)
         present = int((counts[row] > 0).sum())
         lines.append(f"{s['roles'][row]}: in {present} of {counts.shape[1]} instances")
         if col is not None and 0 <= col < counts.shape[1]:
-            lines.append(f"{s['instances'][col]}: {int(counts[row, col])} head(s)")
+            lines.append(f"{s['instances'][col]}: {counted(int(counts[row, col]), 'head')}")
         lines.append("")
     heads = s["heads_per_position"]["mean"]
     lines.append("heads kept per answer position (mean ablation), mean ± std over instances:")

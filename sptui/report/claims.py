@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sptui.names import counted
 from sptui.report import measures as X
 from sptui.report.runs import AdditionTable, FunctionsTable, TmsTable
 from sptui.report.verdicts import (
@@ -634,7 +635,7 @@ def eval_d12(c, inputs, *, fall):
                         falls.append(D[b[0]] < D[a[0]] * (1 - fall))
                 if falls and all(falls):
                     cells.append(f"p={p:g}: {lo:g}->{hi:g}")
-        return Finding(c.id, SUPPORTS if cells else CONTRADICTS, f"{job}: {len(cells)} step(s) where D* falls by > "
+        return Finding(c.id, SUPPORTS if cells else CONTRADICTS, f"{job}: {counted(len(cells), 'step')} where D* falls by > "
                        f"{fall:.0%} in every seed as dropout rises.", [("such steps", ", ".join(cells) if cells else "none")],
                        _runs(t), _fig(inputs, "dims"), reading=job)
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from sptui.errors import SptuiError
+from sptui.names import counted
 from sptui.runs import RunDir, atomic_write_json, atomic_write_text, dumps, load_arrays, load_metadata, read_json
 from sptui.slurm.status import Status, read_status
 from sptui.spec import JobSpec
@@ -135,7 +136,7 @@ def _record_end(run_root: Path, parts: list[Path], statuses: list[Status], who: 
         i, s = bad[0]
         status.state = s.state if all(b.state == s.state for _, b in bad) else "failed"
         status.error = f"slice {i} of {len(parts)} {s.state}" + (f": {s.error}" if s.error else "") + \
-            (f" (and {len(bad) - 1} more slice(s) did not succeed)" if len(bad) > 1 else "")
+            (f" (and {counted(len(bad) - 1, 'more slice')} did not succeed)" if len(bad) > 1 else "")
         _log(run, f"slices did not all succeed: {status.error}")
         status.write(run_root)
         return status
@@ -165,7 +166,7 @@ def _render(run: RunDir) -> str | None:
         return None
     try:
         files = render(run)
-        _log(run, f"wrote {len(files or [])} plot(s) to {run.plots}")
+        _log(run, f"wrote {counted(len(files or []), 'plot')} to {run.plots}")
         return None
     except Exception as e:  # the results are good; a drawing bug must not fail the run (as in sptui.runner)
         _log(run, f"rendering plots failed: {e}")

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from sptui.errors import SptuiError
+from sptui.names import counted
 from sptui.queue import Job
 from sptui.runs import RunDir, read_metrics
 from sptui.tui.messages import ActionDone
@@ -173,7 +174,7 @@ class CompareScreen(Screen):
         self.exported: Path | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"comparing {len(self.jobs)} run(s): " + ", ".join(j.run_id for j in self.jobs)),
+        yield Static(Text(f"comparing {counted(len(self.jobs), 'run')}: " + ", ".join(j.run_id for j in self.jobs)),
                      id="compare-head")
         yield CurvePlot(id="compare-plot")
         yield Static("", id="compare-readout")
@@ -230,7 +231,7 @@ class CompareScreen(Screen):
                 lines.append(PlotLine(None, xs, ys, colours[key]))
         title = f"{metric} ({split}){' log' if log_scale else ''}"
         summary = key_hints([("←/→", "cursor"), ("s", "smooth")],
-                            before=f"By {group or 'run'}: {len(colours)} colour(s), {len(lines)} line(s)")
+                            before=f"By {group or 'run'}: {counted(len(colours), 'colour')}, {counted(len(lines), 'line')}")
         self.post_message(CompareLines(lines, title, summary))
 
     @on(CurvePlot.Drawn)

@@ -24,7 +24,7 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
 
 from sptui.errors import SptuiError
-from sptui.names import rich_text
+from sptui.names import counted, rich_text
 from sptui.spec import JobSpec, load_file
 from sptui.tui.widgets.footer import KeysFooter
 from sptui.tui.workers import in_thread
@@ -216,7 +216,7 @@ class PickerScreen(Screen[str | None]):
         else:
             specs = message.specs or []
             instances = sum(len(s.grid()) for s in specs)
-            self.summary = f"{message.path.name}: {len(specs)} job(s), {instances} model instance(s); enter queues them"
+            self.summary = f"{message.path.name}: {counted(len(specs), 'job')}, {counted(instances, 'model instance')}; enter queues them"
             head = Text(self.summary + "\n", style="bold green")
             preview.update(_stack(head, preview_table(specs)))
 
@@ -257,7 +257,7 @@ class PickerScreen(Screen[str | None]):
         except SptuiError as e:
             self.post_message(Submitted(None, str(e), duplicate="already in the queue" in str(e)))
             return
-        text = f"queued {len(jobs)} job(s) from {path.name}: {', '.join(j.run_id for j in jobs[:3])}" + (
+        text = f"queued {counted(len(jobs), 'job')} from {path.name}: {', '.join(j.run_id for j in jobs[:3])}" + (
             " ..." if len(jobs) > 3 else "")
         if not workers:
             text += "  (no worker running: press w to start one)"

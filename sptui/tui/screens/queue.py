@@ -23,7 +23,7 @@ from textual.widgets import Input, Static
 
 from sptui import actions
 from sptui.errors import SptuiError
-from sptui.names import rich_text
+from sptui.names import counted, rich_text
 from sptui.queue import Job, Queue
 from sptui.tui.messages import ActionDone, JobsLoaded, QueueUnreadable, WorkersChanged
 from sptui.tui.screens.confirm import ConfirmScreen
@@ -333,7 +333,8 @@ class QueueScreen(Screen):
                 chain = [d.run_id for d in queue.dependents(job.id) if d.state == "queued"]
         except SptuiError:
             chain = []
-        with_it = (f"\n{len(chain)} queued job(s) waiting for it are cancelled with it: {', '.join(chain[:3])}"
+        with_it = (f"\n{counted(len(chain), 'queued job')} waiting for it {'is' if len(chain) == 1 else 'are'} cancelled with it: "
+                    f"{', '.join(chain[:3])}"
                    + (", ..." if len(chain) > 3 else "")) if chain else ""
         self.app.push_screen(ConfirmScreen(
             f"Stop the running job {job.run_id}?",

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
 from sptui.errors import SptuiError
+from sptui.names import counted
 from sptui.queue import JOB_QUIET_SECONDS, Job, Queue
 from sptui.runs import FileTail, MetricsTail, RunDir
 from sptui.timing import fmt_clock
@@ -132,10 +133,10 @@ def run_overview(run: RunDir, files: list[tuple[str, int]], state: str) -> Text:
     pngs = [name for name, _ in files if name.endswith(".png")]
     results = [name for name, _ in files if name.startswith("results/")]
     if results:
-        text.append(f"\n{len(results)} results file(s): ", style="dim")
+        text.append(f"\n{counted(len(results), 'results file')}: ", style="dim")
         text.append(", ".join(name.removeprefix("results/") for name in results[:8]) + (" ..." if len(results) > 8 else ""))
     if pngs:
-        text.append(f"\n{len(pngs)} figure(s) in plots/: ", style="dim")
+        text.append(f"\n{counted(len(pngs), 'figure')} in plots/: ", style="dim")
         text.append(", ".join(name.removeprefix("plots/") for name in pngs[:8]) + (" ..." if len(pngs) > 8 else ""))
     text.append("\n\nr: the result browser   4: every file   e: redraw the figures", style="dim")
     return text

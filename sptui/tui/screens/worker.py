@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from sptui.names import counted
 from sptui.queue import Job
 from sptui.timing import fmt_clock, fmt_duration
 from sptui.tui.screens.confirm import ConfirmScreen
@@ -46,7 +47,7 @@ def describe_workers(info: WorkerInfo) -> Text:
     for w in info.workers:
         here = w["pid"] in info.started_here
         text.append(f"worker pid {w['pid']}", style="bold")
-        text.append(f" on {w['device']}, {w['slots']} slot(s), since {fmt_clock(w['started'])}"
+        text.append(f" on {w['device']}, {counted(w['slots'], 'slot')}, since {fmt_clock(w['started'])}"
                     + (" (started here)" if here else ""))
         if not w["responding"]:
             text.append(f"\n  not responding for {fmt_duration(w['silent_for'])} (stopped? kill -CONT {w['pid']})",
@@ -133,7 +134,7 @@ class WorkerScreen(ModalScreen[str | None]):
                     self.dismiss("now")
 
             self.app.push_screen(ConfirmScreen(
-                f"Stop the worker now, and {len(jobs)} running job(s) with it?",
+                f"Stop the worker now, and {counted(len(jobs), 'running job')} with it?",
                 ", ".join(jobs[:4]) + (" ..." if len(jobs) > 4 else "")
                 + "\nThey become interrupted; requeue resumes them from their last checkpoint.",
                 yes="Stop now", no="Keep running"), answered)
