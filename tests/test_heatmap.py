@@ -136,7 +136,8 @@ def test_export_draws_the_same_slice_range_and_colormap(tmp_path):
     rng = np.random.default_rng(2)
     m = rng.uniform(-2, 2, size=(40, 50)).astype(np.float32)
     region = (5, 17, 20, 36)
-    png = export_heatmap(tmp_path / "view.png", m, region, vmin=-1.5, vmax=1.5, cmap="viridis", title="t")
+    png = export_heatmap(tmp_path / "view.png", m, region, vmin=-1.5, vmax=1.5, cmap="viridis", title="t",
+                         colour_label="value")
     meta = json.loads(png.with_suffix(".json").read_text())
     assert meta["region"] == list(region) and meta["vmin"] == -1.5 and meta["cmap"] == "viridis"
     got = _png_cells(png, meta, 12, 16, "viridis", -1.5, 1.5)
@@ -165,13 +166,13 @@ async def test_widget_export_is_what_is_on_screen(tmp_path):
 
 def test_export_rejects_a_region_outside_the_matrix(tmp_path):
     with pytest.raises(SptuiError, match="outside the matrix"):
-        export_heatmap(tmp_path / "x.png", np.zeros((4, 4)), (0, 5, 0, 4), vmin=0, vmax=1, cmap="viridis")
+        export_heatmap(tmp_path / "x.png", np.zeros((4, 4)), (0, 5, 0, 4), vmin=0, vmax=1, cmap="viridis", colour_label="v")
 
 
 def test_a_view_larger_than_the_figure_is_block_averaged_and_says_so(tmp_path):
     # 2048 columns of +1/-1 stripes: drawn cell by cell they would alias; 2x2 block means are exactly 0
     m = np.tile([1.0, -1.0], (2048, 1024)).astype(np.float32)
-    png = export_heatmap(tmp_path / "big.png", m, (0, 2048, 0, 2048), vmin=-1, vmax=1, cmap="viridis")
+    png = export_heatmap(tmp_path / "big.png", m, (0, 2048, 0, 2048), vmin=-1, vmax=1, cmap="viridis", colour_label="v")
     meta = json.loads(png.with_suffix(".json").read_text())
     assert meta["block_mean"] == 2 and meta["region"] == [0, 2048, 0, 2048]
     got = _png_cells(png, meta, 16, 16, "viridis", -1, 1)

@@ -3,10 +3,9 @@ every figure check (tests/figure_checks.py), drawn by the real exporters with th
 (titles with run ids, axis labels listing swept values), at the sizes a view can have: a few cells or a 2048 x 2048
 ablation grid, one scatter panel or four, five bars or a bar per feature of a 400-feature model.
 
-None is the size of the screen it copies (each is drawn from the data), so none is excused from the width rule.
-One exemption, stated where it applies: the Neuroscope's top-texts map is drawn in its text colours ("Oranges",
-sptui/tui/browsers/neuroscope.py's TEXT_CMAP), not one of the project's two maps, so it is excused from the
-colormap rule only.
+None is the size of the screen it copies (each is drawn from the data), so none is excused from any rule. A heatmap
+says what its colour is (the colour bar's label is an argument without a default), counts its cells in whole numbers
+and, for matrices of parts side by side (W^T W | b), names a one-column part ("b") and leaves the separator unticked.
 """
 
 from __future__ import annotations
@@ -49,17 +48,21 @@ HEATMAPS = {
     # name: (shape, vmin, vmax, cmap, labels) as the browsers pass them
     "cosine-64": ((64, 64), -1.0, 1.0, DIVERGING,
                   dict(title=f"{RUN}: cosine of neurons in seriated order", row_label="position in order",
-                       col_label="position in order")),
+                       col_label="position in order", colour_label="cos(w_i, w_j), w: the neurons' W_out vectors")),
     "ablation-2048": ((2048, 2048), -3.0, 3.0, DIVERGING,
                       dict(title=f"{RUN}: ablation · answer 3 · all heads\nlogit of the correct digit (a3+b3) mod 10",
-                           row_label="a3 (digit 3 of a, least significant first)", col_label="b3 (digit 3 of b)")),
+                           row_label="a3 (digit 3 of a, least significant first)", col_label="b3 (digit 3 of b)",
+                           colour_label="logit of the correct digit (a3+b3) mod 10, all 16 heads, each kept alone")),
     "toy-weights-tall": ((400, 5), -1.2, 1.2, DIVERGING,
-                         dict(title=f"{RUN} instance 3: W (features x hidden)", row_label="feature", col_label="hidden")),
+                         dict(title=f"{RUN} instance 3: W (features x hidden)", row_label="feature", col_label="hidden",
+                              colour_label="W_ij")),
     "sae-recovery-wide": ((6, 300), 0.0, 1.0, SEQUENTIAL,
                           dict(title=f"{RUN}: mmcs, SAE setting 3",
                                row_label=sweep_label("feature_probability", [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]),
-                               col_label=sweep_label("l1_coefficient", np.geomspace(1e-4, 1, 12)))),
-    "one-cell": ((1, 1), 0.0, 1.0, SEQUENTIAL, dict(title=f"{RUN}: roles", row_label="head", col_label="role column")),
+                               col_label=sweep_label("l1_coefficient", np.geomspace(1e-4, 1, 12)),
+                               colour_label="MMCS: mean over true features of the max cos(true feature, decoder row)")),
+    "one-cell": ((1, 1), 0.0, 1.0, SEQUENTIAL, dict(title=f"{RUN}: roles", row_label="head", col_label="role column",
+                                                    colour_label="role score (0 chance, 1 perfect) | attention")),
 }
 
 
@@ -74,14 +77,66 @@ def test_heatmap_exports_fit_a_page(tmp_path, name):
     assert width <= E.PAGE + 0.01
     meta = json.loads((tmp_path / f"{name}.json").read_text())
     assert meta["title"] == labels["title"]  # the sidecar keeps the title as given, not as wrapped
+    assert meta["colour_label"] == labels["colour_label"]
+    ticks = [v for v, _ in meta["x_ticks"] + meta["y_ticks"]]
+    assert ticks and all(v == int(v) for v in ticks), ticks  # cells are counted in whole numbers
 
 
-def test_the_neuroscope_map_in_its_text_colours_is_excused_from_the_colormap_rule_only(tmp_path):
-    matrix = np.random.default_rng(1).uniform(0, 4, (20, 41))
-    problems, _ = checked(E.export_heatmap, tmp_path / "neuroscope-L1-N412.png", matrix, (0, 20, 0, 41), vmin=0.0,
-                          vmax=4.0, cmap="Oranges", title=f"{RUN}: layer 1 neuron 412, top texts around the max token",
-                          row_label="top text rank", col_label="token offset from the max", row_offset=1, col_offset=-20)
-    assert [p for p in problems if 'colormap "Oranges"' not in p] == []
+def whole(ticks) -> bool:
+    return all(float(text.replace("\u2212", "-")) == value == int(value) for value, text in ticks)
+
+
+def test_the_neuroscope_map_is_signed_activation_on_the_diverging_map_with_whole_ranks(tmp_path):
+    # GELU activations: down to about -0.17, up to the max; 20 texts x 33 tokens, NaN where a text ends
+    matrix = np.random.default_rng(1).uniform(-0.17, 4, (20, 33))
+    matrix[3, 30:] = np.nan
+    problems, _ = checked(E.export_heatmap, tmp_path / "neuroscope-L1-N412.png", matrix, (0, 20, 0, 33), vmin=-4.0,
+                          vmax=4.0, cmap=DIVERGING, colour_label="activation of layer 1 neuron 412",
+                          title=f"{RUN}: layer 1 neuron 412, top texts around the max token",
+                          row_label="top text rank", col_label="token offset from the max", row_offset=1, col_offset=-24)
+    assert problems == [], problems
+    meta = json.loads((tmp_path / "neuroscope-L1-N412.json").read_text())
+    assert whole(meta["y_ticks"]) and whole(meta["x_ticks"]), (meta["y_ticks"], meta["x_ticks"])
+    assert 1 <= min(v for v, _ in meta["y_ticks"]) and max(v for v, _ in meta["y_ticks"]) <= 20  # ranks 1..20
+    assert 0 in [v for v, _ in meta["x_ticks"]]  # the max token's column
+
+
+@pytest.mark.parametrize("features", [5, 40])
+def test_a_matrix_of_parts_names_the_bias_column_and_leaves_the_separator_unticked(tmp_path, features):
+    # the toy browser's W^T W | b: features x features, a NaN separator column, then the bias
+    n = features
+    matrix = np.full((n, n + 2), np.nan)
+    matrix[:, :n] = np.random.default_rng(n).uniform(-1, 1, (n, n))
+    matrix[:, -1] = 0.3
+    parts = [("feature", 0, n), ("b", n + 1, n + 2)]
+    problems, _ = checked(E.export_heatmap, tmp_path / "w.png", matrix, (0, n, 0, n + 2), vmin=-1.0, vmax=1.0,
+                          cmap=DIVERGING, colour_label="W^T W (features x features) | b", title=f"{RUN} instance 0",
+                          row_label="feature", col_label="feature | b", col_parts=parts)
+    assert problems == [], problems
+    ticks = dict((int(v), text) for v, text in json.loads((tmp_path / "w.json").read_text())["x_ticks"])
+    assert ticks[n + 1] == "b" and n not in ticks  # the bias column by name, no tick on the separator
+    features_ticked = {c: text for c, text in ticks.items() if c < n}
+    assert 0 in features_ticked and all(text == str(c) for c, text in features_ticked.items())
+    # zoomed onto the features alone: feature ticks only; onto the bias alone: "b" only
+    E.export_heatmap(tmp_path / "z.png", matrix, (0, n, 1, n - 1), vmin=-1.0, vmax=1.0, cmap=DIVERGING,
+                     colour_label="W^T W", col_parts=parts)
+    zoomed = json.loads((tmp_path / "z.json").read_text())["x_ticks"]
+    assert zoomed and all(1 <= v < n - 1 and text == str(int(v)) for v, text in zoomed)
+    E.export_heatmap(tmp_path / "b.png", matrix, (0, n, n, n + 2), vmin=-1.0, vmax=1.0, cmap=DIVERGING,
+                     colour_label="b", col_parts=parts)
+    assert json.loads((tmp_path / "b.json").read_text())["x_ticks"] == [[n + 1, "b"]]
+
+
+def test_side_by_side_maps_count_each_part_from_zero(tmp_path):
+    # the functions kind's learned | target maps (3 NaN columns between): x counts from 0 in each
+    w = 12
+    matrix = np.full((w, 2 * w + 3), np.nan)
+    matrix[:, :w] = matrix[:, w + 3:] = np.random.default_rng(2).uniform(-1, 1, (w, w))
+    E.export_heatmap(tmp_path / "f.png", matrix, (0, w, 0, 2 * w + 3), vmin=-1.0, vmax=1.0, cmap=DIVERGING,
+                     colour_label="f(x, y): learned | target", col_parts=[("learned", 0, w), ("target", w + 3, 2 * w + 3)])
+    ticks = json.loads((tmp_path / "f.json").read_text())["x_ticks"]
+    assert [0.0, "0"] in ticks and [w + 3.0, "0"] in ticks
+    assert not any(w <= v < w + 3 for v, _ in ticks)  # nothing on the separator
 
 
 def circle(radius: float, turn: float, label: str, colour: str) -> dict:

@@ -30,7 +30,6 @@ from sptui.plots.save import (
     PAGE,  # noqa: E402
     save_figure,  # noqa: E402
 )
-from sptui.render.colormap import DIVERGING  # noqa: E402
 from sptui.render.pyramid import block_mean  # noqa: E402
 from sptui.runs import atomic_write_json  # noqa: E402
 
@@ -67,19 +66,47 @@ def _finish(fig, ax, path: str | Path, meta: dict[str, Any]) -> Path:
     x0, y0, x1, y1 = ax.get_window_extent().extents
     height = fig.get_size_inches()[1] * fig.dpi
     meta["axes_px"] = [round(x0, 2), round(height - y1, 2), round(x1, 2), round(height - y0, 2)]
+    # the tick labels as drawn (position in data coordinates, text), inside the axes' range
+    for which, k, labels, limits in (("x_ticks", 0, ax.get_xticklabels(), ax.get_xlim()),
+                                     ("y_ticks", 1, ax.get_yticklabels(), ax.get_ylim())):
+        lo, hi = sorted(limits)
+        meta[which] = [[float(t.get_position()[k]), t.get_text()] for t in labels
+                       if t.get_visible() and t.get_text() and lo <= t.get_position()[k] <= hi]
     save_figure(fig, path)
     atomic_write_json(path.with_suffix(".json"), meta)
     return path
 
 
+def _part_ticks(parts: Sequence[tuple[str, int, int]], c0: int, c1: int, width: float) -> list[tuple[int, str]]:
+    """(matrix column, label) ticks for the parts of a side-by-side matrix seen over columns [c0, c1) drawn
+    `width` inches wide: a one-column part's name; a wider part's own column numbers in whole steps, as many as
+    its share of the width holds (about one a 0.6 in)."""
+    ticks = []
+    for name, start, stop in parts:
+        if stop - start == 1:
+            ticks += [(start, name)] if c0 <= start < c1 else []
+            continue
+        lo, hi = max(start, c0), min(stop, c1)
+        if lo >= hi:
+            continue
+        nbins = max(1, int(width * (hi - lo) / (c1 - c0) / 0.6))
+        steps = matplotlib.ticker.MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1).tick_values(lo - start, hi - 1 - start)
+        ticks += [(start + int(k), str(int(k))) for k in steps if lo <= start + k < hi]
+    return ticks
+
+
 def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int, int, int], *, vmin: float,
-                   vmax: float, cmap: str, title: str = "", row_label: str = "row", col_label: str = "col",
-                   row_offset: int = 0, col_offset: int = 0, colour_label: str = "") -> Path:
+                   vmax: float, cmap: str, colour_label: str, title: str = "", row_label: str = "row",
+                   col_label: str = "col", row_offset: int = 0, col_offset: int = 0,
+                   col_parts: Sequence[tuple[str, int, int]] = ()) -> Path:
     """matrix[r0:r1, c0:c1] with the colour range [vmin, vmax] and `cmap`, one image pixel block per cell.
-    The colour bar reads `colour_label` (default: "value", "value (red > 0)" on the diverging map).
+    The colour bar reads `colour_label`: what a colour means (no default: "value" tells a reader nothing).
 
     The axes box is exactly the image (no padding, `aspect="auto"` off: cells stay square), ticks count
-    data indices (plus the offsets, for views of a larger whole).
+    data indices in whole steps (plus the offsets, for views of a larger whole). `col_parts` names the parts
+    of a matrix made of several side by side (W^T W | b): (name, start, stop) in matrix columns; a part one
+    column wide is ticked with its name, a wider one counts its own columns from 0, and the columns between
+    parts (NaN separators) get no tick.
     """
     r0, r1, c0, c1 = (int(v) for v in region)
     if not (0 <= r0 < r1 <= matrix.shape[0] and 0 <= c0 < c1 <= matrix.shape[1]):
@@ -92,12 +119,18 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
         data = block_mean(data, block)
     # margins (inches) around the image: tick labels and the wrapped axis labels left and below, the wrapped
     # title above, the colour bar and its tick labels right; the image gets what is left of a page
-    right = 1.05
     ylabel = wrap(row_label, 5.0)
     left = 0.55 + LINE * max(1, _lines(ylabel))
-    side = min(6.0, PAGE - left - right)
-    w, h = (side, side * rows / cols) if cols >= rows else (side * cols / rows, side)
-    w, h = max(w, 2.5), max(h, 2.0)
+    colour, right = "", 0.0
+    for _ in range(4):  # the colour bar's label wraps to the image's height, which depends on the room it takes
+        shown = colour
+        right = 0.88 + 0.17 * max(1, _lines(shown))  # the bar and its tick labels, then a 9-pt line per label line
+        side = min(6.0, PAGE - left - right)
+        w, h = (side, side * rows / cols) if cols >= rows else (side * cols / rows, side)
+        w, h = max(w, 2.5), max(h, 2.0)
+        colour = wrap(colour_label, h + 0.2, 9)
+        if colour == shown:
+            break
     width = left + w + right
     ylabel = wrap(row_label, h + 0.6)
     xlabel = wrap(col_label, width - 0.2)
@@ -111,15 +144,22 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     extent = (c0 + col_offset - 0.5, c1 + col_offset - 0.5, r1 + row_offset - 0.5, r0 + row_offset - 0.5)
     image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto",
                       extent=extent)
+    # ticks count cells: whole numbers only (a rank or a feature 2.5 is no place in the matrix)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=max(2, int(h / 0.45)), integer=True, min_n_ticks=1))
+    if col_parts:
+        ticks = _part_ticks(col_parts, c0, c1, w)
+        ax.set_xticks([c + col_offset for c, _ in ticks], [text for _, text in ticks])
+    else:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=max(2, int(w / 0.6)), integer=True, min_n_ticks=1))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:  # over the whole figure (over the image alone, a wrapped line can reach the colour bar's labels)
         fig.suptitle(shown_title, y=1 - 0.08 / height, va="top", fontsize=10)
     cax = fig.add_axes(((left + w + 0.1) / width, bottom / height, 0.15 / width, h / height))
-    fig.colorbar(image, cax=cax).set_label(wrap(colour_label or ("value (red > 0)" if cmap == DIVERGING else "value"),
-                                                  h + 0.4, 9), fontsize=9)
+    fig.colorbar(image, cax=cax).set_label(colour, fontsize=9)
     meta = {"type": "heatmap", "title": title, "region": [r0, r1, c0, c1], "shape": [rows, cols],
-            "vmin": float(vmin), "vmax": float(vmax), "cmap": cmap, "row_offset": row_offset,
+            "vmin": float(vmin), "vmax": float(vmax), "cmap": cmap, "colour_label": colour_label,
+            "col_parts": [list(part) for part in col_parts], "row_offset": row_offset,
             "col_offset": col_offset, "block_mean": block}
     return _finish(fig, ax, path, meta)
 

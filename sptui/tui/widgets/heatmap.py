@@ -377,11 +377,13 @@ class Heatmap(Widget, can_focus=True):
     # ------------------------------------------------------------------ export
 
     def export_png(self, path: str | Path, title: str = "", row_label: str = "row", col_label: str = "col",
-                   row_offset: int = 0, col_offset: int = 0) -> Path:
-        """Draw exactly what is on screen (same slice, colour range, colormap) with matplotlib."""
+                   row_offset: int = 0, col_offset: int = 0, colour_label: str | None = None) -> Path:
+        """Draw exactly what is on screen (same slice, colour range, colormap) with matplotlib; the colour bar
+        reads `colour_label`, else the legend's words on what the colour means."""
         from sptui.plots.screen_export import export_heatmap
 
         r0, r1, c0, c1 = self.visible_region()
         return export_heatmap(path, self.shown_matrix(), (r0, r1, c0, c1), vmin=self.vmin, vmax=self.vmax,
                               cmap=self.cmap.name, title=title, row_label=row_label, col_label=col_label,
-                              row_offset=row_offset, col_offset=col_offset)
+                              row_offset=row_offset, col_offset=col_offset,
+                              colour_label=self.legend if colour_label is None else colour_label)
