@@ -124,6 +124,7 @@ async def test_ablation_export_is_the_shown_grid(addition_run):
         assert png == addition_run.plots / "ablation-head-03.png" and png.exists()
         meta = json.loads(png.with_suffix(".json").read_text())
         assert meta["region"] == [0, 10, 0, 10] and meta["vmin"] == app.browser.query_one(Heatmap).vmin
+        assert meta["colour_label"] == "logit of the correct digit (a0+b0) mod 10, head 3 kept alone"
 
 
 async def test_projection_browser_draws_the_digit_polygon_of_the_head(addition_run):

@@ -107,7 +107,10 @@ async def test_diagonal_steps_and_baseline_side_by_side(geometry):
         await _open(app, pilot)  # the export runs in a worker
         shown = json.loads(screen.last_export.with_suffix(".json").read_text())
         baseline_png = screen.last_export.parent / screen.last_export.name.replace("cosine-", "cosine-gaussian-")
-        assert json.loads(baseline_png.with_suffix(".json").read_text())["region"] == shown["region"]
+        baseline_meta = json.loads(baseline_png.with_suffix(".json").read_text())
+        assert baseline_meta["region"] == shown["region"]
+        assert shown["colour_label"].startswith("cos(w_i, w_j), w: the neurons' ")
+        assert baseline_meta["colour_label"] == "cos(w_i, w_j) in a draw of the gaussian null"
         # the map can gain or lose a line while the info line above it reflows around the key press: the export
         # draws the view of that moment, which is the one before the press or the one after it
         assert shown["region"] in (on_screen, list(hm.visible_region()))

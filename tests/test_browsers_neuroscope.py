@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import DataTable, Input, OptionList
 
 from sptui.neuroscope.store import NeuroscopeResults
+from sptui.render.colormap import DIVERGING
 from sptui.tui.browsers import browser_for
 from sptui.tui.browsers.neuroscope import BEFORE, NeuroscopeBrowser, sorted_neurons, window_matrix
 from tests.test_neuroscope import job, make_corpus, make_model, run_job
@@ -72,7 +73,7 @@ async def test_search_neighbours_layers_and_back(scan):
         assert screen.neuron.layer == 0 and screen.query_one("#ns-table", DataTable).row_count > 0
 
 
-async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan):
+async def test_export_is_the_top_texts_signed_activations_on_the_diverging_map(scan):
     app = Host(NeuroscopeBrowser(scan.root, layer=0, neuron=3))
     async with app.run_test(size=(140, 40)) as pilot:
         await _open(app, pilot)
@@ -80,8 +81,12 @@ async def test_export_is_the_top_texts_activations_on_the_text_colour_scale(scan
         await _open(app, pilot)  # the export runs in a worker
         neuron = app.browser.neuron
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
-        assert meta["vmin"] == 0 and meta["vmax"] == pytest.approx(neuron.colour_max)
         matrix = window_matrix(neuron)
+        # signed (GELU goes below 0): the project's diverging map, centred at 0, over the texts' shared scale
+        assert meta["cmap"] == DIVERGING and meta["vmin"] == -meta["vmax"]
+        assert meta["vmax"] == pytest.approx(max(neuron.colour_max, float(np.nanmax(np.abs(matrix)))))
+        assert meta["colour_label"] == "activation of layer 0 neuron 3"
+        assert all(v == int(v) for v, _ in meta["y_ticks"]) and meta["y_ticks"]  # ranks are whole numbers
         assert meta["region"] == [0, len(neuron.top), 0, matrix.shape[1]]
         # every row is aligned on its max token, which holds that text's max activation
         np.testing.assert_allclose(matrix[:, BEFORE], [e.max_value for e in neuron.top], rtol=1e-2, atol=1e-3)

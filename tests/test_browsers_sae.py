@@ -3,6 +3,8 @@ directions, the latent list with its jump to the Neuroscope, and the links to ne
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from textual.widgets import DataTable, OptionList
@@ -116,6 +118,8 @@ async def test_browser_recovery_cell_opens_the_instances_decoder(root):
         await pilot.press("e")
         await _open(app, pilot)
         assert app.browser.last_export.name.startswith("sae-decoder")
+        meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
+        assert meta["colour_label"] == "cos(true feature, decoder row)"
 
 
 async def test_latents_link_to_the_neuroscope_and_to_geometry_blocks(root):

@@ -140,6 +140,10 @@ async def test_toy_exports_each_tab(tms_run):
         meta = json.loads(app.browser.last_export.with_suffix(".json").read_text())
         assert app.browser.last_export.name == "toy-weights-002.png"
         assert meta["region"] == [0, 5, 0, 7]
+        # 5 features, a separator, the bias: the bias column reads "b", the separator has no tick
+        ticks = {int(v): text for v, text in meta["x_ticks"]}
+        assert ticks[6] == "b" and 5 not in ticks and all(ticks[c] == str(c) for c in ticks if c < 5)
+        assert meta["colour_label"] == "W^T W (features x features) | b"
         bars = json.loads((tms_run.plots / "toy-feature-norms-002.json").read_text())
         record = read_json(tms_run.results / "instances.json")[2]["metrics"]
         assert bars["values"] == pytest.approx(record["feature_norm"])

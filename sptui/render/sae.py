@@ -25,6 +25,12 @@ from sptui.sae.results import SAEResults
 METRICS = ["l0", "fvu", "mse", "dead_fraction", "dense_fraction", "mmcs", "corr", "f1", "ce_loss_recovered",
            "ce_loss_recovered_mean", "ce_clean", "ce_sae"]
 RECOVERY_METRICS = ["mmcs", "f1", "corr", "l0", "fvu", "dead_fraction"]
+# what each metric's colour means on the recovery grid (definitions: sptui.science.sae_metrics)
+METRIC_LABELS = {"mmcs": "MMCS: mean over true features of the max cos(true feature, decoder row)",
+                 "f1": "firing F1 of the matched latent, mean over features",
+                 "corr": "correlation of matched feature and latent, mean over features",
+                 "l0": "L0: latents firing per input", "fvu": "fraction of variance unexplained",
+                 "dead_fraction": "share of latents dead"}
 LATENT_SORTS = ["index", "frequency", "max"]
 
 

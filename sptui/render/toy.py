@@ -34,12 +34,14 @@ GEOMETRY = "geometry"
 
 @dataclass
 class Weights:
-    """The weights tab's matrix (NaN columns separate its parts), its legend and axis labels."""
+    """The weights tab's matrix (NaN columns separate its parts), its legend and axis labels, and its parts as
+    (name, start, stop) columns (an export ticks a one-column part with its name: the bias column reads "b")."""
 
     matrix: np.ndarray
     legend: str
     row_label: str
     col_label: str
+    col_parts: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Geometry:
     row_label: str = ""
     col_label: str = ""
     legend: str = ""  # a map's colour-scale legend
+    col_parts: list[tuple[str, int, int]] = field(default_factory=list)  # a map of parts side by side (as Weights)
 
 
 @dataclass
@@ -175,7 +178,9 @@ class TmsView(ToyView):
         b = self.weights_arrays.get("b", np.zeros((self.n_instances, W.shape[0])))[i].astype(np.float32)
         out = np.full((gram.shape[0], gram.shape[1] + 2), np.nan, dtype=np.float32)
         out[:, :-2], out[:, -1] = gram, b
-        return Weights(out, f"{self.transfer_name} (features x features) | b", "feature", "feature | b")
+        n = gram.shape[1]
+        return Weights(out, f"{self.transfer_name} (features x features) | b", "feature", "feature | b",
+                       [("feature", 0, n), ("b", n + 1, n + 2)])
 
     def describe_weight(self, row: int, col: int, value: float) -> str:
         n = self.weights_arrays["W"].shape[1]
@@ -250,7 +255,9 @@ class FunctionsView(ToyView):
         out[:, : W1.shape[1]] = W1
         out[:, W1.shape[1] + 1] = self.weights_arrays["b1"][i].reshape(-1)
         out[:, W1.shape[1] + 3] = self.weights_arrays["W2"][i].reshape(-1)
-        return Weights(out, "hidden units: W1 (inputs) | b1 | W2", "hidden unit", "input | b1 | W2")
+        d = W1.shape[1]
+        return Weights(out, "hidden units: W1 (inputs) | b1 | W2", "hidden unit", "input | b1 | W2",
+                       [("input", 0, d), ("b1", d + 1, d + 2), ("W2", d + 3, d + 4)])
 
     def describe_weight(self, row: int, col: int, value: float) -> str:
         width, inputs = self.weights_arrays["W1"].shape[1:3]
@@ -266,8 +273,9 @@ class FunctionsView(ToyView):
             both = np.full((learned.shape[0], learned.shape[1] * 2 + 3), np.nan, dtype=np.float32)
             both[:, : learned.shape[1]] = learned
             both[:, learned.shape[1] + 3:] = target
+            w = learned.shape[1]
             return Geometry("map", f"instance {i}: learned | target", matrix=both, row_label="y", col_label="x",
-                            legend="learned | target")
+                            legend="f(x, y): learned | target", col_parts=[("learned", 0, w), ("target", w + 3, 2 * w + 3)])
         axis = self.function["axis"]
         return Geometry("curves", f"instance {i}: learned vs target", curves=[
             {"x": axis, "y": target, "label": "target"}, {"x": axis, "y": learned, "label": "learned"}])
@@ -323,7 +331,8 @@ class ComputationView(ToyView):
         out = np.full((W1.shape[0], W1.shape[1] + 2), np.nan, dtype=np.float32)
         out[:, : W1.shape[1]] = W1
         out[:, -1] = self.weights_arrays["b1"][i][: W1.shape[0]]
-        return Weights(out, "neurons: W1 (features) | b1", "neuron", "feature | b1")
+        n = W1.shape[1]
+        return Weights(out, "neurons: W1 (features) | b1", "neuron", "feature | b1", [("feature", 0, n), ("b1", n + 1, n + 2)])
 
     def describe_weight(self, row: int, col: int, value: float) -> str:
         n = self.weights_arrays["W1"].shape[2]

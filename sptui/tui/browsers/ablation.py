@@ -339,6 +339,6 @@ class AblationBrowser(BrowserScreen):
             labels = (f"head rows of {self.multiples_cols}, a within", "head columns, b within")
         return export_heatmap(plots / f"{name}.png", matrix, self.grid.visible_region(), vmin=self.grid.vmin,
                               vmax=self.grid.vmax, cmap=self.grid.cmap_name,
-                              title=f"{self.run.run_id}: {title} · {self.describe_view()}\n"
-                                    f"logit of the correct digit (a{j}+b{j}) mod 10",
+                              title=f"{self.run.run_id}: {title} · {self.describe_view()}",
+                              colour_label=f"logit of the correct digit (a{j}+b{j}) mod 10, {title}",
                               row_label=labels[0], col_label=labels[1])

@@ -190,7 +190,9 @@ class CompressionBrowser(BrowserScreen):
             return export_heatmap(plots / "compression-seeds.png", heat.shown_matrix(), heat.visible_region(), vmin=heat.vmin,
                                   vmax=heat.vmax, cmap=heat.cmap_name,
                                   title=f"{self.run.run_id}: heads holding each role, per instance",
+                                  colour_label="heads holding the role",
                                   row_label="role (answer j: target@pair offset)", col_label="instance")
         return export_heatmap(folder / "compression-roles.png", heat.shown_matrix(), heat.visible_region(), vmin=0.0, vmax=1.0,
-                              cmap=heat.cmap_name, title=f"{self.run.run_id} · {self.label}: heads x roles "
+                              cmap=heat.cmap_name, colour_label="role score (0 chance, 1 perfect) | attention",
+                              title=f"{self.run.run_id} · {self.label}: heads x roles "
                               f"({', '.join(d.facts['role_columns'])})", row_label="head", col_label="role column")

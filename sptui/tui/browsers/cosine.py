@@ -388,11 +388,14 @@ class CosineBrowser(BrowserScreen):
         paths = [export_heatmap(plots / f"cosine-{r0}-{r1}-{c0}-{c1}.png", hm.shown_matrix(), (r0, r1, c0, c1),
                                 vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
                                 title=f"{self.run.run_id}: cosine of neurons in seriated order",
+                                colour_label=f"cos(w_i, w_j), w: the neurons' {self.data.summary.get('weights', 'weight')} vectors",
                                 row_label="position in order", col_label="position in order")]
         if self.baseline_name is not None:
             name = self.baseline_name
             paths.append(export_heatmap(plots / f"cosine-{name}-{r0}-{r1}-{c0}-{c1}.png", self.data.baselines[name].matrix,
                                         (r0, r1, c0, c1), vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
                                         title=f"{self.run.run_id}: {name} ({BASELINE_HELP[name]})",
+                                        colour_label=("correlation of activations i, j" if name.startswith("activations")
+                                                      else f"cos(w_i, w_j) in a draw of the {name} null"),
                                         row_label="position in order", col_label="position in order"))
         return paths[0]

@@ -4,7 +4,8 @@ colour range shared by the texts), its activation histogram, its direct logit ef
 Left: the neurons of one layer, sortable by index, max activation or density (s), filtered by the search
 box (/): a number jumps to that neuron, text keeps the neurons whose top logit token contains it.
 Right: the neuron. l: next layer · f: full texts / a window around the max · enter on a neighbour opens it
-· backspace: the neuron before · e: export PNG (the top texts' activations as a heatmap, same colours).
+· backspace: the neuron before · e: export PNG (the top texts' activations as a heatmap on the project's
+diverging map centred at 0, red > 0: an activation can be negative, e.g. GELU's, as the text colours show in blue).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sptui.errors import SptuiError
 from sptui.neuroscope.show import AFTER, BEFORE, example_line, example_window
 from sptui.neuroscope.store import Example, Neuron, NeuroscopeResults
 from sptui.plots.screen_export import export_bars, export_heatmap
-from sptui.render.colormap import LEVELS, colormap_256, fmt
+from sptui.render.colormap import DIVERGING, LEVELS, colormap_256, fmt, symmetric_range
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.keyhints import key_hints
 
@@ -312,8 +313,9 @@ class NeuroscopeBrowser(BrowserScreen):
         export_bars(plots / f"neuroscope-L{n.layer}-N{n.index}-histogram.png", n.counts, edges=n.edges, log=True,
                     title=f"{self.run.run_id}: layer {n.layer} neuron {n.index}, activation histogram",
                     xlabel="activation", ylabel="tokens (log)")
+        vmin, vmax = symmetric_range(np.append(matrix[np.isfinite(matrix)], n.colour_max))
         return export_heatmap(
             plots / f"neuroscope-L{n.layer}-N{n.index}.png", matrix, (0, matrix.shape[0], 0, matrix.shape[1]),
-            vmin=0.0, vmax=n.colour_max, cmap=TEXT_CMAP,
+            vmin=vmin, vmax=vmax, cmap=DIVERGING, colour_label=f"activation of layer {n.layer} neuron {n.index}",
             title=f"{self.run.run_id}: layer {n.layer} neuron {n.index}, top texts around the max token",
             row_label="top text rank", col_label="token offset from the max", row_offset=1, col_offset=-BEFORE)

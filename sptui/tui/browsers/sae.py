@@ -28,7 +28,7 @@ from textual.widgets.option_list import Option
 from sptui.errors import SptuiError
 from sptui.plots.screen_export import export_bars, export_heatmap
 from sptui.render.colormap import DIVERGING, SEQUENTIAL, fmt
-from sptui.render.sae import LATENT_SORTS, RECOVERY_METRICS, SAEView, load_sae
+from sptui.render.sae import LATENT_SORTS, METRIC_LABELS, RECOVERY_METRICS, SAEView, load_sae
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
 from sptui.tui.widgets.keyhints import key_hints
@@ -273,12 +273,14 @@ class SAEBrowser(BrowserScreen):
             return export_heatmap(plots / f"sae-recovery-{self.metric}-{self.setting}.png", hm.shown_matrix(), hm.visible_region(),
                                   vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name,
                                   title=f"{self.run.run_id}: {self.metric}, SAE setting {self.setting}",
+                                  colour_label=METRIC_LABELS.get(self.metric, self.metric),
                                   row_label=f"{keys[0]}: {', '.join(values[0])}",
                                   col_label=f"{keys[1]}: {', '.join(values[1])}" if len(keys) > 1 else "")
         if tab == "decoder" and d.is_toy:
             hm = self.query_one("#sae-decoder", Heatmap)
             return export_heatmap(plots / f"sae-decoder-{i:03d}.png", hm.shown_matrix(), hm.visible_region(), vmin=-1.0, vmax=1.0,
                                   cmap=DIVERGING, title=f"{self.run.run_id} instance {i}: cos(true feature, decoder row)",
+                                  colour_label="cos(true feature, decoder row)",
                                   row_label="true feature", col_label="latent (matched first)")
         if tab in ("latents", "metrics"):
             t = d.latent_table(i, "frequency")

@@ -340,8 +340,9 @@ class ToyBrowser(BrowserScreen):
                             ylabel="feature", colour_label="interference sum_j!=i (W^_i . W_j)^2",
                             title=f"{self.run.run_id} instance {i}: feature norms")
             return export_heatmap(plots / f"toy-weights-{i:03d}.png", hm.shown_matrix(), hm.visible_region(), vmin=hm.vmin,
-                                  vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id} instance {i}: {hm.legend}",
-                                  row_label=weights.row_label, col_label=weights.col_label)
+                                  vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id} instance {i}: {weights.legend}",
+                                  colour_label=weights.legend, row_label=weights.row_label, col_label=weights.col_label,
+                                  col_parts=weights.col_parts)
         if tab == "geometry":
             g = d.geometry(i)
             if g.shows == "points":
@@ -351,8 +352,9 @@ class ToyBrowser(BrowserScreen):
             if g.shows == "map":
                 hm = self.query_one("#toy-function", Heatmap)
                 return export_heatmap(plots / f"toy-function-{i:03d}.png", hm.shown_matrix(), hm.visible_region(),
-                                      vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name, title=g.title,
-                                      row_label=g.row_label, col_label=g.col_label)
+                                      vmin=hm.vmin, vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id} {g.title}",
+                                      colour_label=g.legend, row_label=g.row_label, col_label=g.col_label,
+                                      col_parts=g.col_parts)
             if g.shows == "curves":
                 return export_lines(plots / f"toy-function-{i:03d}.png", g.curves, title=f"instance {i}", xlabel="x")
             from sptui.errors import SptuiError
@@ -370,6 +372,7 @@ class ToyBrowser(BrowserScreen):
                 paths.insert(0, export_heatmap(
                     plots / f"toy-sweep-{self.sweep_metric}.png", hm.shown_matrix(), hm.visible_region(), vmin=hm.vmin,
                     vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id}: {self.sweep_metric}",
+                    colour_label=METRIC_NAMES.get(self.sweep_metric, self.sweep_metric),
                     row_label=f"{keys[0]}: {', '.join(values[0])}", col_label=f"{keys[1]}: {', '.join(values[1])}"))
             if not paths:
                 from sptui.errors import SptuiError
