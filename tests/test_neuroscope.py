@@ -361,3 +361,57 @@ def test_raw_weights_on_request(setup, tmp_path):
     effect = (raw.W_out[1] @ raw.W_U).detach()
     for index in (0, 9):
         assert [t for t, _ in results.neuron(1, index).logit_top] == effect[index].argsort(descending=True)[:5].tolist()
+
+
+LM = dict(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=32, batch_size=4, steps=3, warmup_steps=1, eval_every=3,
+          eval_batches=1, sample_every=3, sample_tokens=2, checkpoint_every=3, structure_check=False)
+OTHER_WORDS = "zebra quantum violin harbour glacier".split()
+
+
+def corpus_words(run) -> set[str]:
+    """The words of the texts a Neuroscope run kept (its top and sample texts), decoded from its results."""
+    from safetensors.numpy import load_file
+
+    names = run.load_json("tokens.json")
+    text = "".join(names[str(t)] for t in load_file(run.results / "texts.safetensors")["tokens"].tolist())
+    return {w.strip(".") for w in text.split()} - {"<|endoftext|>"}
+
+
+def test_a_neuroscope_of_an_lm_run_reads_that_runs_corpus_unless_told_otherwise(tmp_path):
+    """An sptui lm run trained on a .jsonl corpus (text in a "story" field): left without `corpus`, the
+    Neuroscope of it reads that corpus and field (no hub); an explicit corpus still wins."""
+    import json
+
+    from tests.helpers import run_kind
+
+    rng = random.Random(1)
+    lines = [json.dumps({"story": " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) + "."}) for _ in range(80)]
+    (tmp_path / "lm.jsonl").write_text("\n".join(lines) + "\n")
+    run_kind("lm", {**LM, "corpus": str(tmp_path / "lm.jsonl"), "text_column": "story"}, tmp_path, name="lm-own")
+    scope = dict(split="all", token_budget=400, context_length=24, window_overlap=4, top_k=2, sample_size=3,
+                 histogram_bins=8, logit_tokens=2, neighbours=2, batch_size=4)
+
+    own = run_kind("neuroscope", {"model": "lm-own", **scope}, tmp_path, name="scope-own")
+    assert own.load_json("summary.json")["corpus"] == str(tmp_path / "lm.jsonl")
+    assert "the corpus lm run lm-own was trained on" in own.log.read_text()
+    assert "(column story)" in own.log.read_text()
+    words = corpus_words(own)
+    assert words & set(WORDS) and not words & set(OTHER_WORDS)
+
+    other = tmp_path / "other.txt"
+    other.write_text("\n\n".join(" ".join(random.Random(i).choice(OTHER_WORDS) for _ in range(12)) + "." for i in range(30)))
+    told = run_kind("neuroscope", {"model": "lm-own", "corpus": str(other), **scope}, tmp_path, name="scope-told")
+    assert told.load_json("summary.json")["corpus"] == str(other)
+    assert "given in the job" in told.log.read_text()
+    assert set(OTHER_WORDS) <= corpus_words(told) and not corpus_words(told) & (set(WORDS) - {"the"})
+
+
+def test_a_model_sptui_did_not_train_keeps_the_hub_default(setup):
+    from types import SimpleNamespace
+
+    from sptui.kinds.neuroscope import HUB_CORPUS, Params, scan_corpus
+
+    model_dir, _, _ = setup  # a saved model folder with no lm run's job.toml
+    ctx = SimpleNamespace(artifacts_root=model_dir.parent)
+    corpus, column, why = scan_corpus(ctx, Params(model=str(model_dir)))
+    assert (corpus, column) == (HUB_CORPUS, "text") and "not an sptui lm run" in why

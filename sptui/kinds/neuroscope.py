@@ -7,6 +7,9 @@ histogram and summary statistics, the direct logit effect (W_out @ W_U) and the 
 similar and most opposite output weights. Memory is O(neurons x k) whatever the corpus length; the scan
 checkpoints and resumes to identical results.
 
+Corpus: `corpus`, else the text the model learned from where sptui knows it (an sptui lm run's corpus, an SAE's
+training corpus; scan_corpus), else TinyStories from the hub. The log and summary.json say which.
+
 Texts: a document that fits in the context is read whole (BOS first); a longer one is read in windows
 that overlap by `window_overlap` tokens, each document token counted once (sptui.neuroscope.scan.
 document_windows). A window never gets an invented start-of-text token: texts record their document and
@@ -60,8 +63,10 @@ WINDOW_BATCHES = 8  # documents are read in windows of batch_size * this, sorted
 class Params:
     model: str = param("tiny-stories-2L-33M", "model: TransformerLens name, Hugging Face folder, or sptui run (id, job "
                        "name or folder)", ref=RunRef(kinds=("lm",), needs="results/model.safetensors", or_model=True))
-    corpus: str = param("tinystories", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin", '
-                        'or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
+    corpus: str = param("", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin", or "hf:NAME" / '
+                        '"tinystories" (Hugging Face, where reachable); empty: the corpus the model was trained on '
+                        'when it is an sptui lm run (or, with `sae`, the corpus that SAE was trained on), else '
+                        '"tinystories"')
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
     token_budget: int = param(1_000_000, "stop once this many tokens are scanned (the text that crosses it is kept "
                               "whole; the whole corpus if it is shorter)", ge=1, le=10_000_000_000)
@@ -165,6 +170,7 @@ def run(ctx: Context) -> None:
     import torch
 
     from sptui.config import runs_dir
+    from sptui.corpus import iter_texts
     from sptui.devices import to_device
     from sptui.models import load_model
     from sptui.neuroscope import scan as S
@@ -188,6 +194,8 @@ def run(ctx: Context) -> None:
     if model.tokenizer is None:
         raise SptuiError(f"model {p.model if not p.sae else p.sae} has no tokenizer: the Neuroscope needs one to read text")
     layers = units.layers
+    corpus, column, why = scan_corpus(ctx, p)
+    ctx.info(f"corpus {corpus}" + (f" (column {column})" if column != "text" else "") + f": {why}")
     context = min(p.context_length, cfg.n_ctx)
     overlap = min(p.window_overlap, context // 2)
     tok = model.tokenizer
@@ -215,7 +223,7 @@ def run(ctx: Context) -> None:
         ctx.save_checkpoint(progress["tokens"], state, {"progress": progress})
 
     last_checkpoint = time.monotonic()
-    docs = _documents(p) if not progress["done"] else iter(())
+    docs = iter(iter_texts(corpus, split=p.split, column=column)) if not progress["done"] else iter(())
     for _ in range(progress["documents"] if not progress["done"] else 0):  # skip what a resumed run scanned
         if next(docs, None) is None:
             break
@@ -265,18 +273,18 @@ def run(ctx: Context) -> None:
             checkpoint()
             last_checkpoint = time.monotonic()
     if progress["texts"] == 0:
-        raise SptuiError(f"corpus {p.corpus} gave no text to scan")
+        raise SptuiError(f"corpus {corpus} gave no text to scan")
     checkpoint()  # the finished scan: an interrupted write-up below resumes from here
     ctx.set_total(progress["tokens"])  # a corpus shorter than the budget still ends at 100%
     ctx.info(f"scanned {progress['tokens']:,} tokens in {progress['texts']:,} texts "
              f"({progress['tokens'] / max(progress['seconds'], 1e-9):,.0f} tokens/s)")
-    _write_results(ctx, p, model, units, scans, log, progress, pad)
+    _write_results(ctx, p, model, units, scans, log, progress, pad, corpus)
     # The results are complete: the resume state and the text log (in scratch/) have done their job.
     ctx.discard_checkpoints()
     log.remove()
 
 
-def _write_results(ctx: Context, p: Params, model, units, scans, log, progress, pad) -> None:
+def _write_results(ctx: Context, p: Params, model, units, scans, log, progress, pad, corpus: str) -> None:
     import numpy as np
     import torch
 
@@ -375,7 +383,7 @@ def _write_results(ctx: Context, p: Params, model, units, scans, log, progress, 
         "model_name": model.cfg.model_name,
         "unit": units.word,
         "units": units.describe(),
-        "corpus": p.corpus,
+        "corpus": corpus,
         "split": p.split,
         "layers": layers,
         "d_mlp": units.n,  # units per scanned layer (MLP neurons, or SAE latents)
@@ -418,11 +426,34 @@ def _sae_units(ctx: Context, p: Params):
     return model, SAELatents(model, hook, results.saved(p.sae_instance), layer if layer is not None else 0, about)
 
 
-def _documents(p: Params):
-    """Documents (strings) of the corpus, in a fixed order (a resumed scan skips those already read)."""
-    from sptui.corpus import iter_texts
+HUB_CORPUS = "tinystories"  # the default for a model sptui did not train (Hugging Face, where reachable)
 
-    return iter(iter_texts(p.corpus, split=p.split))
+
+def scan_corpus(ctx: Context, p: Params) -> tuple[str, str, str]:
+    """(corpus, text column, why it was chosen) of the scan. An explicit `corpus` wins. Otherwise the text the
+    scanned model or SAE learned from, as its run's job.toml names it: with `sae`, that run's corpus; for an
+    sptui `lm` run (id, job name or folder), its corpus and text_column; any other model, HUB_CORPUS."""
+    from sptui.config import runs_dir
+    from sptui.models import resolve_ref
+    from sptui.runs import RunDir
+
+    if p.corpus:
+        return p.corpus, "text", "given in the job"
+    if p.sae:
+        from sptui.sae.results import SAEResults, resolve_run
+
+        sae = SAEResults(resolve_run(p.sae, ctx.artifacts_root))
+        if sae.source.get("corpus"):  # what its LM source read (summary.json), as it read it
+            return sae.source["corpus"], "text", f"the corpus sae run {sae.run_dir.name} was trained on"
+        return HUB_CORPUS, "text", f"sae run {sae.run_dir.name} records no corpus; the default"
+    kind, where = resolve_ref(p.model, runs_dir(ctx.artifacts_root))
+    if kind == "sptui":
+        run = RunDir(where.parent if where.name == "results" else where)
+        if run.job_toml.exists() and run.kind == "lm":
+            lm = run.spec().instances()[0]
+            return lm.corpus, lm.text_column, f"the corpus lm run {run.root.name} was trained on (its job.toml)"
+        return HUB_CORPUS, "text", f"model {p.model} is not an sptui lm run; the default for other models"
+    return HUB_CORPUS, "text", f"model {p.model} is not an sptui run; the default for other models"
 
 
 def render(run: RunDir) -> list[Path]:
