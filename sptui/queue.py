@@ -116,6 +116,7 @@ CREATE TABLE IF NOT EXISTS workers (
     device      TEXT,
     slots       INTEGER,
     stop        TEXT,                   -- a stop someone asked for: 'after-jobs' (finish, claim nothing) or 'now'
+    root        TEXT,                   -- the artifacts folder it serves: a copy of the folder is not served by it
     PRIMARY KEY (host, pid)
 );
 
@@ -146,7 +147,7 @@ JOB_COLUMNS = (
 # columns added after the first release: (name, SQL type) added to older queue.db files when opened
 MIGRATIONS = (("slurm_job_id", "TEXT"), ("slurm_state", "TEXT"), ("resumed_step", "INTEGER"),
               ("prior_seconds", "REAL NOT NULL DEFAULT 0"), ("first_started", "REAL"))
-WORKER_MIGRATIONS = (("stop", "TEXT"),)
+WORKER_MIGRATIONS = (("stop", "TEXT"), ("root", "TEXT"))
 WORKER_STOPS = ("after-jobs", "now")
 # A requeue ends an attempt for good: its running time joins prior_seconds, so elapsed counts every attempt
 # (whichever command or process requeues). An interrupted attempt ends at its last report when that is earlier
@@ -1005,8 +1006,9 @@ class Queue:
     # -------------------------------------------------------- workers
     def register_worker(self, pid: int, device: str, slots: int) -> None:
         now = time.time()
-        self._write("INSERT OR REPLACE INTO workers (pid, host, pid_start, started, heartbeat, device, slots) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (pid, HOST, process_start(pid), now, now, device, slots))
+        self._write("INSERT OR REPLACE INTO workers (pid, host, pid_start, started, heartbeat, device, slots, root) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (pid, HOST, process_start(pid), now, now, device, slots,
+                                                         str(self.root.resolve())))
 
     def worker_heartbeat(self, pid: int) -> None:
         self._write("UPDATE workers SET heartbeat = ? WHERE host = ? AND pid = ?", (time.time(), HOST, pid))
@@ -1036,9 +1038,11 @@ class Queue:
         """
         now = now or time.time()
         alive = []
-        for pid, host, start, started, heartbeat, device, slots, stop in self._read(
-                "SELECT pid, host, pid_start, started, heartbeat, device, slots, stop FROM workers"):
-            if host == HOST and not is_alive(pid, start):
+        here = str(self.root.resolve())
+        for pid, host, start, started, heartbeat, device, slots, stop, root in self._read(
+                "SELECT pid, host, pid_start, started, heartbeat, device, slots, stop, root FROM workers"):
+            # a copied (or moved) folder holds the row of the worker serving the original: not a worker of this one
+            if host == HOST and (not is_alive(pid, start) or (root is not None and root != here)):
                 if not self.read_only:
                     self._write("DELETE FROM workers WHERE host = ? AND pid = ?", (host, pid))
                 continue

@@ -234,3 +234,22 @@ def test_a_stopped_worker_falls_silent_and_answers_again_when_continued(artifact
     finally:
         os.kill(worker.pid, signal.SIGCONT)
         stop(worker)
+
+
+def test_a_copy_of_the_artifacts_folder_does_not_claim_the_originals_worker(artifacts, tmp_path):
+    """The worker row lives in queue.db: a folder copied (cp -r, rsync) while a worker serves the original must not
+    show that worker as its own (its queued jobs would seem to have one)."""
+    import shutil
+
+    worker = start_worker(artifacts)
+    try:
+        with Queue(artifacts) as q:
+            (served,) = wait_for(q.live_workers, timeout=60, what="a live worker")
+        copy = tmp_path / "copied-artifacts"
+        shutil.copytree(artifacts, copy)
+        with Queue(copy) as q:
+            assert q.live_workers() == []
+        with Queue(artifacts) as q:  # the original still has it
+            assert [w["pid"] for w in q.live_workers()] == [served["pid"]] == [worker.pid]
+    finally:
+        stop(worker)
