@@ -222,6 +222,10 @@ async def test_sweep_grid_and_instance_panel_name_the_geometry(tms_run):
         await pilot.pause()
         status = str(app.browser.query_one("#browser-status").render())
         assert records[int(sweep_matrix(app.browser.data, GEOMETRY)[3][0, 1])]["geometry"] in status
+        await pilot.press("e")  # the export's colour bar names the arrangements, not their codes
+        await _open(app, pilot)
+        meta = json.loads((tms_run.plots / "toy-sweep-geometry.json").read_text())
+        assert meta["categories"] == labels and meta["colour_label"].startswith("arrangement")
 
 
 GROUPS_JOB = """

@@ -201,3 +201,17 @@ def test_wrap_keeps_run_ids_whole_and_fits_the_width():
     assert lines[0] == RUN and len(lines) == 3
     assert all(len(line) <= int(3.3 * 72 / 5.5) for line in lines)
     assert E.wrap("one\ntwo", 5.0) == "one\ntwo"
+
+
+def test_a_categorical_map_names_its_categories_on_the_colour_bar(tmp_path):
+    # the toy sweep's geometry grid: codes 0..K-1 on equal colour bands, the colour bar ticked with the names
+    from sptui.render.colormap import categorical
+
+    names = ["antipodal pair", "pentagon", "not represented"]
+    codes = np.random.default_rng(4).integers(0, 3, (6, 8)).astype(float)
+    problems, _ = checked(E.export_heatmap, tmp_path / "g.png", codes, (0, 6, 0, 8), vmin=-0.5, vmax=2.5,
+                          cmap=categorical(["#1f77b4", "#ff7f0e", "#b0b0b0"]), colour_label="arrangement",
+                          title=f"{RUN}: geometry", row_label=sweep_label("feature_probability", [0.01, 0.1, 0.3, 1, 2, 3]),
+                          col_label="importance_decay", categories=names)
+    assert problems == [], problems
+    assert json.loads((tmp_path / "g.json").read_text())["categories"] == names

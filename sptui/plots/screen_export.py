@@ -98,7 +98,7 @@ def _part_ticks(parts: Sequence[tuple[str, int, int]], c0: int, c1: int, width: 
 def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int, int, int], *, vmin: float,
                    vmax: float, cmap: str, colour_label: str, title: str = "", row_label: str = "row",
                    col_label: str = "col", row_offset: int = 0, col_offset: int = 0,
-                   col_parts: Sequence[tuple[str, int, int]] = ()) -> Path:
+                   col_parts: Sequence[tuple[str, int, int]] = (), categories: Sequence[str] = ()) -> Path:
     """matrix[r0:r1, c0:c1] with the colour range [vmin, vmax] and `cmap`, one image pixel block per cell.
     The colour bar reads `colour_label`: what a colour means (no default: "value" tells a reader nothing).
 
@@ -106,7 +106,8 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     data indices in whole steps (plus the offsets, for views of a larger whole). `col_parts` names the parts
     of a matrix made of several side by side (W^T W | b): (name, start, stop) in matrix columns; a part one
     column wide is ticked with its name, a wider one counts its own columns from 0, and the columns between
-    parts (NaN separators) get no tick.
+    parts (NaN separators) get no tick. `categories` names the codes 0..K-1 of a categorical map (drawn over
+    [-0.5, K - 0.5], sptui.render.colormap.categorical): the colour bar is ticked with the names, not the codes.
     """
     r0, r1, c0, c1 = (int(v) for v in region)
     if not (0 <= r0 < r1 <= matrix.shape[0] and 0 <= c0 < c1 <= matrix.shape[1]):
@@ -121,10 +122,12 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     # title above, the colour bar and its tick labels right; the image gets what is left of a page
     ylabel = wrap(row_label, 5.0)
     left = 0.55 + LINE * max(1, _lines(ylabel))
+    # the colour bar's tick labels: numbers (about 0.5 in), or the categories' names at 8 pt
+    ticks = 0.5 if not categories else 0.1 + max(len(c) for c in categories) * 8 * 0.55 / 72
     colour, right = "", 0.0
     for _ in range(4):  # the colour bar's label wraps to the image's height, which depends on the room it takes
         shown = colour
-        right = 0.88 + 0.17 * max(1, _lines(shown))  # the bar and its tick labels, then a 9-pt line per label line
+        right = 0.38 + ticks + 0.17 * max(1, _lines(shown))  # the bar, its tick labels, a 9-pt line per label line
         side = min(6.0, PAGE - left - right)
         w, h = (side, side * rows / cols) if cols >= rows else (side * cols / rows, side)
         w, h = max(w, 2.5), max(h, 2.0)
@@ -156,11 +159,17 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     if title:  # over the whole figure (over the image alone, a wrapped line can reach the colour bar's labels)
         fig.suptitle(shown_title, y=1 - 0.08 / height, va="top", fontsize=10)
     cax = fig.add_axes(((left + w + 0.1) / width, bottom / height, 0.15 / width, h / height))
-    fig.colorbar(image, cax=cax).set_label(colour, fontsize=9)
+    bar = fig.colorbar(image, cax=cax)
+    bar.set_label(colour, fontsize=9)
+    if categories:
+        bar.set_ticks(range(len(categories)), labels=list(categories), fontsize=8)
+        bar.minorticks_off()
     meta = {"type": "heatmap", "title": title, "region": [r0, r1, c0, c1], "shape": [rows, cols],
             "vmin": float(vmin), "vmax": float(vmax), "cmap": cmap, "colour_label": colour_label,
             "col_parts": [list(part) for part in col_parts], "row_offset": row_offset,
-            "col_offset": col_offset, "block_mean": block}
+            "col_offset": col_offset, "block_mean": block,
+            # the names as the colour bar shows them (empty: a continuous map, ticked with numbers)
+            "categories": [t.get_text() for t in bar.ax.get_yticklabels()] if categories else []}
     return _finish(fig, ax, path, meta)
 
 

@@ -369,10 +369,14 @@ class ToyBrowser(BrowserScreen):
             if len(d.swept()) >= 2:
                 hm = self.query_one("#toy-sweep", Heatmap)
                 _, keys, values, _ = sweep_matrix(d, self.sweep_metric)
+                categories, colour = (), METRIC_NAMES.get(self.sweep_metric, self.sweep_metric)
+                if self.sweep_metric == GEOMETRY:  # each cell's arrangement, named on the colour bar
+                    categories = geometry_categories(d)[0]
+                    colour = "arrangement" + (f", most common over {', '.join(d.swept()[2:])}" if len(d.swept()) > 2 else "")
                 paths.insert(0, export_heatmap(
                     plots / f"toy-sweep-{self.sweep_metric}.png", hm.shown_matrix(), hm.visible_region(), vmin=hm.vmin,
                     vmax=hm.vmax, cmap=hm.cmap_name, title=f"{self.run.run_id}: {self.sweep_metric}",
-                    colour_label=METRIC_NAMES.get(self.sweep_metric, self.sweep_metric),
+                    colour_label=colour, categories=categories,
                     row_label=f"{keys[0]}: {', '.join(values[0])}", col_label=f"{keys[1]}: {', '.join(values[1])}"))
             if not paths:
                 from sptui.errors import SptuiError
