@@ -61,6 +61,9 @@ class Hooks:
 
     def info(self, message: str) -> None: ...
 
+    def phase(self, phase: str) -> None:
+        """The job has done its steps and now does `phase` (the runner's "drawing plots")."""
+
     def cancel_requested(self) -> bool:
         return False
 

@@ -83,7 +83,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     slurm_state      TEXT,              -- what Slurm last said: PENDING, RUNNING, COMPLETING, ... (sptui.slurm)
     resumed_step     INTEGER,           -- the step this attempt resumed from (its checkpoint's): not its progress
     prior_seconds    REAL NOT NULL DEFAULT 0,  -- seconds run by earlier attempts (ATTEMPT_TRIGGER adds them)
-    first_started    REAL               -- when the first attempt started (started: this attempt)
+    first_started    REAL,              -- when the first attempt started (started: this attempt)
+    phase            TEXT,              -- what the running job does past its steps ("drawing plots"): Job.phase_now
+    phase_at         REAL               -- when it said so (a phase from an earlier attempt is not this one's)
 );
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS jobs_hash ON jobs(spec_hash);
@@ -142,11 +144,12 @@ JOB_COLUMNS = (
     "id, run_id, name, kind, spec, spec_hash, source, priority, state, executor, device_request, created, "
     "started, finished, heartbeat, host, owner_pid, owner_start, pid, pid_start, device, gpu, step, total, "
     "attempts, exit_code, error, cancel_requested, slurm_job_id, slurm_state, resumed_step, prior_seconds, "
-    "first_started"
+    "first_started, phase, phase_at"
 )
 # columns added after the first release: (name, SQL type) added to older queue.db files when opened
 MIGRATIONS = (("slurm_job_id", "TEXT"), ("slurm_state", "TEXT"), ("resumed_step", "INTEGER"),
-              ("prior_seconds", "REAL NOT NULL DEFAULT 0"), ("first_started", "REAL"))
+              ("prior_seconds", "REAL NOT NULL DEFAULT 0"), ("first_started", "REAL"),
+              ("phase", "TEXT"), ("phase_at", "REAL"))
 WORKER_MIGRATIONS = (("stop", "TEXT"), ("root", "TEXT"))
 WORKER_STOPS = ("after-jobs", "now")
 # A requeue ends an attempt for good: its running time joins prior_seconds, so elapsed counts every attempt
@@ -203,6 +206,8 @@ class Job:
     resumed_step: int | None = None
     prior_seconds: float = 0.0
     first_started: float | None = None
+    phase: str | None = None
+    phase_at: float | None = None
     # not a column: the jobs a queued job still waits for, (run id, state) each (read by Queue.list and get)
     waiting_for: tuple[tuple[str, str], ...] = ()
     folder_missing: bool = False  # it ran and ended, but its run folder is gone (deleted or moved): not a column
@@ -234,10 +239,19 @@ class Job:
         """When the run first started (its first attempt), where `started` is this attempt's start."""
         return self.first_started if self.first_started is not None else self.started
 
+    @property
+    def phase_now(self) -> str | None:
+        """What a running job does past its counted steps (the runner's "drawing plots"), said by this attempt;
+        else None."""
+        if self.state != "running" or not self.phase or self.phase_at is None:
+            return None
+        return self.phase if self.started is None or self.phase_at >= self.started else None
+
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left at this attempt's rate (None until this attempt has made progress of its own): steps
-        resumed from a checkpoint were done by an earlier attempt and are not counted (sptui.timing)."""
-        if self.state != "running":
+        resumed from a checkpoint were done by an earlier attempt and are not counted (sptui.timing). None in
+        a phase past the steps (drawing plots): its steps are done, and the time it takes is not theirs."""
+        if self.state != "running" or self.phase_now:
             return None
         return eta_seconds(self.step, self.total, self.resumed_step, self.attempt_elapsed(now))
 
@@ -801,6 +815,12 @@ class Queue:
     def progress(self, job_id: int, step: int | None, total: int | None) -> None:
         self._write("UPDATE jobs SET step = COALESCE(?, step), total = COALESCE(?, total), heartbeat = ? "
                     "WHERE id = ? AND state = 'running'", (step, total, time.time(), job_id))
+
+    def set_phase(self, job_id: int, phase: str) -> None:
+        """A running job's phase past its steps (e.g. "drawing plots"), shown in place of its ETA."""
+        now = time.time()
+        self._write("UPDATE jobs SET phase = ?, phase_at = ?, heartbeat = ? WHERE id = ? AND state = 'running'",
+                    (phase, now, now, job_id))
 
     def resumed(self, job_id: int, step: int, total: int | None) -> None:
         """This attempt resumed from a checkpoint at `step`: its progress (and ETA) count from there."""

@@ -193,6 +193,9 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
         draw = renderer(kind) if render else None
         if draw is not None:
             try:
+                # said before, not after: drawing can take longer than the steps did, with the steps at 100%
+                ctx.info(DRAWING)
+                hooks_phase(hooks, DRAWING)
                 files = draw(run)
                 ctx.info(f"wrote {len(files or [])} plot(s) to {run.plots}")
             except Exception as e:  # the results are good; a drawing bug must not fail the run
@@ -214,6 +217,19 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
     _record(ctx, state=outcome.state, error=outcome.error, finished=time.time())
     ctx.close()
     return outcome
+
+
+DRAWING = "drawing plots"
+
+
+def hooks_phase(hooks: Hooks | None, phase: str) -> None:
+    """Tell whoever runs the job its phase; a queue that cannot be written (a full disk) does not stop the plots."""
+    if hooks is None:
+        return
+    try:
+        hooks.phase(phase)
+    except (SptuiError, OSError):
+        pass
 
 
 def _record(ctx: Context, **fields: Any) -> None:
@@ -256,6 +272,10 @@ class QueueHooks(Hooks):
     def resumed(self, step: int, total: int | None) -> None:
         self.step, self.total = step, total
         self.queue.resumed(self.job_id, step, total)
+
+    def phase(self, phase: str) -> None:
+        self.flush()  # the last steps' progress first: a throttled write may be pending
+        self.queue.set_phase(self.job_id, phase)
 
     def cancel_requested(self) -> bool:
         return self.queue.cancel_requested(self.job_id)

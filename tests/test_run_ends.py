@@ -85,3 +85,47 @@ def test_a_job_killed_while_drawing_its_plots_is_only_redrawn_when_requeued(arti
     assert "resuming from checkpoint" not in log
     assert run.metrics.read_text() == metrics and digest(run.results / "model.safetensors") == model
     assert run.plot_files()
+
+
+def test_a_run_drawing_its_plots_says_so_in_its_log_and_in_the_queue(artifacts):
+    """Once the kind returns, the runner draws the PNGs (tms: tens of seconds on a busy machine) with every step
+    done: the log says "drawing plots" before the PNGs appear, and the queue the app reads holds that phase (the
+    run head shows it, no "eta 0m00s") until the run ends. Observed from the hooks, in the order they are called."""
+    import dataclasses
+
+    from sptui.queue import own_identity
+    from sptui.runner import QueueHooks, execute
+    from sptui.spec import parse_text
+    from sptui.tui.screens.run import run_head
+
+    seen = {}
+
+    class Watching(QueueHooks):
+        def phase(self, phase):
+            super().phase(phase)
+            seen["saying"] = (phase, list(run.plots.glob("*.png")), run.log.read_text().splitlines()[-1])
+
+        def info(self, message):
+            if message.startswith("wrote ") and "plot" in message:  # the drawing just ended
+                job = self.queue.get(self.job_id)
+                seen["drawn"] = (job, len(list(run.plots.glob("*.png"))))
+
+    with Queue(artifacts) as queue:
+        (job,) = queue.submit(parse_text(tms_job("drawing", steps=60, checkpoint_every=60), "t.toml"))
+        job = queue.claim(*own_identity())
+        run = RunDir(job.run_dir(artifacts))
+        outcome = execute(job.job_spec(), run, hooks=Watching(queue, job.id), artifacts_root=artifacts)
+        assert outcome.state == "succeeded" and not outcome.error
+        phase, pngs, last_line = seen["saying"]
+        assert phase == "drawing plots" and pngs == [] and last_line.endswith(" drawing plots")
+        drawing, drawn = seen["drawn"]
+        assert drawn > 0 and drawing.state == "running" and drawing.step == drawing.total
+        assert drawing.phase_now == "drawing plots" and drawing.eta() is None
+        head = run_head(drawing).plain
+        assert "drawing plots" in head and "eta" not in head
+        # an earlier attempt's phase is not this attempt's: requeued and claimed again, it shows its eta
+        assert dataclasses.replace(drawing, started=drawing.phase_at + 1).phase_now is None
+        queue.finish(job.id, outcome.state)
+        assert queue.get(job.id).phase_now is None
+    log = run.log.read_text()
+    assert log.index(" drawing plots\n") < log.index(" wrote ")

@@ -81,7 +81,9 @@ def run_head(j: Job, now: float | None = None, width: int | None = None) -> Text
     if progress:
         text.append(f"  {progress}")
     eta = j.eta(now)
-    if eta is not None:
+    if j.phase_now:  # past its steps (drawing plots): an eta of 0s would say it is about to end
+        text.append(f"  {j.phase_now}")
+    elif eta is not None:
         text.append(f"  eta {fmt_seconds(eta)}")
     when = []
     if j.first_start is not None:
