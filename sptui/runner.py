@@ -20,6 +20,7 @@ from sptui.context import Context, Hooks
 from sptui.errors import JobCancelled, SptuiError, os_error_text
 from sptui.kinds import load_kind, memory_estimator, renderer
 from sptui.memory import Estimate, size_text
+from sptui.names import counted
 from sptui.runs import RunDir
 from sptui.spec import JobSpec
 
@@ -180,7 +181,7 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
         # a job queued for a GPU that reached a worker without one: one line, not torch's assertion mid-run
         device = resolve_device(device)
         ctx.info(f"=== {spec.kind} job {spec.name!r} on {describe_device(device)} (pid {os.getpid()}, "
-                 f"{torch.get_num_threads()} torch CPU thread(s)) ===")
+                 f"{counted(torch.get_num_threads(), 'torch CPU thread')}) ===")
         kind = load_kind(spec.kind)
         if run.read_state().get("results_complete"):
             ctx.info("the results were completed by an earlier attempt: only the plots are drawn")
@@ -197,7 +198,7 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
                 ctx.info(DRAWING)
                 hooks_phase(hooks, DRAWING)
                 files = draw(run)
-                ctx.info(f"wrote {len(files or [])} plot(s) to {run.plots}")
+                ctx.info(f"wrote {counted(len(files or []), 'plot')} to {run.plots}")
             except Exception as e:  # the results are good; a drawing bug must not fail the run
                 ctx.info("rendering plots failed:\n" + traceback.format_exc(), echo=False)
                 outcome = Outcome("succeeded", error=f"plots not rendered: {one_line(e)}")

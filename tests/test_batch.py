@@ -139,8 +139,8 @@ def test_cpu_jobs_use_one_torch_thread_unless_told(artifacts, tmp_path):
         subprocess.run([sys.executable, "-m", "sptui", "batch", "--json", path], env={**env, **extra,
                        "SPTUI_ARTIFACTS": str(artifacts)}, cwd=REPO, check=True, capture_output=True, timeout=300)
     logs = [RunDir(j.run_dir(artifacts)).log.read_text() for j in Queue(artifacts).list()]
-    assert "(pid" in logs[0] and "1 torch CPU thread(s)" in logs[0]
-    assert "2 torch CPU thread(s)" in logs[1]
+    assert "(pid" in logs[0] and "1 torch CPU thread)" in logs[0]
+    assert "2 torch CPU threads)" in logs[1]
 
 
 def test_jobs_flush_denormal_floats_which_cpus_handle_slowly():
