@@ -385,3 +385,19 @@ def _quiet():
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+def trained_corpus(ref: str, runs_root: str | Path | None = None) -> tuple[str, str, str] | None:
+    """(corpus, text column, why) of the text the sptui `lm` run `ref` (id, job name or folder) was trained on, as
+    its job.toml names it; None for any other model (a TransformerLens name, a Hugging Face folder, another kind's
+    run). Kinds that read text through a model default to it, so a model is read on the text it learned from."""
+    from sptui.runs import RunDir
+
+    kind, where = resolve_ref(ref, runs_root)
+    if kind != "sptui":
+        return None
+    run = RunDir(where.parent if where.name == "results" else where)
+    if not run.job_toml.exists() or run.kind != "lm":
+        return None
+    lm = run.spec().instances()[0]
+    return lm.corpus, lm.text_column, f"the corpus lm run {run.root.name} was trained on (its job.toml)"

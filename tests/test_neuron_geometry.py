@@ -216,3 +216,27 @@ def test_activation_blocks_beside_weight_blocks(coactive_run, tmp_path):
     np.testing.assert_allclose(back[np.ix_(order, order)], in_weight_order, atol=2e-3)
     names = sorted(f.name for f in kind.render(run))
     assert names == ["activations-null.png", "activations.png", "compare.png", "null.png", "permuted.png", "tiles.png"]
+
+
+def test_activations_of_an_lm_run_are_read_on_the_text_it_was_trained_on(tmp_path):
+    """Left without `corpus`, neuron-geometry reads an sptui lm run's activations over that run's corpus and text
+    column (its job.toml), not the built-in stories; an explicit corpus still wins."""
+    import json
+    import random
+
+    from tests.helpers import run_kind
+    from tests.test_neuroscope import LM, WORDS
+
+    rng = random.Random(1)
+    lines = [json.dumps({"story": " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) + "."}) for _ in range(80)]
+    (tmp_path / "lm.jsonl").write_text("\n".join(lines) + "\n")
+    run_kind("lm", {**LM, "corpus": str(tmp_path / "lm.jsonl"), "text_column": "story"}, tmp_path, name="lm-own")
+    scope = dict(model="lm-own", layer=0, activations=True, null_draws=3, split="all", token_budget=300,
+                 context_length=24, window_overlap=4, batch_size=4)
+    own = run_kind("neuron-geometry", scope, tmp_path, name="geometry-own", render=False)
+    act = own.load_json("summary.json")["activations"]
+    assert (act["corpus"], act["text_column"]) == (str(tmp_path / "lm.jsonl"), "story") and act["tokens"] >= 300
+    assert "the corpus lm run lm-own was trained on" in own.log.read_text()
+    told = run_kind("neuron-geometry", {**scope, "corpus": "builtin"}, tmp_path, name="geometry-told", render=False)
+    assert told.load_json("summary.json")["activations"]["corpus"] == "builtin"
+    assert "given in the job" in told.log.read_text()

@@ -83,8 +83,9 @@ class Params:
     seed: int = param(0, "seed of the null draws")
     activations: bool = param(False, "also cluster the neurons by their activation correlations over `corpus`, "
                               "with the same seriation, nulls and blocks, and compare with the weights")
-    corpus: str = param("builtin", 'text for the activations: .txt/.jsonl/.parquet, "builtin", or "hf:NAME" / '
-                        '"tinystories"')
+    corpus: str = param("", 'text for the activations: .txt/.jsonl/.parquet, "builtin", or "hf:NAME" / '
+                        '"tinystories"; empty: for an sptui lm run the corpus it was trained on (its job.toml), '
+                        'for other models "builtin"')
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
     token_budget: int = param(200_000, "tokens of activations to correlate", ge=100, le=1_000_000_000)
     context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4, le=65_536)
@@ -220,7 +221,9 @@ def run(ctx: Context) -> None:
                "neurons": n, "d_model": d, **summary, "effective_rank": effective_rank(W)}
 
     if p.activations:
-        corr, tokens = activation_correlation(ctx, p, model, progress)
+        corpus, column, why = activation_corpus(ctx, p)
+        ctx.info(f"activations over {corpus} (column {column}): {why}")
+        corr, tokens = activation_correlation(ctx, p, model, progress, corpus, column)
         del model
         X = gram_factor(corr)
         a_test, a_arrays, a_found, a_summary = _analyse(ctx, p, X, "activations", progress)
@@ -230,7 +233,7 @@ def run(ctx: Context) -> None:
         for block, extra in zip(found["blocks"], agreement.pop("blocks")):
             block.update(extra)
         found["activations"] = a_found
-        summary["activations"] = {"corpus": p.corpus, "split": p.split, "tokens": tokens, **a_summary,
+        summary["activations"] = {"corpus": corpus, "text_column": column, "split": p.split, "tokens": tokens, **a_summary,
                                   "agreement": agreement}
         ctx.info(f"weights vs activations: Mantel r = {agreement['mantel_r']:.3f} (p = {agreement['mantel_p']:.3g}); "
                  f"{agreement['weight_blocks_coactivating']} of {counted(len(found['blocks']), 'weight block')} co-activate "
@@ -296,8 +299,20 @@ def _analyse(ctx, p: Params, W, label: str, progress):
     return test, arrays, found, summary
 
 
-def activation_correlation(ctx, p: Params, model, progress):
-    """[n, n] Pearson correlation of the layer's neuron activations over the corpus, and the token count."""
+def activation_corpus(ctx, p: Params) -> tuple[str, str, str]:
+    """(corpus, text column, why) of the activations: `corpus` when given, else the text an sptui lm run was
+    trained on, else the built-in stories (offline, always there)."""
+    from sptui.config import runs_dir
+    from sptui.models import trained_corpus
+
+    if p.corpus:
+        return p.corpus, "text", "given in the job"
+    return trained_corpus(p.model, runs_dir(ctx.artifacts_root)) or (
+        "builtin", "text", f"model {p.model} is not an sptui lm run; the built-in stories")
+
+
+def activation_correlation(ctx, p: Params, model, progress, corpus: str, column: str):
+    """[n, n] Pearson correlation of the layer's neuron activations over `corpus`, and the token count."""
     import torch
 
     from sptui.corpus import iter_texts
@@ -310,14 +325,14 @@ def activation_correlation(ctx, p: Params, model, progress):
     cov = StreamingCovariance(model.cfg.d_mlp, device=ctx.device)
     tokens = 0
     started = time.perf_counter()
-    for acts, seen in counted_activations(model, iter_texts(p.corpus, split=p.split), [p.layer], context,
+    for acts, seen in counted_activations(model, iter_texts(corpus, split=p.split, column=column), [p.layer], context,
                                             min(p.window_overlap, context // 2), p.token_budget, p.batch_size,
                                             ctx.device, check=ctx.check_cancelled):
         cov.update(acts[p.layer])
         tokens = seen
     if tokens == 0:
-        raise SptuiError(f"corpus {p.corpus} gave no text to read activations from")
-    ctx.info(f"activations: {tokens:,} tokens of {p.corpus} ({p.split}) in {time.perf_counter() - started:.0f}s")
+        raise SptuiError(f"corpus {corpus} gave no text to read activations from")
+    ctx.info(f"activations: {tokens:,} tokens of {corpus} ({p.split}) in {time.perf_counter() - started:.0f}s")
     progress()
     with torch.no_grad():
         return cov.correlation().cpu().numpy(), tokens

@@ -434,8 +434,7 @@ def scan_corpus(ctx: Context, p: Params) -> tuple[str, str, str]:
     scanned model or SAE learned from, as its run's job.toml names it: with `sae`, that run's corpus; for an
     sptui `lm` run (id, job name or folder), its corpus and text_column; any other model, HUB_CORPUS."""
     from sptui.config import runs_dir
-    from sptui.models import resolve_ref
-    from sptui.runs import RunDir
+    from sptui.models import trained_corpus
 
     if p.corpus:
         return p.corpus, "text", "given in the job"
@@ -446,14 +445,10 @@ def scan_corpus(ctx: Context, p: Params) -> tuple[str, str, str]:
         if sae.source.get("corpus"):  # what its LM source read (summary.json), as it read it
             return sae.source["corpus"], "text", f"the corpus sae run {sae.run_dir.name} was trained on"
         return HUB_CORPUS, "text", f"sae run {sae.run_dir.name} records no corpus; the default"
-    kind, where = resolve_ref(p.model, runs_dir(ctx.artifacts_root))
-    if kind == "sptui":
-        run = RunDir(where.parent if where.name == "results" else where)
-        if run.job_toml.exists() and run.kind == "lm":
-            lm = run.spec().instances()[0]
-            return lm.corpus, lm.text_column, f"the corpus lm run {run.root.name} was trained on (its job.toml)"
-        return HUB_CORPUS, "text", f"model {p.model} is not an sptui lm run; the default for other models"
-    return HUB_CORPUS, "text", f"model {p.model} is not an sptui run; the default for other models"
+    trained = trained_corpus(p.model, runs_dir(ctx.artifacts_root))
+    if trained is not None:
+        return trained
+    return HUB_CORPUS, "text", f"model {p.model} is not an sptui lm run; the default for other models"
 
 
 def render(run: RunDir) -> list[Path]:
