@@ -150,8 +150,8 @@ def export_heatmap(path: str | Path, matrix: np.ndarray, region: tuple[int, int,
     # ticks count cells: whole numbers only (a rank or a feature 2.5 is no place in the matrix)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=max(2, int(h / 0.45)), integer=True, min_n_ticks=1))
     if col_parts:
-        ticks = _part_ticks(col_parts, c0, c1, w)
-        ax.set_xticks([c + col_offset for c, _ in ticks], [text for _, text in ticks])
+        part_ticks = _part_ticks(col_parts, c0, c1, w)
+        ax.set_xticks([c + col_offset for c, _ in part_ticks], [text for _, text in part_ticks])
     else:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=max(2, int(w / 0.6)), integer=True, min_n_ticks=1))
     ax.set_xlabel(xlabel)

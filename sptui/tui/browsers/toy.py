@@ -369,7 +369,8 @@ class ToyBrowser(BrowserScreen):
             if len(d.swept()) >= 2:
                 hm = self.query_one("#toy-sweep", Heatmap)
                 _, keys, values, _ = sweep_matrix(d, self.sweep_metric)
-                categories, colour = (), METRIC_NAMES.get(self.sweep_metric, self.sweep_metric)
+                categories: list[str] = []
+                colour = METRIC_NAMES.get(self.sweep_metric, self.sweep_metric)
                 if self.sweep_metric == GEOMETRY:  # each cell's arrangement, named on the colour bar
                     categories = geometry_categories(d)[0]
                     colour = "arrangement" + (f", most common over {', '.join(d.swept()[2:])}" if len(d.swept()) > 2 else "")
