@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sptui.names import counted
+
 FLOAT32 = 4
 
 
@@ -70,7 +72,7 @@ class NotKnown(Exception):
 
 def instances_of(count: int) -> str:
     """What a batched kind's peak scales with: the instances of its sweep trained together ("4 instances")."""
-    return f"{count} instance{'s' if count != 1 else ''}"
+    return counted(count, "instance")
 
 
 # A loaded model's inference, as kinds that read a model count it (measured against torch's allocator in

@@ -140,7 +140,7 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Esti
     except NotKnown as e:  # d_in, the toy models and the model unknown: the latents of the sweep's points only
         D = max(q.d_sae for q in instances)
         return Estimate.not_known(str(e), at_least=4 * _passes(p, points, D),
-                                  of=f"at least {points} SAE{'s' if points != 1 else ''}")
+                                  of=f"at least {counted(points, 'SAE')}")
     count = points * toys
     D = max(resolved_d_sae(q, d_in) for q in instances)
     weights = count * (2 * d_in * D + D + d_in)
@@ -152,8 +152,8 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Esti
         held += model_params + window_size(p.buffer_tokens, p.batch_size) * d_in
         if p.eval_sequences or p.ce_log_sequences:  # cross-entropy with the SAE spliced in: a forward batch's logits
             passes = max(passes, 3 * logits)
-    of = (f"{count} SAEs: {points} sweep point{'s' if points != 1 else ''} x {toys} toy models" if toys > 1
-          else f"{count} SAE{'s' if count != 1 else ''}")
+    of = (f"{count} SAEs: {counted(points, 'sweep point')} x {toys} toy models" if toys > 1
+          else counted(count, "SAE"))
     return Estimate(4 * (held + passes), of=of)
 
 
