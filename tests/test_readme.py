@@ -1,0 +1,222 @@
+"""The README is what a researcher follows on day one: what it names must exist and what it shows must run.
+
+Checked here, all without training anything: every job file it names is shipped and valid (its references
+resolve, to the shipped job files it says to run first), every shipped job file is named in it, every
+`sptui` command line it shows names a real command and only flags that command takes (and the whole command
+lines in its code blocks parse), every link and anchor inside it resolves, every repository file it names in
+code is there, and every `just` recipe it names is in the Justfile. The job files' own usage comments are held
+to the same rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from sptui.cli import build_parser
+from sptui.pipeline import RunIndex, resolve
+from sptui.spec import JobSpec, load_file
+
+from .helpers import REPO
+
+README = (REPO / "README.md").read_text()
+JOBS = REPO / "jobs"
+EXAMPLE_JOB_FILES = {"x.toml"}  # the README's example of an error message, not a shipped file
+
+
+def code_blocks(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of every line inside a ``` fenced block."""
+    lines, inside = [], False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            inside = not inside
+        elif inside:
+            lines.append((n, line))
+    return lines
+
+
+def prose(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of every line outside fenced blocks."""
+    inside_lines = {n for n, _ in code_blocks(text)}
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1)
+            if n not in inside_lines and not line.startswith("```")]
+
+
+def inline_code(text: str) -> list[tuple[int, str]]:
+    return [(n, span) for n, line in prose(text) for span in re.findall(r"`([^`]+)`", line)]
+
+
+# ---------------------------------------------------------------- job files
+
+def named_job_files(text: str) -> set[str]:
+    return set(re.findall(r"jobs/([A-Za-z0-9_]+\.toml)", text)) - EXAMPLE_JOB_FILES
+
+
+def job_names(path: Path) -> set[str]:
+    names = set()
+    for spec in load_file(path):
+        names |= {spec.name, spec.name.split("[")[0]}
+    return names
+
+
+def words(spec: JobSpec) -> set[str]:
+    """Every string a job holds in its parameters, sweep and `after`: a superset of the runs it names."""
+    found = {v for v in spec.params.values() if isinstance(v, str)} | set(spec.after)
+    for values in spec.sweep.values():
+        found |= {v for v in values if isinstance(v, str)}
+    return found
+
+
+def test_every_job_file_the_readme_names_is_shipped_and_every_shipped_one_is_named():
+    named = named_job_files(README)
+    shipped = {p.name for p in JOBS.glob("*.toml")}
+    assert named - shipped == set(), "the README names job files that are not in jobs/"
+    # a shipped file is named as jobs/NAME.toml, or by its bare name: in a list of job files, in a `for f in` loop
+    bare = {span for _, span in inline_code(README)}
+    bare |= {w for _, line in code_blocks(README) if (m := re.search(r"for f in ([^;]*);", line)) for w in m[1].split()}
+    unnamed = {f for f in shipped - named if f.removesuffix(".toml") not in bare}
+    assert unnamed == set(), "shipped job files the README never mentions"
+
+
+def test_every_shipped_job_file_is_valid_and_its_references_resolve_to_shipped_jobs(tmp_path):
+    """What `sptui validate` checks (parameters, bounds, grid size, references, circles), for every shipped file.
+    A file that reads the runs of another (neuron_geometry.toml reads lm_tiny.toml's model) is resolved together
+    with the shipped files that define the jobs it names, as a user who ran those first would have them."""
+    files = sorted(JOBS.glob("*.toml"))
+    specs = {p.name: load_file(p) for p in files}
+    defined_in = {name: p.name for p in files for name in job_names(p)}
+    for name, file_specs in specs.items():
+        needed = {defined_in[w] for spec in file_specs for w in words(spec)
+                  if w in defined_in and defined_in[w] != name and w not in job_names(JOBS / name)}
+        before = [spec for other in sorted(needed) for spec in specs[other]]
+        resolve(before + file_specs, RunIndex(tmp_path / "empty"), name)  # SpecError names the job and key
+    assert not (tmp_path / "empty").exists()
+
+
+# ---------------------------------------------------------------- commands
+
+PLACEHOLDERS = {"RUN": "0001-x", "FILE": "f.toml", "N": "1", "NEURON": "1", "KIND": "tms", "WORD": "x",
+                "S": "failed", "D": "cpu", "DIR": "d", "L": "1", "RUN...": "0001-x", "FILE...": "f.toml",
+                "WORD...": "x"}
+
+
+def sptui_commands(text: str) -> list[tuple[int, str, bool]]:
+    """(line, command, whole) for every `sptui ...` the text shows: whole=True for a command line in a code
+    block (it must parse as written), False for a synopsis in prose (`[--flag]`, `A | B`, `...`)."""
+    found = []
+    for n, line in code_blocks(text):
+        line = line.split("#")[0]
+        for part in re.split(r"&&|;|\|(?!\|)", line):
+            if m := re.search(r"(?:^|\s)(?:\.venv/bin/)?sptui(\s.*)?$", part.strip()):
+                found.append((n, "sptui" + (m.group(1) or ""), True))
+    for n, span in inline_code(text):
+        for part in re.split(r" / |&&|;|\|(?! )", span):
+            if m := re.match(r"\s*(?:\.venv/bin/)?sptui(\s.*)?$", part):
+                found.append((n, "sptui" + (m.group(1) or ""), False))
+    return found
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def check_command(parser: argparse.ArgumentParser, command: str, whole: bool) -> str | None:
+    """Why `command` does not run as shown (None when it does)."""
+    tokens = [t for t in shlex.split(command.replace("[", " ").replace("]", " ").replace("\\|", " "))[1:]
+              if t not in ("...", "|")]
+    args = [PLACEHOLDERS.get(t, t) for t in tokens]
+    while args[:1] in (["--artifacts"], ["--device"]):
+        args = args[2:]
+    if not args or args[0].startswith("-"):
+        flags = [a for a in args if a.startswith("-")]
+        bad = [f for f in flags if f.split("=")[0] not in parser._option_string_actions]
+        return f"unknown option {bad}" if bad else None
+    verbs = subparsers(parser)
+    if args[0] not in verbs:
+        return f"no command {args[0]!r}"
+    p = verbs[args[0]]
+    if args[1:2] and args[1] in subparsers(p):
+        p = subparsers(p)[args[1]]
+    bad = [a for a in args[1:] if a.startswith("-") and len(a) > 1 and a.split("=")[0] not in p._option_string_actions]
+    if bad:
+        return f"{args[0]} takes no {bad}"
+    if whole:
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            try:
+                parser.parse_args(args)
+            except SystemExit:
+                return err.getvalue().strip()
+    return None
+
+
+def job_file_comments() -> str:
+    """The usage lines job files carry in their comments, as a code block."""
+    lines = [re.split(r"\s{2,}|\s\(", line.lstrip("# ").strip())[0]  # the command, not the note beside it
+             for p in JOBS.glob("*.toml") for line in p.read_text().splitlines()
+             if re.match(r"#\s+(\w+=\S+\s+)?sptui ", line)]
+    return "```\n" + "\n".join(lines) + "\n```\n"
+
+
+@pytest.mark.parametrize("where", ["README.md", "jobs/*.toml comments"])
+def test_every_sptui_command_shown_names_a_real_command_and_real_flags(where):
+    text = README if where == "README.md" else job_file_comments()
+    parser = build_parser()
+    shown = sptui_commands(text)
+    assert len(shown) > (50 if where == "README.md" else 5)  # the extraction found the commands
+    wrong = [f"line {n}: {command!r}: {why}" for n, command, whole in shown
+             if (why := check_command(parser, command, whole))]
+    assert wrong == []
+
+
+def test_the_command_check_catches_a_missing_flag_and_verb():
+    parser = build_parser()
+    assert check_command(parser, "sptui ls --stat failed", whole=False)
+    assert check_command(parser, "sptui lst", whole=False)
+    assert check_command(parser, "sptui priority RUN", whole=True)  # a missing argument
+    assert check_command(parser, "sptui requeue RUN --time 240", whole=True) is None
+    assert check_command(parser, "sptui neuroscope show RUN 123 --layer 1", whole=True) is None
+
+
+# ---------------------------------------------------------------- links, files, recipes
+
+def github_anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_and_anchor_in_the_readme_resolves():
+    anchors = {github_anchor(m.group(1)) for _, line in prose(README) if (m := re.match(r"#+ (.*)", line))}
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", README):
+        if target.startswith(("http://", "https://")):
+            continue
+        if target.startswith("#"):
+            broken += [target] if target[1:] not in anchors else []
+        elif not (REPO / target.split("#")[0]).exists():
+            broken.append(target)
+    assert broken == []
+
+
+def test_every_repository_file_the_readme_names_is_there():
+    paths = set(re.findall(r"(?<![\w/.~-])((?:sptui|tests|benchmarks|scripts|docs|jobs|\.ci)/[\w/.-]*\w)", README))
+    missing = sorted(p for p in paths if "." in Path(p).name and not (REPO / p).exists()
+                     and Path(p).name not in EXAMPLE_JOB_FILES)
+    assert missing == []
+    assert len(paths) > 40
+
+
+def test_every_just_recipe_the_readme_names_is_in_the_justfile():
+    recipes = set(re.findall(r"^([a-z][\w-]*)(?:\s[^:\n]*)?:", (REPO / "Justfile").read_text(), re.M))
+    shown = [span for _, span in inline_code(README)] + [line for _, line in code_blocks(README)]
+    named = {m[1] for text in shown if (m := re.match(r"\s*just ([a-z][\w-]*)", text))}
+    assert {"setup", "demo", "test", "gpu-wheels"} <= named
+    assert named - recipes == set()
