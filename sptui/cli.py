@@ -406,8 +406,11 @@ def cmd_show(args, root: Path) -> int:
         lines["ended"] = time.strftime(stamp, time.localtime(job.finished))
     if job.elapsed() is not None:  # running time over every attempt, as `ls` shows it
         lines["elapsed"] = _fmt_seconds(job.elapsed())
-    if job.quiet_for() is not None:  # a running job: when it last said something
-        lines["reported"] = f"{_fmt_seconds(job.quiet_for())} ago"
+    now = time.time()
+    if job.quiet_for(now) is not None:  # a running job: when it last said something, and what a silence says
+        lines["reported"] = f"{_fmt_seconds(job.quiet_for(now))} ago"
+        lines["silent"] = job.silence(now)  # the app's run head says the same
+    lines["phase"] = job.doing(now)  # "drawing plots for 1m30s": past its steps, where ls shows no eta
     with Queue(root) as queue:
         needs = queue.needs(job.id)
     if job.waiting:
@@ -415,7 +418,7 @@ def cmd_show(args, root: Path) -> int:
     if needs:
         lines["needs"] = ", ".join(f"{run_id} ({state}; {why})" for run_id, state, why in needs)
     for key in ("run_id", "name", "kind", "state", "error", "needs", "device", "executor", "queued", "started",
-                "ended", "elapsed", "reported", "attempts", "source", "run_dir", "slurm_job_id", "slurm_state"):
+                "ended", "elapsed", "phase", "reported", "silent", "attempts", "source", "run_dir", "slurm_job_id", "slurm_state"):
         if lines.get(key) not in (None, "", []):  # a run that waits for nothing has no "needs" line, not "[]"
             print(f"{key:>12}: {printable(lines[key])}")
     if info.get("slurm_logs"):

@@ -64,6 +64,9 @@ class Hooks:
     def phase(self, phase: str) -> None:
         """The job has done its steps and now does `phase` (the runner's "drawing plots")."""
 
+    def beat(self) -> None:
+        """The job is alive (the runner calls it every few seconds in a phase that reports no steps)."""
+
     def cancel_requested(self) -> bool:
         return False
 

@@ -43,7 +43,7 @@ from sptui.config import make_artifacts, queue_path, runs_dir
 from sptui.errors import SptuiError
 from sptui.runs import RunDir, known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
-from sptui.timing import eta_seconds
+from sptui.timing import eta_seconds, fmt_duration
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -256,11 +256,37 @@ class Job:
         return eta_seconds(self.step, self.total, self.resumed_step, self.attempt_elapsed(now))
 
     def quiet_for(self, now: float | None = None) -> float | None:
-        """Seconds since a running job last reported (claimed, or wrote progress), else None. A job reports
-        at most once a second while it makes progress; a long silence means a long step, or a hang."""
+        """Seconds since a running job last reported (claimed, wrote progress, or beat in a phase), else None. A
+        job reports at most once a second while it makes progress, and every JOB_BEAT_SECONDS in a phase past its
+        steps (the runner's beat); a long silence means a long step, or a hang."""
         if self.state != "running" or self.heartbeat is None:
             return None
         return max(0.0, (now or time.time()) - self.heartbeat)
+
+    def phase_for(self, now: float | None = None) -> float | None:
+        """Seconds this attempt has been in its phase (drawing plots), else None."""
+        if not self.phase_now or self.phase_at is None:
+            return None
+        return max(0.0, (now or time.time()) - self.phase_at)
+
+    def doing(self, now: float | None = None) -> str | None:
+        """"drawing plots for 1m30s": what a running job does past its steps and for how long (the app's run head
+        and `sptui show`), else None."""
+        seconds = self.phase_for(now)
+        return None if seconds is None else f"{self.phase_now} for {fmt_duration(seconds)}"
+
+    def silence(self, now: float | None = None) -> str | None:
+        """What a running job's silence says once it is real (longer than JOB_QUIET_SECONDS), else None: in its
+        steps a long step or a hang; in a phase, where the runner beats every JOB_BEAT_SECONDS, a process that
+        has stopped (killed with its worker, frozen, a machine swapping) or hangs. One text for the app and
+        `sptui show`."""
+        quiet = self.quiet_for(now)
+        if quiet is None or quiet <= JOB_QUIET_SECONDS:
+            return None
+        if self.phase_now:
+            return (f"no heartbeat for {fmt_duration(quiet)} while {self.phase_now} (it beats every "
+                    f"{JOB_BEAT_SECONDS:g}s): stopped or hung")
+        return f"no report for {fmt_duration(quiet)}: a long step, or a hang"
 
     @property
     def waiting(self) -> str | None:
@@ -332,6 +358,7 @@ HOST = socket.gethostname()
 WORKER_BEAT_SECONDS = 2.0  # how often a worker writes its heartbeat
 WORKER_SILENT_SECONDS = 30.0  # a worker silent this long is not responding (15 missed beats)
 JOB_QUIET_SECONDS = 60.0  # the app points out a running job that has not reported for this long
+JOB_BEAT_SECONDS = 5.0  # how often a job in a phase past its steps (drawing plots) writes its heartbeat
 LOW_DISK_BYTES = 1 << 20  # a lost job on a disk with less free than this most likely ran out of space
 
 

@@ -10,8 +10,11 @@ import errno
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,7 +200,8 @@ def execute(spec: JobSpec, run: RunDir, device: str = "cpu", hooks: Hooks | None
                 # said before, not after: drawing can take longer than the steps did, with the steps at 100%
                 ctx.info(DRAWING)
                 hooks_phase(hooks, DRAWING)
-                files = draw(run)
+                with beating(hooks):
+                    files = draw(run)
                 ctx.info(f"wrote {counted(len(files or []), 'plot')} to {run.plots}")
             except Exception as e:  # the results are good; a drawing bug must not fail the run
                 ctx.info("rendering plots failed:\n" + traceback.format_exc(), echo=False)
@@ -231,6 +235,41 @@ def hooks_phase(hooks: Hooks | None, phase: str) -> None:
         hooks.phase(phase)
     except (SptuiError, OSError):
         pass
+
+
+@contextmanager
+def beating(hooks: Hooks | None, every: float | None = None) -> Iterator[None]:
+    """Beat the job's heartbeat every `every` seconds (JOB_BEAT_SECONDS) from a thread while the block runs.
+
+    Why beat while drawing: a big run's plots take minutes with no steps to report, and a silent minute read as
+    "a long step, or a hang" on every healthy run. With the beat, the heartbeat answers "is the process alive"
+    (a killed, frozen or swapped-out process falls silent and is still warned about), and the phase with its
+    duration ("drawing plots for 4m10s") answers "what is it doing, for how long". The cost: a draw hung inside
+    Python (a deadlock) beats on and is never called a hang; it shows as a phase whose time keeps growing, which
+    a user reads, where the alternative cried wolf on every big run. The thread is joined before the block's
+    caller goes on, so it never writes to the queue at the same time as the job's own thread."""
+    if hooks is None:
+        yield
+        return
+    from sptui.queue import JOB_BEAT_SECONDS
+
+    interval = JOB_BEAT_SECONDS if every is None else every
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                hooks.beat()
+            except (SptuiError, OSError):  # a full disk or a locked queue: the next beat tries again
+                pass
+
+    thread = threading.Thread(target=beat, name="sptui-beat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _record(ctx: Context, **fields: Any) -> None:
@@ -277,6 +316,9 @@ class QueueHooks(Hooks):
     def phase(self, phase: str) -> None:
         self.flush()  # the last steps' progress first: a throttled write may be pending
         self.queue.set_phase(self.job_id, phase)
+
+    def beat(self) -> None:
+        self.queue.progress(self.job_id, None, None)  # the heartbeat alone: step and total stay as they are
 
     def cancel_requested(self) -> bool:
         return self.queue.cancel_requested(self.job_id)

@@ -76,6 +76,8 @@ def test_show_says_who_runs_a_job_and_when_it_last_reported(artifacts):
     out = sptui("show", job.run_id, root=artifacts, check=True).stdout
     assert f" executor: worker (pid {pid} on " in out
     assert " reported: 2m0" in out  # 2m05s ago, or a second more on a slow machine
+    assert "   silent: no report for 2m0" in out and out.count(": a long step, or a hang") == 1  # as the app says
+    assert "phase:" not in out  # in its steps
     shown = json.loads(sptui("show", "--json", job.run_id, root=artifacts, check=True).stdout)
     assert shown["executor"] == "worker" and shown["quiet_for"] >= 125
 

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -129,3 +130,135 @@ def test_a_run_drawing_its_plots_says_so_in_its_log_and_in_the_queue(artifacts):
         assert queue.get(job.id).phase_now is None
     log = run.log.read_text()
     assert log.index(" drawing plots\n") < log.index(" wrote ")
+
+
+def test_a_run_drawing_its_plots_beats_and_says_how_long_it_has_drawn(artifacts, monkeypatch):
+    """Drawing reports no steps: the runner beats the job's heartbeat from a thread meanwhile, so a run that draws
+    for minutes is "drawing plots for 1m30s" in the run head, with no "no report" warning; the warning comes
+    only once the beat itself stops."""
+    import dataclasses
+
+    import sptui.queue
+    import sptui.runner
+    from sptui.queue import own_identity
+    from sptui.runner import QueueHooks, execute
+    from sptui.spec import parse_text
+    from sptui.tui.screens.run import run_head
+
+    monkeypatch.setattr(sptui.queue, "JOB_BEAT_SECONDS", 0.05)
+    real_renderer = sptui.runner.renderer
+
+    def slow_renderer(kind):  # a big run's minutes of matplotlib, in a second
+        draw = real_renderer(kind)
+
+        def drawing(run):
+            files = draw(run)
+            time.sleep(1.0)
+            return files
+        return drawing
+
+    monkeypatch.setattr(sptui.runner, "renderer", slow_renderer)
+    seen = {}
+
+    class Watching(QueueHooks):
+        def info(self, message):
+            if message.startswith("wrote ") and "plot" in message:
+                seen["drawn"] = self.queue.get(self.job_id)
+
+    with Queue(artifacts) as queue:
+        (job,) = queue.submit(parse_text(tms_job("beating", steps=60, checkpoint_every=60), "t.toml"))
+        job = queue.claim(*own_identity())
+        run = RunDir(job.run_dir(artifacts))
+        outcome = execute(job.job_spec(), run, hooks=Watching(queue, job.id), artifacts_root=artifacts)
+        assert outcome.state == "succeeded" and not outcome.error
+    drawn = seen["drawn"]
+    assert drawn.phase_now == "drawing plots"
+    assert drawn.heartbeat >= drawn.phase_at + 0.8  # it beat during the second of drawing, not only when it began
+    # 90 s into the drawing, the last beat a second ago: what it does and how long, no warning
+    beat = drawn.heartbeat
+    drawing = dataclasses.replace(drawn, started=beat - 120, phase_at=beat - 90)
+    head = run_head(drawing, now=beat + 1).plain
+    assert "drawing plots for 1m31s" in head and "no report" not in head and "heartbeat" not in head
+    assert drawing.silence(now=beat + 1) is None
+    # the beat stopped 61 s ago: that silence is real, and said as such
+    head = run_head(drawing, now=beat + 61).plain
+    assert "no heartbeat for 1m01s while drawing plots (it beats every 0.05s): stopped or hung" in head
+    # in its steps (no phase), a silence is a long step, or a hang, as before
+    stepping = dataclasses.replace(drawn, phase=None, phase_at=None)
+    assert stepping.silence(now=beat + 30) is None
+    assert stepping.silence(now=beat + 90) == "no report for 1m30s: a long step, or a hang"
+
+
+# Loaded by every Python started with this folder on PYTHONPATH: short beats and silences (a test's seconds for
+# the app's minute), and in a job's own process a draw that holds until the test lets it go
+HOLDS_THE_DRAWING = """
+import os, time
+import sptui.kinds, sptui.queue
+sptui.queue.JOB_BEAT_SECONDS = 0.2
+sptui.queue.JOB_QUIET_SECONDS = 2.0
+with open("/proc/self/cmdline", "rb") as f:
+    if b"sptui.runner" in f.read().split(b"\\0"):
+        real = sptui.kinds.renderer
+
+        def held(kind):
+            draw = real(kind)
+
+            def drawing(run):
+                files = draw(run)
+                deadline = time.monotonic() + 120
+                while not os.path.exists(os.environ["RELEASE_DRAWING"]) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return files
+            return drawing
+        sptui.kinds.renderer = held
+"""
+
+
+def test_sptui_show_says_a_real_worker_s_job_is_drawing_and_warns_only_when_its_beat_stops(artifacts, tmp_path):
+    import subprocess
+    import sys
+
+    from .helpers import REPO
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOLDS_THE_DRAWING)
+    release = tmp_path / "release"
+    env = {"PYTHONPATH": str(hook), "RELEASE_DRAWING": str(release)}
+    path = tmp_path / "job.toml"
+    path.write_text(tms_job("held", steps=60, checkpoint_every=60))
+    (ref,) = sptui("submit", str(path), root=artifacts, check=True).stdout.split()
+
+    def show() -> str:
+        result = subprocess.run([sys.executable, "-m", "sptui", "show", ref], capture_output=True, text=True,
+                                env={**os.environ, "SPTUI_ARTIFACTS": str(artifacts), **env}, cwd=REPO, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    worker = start_worker(artifacts, env=env)
+    try:
+        with Queue(artifacts) as queue:
+            drawing = wait_for(lambda: (j := queue.get(ref)).phase_now and j, timeout=240, what="the job to draw")
+            # beats go on well past the 2 s silence the test's app calls real
+            wait_for(lambda: queue.get(ref).heartbeat > drawing.phase_at + 3, timeout=60, what="beats while drawing")
+            shown = show()
+            assert re.search(r"^ +phase: drawing plots for 0m0[3-9]s$", shown, re.M), shown
+            assert "silent" not in shown and "heartbeat" not in shown
+            # a frozen process stops beating: now the silence is real, and said
+            pid = queue.get(ref).pid
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                wait_for(lambda: queue.get(ref).quiet_for() > 2.5, timeout=30, what="the silence")
+                shown = show()
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert re.search(r"^ +silent: no heartbeat for 0m0\ds while drawing plots \(it beats every 0.2s\): "
+                             r"stopped or hung$", shown, re.M), shown
+            release.touch()
+            done = wait_for(lambda: (j := queue.get(ref)).state != "running" and j, timeout=120, what="the end")
+        assert done.state == "succeeded" and done.phase_now is None
+        assert "phase:" not in show()
+    finally:
+        release.touch()
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)

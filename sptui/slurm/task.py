@@ -53,6 +53,9 @@ class StatusHooks(Hooks):
             self._last = now
             self.status.write(self.run_root)
 
+    def beat(self) -> None:
+        self.status.write(self.run_root)  # `updated` is what the submitting side reads as the job's last report
+
     # cancel_requested stays False: a Slurm job is cancelled by scancel, which stops its process
 
 

@@ -24,7 +24,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from sptui.errors import SptuiError
 from sptui.names import counted
-from sptui.queue import JOB_QUIET_SECONDS, Job, Queue
+from sptui.queue import Job, Queue
 from sptui.runs import FileTail, MetricsTail, RunDir
 from sptui.timing import fmt_clock
 from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
@@ -82,7 +82,7 @@ def run_head(j: Job, now: float | None = None, width: int | None = None) -> Text
         text.append(f"  {progress}")
     eta = j.eta(now)
     if j.phase_now:  # past its steps (drawing plots): an eta of 0s would say it is about to end
-        text.append(f"  {j.phase_now}")
+        text.append(f"  {j.doing(now)}")
     elif eta is not None:
         text.append(f"  eta {fmt_seconds(eta)}")
     when = []
@@ -102,9 +102,9 @@ def run_head(j: Job, now: float | None = None, width: int | None = None) -> Text
         when.append(f"via {j.executor}")
     if when:
         text.append("\n" + "  ".join(when), style="dim")
-    quiet = j.quiet_for(now)
-    if quiet is not None and quiet > JOB_QUIET_SECONDS:  # a long step, or a hang: say so, don't guess
-        text.append(f"\nno report for {fmt_seconds(quiet)} (a long step, or a hang: see the Log tab)", style="yellow")
+    silence = j.silence(now)
+    if silence:  # a long step, or a hang: say so, don't guess
+        text.append(f"\n{silence} (see the Log tab)", style="yellow")
     if j.error:
         text.append(f"\n{head_error(j.error, width)}", style="red")
     return text
