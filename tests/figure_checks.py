@@ -53,6 +53,7 @@ CONTINUOUS_MAPS = {DIVERGING, SEQUENTIAL}
 MAX_CATEGORIES = 32  # a ListedColormap with at most this many colours is a categorical map
 PIXEL_SLACK = 1.5  # overlaps smaller than this many pixels are anti-aliasing, not a collision
 MAX_WIDTH = 7.5  # inches: the widest figure that goes on a page without being shrunk (7 in text + margin)
+MAX_HEIGHT = 9.3  # inches: the tallest figure that goes on a page (its 9 in of text height + a little margin)
 MIN_GAP = 0.2  # em: texts side by side on one line closer than this read as one
 EMPTY_BAND = 0.3  # inches, at page scale: constrained layout's pads and a row of tick labels stay well under it
 
@@ -509,11 +510,22 @@ def figure_problems(fig: Figure, *, tight: bool = False, dpi: float | None = Non
     return problems
 
 
+def saved_inches(path: str | Path) -> tuple[float, float]:
+    """A saved PNG's (width, height) in inches: its pixels over the dpi it was saved at."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        dpi = image.info["dpi"]
+        return image.size[0] / dpi[0], image.size[1] / dpi[1]
+
+
 @dataclass
 class SavedFigures:
-    """What `checking_saves` saw: problems per written path."""
+    """What `checking_saves` saw: problems per written path, and the texts each figure drew (so a test can
+    say what a sheet shows: which heads, which instances, which point labels)."""
 
     by_path: dict[Path, list[str]] = field(default_factory=dict)
+    texts: dict[Path, list[str]] = field(default_factory=dict)
 
     def report(self) -> str:
         return "\n".join(f"{p}:\n  " + "\n  ".join(v) for p, v in sorted(self.by_path.items()) if v)
@@ -525,7 +537,7 @@ def checking_saves():
     import sptui.runs as runs
 
     seen = SavedFigures()
-    pending: list[list[str]] = []
+    pending: list[tuple[list[str], list[str]]] = []
     original_savefig = Figure.savefig
     original_write = runs.atomic_write_bytes
 
@@ -533,15 +545,17 @@ def checking_saves():
         dpi = kwargs.get("dpi")
         problems = figure_problems(self, tight=kwargs.get("bbox_inches") == "tight",
                                    dpi=dpi if isinstance(dpi, (int, float)) else None)
+        renderer = self.canvas.get_renderer()
+        texts = [t.get_text() for t in _all_texts(self) if _drawn(t, renderer)]
         if isinstance(fname, (str, Path)):
-            seen.by_path[Path(fname)] = problems
+            seen.by_path[Path(fname)], seen.texts[Path(fname)] = problems, texts
         else:
-            pending.append(problems)
+            pending.append((problems, texts))
         return original_savefig(self, fname, *args, **kwargs)
 
     def write(path, data, *args, **kwargs):
         if pending:
-            seen.by_path[Path(path)] = pending.pop()
+            seen.by_path[Path(path)], seen.texts[Path(path)] = pending.pop()
         return original_write(path, data, *args, **kwargs)
 
     Figure.savefig = savefig

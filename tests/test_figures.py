@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from sptui.kinds import load_kind  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
-from .figure_checks import checking_saves, figure_problems  # noqa: E402
+from .figure_checks import MAX_HEIGHT, checking_saves, figure_problems, saved_inches  # noqa: E402
 from .helpers import run_kind  # noqa: E402
 
 
@@ -643,6 +643,55 @@ def test_addition_sheets_of_many_heads_go_on_further_pages(tmp_path):
                                        tmp_path / f"ablation_heads{suffix}.png", d["ablation"]["per_head_win"], heads),
                       A.pattern_sheet(d["patterns"], n, tmp_path / f"attention_mean{suffix}.png", "attention", heads)]
     assert_clean({p.name: seen.by_path[p] for p in paths})
+
+
+def _compression_results(results, H: int) -> None:
+    """compression.safetensors + compression.json of an `H`-head, 9-digit model, as the analysis saves them."""
+    from sptui.runs import atomic_write_json, save_arrays
+
+    d = _largest_addition(H, 9)
+    results.mkdir(parents=True)
+    save_arrays(results / "compression.safetensors", {k: np.asarray(v) for k, v in d["compression"].items()})
+    atomic_write_json(results / "compression.json", d["facts"])
+
+
+def _compression_sheets(tmp_path, H: int) -> None:
+    """The compression figures of an `H`-head model, drawn by the addition renderer: every sheet a page at most
+    (7 in wide, 9 in tall) and clean, the heads split over sheets of 64 named like the head sheets, each head's
+    row on exactly one sheet of each figure."""
+    from sptui.plots import addition as A
+
+    _compression_results(tmp_path / "results", H)
+    with checking_saves() as seen:
+        paths = A.render_results(tmp_path / "results", tmp_path / "plots", 9)
+    pages = A.head_pages(H)
+    names = {p.name for p in paths}
+    assert names == {"compression_pruning.png"} | {f"compression_{what}{suffix}.png" for _, suffix in pages
+                                                   for what in ("roles", "ablations")}, sorted(names)
+    assert_clean({p.name: seen.by_path[p] for p in paths})
+    for p in paths:
+        width, height = saved_inches(p)
+        assert width <= 7.02 and height <= MAX_HEIGHT, f"{p.name}: {width:.2f} x {height:.2f} in"
+    for what in ("roles", "ablations"):
+        for heads, suffix in pages:
+            texts = seen.texts[tmp_path / "plots" / f"compression_{what}{suffix}.png"]
+            if len(pages) > 1:  # a sheet of part of the heads says which in its title
+                assert any(f"(heads {heads.start}-{heads.stop - 1} of {H})" in t for t in texts), texts[:3]
+    rows = [t.split()[0] for heads, suffix in pages
+            for t in seen.texts[tmp_path / "plots" / f"compression_roles{suffix}.png"] if "  " in t]
+    assert sorted(map(int, rows)) == list(range(H))  # every head's labelled row, once
+
+
+def test_compression_figures_of_many_heads_go_on_further_pages(tmp_path):
+    """72 heads: the role map and the ablation table on a sheet of 64 heads and one of 8 (it was one sheet
+    13 in tall, printed shrunk to a page)."""
+    _compression_sheets(tmp_path, 72)
+
+
+@pytest.mark.slow
+def test_compression_figures_of_the_most_heads_the_kind_allows_stay_pages(tmp_path):
+    """1024 heads (addition's most): 16 sheets of each, every one a page."""
+    _compression_sheets(tmp_path, 1024)
 
 
 # ---------------------------------------------------------------- functions and computation at their largest

@@ -164,7 +164,8 @@ def _suptitle(fig, text: str, fontsize: float = 9) -> None:
     fig.suptitle("\n".join(part for line in text.split("\n") for part in textwrap.wrap(line, chars)), fontsize=fontsize)
 
 
-def _heads_note(heads: range, n_heads: int) -> str:
+def heads_note(heads: range, n_heads: int) -> str:
+    """' (heads 64-127 of 256)' on a sheet that holds part of a model's heads, '' on one that holds them all."""
     return "" if len(heads) == n_heads else f" (heads {heads.start}-{heads.stop - 1} of {n_heads})"
 
 
@@ -191,7 +192,7 @@ def projection_sheet(proj: dict[str, np.ndarray], which: str, n_digits: int, pat
     _segment_legend(fig, o=which == "o")
     what = ("O: W_O[h] @ W_U, each output digit's direction in the head's output plane" if which == "o"
             else f"{which.upper()} per head, in its 2-D space")
-    _suptitle(fig, (title or what) + _heads_note(heads, H))
+    _suptitle(fig, (title or what) + heads_note(heads, H))
     return save_figure(fig, path, dpi=110)
 
 
@@ -336,7 +337,7 @@ def ablation_sheet(per_head: np.ndarray, baseline: np.ndarray, path: Path, per_h
     bar = fig.colorbar(im, ax=flat.tolist(), aspect=30, shrink=0.8)
     bar.set_label("correct digit's logit", fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    _suptitle(fig, "correct digit's logit at the first answer position, one head kept" + _heads_note(heads, H)
+    _suptitle(fig, "correct digit's logit at the first answer position, one head kept" + heads_note(heads, H)
               + "\n(a at position 0, b at position n; dots: the correct digit wins)")
     fit_rows(fig, axes)
     return save_figure(fig, path, dpi=110)
@@ -445,7 +446,7 @@ def pattern_sheet(patterns: np.ndarray, n_digits: int, path: Path, title: str, h
     bar = fig.colorbar(image, ax=flat.tolist(), aspect=30, shrink=0.8)
     bar.set_label("attention weight", fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    _suptitle(fig, f"{title}{_heads_note(heads, H)}\n(a: operand a, b: operand b, s: answer positions; "
+    _suptitle(fig, f"{title}{heads_note(heads, H)}\n(a: operand a, b: operand b, s: answer positions; "
               "least significant digit first)")
     fit_rows(fig, axes)
     return save_figure(fig, path, dpi=110)
@@ -540,9 +541,10 @@ def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict
     if (results / "compression.safetensors").exists() and (results / "compression.json").exists():
         arrays = load_arrays(results / "compression.safetensors")
         facts = read_json(results / "compression.json")
-        out.append(C.role_heatmap(arrays, facts, plots / "compression_roles.png"))
+        for heads, suffix in head_pages(arrays["roles"].shape[0]):
+            out.append(C.role_heatmap(arrays, facts, plots / f"compression_roles{suffix}.png", heads=heads))
+            out.append(C.ablation_table(arrays, plots / f"compression_ablations{suffix}.png", heads=heads))
         out.append(C.pruning_curves(arrays, facts, plots / "compression_pruning.png"))
-        out.append(C.ablation_table(arrays, plots / "compression_ablations.png"))
     if (results / "patterns.safetensors").exists():
         pat = load_arrays(results / "patterns.safetensors")
         tokens = "".join("0123456789=^"[t] for t in pat["example_tokens"])
@@ -562,7 +564,8 @@ def render_compression(results: Path, plots: Path) -> list[Path]:
     if not (results / "compression.safetensors").exists():
         return []
     arrays, facts = load_arrays(results / "compression.safetensors"), read_json(results / "compression.json")
-    return [C.role_heatmap(arrays, facts, plots / "compression_roles.png"),
+    return [*(C.role_heatmap(arrays, facts, plots / f"compression_roles{suffix}.png", heads=heads)
+              for heads, suffix in head_pages(arrays["roles"].shape[0])),
             C.pruning_curves(arrays, facts, plots / "compression_pruning.png")]
 
 

@@ -27,31 +27,50 @@ def _plt():
     return plt
 
 
-def _head_labels(facts: dict[str, Any], width: int = 28) -> list[str]:
+def _head_labels(facts: dict[str, Any], heads: range, width: int = 28) -> list[str]:
     out = []
-    for h in facts["heads"]:
+    for h in (facts["heads"][k] for k in heads):
         label = h["label"] if len(h["label"]) <= width else h["label"][:width - 1] + "…"
         out.append(f"{h['head']:>2}  {label}")
     return out
 
 
-def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Path, title: str = "") -> Path:
+# A sheet of heads x something holds at most HEADS_PER_SHEET heads (those of the addition kind's head sheets, so
+# compression_roles_heads64-127.png and projection_q_heads64-127.png show the same heads): a row of ~0.1 in each
+# with its 6 pt label, a page tall (MAX_HEIGHT) with the titles, tick labels and legend.
+ROW = 0.1  # inches a head's row takes
+MAX_HEIGHT = 9.0  # inches: a page's text height (at PAGE wide)
+
+
+def _heads(heads: range | None, n_heads: int) -> range:
+    return heads if heads is not None else range(n_heads)
+
+
+def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Path, title: str = "",
+                 heads: range | None = None) -> Path:
     """Heads x roles, a page wide: each head's best normalised decodability per role column and its attention
     mass; beside it, the accuracy each answer position loses when the head alone is mean-ablated, with a box
-    round the positions whose pruned set (mean ablation) keeps the head."""
+    round the positions whose pruned set (mean ablation) keeps the head. `heads`: those of one sheet
+    (`sptui.plots.addition.head_pages`); the colour ranges are the whole model's, so sheets compare."""
     plt = _plt()
     import matplotlib
 
-    roles = arrays["roles"]  # [H, R]
+    from sptui.plots.addition import heads_note
+
+    H_all = arrays["roles"].shape[0]
+    heads = _heads(heads, H_all)
+    rows = slice(heads.start, heads.stop)
+    roles = arrays["roles"][rows]  # [H, R]
     columns = facts["role_columns"]
     H, n_ans = roles.shape[0], len(facts["acc_full"])
-    kept = arrays["prune_kept"][MODES.index("mean")].T  # [H, n+1]
-    change = arrays["acc_ablate_one"][MODES.index("mean")] - arrays["acc_full"][None]  # [H, n+1]
-    fig, axes = plt.subplots(1, 2, figsize=(PAGE, 0.15 * H + 2.4), gridspec_kw={"width_ratios": [len(columns), n_ans + 2]},
-                             layout="constrained")
+    every_change = arrays["acc_ablate_one"][MODES.index("mean")] - arrays["acc_full"][None]  # [H_all, n+1]
+    kept = arrays["prune_kept"][MODES.index("mean")].T[rows]  # [H, n+1]
+    change = every_change[rows]
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE, min(MAX_HEIGHT, ROW * H + 2.6)),
+                             gridspec_kw={"width_ratios": [len(columns), n_ans + 2]}, layout="constrained")
     im = axes[0].imshow(roles, cmap=SEQUENTIAL, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     axes[0].set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
-    axes[0].set_yticks(range(H), _head_labels(facts, 24), fontsize=7, family="monospace")
+    axes[0].set_yticks(range(H), _head_labels(facts, heads, 24), fontsize=7 if H <= 40 else 6, family="monospace")
     axes[0].tick_params(length=2, pad=1)
     split = len(columns) - 4  # decodability columns, then attention columns
     axes[0].axvline(split - 0.5, color="0.3", lw=0.8)
@@ -59,7 +78,7 @@ def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Pat
     bar = fig.colorbar(im, ax=axes[0], fraction=0.05, pad=0.01)
     bar.set_label("score (0 chance, 1 perfect) / mass", fontsize=7)
     bar.ax.tick_params(labelsize=7)
-    lim = float(np.abs(change).max()) or 0.01
+    lim = float(np.abs(every_change).max()) or 0.01
     im2 = axes[1].imshow(change, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     for h, j in zip(*np.nonzero(kept)):
         axes[1].add_patch(matplotlib.patches.Rectangle((j - 0.5, h - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.2))
@@ -70,11 +89,14 @@ def role_heatmap(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: Pat
     axes[1].set_title("head mean-ablated\nalone", fontsize=8)
     axes[1].legend(handles=[matplotlib.patches.Patch(facecolor="none", edgecolor="black",
                                                      label="kept in the position's\npruned set (mean abl.)")],
-                   loc="upper center", bbox_to_anchor=(0.5, -0.6 / max(1, H) - 0.1), fontsize=7, frameon=False)
+                   loc="upper center", bbox_to_anchor=(0.5, 0), fontsize=7, frameon=False, borderaxespad=0,
+                   # under the answer positions and their label, whatever the panel's height
+                   bbox_transform=matplotlib.transforms.offset_copy(axes[1].transAxes, fig, y=-22, units="points"))
     bar = fig.colorbar(im2, ax=axes[1], fraction=0.1, pad=0.02)
     bar.set_label("accuracy change", fontsize=7)
     bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title or "what each head does\n(rows: head and its role label; its words in compression.json)", fontsize=9)
+    fig.suptitle((title or "what each head does") + heads_note(heads, H_all)
+                 + ("" if title else "\n(rows: head and its role label; its words in compression.json)"), fontsize=9)
     return save_figure(fig, path, dpi=120)
 
 
@@ -131,29 +153,37 @@ def pruning_curves(arrays: dict[str, np.ndarray], facts: dict[str, Any], path: P
     return save_figure(fig, path, dpi=120)
 
 
-def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -> Path:
+def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "", heads: range | None = None) -> Path:
     """Accuracy change per head and answer position: the head ablated alone, zero vs mean; and with only the
-    head kept (the paper's view, as accuracy), zero vs mean. A page wide: each pair shares its colour bar."""
+    head kept (the paper's view, as accuracy), zero vs mean. A page wide: each pair shares its colour bar.
+    `heads`: those of one sheet (`sptui.plots.addition.head_pages`), ticked with their own numbers; the colour
+    range of the changes is the whole model's, so sheets compare."""
     plt = _plt()
+    import matplotlib.ticker
+
+    from sptui.plots.addition import heads_note
+
     full = arrays["acc_full"]
-    H, n_ans = arrays["acc_ablate_one"].shape[1:]
-    fig, axes = plt.subplots(1, 4, figsize=(PAGE, 0.14 * H + 2.6), layout="constrained")
-    panels = [(arrays["acc_ablate_one"][m] - full[None], f"{mode}-ablate\none head", DIVERGING)
-              for m, mode in enumerate(MODES)]
-    panels += [(arrays["acc_keep_one"][m], f"keep one head\n({mode}-ablate the rest)", SEQUENTIAL)
+    H_all, n_ans = arrays["acc_ablate_one"].shape[1:]
+    heads = _heads(heads, H_all)
+    rows = slice(heads.start, heads.stop)
+    H = len(heads)
+    fig, axes = plt.subplots(1, 4, figsize=(PAGE, min(MAX_HEIGHT, ROW * H + 2.6)), layout="constrained")
+    changes = [arrays["acc_ablate_one"][m] - full[None] for m in range(len(MODES))]
+    lim = max(*(float(np.abs(c).max()) for c in changes), 0.01)
+    panels = [(c[rows], f"{mode}-ablate\none head", DIVERGING) for c, mode in zip(changes, MODES)]
+    panels += [(arrays["acc_keep_one"][m][rows], f"keep one head\n({mode}-ablate the rest)", SEQUENTIAL)
                for m, mode in enumerate(MODES)]
-    lim = max(float(np.abs(panels[0][0]).max()), float(np.abs(panels[1][0]).max()), 0.01)
+    extent = (-0.5, n_ans - 0.5, heads.stop - 0.5, heads.start - 0.5)  # rows at their heads' numbers
     images = []
     for ax, (data, name, cmap) in zip(axes, panels):
-        if cmap == DIVERGING:
-            im = ax.imshow(data, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
-        else:
-            im = ax.imshow(data, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        images.append(im)
+        low, high = (-lim, lim) if cmap == DIVERGING else (0, 1)
+        images.append(ax.imshow(data, cmap=cmap, vmin=low, vmax=high, aspect="auto", interpolation="nearest",
+                                extent=extent))
         ax.set_title(name, fontsize=8)
         ax.set_xticks(range(n_ans))
         ax.set_xlabel("answer position", fontsize=7)
-        ax.yaxis.set_major_locator(__import__("matplotlib").ticker.MaxNLocator(nbins=16, integer=True))
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=16, integer=True))
         ax.tick_params(labelsize=7, length=2, pad=1)
         if ax is not axes[0]:
             ax.set_yticklabels([])
@@ -162,8 +192,8 @@ def ablation_table(arrays: dict[str, np.ndarray], path: Path, title: str = "") -
         bar.ax.tick_params(labelsize=7)
         bar.set_label(label, fontsize=7)
     axes[0].set_ylabel("head", fontsize=8)
-    fig.suptitle(title or "single-head ablations per answer position\n"
-                 f"(full model: {', '.join(f'{a:.3f}' for a in full)})", fontsize=9)
+    fig.suptitle((title or "single-head ablations per answer position") + heads_note(heads, H_all)
+                 + ("" if title else f"\n(full model: {', '.join(f'{a:.3f}' for a in full)})"), fontsize=9)
     return save_figure(fig, path, dpi=120)
 
 
