@@ -243,3 +243,20 @@ def test_a_job_name_reads_its_newest_finished_run(root):
     fake_run(root, "0501-toy2", job_toml("tms", {}, name="toy2"), lambda results: None)
     run = run_kind("sae", {**TOY, "source": "toy2", "steps": 5, "log_points": 1}, root, name="sae-newest")
     assert json.loads((run.results / "summary.json").read_text())["source"]["run"] == "0500-toy2"
+
+
+def test_toy_recovery_is_stated_against_random_dictionaries(root):
+    run = run_kind("sae", TOY, root, name="sae-toy-null")
+    summary = json.loads((run.results / "summary.json").read_text())["mmcs_null"]
+    recs = records(run)
+    verdicts = {r["source_grid"]["feature_probability"]: r["null"]["mmcs"] for r in recs}
+    for r in recs:  # the null is of the instance's own mmcs, as its metrics state it
+        assert r["null"]["mmcs"]["observed"] == pytest.approx(r["metrics"]["mmcs"]) and r["null"]["mmcs"]["draws"] == 99
+    # the pentagon's latents sit on its features: closer than 10 random directions in the plane come (mean ~0.93)
+    sparse, dense = verdicts[0.05], verdicts[1.0]
+    assert sparse["beats_null"] and sparse["p_value"] == 0.01 and sparse["margin"] > 0, sparse["text"]
+    assert sparse["text"].startswith("mmcs 1 beats random dictionaries by ") and 0.85 < sparse["null_mean"] < 0.97
+    # dense features (two dedicated, three dropped): the SAE's directions are no closer than random ones
+    assert not dense["beats_null"] and dense["verdict"] == "does not beat null", dense["text"]
+    assert summary["beat"] == 1 and summary["instances"] == 2 and summary["draws"] == 99
+    assert f"instance 1: {sparse['text']}" in run.log.read_text()  # the log says it in the same words

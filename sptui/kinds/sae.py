@@ -570,6 +570,7 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
             "feature_f1": final["feature_f1"], "present": final["present"], "source_index": torch.tensor(lay.toy),
         })
 
+    recovery_nulls = _mmcs_against_null(toy, final, trainer.mask, metrics) if source.kind == "tms" else None
     records = []
     for i in range(n_inst):
         q = ctx.instances[lay.point[i]]
@@ -577,6 +578,8 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
         params["d_sae"] = int(weights["d_sae"][i])
         rec = {"instance": i, "grid": ctx.grid[lay.point[i]], "params": params,
                "metrics": {k: v[i] for k, v in metrics.items()}}
+        if recovery_nulls is not None:  # is the recovery more than a random dictionary's?
+            rec["null"] = {"mmcs": recovery_nulls[i].to_json()}
         t = lay.toy[i]
         if t is not None:
             rec["source_instance"] = t
@@ -593,9 +596,33 @@ def save_results(ctx, p0: Params, source: Source, lay: Layout, toy, trainer, fin
         "d_sae_allocated": trainer.shape.d_sae, "dead_window": trainer.settings.dead_window,
         "aux_coefficient": trainer.settings.aux_coefficient,
         **({"recovery_by_shape": by_shape} if by_shape else {}),
+        **({"mmcs_null": _null_summary(recovery_nulls)} if recovery_nulls is not None else {}),
     })
     means = ", ".join(f"{k} {_mean(v):.4g}" for k, v in metrics.items() if k in ("l0", "fvu", "dead_fraction", "mmcs", "f1", "ce_loss_recovered"))
     ctx.info(f"final (means over instances): {means}")
+    if recovery_nulls is not None:
+        for i, v in enumerate(recovery_nulls):
+            ctx.info(f"instance {i}: {v.text()}")
+
+
+MMCS_NULL_DRAWS = 99  # random dictionaries per instance: p-values down to 0.01
+
+
+def _mmcs_against_null(toy, final: dict, mask, metrics: dict) -> list:
+    """Per instance, its mmcs against the mmcs of random dictionaries of its size (sae_metrics.mmcs_null)."""
+    from sptui.science import sae_metrics as M
+    from sptui.science.null import compare
+
+    null = M.mmcs_null(toy.true_directions(), final["represented"], mask, draws=MMCS_NULL_DRAWS)
+    return [compare(float("nan") if v is None else v, null[i], what="mmcs", null_name="random dictionaries")
+            for i, v in enumerate(metrics["mmcs"])]
+
+
+def _null_summary(verdicts: list) -> dict:
+    """How many instances' recovery beats the random-dictionary null, and each one's verdict."""
+    return {"null": "random dictionaries (as many latents, Haar-random directions)", "draws": MMCS_NULL_DRAWS,
+            "beat": sum(v.beats for v in verdicts), "instances": len(verdicts),
+            "verdicts": [v.verdict for v in verdicts]}
 
 
 def _recovery_by_shape(ctx, lay: Layout, final: dict, mask, records: list[dict]) -> list[dict]:

@@ -45,6 +45,15 @@ orders and positions by the max statistic (Westfall & Young 1993, single-step ma
 draws whose *largest* block excess anywhere reaches this block's excess. It controls the chance of
 reporting any block in a structureless matrix (family-wise) at `alpha`. With several null models, a
 p-value is the largest over them: a claim must survive every null that was run.
+Beyond neuron geometry, every kind that reports a structure compares it with the same statistic on a
+null the structure should beat, through `compare` (defined once here):
+
+    v = compare(observed, null_values, alpha=0.05, what="mmcs", null_name="random dictionaries")
+    v.p_value, v.null_mean, v.null_max, v.margin (observed - the null's (1 - alpha) quantile), v.beats
+    v.text()   # "mmcs 0.93 beats random dictionaries by 0.45 (mean 0.41, 95% 0.48; 99 draws; p = 0.01)"
+
+and `random_directions` draws the rows of such nulls: vectors with the given norms and Haar-random
+directions (a random dictionary, a toy model's features pointed anywhere).
 """
 
 from __future__ import annotations
@@ -125,6 +134,76 @@ def gram_factor(K: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eigh((K + K.T) / 2)
     keep = vals > vals.max(initial=0.0) * 1e-10
     return (vecs[:, keep] * np.sqrt(vals[keep])).astype(np.float32)
+
+
+# ---------------------------------------------------------------- one statistic against its null draws
+
+@dataclass
+class NullVerdict:
+    """A statistic against its null draws (`compare`): does the structure beat the null, and by how much."""
+
+    what: str                # the statistic, in words
+    null: str                # the null, in words
+    observed: float
+    draws: int
+    null_mean: float
+    null_quantile: float     # the null's (1 - alpha) quantile: the bar to beat
+    null_max: float
+    p_value: float           # empirical_p of the observation among the draws
+    alpha: float
+
+    @property
+    def margin(self) -> float:
+        """How far the observation is above the bar (negative: below it)."""
+        return self.observed - self.null_quantile
+
+    @property
+    def beats(self) -> bool:
+        """The verdict: p <= alpha and above the bar (ties with the bar do not beat it)."""
+        return self.p_value <= self.alpha and self.margin > 0
+
+    @property
+    def verdict(self) -> str:
+        return f"beats null by {self.margin:.3g}" if self.beats else "does not beat null"
+
+    def text(self, digits: int = 3) -> str:
+        f = f"{{:.{digits}g}}"
+        bar = f"mean {f.format(self.null_mean)}, {100 * (1 - self.alpha):g}% {f.format(self.null_quantile)}"
+        head = f"{self.what} {f.format(self.observed)} "
+        tail = f" ({bar}; {self.draws} draws; p = {self.p_value:.2g})"
+        if self.beats:
+            return head + f"beats {self.null} by {f.format(self.margin)}" + tail
+        return head + f"does not beat {self.null}" + tail
+
+    def to_json(self) -> dict:
+        return {"what": self.what, "null": self.null, "observed": self.observed, "draws": self.draws,
+                "null_mean": self.null_mean, "null_quantile": self.null_quantile, "null_max": self.null_max,
+                "p_value": self.p_value, "alpha": self.alpha, "margin": self.margin, "beats_null": self.beats,
+                "verdict": self.verdict, "text": self.text()}
+
+
+def compare(observed: float, null: Sequence[float] | np.ndarray, alpha: float = 0.05, what: str = "statistic",
+            null_name: str = "the null") -> NullVerdict:
+    """`observed` (larger = more structure) against the same statistic on `null` draws: empirical_p, the
+    null's mean, (1 - alpha) quantile (numpy's default linear interpolation) and max. It beats the null when
+    p <= alpha and it is above that quantile; with fewer than 1 / alpha - 1 draws no p reaches alpha, so
+    draw at least 19 for alpha = 0.05. NaN draws (a null with nothing to measure) are dropped."""
+    draws = np.asarray(null, dtype=np.float64)
+    draws = draws[np.isfinite(draws)]
+    if not len(draws) or not np.isfinite(observed):
+        nan = float("nan")
+        return NullVerdict(what, null_name, float(observed), int(len(draws)), nan, nan, nan, 1.0, alpha)
+    return NullVerdict(what, null_name, float(observed), int(len(draws)), float(draws.mean()),
+                       float(np.quantile(draws, 1 - alpha)), float(draws.max()), empirical_p(observed, draws), alpha)
+
+
+def random_directions(norms: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Vectors [..., dim] with the given norms [...] and directions uniform on the sphere (normalised
+    Gaussians): the rows of a random dictionary, or a toy model's features pointed at random."""
+    norms = np.asarray(norms, dtype=np.float64)
+    g = rng.standard_normal((*norms.shape, dim))
+    g /= np.linalg.norm(g, axis=-1, keepdims=True).clip(1e-300)
+    return g * norms[..., None]
 
 
 # ---------------------------------------------------------------- null models

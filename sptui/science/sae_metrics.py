@@ -32,6 +32,11 @@ Recovery of true features (toy sources, where the true directions and activation
     f1         for each true feature and its matched latent, F1 = 2TP / (2TP + FP + FN) of "the latent
                fires" (f > 0) as a detector of "the feature is present" (x_i > 0), averaged over features
                (the classification view of SAELens's synthetic-data evals).
+    mmcs_null  the same mmcs of random dictionaries (as many latents, Haar-random unit directions,
+               sptui.science.null.random_directions) against the same true features, drawn `draws` times
+               (seeded): in few dimensions a random dictionary already has a high max cosine (d = 2 and 8
+               latents: every feature within 22.5 degrees of one), so recovery is stated against it
+               (sptui.science.null.compare)
 Features that never occur in the sample have no correlation or F1 and are left out of those means.
     feature_recovery   the per-feature terms of those means ([I, n], NaN where a feature is left out): best
                cosine (mmcs's), matched correlation and F1, so they can be pooled another way
@@ -119,6 +124,29 @@ def mmcs(cosines: Float[Tensor, "I n D"], feature_mask: Bool[Tensor, "I n"] | No
     count = feat.sum(-1)
     total = torch.where(feat, best, torch.zeros_like(best)).sum(-1)
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def mmcs_null(true_directions: Float[Tensor, "I n d"], feature_mask: Bool[Tensor, "I n"] | None = None,
+              latent_mask: Bool[Tensor, "I D"] | None = None, d_sae: int | None = None, draws: int = 99,
+              seed: int = 0) -> np.ndarray:
+    """[I, draws]: mmcs of `draws` random dictionaries per instance (its own number of latents: latent_mask's
+    count, else d_sae) against its true features (module docstring). Seeded by (seed, instance)."""
+    from sptui.science.null import random_directions
+
+    true = true_directions.detach().double().cpu()
+    n_inst, n, d = true.shape
+    lat = latent_mask.cpu().numpy() if latent_mask is not None else None
+    out = np.full((n_inst, draws), np.nan)
+    for i in range(n_inst):
+        D = int(lat[i].sum()) if lat is not None else int(d_sae or 0)
+        if D == 0:
+            continue
+        rng = np.random.default_rng([seed, i])
+        dec = torch.from_numpy(random_directions(np.ones((draws, D)), d, rng))  # [draws, D, d]
+        cos = decoder_cosines(dec, true[i].expand(draws, n, d))
+        feat = None if feature_mask is None else feature_mask[i].cpu().expand(draws, n)
+        out[i] = mmcs(cos, feat).numpy()
+    return out
 
 
 def correlations(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"]) -> Float[Tensor, "I n D"]:

@@ -1,0 +1,82 @@
+"""Every reported structure against a null it must beat (sptui.science.null.compare): planted structure beats
+its null, pure noise does not. One test per structure, on constructed cases with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sptui.science import sae_metrics as SM
+from sptui.science.null import compare, empirical_p, random_directions
+
+
+# ---------------------------------------------------------------- the shared comparison
+
+def test_compare_states_the_margin_over_the_bar_and_the_p_value():
+    null = np.arange(100) / 100  # 0.00 .. 0.99
+    v = compare(1.5, null, alpha=0.05, what="score", null_name="shuffles")
+    assert v.p_value == empirical_p(1.5, null) == 1 / 101
+    assert v.null_quantile == pytest.approx(np.quantile(null, 0.95)) and v.null_max == 0.99
+    assert v.beats and v.margin == pytest.approx(1.5 - np.quantile(null, 0.95))
+    assert v.text().startswith("score 1.5 beats shuffles by 0.56 (mean 0.495, 95% 0.94; 100 draws; p = 0.0099)")
+    assert v.to_json()["verdict"] == "beats null by 0.56" and v.to_json()["beats_null"] is True
+    inside = compare(0.9, null, what="score", null_name="shuffles")
+    assert not inside.beats and inside.verdict == "does not beat null" and "does not beat shuffles" in inside.text()
+
+
+def test_compare_never_beats_with_too_few_draws_or_nothing_measured():
+    assert not compare(10.0, [0.0] * 5).beats  # p >= 1/6 > 0.05: five draws cannot show it
+    assert compare(10.0, [0.0] * 19).beats  # 19 draws can: p = 1/20
+    assert not compare(float("nan"), [0.0] * 99).beats
+    assert not compare(1.0, [float("nan")] * 99).beats
+
+
+def test_random_directions_keep_norms_and_point_everywhere():
+    rng = np.random.default_rng(0)
+    v = random_directions(np.full((4000,), 2.0), 3, rng)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=-1), 2.0)
+    np.testing.assert_allclose(v.mean(0), 0.0, atol=0.1)  # no preferred direction
+    np.testing.assert_allclose(v.T @ v / len(v), np.eye(3) * 4 / 3, atol=0.1)  # isotropic
+
+
+# ---------------------------------------------------------------- SAE recovery against random dictionaries
+
+def planted_features(n=20, d=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, n, d, generator=g)
+
+
+def test_a_dictionary_holding_the_features_beats_random_dictionaries():
+    true = planted_features()
+    noise = 0.05 * torch.randn(1, 20, 10, generator=torch.Generator().manual_seed(1))
+    planted = torch.cat([true + noise, torch.randn(1, 20, 10, generator=torch.Generator().manual_seed(2))], 1)
+    observed = float(SM.mmcs(SM.decoder_cosines(planted, true))[0])
+    null = SM.mmcs_null(true, d_sae=40, draws=99)
+    assert null.shape == (1, 99)
+    v = compare(observed, null[0], what="mmcs", null_name="random dictionaries")
+    assert observed > 0.99 and v.beats and v.p_value == 0.01 and v.margin > 0.3, v.text()
+
+
+def test_random_dictionaries_beat_random_dictionaries_only_at_the_stated_rate():
+    true = planted_features()
+    null = SM.mmcs_null(true, d_sae=40, draws=99, seed=0)
+    fresh = torch.randn(200, 40, 10, generator=torch.Generator().manual_seed(100))  # not among the null's draws
+    observed = SM.mmcs(SM.decoder_cosines(fresh, true.expand(200, -1, -1)))
+    beats = [compare(float(x), null[0]).beats for x in observed]
+    assert sum(beats) <= 0.05 * 200 * 2, sum(beats)  # ~alpha of pure noise passes (a test at level alpha), not more
+    median = compare(float(observed.median()), null[0])
+    assert not median.beats and median.p_value > 0.2, median.text()
+
+
+def test_the_null_counts_each_instances_own_latents_and_features():
+    true = planted_features(n=6, d=2).expand(2, -1, -1).clone()
+    latents = torch.zeros(2, 16, dtype=torch.bool)
+    latents[0, :2], latents[1, :16] = True, True
+    null = SM.mmcs_null(true, latent_mask=latents, draws=200)
+    # 16 random directions in the plane come closer to every feature than 2 do
+    assert null[1].mean() > 0.9 > null[0].mean() + 0.1
+    some = torch.zeros(2, 6, dtype=torch.bool)
+    some[:, 0] = True  # one feature: its max cosine alone
+    one = SM.mmcs_null(true, feature_mask=some, latent_mask=latents, draws=200)
+    assert one.std(1)[0] > null.std(1)[0]  # a mean over one feature varies more than over six
