@@ -10,7 +10,6 @@ import torch
 from sptui.science import sae_metrics as SM
 from sptui.science.null import compare, empirical_p, random_directions
 
-
 # ---------------------------------------------------------------- the shared comparison
 
 def test_compare_states_the_margin_over_the_bar_and_the_p_value():
