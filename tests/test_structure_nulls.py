@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sptui.science import sae_metrics as SM
+from sptui.science import tms_geometry as TG
 from sptui.science.null import compare, empirical_p, random_directions
 
 # ---------------------------------------------------------------- the shared comparison
@@ -79,3 +80,42 @@ def test_the_null_counts_each_instances_own_latents_and_features():
     some[:, 0] = True  # one feature: its max cosine alone
     one = SM.mmcs_null(true, feature_mask=some, latent_mask=latents, draws=200)
     assert one.std(1)[0] > null.std(1)[0]  # a mean over one feature varies more than over six
+
+
+# ---------------------------------------------------------------- toy-model geometry against random arrangements
+
+def one(W: np.ndarray):
+    return TG.geometry_against_null(torch.tensor(W, dtype=torch.float64)[None])[0]
+
+
+@pytest.mark.parametrize("W", [TG.polygon(5), np.vstack([TG.polygon(4), np.zeros((3, 2))]),  # 2 antipodal pairs
+                               np.pad(TG.square_antiprism(), ((0, 0), (0, 2)))])
+def test_planted_polytopes_beat_random_arrangements_of_the_same_features(W):
+    v = one(W)
+    assert v.observed == 1.0 and v.beats and v.null_quantile < 1.0 and v.p_value == 1 / 40, v.text()
+    assert v.text().startswith("share of features in named shapes 1 beats random arrangements by ")
+
+
+def test_random_arrangements_beat_themselves_only_at_the_stated_rate():
+    rng = np.random.default_rng(5)
+    W = torch.from_numpy(random_directions(np.ones((200, 8)), 3, rng))  # 8 unit features in R^3, pointed anywhere
+    found = TG.geometry_against_null(W)
+    assert sum(v.beats for v in found) <= 0.05 * 200 * 2, sum(v.beats for v in found)
+    assert np.median([v.p_value for v in found]) > 0.2
+
+
+def test_few_orthogonal_features_in_many_dimensions_are_no_evidence():
+    # 3 dedicated features in 50 dimensions: random directions are nearly orthogonal too, so "dedicated" is
+    # what chance gives and the verdict says so
+    v = one(np.eye(50)[:3])
+    assert v.observed == 1.0 and not v.beats and v.null_mean > 0.3, v.text()
+    # one antipodal pair in the plane: two random directions fall within 10 degrees of 90 or 180 one time in 6
+    v = one(np.vstack([TG.polygon(2), np.zeros((3, 2))]))
+    assert v.observed == 1.0 and not v.beats and 0.05 < v.null_mean < 0.3, v.text()
+
+
+def test_unrepresented_features_stay_out_of_the_null():
+    W = np.vstack([TG.polygon(5), np.zeros((4, 2))])
+    geos = TG.random_arrangements(W @ W.T[None], np.array([[True] * 5 + [False] * 4]), 2, draws=10)[0]
+    assert all(g.shapes[5:] == ["unrepresented"] * 4 and "unrepresented" not in g.shapes[:5] for g in geos)
+    assert one(W).observed == 1.0 and one(W).beats

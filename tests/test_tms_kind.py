@@ -135,3 +135,19 @@ def test_untied_hidden_relu_run_is_measured_on_what_it_computes(tmp_path):
     assert record["metrics"]["axis_alignment"] is not None  # hidden ReLU: a privileged basis
     model = load_kind("tms").saved_model(run)
     assert model.hidden_activation == "relu" and torch.allclose(model.transfer(), G, atol=1e-6)
+
+
+def test_each_instances_geometry_is_stated_against_random_arrangements(tmp_path):
+    # 5 features in 2 dimensions: sparse features learn the pentagon (beats the null); dense ones are not in a
+    # named shape after 1,500 steps ("3 other + 2 unrepresented"): no more named than at random
+    run = run_kind("tms", dict(n_features=5, n_hidden=2, steps=1500, batch_size=256), tmp_path,
+                   sweep={"feature_probability": [1.0, 0.05]}, run_id="null")
+    records = {r["grid"]["feature_probability"]: r for r in json.loads((run.results / "instances.json").read_text())}
+    sparse, dense = records[0.05], records[1.0]
+    assert sparse["geometry"] == "pentagon" and dense["geometry"] != "pentagon"
+    v = sparse["null"]["geometry"]
+    assert v["beats_null"] and v["observed"] == 1.0 and v["draws"] == 39 and v["p_value"] == 1 / 40, v["text"]
+    w = dense["null"]["geometry"]
+    assert w["observed"] < 1.0 and not w["beats_null"] and w["verdict"] == "does not beat null", w["text"]
+    log = run.log.read_text()
+    assert "1 of 2 instances beat the null" in log and f"instance 1 (pentagon): {v['text']}" in log

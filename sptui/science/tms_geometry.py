@@ -22,6 +22,12 @@ Rules (the tolerances are module constants, stated here and tested at their edge
 For m = 2 the represented features also get a polygon name when they form a regular k-gon (equal norms within
 NORM_TOL, consecutive angles 360/k within ANGLE_TOL): "triangle", "square", "pentagon", "hexagon", ...
 Angles come from G symmetrised, cos_ij = (G_ij + G_ji) / (2 sqrt(g_i g_j)) (exact cosines for tied models).
+
+Against a null. Some features fall within the tolerances by chance (few features in many dimensions are nearly
+orthogonal, so "dedicated"; two features in one dimension are antipodal or parallel). `named_share` (the share of
+represented features in a named shape, dedicated or a polytope) is therefore compared (sptui.science.null.compare)
+with the same share on random arrangements: the same represented features with the same norms sqrt(g_i), pointed
+in Haar-random directions of the m hidden dimensions (`random_arrangements`, seeded), classified by the same rules.
 """
 
 from __future__ import annotations
@@ -217,6 +223,43 @@ def classify_one(G: np.ndarray, represented: np.ndarray, dims: np.ndarray, W: np
     poly = regular_polygon(W[rep]) if W is not None and W.shape[1] == 2 and len(rep) >= 3 else None
     return Geometry(shapes=shapes, dims=[float(d) for d in dims], groups=groups, group_shapes=group_shapes,
                     polygon=poly, counts=dict(Counter(shapes)))
+
+
+NAMED = tuple(s for s in SHAPES if s not in ("unrepresented", "other"))
+
+
+def named_share(geo: Geometry) -> float:
+    """Share of the represented features that sit in a named shape (dedicated or a polytope): NaN when none is
+    represented."""
+    represented = [s for s in geo.shapes if s != "unrepresented"]
+    return sum(s in NAMED for s in represented) / len(represented) if represented else float("nan")
+
+
+def random_arrangements(G: np.ndarray, represented: np.ndarray, m: int, draws: int = 39, seed: int = 0) -> list[list[Geometry]]:
+    """The null of `named_share` (module docstring): per instance of G [I, n, n] and represented [I, n], `draws`
+    arrangements of its represented features with its norms sqrt(g_i) in random directions of R^m, classified by
+    the same rules. Instance i's draws are seeded by (seed, i)."""
+    from sptui.science.null import random_directions
+
+    rep = np.asarray(represented, dtype=bool)
+    norms = np.sqrt(np.clip(np.diagonal(G, axis1=-2, axis2=-1), 0, None)) * rep  # [I, n]
+    W = np.stack([random_directions(np.broadcast_to(norms[i], (draws, norms.shape[1])), m,
+                                    np.random.default_rng([seed, i])) for i in range(len(norms))])
+    flat = torch.from_numpy(W.reshape(-1, *W.shape[2:]))  # [I * draws, n, m]: the metrics in one batched call
+    Gs = (flat @ flat.transpose(1, 2)).numpy().reshape(*W.shape[:2], *G.shape[1:])
+    dims = M.feature_dimensionality(flat).numpy().reshape(*W.shape[:3])
+    return [[classify_one(Gs[i, b], rep[i], dims[i, b], W[i, b]) for b in range(draws)] for i in range(len(norms))]
+
+
+def geometry_against_null(x: M.ToyModel | torch.Tensor, draws: int = 39, seed: int = 0, alpha: float = 0.05) -> list:
+    """Per instance, its `named_share` against random arrangements of its features (a NullVerdict each)."""
+    from sptui.science.null import compare
+
+    model = M.as_model(x)
+    G = model.transfer().double().cpu().numpy()
+    nulls = random_arrangements(G, M.represented_mask(model).cpu().numpy(), model.n_hidden, draws, seed)
+    return [compare(named_share(geo), [named_share(g) for g in null], alpha, what="share of features in named shapes",
+                    null_name="random arrangements") for geo, null in zip(classify(model), nulls)]
 
 
 def classify(x: M.ToyModel | torch.Tensor) -> list[Geometry]:
