@@ -697,21 +697,23 @@ def test_compression_figures_of_the_most_heads_the_kind_allows_stay_pages(tmp_pa
 # ---------------------------------------------------------------- functions and computation at their largest
 
 def test_functions_figures_of_the_widest_models_fit_a_page(tmp_path):
-    """Six instances (the most drawn) of a 2-input target: neuron stacks of 300 hidden units (unit labels thinned)
-    and the target with every instance's map and error, a page wide, clean."""
-    from sptui.plots.functions import MAX_INSTANCES, draw_function, draw_weights
+    """A sheet of six instances (the most a sheet holds) of a 2-input target, with the longest title a sweep gives
+    (which instances of how many the sheet holds, and which are not drawn): neuron stacks of 300 hidden units
+    (unit labels thinned) and the target with every instance's map and error, a page wide, clean."""
+    from sptui.plots.functions import PER_SHEET, draw_function, draw_weights, sheet_note
 
     rng = np.random.default_rng(0)
-    n, width = MAX_INSTANCES, 300
+    n, width = PER_SHEET, 300
     W1, b1, W2 = rng.normal(size=(n, width, 2)), rng.normal(size=(n, width)), rng.normal(size=(n, 1, width))
     model = {"W1": W1, "b1": b1, "W2": W2, "combined": np.einsum("iow,iwd->iod", W2, W1)}
     axis = np.linspace(-1, 1, 41)
     target = np.maximum(np.abs(axis)[None], np.abs(axis)[:, None])
     grid = {"axis": axis, "target": target, "learned": target[None] + rng.normal(0, 0.1, (n, 41, 41))}
     labels = [f"seed {k}, lr 0.003: loss 0.0123" for k in range(n)]
+    title = "max(|x|, |y|) with 300 relu units" + sheet_note(list(range(42, 48)), 200)
     with checking_saves() as seen:
-        paths = [draw_weights(model, list(range(n)), labels, "max(|x|, |y|) with 300 relu units", tmp_path / "weights.png"),
-                 draw_function(grid, list(range(n)), labels, "max(|x|, |y|) with 300 relu units", tmp_path / "function.png")]
+        paths = [draw_weights(model, list(range(n)), labels, title, tmp_path / "weights.png"),
+                 draw_function(grid, list(range(n)), labels, title, tmp_path / "function.png")]
     assert_clean({p.name: seen.by_path[p] for p in paths})
 
 

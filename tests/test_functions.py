@@ -62,6 +62,44 @@ def test_functions_kind_writes_weights_function_grid_and_plots(tmp_path):
     assert names == {"weights.png", "function.png"}
 
 
+def test_functions_plots_draw_every_instance_on_sheets_or_say_which_they_leave_out(tmp_path, monkeypatch):
+    """15 seeds: weights.png and function.png hold 6 instances a sheet, the next sheets named by the instances
+    they hold, each instance on exactly one sheet, each sheet's title saying which of the 15 it holds. With room
+    for only 2 sheets (the limit lowered), the titles and the run log say which instances are not drawn and
+    where they are."""
+    from sptui.plots import functions as P
+    from tests.figure_checks import checking_saves
+
+    def sheets(render):
+        with checking_saves() as seen:
+            run = render()
+        shown = {p.name: " ".join(" ".join(texts).split()) for p, texts in seen.texts.items()}
+        assert not any(seen.by_path.values()), seen.report()
+        return run, shown
+
+    monkeypatch.setattr(P, "MAX_SHEETS", 2)
+    run, shown = sheets(lambda: run_kind("functions", dict(target="max_abs", activation="relu", width=4, steps=20,
+                                                           batch_size=32, log_points=2), tmp_path,
+                                         sweep={"seed": list(range(15))}, render=True))
+    assert set(shown) == {"weights.png", "weights_instances6-11.png", "function.png", "function_instances6-11.png"}
+    for name in shown:
+        assert "of 15; 12 drawn on 2 sheets, 12-14 only in results/)" in shown[name], shown[name]
+    assert "(instances 6-11 of 15;" in shown["weights_instances6-11.png"]
+    assert "instances 0-11 of 15 drawn" in run.log.read_text()
+    assert "instances 12-14 are in results/model.safetensors" in run.log.read_text()
+
+    monkeypatch.undo()
+    _, shown = sheets(lambda: load_kind("functions").render(run))
+    assert set(shown) == {f"{what}{suffix}.png" for what in ("weights", "function")
+                          for suffix in ("", "_instances6-11", "_instances12-14")}
+    assert "(instances 12-14 of 15)" in shown["weights_instances12-14.png"]
+    assert not any("only in results" in text for text in shown.values())
+    for what in ("weights", "function"):  # every seed's panel title on exactly one sheet
+        holding = [[name for name, text in shown.items() if name.startswith(what) and f"seed {k}, lr" in text]
+                   for k in range(15)]
+        assert all(len(names) == 1 for names in holding), holding
+
+
 def test_functions_kind_resumes_to_the_same_weights(tmp_path):
     params = dict(steps=120, batch_size=32, log_points=12, checkpoint_every=40)
 

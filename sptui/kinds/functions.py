@@ -97,6 +97,10 @@ def save_results(ctx: Context, trainer) -> None:
                               "width": p.width, "exact_relu_loss": exact,
                               "exact_relu_width": F.EXACT_WIDTH.get(p.target)})
     ctx.info(f"final loss: {', '.join(f'{v:.3g}' for v in final)}" + (f" (exact ReLU solution: {exact:.1g})" if exact is not None else ""))
+    from sptui.plots.functions import left_out
+
+    if left_out(len(records)):  # a sweep of more instances than the plots hold: say where the rest are
+        ctx.info(left_out(len(records)))
 
 
 def render(run: RunDir) -> list[Path]:

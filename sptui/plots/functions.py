@@ -16,8 +16,36 @@ from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.plots.tms import fit_rows  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
-MAX_INSTANCES = 6
+PER_SHEET = 6  # instances a sheet: two rows of three neuron stacks; the target and six maps in two rows of four
 PER_ROW = 3  # neuron stacks across a page: each ~2 in, its 6 columns and two-line title readable at 7 pt
+MAX_SHEETS = 8  # sheets of each figure: 48 instances drawn; past that the figures and the run log say what is not
+
+
+def instance_sheets(n: int) -> list[tuple[list[int], str]]:
+    """The instances each sheet shows and its file-name suffix: "" for the first (weights.png), then
+    "_instances6-11" and so on, for at most MAX_SHEETS sheets (instances past those are not drawn: `sheet_note`)."""
+    drawn = min(n, PER_SHEET * MAX_SHEETS)
+    return [(list(range(lo, min(lo + PER_SHEET, drawn))),
+             "" if lo == 0 else f"_instances{lo}-{min(lo + PER_SHEET, drawn) - 1}") for lo in range(0, max(1, drawn), PER_SHEET)]
+
+
+def sheet_note(shown: list[int], n: int) -> str:
+    """What a sheet holds of the run's `n` instances, in its title: '' when it holds them all."""
+    if len(shown) >= n:
+        return ""
+    drawn = min(n, PER_SHEET * MAX_SHEETS)
+    note = f" (instances {shown[0]}-{shown[-1]} of {n}"
+    if drawn < n:
+        note += f"; {drawn} drawn on {MAX_SHEETS} sheets, {drawn}-{n - 1} only in results/"
+    return note + ")"
+
+
+def left_out(n: int) -> str:
+    """The run log's line when instances are not drawn ('' when every one is)."""
+    drawn = min(n, PER_SHEET * MAX_SHEETS)
+    return "" if drawn == n else (f"plots: instances 0-{drawn - 1} of {n} drawn ({MAX_SHEETS} sheets of {PER_SHEET}: "
+                                  f"weights.png, weights_instances6-11.png, ...); instances {drawn}-{n - 1} are in "
+                                  "results/model.safetensors and results/function.safetensors only")
 
 
 def render_run(run) -> list[Path]:
@@ -25,14 +53,15 @@ def render_run(run) -> list[Path]:
     grid = runs.load_arrays(run.results / "function.safetensors")
     summary = runs.read_json(run.results / "summary.json")
     records = runs.read_json(run.results / "instances.json")
-    shown = list(range(min(len(records), MAX_INSTANCES)))
     labels = [f"seed {r['params']['seed']}, lr {r['params']['lr']:g}: loss {_fmt(r['metrics']['loss'])}" for r in records]
     title = f"{summary['text']} with {summary['width']} {summary['activation']} units"
     run.plots.mkdir(parents=True, exist_ok=True)
-    return [
-        draw_weights(model, shown, labels, title, run.plots / "weights.png"),
-        draw_function(grid, shown, labels, title, run.plots / "function.png"),
-    ]
+    out = []
+    for shown, suffix in instance_sheets(len(records)):
+        note = sheet_note(shown, len(records))
+        out.append(draw_weights(model, shown, labels, title + note, run.plots / f"weights{suffix}.png"))
+        out.append(draw_function(grid, shown, labels, title + note, run.plots / f"function{suffix}.png"))
+    return out
 
 
 def _fmt(v) -> str:
@@ -74,9 +103,15 @@ def draw_weights(model, shown, labels, title, path: Path) -> Path:
         bar = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
         bar.set_label("weight", fontsize=7)
         bar.ax.tick_params(labelsize=7)
-    fig.suptitle("\n".join(textwrap.wrap(f"neuron stacks: {title} (rows: hidden units by |W2|)",
-                                         int(fig.get_figwidth() * 13))), fontsize=9)
+    fig.suptitle(_wrapped(f"neuron stacks: {title} (rows: hidden units by |W2|)", fig.get_figwidth()), fontsize=9)
     return save_figure(fig, path, dpi=110)
+
+
+def _wrapped(text: str, inches: float) -> str:
+    """`text` in lines of a figure's width at 9 pt (about 13 characters an inch)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, int(inches * 13)))
 
 
 def _unit_names(order: np.ndarray):
@@ -94,7 +129,7 @@ def draw_function(grid, shown, labels, title, path: Path) -> Path:
         ax.set_xlabel("x")
         ax.set_ylabel("f(x)")
         ax.legend(fontsize=7)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(_wrapped(title, 5.6), fontsize=9)
     else:
         # a page wide, up to 4 columns: the target and every instance's learned map in the top rows, each
         # instance's error in the same place in the rows below (each colour bar beside the rows it belongs to)
@@ -138,7 +173,8 @@ def draw_function(grid, shown, labels, title, path: Path) -> Path:
             bar = fig.colorbar(error, ax=axs[blocks:].ravel().tolist(), fraction=0.03, aspect=30)
             bar.set_label("error", fontsize=8)
             bar.ax.tick_params(labelsize=7)
-        fig.suptitle(title + (" (inputs are {0,1}: corners are the data)" if axis[0] == 0 else ""), fontsize=9)
+        fig.suptitle(_wrapped(title + (" (inputs are {0,1}: corners are the data)" if axis[0] == 0 else ""), PAGE),
+                     fontsize=9)
         fit_rows(fig, axs)  # square maps: rows as tall as their panels, no empty bands between them
         return save_figure(fig, path, dpi=110)
     return save_figure(fig, path, dpi=110, tight=True)
