@@ -208,3 +208,18 @@ def test_slurm_durations(text, seconds):
     from sptui.slurm.slurmctl import duration_seconds
 
     assert duration_seconds(text) == seconds
+
+
+def test_help_names_what_each_slurm_flag_takes():
+    """`--time` takes minutes or a Slurm duration: its help must not call it an INTEGER (the README's
+    `--time 2:00:00` would look wrong); single-type options keep their type's name."""
+    import argparse
+
+    from sptui.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for verb in ("submit", "batch", "requeue"):
+        text = " ".join(commands[verb].format_help().split())
+        assert "--time TIME time limit of each job: minutes, or Slurm's [D-]HH:MM[:SS]" in text, verb
+        assert "--gpus INTEGER" in text and "--mem-gb NUMBER" in text and "--partition STRING" in text

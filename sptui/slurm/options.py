@@ -178,7 +178,10 @@ def add_flags(parser) -> None:
             group.add_argument(flag, action="append", metavar="FLAG=VALUE", dest=f"slurm_{name}",
                                help="an extra sbatch flag, e.g. mail-type=END or exclusive (repeatable)")
         else:
-            group.add_argument(flag, metavar=type_name.split(" ")[0].upper(), dest=f"slurm_{name}", help=doc)
+            # one type names its values (--gpus INTEGER); a union would name only its first ("--time INTEGER"
+            # for "2:00:00"), so the option names them (--time TIME) and its doc says what they may be
+            metavar = name.upper() if " or " in type_name else type_name.split(" ")[0].upper()
+            group.add_argument(flag, metavar=metavar, dest=f"slurm_{name}", help=doc)
 
 
 def from_flags(args) -> dict[str, Any]:
