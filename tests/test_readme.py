@@ -220,3 +220,30 @@ def test_every_just_recipe_the_readme_names_is_in_the_justfile():
     named = {m[1] for text in shown if (m := re.match(r"\s*just ([a-z][\w-]*)", text))}
     assert {"setup", "demo", "test", "gpu-wheels"} <= named
     assert named - recipes == set()
+
+
+# ---------------------------------------------------------------- the Python it shows
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_the_readme_lines_that_load_a_saved_model_in_plain_transformer_lens_run_as_written(tmp_path, monkeypatch):
+    """The README's block, run verbatim in a run folder written by sptui (`sptui.models.save_model`, as the lm
+    kind saves): the rebuilt model computes what the saved one did."""
+    import torch
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sptui.models import save_model
+
+    (block,) = [b for b in python_blocks(README) if "HookedTransformerConfig" in b]
+    torch.manual_seed(0)
+    saved = HookedTransformer(HookedTransformerConfig(n_layers=1, d_model=16, n_ctx=8, d_head=4, n_heads=4,
+                                                      d_vocab=12, act_fn="relu", d_mlp=32))
+    save_model(saved, tmp_path / "results")
+    monkeypatch.chdir(tmp_path)  # the block reads results/... as a user in the run folder would
+    names: dict = {}
+    exec(compile(block, "README.md", "exec"), names)
+    tokens = torch.randint(0, 12, (2, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(names["model"](tokens), saved(tokens))
