@@ -247,3 +247,36 @@ def test_the_readme_lines_that_load_a_saved_model_in_plain_transformer_lens_run_
     tokens = torch.randint(0, 12, (2, 8))
     with torch.no_grad():
         torch.testing.assert_close(names["model"](tokens), saved(tokens))
+
+
+# ---------------------------------------------------------------- the job-file keys it shows
+
+def known_keys() -> set[str]:
+    from sptui import params as P
+    from sptui.kinds import kind_names, load_kind
+    from sptui.slurm.options import SlurmOptions
+
+    keys = {"kind", "name", "priority", "after", "instance_range", "sweep", "slurm"}
+    keys |= {d[0] for d in P.describe(SlurmOptions)}
+    for kind in kind_names():
+        keys |= {d[0] for d in P.describe(load_kind(kind).Params)}
+    return keys
+
+
+def test_every_job_file_the_readme_shows_is_accepted_whole(tmp_path):
+    from sptui.spec import parse_text
+
+    blocks = re.findall(r"```toml\n(.*?)```", README, re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        specs = parse_text(block, "README.md")  # SpecError names the job and key the spec rejects
+        resolve(specs, RunIndex(tmp_path / "empty"), "README.md")
+
+
+def test_every_key_the_readme_sets_in_prose_is_one_a_job_file_takes():
+    """`inverted_dropout = false`, `compression = false`, `search = "continuation"`, ...: each names a parameter
+    of a kind, a Slurm option or a job key (a renamed parameter leaves the README telling users to set nothing)."""
+    set_keys = {key for _, span in inline_code(README) if (m := re.fullmatch(r"([a-z_]\w*) = (.+)", span, re.S))
+                for key in [m[1]]}
+    assert len(set_keys) > 15
+    assert set_keys - known_keys() == set()
