@@ -280,3 +280,31 @@ def test_every_key_the_readme_sets_in_prose_is_one_a_job_file_takes():
                 for key in [m[1]]}
     assert len(set_keys) > 15
     assert set_keys - known_keys() == set()
+
+
+def test_every_python_name_the_readme_names_exists():
+    """`sptui.models.load_model`, `from sptui.neuroscope.store import NeuroscopeResults`, ...: importable as named."""
+    import importlib
+
+    def found(dotted: str) -> object:
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):  # the longest importable module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for part in parts[i:]:
+                obj = getattr(obj, part)
+            return obj
+        raise ImportError(dotted)
+
+    names = set(re.findall(r"`((?:sptui|tests)\.[\w.]*\w)(?:\([^`]*\))?`", README))
+    names |= {f"{module}.{name}" for module, name in re.findall(r"from (sptui[\w.]*) import (\w+)", README)}
+    assert len(names) >= 5
+    missing = []
+    for name in sorted(names):
+        try:
+            found(name)
+        except (ImportError, AttributeError):
+            missing.append(name)
+    assert missing == []
