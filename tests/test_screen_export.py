@@ -157,6 +157,60 @@ def test_scatter_exports_fit_a_page(tmp_path, count):
     assert width <= (E.PAGE / 2 if count == 1 else E.PAGE) + 0.01
 
 
+def crowd(label: str, colour: str, centre: tuple[float, float], radius: float, seed: int) -> dict:
+    """Ten labelled points round `centre`: a ring of `radius`, jittered (a head's digits, nearly one point when
+    the radius is small)."""
+    t = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    jitter = np.random.default_rng(seed).normal(0, radius / 5, 10)
+    return {"x": centre[0] + radius * np.cos(t) + jitter, "y": centre[1] + radius * np.sin(t), "label": label,
+            "color": colour, "line": True, "closed": True, "labels": [str(d) for d in range(10)]}
+
+
+def labelled_points(meta: dict) -> list[list[int]]:
+    """Every (series, point) the sidecar says a drawn or left-out label stands for, in panel order."""
+    return sorted(p for panel in meta["panels"] for part in ("drawn", "left_out")
+                  for label in panel["point_labels"][part] for p in label["points"])
+
+
+def test_labels_of_points_that_nearly_coincide_do_not_overlap(tmp_path):
+    """The projections browser's four panels, a head whose a digits all but coincide (a ring 0.02 wide beside
+    rings 1 and 0.3 wide): no label overlaps another (the figure checks' text overlap covers point labels),
+    the coinciding digits share one label, and every point is accounted for in the sidecar exactly once."""
+    panels = [{"title": f"{'QKVO'[k]} head 3 · digit 4 at every position", "xlabel": "dim 0", "ylabel": "dim 1",
+               "series": [crowd("a digits", "#00afff", (0, 0), 0.02 * (k + 1), k),
+                          crowd("b digits", "#ff8700", (0.05, 0.0), 1.0, 10 + k),
+                          crowd("answer positions", "#5fd700", (0.5, 0.5), 0.3, 20 + k)]} for k in range(4)]
+    problems, _ = checked(E.export_scatter, tmp_path / "s.png", panels, title=f"{RUN}: head 3 projections")
+    assert problems == [], problems
+    meta = json.loads((tmp_path / "s.json").read_text())
+    assert labelled_points(meta) == sorted([s, i] for _ in range(4) for s in range(3) for i in range(10))
+    first = meta["panels"][0]["point_labels"]
+    together = [label for label in first["drawn"] if [0, 0] in label["points"]]
+    assert len(together) == 1 and len(together[0]["points"]) == 10, together  # the ten a digits: one label
+    assert together[0]["text"] == "0,1,2,3 +6 more"
+
+
+def test_point_labels_with_no_room_are_left_out_and_counted(tmp_path):
+    """150 features in one small square (a toy model's geometry): what fits is labelled, the rest are left out,
+    counted under the panel and listed in the sidecar; nothing overlaps."""
+    rng = np.random.default_rng(5)
+    panel = {"title": "instance 0: W columns", "xlabel": "hidden 0", "ylabel": "hidden 1",
+             "series": [{"x": rng.uniform(0, 1, 150), "y": rng.uniform(0, 1, 150), "label": "features", "color": "#00afff",
+                         "labels": [str(k) for k in range(150)]}]}
+    with checking_saves() as seen:
+        path = E.export_scatter(tmp_path / "g.png", [panel], title=RUN)
+    assert seen.by_path[path] == [], seen.by_path[path]
+    meta = json.loads((tmp_path / "g.json").read_text())
+    labels = meta["panels"][0]["point_labels"]
+    assert labels["drawn"] and labels["left_out"]
+    assert labelled_points(meta) == [[0, k] for k in range(150)]
+    note = f"{len(labels['left_out'])} point labels left out (no room): in the .json"
+    assert any(note in text for text in seen.texts[path]), seen.texts[path]
+    drawn = {label["text"] for label in labels["drawn"]}
+    assert all(text in seen.texts[path] for text in drawn)
+    assert not any(label["text"] in seen.texts[path] for label in labels["left_out"] if label["text"] not in drawn)
+
+
 def test_line_exports_fit_a_page(tmp_path):
     ps = np.geomspace(1, 1000, 12)
     dstar = [{"x": ps, "y": 1 / (1 + np.log(ps) * k), "label": f"dropout={k}", "marker": True} for k in (0, 0.1, 0.3, 0.5)]

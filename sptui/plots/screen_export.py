@@ -178,7 +178,9 @@ def export_scatter(path: str | Path, panels: Sequence[dict[str, Any]], *, title:
 
     Each panel: {"title", "xlabel", "ylabel", "series": [...]}; each series: {"x": [...], "y": [...],
     "label": str, "color": str, "line": bool (join the points), "closed": bool (join last to first),
-    "labels": [text per point] (optional)}.
+    "labels": [text per point] (optional)}. Point labels never overlap: points that coincide share one, a label
+    with no room is left out and counted under its panel (`_label_points`); the sidecar's "point_labels" says
+    which were drawn where and which were left out.
     """
     n = max(1, len(panels))
     cols = min(n, 2)
@@ -195,9 +197,7 @@ def export_scatter(path: str | Path, panels: Sequence[dict[str, Any]], *, title:
             if s.get("line"):
                 xs, ys = (np.r_[x, x[:1]], np.r_[y, y[:1]]) if s.get("closed") else (x, y)
                 ax.plot(xs, ys, "-", color=color, lw=1, alpha=0.7)
-            ax.scatter(x, y, s=14, color=color, label=s.get("label"), zorder=3)
-            for xi, yi, text in zip(x, y, s.get("labels") or []):
-                ax.annotate(str(text), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.scatter(x, y, s=MARKER_AREA, color=color, label=s.get("label"), zorder=3)
         ax.set_aspect("equal", adjustable="datalim")
         ax.axhline(0, color="0.85", lw=0.5, zorder=0)
         ax.axvline(0, color="0.85", lw=0.5, zorder=0)
@@ -220,11 +220,111 @@ def export_scatter(path: str | Path, panels: Sequence[dict[str, Any]], *, title:
                     ncol=min(len(named), 3), frameon=False)
     if title:
         fig.suptitle(wrap(title, panel * cols - 0.2), fontsize=10)
+    placed = _label_points(fig, list(zip(axes.flat, panels)))
     meta = {"type": "scatter", "title": title, "panels": [
         {**{k: v for k, v in p.items() if k != "series"},
-         "series": [{k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in p["series"]]}
-        for p in panels]}
+         "series": [{k: (np.asarray(v).tolist() if k in ("x", "y") else v) for k, v in s.items()} for s in p["series"]],
+         "point_labels": placed[k]}
+        for k, p in enumerate(panels)]}
     return _finish(fig, axes.flat[0], path, meta)
+
+
+MARKER_AREA = 14  # points^2: a scatter marker's area (~3.7 pt across)
+LABEL_SIZE = 7  # points: a point label's font size
+MERGED_SHOWN = 4  # texts written out in the label of points that coincide; more are counted ("0,1,2,3 +5 more")
+# where a point's label may go, tried in order (offsets in points from the point, the text's alignment): beside
+# it up-right as before, then the other corners, the sides, and once more a little further out
+_SPOTS = [(dx * r, dy * r, ha, va) for r in (1.0, 2.5) for dx, dy, ha, va in
+          ((3, 3, "left", "bottom"), (-3, 3, "right", "bottom"), (3, -3, "left", "top"), (-3, -3, "right", "top"),
+           (0, 4, "center", "bottom"), (0, -4, "center", "top"), (4, 0, "left", "center"), (-4, 0, "right", "center"))]
+
+
+def _label_points(fig, panels: list[tuple[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Write the series' point labels so that none overlaps another, a marker or the panel's edge; what this
+    gives up is said, not hidden. A deterministic rule (no iterative solver: an export must be the same each
+    time): points closer on the page than a label is tall share one label ("3,7": they coincide, as their
+    markers do); each label takes the first free spot round its point (`_SPOTS`); one with no free spot is left
+    out, counted under its panel ("2 point labels left out (no room): in the .json") and listed in the sidecar.
+
+    The layout is fixed first (labels stay inside their panel, so they never move it), and once more if a note
+    was added; then the figure's layout engine is switched off, so saving it moves nothing.
+    Returns, per panel, {"drawn": [{"text", "x", "y", "points": [[series, index], ...]}], "left_out": [...]}."""
+    from sptui.names import counted
+
+    out: list[dict[str, Any]] = [{"drawn": [], "left_out": []} for _ in panels]
+    if not any(s.get("labels") for _, p in panels for s in p["series"]):
+        return out
+    fig.canvas.draw()
+    notes: dict[int, Any] = {}
+    for attempt in range(2):
+        for k, (ax, spec) in enumerate(panels):
+            for text in out[k].get("artists", []):
+                text.remove()
+            out[k] = _label_panel(fig, ax, spec)
+        missing = {k: len(o["left_out"]) for k, o in enumerate(out) if o["left_out"]}
+        if attempt == 0 and missing:  # a line under those panels says so: lay the figure out again with it
+            for k in missing:
+                ax = panels[k][0]
+                notes[k] = ax.get_xlabel()
+                ax.set_xlabel(f"{notes[k]}\n{counted(missing[k], 'point label')} left out (no room): in the .json")
+            fig.canvas.draw()
+            continue
+        break
+    fig.set_layout_engine("none")  # as drawn now: saving must not move the panels under their labels
+    for k, o in enumerate(out):
+        o.pop("artists", None)
+        if k in notes:
+            left = len(o["left_out"])
+            ax = panels[k][0]
+            ax.set_xlabel(notes[k] if not left else
+                          f"{notes[k]}\n{counted(left, 'point label')} left out (no room): in the .json")
+    return out
+
+
+def _label_panel(fig, ax, spec: dict[str, Any]) -> dict[str, Any]:
+    """One panel's labels (see `_label_points`), on its current layout."""
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72  # pixels a point
+    points = []  # (display x, display y, data x, data y, text, series, index)
+    for j, s in enumerate(spec["series"]):
+        labels = s.get("labels") or []
+        xy = np.column_stack([np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)])
+        for i, ((x, y), (dx, dy), text) in enumerate(zip(xy, ax.transData.transform(xy), labels)):
+            if np.isfinite([x, y, dx, dy]).all():
+                points.append((dx, dy, x, y, str(text), j, i))
+    every = np.array([(p[0], p[1]) for p in points]).reshape(-1, 2)
+    radius = math.sqrt(MARKER_AREA) / 2 * px
+    taken = [(x - radius, y - radius, x + radius, y + radius) for x, y in every]  # markers stay visible
+    frame = ax.get_window_extent(renderer)
+    near = LABEL_SIZE * px  # points closer than a label's height share it
+    gap = LABEL_SIZE * px / 3
+    free = np.ones(len(points), dtype=bool)
+    drawn, left_out, artists = [], [], []
+    for a in range(len(points)):
+        if not free[a]:
+            continue
+        group = [b for b in np.flatnonzero(free) if math.dist(every[a], every[b]) < near]
+        free[group] = False
+        texts = list(dict.fromkeys(points[b][4] for b in group))  # a label once, whichever series it is in
+        text = ",".join(texts) if len(texts) <= MERGED_SHOWN + 1 else ",".join(texts[:MERGED_SHOWN]) + f" +{len(texts) - MERGED_SHOWN} more"
+        x, y = (float(np.mean([points[b][k] for b in group])) for k in (2, 3))
+        where = [[points[b][5], points[b][6]] for b in group]
+        label = ax.annotate(text, (x, y), fontsize=LABEL_SIZE, xytext=(0, 0), textcoords="offset points", zorder=4)
+        for dx, dy, ha, va in _SPOTS:
+            label.set(position=(dx, dy), ha=ha, va=va)
+            box = label.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            # a third of an em clear on each side, so two labels on one line never read as one ("19" "31": "1931")
+            x0, y0, x1, y1 = box.x0 - gap, box.y0 - gap / 4, box.x1 + gap, box.y1 + gap / 4
+            if inside and not any(x0 < t[2] and t[0] < x1 and y0 < t[3] and t[1] < y1 for t in taken):
+                taken.append((x0, y0, x1, y1))
+                drawn.append({"text": text, "x": x, "y": y, "points": where})
+                artists.append(label)
+                break
+        else:
+            label.remove()
+            left_out.append({"text": text, "x": x, "y": y, "points": where})
+    return {"drawn": drawn, "left_out": left_out, "artists": artists}
 
 
 def export_lines(path: str | Path, series: Sequence[dict[str, Any]], *, title: str = "", xlabel: str = "",
