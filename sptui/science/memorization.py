@@ -27,6 +27,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from sptui.science.batched import BatchedAdam, TrainSettings, lr_factor, stream_generator
+from sptui.science.tms_metrics import dimensionality  # the one definition of D (Elhage et al. 2022)
 
 _DATASET_STREAM = 0xDA7A_5E70
 _TEST_STREAM = 0x7E57_DA7A
@@ -54,18 +55,6 @@ def dataset(instance: Instance, n: int, p: float, device="cpu") -> Float[Tensor,
     same on every device)."""
     g = stream_generator(instance.seed * 1_000_003 + instance.examples, _DATASET_STREAM, "cpu")
     return draw_features(instance.examples, n, p, g).to(device)
-
-
-def dimensionality(vectors: Float[Tensor, "*batch k dim"]) -> Float[Tensor, "*batch k"]:
-    """D_k = ||v_k||^2 / sum_l (v_k_hat . v_l)^2 (Elhage et al. 2022's feature dimensionality, which Henighan et al.
-    apply to the hidden vectors of data points as well); 0 for a vector of (near) zero norm. For the rows W_i of W
-    it is sptui.science.tms_metrics.feature_dimensionality without the represented rule. Exact: k orthogonal unit
-    vectors 1 each, an antipodal pair 1/2 each, a regular k-gon (k >= 3) in 2-D 2/k each; the D_k sum to at most
-    dim."""
-    gram = vectors @ vectors.transpose(-1, -2)
-    sq = gram.diagonal(dim1=-2, dim2=-1)
-    D = sq.square() / gram.square().sum(-1).clamp_min(1e-30)
-    return torch.where(sq > 1e-12, D, torch.zeros_like(D))
 
 
 class MemorizationTrainer:

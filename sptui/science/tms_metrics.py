@@ -171,13 +171,33 @@ def sum_sq_norms(x: ToyModel | torch.Tensor) -> torch.Tensor:
     return gains(_G(x)).sum(-1)
 
 
-def feature_dimensionality(x: ToyModel | torch.Tensor) -> torch.Tensor:
-    """D_i = g_i^2 / sum_j G_ij^2 [I, n] for represented features (relative rule), 0 for the rest.
-    Paper's model: ||W_i||^2 / sum_j (W_i_hat . W_j)^2. Exact: 1 orthogonal, 1/2 antipodal, 2/3 triangle,
-    3/4 tetrahedron, 2/5 pentagon, 3/8 square antiprism."""
-    G = _G(x)
+def dimensionality_from_gram(G: torch.Tensor, zero_below: float = 1e-12) -> torch.Tensor:
+    """D_i = g_i^2 / sum_j G_ij^2 [..., n] from a transfer or Gram matrix G [..., n, n] (g_i = max(G_ii, 0)),
+    0 where g_i <= `zero_below` (a vector of no length has no direction to share). The one formula behind
+    `feature_dimensionality` (weights, with the represented rule) and `dimensionality` (any vectors).
+    Source: Elhage et al. 2022, "Toy Models of Superposition", section "Feature Dimensionality":
+    D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2, which is G_ii^2 / sum_j G_ij^2 for G = W W^T."""
     g = gains(G)
-    D = g.square() / G.square().sum(-1).clamp_min(EPS)
+    # a tiny floor (not EPS): a row of norm 1e-4 has sum_j G_ij^2 ~ 1e-16, which EPS would swamp
+    D = g.square() / G.square().sum(-1).clamp_min(1e-30)
+    return torch.where(g > zero_below, D, torch.zeros_like(D))
+
+
+def dimensionality(vectors: torch.Tensor) -> torch.Tensor:
+    """D_k = ||v_k||^2 / sum_l (v_k_hat . v_l)^2 [..., k] of any vectors [..., k, dim] (rows): Elhage et al.
+    2022's feature dimensionality, which Henighan et al. 2023 ("Superposition, Memorization, and Double
+    Descent") apply to the hidden vectors of data points as well; 0 for a vector of (near) zero norm. For the rows
+    W_i of W it is `feature_dimensionality` without the represented rule. Exact: k orthogonal unit vectors 1 each,
+    an antipodal pair 1/2 each, a regular k-gon (k >= 3) in 2-D 2/k each; the D_k sum to at most dim."""
+    return dimensionality_from_gram(vectors @ vectors.transpose(-1, -2))
+
+
+def feature_dimensionality(x: ToyModel | torch.Tensor) -> torch.Tensor:
+    """D_i = g_i^2 / sum_j G_ij^2 [I, n] for represented features (relative rule), 0 for the rest
+    (`dimensionality_from_gram` of the transfer matrix). Paper's model: ||W_i||^2 / sum_j (W_i_hat . W_j)^2
+    (Elhage et al. 2022, "Feature Dimensionality"). Exact: 1 orthogonal, 1/2 antipodal, 2/3 triangle,
+    3/4 tetrahedron, 2/5 pentagon, 3/8 square antiprism."""
+    D = dimensionality_from_gram(_G(x))
     return torch.where(represented_mask(x), D, torch.zeros_like(D))
 
 
