@@ -28,7 +28,8 @@ Results (results/):
     summary.json           the source (kind, run, model, hook, corpus), d_in, architecture, tokens trained;
                            toy sources: recovery_by_shape (per SAE setting, recovery pooled by feature shape,
                            over all toy models and over those holding several shapes)
-Metrics: train (loss, mse, l0, aux per instance), test (the fixed evaluation sample: l0, fvu, mse,
+Metrics: train (loss, aux: the objective's terms on normalised inputs; mse and l0 as the test's: mse in raw
+units, sae_metrics.mse), test (the fixed evaluation sample: l0, fvu, mse,
 dead_fraction, dense_fraction, and mmcs, corr, f1 for toy sources; for model sources ce_loss_recovered and
 ce_loss_recovered_mean on the first `ce_log_sequences` validation sequences).
 """
@@ -464,7 +465,7 @@ def run(ctx: Context) -> None:
         stats = trainer.step(x)
         done = step + 1
         if done in log_at:
-            ctx.log(done, split="train", loss=stats.loss.tolist(), mse=stats.mse.tolist(), l0=stats.l0.tolist(),
+            ctx.log(done, split="train", loss=stats.loss.tolist(), mse=trainer.raw_mse(stats.mse).tolist(), l0=stats.l0.tolist(),
                     aux=stats.aux.tolist())
             ctx.log(done, split="test", **_loggable(evaluate(), source))
         if done % p0.checkpoint_every == 0 and done < p0.steps:

@@ -50,6 +50,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from sptui.science.batched import BatchedAdam
+from sptui.science.sae_metrics import l0 as mean_l0
 
 Architecture = Literal["relu", "topk", "batchtopk", "jumprelu"]
 ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
@@ -334,7 +335,7 @@ class StepStats:
     """Per-instance numbers from one training step (normalised units): [I] each."""
 
     loss: Tensor
-    mse: Tensor  # mean over tokens of sum over d_in of (x - x')^2
+    mse: Tensor  # mean over tokens of sum over d_in of (x - x')^2 (the objective's term; `raw_mse` for metrics)
     sparsity: Tensor  # the sparsity term before its coefficient (L1 of decoder-weighted acts, or L0)
     aux: Tensor
     l0: Tensor
@@ -456,7 +457,7 @@ class BatchedSAETrainer:
         total = mse + lam * sparsity + s.aux_coefficient * aux
         stats = None
         if want_stats:
-            l0 = (f > 0).sum(-1).to(mse.dtype).mean(-1)
+            l0 = mean_l0(f).to(mse.dtype)  # the one definition (sae_metrics): train and test L0 agree
             stats = StepStats(loss=total.detach(), mse=mse.detach(), sparsity=sparsity.detach(), aux=aux.detach(),
                               l0=l0.detach())
         return total, stats, f.detach(), f_sum.detach()
@@ -501,7 +502,7 @@ class BatchedSAETrainer:
             f_sum.scatter_add_(-1, idx.reshape(n_inst, -1), main.detach().reshape(n_inst, -1))
         stats = None
         if want_stats:
-            l0 = (main.detach() > 0).sum(-1).to(mse.dtype).mean(-1)
+            l0 = mean_l0(main.detach()).to(mse.dtype)  # [I, B, k]: the chosen latents hold every non-zero
             stats = StepStats(loss=total.detach(), mse=mse.detach(), sparsity=torch.zeros_like(mse), aux=aux.detach(),
                               l0=l0)
         return total, stats, None, f_sum
@@ -567,6 +568,12 @@ class BatchedSAETrainer:
         x = self._expand(x)
         _, f = self.encode_scaled(x * self.scale[:, None, None], training=False)
         return f, decode(self.params, f) / self.scale[:, None, None]
+
+    def raw_mse(self, mse: Tensor) -> Tensor:
+        """`StepStats.mse` (mean over tokens of the sum over d_in, on inputs multiplied by `scale`) in
+        sae_metrics.mse's units (mean over tokens and dimensions of raw activations): / (d_in * scale^2).
+        Logged so, a run's train and test MSE are one quantity on one axis (they differed by d_in * scale^2)."""
+        return mse / (self.shape.d_in * self.scale.square())
 
     def dead(self) -> Bool[Tensor, "I D"]:
         """Latents that have not fired in the last `dead_window` training tokens (padding excluded)."""
