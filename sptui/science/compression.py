@@ -31,7 +31,10 @@ j and every operand pair i, of six targets of the pair (a_i, b_i):
     carry       a_i + b_i >= 10                                    (2 classes)
     nine        a_i + b_i == 9: a carry into pair i passes on      (2 classes)
 Probes, each scored by 5-fold cross-validated BALANCED accuracy (mean recall over classes, so the rare
-"nine" class counts as much as the rest; chance = 1 / classes present):
+"nine" class counts as much as the rest; chance = 1 / classes present), taken per test fold and averaged over
+the folds (as sklearn's cross_val_score). Pooling the folds' predictions first is biased upwards: a probe that
+predicts one class per fold (a dead head, whose outputs all tie) but a different class in each fold got
+recall on several classes, 0.34 for four classes where chance is 0.25 (tests/test_metric_cases.py):
     linear: nearest class mean under the pooled within-class covariance (LDA, equal priors) - the
             linear read-out that suits a 2-D code (the model itself reads z through a linear map and argmax);
     knn:    k nearest neighbours (k = 15) with votes weighted by 1 / class frequency - any information in
@@ -263,10 +266,11 @@ def probe_linear(x: torch.Tensor, labels: torch.Tensor, n_classes: int, folds: i
     P, N, d = x.shape
     fold = _folds(N, folds).to(x.device)
     onehot = F.one_hot(labels, n_classes).double()  # [T, N, C]
-    correct = torch.zeros(P, labels.shape[0], n_classes, dtype=torch.float64, device=x.device)
-    total = torch.zeros_like(correct)
+    score = torch.zeros(P, labels.shape[0], dtype=torch.float64, device=x.device)
     eye = torch.eye(d, dtype=torch.float64, device=x.device)
     for f in range(folds):
+        correct = torch.zeros(P, labels.shape[0], n_classes, dtype=torch.float64, device=x.device)
+        total = torch.zeros_like(correct)
         tr, te = fold != f, fold == f
         ytr, yte = onehot[:, tr], onehot[:, te]
         counts = ytr.sum(1)  # [T, C]
@@ -286,7 +290,8 @@ def probe_linear(x: torch.Tensor, labels: torch.Tensor, n_classes: int, folds: i
             hit = (dist.argmin(-1) == labels[:, te][None]).double()  # [p, T, Nte]
             correct[p0:p0 + chunk] += torch.einsum("ptn,tnc->ptc", hit, yte)
             total[p0:p0 + chunk] += yte.sum(1)[None]
-    return _balanced(correct, total).float()
+        score += _balanced(correct, total) / folds
+    return score.float()
 
 
 def knn_neighbours(x: torch.Tensor, k: int = KNN_K, folds: int = FOLDS, chunk: int = 16) -> torch.Tensor:
@@ -311,9 +316,10 @@ def probe_knn(neighbours: torch.Tensor, labels: torch.Tensor, n_classes: int, fo
     T = labels.shape[0]
     fold = _folds(N, folds).to(labels.device)
     onehot = F.one_hot(labels, n_classes).float()  # [T, N, C]
-    correct = torch.zeros(P, T, n_classes, dtype=torch.float64, device=labels.device)
-    total = torch.zeros_like(correct)
+    score = torch.zeros(P, T, dtype=torch.float64, device=labels.device)
     for f in range(folds):
+        correct = torch.zeros(P, T, n_classes, dtype=torch.float64, device=labels.device)
+        total = torch.zeros_like(correct)
         te = (fold == f).nonzero().squeeze(1)
         weight = 1.0 / onehot[:, fold != f].sum(1).clamp(min=1)  # [T, C]
         for t in range(T):
@@ -323,7 +329,8 @@ def probe_knn(neighbours: torch.Tensor, labels: torch.Tensor, n_classes: int, fo
             hit = (votes.argmax(-1) == labels[t, te][None]).double()  # [P, Nte]
             correct[:, t] += hit @ onehot[t, te].double()
             total[:, t] += onehot[t, te].sum(0).double()
-    return _balanced(correct, total).float()
+        score += _balanced(correct, total) / folds
+    return score.float()
 
 
 def normalised(balanced: torch.Tensor, chance: torch.Tensor) -> torch.Tensor:
