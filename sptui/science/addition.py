@@ -245,26 +245,9 @@ def loss_fn(logits: Float[Tensor, "*batch 10"], answers: Int[Tensor, "*batch"]) 
 
 @torch.no_grad()
 def evaluate(forward, data: AdditionData, batch_size: int = 4096) -> dict[str, Any]:
-    """Loss, per-digit accuracy, exact-match accuracy and accuracy per answer position (as floats)."""
-    total_loss = 0.0
-    correct_pos = torch.zeros(data.answers.shape[1], dtype=torch.float64, device=data.answers.device)
-    exact = 0.0
-    for start in range(0, len(data), batch_size):
-        ops = data.operands[start:start + batch_size]
-        ans = data.answers[start:start + batch_size]
-        logits = forward(ops)
-        total_loss += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ans.reshape(-1), reduction="sum"))
-        hit = logits.argmax(-1) == ans
-        correct_pos += hit.sum(0).double()
-        exact += float(hit.all(-1).sum())
-    n = len(data)
-    per_pos = (correct_pos / n).tolist()
-    return {
-        "loss": total_loss / (n * data.answers.shape[1]),
-        "acc": float(sum(per_pos) / len(per_pos)),
-        "exact": exact / n,
-        "acc_pos": per_pos,
-    }
+    """Loss, per-digit accuracy, exact-match accuracy and accuracy per answer position (as floats): one model's
+    `evaluate_batched` (the one definition of these numbers)."""
+    return evaluate_batched(lambda ops: forward(ops[0])[None], data.operands[None], data.answers[None], batch_size)[0]
 
 
 # ------------------------------------------------------------------ many models as one
@@ -367,7 +350,12 @@ def batched_loss(logits: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_batched(forward, operands: torch.Tensor, answers: torch.Tensor, batch_size: int = 4096) -> list[dict[str, Any]]:
-    """`evaluate` for many models at once: operands [I, N, 2n], answers [I, N, n+1] -> one metrics dict per instance."""
+    """Per model (operands [I, N, 2n], answers [I, N, n+1] -> one dict per instance), over its N examples:
+        loss     mean cross-entropy over every answer position of every example (the paper's training loss)
+        acc_pos  per answer position j: the share of examples whose argmax digit at j is the answer digit
+        acc      mean of acc_pos (per-digit accuracy)
+        exact    the share of examples with every answer digit right (the whole sum)
+    Ours (the paper reports loss and per-digit accuracy; exact match is the stricter whole-sum reading)."""
     n_models, N = operands.shape[0], operands.shape[1]
     n_ans = answers.shape[2]
     total_loss = torch.zeros(n_models, dtype=torch.float64, device=answers.device)
