@@ -344,6 +344,7 @@ def compare_spaces(weight_test, corr, seed: int = 0) -> dict:
     import numpy as np
 
     from sptui.science.null import mantel, set_enrichment
+    from sptui.science.seriation import mean_offdiagonal
 
     S_w = weight_test.C.astype(np.float64) ** 2
     S_a = corr.astype(np.float64) ** 2
@@ -353,7 +354,7 @@ def compare_spaces(weight_test, corr, seed: int = 0) -> dict:
         mean, p_b = set_enrichment(S_a, b.candidate.members, draws=999, seed=seed + k)
         blocks.append({"activation_mean_corr2": mean, "activation_p_value": p_b})
     alpha = weight_test.alpha
-    return {"mantel_r": r, "mantel_p": p_r, "mean_offdiagonal_corr2": float((S_a.sum() - np.trace(S_a)) / max(len(S_a) * (len(S_a) - 1), 1)),
+    return {"mantel_r": r, "mantel_p": p_r, "mean_offdiagonal_corr2": mean_offdiagonal(S_a),
             "weight_blocks_coactivating": sum(b["activation_p_value"] <= alpha for b in blocks), "blocks": blocks}
 
 

@@ -1,4 +1,20 @@
-"""Measurements the claims need on top of a run table: paired differences, per-instance measures, regimes."""
+"""Measurements the claims need on top of a run table: paired differences, per-instance measures, regimes.
+
+The superposition metrics themselves (D_i, D*, represented, interference, cosines) are tms_metrics's; the
+geometry names are tms_geometry's. What is defined here is what the reproduction report reads off them:
+    paired / across         differences between matched instances (same grid point but one parameter, same seed)
+    transition_sharpness    largest step of a curve over feature probability, as a share of its range
+    importance_prefix       whether the represented features are exactly the k most important
+    class_dims              mean D_i and represented share of the dense and the sparse feature class
+    dense_feature_change    D_i of a feature made dense minus its D_i when every feature is sparse
+    diagonal_signs          share of negative W_kk
+    antipodal_features, polytope_share   counts and shares of the named geometries
+    function_variance       the variance of each `functions` target (closed forms): the MSE of a constant
+    circularity             1 - sd(r) / mean(r) of points around their centroid, with Monte Carlo nulls
+Each is ours unless its docstring names a source: the paper (Experiments in Superposition, 2023) states its
+claims in words, and these make each reading a number (tests/test_metric_cases.py checks each on a
+constructed case with a known answer).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +37,8 @@ def signature(grid: dict, without: tuple[str, ...]) -> str:
 
 def paired(t: TmsTable, values: np.ndarray, key: str, base, test: Callable[[object], bool],
            base_if: Callable[[float], bool] | None = None, **where) -> np.ndarray:
-    """values[i] - values[j] for every instance i whose `key` passes `test` (and `where`), j the instance with
+    """values[i] - values[j] (paired differences, so seed-to-seed variation cancels) for every instance i whose
+    `key` passes `test` (and `where`), j the instance with
     key == base and the same other grid values (same seed); `base_if` keeps only pairs whose base value passes
     (e.g. the claim is about something the base model has). NaN pairs are kept out."""
     base_of = {signature(t.grid[j], (key,)): j for j in range(t.count) if _same(t.params[j][key], base)}
@@ -53,6 +70,7 @@ def privileged_view(t: TmsTable) -> M.ToyModel:
 
 
 def per_instance(t: TmsTable, fn: Callable[[M.ToyModel], torch.Tensor], privileged: bool = False) -> np.ndarray:
+    """A tms_metrics function of the run's model, per instance (float64), optionally on `privileged_view`."""
     model = privileged_view(t) if privileged else t.model
     return fn(model).double().numpy()
 
@@ -66,12 +84,15 @@ def cell_means(t: TmsTable, values: np.ndarray, keys: tuple[str, ...]) -> dict[t
 
 
 def select(values: np.ndarray, indices) -> np.ndarray:
+    """values at `indices`, as a float array."""
     return np.asarray([values[i] for i in indices], dtype=float)
 
 
 def transition_sharpness(t: TmsTable, values: np.ndarray, dropout: float, seed: int) -> float:
-    """Largest jump of `values` between neighbouring feature probabilities (log-ordered), as a share of its range,
-    for one dropout rate and seed: 1 = the whole change happens in one step (a sharp transition)."""
+    """max_k |y_{k+1} - y_k| / (max y - min y) over the instances of one dropout rate and seed, y ordered by
+    feature probability: the largest jump as a share of the whole change. 1 = it all happens in one step (a sharp
+    transition); a straight ramp over K points gives 1 / (K - 1). NaN with fewer than 3 points, a non-finite
+    value or no change (range <= 1e-9). Ours: the paper calls the transition "sharp" in words."""
     idx = t.where(dropout=dropout, seed=seed)
     pts = sorted((t.params[i]["feature_probability"], values[i]) for i in idx)
     ys = np.array([y for _, y in pts], dtype=float)
@@ -82,7 +103,9 @@ def transition_sharpness(t: TmsTable, values: np.ndarray, dropout: float, seed: 
 
 
 def importance_prefix(t: TmsTable) -> np.ndarray:
-    """1 where the represented features are exactly the k most important ones, else 0 [I]."""
+    """1 where the k represented features (tms_metrics.represented_mask, relative rule) are exactly the k most
+    important ones (ties broken by index, stably), else 0 [I]; 1 when none is represented. Ours: Elhage et al. 2022
+    find a linear model keeps the m most important features and drops the rest."""
     mask = M.represented_mask(t.model).numpy()
     out = np.zeros(t.count)
     for i in range(t.count):
@@ -112,12 +135,15 @@ def class_dims(t: TmsTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 def dense_class(t: TmsTable) -> torch.Tensor:
+    """[I, n] bool: features whose probability is above the instance's lowest (the dense class of a
+    non-uniform-sparsity model; all False where every feature has one probability)."""
     prob = torch.from_numpy(t.features["probability"])
     return prob > prob.amin(-1, keepdim=True) + 1e-12
 
 
 def diagonal_signs(t: TmsTable) -> np.ndarray:
-    """Share of the diagonal entries W_kk (k < m) that are negative, per instance [I]."""
+    """Share of the diagonal entries W_kk (feature k's weight on neuron k), k < min(n, m), that are negative, per
+    instance [I]: reading (ii) of the paper's claim D4 ("non-zero negative weights on the diagonal"; ours)."""
     W = t.arrays["W"]
     m = min(W.shape[1], W.shape[2])
     diag = np.stack([W[:, k, k] for k in range(m)], axis=1)
@@ -132,7 +158,10 @@ def function_variance(target: str) -> float:
 
 
 def circularity(points: np.ndarray) -> float:
-    """1 - sd(r)/mean(r) of 2-D points around their centroid: 1 for points on a circle, lower for a line or blob."""
+    """1 - sd(r) / mean(r), r = the distances of 2-D points to their centroid (sd: population, ddof 0): 1 for
+    points on a circle centred at their centroid (a regular polygon), 1 - 1/sqrt 2 for the three points -1, 0, 1
+    on a line; NaN when every point is the centroid. Ours: the paper says the heads' digit projections look
+    "circular"; this is the coefficient of variation of the radius, taken from 1."""
     c = points - points.mean(0)
     r = np.linalg.norm(c, axis=1)
     return float(1 - r.std() / r.mean()) if r.mean() > 1e-12 else math.nan
@@ -177,7 +206,7 @@ def geometries(t: TmsTable) -> list:
 
 
 def antipodal_features(t: TmsTable) -> np.ndarray:
-    """Features in antipodal pairs, per instance [I]."""
+    """Features in antipodal pairs (named by tms_geometry.classify, the one classifier), per instance [I]."""
     return np.array([g.counts.get("antipodal", 0) for g in geometries(t)], dtype=float)
 
 

@@ -68,16 +68,22 @@ def _all(mask: Tensor | None, like: Tensor) -> Tensor:
 # ---------------------------------------------------------------- reconstruction and sparsity
 
 def mse(x: Float[Tensor, "I N d"], x_hat: Float[Tensor, "I N d"]) -> Float[Tensor, " I"]:
+    """mean over tokens and dimensions of (x - x_hat)^2, in the activations' own units (torch's F.mse_loss;
+    the training objective sums over d instead, on normalised inputs: `SAETrainer.raw_mse` converts)."""
     return (x - x_hat).pow(2).mean(dim=(1, 2))
 
 
 def fvu(x: Float[Tensor, "I N d"], x_hat: Float[Tensor, "I N d"]) -> Float[Tensor, " I"]:
+    """sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over the sample (mean over tokens, per instance): Gao et al.
+    2024's normalized MSE, 1 - SAELens's explained variance. 0 perfect, 1 = predicting the mean."""
     residual = (x - x_hat).pow(2).sum(dim=(1, 2))
     variance = (x - x.mean(dim=1, keepdim=True)).pow(2).sum(dim=(1, 2))
     return residual / variance.clamp_min(EPS)
 
 
 def l0(f: Float[Tensor, "I N D"]) -> Float[Tensor, " I"]:
+    """Mean over tokens of the number of non-zero latents (the L0 "norm" of f; SAELens's l0). The one
+    definition: training's logged L0 uses it too."""
     return (f != 0).sum(-1).to(torch.float32).mean(-1)
 
 
@@ -94,12 +100,15 @@ def dead_fraction(dead: Bool[Tensor, "I D"], latent_mask: Bool[Tensor, "I D"] | 
 
 def dense_fraction(frequency: Float[Tensor, "I D"], latent_mask: Bool[Tensor, "I D"] | None = None,
                    threshold: float = DENSE_FREQUENCY) -> Float[Tensor, " I"]:
+    """Share of an instance's real latents firing on more than `threshold` (10%) of tokens: Rajamanoharan et al.
+    2024's high-frequency latents."""
     mask = _all(latent_mask, frequency)
     return ((frequency > threshold) & mask).sum(-1).to(torch.float32) / mask.sum(-1).clamp_min(1)
 
 
 def ce_loss_recovered(ce_clean: Tensor | float, ce_sae: Tensor | float, ce_ablated: Tensor | float) -> Tensor:
-    """(CE_ablated - CE_sae) / (CE_ablated - CE_clean); NaN when ablating costs nothing."""
+    """(CE_ablated - CE_sae) / (CE_ablated - CE_clean) (Bricken et al. 2023; SAELens's ce_loss_score); NaN when
+    ablating costs nothing. Not clipped: below 0 the SAE is worse than the ablation, above 1 better than clean."""
     clean, sae, ablated = (torch.as_tensor(v, dtype=torch.float64) for v in (ce_clean, ce_sae, ce_ablated))
     gap = ablated - clean
     return torch.where(gap.abs() > EPS, (ablated - sae) / gap.where(gap.abs() > EPS, torch.ones_like(gap)),
@@ -265,7 +274,9 @@ def recovery_by_shape(per_feature: dict[str, np.ndarray], shapes: list[list[str]
 
 def block_loading(W_dec, blocks: list[list[int]]) -> tuple:
     """W_dec [D, d_mlp] (rows: latents in neuron space), blocks: lists of neuron indices ->
-    (share [D, n_blocks] = sum_{k in B} W_jk^2 / sum_k W_jk^2, enrichment = share / (|B| / d_mlp)), numpy."""
+    (share [D, n_blocks] = sum_{k in B} W_jk^2 / sum_k W_jk^2, enrichment = share / (|B| / d_mlp)), numpy.
+    Ours: a random direction puts |B| / d_mlp of its squared norm on B in expectation, so enrichment 1 is chance
+    and d_mlp / |B| the most a latent can have (all of its norm on the block). A zero row has share 0."""
     W = np.asarray(W_dec, dtype=np.float64) ** 2
     total = W.sum(axis=1, keepdims=True)
     d = W.shape[1]
