@@ -267,3 +267,15 @@ def test_circularity_nulls_agree_with_each_other():
     _, q99 = X.random_circularity(10)
     assert X.random_max_circularity(10, 1) == pytest.approx(q99, abs=0.02)
     assert X.random_max_circularity(10, 32) > q99 + 0.02
+
+
+def test_operand_position_ratio_of_two_parallel_rows():
+    """a's positions at (i, 0), b's at (i, 0.1), n = 3: position i of a and b are 0.1 apart; of the 15 pairwise
+    distances (1, 1, 2 twice along the rows; 0.1 three times, sqrt 1.01 four times, sqrt 4.01 twice across) the
+    median (8th) is sqrt 1.01."""
+    n = 3
+    points = np.array([[i, 0.0] for i in range(n)] + [[i, 0.1] for i in range(n)])
+    assert X.operand_position_ratio(points, n) == pytest.approx(0.1 / math.sqrt(1.01))
+    swapped = np.array([[i, 0.0] for i in range(n)] + [[n - 1 - i, 0.0] for i in range(n)])  # b reversed
+    assert X.operand_position_ratio(swapped, n) == pytest.approx((2 + 0 + 2) / 3 / 1.0)
+    assert math.isnan(X.operand_position_ratio(np.zeros((2 * n, 2)), n))

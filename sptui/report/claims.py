@@ -1083,13 +1083,7 @@ def eval_a6(c, inputs, *, close, apart):
     k = t.projections["k"]  # [H, n_ctx, vocab, 2]
     n = t.n_digits
     pos = k[:, : 2 * n, :10].mean(2)  # [H, 2n, 2]: positional point of each operand position
-    ratios = []
-    for h in range(k.shape[0]):
-        same = np.linalg.norm(pos[h, :n] - pos[h, n:2 * n], axis=1).mean()
-        all_d = np.linalg.norm(pos[h, :, None] - pos[h, None, :], axis=-1)
-        typical = np.median(all_d[np.triu_indices(2 * n, 1)])
-        ratios.append(same / typical if typical > 1e-12 else math.nan)
-    ratios = np.array(ratios)
+    ratios = np.array([X.operand_position_ratio(pos[h], n) for h in range(k.shape[0])])
     med = float(np.nanmedian(ratios))
     verdict = SUPPORTS if med < close else CONTRADICTS if med > apart else CANNOT_TELL
     numbers = [("same-place distance / median distance, median over heads", f"{med:.3f}"),

@@ -11,6 +11,7 @@ geometry names are tms_geometry's. What is defined here is what the reproduction
     antipodal_features, polytope_share   counts and shares of the named geometries
     function_variance       the variance of each `functions` target (closed forms): the MSE of a constant
     circularity             1 - sd(r) / mean(r) of points around their centroid, with Monte Carlo nulls
+    operand_position_ratio  distance between the i-th digit positions of the two operands over the typical distance
 Each is ours unless its docstring names a source: the paper (Experiments in Superposition, 2023) states its
 claims in words, and these make each reading a number (tests/test_metric_cases.py checks each on a
 constructed case with a known answer).
@@ -157,21 +158,26 @@ def function_variance(target: str) -> float:
     return {"abs": 1 / 12, "square": 4 / 45, "max_abs": 1 / 18, "and": 3 / 16, "or": 3 / 16}[target]
 
 
+def circularities(points: np.ndarray) -> np.ndarray:
+    """`circularity` of every set of 2-D points [..., count, 2] at once -> [...] (NaN where every point of a set is
+    its centroid). The one formula: `circularity` and the Monte Carlo nulls both call it."""
+    r = np.linalg.norm(points - points.mean(-2, keepdims=True), axis=-1)
+    mean = r.mean(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean > 1e-12, 1 - r.std(-1) / mean, np.nan)
+
+
 def circularity(points: np.ndarray) -> float:
     """1 - sd(r) / mean(r), r = the distances of 2-D points to their centroid (sd: population, ddof 0): 1 for
     points on a circle centred at their centroid (a regular polygon), 1 - 1/sqrt 2 for the three points -1, 0, 1
     on a line; NaN when every point is the centroid. Ours: the paper says the heads' digit projections look
     "circular"; this is the coefficient of variation of the radius, taken from 1."""
-    c = points - points.mean(0)
-    r = np.linalg.norm(c, axis=1)
-    return float(1 - r.std() / r.mean()) if r.mean() > 1e-12 else math.nan
+    return float(circularities(np.asarray(points, dtype=float)))
 
 
 def _gaussian_circularity(rng: np.random.Generator, shape: tuple[int, ...], count: int) -> np.ndarray:
     """Circularity (as `circularity`) of sets of `count` standard Gaussian points in the plane, one per `shape` cell."""
-    pts = rng.standard_normal((*shape, count, 2))
-    r = np.linalg.norm(pts - pts.mean(-2, keepdims=True), axis=-1)
-    return 1 - r.std(-1) / r.mean(-1)
+    return circularities(rng.standard_normal((*shape, count, 2)))
 
 
 @functools.cache  # fixed seed: the same answer every time, computed once
@@ -191,6 +197,18 @@ def random_max_circularity(count: int, heads: int, quantile: float = 0.99, sampl
     maxima = np.concatenate([_gaussian_circularity(rng, (min(chunk, samples - done), heads), count).max(-1)
                              for done in range(0, samples, chunk)])
     return float(np.quantile(maxima, quantile))
+
+
+def operand_position_ratio(points: np.ndarray, n: int) -> float:
+    """For 2n positional points [2n, 2] (operand a's positions 0..n-1, then b's): the mean distance between
+    position i of a and position i of b, over the median distance between any two of the 2n points: small when
+    a head places "the i-th digit" at one spot whichever operand it is in (the paper's claim that key projections
+    encode position within the number). NaN when the points coincide (median distance <= 1e-12). Ours."""
+    pts = np.asarray(points, dtype=float)
+    same = np.linalg.norm(pts[:n] - pts[n:2 * n], axis=1).mean()
+    pairwise = np.linalg.norm(pts[:, None] - pts[None, :], axis=-1)[np.triu_indices(2 * n, 1)]
+    typical = float(np.median(pairwise))
+    return float(same / typical) if typical > 1e-12 else math.nan
 
 
 POLYTOPES = ("antipodal", "triangle", "tetrahedron", "pentagon", "square antiprism")
