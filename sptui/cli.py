@@ -26,6 +26,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _priority_arg(text: str) -> int:
+    """`--priority N` and `sptui priority RUN N`: the job file's rule (sptui.limits.priority), as argparse's one line."""
+    from sptui import limits
+
+    try:
+        return limits.priority(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {printable(repr(text))}") from None
+    except SptuiError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("priority: ")) from None
+
+
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     default = None if top else argparse.SUPPRESS  # sub-commands don't overwrite what came before them
     parser.add_argument("--artifacts", metavar="DIR", default=default,
@@ -50,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("submit", "queue the jobs of a job file for the worker, or submit them to Slurm (prints run ids)")
     p.add_argument("file", type=Path)
     p.add_argument("--force", action="store_true", help="queue even a job identical to one queued or running")
-    p.add_argument("--priority", type=int, help="override the file's priority (higher runs first)")
+    p.add_argument("--priority", type=_priority_arg, help="override the file's priority (higher runs first)")
     p.add_argument("--json", action="store_true")
     _executor_flags(p, "local: the queue, run by `sptui worker`; slurm: each job goes to Slurm now")
 
@@ -86,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("priority", "set a queued run's priority (higher runs first)")
     p.add_argument("run")
-    p.add_argument("value", type=int)
+    p.add_argument("value", type=_priority_arg)
 
     p = command("worker", "run queued jobs on this machine until stopped")
     p.add_argument("--gpus", help="comma-separated GPU indices to use (default: all visible)")

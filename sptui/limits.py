@@ -44,6 +44,20 @@ class Limit:
 JOB_FILE_BYTES = Limit("SPTUI_MAX_JOB_FILE_BYTES", 1 << 20, "the largest job file read, in bytes")
 GRID = Limit("SPTUI_MAX_GRID", 10_000, "the most model instances a job file's sweeps may make")
 
+PRIORITY = 1_000_000_000  # a job's priority lies in [-PRIORITY, PRIORITY]: SQLite stores 64-bit integers only
+
+
+def priority(value: object) -> int:
+    """A job's priority, from a job file, `submit --priority` or `sptui priority`: a whole number within
+    +-PRIORITY (a bigger one would not fit the queue's 64-bit column and no ordering needs it)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        from sptui.params import describe_value
+
+        raise SptuiError(f"priority: expected integer, found {describe_value(value)}")
+    if not -PRIORITY <= value <= PRIORITY:
+        raise SptuiError(f"priority: expected a value from {-PRIORITY:,} to {PRIORITY:,}, found {value:,}")
+    return value
+
 
 def nesting_depth(value, limit: int = NESTING) -> int:
     """How deeply lists and tables nest in `value` (a scalar: 0), counted without recursion and stopping

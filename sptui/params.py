@@ -111,6 +111,8 @@ def describe_value(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a table"
+    if hasattr(value, "isoformat"):  # TOML's dates and times (steps = 2024-05-01)
+        return f"{value.isoformat()} (a date or time)"
     return repr(value)
 
 

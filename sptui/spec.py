@@ -39,7 +39,7 @@ import tomli_w
 
 from sptui import limits
 from sptui import params as P
-from sptui.errors import SpecError
+from sptui.errors import SpecError, SptuiError
 from sptui.kinds import kind_names, load_kind, memory_estimator
 from sptui.names import NAME_RULE, name_problem, shown
 
@@ -144,10 +144,11 @@ def read_job_file(path: Path) -> str:
     if len(data) > limit:
         raise SpecError(f"{path}: larger than the job-file limit of {limit:,} bytes (job files are a few KB; "
                         f"{limits.JOB_FILE_BYTES.env} raises it)")
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # Windows editors (Notepad) begin UTF-8 with a byte-order mark
     try:
-        return data.decode("utf-8")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start + bom}: {e.reason})") from None
 
 
 def parse_text(text: str, source: str) -> list[JobSpec]:
@@ -208,9 +209,10 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{where}: name: expected a non-empty string, found {'nothing' if name is None else P.describe_value(name)}")
-    priority = raw.get("priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise SpecError(f"{where}: priority: expected integer, found {P.describe_value(priority)}")
+    try:
+        priority = limits.priority(raw.get("priority", 0))
+    except SptuiError as e:
+        raise SpecError(f"{where}: {e}") from None
     after = raw.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, str) and a.strip() for a in after):
         raise SpecError(f"{where}: after: expected a list of job names or run ids, found {P.describe_value(after)}")
