@@ -132,14 +132,38 @@ def config_from_json(d: dict[str, Any], device: str = "cpu"):
 
 def _classify_folder(path: Path) -> tuple[str, Path] | None:
     if path.is_file():
+        refuse_pickle(path)
         path = path.parent
     for candidate in (path / "results", path):
         cfg = candidate / CONFIG_FILE
         if (candidate / MODEL_FILE).exists() and cfg.exists() and _is_tl_config(cfg):
             return "sptui", candidate
     if (path / CONFIG_FILE).exists():
+        refuse_pickle(path)
         return "hf-folder", path
     return None
+
+
+# torch.save and pytorch_model.bin are pickles: loading one runs whatever code it holds
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+
+
+def refuse_pickle(path: Path) -> None:
+    """sptui reads weights from safetensors only: a pickle file, or a Hugging Face folder whose weights are
+    only pickles (pytorch_model.bin), is refused in one line saying how to convert it."""
+    convert = ("convert it where you trust it: AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(DIR) "
+               "writes model.safetensors")
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise SptuiError(f"{path}: a pickle file; sptui loads weights from safetensors only (convert it where you "
+                             "trust it: safetensors.torch.save_file(torch.load(FILE), 'model.safetensors'), next to "
+                             "the model's config.json)")
+        return
+    if path.is_dir() and not any(path.glob("*.safetensors")):
+        pickles = sorted(f.name for f in path.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise SptuiError(f"{path}: its weights are pickles ({', '.join(pickles[:3])}), no .safetensors; "
+                             f"sptui loads weights from safetensors only ({convert})")
 
 
 def _is_tl_config(path: Path) -> bool:
@@ -265,10 +289,11 @@ def _load_hf_folder(folder: Path, device: str, processing: bool, display_name: s
     from transformers import AutoModelForCausalLM
 
     folder = folder.resolve()
+    refuse_pickle(folder)  # a cached hub snapshot comes here without _classify_folder
     with _hub_offline():
         try:
             cfg = loading.get_pretrained_model_config(str(folder), fold_ln=processing, device=device, dtype=torch.float32)
-            hf_model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+            hf_model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, use_safetensors=True)
         except (OSError, ValueError, KeyError, AttributeError) as e:  # AttributeError: a config field TL expects
             raise SptuiError(f"{folder}: cannot load as a Hugging Face model ({_first_line(e)})") from None
         except NotImplementedError as e:
