@@ -238,7 +238,11 @@ def partition_nodes(partition: str | None) -> tuple[str, list[str]]:
     """(partition name, its node names); the default partition when `partition` is None."""
     result = run(["scontrol", "show", "partition", "-o"] + ([partition] if partition else []))
     if result.returncode != 0:
-        raise SptuiError(f"partition {partition}: {first_line(result.stderr) or 'unknown to Slurm'}")
+        reason = first_line(result.stderr)
+        if partition:
+            raise SptuiError(f"partition {partition}: {reason or 'unknown to Slurm'}")
+        raise SptuiError(f"cannot ask Slurm for its default partition ({reason or 'scontrol failed'}): is this a "
+                         "Slurm login node, with slurmctld up?")
     for line in result.stdout.splitlines():
         fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
         if partition is None and fields.get("Default") != "YES":
