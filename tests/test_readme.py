@@ -308,3 +308,10 @@ def test_every_python_name_the_readme_names_exists():
         except (ImportError, AttributeError):
             missing.append(name)
     assert missing == []
+
+
+def test_the_benchmarks_table_has_a_row_for_every_benchmark_and_only_those():
+    section = README[README.index("\n## Benchmarks"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = set(re.findall(r"^\| `(bench_\w+\.py)`", section, re.M))
+    assert rows == {p.name for p in (REPO / "benchmarks").glob("bench_*.py")}
