@@ -23,7 +23,7 @@ from sptui.cli import build_parser
 from sptui.pipeline import RunIndex, resolve
 from sptui.spec import JobSpec, load_file
 
-from .helpers import REPO
+from .helpers import REPO, sptui
 
 README = (REPO / "README.md").read_text()
 JOBS = REPO / "jobs"
@@ -315,3 +315,20 @@ def test_the_benchmarks_table_has_a_row_for_every_benchmark_and_only_those():
     section = section[:section.index("\n## ", 1)]
     rows = set(re.findall(r"^\| `(bench_\w+\.py)`", section, re.M))
     assert rows == {p.name for p in (REPO / "benchmarks").glob("bench_*.py")}
+
+
+# the validate lines the README quotes, and the shipped file that prints each (the README names the file beside it)
+VALIDATE_QUOTES = [
+    ("memory: needs about 11 MiB at its peak (24 instances)", "demo.toml"),
+    ("needs at least 118 MiB at its peak; more is not known before the run starts (restrict_vocab: ... at most "
+     "1.5 GiB with all 50,257 GPT-2 tokens)", "lm_tiny.toml"),
+]
+
+
+@pytest.mark.parametrize("quote, job_file", VALIDATE_QUOTES)
+def test_the_validate_lines_the_readme_quotes_are_what_validate_prints(tmp_path, quote, job_file):
+    flat = " ".join(README.split())
+    assert quote in flat and f"`jobs/{job_file}`" in flat
+    printed = " ".join(sptui("validate", f"jobs/{job_file}", root=tmp_path / "a", check=True).stdout.split())
+    head, _, tail = quote.partition("...")  # the README shortens what lies between
+    assert head.strip() in printed and tail.strip() in printed
