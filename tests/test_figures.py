@@ -688,6 +688,31 @@ def test_compression_figures_of_many_heads_go_on_further_pages(tmp_path):
     _compression_sheets(tmp_path, 72)
 
 
+def test_the_contribution_map_of_many_heads_goes_on_further_pages(tmp_path):
+    """72 heads' ablation results, drawn by the addition renderer: ablation_contributions.png holds heads 0-63
+    and ablation_contributions_heads64-71.png the rest, ticked with their own numbers (a single map squeezed
+    1024 heads into 700 pixels: most heads were not drawn at all); every sheet a page at most and clean."""
+    from sptui.plots import addition as A
+    from sptui.runs import save_arrays
+
+    H = 72
+    ablation = _largest_addition(H, 2)["ablation"]
+    summary = {k: np.random.default_rng(2).integers(0, H, (10, 10)) for k in ("heads_positive", "heads_negative",
+                                                                             "heads_needed")}
+    (tmp_path / "results").mkdir()
+    save_arrays(tmp_path / "results" / "ablation.safetensors", {**ablation, **summary, "full": ablation["baseline"]})
+    with checking_saves() as seen:
+        paths = A.render_results(tmp_path / "results", tmp_path / "plots", 2)
+    maps = {p.name: p for p in paths if p.name.startswith("ablation_contributions")}
+    assert set(maps) == {"ablation_contributions.png", "ablation_contributions_heads64-71.png"}
+    assert_clean({p.name: seen.by_path[p] for p in paths})
+    for name, path in maps.items():
+        width, height = saved_inches(path)
+        assert width <= 7.02 and height <= MAX_HEIGHT, f"{name}: {width:.2f} x {height:.2f} in"
+    second = seen.texts[maps["ablation_contributions_heads64-71.png"]]
+    assert any("(heads 64-71 of 72)" in t for t in second) and "70" in second  # head 70's tick, not row 6's
+
+
 @pytest.mark.slow
 def test_compression_figures_of_the_most_heads_the_kind_allows_stay_pages(tmp_path):
     """1024 heads (addition's most): 16 sheets of each, every one a page."""

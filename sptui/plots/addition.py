@@ -370,15 +370,19 @@ def ablation_summary(ablation: dict[str, np.ndarray], path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def contribution_map(contribution: np.ndarray, path: Path) -> Path:
-    """Which heads raise (red) or lower (blue) the correct digit's logit, for every pair (a, b)."""
+def contribution_map(contribution: np.ndarray, path: Path, heads: range | None = None) -> Path:
+    """Which heads raise (red) or lower (blue) the correct digit's logit, for every pair (a, b). `heads`: those of
+    one sheet (`head_pages`: 64 heads, a row of ~0.1 in each), ticked with their own numbers; the colour range is
+    the whole model's, so sheets compare."""
     plt = _plt()
     H = contribution.shape[0]
+    heads = heads if heads is not None else range(H)
     flat = contribution.reshape(H, 100)
     lim = float(np.abs(flat).max()) or 1.0
-    # a row per head, up to a page tall: past ~50 heads the rows get thinner, not the figure taller
-    fig, ax = plt.subplots(figsize=(PAGE, min(8.5, 0.14 * H + 2.0)), layout="constrained")
-    im = ax.imshow(flat, cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    # a row per head, up to a page tall: a full sheet's rows are ~0.1 in each (11 pixels), each head still drawn
+    fig, ax = plt.subplots(figsize=(PAGE, min(8.5, 0.14 * len(heads) + 2.0)), layout="constrained")
+    im = ax.imshow(flat[heads.start:heads.stop], cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto",
+                   interpolation="nearest", extent=(-0.5, 99.5, heads.stop - 0.5, heads.start - 0.5))
     ax.set_xticks(np.arange(0, 100, 10) + 4.5, [f"a={a}" for a in range(10)], fontsize=8)
     ax.tick_params(axis="x", length=0)
     ax.set_xlabel("(a, b): a block of ten per a, b = 0..9 within it", fontsize=8)
@@ -389,7 +393,8 @@ def contribution_map(contribution: np.ndarray, path: Path) -> Path:
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=16, integer=True))
     ax.tick_params(axis="y", labelsize=8)
     ax.set_ylabel("head", fontsize=8)
-    ax.set_title("each head's own effect on the correct digit's logit\n(kept alone minus all ablated)", fontsize=9)
+    ax.set_title("each head's own effect on the correct digit's logit" + heads_note(heads, H)
+                 + "\n(kept alone minus all ablated)", fontsize=9)
     bar = fig.colorbar(im, ax=ax, fraction=0.03)
     bar.set_label("logit change", fontsize=8)
     bar.ax.tick_params(labelsize=8)
@@ -525,7 +530,8 @@ def render_results(results: Path, plots: Path, n_digits: int, metrics: list[dict
             out.append(ablation_sheet(ablation["per_head"], ablation["baseline"], plots / f"ablation_heads{suffix}.png",
                                       ablation.get("per_head_win"), heads))
         out.append(ablation_summary(ablation, plots / "ablation_summary.png"))
-        out.append(contribution_map(ablation["contribution"], plots / "ablation_contributions.png"))
+        for heads, suffix in head_pages(ablation["contribution"].shape[0]):
+            out.append(contribution_map(ablation["contribution"], plots / f"ablation_contributions{suffix}.png", heads))
     if (results / "projections.safetensors").exists():
         proj = load_arrays(results / "projections.safetensors")
         for heads, suffix in head_pages(proj["o"].shape[0]):
