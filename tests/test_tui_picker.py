@@ -85,6 +85,7 @@ async def test_valid_file_previews_the_grid_and_enter_queues_it(artifacts, tmp_p
             ("second", "queued", str(tmp_path / "jobs" / "b-good.toml"))]
         status = str(app.screen.query_one("#status").render())
         assert status.startswith("queued 2 jobs from b-good.toml") and "press w to start one" in status
+        assert list(app._notifications) == []  # said once, in the status line (no toast over it)
         assert app.screen.table.row_count == 2
 
 

@@ -26,6 +26,7 @@ from sptui.errors import SptuiError
 from sptui.names import counted
 from sptui.queue import Job
 from sptui.runs import RunDir, read_metrics
+from sptui.tui.feedback import Says
 from sptui.tui.messages import ActionDone
 from sptui.tui.widgets.curves import PALETTE, CurvePlot, PlotLine
 from sptui.tui.widgets.footer import KeysFooter
@@ -148,7 +149,7 @@ def _sortable(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-class CompareScreen(Screen):
+class CompareScreen(Says, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the queue"),
         Binding("q", "back", "Back", show=False, tooltip="Back to the queue (q quits only from the queue)"),
@@ -245,11 +246,6 @@ class CompareScreen(Screen):
         self.query_one("#compare-legend", Static).update(message.summary)
 
     # ------------------------------------------------------------ actions
-    def say(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(Text(text))
-        status.set_class(error, "error")
-
     def action_back(self) -> None:
         self.app.pop_screen()
 
@@ -307,4 +303,3 @@ class CompareScreen(Screen):
         if message.paths:
             self.exported = message.paths[0]
         self.say(message.text, message.error)
-        self.notify(message.text, severity="error" if message.error else "information", markup=False)

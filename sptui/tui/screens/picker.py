@@ -26,6 +26,7 @@ from textual.widgets import Input, OptionList, Static
 from sptui.errors import SptuiError
 from sptui.names import counted, rich_text
 from sptui.spec import JobSpec, load_file
+from sptui.tui.feedback import notify_elsewhere, on_top
 from sptui.tui.widgets.footer import KeysFooter
 from sptui.tui.workers import in_thread
 
@@ -270,10 +271,13 @@ class PickerScreen(Screen[str | None]):
             self.refresh_bindings()
             hint = "\n\npress f to queue it again anyway" if message.duplicate else ""
             self.query_one("#picker-preview", Static).update(Text(message.error + hint, style="red"))
-            self.notify(message.error, severity="error", markup=False)
+            if not on_top(self):  # the preview says it here (sptui.tui.feedback)
+                notify_elsewhere(self, message.error, error=True)
             return
-        self.notify(message.text or "queued", markup=False)
-        self.dismiss(message.text)
+        if not on_top(self):
+            notify_elsewhere(self, message.text or "queued")
+            return
+        self.dismiss(message.text)  # the queue's status line says what was queued
 
     def action_close(self) -> None:
         self.dismiss(None)

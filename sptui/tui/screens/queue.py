@@ -25,6 +25,7 @@ from sptui import actions
 from sptui.errors import SptuiError
 from sptui.names import counted, rich_text
 from sptui.queue import Job, Queue
+from sptui.tui.feedback import Says, notify_elsewhere, on_top
 from sptui.tui.messages import ActionDone, JobsLoaded, QueueUnreadable, WorkersChanged
 from sptui.tui.screens.confirm import ConfirmScreen
 from sptui.tui.screens.picker import short_path
@@ -42,7 +43,7 @@ FILTER_DELAY = 0.2  # seconds of no typing before the filter applies
 SUMMARY_STATES = ("running", "queued", "failed", "interrupted", "cancelled", "succeeded")  # the summary's order
 
 
-class QueueScreen(Screen):
+class QueueScreen(Says, Screen):
     # No auto focus: Textual's picks the first focusable widget, hidden or not, which on an empty queue was the
     # hidden filter box (every key then typed into it). The table takes the focus when it is shown.
     AUTO_FOCUS = ""
@@ -145,8 +146,8 @@ class QueueScreen(Screen):
     def _queue_unreadable(self, message: QueueUnreadable) -> None:
         self.queue_error = message.error
         self._summarise()
-        if message.error:
-            self.notify(message.error, severity="error", timeout=30, markup=False)
+        if message.error and not on_top(self):  # the top line says it here; elsewhere, a notification
+            notify_elsewhere(self, message.error, error=True)
 
     def _poll(self, force: bool) -> None:
         with self._poll_lock:  # one poller connection, never used by two threads at once
@@ -274,15 +275,9 @@ class QueueScreen(Screen):
         self._fit_top()
 
     # ------------------------------------------------------------ feedback
-    def say(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(Text(text))  # run names and paths are text, never markup
-        status.set_class(error, "error")
-
     @on(ActionDone)
     def _action_done(self, message: ActionDone) -> None:
         self.say(message.text, message.error)
-        self.notify(message.text, severity="error" if message.error else "information", markup=False)
         self.refresh_jobs(force=True)
 
     def _selected(self) -> Job | None:

@@ -27,6 +27,7 @@ from sptui.names import counted
 from sptui.queue import Job, Queue
 from sptui.runs import FileTail, MetricsTail, RunDir
 from sptui.timing import fmt_clock
+from sptui.tui.feedback import Says
 from sptui.tui.messages import ActionDone, JobUpdated, LogLines, MetricsArrived
 from sptui.tui.widgets.curves import CurvePlot, LiveCurves
 from sptui.tui.widgets.footer import KeysFooter
@@ -184,7 +185,7 @@ def grouping_options(grid: list[dict]) -> list[str | None]:
     return list(dict.fromkeys(ordered))
 
 
-class RunScreen(Screen):
+class RunScreen(Says, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the queue"),
         Binding("q", "back", "Back", show=False, tooltip="Back to the queue (q quits only from the queue)"),
@@ -341,11 +342,6 @@ class RunScreen(Screen):
         self.call_after_refresh(self._show_head)  # the error's lines follow the width
 
     # ------------------------------------------------------------ actions
-    def say(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(Text(text))  # paths and run names are text, never markup
-        status.set_class(error, "error")
-
     def action_back(self) -> None:
         self.app.pop_screen()
 
@@ -445,7 +441,6 @@ class RunScreen(Screen):
         if message.paths:
             self.exported = list(message.paths)
         self.say(message.text, message.error)
-        self.notify(message.text, severity="error" if message.error else "information", markup=False)
 
     def action_results(self) -> None:
         try:
@@ -456,10 +451,8 @@ class RunScreen(Screen):
             screen = browser_for(self.job.kind, self.run.root)
         except SptuiError as e:  # e.g. the run has no results yet
             self.say(str(e), error=True)
-            self.notify(str(e), severity="error", markup=False)
             return
         if screen is None:
-            self.notify(f"no result browser for {self.job.kind}", severity="warning", markup=False)
             self.say(f"no result browser for {self.job.kind}")
             return
         if self.job.state in ("queued", "running") and not any(self.run.results.glob("*")):
