@@ -138,6 +138,12 @@ def test_toy_sweep(toy_run, snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=keys("3"))
 
 
+def test_toy_sweep_80x24(toy_run, snap_compare):
+    """At 80x24 the sweep tab shows one view at full height (v: the other): here the D* plot."""
+    app = Host(lambda: browser_for("tms", toy_run.root))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys("3", "v"))
+
+
 def test_cosine_blocks(geometry_run, snap_compare):
     app = Host(lambda: browser_for("neuron-geometry", geometry_run.root))
     assert snap_compare(app, terminal_size=SIZE, run_before=keys("n", "b"))

@@ -357,3 +357,40 @@ async def test_computation_run_shows_its_own_neurons_and_readout(tmp_path_factor
         np.testing.assert_allclose(readout.matrix, model["W2"][i][:, :3])
         assert readout.legend == "W2 (readout weight)"
         assert "computed" in app.browser.data.instance_label(i)
+
+
+async def test_at_80x24_the_instance_list_keeps_its_values_and_the_sweep_shows_one_view_at_full_height(tms_run):
+    """At 80x24 the list cut "D* 0.…" and the grid over the D* plot left the plot 3 rows of data: the list keeps each
+    value whole (the name gives way), and the sweep tab shows the grid or the D* plot (v), each at full height."""
+    from textual.widgets import OptionList, Static
+    from textual_plotext import PlotextPlot
+
+    from sptui.render.colormap import fmt
+
+    records = read_json(tms_run.results / "instances.json")
+    app = Host(ToyBrowser(tms_run.root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot)
+        options = app.browser.query_one("#toy-instances", OptionList)
+        assert options.border_title == "D*"
+        lines = [options.render_line(y).text for y in range(options.size.height)]
+        for i, record in enumerate(records):
+            line = next(text for text in lines if f"#{i} " in text)
+            assert line.rstrip(" ▎▊").endswith(" " + fmt(record["metrics"]["dims_per_feature"])), line
+        await pilot.press("3")
+        await pilot.pause()
+        grid = app.browser.query_one("#toy-sweep", Heatmap)
+        plot = app.browser.query_one("#toy-dstar", PlotextPlot)
+        info = app.browser.query_one("#toy-sweep-info", Static)
+        assert grid.display and not plot.display and "v: the D* plot" in str(info.render())
+        assert grid.size.height >= 12
+        await pilot.press("v")
+        await pilot.pause()
+        assert plot.display and not grid.display and "v: the grid" in str(info.render())
+        assert plot.size.height >= 14  # the frame, ticks and label take 5: 9 or more rows of data
+        await pilot.press("e")  # what is on screen: the D* plot alone
+        await _open(app, pilot)
+        assert app.browser.last_export.name == "toy-dstar.png"
+        await pilot.resize_terminal(120, 40)  # room for both: the grid over the plot, no v
+        await pilot.pause()
+        assert grid.display and plot.display and "v:" not in str(info.render())

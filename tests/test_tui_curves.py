@@ -243,3 +243,44 @@ async def test_the_run_screen_step_axis_has_whole_steps(artifacts):
         text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         axis = next(line for line in text.splitlines() if " 1k " in line)
         assert axis.split() == ["0", "1k", "2k", "3k"], axis  # plotext put 0.0 833.2 1666.5 ... here
+
+
+def test_log_ticks_name_the_values_at_round_powers():
+    from sptui.tui.widgets.curves import log_ticks
+
+    ticks, labels = log_ticks([0.00012, 0.5])
+    assert labels == ["0.001", "0.01", "0.1"] and ticks == pytest.approx([-3, -2, -1])
+    ticks, labels = log_ticks([0.03, 0.9])  # under two decades: 1, 2, 5 x 10^k
+    assert labels == ["0.05", "0.1", "0.2", "0.5"]
+    assert len(log_ticks([1e-9, 1e3])[0]) <= 6
+
+
+async def test_a_log_scale_plot_survives_a_resize(artifacts):
+    """plotext's own log scale took the log of its data in place when it built: the second build (a resize) took
+    the log of log10(1) = 0 and the app died with a math domain error. The axis is drawn by hand now."""
+    from sptui.queue import Queue
+    from sptui.runs import RunDir
+    from sptui.spec import parse_text
+    from sptui.tui.app import SptuiApp
+
+    with Queue(artifacts) as q:
+        (job,) = q.submit(parse_text('[[job]]\nkind = "tms"\nname = "logs"\n', "t.toml"))
+    run = RunDir(job.run_dir(artifacts))
+    run.create(job.job_spec().to_toml())
+    with open(run.metrics, "w") as f:
+        for step in range(0, 101, 10):
+            f.write(json.dumps({"step": step, "split": "test", "loss": [1.0 / (1 + step) ** 2]}) + "\n")
+    app = SptuiApp(artifacts, poll_interval=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause()
+        for size in ((120, 40), (100, 30)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+            assert "loss (log)" in text and "0.001" in text and "0.01" in text, text

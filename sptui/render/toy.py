@@ -125,12 +125,18 @@ class ToyView:
 
     def short_label(self, i: int) -> str:
         """One line for a narrow list: swept names shortened to their initials ("fp=0.1 d=0"), then D* (or loss)."""
+        name, tag, value = self.list_entry(i)
+        return f"{name} {tag} {value}"
+
+    def list_entry(self, i: int) -> tuple[str, str, str]:
+        """The instance list's parts: ("#3 fp=0.1 d=0", "D*", "0.504"), the value D* (or the loss, "loss"), so a
+        narrow list can cut the name and keep the number."""
         r = self.records[i]
         grid = " ".join(f"{short_name(k)}={label(v)}" for k, v in (r.get("grid") or {}).items())
         metrics = r.get("metrics", {})
         main = metrics.get("dims_per_feature", metrics.get("loss"))
         tag = "D*" if "dims_per_feature" in metrics else "loss"
-        return f"#{i} {grid} {tag} {fmt(number(main))}".replace("  ", " ")
+        return f"#{i} {grid}".rstrip(), tag, fmt(number(main))
 
     # ------------------------------------------------------------ what each kind says
     def check(self) -> None:

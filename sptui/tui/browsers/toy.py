@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -49,6 +50,7 @@ from sptui.tui.widgets.keyhints import key_hints
 from sptui.tui.widgets.scatter import Scatter
 
 TABS = ["weights", "geometry", "sweep", "training"]
+SWEEP_BOTH_ROWS = 34  # terminal rows from which the sweep tab stacks its grid over the D* plot (else one at a time)
 
 
 BAR_MAX = 30
@@ -86,12 +88,31 @@ def interference_bars(d: ToyView, i: int, columns: int = 80) -> Text:
     return text
 
 
+def log_ticks(values: list[float]) -> list[float]:
+    """Ticks for a log axis over `values` (all > 0): 1, 3, 10, 30, ... within their range (both ends at least)."""
+    lo, hi = min(values), max(values)
+    ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1) for m in (1, 3)]
+    inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    return inside if len(inside) >= 2 else sorted({lo, hi})
+
+
+def instance_line(name: str, value: str) -> Table:
+    """One line of the instance list: its value (D*) at the right, always whole; the name ("#3 d=0 fp=0.03") cut
+    with '…' where the list is narrow (at 80 columns a cut label lost the number, "D* 0.…")."""
+    line = Table.grid(expand=True, padding=(0, 0, 0, 1))
+    line.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    line.add_column(no_wrap=True, justify="right")
+    line.add_row(name, value)
+    return line
+
+
 class ToyBrowser(BrowserScreen):
     """One screen for every toy kind: what it shows comes from the kind's view (sptui.render.toy)."""
 
     KIND_TITLE = "toy models"
     DEFAULT_CSS = """
-    ToyBrowser #toy-instances { width: 30%; min-width: 22; max-width: 34; text-wrap: nowrap; text-overflow: ellipsis; }
+    ToyBrowser #toy-instances { width: 30%; min-width: 27; max-width: 34; text-wrap: nowrap; text-overflow: ellipsis;
+                                border-title-align: right; }
     ToyBrowser TabbedContent { width: 1fr; height: 1fr; }
     ToyBrowser TabPane { height: 1fr; padding: 0; }
     ToyBrowser #toy-bars { height: auto; max-height: 50%; }
@@ -106,6 +127,8 @@ class ToyBrowser(BrowserScreen):
         Binding("2", "tab('geometry')", "Geometry", show=False, tooltip="Each feature's direction in the hidden plane"),
         Binding("3", "tab('sweep')", "Sweep", show=False, tooltip="A metric over the swept parameters"),
         Binding("4", "tab('training')", "Training", show=False, tooltip="This instance's metrics over training"),
+        Binding("v", "sweep_view", "Grid/plot", show=False,
+                tooltip="The sweep tab's other view (grid, D* plot) where only one fits"),
     ]
 
     def __init__(self, run_dir: str | Path, instance: int = 0) -> None:
@@ -113,6 +136,9 @@ class ToyBrowser(BrowserScreen):
         self.instance = instance
         self.sweep_metric = "dims_per_feature"
         self.train_metric = "loss"
+        self.sweep_view = "grid"  # which of the sweep tab's views shows where only one fits (v switches)
+        self._grid_info = Text("")
+        self._sweep_views: list[str] | None = None  # what the run has: "grid" (two swept parameters), "plot" (D*)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="browser-body"):
@@ -155,8 +181,9 @@ class ToyBrowser(BrowserScreen):
         options = self.query_one("#toy-instances", OptionList)
         options.clear_options()
         # one line each (the full label is the title's): a wrapped list crowded the plots out at 80 columns
-        options.add_options([Option(Text(data.short_label(i), no_wrap=True, overflow="ellipsis"), id=str(i))
-                             for i in range(data.n_instances)])
+        entries = [data.list_entry(i) for i in range(data.n_instances)]
+        options.add_options([Option(instance_line(name, value), id=str(i)) for i, (name, _, value) in enumerate(entries)])
+        options.border_title = entries[0][1] if entries else ""  # "D*" once, over its column
         options.highlighted = self.instance
         self._draw_sweep()
         self._draw_instance()
@@ -184,6 +211,7 @@ class ToyBrowser(BrowserScreen):
     def on_resize(self, event: events.Resize) -> None:
         if self.data is not None:
             self.call_after_refresh(self._draw_bars)
+            self._layout_sweep()
 
     def _draw_geometry(self) -> None:
         g = self.data.geometry(self.instance)
@@ -210,12 +238,10 @@ class ToyBrowser(BrowserScreen):
 
     def _draw_sweep(self) -> None:
         d: ToyView = self.data
-        info = self.query_one("#toy-sweep-info", Static)
         grid = self.query_one("#toy-sweep", Heatmap)
         plot = self.query_one("#toy-dstar", PlotextPlot)
         name = METRIC_NAMES.get(self.sweep_metric, self.sweep_metric)
         swept = d.swept()
-        grid.display = len(swept) >= 2
         if len(swept) >= 2 and self.sweep_metric == GEOMETRY:
             matrix, keys, values, _ = sweep_matrix(d, GEOMETRY)
             labels, colours = geometry_categories(d)
@@ -232,30 +258,58 @@ class ToyBrowser(BrowserScreen):
                 legend.append("■ ", style=f"color({cmap.ansi[int((k + 0.5) * len(cmap.rgb) / len(labels))]})")
                 legend.append(g + "   ")
                 width += len(g) + 5
-            info.update(legend)
+            self._grid_info = legend
         elif len(swept) >= 2:
             matrix, keys, values, _ = sweep_matrix(d, self.sweep_metric)
             grid.set_data(matrix, legend=f"{name}: rows {keys[0]}, cols {keys[1]}", keep_view=True, cmap=SEQUENTIAL,
                           vmin=None, vmax=None)
             extra = f" (averaged over {', '.join(swept[2:])})" if len(swept) > 2 else ""
-            info.update(f"{name} over {keys[0]} (rows: {', '.join(values[0])}) x {keys[1]} "
-                        f"(cols: {', '.join(values[1])}){extra}")
+            self._grid_info = Text(f"{name} over {keys[0]} (rows: {', '.join(values[0])}) x {keys[1]} "
+                                   f"(cols: {', '.join(values[1])}){extra}")
         else:
-            info.update(f"swept: {', '.join(swept) or 'nothing'} (a grid needs two swept parameters)")
+            self._grid_info = Text(f"swept: {', '.join(swept) or 'nothing'} (a grid needs two swept parameters)")
         series = dstar_series(d)
-        plot.display = bool(series)
+        self._sweep_views = [view for view, shown in (("grid", len(swept) >= 2), ("plot", bool(series))) if shown]
         if series:
             plt = plot.plt
             plt.clear_data()
             plt.clear_figure()
+            # log x drawn by hand: plotext's xscale("log") takes the log of its data in place when it builds, so
+            # the second build (any resize) took log10 of log10(1) = 0 and the app crashed
             for s in series:
-                plt.plot(s["x"], s["y"], label=s["label"], marker="braille")
+                plt.plot(np.log10(s["x"]).tolist(), s["y"], label=s["label"], marker="braille")
             for y, _ in FRACTIONS:
                 plt.hline(y, "gray")
-            plt.xscale("log")
-            plt.xlabel("1/(1-S)")
+            ticks = log_ticks([x for s in series for x in s["x"]])
+            plt.xticks(np.log10(ticks).tolist(), [f"{t:g}" for t in ticks])
+            plt.xlabel("1/(1-S) (log scale)")
             plt.title("D* against 1/(1-S); lines at 1, 3/4, 2/3, 1/2, 2/5, 3/8")
             plot.refresh()
+        self._layout_sweep()
+
+    def _layout_sweep(self) -> None:
+        """The grid above the D* plot where both fit; on a short terminal (80x24) one at a time, v switching,
+        each at full height: stacked there, the plot kept 3 rows of data and the grid crowded its cells."""
+        views = self._sweep_views
+        if self.data is None or views is None:
+            return
+        one_at_a_time = len(views) == 2 and self.size.height < SWEEP_BOTH_ROWS
+        shown = [self.sweep_view if self.sweep_view in views else views[0]] if one_at_a_time else views
+        self.query_one("#toy-sweep", Heatmap).display = "grid" in shown
+        self.query_one("#toy-dstar", PlotextPlot).display = "plot" in shown
+        info = (Text("D* against 1/(1-S), one line per value of the other swept parameter") if shown == ["plot"]
+                else self._grid_info.copy())
+        if one_at_a_time:
+            info.append(f"  (v: {'the D* plot' if shown == ['grid'] else 'the grid'})", style="dim")
+        self.query_one("#toy-sweep-info", Static).update(info)
+
+    def action_sweep_view(self) -> None:
+        """v: the sweep tab's other view (the grid, the D* plot), where only one fits at a time."""
+        if self.data is None or len(self._sweep_views or []) < 2:
+            return
+        self.sweep_view = "plot" if self.sweep_view == "grid" else "grid"
+        self.action_tab("sweep")
+        self._layout_sweep()
 
     def _draw_training(self) -> None:
         plot = self.query_one("#toy-training", PlotextPlot)
@@ -363,10 +417,10 @@ class ToyBrowser(BrowserScreen):
         if tab == "sweep":  # the grid and the D* plot, whichever are on screen
             paths = []
             series = dstar_series(d)
-            if series:
+            if series and self.query_one("#toy-dstar", PlotextPlot).display:
                 paths.append(export_lines(plots / "toy-dstar.png", series, title=f"{self.run.run_id}: D* vs 1/(1-S)",
                                           xlabel="1/(1-S)", ylabel="D*", logx=True, hlines=FRACTIONS))
-            if len(d.swept()) >= 2:
+            if len(d.swept()) >= 2 and self.query_one("#toy-sweep", Heatmap).display:
                 hm = self.query_one("#toy-sweep", Heatmap)
                 _, keys, values, _ = sweep_matrix(d, self.sweep_metric)
                 categories: list[str] = []

@@ -52,6 +52,22 @@ def step_ticks(lo: float, hi: float, most: int = 5) -> tuple[list[float], list[s
     return [float(t) for t in ticks], [fmt_step(t) for t in ticks]
 
 
+def log_ticks(values: list[float], most: int = 6) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis drawn as log10(value): powers of ten over the values' range (1, 2, 5 x 10^k where fewer
+    than three decades fit), at most `most`, labelled with the values themselves (0.001, 0.02, 1e-05)."""
+    if not values:
+        return [], []
+    lo, hi = math.log10(min(values)), math.log10(max(values))
+    ks = range(math.floor(lo), math.ceil(hi) + 1)
+    ms = (1, 2, 5) if len(ks) <= 3 else (1,)
+    ticks = [math.log10(m) + k for k in ks for m in ms if lo - 1e-9 <= math.log10(m) + k <= hi + 1e-9]
+    if len(ticks) < 2:  # a range within one step: its two ends
+        ticks = sorted({lo, hi})
+    stride = math.ceil(len(ticks) / most)
+    ticks = ticks[::stride]
+    return ticks, [f"{10 ** t:.3g}" for t in ticks]
+
+
 def fmt_step(step: int) -> str:
     """A step count in few characters: 950, 12k, 12.5k, 1.5M."""
     for div, unit in ((1_000_000, "M"), (1_000, "k")):
@@ -132,13 +148,17 @@ class CurvePlot(PlotextPlot):
             plt.xticks(*step_ticks(steps[0], steps[-1]))
         if not lines:
             plt.title(f"{title}  ({self.empty_text})" if title else self.empty_text)
+        # a log y axis drawn by hand: plotext's yscale("log") takes the log of its data in place when it builds,
+        # so the second build (any resize) took the log of a log and the app crashed (math domain error)
+        log = self.log_scale and lines
         for line in lines:
             if line.x:
-                plt.plot(line.x, line.y, color=line.colour, marker="braille")
+                ys = np.log10(np.maximum(line.y, np.finfo(float).tiny)).tolist() if log else line.y
+                plt.plot(line.x, ys, color=line.colour, marker="braille")
+        if log:
+            plt.yticks(*log_ticks([y for line in lines for y in line.y if y > 0]))
         if self.cursor is not None and lines:
             plt.vline(self.cursor, CURSOR_COLOUR)
-        if self.log_scale and lines:
-            plt.yscale("log")
         self.draws += 1
         self.refresh()
         self.post_message(self.Drawn(self))
