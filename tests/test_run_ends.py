@@ -262,3 +262,18 @@ def test_sptui_show_says_a_real_worker_s_job_is_drawing_and_warns_only_when_its_
         release.touch()
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=60)
+
+
+def test_a_slurm_job_drawing_its_plots_beats_its_status_file(tmp_path):
+    """On Slurm the job's last report is status.json's `updated` (read by the submitting side as its heartbeat):
+    the runner's beat while drawing rewrites it, so a long draw on a node is not taken for a hang either."""
+    from sptui.runner import beating
+    from sptui.slurm.status import Status, read_status
+    from sptui.slurm.task import StatusHooks
+
+    status = Status()
+    status.write(tmp_path)
+    first = read_status(tmp_path).updated
+    with beating(StatusHooks(tmp_path, status), every=0.05):
+        time.sleep(0.5)
+    assert read_status(tmp_path).updated >= first + 0.3
