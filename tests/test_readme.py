@@ -332,3 +332,18 @@ def test_the_validate_lines_the_readme_quotes_are_what_validate_prints(tmp_path,
     printed = " ".join(sptui("validate", f"jobs/{job_file}", root=tmp_path / "a", check=True).stdout.split())
     head, _, tail = quote.partition("...")  # the README shortens what lies between
     assert head.strip() in printed and tail.strip() in printed
+
+
+def test_ci_runs_the_quickstart_test_line_as_the_readme_shows_it():
+    quickstart = README[README.index("## Quickstart"):README.index("## Commands")]
+    (line,) = [line.split("#")[0].strip() for _, line in code_blocks(quickstart) if "pytest" in line]
+    assert line in [ci.strip() for ci in (REPO / ".ci" / "run").read_text().splitlines()]
+
+
+def test_every_extra_the_readme_installs_is_declared():
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    named = set(re.findall(r"sptui\[(\w+)\]", README)) | set(re.findall(r"SPTUI_EXTRAS=(\w+)", README))
+    assert {"app", "test"} <= named
+    assert named - set(extras) == set()
