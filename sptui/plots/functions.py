@@ -1,5 +1,9 @@
 """PNGs of a `functions` run from its saved results: the neuron stacks (W1, b1, W2, W2 * W1 per neuron,
-and the combined W2 @ W1) and the learned function against the target."""
+and the combined W2 @ W1) and the learned function against the target.
+
+Every instance is drawn, PER_SHEET to a sheet: weights.png and function.png hold instances 0-5, then
+weights_instances6-11.png, ... each title saying which of how many it holds. A sweep of more instances than
+MAX_SHEETS sheets hold is not drawn past them; the titles and the run log say so and where the rest are."""
 
 from __future__ import annotations
 
