@@ -279,3 +279,31 @@ def test_operand_position_ratio_of_two_parallel_rows():
     swapped = np.array([[i, 0.0] for i in range(n)] + [[n - 1 - i, 0.0] for i in range(n)])  # b reversed
     assert X.operand_position_ratio(swapped, n) == pytest.approx((2 + 0 + 2) / 3 / 1.0)
     assert math.isnan(X.operand_position_ratio(np.zeros((2 * n, 2)), n))
+
+
+def test_toy_recovery_of_a_planted_dictionary():
+    """An SAE that is the true dictionary, permuted (feature i = latent perm[i]), plus a latent that never fires:
+    mmcs, matched correlation and F1 are exactly 1 over the represented features, the matching is the
+    permutation, and the unrepresented feature 3 is matched to nothing (-1) and left out of every mean."""
+    from sptui.sae.evaluation import toy_metrics
+
+    g = torch.Generator().manual_seed(0)
+    n, D, N = 4, 5, 600
+    perm = [2, 0, 4, 1]
+    x_true = (torch.rand(1, N, n, generator=g) - 0.7).clamp_min(0) / 0.3  # present w.p. 0.3, then U(0, 1]
+    true_dirs = torch.eye(n)[None]
+    f = torch.zeros(1, N, D)
+    W_dec = torch.zeros(1, D, n)
+    for i, j in enumerate(perm):
+        f[0, :, j] = x_true[0, :, i]
+        W_dec[0, j] = true_dirs[0, i]
+    W_dec[0, 3] = torch.tensor([0.5, 0.5, 0.5, 0.5])  # latent 3 never fires
+    represented = torch.tensor([[True, True, True, False]])
+    out = toy_metrics(f, x_true, W_dec, true_dirs, represented, torch.ones(1, D, dtype=torch.bool))
+    assert out["match"].tolist() == [[2, 0, 4, -1]]
+    # correlations are taken in float32 (sae_metrics.correlations): 1 to about 1e-6
+    assert out["mmcs"].tolist() == pytest.approx([1.0]) and out["corr"].tolist() == pytest.approx([1.0], abs=1e-5)
+    assert out["f1"].tolist() == pytest.approx([1.0])
+    assert out["feature_corr"][0].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.0], abs=1e-5)
+    assert out["feature_f1"].tolist()[0][:3] == pytest.approx([1.0, 1.0, 1.0])
+    assert out["present"].tolist() == [[True] * 4]

@@ -35,9 +35,8 @@ def toy_metrics(f: Tensor, x_true: Tensor, W_dec: Tensor, true_directions: Tenso
     whether the feature occurs in the sample [I, n]."""
     cos = M.decoder_cosines(W_dec, true_directions)
     corr_all = M.correlations(x_true, f)
-    feat = represented & M.present(x_true)
-    match = M.match_features(corr_all, feat, mask)
-    corr, _ = M.matched_correlation(x_true, f, represented, mask)
+    # one matching for every per-feature number: matched_correlation's (represented features in the sample)
+    corr, match = M.matched_correlation(x_true, f, represented, mask)
     per_f1 = M.firing_f1_per_feature(x_true, f, match)
     matched_corr = corr_all.gather(-1, match.clamp_min(0)[..., None])[..., 0]
     return {
