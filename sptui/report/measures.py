@@ -33,6 +33,7 @@ from sptui.science import tms_metrics as M
 
 
 def signature(grid: dict, without: tuple[str, ...]) -> str:
+    """A grid point less the keys `without`, as a canonical string: instances equal here are paired."""
     return json.dumps({k: v for k, v in sorted(grid.items()) if k not in without}, sort_keys=True)
 
 

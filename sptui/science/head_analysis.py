@@ -33,6 +33,8 @@ from sptui.science.addition import EQUALS
 
 @torch.no_grad()
 def projections(model) -> dict[str, torch.Tensor]:
+    """q, k, v [H, n_ctx, d_vocab, d_head], o [H, d_vocab_out, d_head] and o_bias [d_vocab_out], as the module
+    docstring defines them (the paper's per-head 2-D projections: r W_K^h + b_K^h with r = W_E t + W_pos p)."""
     attn = model.blocks[0].attn
     W_E, W_pos, W_U = model.embed.W_E, model.pos_embed.W_pos, model.unembed.W_U
     x = W_E[None, :, :] + W_pos[:, None, :]  # [n_ctx, d_vocab, d_model]
