@@ -447,8 +447,9 @@ class Queue:
 
     def _open_read_only(self) -> None:
         """Reading commands work on a read-only artifacts folder: a WAL file can be read there only as
-        'immutable' when its -shm file cannot be made; with no queue file at all, an empty queue."""
-        if not self.path.exists():
+        'immutable' when its -shm file cannot be made; with no queue file at all, an empty queue (also for an
+        empty file: what SQLite leaves when a full disk stops it making a new queue)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
             self.db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             self.db.executescript(SCHEMA)
             return

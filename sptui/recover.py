@@ -13,7 +13,9 @@ rebuilt queue never lets a job run before the run it reads.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sqlite3
 import time
 import tomllib
@@ -25,7 +27,7 @@ from typing import Any
 from sptui.config import queue_path, runs_dir
 from sptui.errors import SptuiError
 from sptui.names import counted
-from sptui.queue import FINAL, JOB_COLUMNS, Queue, QueueDamaged, is_alive
+from sptui.queue import FINAL, JOB_COLUMNS, DiskFull, Queue, QueueDamaged, is_alive
 from sptui.runs import RunDir
 from sptui.spec import JobSpec, load_file
 
@@ -79,17 +81,45 @@ def rebuild(root: str | Path, force: bool = False) -> Rebuilt:
             rebuilt.append(_row_from_folder(RunDir(run_dir)))
         except SptuiError as e:
             skipped.append(f"{run_dir}: {e}")
-    kept = _set_aside(path) if path.exists() else None
     taken = {row["id"] for row in rows}
     next_id = max([*taken, *(r["id"] or 0 for r in rebuilt), 0]) + 1
     for row in rebuilt:  # a folder named otherwise (copied in) gets a new id; its run id stays its name
         if row["id"] is None or row["id"] in taken:
             row["id"], next_id = next_id, next_id + 1
         taken.add(row["id"])
-    with Queue(root) as queue:  # new ids follow every id the old queue gave out, even those of lost rows
-        queue.restore(rows + rebuilt, _dependencies(rows + rebuilt, deps), next_id=max([highest, *taken]) + 1)
+    # new ids follow every id the old queue gave out, even those of lost rows
+    staging = _build_beside(root, rows + rebuilt, _dependencies(rows + rebuilt, deps), max([highest, *taken]) + 1)
+    try:  # only a whole new queue replaces the old one
+        kept = _set_aside(path) if path.exists() else None
+        staging.joinpath(path.name).replace(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    with Queue(root) as queue:
         queue.recover()  # rows that were running, whose process is gone
     return Rebuilt(path, kept, len(rows), len(rebuilt), skipped)
+
+
+def _build_beside(root: Path, rows: list[dict[str, Any]], deps: list[tuple[int, int, str, int]], next_id: int) -> Path:
+    """The rebuilt queue, written whole in a folder beside queue.db (the same file system, so it is renamed into
+    place) before the old file is touched: a full disk or a read-only folder stops the rebuild with one line and
+    leaves queue.db as it was (it used to be set aside first, leaving an empty queue that listed no runs)."""
+    staging = root / f".recover-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        with Queue(staging, check=False) as queue:
+            if queue.no_writes is not None:
+                raise queue.no_writes
+            queue.restore(rows, deps, next_id=next_id)
+            queue.db.execute("PRAGMA journal_mode = DELETE")  # one file, with nothing left in a -wal beside it
+    except DiskFull:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DiskFull(f"disk full: no room to rebuild {queue_path(root)} beside it; it is left as it was. Free some "
+                       "space, then recover again") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
 
 
 # ---------------------------------------------------------------- the damaged file
