@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `sptui ls | head`
         return 0
     except OSError as e:  # the system refused something (a full disk, a permission): one line, not a traceback
-        print(f"sptui: error: {printable(os_error_text(e))}", file=sys.stderr)
+        retry = f"run `sptui {command}` again"
+        print(f"sptui: error: {printable(os_error_text(e, retry))}", file=sys.stderr)
         return EXIT_INPUT
 
 

@@ -23,10 +23,14 @@ class JobCancelled(Exception):
     """Raised inside a running job when the user asked to cancel it."""
 
 
-def os_error_text(error: OSError) -> str:
-    """A file-system error as one line: a full disk says "disk full", anything else its reason and file."""
+RETRY_RUN = "requeue the run (it resumes from its last checkpoint)"
+
+
+def os_error_text(error: OSError, retry: str = RETRY_RUN) -> str:
+    """A file-system error as one line: a full disk says "disk full" and what to do once space is freed
+    (`retry`: a run is requeued; a command such as export or report is run again), anything else its reason
+    and file."""
     where = f" writing {error.filename}" if error.filename else ""
     if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return (f"disk full: {error.strerror}{where}; free some space, then requeue the run (it resumes from its "
-                "last checkpoint)")
+        return f"disk full: {error.strerror}{where}; free some space, then {retry}"
     return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
