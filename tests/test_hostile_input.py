@@ -334,3 +334,77 @@ def test_a_queue_locked_by_another_process_is_one_line_then_works_when_released(
     done = sptui("submit", str(path), root=root, timeout=60)
     assert done.returncode == 0, done.stderr
     assert queued(root) == 2
+
+
+# ---------------------------------------------------------------- a full disk (a real tmpfs, filled)
+
+@pytest.fixture
+def full_disk(tmp_path, finished_run):
+    """A copy of the finished run's artifacts on a small tmpfs, then the tmpfs filled to its last byte."""
+    import shutil
+
+    from .helpers import fill_disk, mount_tmpfs
+
+    mount = tmp_path / "disk"
+    unmount = mount_tmpfs(mount, "8m")
+    source, run_id = finished_run
+    root = mount / "artifacts"
+    shutil.copytree(source, root)
+    filler = fill_disk(mount)
+    yield root, run_id, filler
+    unmount()
+
+
+def files_of(root) -> dict:
+    """Every file's bytes, but SQLite's -wal and -shm (made empty by any reader that opens the queue)."""
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def test_recover_on_a_full_disk_leaves_the_queue_as_it_was(capsys, full_disk):
+    """recover set the old queue.db aside before writing the new one: on a full disk that left an empty
+    queue.db, `sptui ls` then listed no runs and a second recover found nothing to recover."""
+    root, run_id, filler = full_disk
+    before = files_of(root)
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "recover", "--force")
+    assert code == 2 and one_line(err), err
+    assert err == (f"sptui: error: disk full: no room to rebuild {root / 'queue.db'} beside it; it is left as it "
+                   "was. Free some space, then recover again\n")
+    assert files_of(root) == before  # nothing set aside, nothing left half-made
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "ls")
+    assert code == 0 and run_id in out, (out, err)
+    filler.unlink()
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "recover", "--force")
+    assert code == 0 and "1 job read back from the old file" in out, (out, err)
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "ls")
+    assert run_id in out
+
+
+def test_a_new_queue_on_a_full_disk_says_disk_full(capsys, full_disk):
+    """SQLite leaves an empty queue.db when the disk is too full to make one: read as an empty queue (it said
+    'no such table: jobs'), so the line says what is wrong."""
+    root, run_id, filler = full_disk
+    fresh = root.parent / "fresh"
+    path = root.parent / "tiny.toml"
+    filler.unlink()
+    path.write_text(tms_job())
+    from .helpers import fill_disk
+
+    fill_disk(root.parent)
+    for command in ("submit", "batch"):
+        code, out, err = run_cli(capsys, "--artifacts", str(fresh), command, str(path))
+        assert code == 2 and one_line(err), err
+        assert err == (f"sptui: error: disk full: the queue {fresh / 'queue.db'} cannot be written (the disk holding "
+                       "it has no space left); free some space\n")
+    code, out, err = run_cli(capsys, "--artifacts", str(fresh), "ls")
+    assert code == 0 and err == "", err
+
+
+def test_export_on_a_full_disk_keeps_the_old_figures_and_says_to_run_it_again(capsys, full_disk):
+    root, run_id, filler = full_disk
+    before = files_of(root)
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "export", run_id)
+    assert code == 2 and one_line(err), err
+    assert err.startswith("sptui: error: disk full: No space left on device writing "), err
+    assert err.endswith("; free some space, then run `sptui export` again\n"), err  # not "requeue the run"
+    assert files_of(root) == before
