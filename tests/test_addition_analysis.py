@@ -250,3 +250,30 @@ def test_analysis_of_one_instance_of_a_batched_run_at_a_snapshot(artifacts):
     every = run_job(artifacts, analysis("seeds", "final", animate=False), "an-all")
     assert (every.results / "compression_across.json").exists()
     assert all((every.results / f"models/{k}/compression.safetensors").exists() for k in range(3))
+
+
+def test_roles_are_held_only_against_random_init_heads_and_the_log_says_so(artifacts):
+    from sptui.kinds._addition_results import roles_against_null
+    from sptui.science import compression as C
+
+    run_job(artifacts, ADDITION, "tiny")
+    run = run_job(artifacts, analysis("tiny", "final", animate=False), "an-null")
+    facts = run.load_json("compression.json")
+    null = facts["role_null"]
+    assert null["heads"] == 32 and null["null"].startswith("random-init models of the same config")
+    saved = torch.as_tensor(run.load_arrays("compression.safetensors")["role_null"])
+    assert saved.shape == (32, len(C.role_columns()))
+    bars = C.role_bar(saved).flatten()  # the bars stated are those of the saved null heads
+    for k, column in enumerate(C.role_columns()[: len(bars)]):
+        stated = null["columns"][column]
+        assert stated["bar"] == pytest.approx(float(bars[k]), abs=1e-6) and stated["mean"] <= stated["bar"] <= stated["max"]
+        assert stated["max"] == pytest.approx(float(saved[:, k].max()), abs=1e-6)
+    # this model, 4 epochs in, holds no role; the held/refused bookkeeping is checked on hand-built heads
+    # (test_structure_nulls), here only that what is stated agrees with itself
+    assert len(facts["held_roles"]) == sum(r["answer"] in h["kept_at"] for h in facts["heads"] for r in h["roles"])
+    for head in facts["heads"]:
+        for role in head["roles"]:  # every role a head is named for beat its column of the null, by its margin
+            column = null["columns"][f"{role['target']}@{role['offset']}"]
+            assert role["null_bar"] == pytest.approx(column["bar"], abs=1e-4) and role["score"] > role["null_bar"]
+            assert role["verdict"] == f"beats null by {role['margin']:.3g}" and role["p_value"] <= 0.05
+    assert roles_against_null(facts) in run.log.read_text()

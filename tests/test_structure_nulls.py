@@ -119,3 +119,68 @@ def test_unrepresented_features_stay_out_of_the_null():
     geos = TG.random_arrangements(W @ W.T[None], np.array([[True] * 5 + [False] * 4]), 2, draws=10)[0]
     assert all(g.shapes[5:] == ["unrepresented"] * 4 and "unrepresented" not in g.shapes[:5] for g in geos)
     assert one(W).observed == 1.0 and one(W).beats
+
+
+# ---------------------------------------------------------------- addition head roles against random-init heads
+
+@pytest.fixture(scope="module")
+def constructed_roles():
+    """The hand-built model of test_compression (head 0 copies a_j, head 1 holds a_{j-1} + b_{j-1}, heads 2, 3
+    dead), its probes, and the role matrices of 40 random-init heads of its config (10 models)."""
+    from sptui.science import compression as C
+    from tests.test_compression import constructed_model, data
+
+    model, d = constructed_model(), data(count=1000)
+    out = C.head_outputs(model, d.operands, d.answers)
+    dec = C.decodability(out)
+    return model, d, out, dec, C.role_null(model, d.operands, d.answers, heads=40)
+
+
+def test_constructed_roles_beat_random_init_heads_and_say_by_how_much(constructed_roles):
+    from sptui.science import compression as C
+
+    model, d, out, dec, null = constructed_roles
+    assert null.shape == (40, len(C.role_columns())) and C.NULL_HEADS == 32
+    score, att = C.role_scores(dec), C.attention_from_answers(out)
+    kept = torch.zeros(4, 4, dtype=torch.uint8)  # as test_compression: each head kept where it was built to work
+    kept[:3, 0], kept[1:, 1] = 1, 1
+    facts = C.null_facts(null, score, kept)
+    bar = facts["columns"]["a@0"]["bar"]
+    assert 0 < bar < 0.5  # an untrained head mixes the digits it attends to: a probe finds a little of a_j
+    zero = torch.zeros(4)
+    copy, carry = (C.describe_head(h, dec, score, att, kept, zero, null) for h in (0, 1))
+    assert copy["label"] == "a@0" and carry["label"] == "pair@-1"
+    for role in copy["roles"] + carry["roles"]:
+        assert role["verdict"].startswith("beats null by ") and role["p_value"] == pytest.approx(1 / 41, abs=1e-4)
+        assert role["margin"] == pytest.approx(role["score"] - role["null_bar"], abs=1e-3) and role["margin"] > 0.4
+    assert f"random-init heads {copy['roles'][0]['null_bar']:.2f}, beaten by" in copy["words"]
+    assert facts["roles_not_beating_null"] == [] and facts["heads"] == 40
+    assert C.held_roles(kept, score, null) == C.held_roles(kept, score)  # the null takes none of the built roles
+
+
+def test_random_init_heads_beat_random_init_heads_only_at_the_stated_rate(constructed_roles):
+    from sptui.science import compression as C
+
+    model, d, _, _, null = constructed_roles
+    noise = C.role_null(model, d.operands, d.answers, heads=40, seed=7)  # 40 other random heads, as if a model's
+    bars = C.role_bar(null).flatten()
+    decod = noise[:, : len(bars)]
+    share = float((decod > bars).double().mean())
+    assert share <= 2 * C.NULL_ALPHA, share  # about alpha of noise heads clear a column's bar, not more
+    assert float(decod.max()) < C.ROLE_THRESHOLD  # and none is held as a role
+
+
+def test_a_role_above_the_threshold_but_not_the_null_is_not_held():
+    from sptui.science import compression as C
+
+    score = torch.zeros(1, 1, 1, len(C.TARGETS))  # one head, one answer position, one pair
+    score[0, 0, 0, C.TARGETS.index("carry")] = 0.7
+    kept = torch.ones(1, 1, dtype=torch.uint8)
+    weak = torch.zeros(39, len(C.role_columns()))
+    strong = weak.clone()
+    strong[:, C.role_columns().index("carry@0")] = torch.linspace(0.5, 0.9, 39)  # random heads reach 0.9
+    assert C.held_roles(kept, score) == [(0, "carry", 0)]
+    assert C.held_roles(kept, score, weak) == [(0, "carry", 0)]
+    assert C.held_roles(kept, score, strong) == []
+    assert C.null_facts(strong, score, kept)["roles_not_beating_null"] == [[0, "carry", 0]]
+    assert C.role_bar(weak[:10]).isinf().all()  # 10 null heads: no p can reach 0.05, nothing is held

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sptui.names import counted
+
 if TYPE_CHECKING:
     from sptui.context import Context
 
@@ -28,7 +30,24 @@ def analyse(ctx: Context, model, n_digits: int, test, example: int = 0, folder: 
     arrays, facts = C.analyse_model(model, test.operands, test.answers)
     ctx.save_arrays(folder + "compression.safetensors", arrays)
     ctx.save_json(folder + "compression.json", facts)
+    ctx.info(roles_against_null(facts))
     return arrays, facts
+
+
+def roles_against_null(facts: dict) -> str:
+    """One line: how many roles the heads hold, each beating random-init heads (the smallest margin), and how
+    many passed the threshold but not the null."""
+    null = facts.get("role_null")
+    margins = [r["margin"] for h in facts["heads"] for r in h["roles"] if r["answer"] in h["kept_at"] and "margin" in r]
+    if null is None:
+        return f"roles: {len(facts['held_roles'])} held (threshold {facts['role_threshold']}, no null run)"
+    refused = len(null["roles_not_beating_null"])
+    held = len(facts["held_roles"])
+    head = (f"roles: {counted(held, 'role')} held, each beating {null['heads']} random-init heads"
+            f" (smallest margin {min(margins):.2f})" if held and margins else
+            f"roles: none held against {null['heads']} random-init heads")
+    return head + (f"; {refused} above the threshold {facts['role_threshold']} "
+                   f"{'does' if refused == 1 else 'do'} not beat the null and {'is' if refused == 1 else 'are'} not held")
 
 
 def compare_instances(ctx, results: list[tuple[dict, dict]], labels: list[str]) -> None:

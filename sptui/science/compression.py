@@ -48,10 +48,19 @@ the pair before, whose carry passes through a nine at -1). The attention columns
 from answer j to a_{j+offset} and b_{j+offset} (mean over the data set, best over j). A head "holds" a role
 at answer j when it is in that position's pruned set and its score there is >= ROLE_THRESHOLD; a role
 implied by another it holds is not named again (the pair sum implies its mod 10, carry and nine).
+
+Roles against a null. A head's output can hold a target without having learned it: an untrained head's output
+is already a mixture of the digits it attends to, and a probe on 2,000 points finds some of that. So each role
+column's score is compared (sptui.science.null.compare) with the same column of the heads of RANDOM-INIT
+models of the same config (TransformerLens's init, seeded; enough models for at least NULL_HEADS null heads),
+run through the same pass, probes and role matrix (`role_null`). A head holds a role only when its score is also
+above the null's (1 - alpha) quantile for that column with p <= alpha against the null heads (`role_bar`); each
+role states its margin and p (compression.json: "role_null", and per role "null_bar", "margin", "p_value").
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +79,8 @@ OFFSETS = (0, -1, -2)
 ROLE_THRESHOLD = 0.6
 KNN_K = 15
 FOLDS = 5
+NULL_HEADS = 32     # random-init heads behind each role column's null (one model of the paper's 32 heads): p >= 1/33
+NULL_ALPHA = 0.05
 
 
 def role_columns() -> list[str]:
@@ -423,10 +434,12 @@ def role_scores(dec: dict[str, torch.Tensor]) -> torch.Tensor:
 IMPLIED = {"pair": {"sum", "carry", "nine"}}
 
 
-def held_targets(scores: torch.Tensor) -> list[str]:
-    """The targets (TARGETS order) with score >= ROLE_THRESHOLD, less those a held one implies (the pair sum
-    a + b implies its mod 10, its carry and whether it is 9; a and b together imply the pair sum)."""
-    held = {name for t, name in enumerate(TARGETS) if float(scores[t]) >= ROLE_THRESHOLD}
+def held_targets(scores: torch.Tensor, bar: torch.Tensor | None = None) -> list[str]:
+    """The targets (TARGETS order) with score >= ROLE_THRESHOLD (and, given the null's `bar` [6] for this
+    offset, above it: `role_bar`), less those a held one implies (the pair sum a + b implies its mod 10, its
+    carry and whether it is 9; a and b together imply the pair sum)."""
+    held = {name for t, name in enumerate(TARGETS)
+            if float(scores[t]) >= ROLE_THRESHOLD and (bar is None or float(scores[t]) > float(bar[t]))}
     if {"a", "b"} <= held:
         held.add("pair")
     implied = set().union(*(IMPLIED.get(t, set()) for t in held))
@@ -436,13 +449,15 @@ def held_targets(scores: torch.Tensor) -> list[str]:
 
 
 def describe_head(h: int, dec: dict[str, torch.Tensor], score: torch.Tensor, attention: torch.Tensor,
-                  kept: torch.Tensor, drop: torch.Tensor) -> dict[str, Any]:
+                  kept: torch.Tensor, drop: torch.Tensor, null: torch.Tensor | None = None) -> dict[str, Any]:
     """One head's role in words and numbers: per answer position where it is kept (or, if nowhere, the one
     where its ablation costs most), where it attends and what its output holds (`held_targets`).
 
     dec: `decodability`'s probes; score [H, n+1, n, 6] `role_scores`; attention [H, n+1, n_ctx];
     kept [n+1, H] (pruned sets, mean ablation); drop [n+1] accuracy lost at each position when h alone is
-    mean-ablated."""
+    mean-ablated; null [S, R] the role matrices of random-init heads (`role_null`): a role must beat its column
+    (`role_bar`), and says by how much."""
+    bars = role_bar(null) if null is not None else None
     n_ans, n = score.shape[1], score.shape[2]
     used = [j for j in range(n_ans) if kept[j, h]]
     positions = used or [int(drop.argmax())]
@@ -453,13 +468,22 @@ def describe_head(h: int, dec: dict[str, torch.Tensor], score: torch.Tensor, att
         reads = ", ".join(f"{position_name(int(p), n)} {float(att[p]):.2f}" for p in top if att[p] >= 0.1)
         carries = []
         for i in range(n):
-            for name in held_targets(score[h, j, i]):
+            offset = i - j
+            bar = bars[OFFSETS.index(offset)] if bars is not None and offset in OFFSETS else None
+            for name in held_targets(score[h, j, i], bar):
                 t = TARGETS.index(name)
                 knn = f"kNN {float(dec['knn'][h, j, i, t]):.2f}, " if "knn" in dec else ""
-                carries.append((float(score[h, j, i, t]), f"{TARGET_WORDS[name].format(i=i)} ({knn}linear "
-                                f"{float(dec['linear'][h, j, i, t]):.2f}; chance {float(dec['chance'][i, t]):.2f})"))
-                roles.append({"answer": j, "pair": i, "offset": i - j, "target": name,
-                              "score": round(float(score[h, j, i, t]), 4)})
+                value = float(score[h, j, i, t])
+                versus = ""
+                role = {"answer": j, "pair": i, "offset": offset, "target": name, "score": round(value, 4)}
+                if bar is not None and null is not None:
+                    v = role_verdict(value, null, name, offset)
+                    versus = f"; random-init heads {v.null_quantile:.2f}, beaten by {v.margin:.2f}"
+                    role.update(null_bar=round(v.null_quantile, 4), margin=round(v.margin, 4),
+                                p_value=round(v.p_value, 4), verdict=v.verdict)
+                carries.append((value, f"{TARGET_WORDS[name].format(i=i)} ({knn}linear "
+                                f"{float(dec['linear'][h, j, i, t]):.2f}; chance {float(dec['chance'][i, t]):.2f}{versus})"))
+                roles.append(role)
         carries.sort(reverse=True)
         text = f"answer {j}: attends {reads or 'diffusely'}"
         text += "; holds " + ", ".join(c for _, c in carries[:4]) if carries else "; holds no pair target above threshold"
@@ -471,11 +495,13 @@ def describe_head(h: int, dec: dict[str, torch.Tensor], score: torch.Tensor, att
                                       else "in no pruned set") + ". " + ". ".join(parts)}
 
 
-def held_roles(kept: torch.Tensor, score: torch.Tensor) -> list[tuple[int, str, int]]:
+def held_roles(kept: torch.Tensor, score: torch.Tensor, null: torch.Tensor | None = None) -> list[tuple[int, str, int]]:
     """The roles a model's heads hold: (answer j, target, offset) once per head that is in answer j's pruned set
-    and holds that target of pair j + offset (`held_targets`; offsets in OFFSETS)."""
+    and holds that target of pair j + offset (`held_targets`, against the null's bars when `null` is given;
+    offsets in OFFSETS)."""
     n_ans, H = kept.shape
     n = score.shape[2]
+    bars = role_bar(null) if null is not None else None
     out = []
     for j in range(n_ans):
         for h in range(H):
@@ -484,17 +510,67 @@ def held_roles(kept: torch.Tensor, score: torch.Tensor) -> list[tuple[int, str, 
             for o in OFFSETS:
                 i = j + o
                 if 0 <= i < n:
-                    out += [(j, name, o) for name in held_targets(score[h, j, i])]
+                    out += [(j, name, o) for name in held_targets(score[h, j, i], None if bars is None else bars[OFFSETS.index(o)])]
     return out
+
+
+# ------------------------------------------------------------------ roles against random-init heads
+
+def random_init_like(model, seed: int):
+    """A fresh model of `model`'s config, initialised by TransformerLens with `seed` (the caller's torch RNG is
+    left as it was)."""
+    from transformer_lens import HookedTransformerConfig
+
+    from sptui.science.addition import hooked_transformer, portable_config
+
+    cfg = {**portable_config(model), "seed": int(seed), "device": str(model.embed.W_E.device)}
+    with torch.random.fork_rng(devices=[]):
+        return hooked_transformer(HookedTransformerConfig(**cfg)).eval()
+
+
+@torch.no_grad()
+def role_null(model, operands: torch.Tensor, answers: torch.Tensor, heads: int = NULL_HEADS, seed: int = 0,
+              knn: bool = True) -> torch.Tensor:
+    """[S, R]: the role matrix (`role_matrix` of `role_scores`, columns `role_columns()`) of every head of
+    ceil(heads / H) random-init models of `model`'s config (seeds seed, seed + 1, ...), over the same data through
+    the same probes: S >= `heads` null heads (module docstring)."""
+    H = model.cfg.n_heads
+    rows = []
+    for k in range(-(-heads // H)):
+        out = head_outputs(random_init_like(model, 10_007 * (seed + 1) + k), operands, answers)
+        roles, _ = role_matrix(role_scores(decodability(out, knn=knn)), attention_from_answers(out))
+        rows.append(roles)
+    return torch.cat(rows)
+
+
+def role_verdict(value: float, null: torch.Tensor, target: str, offset: int, alpha: float = NULL_ALPHA):
+    """A role's score against its column of the null (sptui.science.null.compare)."""
+    from sptui.science.null import compare
+
+    column = role_columns().index(f"{target}@{offset}")
+    return compare(value, null[:, column].numpy(), alpha, what=f"{target}@{offset}", null_name="random-init heads")
+
+
+def role_bar(null: torch.Tensor, alpha: float = NULL_ALPHA) -> torch.Tensor:
+    """[len(OFFSETS), 6] the score a role must exceed to beat its null column (target@offset), i.e. for
+    sptui.science.null.compare's verdict: above the null's (1 - alpha) quantile, and above its (k+1)-th largest
+    value with k = floor(alpha (S + 1)) - 1, so that p <= alpha; +inf where S is too small for any p <= alpha."""
+    cols = null[:, : len(OFFSETS) * len(TARGETS)].double()
+    k = math.floor(alpha * (cols.shape[0] + 1) + 1e-9) - 1
+    if k < 0:
+        return torch.full((len(OFFSETS), len(TARGETS)), torch.inf, dtype=torch.float64)
+    top = cols.sort(dim=0, descending=True).values[k]
+    return torch.maximum(torch.quantile(cols, 1 - alpha, dim=0), top).reshape(len(OFFSETS), len(TARGETS))
 
 
 # ------------------------------------------------------------------ one model, all of it
 
 @torch.no_grad()
 def analyse_model(model, operands: torch.Tensor, answers: torch.Tensor, tolerance: float = 0.01,
-                  knn: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                  knn: bool = True, null_heads: int = NULL_HEADS) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Ablations, pruning, overlap, decodability and roles of one model over a data set:
-    (arrays for compression.safetensors, facts for compression.json)."""
+    (arrays for compression.safetensors, facts for compression.json). Roles are held only when they beat
+    at least `null_heads` random-init heads (`role_null`; 0: no null, the threshold alone)."""
     out = head_outputs(model, operands, answers)
     H, n = out.n_heads, out.n_digits
     arrays: dict[str, torch.Tensor] = dict(ablations(out))
@@ -513,7 +589,9 @@ def analyse_model(model, operands: torch.Tensor, answers: torch.Tensor, toleranc
     arrays["roles"], arrays["roles_at"] = roles, at
     kept = pruned["mean"]["kept"]
     drop = arrays["acc_full"][None] - arrays["acc_ablate_one"][MODES.index("mean")]  # [H, n+1]
-    heads = [describe_head(h, dec, score, attention, kept, drop[h]) for h in range(H)]
+    del out  # the null's models make their own: only one model's head outputs are held at a time
+    null = role_null(model, operands, answers, null_heads, knn=knn) if null_heads > 0 else None
+    heads = [describe_head(h, dec, score, attention, kept, drop[h], null) for h in range(H)]
     facts = {
         "n_digits": n, "n_heads": H, "examples": int(answers.shape[0]), "tolerance": tolerance,
         "modes": list(MODES), "targets": list(TARGETS), "offsets": list(OFFSETS), "role_columns": role_columns(),
@@ -523,10 +601,26 @@ def analyse_model(model, operands: torch.Tensor, answers: torch.Tensor, toleranc
                        "heads": [[int(h) for h in pruned[m]["kept"][j].nonzero().flatten()] for j in range(n + 1)],
                        "union": int(pruned[m]["kept"].any(0).sum()),
                        "shared_by_all": int(pruned[m]["kept"].all(0).sum())} for m in MODES},
-        "held_roles": [list(r) for r in held_roles(kept, score)],
+        "held_roles": [list(r) for r in held_roles(kept, score, null)],
         "heads": heads,
     }
+    if null is not None:
+        arrays["role_null"] = null
+        facts["role_null"] = null_facts(null, score, kept)
     return {k: v.contiguous() for k, v in arrays.items()}, facts
+
+
+def null_facts(null: torch.Tensor, score: torch.Tensor, kept: torch.Tensor, alpha: float = NULL_ALPHA) -> dict[str, Any]:
+    """compression.json's "role_null": what the null is, each column's bar and the null heads' mean and max, and
+    the roles that pass the threshold in a pruned set but do not beat the null (so are not held)."""
+    cols = role_columns()
+    bars = role_bar(null, alpha).flatten()
+    refused = sorted(set(held_roles(kept, score)) - set(held_roles(kept, score, null)))
+    return {"null": "random-init models of the same config (TransformerLens init), same data, probes and role matrix",
+            "heads": int(null.shape[0]), "alpha": alpha,
+            "columns": {c: {"bar": float(bars[k]) if k < len(bars) else None, "mean": float(null[:, k].mean()),
+                            "max": float(null[:, k].max())} for k, c in enumerate(cols)},
+            "roles_not_beating_null": [list(r) for r in refused]}
 
 
 # ------------------------------------------------------------------ across instances (seeds)
