@@ -144,6 +144,9 @@ def test_computation_kind_writes_results_and_plots(tmp_path):
         counts = sum(r["metrics"][k] for k in ("monosemantic", "two_features", "three_or_more", "dead"))
         assert counts == r["params"]["n_hidden"] and r["metrics"]["outputs"] == 6
         assert r["metrics"]["partly_computed"] >= r["metrics"]["computed"]
+        v = r["null"]["monosemantic"]  # the count stated against random input rows of the same live neurons
+        assert v["observed"] == r["metrics"]["monosemantic"] and v["draws"] == 99 and v["null"] == "random input rows"
+    assert "monosemantic neurons against random input rows (99 draws each): " in run.log.read_text()
     names = {p.name for p in load_kind("computation").render(run)}
     assert names == {"neurons.png", "errors.png", "weights.png", "neurons_error.png"}
 
@@ -170,10 +173,19 @@ def test_dense_neurons_are_monosemantic_and_sparse_ones_polysemantic():
     alive = (h > 0).any(1)
     counts = [M.neuron_counts(k[i], alive[i]) for i in range(len(instances))]
     done = M.computed(M.output_errors(y, t, on)["fvu"]).sum(-1)
+    from sptui.kinds.computation import monosemantic_against_null
+
+    margins = {1.0: [], 0.05: []}
     for i, inst in enumerate(instances):
         poly = counts[i]["two_features"] + counts[i]["three_or_more"]
+        versus = monosemantic_against_null(trainer.weights["W1"][i].detach(), alive[i], counts[i], seed=i)
+        margins[inst.feature_probability].append(versus.margin)
         if inst.feature_probability == 1.0:
             assert counts[i]["monosemantic"] == 4 and poly == 0, counts[i]
             assert 1 <= done[i] <= 2
+            assert versus.beats, versus.text()  # 4 of 4 neurons reading one of 6 features: not chance
         else:
             assert poly >= 2 and poly > counts[i]["monosemantic"], counts[i]
+    # random rows of 6 features are rarely monosemantic (~3%), so even one such neuron may beat the null; the
+    # sparse models' few beat it by less than the dense models' four
+    assert max(margins[0.05]) < min(margins[1.0]), margins

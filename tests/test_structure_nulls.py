@@ -184,3 +184,30 @@ def test_a_role_above_the_threshold_but_not_the_null_is_not_held():
     assert C.held_roles(kept, score, strong) == []
     assert C.null_facts(strong, score, kept)["roles_not_beating_null"] == [[0, "carry", 0]]
     assert C.role_bar(weak[:10]).isinf().all()  # 10 null heads: no p can reach 0.05, nothing is held
+
+
+# ---------------------------------------------------------------- computation: monosemantic neurons against random rows
+
+def test_dedicated_neurons_beat_random_rows_and_random_rows_do_not():
+    from sptui.science import computation_metrics as CM
+
+    live = torch.ones(4, dtype=torch.bool)
+    dedicated = torch.cat([torch.eye(6)[:4] * 2, torch.zeros(4, 0)], 1)  # 4 neurons, each reading one of 6 features
+    observed = int((CM.features_per_neuron(dedicated) == 1).sum())
+    v = compare(observed, CM.monosemantic_null(dedicated, live).numpy())
+    assert observed == 4 and v.beats and v.p_value == 0.01 and v.null_mean < 0.2, v.text()
+    # random rows of 6 features: their own count is what the null expects
+    rows = torch.randn(200, 4, 6, generator=torch.Generator().manual_seed(3))
+    null = CM.monosemantic_null(rows[0], live, seed=1).numpy()
+    beats = [compare(int((CM.features_per_neuron(r) == 1).sum()), null).beats for r in rows]
+    assert sum(beats) <= 0.05 * 200 * 2, sum(beats)
+
+
+def test_in_two_features_random_rows_are_often_monosemantic():
+    from sptui.science import computation_metrics as CM
+
+    # |w_1| > 3 |w_2|: a random direction in the plane is monosemantic 4 atan(1/3) / pi = 41% of the time
+    null = CM.monosemantic_null(torch.ones(1000, 2), torch.ones(1000, dtype=torch.bool), draws=20).float() / 1000
+    assert float(null.mean()) == pytest.approx(4 * np.arctan(1 / 3) / np.pi, abs=0.01)
+    dead = torch.zeros(3, dtype=torch.bool)  # no live neuron: nothing to count, by chance or not
+    assert (CM.monosemantic_null(torch.ones(3, 2), dead) == 0).all()

@@ -109,6 +109,8 @@ def save_results(ctx: Context, trainer) -> None:
     partly = M.computed(errors["fvu"], M.PARTLY)
     loss = trainer.evaluate().cpu().tolist()
     counts = [M.neuron_counts(k[i, : q.n_hidden].cpu(), alive[i, : q.n_hidden].cpu()) for i, q in enumerate(ctx.instances)]
+    nulls = [monosemantic_against_null(weights["W1"][i, : q.n_hidden], alive[i, : q.n_hidden], counts[i], seed=i)
+             for i, q in enumerate(ctx.instances)]
     records = []
     for i, (q, point) in enumerate(zip(ctx.instances, ctx.grid)):
         rel = errors["fvu"][i]
@@ -118,7 +120,8 @@ def save_results(ctx: Context, trainer) -> None:
                         "metrics": {"loss": loss[i], **counts[i], "computed": int(done[i].sum()),
                                     "partly_computed": int(partly[i].sum()),
                                     "outputs": trainer.outputs,
-                                    "mean_fvu": float(rel[~rel.isnan()].mean()) if (~rel.isnan()).any() else None}})
+                                    "mean_fvu": float(rel[~rel.isnan()].mean()) if (~rel.isnan()).any() else None},
+                        "null": {"monosemantic": nulls[i].to_json()}})
     ctx.save_json("instances", records)
     p = ctx.instances[0]
     ctx.save_json("summary", {"task": p.task, "n_features": p.n_features, "outputs": trainer.outputs,
@@ -127,6 +130,23 @@ def save_results(ctx: Context, trainer) -> None:
     ctx.info("computed / monosemantic / polysemantic by instance: " + "; ".join(
         f"p={q.feature_probability:g} m={q.n_hidden}: {int(done[i].sum())}/{c['monosemantic']}/"
         f"{c['two_features'] + c['three_or_more']}" for i, (q, c) in enumerate(zip(ctx.instances, counts))))
+    ctx.info(f"monosemantic neurons against random input rows ({MONOSEMANTIC_NULL_DRAWS} draws each): "
+             + "; ".join(f"p={q.feature_probability:g} m={q.n_hidden}: {v.observed:g} vs {v.null_mean:.2g}, {v.verdict}"
+                         for q, v in zip(ctx.instances, nulls)))
+
+
+MONOSEMANTIC_NULL_DRAWS = 99
+
+
+def monosemantic_against_null(W1, alive, counts: dict, seed: int):
+    """An instance's monosemantic neuron count against its live neurons' rows pointed at random
+    (computation_metrics.monosemantic_null)."""
+    from sptui.science import computation_metrics as M
+    from sptui.science.null import compare
+
+    k = M.features_per_neuron(W1)
+    null = M.monosemantic_null(W1, alive & (k > 0), MONOSEMANTIC_NULL_DRAWS, seed)
+    return compare(counts["monosemantic"], null.numpy(), what="monosemantic neurons", null_name="random input rows")
 
 
 def render(run: RunDir) -> list[Path]:

@@ -64,3 +64,21 @@ def neuron_counts(k: Int[Tensor, " hidden"], alive: Bool[Tensor, " hidden"]) -> 
     live = alive & (k > 0)
     return {"monosemantic": int((live & (k == 1)).sum()), "two_features": int((live & (k == 2)).sum()),
             "three_or_more": int((live & (k >= 3)).sum()), "dead": int((~live).sum())}
+
+
+def monosemantic_null(W1: Float[Tensor, "hidden features"], live: Bool[Tensor, " hidden"], draws: int = 99,
+                      seed: int = 0) -> Int[Tensor, " draws"]:
+    """The monosemantic neurons a model's live neurons would count by chance: each live neuron's input row
+    replaced by one of the same norm pointing in a Haar-random direction of feature space
+    (sptui.science.null.random_directions, seeded), then `features_per_neuron` as for the model; one count per
+    draw. In few features a random row is sometimes monosemantic (2 features: when |w_1| > 3 |w_2|), so the
+    model's count is stated against this (sptui.science.null.compare)."""
+    import numpy as np
+
+    from sptui.science.null import random_directions
+
+    rows = W1[live.to(torch.bool)].detach().double().cpu()
+    rng = np.random.default_rng(seed)
+    random = torch.from_numpy(random_directions(np.broadcast_to(rows.norm(dim=-1).numpy(), (draws, len(rows))),
+                                                rows.shape[-1], rng))
+    return (features_per_neuron(random) == 1).sum(-1)
