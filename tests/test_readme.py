@@ -280,6 +280,11 @@ def test_every_key_the_readme_sets_in_prose_is_one_a_job_file_takes():
                 for key in [m[1]]}
     assert len(set_keys) > 15
     assert set_keys - known_keys() == set()
+    # the settings job files suggest in their comments (`# model = "tiny-stories-2L-33M"`) too
+    suggested = {(p.name, m[1]) for p in JOBS.glob("*.toml") for line in p.read_text().splitlines()
+                 if (m := re.match(r"#\s*([a-z_]\w*) = (\"|\d|\[|true|false)", line))}
+    assert len(suggested) > 3
+    assert {(name, key) for name, key in suggested if key not in known_keys()} == set()
 
 
 def test_every_python_name_the_readme_names_exists():
