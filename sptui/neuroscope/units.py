@@ -77,6 +77,12 @@ class SAELatents:
         act = found["act"]
         act = act.reshape(act.shape[0], act.shape[1], -1).float()
         sae = self.sae
+        if act.shape[-1] != sae.d_in:  # a model folder replaced since the SAE was trained, a hand-edited summary
+            from sptui.errors import SptuiError
+
+            model = self.about.get("model") or self.model.cfg.model_name
+            raise SptuiError(f"the SAE reads {sae.d_in}-wide activations, but {self.hook} of the model {model} is "
+                             f"{act.shape[-1]} wide: this is not the model the SAE was trained on")
         if sae.W_enc.device != act.device:
             self._move(act.device)
         return {self.key: sae.encode(act)}
