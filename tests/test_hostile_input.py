@@ -408,3 +408,34 @@ def test_export_on_a_full_disk_keeps_the_old_figures_and_says_to_run_it_again(ca
     assert err.startswith("sptui: error: disk full: No space left on device writing "), err
     assert err.endswith("; free some space, then run `sptui export` again\n"), err  # not "requeue the run"
     assert files_of(root) == before
+
+
+# ---------------------------------------------------------------- an SAE of the wrong width
+
+@pytest.mark.parametrize("d_in", [16, 40])
+def test_an_sae_of_another_width_than_its_hook_is_one_line(d_in):
+    """The Neuroscope over SAE latents runs the SAE's recorded model: if that folder now holds another model
+    (or summary.json was edited), the SAE's width no longer fits the hook. Was a matmul RuntimeError."""
+    import torch
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from sptui.errors import SptuiError
+    from sptui.neuroscope.units import SAELatents
+    from sptui.sae.saelens_format import SavedSAE
+
+    cfg = HookedTransformerConfig(n_layers=1, d_model=32, n_ctx=16, d_head=8, n_heads=4, d_mlp=64, d_vocab=50,
+                                  act_fn="relu", model_name="tiny")
+    model = HookedTransformer(cfg)
+    d_sae = 24
+    sae = SavedSAE("standard", W_enc=torch.randn(d_in, d_sae), b_enc=torch.zeros(d_sae), W_dec=torch.randn(d_sae, d_in),
+                   b_dec=torch.zeros(d_in), apply_b_dec_to_input=False)
+    units = SAELatents(model, "blocks.0.hook_resid_post", sae, 0, {"model": "/data/lm"})
+    tokens = torch.randint(0, 50, (2, 8))
+    with pytest.raises(SptuiError) as caught:
+        units.activations(tokens, torch.ones_like(tokens, dtype=torch.bool))
+    assert str(caught.value) == (f"the SAE reads {d_in}-wide activations, but blocks.0.hook_resid_post of the model "
+                                 "/data/lm is 32 wide: this is not the model the SAE was trained on")
+    fitting = SavedSAE("standard", W_enc=torch.randn(32, d_sae), b_enc=torch.zeros(d_sae), W_dec=torch.randn(d_sae, 32),
+                       b_dec=torch.zeros(32), apply_b_dec_to_input=False)
+    got = SAELatents(model, "blocks.0.hook_resid_post", fitting, 0).activations(tokens, torch.ones_like(tokens, dtype=torch.bool))
+    assert got[0].shape == (2, 8, d_sae)
