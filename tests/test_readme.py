@@ -99,6 +99,32 @@ def test_every_shipped_job_file_is_valid_and_its_references_resolve_to_shipped_j
     assert not (tmp_path / "empty").exists()
 
 
+def needed_files() -> dict[str, set[str]]:
+    """For each shipped job file, the other shipped files whose runs it reads (by the job names it holds)."""
+    files = sorted(JOBS.glob("*.toml"))
+    defined_in = {name: p.name for p in files for name in job_names(p)}
+    return {p.name: {defined_in[w] for spec in load_file(p) for w in words(spec)
+                     if w in defined_in and defined_in[w] != p.name and w not in job_names(p)} for p in files}
+
+
+def test_a_code_block_that_runs_a_job_file_runs_or_names_the_files_it_reads_first():
+    """Copied as shown, a block must not fail validation: `tms_theory_compare.toml` compares against the runs of
+    three files, so the block that runs it runs them first (or its line names the file that makes them)."""
+    needs = needed_files()
+    assert needs["tms_theory_compare.toml"] == {"phase_2_1.toml", "phase_3_2.toml", "intro_5_2.toml"}
+    wrong = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        seen = ""
+        for block_line in block.splitlines():
+            loop = re.search(r"for f in ([^;]*);", block_line)  # a loop over job files runs them in that order
+            for line in [f"jobs/{f}.toml" for f in loop[1].split()] if loop else [block_line]:
+                for name in re.findall(r"jobs/(\w+\.toml)", line):  # the line's comment may name what it reads
+                    wrong += [f"{name} before {need}" for need in needs.get(name, ())
+                              if f"jobs/{need}" not in seen + line]
+                    seen += f" jobs/{name}"
+    assert wrong == []
+
+
 # ---------------------------------------------------------------- commands
 
 PLACEHOLDERS = {"RUN": "0001-x", "FILE": "f.toml", "N": "1", "NEURON": "1", "KIND": "tms", "WORD": "x",
