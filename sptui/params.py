@@ -53,12 +53,14 @@ class RunRef:
 
 
 def param(default: Any, doc: str, *, ge=None, gt=None, le=None, lt=None, max_items: int | None = None,
-          batchable: bool = False, ref: RunRef | None = None):
+          batchable: bool = False, ref: RunRef | None = None, path: bool = False):
     """A documented parameter field with optional numeric bounds (applied to every number in a list too) and,
     for a list, a most number of items. Every size and count has an upper bound (`le`), shown by `sptui kinds`.
-    `ref` marks a string parameter that names another run (see RunRef)."""
+    `ref` marks a string parameter that names another run (see RunRef). `path` marks a text source that names
+    local files unless it is one of sptui.corpus's special names: a relative path is made absolute when the job
+    file is read, and a missing one is refused when it is validated or queued (sptui.paths)."""
     meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "max_items": max_items, "batchable": batchable,
-            "ref": ref}
+            "ref": ref, "path": path}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -71,6 +73,16 @@ def batchable_names(cls) -> set[str]:
 def run_refs(cls) -> dict[str, RunRef]:
     """The parameters of a kind that name other runs, with what they may name."""
     return {name: f.metadata["ref"] for name, f in _hints_and_fields(cls)[1].items() if f.metadata.get("ref")}
+
+
+def path_names(cls) -> list[str]:
+    """The parameters of a kind that name local files (`param(..., path=True)`)."""
+    return [name for name, f in _hints_and_fields(cls)[1].items() if f.metadata.get("path")]
+
+
+def is_path(cls, name: str) -> bool:
+    f = _hints_and_fields(cls)[1].get(name)
+    return f is not None and bool(f.metadata.get("path"))
 
 
 def type_name(tp) -> str:

@@ -19,8 +19,9 @@ of the run brings back the jobs it ended (`Queue`). An interrupted run keeps its
 resumes it. `after` waits the same way (for success) for orderings no parameter expresses.
 
 `validate` runs the same resolution without queueing: a reference that names nothing now (no run, no job of
-the file, no model), a run of the wrong kind, or a run that failed or was cancelled is one line naming the job
-and key. Everything here is read from the queue and the run folders; nothing is written.
+the file, no model), a run of the wrong kind, a run that failed or was cancelled, or a local corpus path that
+names no file (sptui.paths) is one line naming the job and key. A model or run folder named by a bare word is
+pinned as its absolute path, as the job file's paths are when it is read. Everything here is read from the queue and the run folders; nothing is written.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from sptui import params as P
 from sptui.errors import SpecError, SptuiError
 from sptui.kinds import load_kind
+from sptui.paths import PATH_RULE, absolute, missing_local_files
 from sptui.runs import RunDir, known_runs, resolve_run_id, run_folder_in, slug
 from sptui.spec import JobSpec
 
@@ -129,6 +131,10 @@ def resolve(specs: list[JobSpec], index: RunIndex, source: str) -> list[list[Lin
     links = []
     for i, spec in enumerate(specs):
         where = f'{source}: job "{spec.name}"'
+        missing = missing_local_files(load_kind(spec.kind).Params, spec.params)
+        if missing:  # the job would fail when it starts: say so now, before anything is queued
+            key, path = missing[0]
+            raise SpecError(f"{where}: {key}: {path}: no such file, folder or glob match ({PATH_RULE})")
         found = []
         for key, word, ref in _references(spec):
             try:
@@ -162,7 +168,7 @@ def _resolve_one(key: str, word: str, ref: P.RunRef, me: int, specs: list[JobSpe
     if folder is not None:
         if folder.parent == index.runs.resolve():
             return _run_link(key, word, folder.name, ref, index, exact=True)
-        return Link(key, word, pinned=word, run_id=None)
+        return Link(key, word, pinned=absolute(word), run_id=None)
     path = Path(word).expanduser()
     if path.exists():
         if not ref.or_model:
@@ -172,7 +178,7 @@ def _resolve_one(key: str, word: str, ref: P.RunRef, me: int, specs: list[JobSpe
         if _classify_folder(path) is None:
             raise SptuiError(f"{word}: not a model folder (a sptui run with results/model.safetensors, or a "
                              "Hugging Face folder with config.json and weights)")
-        return Link(key, word, pinned=word)
+        return Link(key, word, pinned=absolute(word))  # the same folder wherever the job runs (sptui.paths)
     if "/" in word or word.startswith(("~", ".")):
         raise SptuiError(f"{word}: no such folder")
     # 3. a run in the queue or under runs/

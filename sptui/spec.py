@@ -37,7 +37,7 @@ from typing import Any
 
 import tomli_w
 
-from sptui import limits
+from sptui import limits, paths
 from sptui import params as P
 from sptui.errors import SpecError, SptuiError
 from sptui.kinds import kind_names, load_kind, memory_estimator
@@ -115,9 +115,11 @@ class JobSpec:
         return tomli_w.dumps({"job": [job]})
 
 
-def load_file(path: str | Path) -> list[JobSpec]:
+def load_file(path: str | Path, base: str | Path | None = None) -> list[JobSpec]:
+    """The jobs of a job file; its relative local paths are made absolute against `base` (default: the current
+    folder; sptui.paths)."""
     path = Path(path)
-    return parse_text(read_job_file(path), str(path))
+    return parse_text(read_job_file(path), str(path), base)
 
 
 def read_job_file(path: Path) -> str:
@@ -151,7 +153,7 @@ def read_job_file(path: Path) -> str:
         raise SpecError(f"{path}: not UTF-8 text (byte {e.start + bom}: {e.reason})") from None
 
 
-def parse_text(text: str, source: str) -> list[JobSpec]:
+def parse_text(text: str, source: str, base: str | Path | None = None) -> list[JobSpec]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -161,10 +163,12 @@ def parse_text(text: str, source: str) -> list[JobSpec]:
     if doc is None or limits.nesting_depth(doc) > limits.NESTING:
         raise SpecError(f"{source}: arrays or tables nested more than {limits.NESTING} deep; a job file nests "
                         "a few levels")
-    return parse_document(doc, source)
+    return parse_document(doc, source, base)
 
 
-def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
+def parse_document(doc: dict[str, Any], source: str, base: str | Path | None = None) -> list[JobSpec]:
+    """Validated JobSpecs from a parsed job file; `base`: the folder relative local paths are read from (default:
+    the current folder), frozen into the specs as absolute paths (sptui.paths)."""
     for key in doc:
         if key not in TOP_KEYS:
             close = P.closest(key, TOP_KEYS)
@@ -193,11 +197,12 @@ def parse_document(doc: dict[str, Any], source: str) -> list[JobSpec]:
             if name in seen_names:
                 raise SpecError(f"{where}: name: duplicate job name (also job {seen_names[name]})")
             seen_names[name] = index
-        specs.extend(_parse_job(raw, where, file_slurm))
+        specs.extend(_parse_job(raw, where, file_slurm, path_base=base))
     return specs
 
 
-def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | None = None) -> list[JobSpec]:
+def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | None = None,
+               path_base: str | Path | None = None) -> list[JobSpec]:
     kind = raw.get("kind")
     if kind is None:
         raise SpecError(f"{where}: kind: missing; expected one of {', '.join(kind_names())}")
@@ -227,7 +232,7 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
     base_raw = {k: v for k, v in raw.items() if k not in JOB_KEYS}
     try:
         for key, value in base_raw.items():
-            base_raw[key] = P.check_value(cls, key, value)
+            base_raw[key] = paths.freeze(cls, key, P.check_value(cls, key, value), path_base)
     except P.ParamError as e:
         raise SpecError(f"{where}: {e.key}: {e.message}") from None
 
@@ -247,7 +252,7 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
         checked = []
         for i, value in enumerate(values):
             try:
-                checked.append(P.check_value(cls, key, value))
+                checked.append(paths.freeze(cls, key, P.check_value(cls, key, value), path_base))
             except P.ParamError as e:
                 detail = e.message if e.key == key else f"{e.key}: {e.message}"
                 raise SpecError(f"{where}: sweep.{key}[{i}]: {detail}") from None
@@ -328,6 +333,8 @@ def describe_kind(name: str) -> str:
     for pname, tname, default, doc, batchable in P.describe(module.Params):
         flag = "  [batched in sweeps]" if batchable else ""
         checks = f"; {ranges[pname]}" if ranges[pname] else ""
+        if P.is_path(module.Params, pname):
+            doc += f"; {paths.PATH_RULE}"
         lines.append(f"  {pname} ({tname}, default {toml_text(default)}{checks}){flag}\n      {doc}")
     return "\n".join(lines)
 

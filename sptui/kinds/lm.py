@@ -48,7 +48,7 @@ ABSENT_TOKEN_BIAS = -30.0  # logit bias of tokens that never occur in the corpus
 @dataclass
 class Params:
     corpus: str = param("builtin", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin" (the shipped '
-                        'generated stories), or "hf:NAME" / "tinystories" (Hugging Face, where reachable)')
+                        'generated stories), or "hf:NAME" / "tinystories" (Hugging Face, where reachable)', path=True)
     text_column: str = param("text", "column/field holding the text in .jsonl/.parquet/datasets sources")
     max_stories: int | None = param(None, "use at most this many training stories (None: all)", ge=1, le=1_000_000_000)
     max_tokens: int = param(50_000_000, "read at most this many training tokens (held in memory, 8 bytes each)", ge=1, le=2_000_000_000)

@@ -85,7 +85,7 @@ class Params:
                               "with the same seriation, nulls and blocks, and compare with the weights")
     corpus: str = param("", 'text for the activations: .txt/.jsonl/.parquet, "builtin", or "hf:NAME" / '
                         '"tinystories"; empty: for an sptui lm run the corpus it was trained on (its job.toml), '
-                        'for other models "builtin"')
+                        'for other models "builtin"', path=True)
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
     token_budget: int = param(200_000, "tokens of activations to correlate", ge=100, le=1_000_000_000)
     context_length: int = param(512, "tokens per text: longer documents are read in overlapping windows", ge=4, le=65_536)

@@ -66,7 +66,7 @@ class Params:
     corpus: str = param("", 'text source: .txt/.jsonl/.parquet file, folder or glob, "builtin", or "hf:NAME" / '
                         '"tinystories" (Hugging Face, where reachable); empty: the corpus the model was trained on '
                         'when it is an sptui lm run (or, with `sae`, the corpus that SAE was trained on), else '
-                        '"tinystories"')
+                        '"tinystories"', path=True)
     split: Literal["train", "validation", "all"] = param("train", "corpus split (local files: validation is the last 5%)")
     token_budget: int = param(1_000_000, "stop once this many tokens are scanned (the text that crosses it is kept "
                               "whole; the whole corpus if it is shorter)", ge=1, le=10_000_000_000)

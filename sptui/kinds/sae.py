@@ -64,7 +64,8 @@ class Params:
                       f"blocks.0.hook_resid_post (addition default: {DEFAULT_ADDITION_HOOK})")
     positions: Literal["auto", "all", "answer"] = param(
         "auto", "which positions' activations: auto = every token but BOS (LMs), the answer positions (addition)")
-    corpus: str = param("builtin", 'text for LM sources: .txt/.jsonl/.parquet, folder or glob, "builtin", "hf:NAME"')
+    corpus: str = param("builtin", 'text for LM sources: .txt/.jsonl/.parquet, folder or glob, "builtin", "hf:NAME"',
+                        path=True)
     context_length: int = param(128, "LM sources: tokens per text; longer documents are read in overlapping windows", ge=4, le=65_536)
     source_instances: list[int] = param([], "tms sources: which toy instances (empty: all of them); a batched addition "
                                         "run: which one of its models (default 0)", ge=0, le=1_000_000, max_items=100_000)
