@@ -261,16 +261,20 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
     batchable = P.batchable_names(cls)
     separate = {k: v for k, v in checked_sweep.items() if k not in batchable}
     batched = {k: v for k, v in checked_sweep.items() if k in batchable}
+    # a swept path names its job as written ("grid[corpus=a.txt]"), not by the absolute path the job holds
+    written = {k: [raw if isinstance(raw, str) else v for raw, v in zip(sweep[k], values)] for k, values in separate.items()}
     specs = []
-    for combo in itertools.product(*separate.values()):
+    for combo, as_written in zip(itertools.product(*separate.values()), itertools.product(*written.values())):
         point = dict(zip(separate, combo))
+        shown_point = dict(zip(separate, as_written))
+        label = _label(shown_point)
         try:
             base = P.build(cls, {**base_raw, **point})
         except P.ParamError as e:
-            raise SpecError(f"{where}{_label(point)}: {e.key}: {e.message}") from None
+            raise SpecError(f"{where}{label}: {e.key}: {e.message}") from None
         spec = JobSpec(
             kind=kind,
-            name=name + (_label(point) if point else ""),
+            name=name + label,
             params=P.to_dict(base),
             sweep=batched,
             priority=priority,
@@ -283,7 +287,7 @@ def _parse_job(raw: dict[str, Any], where: str, file_slurm: dict[str, Any] | Non
             try:
                 P.with_values(base, instance)
             except P.ParamError as e:
-                raise SpecError(f"{where}{_label({**point, **instance})}: {e.key}: {e.message}") from None
+                raise SpecError(f"{where}{_label({**shown_point, **instance})}: {e.key}: {e.message}") from None
         specs.append(spec)
     return specs
 

@@ -53,7 +53,7 @@ def test_relative_paths_are_frozen_absolute_when_the_file_is_read_and_names_are_
     assert got["folder"]["model"] == got["dot"]["model"] == str(tmp_path / "models" / "m")
     assert got["folder"]["corpus"] == ""  # empty: the model's own corpus, chosen when the job runs
     assert got["name"]["model"] == "lm-tiny" and got["hub"]["model"] == "org/not-a-folder"
-    assert got["swept[corpus=" + str(tmp_path / "a.txt") + "]"]["corpus"] == str(tmp_path / "a.txt")
+    assert got["swept[corpus=a.txt]"]["corpus"] == str(tmp_path / "a.txt")  # named as written, holding the file
     assert got["swept[corpus=builtin]"]["corpus"] == "builtin"
 
     # the spec's job.toml, read back from anywhere, names the same file
