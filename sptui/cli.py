@@ -196,6 +196,7 @@ def cmd_validate(args, root: Path) -> int:
     user_config()  # a bad ~/.config/sptui/config.toml is reported here, not at submit time
     everything = []
     index = None
+    planning = None
     for path in args.files:
         specs = load_file(path)
         for s in specs:
@@ -208,7 +209,8 @@ def cmd_validate(args, root: Path) -> int:
                     raise SpecError(f"{path}: {e}") from None
         index = index or RunIndex(root)
         links = resolve(specs, index, str(path))
-        memory = [_planned_memory(s) for s in specs]
+        planning = planning or _planning(root, args.device)
+        memory = [_planned_memory(s, found, planning) for s, found in zip(specs, links)]
         everything += [json.loads(s.to_json()) | {"source": str(path), "instances": len(s.grid()),
                                                   "references": [_link_json(link, specs) for link in found],
                                                   "memory": m and {"bytes": m.bytes, "of": m.of, "unknown": m.unknown,
@@ -238,19 +240,41 @@ def cmd_validate(args, root: Path) -> int:
     return 0
 
 
-def _planned_memory(spec):
-    """The job's memory estimate as the runner will log it (sptui.memory.Estimate), before anything is queued:
-    without a run folder, what a named run or model holds is said to be not known yet. None where the kind has
-    no estimate."""
+def _planning(root: Path, device: str | None):
+    """What the kinds' estimates read before anything is queued: the runs under `root`, and the device asked for
+    (a GPU only where named; "auto" is estimated for the CPU, whose host-memory peak is the larger)."""
+    from sptui.context import Planning
+
+    name = (device or "cpu").strip()
+    return Planning(root, name if name.startswith("cuda") else "cpu")
+
+
+def _planned_memory(spec, links, planning):
+    """The job's memory estimate as the runner will log it (sptui.memory.Estimate), before anything is queued.
+    A run the job names that exists and has ended is read, pinned as the job would be when queued (`links`,
+    sptui.pipeline), through `planning` (sptui.context.Planning); a run a job of this file will make, or one still
+    queued or running, is not known yet, and the estimate says which. None where the kind has no estimate."""
+    from dataclasses import replace
+
     from sptui.kinds import load_kind, memory_estimator
     from sptui.memory import Estimate
+    from sptui.pipeline import pin
 
     estimate = memory_estimator(load_kind(spec.kind))
     if estimate is None:
         return None
+    pending = [link for link in links if link.waits and not link.key.startswith("after[")]
     try:
-        return estimate(spec.instances(), None)
-    except SptuiError as e:  # e.g. a run the job names is not there yet (a pipeline makes it)
+        if pending:  # what it reads is not there yet: the rest is counted as without a run (ctx None)
+            link = pending[0]
+            made = (f'this file\'s job "{link.word}" makes it' if link.file_job is not None
+                    else f"it is {link.run_id}, still {link.state}")
+            alone = estimate(spec.instances(), None)
+            return alone if alone.known else replace(alone, unknown=f"{link.key} = {link.word} is read when the "
+                                                                    f"job starts: {made}")
+        ready = [link for link in links if link.file_job is None]  # `after` a job of this file: nothing to pin
+        return estimate(pin(spec, ready, []).instances(), planning)
+    except SptuiError as e:  # a named run that cannot be read: the job would fail on it, saying the same
         return Estimate.not_known(str(e))
 
 

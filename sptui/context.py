@@ -71,33 +71,15 @@ class Hooks:
         return False
 
 
-class Context:
-    """What a running job sees. `artifacts_root` is where other runs are looked up (the runner passes the
-    root the job was queued under; default: --artifacts / $SPTUI_ARTIFACTS / ./artifacts). `cancel_poll_seconds`
-    bounds how often `check_cancelled` asks the hooks (a database read under the worker); `progress_line_seconds`
-    how often log.txt says how far the job is (ProgressLines)."""
+class Planning:
+    """What a kind's `memory_estimate` may read before its run exists (`sptui validate`): the runs under an
+    artifacts root, named the way every command names them, and the device the job would run on. `Context`, what
+    a running job sees, is one too; an estimate is given one or the other, never a half-made Context."""
 
-    def __init__(self, spec: JobSpec, run: runs.RunDir, device: str = "cpu", hooks: Hooks | None = None, *,
-                 artifacts_root: str | Path | None = None, cancel_poll_seconds: float = 1.0,
-                 progress_line_seconds: float = PROGRESS_LINE_SECONDS):
-        self.spec = spec
-        self.run = run
+    def __init__(self, artifacts_root: str | Path | None = None, device: str = "cpu"):
         self._artifacts_root = (Path(artifacts_root).expanduser().resolve() if artifacts_root is not None
-                               else default_artifacts_root())
-        self.cancel_poll_seconds = float(cancel_poll_seconds)
-        self.instances = spec.instances()
-        self.params = self.instances[0] if len(self.instances) == 1 else _base_params(spec)
-        self.grid = spec.grid()
+                                else default_artifacts_root())
         self._device_name = device
-        self.hooks = hooks or Hooks()
-        self.total: int | None = None
-        self.step = 0
-        self._metrics = runs.MetricsWriter(run.metrics)
-        self._log_file = open(run.log, "a", encoding="utf-8")
-        self._last_cancel_poll = float("-inf")  # the first check always asks
-        self._last_finite_step: int | None = None
-        self._cancelled = False
-        self._pace = ProgressLines(progress_line_seconds)
 
     # ------------------------------------------------------------ compute
     @property
@@ -118,6 +100,33 @@ class Context:
         `prefer` picks, among a job name's runs, the newest holding that file (e.g. "results/model.safetensors").
         A bad name is a SptuiError with one clear line."""
         return runs.find_run(ref, self._artifacts_root, kind=kind, prefer=prefer)
+
+
+class Context(Planning):
+    """What a running job sees. `artifacts_root` is where other runs are looked up (the runner passes the
+    root the job was queued under; default: --artifacts / $SPTUI_ARTIFACTS / ./artifacts). `cancel_poll_seconds`
+    bounds how often `check_cancelled` asks the hooks (a database read under the worker); `progress_line_seconds`
+    how often log.txt says how far the job is (ProgressLines)."""
+
+    def __init__(self, spec: JobSpec, run: runs.RunDir, device: str = "cpu", hooks: Hooks | None = None, *,
+                 artifacts_root: str | Path | None = None, cancel_poll_seconds: float = 1.0,
+                 progress_line_seconds: float = PROGRESS_LINE_SECONDS):
+        super().__init__(artifacts_root, device)
+        self.spec = spec
+        self.run = run
+        self.cancel_poll_seconds = float(cancel_poll_seconds)
+        self.instances = spec.instances()
+        self.params = self.instances[0] if len(self.instances) == 1 else _base_params(spec)
+        self.grid = spec.grid()
+        self.hooks = hooks or Hooks()
+        self.total: int | None = None
+        self.step = 0
+        self._metrics = runs.MetricsWriter(run.metrics)
+        self._log_file = open(run.log, "a", encoding="utf-8")
+        self._last_cancel_poll = float("-inf")  # the first check always asks
+        self._last_finite_step: int | None = None
+        self._cancelled = False
+        self._pace = ProgressLines(progress_line_seconds)
 
     # ------------------------------------------------------------ working files
     @property

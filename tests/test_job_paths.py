@@ -12,7 +12,7 @@ import sys
 
 from sptui.queue import Queue
 from sptui.spec import JobSpec, parse_text
-from tests.helpers import sptui
+from tests.helpers import run_kind, sptui
 
 WORDS = "the cat dog sat ran on a mat big small red blue happy sad tree house ball sun".split()
 LM = dict(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=32, batch_size=4, steps=3, warmup_steps=1, eval_every=3,
@@ -125,3 +125,40 @@ def test_a_worker_elsewhere_runs_a_relative_corpus_and_a_neuroscope_elsewhere_re
     assert batch.returncode == 0, batch.stdout + batch.stderr
     scope_run = root / "runs" / json.loads(batch.stdout)[0]["run_id"]
     assert json.loads((scope_run / "results" / "summary.json").read_text())["corpus"] == str(stories)
+
+
+# ---------------------------------------------------------------- validate's estimate of a job naming a run
+
+def test_validate_reads_a_finished_run_a_job_names_and_not_one_a_pipeline_makes(tmp_path):
+    from sptui.context import Planning
+    from sptui.kinds import neuroscope, sae
+
+    root = tmp_path / "artifacts"
+    run_kind("lm", {**LM, "corpus": "builtin"}, root, name="lm-done")
+    done = tmp_path / "done.toml"
+    done.write_text(toml_job("neuroscope", "scope-done", model="lm-done", corpus="builtin", **SCOPE)
+                    + toml_job("sae", "sae-done", source="lm-done", hook="blocks.0.mlp.hook_post", d_sae=16, steps=10))
+    scope_plan, sae_plan = json.loads(sptui("validate", "--json", str(done), root=root, check=True).stdout)
+    specs = parse_text(done.read_text(), "done.toml")
+    for plan, kind, spec in ((scope_plan, neuroscope, specs[0]), (sae_plan, sae, specs[1])):
+        expected = kind.memory_estimate(spec.instances(), Planning(root))
+        assert plan["memory"]["unknown"] == "" and plan["memory"]["bytes"] == expected.bytes > 0, plan["memory"]
+    assert scope_plan["memory"]["of"] == "1 layer x 32 neurons"  # d_mlp and n_layers read from the lm run
+    text = sptui("validate", str(done), root=root, check=True).stdout
+    assert "memory: needs about" in text and "not known" not in text
+
+    # a run this file makes (even under the name of a finished run: the file's job wins), or one still queued, is
+    # not there to read yet
+    later = tmp_path / "later.toml"
+    later.write_text(toml_job("lm", "lm-done", corpus="builtin", **{**LM, "d_mlp": 64})
+                     + toml_job("neuroscope", "scope-next", model="lm-done", corpus="builtin", **SCOPE))
+    _, planned = json.loads(sptui("validate", "--json", str(later), root=root, check=True).stdout)
+    assert planned["memory"]["unknown"] == 'model = lm-done is read when the job starts: this file\'s job "lm-done" makes it'
+    queued = tmp_path / "queued.toml"
+    queued.write_text(toml_job("lm", "lm-queued", corpus="builtin", **LM))
+    (queued_id,) = sptui("submit", str(queued), root=root, check=True).stdout.split()
+    waits = tmp_path / "waits.toml"
+    waits.write_text(toml_job("sae", "sae-queued", source="lm-queued", hook="blocks.0.mlp.hook_post", d_sae=16, steps=10))
+    (planned,) = json.loads(sptui("validate", "--json", str(waits), root=root, check=True).stdout)
+    assert planned["memory"]["unknown"] == f"source = lm-queued is read when the job starts: it is {queued_id}, still queued"
+    assert planned["memory"]["bytes"] > 0  # the SAEs' own latents are still counted

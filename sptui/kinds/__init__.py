@@ -12,7 +12,9 @@ A kind is a module `sptui/kinds/<name>.py` (module `neuron_geometry` is kind `ne
                                          torch work): the bytes the run needs at its peak on its device, a
                                          lower bound within ~2x, from its Params and, where they name a run
                                          or a model, that run's or model's small files (config.json, job.toml,
-                                         instances.json, safetensors headers), found through ctx; never by
+                                         instances.json, safetensors headers), found through ctx (the run's
+                                         Context, or before the job is queued `sptui validate`'s
+                                         sptui.context.Planning: artifacts_root, find_run, device); never by
                                          loading weights or reading a corpus. One rule for what it cannot
                                          read (ctx None, a model not cached here, a corpus's vocabulary): it
                                          is never counted as 0 bytes but named in Estimate.unknown, with the

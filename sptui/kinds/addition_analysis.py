@@ -28,7 +28,7 @@ from sptui.memory import Estimate
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
-    from sptui.context import Context
+    from sptui.context import Context, Planning
     from sptui.runs import RunDir
 
 SUMMARY = "per-head projections, attention patterns and head-ablation grid of a trained addition run"
@@ -63,7 +63,7 @@ GRID_COPIES = 5        # attention-score-sized tensors [masks x 100 pairs, heads
 KNN_COPIES = 2         # [16, N / 5, 4 N / 5] distance matrices of the k-nearest-neighbour probes (cdist, top-k)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
+def memory_estimate(instances: list[Params], ctx: Planning | None = None) -> Estimate:
     """Bytes at the peak of analysing one model (instances are analysed one after another), from the source run's
     job.toml (n_test, n_digits, n_heads, d_head), the largest of: the ablation grid's forward pass, which runs the
     100 operand pairs once per head mask (heads + 2 of them) through the model, GRID_COPIES x [masks x 100, heads,

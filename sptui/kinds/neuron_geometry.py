@@ -54,7 +54,7 @@ from sptui.science.null import NULL_HELP, NULLS  # numpy only: `sptui validate` 
 from sptui.science.seriation import METHODS as _METHOD_NAMES
 
 if TYPE_CHECKING:
-    from sptui.context import Context
+    from sptui.context import Context, Planning
     from sptui.runs import RunDir
 
 POOLED_SIDE = 1024
@@ -120,7 +120,7 @@ GRAMS = {"greedy": 5, "greedy+2opt": 5, "spectral": 6, "hclust": 8, "olo": 8}
 GRAMS_ACTIVATIONS = 6  # with activations: the correlation matrix, its Gram factor and their reordered copies
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
+def memory_estimate(instances: list[Params], ctx: Planning | None = None) -> Estimate:
     """Bytes at the peak, from the dominant arrays, for a layer of n = d_mlp neurons: the model's float32 weights
     while they load (sptui.memory.ModelShape.loading_bytes); then
     GRAMS[the most demanding method asked for] float64 n x n matrices for the null test; with activations, the model

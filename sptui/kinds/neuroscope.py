@@ -51,7 +51,7 @@ from sptui.neuroscope.store import WEIGHTS_PROCESSED, WEIGHTS_RAW
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
-    from sptui.context import Context
+    from sptui.context import Context, Planning
     from sptui.runs import RunDir
 
 SUMMARY = "Neuroscope: top texts, histograms, logit effects and neighbours of every MLP neuron over a corpus"
@@ -106,7 +106,7 @@ UPDATE_PER_UNIT = 6  # numbers a token holds per scanned layer and unit: its kep
                      # copy, the histogram's bins (int64) and the masked maxima (measured in tests/test_memory_estimates.py)
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
+def memory_estimate(instances: list[Params], ctx: Planning | None = None) -> Estimate:
     """Bytes at the peak, from the dominant tensors: the model's float32 weights, and more while they load
     (sptui.memory.ModelShape.loading_bytes); per scanned layer and unit (d_mlp neurons, or an SAE's latents) the
     streaming state (top_k and sample_size slots of a value and two int64 ids, two int64 histograms of
@@ -149,7 +149,7 @@ def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Esti
     return Estimate(max(loading, 4 * shape.parameters + state + max(forward, write_up)), of=of)
 
 
-def _sae_shape(ctx: Context, p: Params):
+def _sae_shape(ctx: Planning, p: Params):
     """(model shape, latents, [layer]) of an sae run's model and SAE, from its summary.json and safetensors header;
     NotKnown where the run cannot be read so (unfinished or damaged: the job then says which)."""
     from sptui import runs

@@ -47,7 +47,7 @@ from sptui.names import counted
 from sptui.params import ParamError, RunRef, param
 
 if TYPE_CHECKING:
-    from sptui.context import Context
+    from sptui.context import Context, Planning
     from sptui.runs import RunDir
 
 SUMMARY = "sparse autoencoders (ReLU, TopK, BatchTopK, JumpReLU) on toy, addition or LM activations; sweeps train batched"
@@ -120,7 +120,7 @@ MEMORY_ADVICE = ("lower batch_size, eval_tokens, d_sae / expansion_factor or buf
 STEP_LATENT_COPIES = {"relu": 4, "topk": 4, "batchtopk": 6, "jumprelu": 6}
 
 
-def memory_estimate(instances: list[Params], ctx: Context | None = None) -> Estimate:
+def memory_estimate(instances: list[Params], ctx: Planning | None = None) -> Estimate:
     """Bytes at the peak, from the dominant float32 tensors, with I SAEs of D latents on d_in-wide activations
     (I = sweep points x toy models read, for a tms source: every toy model gets its own SAE per point): the SAEs'
     W_enc and W_dec [I, d_in, D] with their gradient and two Adam moments, and each latent's tokens-since-fired
@@ -170,7 +170,7 @@ def window_size(buffer_tokens: int, batch_size: int) -> int:
     return -(-buffer_tokens // batch_size) * batch_size  # sptui.sae.sources.window_size, without importing torch
 
 
-def _source_sizes(p: Params, ctx: Context | None) -> tuple[int, int, int, int, int]:
+def _source_sizes(p: Params, ctx: Planning | None) -> tuple[int, int, int, int, int]:
     """(d_in, toy models read, toy features n, model parameters, logits of a forward batch) of the source, from its
     small files; NotKnown, saying why, where they cannot be read. A tms run's d_in is its n_hidden; a model's, the
     width of the hook's activation."""
