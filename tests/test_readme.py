@@ -353,6 +353,7 @@ VALIDATE_QUOTES = [
     ("memory: needs about 11 MiB at its peak (24 instances)", "demo.toml"),
     ("needs at least 118 MiB at its peak; more is not known before the run starts (restrict_vocab: ... at most "
      "1.5 GiB with all 50,257 GPT-2 tokens)", "lm_tiny.toml"),
+    ('model = study-lm is read when the job starts: this file\'s job "study-lm" makes it', "tinystories_study.toml"),
 ]
 
 
