@@ -101,3 +101,32 @@ async def test_a_message_that_arrives_after_its_screen_was_left_is_a_notificatio
         await pilot.pause()
         assert said(app) == [("could not write plots/curves-loss.png: disk full", "error")]
         assert "disk full" in str(screen.query_one("#status").render())  # and its line holds it on return
+
+
+async def test_a_browser_export_is_said_once_above_the_keys(tmp_path):
+    """A result browser's export said "saved ..." in a toast and "exported ..." in its status line at once."""
+    import numpy as np
+
+    from sptui.runs import RunDir, atomic_write_json, save_arrays
+    from sptui.tui.browsers.toy import ToyBrowser
+    from tests.browser_host import Host, _open
+
+    run = RunDir(tmp_path / "runs" / "0001-said")
+    run.create('[[job]]\nkind = "tms"\nname = "said"\n')
+    angles = 2 * np.pi * np.arange(5) / 5
+    W = np.stack([np.cos(angles), np.sin(angles)], -1)[None].astype(np.float32)
+    save_arrays(run.results / "model.safetensors", {"W": W, "b": np.zeros((1, 5), np.float32)})
+    atomic_write_json(run.results / "instances.json", [{"instance": 0, "grid": {}, "params": {}, "metrics": {}}])
+    app = Host(ToyBrowser(run.root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("e")
+        await _open(app, pilot)  # the export runs in a worker
+        line = str(app.browser.query_one("#browser-status").render())
+        assert line == f"saved {app.browser.last_export}" and app.browser.last_export.exists()
+        assert said(app) == []
+        app.browser.post_message(ToyBrowser.Exported(error="could not write plots/x.png: disk full"))  # as its thread
+        await pilot.pause()
+        status = app.browser.query_one("#browser-status")
+        assert str(status.render()) == "could not write plots/x.png: disk full" and status.has_class("error")
+        assert said(app) == []

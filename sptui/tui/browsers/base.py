@@ -15,10 +15,11 @@ from textual.widgets import Static
 
 from sptui.errors import SptuiError
 from sptui.runs import RunDir
+from sptui.tui.feedback import Says
 from sptui.tui.widgets.footer import KeysFooter
 
 
-class BrowserScreen(Screen):
+class BrowserScreen(Says, Screen):
     """Subclasses implement `load()` (runs in a thread: read files, compute, return data), `show(data)`
     (UI thread) and `export(plots: Path) -> Path` (draws the current view)."""
 
@@ -27,6 +28,7 @@ class BrowserScreen(Screen):
                                    text-overflow: ellipsis; }
     BrowserScreen .browser-body { height: 1fr; }
     BrowserScreen #browser-status { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
+    BrowserScreen #browser-status.error { color: $error; }
     BrowserScreen #browser-message { height: 1fr; padding: 1 2; display: none; }
     """
 
@@ -100,9 +102,13 @@ class BrowserScreen(Screen):
     def export(self, plots: Path) -> Path:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    STATUS_LINE = "#browser-status"  # where `say` puts an action's message (Says)
+
     def status(self, text: str | Text) -> None:
         """The line above the footer (one line: what the cursor is on, or the keys of the view)."""
-        self.query_one("#browser-status", Static).update(Text(text) if isinstance(text, str) else text)
+        line = self.query_one("#browser-status", Static)
+        line.update(Text(text) if isinstance(text, str) else text)
+        line.set_class(False, "error")
 
     def set_title(self, text: str | Text) -> None:
         """The title line (one line at 80 columns: say the most specific thing first)."""
@@ -122,7 +128,7 @@ class BrowserScreen(Screen):
 
     def action_export(self) -> None:
         if self.data is None:
-            self.notify("nothing to export yet", severity="warning")
+            self.say("nothing to export yet", error=True)
             return
         self.status("exporting…")
         # matplotlib takes a second or two on a big view: draw in a thread, keep the UI responsive
@@ -136,11 +142,9 @@ class BrowserScreen(Screen):
 
     def on_browser_screen_exported(self, event: BrowserScreen.Exported) -> None:
         if event.error is not None:
-            self.notify(event.error, severity="error", markup=False)
-            self.status(event.error)
+            self.say(event.error, error=True)
             return
         self.last_export = event.path
-        self.notify(f"saved {event.path}", markup=False)
-        self.status(f"exported {event.path}")
+        self.say(f"saved {event.path}")  # once, in the line above the keys (sptui.tui.feedback)
 
     last_export: Path | None = None

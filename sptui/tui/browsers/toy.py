@@ -10,9 +10,11 @@ Tabs (keys 1-4):
   3 sweep     a metric (m cycles: D*, represented, ..., geometry) over the two swept parameters; enter on a
               cell opens that instance. "geometry" colours each cell by the arrangement its instances found
               (most common over seeds), with the legend above. With feature_probability swept: D* against
-              1/(1-S) and the fraction lines.
+              1/(1-S) and the fraction lines. Below 34 terminal rows (80x24) the grid and the plot show one at a
+              time, each at full height (v switches).
   4 training  the run's metrics over steps for the current instance (m cycles the metric).
-[ and ] step through the instances (or pick one in the list); e exports the current tab as a PNG.
+[ and ] step through the instances (or pick one in the list: its D* at the right); e exports the current tab
+as a PNG (on the sweep tab, the views on screen).
 """
 
 from __future__ import annotations
