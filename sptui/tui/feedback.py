@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 ERROR_SECONDS = 30.0  # how long a notification holding an error stays up (information: 5 s)
 INFO_SECONDS = 5.0
-JUST_SAID_SECONDS = 3.0  # an error said this recently, when its screen is left, is carried to the next one
+JUST_SAID_SECONDS = 1.0  # an error said this recently (too soon to be read), when its screen is left, is carried along
 
 
 def on_top(screen: Screen) -> bool:

@@ -105,7 +105,8 @@ def run_head(j: Job, now: float | None = None, width: int | None = None) -> Text
         text.append("\n" + "  ".join(when), style="dim")
     silence = j.silence(now)
     if silence:  # a long step, or a hang: say so, don't guess
-        text.append(f"\n{silence} (see the Log tab)", style="yellow")
+        # in its steps the log may say what the long step is; a stopped beat has nothing there (one line at 80)
+        text.append(f"\n{silence}" + ("" if j.phase_now else " (see the Log tab)"), style="yellow")
     if j.error:
         text.append(f"\n{head_error(j.error, width)}", style="red")
     return text
