@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------- atomic files
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
     """Write a file whole or not at all: temp file in the same folder, fsync, rename, fsync the folder.
 
     The file gets the permissions any file made here gets (0666 less the umask, usually 0644), like the
     run's metrics and log; `tempfile.mkstemp` would leave every result and PNG private (0600).
+    `durable=False` skips the fsyncs: still whole or not at all when the disk fills, not across a power cut
+    (for exports of thousands of small files, such as a Neuroscope site, that can be written again).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,9 +48,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 @contextmanager
@@ -94,8 +98,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: str | Path, text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode(), durable)
 
 
 def _plain(obj: Any) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sptui import runs
 from sptui.neuroscope.store import Example, Neuron, NeuroscopeResults
 
 STATIC = Path(__file__).parent / "static"
@@ -45,9 +46,9 @@ def export_site(run_dir: Path, out_dir: Path) -> Path:
 
 
 def _write(path: Path, text: str) -> None:
-    """Plain writes (world-readable, unlike the run folder's private atomic files): a site is for sharing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Each page whole or not at all, so a full disk never leaves a half-written page over the last export's
+    (no fsync: a site of thousands of pages can be written again; the files are world-readable, for sharing)."""
+    runs.atomic_write_text(path, text, durable=False)
 
 
 class _Page:
