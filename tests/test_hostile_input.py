@@ -439,3 +439,32 @@ def test_an_sae_of_another_width_than_its_hook_is_one_line(d_in):
                        b_dec=torch.zeros(32), apply_b_dec_to_input=False)
     got = SAELatents(model, "blocks.0.hook_resid_post", fitting, 0).activations(tokens, torch.ones_like(tokens, dtype=torch.bool))
     assert got[0].shape == (2, 8, d_sae)
+
+
+def test_a_neuroscope_site_exported_on_a_full_disk_keeps_the_last_exports_pages_whole(capsys, tmp_path):
+    """Re-exporting a site over an older one: each page was rewritten in place, so a full disk left a page cut
+    short where the old one had been. Pages are now written whole or not at all."""
+    from .helpers import fill_disk, mount_tmpfs
+    from .test_neuroscope import job, make_corpus, make_model, run_job
+
+    model = make_model(tmp_path / "model")
+    corpus = make_corpus(tmp_path / "stories.txt", n=20, seed=1)
+    run = run_job(job(model, corpus, layers=[0], top_k=2), tmp_path / "runs" / "ns-0001")
+    mount = tmp_path / "disk"
+    unmount = mount_tmpfs(mount, "2m")
+    try:
+        out = mount / "site"
+        code, _, err = run_cli(capsys, "neuroscope", "export", str(run.root), "--out", str(out))
+        assert code == 0, err
+        pages = sorted(p.relative_to(out) for p in out.rglob("*.html"))
+        assert len(pages) > 40
+        for page in pages:  # an older export, smaller than this one: rewriting it needs more room than it frees
+            (out / page).write_text(f"<p>old export of {page}</p>\n")
+        before = files_of(out)
+        fill_disk(mount)
+        code, _, err = run_cli(capsys, "neuroscope", "export", str(run.root), "--out", str(out))
+        assert code == 2 and one_line(err), err
+        assert err.startswith("sptui: error: disk full: No space left on device") and "run `sptui neuroscope` again" in err
+        assert files_of(out) == before  # every page of the last export whole, no temp file left
+    finally:
+        unmount()
