@@ -415,3 +415,19 @@ def test_a_model_sptui_did_not_train_keeps_the_hub_default(setup):
     ctx = SimpleNamespace(artifacts_root=model_dir.parent)
     corpus, column, why = scan_corpus(ctx, Params(model=str(model_dir)))
     assert (corpus, column) == (HUB_CORPUS, "text") and "not an sptui lm run" in why
+
+
+def test_each_layers_neighbour_similarity_is_stated_against_the_rotation_null(setup):
+    from sptui.models import load_model
+    from sptui.neuroscope.weights import best_neighbour_cosine
+
+    model_dir, _, run = setup
+    summary = run.load_json("summary.json")
+    model = load_model(str(model_dir))  # the weights the scan used (processed, as by default)
+    log = run.log.read_text()
+    for layer in (0, 1):
+        v = summary["per_layer"][str(layer)]["neighbours_null"]
+        assert v["observed"] == pytest.approx(best_neighbour_cosine(model.W_out[layer].detach()), abs=1e-5)
+        assert v["draws"] == 19 and v["null"] == "the rotation null"
+        assert v["beats_null"] == (v["p_value"] <= 0.05 and v["margin"] > 0)
+        assert f"layer {layer} neighbours: {v['text']}" in log

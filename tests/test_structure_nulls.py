@@ -211,3 +211,28 @@ def test_in_two_features_random_rows_are_often_monosemantic():
     assert float(null.mean()) == pytest.approx(4 * np.arctan(1 / 3) / np.pi, abs=0.01)
     dead = torch.zeros(3, dtype=torch.bool)  # no live neuron: nothing to count, by chance or not
     assert (CM.monosemantic_null(torch.ones(3, 2), dead) == 0).all()
+
+
+# ---------------------------------------------------------------- neuroscope: similar neurons against the rotation null
+
+def test_neurons_with_near_twins_beat_the_rotation_null_and_gaussian_rows_do_not():
+    from sptui.neuroscope.weights import best_neighbour_cosine, neighbours_against_null
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 32, generator=g)
+    twins = torch.cat([base, base + 0.1 * torch.randn(64, 32, generator=g)])  # every neuron has a near copy
+    v = neighbours_against_null(twins)
+    assert v.observed == pytest.approx(best_neighbour_cosine(twins)) and v.observed > 0.99
+    assert v.beats and v.margin > 0.3 and v.draws == 19, v.text()
+    layers = torch.randn(60, 128, 32, generator=g)  # no twins: 60 layers of Gaussian rows
+    beats = [neighbours_against_null(w, draws=19, seed=1).beats for w in layers]
+    assert sum(beats) <= 0.05 * 60 * 2, sum(beats)
+
+
+def test_best_neighbour_cosine_on_a_known_arrangement():
+    from sptui.neuroscope.weights import best_neighbour_cosine
+
+    square = torch.tensor([[1.0, 0], [0, 1], [-1, 0], [0, -1]])  # neighbours at 90 degrees: cosine 0
+    assert best_neighbour_cosine(square) == pytest.approx(0.0, abs=1e-7)
+    pairs = torch.tensor([[1.0, 0], [2.0, 0], [0, 1], [0, 3]])  # two parallel pairs: 1
+    assert best_neighbour_cosine(pairs, chunk=3) == pytest.approx(1.0)

@@ -370,13 +370,17 @@ def _write_results(ctx: Context, p: Params, model, units, scans, log, progress, 
     ctx.save_json("tokens", {str(t): tok.decode([t]) for t in sorted(used)})
 
     per_layer = {}
-    for layer in layers:
+    for layer, vectors in zip(layers, neighbour_vectors):
         density = hists[f"L{layer}.density"]
+        # are the similar neurons more alike than chance? (the rotation null of the layer's rows)
+        versus = W.neighbours_against_null(vectors, seed=layer)
+        ctx.info(f"layer {layer} neighbours: {versus.text()}")
         per_layer[str(layer)] = {
             "dead_neurons": int((hists[f"L{layer}.max"] <= 0).sum()),
             "mean_density": float(density.mean()),
             "median_density": float(density.median()),
             "max_activation": float(hists[f"L{layer}.max"].max()),
+            "neighbours_null": versus.to_json(),
         }
     ctx.save_json("summary", {
         "model": p.model if not p.sae else units.about.get("model", ""),

@@ -4,6 +4,11 @@
                                          (the full [d_mlp, d_vocab] product would be ~800 MB for TinyStories)
     cosine_neighbours(W_outs, s)         per neuron, the s neurons (any scanned layer) whose output weight
                                          vectors have the highest and the lowest cosine similarity
+    neighbours_against_null(W_out)       is a layer's neighbour similarity more than chance? The mean over its
+                                         neurons of the best cosine to another neuron of the layer, against the
+                                         same on the rotation null (sptui.science.null: the layer's rows mixed
+                                         by a random rotation, keeping their mean, covariance and spectrum, so
+                                         an anisotropic layer's shared directions do not count as similarity)
 """
 
 from __future__ import annotations
@@ -59,3 +64,34 @@ def cosine_neighbours(w_outs: list[torch.Tensor], s: int, chunk: int = 1024) -> 
         result.append({k: torch.cat(v).cpu() for k, v in parts.items()})
         start += n
     return result
+
+
+NEIGHBOUR_NULL_DRAWS = 19  # rotation draws per layer: p down to 0.05
+
+
+def best_neighbour_cosine(w: torch.Tensor, chunk: int = 1024) -> float:
+    """Mean over the rows of w [n, d] of the highest cosine to another row (0 for a zero row)."""
+    unit = w.float() / w.float().norm(dim=1, keepdim=True).clamp(min=1e-12)
+    total = 0.0
+    for a in range(0, len(unit), chunk):
+        cos = unit[a:a + chunk] @ unit.T
+        rows = torch.arange(cos.shape[0])
+        cos[rows, rows + a] = -torch.inf
+        total += float(cos.max(dim=1).values.sum())
+    return total / len(unit)
+
+
+@torch.inference_mode()
+def neighbours_against_null(w: torch.Tensor, draws: int = NEIGHBOUR_NULL_DRAWS, seed: int = 0):
+    """A layer's `best_neighbour_cosine` against `draws` rotation-null draws of its rows (module docstring),
+    a NullVerdict (sptui.science.null.compare); seeded by (seed, draw)."""
+    import numpy as np
+
+    from sptui.science.null import RowMoments, compare, draw
+
+    W = w.detach().double().cpu().numpy()
+    moments = RowMoments.of(W)
+    null = [best_neighbour_cosine(torch.from_numpy(draw(W, "rotation", np.random.default_rng([seed, b]), moments)))
+            for b in range(draws)]
+    return compare(best_neighbour_cosine(w.detach().cpu()), null, what="mean best-neighbour cosine",
+                   null_name="the rotation null")
