@@ -6,7 +6,9 @@ snapshots (checkpoints/snapshots/step-*.safetensors), and writes into its own ru
                                      and the grids at every position with zero and mean ablation (*_pos)
     results/projections.safetensors  q, k, v [H, n_ctx, d_vocab, 2], o [H, 10, 2], o_bias [10]
     results/patterns.safetensors     mean [H, n_ctx, n_ctx] over the test set, example [H, n_ctx, n_ctx]
-    results/compression.safetensors + compression.json   the heads' compression (science/compression.py)
+    results/compression.safetensors + compression.json   the heads' compression (science/compression.py); a
+                                     role is held only when it beats random-init heads (role_null, and per role
+                                     its null_bar, margin, p_value, verdict)
     results/source.json              which run and checkpoint (step) was analysed
     plots/  the sheets and, with animate = true, head_<h>_training.gif from the snapshots
 (array layouts: sptui/science/head_analysis.py, sptui/science/compression.py).

@@ -6,7 +6,9 @@ solution needs; a sweep over feature probability, n_hidden, seed, lr and weight 
 Results: results/model.safetensors (W1 [I, H, n], b1 [I, H], W2 [I, K, H], b2 [I, K], mask [I, H]: H the widest
 instance's n_hidden, the others' extra neurons zero and masked), results/errors.safetensors (per output: mse,
 mse_on, fvu [I, K]; features per neuron [I, H]; alive [I, H]), results/summary.json (task, n, rules' thresholds), results/instances.json (per instance: its
-parameters, loss, the neuron counts of the stacked bars, outputs computed, mean fraction of variance unexplained over outputs).
+parameters, loss, the neuron counts of the stacked bars, outputs computed, mean fraction of variance unexplained over
+outputs; under null.monosemantic, the monosemantic count against the live neurons' input rows pointed at random:
+computation_metrics.monosemantic_null).
 """
 
 from __future__ import annotations

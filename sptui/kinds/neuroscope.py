@@ -35,6 +35,8 @@ Results (results/):
                              scored_from [U]: only the texts referenced above, and where each sits
     tokens.json              token id -> string, for every token those texts and logit lists use
     summary.json             model, corpus, layers, token counts, tokens/s, weights used, per-layer summaries
+                             (with neighbours_null: the layer's mean best-neighbour cosine against the
+                             rotation null of its rows, sptui.neuroscope.weights.neighbours_against_null)
 """
 
 from __future__ import annotations

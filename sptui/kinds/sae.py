@@ -22,12 +22,15 @@ Results (results/):
                            instance read, its grid point, its geometry (source_geometry, and source_shapes:
                            each feature's shape, tms_geometry), and final metrics: l0, fvu, mse, dead_fraction,
                            dense_fraction; toy sources: mmcs, corr, f1; model sources: ce_loss_recovered
-                           (zero ablation), ce_loss_recovered_mean and the four cross-entropies
+                           (zero ablation), ce_loss_recovered_mean and the four cross-entropies; toy sources:
+                           null.mmcs, the mmcs against random dictionaries of the instance's size
+                           (sae_metrics.mmcs_null: null mean, bar, p, margin, verdict)
     toy.safetensors        toy sources: true_directions [I, n, m], represented [I, n], cosines [I, n, D],
                            match, feature_corr, feature_f1, present [I, n], source_index [I]
     summary.json           the source (kind, run, model, hook, corpus), d_in, architecture, tokens trained;
                            toy sources: recovery_by_shape (per SAE setting, recovery pooled by feature shape,
-                           over all toy models and over those holding several shapes)
+                           over all toy models and over those holding several shapes), mmcs_null (how many
+                           instances' mmcs beat random dictionaries)
 Metrics: train (loss, aux: the objective's terms on normalised inputs; mse and l0 as the test's: mse in raw
 units, sae_metrics.mse), test (the fixed evaluation sample: l0, fvu, mse,
 dead_fraction, dense_fraction, and mmcs, corr, f1 for toy sources; for model sources ce_loss_recovered and

@@ -3,7 +3,9 @@ tied/untied weights, non-uniform sparsity and importance. A sweep over batchable
 batched model with an instance dimension.
 
 Results: results/model.safetensors (W [I, n_features, n_hidden], b [I, n_features], plus W_out / b_hidden
-when present), results/instances.json (per instance: parameter values, grid point, final metrics).
+when present), results/instances.json (per instance: parameter values, grid point, final metrics, the geometry
+it found and, under null.geometry, that geometry against random arrangements of the same features: the share of
+represented features in a named shape, the null's mean and bar, p, margin and verdict; tms_geometry).
 """
 
 from __future__ import annotations
