@@ -1,13 +1,14 @@
 """The README is what a researcher follows on day one: what it names must exist and what it shows must run.
 
-Checked here, all without training anything: every job file it names is shipped and valid (its references
-resolve, to the shipped job files it says to run first), every shipped job file is named in it, every
-`sptui` command line it shows names a real command and only flags that command takes (and the whole command
-lines in its code blocks parse), every link and anchor inside it resolves, every repository file it names in
-code is there, and every `just` recipe it names is in the Justfile. The job files' own usage comments are held
-to the same rules.
+Checked here, without training anything: every job file it names is shipped, every shipped one is named, each
+is valid with its references resolved (against the shipped files whose runs it reads), and a code block that runs
+one runs those first; its TOML examples are accepted and every key it tells users to set exists; every `sptui`
+command it shows names a real command and only flags that command takes (whole command lines in code blocks
+parse); the `sptui validate` lines it quotes are what validate prints; its Python lines that load a saved model
+run as written and every Python name it gives exists; its links, anchors, repository paths, `just` recipes,
+extras and benchmarks table match the repository; CI runs its test line. The job files' own usage comments and
+suggested settings are held to the same rules.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,14 @@ def words(spec: JobSpec) -> set[str]:
     return found
 
 
+def needed_files() -> dict[str, set[str]]:
+    """For each shipped job file, the other shipped files whose runs it reads (by the job names it holds)."""
+    files = sorted(JOBS.glob("*.toml"))
+    defined_in = {name: p.name for p in files for name in job_names(p)}
+    return {p.name: {defined_in[w] for spec in load_file(p) for w in words(spec)
+                     if w in defined_in and defined_in[w] != p.name and w not in job_names(p)} for p in files}
+
+
 def test_every_job_file_the_readme_names_is_shipped_and_every_shipped_one_is_named():
     named = named_job_files(README)
     shipped = {p.name for p in JOBS.glob("*.toml")}
@@ -88,23 +97,11 @@ def test_every_shipped_job_file_is_valid_and_its_references_resolve_to_shipped_j
     """What `sptui validate` checks (parameters, bounds, grid size, references, circles), for every shipped file.
     A file that reads the runs of another (neuron_geometry.toml reads lm_tiny.toml's model) is resolved together
     with the shipped files that define the jobs it names, as a user who ran those first would have them."""
-    files = sorted(JOBS.glob("*.toml"))
-    specs = {p.name: load_file(p) for p in files}
-    defined_in = {name: p.name for p in files for name in job_names(p)}
-    for name, file_specs in specs.items():
-        needed = {defined_in[w] for spec in file_specs for w in words(spec)
-                  if w in defined_in and defined_in[w] != name and w not in job_names(JOBS / name)}
+    specs = {p.name: load_file(p) for p in sorted(JOBS.glob("*.toml"))}
+    for name, needed in needed_files().items():
         before = [spec for other in sorted(needed) for spec in specs[other]]
-        resolve(before + file_specs, RunIndex(tmp_path / "empty"), name)  # SpecError names the job and key
+        resolve(before + specs[name], RunIndex(tmp_path / "empty"), name)  # SpecError names the job and key
     assert not (tmp_path / "empty").exists()
-
-
-def needed_files() -> dict[str, set[str]]:
-    """For each shipped job file, the other shipped files whose runs it reads (by the job names it holds)."""
-    files = sorted(JOBS.glob("*.toml"))
-    defined_in = {name: p.name for p in files for name in job_names(p)}
-    return {p.name: {defined_in[w] for spec in load_file(p) for w in words(spec)
-                     if w in defined_in and defined_in[w] != p.name and w not in job_names(p)} for p in files}
 
 
 def test_a_code_block_that_runs_a_job_file_runs_or_names_the_files_it_reads_first():
