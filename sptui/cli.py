@@ -522,7 +522,15 @@ def _log_tails(job, root: Path) -> list:
 
 
 def _marked(mark: str, text: str) -> str:
+    text = _terminal_safe(text)
     return "".join(mark + line for line in text.splitlines(keepends=True)) if mark else text
+
+
+def _terminal_safe(text: str) -> str:
+    """A log as text, with what a terminal would act on escaped (printable): a log holds what a model generated
+    (an lm job's samples can hold any byte, ESC included) and whatever a job's libraries printed, so printing it
+    must not recolour, retitle or rewrite the user's terminal. Line breaks and tabs are kept."""
+    return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in text.split("\n"))
 
 
 def cmd_cancel(args, root: Path) -> int:
