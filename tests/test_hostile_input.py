@@ -468,3 +468,23 @@ def test_a_neuroscope_site_exported_on_a_full_disk_keeps_the_last_exports_pages_
         assert files_of(out) == before  # every page of the last export whole, no temp file left
     finally:
         unmount()
+
+
+def test_logs_print_what_a_model_generated_without_letting_it_drive_the_terminal(capsys, tmp_path, finished_run):
+    """An lm job logs its samples (a young model's continuations hold any byte: ESC, carriage returns, bidi
+    overrides) and a worker appends its child's raw output: `sptui logs` shows them escaped, lines and tabs kept."""
+    import shutil
+
+    source, run_id = finished_run
+    root = tmp_path / "artifacts"
+    shutil.copytree(source, root)
+    log = root / "runs" / run_id / "log.txt"
+    hostile = "sample @ 100: Once|\x1b]0;owned\x07\x1b[2J red \x1b[31mtext\rover\u202eevil\tcol\n"
+    with open(log, "a") as f:
+        f.write(hostile)
+    lines = log.read_bytes().count(b"\n")
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "logs", run_id)
+    assert code == 0, err
+    assert not any(c in out for c in "\x1b\x07\r\u202e"), out
+    assert out.count("\n") == lines
+    assert out.endswith("sample @ 100: Once|\\x1b]0;owned\\x07\\x1b[2J red \\x1b[31mtext\\rover\\u202eevil\tcol\n")
