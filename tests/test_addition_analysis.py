@@ -220,6 +220,12 @@ def test_a_batched_run_analyses_every_instance_and_compares_them(artifacts):
     assert across["instances"] == ["seed=0", "seed=1", "seed=2"]
     assert len(across["heads_per_position"]["mean"]["per_instance"]) == 3
     assert run.load_arrays("compression_across.safetensors")["similarity"].shape == (3, 3)
+    # each pair's matching stated against relabelled signatures, and the log says how many pairs beat it
+    assert across["pairs"] == 3 and sorted(across["matches"]) == ["0-1", "0-2", "1-2"]
+    for pair in across["matches"].values():
+        assert pair["null"]["draws"] == 99 and pair["null"]["observed"] == pytest.approx(np.mean(pair["similarity"]), abs=1e-3)
+    assert across["pairs_beating_null"] == sum(p["null"]["beats_null"] for p in across["matches"].values())
+    assert f"{across['pairs_beating_null']} of 3 pairs of instances match better than against relabelled" in run.log.read_text()
 
 
 @pytest.mark.slow

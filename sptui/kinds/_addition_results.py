@@ -62,7 +62,9 @@ def compare_instances(ctx, results: list[tuple[dict, dict]], labels: list[str]) 
              + ", ".join(f"{m:.1f}±{s:.1f}" for m, s in zip(heads["mean"], heads["std"]))
              + f"; {len(summary['roles_in_every_instance'])} roles in every instance, "
              f"{len(summary['roles_in_one_instance'])} in only one; mean matched-head similarity "
-             f"{summary['mean_matched_similarity']:.3f} (a random matching: {summary['mean_random_matching_similarity']:.3f})")
+             f"{summary['mean_matched_similarity']:.3f} (a random matching: {summary['mean_random_matching_similarity']:.3f}); "
+             f"{summary['pairs_beating_null']} of {counted(summary['pairs'], 'pair')} of instances match better than "
+             f"against relabelled signatures ({C.MATCH_NULL_DRAWS} draws each)")
 
 
 def instance_label(point: dict) -> str:

@@ -636,6 +636,30 @@ def head_signature(arrays: dict[str, Any], mode: int = 1) -> torch.Tensor:
     return torch.cat(blocks, 1) / len(blocks) ** 0.5
 
 
+def signature_sizes(arrays: dict[str, Any], mode: int = 1) -> list[int]:
+    """The lengths of `head_signature`'s three blocks (decodability, attention, kept), in its order."""
+    return [int(torch.as_tensor(arrays["decod_score"])[0].numel()), int(torch.as_tensor(arrays["attention"])[0].numel()),
+            int(torch.as_tensor(arrays["prune_kept"])[mode].shape[0])]
+
+
+MATCH_NULL_DRAWS = 99
+
+
+def matching_null(sig_a: torch.Tensor, sig_b: torch.Tensor, sizes: list[int], draws: int = MATCH_NULL_DRAWS,
+                  seed: int = 0) -> list[float]:
+    """The mean matched-head similarity (`match_heads`) of a against b with b's signature coordinates relabelled:
+    within each block one random permutation, the same for all of b's heads, so b keeps its heads and how alike
+    they are, but no coordinate means for b what it means for a (a Mantel-style null: Hungarian matching always
+    finds some similarity, and beats the random matching's mean even between unrelated models). Seeded."""
+    g = torch.Generator().manual_seed(int(seed))
+    starts = [0, *torch.tensor(sizes).cumsum(0).tolist()]
+    out = []
+    for _ in range(draws):
+        perm = torch.cat([start + torch.randperm(size, generator=g) for start, size in zip(starts, sizes)])
+        out.append(float(match_heads(sig_a, sig_b[:, perm])[1].mean()))
+    return out
+
+
 def match_heads(sig_a: torch.Tensor, sig_b: torch.Tensor) -> tuple[list[int], torch.Tensor]:
     """Match heads one to one (Hungarian, maximum total cosine similarity of signatures): b's head for each of
     a's heads, and the matched similarities [H]."""
@@ -658,10 +682,14 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
         role_counts  [R, I]   heads holding each role (answer j, target, offset) in each instance
         kept_count   [mode, I, n+1]  size of each answer position's pruned set
     and the facts: heads per position (mean, std, range), the roles found in every instance, in most, and in
-    only one (seed-specific), and each pair's head matching."""
+    only one (seed-specific), and each pair's head matching with its similarity against `matching_null`
+    (matches["a-b"]["null"], and how many pairs beat it)."""
+    from sptui.science.null import compare
+
     n_models = len(per_instance)
     labels = labels or [str(i) for i in range(n_models)]
     sigs = [head_signature(a) for a in per_instance]
+    sizes = signature_sizes(per_instance[0])
     similarity, unmatched = torch.eye(n_models), torch.eye(n_models)
     matches: dict[str, Any] = {}
     for a in range(n_models):
@@ -670,7 +698,11 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
             similarity[a, b] = similarity[b, a] = sims.mean()
             # the baseline: a random one-to-one matching's expected similarity (the mean over all head pairs)
             unmatched[a, b] = unmatched[b, a] = (F.normalize(sigs[a], dim=1) @ F.normalize(sigs[b], dim=1).T).mean()
-            matches[f"{a}-{b}"] = {"match": match, "similarity": [round(float(s), 4) for s in sims]}
+            # the null the matched similarity must beat: the same matching against b's coordinates relabelled
+            versus = compare(float(sims.mean()), matching_null(sigs[a], sigs[b], sizes, seed=1000 * a + b),
+                             what="mean matched-head similarity", null_name="relabelled signatures")
+            matches[f"{a}-{b}"] = {"match": match, "similarity": [round(float(s), 4) for s in sims],
+                                   "null": versus.to_json()}
     keys = sorted({tuple(r) for f in facts for r in f["held_roles"]}, key=lambda r: (r[0], OFFSETS.index(r[2]), TARGETS.index(r[1])))
     counts = torch.zeros(len(keys), n_models, dtype=torch.int32)
     for i, f in enumerate(facts):
@@ -692,5 +724,7 @@ def compare_instances(per_instance: list[dict[str, Any]], facts: list[dict[str, 
         "roles_in_most": [names[r] for r in range(len(keys)) if n_models / 2 < present[r] < n_models],
         "roles_in_one_instance": [names[r] for r in range(len(keys)) if present[r] == 1 and n_models > 1],
         "matches": matches,
+        "pairs_beating_null": sum(m["null"]["beats_null"] for m in matches.values()),
+        "pairs": len(matches),
     }
     return {"similarity": similarity, "similarity_random": unmatched, "role_counts": counts, "kept_count": kept_count}, summary
