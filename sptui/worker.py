@@ -58,6 +58,9 @@ def plan_slots(device: str, gpus: list[str] | None, slots_per_gpu: int, cpu_slot
     if slots_per_gpu < 1 or cpu_slots < 1:
         raise SptuiError("--slots-per-gpu and --slots must be at least 1")
     if device == "cpu":
+        if gpus:  # they meant GPUs: running every job on the CPU instead, unsaid, would cost them hours
+            raise SptuiError(f"--gpus {','.join(gpus)}: this worker would run on the CPU (--device cpu, or auto with no "
+                             "CUDA GPU visible to torch); drop --gpus, or check the driver and CUDA_VISIBLE_DEVICES")
         return [Slot(i, None) for i in range(cpu_slots)]
     import torch
 
