@@ -488,3 +488,18 @@ def test_logs_print_what_a_model_generated_without_letting_it_drive_the_terminal
     assert not any(c in out for c in "\x1b\x07\r\u202e"), out
     assert out.count("\n") == lines
     assert out.endswith("sample @ 100: Once|\\x1b]0;owned\\x07\\x1b[2J red \\x1b[31mtext\\rover\\u202eevil\tcol\n")
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_a_worker_asked_for_gpus_it_would_not_use_says_so(capsys, tmp_path, device):
+    """`sptui worker --gpus 0,1` where torch sees no GPU (a driver problem) ran every job on the CPU, unsaid."""
+    import torch
+
+    if device == "auto" and torch.cuda.is_available():
+        pytest.skip("a GPU is visible here: auto picks it")
+    root = tmp_path / "artifacts"
+    code, out, err = run_cli(capsys, "--artifacts", str(root), "worker", "--device", device, "--gpus", "0,1", "--once")
+    assert code == 2 and one_line(err), err
+    assert err == ("sptui: error: --gpus 0,1: this worker would run on the CPU (--device cpu, or auto with no CUDA GPU "
+                   "visible to torch); drop --gpus, or check the driver and CUDA_VISIBLE_DEVICES\n")
+    assert out == "" and queued(root) == 0
