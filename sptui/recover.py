@@ -43,16 +43,17 @@ class Rebuilt:
     from_file: int  # rows read back from the damaged file
     from_folders: int  # rows rebuilt from run folders
     skipped: list[str] = field(default_factory=list)  # run folders that could not be read, and why
+    damaged: bool = True  # False: a healthy queue rebuilt on request (--force)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "kept": str(self.kept) if self.kept else None, "from_file": self.from_file,
-                "from_folders": self.from_folders, "skipped": self.skipped}
+                "from_folders": self.from_folders, "skipped": self.skipped, "damaged": self.damaged}
 
     def lines(self) -> list[str]:
         out = [f"rebuilt {self.path}: {counted(self.from_file, 'job')} read back from the old file, {self.from_folders} "
                "rebuilt from their run folders"]
         if self.kept:
-            out.append(f"the damaged file is kept as {self.kept}")
+            out.append(f"the {'damaged' if self.damaged else 'old'} file is kept as {self.kept}")
         out += [f"skipped {s}" for s in self.skipped]
         return out
 
@@ -61,6 +62,7 @@ def rebuild(root: str | Path, force: bool = False) -> Rebuilt:
     """Rebuild the queue of `root`. Refuses a healthy queue unless `force`, and a queue a live worker uses."""
     root = Path(root)
     path = queue_path(root)
+    healthy = False
     if path.exists():
         try:
             Queue(root).close()
@@ -96,7 +98,7 @@ def rebuild(root: str | Path, force: bool = False) -> Rebuilt:
         shutil.rmtree(staging, ignore_errors=True)
     with Queue(root) as queue:
         queue.recover()  # rows that were running, whose process is gone
-    return Rebuilt(path, kept, len(rows), len(rebuilt), skipped)
+    return Rebuilt(path, kept, len(rows), len(rebuilt), skipped, damaged=not healthy)
 
 
 def _build_beside(root: Path, rows: list[dict[str, Any]], deps: list[tuple[int, int, str, int]], next_id: int) -> Path:

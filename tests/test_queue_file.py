@@ -196,7 +196,8 @@ def test_recover_keeps_what_each_job_waits_for(artifacts):
             return jobs | {"follows": follows}
 
     # 1. recover --force on a healthy file: job_deps read back as they are
-    sptui("recover", "--force", root=artifacts, check=True)
+    forced = sptui("recover", "--force", root=artifacts, check=True)
+    assert "the old file is kept as" in forced.stdout and "the damaged file" not in forced.stdout  # it was healthy
     jobs = rebuilt()
     assert jobs["later"].waiting_for == ((base.run_id, "queued"),)
     assert jobs["follows"].state == "queued" and jobs["follows"].waiting_for == ((doomed.run_id, "queued"),)
@@ -210,6 +211,7 @@ def test_recover_keeps_what_each_job_waits_for(artifacts):
     assert not passes_quick_check(db)
     result = sptui("recover", root=artifacts, check=True)
     assert "4 jobs read back from the old file" in result.stdout
+    assert "the damaged file is kept as" in result.stdout
     jobs = rebuilt()
     assert jobs["later"].waiting_for == ((base.run_id, "queued"),)
     assert jobs["follows"].state == "queued" and jobs["follows"].waiting_for == ((doomed.run_id, "queued"),)
