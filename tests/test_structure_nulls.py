@@ -82,6 +82,19 @@ def test_the_null_counts_each_instances_own_latents_and_features():
     assert one.std(1)[0] > null.std(1)[0]  # a mean over one feature varies more than over six
 
 
+def test_the_null_is_drawn_a_few_dictionaries_at_a_time_and_the_draws_do_not_depend_on_it(monkeypatch):
+    # all 99 dictionaries at once held [99, D, d] doubles: 6 GiB for 16k latents of 512 dims
+    true = planted_features(n=6, d=3).expand(2, -1, -1).clone()
+    whole = SM.mmcs_null(true, d_sae=64, draws=99)
+    sizes = []
+    real = SM.decoder_cosines
+    monkeypatch.setattr(SM, "decoder_cosines", lambda dec, t: sizes.append(dec.shape[0]) or real(dec, t))
+    monkeypatch.setattr(SM, "NULL_CHUNK_BYTES", 8 * 64 * (3 + 6) * 10)  # 10 dictionaries a chunk
+    chunked = SM.mmcs_null(true, d_sae=64, draws=99)
+    assert max(sizes) == 10 and sum(sizes) == 2 * 99
+    np.testing.assert_array_equal(chunked, whole)
+
+
 # ---------------------------------------------------------------- toy-model geometry against random arrangements
 
 def one(W: np.ndarray):

@@ -151,11 +151,20 @@ def mmcs_null(true_directions: Float[Tensor, "I n d"], feature_mask: Bool[Tensor
         if D == 0:
             continue
         rng = np.random.default_rng([seed, i])
-        dec = torch.from_numpy(random_directions(np.ones((draws, D)), d, rng))  # [draws, D, d]
-        cos = decoder_cosines(dec, true[i].expand(draws, n, d))
-        feat = None if feature_mask is None else feature_mask[i].cpu().expand(draws, n)
-        out[i] = mmcs(cos, feat).numpy()
+        # a few draws at a time: all 99 at once held [99, D, d] and [99, n, D] doubles (6 GiB for 16k latents of
+        # 512 dims, 70 MiB beside a small toy SAE). The generator's stream is consumed in the same order, so the
+        # draws are the same whatever the chunk.
+        chunk = max(1, NULL_CHUNK_BYTES // (8 * D * (d + n)))
+        for start in range(0, draws, chunk):
+            k = min(chunk, draws - start)
+            dec = torch.from_numpy(random_directions(np.ones((k, D)), d, rng))  # [k, D, d]
+            cos = decoder_cosines(dec, true[i].expand(k, n, d))
+            feat = None if feature_mask is None else feature_mask[i].cpu().expand(k, n)
+            out[i, start:start + k] = mmcs(cos, feat).numpy()
     return out
+
+
+NULL_CHUNK_BYTES = 4 << 20  # what one chunk of mmcs_null's random dictionaries and their cosines may hold
 
 
 def correlations(true_acts: Float[Tensor, "I N n"], f: Float[Tensor, "I N D"]) -> Float[Tensor, "I n D"]:
