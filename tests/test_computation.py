@@ -151,6 +151,45 @@ def test_computation_kind_writes_results_and_plots(tmp_path):
     assert names == {"neurons.png", "errors.png", "weights.png", "neurons_error.png"}
 
 
+def test_computation_weights_draw_every_instance_on_sheets_or_say_which_they_leave_out(tmp_path, monkeypatch):
+    """15 instances (3 sparsities x 5 seeds): weights.png holds 6 a sheet, the next sheets named by the instances
+    they hold, each instance's panel on exactly one sheet, each sheet's title saying which of the 15 it holds (it
+    drew 6 of them, silently). With room for only 2 sheets (the limit lowered), the titles and the run log say which
+    instances are not drawn and where they are."""
+    from sptui.plots import computation as P
+    from tests.figure_checks import checking_saves
+
+    def sheets(render):
+        with checking_saves() as seen:
+            run = render()
+        shown = {p.name: " ".join(" ".join(texts).split()) for p, texts in seen.texts.items()}
+        assert not any(seen.by_path.values()), seen.report()
+        return run, {name: text for name, text in shown.items() if name.startswith("weights")}
+
+    monkeypatch.setattr(P, "MAX_SHEETS", 2)
+    run, shown = sheets(lambda: run_kind("computation", dict(task="abs", n_features=4, n_hidden=3, steps=20,
+                                                             batch_size=32, eval_batch=256, log_points=2), tmp_path,
+                                         sweep={"feature_probability": [0.5, 0.2, 0.1], "seed": list(range(5))},
+                                         render=True))
+    assert set(shown) == {"weights.png", "weights_instances6-11.png"}
+    for name in shown:
+        assert "of 15; 12 drawn on 2 sheets, 12-14 only in results/)" in shown[name], shown[name]
+    assert "(instances 6-11 of 15;" in shown["weights_instances6-11.png"]
+    assert "instances 0-11 of 15 drawn" in run.log.read_text()
+    assert "instances 12-14 are in results/model.safetensors only" in run.log.read_text()
+
+    monkeypatch.undo()
+    _, shown = sheets(lambda: load_kind("computation").render(run))
+    assert set(shown) == {"weights.png", "weights_instances6-11.png", "weights_instances12-14.png"}
+    assert "(instances 12-14 of 15)" in shown["weights_instances12-14.png"]
+    assert not any("only in results" in text for text in shown.values())
+    records = json.loads((run.results / "instances.json").read_text())
+    for r in records:  # every instance's panel title (its sparsity and seed) on exactly one sheet
+        p = r["params"]
+        panel = f"S={1 - p['feature_probability']:.3g} m=3 seed {p['seed']} "
+        assert len([name for name, text in shown.items() if panel in text]) == 1, (panel, shown)
+
+
 def test_params_refuse_too_many_outputs():
     from sptui.params import ParamError
 

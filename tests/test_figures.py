@@ -397,12 +397,14 @@ def test_feature_group_figures_of_a_real_run_are_fit_for_a_paper(tmp_path):
 # ---------------------------------------------------------------- memorization (finite training sets)
 
 def test_memorization_figures_are_fit_for_a_paper(tmp_path):
-    """Six sizes T (hidden_vectors.png's most columns) over two seeds."""
+    """Twelve sizes T over two seeds: a hidden-vector sheet per seed and half its sizes (6 columns, the most)."""
     run = run_kind("memorization", dict(n_features=12, feature_probability=0.1, steps=80, warmup_steps=10,
                                         eval_batch=500, log_points=2, checkpoint_every=500), tmp_path,
-                   sweep={"train_examples": [2, 5, 10, 30, 100, 300, 1000], "seed": [0, 1]}, name="memorization")
+                   sweep={"train_examples": [2, 3, 5, 8, 13, 21, 34, 55, 100, 200, 500, 1000], "seed": [0, 1]},
+                   name="memorization")
     problems = drawn(run, "memorization")
-    assert set(problems) == {"double_descent.png", "hidden_vectors.png"}
+    assert set(problems) == {"double_descent.png", "hidden_vectors.png", "hidden_vectors_seed0_T34-1000.png",
+                             "hidden_vectors_seed1_T2-21.png", "hidden_vectors_seed1_T34-1000.png"}
     assert_clean(problems)
 
 
@@ -416,7 +418,8 @@ def test_computation_figures_are_fit_for_a_paper(tmp_path, task, sweep):
     params = dict(task=task, n_features=20 if task == "abs" else 8, steps=30, batch_size=64, eval_batch=512, log_points=2)
     run = run_kind("computation", params, tmp_path, sweep=sweep, name=f"computation-{task}")
     problems = drawn(run, "computation")
-    assert set(problems) == {"neurons.png", "errors.png", "weights.png"} | ({"neurons_error.png"} if task == "uand" else set())
+    weights = {"weights.png", "weights_instances6-7.png" if task == "abs" else "weights_instances6-9.png"}  # all drawn
+    assert set(problems) == {"neurons.png", "errors.png"} | weights | ({"neurons_error.png"} if task == "uand" else set())
     assert_clean(problems)
 
 
@@ -743,7 +746,8 @@ def test_functions_figures_of_the_widest_models_fit_a_page(tmp_path):
 
 
 def test_computation_figures_of_forty_settings_fit_a_page(tmp_path):
-    """8 sparsities x 5 widths (40 settings, labels thinned) of U-AND on 12 features (66 outputs)."""
+    """8 sparsities x 5 widths (40 settings, labels thinned) of U-AND on 12 features (66 outputs); the weights on its
+    first sheet and its last, part-filled one, whose title says which instances of the 40 it holds."""
     from sptui.plots import computation as P
 
     rng = np.random.default_rng(0)
@@ -767,6 +771,8 @@ def test_computation_figures_of_forty_settings_fit_a_page(tmp_path):
     with checking_saves() as seen:
         paths = [P.draw_neurons(records, summary, tmp_path / "neurons.png"),
                  P.draw_errors(records, errors, summary, tmp_path / "errors.png"),
-                 P.draw_weights(records, model, errors, summary, tmp_path / "weights.png"),
+                 P.draw_weights(records, model, errors, summary, tmp_path / "weights.png", list(range(6))),
+                 P.draw_weights(records, model, errors, summary, tmp_path / "weights_instances36-39.png",
+                                list(range(36, 40))),
                  P.draw_neurons_error(records, summary, tmp_path / "neurons_error.png")]
     assert_clean({p.name: seen.by_path[p] for p in paths})

@@ -39,8 +39,61 @@ def test_a_sweep_over_sizes_is_one_batched_job_with_points_and_plots(tmp_path):
     test_rows = [m for m in runs.read_metrics(run.metrics) if m["split"] == "test"]
     assert [m["step"] for m in test_rows] == [0, 30, 60, 90, 120] and all(len(m["test_loss"]) == 4 for m in test_rows)
     names = {p.name for p in load_kind("memorization").render(run)}
-    assert names == {"double_descent.png", "hidden_vectors.png"}
+    assert names == {"double_descent.png", "hidden_vectors.png", "hidden_vectors_seed1.png"}  # every seed drawn
     assert all((run.plots / n).stat().st_size > 5000 for n in names)
+
+
+def test_hidden_vectors_draw_every_instance_on_sheets_or_say_which_they_leave_out(tmp_path, monkeypatch):
+    """7 sizes T x 2 seeds: hidden_vectors.png holds one seed and up to 6 sizes a sheet (7 sizes: 4 and 3), the
+    next sheets named by seed and sizes, each (seed, T) panel on exactly one sheet, each title saying which seed and
+    sizes it holds (it drew 6 sizes of the first seed, silently). With room for only 3 sheets (the limit lowered),
+    the titles and the run log say which instances are not drawn and where they are."""
+    from sptui.plots import memorization as P
+    from tests.figure_checks import checking_saves
+
+    sizes = [2, 3, 5, 8, 13, 21, 34]
+
+    def sheets(render):
+        with checking_saves() as seen:
+            run = render()
+        assert not any(seen.by_path.values()), seen.report()
+        return run, {p.name: [" ".join(t.split()) for t in texts] for p, texts in seen.texts.items()
+                     if p.name.startswith("hidden_vectors")}
+
+    monkeypatch.setattr(P, "MAX_SHEETS", 3)
+    run, shown = sheets(lambda: run_kind("memorization", {**SMALL, "steps": 20}, tmp_path, run_id="run", render=True,
+                                         sweep={"train_examples": sizes, "seed": [0, 1]}))
+    assert set(shown) == {"hidden_vectors.png", "hidden_vectors_seed0_T13-34.png", "hidden_vectors_seed1_T2-8.png"}
+    records = json.loads((run.results / "instances.json").read_text())
+    missing = sorted(r["instance"] for r in records if r["params"]["seed"] == 1 and r["params"]["train_examples"] >= 13)
+    for texts in shown.values():
+        assert any(f"3 of 4 sheets drawn, seed 1, T = 13-34 (instances {', '.join(map(str, missing))}) only in "
+                   "results/" in t for t in texts), texts
+    log = run.log.read_text()
+    assert "hidden_vectors*.png hold 3 of 4 sheets" in log and "not drawn: seed 1, T = 13-34" in log
+
+    monkeypatch.undo()
+    _, shown = sheets(lambda: load_kind("memorization").render(run))
+    assert set(shown) == {"hidden_vectors.png", "hidden_vectors_seed0_T13-34.png", "hidden_vectors_seed1_T2-8.png",
+                          "hidden_vectors_seed1_T13-34.png"}
+    drawn = []
+    for texts in shown.values():
+        (title,) = [t for t in texts if t.startswith("hidden space")]
+        assert "of 4 sheets drawn" not in title
+        seed = int(title.split("(seed ")[1][0])
+        drawn += [(seed, int(t.split("= ")[1])) for t in texts if t.startswith("T = ") and "," not in t]
+    assert sorted(drawn) == sorted((s, T) for s in (0, 1) for T in sizes)  # every instance once
+
+
+def test_hidden_vector_sheets_tell_swept_learning_rates_apart():
+    """lr swept beside seed: a sheet per (seed, lr), its name and title saying which (before, the two lrs' panels
+    of one T were drawn side by side with the same title)."""
+    from sptui.plots.memorization import hidden_sheets
+
+    records = [{"instance": i, "params": {"train_examples": T, "seed": 0, "lr": lr, "weight_decay": 0.01}}
+               for i, (T, lr) in enumerate((T, lr) for T in (5, 50) for lr in (1e-3, 3e-3))]
+    assert hidden_sheets(records) == [([(5, 0), (50, 2)], "", "seed 0, lr 0.001; sheet 1 of 2"),
+                                      ([(5, 1), (50, 3)], "_seed0_lr0.003", "seed 0, lr 0.003; sheet 2 of 2")]
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):

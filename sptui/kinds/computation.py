@@ -135,6 +135,10 @@ def save_results(ctx: Context, trainer) -> None:
     ctx.info(f"monosemantic neurons against random input rows ({MONOSEMANTIC_NULL_DRAWS} draws each): "
              + "; ".join(f"p={q.feature_probability:g} m={q.n_hidden}: {v.observed:g} vs {v.null_mean:.2g}, {v.verdict}"
                          for q, v in zip(ctx.instances, nulls)))
+    from sptui.plots.computation import left_out
+
+    if left_out(len(records)):  # a sweep of more instances than weights*.png hold: say where the rest are
+        ctx.info(left_out(len(records)))
 
 
 MONOSEMANTIC_NULL_DRAWS = 99

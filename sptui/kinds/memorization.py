@@ -106,6 +106,10 @@ def save_results(ctx: Context, trainer) -> None:
                for i, (q, point) in enumerate(zip(ctx.instances, ctx.grid))]
     ctx.save_json("instances", records)
     ctx.info("test loss by T: " + ", ".join(f"{q.train_examples}: {v:.4g}" for q, v in zip(ctx.instances, final["test_loss"])))
+    from sptui.plots.memorization import left_out
+
+    if left_out(records, trainer.m):  # a sweep of more instances than hidden_vectors*.png hold: say where the rest are
+        ctx.info(left_out(records, trainer.m))
 
 
 def render(run: RunDir) -> list[Path]:

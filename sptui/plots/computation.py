@@ -5,7 +5,10 @@
                     of outputs computed and at least partly computed (fraction of variance unexplained below 0.25,
                     0.75)
     errors.png      every instance's fraction of variance unexplained per output (0 exact, 1 = a constant)
-    weights.png     W1 of up to 6 instances (neurons x features, live neurons only), diverging map centred at 0
+    weights.png     W1 of every instance (neurons x features, live neurons only), diverging map centred at 0, one
+                    colour range over the run; 6 instances a sheet (weights_instances6-11.png, ...: sptui.plots.sheets),
+                    each sheet's title saying which of how many it holds; past 8 sheets the titles and the run log
+                    say which instances are not drawn
     neurons_error.png   (when n_hidden is swept) mean fraction of variance unexplained against the number of neurons, one line per
                     feature probability: U-AND's error as neurons become fewer than the outputs
 """
@@ -23,10 +26,12 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.plots import sheets  # noqa: E402
 from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
-MAX_WEIGHTS = 6
+PER_SHEET = 6  # W1 maps a sheet: two rows of three across a page, each ~2.3 in, its two-line title readable at 7 pt
+MAX_SHEETS = 8  # weights sheets: 48 instances drawn; past that the figures and the run log say which are not
 STACK = (("monosemantic", "1 feature (monosemantic)", "#1f4e9c"), ("two_features", "2 features", "#e69f00"),
          ("three_or_more", "3 or more features", "#c0392b"), ("dead", "dead", "#bbbbbb"))
 
@@ -51,8 +56,9 @@ def render_run(run) -> list[Path]:
     errors = runs.load_arrays(run.results / "errors.safetensors")
     run.plots.mkdir(parents=True, exist_ok=True)
     out = [draw_neurons(records, summary, run.plots / "neurons.png"),
-           draw_errors(records, errors, summary, run.plots / "errors.png"),
-           draw_weights(records, model, errors, summary, run.plots / "weights.png")]
+           draw_errors(records, errors, summary, run.plots / "errors.png")]
+    for shown, suffix in sheets.instance_sheets(len(records), PER_SHEET, MAX_SHEETS):
+        out.append(draw_weights(records, model, errors, summary, run.plots / f"weights{suffix}.png", shown))
     if len({r["params"]["n_hidden"] for r in records}) > 1:
         out.append(draw_neurons_error(records, summary, run.plots / "neurons_error.png"))
     return out
@@ -130,10 +136,16 @@ def draw_errors(records: list[dict], errors: dict, summary: dict, path: Path) ->
     return save_figure(fig, path, dpi=110)
 
 
-def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, path: Path) -> Path:
-    order = _order(records)
-    if len(order) > MAX_WEIGHTS:  # spread over the settings
-        order = [order[round(j)] for j in np.linspace(0, len(order) - 1, MAX_WEIGHTS)]
+def left_out(n: int) -> str:
+    """The run log's line when instances are not drawn in weights*.png ('' when every one is)."""
+    return sheets.left_out(n, PER_SHEET, MAX_SHEETS, "weights.png, weights_instances6-11.png, ...",
+                           "results/model.safetensors")
+
+
+def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, path: Path, shown: list[int]) -> Path:
+    """W1 of the instances `shown` (one sheet of `sheets.instance_sheets`), in instance order; the colour range is
+    the whole run's, so sheets compare."""
+    order = list(shown)
     cols = min(3, len(order))
     rows = -(-len(order) // cols)
     fig, axs = plt.subplots(rows, cols, figsize=(min(PAGE, 1.2 + 2.5 * cols), 0.6 + 2.9 * rows), squeeze=False,
@@ -141,7 +153,7 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
     for ax in axs.ravel()[len(order):]:
         ax.axis("off")
     W1 = model["W1"]
-    lim = float(np.abs(W1[order]).max()) or 1.0
+    lim = float(np.abs(W1).max()) or 1.0
     im = None
     for ax, i in zip(axs.ravel(), order):
         live = np.flatnonzero(errors["alive"][i] > 0)
@@ -161,7 +173,11 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
         bar = fig.colorbar(im, ax=axs.ravel().tolist(), fraction=0.03)
         bar.set_label("W1 (input weight)", fontsize=8)
         bar.ax.tick_params(labelsize=7)
-    fig.suptitle(f"input weights W1; {_title(summary)}", fontsize=9)
+    import textwrap
+
+    note = sheets.sheet_note(order, len(records), PER_SHEET, MAX_SHEETS)
+    fig.suptitle("\n".join(textwrap.wrap(f"input weights W1; {_title(summary)}{note}", int(fig.get_figwidth() * 13))),
+                 fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 

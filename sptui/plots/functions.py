@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots.save import PAGE, save_figure  # noqa: E402
+from sptui.plots import sheets  # noqa: E402
+from sptui.plots.save import PAGE, PAGE_HEIGHT, save_figure  # noqa: E402
 from sptui.plots.tms import fit_rows  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
@@ -26,30 +27,19 @@ MAX_SHEETS = 8  # sheets of each figure: 48 instances drawn; past that the figur
 
 
 def instance_sheets(n: int) -> list[tuple[list[int], str]]:
-    """The instances each sheet shows and its file-name suffix: "" for the first (weights.png), then
-    "_instances6-11" and so on, for at most MAX_SHEETS sheets (instances past those are not drawn: `sheet_note`)."""
-    drawn = min(n, PER_SHEET * MAX_SHEETS)
-    return [(list(range(lo, min(lo + PER_SHEET, drawn))),
-             "" if lo == 0 else f"_instances{lo}-{min(lo + PER_SHEET, drawn) - 1}") for lo in range(0, max(1, drawn), PER_SHEET)]
+    """The instances each sheet shows and its file-name suffix (sptui.plots.sheets), PER_SHEET a sheet."""
+    return sheets.instance_sheets(n, PER_SHEET, MAX_SHEETS)
 
 
 def sheet_note(shown: list[int], n: int) -> str:
     """What a sheet holds of the run's `n` instances, in its title: '' when it holds them all."""
-    if len(shown) >= n:
-        return ""
-    drawn = min(n, PER_SHEET * MAX_SHEETS)
-    note = f" (instances {shown[0]}-{shown[-1]} of {n}"
-    if drawn < n:
-        note += f"; {drawn} drawn on {MAX_SHEETS} sheets, {drawn}-{n - 1} only in results/"
-    return note + ")"
+    return sheets.sheet_note(shown, n, PER_SHEET, MAX_SHEETS)
 
 
 def left_out(n: int) -> str:
     """The run log's line when instances are not drawn ('' when every one is)."""
-    drawn = min(n, PER_SHEET * MAX_SHEETS)
-    return "" if drawn == n else (f"plots: instances 0-{drawn - 1} of {n} drawn ({MAX_SHEETS} sheets of {PER_SHEET}: "
-                                  f"weights.png, weights_instances6-11.png, ...); instances {drawn}-{n - 1} are in "
-                                  "results/model.safetensors and results/function.safetensors only")
+    return sheets.left_out(n, PER_SHEET, MAX_SHEETS, "weights.png, weights_instances6-11.png, ...",
+                           "results/model.safetensors and results/function.safetensors")
 
 
 def render_run(run) -> list[Path]:
@@ -83,8 +73,9 @@ def draw_weights(model, shown, labels, title, path: Path) -> Path:
     d_in, width = W1.shape[2], W1.shape[1]
     cols = min(PER_ROW, len(shown))
     rows = -(-len(shown) // cols)
-    # a unit per 0.13 in (a 7 pt label each) up to ~3 in a row; wider models thin their unit labels
-    panel_height = min(3.0, 0.13 * width + 0.4)
+    # a unit per 0.13 in (a 7 pt label each) up to ~3 in a row, the sheet 9 in tall at most (a page: two rows of
+    # 2.8 in); wider models thin their unit labels
+    panel_height = min(3.0, 0.13 * width + 0.4, (PAGE_HEIGHT - 0.4) / rows - 1.5)
     fig, axs = plt.subplots(rows, cols, figsize=(PAGE if cols > 1 else 3.5, rows * (panel_height + 1.5) + 0.4),
                             squeeze=False, layout="constrained")
     for ax in axs.ravel()[len(shown):]:

@@ -1,5 +1,5 @@
 """The one way a figure becomes a file: drawn in memory, written atomically, the figure closed; and the page
-(PAGE, COLUMN) every figure is drawn for.
+(PAGE, COLUMN, PAGE_HEIGHT) every figure is drawn for.
 
 Every PNG (a run's plots, the app's exports) goes through `save_figure`, so a crash or a full disk
 while drawing never leaves a half-written image in plots/, and the file gets the run's usual permissions
@@ -15,6 +15,7 @@ from typing import Any
 # The page a saved figure is drawn for, so a paper prints it at the size its text is set in (nothing shrunk):
 PAGE = 7.0  # inches: a page's text width (a two-column paper's full width)
 COLUMN = 3.5  # inches: one column of a two-column paper
+PAGE_HEIGHT = 9.0  # inches: a page's text height: no figure is taller (a sheet that would be goes on further sheets)
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: float | str | None = None, tight: bool = False,
