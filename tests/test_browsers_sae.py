@@ -115,6 +115,10 @@ async def test_browser_recovery_cell_opens_the_instances_decoder(root):
         decoder = app.browser.query_one("#sae-decoder", Heatmap)
         np.testing.assert_allclose(decoder.matrix, view.cosines(app.browser.instance)[0], rtol=1e-6)
         assert decoder.vmin == -1 and decoder.vmax == 1  # diverging, centred on 0
+        info = str(app.browser.query_one("#sae-decoder-info").render())  # MMCS with its verdict against chance
+        saved = r["null"]["mmcs"]
+        assert ("beats random dictionaries by" if saved["beats_null"] else "does not beat random dictionaries") in info
+        assert f"p = {saved['p_value']:.2g}" in info
         await pilot.press("e")
         await _open(app, pilot)
         assert app.browser.last_export.name.startswith("sae-decoder")

@@ -199,7 +199,12 @@ async def test_sweep_grid_and_instance_panel_name_the_geometry(tms_run):
     app = Host(ToyBrowser(tms_run.root))
     async with app.run_test(size=(140, 40)) as pilot:
         await _open(app, pilot)
-        assert records[0]["geometry"] in str(app.browser.query_one("#toy-bars").render())
+        bars = str(app.browser.query_one("#toy-bars").render())
+        assert records[0]["geometry"] in bars
+        # and whether that shape beats random arrangements of the same features (the run's own verdict)
+        saved = records[0]["null"]["geometry"]
+        said = ("beats random arrangements by " if saved["beats_null"] else "does not beat random arrangements")
+        assert said in bars and f"p = {saved['p_value']:.2g}" in bars
         assert records[0]["geometry"] in str(app.browser.query_one("#browser-title").render())
         await pilot.press("3")
         for _ in range(len(app.browser.data.sweep_metrics())):

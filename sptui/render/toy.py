@@ -111,6 +111,13 @@ class ToyView:
         """The instance's arrangement in words ("pentagon", "2 antipodal pairs + 1 unrepresented"), if saved."""
         return self.records[i].get("geometry")
 
+    def geometry_verdict(self, i: int) -> str | None:
+        """The arrangement against random arrangements of the same features, in words (tms's null.geometry:
+        sptui.science.tms_geometry), if saved: does the named shape beat what chance puts there."""
+        from sptui.science.null import saved_verdict_words
+
+        return saved_verdict_words(self.records[i].get("null", {}).get("geometry"))
+
     def instance_label(self, i: int) -> str:
         r = self.records[i]
         grid = ", ".join(f"{k}={label(v)}" for k, v in (r.get("grid") or {}).items()) or "defaults"

@@ -182,6 +182,17 @@ class NullVerdict:
                 "verdict": self.verdict, "text": self.text()}
 
 
+def saved_verdict_words(saved: dict | None) -> str | None:
+    """A verdict saved by `NullVerdict.to_json` in a few words for a headline ("beats random arrangements by
+    0.42, p = 0.03" / "does not beat random arrangements, p = 0.4"); None where none was saved (older runs)."""
+    if not saved or "beats_null" not in saved:
+        return None
+    p = f"p = {saved['p_value']:.2g}"
+    if saved["beats_null"]:
+        return f"beats {saved['null']} by {saved['margin']:.3g}, {p}"
+    return f"does not beat {saved['null']}, {p}"
+
+
 def compare(observed: float, null: Sequence[float] | np.ndarray, alpha: float = 0.05, what: str = "statistic",
             null_name: str = "the null") -> NullVerdict:
     """`observed` (larger = more structure) against the same statistic on `null` draws: empirical_p, the

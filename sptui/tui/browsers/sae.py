@@ -29,6 +29,7 @@ from sptui.errors import SptuiError
 from sptui.plots.screen_export import export_bars, export_heatmap
 from sptui.render.colormap import DIVERGING, SEQUENTIAL, fmt
 from sptui.render.sae import LATENT_SORTS, METRIC_LABELS, RECOVERY_METRICS, SAEView, load_sae
+from sptui.science.null import saved_verdict_words
 from sptui.tui.browsers.base import BrowserScreen
 from sptui.tui.widgets.heatmap import Heatmap
 from sptui.tui.widgets.keyhints import key_hints
@@ -150,10 +151,12 @@ class SAEBrowser(BrowserScreen):
         heat.display = True
         cos, order, represented = d.cosines(self.instance)
         heat.set_data(cos, vmin=-1.0, vmax=1.0, legend="cos(true feature, decoder row)")
-        m = self.data.records[self.instance]["metrics"]
+        record = self.data.records[self.instance]
+        m = record["metrics"]
+        verdict = saved_verdict_words(record.get("null", {}).get("mmcs"))  # random dictionaries reach ~0.9 in few dims
         info.update(f"instance {self.instance}: rows = true features ({int(represented.sum())} of {len(represented)} "
-                    f"represented), columns = latents, matched first (the diagonal) · MMCS {fmt(m.get('mmcs'))} "
-                    f"corr {fmt(m.get('corr'))} F1 {fmt(m.get('f1'))}")
+                    f"represented), columns = latents, matched first (the diagonal) · MMCS {fmt(m.get('mmcs'))}"
+                    + (f" ({verdict})" if verdict else "") + f" corr {fmt(m.get('corr'))} F1 {fmt(m.get('f1'))}")
 
     def _draw_latents(self) -> None:
         d: SAEView = self.data

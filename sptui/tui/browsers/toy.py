@@ -70,7 +70,8 @@ def interference_bars(d: ToyView, i: int, columns: int = 80) -> Text:
     cmap = colormap_256(SEQUENTIAL)
     top = max(1.0, float(bars.norms.max()) if bars.norms.size else 1.0)
     geometry = d.geometry_name(i)
-    text = Text((f"geometry: {geometry}\n" if geometry else "")
+    verdict = d.geometry_verdict(i)  # a named shape means little unless it beats random arrangements
+    text = Text((f"geometry: {geometry}" + (f" ({verdict})" if verdict else "") + "\n" if geometry else "")
                 + "feature norms ||W_i||, colour = interference sum_j!=i (W^_i.W_j)^2 "
                 f"(0 dark .. {bars.scale:.2g} bright)\n")
     shapes = bars.shapes or [""] * len(bars.norms)
