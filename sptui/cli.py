@@ -382,7 +382,7 @@ def cmd_ls(args, root: Path) -> int:
                          else (j.state, colours.get(j.state, "")),
                          j.waiting.replace("waiting ", "") if j.waiting else
                          f"{j.step or 0}/{j.total}" if j.total else (str(j.step) if j.step else ""),
-                         j.device or "", _fmt_seconds(j.elapsed(now)), _fmt_seconds(j.eta(now)), str(j.priority)]
+                         j.device or "", _fmt_seconds(j.elapsed(now)), j.eta_cell(now), str(j.priority)]
                         for j in jobs]
     if any(j.executor == "slurm" for j in jobs):  # Slurm's id and word for the job, while it has one
         columns.append(Column("slurm"))

@@ -255,6 +255,15 @@ class Job:
             return None
         return eta_seconds(self.step, self.total, self.resumed_step, self.attempt_elapsed(now))
 
+    def eta_cell(self, now: float | None = None) -> str:
+        """The 7-wide ETA column of `sptui ls` and the app's run table: the time left ("12m05s"), or, past the
+        steps, what the job does in a word ("plots" while drawing plots: its eta is none, its steps are done),
+        else blank. `doing` says the phase in full, with how long, in the run head and `sptui show`."""
+        phase = self.phase_now
+        if phase:
+            return PHASE_WORDS.get(phase, phase[:7])
+        return fmt_duration(self.eta(now))
+
     def quiet_for(self, now: float | None = None) -> float | None:
         """Seconds since a running job last reported (claimed, wrote progress, or beat in a phase), else None. A
         job reports at most once a second while it makes progress, and every JOB_BEAT_SECONDS in a phase past its
@@ -305,6 +314,7 @@ class Job:
         d["eta"] = self.eta()
         d["attempt_elapsed"] = self.attempt_elapsed()
         d["quiet_for"] = self.quiet_for()
+        d["doing"] = self.doing()  # "drawing plots for 1m30s", as `sptui show` says it
         d["waiting_for"] = [run_id for run_id, _ in self.waiting_for]
         d["waiting"] = self.waiting
         d["folder_missing"] = self.folder_missing
@@ -358,6 +368,7 @@ HOST = socket.gethostname()
 WORKER_BEAT_SECONDS = 2.0  # how often a worker writes its heartbeat
 WORKER_SILENT_SECONDS = 30.0  # a worker silent this long is not responding (15 missed beats)
 JOB_QUIET_SECONDS = 60.0  # the app points out a running job that has not reported for this long
+PHASE_WORDS = {"drawing plots": "plots"}  # a phase (sptui.runner.DRAWING) in the ETA column's 7 characters
 JOB_BEAT_SECONDS = 5.0  # how often a job in a phase past its steps (drawing plots) writes its heartbeat
 LOW_DISK_BYTES = 1 << 20  # a lost job on a disk with less free than this most likely ran out of space
 
@@ -956,14 +967,19 @@ class Queue:
 
     def slurm_update(self, job_id: int, state: str, slurm_state: str | None, step: int | None = None,
                      total: int | None = None, started: float | None = None, host: str | None = None,
-                     device: str | None = None, reported: float | None = None) -> None:
+                     device: str | None = None, reported: float | None = None,
+                     phase: tuple[str, float | None] | None = None) -> None:
         """What Slurm and the job's status.json say of a job that has not ended: queued (waiting in Slurm,
-        also after a requeue) or running. `reported`: when the job last wrote its status (the heartbeat)."""
+        also after a requeue) or running. `reported`: when the job last wrote its status (the heartbeat).
+        `phase`: (phase, since when) while the job does something past its steps (drawing plots), else None,
+        which clears an earlier start's phase."""
         assert state in ("queued", "running")
+        name, since = phase or (None, None)
         self._write("UPDATE jobs SET state = ?, slurm_state = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
                     "started = COALESCE(?, started), host = COALESCE(?, host), device = COALESCE(?, device), "
-                    "heartbeat = COALESCE(?, heartbeat) WHERE id = ? AND state IN ('queued', 'running')",
-                    (state, slurm_state, step, total, started, host, device, reported, job_id))
+                    "heartbeat = COALESCE(?, heartbeat), phase = ?, phase_at = ? "
+                    "WHERE id = ? AND state IN ('queued', 'running')",
+                    (state, slurm_state, step, total, started, host, device, reported, name, since, job_id))
 
     def slurm_finish(self, job_id: int, state: str, error: str | None, slurm_state: str | None,
                      finished: float | None = None) -> bool:

@@ -277,3 +277,41 @@ def test_a_slurm_job_drawing_its_plots_beats_its_status_file(tmp_path):
     with beating(StatusHooks(tmp_path, status), every=0.05):
         time.sleep(0.5)
     assert read_status(tmp_path).updated >= first + 0.3
+
+
+def test_the_eta_column_says_plots_while_a_run_draws_in_ls_and_the_run_table(artifacts):
+    """Past its steps a run has no ETA; the 7-wide ETA column of `sptui ls` and the app's run table says what it
+    does instead ("plots"), from one helper (Job.eta_cell), and goes back to a time for a fresh attempt."""
+    from sptui.queue import own_identity
+    from sptui.spec import parse_text
+    from sptui.tui.widgets.runtable import row_cells
+
+    def eta_in_ls() -> str:
+        out = sptui("ls", root=artifacts, check=True).stdout.splitlines()
+        header, row = out[0], next(line for line in out[1:] if "eta-col" in line)
+        end = header.index("eta") + len("eta")  # a right-aligned column: its cells end under the header's end
+        return row[end - 7:end].strip()
+
+    with Queue(artifacts) as queue:
+        (job,) = queue.submit(parse_text(tms_job("eta-col", steps=600), "t.toml"))
+        job = queue.claim(*own_identity())
+        queue.progress(job.id, 300, 600)
+        stepping = queue.get(job.id)
+        now = stepping.started + 60  # half done in a minute: a minute left
+        assert stepping.eta_cell(now) == "1m00s" == row_cells(stepping, False, now)["eta"]
+        assert re.fullmatch(r"\dm\d\ds", eta_in_ls())
+        queue.progress(job.id, 600, 600)
+        queue.set_phase(job.id, "drawing plots")
+        drawing = queue.get(job.id)
+        assert drawing.eta() is None and drawing.eta_cell() == "plots" == row_cells(drawing, False, time.time())["eta"]
+        assert eta_in_ls() == "plots"
+        assert json_row(artifacts)["doing"].startswith("drawing plots for 0m0")
+        # a phase no word is kept for still fits the column
+        import dataclasses
+        assert dataclasses.replace(drawing, phase="compressing results").eta_cell() == "compres"
+
+
+def json_row(root) -> dict:
+    import json
+    (row,) = json.loads(sptui("ls", "--json", root=root, check=True).stdout)
+    return row

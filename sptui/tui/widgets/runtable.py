@@ -110,7 +110,7 @@ def row_cells(job: Job, marked: bool, now: float, name_width: int | None = None)
         "state": state_cell(job),
         "progress": cut(Text(fmt_progress(job))),  # a waiting job names runs: text, not markup
         "elapsed": fmt_seconds(job.elapsed(now)),
-        "eta": fmt_seconds(job.eta(now)),
+        "eta": job.eta_cell(now),  # "plots" while it draws them, as `sptui ls`
         "kind": cut(Text(job.kind)),
         "started": fmt_clock(job.first_start, now),
         "prio": str(job.priority),
