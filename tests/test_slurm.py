@@ -383,3 +383,75 @@ def test_the_app_shows_slurm_id_and_state(artifacts):
         queue.slurm_update(job.id, "queued", "PENDING (Priority)")
         job = queue.get(job.id)
     assert str(row_cells(job, False, time.time())["device"]) == "slurm 42_3 pending (priority)"  # shown as Text, never markup
+
+
+# Loaded by every Python started with this folder on PYTHONPATH (Slurm exports the submitting environment to the
+# job): a short beat, and in the job's own process on the node (submitit's) a draw that holds until the test
+# lets it go
+HOLDS_THE_DRAWING_ON_THE_NODE = """
+import os, time
+import sptui.kinds, sptui.queue
+sptui.queue.JOB_BEAT_SECONDS = 0.2
+with open("/proc/self/cmdline", "rb") as f:
+    if b"submitit.core._submit" in f.read().split(b"\\0"):
+        real = sptui.kinds.renderer
+
+        def held(kind):
+            draw = real(kind)
+
+            def drawing(run):
+                files = draw(run)
+                deadline = time.monotonic() + 120
+                while not os.path.exists(os.environ["RELEASE_DRAWING"]) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return files
+            return drawing
+        sptui.kinds.renderer = held
+"""
+
+
+def test_a_slurm_job_drawing_its_plots_says_so_in_ls_and_show(slurm, artifacts, tmp_path, monkeypatch):
+    """The job on the node writes its phase into status.json and beats it; the submitting side (reconcile) brings
+    it into the queue row: `sptui show` says "drawing plots for 0m03s", `ls` says "plots" in its ETA column, and a
+    finished job has no phase left."""
+    import re
+
+    from .test_run_ends import json_row
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOLDS_THE_DRAWING_ON_THE_NODE)
+    release = tmp_path / "release"
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("RELEASE_DRAWING", str(release))
+    path = job_file(tmp_path, tms_job("drawing", steps=60, checkpoint_every=60))
+    (info,) = json.loads(sptui("submit", str(path), "--executor", "slurm", "--time", "5", "--json", root=artifacts,
+                               check=True).stdout)
+
+    def followed():
+        with Queue(artifacts) as queue:
+            executor.reconcile(queue, artifacts)
+            return queue.get(info["run_id"])
+
+    try:
+        drawing = wait_for(lambda: (j := followed()).phase_now and j, timeout=120, what="the Slurm job to draw",
+                           interval=0.3)
+        status = read_status(RunDir(drawing.run_dir(artifacts)).root)
+        assert (status.state, status.phase) == ("running", "drawing plots")
+        # the status file beats on while it draws, and the row's heartbeat follows it
+        wait_for(lambda: followed().heartbeat > drawing.phase_at + 3, timeout=60, what="beats while drawing",
+                 interval=0.3)
+        shown = sptui("show", info["run_id"], root=artifacts, check=True).stdout
+        phase = re.search(r"^ +phase: drawing plots for (\d+)m(\d\d)s$", shown, re.M)
+        assert phase and 60 * int(phase[1]) + int(phase[2]) >= 3, shown  # drawn for 3 s or more by now
+        assert "silent" not in shown
+        listed = sptui("ls", root=artifacts, check=True).stdout.splitlines()
+        header, row = listed[0], next(line for line in listed[1:] if info["run_id"] in line)
+        end = header.index("eta") + len("eta")
+        assert row[end - 7:end].strip() == "plots", "\n".join(listed)
+        assert json_row(artifacts)["doing"].startswith("drawing plots for ")
+    finally:
+        release.touch()
+    done = wait_final(artifacts, drawing.id)
+    assert done.state == "succeeded" and done.phase_now is None
+    assert "phase:" not in sptui("show", info["run_id"], root=artifacts, check=True).stdout

@@ -347,10 +347,12 @@ def _update_row(queue: Queue, job: Job, run_root: Path, views: list[tuple[Status
         joined = split.try_join(run_root, who="sptui")
         if joined is not None and joined.final:
             return queue.slurm_finish(job.id, joined.state, joined.error, None, joined.finished)
+        phased = read_status(run_root)  # the joined run's: its plots are drawn once every slice has ended
     else:
         status = views[0][0]
         if status is not None and status.final:
             return queue.slurm_finish(job.id, status.state, status.error, status.slurm_state, status.finished)
+        phased = status
     statuses = [s for s, _ in views if s is not None]
     lives = [live for _, live in views if live is not None]
     running = any(live.running for live in lives) or any(s.state == "running" and not lives for s in statuses)
@@ -366,8 +368,12 @@ def _update_row(queue: Queue, job: Job, run_root: Path, views: list[tuple[Status
     devices = ",".join(sorted({s.device for s in on if s.device}))
     device = f"{devices} ({hosts})" if devices and hosts else devices or None
     reported = max((s.updated for s in on if s.updated), default=None)  # the job's own last word, not ours
+    phase = None
+    if phased is not None and phased.state == "running" and phased.phase:  # drawing plots: shown in place of an ETA
+        phase = (phased.phase, phased.phase_at)
+        reported = max(reported or 0.0, phased.updated or 0.0) or None  # its beat while it draws
     queue.slurm_update(job.id, "running" if running else "queued", slurm_state, step, total, started, hosts, device,
-                       reported)
+                       reported, phase)
     return False
 
 

@@ -144,8 +144,8 @@ def _record_end(run_root: Path, parts: list[Path], statuses: list[Status], who: 
         started = time.monotonic()
         join(run_root)
         _log(run, f"joined {len(parts)} slices into {run.results} in {time.monotonic() - started:.1f}s")
-        status.state, status.error = "succeeded", None
-        status.error = _render(run)
+        status.error = _render(run, status)
+        status.state = "succeeded"
     except Exception as e:  # a slice's files that cannot be joined: the run fails with the reason
         status.state, status.error = "failed", f"joining the slices failed: {e}"
         _log(run, status.error)
@@ -158,14 +158,22 @@ def _log(run: RunDir, message: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def _render(run: RunDir) -> str | None:
+def _render(run: RunDir, status: Status) -> str | None:
+    """Draw the joined run's plots; the run's status.json says "drawing plots" meanwhile and beats, as a job that
+    draws its own does (sptui.slurm.task.StatusHooks): the submitting side shows the phase, not an ETA."""
     from sptui.kinds import load_kind
+    from sptui.runner import DRAWING, beating
+    from sptui.slurm.task import StatusHooks
 
     render = getattr(load_kind(run.spec().kind), "render", None)
     if render is None:
         return None
+    hooks = StatusHooks(run.root, status)
+    status.state = "running"
     try:
-        files = render(run)
+        hooks.phase(DRAWING)
+        with beating(hooks):
+            files = render(run)
         _log(run, f"wrote {counted(len(files or []), 'plot')} to {run.plots}")
         return None
     except Exception as e:  # the results are good; a drawing bug must not fail the run (as in sptui.runner)

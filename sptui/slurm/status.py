@@ -37,6 +37,8 @@ class Status:
     updated: float | None = None
     by: str = "job"  # who wrote it: "job" (the node) or "sptui" (the submitting side, for a job Slurm ended)
     slurm_state: str | None = None  # Slurm's word for the end, when sptui learnt it from Slurm (e.g. OUT_OF_MEMORY)
+    phase: str | None = None  # what the job does past its steps ("drawing plots"), this start's: the queue's Job.phase
+    phase_at: float | None = None  # when it said so
 
     @property
     def final(self) -> bool:

@@ -53,6 +53,13 @@ class StatusHooks(Hooks):
             self._last = now
             self.status.write(self.run_root)
 
+    def phase(self, phase: str) -> None:
+        """Past its steps (the runner's "drawing plots"): written at once, with the last steps' progress, so the
+        submitting side shows the phase and its duration in place of an ETA (as QueueHooks.phase does locally)."""
+        self.status.phase, self.status.phase_at = phase, time.time()
+        self._last = time.monotonic()
+        self.status.write(self.run_root)
+
     def beat(self) -> None:
         self.status.write(self.run_root)  # `updated` is what the submitting side reads as the job's last report
 
