@@ -230,7 +230,7 @@ class AblationBrowser(BrowserScreen):
         if self.data is None:
             return
         if mode == "full" and self.data.full is None:
-            self.notify("this run saved no full-model grid", severity="warning")
+            self.say("this run saved no full-model grid", error=True)
             return
         self.mode = "head" if self.mode == mode else mode
         self._draw(keep_view=False)
@@ -239,7 +239,7 @@ class AblationBrowser(BrowserScreen):
         if self.data is None:
             return
         if self.data.n_positions == 1:
-            self.notify("this run saved the grid of the first answer position only", severity="warning")
+            self.say("this run saved the grid of the first answer position only", error=True)
             return
         self.position = (self.position + step) % self.data.n_positions
         self._draw()
@@ -248,14 +248,14 @@ class AblationBrowser(BrowserScreen):
         if self.data is None:
             return
         if self.data.n_modes == 1:
-            self.notify("this run saved zero-ablation grids only", severity="warning")
+            self.say("this run saved zero-ablation grids only", error=True)
             return
         self.ablation = 1 - self.ablation
         self._draw()
 
     def action_instance(self, step: int) -> None:
         if len(self.models) < 2:
-            self.notify("a single model: no other seeds in this run", severity="information")
+            self.say("a single model: no other seeds in this run")
             return
         self.instance = (self.instance + step) % len(self.models)
         self.status(f"loading {self.models[self.instance].label} …")

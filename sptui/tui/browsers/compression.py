@@ -161,11 +161,11 @@ class CompressionBrowser(BrowserScreen):
         if self.view == "pruning":
             self._draw()
         else:
-            self.notify(f"{self.mode}-ablation (the pruning view shows it)")
+            self.say(f"{self.mode}-ablation (the pruning view shows it)")
 
     def action_instance(self, step: int) -> None:
         if len(self.models) < 2:
-            self.notify("a single model: no other seeds in this run", severity="information")
+            self.say("a single model: no other seeds in this run")
             return
         self.instance = (self.instance + step) % len(self.models)
         self.status(f"loading {self.models[self.instance].label} …")

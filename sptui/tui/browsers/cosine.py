@@ -253,7 +253,7 @@ class CosineBrowser(BrowserScreen):
     def action_block(self, step: int) -> None:
         blocks = self.data.blocks if self.data else []
         if not blocks:
-            self.notify("this run has no detected blocks", severity="warning")
+            self.say("this run has no detected blocks", error=True)
             return
         self.block_index = (self.block_index + step) % len(blocks)
         self.goto_block(self.block_index)
@@ -281,7 +281,7 @@ class CosineBrowser(BrowserScreen):
             return
         names = list(self.data.baselines)
         if not names:
-            self.notify("this run saved no control matrices", severity="warning")
+            self.say("this run saved no control matrices", error=True)
             return
         cycle = [None, *names]
         self.baseline_name = cycle[(cycle.index(self.baseline_name) + 1) % len(cycle)]
@@ -373,8 +373,8 @@ class CosineBrowser(BrowserScreen):
         layer = self.params.get("layer")
         found = find_neuroscope(self.run.root, self.params.get("model"), layer)
         if found is None:
-            self.notify(f"no Neuroscope run of {self.params.get('model', 'this model')} layer {layer} next to this run",
-                        severity="warning")
+            self.say(f"no Neuroscope run of {self.params.get('model', 'this model')} layer {layer} next to this run",
+                     error=True)
             return
         from sptui.tui.browsers.neuroscope import NeuroscopeBrowser
 

@@ -200,13 +200,13 @@ class NeuroscopeBrowser(BrowserScreen):
         first layer."""
         results = self.results
         if results is None:  # e.g. a neuron number searched for before the results loaded, or when they failed to
-            self.notify(self.not_loaded(), severity="warning", markup=False)
+            self.say(self.not_loaded(), error=True)
             return
         try:
             layer = results.check(layer, index)
             neuron = results.neuron(layer, index)
         except SptuiError as e:
-            self.notify(str(e), severity="warning", markup=False)
+            self.say(str(e), error=True)
             return
         if remember and self.neuron is not None:
             self.history.append((self.neuron.layer, self.neuron.index))
@@ -273,7 +273,7 @@ class NeuroscopeBrowser(BrowserScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         query = event.value.strip()
         if self.results is None:  # nothing to search yet (or ever, when the results could not be read)
-            self.notify(self.not_loaded(), severity="warning", markup=False)
+            self.say(self.not_loaded(), error=True)
             return
         self.filter = query
         if query.isdigit():

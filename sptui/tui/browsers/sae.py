@@ -238,8 +238,8 @@ class SAEBrowser(BrowserScreen):
     def open_latent(self, latent: int) -> None:
         scope = self.data.neuroscope_for(self.instance)
         if scope is None:
-            self.notify("no Neuroscope run over this SAE: run kind neuroscope with sae = "
-                        f'"{self.run.run_id}" and sae_instance = {self.instance}', severity="warning")
+            self.say("no Neuroscope run over this SAE: run kind neuroscope with sae = "
+                     f'"{self.run.run_id}" and sae_instance = {self.instance}', error=True)
             return
         from sptui.tui.browsers.neuroscope import NeuroscopeBrowser
 

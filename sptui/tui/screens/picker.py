@@ -243,7 +243,10 @@ class PickerScreen(Screen[str | None]):
 
     def _submit(self, force: bool) -> None:
         if self.specs is None or self.path is None:
-            self.notify(self.error or "pick a valid job file first", severity="error", markup=False)
+            # the preview says why, not a toast over it: an invalid file's error is on show already, a file being
+            # read is about to be; with no file there, this
+            if self.path is None and not self.error:
+                self.query_one("#picker-preview", Static).update(Text("pick a valid job file first", style="red"))
             return
         self._queue_specs(self.path, self.specs, force)
 

@@ -23,6 +23,7 @@ from textual.widgets import Button, Static
 from sptui.names import counted
 from sptui.queue import Job
 from sptui.timing import fmt_clock, fmt_duration
+from sptui.tui.feedback import Says
 from sptui.tui.screens.confirm import ConfirmScreen
 from sptui.tui.widgets.runtable import fmt_progress
 
@@ -69,7 +70,7 @@ def describe_workers(info: WorkerInfo) -> Text:
     return text
 
 
-class WorkerScreen(ModalScreen[str | None]):
+class WorkerScreen(Says, ModalScreen[str | None]):
     """Dismissed with "start", "after-jobs", "now" or None (closed)."""
 
     BINDINGS = [
@@ -97,6 +98,7 @@ class WorkerScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(describe_workers(self.info), id="worker-text")
+            yield Static("", id="status")  # a refused key says why here, not in a toast over the panel (Says)
             with Horizontal():
                 if self.info.workers:
                     yield Button("Stop after jobs (a)", id="after-jobs")
@@ -121,11 +123,11 @@ class WorkerScreen(ModalScreen[str | None]):
             self.dismiss(None)
         elif choice == "start":
             if self.info.workers:
-                self.notify("a worker is already running", severity="warning")
+                self.say("a worker is already running", error=True)
                 return
             self.dismiss("start")
         elif not self.info.workers:
-            self.notify("no worker is running", severity="warning")
+            self.say("no worker is running", error=True)
         elif choice == "now" and any(self.info.running.get(w["pid"]) for w in self.info.workers):
             jobs = [j.run_id for w in self.info.workers for j in self.info.running.get(w["pid"], [])]
 
