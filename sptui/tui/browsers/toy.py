@@ -441,7 +441,12 @@ class ToyBrowser(BrowserScreen):
 
                 raise SptuiError("nothing to export on this tab: no two swept parameters and no feature_probability sweep")
             return paths[0]
-        series = metric_series(d, self.train_metric, i)
+        series = [s for s in metric_series(d, self.train_metric, i) if s["x"]]
+        if not series:  # an empty plot is no figure: say so and write nothing
+            from sptui.errors import SptuiError
+
+            raise SptuiError(f"nothing to export on this tab: this run logged no {self.train_metric} to draw"
+                             if d.metrics else "nothing to export on this tab: this run logged no metrics")
         return export_lines(plots / f"toy-training-{self.train_metric}-{i:03d}.png", series,
                             title=f"{self.run.run_id} instance {i}: {self.train_metric}", xlabel="step",
                             ylabel=self.train_metric)
