@@ -124,3 +124,32 @@ def test_tms_slices_of_any_size_join_to_the_unsplit_run(tmp_path, per_task):
     assert_same_to_rounding(read_json(one.results / "instances.json"), read_json(run.results / "instances.json"))
     strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs]  # noqa: E731
     assert_same_to_rounding(strip(read_metrics(one.metrics)), strip(read_metrics(run.metrics)))
+
+
+def test_the_join_says_in_the_run_s_status_that_it_draws_the_plots_and_beats_meanwhile(tmp_path, monkeypatch):
+    """A split run's plots are drawn once, by whoever joins the slices: its status.json says "drawing plots"
+    while it does (and beats), so the submitting side shows the phase as for a run that draws its own."""
+    import time
+
+    import sptui.queue
+    from sptui.kinds import load_kind
+
+    monkeypatch.setattr(sptui.queue, "JOB_BEAT_SECONDS", 0.05)
+    _, run = train_in_slices(tmp_path, FUNCTIONS, per_task=4)
+    kind = load_kind(run.spec().kind)
+    real = kind.render
+    seen = []
+
+    def drawing(r):
+        first = read_status(r.root)
+        time.sleep(0.5)  # a big run's minutes of drawing, in half a second
+        seen.append((first, read_status(r.root)))
+        return real(r)
+
+    monkeypatch.setattr(kind, "render", drawing)
+    status = split.try_join(run.root)
+    assert (status.state, status.error) == ("succeeded", None)
+    ((first, later),) = seen
+    assert (first.state, first.phase) == ("running", "drawing plots") and first.phase_at is not None
+    assert later.updated >= first.updated + 0.2  # beaten while it drew, not only when it began
+    assert read_status(run.root).state == "succeeded" and run.plot_files()
