@@ -301,3 +301,74 @@ def test_unrelated_noise_models_match_no_better_than_relabelled_signatures():
     assert len(verdicts) == 28 and summary["pairs_beating_null"] <= 4, [v["text"] for v in verdicts]
     # the old baseline, a random matching's mean, is beaten by any optimal matching, even here
     assert summary["mean_matched_similarity"] > summary["mean_random_matching_similarity"]
+
+
+# ---------------------------------------------------------------- lm: MLP neighbour structure against its nulls
+
+GREEDY = {"methods": ("greedy",)}  # the lm structure check's seriation (sptui.kinds.lm.STRUCTURE_SERIATION)
+
+
+def test_planted_neuron_clusters_beat_the_rotation_and_gaussian_nulls():
+    from sptui.kinds.lm import STRUCTURE_SERIATION
+    from sptui.science.null import neighbour_score_against_nulls, seriated
+
+    assert STRUCTURE_SERIATION == GREEDY
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((8, 32))
+    W = np.repeat(centres, 16, axis=0) + 0.3 * rng.standard_normal((128, 32))  # 8 clusters of 16 alike neurons
+    W = W[rng.permutation(128)]
+    vs = neighbour_score_against_nulls(W, nulls=("rotation", "gaussian"), draws=19, seriate_kw=GREEDY)
+    assert list(vs) == ["rotation", "gaussian"]
+    for name, v in vs.items():
+        assert v.observed == pytest.approx(seriated(W, GREEDY)[1].score) and v.observed > 0.7
+        assert v.beats and v.p_value == 1 / 20 and v.draws == 19 and v.margin > 0.2, v.text()
+        assert v.null == f"the {name} null" and f"beats the {name} null" in v.text()
+
+
+def test_gaussian_weights_beat_the_nulls_only_at_the_stated_rate():
+    from sptui.science.null import neighbour_score_against_nulls
+
+    rng = np.random.default_rng(1)
+    beats = {"rotation": 0, "gaussian": 0}
+    ps = []
+    for i in range(40):  # 40 layers of i.i.d. Gaussian weights: exchangeable with either null's draws
+        vs = neighbour_score_against_nulls(rng.standard_normal((64, 16)), draws=19, seriate_kw=GREEDY, seed=i)
+        for name, v in vs.items():
+            beats[name] += v.beats
+            ps.append(v.p_value)
+    assert all(b <= 6 for b in beats.values()), beats  # 2 expected of 40 at alpha = 0.05; P(> 6) < 0.01
+    assert 0.35 < np.mean(ps) < 0.65  # p-values spread over (0, 1]: mean 0.525 when uniform on {1/20, ..., 1}
+
+
+def test_neurons_spread_over_few_directions_beat_the_gaussian_control_but_not_the_rotation_null():
+    """An uneven spectrum without clusters (Gaussian rows, steeply decaying scales) looks structured next to an
+    i.i.d. Gaussian matrix; the rotation null keeps the spectrum, so the layer's verdict is no structure."""
+    from sptui.kinds.lm import structure_verdict
+    from sptui.science.null import neighbour_score_against_nulls
+
+    rng = np.random.default_rng(2)
+    rotation_beats = 0
+    for i in range(10):
+        W = rng.standard_normal((128, 32)) * 0.8 ** np.arange(32)
+        vs = neighbour_score_against_nulls(W, draws=19, seriate_kw=GREEDY, seed=i)
+        assert vs["gaussian"].beats and vs["gaussian"].p_value == 1 / 20, vs["gaussian"].text()
+        rotation_beats += vs["rotation"].beats
+        if not vs["rotation"].beats:
+            verdict = structure_verdict(list(vs), [n for n, v in vs.items() if v.beats])
+            assert verdict == "does not beat the rotation null"
+    assert rotation_beats <= 2, rotation_beats
+    assert structure_verdict(["rotation", "gaussian"], ["rotation", "gaussian"]) == "beats every null run (rotation, gaussian)"
+    assert structure_verdict(["rotation", "gaussian"], []) == "does not beat the rotation and gaussian nulls"
+
+
+def test_neighbour_null_draws_are_seeded_per_null():
+    from sptui.science.null import neighbour_score_against_nulls
+
+    W = np.random.default_rng(3).standard_normal((48, 12))
+    both = neighbour_score_against_nulls(W, nulls=("gaussian", "rotation"), draws=19, seriate_kw=GREEDY, seed=(5, 1))
+    alone = neighbour_score_against_nulls(W, nulls=("rotation",), draws=19, seriate_kw=GREEDY, seed=(5, 1))
+    assert alone["rotation"].to_json() == both["rotation"].to_json()  # the same draws whatever else runs
+    other = neighbour_score_against_nulls(W, nulls=("rotation",), draws=19, seriate_kw=GREEDY, seed=(5, 2))
+    assert other["rotation"].null_mean != alone["rotation"].null_mean  # another layer, other draws
+    with pytest.raises(ValueError, match="unknown null model"):
+        neighbour_score_against_nulls(W, nulls=("rotaton",))

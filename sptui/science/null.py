@@ -52,7 +52,8 @@ null the structure should beat, through `compare` (defined once here):
     v.p_value, v.null_mean, v.null_max, v.margin (observed - the null's (1 - alpha) quantile), v.beats
     v.text()   # "mmcs 0.93 beats random dictionaries by 0.45 (mean 0.41, 95% 0.48; 99 draws; p = 0.01)"
 
-and `random_directions` draws the rows of such nulls: vectors with the given norms and Haar-random
+`neighbour_score_against_nulls` states a seriated neighbour score against several of the null models below
+(one NullVerdict per null; the lm kind's quick structure check), and `random_directions` draws the rows of such nulls: vectors with the given norms and Haar-random
 directions (a random dictionary, a toy model's features pointed anywhere).
 """
 
@@ -278,6 +279,38 @@ def seriated(W: np.ndarray, seriate_kw: dict) -> tuple[np.ndarray, Seriated, Ser
     C = cosine_gram(W)
     result = seriate(C * C, **seriate_kw)
     return C, Seriated(result.scores[result.method], result.method, result.order), result
+
+
+def neighbour_score_against_nulls(W: np.ndarray, nulls: Sequence[str] = ("rotation", "gaussian"), draws: int = 19,
+                                  seriate_kw: dict | None = None, alpha: float = 0.05, seed: int | Sequence[int] = 0,
+                                  what: str = "neighbour cos^2",
+                                  progress: Callable[[str, int], None] | None = None) -> dict[str, NullVerdict]:
+    """W's best seriated neighbour score (`seriated`: mean adjacent cos^2 in the best order found) against the
+    same score on `draws` draws of each null model (`draw`), one NullVerdict per null (`compare`). The
+    neighbour-score half of `null_test` without its blocks: cheap enough to run at the end of a training run
+    with a fast seriation (e.g. seriate_kw={"methods": ("greedy",)}: the model and every draw get the same one).
+
+    Draw b of null `name` comes from default_rng([*seed, NULLS.index(name), b]): the same draws whatever other
+    nulls are run. progress(name, b) is called after each draw (it may raise to cancel)."""
+    unknown = [x for x in nulls if x not in NULLS]
+    if unknown:
+        raise ValueError(f"unknown null model(s) {unknown}; known: {', '.join(NULLS)}")
+    if draws < 1:
+        raise ValueError("draws must be >= 1")
+    kw = dict(seriate_kw or {})
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    observed = seriated(W, kw)[1].score
+    moments = RowMoments.of(W) if {"covariance", "rotation"} & set(nulls) else None
+    verdicts = {}
+    for name in nulls:
+        scores = []
+        for b in range(draws):
+            Wb = draw(W, name, np.random.default_rng([*seeds, NULLS.index(name), b]), moments)
+            scores.append(seriated(Wb, kw)[1].score)
+            if progress:
+                progress(name, b)
+        verdicts[name] = compare(observed, scores, alpha=alpha, what=what, null_name=f"the {name} null")
+    return verdicts
 
 
 @dataclass
