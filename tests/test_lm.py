@@ -115,6 +115,12 @@ def test_bad_params_are_refused_before_running():
 
     with pytest.raises(SpecError, match="n_heads"):
         parse_text(TINY.replace("n_heads = 2", "n_heads = 3"), "t.toml")
+    with pytest.raises(SpecError, match="structure_draws"):  # too few draws for any p to reach 0.05
+        parse_text(TINY + "structure_draws = 9\n", "t.toml")
+    with pytest.raises(SpecError, match="structure_nulls.*unknown null model.*rotaton"):
+        parse_text(TINY + 'structure_nulls = ["rotaton"]\n', "t.toml")
+    with pytest.raises(SpecError, match="structure_nulls.*at least one"):
+        parse_text(TINY + "structure_nulls = []\n", "t.toml")
 
 
 @pytest.mark.slow
@@ -177,3 +183,28 @@ def test_each_layers_mlp_structure_is_stated_against_its_nulls(trained):
         assert s["beats_nulls"] == all(v["beats_null"] for v in s["null"].values())
         assert s["verdict"].startswith("beats every null" if s["beats_nulls"] else "does not beat the")
         assert f"layer {layer} W_out structure: {s['verdict']}" in log
+
+
+def test_a_layers_structure_counts_only_when_it_beats_every_null():
+    """A real model with planted W_outs: clusters of alike neurons (layer 0) beat both nulls; neurons merely
+    spread over few directions (layer 1) beat the Gaussian control but not the rotation null, so no structure."""
+    import numpy as np
+    from transformer_lens import HookedTransformer
+
+    from sptui import params as P
+    from sptui.kinds.lm import Params, build_config, mlp_structure
+
+    p = P.build(Params, {"d_model": 32, "n_heads": 2, "d_mlp": 128, "n_layers": 2})
+    model = HookedTransformer(build_config(p, 50))
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(rng.standard_normal((8, 32)), 16, axis=0) + 0.3 * rng.standard_normal((128, 32))
+    uneven = rng.standard_normal((128, 32)) * 0.8 ** np.arange(32)
+    with torch.no_grad():
+        model.blocks[0].mlp.W_out.copy_(torch.from_numpy(clusters))
+        model.blocks[1].mlp.W_out.copy_(torch.from_numpy(uneven))
+    calls = []
+    out = mlp_structure(model, p, cancelled=lambda: calls.append(1))
+    assert len(calls) == 2 * 2 * 19  # a chance to cancel after every draw
+    assert out["0"]["beats_nulls"] and out["0"]["verdict"] == "beats every null run (rotation, gaussian)"
+    assert out["1"]["null"]["gaussian"]["beats_null"] and not out["1"]["null"]["rotation"]["beats_null"]
+    assert not out["1"]["beats_nulls"] and out["1"]["verdict"] == "does not beat the rotation null"

@@ -28,7 +28,7 @@ mean adjacent cos^2; greedy seriation only, to keep it quick), computed the same
 merely spread unevenly over few directions do not count) and `gaussian` (the paper's i.i.d. control). Per
 layer, summary.json mlp_structure.LAYER holds model_score, null.NAME (a NullVerdict.to_json(): p, the null's
 mean and 95% bar, the margin over it, beats_null) and beats_nulls (beats every null run); the log says the
-same. About 1 s per layer at jobs/lm_tiny.toml's 512 x 128 on one CPU thread. `neuron-geometry` goes further
+same. About 1.5 s per layer at jobs/lm_tiny.toml's 512 x 128 on one (busy) CPU thread. `neuron-geometry` goes further
 (more seriation methods and nulls, more draws, blocks with search-corrected p-values).
 """
 
@@ -88,10 +88,10 @@ class Params:
     temperature: float = param(0.7, "sampling temperature (0: greedy)", ge=0, le=100)
     checkpoint_every: int = param(200, "steps between resume checkpoints", ge=1, le=10_000_000)
     structure_check: bool = param(True, "at the end, state each MLP's W_out neighbour structure against null models "
-                                  "(p-values; about 1 s per layer at d_mlp 512, d_model 128 on one CPU thread)")
+                                  "(p-values; about 1.5 s per layer at d_mlp 512, d_model 128 on one CPU thread)")
     structure_draws: int = param(19, "draws of each null in the structure check (p >= 1 / (draws + 1): 19 reach "
                                  "p = 0.05); each costs about one greedy seriation of a d_mlp x d_mlp Gram "
-                                 "(~0.02 s at d_mlp 512, ~n^2)", ge=19, le=10_000)
+                                 "(~0.04 s at d_mlp 512, growing as d_mlp^2)", ge=19, le=10_000)
     structure_nulls: list[str] = param(["rotation", "gaussian"], "null models the structure check must beat: "
                                        + "; ".join(f"{k}: {v}" for k, v in NULL_HELP.items()), max_items=4)
 
