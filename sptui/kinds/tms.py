@@ -249,7 +249,10 @@ def save_results(ctx: Context, trainer) -> None:
     groups = group_metrics(model, ctx.instances) if trainer.structure is not None else [None] * len(ctx.instances)
     geos = geometry.classify(model)
     # is the named geometry more than chance? the same rules on its features pointed at random (tms_geometry)
-    nulls = geometry.geometry_against_null(model, draws=GEOMETRY_NULL_DRAWS)
+    # seeded by each instance's own seed, not its place in this process's batch: a sweep cut into Slurm slices
+    # gets the same verdicts as whole
+    nulls = geometry.geometry_against_null(model, draws=GEOMETRY_NULL_DRAWS,
+                                           instance_seeds=[p.seed for p in ctx.instances])
     records = []
     for i, (p, point) in enumerate(zip(ctx.instances, ctx.grid)):
         metrics = {**{k: v[i] for k, v in final.items()}, **{k: v[i] for k, v in per_feature.items()}}

@@ -158,8 +158,8 @@ def draw_weights(records: list[dict], model: dict, errors: dict, summary: dict, 
     for ax, i in zip(axs.ravel(), order):
         live = np.flatnonzero(errors["alive"][i] > 0)
         k = errors["features_per_neuron"][i][live]
-        shown = live[np.lexsort((np.abs(W1[i][live]).argmax(-1), k))]  # monosemantic first, then by main feature
-        im = ax.imshow(W1[i][shown], cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        neurons = live[np.lexsort((np.abs(W1[i][live]).argmax(-1), k))]  # monosemantic first, then by main feature
+        im = ax.imshow(W1[i][neurons], cmap=DIVERGING, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
         r = records[i]
         ax.set_title(f"S={1 - r['params']['feature_probability']:.3g} m={r['params']['n_hidden']} seed {r['params']['seed']}\n"
                      f"{r['metrics']['monosemantic']} mono, {r['metrics']['two_features'] + r['metrics']['three_or_more']} poly,"

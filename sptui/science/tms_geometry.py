@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,29 +236,35 @@ def named_share(geo: Geometry) -> float:
     return sum(s in NAMED for s in represented) / len(represented) if represented else float("nan")
 
 
-def random_arrangements(G: np.ndarray, represented: np.ndarray, m: int, draws: int = 39, seed: int = 0) -> list[list[Geometry]]:
+def random_arrangements(G: np.ndarray, represented: np.ndarray, m: int, draws: int = 39, seed: int = 0,
+                        instance_seeds: Sequence[int] | None = None) -> list[list[Geometry]]:
     """The null of `named_share` (module docstring): per instance of G [I, n, n] and represented [I, n], `draws`
     arrangements of its represented features with its norms sqrt(g_i) in random directions of R^m, classified by
-    the same rules. Instance i's draws are seeded by (seed, i)."""
+    the same rules. Instance i's draws are seeded by (seed, instance_seeds[i]) (default: i). A kind passes each
+    instance's own seed, so an instance gets the same null in a sweep cut into slices (sptui.slurm.split) as whole."""
     from sptui.science.null import random_directions
 
     rep = np.asarray(represented, dtype=bool)
     norms = np.sqrt(np.clip(np.diagonal(G, axis1=-2, axis2=-1), 0, None)) * rep  # [I, n]
+    keys = list(range(len(norms))) if instance_seeds is None else [int(s) for s in instance_seeds]
     W = np.stack([random_directions(np.broadcast_to(norms[i], (draws, norms.shape[1])), m,
-                                    np.random.default_rng([seed, i])) for i in range(len(norms))])
+                                    np.random.default_rng([seed, keys[i]])) for i in range(len(norms))])
     flat = torch.from_numpy(W.reshape(-1, *W.shape[2:]))  # [I * draws, n, m]: the metrics in one batched call
     Gs = (flat @ flat.transpose(1, 2)).numpy().reshape(*W.shape[:2], *G.shape[1:])
     dims = M.feature_dimensionality(flat).numpy().reshape(*W.shape[:3])
     return [[classify_one(Gs[i, b], rep[i], dims[i, b], W[i, b]) for b in range(draws)] for i in range(len(norms))]
 
 
-def geometry_against_null(x: M.ToyModel | torch.Tensor, draws: int = 39, seed: int = 0, alpha: float = 0.05) -> list:
-    """Per instance, its `named_share` against random arrangements of its features (a NullVerdict each)."""
+def geometry_against_null(x: M.ToyModel | torch.Tensor, draws: int = 39, seed: int = 0, alpha: float = 0.05,
+                          instance_seeds: Sequence[int] | None = None) -> list:
+    """Per instance, its `named_share` against random arrangements of its features (a NullVerdict each); draws
+    seeded as `random_arrangements` says."""
     from sptui.science.null import compare
 
     model = M.as_model(x)
     G = model.transfer().double().cpu().numpy()
-    nulls = random_arrangements(G, M.represented_mask(model).cpu().numpy(), model.n_hidden, draws, seed)
+    nulls = random_arrangements(G, M.represented_mask(model).cpu().numpy(), model.n_hidden, draws, seed,
+                                instance_seeds)
     return [compare(named_share(geo), [named_share(g) for g in null], alpha, what="share of features in named shapes",
                     null_name="random arrangements") for geo, null in zip(classify(model), nulls)]
 

@@ -60,4 +60,5 @@ class Says:
             text, when = self._last_error
             self._last_error = None
             if time.monotonic() - when < JUST_SAID_SECONDS:
-                notify_elsewhere(self, text, error=True)  # type: ignore[arg-type]
+                screen: Screen = self  # type: ignore[assignment]  # a Screen, by its use (as in say)
+                notify_elsewhere(screen, text, error=True)
