@@ -2,7 +2,8 @@
 
     neuroscope-layer<L>.png   a page wide, per scanned layer: how sparse the neurons are (the histogram of
                               their density of positive activation) and how strongly the dense and the rare ones
-                              fire (max activation against density), on one log10-density axis
+                              fire (max activation against density), on one log10-density axis; the title
+                              states whether the layer's similar neurons beat their rotation null (summary.json)
 """
 
 from __future__ import annotations
@@ -27,8 +28,21 @@ def render_run(run) -> list[Path]:
     unit = summary.get("units", {}).get("unit", "neuron")  # an SAE's Neuroscope scans latents
     return [draw_layer(hists[f"L{layer}.density"], hists[f"L{layer}.max"],
                        f"{summary['model']} layer {layer}: {len(hists[f'L{layer}.density']):,} {unit}s, "
-                       f"{summary['tokens']:,} tokens", run.plots / f"neuroscope-layer{layer}.png", unit)
+                       f"{summary['tokens']:,} tokens" + neighbours_line(summary, layer, unit),
+                       run.plots / f"neuroscope-layer{layer}.png", unit)
             for layer in summary["layers"]]
+
+
+def neighbours_line(summary: dict, layer: int, unit: str) -> str:
+    """A title line with the layer's similar-units verdict against its null (summary.json
+    per_layer.neighbours_null), empty for runs saved before it."""
+    from sptui.science.null import saved_verdict_words
+
+    saved = summary.get("per_layer", {}).get(str(layer), {}).get("neighbours_null")
+    words = saved_verdict_words(saved)
+    if words is None:
+        return ""
+    return f"\nsimilar {unit}s ({saved['what']} {saved['observed']:.3g}): {words}"
 
 
 def draw_layer(density: np.ndarray, peak: np.ndarray, title: str, path: Path, unit: str = "neuron") -> Path:

@@ -1,10 +1,12 @@
 """PNGs of an `sae` run, drawn from its saved results only (results/instances.json, sae.safetensors,
 summary.json, and for toy sources the source tms run's instances.json), so `sptui export` redraws them.
 
-    metrics.png      final metrics per instance
+    metrics.png      final metrics per instance; on toy sources the MMCS panel draws each instance's null
+                     (random dictionaries of its size: mean dashed, 95% bar solid, hatched where not beaten)
     latents.png      distribution of latent firing frequency (log10) per instance, dead latents counted
     recovery.png     toy sources swept over one or two parameters: per SAE setting (a row), its L0 and its
-                     recovery (MMCS, F1, matched correlation) on the toy sweep's grid, and the best any setting reached
+                     recovery (MMCS, F1, matched correlation) on the toy sweep's grid, and the best any setting reached;
+                     MMCS cells hatched where most of their SAEs do not beat random dictionaries
     recovery_toy.png the same grid's toy models: D* (dims per feature), represented features and geometry, and
                      recovery pooled by the shape each feature has (antipodal pair, pentagon, ...)
 
@@ -25,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
 from sptui.names import counted
+from sptui.plots import nulls  # noqa: E402
 from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.render.colormap import SEQUENTIAL  # noqa: E402
 
@@ -90,6 +93,12 @@ def _toy_records(run, summary) -> list[dict] | None:
 # ---------------------------------------------------------------- figures
 
 def draw_metrics(records, summary, path: Path) -> Path:
+    return save_figure(metrics_figure(records, summary), path, dpi=120)
+
+
+def metrics_figure(records, summary):
+    """Bars per instance; on a toy source the MMCS panel also draws each instance's random-dictionary null
+    (sptui.plots.nulls: its mean, its 95% bar, hatched where the SAE does not beat it)."""
     names = [("l0", "L0 (active latents per token)"), ("fvu", "FVU (variance unexplained)"),
              ("dead_fraction", "dead latents (fraction)")]
     if summary["source"]["kind"] == "tms":
@@ -100,6 +109,7 @@ def draw_metrics(records, summary, path: Path) -> Path:
     rows = math.ceil(len(names) / cols)
     fig, axs = plt.subplots(rows, cols, figsize=(PAGE, 2.2 * rows + 0.5), squeeze=False, layout="constrained")
     xs = np.arange(len(records))
+    null_legend = None
     for ax, (key, title) in zip(axs.flat, names):
         values = np.array([_num(r["metrics"].get(key)) for r in records])
         ax.bar(xs, values, color="#4c72b0", width=0.8)
@@ -112,13 +122,22 @@ def draw_metrics(records, summary, path: Path) -> Path:
         if key in ("mmcs", "f1", "corr", "dead_fraction"):
             ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=7)
+        verdicts = [nulls.verdict(r, key) for r in records]
+        if any(verdicts):
+            nulls.mark_bars(ax, xs, verdicts)
+            known = [v for v in verdicts if v]
+            ax.set_title(f"{title}\n({sum(v['beats_null'] for v in known)} of {len(known)} beat {known[0]['null']})",
+                         fontsize=8)
+            null_legend = nulls.legend_handles(known[0]["null"], nulls.bar_percent(known[0]))
     for ax in list(axs.flat)[len(names):]:
         ax.axis("off")
+    if null_legend:
+        fig.legend(handles=null_legend, loc="outside lower center", fontsize=7, ncols=3, frameon=False)
     src = summary["source"]
     where = src.get("run") or src.get("model")
     fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
                  + f"\n{counted(len(records), 'instance')}, {summary['tokens']:,} training activations", fontsize=9)
-    return save_figure(fig, path, dpi=120)
+    return fig
 
 
 def draw_latents(arrays, records, path: Path) -> Path:
@@ -268,9 +287,15 @@ def _sae_points(records) -> list[dict]:
 
 
 def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
+    return save_figure(recovery_figure(records, axes, summary), path, dpi=150)
+
+
+def recovery_figure(records, axes: dict[str, list], summary):
     """One row per SAE setting (up to MAX_ROWS): its L0 and its recovery (MMCS, F1, matched correlation) on the
     toy sweep's grid; with several settings, a last row with the best any setting reached in each cell (and the L0
-    of the setting with the best F1). One colour scale for every L0 panel, one (0..1) for every recovery panel."""
+    of the setting with the best F1). One colour scale for every L0 panel, one (0..1) for every recovery panel.
+    MMCS cells are hatched where most of their instances' MMCS does not beat random dictionaries (instances.json
+    null.mmcs; in the best-of row, where no setting's does), and the caption gives those dictionaries' range."""
     keys = list(axes)
     xkey, ykey = keys[0], (keys[1] if len(keys) > 1 else None)
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])
@@ -279,10 +304,21 @@ def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
     grid = lambda rs, get: _grid(rs, xkey, xs, ykey, ys, get)  # noqa: E731
     metric = lambda key: lambda r: _num(r["metrics"].get(key))  # noqa: E731
     rows: list[tuple[str, dict[str, np.ndarray], str | None]] = []  # (row label, {column: values}, L0 panel title)
+    def cell_of(r):
+        point = r.get("source_grid", r.get("grid", {}))
+        return (next(j for j, y in enumerate(ys) if y == point[ykey]) if ykey else 0,
+                next(j for j, x in enumerate(xs) if x == point[xkey]))
+
+    def mmcs_fails(rs) -> np.ndarray | None:  # cells where most instances' MMCS does not beat random dictionaries
+        fails = nulls.cell_fails(rs, "mmcs", cell_of)
+        return None if fails is None else nulls.fails_grid(fails, (len(ys), len(xs)))
+
+    fails: list[np.ndarray | None] = []
     for point in shown:
         mine = [r for r in records if r["grid"] == point]
         rows.append((label(point) if point else "", {k: grid(mine, metric(k)) for k in ("l0", "mmcs", "f1", "corr")},
                      None))
+        fails.append(mmcs_fails(mine))
     if len(sae_points) > 1:
         per_setting = {k: np.stack([grid([r for r in records if r["grid"] == p], metric(k)) for p in sae_points])
                        for k in ("l0", "mmcs", "f1", "corr")}
@@ -290,6 +326,9 @@ def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
         best = {k: np.nanmax(v, axis=0) if k != "l0" else np.take_along_axis(v, best_f1[None], axis=0)[0]
                 for k, v in per_setting.items()}
         rows.append((f"best of {len(sae_points)} settings", best, "L0 of the best-F1 setting"))
+        each = [mmcs_fails([r for r in records if r["grid"] == p]) for p in sae_points]
+        # the best MMCS beats the null in a cell when some setting's does there
+        fails.append(None if any(f is None for f in each) else np.logical_and.reduce(each))
 
     n = len(rows)
     height = (1.25 if ykey else 0.75) * n + 2.0
@@ -307,6 +346,8 @@ def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
         for col, (key, _) in enumerate(RECOVERY, start=1):
             rec = _heat(axs[row, col], values[key], xs, ys, xkey, ykey, unit,
                         annotate=_fits(values[key], panel_width, "{:.2f}"))
+            if key == "mmcs" and fails[row] is not None:
+                nulls.hatch_cells(axs[row, col], fails[row])
         axs[row, 0].set_ylabel("\n".join(filter(None, [name, _axis_name(ykey, ys) if ykey else ""])), fontsize=7)
     axs[0, 0].set_title("SAE L0\n(active latents per input)", fontsize=7.5)
     for col, (_, title) in enumerate(RECOVERY, start=1):
@@ -329,8 +370,19 @@ def draw_recovery(records, axes: dict[str, list], summary, path: Path) -> Path:
     caption = ("Recovery over the features each toy model represents. MMCS: best decoder cosine per true direction; "
                "F1: matched latent fires <-> feature present; matched correlation: Hungarian-matched activation "
                "correlation.")
-    fig.supxlabel("\n".join(textwrap.wrap(caption, 130)), fontsize=6.5, x=0.01, ha="left")
-    return save_figure(fig, path, dpi=150)
+    if any(f is not None for f in fails):
+        saved = [v for v in (nulls.verdict(r, "mmcs") for r in records) if v]
+        means, bars = [v["null_mean"] for v in saved], [v["null_quantile"] for v in saved]
+        caption += (f" Hatched MMCS: most of the cell's SAEs do not beat random dictionaries of their size "
+                    f"(Haar-random unit directions against the same features, at the 5% level); here those reach "
+                    f"MMCS {min(means):.2f}-{max(means):.2f} on average, {nulls.bar_percent(saved[0])} bar "
+                    f"{min(bars):.2f}-{max(bars):.2f}.")
+        fig.legend(handles=nulls.legend_handles("random dictionaries", lines=False), loc="outside lower right",
+                   fontsize=6.5, frameon=False)
+    # the caption left of that legend (a page less the legend's ~2 in), else across the page
+    fig.supxlabel("\n".join(textwrap.wrap(caption, 95 if any(f is not None for f in fails) else 130)),
+                  fontsize=6.5, x=0.01, ha="left")
+    return fig
 
 
 def draw_toy_context(records, toy_records, axes: dict[str, list], summary, path: Path, toy=None, arrays=None) -> Path:

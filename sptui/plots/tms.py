@@ -5,6 +5,10 @@ Per-instance sheets (W^T W, feature norms, 2-D geometry) are laid out as the swe
 parameter, columns = the second (e.g. feature probability x dropout), so a row compares dropout at fixed
 sparsity. Seeds become the columns when fewer than two other parameters are swept; otherwise the first seed
 is shown. Big grids are thinned evenly (first and last kept) and the title says so.
+
+Where a run saved each geometry's verdict against random arrangements of its features (instances.json
+null.geometry), geometry_2d.png captions the panels that do not beat it "(chance, p ...)" and the sweep's geometry
+map hatches the cells where most instances do not (sptui.plots.nulls); older runs are drawn as before.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
+from sptui.plots import nulls  # noqa: E402
 from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.plots.shapes import PHASE_COLOURS, SHAPE_COLOURS, geometry_colours  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
@@ -79,7 +84,8 @@ def render_run(run, model) -> list[Path]:
         draw_feature_norms(derived, layout, out / "feature_norms.png"),
     ]
     if W.shape[2] == 2:
-        paths.append(draw_geometry_2d(W, layout, out / "geometry_2d.png", [r.get("geometry", "") for r in records]))
+        paths.append(draw_geometry_2d(W, layout, out / "geometry_2d.png", [r.get("geometry", "") for r in records],
+                                      [nulls.verdict(r, "geometry") for r in records]))
     from sptui.plots import feature_groups
 
     paths += feature_groups.render(W, records, layout, out)  # correlated / anticorrelated / hierarchical features
@@ -431,8 +437,11 @@ def feature_norms_figure(derived, layout: SheetLayout):
     return fig
 
 
-def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: list[str] | None = None) -> Path:
-    """Feature directions per instance; `geometry` (instances.json) names each panel's arrangement."""
+def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: list[str] | None = None,
+                     verdicts: list[dict | None] | None = None) -> Path:
+    """Feature directions per instance; `geometry` (instances.json) names each panel's arrangement, and
+    `verdicts` (instances.json null.geometry, None for runs saved before it) say whether that arrangement beats
+    random arrangements of the same features: a panel whose does not gets "(chance, p ...)" under its name."""
     fig, axs = _sheet(layout)
     n = W.shape[1]
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
@@ -443,7 +452,11 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
     chars = int(0.9 * panel_width(layout) * 72 / (caption_pt * CHAR_WIDTH))
     for (r, c), i in layout.cells.items():
         ax = axs[r, c]
-        caption = "\n".join(_caption_lines(geometry[i] if geometry else "", chars))
+        lines = _caption_lines(geometry[i] if geometry else "", chars)
+        v = verdicts[i] if verdicts else None
+        if lines and v is not None and not v["beats_null"]:
+            lines.append(f"(chance, p {v['p_value']:.2g})")
+        caption = "\n".join(lines)
         for f in range(n):
             x, y = W[i, f]
             ax.plot([0, x], [0, y], color=colours[f], lw=1.2 if fs == 8 else 0.8)
@@ -474,7 +487,11 @@ def draw_geometry_2d(W: np.ndarray, layout: SheetLayout, path: Path, geometry: l
     bar.set_ticks(range(n) if n <= 20 else range(0, n, max(1, n // 10)))
     if fs != 8:  # narrow panels: one label under the sheet (one per panel would run into the next)
         fig.supxlabel("hidden dim 0", fontsize=8)
-    _title(fig, "feature directions W_i in the 2-D hidden space (one scale for all panels)", layout)
+    title = "feature directions W_i in the 2-D hidden space (one scale for all panels)"
+    if verdicts and any(verdicts):
+        title += ("; (chance, p): the share of features in named shapes does not beat random arrangements of the "
+                  "same features")
+    _title(fig, title, layout)
     fit_rows(fig, axs)
     return save_figure(fig, path, dpi=110)
 
@@ -739,10 +756,25 @@ def geometry_panel(ax, records, xkey, xs, ykey, ys) -> None:
         ax.set_yticks([])
     ax.set_xlabel(xkey, fontsize=8)
     ax.set_title("geometry (the most common)", fontsize=8)
+    # is the named geometry more than chance? hatched where most of the cell's instances do not beat random
+    # arrangements of their features (instances.json null.geometry; runs saved before it are drawn as before)
+    fails = nulls.cell_fails(records, "geometry", lambda r: (
+        next(j for j, y in enumerate(ys) if y == r["grid"][ykey]) if ykey else 0,
+        next(j for j, x in enumerate(xs) if x == r["grid"][xkey])))
+    if fails is not None:
+        nulls.hatch_cells(ax, nulls.fails_grid(fails, codes.shape))
     # below the panel, its labels wrapped to the panel's width: a wider legend (or one beside the panel) widens
     # its whole column of the sheet and pulls the colour bars away from their heatmaps
     handles = [matplotlib.patches.Patch(color=colours[g], label=textwrap.fill(g, 24)) for g in labels[:12]]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
+    if fails is not None:
+        handles += [matplotlib.patches.Patch(facecolor="none", edgecolor=nulls.NULL_COLOUR, hatch=nulls.HATCH,
+                                             label=textwrap.fill("hatched: does not beat random "
+                                                                 "arrangements of the features", 24))]
+    # hung a fixed distance under the panel (past its rotated ticks and label): a fraction of the panel's height
+    # would move up into the label as a longer legend makes constrained layout shrink the panel
+    under = matplotlib.transforms.offset_copy(ax.transAxes, fig=ax.figure, y=-44, units="points")
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under,
+              frameon=False)
 
 
 def draw_phase_diagram(records, axes, phases: np.ndarray, path: Path) -> Path:
