@@ -770,9 +770,12 @@ def geometry_panel(ax, records, xkey, xs, ykey, ys) -> None:
         handles += [matplotlib.patches.Patch(facecolor="none", edgecolor=nulls.NULL_COLOUR, hatch=nulls.HATCH,
                                              label=textwrap.fill("hatched: does not beat random "
                                                                  "arrangements of the features", 24))]
-    # hung a fixed distance under the panel (past its rotated ticks and label): a fraction of the panel's height
-    # would move up into the label as a longer legend makes constrained layout shrink the panel
-    under = matplotlib.transforms.offset_copy(ax.transAxes, fig=ax.figure, y=-44, units="points")
+    # hung just under the panel's tick labels and axis label, measured in points (they keep their size when the
+    # layout moves): a fraction of the panel's height would move up into the label as a longer legend makes
+    # constrained layout shrink the panel
+    renderer = ax.figure.canvas.get_renderer()
+    below = (ax.get_window_extent(renderer).y0 - ax.get_tightbbox(renderer).y0) * 72 / ax.figure.dpi
+    under = matplotlib.transforms.offset_copy(ax.transAxes, fig=ax.figure, y=-(below + 4), units="points")
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under,
               frameon=False)
 
