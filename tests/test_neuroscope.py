@@ -293,10 +293,21 @@ def test_bad_input_is_a_clear_error(setup, tmp_path):
 
 
 def test_render_draws_one_png_per_layer(setup):
+    """One PNG per layer, fit for a paper, its title stating the layer's neighbours verdict as saved."""
+    from sptui.science.null import saved_verdict_words
+
+    from .figure_checks import checking_saves
+
     _, _, run = setup
-    paths = load_kind("neuroscope").render(run)
+    with checking_saves() as seen:
+        paths = load_kind("neuroscope").render(run)
     assert [p.name for p in paths] == ["neuroscope-layer0.png", "neuroscope-layer1.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert all(seen.by_path[p] == [] for p in paths), {p.name: seen.by_path[p] for p in paths}
+    per_layer = run.load_json("summary.json")["per_layer"]
+    for layer, p in enumerate(paths):
+        words = saved_verdict_words(per_layer[str(layer)]["neighbours_null"])
+        assert any(t.endswith(words) and "similar neurons (mean best-neighbour cosine" in t for t in seen.texts[p])
 
 
 @pytest.mark.slow
