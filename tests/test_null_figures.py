@@ -60,7 +60,7 @@ def test_sae_metrics_and_recovery_draw_each_instances_random_dictionary_null(toy
         beat = sum(v["beats_null"] for v in saved)
         assert f"({beat} of {len(saved)} beat random dictionaries)" in ax.get_title()
         legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
-        assert "random dictionaries: 95% (the bar to beat)" in legend and "hatched: does not beat random dictionaries" in legend
+        assert "random dictionaries: 95% (the bar to beat)" in legend and "pale, hatched: does not beat random dictionaries" in legend
     finally:
         plt.close(fig)
 

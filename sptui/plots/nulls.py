@@ -34,22 +34,35 @@ def bar_percent(saved: dict) -> str:
     return f"{100 * (1 - float(saved.get('alpha', 0.05))):g}%"
 
 
-def legend_handles(null: str, percent: str = "95%", lines: bool = True, hatch: bool = True) -> list:
-    """Legend entries for the null's mean and bar (lines) and for 'does not beat it' (hatch)."""
+FADE = (1, 1, 1, 0.55)  # laid over a bar that does not beat its null: a bar too narrow to show the hatch still pales
+
+
+def legend_handles(null: str, percent: str = "95%", lines: bool = True, hatch: bool = True,
+                   bar_colour: str | None = None) -> list:
+    """Legend entries for the null's mean and bar (lines) and for 'does not beat it' (hatch; over bars of
+    `bar_colour`, faded as `mark_bars` draws them)."""
     handles = []
     if lines:
         handles += [matplotlib.lines.Line2D([], [], color=NULL_COLOUR, lw=1, ls="--", label=f"{null}: mean"),
                     matplotlib.lines.Line2D([], [], color=NULL_COLOUR, lw=1.5,
                                             label=f"{null}: {percent} (the bar to beat)")]
     if hatch:
-        handles.append(matplotlib.patches.Patch(facecolor="none", edgecolor=NULL_COLOUR, hatch=HATCH,
-                                                label=f"hatched: does not beat {null}"))
+        face = "none" if bar_colour is None else _faded(bar_colour)
+        handles.append(matplotlib.patches.Patch(facecolor=face, edgecolor=NULL_COLOUR, hatch=HATCH,
+                                                label=f"{'hatched' if bar_colour is None else 'pale, hatched'}: "
+                                                      f"does not beat {null}"))
     return handles
 
 
+def _faded(colour: str) -> tuple:
+    """`colour` under the FADE overlay, as a legend shows it."""
+    rgb = np.asarray(matplotlib.colors.to_rgb(colour))
+    return tuple(rgb * (1 - FADE[3]) + FADE[3])
+
+
 def mark_bars(ax, xs, verdicts: list[dict | None], width: float = 0.8) -> None:
-    """Over bars at xs: each one's null mean (dashed) and bar (solid) as short grey lines, and a hatch over the
-    bars whose statistic does not beat its null. Bars without a verdict are left as they are."""
+    """Over bars at xs: each one's null mean (dashed) and bar (solid) as short grey lines, and a bar whose
+    statistic does not beat its null faded and hatched. Bars without a verdict are left as they are."""
     for x, v in zip(xs, verdicts):
         if v is None:
             continue
@@ -59,7 +72,7 @@ def mark_bars(ax, xs, verdicts: list[dict | None], width: float = 0.8) -> None:
                 ax.plot([x - half, x + half], [y, y], color=NULL_COLOUR, ls=style, lw=1 if style == "--" else 1.5,
                         gid=gid, zorder=3)
         if not v["beats_null"] and np.isfinite(v["observed"]):
-            ax.bar([x], [v["observed"]], width=width, facecolor="none", edgecolor=NULL_COLOUR, hatch=HATCH,
+            ax.bar([x], [v["observed"]], width=width, facecolor=FADE, edgecolor=NULL_COLOUR, hatch=HATCH,
                    lw=0, gid=GID_FAILS, zorder=2)
 
 

@@ -34,6 +34,7 @@ from sptui.render.colormap import SEQUENTIAL  # noqa: E402
 RECOVERY = [("mmcs", "MMCS\n(best decoder cosine)"), ("f1", "F1\n(matched latent fires)"),
             ("corr", "matched\ncorrelation")]
 MAX_ROWS = 4
+BAR = "#4c72b0"  # metrics.png's bars
 LEGEND_CHARS = int(0.9 * (PAGE * 72 - 30) / (7 * 0.55))  # a 7 pt legend entry's characters across the page
 
 
@@ -112,7 +113,7 @@ def metrics_figure(records, summary):
     null_legend = None
     for ax, (key, title) in zip(axs.flat, names):
         values = np.array([_num(r["metrics"].get(key)) for r in records])
-        ax.bar(xs, values, color="#4c72b0", width=0.8)
+        ax.bar(xs, values, color=BAR, width=0.8)
         ax.set_title(title, fontsize=8)
         ax.set_ylabel(key, fontsize=7)
         ax.set_xlabel("instance", fontsize=7)
@@ -128,11 +129,11 @@ def metrics_figure(records, summary):
             known = [v for v in verdicts if v]
             ax.set_title(f"{title}\n({sum(v['beats_null'] for v in known)} of {len(known)} beat {known[0]['null']})",
                          fontsize=8)
-            null_legend = nulls.legend_handles(known[0]["null"], nulls.bar_percent(known[0]))
+            null_legend = nulls.legend_handles(known[0]["null"], nulls.bar_percent(known[0]), bar_colour=BAR)
     for ax in list(axs.flat)[len(names):]:
         ax.axis("off")
     if null_legend:
-        fig.legend(handles=null_legend, loc="outside lower center", fontsize=7, ncols=3, frameon=False)
+        fig.legend(handles=null_legend, loc="outside lower center", fontsize=7, ncols=2, frameon=False)
     src = summary["source"]
     where = src.get("run") or src.get("model")
     fig.suptitle(f"{summary['architecture']} SAEs on {src['kind']} {where}" + (f" at {src['hook']}" if src.get("hook") else "")
