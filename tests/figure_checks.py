@@ -16,7 +16,8 @@
 - text cut at the figure's edge (a PNG saved without bbox_inches="tight");
 - text too small to read once the figure is scaled to a page's width (PAGE_WIDTH inches);
 - a figure wider than MAX_WIDTH inches (a page's text width and a little margin): a wider one is shrunk to fit,
-  and everything in it with it;
+  and everything in it with it; or taller than MAX_HEIGHT inches (a page's text height and a little margin): a
+  taller one is shrunk to a page's height, or runs off it;
 - an empty band: a horizontal strip across the figure (beside its colour bars) with nothing drawn in it, taller
   than EMPTY_BAND inches at page scale, between things that are drawn (e.g. rows of square panels in a sheet
   made too tall for them).
@@ -429,9 +430,12 @@ def _check_text(f: _Figure, problems: list[str], tight: bool, width_in: float) -
                         f"{t.get_text()[:30]!r} at {t.get_fontsize() * scale:.1f} pt (figure {width_in:.1f} in wide)")
 
 
-def _check_width(width_in: float, problems: list[str]) -> None:
+def _check_size(width_in: float, height_in: float, problems: list[str]) -> None:
     if width_in > MAX_WIDTH + 1e-6:
         problems.append(f"figure {width_in:.1f} in wide: wider than a page ({MAX_WIDTH:g} in), so it is printed shrunk")
+    if height_in > MAX_HEIGHT + 1e-6:
+        problems.append(f"figure {height_in:.1f} in tall: taller than a page ({MAX_HEIGHT:g} in), so it is printed "
+                        "shrunk or split")
 
 
 def empty_bands(f: _Figure) -> list[tuple[float, float]]:
@@ -496,16 +500,17 @@ def figure_problems(fig: Figure, *, tight: bool = False, dpi: float | None = Non
     f = _Figure(fig, renderer)
     f.colorbars = _colorbars(fig)
     f.colorbar_axes = {bar.ax for bar in f.colorbars}
-    width_in = fig.get_figwidth()
+    width_in, height_in = fig.get_figwidth(), fig.get_figheight()
     if tight:
-        width_in = fig.get_tightbbox(renderer).width
+        box = fig.get_tightbbox(renderer)
+        width_in, height_in = box.width, box.height
     problems: list[str] = []
     _check_heatmaps(f, problems)
     _check_labels(f, problems)
     _check_legends(f, problems)
     _check_integer_ticks(f, problems)
     _check_text(f, problems, tight, width_in)
-    _check_width(width_in, problems)
+    _check_size(width_in, height_in, problems)
     _check_empty_bands(f, problems, width_in)
     return problems
 

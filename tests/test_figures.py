@@ -129,6 +129,24 @@ def test_a_figure_wider_than_a_page_is_caught_whatever_its_text_size():
         plt.close(fig)
 
 
+def test_a_figure_taller_than_a_page_is_caught_in_every_figure_check():
+    """The page's height is a rule of figure_problems itself (so every kind's figure test holds it), as the width."""
+    fig, ax = plt.subplots(figsize=(5, 10), layout="constrained")
+    ax.plot([0, 0.5], [0, 0.5])
+    ax.set(xlabel="x", ylabel="y")
+    assert [p for p in _problems(fig)] == ["figure 10.0 in tall: taller than a page (9.3 in), so it is printed "
+                                           "shrunk or split"]
+    fig, ax = plt.subplots(figsize=(5, 9.2))  # saved tight with a legend hung under it: the height is the saved one
+    ax.plot([0, 0.5], [0, 0.5], label="a series")
+    ax.set(xlabel="x", ylabel="y")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5))
+    try:
+        assert any("taller than a page" in p for p in figure_problems(fig, tight=True))
+        assert not any("taller than a page" in p for p in figure_problems(fig))
+    finally:
+        plt.close(fig)
+
+
 def _square_sheet(height: float):
     """3 x 4 square heatmaps, a page wide and `height` tall, one colour bar."""
     fig, axs = plt.subplots(3, 4, figsize=(7, height), layout="constrained")
@@ -615,10 +633,36 @@ def test_addition_figures_at_the_most_digits_fit_a_page(tmp_path):
                  C.role_heatmap(d["compression"], d["facts"], tmp_path / "compression_roles.png"),
                  C.pruning_curves(d["compression"], d["facts"], tmp_path / "compression_pruning.png"),
                  C.ablation_table(d["compression"], tmp_path / "compression_ablations.png"),
-                 C.across(across, summary, tmp_path / "compression_across.png")]
+                 *C.across(across, summary, tmp_path / "compression_across.png")]
     problems = {p.name: seen.by_path[p] for p in paths}
     assert_clean(problems)
     assert max(figure_checks_width(p) for p in paths) <= 7.0 + 0.02  # the dpi PIL reads back is rounded
+
+
+def test_compression_across_of_every_role_the_kind_allows_stays_pages(tmp_path):
+    """180 roles (10 answer positions x 6 targets x 3 offsets, the most) over 12 seeds: the role matrix on sheets
+    of 40 roles a page tall (compression_across.png with the similarity and set sizes, then _roles40-79, ...),
+    each saying which roles of the 180 it holds, every role's row on exactly one sheet (one sheet was 24 in tall)."""
+    from sptui.plots import compression as C
+    from sptui.science.compression import OFFSETS, TARGETS
+
+    roles = [f"answer {j}: {t}@{o:+d}".replace("+0", "0") for j in range(10) for o in OFFSETS for t in TARGETS]
+    n_inst, rng = 12, np.random.default_rng(2)
+    across = {"role_counts": rng.integers(0, 4, (len(roles), n_inst)), "similarity": rng.random((n_inst, n_inst)),
+              "kept_count": rng.integers(0, 32, (2, n_inst, 10))}
+    summary = {"instances": [f"seed={k}" for k in range(n_inst)], "roles": roles, "mean_matched_similarity": 0.8,
+               "mean_random_matching_similarity": 0.5}
+    with checking_saves() as seen:
+        paths = C.across(across, summary, tmp_path / "compression_across.png")
+    assert [p.name for p in paths] == ["compression_across.png"] + [f"compression_across_roles{lo}-{lo + 39}.png"
+                                                                    for lo in (40, 80, 120)] + ["compression_across_roles160-179.png"]
+    assert_clean({p.name: seen.by_path[p] for p in paths})
+    for p in paths:
+        width, height = saved_inches(p)
+        assert width <= 7.02 and height <= MAX_HEIGHT, f"{p.name}: {width:.2f} x {height:.2f} in"
+    texts = [t for p in paths for t in seen.texts[p]]
+    assert sorted(t for t in texts if t in roles) == sorted(roles)  # every role's row label, once
+    assert any("(roles 160-179 of 180)" in t for t in seen.texts[paths[-1]])
 
 
 def figure_checks_width(path) -> float:

@@ -580,8 +580,8 @@ def render_across(results: Path, plots: Path) -> list[Path]:
     from sptui.plots import compression as C
     from sptui.runs import load_arrays, read_json
 
-    return [C.across(load_arrays(results / "compression_across.safetensors"), read_json(results / "compression_across.json"),
-                     plots / "compression_across.png")]
+    return C.across(load_arrays(results / "compression_across.safetensors"), read_json(results / "compression_across.json"),
+                    plots / "compression_across.png")
 
 
 def render_run(run) -> list[Path]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sptui.plots.save import PAGE, save_figure
+from sptui.plots.save import PAGE, PAGE_HEIGHT, save_figure
 from sptui.plots.tms import fit_rows
 from sptui.render.colormap import DIVERGING, SEQUENTIAL
 from sptui.science.compression import MODES
@@ -39,7 +39,7 @@ def _head_labels(facts: dict[str, Any], heads: range, width: int = 28) -> list[s
 # compression_roles_heads64-127.png and projection_q_heads64-127.png show the same heads): a row of ~0.1 in each
 # with its 6 pt label, a page tall (MAX_HEIGHT) with the titles, tick labels and legend.
 ROW = 0.1  # inches a head's row takes
-MAX_HEIGHT = 9.0  # inches: a page's text height (at PAGE wide)
+MAX_HEIGHT = PAGE_HEIGHT  # inches: a page's text height (at PAGE wide)
 
 
 def _heads(heads: range | None, n_heads: int) -> range:
@@ -230,10 +230,22 @@ def grids_by_position(ablation: dict[str, np.ndarray], path: Path, title: str = 
 
 # ------------------------------------------------------------------ across instances
 
-def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, title: str = "") -> Path:
+ROLES_PER_SHEET = 40  # role rows on a sheet: a 7 pt label each; with the panels below, a page tall
+
+
+def role_sheets(n_roles: int) -> list[tuple[range, str]]:
+    """The roles each sheet of compression_across.png holds and its file-name suffix: roles 0-39 on the first
+    (with the similarity and set sizes), then compression_across_roles40-79.png, ... (a kind allows 10 answer
+    positions x 6 targets x 3 offsets: 180 roles, 20 in a page-tall matrix)."""
+    return [(range(lo, min(lo + ROLES_PER_SHEET, n_roles)), "" if lo == 0 else
+             f"_roles{lo}-{min(lo + ROLES_PER_SHEET, n_roles) - 1}") for lo in range(0, max(1, n_roles), ROLES_PER_SHEET)]
+
+
+def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, title: str = "") -> list[Path]:
     """Do the seeds learn the same compression? The cross-seed role matrix (heads holding each role, per
     instance), the matched-head similarity of every two instances (against a random matching), and the
-    heads kept per answer position."""
+    heads kept per answer position. Past ROLES_PER_SHEET roles the role matrix goes on further sheets
+    (`role_sheets`: path's name + _roles40-79), each saying which roles of how many it holds, one colour range."""
     plt = _plt()
     counts = arrays["role_counts"]  # [R, I]
     sim = arrays["similarity"]
@@ -242,28 +254,40 @@ def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, t
     n_roles, n_inst = counts.shape
     import matplotlib.ticker
 
+    step = max(1, int(np.ceil(n_inst / 24)))  # instance labels a line of 7 pt apart at most (~24 a panel)
+    shown = list(range(0, n_inst, step))
+    most = int(counts.max()) if counts.size else 0  # no roles at all in an untrained model
+
+    def role_matrix(fig, ax, roles: range) -> None:
+        part = counts[roles.start: roles.stop]
+        im = ax.imshow(part, cmap=SEQUENTIAL, vmin=0, vmax=max(1, most), aspect="auto", interpolation="nearest")
+        ax.set_yticks(range(len(roles)), summary["roles"][roles.start: roles.stop], fontsize=7)
+        ax.set_xticks(shown, [labels[i] for i in shown], rotation=90, fontsize=7)
+        if n_inst <= 40:  # the counts written in while a cell is wide enough for a digit
+            for (r, i), v in np.ndenumerate(part):
+                if v:
+                    ax.text(i, r, str(int(v)), ha="center", va="center", fontsize=6 if n_inst > 20 else 7,
+                            color="black" if v > most / 2 else "white")
+        note = "" if len(roles) == n_roles else f" (roles {roles.start}-{roles.stop - 1} of {n_roles})"
+        ax.set_title(f"heads holding each role{note}\n(answer j: target@pair offset)", fontsize=8)
+        bar = fig.colorbar(im, ax=ax, fraction=0.05)
+        bar.set_label("heads", fontsize=7)
+        bar.locator = matplotlib.ticker.MaxNLocator(integer=True)
+        bar.ax.tick_params(labelsize=7)
+
+    paths = []
+    pages = role_sheets(n_roles)
+    for roles, suffix in pages[1:]:  # the roles past the first sheet's: the matrix alone, a page wide
+        fig, ax = plt.subplots(figsize=(PAGE, 0.11 * len(roles) + 1.9), layout="constrained")
+        role_matrix(fig, ax, roles)
+        fig.suptitle(title or f"compression across {n_inst} instances", fontsize=9)
+        paths.append(save_figure(fig, path.with_name(f"{path.stem}{suffix}{path.suffix}"), dpi=120))
     # a page wide: the role matrix (roles x instances) on its own row, the similarity and the set sizes below
-    role_height = max(2.0, 0.11 * n_roles + 1.2)  # a 7 pt label per role
+    role_height = max(2.0, 0.11 * len(pages[0][0]) + 1.2)  # a 7 pt label per role
     fig = plt.figure(figsize=(PAGE, role_height + 3.4), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[role_height, 3.4])
     axes = [top.subplots(), *bottom.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})]
-    step = max(1, int(np.ceil(n_inst / 24)))  # instance labels a line of 7 pt apart at most (~24 a panel)
-    shown = list(range(0, n_inst, step))
-    ax = axes[0]
-    most = int(counts.max()) if counts.size else 0  # no roles at all in an untrained model
-    im = ax.imshow(counts, cmap=SEQUENTIAL, vmin=0, vmax=max(1, most), aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(n_roles), summary["roles"], fontsize=7)
-    ax.set_xticks(shown, [labels[i] for i in shown], rotation=90, fontsize=7)
-    if n_inst <= 40:  # the counts written in while a cell is wide enough for a digit
-        for (r, i), v in np.ndenumerate(counts):
-            if v:
-                ax.text(i, r, str(int(v)), ha="center", va="center", fontsize=6 if n_inst > 20 else 7,
-                        color="black" if v > counts.max() / 2 else "white")
-    ax.set_title("heads holding each role\n(answer j: target@pair offset)", fontsize=8)
-    bar = fig.colorbar(im, ax=ax, fraction=0.05)
-    bar.set_label("heads", fontsize=7)
-    bar.locator = matplotlib.ticker.MaxNLocator(integer=True)
-    bar.ax.tick_params(labelsize=7)
+    role_matrix(fig, axes[0], pages[0][0])
     ax = axes[1]
     im = ax.imshow(sim, cmap=SEQUENTIAL, vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(shown, [labels[i] for i in shown], rotation=90, fontsize=7)
@@ -289,4 +313,4 @@ def across(arrays: dict[str, np.ndarray], summary: dict[str, Any], path: Path, t
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.suptitle(title or f"compression across {n_inst} instances", fontsize=9)
-    return save_figure(fig, path, dpi=120)
+    return [save_figure(fig, path, dpi=120), *paths]

@@ -125,7 +125,12 @@ def draw_group_cosines(records: list[dict], layout: SheetLayout, path: Path) -> 
         labels = [short_group(g["name"]) if short else g["name"].replace("independent", "indep") for g in groups]
         every = max(1, math.ceil(7 / cell))  # one name per 7 pt: 5 pt text and a gap
         ticks = list(range(0, len(labels), every))
-        ax.set_xticks(ticks, [labels[t] for t in ticks], fontsize=5, rotation=90)
+        # the group names under a panel once per column: a panel whose neighbour below has the same groups leaves
+        # them to it (a row of rotated names per row of panels took a 10-row sheet past a page's height)
+        below = layout.cells.get((r + 1, c))
+        named_below = below is not None and [g["name"] for g in records[below].get("groups") or []] == [
+            g["name"] for g in groups]
+        ax.set_xticks(ticks, [] if named_below else [labels[t] for t in ticks], fontsize=5, rotation=90)
         ax.set_yticks(ticks, [labels[t] for t in ticks], fontsize=5)
         ax.tick_params(length=1.5, pad=1)
     _colorbar(fig, axs, matplotlib.cm.ScalarMappable(norm=norm, cmap=DIVERGING),

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from sptui.errors import SptuiError  # noqa: E402
 from sptui.plots.save import (
     PAGE,  # noqa: E402
+    PAGE_HEIGHT,  # noqa: E402
     save_figure,  # noqa: E402
 )
 from sptui.render.pyramid import block_mean  # noqa: E402
@@ -35,7 +36,7 @@ from sptui.runs import atomic_write_json  # noqa: E402
 
 DPI = 100
 MAX_CELLS = 1024  # per side of an exported heatmap; larger views are block-averaged
-MAX_HEIGHT = 9.0  # inches: a page's text height; a bar per feature of a 400-feature model shrinks to fit
+MAX_HEIGHT = PAGE_HEIGHT  # inches: a page's text height; a bar per feature of a 400-feature model shrinks to fit
 LINE = 0.19  # inches a line of 10-pt text takes (with its leading)
 
 

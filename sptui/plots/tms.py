@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from sptui import runs  # noqa: E402
 from sptui.plots import nulls  # noqa: E402
-from sptui.plots.save import PAGE, save_figure  # noqa: E402
+from sptui.plots.save import PAGE, PAGE_HEIGHT, save_figure  # noqa: E402
 from sptui.plots.shapes import PHASE_COLOURS, SHAPE_COLOURS, geometry_colours  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
 
@@ -236,6 +236,8 @@ def _sheet(layout: SheetLayout, size: float = MAX_PANEL, extra_right: float = 0.
     tall as its panels, so panels of fixed aspect (images, squares) leave no empty bands between rows."""
     nrows, ncols = layout.shape
     panel = panel_width(layout, size, extra_right)
+    if layout.titles:  # a title over every panel (one swept key wrapped into rows): ten such rows a page tall
+        panel = min(panel, (PAGE_HEIGHT - 1.5 - 0.15 * nrows) / (nrows * aspect))
     width = min(PAGE, max(3.5, panel * ncols + LEFT_ROOM + extra_right))
     fig, axs = plt.subplots(nrows, ncols, figsize=(width, panel * aspect * nrows + 1.4), squeeze=False,
                             layout="constrained")
@@ -652,7 +654,7 @@ def sweep_figure(records, axes: dict[str, list], m: int | None = None):
     panels = len(metrics) + geometry
     cols = 3  # three across a page, each with its colour bar
     rows = math.ceil(panels / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(PAGE, 2.5 * rows), squeeze=False, layout="constrained")
+    fig, axs = plt.subplots(rows, cols, figsize=(PAGE, min(2.5 * rows, PAGE_HEIGHT)), squeeze=False, layout="constrained")
     for ax in axs.flat[panels:]:
         ax.axis("off")
     xs, ys = axes[xkey], (axes[ykey] if ykey else [None])

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
 from sptui.plots.memorization import COLUMN  # noqa: E402
-from sptui.plots.save import save_figure  # noqa: E402
+from sptui.plots.save import PAGE_HEIGHT, save_figure  # noqa: E402
 from sptui.plots.tms import PAGE, fit_rows  # noqa: E402
 from sptui.render.colormap import DIVERGING  # noqa: E402
 from sptui.report import measures as X  # noqa: E402
@@ -187,7 +187,8 @@ def fig_alignment(tables: dict, path: Path) -> Path | None:
     jobs = _present(tables, "dropout-20-5", "dropout-5-2", "dropout-20-5-sgd")
     if not jobs:
         return None
-    fig = plt.figure(figsize=(PAGE, 3.0 * len(jobs) + 0.5), layout="constrained")
+    # three rows (Adam 20-5, 5-2, SGD 20-5) a page tall: 3 in a row made 9.4 in
+    fig = plt.figure(figsize=(PAGE, min(3.0 * len(jobs), PAGE_HEIGHT - 0.6) + 0.5), layout="constrained")
     for sub, job in zip(_rows(fig, len(jobs)), jobs):
         t = tables[job]
         ax, ax2 = sub.subplots(1, 2)
