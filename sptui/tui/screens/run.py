@@ -430,7 +430,12 @@ class RunScreen(Says, Screen):
             except Exception as e:  # a kind's renderer failing must not take the app down
                 notes.append(f"the {self.job.kind} plots failed: {type(e).__name__}: {e}")
         if paths:
-            text = f"saved {paths[0]}" + (f" and {len(paths) - 1} more in {self.run.plots}" if len(paths) > 1 else "")
+            folder = Path(paths[0]).parent
+            # the file names first: a status line cuts a long folder in the middle (sptui.tui.feedback)
+            text = (f"saved {paths[0]}" if len(paths) == 1 else
+                    f"saved {Path(paths[0]).name} and {len(paths) - 1} more in {folder}"
+                    if all(Path(p).parent == folder for p in paths) else
+                    f"saved {paths[0]} and {len(paths) - 1} more")
             if notes:
                 text += f"  ({'; '.join(notes)})"
             self.post_message(ActionDone(text, paths=tuple(paths)))
