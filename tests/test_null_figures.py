@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from sptui import runs  # noqa: E402
 from sptui.plots import nulls  # noqa: E402
 
+from .figure_checks import checking_saves  # noqa: E402
 from .helpers import run_kind  # noqa: E402
 from .test_figures import assert_clean, drawn  # noqa: E402
 
@@ -178,3 +179,53 @@ def test_neuroscope_layer_title_states_the_neighbours_verdict():
     assert neighbours_line(summary, 1, "latent").startswith("\nsimilar latents (mean best-neighbour cosine 0.3): "
                                                             "does not beat the rotation null, p = ")
     assert neighbours_line(summary, 2, "neuron") == "" and neighbours_line({}, 0, "neuron") == ""
+
+
+# ---------------------------------------------------------------- computation: monosemantic neurons
+
+def test_computation_neurons_draw_the_monosemantic_null_pooled_over_seeds(tmp_path, monkeypatch):
+    """neurons.png stacks neuron counts per setting (mean over seeds); the monosemantic count at its bottom gets
+    its null (mean of the seeds' null means and bars) and is hatched where most seeds do not beat it."""
+    from sptui.plots import computation as P
+    from sptui.science.null import compare
+
+    rng = np.random.default_rng(0)
+
+    def record(p, seed, mono, beats):
+        null = rng.normal(mono - 3, 0.3, 99) if beats else rng.normal(mono, 0.5, 99)
+        metrics = {"monosemantic": mono, "two_features": 2, "three_or_more": 1, "dead": 8 - 3 - mono,
+                   "computed": 3, "partly_computed": 4}
+        return {"params": {"feature_probability": p, "n_hidden": 8, "seed": seed}, "metrics": metrics,
+                "null": {"monosemantic": compare(mono, null, what="monosemantic neurons",
+                                                 null_name="random input rows").to_json()}}
+
+    # dense setting: both seeds beat; sparse: one of two (a tie: not beaten)
+    records = [record(0.9, 0, 5, True), record(0.9, 1, 5, True), record(0.1, 0, 1, True), record(0.1, 1, 1, False)]
+    assert [r["null"]["monosemantic"]["beats_null"] for r in records] == [True, True, True, False]
+    summary = {"task": "uand", "n_features": 4, "outputs": 6, "monosemantic_share": 0.9, "computed_below": 0.1,
+               "partly_below": 0.5}
+    figures = []
+    real = P.save_figure
+    monkeypatch.setattr(P, "save_figure", lambda fig, path, **kw: figures.append(fig) or real(fig, path, **kw))
+    with checking_saves() as seen:
+        P.draw_neurons(records, summary, tmp_path / "neurons.png")
+    assert list(seen.by_path) == [tmp_path / "neurons.png"] and seen.report() == ""
+    bars = figures[0].axes[0]
+    keys = sorted({P._setting(r) for r in records})  # x order: sparsity 0.1 then 0.9
+    for x, key in enumerate(keys):
+        mine = [r["null"]["monosemantic"] for r in records if P._setting(r) == key]
+        at = [ln for ln in _gid(bars, nulls.GID_BAR) if ln.get_xdata()[0] < x < ln.get_xdata()[1]]
+        assert [ln.get_ydata()[0] for ln in at] == pytest.approx([np.mean([v["null_quantile"] for v in mine])])
+        at = [ln for ln in _gid(bars, nulls.GID_MEAN) if ln.get_xdata()[0] < x < ln.get_xdata()[1]]
+        assert [ln.get_ydata()[0] for ln in at] == pytest.approx([np.mean([v["null_mean"] for v in mine])])
+    hatched = [p.get_x() + p.get_width() / 2 for p in _gid(bars, nulls.GID_FAILS)]
+    assert hatched == pytest.approx([keys.index((0.9, 8))])  # S = 0.9: one seed of two beats it
+    assert any("random input rows" in t.get_text() for t in bars.get_legend().get_texts())
+    # a run saved before the nulls draws as before
+    for r in records:
+        del r["null"]
+    figures.clear()
+    with checking_saves() as seen:
+        P.draw_neurons(records, summary, tmp_path / "old.png")
+    assert seen.report() == "" and not _gid(figures[0].axes[0], nulls.GID_BAR)
+    assert not any("random" in t.get_text() for t in figures[0].axes[0].get_legend().get_texts())

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from sptui import runs  # noqa: E402
-from sptui.plots import sheets  # noqa: E402
+from sptui.plots import nulls, sheets  # noqa: E402
 from sptui.plots.save import PAGE, save_figure  # noqa: E402
 from sptui.render.colormap import DIVERGING, SEQUENTIAL  # noqa: E402
 
@@ -66,8 +66,11 @@ def render_run(run) -> list[Path]:
 
 def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     groups: dict[tuple[float, int], list[dict]] = defaultdict(list)
+    verdicts: dict[tuple[float, int], list[dict]] = defaultdict(list)
     for r in records:
         groups[_setting(r)].append(r["metrics"])
+        if (v := nulls.verdict(r, "monosemantic")) is not None:
+            verdicts[_setting(r)].append(v)
     keys = sorted(groups)
     several_m = len({m for _, m in keys}) > 1
     x = np.arange(len(keys))
@@ -86,8 +89,19 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
     bars.set_ylabel("neurons (mean over seeds)", fontsize=8)
     bars.set_title(f"neurons by the features they read\n(the fewest carrying {summary['monosemantic_share']:.0%} "
                    "of the neuron's W1^2)", fontsize=8)
-    bars.set_ylim(0, max(r["params"]["n_hidden"] for r in records) * 1.35)  # room for the legend
-    bars.legend(fontsize=7, loc="upper left", ncol=2)
+    # room for the legend above the bars (two more rows when it names the null)
+    bars.set_ylim(0, max(r["params"]["n_hidden"] for r in records) * (1.6 if verdicts else 1.35))
+    # the monosemantic count (the stack's bottom) against live neurons' input rows pointed at random (the run's
+    # null.monosemantic), over seeds as the bars are: the null's mean and bar averaged, hatched where most seeds
+    # do not beat it (sptui.plots.nulls)
+    pooled = [_pooled(verdicts[k]) for k in keys]
+    nulls.mark_bars(bars, x, pooled, width=0.7)
+    handles, _ = bars.get_legend_handles_labels()
+    known = next((v for vs in verdicts.values() for v in vs), None)
+    if known is not None:
+        handles += nulls.legend_handles(f"monosemantic, {known['null']}", nulls.bar_percent(known),
+                                        bar_colour=STACK[0][2])
+    bars.legend(handles=handles, fontsize=7, loc="upper left", ncol=2)
     for key, colour, name in (("computed", "black", f"computed (FVU < {summary['computed_below']:g})"),
                               ("partly_computed", "#7f7f7f", f"at least partly (FVU < {summary['partly_below']:g})")):
         right.plot(x, [np.mean([m[key] for m in groups[k]]) for k in keys], "o-", color=colour, lw=1.2, ms=4,
@@ -106,6 +120,17 @@ def draw_neurons(records: list[dict], summary: dict, path: Path) -> Path:
         ax.tick_params(labelsize=7)
     fig.suptitle(_title(summary), fontsize=9)
     return save_figure(fig, path, dpi=110)
+
+
+def _pooled(verdicts: list[dict]) -> dict | None:
+    """One setting's seeds' monosemantic verdicts as one bar's: the counts and the null's mean and bar averaged
+    (as the bars are), and "beats" only when most seeds beat their own null (a tie does not)."""
+    if not verdicts:
+        return None
+    return {"observed": float(np.mean([v["observed"] for v in verdicts])),
+            "null_mean": float(np.mean([v["null_mean"] for v in verdicts])),
+            "null_quantile": float(np.mean([v["null_quantile"] for v in verdicts])),
+            "beats_null": sum(bool(v["beats_null"]) for v in verdicts) * 2 > len(verdicts)}
 
 
 def _order(records: list[dict]) -> list[int]:
