@@ -41,7 +41,7 @@ def legend_handles(null: str, percent: str = "95%", lines: bool = True, hatch: b
                    bar_colour: str | None = None) -> list:
     """Legend entries for the null's mean and bar (lines) and for 'does not beat it' (hatch; over bars of
     `bar_colour`, faded as `mark_bars` draws them)."""
-    handles = []
+    handles: list = []  # lines and a patch
     if lines:
         handles += [matplotlib.lines.Line2D([], [], color=NULL_COLOUR, lw=1, ls="--", label=f"{null}: mean"),
                     matplotlib.lines.Line2D([], [], color=NULL_COLOUR, lw=1.5,

@@ -329,7 +329,8 @@ def recovery_figure(records, axes: dict[str, list], summary):
         rows.append((f"best of {len(sae_points)} settings", best, "L0 of the best-F1 setting"))
         each = [mmcs_fails([r for r in records if r["grid"] == p]) for p in sae_points]
         # the best MMCS beats the null in a cell when some setting's does there
-        fails.append(None if any(f is None for f in each) else np.logical_and.reduce(each))
+        known = [f for f in each if f is not None]
+        fails.append(None if len(known) < len(each) else np.logical_and.reduce(known))
 
     n = len(rows)
     height = (1.25 if ykey else 0.75) * n + 2.0
@@ -347,8 +348,9 @@ def recovery_figure(records, axes: dict[str, list], summary):
         for col, (key, _) in enumerate(RECOVERY, start=1):
             rec = _heat(axs[row, col], values[key], xs, ys, xkey, ykey, unit,
                         annotate=_fits(values[key], panel_width, "{:.2f}"))
-            if key == "mmcs" and fails[row] is not None:
-                nulls.hatch_cells(axs[row, col], fails[row])
+            row_fails = fails[row]
+            if key == "mmcs" and row_fails is not None:
+                nulls.hatch_cells(axs[row, col], row_fails)
         axs[row, 0].set_ylabel("\n".join(filter(None, [name, _axis_name(ykey, ys) if ykey else ""])), fontsize=7)
     axs[0, 0].set_title("SAE L0\n(active latents per input)", fontsize=7.5)
     for col, (_, title) in enumerate(RECOVERY, start=1):

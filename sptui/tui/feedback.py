@@ -37,18 +37,6 @@ def notify_elsewhere(screen: Screen, text: str, error: bool = False) -> None:
                       timeout=ERROR_SECONDS if error else INFO_SECONDS)
 
 
-def status_text(text: str, error: bool, width: int) -> Text:
-    """A message for a status line `width` wide (0: not laid out yet). Run names and paths are text, never markup.
-    An error wraps (two lines at most: every word of it may matter); anything else stays on one line, cut in the
-    middle where too long, so "saved /long/path/curves-loss.png" keeps its verb and its file name (word wrapping
-    put the verb alone on one line and cut the path on the next)."""
-    if error or width <= 0:
-        return Text(text)
-    from sptui.tui.widgets.runtable import middle_cut
-
-    return Text(middle_cut(text, width), no_wrap=True, overflow="ellipsis")
-
-
 class Says:
     """A screen with a status line: `say` puts a message there, or, where that line is not on show, in a
     notification. Mixed into Screen subclasses (before Screen)."""
@@ -59,7 +47,7 @@ class Says:
     def say(self, text: str, error: bool = False) -> None:
         screen: Screen = self  # type: ignore[assignment]  # a Screen, by its use
         status = screen.query_one(self.STATUS_LINE, Static)
-        status.update(status_text(text, error, status.content_region.width))
+        status.update(Text(text))  # run names and paths are text, never markup
         status.set_class(error, "error")
         self._last_error = (text, time.monotonic()) if error else None
         if not on_top(screen):
