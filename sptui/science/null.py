@@ -281,6 +281,14 @@ def seriated(W: np.ndarray, seriate_kw: dict) -> tuple[np.ndarray, Seriated, Ser
     return C, Seriated(result.scores[result.method], result.method, result.order), result
 
 
+def _check_nulls(nulls: Sequence[str], draws: int) -> None:
+    """The null models named are known ones (NULLS), and at least one draw of each is asked for."""
+    unknown = [x for x in nulls if x not in NULLS]
+    if unknown:
+        raise ValueError(f"unknown null model(s) {unknown}; known: {', '.join(NULLS)}")
+    if draws < 1:
+        raise ValueError("draws must be >= 1")
+
 def neighbour_score_against_nulls(W: np.ndarray, nulls: Sequence[str] = ("rotation", "gaussian"), draws: int = 19,
                                   seriate_kw: dict | None = None, alpha: float = 0.05, seed: int | Sequence[int] = 0,
                                   what: str = "neighbour cos^2",
@@ -292,11 +300,7 @@ def neighbour_score_against_nulls(W: np.ndarray, nulls: Sequence[str] = ("rotati
 
     Draw b of null `name` comes from default_rng([*seed, NULLS.index(name), b]): the same draws whatever other
     nulls are run. progress(name, b) is called after each draw (it may raise to cancel)."""
-    unknown = [x for x in nulls if x not in NULLS]
-    if unknown:
-        raise ValueError(f"unknown null model(s) {unknown}; known: {', '.join(NULLS)}")
-    if draws < 1:
-        raise ValueError("draws must be >= 1")
+    _check_nulls(nulls, draws)
     kw = dict(seriate_kw or {})
     seeds = [seed] if isinstance(seed, int) else list(seed)
     observed = seriated(W, kw)[1].score
@@ -406,11 +410,7 @@ def null_test(W: np.ndarray, nulls: Sequence[str] = ("covariance", "rotation"), 
 
     progress(null_name, draw_index) is called after each draw in each of the two passes, 2 x len(nulls) x
     draws calls in all (it may raise to cancel)."""
-    unknown = [x for x in nulls if x not in NULLS]
-    if unknown:
-        raise ValueError(f"unknown null model(s) {unknown}; known: {', '.join(NULLS)}")
-    if draws < 1:
-        raise ValueError("draws must be >= 1")
+    _check_nulls(nulls, draws)
     kw = dict(seriate_kw or {})
     C, model, result = seriated(W, kw)
     moments = RowMoments.of(W) if {"covariance", "rotation"} & set(nulls) else None
